@@ -1,0 +1,56 @@
+/**
+ * Typed errors that say what went wrong and what to do about it.
+ *
+ * Every failure a person can act on is a SnapkeepError with a stable `code` (scripts and the UI
+ * branch on it) and a message that is one sentence, optionally followed by a hint. The CLI prints
+ * `message` and, when present, `hint`; nothing else (no stack traces for expected failures).
+ */
+export type ErrorCode =
+  | "INVALID_INPUT"
+  | "NOT_FOUND"
+  | "ALREADY_EXISTS"
+  | "HOST_KEY_UNKNOWN"
+  | "HOST_KEY_CHANGED"
+  | "HOST_UNREACHABLE"
+  | "AUTH_FAILED"
+  | "BAD_PASSPHRASE"
+  | "TOOL_MISSING"
+  | "COMMAND_FAILED"
+  | "TIMEOUT"
+  | "CANCELLED"
+  | "DISK_UNSUPPORTED"
+  | "VM_RUNNING"
+  | "STORE_CORRUPT"
+  | "UNEXPECTED_OUTPUT";
+
+export class SnapkeepError extends Error {
+  readonly code: ErrorCode;
+  /** What the person can do next, e.g. the exact command to run. */
+  readonly hint: string | undefined;
+  /** Structured facts for the UI and `--json` (fingerprints, disk targets, ...). */
+  readonly details: Readonly<Record<string, unknown>>;
+
+  constructor(
+    code: ErrorCode,
+    message: string,
+    options: { hint?: string; details?: Record<string, unknown>; cause?: unknown } = {},
+  ) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = "SnapkeepError";
+    this.code = code;
+    this.hint = options.hint;
+    this.details = options.details ?? {};
+  }
+}
+
+export function isSnapkeepError(value: unknown, code?: ErrorCode): value is SnapkeepError {
+  return value instanceof SnapkeepError && (code === undefined || value.code === code);
+}
+
+/** The text of any thrown value, for wrapping foreign errors into a SnapkeepError. */
+export function describeError(value: unknown): string {
+  if (value instanceof Error) {
+    return value.message;
+  }
+  return String(value);
+}

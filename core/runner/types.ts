@@ -1,0 +1,39 @@
+/**
+ * The command runner port: argv in, streamed output and exit status out.
+ *
+ * Drivers only ever see this interface, so the same driver code runs a tool on this computer
+ * (spawned with an argv array, no shell) or on an SSH host (ssh2 exec, every argument quoted by
+ * `quoteShellArgs`). `LC_ALL=C` is always set so that parsers see untranslated output.
+ */
+export interface RunOptions {
+  /** Bytes written to the command's stdin, then stdin is closed. */
+  readonly stdin?: string | Buffer;
+  /** Called with each chunk of stdout as it arrives (progress parsing); output is still collected. */
+  readonly onStdout?: (chunk: Buffer) => void;
+  readonly onStderr?: (chunk: Buffer) => void;
+  /** Milliseconds before the command is killed and the run rejects with a TIMEOUT error. */
+  readonly timeoutMs?: number;
+  /** Aborting kills the command and rejects with a CANCELLED error. */
+  readonly signal?: AbortSignal;
+}
+
+export interface RunResult {
+  /** Exit code, or null when the process was ended by a signal. */
+  readonly code: number | null;
+  readonly signal: string | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+export interface CommandRunner {
+  /** A short human label for messages: "this computer", "root@web01:22". */
+  readonly label: string;
+  /**
+   * Runs argv[0] with the remaining arguments. Resolves with the exit status whatever it is
+   * (callers decide what a non-zero code means); rejects only when the command could not be
+   * run at all (tool missing, connection failed, timeout, cancel).
+   */
+  run(argv: readonly string[], options?: RunOptions): Promise<RunResult>;
+  /** Closes connections and kills anything still running. Idempotent. */
+  dispose(): Promise<void>;
+}

@@ -14,6 +14,7 @@ export default defineConfig({
         test: {
           name: "integration",
           include: ["test/integration/**/*.test.ts"],
+          globalSetup: ["test/integration/global-setup.ts"],
           environment: "node",
           // Real libvirtd, QEMU and sshd: one file at a time keeps VM start-up and port use predictable
           // on a 2-core machine, and the timeouts allow for a VM boot under load.

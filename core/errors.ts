@@ -33,7 +33,7 @@ export class SnapkeepError extends Error {
   constructor(
     code: ErrorCode,
     message: string,
-    options: { hint?: string; details?: Record<string, unknown>; cause?: unknown } = {},
+    options: { hint?: string | undefined; details?: Record<string, unknown>; cause?: unknown } = {},
   ) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = "SnapkeepError";

@@ -1,0 +1,87 @@
+import type { HostConfig, Snapshot, VmWithSnapshots } from "../domain/types.js";
+
+/** Plain-text tables for people; `--json` output bypasses all of this. */
+export function table(headers: readonly string[], rows: readonly (readonly string[])[]): string {
+  const widths = headers.map((h, i) => Math.max([...h].length, ...rows.map((r) => [...(r[i] ?? "")].length)));
+  const line = (cells: readonly string[]): string =>
+    cells
+      .map((c, i) => (i === cells.length - 1 ? c : c + " ".repeat((widths[i] ?? 0) - [...c].length)))
+      .join("  ")
+      .trimEnd();
+  return [line(headers), ...rows.map(line)].join("\n") + "\n";
+}
+
+export function formatBytes(bytes: number | null): string {
+  if (bytes === null) {
+    return "-";
+  }
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return `${value >= 10 || unit === 0 ? Math.round(value) : value.toFixed(1)} ${units[unit]}`;
+}
+
+/** Local time, minute precision: what a person compares with their clock. */
+export function formatTime(iso: string): string {
+  const d = new Date(iso);
+  const pad = (n: number): string => String(n).padStart(2, "0");
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+}
+
+/** Names are shown as JSON strings when they hold characters that would garble a table. */
+export function displayName(name: string): string {
+  return /^[\p{L}\p{N}\p{P}\p{S} ]*$/u.test(name) && name.trim() === name ? name : JSON.stringify(name);
+}
+
+export function formatHosts(hosts: readonly HostConfig[]): string {
+  return table(
+    ["NAME", "KIND", "ADDRESS", "HOST KEY"],
+    hosts.map((h) =>
+      h.kind === "local"
+        ? [h.name, "local", h.uri, "-"]
+        : [
+            h.name,
+            "ssh",
+            h.alias ?? `${h.user ?? ""}${h.user ? "@" : ""}${h.host ?? ""}${h.port ? `:${h.port}` : ""}`,
+            h.hostKey ?? "NOT TRUSTED",
+          ],
+    ),
+  );
+}
+
+export function formatVms(vms: readonly VmWithSnapshots[]): string {
+  return table(
+    ["HOST", "VM", "STATE", "DISKS", "SNAPSHOTS", "NEWEST"],
+    vms.map((vm) => {
+      const newest = vm.snapshots.at(-1);
+      return [
+        vm.host,
+        displayName(vm.name),
+        vm.state,
+        vm.disks
+          .map((d) => `${d.target}${d.role === "root" ? "(root)" : ""}${d.device === "disk" ? ` ${formatBytes(d.virtualSize)}` : ` ${d.device}`}`)
+          .join(", "),
+        String(vm.snapshots.length),
+        newest === undefined ? "-" : formatTime(newest.createdAt),
+      ];
+    }),
+  );
+}
+
+export function formatSnapshots(snapshots: readonly Snapshot[]): string {
+  return table(
+    ["CREATED", "NAME", "KIND", "DISKS", "PINNED", "NOTE"],
+    snapshots.map((s) => [
+      formatTime(s.createdAt),
+      displayName(s.name),
+      s.kind + (s.origin === null ? "" : `@${s.origin}`),
+      s.disks.map((d) => d.target).join(","),
+      s.pinned ? "yes" : "",
+      s.note === null ? "" : displayName(s.note),
+    ]),
+  );
+}

@@ -1,0 +1,335 @@
+import { accessSync, constants } from "node:fs";
+import { homedir } from "node:os";
+import { delimiter, join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { Command, CommanderError, Option } from "commander";
+import { SnapkeepError, describeError } from "../errors.js";
+import { sshEnvironmentFromProcess } from "../hosts.js";
+import { DEFAULT_LAB_DIR, DEMO_OWNER, labUp, removeLabVms } from "../lab/lab.js";
+import { LocalRunner } from "../runner/local.js";
+import { SnapkeepService } from "../service.js";
+import { snapkeepHome } from "../store/home.js";
+import { openSettingsStore } from "../store/store.js";
+import { displayName, formatHosts, formatSnapshots, formatTime, formatVms } from "./format.js";
+
+export interface CliIo {
+  readonly out: (text: string) => void;
+  readonly err: (text: string) => void;
+  readonly env: NodeJS.ProcessEnv;
+}
+
+const processIo: CliIo = {
+  out: (text) => process.stdout.write(text),
+  err: (text) => process.stderr.write(text),
+  env: process.env,
+};
+
+/** Runs one CLI invocation and returns the exit code: 0 ok, 1 failed, 2 usage error. */
+export async function runCli(argv: readonly string[], io: CliIo = processIo): Promise<number> {
+  let service: SnapkeepService | undefined;
+  const getService = (): SnapkeepService => {
+    service ??= openService(io);
+    return service;
+  };
+  const program = buildProgram(io, getService);
+  try {
+    await program.parseAsync([...argv], { from: "user" });
+    return 0;
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      return error.exitCode === 0 ? 0 : 2;
+    }
+    reportError(error, io);
+    return 1;
+  } finally {
+    await service?.dispose();
+  }
+}
+
+function openService(io: CliIo): SnapkeepService {
+  const home = snapkeepHome(process.platform, io.env, homedir());
+  const store = openSettingsStore(home, new Date());
+  if (store.recovered !== null) {
+    io.err(
+      `snapkeep: warning: the settings file could not be read (${store.recovered.reason}); it was moved to ${store.recovered.movedTo} and Snapkeep started with empty settings.\n`,
+    );
+  }
+  // "This computer" is there from the first start when libvirt's client is installed.
+  if (store.createdNow && onPath("virsh", io.env)) {
+    store.update((s) => ({ ...s, hosts: [{ name: "local", kind: "local", uri: "qemu:///system" }, ...s.hosts] }));
+  }
+  return new SnapkeepService({
+    store,
+    now: () => new Date(),
+    sleep: (ms) => sleep(ms).then(() => undefined),
+    ssh: sshEnvironmentFromProcess(io.env),
+  });
+}
+
+function buildProgram(io: CliIo, service: () => SnapkeepService): Command {
+  const print = (value: unknown, json: boolean | undefined, human: () => string): void => {
+    io.out(json === true ? `${JSON.stringify(value, null, 2)}\n` : human());
+  };
+  const program = new Command("snapkeep")
+    .description("Snapshots, schedules and restores for your KVM/QEMU hosts, local or over SSH.")
+    .exitOverride()
+    .configureOutput({ writeOut: io.out, writeErr: io.err })
+    .showHelpAfterError("(run snapkeep --help for usage)");
+
+  const host = program.command("host").description("manage the hypervisor hosts Snapkeep drives");
+  host
+    .command("add <name>")
+    .description("add this computer (--local) or an SSH host (--ssh user@host[:port] or an ~/.ssh/config alias)")
+    .addOption(new Option("--local", "this computer's libvirt").conflicts("ssh"))
+    .option("--ssh <target>", "user@host[:port] or a Host alias from ~/.ssh/config")
+    .option("--identity <file>", "private key file (else ssh-agent, ~/.ssh/config, ~/.ssh/id_*)")
+    .option("--uri <uri>", "libvirt URI on that host", "qemu:///system")
+    .option("--trust <fingerprint>", "the host key you expect (SHA256:...), pinned when it matches")
+    .option("--json", "machine-readable output")
+    .action(async (name: string, opts: { local?: boolean; ssh?: string; identity?: string; uri: string; trust?: string; json?: boolean }) => {
+      if (opts.local === true) {
+        const added = service().addLocalHost(name, opts.uri);
+        print(added, opts.json, () => `Added host ${name} (this computer, ${opts.uri}).\n`);
+        return;
+      }
+      if (opts.ssh === undefined) {
+        throw new SnapkeepError("INVALID_INPUT", "Say which host: --local or --ssh USER@HOST[:PORT].");
+      }
+      const result = await service().addSshHost({
+        name,
+        ssh: opts.ssh,
+        uri: opts.uri,
+        ...(opts.identity === undefined ? {} : { identityFile: opts.identity }),
+        ...(opts.trust === undefined ? {} : { trust: opts.trust }),
+      });
+      print(result, opts.json, () =>
+        result.trusted
+          ? `Added host ${name}; its host key ${result.offeredFingerprint} is pinned.\n`
+          : `Added host ${name}, not trusted yet: nothing runs on it until you trust its key.\n` +
+            `It offers ${result.offeredFingerprint}\n` +
+            `Compare it with the host's own (ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub), then run:\n` +
+            `  snapkeep host trust ${name} ${result.offeredFingerprint}\n`,
+      );
+    });
+  host
+    .command("list")
+    .description("list hosts")
+    .option("--json", "machine-readable output")
+    .action((opts: { json?: boolean }) => {
+      const hosts = service().listHosts();
+      print(hosts, opts.json, () => (hosts.length === 0 ? "No hosts yet. Add one with: snapkeep host add\n" : formatHosts(hosts)));
+    });
+  host
+    .command("remove <name>")
+    .description("forget a host (nothing on the host is touched)")
+    .action(async (name: string) => {
+      await service().removeHost(name);
+      io.out(`Removed host ${name}; nothing on the host was changed.\n`);
+    });
+  host
+    .command("trust <name> [fingerprint]")
+    .description("pin the host key an SSH host offers; without a fingerprint, show what it offers")
+    .action(async (name: string, fingerprint: string | undefined) => {
+      if (fingerprint === undefined) {
+        const offered = await service().offeredFingerprint(name);
+        io.out(
+          `Host ${name} offers ${offered}\nIf that is the key on the host, run:\n  snapkeep host trust ${name} ${offered}\n`,
+        );
+        return;
+      }
+      const trusted = await service().trustHost(name, fingerprint);
+      io.out(`Host ${name} is trusted; key ${trusted.hostKey ?? fingerprint} is pinned.\n`);
+    });
+
+  const vm = program.command("vm").description("virtual machines");
+  vm.command("list")
+    .description("list VMs with their disks and snapshots")
+    .option("--host <name>", "only this host")
+    .option("--json", "machine-readable output")
+    .action(async (opts: { host?: string; json?: boolean }) => {
+      const results = await service().listVms(opts.host);
+      const vms = results.flatMap((r) => r.vms);
+      print(results, opts.json, () => (vms.length === 0 ? "No VMs found.\n" : formatVms(vms)));
+      for (const failed of results.filter((r) => r.error !== null)) {
+        io.err(`snapkeep: host ${failed.host} could not be listed: ${failed.error}\n`);
+      }
+      if (results.length > 0 && results.every((r) => r.error !== null)) {
+        throw new SnapkeepError("HOST_UNREACHABLE", "No host could be listed.");
+      }
+    });
+
+  const snapshot = program.command("snapshot").description("disk snapshots of a VM");
+  snapshot
+    .command("create <host/vm>")
+    .description("snapshot the whole VM or chosen disks, running or shut off")
+    .option("--disk <targets>", "comma-separated disk targets, e.g. vda,vdb", splitList)
+    .option("--name <name>", "snapshot name (default: manual-<date>-<time>)")
+    .option("--note <text>", "a note kept with the snapshot")
+    .option("--json", "machine-readable output")
+    .action(async (ref: string, opts: { disk?: string[]; name?: string; note?: string; json?: boolean }) => {
+      const [hostName, vmName] = splitVmRef(ref);
+      const created = await service().createSnapshot(hostName, vmName, {
+        ...(opts.disk === undefined ? {} : { disks: opts.disk }),
+        ...(opts.name === undefined ? {} : { name: opts.name }),
+        ...(opts.note === undefined ? {} : { note: opts.note }),
+      });
+      print(created, opts.json, () => `Created snapshot ${displayName(created.name)} of ${created.disks.map((d) => d.target).join(", ")}.\n`);
+    });
+  snapshot
+    .command("list <host/vm>")
+    .description("list a VM's snapshots, oldest first")
+    .option("--json", "machine-readable output")
+    .action(async (ref: string, opts: { json?: boolean }) => {
+      const [hostName, vmName] = splitVmRef(ref);
+      const list = await service().listSnapshots(hostName, vmName);
+      print(list, opts.json, () => (list.length === 0 ? "No snapshots.\n" : formatSnapshots(list)));
+    });
+  snapshot
+    .command("delete <host/vm> <snapshot>")
+    .description("delete a snapshot Snapkeep made")
+    .option("--dry-run", "only say what would be deleted")
+    .action(async (ref: string, snapshotRef: string, opts: { dryRun?: boolean }) => {
+      const [hostName, vmName] = splitVmRef(ref);
+      if (opts.dryRun === true) {
+        const target = (await service().listSnapshots(hostName, vmName)).find((s) => s.tag === snapshotRef || s.name === snapshotRef);
+        io.out(
+          target === undefined
+            ? `Nothing would be deleted: no snapshot named ${displayName(snapshotRef)}.\n`
+            : `Would delete snapshot ${displayName(target.name)} (${formatTime(target.createdAt)}) from ${target.disks.map((d) => d.target).join(", ")}.\n`,
+        );
+        return;
+      }
+      const deleted = await service().deleteSnapshot(hostName, vmName, snapshotRef);
+      io.out(`Deleted snapshot ${displayName(deleted.name)}.\n`);
+    });
+  snapshot
+    .command("revert <host/vm> <snapshot>")
+    .description("revert disks to a snapshot (a running VM is stopped and started again with --yes)")
+    .option("--disk <targets>", "only these disks", splitList)
+    .option("--yes", "stop a running VM, revert, and start it again")
+    .option("--force", "power the VM off if it ignores the shutdown request")
+    .option("--shutdown-timeout <seconds>", "how long to wait for a clean shutdown", parsePositiveInt, 120)
+    .option("--dry-run", "only say what would happen")
+    .action(
+      async (
+        ref: string,
+        snapshotRef: string,
+        opts: { disk?: string[]; yes?: boolean; force?: boolean; shutdownTimeout: number; dryRun?: boolean },
+      ) => {
+        const [hostName, vmName] = splitVmRef(ref);
+        if (opts.dryRun === true) {
+          const current = await service().getVm(hostName, vmName);
+          const target = current.snapshots.find((s) => s.tag === snapshotRef || s.name === snapshotRef);
+          if (target === undefined) {
+            throw new SnapkeepError("NOT_FOUND", `${current.name} has no snapshot named ${displayName(snapshotRef)}.`);
+          }
+          const disks = opts.disk ?? target.disks.map((d) => d.target);
+          io.out(
+            `Would ${current.active ? "shut down " + current.name + ", " : ""}revert ${disks.join(", ")} to ${displayName(target.name)} (${formatTime(target.createdAt)})${current.active ? ", and start it again" : ""}; changes made since then on those disks would be lost.\n`,
+          );
+          return;
+        }
+        const result = await service().revertSnapshot(hostName, vmName, snapshotRef, {
+          stopRunning: opts.yes === true,
+          force: opts.force === true,
+          shutdownTimeoutMs: opts.shutdownTimeout * 1000,
+          ...(opts.disk === undefined ? {} : { disks: opts.disk }),
+        });
+        io.out(
+          `Reverted ${result.disks.join(", ")} to ${displayName(result.snapshot.name)}${result.restarted ? "; the VM was started again" : ""}.\n`,
+        );
+      },
+    );
+  for (const [command, pinned] of [
+    ["pin", true],
+    ["unpin", false],
+  ] as const) {
+    snapshot
+      .command(`${command} <host/vm> <snapshot>`)
+      .description(pinned ? "protect a snapshot from deletion and pruning" : "remove the protection")
+      .action(async (ref: string, snapshotRef: string) => {
+        const [hostName, vmName] = splitVmRef(ref);
+        const result = await service().setPinned(hostName, vmName, snapshotRef, pinned);
+        io.out(`Snapshot ${displayName(result.name)} is ${pinned ? "pinned" : "no longer pinned"}.\n`);
+      });
+  }
+
+  const lab = program.command("lab").description("two small demo VMs on this computer, to try Snapkeep safely");
+  lab
+    .command("up")
+    .description("create the demo VMs (one running, one shut off) on qemu:///system")
+    .option("--dir <path>", "where their disk images go", DEFAULT_LAB_DIR)
+    .action(async (opts: { dir: string }) => {
+      const runner = new LocalRunner();
+      const made = await labUp(runner, "qemu:///system", opts.dir);
+      const hosts = service().listHosts();
+      if (!hosts.some((h) => h.kind === "local")) {
+        service().addLocalHost("local");
+      }
+      io.out(
+        made.length === 0
+          ? "The demo VMs are already there.\n"
+          : `Created ${made.map((m) => m.name).join(" and ")}. Try: snapkeep vm list\n`,
+      );
+    });
+  lab
+    .command("down")
+    .description("remove the demo VMs and their disks (only VMs that lab up made)")
+    .option("--dry-run", "only say what would be removed")
+    .action(async (opts: { dryRun?: boolean }) => {
+      const removed = await removeLabVms(new LocalRunner(), "qemu:///system", DEMO_OWNER, { dryRun: opts.dryRun === true });
+      const verb = opts.dryRun === true ? "Would remove" : "Removed";
+      io.out(removed.length === 0 ? "No demo VMs to remove.\n" : removed.map((r) => `${verb} ${r.name} and ${r.files.length} disk image(s).\n`).join(""));
+    });
+  return program;
+}
+
+/** Splits HOST/VM at the first slash: host names never contain one, and libvirt refuses it in VM names. */
+export function splitVmRef(ref: string): [string, string] {
+  const slash = ref.indexOf("/");
+  if (slash <= 0 || slash === ref.length - 1) {
+    throw new SnapkeepError("INVALID_INPUT", `"${ref}" is not HOST/VM.`, { hint: "For example: local/web01" });
+  }
+  return [ref.slice(0, slash), ref.slice(slash + 1)];
+}
+
+function splitList(value: string): string[] {
+  const items = value.split(",").map((s) => s.trim()).filter((s) => s.length > 0);
+  if (items.length === 0) {
+    throw new SnapkeepError("INVALID_INPUT", "Give at least one disk target, e.g. --disk vda.");
+  }
+  return items;
+}
+
+function parsePositiveInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n <= 0) {
+    throw new SnapkeepError("INVALID_INPUT", `"${value}" is not a positive whole number of seconds.`);
+  }
+  return n;
+}
+
+function onPath(tool: string, env: NodeJS.ProcessEnv): boolean {
+  return (env["PATH"] ?? "").split(delimiter).some((dir) => {
+    try {
+      accessSync(join(dir, tool), constants.X_OK);
+      return true;
+    } catch {
+      return false;
+    }
+  });
+}
+
+function reportError(error: unknown, io: CliIo): void {
+  if (error instanceof SnapkeepError) {
+    io.err(`snapkeep: ${error.message}\n`);
+    if (error.hint !== undefined) {
+      io.err(`  ${error.hint}\n`);
+    }
+    return;
+  }
+  io.err(`snapkeep: unexpected error: ${describeError(error)}\n`);
+  if (io.env["SNAPKEEP_DEBUG"] && error instanceof Error && error.stack) {
+    io.err(`${error.stack}\n`);
+  }
+}

@@ -1,0 +1,55 @@
+import type { ImageSnapshot } from "../drivers/qemu-img/parse.js";
+import { parseSnapshotTag } from "./snapshot-tag.js";
+import type { Snapshot } from "./types.js";
+
+export interface DiskImageSnapshots {
+  readonly target: string;
+  readonly snapshots: readonly ImageSnapshot[];
+}
+
+export interface SnapshotAnnotations {
+  readonly note: string | null;
+  readonly pinned: boolean;
+}
+
+/**
+ * Groups the per-image internal snapshots of a VM into user-level snapshots: one per tag, listing
+ * every disk that holds it. Sorted oldest first, as a timeline reads.
+ */
+export function groupSnapshots(
+  disks: readonly DiskImageSnapshots[],
+  annotate: (tag: string) => SnapshotAnnotations = () => ({ note: null, pinned: false }),
+): Snapshot[] {
+  const byTag = new Map<string, { disks: Snapshot["disks"][number][]; earliest: Date; vmState: boolean }>();
+  for (const disk of disks) {
+    for (const image of disk.snapshots) {
+      const entry = byTag.get(image.name) ?? { disks: [], earliest: image.createdAt, vmState: false };
+      entry.disks.push({
+        target: disk.target,
+        imageSnapshotId: image.id,
+        createdAt: image.createdAt.toISOString(),
+        vmStateSize: image.vmStateSize,
+      });
+      if (image.createdAt < entry.earliest) {
+        entry.earliest = image.createdAt;
+      }
+      entry.vmState ||= image.vmStateSize > 0;
+      byTag.set(image.name, entry);
+    }
+  }
+  return [...byTag.entries()]
+    .map(([tag, entry]) => {
+      const parsed = parseSnapshotTag(tag);
+      return {
+        tag,
+        name: parsed.name,
+        kind: parsed.kind,
+        origin: parsed.origin,
+        createdAt: entry.earliest.toISOString(),
+        disks: entry.disks,
+        hasVmState: entry.vmState,
+        ...annotate(tag),
+      };
+    })
+    .sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.tag.localeCompare(b.tag));
+}

@@ -1,0 +1,97 @@
+/** The domain as Snapkeep shows it: hosts, VMs, disks and snapshots. Plain data, no behaviour. */
+
+export type VmState =
+  | "running"
+  | "paused"
+  | "shut off"
+  | "in shutdown"
+  | "crashed"
+  | "pmsuspended"
+  | "idle"
+  | "unknown";
+
+export type DiskRole = "root" | "additional";
+
+/** Why a disk cannot be snapshotted, or null when it can. */
+export type SnapshotBlocker = string | null;
+
+export interface Disk {
+  /** The guest-visible target, e.g. "vda": how users and the CLI name a disk. */
+  readonly target: string;
+  readonly device: string;
+  /** libvirt's disk type: file, block, network, volume, dir. */
+  readonly type: string;
+  readonly source: string | null;
+  readonly format: string | null;
+  readonly role: DiskRole;
+  readonly readonly: boolean;
+  readonly virtualSize: number | null;
+  readonly allocatedSize: number | null;
+  readonly snapshotBlocker: SnapshotBlocker;
+}
+
+export interface Vm {
+  readonly host: string;
+  readonly name: string;
+  readonly uuid: string;
+  readonly state: VmState;
+  /** True while a QEMU process holds the disks (running, paused, ...): images must not be touched. */
+  readonly active: boolean;
+  readonly disks: readonly Disk[];
+}
+
+export type SnapshotKind = "manual" | "scheduled" | "safety" | "foreign";
+
+/** One internal qcow2 snapshot inside one disk image. */
+export interface DiskSnapshot {
+  readonly target: string;
+  /** qcow2's own id inside that image: unique per image, used to address it exactly. */
+  readonly imageSnapshotId: string;
+  readonly createdAt: string;
+  readonly vmStateSize: number;
+}
+
+/**
+ * A snapshot as users see it: the same tag on one or more disks of a VM. Snapkeep's tag says who
+ * made it, so it is recognisable on the host even if Snapkeep's settings are lost.
+ */
+export interface Snapshot {
+  /** The tag stored in the images: the snapshot's identity on the host. */
+  readonly tag: string;
+  readonly name: string;
+  readonly kind: SnapshotKind;
+  /** For scheduled snapshots, the schedule that made it. */
+  readonly origin: string | null;
+  readonly createdAt: string;
+  readonly disks: readonly DiskSnapshot[];
+  readonly note: string | null;
+  readonly pinned: boolean;
+  /** True when the snapshot carries VM memory state (made outside Snapkeep, e.g. virsh snapshot-create). */
+  readonly hasVmState: boolean;
+}
+
+export interface VmWithSnapshots extends Vm {
+  readonly snapshots: readonly Snapshot[];
+}
+
+export type HostConfig = LocalHostConfig | SshHostConfig;
+
+export interface LocalHostConfig {
+  readonly name: string;
+  readonly kind: "local";
+  readonly uri: string;
+}
+
+export interface SshHostConfig {
+  readonly name: string;
+  readonly kind: "ssh";
+  /** An ~/.ssh/config Host alias, resolved at every connect so config edits take effect. */
+  readonly alias?: string | undefined;
+  readonly host?: string | undefined;
+  readonly user?: string | undefined;
+  readonly port?: number | undefined;
+  readonly identityFile?: string | undefined;
+  readonly uri: string;
+  /** The pinned host key, "SHA256:..." as printed by ssh-keygen -lf. Absent until trusted. */
+  readonly hostKey?: string | undefined;
+}

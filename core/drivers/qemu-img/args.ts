@@ -1,0 +1,34 @@
+/**
+ * Pure argv builders for qemu-img. These commands are only ever run on images no QEMU process holds
+ * open (the VM is shut off): the man page warns that modifying an image in use may destroy it.
+ */
+
+/**
+ * `--image-opts` pins the format to qcow2 instead of letting qemu-img probe it (a guest can write a
+ * qcow2 header into a raw disk), and a filename is one option value, so commas are doubled.
+ */
+export function qcow2ImageOpts(path: string): string {
+  return `driver=qcow2,file.driver=file,file.filename=${path.replaceAll(",", ",,")}`;
+}
+
+export function imageInfoArgs(path: string, format: string): string[] {
+  return ["qemu-img", "info", "-f", format, "--output=json", path];
+}
+
+export function snapshotCreateArgs(path: string, tag: string): string[] {
+  return ["qemu-img", "snapshot", "-q", "--image-opts", "-c", tag, qcow2ImageOpts(path)];
+}
+
+/** By id, not tag: qcow2 ids are unique per image while tags need not be. */
+export function snapshotApplyArgs(path: string, imageSnapshotId: string): string[] {
+  return ["qemu-img", "snapshot", "-q", "--image-opts", "-a", imageSnapshotId, qcow2ImageOpts(path)];
+}
+
+/** qemu-img looks the argument up as an id first, then as a tag; Snapkeep's tags never look like ids. */
+export function snapshotDeleteArgs(path: string, idOrTag: string): string[] {
+  return ["qemu-img", "snapshot", "-q", "--image-opts", "-d", idOrTag, qcow2ImageOpts(path)];
+}
+
+export function createImageArgs(path: string, sizeBytes: number): string[] {
+  return ["qemu-img", "create", "-q", "-f", "qcow2", path, String(sizeBytes)];
+}

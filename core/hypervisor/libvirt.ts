@@ -1,0 +1,331 @@
+import { SnapkeepError } from "../errors.js";
+import type { Disk, Snapshot, Vm, VmState } from "../domain/types.js";
+import * as virsh from "../drivers/libvirt/args.js";
+import {
+  parseDomainXml,
+  parseDomState,
+  parseUuidList,
+  snapshotBlocker,
+  type XmlDisk,
+  type XmlDomain,
+} from "../drivers/libvirt/parse.js";
+import * as qemuImg from "../drivers/qemu-img/args.js";
+import { parseImageInfo, type ImageState } from "../drivers/qemu-img/parse.js";
+import * as qmp from "../drivers/qmp/commands.js";
+import { runChecked } from "../runner/checked.js";
+import type { CommandRunner } from "../runner/types.js";
+import { mapLimit } from "../util/concurrency.js";
+
+/** Everything Snapkeep read about one VM in one pass: what the listing, snapshot and revert code use. */
+export interface VmInspection {
+  readonly vm: Vm;
+  readonly xml: XmlDomain;
+  /** Image state per disk target, for disks whose image could be read. */
+  readonly images: ReadonlyMap<string, ImageState>;
+  /** QMP node names per disk target; only for an active VM. */
+  readonly nodes: ReadonlyMap<string, string>;
+}
+
+export interface StopOptions {
+  readonly timeoutMs: number;
+  /** Power off when the guest ignores the shutdown request (a VM with no OS always does). */
+  readonly force: boolean;
+  readonly pollMs?: number;
+}
+
+/** How many tool calls one host gets at once: enough to hide latency, below sshd's MaxSessions. */
+const HOST_CONCURRENCY = 6;
+
+/**
+ * One libvirt host reached through a command runner. The mechanism per case:
+ *
+ * | VM       | create / delete                         | list                 | revert                  |
+ * |----------|-----------------------------------------|----------------------|-------------------------|
+ * | shut off | `qemu-img snapshot -c/-d` per image     | `qemu-img info`      | `qemu-img snapshot -a`  |
+ * | running  | QMP transaction of internal snapshots   | QMP `query-block`    | stop, then as shut off  |
+ *
+ * Both paths make the same thing, an internal disk-only snapshot inside each qcow2 image, so a
+ * snapshot taken while running reverts while shut off and vice versa. libvirt's own
+ * snapshot-create-as is not used: for a running VM it only makes whole-VM snapshots with memory
+ * or external overlays, which libvirt 9.0 cannot revert.
+ */
+export class LibvirtHost {
+  constructor(
+    readonly hostName: string,
+    readonly uri: string,
+    readonly runner: CommandRunner,
+  ) {}
+
+  /** Every domain with its state, from four list calls rather than one domstate per VM. */
+  async listStates(): Promise<Map<string, VmState>> {
+    const [all, running, paused, shutoff] = await Promise.all(
+      (["all", "running", "paused", "shutoff"] as const).map(async (filter) =>
+        parseUuidList(
+          (await runChecked(this.runner, virsh.listDomainUuidsArgs(this.uri, filter), "Listing VMs")).stdout,
+        ),
+      ),
+    );
+    const states = new Map<string, VmState>();
+    for (const uuid of all ?? []) {
+      states.set(uuid, "unknown");
+    }
+    for (const [list, state] of [
+      [shutoff, "shut off"],
+      [paused, "paused"],
+      [running, "running"],
+    ] as const) {
+      for (const uuid of list ?? []) {
+        if (states.has(uuid)) {
+          states.set(uuid, state);
+        }
+      }
+    }
+    return states;
+  }
+
+  async listVms(): Promise<VmInspection[]> {
+    const states = await this.listStates();
+    const inspections = await mapLimit([...states.entries()], HOST_CONCURRENCY, async ([uuid, state]) => {
+      try {
+        return await this.inspect(uuid, state);
+      } catch (error) {
+        // A domain undefined between the list and the dumpxml is simply gone, not an error.
+        if (error instanceof SnapkeepError && /failed to get domain|Domain not found/i.test(error.message)) {
+          return null;
+        }
+        throw error;
+      }
+    });
+    return inspections.filter((i): i is VmInspection => i !== null);
+  }
+
+  /** Finds a VM by its exact name (or UUID); names are compared as written, never interpreted. */
+  async findVm(nameOrUuid: string): Promise<VmInspection> {
+    const states = await this.listStates();
+    if (states.has(nameOrUuid)) {
+      return this.inspect(nameOrUuid, states.get(nameOrUuid) ?? "unknown");
+    }
+    const all = await this.listVms();
+    const match = all.find((i) => i.vm.name === nameOrUuid);
+    if (match === undefined) {
+      throw new SnapkeepError("NOT_FOUND", `There is no VM named "${nameOrUuid}" on host ${this.hostName}.`, {
+        hint: `List them with: snapkeep vm list --host ${this.hostName}`,
+      });
+    }
+    return match;
+  }
+
+  async inspect(uuid: string, knownState?: VmState): Promise<VmInspection> {
+    const [xmlResult, state] = await Promise.all([
+      runChecked(this.runner, virsh.dumpXmlArgs(this.uri, uuid), "Reading the VM definition"),
+      knownState === undefined || knownState === "unknown"
+        ? runChecked(this.runner, virsh.domStateArgs(this.uri, uuid), "Reading the VM state").then((r) =>
+            parseDomState(r.stdout),
+          )
+        : Promise.resolve(knownState),
+    ]);
+    const xml = parseDomainXml(xmlResult.stdout);
+    const images = new Map<string, ImageState>();
+    const nodes = new Map<string, string>();
+    const missing = new Set<string>();
+    if (xml.active) {
+      const devices = qmp.parseQueryBlock(
+        (await runChecked(this.runner, virsh.qmpArgs(this.uri, uuid, qmp.queryBlock), "Querying disks")).stdout,
+      );
+      for (const disk of xml.disks) {
+        const device =
+          devices.find((d) => disk.alias !== null && d.alias === disk.alias) ??
+          devices.find((d) => d.file === disk.source);
+        if (device !== undefined) {
+          images.set(disk.target, device.image);
+          nodes.set(disk.target, device.nodeName);
+        }
+      }
+    } else {
+      const readable = xml.disks.filter(
+        (d) => d.device === "disk" && d.type === "file" && d.source?.startsWith("/") && d.format !== null,
+      );
+      await mapLimit(readable, HOST_CONCURRENCY, async (disk) => {
+        const image = await this.readImage(disk);
+        if (image === null) {
+          missing.add(disk.target);
+        } else {
+          images.set(disk.target, image);
+        }
+      });
+    }
+    const disks: Disk[] = xml.disks.map((d) => ({
+      target: d.target,
+      device: d.device,
+      type: d.type,
+      source: d.source,
+      format: d.format,
+      role: d.role,
+      readonly: d.readonly,
+      virtualSize: images.get(d.target)?.virtualSize ?? null,
+      allocatedSize: images.get(d.target)?.actualSize ?? null,
+      snapshotBlocker: snapshotBlocker(d, !missing.has(d.target)),
+    }));
+    return {
+      vm: { host: this.hostName, name: xml.name, uuid: xml.uuid, state, active: xml.active, disks },
+      xml,
+      images,
+      nodes,
+    };
+  }
+
+  /** Reads one image of a shut-off VM; null when the file does not exist. */
+  private async readImage(disk: XmlDisk): Promise<ImageState | null> {
+    const path = disk.source as string;
+    const result = await this.runner.run(qemuImg.imageInfoArgs(path, disk.format as string));
+    if (result.code === 0) {
+      return parseImageInfo(result.stdout);
+    }
+    if (/No such file or directory/i.test(result.stderr)) {
+      return null;
+    }
+    // Reuse the checked path for its error mapping (missing tool, message wording).
+    await runChecked(this.runner, qemuImg.imageInfoArgs(path, disk.format as string), `Reading ${path}`);
+    return null;
+  }
+
+  /**
+   * Creates one internal snapshot with the same tag on each chosen disk. All or nothing: a running
+   * VM gets one QMP transaction; a shut-off VM gets one qemu-img call per image, and the images
+   * already done are rolled back if a later one fails.
+   */
+  async createSnapshot(inspection: VmInspection, targets: readonly string[], tag: string): Promise<void> {
+    const disks = targets.map((t) => requireDisk(inspection, t));
+    if (inspection.vm.active) {
+      const nodes = disks.map((d) => {
+        const node = inspection.nodes.get(d.target);
+        if (node === undefined) {
+          throw new SnapkeepError("DISK_UNSUPPORTED", `QEMU does not report disk ${d.target} of ${inspection.vm.name}.`);
+        }
+        return node;
+      });
+      qmp.parseQmpReply(
+        (
+          await runChecked(
+            this.runner,
+            virsh.qmpArgs(this.uri, inspection.vm.uuid, qmp.snapshotTransaction(nodes, tag)),
+            "Creating the snapshot",
+          )
+        ).stdout,
+        "the snapshot",
+      );
+      return;
+    }
+    const done: Disk[] = [];
+    try {
+      for (const disk of disks) {
+        await runChecked(
+          this.runner,
+          qemuImg.snapshotCreateArgs(disk.source as string, tag),
+          `Snapshotting ${disk.target}`,
+        );
+        done.push(disk);
+      }
+    } catch (error) {
+      for (const disk of done) {
+        // The tag was checked to be new in every image, so deleting by tag removes only ours.
+        await this.runner.run(qemuImg.snapshotDeleteArgs(disk.source as string, tag));
+      }
+      throw error;
+    }
+  }
+
+  async deleteSnapshot(inspection: VmInspection, snapshot: Snapshot): Promise<void> {
+    for (const entry of snapshot.disks) {
+      const disk = requireDisk(inspection, entry.target);
+      if (inspection.vm.active) {
+        const node = inspection.nodes.get(entry.target);
+        if (node === undefined) {
+          throw new SnapkeepError("DISK_UNSUPPORTED", `QEMU does not report disk ${entry.target}.`);
+        }
+        qmp.parseQmpReply(
+          (
+            await runChecked(
+              this.runner,
+              virsh.qmpArgs(this.uri, inspection.vm.uuid, qmp.deleteInternalSnapshot(node, entry.imageSnapshotId, snapshot.tag)),
+              `Deleting the snapshot on ${entry.target}`,
+            )
+          ).stdout,
+          "the snapshot deletion",
+        );
+      } else {
+        await runChecked(
+          this.runner,
+          qemuImg.snapshotDeleteArgs(disk.source as string, entry.imageSnapshotId),
+          `Deleting the snapshot on ${entry.target}`,
+        );
+      }
+    }
+  }
+
+  /** Reverts the chosen disks of a VM that is not running; the caller stops and restarts it. */
+  async revertDisks(inspection: VmInspection, snapshot: Snapshot, targets: readonly string[]): Promise<void> {
+    if (inspection.vm.active) {
+      throw new SnapkeepError("VM_RUNNING", `${inspection.vm.name} is running; its disks cannot be reverted live.`);
+    }
+    for (const target of targets) {
+      const entry = snapshot.disks.find((d) => d.target === target);
+      if (entry === undefined) {
+        throw new SnapkeepError("NOT_FOUND", `Snapshot "${snapshot.name}" does not include disk ${target}.`);
+      }
+      const disk = requireDisk(inspection, target);
+      await runChecked(
+        this.runner,
+        qemuImg.snapshotApplyArgs(disk.source as string, entry.imageSnapshotId),
+        `Reverting ${target}`,
+      );
+    }
+  }
+
+  /**
+   * Asks the guest to shut down and waits; powers off only when `force` allows it, because a
+   * power-off loses whatever the guest had not written yet.
+   */
+  async stop(uuid: string, options: StopOptions, sleep: (ms: number) => Promise<void>): Promise<void> {
+    await runChecked(this.runner, virsh.shutdownArgs(this.uri, uuid), "Shutting the VM down");
+    const poll = options.pollMs ?? 500;
+    for (let waited = 0; waited < options.timeoutMs; waited += poll) {
+      if (!(await this.isActive(uuid))) {
+        return;
+      }
+      await sleep(poll);
+    }
+    if (!(await this.isActive(uuid))) {
+      return;
+    }
+    if (!options.force) {
+      throw new SnapkeepError(
+        "VM_RUNNING",
+        `The VM did not shut down within ${Math.round(options.timeoutMs / 1000)} s.`,
+        { hint: "Shut it down from inside the guest, or pass --force to power it off." },
+      );
+    }
+    await runChecked(this.runner, virsh.destroyArgs(this.uri, uuid), "Powering the VM off");
+  }
+
+  async start(uuid: string): Promise<void> {
+    await runChecked(this.runner, virsh.startArgs(this.uri, uuid), "Starting the VM");
+  }
+
+  private async isActive(uuid: string): Promise<boolean> {
+    const state = parseDomState(
+      (await runChecked(this.runner, virsh.domStateArgs(this.uri, uuid), "Reading the VM state")).stdout,
+    );
+    return state !== "shut off" && state !== "crashed";
+  }
+}
+
+function requireDisk(inspection: VmInspection, target: string): Disk {
+  const disk = inspection.vm.disks.find((d) => d.target === target);
+  if (disk === undefined) {
+    throw new SnapkeepError("NOT_FOUND", `${inspection.vm.name} has no disk ${target}.`, {
+      hint: `Its disks: ${inspection.vm.disks.map((d) => d.target).join(", ") || "none"}.`,
+    });
+  }
+  return disk;
+}

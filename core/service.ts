@@ -1,0 +1,422 @@
+import { SnapkeepError, describeError } from "./errors.js";
+import {
+  defaultSnapshotName,
+  encodeSnapshotTag,
+  validateSnapshotName,
+} from "./domain/snapshot-tag.js";
+import { groupSnapshots } from "./domain/snapshots.js";
+import type { HostConfig, Snapshot, SshHostConfig, Vm, VmWithSnapshots } from "./domain/types.js";
+import { createRunner, createSshRunner, type SshEnvironment } from "./hosts.js";
+import { LibvirtHost, type VmInspection } from "./hypervisor/libvirt.js";
+import type { CommandRunner } from "./runner/types.js";
+import { isFingerprint } from "./ssh/hostkey.js";
+import { parseSshSpec } from "./ssh/config.js";
+import { snapshotKey, type Annotation } from "./store/schema.js";
+import type { SettingsStore } from "./store/store.js";
+import { settleLimit } from "./util/concurrency.js";
+
+export interface ServiceDeps {
+  readonly store: SettingsStore;
+  readonly now: () => Date;
+  readonly sleep: (ms: number) => Promise<void>;
+  readonly ssh: SshEnvironment;
+  /** Overrides how runners are made (benchmarks count calls); defaults to local spawn / ssh2. */
+  readonly runnerFor?: (host: HostConfig) => CommandRunner;
+}
+
+export interface HostVms {
+  readonly host: string;
+  readonly vms: readonly VmWithSnapshots[];
+  /** Set when this host could not be listed; the other hosts are still listed. */
+  readonly error: string | null;
+}
+
+export interface CreateSnapshotRequest {
+  readonly disks?: readonly string[];
+  readonly name?: string;
+  readonly note?: string;
+}
+
+export interface RevertRequest {
+  readonly disks?: readonly string[];
+  /** Consent to stop a running VM, revert, and start it again. */
+  readonly stopRunning?: boolean;
+  /** Consent to power off a guest that ignores the shutdown request. */
+  readonly force?: boolean;
+  readonly shutdownTimeoutMs?: number;
+}
+
+export interface RevertResult {
+  readonly snapshot: Snapshot;
+  readonly disks: readonly string[];
+  readonly restarted: boolean;
+}
+
+const DEFAULT_SHUTDOWN_TIMEOUT_MS = 120_000;
+
+/**
+ * The one application API: the CLI, the daemon, the web server and the Electron main process all
+ * drive Snapkeep through this class and nothing else.
+ */
+export class SnapkeepService {
+  readonly #deps: ServiceDeps;
+  readonly #runners = new Map<string, CommandRunner>();
+
+  constructor(deps: ServiceDeps) {
+    this.#deps = deps;
+  }
+
+  listHosts(): HostConfig[] {
+    return this.#deps.store.read().hosts;
+  }
+
+  getHost(name: string): HostConfig {
+    const host = this.listHosts().find((h) => h.name === name);
+    if (host === undefined) {
+      throw new SnapkeepError("NOT_FOUND", `There is no host named "${name}".`, {
+        hint: "See your hosts with: snapkeep host list",
+      });
+    }
+    return host;
+  }
+
+  addLocalHost(name: string, uri = "qemu:///system"): HostConfig {
+    const host: HostConfig = { name, kind: "local", uri };
+    this.#saveNewHost(host);
+    return host;
+  }
+
+  /**
+   * Adds an SSH host. The host key is fetched first: with `trust` it must match and is pinned;
+   * without it the host is saved untrusted, nothing runs on it, and the offered fingerprint is
+   * returned so the user can check it and run `snapkeep host trust`.
+   */
+  async addSshHost(request: {
+    name: string;
+    ssh: string;
+    identityFile?: string;
+    uri?: string;
+    trust?: string;
+  }): Promise<{ host: SshHostConfig; offeredFingerprint: string; trusted: boolean }> {
+    const spec = parseSshSpec(request.ssh);
+    const host: SshHostConfig = {
+      name: request.name,
+      kind: "ssh",
+      uri: request.uri ?? "qemu:///system",
+      ...spec,
+      ...(request.identityFile === undefined ? {} : { identityFile: request.identityFile }),
+    };
+    if (this.listHosts().some((h) => h.name === host.name)) {
+      throw new SnapkeepError("ALREADY_EXISTS", `A host named "${host.name}" already exists.`);
+    }
+    const offered = await this.#probe(host);
+    if (request.trust !== undefined) {
+      this.#requireMatchingFingerprint(host.name, request.trust, offered);
+    }
+    const saved: SshHostConfig = request.trust === undefined ? host : { ...host, hostKey: offered };
+    this.#saveNewHost(saved);
+    return { host: saved, offeredFingerprint: offered, trusted: request.trust !== undefined };
+  }
+
+  /** Pins the host key the host offers now, which must equal `fingerprint` (checked out of band). */
+  async trustHost(name: string, fingerprint: string): Promise<SshHostConfig> {
+    const host = this.getHost(name);
+    if (host.kind !== "ssh") {
+      throw new SnapkeepError("INVALID_INPUT", `${name} is this computer; there is no host key to trust.`);
+    }
+    const offered = await this.#probe(host);
+    this.#requireMatchingFingerprint(name, fingerprint, offered);
+    const updated: SshHostConfig = { ...host, hostKey: offered };
+    this.#deps.store.update((s) => ({ ...s, hosts: s.hosts.map((h) => (h.name === name ? updated : h)) }));
+    await this.#dropRunner(name);
+    return updated;
+  }
+
+  /** The fingerprint a host offers right now, without trusting it. */
+  async offeredFingerprint(name: string): Promise<string> {
+    const host = this.getHost(name);
+    if (host.kind !== "ssh") {
+      throw new SnapkeepError("INVALID_INPUT", `${name} is this computer; it has no host key.`);
+    }
+    return this.#probe(host);
+  }
+
+  async removeHost(name: string): Promise<void> {
+    this.getHost(name);
+    this.#deps.store.update((s) => ({
+      ...s,
+      hosts: s.hosts.filter((h) => h.name !== name),
+      annotations: Object.fromEntries(Object.entries(s.annotations).filter(([key]) => !key.startsWith(`${name}/`))),
+    }));
+    await this.#dropRunner(name);
+  }
+
+  /** VMs with their disks and snapshots on each host; an offline host does not hide the others. */
+  async listVms(hostName?: string): Promise<HostVms[]> {
+    const hosts = hostName === undefined ? this.listHosts() : [this.getHost(hostName)];
+    const results = await settleLimit(hosts, 4, async (host) => {
+      const inspections = await this.#libvirt(host).listVms();
+      return inspections.map((i) => this.#withSnapshots(i));
+    });
+    return hosts.map((host, index) => {
+      const result = results[index];
+      return result?.status === "fulfilled"
+        ? { host: host.name, vms: result.value, error: null }
+        : { host: host.name, vms: [], error: describeError(result?.reason) };
+    });
+  }
+
+  async getVm(hostName: string, vmName: string): Promise<VmWithSnapshots> {
+    return this.#withSnapshots(await this.#find(hostName, vmName));
+  }
+
+  async listSnapshots(hostName: string, vmName: string): Promise<Snapshot[]> {
+    return [...(await this.getVm(hostName, vmName)).snapshots];
+  }
+
+  async createSnapshot(hostName: string, vmName: string, request: CreateSnapshotRequest = {}): Promise<Snapshot> {
+    const host = this.getHost(hostName);
+    const inspection = await this.#find(hostName, vmName);
+    const targets = chooseSnapshotDisks(inspection.vm, request.disks);
+    const name = request.name ?? defaultSnapshotName("manual", this.#deps.now());
+    validateSnapshotName(name);
+    if (request.note !== undefined && request.note.length > 2000) {
+      throw new SnapkeepError("INVALID_INPUT", "A note can be at most 2000 characters long.");
+    }
+    const tag = encodeSnapshotTag("manual", name);
+    const existing = this.#withSnapshots(inspection).snapshots;
+    if (existing.some((s) => s.name === name || s.tag === tag)) {
+      throw new SnapkeepError("ALREADY_EXISTS", `${inspection.vm.name} already has a snapshot named "${name}".`, {
+        hint: "Choose another name with --name.",
+      });
+    }
+    await this.#libvirt(host).createSnapshot(inspection, targets, tag);
+    if (request.note !== undefined && request.note.length > 0) {
+      this.#annotate(hostName, inspection.vm.uuid, tag, { note: request.note });
+    }
+    const created = (await this.getVm(hostName, inspection.vm.uuid)).snapshots.find((s) => s.tag === tag);
+    if (created === undefined) {
+      throw new SnapkeepError("UNEXPECTED_OUTPUT", `The snapshot "${name}" was made but cannot be found on the host.`);
+    }
+    return created;
+  }
+
+  /** Deletes a snapshot Snapkeep made; refuses snapshots made by other tools. */
+  async deleteSnapshot(hostName: string, vmName: string, snapshotRef: string): Promise<Snapshot> {
+    const host = this.getHost(hostName);
+    const inspection = await this.#find(hostName, vmName);
+    const snapshot = resolveSnapshot(this.#withSnapshots(inspection), snapshotRef);
+    if (snapshot.kind === "foreign") {
+      throw new SnapkeepError(
+        "INVALID_INPUT",
+        `Snapshot "${snapshot.name}" was not made by Snapkeep, so Snapkeep will not delete it.`,
+        { hint: "Delete it with the tool that made it (virsh snapshot-delete or qemu-img snapshot -d)." },
+      );
+    }
+    if (snapshot.pinned) {
+      throw new SnapkeepError("INVALID_INPUT", `Snapshot "${snapshot.name}" is pinned.`, {
+        hint: `Unpin it first: snapkeep snapshot unpin ${hostName}/${inspection.vm.name} "${snapshot.name}"`,
+      });
+    }
+    await this.#libvirt(host).deleteSnapshot(inspection, snapshot);
+    this.#deps.store.update((s) => {
+      const annotations = { ...s.annotations };
+      delete annotations[snapshotKey(hostName, inspection.vm.uuid, snapshot.tag)];
+      return { ...s, annotations };
+    });
+    return snapshot;
+  }
+
+  /**
+   * Reverts disks to a snapshot. A running VM is only stopped with consent (`stopRunning`), and
+   * started again afterwards; a guest that ignores the shutdown is only powered off with `force`.
+   */
+  async revertSnapshot(
+    hostName: string,
+    vmName: string,
+    snapshotRef: string,
+    request: RevertRequest = {},
+  ): Promise<RevertResult> {
+    const host = this.getHost(hostName);
+    const libvirt = this.#libvirt(host);
+    let inspection = await this.#find(hostName, vmName);
+    const snapshot = resolveSnapshot(this.#withSnapshots(inspection), snapshotRef);
+    const targets = request.disks ?? snapshot.disks.map((d) => d.target);
+    for (const target of targets) {
+      if (!snapshot.disks.some((d) => d.target === target)) {
+        throw new SnapkeepError("NOT_FOUND", `Snapshot "${snapshot.name}" does not include disk ${target}.`, {
+          hint: `It includes: ${snapshot.disks.map((d) => d.target).join(", ")}.`,
+        });
+      }
+    }
+    const wasActive = inspection.vm.active;
+    if (wasActive) {
+      if (request.stopRunning !== true) {
+        throw new SnapkeepError(
+          "VM_RUNNING",
+          `${inspection.vm.name} is ${inspection.vm.state}; reverting its disks needs it stopped.`,
+          { hint: "Run again with --yes to shut it down, revert, and start it again." },
+        );
+      }
+      await libvirt.stop(
+        inspection.vm.uuid,
+        { timeoutMs: request.shutdownTimeoutMs ?? DEFAULT_SHUTDOWN_TIMEOUT_MS, force: request.force === true },
+        this.#deps.sleep,
+      );
+      inspection = await libvirt.inspect(inspection.vm.uuid);
+    }
+    await libvirt.revertDisks(inspection, snapshot, targets);
+    if (wasActive) {
+      await libvirt.start(inspection.vm.uuid);
+    }
+    return { snapshot, disks: targets, restarted: wasActive };
+  }
+
+  async setPinned(hostName: string, vmName: string, snapshotRef: string, pinned: boolean): Promise<Snapshot> {
+    const vm = await this.getVm(hostName, vmName);
+    const snapshot = resolveSnapshot(vm, snapshotRef);
+    this.#annotate(hostName, vm.uuid, snapshot.tag, { pinned });
+    return { ...snapshot, pinned };
+  }
+
+  /** Closes every SSH connection. */
+  async dispose(): Promise<void> {
+    const runners = [...this.#runners.values()];
+    this.#runners.clear();
+    await Promise.all(runners.map((r) => r.dispose()));
+  }
+
+  #withSnapshots(inspection: VmInspection): VmWithSnapshots {
+    const annotations = this.#deps.store.read().annotations;
+    const snapshots = groupSnapshots(
+      [...inspection.images.entries()].map(([target, image]) => ({ target, snapshots: image.snapshots })),
+      (tag) => annotations[snapshotKey(inspection.vm.host, inspection.vm.uuid, tag)] ?? { note: null, pinned: false },
+    );
+    return { ...inspection.vm, snapshots };
+  }
+
+  #annotate(host: string, uuid: string, tag: string, change: Partial<Annotation>): void {
+    const key = snapshotKey(host, uuid, tag);
+    this.#deps.store.update((s) => ({
+      ...s,
+      annotations: { ...s.annotations, [key]: { note: null, pinned: false, ...s.annotations[key], ...change } },
+    }));
+  }
+
+  async #find(hostName: string, vmName: string): Promise<VmInspection> {
+    return this.#libvirt(this.getHost(hostName)).findVm(vmName);
+  }
+
+  #libvirt(host: HostConfig): LibvirtHost {
+    if (host.kind === "ssh" && host.hostKey === undefined) {
+      throw new SnapkeepError("HOST_KEY_UNKNOWN", `Host ${host.name} is not trusted yet; nothing runs on it until it is.`, {
+        hint: `Check its fingerprint and run: snapkeep host trust ${host.name} SHA256:...`,
+      });
+    }
+    return new LibvirtHost(host.name, host.uri, this.#runner(host));
+  }
+
+  #runner(host: HostConfig): CommandRunner {
+    let runner = this.#runners.get(host.name);
+    if (runner === undefined) {
+      runner = this.#deps.runnerFor?.(host) ?? createRunner(host, this.#deps.ssh);
+      this.#runners.set(host.name, runner);
+    }
+    return runner;
+  }
+
+  async #dropRunner(name: string): Promise<void> {
+    const runner = this.#runners.get(name);
+    this.#runners.delete(name);
+    await runner?.dispose();
+  }
+
+  async #probe(host: SshHostConfig): Promise<string> {
+    const runner = createSshRunner(host, this.#deps.ssh, undefined);
+    try {
+      return await runner.probeHostKey();
+    } finally {
+      await runner.dispose();
+    }
+  }
+
+  #requireMatchingFingerprint(name: string, given: string, offered: string): void {
+    if (!isFingerprint(given)) {
+      throw new SnapkeepError("INVALID_INPUT", `"${given}" is not a SHA256 fingerprint (SHA256: and 43 characters).`);
+    }
+    if (given !== offered) {
+      throw new SnapkeepError(
+        "HOST_KEY_CHANGED",
+        `Host ${name} offers ${offered}, not the fingerprint you gave (${given}); nothing was trusted.`,
+        { hint: "Check the fingerprint on the host with: ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub", details: { expected: given, offered } },
+      );
+    }
+  }
+
+  #saveNewHost(host: HostConfig): void {
+    this.#deps.store.update((s) => {
+      if (s.hosts.some((h) => h.name === host.name)) {
+        throw new SnapkeepError("ALREADY_EXISTS", `A host named "${host.name}" already exists.`);
+      }
+      return { ...s, hosts: [...s.hosts, host] };
+    });
+  }
+}
+
+/**
+ * The disks a snapshot covers: the chosen ones, or every hard disk. CD-ROMs are not disks and are
+ * left out of "every"; any other disk that cannot be snapshotted is an error naming it, so nothing
+ * is half-done.
+ */
+export function chooseSnapshotDisks(vm: Vm, chosen: readonly string[] | undefined): string[] {
+  const disks =
+    chosen === undefined
+      ? vm.disks.filter((d) => d.device === "disk")
+      : chosen.map((target) => {
+          const disk = vm.disks.find((d) => d.target === target);
+          if (disk === undefined) {
+            throw new SnapkeepError("NOT_FOUND", `${vm.name} has no disk ${target}.`, {
+              hint: `Its disks: ${vm.disks.map((d) => d.target).join(", ") || "none"}.`,
+            });
+          }
+          return disk;
+        });
+  if (disks.length === 0) {
+    throw new SnapkeepError("DISK_UNSUPPORTED", `${vm.name} has no disks to snapshot.`);
+  }
+  const blocked = disks.filter((d) => d.snapshotBlocker !== null);
+  if (blocked.length > 0) {
+    throw new SnapkeepError(
+      "DISK_UNSUPPORTED",
+      `Cannot snapshot ${vm.name}: ${blocked.map((d) => d.snapshotBlocker).join("; ")}.`,
+      {
+        hint:
+          chosen === undefined && blocked.length < disks.length
+            ? `Choose the other disks with --disk ${disks.filter((d) => d.snapshotBlocker === null).map((d) => d.target).join(",")}`
+            : undefined,
+        details: { disks: blocked.map((d) => d.target) },
+      },
+    );
+  }
+  return [...new Set(disks.map((d) => d.target))];
+}
+
+/** A snapshot by its exact tag, else by its name; an ambiguous name is refused, not guessed. */
+export function resolveSnapshot(vm: VmWithSnapshots, ref: string): Snapshot {
+  const byTag = vm.snapshots.find((s) => s.tag === ref);
+  if (byTag !== undefined) {
+    return byTag;
+  }
+  const byName = vm.snapshots.filter((s) => s.name === ref);
+  if (byName.length === 1 && byName[0] !== undefined) {
+    return byName[0];
+  }
+  if (byName.length > 1) {
+    throw new SnapkeepError("INVALID_INPUT", `${vm.name} has ${byName.length} snapshots named "${ref}".`, {
+      hint: `Name one by its tag: ${byName.map((s) => JSON.stringify(s.tag)).join(" or ")}`,
+    });
+  }
+  throw new SnapkeepError("NOT_FOUND", `${vm.name} has no snapshot named "${ref}".`, {
+    hint: `List them with: snapkeep snapshot list ${vm.host}/${vm.name}`,
+  });
+}

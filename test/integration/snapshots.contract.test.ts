@@ -1,0 +1,253 @@
+/**
+ * The driver contract, run twice against real libvirtd + QEMU: once through this computer's
+ * runner and once through a real OpenSSH sshd on loopback (the same libvirtd behind it).
+ */
+import { execFileSync, spawn } from "node:child_process";
+import { existsSync, rmSync } from "node:fs";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { isSnapkeepError } from "../../core/errors.js";
+import type { SnapkeepService } from "../../core/service.js";
+import { makeService } from "../support/service.js";
+import { startSshd, type TestSshd } from "../support/sshd.js";
+import { hasPattern, qemuIo, TestVms, uniqueSuffix, virshOut, writeLive } from "../support/libvirt.js";
+
+const hosts = [
+  { label: "local", hostName: "local" },
+  { label: "ssh", hostName: "loop" },
+] as const;
+
+describe.each(hosts)("snapshot contract via $label", ({ hostName }) => {
+  const vms = new TestVms();
+  let sshd: TestSshd | undefined;
+  let ctx: ReturnType<typeof makeService>;
+  let service: SnapkeepService;
+  const suffix = uniqueSuffix();
+  const offName = `sk-off-${suffix}`;
+  const runName = `sk-run-${suffix}`;
+  let offDisks: readonly string[] = [];
+  let runUuid = "";
+  let runDisks: readonly string[] = [];
+
+  beforeAll(async () => {
+    ctx = makeService();
+    service = ctx.service;
+    if (hostName === "local") {
+      service.addLocalHost("local");
+    } else {
+      sshd = await startSshd();
+      await service.addSshHost({
+        name: "loop",
+        ssh: `${sshd.user}@${sshd.host}:${sshd.port}`,
+        identityFile: sshd.userKeyPath,
+        trust: sshd.hostFingerprint,
+      });
+    }
+    const off = await vms.create({
+      name: offName,
+      running: false,
+      disks: [
+        { target: "vda", sizeMiB: 16 },
+        { target: "vdb", sizeMiB: 16 },
+      ],
+    });
+    offDisks = off.diskPaths;
+    const run = await vms.create({
+      name: runName,
+      running: true,
+      disks: [
+        { target: "vda", sizeMiB: 16 },
+        { target: "vdb", sizeMiB: 16 },
+      ],
+    });
+    runUuid = run.uuid;
+    runDisks = run.diskPaths;
+  });
+
+  afterAll(async () => {
+    await ctx?.dispose();
+    await vms.dispose();
+    await sshd?.stop();
+  });
+
+  it("lists VMs with state, disks, roles and sizes", async () => {
+    const [result] = await service.listVms(hostName);
+    expect(result?.error).toBeNull();
+    const off = result?.vms.find((v) => v.name === offName);
+    const run = result?.vms.find((v) => v.name === runName);
+    expect(off).toMatchObject({ state: "shut off", active: false, host: hostName });
+    expect(run).toMatchObject({ state: "running", active: true });
+    for (const vm of [off, run]) {
+      expect(vm?.disks.map((d) => [d.target, d.role, d.format, d.virtualSize, d.snapshotBlocker])).toEqual([
+        ["vda", "root", "qcow2", 16 * 1024 * 1024, null],
+        ["vdb", "additional", "qcow2", 16 * 1024 * 1024, null],
+      ]);
+      expect(vm?.uuid).toMatch(/^[0-9a-f-]{36}$/);
+    }
+  });
+
+  it("snapshots a shut-off VM, reverts after a change, and deletes", async () => {
+    const [vda, vdb] = offDisks as [string, string];
+    qemuIo(vda, "write -P 0xa1 0 64k");
+    qemuIo(vdb, "write -P 0xb1 0 64k");
+    const snap = await service.createSnapshot(hostName, offName, { name: "before change", note: "a note" });
+    expect(snap).toMatchObject({ name: "before change", kind: "manual", note: "a note", tag: "snapkeep:manual:before change" });
+    expect(snap.disks.map((d) => d.target)).toEqual(["vda", "vdb"]);
+    // Recognisable on the host itself, without Snapkeep's settings.
+    expect(execInfoSnapshots(vda)).toContain("snapkeep:manual:before change");
+
+    qemuIo(vda, "write -P 0xa2 0 64k");
+    qemuIo(vdb, "write -P 0xb2 0 64k");
+    const reverted = await service.revertSnapshot(hostName, offName, "before change");
+    expect(reverted).toMatchObject({ disks: ["vda", "vdb"], restarted: false });
+    expect(hasPattern(vda, 0xa1)).toBe(true);
+    expect(hasPattern(vdb, 0xb1)).toBe(true);
+
+    await service.deleteSnapshot(hostName, offName, "before change");
+    expect(await service.listSnapshots(hostName, offName)).toEqual([]);
+    expect(execInfoSnapshots(vda)).toEqual([]);
+  });
+
+  it("snapshots one chosen disk of a running VM and reverts it with a managed stop and start", async () => {
+    const [vda, vdb] = runDisks as [string, string];
+    writeLive(runUuid, "virtio-disk1", 0xc1);
+    writeLive(runUuid, "virtio-disk0", 0xd1);
+    const snap = await service.createSnapshot(hostName, runName, { disks: ["vdb"], name: "live-1" });
+    expect(snap.disks.map((d) => d.target)).toEqual(["vdb"]);
+    writeLive(runUuid, "virtio-disk1", 0xc2);
+    writeLive(runUuid, "virtio-disk0", 0xd2);
+
+    // Reverting needs the VM stopped, and Snapkeep says so instead of doing it unasked.
+    await expect(service.revertSnapshot(hostName, runName, "live-1")).rejects.toMatchObject({ code: "VM_RUNNING" });
+    expect(virshOut("domstate", runUuid).trim()).toBe("running");
+
+    // A VM with no OS ignores ACPI shutdown: the timeout then needs --force.
+    await expect(
+      service.revertSnapshot(hostName, runName, "live-1", { stopRunning: true, shutdownTimeoutMs: 1000 }),
+    ).rejects.toMatchObject({ code: "VM_RUNNING" });
+    const result = await service.revertSnapshot(hostName, runName, "live-1", {
+      stopRunning: true,
+      force: true,
+      shutdownTimeoutMs: 1000,
+    });
+    expect(result).toMatchObject({ disks: ["vdb"], restarted: true });
+    expect(virshOut("domstate", runUuid).trim()).toBe("running");
+
+    virshOut("destroy", runUuid);
+    expect(hasPattern(vdb, 0xc1)).toBe(true); // reverted
+    expect(hasPattern(vda, 0xd2)).toBe(true); // not chosen, untouched
+    virshOut("start", runUuid);
+
+    const listed = await service.listSnapshots(hostName, runName);
+    expect(listed.map((s) => s.name)).toEqual(["live-1"]);
+    await service.deleteSnapshot(hostName, runName, "live-1");
+    expect(await service.listSnapshots(hostName, runName)).toEqual([]);
+  });
+
+  it("snapshots all disks of a running VM in one transaction and deletes live", async () => {
+    const snap = await service.createSnapshot(hostName, runName, { name: "both" });
+    expect(snap.disks.map((d) => d.target)).toEqual(["vda", "vdb"]);
+    const createdAt = new Date(snap.createdAt).getTime();
+    expect(Math.abs(createdAt - Date.now())).toBeLessThan(60_000);
+    await service.deleteSnapshot(hostName, runName, "both");
+    expect(await service.listSnapshots(hostName, runName)).toEqual([]);
+  });
+
+  it("refuses duplicate names, unknown disks and unknown snapshots clearly", async () => {
+    await service.createSnapshot(hostName, offName, { name: "dup" });
+    await expect(service.createSnapshot(hostName, offName, { name: "dup" })).rejects.toMatchObject({
+      code: "ALREADY_EXISTS",
+    });
+    await expect(service.createSnapshot(hostName, offName, { disks: ["vdz"] })).rejects.toMatchObject({
+      code: "NOT_FOUND",
+      message: expect.stringContaining("vdz"),
+    });
+    await expect(service.revertSnapshot(hostName, offName, "nope")).rejects.toMatchObject({ code: "NOT_FOUND" });
+    await expect(service.createSnapshot(hostName, "no-such-vm")).rejects.toMatchObject({ code: "NOT_FOUND" });
+    await service.deleteSnapshot(hostName, offName, "dup");
+  });
+
+  it("leaves no partial snapshot when one disk of a shut-off VM fails", async () => {
+    const [vda, vdb] = offDisks as [string, string];
+    // Another process holding vdb's write lock makes qemu-img fail on vdb after vda succeeded.
+    const holder = spawn("qemu-io", ["-f", "qcow2", vdb], { stdio: ["pipe", "ignore", "ignore"] });
+    try {
+      await waitFor(() => lockedFor(vdb));
+      const error = await service.createSnapshot(hostName, offName, { name: "partial" }).catch((e: unknown) => e);
+      expect(isSnapkeepError(error, "COMMAND_FAILED")).toBe(true);
+      expect(String((error as Error).message)).toMatch(/vdb/);
+    } finally {
+      holder.stdin.end("quit\n");
+      await new Promise((resolve) => holder.once("exit", resolve));
+    }
+    expect(execInfoSnapshots(vda)).toEqual([]);
+    expect(execInfoSnapshots(vdb)).toEqual([]);
+  });
+
+  it("keeps hostile VM and snapshot names inert end to end", async () => {
+    const marker = `/tmp/snapkeep-pwned-${suffix}-${hostName}`;
+    const hostileVm = `it's "$(touch ${marker})" \`touch ${marker}\`; x-${suffix}`;
+    const hostileSnap = `'; touch ${marker}; echo '$(touch ${marker}) -rf --help`;
+    await vms.create({ name: hostileVm, running: false, disks: [{ target: "vda", sizeMiB: 8 }] });
+    const snap = await service.createSnapshot(hostName, hostileVm, { name: hostileSnap, note: "$(reboot)" });
+    expect(snap.name).toBe(hostileSnap);
+    const listed = await service.listSnapshots(hostName, hostileVm);
+    expect(listed.map((s) => [s.name, s.note])).toEqual([[hostileSnap, "$(reboot)"]]);
+    await service.revertSnapshot(hostName, hostileVm, hostileSnap);
+    await service.deleteSnapshot(hostName, hostileVm, hostileSnap);
+    expect(await service.listSnapshots(hostName, hostileVm)).toEqual([]);
+    await expect(service.createSnapshot(hostName, hostileVm, { name: "bad\nname" })).rejects.toMatchObject({
+      code: "INVALID_INPUT",
+    });
+    expect(existsSync(marker)).toBe(false);
+    rmSync(marker, { force: true });
+  });
+
+  it("names the disk and the reason when a disk cannot be snapshotted", async () => {
+    const raw = await vms.create({
+      name: `sk-raw-${suffix}`,
+      running: false,
+      disks: [
+        { target: "vda", sizeMiB: 8 },
+        { target: "vdb", sizeMiB: 8, format: "raw" },
+      ],
+    });
+    await expect(service.createSnapshot(hostName, `sk-raw-${suffix}`)).rejects.toMatchObject({
+      code: "DISK_UNSUPPORTED",
+      message: expect.stringMatching(/vdb is in raw format/),
+      hint: expect.stringContaining("--disk vda"),
+    });
+    expect(execInfoSnapshots(raw.diskPaths[0] as string)).toEqual([]);
+    // The qcow2 disk alone works.
+    await service.createSnapshot(hostName, `sk-raw-${suffix}`, { disks: ["vda"], name: "only-vda" });
+
+    rmSync(raw.diskPaths[0] as string);
+    await expect(service.createSnapshot(hostName, `sk-raw-${suffix}`, { disks: ["vda"] })).rejects.toMatchObject({
+      code: "DISK_UNSUPPORTED",
+      message: expect.stringContaining("does not exist"),
+    });
+  });
+});
+
+function execInfoSnapshots(path: string): string[] {
+  const out = JSON.parse(execFileSync("qemu-img", ["info", "-U", "--output=json", path], { encoding: "utf8" })) as { snapshots?: { name: string }[] };
+  return (out.snapshots ?? []).map((s) => s.name);
+}
+
+function lockedFor(path: string): boolean {
+  try {
+    execFileSync("qemu-img", ["info", path], { stdio: "ignore" });
+    return false;
+  } catch {
+    return true;
+  }
+}
+
+async function waitFor(check: () => boolean, timeoutMs = 10_000): Promise<void> {
+  const start = Date.now();
+  while (!check()) {
+    if (Date.now() - start > timeoutMs) {
+      throw new Error("condition not met in time");
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}

@@ -190,11 +190,13 @@ export class SnapkeepService {
         hint: "Choose another name with --name.",
       });
     }
-    await this.#libvirt(host).createSnapshot(inspection, targets, tag);
+    const libvirt = this.#libvirt(host);
+    await libvirt.createSnapshot(inspection, targets, tag);
     if (request.note !== undefined && request.note.length > 0) {
       this.#annotate(hostName, inspection.vm.uuid, tag, { note: request.note });
     }
-    const created = (await this.getVm(hostName, inspection.vm.uuid)).snapshots.find((s) => s.tag === tag);
+    const after = this.#withSnapshots(await libvirt.refreshImages(inspection));
+    const created = after.snapshots.find((s) => s.tag === tag);
     if (created === undefined) {
       throw new SnapkeepError("UNEXPECTED_OUTPUT", `The snapshot "${name}" was made but cannot be found on the host.`);
     }
@@ -288,8 +290,12 @@ export class SnapkeepService {
 
   #withSnapshots(inspection: VmInspection): VmWithSnapshots {
     const annotations = this.#deps.store.read().annotations;
+    // In the definition's disk order, so "vda, vdb" reads the same on every listing.
     const snapshots = groupSnapshots(
-      [...inspection.images.entries()].map(([target, image]) => ({ target, snapshots: image.snapshots })),
+      inspection.vm.disks.flatMap((disk) => {
+        const image = inspection.images.get(disk.target);
+        return image === undefined ? [] : [{ target: disk.target, snapshots: image.snapshots }];
+      }),
       (tag) => annotations[snapshotKey(inspection.vm.host, inspection.vm.uuid, tag)] ?? { note: null, pinned: false },
     );
     return { ...inspection.vm, snapshots };

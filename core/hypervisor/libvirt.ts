@@ -12,7 +12,7 @@ import {
 import * as qemuImg from "../drivers/qemu-img/args.js";
 import { parseImageInfo, type ImageState } from "../drivers/qemu-img/parse.js";
 import * as qmp from "../drivers/qmp/commands.js";
-import { runChecked } from "../runner/checked.js";
+import { checkResult, runChecked } from "../runner/checked.js";
 import type { CommandRunner } from "../runner/types.js";
 import { mapLimit } from "../util/concurrency.js";
 
@@ -99,14 +99,23 @@ export class LibvirtHost {
     return inspections.filter((i): i is VmInspection => i !== null);
   }
 
-  /** Finds a VM by its exact name (or UUID); names are compared as written, never interpreted. */
+  /**
+   * Finds a VM by its exact name (or UUID). One lookup through virsh, checked against the name in
+   * the definition: virsh would resolve "7" to the domain with id 7, so a mismatch falls back to
+   * comparing the names of every VM. Names are compared as written, never interpreted.
+   */
   async findVm(nameOrUuid: string): Promise<VmInspection> {
-    const states = await this.listStates();
-    if (states.has(nameOrUuid)) {
-      return this.inspect(nameOrUuid, states.get(nameOrUuid) ?? "unknown");
+    const lookup = await this.runner.run(virsh.domUuidArgs(this.uri, nameOrUuid));
+    if (lookup.code === 0) {
+      const uuid = lookup.stdout.trim();
+      const inspection = await this.inspect(uuid);
+      if (inspection.vm.name === nameOrUuid || inspection.vm.uuid === nameOrUuid) {
+        return inspection;
+      }
+    } else if (!/failed to get domain|Domain not found/i.test(lookup.stderr)) {
+      checkResult(this.runner.label, virsh.domUuidArgs(this.uri, nameOrUuid), lookup, "Looking up the VM");
     }
-    const all = await this.listVms();
-    const match = all.find((i) => i.vm.name === nameOrUuid);
+    const match = (await this.listVms()).find((i) => i.vm.name === nameOrUuid);
     if (match === undefined) {
       throw new SnapkeepError("NOT_FOUND", `There is no VM named "${nameOrUuid}" on host ${this.hostName}.`, {
         hint: `List them with: snapkeep vm list --host ${this.hostName}`,
@@ -124,7 +133,16 @@ export class LibvirtHost {
           )
         : Promise.resolve(knownState),
     ]);
-    const xml = parseDomainXml(xmlResult.stdout);
+    return this.#withImages(parseDomainXml(xmlResult.stdout), state);
+  }
+
+  /** Re-reads only the images (sizes, snapshots) of a VM inspected moments ago. */
+  async refreshImages(inspection: VmInspection): Promise<VmInspection> {
+    return this.#withImages(inspection.xml, inspection.vm.state);
+  }
+
+  async #withImages(xml: XmlDomain, state: VmState): Promise<VmInspection> {
+    const uuid = xml.uuid;
     const images = new Map<string, ImageState>();
     const nodes = new Map<string, string>();
     const missing = new Set<string>();
@@ -167,7 +185,7 @@ export class LibvirtHost {
       snapshotBlocker: snapshotBlocker(d, !missing.has(d.target)),
     }));
     return {
-      vm: { host: this.hostName, name: xml.name, uuid: xml.uuid, state, active: xml.active, disks },
+      vm: { host: this.hostName, name: xml.name, uuid, state, active: xml.active, disks },
       xml,
       images,
       nodes,
@@ -184,8 +202,7 @@ export class LibvirtHost {
     if (/No such file or directory/i.test(result.stderr)) {
       return null;
     }
-    // Reuse the checked path for its error mapping (missing tool, message wording).
-    await runChecked(this.runner, qemuImg.imageInfoArgs(path, disk.format as string), `Reading ${path}`);
+    checkResult(this.runner.label, qemuImg.imageInfoArgs(path, disk.format as string), result, `Reading ${path}`);
     return null;
   }
 
@@ -254,9 +271,19 @@ export class LibvirtHost {
           "the snapshot deletion",
         );
       } else {
+        // qemu-img snapshot -d matches by tag only; with the tag twice in one image it could take
+        // the wrong one, so that case is refused rather than guessed.
+        const sameTag = inspection.images.get(entry.target)?.snapshots.filter((s) => s.name === snapshot.tag) ?? [];
+        if (sameTag.length !== 1) {
+          throw new SnapkeepError(
+            "INVALID_INPUT",
+            `Disk ${entry.target} holds ${sameTag.length} snapshots tagged "${snapshot.tag}"; Snapkeep will not guess which to delete.`,
+            { hint: `Inspect them with: qemu-img snapshot -l ${disk.source ?? ""}` },
+          );
+        }
         await runChecked(
           this.runner,
-          qemuImg.snapshotDeleteArgs(disk.source as string, entry.imageSnapshotId),
+          qemuImg.snapshotDeleteArgs(disk.source as string, snapshot.tag),
           `Deleting the snapshot on ${entry.target}`,
         );
       }

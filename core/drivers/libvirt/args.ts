@@ -17,6 +17,11 @@ export function dumpXmlArgs(uri: string, uuid: string, inactive = false): string
   return virsh(uri, "dumpxml", "--domain", uuid, ...(inactive ? ["--inactive"] : []));
 }
 
+/** virsh looks a domain up by id, then UUID, then name: callers must check the name they get back. */
+export function domUuidArgs(uri: string, name: string): string[] {
+  return virsh(uri, "domuuid", "--domain", name);
+}
+
 export function domStateArgs(uri: string, uuid: string): string[] {
   return virsh(uri, "domstate", "--domain", uuid);
 }

@@ -24,9 +24,9 @@ export function snapshotApplyArgs(path: string, imageSnapshotId: string): string
   return ["qemu-img", "snapshot", "-q", "--image-opts", "-a", imageSnapshotId, qcow2ImageOpts(path)];
 }
 
-/** qemu-img looks the argument up as an id first, then as a tag; Snapkeep's tags never look like ids. */
-export function snapshotDeleteArgs(path: string, idOrTag: string): string[] {
-  return ["qemu-img", "snapshot", "-q", "--image-opts", "-d", idOrTag, qcow2ImageOpts(path)];
+/** By tag: unlike -a, qemu-img's -d looks snapshots up by name only (checked on QEMU 7.2). */
+export function snapshotDeleteArgs(path: string, tag: string): string[] {
+  return ["qemu-img", "snapshot", "-q", "--image-opts", "-d", tag, qcow2ImageOpts(path)];
 }
 
 export function createImageArgs(path: string, sizeBytes: number): string[] {

@@ -1,0 +1,315 @@
+/**
+ * One command on one SSH exec channel, and the kill path for commands that must stop early.
+ */
+import type { Client, ClientChannel } from "ssh2";
+
+import { SnapkeepError, describeError } from "../errors.js";
+import type { RunOptions, RunResult } from "../runner/types.js";
+import { REMOTE_PID_MARKER, buildRemoteCommand } from "../shell/quote.js";
+import { connectionLost } from "./failures.js";
+
+/** Thrown when the connection was gone before the channel opened, so the caller may reconnect once. */
+export class NotConnectedError extends Error {}
+
+// Enough for a chatty login script ahead of the marker line; past that, stop waiting for it.
+const MAX_PREFIX_BYTES = 64 * 1024;
+const MARKER = Buffer.from(REMOTE_PID_MARKER, "latin1");
+
+/**
+ * Takes the first `snapkeep-pid:<pid>` line out of stderr and passes every other byte on. It is
+ * searched for rather than expected at offset 0 because login scripts (bash reads ~/.bashrc for
+ * SSH commands) may print first, even half a line. The command itself only starts after the line,
+ * so a look-alike printed by the command is never the first one.
+ */
+class PidLineFilter {
+  private buffered: Buffer | undefined = Buffer.alloc(0);
+
+  constructor(
+    private readonly onPid: (pid: number) => void,
+    private readonly emit: (chunk: Buffer) => void,
+  ) {}
+
+  push(chunk: Buffer): void {
+    if (this.buffered === undefined) {
+      this.emit(chunk);
+      return;
+    }
+    const data = Buffer.concat([this.buffered, chunk]);
+    let from = 0;
+    for (;;) {
+      const at = data.indexOf(MARKER, from);
+      if (at === -1) {
+        break;
+      }
+      const end = data.indexOf(0x0a, at);
+      if (end === -1) {
+        this.buffered = data;
+        return;
+      }
+      const digits = data.subarray(at + MARKER.length, end).toString("latin1");
+      if (/^\d{1,10}$/.test(digits)) {
+        this.buffered = undefined;
+        this.emitNonEmpty(data.subarray(0, at));
+        this.onPid(Number(digits));
+        this.emitNonEmpty(data.subarray(end + 1));
+        return;
+      }
+      from = at + 1;
+    }
+    if (data.length > MAX_PREFIX_BYTES) {
+      this.flush(data);
+    } else {
+      this.buffered = data;
+    }
+  }
+
+  flush(data = this.buffered): void {
+    this.buffered = undefined;
+    if (data !== undefined) {
+      this.emitNonEmpty(data);
+    }
+  }
+
+  private emitNonEmpty(data: Buffer): void {
+    if (data.length > 0) {
+      this.emit(data);
+    }
+  }
+}
+
+export interface ChannelHooks {
+  /** Runner label and a short form of the command, for messages. */
+  readonly label: string;
+  readonly display: string;
+  /** Called exactly once, when the channel is closed for good (or never opened). */
+  readonly onChannelGone: () => void;
+  /** Asks for the remote process group to be killed. */
+  readonly kill: (pid: number) => void;
+}
+
+/**
+ * Runs an already-built command string. Resolves on the channel's 'close' once stderr has ended
+ * too, so no output is lost; rejects with `signal.reason` as soon as the signal aborts, while the
+ * kill and the channel close continue in the background (and `onChannelGone` follows them).
+ */
+export function runOnChannel(
+  client: Client,
+  command: string,
+  options: RunOptions,
+  signal: AbortSignal,
+  hooks: ChannelHooks,
+): Promise<RunResult> {
+  return new Promise<RunResult>((resolve, reject) => {
+    const stdout: Buffer[] = [];
+    const stderr: Buffer[] = [];
+    let settled = false;
+    let gone = false;
+    let channel: ClientChannel | undefined;
+    let pid: number | undefined;
+    let killRequested = false;
+
+    const settle = (outcome: () => void): void => {
+      if (!settled) {
+        settled = true;
+        signal.removeEventListener("abort", onAbort);
+        outcome();
+      }
+    };
+    const channelGone = (): void => {
+      if (!gone) {
+        gone = true;
+        hooks.onChannelGone();
+      }
+    };
+    const killIfWanted = (): void => {
+      if (killRequested && pid !== undefined && !gone) {
+        hooks.kill(pid);
+        pid = undefined;
+      }
+    };
+    const stopWith = (reason: unknown): void => {
+      settle(() => reject(reason));
+      killRequested = true;
+      killIfWanted();
+      channel?.close();
+    };
+    function onAbort(): void {
+      stopWith(signal.reason);
+    }
+    signal.addEventListener("abort", onAbort, { once: true });
+    // A throwing output callback would otherwise unwind into ssh2's packet parser, which then
+    // tears down the whole connection and every other command on it.
+    const deliver = (callback: ((chunk: Buffer) => void) | undefined, chunk: Buffer): void => {
+      try {
+        callback?.(chunk);
+      } catch (error) {
+        stopWith(error);
+      }
+    };
+
+    const onChannel = (error: Error | undefined, stream: ClientChannel): void => {
+      if (error !== undefined) {
+        channelGone();
+        // ssh2's words for "the connection closed before the channel opened": nothing ran.
+        if (error.message === "No response from server") {
+          settle(() => reject(new NotConnectedError(error.message)));
+          return;
+        }
+        settle(() =>
+          reject(
+            new SnapkeepError(
+              "COMMAND_FAILED",
+              `${hooks.label} would not start \`${hooks.display}\`: ${error.message}.`,
+              {
+                hint: "The host may allow fewer sessions per connection (sshd MaxSessions) than Snapkeep uses.",
+                cause: error,
+              },
+            ),
+          ),
+        );
+        return;
+      }
+      channel = stream;
+      let exit: { code: number | null | undefined; signal: string | undefined } | undefined;
+      let stderrEnded = false;
+      const maybeDone = (): void => {
+        if (exit === undefined || !stderrEnded) {
+          return;
+        }
+        const { code, signal: exitSignal } = exit;
+        if (code === undefined) {
+          settle(() => reject(connectionLost(hooks.label, hooks.display)));
+          return;
+        }
+        settle(() =>
+          resolve({
+            code,
+            signal: code === null ? (exitSignal ?? null) : null,
+            stdout: Buffer.concat(stdout).toString("utf8"),
+            stderr: Buffer.concat(stderr).toString("utf8"),
+          }),
+        );
+      };
+      const filter = new PidLineFilter(
+        (reported) => {
+          // Never 0 or 1: `kill -- -0` is our own group and `kill -- -1` is every process.
+          if (reported > 1) {
+            pid = reported;
+            killIfWanted();
+          }
+        },
+        (chunk) => {
+          if (!settled) {
+            stderr.push(chunk);
+            deliver(options.onStderr, chunk);
+          }
+        },
+      );
+      stream.on("data", (chunk: Buffer) => {
+        if (!settled) {
+          stdout.push(chunk);
+          deliver(options.onStdout, chunk);
+        }
+      });
+      stream.stderr.on("data", (chunk: Buffer) => filter.push(chunk));
+      stream.stderr.once("end", () => {
+        filter.flush();
+        stderrEnded = true;
+        maybeDone();
+      });
+      const onStreamError = (streamError: Error): void => {
+        settle(() =>
+          reject(
+            new SnapkeepError(
+              "COMMAND_FAILED",
+              `\`${hooks.display}\` on ${hooks.label} failed: ${streamError.message}.`,
+              {
+                cause: streamError,
+              },
+            ),
+          ),
+        );
+        stream.close();
+      };
+      stream.on("error", onStreamError);
+      stream.stderr.on("error", onStreamError);
+      stream.once("close", (code?: number | null, exitSignal?: string) => {
+        channelGone();
+        exit = { code, signal: exitSignal };
+        maybeDone();
+      });
+      if (signal.aborted) {
+        // The command already started: keep the listeners above so its pid still arrives and the
+        // kill requested by onAbort() can be sent.
+        stream.close();
+      } else {
+        stream.end(options.stdin);
+      }
+    };
+
+    try {
+      client.exec(command, onChannel);
+    } catch (error) {
+      channelGone();
+      settle(() => reject(new NotConnectedError(describeError(error))));
+    }
+  });
+}
+
+/**
+ * Kills remote process groups through their own exec channel. Requests that arrive while a kill
+ * is in flight are batched into the next one, so a burst of timeouts needs one spare channel,
+ * not one each (the runner keeps spare sessions below sshd's MaxSessions for this).
+ */
+export class RemoteKiller {
+  private queued: number[] = [];
+  private running: Promise<void> | undefined;
+
+  constructor(private readonly client: Client) {}
+
+  kill(pid: number): void {
+    this.queued.push(pid);
+    this.running ??= this.drain();
+  }
+
+  /** Resolves once every requested kill was sent and answered (or given up on). */
+  async idle(): Promise<void> {
+    await this.running;
+  }
+
+  private async drain(): Promise<void> {
+    while (this.queued.length > 0) {
+      const pids = this.queued;
+      this.queued = [];
+      await this.send(pids);
+    }
+    this.running = undefined;
+  }
+
+  private send(pids: readonly number[]): Promise<void> {
+    const argv = ["kill", "-s", "KILL", "--", ...pids.map((pid) => `-${pid}`)];
+    return new Promise<void>((resolve) => {
+      // A kill that gets no answer must not hold up dispose() for long.
+      const timer = setTimeout(resolve, 5000);
+      const done = (): void => {
+        clearTimeout(timer);
+        resolve();
+      };
+      try {
+        this.client.exec(buildRemoteCommand(argv), (error, stream) => {
+          if (error !== undefined) {
+            done();
+            return;
+          }
+          stream.on("error", done);
+          stream.once("close", done);
+          stream.resume();
+          stream.stderr.resume();
+          stream.end();
+        });
+      } catch {
+        done();
+      }
+    });
+  }
+}

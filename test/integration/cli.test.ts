@@ -1,0 +1,162 @@
+/**
+ * The `snapkeep` command as a person or a script uses it: a real process, a fresh SNAPKEEP_HOME,
+ * real libvirtd, and a real sshd for the host-key flow. Exit codes, stdout/stderr split and the
+ * sentences people read are part of the contract.
+ */
+import { execFileSync, spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startSshd, type TestSshd } from "../support/sshd.js";
+import { TestVms, uniqueSuffix, virshOut } from "../support/libvirt.js";
+
+const repo = fileURLToPath(new URL("../..", import.meta.url));
+const bin = join(repo, "bin/snapkeep.js");
+
+describe("snapkeep CLI", () => {
+  const vms = new TestVms();
+  const suffix = uniqueSuffix();
+  const vmName = `sk-cli-${suffix}`;
+  const runName = `sk-cli-run-${suffix}`;
+  let home = "";
+  let sshd: TestSshd;
+
+  const cli = (args: string[], env: Record<string, string> = {}) => {
+    const result = spawnSync("node", [bin, ...args], {
+      encoding: "utf8",
+      env: { ...process.env, SNAPKEEP_HOME: home, ...env },
+      timeout: 120_000,
+    });
+    return { code: result.status, stdout: result.stdout, stderr: result.stderr };
+  };
+
+  beforeAll(async () => {
+    // The bin runs the compiled CLI, as after `npm install`.
+    execFileSync("npx", ["tsc", "-b", "tsconfig.build.json"], { cwd: repo, stdio: "inherit" });
+    home = mkdtempSync(join(tmpdir(), "snapkeep-cli-"));
+    sshd = await startSshd();
+    await vms.create({ name: vmName, running: false, disks: [{ target: "vda", sizeMiB: 8 }, { target: "vdb", sizeMiB: 8 }] });
+    await vms.create({ name: runName, running: true, disks: [{ target: "vda", sizeMiB: 8 }] });
+  });
+
+  afterAll(async () => {
+    await vms.dispose();
+    await sshd?.stop();
+    rmSync(home, { recursive: true, force: true });
+  });
+
+  it("prints help and exits 0; a usage error exits 2", () => {
+    const help = cli(["--help"]);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toMatch(/snapshot/);
+    const usage = cli(["snapshot", "frobnicate"]);
+    expect(usage.code).toBe(2);
+    expect(usage.stderr).toMatch(/unknown command/);
+  });
+
+  it("adds this computer on first start and lists its VMs as JSON", () => {
+    const hosts = JSON.parse(cli(["host", "list", "--json"]).stdout);
+    expect(hosts).toEqual([{ name: "local", kind: "local", uri: "qemu:///system" }]);
+    const listed = cli(["vm", "list", "--json"]);
+    expect(listed.code).toBe(0);
+    const vm = JSON.parse(listed.stdout)[0].vms.find((v: { name: string }) => v.name === vmName);
+    expect(vm).toMatchObject({ host: "local", state: "shut off" });
+    expect(cli(["vm", "list"]).stdout).toMatch(new RegExp(`${vmName}\\s+shut off\\s+vda\\(root\\) 8 MiB, vdb 8 MiB`));
+  });
+
+  it("creates, lists, dry-runs and deletes a snapshot with a hostile name", () => {
+    const name = `it's "$(rm -rf /)" \`id\` --yes`;
+    const created = cli(["snapshot", "create", `local/${vmName}`, "--name", name, "--note", "n;ote", "--json"]);
+    expect(created.stderr).toBe("");
+    expect(created.code).toBe(0);
+    expect(JSON.parse(created.stdout)).toMatchObject({ name, note: "n;ote", kind: "manual" });
+    const list = JSON.parse(cli(["snapshot", "list", `local/${vmName}`, "--json"]).stdout);
+    expect(list.map((s: { name: string }) => s.name)).toEqual([name]);
+    expect(cli(["snapshot", "list", `local/${vmName}`]).stdout).toMatch(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d  it's "\$\(rm -rf \/\)" `id` --yes  manual  vda,vdb  +n;ote$/m);
+
+    const dry = cli(["snapshot", "delete", `local/${vmName}`, name, "--dry-run"]);
+    expect(dry.stdout).toMatch(/^Would delete snapshot/);
+    expect(JSON.parse(cli(["snapshot", "list", `local/${vmName}`, "--json"]).stdout)).toHaveLength(1);
+
+    const deleted = cli(["snapshot", "delete", `local/${vmName}`, name]);
+    expect(deleted.code).toBe(0);
+    expect(JSON.parse(cli(["snapshot", "list", `local/${vmName}`, "--json"]).stdout)).toEqual([]);
+  });
+
+  it("says why and exits 1 on errors, on stderr only", () => {
+    const missing = cli(["snapshot", "create", "local/no-such-vm"]);
+    expect(missing.code).toBe(1);
+    expect(missing.stdout).toBe("");
+    expect(missing.stderr).toBe(
+      'snapkeep: There is no VM named "no-such-vm" on host local.\n  List them with: snapkeep vm list --host local\n',
+    );
+    const badRef = cli(["snapshot", "list", "just-a-name"]);
+    expect(badRef.code).toBe(1);
+    expect(badRef.stderr).toMatch(/"just-a-name" is not HOST\/VM/);
+    const badHost = cli(["vm", "list", "--host", "nowhere"]);
+    expect(badHost.stderr).toMatch(/There is no host named "nowhere"/);
+  });
+
+  it("refuses to revert a running VM without --yes, and the dry run says what would happen", () => {
+    expect(cli(["snapshot", "create", `local/${runName}`, "--name", "r1"]).code).toBe(0);
+    const refused = cli(["snapshot", "revert", `local/${runName}`, "r1"]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/reverting its disks needs it stopped/);
+    expect(refused.stderr).toMatch(/--yes/);
+    const dry = cli(["snapshot", "revert", `local/${runName}`, "r1", "--dry-run"]);
+    expect(dry.stdout).toMatch(/^Would shut down .*, revert vda to r1 .*, and start it again/);
+    expect(virshOut("domstate", runName).trim()).toBe("running");
+    const done = cli(["snapshot", "revert", `local/${runName}`, "r1", "--yes", "--force", "--shutdown-timeout", "1"]);
+    expect(done.stderr).toBe("");
+    expect(done.stdout).toMatch(/Reverted vda to r1; the VM was started again/);
+    expect(virshOut("domstate", runName).trim()).toBe("running");
+  });
+
+  it("pins SSH host keys: unknown refused until trusted, a changed key refused with both fingerprints", () => {
+    const target = `${sshd.user}@${sshd.host}:${sshd.port}`;
+    const added = cli(["host", "add", "lab2", "--ssh", target, "--identity", sshd.userKeyPath]);
+    expect(added.code).toBe(0);
+    expect(added.stdout).toContain(sshd.hostFingerprint);
+    expect(added.stdout).toMatch(/not trusted yet/);
+
+    const untrusted = cli(["vm", "list", "--host", "lab2"]);
+    expect(untrusted.code).toBe(1);
+    expect(untrusted.stderr).toMatch(/lab2 is not trusted yet/);
+
+    const wrong = cli(["host", "trust", "lab2", "SHA256:" + "A".repeat(43)]);
+    expect(wrong.code).toBe(1);
+    expect(wrong.stderr).toContain(sshd.hostFingerprint);
+
+    expect(cli(["host", "trust", "lab2", sshd.hostFingerprint]).code).toBe(0);
+    const listed = cli(["vm", "list", "--host", "lab2", "--json"]);
+    expect(listed.code).toBe(0);
+    expect(JSON.parse(listed.stdout)[0].vms.some((v: { name: string }) => v.name === vmName)).toBe(true);
+
+    // The host "was replaced": the pinned key no longer matches what it offers.
+    const settingsPath = join(home, "settings.json");
+    const settings = JSON.parse(readFileSync(settingsPath, "utf8"));
+    const pinned = "SHA256:" + "B".repeat(43);
+    settings.hosts.find((h: { name: string }) => h.name === "lab2").hostKey = pinned;
+    writeFileSync(settingsPath, JSON.stringify(settings));
+    const changed = cli(["snapshot", "list", `lab2/${vmName}`]);
+    expect(changed.code).toBe(1);
+    expect(changed.stderr).toContain(pinned);
+    expect(changed.stderr).toContain(sshd.hostFingerprint);
+    expect(changed.stderr).toMatch(/changed/i);
+  });
+
+  it("moves an unreadable settings file aside and says so", () => {
+    const other = mkdtempSync(join(tmpdir(), "snapkeep-cli-corrupt-"));
+    try {
+      writeFileSync(join(other, "settings.json"), "{ not json");
+      const result = cli(["host", "list"], { SNAPKEEP_HOME: other });
+      expect(result.code).toBe(0);
+      expect(result.stderr).toMatch(/settings file could not be read .* moved to .*settings\.json\.corrupt-/);
+      expect(readFileSync(join(other, result.stderr.match(/(settings\.json\.corrupt-\S+?) and/)?.[1] ?? ""), "utf8")).toBe("{ not json");
+    } finally {
+      rmSync(other, { recursive: true, force: true });
+    }
+  });
+});

@@ -25,7 +25,8 @@ export default tseslint.config(
         {
           paths: uiPackages.map((name) => ({
             name,
-            message: "core/ is plain Node: it must not import Electron or React (see DESIGN.md, Architecture).",
+            message:
+              "core/ is plain Node: it must not import Electron or React (see DESIGN.md, Architecture).",
           })),
           patterns: [
             {
@@ -43,8 +44,18 @@ export default tseslint.config(
       "no-restricted-imports": [
         "error",
         {
-          paths: [{ name: "electron", message: "The renderer talks to the main process only through the preload API." }],
-          patterns: [{ group: ["**/electron/**", "node:*"], message: "The renderer runs sandboxed: no Node or main-process code." }],
+          paths: [
+            {
+              name: "electron",
+              message: "The renderer talks to the main process only through the preload API.",
+            },
+          ],
+          patterns: [
+            {
+              group: ["**/electron/**", "node:*"],
+              message: "The renderer runs sandboxed: no Node or main-process code.",
+            },
+          ],
         },
       ],
     },

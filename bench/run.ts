@@ -32,7 +32,11 @@ function median(values: number[]): number {
   return sorted[Math.floor(sorted.length / 2)] ?? NaN;
 }
 
-async function time(fn: (i: number) => Promise<unknown> | unknown, rounds = ROUNDS, after?: (i: number) => Promise<unknown> | unknown): Promise<number> {
+async function time(
+  fn: (i: number) => Promise<unknown> | unknown,
+  rounds = ROUNDS,
+  after?: (i: number) => Promise<unknown> | unknown,
+): Promise<number> {
   const samples: number[] = [];
   for (let i = 0; i < rounds; i++) {
     const start = performance.now();
@@ -46,8 +50,17 @@ async function time(fn: (i: number) => Promise<unknown> | unknown, rounds = ROUN
 const rows: string[][] = [];
 function report(what: string, snapkeep: number, rawSame: number | null, rawBare: number): void {
   const ratio = (a: number, b: number | null): string => (b === null ? "-" : `${(a / b).toFixed(2)}x`);
-  rows.push([what, snapkeep.toFixed(1), rawSame?.toFixed(1) ?? "-", rawBare.toFixed(1), ratio(snapkeep, rawSame), ratio(snapkeep, rawBare)]);
-  console.log(`  ${what}: snapkeep ${snapkeep.toFixed(1)} ms, raw-same ${rawSame?.toFixed(1) ?? "-"} ms, raw-bare ${rawBare.toFixed(1)} ms`);
+  rows.push([
+    what,
+    snapkeep.toFixed(1),
+    rawSame?.toFixed(1) ?? "-",
+    rawBare.toFixed(1),
+    ratio(snapkeep, rawSame),
+    ratio(snapkeep, rawBare),
+  ]);
+  console.log(
+    `  ${what}: snapkeep ${snapkeep.toFixed(1)} ms, raw-same ${rawSame?.toFixed(1) ?? "-"} ms, raw-bare ${rawBare.toFixed(1)} ms`,
+  );
 }
 
 async function main(): Promise<void> {
@@ -60,24 +73,68 @@ async function main(): Promise<void> {
     execFileSync(
       "ssh",
       [
-        "-q", "-i", sshd.userKeyPath, "-p", String(sshd.port), "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
-        "-o", "ControlMaster=auto", "-o", `ControlPath=${controlDir}/cm`, "-o", "ControlPersist=120", `${sshd.user}@${sshd.host}`,
+        "-q",
+        "-i",
+        sshd.userKeyPath,
+        "-p",
+        String(sshd.port),
+        "-o",
+        "StrictHostKeyChecking=no",
+        "-o",
+        "UserKnownHostsFile=/dev/null",
+        "-o",
+        "ControlMaster=auto",
+        "-o",
+        `ControlPath=${controlDir}/cm`,
+        "-o",
+        "ControlPersist=120",
+        `${sshd.user}@${sshd.host}`,
         // OpenSSH joins its arguments into one remote command line: quote each (none holds a ').
         ...argv.map((a) => `'${a}'`),
       ],
       { encoding: "utf8" },
     );
-  const local = (argv: string[]): string => execFileSync(argv[0] as string, argv.slice(1), { encoding: "utf8" });
+  const local = (argv: string[]): string =>
+    execFileSync(argv[0] as string, argv.slice(1), { encoding: "utf8" });
   try {
     const service: SnapkeepService = ctx.service;
     service.addLocalHost("local");
-    await service.addSshHost({ name: "loop", ssh: `${sshd.user}@${sshd.host}:${sshd.port}`, identityFile: sshd.userKeyPath, trust: sshd.hostFingerprint });
-    const off = await vms.create({ name: "bench-off", running: false, disks: [{ target: "vda", sizeMiB: 64 }, { target: "vdb", sizeMiB: 64 }] });
-    const run = await vms.create({ name: "bench-run", running: true, disks: [{ target: "vda", sizeMiB: 64 }, { target: "vdb", sizeMiB: 64 }] });
-    const nodes = JSON.parse(local(["virsh", "-c", URI, "qemu-monitor-command", run.uuid, '{"execute":"query-block"}'])).return.map((b: { inserted: { "node-name": string } }) => b.inserted["node-name"]) as string[];
+    await service.addSshHost({
+      name: "loop",
+      ssh: `${sshd.user}@${sshd.host}:${sshd.port}`,
+      identityFile: sshd.userKeyPath,
+      trust: sshd.hostFingerprint,
+    });
+    const off = await vms.create({
+      name: "bench-off",
+      running: false,
+      disks: [
+        { target: "vda", sizeMiB: 64 },
+        { target: "vdb", sizeMiB: 64 },
+      ],
+    });
+    const run = await vms.create({
+      name: "bench-run",
+      running: true,
+      disks: [
+        { target: "vda", sizeMiB: 64 },
+        { target: "vdb", sizeMiB: 64 },
+      ],
+    });
+    const nodes = JSON.parse(
+      local(["virsh", "-c", URI, "qemu-monitor-command", run.uuid, '{"execute":"query-block"}']),
+    ).return.map((b: { inserted: { "node-name": string } }) => b.inserted["node-name"]) as string[];
     const virshArgs = (...args: string[]): string[] => ["virsh", "-q", "-c", URI, ...args];
     const transaction = (tag: string): string =>
-      JSON.stringify({ execute: "transaction", arguments: { actions: nodes.map((device) => ({ type: "blockdev-snapshot-internal-sync", data: { device, name: tag } })) } });
+      JSON.stringify({
+        execute: "transaction",
+        arguments: {
+          actions: nodes.map((device) => ({
+            type: "blockdev-snapshot-internal-sync",
+            data: { device, name: tag },
+          })),
+        },
+      });
 
     for (const [label, hostName, exec] of [
       ["local", "local", local],
@@ -88,7 +145,9 @@ async function main(): Promise<void> {
       exec(["true"]);
       const cleanupOff = (): void => {
         for (const path of off.diskPaths) {
-          const info = JSON.parse(local(["qemu-img", "info", "--output=json", path])) as { snapshots?: { id: string }[] };
+          const info = JSON.parse(local(["qemu-img", "info", "--output=json", path])) as {
+            snapshots?: { id: string }[];
+          };
           for (const s of info.snapshots ?? []) {
             local(["qemu-img", "snapshot", "-d", s.id, path]);
           }
@@ -101,44 +160,82 @@ async function main(): Promise<void> {
       };
 
       // create, shut-off VM (qemu-img on each image)
-      const sk1 = await time((i) => service.createSnapshot(hostName, "bench-off", { name: `sk-${i}` }), ROUNDS, cleanupOff);
-      const same1 = await time((i) => {
-        exec(virshArgs("domuuid", "bench-off"));
-        exec(virshArgs("dumpxml", off.uuid));
-        exec(virshArgs("domstate", off.uuid));
-        for (const path of off.diskPaths) exec(["qemu-img", "info", "--output=json", path]);
-        for (const path of off.diskPaths) exec(["qemu-img", "snapshot", "-c", `raw-${i}`, path]);
-      }, ROUNDS, cleanupOff);
-      const bare1 = await time((i) => {
-        for (const path of off.diskPaths) exec(["qemu-img", "snapshot", "-c", `bare-${i}`, path]);
-      }, ROUNDS, cleanupOff);
+      const sk1 = await time(
+        (i) => service.createSnapshot(hostName, "bench-off", { name: `sk-${i}` }),
+        ROUNDS,
+        cleanupOff,
+      );
+      const same1 = await time(
+        (i) => {
+          exec(virshArgs("domuuid", "bench-off"));
+          exec(virshArgs("dumpxml", off.uuid));
+          exec(virshArgs("domstate", off.uuid));
+          for (const path of off.diskPaths) {
+            exec(["qemu-img", "info", "--output=json", path]);
+          }
+          for (const path of off.diskPaths) {
+            exec(["qemu-img", "snapshot", "-c", `raw-${i}`, path]);
+          }
+        },
+        ROUNDS,
+        cleanupOff,
+      );
+      const bare1 = await time(
+        (i) => {
+          for (const path of off.diskPaths) {
+            exec(["qemu-img", "snapshot", "-c", `bare-${i}`, path]);
+          }
+        },
+        ROUNDS,
+        cleanupOff,
+      );
       report("create, shut-off VM, 2 disks", sk1, same1, bare1);
 
       // create, running VM (one QMP transaction)
-      const sk2 = await time((i) => service.createSnapshot(hostName, "bench-run", { name: `sk-${i}` }), ROUNDS, cleanupRun);
-      const same2 = await time((i) => {
-        exec(virshArgs("domuuid", "bench-run"));
-        exec(virshArgs("dumpxml", run.uuid));
-        exec(virshArgs("domstate", run.uuid));
-        exec(virshArgs("qemu-monitor-command", run.uuid, JSON.stringify({ execute: "query-block" })));
-        exec(virshArgs("qemu-monitor-command", run.uuid, transaction(`raw-${i}`)));
-      }, ROUNDS, cleanupRun);
-      const bare2 = await time((i) => {
-        exec(virshArgs("qemu-monitor-command", run.uuid, transaction(`bare-${i}`)));
-      }, ROUNDS, cleanupRun);
+      const sk2 = await time(
+        (i) => service.createSnapshot(hostName, "bench-run", { name: `sk-${i}` }),
+        ROUNDS,
+        cleanupRun,
+      );
+      const same2 = await time(
+        (i) => {
+          exec(virshArgs("domuuid", "bench-run"));
+          exec(virshArgs("dumpxml", run.uuid));
+          exec(virshArgs("domstate", run.uuid));
+          exec(virshArgs("qemu-monitor-command", run.uuid, JSON.stringify({ execute: "query-block" })));
+          exec(virshArgs("qemu-monitor-command", run.uuid, transaction(`raw-${i}`)));
+        },
+        ROUNDS,
+        cleanupRun,
+      );
+      const bare2 = await time(
+        (i) => {
+          exec(virshArgs("qemu-monitor-command", run.uuid, transaction(`bare-${i}`)));
+        },
+        ROUNDS,
+        cleanupRun,
+      );
       report("create, running VM, 2 disks", sk2, same2, bare2);
 
       // list, shut-off VM with 20 snapshots
-      for (let i = 0; i < 20; i++) for (const path of off.diskPaths) local(["qemu-img", "snapshot", "-c", `list-${i}`, path]);
+      for (let i = 0; i < 20; i++) {
+        for (const path of off.diskPaths) {
+          local(["qemu-img", "snapshot", "-c", `list-${i}`, path]);
+        }
+      }
       const sk3 = await time(() => service.listSnapshots(hostName, "bench-off"));
       const same3 = await time(() => {
         exec(virshArgs("domuuid", "bench-off"));
         exec(virshArgs("dumpxml", off.uuid));
         exec(virshArgs("domstate", off.uuid));
-        for (const path of off.diskPaths) exec(["qemu-img", "info", "--output=json", path]);
+        for (const path of off.diskPaths) {
+          exec(["qemu-img", "info", "--output=json", path]);
+        }
       });
       const bare3 = await time(() => {
-        for (const path of off.diskPaths) exec(["qemu-img", "snapshot", "-l", path]);
+        for (const path of off.diskPaths) {
+          exec(["qemu-img", "snapshot", "-l", path]);
+        }
       });
       report("list, shut-off VM, 20 snapshots", sk3, same3, bare3);
       cleanupOff();
@@ -149,18 +246,47 @@ async function main(): Promise<void> {
     const cliEnv = { ...process.env, SNAPKEEP_HOME: ctx.home };
     const cleanupOff = (): void => {
       for (const path of off.diskPaths) {
-        const info = JSON.parse(local(["qemu-img", "info", "--output=json", path])) as { snapshots?: { id: string }[] };
-        for (const s of info.snapshots ?? []) local(["qemu-img", "snapshot", "-d", s.id, path]);
+        const info = JSON.parse(local(["qemu-img", "info", "--output=json", path])) as {
+          snapshots?: { id: string }[];
+        };
+        for (const s of info.snapshots ?? []) {
+          local(["qemu-img", "snapshot", "-d", s.id, path]);
+        }
       }
     };
-    const cli = await time((i) => execFileSync("node", [join(repo, "bin/snapkeep.js"), "snapshot", "create", "local/bench-off", "--name", `cli-${i}`], { env: cliEnv }), 7, cleanupOff);
-    const cliBare = await time((i) => {
-      for (const path of off.diskPaths) local(["qemu-img", "snapshot", "-c", `bare-${i}`, path]);
-    }, 7, cleanupOff);
+    const cli = await time(
+      (i) =>
+        execFileSync(
+          "node",
+          [join(repo, "bin/snapkeep.js"), "snapshot", "create", "local/bench-off", "--name", `cli-${i}`],
+          { env: cliEnv },
+        ),
+      7,
+      cleanupOff,
+    );
+    const cliBare = await time(
+      (i) => {
+        for (const path of off.diskPaths) {
+          local(["qemu-img", "snapshot", "-c", `bare-${i}`, path]);
+        }
+      },
+      7,
+      cleanupOff,
+    );
     report("snapkeep snapshot create (CLI process)", cli, null, cliBare);
-    const cliList = await time(() => execFileSync("node", [join(repo, "bin/snapkeep.js"), "snapshot", "list", "local/bench-off", "--json"], { env: cliEnv }), 7);
+    const cliList = await time(
+      () =>
+        execFileSync(
+          "node",
+          [join(repo, "bin/snapkeep.js"), "snapshot", "list", "local/bench-off", "--json"],
+          { env: cliEnv },
+        ),
+      7,
+    );
     const cliListBare = await time(() => {
-      for (const path of off.diskPaths) local(["qemu-img", "snapshot", "-l", path]);
+      for (const path of off.diskPaths) {
+        local(["qemu-img", "snapshot", "-l", path]);
+      }
     }, 7);
     report("snapkeep snapshot list (CLI process)", cliList, null, cliListBare);
 
@@ -169,23 +295,54 @@ async function main(): Promise<void> {
     const runner = new LocalRunner();
     const owner = `bench-inv-${process.pid}`;
     for (let v = 0; v < 50; v++) {
-      const vm = await createLabVm(runner, URI, { name: `bench-inv-${v}`, running: false, disks: [{ target: "vda", sizeMiB: 8 }], dir: TEST_IMAGE_DIR, owner });
-      for (let s = 0; s < 20; s++) local(["qemu-img", "snapshot", "-c", `snapkeep:manual:s${s}`, vm.diskPaths[0] as string]);
+      const vm = await createLabVm(runner, URI, {
+        name: `bench-inv-${v}`,
+        running: false,
+        disks: [{ target: "vda", sizeMiB: 8 }],
+        dir: TEST_IMAGE_DIR,
+        owner,
+      });
+      for (let s = 0; s < 20; s++) {
+        local(["qemu-img", "snapshot", "-c", `snapkeep:manual:s${s}`, vm.diskPaths[0] as string]);
+      }
     }
     const inv = makeService();
-    await inv.service.addSshHost({ name: "loop", ssh: `${sshd.user}@${sshd.host}:${sshd.port}`, identityFile: sshd.userKeyPath, trust: sshd.hostFingerprint });
+    await inv.service.addSshHost({
+      name: "loop",
+      ssh: `${sshd.user}@${sshd.host}:${sshd.port}`,
+      identityFile: sshd.userKeyPath,
+      trust: sshd.hostFingerprint,
+    });
     const cold = performance.now();
     const listed = await inv.service.listVms("loop");
     const coldMs = performance.now() - cold;
     const warmMs = await time(() => inv.service.listVms("loop"), 5);
     const counted = listed[0]?.vms.filter((v) => v.name.startsWith("bench-inv-")) ?? [];
-    console.log(`  listed ${counted.length} VMs with ${counted.reduce((n, v) => n + v.snapshots.length, 0)} snapshots: first call (connect included) ${coldMs.toFixed(0)} ms, warm ${warmMs.toFixed(0)} ms (goal < 2000 ms)`);
-    rows.push(["list 50 VMs x 20 snapshots over SSH (cold / warm)", `${coldMs.toFixed(0)} / ${warmMs.toFixed(0)}`, "-", "-", "-", "-"]);
+    console.log(
+      `  listed ${counted.length} VMs with ${counted.reduce((n, v) => n + v.snapshots.length, 0)} snapshots: first call (connect included) ${coldMs.toFixed(0)} ms, warm ${warmMs.toFixed(0)} ms (goal < 2000 ms)`,
+    );
+    rows.push([
+      "list 50 VMs x 20 snapshots over SSH (cold / warm)",
+      `${coldMs.toFixed(0)} / ${warmMs.toFixed(0)}`,
+      "-",
+      "-",
+      "-",
+      "-",
+    ]);
     await inv.dispose();
     await removeLabVms(runner, URI, owner, { dryRun: false });
 
     console.log("\nSummary (median ms; ratio = snapkeep / raw):");
-    console.table(rows.map(([what, sk, same, bare, rSame, rBare]) => ({ what, snapkeep: sk, "raw-same": same, "raw-bare": bare, "vs same": rSame, "vs bare": rBare })));
+    console.table(
+      rows.map(([what, sk, same, bare, rSame, rBare]) => ({
+        what,
+        snapkeep: sk,
+        "raw-same": same,
+        "raw-bare": bare,
+        "vs same": rSame,
+        "vs bare": rBare,
+      })),
+    );
   } finally {
     try {
       execFileSync("ssh", ["-O", "exit", "-o", `ControlPath=${controlDir}/cm`, "x"], { stdio: "ignore" });

@@ -28,14 +28,22 @@ export function sshEnvironmentFromProcess(env: NodeJS.ProcessEnv = process.env):
 }
 
 /** Builds the runner for a host: spawn for this computer, one pooled ssh2 connection for SSH hosts. */
-export function createRunner(host: HostConfig, env: SshEnvironment, pinned = host.kind === "ssh" ? host.hostKey : undefined): CommandRunner {
+export function createRunner(
+  host: HostConfig,
+  env: SshEnvironment,
+  pinned = host.kind === "ssh" ? host.hostKey : undefined,
+): CommandRunner {
   if (host.kind === "local") {
     return new LocalRunner();
   }
   return createSshRunner(host, env, pinned);
 }
 
-export function createSshRunner(host: SshHostConfig, env: SshEnvironment, pinned: string | undefined): SshRunner {
+export function createSshRunner(
+  host: SshHostConfig,
+  env: SshEnvironment,
+  pinned: string | undefined,
+): SshRunner {
   const target = resolveSshTarget(
     {
       ...(host.alias === undefined ? {} : { alias: host.alias }),
@@ -72,13 +80,17 @@ function readSshConfig(homeDir: string): string | undefined {
  * to the agent); keys found through ~/.ssh/config or the defaults are used when readable.
  */
 function loadFirstKey(files: readonly string[], explicit: boolean, homeDir: string): Buffer | undefined {
-  const candidates = files.length > 0 ? files : ["id_ed25519", "id_ecdsa", "id_rsa"].map((f) => join(homeDir, ".ssh", f));
+  const candidates =
+    files.length > 0 ? files : ["id_ed25519", "id_ecdsa", "id_rsa"].map((f) => join(homeDir, ".ssh", f));
   for (const file of candidates) {
     try {
       return readFileSync(file);
     } catch (error) {
       if (explicit) {
-        throw new SnapkeepError("INVALID_INPUT", `Cannot read the identity file ${file}: ${describeError(error)}`);
+        throw new SnapkeepError(
+          "INVALID_INPUT",
+          `Cannot read the identity file ${file}: ${describeError(error)}`,
+        );
       }
     }
   }

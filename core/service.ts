@@ -1,9 +1,5 @@
 import { SnapkeepError, describeError } from "./errors.js";
-import {
-  defaultSnapshotName,
-  encodeSnapshotTag,
-  validateSnapshotName,
-} from "./domain/snapshot-tag.js";
+import { defaultSnapshotName, encodeSnapshotTag, validateSnapshotName } from "./domain/snapshot-tag.js";
 import { groupSnapshots } from "./domain/snapshots.js";
 import type { HostConfig, Snapshot, SshHostConfig, Vm, VmWithSnapshots } from "./domain/types.js";
 import { createRunner, createSshRunner, type SshEnvironment } from "./hosts.js";
@@ -146,7 +142,9 @@ export class SnapkeepService {
     this.#deps.store.update((s) => ({
       ...s,
       hosts: s.hosts.filter((h) => h.name !== name),
-      annotations: Object.fromEntries(Object.entries(s.annotations).filter(([key]) => !key.startsWith(`${name}/`))),
+      annotations: Object.fromEntries(
+        Object.entries(s.annotations).filter(([key]) => !key.startsWith(`${name}/`)),
+      ),
     }));
     await this.#dropRunner(name);
   }
@@ -174,7 +172,11 @@ export class SnapkeepService {
     return [...(await this.getVm(hostName, vmName)).snapshots];
   }
 
-  async createSnapshot(hostName: string, vmName: string, request: CreateSnapshotRequest = {}): Promise<Snapshot> {
+  async createSnapshot(
+    hostName: string,
+    vmName: string,
+    request: CreateSnapshotRequest = {},
+  ): Promise<Snapshot> {
     const host = this.getHost(hostName);
     const inspection = await this.#find(hostName, vmName);
     const targets = chooseSnapshotDisks(inspection.vm, request.disks);
@@ -186,9 +188,13 @@ export class SnapkeepService {
     const tag = encodeSnapshotTag("manual", name);
     const existing = this.#withSnapshots(inspection).snapshots;
     if (existing.some((s) => s.name === name || s.tag === tag)) {
-      throw new SnapkeepError("ALREADY_EXISTS", `${inspection.vm.name} already has a snapshot named "${name}".`, {
-        hint: "Choose another name with --name.",
-      });
+      throw new SnapkeepError(
+        "ALREADY_EXISTS",
+        `${inspection.vm.name} already has a snapshot named "${name}".`,
+        {
+          hint: "Choose another name with --name.",
+        },
+      );
     }
     const libvirt = this.#libvirt(host);
     await libvirt.createSnapshot(inspection, targets, tag);
@@ -198,7 +204,10 @@ export class SnapkeepService {
     const after = this.#withSnapshots(await libvirt.refreshImages(inspection));
     const created = after.snapshots.find((s) => s.tag === tag);
     if (created === undefined) {
-      throw new SnapkeepError("UNEXPECTED_OUTPUT", `The snapshot "${name}" was made but cannot be found on the host.`);
+      throw new SnapkeepError(
+        "UNEXPECTED_OUTPUT",
+        `The snapshot "${name}" was made but cannot be found on the host.`,
+      );
     }
     return created;
   }
@@ -221,11 +230,11 @@ export class SnapkeepService {
       });
     }
     await this.#libvirt(host).deleteSnapshot(inspection, snapshot);
-    this.#deps.store.update((s) => {
-      const annotations = { ...s.annotations };
-      delete annotations[snapshotKey(hostName, inspection.vm.uuid, snapshot.tag)];
-      return { ...s, annotations };
-    });
+    const key = snapshotKey(hostName, inspection.vm.uuid, snapshot.tag);
+    this.#deps.store.update((s) => ({
+      ...s,
+      annotations: Object.fromEntries(Object.entries(s.annotations).filter(([k]) => k !== key)),
+    }));
     return snapshot;
   }
 
@@ -262,7 +271,10 @@ export class SnapkeepService {
       }
       await libvirt.stop(
         inspection.vm.uuid,
-        { timeoutMs: request.shutdownTimeoutMs ?? DEFAULT_SHUTDOWN_TIMEOUT_MS, force: request.force === true },
+        {
+          timeoutMs: request.shutdownTimeoutMs ?? DEFAULT_SHUTDOWN_TIMEOUT_MS,
+          force: request.force === true,
+        },
         this.#deps.sleep,
       );
       inspection = await libvirt.inspect(inspection.vm.uuid);
@@ -296,7 +308,11 @@ export class SnapkeepService {
         const image = inspection.images.get(disk.target);
         return image === undefined ? [] : [{ target: disk.target, snapshots: image.snapshots }];
       }),
-      (tag) => annotations[snapshotKey(inspection.vm.host, inspection.vm.uuid, tag)] ?? { note: null, pinned: false },
+      (tag) =>
+        annotations[snapshotKey(inspection.vm.host, inspection.vm.uuid, tag)] ?? {
+          note: null,
+          pinned: false,
+        },
     );
     return { ...inspection.vm, snapshots };
   }
@@ -305,7 +321,10 @@ export class SnapkeepService {
     const key = snapshotKey(host, uuid, tag);
     this.#deps.store.update((s) => ({
       ...s,
-      annotations: { ...s.annotations, [key]: { note: null, pinned: false, ...s.annotations[key], ...change } },
+      annotations: {
+        ...s.annotations,
+        [key]: { note: null, pinned: false, ...s.annotations[key], ...change },
+      },
     }));
   }
 
@@ -315,9 +334,13 @@ export class SnapkeepService {
 
   #libvirt(host: HostConfig): LibvirtHost {
     if (host.kind === "ssh" && host.hostKey === undefined) {
-      throw new SnapkeepError("HOST_KEY_UNKNOWN", `Host ${host.name} is not trusted yet; nothing runs on it until it is.`, {
-        hint: `Check its fingerprint and run: snapkeep host trust ${host.name} SHA256:...`,
-      });
+      throw new SnapkeepError(
+        "HOST_KEY_UNKNOWN",
+        `Host ${host.name} is not trusted yet; nothing runs on it until it is.`,
+        {
+          hint: `Check its fingerprint and run: snapkeep host trust ${host.name} SHA256:...`,
+        },
+      );
     }
     return new LibvirtHost(host.name, host.uri, this.#runner(host));
   }
@@ -348,13 +371,19 @@ export class SnapkeepService {
 
   #requireMatchingFingerprint(name: string, given: string, offered: string): void {
     if (!isFingerprint(given)) {
-      throw new SnapkeepError("INVALID_INPUT", `"${given}" is not a SHA256 fingerprint (SHA256: and 43 characters).`);
+      throw new SnapkeepError(
+        "INVALID_INPUT",
+        `"${given}" is not a SHA256 fingerprint (SHA256: and 43 characters).`,
+      );
     }
     if (given !== offered) {
       throw new SnapkeepError(
         "HOST_KEY_CHANGED",
         `Host ${name} offers ${offered}, not the fingerprint you gave (${given}); nothing was trusted.`,
-        { hint: "Check the fingerprint on the host with: ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub", details: { expected: given, offered } },
+        {
+          hint: "Check the fingerprint on the host with: ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub",
+          details: { expected: given, offered },
+        },
       );
     }
   }
@@ -398,7 +427,10 @@ export function chooseSnapshotDisks(vm: Vm, chosen: readonly string[] | undefine
       {
         hint:
           chosen === undefined && blocked.length < disks.length
-            ? `Choose the other disks with --disk ${disks.filter((d) => d.snapshotBlocker === null).map((d) => d.target).join(",")}`
+            ? `Choose the other disks with --disk ${disks
+                .filter((d) => d.snapshotBlocker === null)
+                .map((d) => d.target)
+                .join(",")}`
             : undefined,
         details: { disks: blocked.map((d) => d.target) },
       },

@@ -64,7 +64,10 @@ export function formatVms(vms: readonly VmWithSnapshots[]): string {
         displayName(vm.name),
         vm.state,
         vm.disks
-          .map((d) => `${d.target}${d.role === "root" ? "(root)" : ""}${d.device === "disk" ? ` ${formatBytes(d.virtualSize)}` : ` ${d.device}`}`)
+          .map(
+            (d) =>
+              `${d.target}${d.role === "root" ? "(root)" : ""}${d.device === "disk" ? ` ${formatBytes(d.virtualSize)}` : ` ${d.device}`}`,
+          )
           .join(", "),
         String(vm.snapshots.length),
         newest === undefined ? "-" : formatTime(newest.createdAt),

@@ -56,7 +56,10 @@ function openService(io: CliIo): SnapkeepService {
   }
   // "This computer" is there from the first start when libvirt's client is installed.
   if (store.createdNow && onPath("virsh", io.env)) {
-    store.update((s) => ({ ...s, hosts: [{ name: "local", kind: "local", uri: "qemu:///system" }, ...s.hosts] }));
+    store.update((s) => ({
+      ...s,
+      hosts: [{ name: "local", kind: "local", uri: "qemu:///system" }, ...s.hosts],
+    }));
   }
   return new SnapkeepService({
     store,
@@ -79,45 +82,61 @@ function buildProgram(io: CliIo, service: () => SnapkeepService): Command {
   const host = program.command("host").description("manage the hypervisor hosts Snapkeep drives");
   host
     .command("add <name>")
-    .description("add this computer (--local) or an SSH host (--ssh user@host[:port] or an ~/.ssh/config alias)")
+    .description(
+      "add this computer (--local) or an SSH host (--ssh user@host[:port] or an ~/.ssh/config alias)",
+    )
     .addOption(new Option("--local", "this computer's libvirt").conflicts("ssh"))
     .option("--ssh <target>", "user@host[:port] or a Host alias from ~/.ssh/config")
     .option("--identity <file>", "private key file (else ssh-agent, ~/.ssh/config, ~/.ssh/id_*)")
     .option("--uri <uri>", "libvirt URI on that host", "qemu:///system")
     .option("--trust <fingerprint>", "the host key you expect (SHA256:...), pinned when it matches")
     .option("--json", "machine-readable output")
-    .action(async (name: string, opts: { local?: boolean; ssh?: string; identity?: string; uri: string; trust?: string; json?: boolean }) => {
-      if (opts.local === true) {
-        const added = service().addLocalHost(name, opts.uri);
-        print(added, opts.json, () => `Added host ${name} (this computer, ${opts.uri}).\n`);
-        return;
-      }
-      if (opts.ssh === undefined) {
-        throw new SnapkeepError("INVALID_INPUT", "Say which host: --local or --ssh USER@HOST[:PORT].");
-      }
-      const result = await service().addSshHost({
-        name,
-        ssh: opts.ssh,
-        uri: opts.uri,
-        ...(opts.identity === undefined ? {} : { identityFile: opts.identity }),
-        ...(opts.trust === undefined ? {} : { trust: opts.trust }),
-      });
-      print(result, opts.json, () =>
-        result.trusted
-          ? `Added host ${name}; its host key ${result.offeredFingerprint} is pinned.\n`
-          : `Added host ${name}, not trusted yet: nothing runs on it until you trust its key.\n` +
-            `It offers ${result.offeredFingerprint}\n` +
-            `Compare it with the host's own (ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub), then run:\n` +
-            `  snapkeep host trust ${name} ${result.offeredFingerprint}\n`,
-      );
-    });
+    .action(
+      async (
+        name: string,
+        opts: {
+          local?: boolean;
+          ssh?: string;
+          identity?: string;
+          uri: string;
+          trust?: string;
+          json?: boolean;
+        },
+      ) => {
+        if (opts.local === true) {
+          const added = service().addLocalHost(name, opts.uri);
+          print(added, opts.json, () => `Added host ${name} (this computer, ${opts.uri}).\n`);
+          return;
+        }
+        if (opts.ssh === undefined) {
+          throw new SnapkeepError("INVALID_INPUT", "Say which host: --local or --ssh USER@HOST[:PORT].");
+        }
+        const result = await service().addSshHost({
+          name,
+          ssh: opts.ssh,
+          uri: opts.uri,
+          ...(opts.identity === undefined ? {} : { identityFile: opts.identity }),
+          ...(opts.trust === undefined ? {} : { trust: opts.trust }),
+        });
+        print(result, opts.json, () =>
+          result.trusted
+            ? `Added host ${name}; its host key ${result.offeredFingerprint} is pinned.\n`
+            : `Added host ${name}, not trusted yet: nothing runs on it until you trust its key.\n` +
+              `It offers ${result.offeredFingerprint}\n` +
+              `Compare it with the host's own (ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub), then run:\n` +
+              `  snapkeep host trust ${name} ${result.offeredFingerprint}\n`,
+        );
+      },
+    );
   host
     .command("list")
     .description("list hosts")
     .option("--json", "machine-readable output")
     .action((opts: { json?: boolean }) => {
       const hosts = service().listHosts();
-      print(hosts, opts.json, () => (hosts.length === 0 ? "No hosts yet. Add one with: snapkeep host add\n" : formatHosts(hosts)));
+      print(hosts, opts.json, () =>
+        hosts.length === 0 ? "No hosts yet. Add one with: snapkeep host add\n" : formatHosts(hosts),
+      );
     });
   host
     .command("remove <name>")
@@ -173,7 +192,12 @@ function buildProgram(io: CliIo, service: () => SnapkeepService): Command {
         ...(opts.name === undefined ? {} : { name: opts.name }),
         ...(opts.note === undefined ? {} : { note: opts.note }),
       });
-      print(created, opts.json, () => `Created snapshot ${displayName(created.name)} of ${created.disks.map((d) => d.target).join(", ")}.\n`);
+      print(
+        created,
+        opts.json,
+        () =>
+          `Created snapshot ${displayName(created.name)} of ${created.disks.map((d) => d.target).join(", ")}.\n`,
+      );
     });
   snapshot
     .command("list <host/vm>")
@@ -191,7 +215,9 @@ function buildProgram(io: CliIo, service: () => SnapkeepService): Command {
     .action(async (ref: string, snapshotRef: string, opts: { dryRun?: boolean }) => {
       const [hostName, vmName] = splitVmRef(ref);
       if (opts.dryRun === true) {
-        const target = (await service().listSnapshots(hostName, vmName)).find((s) => s.tag === snapshotRef || s.name === snapshotRef);
+        const target = (await service().listSnapshots(hostName, vmName)).find(
+          (s) => s.tag === snapshotRef || s.name === snapshotRef,
+        );
         io.out(
           target === undefined
             ? `Nothing would be deleted: no snapshot named ${displayName(snapshotRef)}.\n`
@@ -221,7 +247,10 @@ function buildProgram(io: CliIo, service: () => SnapkeepService): Command {
           const current = await service().getVm(hostName, vmName);
           const target = current.snapshots.find((s) => s.tag === snapshotRef || s.name === snapshotRef);
           if (target === undefined) {
-            throw new SnapkeepError("NOT_FOUND", `${current.name} has no snapshot named ${displayName(snapshotRef)}.`);
+            throw new SnapkeepError(
+              "NOT_FOUND",
+              `${current.name} has no snapshot named ${displayName(snapshotRef)}.`,
+            );
           }
           const disks = opts.disk ?? target.disks.map((d) => d.target);
           io.out(
@@ -254,7 +283,9 @@ function buildProgram(io: CliIo, service: () => SnapkeepService): Command {
       });
   }
 
-  const lab = program.command("lab").description("two small demo VMs on this computer, to try Snapkeep safely");
+  const lab = program
+    .command("lab")
+    .description("two small demo VMs on this computer, to try Snapkeep safely");
   lab
     .command("up")
     .description("create the demo VMs (one running, one shut off) on qemu:///system")
@@ -277,9 +308,15 @@ function buildProgram(io: CliIo, service: () => SnapkeepService): Command {
     .description("remove the demo VMs and their disks (only VMs that lab up made)")
     .option("--dry-run", "only say what would be removed")
     .action(async (opts: { dryRun?: boolean }) => {
-      const removed = await removeLabVms(new LocalRunner(), "qemu:///system", DEMO_OWNER, { dryRun: opts.dryRun === true });
+      const removed = await removeLabVms(new LocalRunner(), "qemu:///system", DEMO_OWNER, {
+        dryRun: opts.dryRun === true,
+      });
       const verb = opts.dryRun === true ? "Would remove" : "Removed";
-      io.out(removed.length === 0 ? "No demo VMs to remove.\n" : removed.map((r) => `${verb} ${r.name} and ${r.files.length} disk image(s).\n`).join(""));
+      io.out(
+        removed.length === 0
+          ? "No demo VMs to remove.\n"
+          : removed.map((r) => `${verb} ${r.name} and ${r.files.length} disk image(s).\n`).join(""),
+      );
     });
   return program;
 }
@@ -288,13 +325,18 @@ function buildProgram(io: CliIo, service: () => SnapkeepService): Command {
 export function splitVmRef(ref: string): [string, string] {
   const slash = ref.indexOf("/");
   if (slash <= 0 || slash === ref.length - 1) {
-    throw new SnapkeepError("INVALID_INPUT", `"${ref}" is not HOST/VM.`, { hint: "For example: local/web01" });
+    throw new SnapkeepError("INVALID_INPUT", `"${ref}" is not HOST/VM.`, {
+      hint: "For example: local/web01",
+    });
   }
   return [ref.slice(0, slash), ref.slice(slash + 1)];
 }
 
 function splitList(value: string): string[] {
-  const items = value.split(",").map((s) => s.trim()).filter((s) => s.length > 0);
+  const items = value
+    .split(",")
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0);
   if (items.length === 0) {
     throw new SnapkeepError("INVALID_INPUT", "Give at least one disk target, e.g. --disk vda.");
   }

@@ -1,14 +1,7 @@
 /** The domain as Snapkeep shows it: hosts, VMs, disks and snapshots. Plain data, no behaviour. */
 
 export type VmState =
-  | "running"
-  | "paused"
-  | "shut off"
-  | "in shutdown"
-  | "crashed"
-  | "pmsuspended"
-  | "idle"
-  | "unknown";
+  "running" | "paused" | "shut off" | "in shutdown" | "crashed" | "pmsuspended" | "idle" | "unknown";
 
 export type DiskRole = "root" | "additional";
 

@@ -148,7 +148,8 @@ export class LibvirtHost {
     const missing = new Set<string>();
     if (xml.active) {
       const devices = qmp.parseQueryBlock(
-        (await runChecked(this.runner, virsh.qmpArgs(this.uri, uuid, qmp.queryBlock), "Querying disks")).stdout,
+        (await runChecked(this.runner, virsh.qmpArgs(this.uri, uuid, qmp.queryBlock), "Querying disks"))
+          .stdout,
       );
       for (const disk of xml.disks) {
         const device =
@@ -202,7 +203,12 @@ export class LibvirtHost {
     if (/No such file or directory/i.test(result.stderr)) {
       return null;
     }
-    checkResult(this.runner.label, qemuImg.imageInfoArgs(path, disk.format as string), result, `Reading ${path}`);
+    checkResult(
+      this.runner.label,
+      qemuImg.imageInfoArgs(path, disk.format as string),
+      result,
+      `Reading ${path}`,
+    );
     return null;
   }
 
@@ -217,7 +223,10 @@ export class LibvirtHost {
       const nodes = disks.map((d) => {
         const node = inspection.nodes.get(d.target);
         if (node === undefined) {
-          throw new SnapkeepError("DISK_UNSUPPORTED", `QEMU does not report disk ${d.target} of ${inspection.vm.name}.`);
+          throw new SnapkeepError(
+            "DISK_UNSUPPORTED",
+            `QEMU does not report disk ${d.target} of ${inspection.vm.name}.`,
+          );
         }
         return node;
       });
@@ -264,7 +273,11 @@ export class LibvirtHost {
           (
             await runChecked(
               this.runner,
-              virsh.qmpArgs(this.uri, inspection.vm.uuid, qmp.deleteInternalSnapshot(node, entry.imageSnapshotId, snapshot.tag)),
+              virsh.qmpArgs(
+                this.uri,
+                inspection.vm.uuid,
+                qmp.deleteInternalSnapshot(node, entry.imageSnapshotId, snapshot.tag),
+              ),
               `Deleting the snapshot on ${entry.target}`,
             )
           ).stdout,
@@ -273,7 +286,8 @@ export class LibvirtHost {
       } else {
         // qemu-img snapshot -d matches by tag only; with the tag twice in one image it could take
         // the wrong one, so that case is refused rather than guessed.
-        const sameTag = inspection.images.get(entry.target)?.snapshots.filter((s) => s.name === snapshot.tag) ?? [];
+        const sameTag =
+          inspection.images.get(entry.target)?.snapshots.filter((s) => s.name === snapshot.tag) ?? [];
         if (sameTag.length !== 1) {
           throw new SnapkeepError(
             "INVALID_INPUT",
@@ -293,7 +307,10 @@ export class LibvirtHost {
   /** Reverts the chosen disks of a VM that is not running; the caller stops and restarts it. */
   async revertDisks(inspection: VmInspection, snapshot: Snapshot, targets: readonly string[]): Promise<void> {
     if (inspection.vm.active) {
-      throw new SnapkeepError("VM_RUNNING", `${inspection.vm.name} is running; its disks cannot be reverted live.`);
+      throw new SnapkeepError(
+        "VM_RUNNING",
+        `${inspection.vm.name} is running; its disks cannot be reverted live.`,
+      );
     }
     for (const target of targets) {
       const entry = snapshot.disks.find((d) => d.target === target);

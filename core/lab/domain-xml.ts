@@ -65,4 +65,3 @@ export function escapeXml(text: string): string {
     .replaceAll("'", "&apos;")
     .replaceAll('"', "&quot;");
 }
-

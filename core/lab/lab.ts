@@ -11,7 +11,11 @@ export interface LabVmRequest {
   readonly name: string;
   /** Folder for the disk images; QEMU (user libvirt-qemu) must be able to reach it. */
   readonly dir: string;
-  readonly disks: readonly { readonly target: string; readonly sizeMiB: number; readonly format?: "qcow2" | "raw" }[];
+  readonly disks: readonly {
+    readonly target: string;
+    readonly sizeMiB: number;
+    readonly format?: "qcow2" | "raw";
+  }[];
   readonly running: boolean;
   readonly owner: string;
   readonly memoryMiB?: number;
@@ -25,8 +29,22 @@ export interface LabVm {
 
 /** The two demo VMs `snapkeep lab up` makes: one running, one shut off, each with a root and a data disk. */
 export const DEMO_VMS = [
-  { name: "snapkeep-demo-web", running: true, disks: [{ target: "vda", sizeMiB: 256 }, { target: "vdb", sizeMiB: 128 }] },
-  { name: "snapkeep-demo-db", running: false, disks: [{ target: "vda", sizeMiB: 256 }, { target: "vdb", sizeMiB: 256 }] },
+  {
+    name: "snapkeep-demo-web",
+    running: true,
+    disks: [
+      { target: "vda", sizeMiB: 256 },
+      { target: "vdb", sizeMiB: 128 },
+    ],
+  },
+  {
+    name: "snapkeep-demo-db",
+    running: false,
+    disks: [
+      { target: "vda", sizeMiB: 256 },
+      { target: "vdb", sizeMiB: 256 },
+    ],
+  },
 ] as const;
 export const DEMO_OWNER = "demo";
 export const DEFAULT_LAB_DIR = "/var/lib/libvirt/images/snapkeep-lab";
@@ -63,7 +81,9 @@ export async function createLabVm(runner: CommandRunner, uri: string, request: L
   });
   // virsh reads the definition from a file on the host; /dev/stdin is not openable when stdin is
   // a socket (Node's spawn, an SSH channel), so the XML goes through a temporary file.
-  const xmlFile = (await runChecked(runner, ["mktemp", "--tmpdir", "snapkeep-domain-XXXXXX.xml"], "Making a temporary file")).stdout.trim();
+  const xmlFile = (
+    await runChecked(runner, ["mktemp", "--tmpdir", "snapkeep-domain-XXXXXX.xml"], "Making a temporary file")
+  ).stdout.trim();
   try {
     await runChecked(runner, ["tee", "--", xmlFile], "Writing the VM definition", { stdin: xml });
     await runChecked(runner, virsh.defineArgs(uri, xmlFile), `Defining ${request.name}`);
@@ -99,7 +119,9 @@ export async function removeLabVms(
   const removals = ours.map((i) => ({
     name: i.vm.name,
     uuid: i.vm.uuid,
-    files: i.xml.disks.flatMap((d) => (d.type === "file" && d.source !== null && d.device === "disk" ? [d.source] : [])),
+    files: i.xml.disks.flatMap((d) =>
+      d.type === "file" && d.source !== null && d.device === "disk" ? [d.source] : [],
+    ),
   }));
   if (options.dryRun) {
     return removals;

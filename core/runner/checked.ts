@@ -16,7 +16,12 @@ export async function runChecked(
 }
 
 /** The error mapping of runChecked, for callers that inspect a result before deciding it failed. */
-export function checkResult(label: string, argv: readonly string[], result: RunResult, doing: string): RunResult {
+export function checkResult(
+  label: string,
+  argv: readonly string[],
+  result: RunResult,
+  doing: string,
+): RunResult {
   if (result.code === 0) {
     return result;
   }

@@ -8,7 +8,10 @@ export const SETTINGS_VERSION = 1;
 
 const hostName = z
   .string()
-  .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, "letters, digits, dot, - and _, starting with a letter or digit");
+  .regex(
+    /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/,
+    "letters, digits, dot, - and _, starting with a letter or digit",
+  );
 
 export const localHostSchema = z.object({
   name: hostName,

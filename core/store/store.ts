@@ -2,7 +2,13 @@ import { existsSync, mkdirSync, renameSync } from "node:fs";
 import { join } from "node:path";
 import Conf from "conf";
 import { describeError } from "../errors.js";
-import { emptySettings, settingsJsonSchemaProperties, settingsSchema, SETTINGS_VERSION, type Settings } from "./schema.js";
+import {
+  emptySettings,
+  settingsJsonSchemaProperties,
+  settingsSchema,
+  SETTINGS_VERSION,
+  type Settings,
+} from "./schema.js";
 
 export interface SettingsStore {
   read(): Settings;

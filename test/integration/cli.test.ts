@@ -37,7 +37,14 @@ describe("snapkeep CLI", () => {
     execFileSync("npx", ["tsc", "-b", "tsconfig.build.json"], { cwd: repo, stdio: "inherit" });
     home = mkdtempSync(join(tmpdir(), "snapkeep-cli-"));
     sshd = await startSshd();
-    await vms.create({ name: vmName, running: false, disks: [{ target: "vda", sizeMiB: 8 }, { target: "vdb", sizeMiB: 8 }] });
+    await vms.create({
+      name: vmName,
+      running: false,
+      disks: [
+        { target: "vda", sizeMiB: 8 },
+        { target: "vdb", sizeMiB: 8 },
+      ],
+    });
     await vms.create({ name: runName, running: true, disks: [{ target: "vda", sizeMiB: 8 }] });
   });
 
@@ -63,18 +70,31 @@ describe("snapkeep CLI", () => {
     expect(listed.code).toBe(0);
     const vm = JSON.parse(listed.stdout)[0].vms.find((v: { name: string }) => v.name === vmName);
     expect(vm).toMatchObject({ host: "local", state: "shut off" });
-    expect(cli(["vm", "list"]).stdout).toMatch(new RegExp(`${vmName}\\s+shut off\\s+vda\\(root\\) 8 MiB, vdb 8 MiB`));
+    expect(cli(["vm", "list"]).stdout).toMatch(
+      new RegExp(`${vmName}\\s+shut off\\s+vda\\(root\\) 8 MiB, vdb 8 MiB`),
+    );
   });
 
   it("creates, lists, dry-runs and deletes a snapshot with a hostile name", () => {
     const name = `it's "$(rm -rf /)" \`id\` --yes`;
-    const created = cli(["snapshot", "create", `local/${vmName}`, "--name", name, "--note", "n;ote", "--json"]);
+    const created = cli([
+      "snapshot",
+      "create",
+      `local/${vmName}`,
+      "--name",
+      name,
+      "--note",
+      "n;ote",
+      "--json",
+    ]);
     expect(created.stderr).toBe("");
     expect(created.code).toBe(0);
     expect(JSON.parse(created.stdout)).toMatchObject({ name, note: "n;ote", kind: "manual" });
     const list = JSON.parse(cli(["snapshot", "list", `local/${vmName}`, "--json"]).stdout);
     expect(list.map((s: { name: string }) => s.name)).toEqual([name]);
-    expect(cli(["snapshot", "list", `local/${vmName}`]).stdout).toMatch(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d  it's "\$\(rm -rf \/\)" `id` --yes  manual  vda,vdb  +n;ote$/m);
+    expect(cli(["snapshot", "list", `local/${vmName}`]).stdout).toMatch(
+      /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d {2}it's "\$\(rm -rf \/\)" `id` --yes {2}manual {2}vda,vdb {2,}n;ote$/m,
+    );
 
     const dry = cli(["snapshot", "delete", `local/${vmName}`, name, "--dry-run"]);
     expect(dry.stdout).toMatch(/^Would delete snapshot/);
@@ -108,7 +128,16 @@ describe("snapkeep CLI", () => {
     const dry = cli(["snapshot", "revert", `local/${runName}`, "r1", "--dry-run"]);
     expect(dry.stdout).toMatch(/^Would shut down .*, revert vda to r1 .*, and start it again/);
     expect(virshOut("domstate", runName).trim()).toBe("running");
-    const done = cli(["snapshot", "revert", `local/${runName}`, "r1", "--yes", "--force", "--shutdown-timeout", "1"]);
+    const done = cli([
+      "snapshot",
+      "revert",
+      `local/${runName}`,
+      "r1",
+      "--yes",
+      "--force",
+      "--shutdown-timeout",
+      "1",
+    ]);
     expect(done.stderr).toBe("");
     expect(done.stdout).toMatch(/Reverted vda to r1; the VM was started again/);
     expect(virshOut("domstate", runName).trim()).toBe("running");
@@ -154,7 +183,12 @@ describe("snapkeep CLI", () => {
       const result = cli(["host", "list"], { SNAPKEEP_HOME: other });
       expect(result.code).toBe(0);
       expect(result.stderr).toMatch(/settings file could not be read .* moved to .*settings\.json\.corrupt-/);
-      expect(readFileSync(join(other, result.stderr.match(/(settings\.json\.corrupt-\S+?) and/)?.[1] ?? ""), "utf8")).toBe("{ not json");
+      expect(
+        readFileSync(
+          join(other, result.stderr.match(/(settings\.json\.corrupt-\S+?) and/)?.[1] ?? ""),
+          "utf8",
+        ),
+      ).toBe("{ not json");
     } finally {
       rmSync(other, { recursive: true, force: true });
     }

@@ -91,7 +91,12 @@ describe.each(hosts)("snapshot contract via $label", ({ hostName }) => {
     qemuIo(vda, "write -P 0xa1 0 64k");
     qemuIo(vdb, "write -P 0xb1 0 64k");
     const snap = await service.createSnapshot(hostName, offName, { name: "before change", note: "a note" });
-    expect(snap).toMatchObject({ name: "before change", kind: "manual", note: "a note", tag: "snapkeep:manual:before change" });
+    expect(snap).toMatchObject({
+      name: "before change",
+      kind: "manual",
+      note: "a note",
+      tag: "snapkeep:manual:before change",
+    });
     expect(snap.disks.map((d) => d.target)).toEqual(["vda", "vdb"]);
     // Recognisable on the host itself, without Snapkeep's settings.
     expect(execInfoSnapshots(vda)).toContain("snapkeep:manual:before change");
@@ -118,7 +123,9 @@ describe.each(hosts)("snapshot contract via $label", ({ hostName }) => {
     writeLive(runUuid, "virtio-disk0", 0xd2);
 
     // Reverting needs the VM stopped, and Snapkeep says so instead of doing it unasked.
-    await expect(service.revertSnapshot(hostName, runName, "live-1")).rejects.toMatchObject({ code: "VM_RUNNING" });
+    await expect(service.revertSnapshot(hostName, runName, "live-1")).rejects.toMatchObject({
+      code: "VM_RUNNING",
+    });
     expect(virshOut("domstate", runUuid).trim()).toBe("running");
 
     // A VM with no OS ignores ACPI shutdown: the timeout then needs --force.
@@ -162,7 +169,9 @@ describe.each(hosts)("snapshot contract via $label", ({ hostName }) => {
       code: "NOT_FOUND",
       message: expect.stringContaining("vdz"),
     });
-    await expect(service.revertSnapshot(hostName, offName, "nope")).rejects.toMatchObject({ code: "NOT_FOUND" });
+    await expect(service.revertSnapshot(hostName, offName, "nope")).rejects.toMatchObject({
+      code: "NOT_FOUND",
+    });
     await expect(service.createSnapshot(hostName, "no-such-vm")).rejects.toMatchObject({ code: "NOT_FOUND" });
     await service.deleteSnapshot(hostName, offName, "dup");
   });
@@ -173,7 +182,9 @@ describe.each(hosts)("snapshot contract via $label", ({ hostName }) => {
     const holder = spawn("qemu-io", ["-f", "qcow2", vdb], { stdio: ["pipe", "ignore", "ignore"] });
     try {
       await waitFor(() => lockedFor(vdb));
-      const error = await service.createSnapshot(hostName, offName, { name: "partial" }).catch((e: unknown) => e);
+      const error = await service
+        .createSnapshot(hostName, offName, { name: "partial" })
+        .catch((e: unknown) => e);
       expect(isSnapkeepError(error, "COMMAND_FAILED")).toBe(true);
       expect(String((error as Error).message)).toMatch(/vdb/);
     } finally {
@@ -225,7 +236,9 @@ describe.each(hosts)("snapshot contract via $label", ({ hostName }) => {
     await service.createSnapshot(hostName, `sk-raw-${suffix}`, { disks: ["vda"], name: "only-vda" });
 
     rmSync(raw.diskPaths[0] as string);
-    await expect(service.createSnapshot(hostName, `sk-raw-${suffix}`, { disks: ["vda"] })).rejects.toMatchObject({
+    await expect(
+      service.createSnapshot(hostName, `sk-raw-${suffix}`, { disks: ["vda"] }),
+    ).rejects.toMatchObject({
       code: "DISK_UNSUPPORTED",
       message: expect.stringContaining("does not exist"),
     });
@@ -233,7 +246,9 @@ describe.each(hosts)("snapshot contract via $label", ({ hostName }) => {
 });
 
 function execInfoSnapshots(path: string): string[] {
-  const out = JSON.parse(execFileSync("qemu-img", ["info", "-U", "--output=json", path], { encoding: "utf8" })) as { snapshots?: { name: string }[] };
+  const out = JSON.parse(
+    execFileSync("qemu-img", ["info", "-U", "--output=json", path], { encoding: "utf8" }),
+  ) as { snapshots?: { name: string }[] };
   return (out.snapshots ?? []).map((s) => s.name);
 }
 

@@ -7,7 +7,11 @@ import { openSettingsStore } from "../../core/store/store.js";
 import type { SshEnvironment } from "../../core/hosts.js";
 
 /** A service on a fresh SNAPKEEP_HOME, with real runners; `dispose` removes the state directory. */
-export function makeService(ssh: Partial<SshEnvironment> = {}): { service: SnapkeepService; home: string; dispose(): Promise<void> } {
+export function makeService(ssh: Partial<SshEnvironment> = {}): {
+  service: SnapkeepService;
+  home: string;
+  dispose(): Promise<void>;
+} {
   const home = mkdtempSync(join(tmpdir(), "snapkeep-home-"));
   const service = new SnapkeepService({
     store: openSettingsStore(home, new Date()),

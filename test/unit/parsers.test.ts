@@ -1,17 +1,28 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { parseDomainXml, parseDomState, parseUuidList, snapshotBlocker } from "../../core/drivers/libvirt/parse.js";
+import {
+  parseDomainXml,
+  parseDomState,
+  parseUuidList,
+  snapshotBlocker,
+} from "../../core/drivers/libvirt/parse.js";
 import { parseImageInfo } from "../../core/drivers/qemu-img/parse.js";
 import { parseQmpReply, parseQueryBlock, snapshotTransaction } from "../../core/drivers/qmp/commands.js";
 import { qcow2ImageOpts, snapshotApplyArgs } from "../../core/drivers/qemu-img/args.js";
 import { buildLabDomainXml } from "../../core/lab/domain-xml.js";
 
-const fixture = (path: string): string => readFileSync(new URL(`../fixtures/${path}`, import.meta.url), "utf8");
+const fixture = (path: string): string =>
+  readFileSync(new URL(`../fixtures/${path}`, import.meta.url), "utf8");
 
 describe("domain XML (real virsh dumpxml output)", () => {
   it("reads an inactive domain: no runtime id, disks with roles", () => {
     const domain = parseDomainXml(fixture("virsh/dumpxml-shutoff-two-disks.xml"));
-    expect(domain).toMatchObject({ name: "sk-probe", uuid: "13f71cc3-b118-4340-a65b-6c39d1ff9a3e", active: false, labOwner: null });
+    expect(domain).toMatchObject({
+      name: "sk-probe",
+      uuid: "13f71cc3-b118-4340-a65b-6c39d1ff9a3e",
+      active: false,
+      labOwner: null,
+    });
     expect(domain.disks.map((d) => [d.target, d.role, d.format, d.source, d.bootOrder, d.alias])).toEqual([
       ["vda", "root", "qcow2", "/var/lib/libvirt/images/t/root.qcow2", 1, null],
       ["vdb", "additional", "qcow2", "/var/lib/libvirt/images/t/data.qcow2", null, null],
@@ -32,7 +43,9 @@ describe("domain XML (real virsh dumpxml output)", () => {
       owner: "o'wner",
       disks: [{ path: "/i/a,b.qcow2", target: "vda", format: "qcow2" }],
     });
-    const domain = parseDomainXml(xml.replace("<name>", "<uuid>00000000-0000-0000-0000-000000000001</uuid><name>"));
+    const domain = parseDomainXml(
+      xml.replace("<name>", "<uuid>00000000-0000-0000-0000-000000000001</uuid><name>"),
+    );
     expect(domain.name).toBe(` 007 it's "<x>" & $(y) `);
     expect(domain.labOwner).toBe("o'wner");
     expect(domain.disks[0]?.source).toBe("/i/a,b.qcow2");
@@ -54,7 +67,17 @@ describe("domain XML (real virsh dumpxml output)", () => {
   });
 
   it("says why a disk cannot be snapshotted", () => {
-    const base = { target: "vdb", device: "disk", type: "file", source: "/x.img", format: "qcow2", readonly: false, bootOrder: null, alias: null, role: "additional" as const };
+    const base = {
+      target: "vdb",
+      device: "disk",
+      type: "file",
+      source: "/x.img",
+      format: "qcow2",
+      readonly: false,
+      bootOrder: null,
+      alias: null,
+      role: "additional" as const,
+    };
     expect(snapshotBlocker(base, true)).toBeNull();
     expect(snapshotBlocker({ ...base, format: "raw" }, true)).toMatch(/^vdb is in raw format/);
     expect(snapshotBlocker({ ...base, device: "cdrom" }, true)).toMatch(/CD-ROM/);
@@ -71,7 +94,9 @@ describe("domain XML (real virsh dumpxml output)", () => {
 
 describe("virsh lists and states", () => {
   it("parses --uuid lists with the trailing blank line", () => {
-    expect(parseUuidList("13f71cc3-b118-4340-a65b-6c39d1ff9a3e\n\n")).toEqual(["13f71cc3-b118-4340-a65b-6c39d1ff9a3e"]);
+    expect(parseUuidList("13f71cc3-b118-4340-a65b-6c39d1ff9a3e\n\n")).toEqual([
+      "13f71cc3-b118-4340-a65b-6c39d1ff9a3e",
+    ]);
     expect(parseUuidList("\n")).toEqual([]);
   });
   it("maps domstate words and unknown text", () => {
@@ -108,7 +133,9 @@ describe("QMP", () => {
   });
   it("turns a QMP error reply into a typed error (virsh itself exits 0)", () => {
     const reply = '{"id":"libvirt-418","error":{"class":"GenericError","desc":"Cannot find device=\'x\'"}}';
-    expect(() => parseQmpReply(reply, "the snapshot")).toThrow(/QEMU refused the snapshot: Cannot find device/);
+    expect(() => parseQmpReply(reply, "the snapshot")).toThrow(
+      /QEMU refused the snapshot: Cannot find device/,
+    );
   });
   it("builds one transaction with an action per disk", () => {
     expect(snapshotTransaction(["n1", "n2"], "t")).toEqual({
@@ -127,7 +154,13 @@ describe("qemu-img argv", () => {
   it("pins the qcow2 format and escapes commas in file names", () => {
     expect(qcow2ImageOpts("/a,b/c.qcow2")).toBe("driver=qcow2,file.driver=file,file.filename=/a,,b/c.qcow2");
     expect(snapshotApplyArgs("/x.qcow2", "3")).toEqual([
-      "qemu-img", "snapshot", "-q", "--image-opts", "-a", "3", "driver=qcow2,file.driver=file,file.filename=/x.qcow2",
+      "qemu-img",
+      "snapshot",
+      "-q",
+      "--image-opts",
+      "-a",
+      "3",
+      "driver=qcow2,file.driver=file,file.filename=/x.qcow2",
     ]);
   });
 });

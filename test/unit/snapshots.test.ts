@@ -8,7 +8,7 @@ describe("snapshot tags", () => {
   it.each([
     ["manual", "nightly", undefined, "snapkeep:manual:nightly"],
     ["scheduled", "x:y", "sched-1", "snapkeep:scheduled@sched-1:x:y"],
-    ["safety", "before revert to \"a\"", undefined, 'snapkeep:safety:before revert to "a"'],
+    ["safety", 'before revert to "a"', undefined, 'snapkeep:safety:before revert to "a"'],
   ] as const)("round-trips %s %j", (kind, name, origin, tag) => {
     expect(encodeSnapshotTag(kind, name, origin)).toBe(tag);
     expect(parseSnapshotTag(tag)).toEqual({ kind, name, origin: origin ?? null });
@@ -48,11 +48,26 @@ describe("grouping per-image snapshots into VM snapshots", () => {
             { id: "2", name: "legacy", createdAt: at("2026-01-01T00:00:00Z"), vmStateSize: 4096 },
           ],
         },
-        { target: "vdb", snapshots: [{ id: "7", name: "snapkeep:manual:b", createdAt: at("2026-01-02T00:00:00Z"), vmStateSize: 0 }] },
+        {
+          target: "vdb",
+          snapshots: [
+            { id: "7", name: "snapkeep:manual:b", createdAt: at("2026-01-02T00:00:00Z"), vmStateSize: 0 },
+          ],
+        },
       ],
       (tag) => ({ note: tag === "legacy" ? null : "n", pinned: tag === "legacy" }),
     );
-    expect(grouped.map((s) => [s.name, s.kind, s.createdAt, s.disks.map((d) => `${d.target}#${d.imageSnapshotId}`), s.pinned, s.note, s.hasVmState])).toEqual([
+    expect(
+      grouped.map((s) => [
+        s.name,
+        s.kind,
+        s.createdAt,
+        s.disks.map((d) => `${d.target}#${d.imageSnapshotId}`),
+        s.pinned,
+        s.note,
+        s.hasVmState,
+      ]),
+    ).toEqual([
       ["legacy", "foreign", "2026-01-01T00:00:00.000Z", ["vda#2"], true, null, true],
       ["b", "manual", "2026-01-02T00:00:00.000Z", ["vda#1", "vdb#7"], false, "n", false],
     ]);
@@ -72,11 +87,27 @@ const disk = (target: string, extra: Partial<Disk> = {}): Disk => ({
   snapshotBlocker: null,
   ...extra,
 });
-const vm = (disks: Disk[]): Vm => ({ host: "h", name: "web", uuid: "u", state: "shut off", active: false, disks });
+const vm = (disks: Disk[]): Vm => ({
+  host: "h",
+  name: "web",
+  uuid: "u",
+  state: "shut off",
+  active: false,
+  disks,
+});
 
 describe("choosing the disks of a snapshot", () => {
   it("takes every hard disk by default and skips CD-ROMs", () => {
-    expect(chooseSnapshotDisks(vm([disk("vda"), disk("sda", { device: "cdrom", snapshotBlocker: "sda is a CD-ROM drive, not a disk" }), disk("vdb")]), undefined)).toEqual(["vda", "vdb"]);
+    expect(
+      chooseSnapshotDisks(
+        vm([
+          disk("vda"),
+          disk("sda", { device: "cdrom", snapshotBlocker: "sda is a CD-ROM drive, not a disk" }),
+          disk("vdb"),
+        ]),
+        undefined,
+      ),
+    ).toEqual(["vda", "vdb"]);
   });
   it("names the blocked disk and suggests the others", () => {
     const v = vm([disk("vda"), disk("vdb", { format: "raw", snapshotBlocker: "vdb is in raw format" })]);
@@ -95,8 +126,21 @@ describe("choosing the disks of a snapshot", () => {
 });
 
 describe("resolving a snapshot reference", () => {
-  const snap = (tag: string, name: string) => ({ tag, name, kind: "manual" as const, origin: null, createdAt: "", disks: [], note: null, pinned: false, hasVmState: false });
-  const v: VmWithSnapshots = { ...vm([]), snapshots: [snap("snapkeep:manual:a", "a"), snap("a-foreign", "x"), snap("x", "x")] };
+  const snap = (tag: string, name: string) => ({
+    tag,
+    name,
+    kind: "manual" as const,
+    origin: null,
+    createdAt: "",
+    disks: [],
+    note: null,
+    pinned: false,
+    hasVmState: false,
+  });
+  const v: VmWithSnapshots = {
+    ...vm([]),
+    snapshots: [snap("snapkeep:manual:a", "a"), snap("a-foreign", "x"), snap("x", "x")],
+  };
   it("matches the tag first, then a unique name", () => {
     expect(resolveSnapshot(v, "snapkeep:manual:a").name).toBe("a");
     expect(resolveSnapshot(v, "a").tag).toBe("snapkeep:manual:a");

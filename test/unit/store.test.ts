@@ -34,13 +34,18 @@ describe("settings store", () => {
   it("refuses an invalid change and keeps the file as it was", () => {
     const home = freshHome();
     const store = openSettingsStore(home, now);
-    expect(() => store.update((s) => ({ ...s, hosts: [{ name: "bad name/x", kind: "local", uri: "u" }] }))).toThrow();
+    expect(() =>
+      store.update((s) => ({ ...s, hosts: [{ name: "bad name/x", kind: "local", uri: "u" }] })),
+    ).toThrow();
     expect(openSettingsStore(home, now).read().hosts).toEqual([]);
   });
 
   it.each([
     ["not JSON", "{ this is not json"],
-    ["a schema violation", JSON.stringify({ version: 1, hosts: [{ name: "x", kind: "martian" }], annotations: {} })],
+    [
+      "a schema violation",
+      JSON.stringify({ version: 1, hosts: [{ name: "x", kind: "martian" }], annotations: {} }),
+    ],
   ])("moves a corrupt file (%s) aside and reports it instead of silently resetting", (_why, content) => {
     const home = freshHome();
     writeFileSync(join(home, "settings.json"), content);
@@ -49,7 +54,10 @@ describe("settings store", () => {
     expect(store.recovered?.reason.length).toBeGreaterThan(0);
     expect(readFileSync(store.recovered?.movedTo ?? "", "utf8")).toBe(content);
     expect(store.read().hosts).toEqual([]);
-    expect(readdirSync(home).sort()).toEqual(["settings.json", "settings.json.corrupt-2026-11-26T10-00-00.000Z"]);
+    expect(readdirSync(home).sort()).toEqual([
+      "settings.json",
+      "settings.json.corrupt-2026-11-26T10-00-00.000Z",
+    ]);
   });
 });
 

@@ -90,7 +90,10 @@ function parseDisk(disk: XmlNode): Omit<XmlDisk, "role"> {
  */
 function assignRoles(disks: Omit<XmlDisk, "role">[]): XmlDisk[] {
   const hardDisks = disks.filter((d) => d.device === "disk");
-  const ordered = hardDisks.filter((d) => d.bootOrder !== null).sort((a, b) => a.bootOrder! - b.bootOrder!);
+  const ordered = hardDisks
+    .flatMap((d) => (d.bootOrder === null ? [] : [{ disk: d, order: d.bootOrder }]))
+    .sort((a, b) => a.order - b.order)
+    .map((entry) => entry.disk);
   const root = ordered[0] ?? hardDisks[0];
   return disks.map((d) => ({ ...d, role: d === root ? "root" : "additional" }));
 }

@@ -165,7 +165,9 @@ export class SshRunner implements CommandRunner {
     this.probes.add(client);
     try {
       return await probeFingerprint(client, this.attempt, this.readyTimeoutMs, () =>
-        this.disposed === undefined ? undefined : cancelled(`Probing the host key of ${this.label} was cancelled.`),
+        this.disposed === undefined
+          ? undefined
+          : cancelled(`Probing the host key of ${this.label} was cancelled.`),
       );
     } finally {
       this.probes.delete(client);

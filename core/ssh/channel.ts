@@ -14,6 +14,7 @@ export class NotConnectedError extends Error {}
 // Enough for a chatty login script ahead of the marker line; past that, stop waiting for it.
 const MAX_PREFIX_BYTES = 64 * 1024;
 const MARKER = Buffer.from(REMOTE_PID_MARKER, "latin1");
+const PID_GRACE_MS = 2000;
 
 /**
  * Takes the first `snapkeep-pid:<pid>` line out of stderr and passes every other byte on. It is
@@ -107,6 +108,7 @@ export function runOnChannel(
     let channel: ClientChannel | undefined;
     let pid: number | undefined;
     let killRequested = false;
+    let fallback: NodeJS.Timeout | undefined;
 
     const settle = (outcome: () => void): void => {
       if (!settled) {
@@ -118,20 +120,31 @@ export function runOnChannel(
     const channelGone = (): void => {
       if (!gone) {
         gone = true;
+        clearTimeout(fallback);
         hooks.onChannelGone();
       }
     };
+    // Closing the channel makes sshd stop reading the command's output, so the pid line must be in
+    // before the close; the kill itself goes over a separate channel.
     const killIfWanted = (): void => {
-      if (killRequested && pid !== undefined && !gone) {
+      if (!killRequested || gone || channel === undefined) {
+        return;
+      }
+      if (pid !== undefined) {
         hooks.kill(pid);
         pid = undefined;
+        clearTimeout(fallback);
+        channel.close();
+      } else {
+        // No pid yet (or a host that swallowed it): close anyway after a grace period, which at
+        // least ends commands that write output (SIGPIPE).
+        fallback ??= setTimeout(() => channel?.close(), PID_GRACE_MS);
       }
     };
     const stopWith = (reason: unknown): void => {
       settle(() => reject(reason));
       killRequested = true;
       killIfWanted();
-      channel?.close();
     };
     function onAbort(): void {
       stopWith(signal.reason);
@@ -217,20 +230,14 @@ export function runOnChannel(
         stderrEnded = true;
         maybeDone();
       });
-      const onStreamError = (streamError: Error): void => {
-        settle(() =>
-          reject(
-            new SnapkeepError(
-              "COMMAND_FAILED",
-              `\`${hooks.display}\` on ${hooks.label} failed: ${streamError.message}.`,
-              {
-                cause: streamError,
-              },
-            ),
+      const onStreamError = (streamError: Error): void =>
+        stopWith(
+          new SnapkeepError(
+            "COMMAND_FAILED",
+            `\`${hooks.display}\` on ${hooks.label} failed: ${streamError.message}.`,
+            { cause: streamError },
           ),
         );
-        stream.close();
-      };
       stream.on("error", onStreamError);
       stream.stderr.on("error", onStreamError);
       stream.once("close", (code?: number | null, exitSignal?: string) => {
@@ -238,10 +245,11 @@ export function runOnChannel(
         exit = { code, signal: exitSignal };
         maybeDone();
       });
-      if (signal.aborted) {
-        // The command already started: keep the listeners above so its pid still arrives and the
-        // kill requested by onAbort() can be sent.
-        stream.close();
+      if (killRequested) {
+        // Stopped while the channel was opening, but the command has started: the listeners
+        // above wait for its pid so that it can be killed.
+        stream.end();
+        killIfWanted();
       } else {
         stream.end(options.stdin);
       }

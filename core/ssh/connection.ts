@@ -5,7 +5,7 @@
 import type { Client, ConnectConfig } from "ssh2";
 
 import { SnapkeepError } from "../errors.js";
-import { type SshAttempt, checkPrivateKey, connectFailure, connectThrew } from "./failures.js";
+import { type SshAttempt, connectFailure, connectThrew } from "./failures.js";
 import { fingerprintOf, keyTypeOf, verifyHostKey } from "./hostkey.js";
 import { newClient } from "./lifecycle.js";
 
@@ -24,16 +24,14 @@ export interface OpenOptions {
 
 /**
  * Starts connecting. `ready` resolves once logged in; `onGone` runs once the connection failed or,
- * later, dropped. Throws at once (BAD_PASSPHRASE, INVALID_INPUT) when the key cannot be used.
+ * later, dropped. Throws at once (BAD_PASSPHRASE, INVALID_INPUT) when the key cannot be used:
+ * ssh2 parses it inside connect().
  */
-export function openConnection(options: OpenOptions, onGone: () => void): { client: Client; ready: Promise<void> } {
+export function openConnection(
+  options: OpenOptions,
+  onGone: () => void,
+): { client: Client; ready: Promise<void> } {
   const { attempt, privateKey, passphrase } = options;
-  if (privateKey !== undefined) {
-    const problem = checkPrivateKey(privateKey, passphrase, attempt.keyPath);
-    if (problem !== undefined) {
-      throw problem;
-    }
-  }
   const client = newClient();
   let hostKeyError: SnapkeepError | undefined;
   const agentProblems: string[] = [];
@@ -46,7 +44,13 @@ export function openConnection(options: OpenOptions, onGone: () => void): { clie
     keepaliveCountMax: 3,
     hostVerifier: (key: Buffer) => {
       try {
-        verifyHostKey(options.pinnedFingerprint, fingerprintOf(key), options.label, options.hostName, keyTypeOf(key));
+        verifyHostKey(
+          options.pinnedFingerprint,
+          fingerprintOf(key),
+          options.label,
+          options.hostName,
+          keyTypeOf(key),
+        );
         return true;
       } catch (error) {
         // ssh2 itself only reports "Host denied (verification failed)"; keep ours for the caller.

@@ -4,8 +4,6 @@
  * ssh2 reports most connection problems as plain Errors told apart only by `level`, `code` and
  * message text; callers and the UI branch on SnapkeepError codes instead.
  */
-import ssh2 from "ssh2";
-
 import { SnapkeepError, describeError } from "../errors.js";
 
 /** What the runner tried, for messages. */
@@ -53,56 +51,43 @@ function passphraseError(
 }
 
 /**
- * Checks that the private key can be used before connecting. ssh2's connect() throws
- * synchronously on a bad key, which would otherwise surface as a raw "Cannot parse privateKey".
+ * Maps what ssh2's connect() throws synchronously: it parses the private key right there and throws
+ * on a wrong or missing passphrase or an unusable key, instead of emitting 'error'.
+ *
+ * The key is deliberately not pre-parsed with utils.parseKey(): decrypting an OpenSSH key runs
+ * bcrypt_pbkdf in JavaScript and blocks the event loop for about 0.3 s, and connect() parses it
+ * again anyway.
  */
-export function checkPrivateKey(
-  key: Buffer,
-  passphrase: string | undefined,
-  keyPath: string | undefined,
-): SnapkeepError | undefined {
-  const parsed = ssh2.utils.parseKey(key, passphrase);
-  if (parsed instanceof Error) {
-    if (/passphrase|decrypt/i.test(parsed.message)) {
-      return passphraseError(keyPath, passphrase, parsed);
-    }
-    return new SnapkeepError(
-      "INVALID_INPUT",
-      `${capitalized(keyPhrase(keyPath))} could not be read: ${parsed.message}.`,
-      {
-        hint: "Use an OpenSSH or PEM private key file, such as one made by `ssh-keygen -t ed25519`.",
-        cause: parsed,
-      },
-    );
-  }
-  if (parsed.getPrivatePEM() === null) {
-    return new SnapkeepError(
-      "INVALID_INPUT",
-      `${capitalized(keyPhrase(keyPath))} is a public key, not a private key.`,
-      {
-        hint: "Choose the private key file (the one without .pub).",
-      },
-    );
-  }
-  return undefined;
-}
-
-/** For errors connect() throws synchronously despite checkPrivateKey(). */
 export function connectThrew(
   error: unknown,
   attempt: SshAttempt,
   passphrase: string | undefined,
 ): SnapkeepError {
   const text = describeError(error);
+  const key = capitalized(keyPhrase(attempt.keyPath));
   if (attempt.hasKey && /passphrase|decrypt/i.test(text)) {
     return passphraseError(attempt.keyPath, passphrase, error);
+  }
+  if (attempt.hasKey && /does not contain a \(valid\) private key/i.test(text)) {
+    return new SnapkeepError("INVALID_INPUT", `${key} is a public key, not a private key.`, {
+      hint: "Choose the private key file (the one without .pub).",
+      cause: error,
+    });
+  }
+  if (attempt.hasKey && /privateKey/.test(text)) {
+    return new SnapkeepError(
+      "INVALID_INPUT",
+      `${key} could not be read: ${text.replace(/^Cannot parse privateKey: /, "")}.`,
+      {
+        hint: "Use an OpenSSH or PEM private key file, such as one made by `ssh-keygen -t ed25519`.",
+        cause: error,
+      },
+    );
   }
   return new SnapkeepError(
     "INVALID_INPUT",
     `Cannot connect to ${targetLabel(attempt.user, attempt.host, attempt.port)}: ${text}.`,
-    {
-      cause: error,
-    },
+    { cause: error },
   );
 }
 

@@ -28,19 +28,27 @@ export function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promi
 
 const closedClients = new WeakSet<Client>();
 
+/**
+ * A client that remembers that its socket closed: ssh2 has no public "closed" state, and waiting
+ * for a 'close' event that already happened would hang.
+ */
 export function newClient(): Client {
   const client = new ssh2.Client();
   client.once("close", () => closedClients.add(client));
   return client;
 }
 
+/** Waits for `promise` but no longer than `ms`, leaving no timer behind. */
 export async function waitAtMost(promise: Promise<unknown>, ms: number): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
   await Promise.race([promise, new Promise((resolve) => (timer = setTimeout(resolve, ms)))]);
   clearTimeout(timer);
 }
 
-/** Ends a client and waits (briefly) until its socket is really closed. */
+/**
+ * Ends a client politely (SSH disconnect message) and waits until its socket is really closed, so
+ * no handle outlives dispose(). A peer that never answers gets the socket destroyed after 1 s.
+ */
 export async function closeClient(client: Client): Promise<void> {
   if (closedClients.has(client)) {
     return;

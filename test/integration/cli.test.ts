@@ -4,7 +4,7 @@
  * sentences people read are part of the contract.
  */
 import { execFileSync, spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -191,6 +191,48 @@ describe("snapkeep CLI", () => {
       ).toBe("{ not json");
     } finally {
       rmSync(other, { recursive: true, force: true });
+    }
+  });
+
+  it("lab up makes two demo VMs (one running), lab down removes exactly those", () => {
+    const labHome = mkdtempSync(join(tmpdir(), "snapkeep-cli-lab-"));
+    const labDir = mkdtempSync(join("/var/lib/libvirt/images", "snapkeep-lab-test-"));
+    const env = { SNAPKEEP_HOME: labHome };
+    try {
+      const up = cli(["lab", "up", "--dir", labDir], env);
+      expect(up.stderr).toBe("");
+      expect(up.stdout).toMatch(/Created snapkeep-demo-web and snapkeep-demo-db/);
+      expect(cli(["lab", "up", "--dir", labDir], env).stdout).toMatch(/already there/);
+      const vmsListed = JSON.parse(cli(["vm", "list", "--json"], env).stdout)[0].vms as {
+        name: string;
+        state: string;
+      }[];
+      expect(
+        vmsListed
+          .filter((v) => v.name.startsWith("snapkeep-demo-"))
+          .map((v) => [v.name, v.state])
+          .sort(),
+      ).toEqual([
+        ["snapkeep-demo-db", "shut off"],
+        ["snapkeep-demo-web", "running"],
+      ]);
+      expect(cli(["snapshot", "create", "local/snapkeep-demo-web", "--name", "try"], env).code).toBe(0);
+
+      const dry = cli(["lab", "down", "--dry-run"], env);
+      expect(dry.stdout).toMatch(/Would remove snapkeep-demo-web and 2 disk image\(s\)/);
+      expect(virshOut("domstate", "snapkeep-demo-web").trim()).toBe("running");
+
+      const down = cli(["lab", "down"], env);
+      expect(down.stdout).toMatch(/Removed snapkeep-demo-web/);
+      const after = JSON.parse(cli(["vm", "list", "--json"], env).stdout)[0].vms as { name: string }[];
+      expect(after.some((v) => v.name.startsWith("snapkeep-demo-"))).toBe(false);
+      // Test VMs of this run carry another owner mark and are untouched.
+      expect(after.some((v) => v.name === vmName)).toBe(true);
+      expect(readdirSync(labDir)).toEqual([]);
+    } finally {
+      cli(["lab", "down"], env);
+      rmSync(labHome, { recursive: true, force: true });
+      rmSync(labDir, { recursive: true, force: true });
     }
   });
 });

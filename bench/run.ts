@@ -146,10 +146,10 @@ async function main(): Promise<void> {
       const cleanupOff = (): void => {
         for (const path of off.diskPaths) {
           const info = JSON.parse(local(["qemu-img", "info", "--output=json", path])) as {
-            snapshots?: { id: string }[];
+            snapshots?: { name: string }[];
           };
           for (const s of info.snapshots ?? []) {
-            local(["qemu-img", "snapshot", "-d", s.id, path]);
+            local(["qemu-img", "snapshot", "-d", s.name, path]);
           }
         }
       };
@@ -203,14 +203,14 @@ async function main(): Promise<void> {
           exec(virshArgs("dumpxml", run.uuid));
           exec(virshArgs("domstate", run.uuid));
           exec(virshArgs("qemu-monitor-command", run.uuid, JSON.stringify({ execute: "query-block" })));
-          exec(virshArgs("qemu-monitor-command", run.uuid, transaction(`raw-${i}`)));
+          exec(virshArgs("qemu-monitor-command", run.uuid, transaction(`snapkeep:manual:raw-${i}`)));
         },
         ROUNDS,
         cleanupRun,
       );
       const bare2 = await time(
         (i) => {
-          exec(virshArgs("qemu-monitor-command", run.uuid, transaction(`bare-${i}`)));
+          exec(virshArgs("qemu-monitor-command", run.uuid, transaction(`snapkeep:manual:bare-${i}`)));
         },
         ROUNDS,
         cleanupRun,
@@ -247,10 +247,10 @@ async function main(): Promise<void> {
     const cleanupOff = (): void => {
       for (const path of off.diskPaths) {
         const info = JSON.parse(local(["qemu-img", "info", "--output=json", path])) as {
-          snapshots?: { id: string }[];
+          snapshots?: { name: string }[];
         };
         for (const s of info.snapshots ?? []) {
-          local(["qemu-img", "snapshot", "-d", s.id, path]);
+          local(["qemu-img", "snapshot", "-d", s.name, path]);
         }
       }
     };

@@ -6,11 +6,12 @@ import {
   parseDomState,
   parseUuidList,
   snapshotBlocker,
+  splitBatch,
   type XmlDisk,
   type XmlDomain,
 } from "../drivers/libvirt/parse.js";
 import * as qemuImg from "../drivers/qemu-img/args.js";
-import { parseImageInfo, type ImageState } from "../drivers/qemu-img/parse.js";
+import { parseImageInfoBatch, type ImageReadResult, type ImageState } from "../drivers/qemu-img/parse.js";
 import * as qmp from "../drivers/qmp/commands.js";
 import { checkResult, runChecked } from "../runner/checked.js";
 import type { CommandRunner } from "../runner/types.js";
@@ -35,6 +36,8 @@ export interface StopOptions {
 
 /** How many tool calls one host gets at once: enough to hide latency, below sshd's MaxSessions. */
 const HOST_CONCURRENCY = 6;
+/** Commands per batched virsh or qemu-img call: keeps each output to a few hundred KiB. */
+const BATCH_SIZE = 25;
 
 /**
  * One libvirt host reached through a command runner. The mechanism per case:
@@ -56,15 +59,15 @@ export class LibvirtHost {
     readonly runner: CommandRunner,
   ) {}
 
-  /** Every domain with its state, from four list calls rather than one domstate per VM. */
+  /** Every domain with its state: four lists in one virsh call rather than one domstate per VM. */
   async listStates(): Promise<Map<string, VmState>> {
-    const [all, running, paused, shutoff] = await Promise.all(
-      (["all", "running", "paused", "shutoff"] as const).map(async (filter) =>
-        parseUuidList(
-          (await runChecked(this.runner, virsh.listDomainUuidsArgs(this.uri, filter), "Listing VMs")).stdout,
-        ),
-      ),
-    );
+    const filters = ["all", "running", "paused", "shutoff"] as const;
+    const [all, running, paused, shutoff] = (
+      await this.#batch(
+        filters.map((f) => virsh.listCommand(f)),
+        "Listing VMs",
+      )
+    ).map(parseUuidList);
     const states = new Map<string, VmState>();
     for (const uuid of all ?? []) {
       states.set(uuid, "unknown");
@@ -83,20 +86,47 @@ export class LibvirtHost {
     return states;
   }
 
+  /**
+   * Every VM with disks and snapshots, in a handful of remote calls whatever the number of VMs:
+   * the lists; the definitions (and QEMU's disk view of running VMs) in batched virsh calls; the
+   * images of shut-off VMs in batched qemu-img calls.
+   */
   async listVms(): Promise<VmInspection[]> {
     const states = await this.listStates();
-    const inspections = await mapLimit([...states.entries()], HOST_CONCURRENCY, async ([uuid, state]) => {
-      try {
-        return await this.inspect(uuid, state);
-      } catch (error) {
-        // A domain undefined between the list and the dumpxml is simply gone, not an error.
-        if (error instanceof SnapkeepError && /failed to get domain|Domain not found/i.test(error.message)) {
-          return null;
+    const uuids = [...states.keys()].filter((uuid) => virsh.isUuid(uuid));
+    const described = (
+      await mapLimit(chunk(uuids, BATCH_SIZE), HOST_CONCURRENCY, async (group) => {
+        const commands = group.flatMap((uuid) => [
+          virsh.dumpXmlCommand(uuid),
+          ...(states.get(uuid) === "shut off" ? [] : [virsh.queryBlockCommand(uuid)]),
+        ]);
+        const segments = await this.#batch(commands, "Reading VM definitions");
+        let next = 0;
+        return group.map((uuid) => {
+          const xml = segments[next++] ?? "";
+          const blocks = states.get(uuid) === "shut off" ? null : (segments[next++] ?? "");
+          return { uuid, xml, blocks };
+        });
+      })
+    ).flat();
+    // A domain undefined between the list and the dumpxml printed nothing: it is simply gone.
+    const domains = described
+      .filter((d) => d.xml.trim() !== "")
+      .map((d) => ({ ...d, domain: parseDomainXml(d.xml) }));
+    const offline = domains.filter((d) => !d.domain.active || d.blocks === null || d.blocks.trim() === "");
+    const images = await this.#readImages(offline.flatMap((d) => readableDisks(d.domain)));
+    return Promise.all(
+      domains.map(async (d) => {
+        const state = states.get(d.uuid) ?? "unknown";
+        if (d.domain.active && d.blocks !== null && d.blocks.trim() !== "") {
+          return this.#assemble(d.domain, state, qmp.parseQueryBlock(d.blocks), images);
         }
-        throw error;
-      }
-    });
-    return inspections.filter((i): i is VmInspection => i !== null);
+        // Started or stopped since the lists were taken: read this one on its own.
+        return d.domain.active
+          ? this.#withImages(d.domain, state)
+          : this.#assemble(d.domain, state, null, images);
+      }),
+    );
   }
 
   /**
@@ -124,16 +154,21 @@ export class LibvirtHost {
     return match;
   }
 
+  /** One VM: its definition and state in one virsh call, then its images. */
   async inspect(uuid: string, knownState?: VmState): Promise<VmInspection> {
-    const [xmlResult, state] = await Promise.all([
-      runChecked(this.runner, virsh.dumpXmlArgs(this.uri, uuid), "Reading the VM definition"),
-      knownState === undefined || knownState === "unknown"
-        ? runChecked(this.runner, virsh.domStateArgs(this.uri, uuid), "Reading the VM state").then((r) =>
-            parseDomState(r.stdout),
-          )
-        : Promise.resolve(knownState),
-    ]);
-    return this.#withImages(parseDomainXml(xmlResult.stdout), state);
+    if (!virsh.isUuid(uuid)) {
+      throw new SnapkeepError("UNEXPECTED_OUTPUT", `virsh returned "${uuid}" where a UUID was expected.`);
+    }
+    const [xml, stateText] = await this.#batch(
+      [virsh.dumpXmlCommand(uuid), virsh.domStateCommand(uuid)],
+      "Reading the VM definition",
+    );
+    if (xml === undefined || xml.trim() === "") {
+      throw new SnapkeepError("NOT_FOUND", `The VM ${uuid} is gone from host ${this.hostName}.`);
+    }
+    const state =
+      knownState === undefined || knownState === "unknown" ? parseDomState(stateText ?? "") : knownState;
+    return this.#withImages(parseDomainXml(xml), state);
   }
 
   /** Re-reads only the images (sizes, snapshots) of a VM inspected moments ago. */
@@ -142,36 +177,44 @@ export class LibvirtHost {
   }
 
   async #withImages(xml: XmlDomain, state: VmState): Promise<VmInspection> {
-    const uuid = xml.uuid;
-    const images = new Map<string, ImageState>();
+    if (xml.active) {
+      const blocks = await runChecked(
+        this.runner,
+        virsh.qmpArgs(this.uri, xml.uuid, qmp.queryBlock),
+        "Querying disks",
+      );
+      return this.#assemble(xml, state, qmp.parseQueryBlock(blocks.stdout), new Map());
+    }
+    return this.#assemble(xml, state, null, await this.#readImages(readableDisks(xml)));
+  }
+
+  /** Puts one VM together from its definition and what QEMU or qemu-img said about its images. */
+  #assemble(
+    xml: XmlDomain,
+    state: VmState,
+    devices: readonly qmp.BlockDevice[] | null,
+    images: ReadonlyMap<string, ImageReadResult>,
+  ): VmInspection {
+    const byTarget = new Map<string, ImageState>();
     const nodes = new Map<string, string>();
     const missing = new Set<string>();
-    if (xml.active) {
-      const devices = qmp.parseQueryBlock(
-        (await runChecked(this.runner, virsh.qmpArgs(this.uri, uuid, qmp.queryBlock), "Querying disks"))
-          .stdout,
-      );
-      for (const disk of xml.disks) {
+    for (const disk of xml.disks) {
+      if (devices !== null) {
         const device =
           devices.find((d) => disk.alias !== null && d.alias === disk.alias) ??
           devices.find((d) => d.file === disk.source);
         if (device !== undefined) {
-          images.set(disk.target, device.image);
+          byTarget.set(disk.target, device.image);
           nodes.set(disk.target, device.nodeName);
         }
+        continue;
       }
-    } else {
-      const readable = xml.disks.filter(
-        (d) => d.device === "disk" && d.type === "file" && d.source?.startsWith("/") && d.format !== null,
-      );
-      await mapLimit(readable, HOST_CONCURRENCY, async (disk) => {
-        const image = await this.readImage(disk);
-        if (image === null) {
-          missing.add(disk.target);
-        } else {
-          images.set(disk.target, image);
-        }
-      });
+      const read = disk.source === null ? undefined : images.get(disk.source);
+      if (read?.ok === true) {
+        byTarget.set(disk.target, read.image);
+      } else if (read?.ok === false && read.missing) {
+        missing.add(disk.target);
+      }
     }
     const disks: Disk[] = xml.disks.map((d) => ({
       target: d.target,
@@ -181,35 +224,45 @@ export class LibvirtHost {
       format: d.format,
       role: d.role,
       readonly: d.readonly,
-      virtualSize: images.get(d.target)?.virtualSize ?? null,
-      allocatedSize: images.get(d.target)?.actualSize ?? null,
+      virtualSize: byTarget.get(d.target)?.virtualSize ?? null,
+      allocatedSize: byTarget.get(d.target)?.actualSize ?? null,
       snapshotBlocker: snapshotBlocker(d, !missing.has(d.target)),
     }));
     return {
-      vm: { host: this.hostName, name: xml.name, uuid, state, active: xml.active, disks },
+      vm: { host: this.hostName, name: xml.name, uuid: xml.uuid, state, active: xml.active, disks },
       xml,
-      images,
+      images: byTarget,
       nodes,
     };
   }
 
-  /** Reads one image of a shut-off VM; null when the file does not exist. */
-  private async readImage(disk: XmlDisk): Promise<ImageState | null> {
-    const path = disk.source as string;
-    const result = await this.runner.run(qemuImg.imageInfoArgs(path, disk.format as string));
-    if (result.code === 0) {
-      return parseImageInfo(result.stdout);
-    }
-    if (/No such file or directory/i.test(result.stderr)) {
-      return null;
-    }
-    checkResult(
-      this.runner.label,
-      qemuImg.imageInfoArgs(path, disk.format as string),
-      result,
-      `Reading ${path}`,
-    );
-    return null;
+  /**
+   * Reads images that no QEMU holds, by path, in batched qemu-img calls. A missing file is an
+   * answer (the disk shows why it cannot be snapshotted); any other failure is an error.
+   */
+  async #readImages(disks: readonly XmlDisk[]): Promise<Map<string, ImageReadResult>> {
+    const unique = [...new Map(disks.map((d) => [d.source as string, d])).values()];
+    const results = new Map<string, ImageReadResult>();
+    await mapLimit(chunk(unique, BATCH_SIZE), HOST_CONCURRENCY, async (group) => {
+      const images = group.map((d) => ({ path: d.source as string, format: d.format as string }));
+      const result = await this.runner.run(qemuImg.imageInfoBatchArgs(images));
+      checkResult(this.runner.label, ["qemu-img"], result, "Reading disk images");
+      parseImageInfoBatch(result.stdout, qemuImg.INFO_BATCH_MARKER, group.length).forEach((read, index) => {
+        if (!read.ok && !read.missing) {
+          throw new SnapkeepError(
+            "COMMAND_FAILED",
+            `Reading ${images[index]?.path ?? "an image"} failed on ${this.runner.label}: ${read.error}`,
+          );
+        }
+        results.set(images[index]?.path as string, read);
+      });
+    });
+    return results;
+  }
+
+  async #batch(commands: readonly (readonly string[])[], doing: string): Promise<string[]> {
+    const result = await runChecked(this.runner, virsh.batchArgs(this.uri, commands), doing);
+    return splitBatch(result.stdout, virsh.BATCH_SEPARATOR, commands.length);
   }
 
   /**
@@ -372,4 +425,20 @@ function requireDisk(inspection: VmInspection, target: string): Disk {
     });
   }
   return disk;
+}
+
+/** Disks whose image qemu-img can read: files with a known format at an absolute path. */
+function readableDisks(xml: XmlDomain): XmlDisk[] {
+  return xml.disks.filter(
+    (d) =>
+      d.device === "disk" && d.type === "file" && d.source?.startsWith("/") === true && d.format !== null,
+  );
+}
+
+function chunk<T>(items: readonly T[], size: number): T[][] {
+  const groups: T[][] = [];
+  for (let i = 0; i < items.length; i += size) {
+    groups.push(items.slice(i, i + size));
+  }
+  return groups;
 }

@@ -5,10 +5,23 @@ import {
   parseDomState,
   parseUuidList,
   snapshotBlocker,
+  splitBatch,
 } from "../../core/drivers/libvirt/parse.js";
-import { parseImageInfo } from "../../core/drivers/qemu-img/parse.js";
+import {
+  BATCH_SEPARATOR,
+  batchArgs,
+  dumpXmlCommand,
+  isUuid,
+  queryBlockCommand,
+} from "../../core/drivers/libvirt/args.js";
+import { parseImageInfo, parseImageInfoBatch } from "../../core/drivers/qemu-img/parse.js";
 import { parseQmpReply, parseQueryBlock, snapshotTransaction } from "../../core/drivers/qmp/commands.js";
-import { qcow2ImageOpts, snapshotApplyArgs } from "../../core/drivers/qemu-img/args.js";
+import {
+  imageInfoBatchArgs,
+  INFO_BATCH_MARKER,
+  qcow2ImageOpts,
+  snapshotApplyArgs,
+} from "../../core/drivers/qemu-img/args.js";
 import { buildLabDomainXml } from "../../core/lab/domain-xml.js";
 
 const fixture = (path: string): string =>
@@ -162,5 +175,54 @@ describe("qemu-img argv", () => {
       "3",
       "driver=qcow2,file.driver=file,file.filename=/x.qcow2",
     ]);
+  });
+});
+
+describe("batched calls", () => {
+  it("parses one result per image from the qemu-img batch, telling a missing file from data", () => {
+    const results = parseImageInfoBatch(fixture("qemu-img/info-batch.txt"), INFO_BATCH_MARKER, 3);
+    expect(
+      results.map((r) => (r.ok ? ["ok", r.image.format, r.image.snapshots.length] : ["failed", r.missing])),
+    ).toEqual([
+      ["ok", "qcow2", 1],
+      ["failed", true],
+      ["ok", "raw", 0],
+    ]);
+    expect(() => parseImageInfoBatch(fixture("qemu-img/info-batch.txt"), INFO_BATCH_MARKER, 4)).toThrow(
+      /3 results for 4 images/,
+    );
+  });
+
+  it("passes image paths to the constant script only as positional arguments", () => {
+    const args = imageInfoBatchArgs([{ path: "/a/'$(x)'.qcow2", format: "qcow2" }]);
+    expect(args.slice(0, 2)).toEqual(["sh", "-c"]);
+    expect(args[2]).not.toContain("$(x)");
+    expect(args.slice(3)).toEqual(["snapkeep-info", "qcow2", "/a/'$(x)'.qcow2"]);
+  });
+
+  it("joins virsh commands with separators, and refuses anything but fixed words and UUIDs", () => {
+    const uuid = "13f71cc3-b118-4340-a65b-6c39d1ff9a3e";
+    expect(batchArgs("qemu:///system", [dumpXmlCommand(uuid), queryBlockCommand(uuid)])).toEqual([
+      "virsh",
+      "-q",
+      "-c",
+      "qemu:///system",
+      `dumpxml --domain ${uuid} ; echo ${BATCH_SEPARATOR} ; qemu-monitor-command --domain ${uuid} '{"execute":"query-block"}'`,
+    ]);
+    expect(() => batchArgs("u", [["dumpxml", "--domain", "web; destroy x"]])).toThrow(
+      /not a fixed word or a UUID/,
+    );
+    expect(() => batchArgs("u", [["dumpxml", "--domain", "it's"]])).toThrow();
+    expect(isUuid(uuid)).toBe(true);
+    expect(isUuid(`${uuid} `)).toBe(false);
+  });
+
+  it("splits a batch into one segment per command, empty for a failed one", () => {
+    expect(splitBatch(`a\n${BATCH_SEPARATOR}${BATCH_SEPARATOR}c`, BATCH_SEPARATOR, 3)).toEqual([
+      "a\n",
+      "",
+      "c",
+    ]);
+    expect(() => splitBatch("a", BATCH_SEPARATOR, 2)).toThrow(/1 results for 2 commands/);
   });
 });

@@ -8,15 +8,6 @@ export function virsh(uri: string, ...args: string[]): string[] {
 
 export type DomainListFilter = "all" | "running" | "paused" | "shutoff";
 
-export function listDomainUuidsArgs(uri: string, filter: DomainListFilter): string[] {
-  const filterArgs = filter === "all" ? ["--all"] : [`--state-${filter}`];
-  return virsh(uri, "list", "--uuid", ...filterArgs);
-}
-
-export function dumpXmlArgs(uri: string, uuid: string, inactive = false): string[] {
-  return virsh(uri, "dumpxml", "--domain", uuid, ...(inactive ? ["--inactive"] : []));
-}
-
 /** virsh looks a domain up by id, then UUID, then name: callers must check the name they get back. */
 export function domUuidArgs(uri: string, name: string): string[] {
   return virsh(uri, "domuuid", "--domain", name);
@@ -51,6 +42,51 @@ export function undefineArgs(uri: string, uuid: string): string[] {
   return virsh(uri, "undefine", "--domain", uuid, "--nvram");
 }
 
-export function versionArgs(uri: string): string[] {
-  return virsh(uri, "version");
+/** What a libvirt UUID looks like; only such strings are ever written into a virsh command line. */
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+export function isUuid(text: string): boolean {
+  return UUID.test(text);
+}
+
+export const BATCH_SEPARATOR = "@@snapkeep-batch@@";
+
+/**
+ * Several virsh commands in one process and one libvirt connection: `virsh "cmd1; echo SEP; cmd2"`.
+ * Over SSH this turns a hundred sessions into one. virsh parses that string itself, so only fixed
+ * words and validated UUIDs may go in; a name never does. Each command's output is one segment.
+ */
+export function batchArgs(uri: string, commands: readonly (readonly string[])[]): string[] {
+  for (const command of commands) {
+    for (const word of command) {
+      if (!/^[A-Za-z0-9_:./{}"-]+$/.test(word) && !isUuid(word)) {
+        throw new Error(`virsh batch word ${JSON.stringify(word)} is not a fixed word or a UUID`);
+      }
+    }
+  }
+  const joined = commands.map((c) => c.map(quoteForVirsh).join(" ")).join(` ; echo ${BATCH_SEPARATOR} ; `);
+  return virsh(uri, joined);
+}
+
+/** virsh's own parser keeps a single-quoted word as is; the words above never contain a quote. */
+function quoteForVirsh(word: string): string {
+  return /^[A-Za-z0-9_./-]+$/.test(word) ? word : `'${word}'`;
+}
+
+export const QUERY_BLOCK_JSON = '{"execute":"query-block"}';
+
+export function listCommand(filter: DomainListFilter): string[] {
+  return ["list", "--uuid", ...(filter === "all" ? ["--all"] : [`--state-${filter}`])];
+}
+
+export function dumpXmlCommand(uuid: string): string[] {
+  return ["dumpxml", "--domain", uuid];
+}
+
+export function domStateCommand(uuid: string): string[] {
+  return ["domstate", "--domain", uuid];
+}
+
+export function queryBlockCommand(uuid: string): string[] {
+  return ["qemu-monitor-command", "--domain", uuid, QUERY_BLOCK_JSON];
 }

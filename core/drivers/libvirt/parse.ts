@@ -164,3 +164,18 @@ function text(value: unknown): string | null {
   }
   return null;
 }
+
+/**
+ * Splits the output of a batched virsh call into one segment per command. A command that failed
+ * printed nothing on stdout, so its segment is empty (its error went to stderr).
+ */
+export function splitBatch(output: string, separator: string, expected: number): string[] {
+  const segments = output.split(separator);
+  if (segments.length !== expected) {
+    throw new SnapkeepError(
+      "UNEXPECTED_OUTPUT",
+      `A batched virsh call returned ${segments.length} results for ${expected} commands.`,
+    );
+  }
+  return segments;
+}

@@ -11,10 +11,6 @@ export function qcow2ImageOpts(path: string): string {
   return `driver=qcow2,file.driver=file,file.filename=${path.replaceAll(",", ",,")}`;
 }
 
-export function imageInfoArgs(path: string, format: string): string[] {
-  return ["qemu-img", "info", "-f", format, "--output=json", path];
-}
-
 export function snapshotCreateArgs(path: string, tag: string): string[] {
   return ["qemu-img", "snapshot", "-q", "--image-opts", "-c", tag, qcow2ImageOpts(path)];
 }
@@ -31,4 +27,26 @@ export function snapshotDeleteArgs(path: string, tag: string): string[] {
 
 export function createImageArgs(path: string, sizeBytes: number): string[] {
   return ["qemu-img", "create", "-q", "-f", "qcow2", path, String(sizeBytes)];
+}
+
+export const INFO_BATCH_MARKER = "@@snapkeep-info";
+
+/**
+ * `qemu-img info` for many images in one process start (and one SSH session). The script is a
+ * constant: formats and paths reach it only as positional arguments ("$1" "$2"), which the runner
+ * passes as argv locally and quotes one by one over SSH. Each image's JSON (or its error text) is
+ * followed by a marker line carrying qemu-img's exit status.
+ */
+const INFO_BATCH_SCRIPT = [
+  'while [ "$#" -ge 2 ]; do',
+  '  qemu-img info -f "$1" --output=json "$2" 2>&1',
+  `  printf '\\n${INFO_BATCH_MARKER} %s@@\\n' "$?"`,
+  "  shift 2",
+  "done",
+].join("\n");
+
+export function imageInfoBatchArgs(
+  images: readonly { readonly path: string; readonly format: string }[],
+): string[] {
+  return ["sh", "-c", INFO_BATCH_SCRIPT, "snapkeep-info", ...images.flatMap((i) => [i.format, i.path])];
 }

@@ -68,3 +68,34 @@ export function parseJson<T>(text: string, schema: z.ZodType<T>, what: string): 
   }
   return parsed.data;
 }
+
+export type ImageReadResult =
+  | { readonly ok: true; readonly image: ImageState }
+  | { readonly ok: false; readonly missing: boolean; readonly error: string };
+
+/** Parses the output of imageInfoBatchArgs: one result per image, in the order given. */
+export function parseImageInfoBatch(output: string, marker: string, expected: number): ImageReadResult[] {
+  const pattern = new RegExp(`\\n${marker} (\\d+)@@\\n`, "g");
+  const results: ImageReadResult[] = [];
+  let start = 0;
+  for (const match of output.matchAll(pattern)) {
+    const body = output.slice(start, match.index).trim();
+    start = match.index + match[0].length;
+    if (match[1] === "0") {
+      results.push({ ok: true, image: parseImageInfo(body) });
+    } else {
+      results.push({
+        ok: false,
+        missing: /No such file or directory/i.test(body),
+        error: body.split("\n")[0] ?? "",
+      });
+    }
+  }
+  if (results.length !== expected) {
+    throw new SnapkeepError(
+      "UNEXPECTED_OUTPUT",
+      `qemu-img info returned ${results.length} results for ${expected} images.`,
+    );
+  }
+  return results;
+}

@@ -4,8 +4,9 @@ import { join } from "node:path";
 import { SnapkeepError, describeError } from "./errors.js";
 import type { HostConfig, SshHostConfig } from "./domain/types.js";
 import { LocalRunner } from "./runner/local.js";
-import { SshRunner } from "./runner/ssh.js";
-import type { CommandRunner } from "./runner/types.js";
+import type { SshRunner, SshRunnerOptions } from "./runner/ssh.js";
+import type { CommandRunner, RunOptions, RunResult } from "./runner/types.js";
+import { targetLabel } from "./ssh/failures.js";
 import { resolveSshTarget } from "./ssh/config.js";
 
 /** Secrets and environment the SSH runner may use; passed in so tests and the desktop can differ. */
@@ -43,7 +44,7 @@ export function createSshRunner(
   host: SshHostConfig,
   env: SshEnvironment,
   pinned: string | undefined,
-): SshRunner {
+): DeferredSshRunner {
   const target = resolveSshTarget(
     {
       ...(host.alias === undefined ? {} : { alias: host.alias }),
@@ -55,7 +56,7 @@ export function createSshRunner(
     { configText: readSshConfig(env.homeDir), homeDir: env.homeDir, defaultUser: env.defaultUser },
   );
   const privateKey = loadFirstKey(target.identityFiles, host.identityFile !== undefined, env.homeDir);
-  return new SshRunner({
+  return new DeferredSshRunner({
     host: target.host,
     port: target.port,
     username: target.user,
@@ -95,4 +96,36 @@ function loadFirstKey(files: readonly string[], explicit: boolean, homeDir: stri
     }
   }
   return undefined;
+}
+
+/**
+ * An SSH runner whose ssh2 code is loaded on first use. Loading ssh2 costs about a tenth of a
+ * second, which every CLI call that only touches this computer would otherwise pay.
+ */
+export class DeferredSshRunner implements CommandRunner {
+  readonly label: string;
+  readonly #options: SshRunnerOptions;
+  #runner: Promise<SshRunner> | undefined;
+
+  constructor(options: SshRunnerOptions) {
+    this.#options = options;
+    this.label = targetLabel(options.username, options.host, options.port);
+  }
+
+  async run(argv: readonly string[], options?: RunOptions): Promise<RunResult> {
+    return (await this.#load()).run(argv, options);
+  }
+
+  async probeHostKey(): Promise<string> {
+    return (await this.#load()).probeHostKey();
+  }
+
+  async dispose(): Promise<void> {
+    await (await this.#runner)?.dispose();
+  }
+
+  #load(): Promise<SshRunner> {
+    this.#runner ??= import("./runner/ssh.js").then(({ SshRunner }) => new SshRunner(this.#options));
+    return this.#runner;
+  }
 }

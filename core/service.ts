@@ -35,6 +35,8 @@ export interface CreateSnapshotRequest {
 
 export interface RevertRequest {
   readonly disks?: readonly string[];
+  /** Check everything and say what would happen, but change nothing. */
+  readonly dryRun?: boolean;
   /** Consent to stop a running VM, revert, and start it again. */
   readonly stopRunning?: boolean;
   /** Consent to power off a guest that ignores the shutdown request. */
@@ -43,9 +45,12 @@ export interface RevertRequest {
 }
 
 export interface RevertResult {
+  readonly vm: string;
   readonly snapshot: Snapshot;
   readonly disks: readonly string[];
+  /** The VM was running: it is (or, in a dry run, would be) shut down first and started again after. */
   readonly restarted: boolean;
+  readonly dryRun: boolean;
 }
 
 const DEFAULT_SHUTDOWN_TIMEOUT_MS = 120_000;
@@ -212,8 +217,16 @@ export class SnapkeepService {
     return created;
   }
 
-  /** Deletes a snapshot Snapkeep made; refuses snapshots made by other tools. */
-  async deleteSnapshot(hostName: string, vmName: string, snapshotRef: string): Promise<Snapshot> {
+  /**
+   * Deletes a snapshot Snapkeep made; refuses snapshots made by other tools and pinned ones. With
+   * `dryRun` every check runs and the snapshot that would go is returned, but nothing is deleted.
+   */
+  async deleteSnapshot(
+    hostName: string,
+    vmName: string,
+    snapshotRef: string,
+    options: { dryRun?: boolean } = {},
+  ): Promise<Snapshot> {
     const host = this.getHost(hostName);
     const inspection = await this.#find(hostName, vmName);
     const snapshot = resolveSnapshot(this.#withSnapshots(inspection), snapshotRef);
@@ -228,6 +241,9 @@ export class SnapkeepService {
       throw new SnapkeepError("INVALID_INPUT", `Snapshot "${snapshot.name}" is pinned.`, {
         hint: `Unpin it first: snapkeep snapshot unpin ${hostName}/${inspection.vm.name} "${snapshot.name}"`,
       });
+    }
+    if (options.dryRun === true) {
+      return snapshot;
     }
     await this.#libvirt(host).deleteSnapshot(inspection, snapshot);
     const key = snapshotKey(hostName, inspection.vm.uuid, snapshot.tag);
@@ -261,6 +277,10 @@ export class SnapkeepService {
       }
     }
     const wasActive = inspection.vm.active;
+    const result = { vm: inspection.vm.name, snapshot, disks: targets, restarted: wasActive };
+    if (request.dryRun === true) {
+      return { ...result, dryRun: true };
+    }
     if (wasActive) {
       if (request.stopRunning !== true) {
         throw new SnapkeepError(
@@ -283,7 +303,7 @@ export class SnapkeepService {
     if (wasActive) {
       await libvirt.start(inspection.vm.uuid);
     }
-    return { snapshot, disks: targets, restarted: wasActive };
+    return { ...result, dryRun: false };
   }
 
   async setPinned(hostName: string, vmName: string, snapshotRef: string, pinned: boolean): Promise<Snapshot> {

@@ -214,19 +214,13 @@ function buildProgram(io: CliIo, service: () => SnapkeepService): Command {
     .option("--dry-run", "only say what would be deleted")
     .action(async (ref: string, snapshotRef: string, opts: { dryRun?: boolean }) => {
       const [hostName, vmName] = splitVmRef(ref);
-      if (opts.dryRun === true) {
-        const target = (await service().listSnapshots(hostName, vmName)).find(
-          (s) => s.tag === snapshotRef || s.name === snapshotRef,
-        );
-        io.out(
-          target === undefined
-            ? `Nothing would be deleted: no snapshot named ${displayName(snapshotRef)}.\n`
-            : `Would delete snapshot ${displayName(target.name)} (${formatTime(target.createdAt)}) from ${target.disks.map((d) => d.target).join(", ")}.\n`,
-        );
-        return;
-      }
-      const deleted = await service().deleteSnapshot(hostName, vmName, snapshotRef);
-      io.out(`Deleted snapshot ${displayName(deleted.name)}.\n`);
+      const dryRun = opts.dryRun === true;
+      const deleted = await service().deleteSnapshot(hostName, vmName, snapshotRef, { dryRun });
+      io.out(
+        dryRun
+          ? `Would delete snapshot ${displayName(deleted.name)} (${formatTime(deleted.createdAt)}) from ${deleted.disks.map((d) => d.target).join(", ")}.\n`
+          : `Deleted snapshot ${displayName(deleted.name)}.\n`,
+      );
     });
   snapshot
     .command("revert <host/vm> <snapshot>")
@@ -243,29 +237,18 @@ function buildProgram(io: CliIo, service: () => SnapkeepService): Command {
         opts: { disk?: string[]; yes?: boolean; force?: boolean; shutdownTimeout: number; dryRun?: boolean },
       ) => {
         const [hostName, vmName] = splitVmRef(ref);
-        if (opts.dryRun === true) {
-          const current = await service().getVm(hostName, vmName);
-          const target = current.snapshots.find((s) => s.tag === snapshotRef || s.name === snapshotRef);
-          if (target === undefined) {
-            throw new SnapkeepError(
-              "NOT_FOUND",
-              `${current.name} has no snapshot named ${displayName(snapshotRef)}.`,
-            );
-          }
-          const disks = opts.disk ?? target.disks.map((d) => d.target);
-          io.out(
-            `Would ${current.active ? "shut down " + current.name + ", " : ""}revert ${disks.join(", ")} to ${displayName(target.name)} (${formatTime(target.createdAt)})${current.active ? ", and start it again" : ""}; changes made since then on those disks would be lost.\n`,
-          );
-          return;
-        }
         const result = await service().revertSnapshot(hostName, vmName, snapshotRef, {
+          dryRun: opts.dryRun === true,
           stopRunning: opts.yes === true,
           force: opts.force === true,
           shutdownTimeoutMs: opts.shutdownTimeout * 1000,
           ...(opts.disk === undefined ? {} : { disks: opts.disk }),
         });
+        const target = `${displayName(result.snapshot.name)} (${formatTime(result.snapshot.createdAt)})`;
         io.out(
-          `Reverted ${result.disks.join(", ")} to ${displayName(result.snapshot.name)}${result.restarted ? "; the VM was started again" : ""}.\n`,
+          result.dryRun
+            ? `Would ${result.restarted ? `shut down ${displayName(result.vm)}, ` : ""}revert ${result.disks.join(", ")} to ${target}${result.restarted ? ", and start it again" : ""}; changes made since then on those disks would be lost.\n`
+            : `Reverted ${result.disks.join(", ")} to ${displayName(result.snapshot.name)}${result.restarted ? "; the VM was started again" : ""}.\n`,
         );
       },
     );

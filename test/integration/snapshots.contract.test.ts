@@ -176,6 +176,44 @@ describe.each(hosts)("snapshot contract via $label", ({ hostName }) => {
     await service.deleteSnapshot(hostName, offName, "dup");
   });
 
+  it("never deletes a snapshot it did not make, or a pinned one, dry run included", async () => {
+    const [vda] = offDisks as [string, string];
+    execFileSync("qemu-img", ["snapshot", "-c", "made-by-hand", vda]);
+    const listed = await service.listSnapshots(hostName, offName);
+    expect(listed.find((s) => s.tag === "made-by-hand")).toMatchObject({
+      kind: "foreign",
+      disks: [{ target: "vda" }],
+    });
+    await expect(service.deleteSnapshot(hostName, offName, "made-by-hand")).rejects.toMatchObject({
+      code: "INVALID_INPUT",
+      message: expect.stringContaining("not made by Snapkeep"),
+    });
+    await expect(
+      service.deleteSnapshot(hostName, offName, "made-by-hand", { dryRun: true }),
+    ).rejects.toMatchObject({
+      code: "INVALID_INPUT",
+    });
+
+    await service.createSnapshot(hostName, offName, { name: "keep-me" });
+    await service.setPinned(hostName, offName, "keep-me", true);
+    await expect(
+      service.deleteSnapshot(hostName, offName, "keep-me", { dryRun: true }),
+    ).rejects.toMatchObject({
+      message: expect.stringContaining("is pinned"),
+    });
+    await expect(service.deleteSnapshot(hostName, offName, "keep-me")).rejects.toMatchObject({
+      message: expect.stringContaining("is pinned"),
+    });
+    await service.setPinned(hostName, offName, "keep-me", false);
+    expect((await service.deleteSnapshot(hostName, offName, "keep-me", { dryRun: true })).name).toBe(
+      "keep-me",
+    );
+    expect(execInfoSnapshots(vda)).toEqual(["made-by-hand", "snapkeep:manual:keep-me"]);
+    await service.deleteSnapshot(hostName, offName, "keep-me");
+    expect(execInfoSnapshots(vda)).toEqual(["made-by-hand"]);
+    execFileSync("qemu-img", ["snapshot", "-d", "made-by-hand", vda]);
+  });
+
   it("leaves no partial snapshot when one disk of a shut-off VM fails", async () => {
     const [vda, vdb] = offDisks as [string, string];
     // Another process holding vdb's write lock makes qemu-img fail on vdb after vda succeeded.

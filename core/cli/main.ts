@@ -74,7 +74,7 @@ function buildProgram(io: CliIo, service: () => SnapkeepService): Command {
     io.out(json === true ? `${JSON.stringify(value, null, 2)}\n` : human());
   };
   const program = new Command("snapkeep")
-    .description("Snapshots, schedules and restores for your KVM/QEMU hosts, local or over SSH.")
+    .description("Snapshots and restores for your KVM/QEMU hosts, local or over SSH.")
     .exitOverride()
     .configureOutput({ writeOut: io.out, writeErr: io.err })
     .showHelpAfterError("(run snapkeep --help for usage)");

@@ -113,6 +113,17 @@ async function main(): Promise<void> {
         { target: "vdb", sizeMiB: 64 },
       ],
     });
+    /** Between rounds: the shut-off VM's images back to no snapshots, whoever made them. */
+    const cleanupOff = (): void => {
+      for (const path of off.diskPaths) {
+        const info = JSON.parse(local(["qemu-img", "info", "--output=json", path])) as {
+          snapshots?: { name: string }[];
+        };
+        for (const s of info.snapshots ?? []) {
+          local(["qemu-img", "snapshot", "-d", s.name, path]);
+        }
+      }
+    };
     const run = await vms.create({
       name: "bench-run",
       running: true,
@@ -143,16 +154,6 @@ async function main(): Promise<void> {
       console.log(`\n${label}:`);
       await service.listVms(hostName); // warm the pooled connection
       exec(["true"]);
-      const cleanupOff = (): void => {
-        for (const path of off.diskPaths) {
-          const info = JSON.parse(local(["qemu-img", "info", "--output=json", path])) as {
-            snapshots?: { name: string }[];
-          };
-          for (const s of info.snapshots ?? []) {
-            local(["qemu-img", "snapshot", "-d", s.name, path]);
-          }
-        }
-      };
       const cleanupRun = async (): Promise<void> => {
         for (const s of await service.listSnapshots("local", "bench-run")) {
           await service.deleteSnapshot("local", "bench-run", s.tag);
@@ -244,16 +245,6 @@ async function main(): Promise<void> {
     // The CLI end to end, Node start-up included, against the bare command.
     console.log("\ncli:");
     const cliEnv = { ...process.env, SNAPKEEP_HOME: ctx.home };
-    const cleanupOff = (): void => {
-      for (const path of off.diskPaths) {
-        const info = JSON.parse(local(["qemu-img", "info", "--output=json", path])) as {
-          snapshots?: { name: string }[];
-        };
-        for (const s of info.snapshots ?? []) {
-          local(["qemu-img", "snapshot", "-d", s.name, path]);
-        }
-      }
-    };
     const cli = await time(
       (i) =>
         execFileSync(

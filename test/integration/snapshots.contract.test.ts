@@ -11,6 +11,7 @@ import type { SnapkeepService } from "../../core/service.js";
 import { makeService } from "../support/service.js";
 import { startSshd, type TestSshd } from "../support/sshd.js";
 import { hasPattern, qemuIo, TestVms, uniqueSuffix, virshOut, writeLive } from "../support/libvirt.js";
+import { waitFor } from "../support/wait.js";
 
 const hosts = [
   { label: "local", hostName: "local" },
@@ -296,15 +297,5 @@ function lockedFor(path: string): boolean {
     return false;
   } catch {
     return true;
-  }
-}
-
-async function waitFor(check: () => boolean, timeoutMs = 10_000): Promise<void> {
-  const start = Date.now();
-  while (!check()) {
-    if (Date.now() - start > timeoutMs) {
-      throw new Error("condition not met in time");
-    }
-    await new Promise((r) => setTimeout(r, 100));
   }
 }

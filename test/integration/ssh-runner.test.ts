@@ -9,6 +9,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { SnapkeepError } from "../../core/errors.js";
 import { SshRunner, type SshRunnerOptions, isCommandNotFound } from "../../core/runner/ssh.js";
 import { type TestSshd, startSshAgent, startSshd } from "../support/sshd.js";
+import { waitFor } from "../support/wait.js";
 
 let sshd: TestSshd;
 const runners: SshRunner[] = [];
@@ -49,16 +50,6 @@ async function failure(promise: Promise<unknown>): Promise<SnapkeepError> {
     return error as SnapkeepError;
   }
   throw new Error("expected a rejection");
-}
-
-async function waitFor(condition: () => boolean, timeoutMs = 5000): Promise<void> {
-  const start = Date.now();
-  while (!condition()) {
-    if (Date.now() - start > timeoutMs) {
-      throw new Error("condition not met in time");
-    }
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
 }
 
 function processRunning(pattern: string): boolean {

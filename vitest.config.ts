@@ -8,6 +8,8 @@ export default defineConfig({
           name: "unit",
           include: ["test/unit/**/*.test.ts"],
           environment: "node",
+          // A zone with DST, so schedule and retention tests meet both clock changes every year.
+          env: { TZ: "Europe/Berlin" },
         },
       },
       {

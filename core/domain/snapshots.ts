@@ -1,5 +1,6 @@
 import type { ImageSnapshot } from "../drivers/qemu-img/parse.js";
 import { parseSnapshotTag } from "./snapshot-tag.js";
+import { compareText } from "../util/compare.js";
 import type { Snapshot } from "./types.js";
 
 export interface DiskImageSnapshots {
@@ -51,5 +52,5 @@ export function groupSnapshots(
         ...annotate(tag),
       };
     })
-    .sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.tag.localeCompare(b.tag));
+    .sort((a, b) => compareText(a.createdAt, b.createdAt) || compareText(a.tag, b.tag));
 }

@@ -1,0 +1,169 @@
+import cronParser from "cron-parser";
+import { SnapkeepError } from "../errors.js";
+
+/**
+ * When a schedule runs, in the user's words: daily / weekly / monthly at a local time, or a
+ * five-field cron expression. All times are in this computer's local time zone.
+ */
+export type When =
+  | { readonly every: "daily"; readonly at: string }
+  | { readonly every: "weekly"; readonly at: string; readonly weekday: Weekday }
+  | { readonly every: "monthly"; readonly at: string; readonly day: number }
+  | { readonly every: "cron"; readonly cron: string };
+
+export const WEEKDAYS = ["sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday"] as const;
+export type Weekday = (typeof WEEKDAYS)[number];
+
+/** Parses "HH:MM" (24-hour) into hours and minutes, or says what is wrong with it. */
+export function parseTimeOfDay(text: string): { hour: number; minute: number } {
+  const match = /^(\d{1,2}):(\d{2})$/.exec(text.trim());
+  const hour = Number(match?.[1]);
+  const minute = Number(match?.[2]);
+  if (match === null || hour > 23 || minute > 59) {
+    throw new SnapkeepError("INVALID_INPUT", `"${text}" is not a time of day; write it as HH:MM, 00:00 to 23:59.`);
+  }
+  return { hour, minute };
+}
+
+export function parseWeekday(text: string): Weekday {
+  const lower = text.trim().toLowerCase();
+  const found = WEEKDAYS.find((d) => d === lower || d.slice(0, 3) === lower);
+  if (found === undefined) {
+    throw new SnapkeepError("INVALID_INPUT", `"${text}" is not a weekday; use monday ... sunday (or mon ... sun).`);
+  }
+  return found;
+}
+
+export function validateDayOfMonth(day: number): number {
+  if (!Number.isInteger(day) || day < 1 || day > 31) {
+    throw new SnapkeepError(
+      "INVALID_INPUT",
+      `Day ${day} is not a day of the month; use 1 to 31 (29-31 run on the last day of shorter months).`,
+    );
+  }
+  return day;
+}
+
+/** Checks a cron expression: exactly five fields, as in crontab(5); node-schedule's seconds field is refused. */
+export function validateCron(expression: string): string {
+  const fields = expression.trim().split(/\s+/);
+  if (fields.length !== 5) {
+    throw new SnapkeepError(
+      "INVALID_INPUT",
+      `A cron expression has five fields (minute hour day-of-month month weekday); "${expression}" has ${fields.length}.`,
+      { hint: 'For example "0 3 * * *" runs every day at 03:00.' },
+    );
+  }
+  try {
+    cronParser.parseExpression(fields.join(" "));
+  } catch (error) {
+    throw new SnapkeepError("INVALID_INPUT", `"${expression}" is not a valid cron expression: ${(error as Error).message}`);
+  }
+  return fields.join(" ");
+}
+
+/** Validates a When as typed by a person or read from a file; returns it normalised. */
+export function validateWhen(when: When): When {
+  switch (when.every) {
+    case "daily":
+      parseTimeOfDay(when.at);
+      return when;
+    case "weekly":
+      parseTimeOfDay(when.at);
+      return { ...when, weekday: parseWeekday(when.weekday) };
+    case "monthly":
+      parseTimeOfDay(when.at);
+      validateDayOfMonth(when.day);
+      return when;
+    case "cron":
+      return { every: "cron", cron: validateCron(when.cron) };
+  }
+}
+
+/**
+ * The scheduled instant on one local calendar day, or null when the schedule does not run that day.
+ * `new Date(y, m, d, h, min)` resolves local time the way people expect around DST: a time that does
+ * not exist (02:30 on the spring-forward night) becomes the first instant after the gap, and a time
+ * that happens twice (fall-back night) is its first occurrence, so each day has at most one run.
+ */
+function slotOnDay(when: Exclude<When, { every: "cron" }>, year: number, month: number, date: number): Date | null {
+  const { hour, minute } = parseTimeOfDay(when.at);
+  if (when.every === "weekly" && new Date(year, month, date).getDay() !== WEEKDAYS.indexOf(when.weekday)) {
+    return null;
+  }
+  if (when.every === "monthly") {
+    const lastDay = new Date(year, month + 1, 0).getDate();
+    if (date !== Math.min(when.day, lastDay)) {
+      return null;
+    }
+  }
+  return new Date(year, month, date, hour, minute, 0, 0);
+}
+
+/** The latest scheduled instant at or before `now`, or null if there is none within the last year. */
+export function latestSlotAtOrBefore(when: When, now: Date): Date | null {
+  if (when.every === "cron") {
+    try {
+      return cronParser.parseExpression(when.cron, { currentDate: new Date(now.getTime() + 1) }).prev().toDate();
+    } catch {
+      return null; // no earlier occurrence (cron-parser throws when it runs out)
+    }
+  }
+  for (let back = 0; back <= 366; back++) {
+    const day = new Date(now.getFullYear(), now.getMonth(), now.getDate() - back);
+    const slot = slotOnDay(when, day.getFullYear(), day.getMonth(), day.getDate());
+    if (slot !== null && slot.getTime() <= now.getTime()) {
+      return slot;
+    }
+  }
+  return null;
+}
+
+/** The next `count` scheduled instants strictly after `after`. */
+export function nextSlots(when: When, after: Date, count: number): Date[] {
+  const slots: Date[] = [];
+  if (when.every === "cron") {
+    const iterator = cronParser.parseExpression(when.cron, { currentDate: after });
+    while (slots.length < count) {
+      slots.push(iterator.next().toDate());
+    }
+    return slots;
+  }
+  for (let ahead = 0; slots.length < count && ahead <= 366 * 10; ahead++) {
+    const day = new Date(after.getFullYear(), after.getMonth(), after.getDate() + ahead);
+    const slot = slotOnDay(when, day.getFullYear(), day.getMonth(), day.getDate());
+    if (slot !== null && slot.getTime() > after.getTime()) {
+      slots.push(slot);
+    }
+  }
+  return slots;
+}
+
+/** The nominal time between runs, for RPO: how old the newest snapshot may be before it is late. */
+export function nominalIntervalMs(when: When, now: Date): number {
+  const [a, b] = nextSlots(when, now, 2);
+  if (when.every === "daily") {
+    return 24 * 3600_000;
+  }
+  if (when.every === "weekly") {
+    return 7 * 24 * 3600_000;
+  }
+  if (when.every === "monthly") {
+    return 31 * 24 * 3600_000;
+  }
+  return a !== undefined && b !== undefined ? b.getTime() - a.getTime() : 24 * 3600_000;
+}
+
+/** A human sentence for listings: "daily at 02:30", "weekly on monday at 03:00", "cron 0 * * * *". */
+export function describeWhen(when: When): string {
+  switch (when.every) {
+    case "daily":
+      return `daily at ${when.at}`;
+    case "weekly":
+      return `weekly on ${when.weekday} at ${when.at}`;
+    case "monthly":
+      return `monthly on day ${when.day} at ${when.at}`;
+    case "cron":
+      return `cron ${when.cron}`;
+  }
+}

@@ -11,6 +11,8 @@ export interface DiskImageSnapshots {
 export interface SnapshotAnnotations {
   readonly note: string | null;
   readonly pinned: boolean;
+  readonly consistency?: string | undefined;
+  readonly incomplete?: boolean | undefined;
 }
 
 /**
@@ -19,7 +21,7 @@ export interface SnapshotAnnotations {
  */
 export function groupSnapshots(
   disks: readonly DiskImageSnapshots[],
-  annotate: (tag: string) => SnapshotAnnotations = () => ({ note: null, pinned: false }),
+  annotate: (tag: string) => SnapshotAnnotations = () => NO_ANNOTATIONS,
 ): Snapshot[] {
   const byTag = new Map<string, { disks: Snapshot["disks"][number][]; earliest: Date; vmState: boolean }>();
   for (const disk of disks) {
@@ -49,8 +51,19 @@ export function groupSnapshots(
         createdAt: entry.earliest.toISOString(),
         disks: entry.disks,
         hasVmState: entry.vmState,
-        ...annotate(tag),
+        ...toFields(annotate(tag)),
       };
     })
     .sort((a, b) => compareText(a.createdAt, b.createdAt) || compareText(a.tag, b.tag));
+}
+
+const NO_ANNOTATIONS: SnapshotAnnotations = { note: null, pinned: false };
+
+function toFields(a: SnapshotAnnotations): Pick<Snapshot, "note" | "pinned" | "consistency" | "incomplete"> {
+  return {
+    note: a.note,
+    pinned: a.pinned,
+    consistency: a.consistency ?? null,
+    incomplete: a.incomplete === true,
+  };
 }

@@ -59,6 +59,10 @@ export interface Snapshot {
   readonly disks: readonly DiskSnapshot[];
   readonly note: string | null;
   readonly pinned: boolean;
+  /** crash-consistent, frozen, hooked, frozen+hooked or vm-off; null when not recorded. */
+  readonly consistency: string | null;
+  /** The job that made it was interrupted: it is never counted as a good snapshot. */
+  readonly incomplete: boolean;
   /** True when the snapshot carries VM memory state (made outside Snapkeep, e.g. virsh snapshot-create). */
   readonly hasVmState: boolean;
 }

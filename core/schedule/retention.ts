@@ -25,7 +25,9 @@ export interface RetentionResult {
 }
 
 export function isEmptyPolicy(policy: RetentionPolicy): boolean {
-  return [policy.keepLast, policy.daily, policy.weekly, policy.monthly].every((n) => n === undefined || n <= 0);
+  return [policy.keepLast, policy.daily, policy.weekly, policy.monthly].every(
+    (n) => n === undefined || n <= 0,
+  );
 }
 
 /**
@@ -130,4 +132,3 @@ export function isoWeekKey(date: Date): string {
   const week = Math.ceil(((day.getTime() - yearStart) / 86_400_000 + 1) / 7);
   return `${day.getUTCFullYear()}-W${String(week).padStart(2, "0")}`;
 }
-

@@ -11,7 +11,15 @@ export type When =
   | { readonly every: "monthly"; readonly at: string; readonly day: number }
   | { readonly every: "cron"; readonly cron: string };
 
-export const WEEKDAYS = ["sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday"] as const;
+export const WEEKDAYS = [
+  "sunday",
+  "monday",
+  "tuesday",
+  "wednesday",
+  "thursday",
+  "friday",
+  "saturday",
+] as const;
 export type Weekday = (typeof WEEKDAYS)[number];
 
 /** Parses "HH:MM" (24-hour) into hours and minutes, or says what is wrong with it. */
@@ -20,7 +28,10 @@ export function parseTimeOfDay(text: string): { hour: number; minute: number } {
   const hour = Number(match?.[1]);
   const minute = Number(match?.[2]);
   if (match === null || hour > 23 || minute > 59) {
-    throw new SnapkeepError("INVALID_INPUT", `"${text}" is not a time of day; write it as HH:MM, 00:00 to 23:59.`);
+    throw new SnapkeepError(
+      "INVALID_INPUT",
+      `"${text}" is not a time of day; write it as HH:MM, 00:00 to 23:59.`,
+    );
   }
   return { hour, minute };
 }
@@ -29,7 +40,10 @@ export function parseWeekday(text: string): Weekday {
   const lower = text.trim().toLowerCase();
   const found = WEEKDAYS.find((d) => d === lower || d.slice(0, 3) === lower);
   if (found === undefined) {
-    throw new SnapkeepError("INVALID_INPUT", `"${text}" is not a weekday; use monday ... sunday (or mon ... sun).`);
+    throw new SnapkeepError(
+      "INVALID_INPUT",
+      `"${text}" is not a weekday; use monday ... sunday (or mon ... sun).`,
+    );
   }
   return found;
 }
@@ -57,7 +71,10 @@ export function validateCron(expression: string): string {
   try {
     cronParser.parseExpression(fields.join(" "));
   } catch (error) {
-    throw new SnapkeepError("INVALID_INPUT", `"${expression}" is not a valid cron expression: ${(error as Error).message}`);
+    throw new SnapkeepError(
+      "INVALID_INPUT",
+      `"${expression}" is not a valid cron expression: ${(error as Error).message}`,
+    );
   }
   return fields.join(" ");
 }
@@ -86,7 +103,12 @@ export function validateWhen(when: When): When {
  * not exist (02:30 on the spring-forward night) becomes the first instant after the gap, and a time
  * that happens twice (fall-back night) is its first occurrence, so each day has at most one run.
  */
-function slotOnDay(when: Exclude<When, { every: "cron" }>, year: number, month: number, date: number): Date | null {
+function slotOnDay(
+  when: Exclude<When, { every: "cron" }>,
+  year: number,
+  month: number,
+  date: number,
+): Date | null {
   const { hour, minute } = parseTimeOfDay(when.at);
   if (when.every === "weekly" && new Date(year, month, date).getDay() !== WEEKDAYS.indexOf(when.weekday)) {
     return null;
@@ -104,7 +126,10 @@ function slotOnDay(when: Exclude<When, { every: "cron" }>, year: number, month: 
 export function latestSlotAtOrBefore(when: When, now: Date): Date | null {
   if (when.every === "cron") {
     try {
-      return cronParser.parseExpression(when.cron, { currentDate: new Date(now.getTime() + 1) }).prev().toDate();
+      return cronParser
+        .parseExpression(when.cron, { currentDate: new Date(now.getTime() + 1) })
+        .prev()
+        .toDate();
     } catch {
       return null; // no earlier occurrence (cron-parser throws when it runs out)
     }

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { WEEKDAYS } from "../schedule/spec.js";
 
 /**
  * The settings file, in one schema: zod types it and validates what is read back; the JSON Schema
@@ -40,19 +41,95 @@ export const hostSchema = z.discriminatedUnion("kind", [localHostSchema, sshHost
 export const annotationSchema = z.object({
   note: z.string().max(2000).nullable(),
   pinned: z.boolean(),
+  /** How consistent the snapshot is: crash-consistent, frozen, hooked, frozen+hooked, or vm-off. */
+  consistency: z.string().optional(),
+  /** The scheduler's job that made it is known to have been interrupted (see the journal). */
+  incomplete: z.boolean().optional(),
 });
+
+const hookSchema = z.object({
+  /** Where the command runs: on the hypervisor host, or inside the guest through its agent. */
+  where: z.enum(["host", "guest"]),
+  argv: z.array(z.string()).min(1),
+  timeoutSeconds: z.number().int().min(1).max(3600),
+});
+
+export const consistencySchema = z.object({
+  /** Freeze the guest's filesystems for the snapshot when its agent answers. */
+  freeze: z.boolean(),
+  pre: hookSchema.optional(),
+  post: hookSchema.optional(),
+});
+
+const whenSchema = z.discriminatedUnion("every", [
+  z.object({ every: z.literal("daily"), at: z.string() }),
+  z.object({ every: z.literal("weekly"), at: z.string(), weekday: z.enum(WEEKDAYS) }),
+  z.object({ every: z.literal("monthly"), at: z.string(), day: z.number().int().min(1).max(31) }),
+  z.object({ every: z.literal("cron"), cron: z.string() }),
+]);
+
+export const retentionSchema = z.object({
+  keepLast: z.number().int().min(1).max(10_000).optional(),
+  daily: z.number().int().min(1).max(10_000).optional(),
+  weekly: z.number().int().min(1).max(10_000).optional(),
+  monthly: z.number().int().min(1).max(10_000).optional(),
+});
+
+export const scheduleSchema = z.object({
+  id: z.string().regex(/^[a-z0-9]{8}$/),
+  host: hostName,
+  /** The VM by UUID, so a rename does not break the schedule; the name is for display. */
+  vmUuid: z.string(),
+  vmName: z.string(),
+  when: whenSchema,
+  /** Disk targets; absent means every hard disk of the VM at run time. */
+  disks: z.array(z.string()).min(1).optional(),
+  retention: retentionSchema,
+  enabled: z.boolean(),
+  note: z.string().max(2000).optional(),
+  createdAt: z.string(),
+});
+
+/** What the scheduler remembers between runs; written by the scheduler only. */
+export const scheduleStateSchema = z.object({
+  /** The latest scheduled instant that has been served (ISO). Due-ness compares slots, not run times. */
+  lastSlot: z.string().optional(),
+  lastRunAt: z.string().optional(),
+  lastResult: z.enum(["ok", "failed"]).optional(),
+  lastError: z.string().optional(),
+  failures: z.number().int().min(0),
+  nextRetryAt: z.string().optional(),
+});
+
+/** Per-VM consistency settings for manual and scheduled snapshots, keyed by "host/vmUuid". */
+export const vmSettingsSchema = z.object({ consistency: consistencySchema });
 
 export const settingsSchema = z.object({
   version: z.literal(SETTINGS_VERSION),
   hosts: z.array(hostSchema),
   annotations: z.record(z.string(), annotationSchema),
+  // Added after the first files were written: absent in those, so they default to empty.
+  schedules: z.array(scheduleSchema).default([]),
+  scheduleState: z.record(z.string(), scheduleStateSchema).default({}),
+  vmSettings: z.record(z.string(), vmSettingsSchema).default({}),
 });
 
 export type Settings = z.infer<typeof settingsSchema>;
+export type Schedule = z.infer<typeof scheduleSchema>;
+export type ScheduleState = z.infer<typeof scheduleStateSchema>;
+export type Hook = z.infer<typeof hookSchema>;
+export type Consistency = z.infer<typeof consistencySchema>;
 export type Annotation = z.infer<typeof annotationSchema>;
 
 export function emptySettings(): Settings {
-  return { version: SETTINGS_VERSION, hosts: [], annotations: {} };
+  return {
+    version: SETTINGS_VERSION,
+    hosts: [],
+    annotations: {},
+    schedules: [],
+    scheduleState: {},
+    vmSettings: {},
+  };
 }
 
 export function snapshotKey(host: string, vmUuid: string, tag: string): string {
@@ -61,7 +138,8 @@ export function snapshotKey(host: string, vmUuid: string, tag: string): string {
 
 /** JSON Schema `properties` for conf/electron-store, derived from the zod schema above. */
 export function settingsJsonSchemaProperties(): Record<string, object> {
-  const full = z.toJSONSchema(settingsSchema, { target: "draft-2020-12" }) as {
+  // "input" mode: fields with a default are optional in the file, as in files written before them.
+  const full = z.toJSONSchema(settingsSchema, { target: "draft-2020-12", io: "input" }) as {
     properties: Record<string, object>;
   };
   return full.properties;

@@ -24,6 +24,8 @@ function snap(
     ],
     note: null,
     pinned: extra.pinned ?? false,
+    consistency: null,
+    incomplete: false,
     hasVmState: false,
   };
 }

@@ -135,6 +135,8 @@ describe("resolving a snapshot reference", () => {
     disks: [],
     note: null,
     pinned: false,
+    consistency: null,
+    incomplete: false,
     hasVmState: false,
   });
   const v: VmWithSnapshots = {

@@ -23,12 +23,32 @@ describe("settings store", () => {
     const home = freshHome();
     const store = openSettingsStore(home, now);
     expect(store.createdNow).toBe(true);
-    expect(store.read()).toEqual({ version: 1, hosts: [], annotations: {} });
+    expect(store.read()).toEqual({
+      version: 1,
+      hosts: [],
+      annotations: {},
+      schedules: [],
+      scheduleState: {},
+      vmSettings: {},
+    });
     store.update((s) => ({ ...s, hosts: [{ name: "local", kind: "local", uri: "qemu:///system" }] }));
     const again = openSettingsStore(home, now);
     expect(again.createdNow).toBe(false);
     expect(again.read().hosts).toEqual([{ name: "local", kind: "local", uri: "qemu:///system" }]);
     expect(JSON.parse(readFileSync(join(home, "settings.json"), "utf8")).hosts).toHaveLength(1);
+  });
+
+  it("opens a file written before schedules existed, filling the new parts with defaults", () => {
+    const home = freshHome();
+    const old = {
+      version: 1,
+      hosts: [{ name: "local", kind: "local", uri: "qemu:///system" }],
+      annotations: {},
+    };
+    writeFileSync(join(home, "settings.json"), JSON.stringify(old));
+    const store = openSettingsStore(home, now);
+    expect(store.recovered).toBeNull();
+    expect(store.read()).toMatchObject({ ...old, schedules: [], scheduleState: {} });
   });
 
   it("refuses an invalid change and keeps the file as it was", () => {

@@ -21,7 +21,8 @@ export type ErrorCode =
   | "DISK_UNSUPPORTED"
   | "VM_RUNNING"
   | "STORE_CORRUPT"
-  | "UNEXPECTED_OUTPUT";
+  | "UNEXPECTED_OUTPUT"
+  | "HOOK_FAILED";
 
 export class SnapkeepError extends Error {
   readonly code: ErrorCode;

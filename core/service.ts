@@ -7,7 +7,9 @@ import { LibvirtHost, type VmInspection } from "./hypervisor/libvirt.js";
 import type { CommandRunner } from "./runner/types.js";
 import { isFingerprint } from "./ssh/hostkey.js";
 import { parseSshSpec } from "./ssh/config.js";
-import { snapshotKey, type Annotation } from "./store/schema.js";
+import { libvirtGuestOps } from "./hypervisor/guest.js";
+import { withConsistency } from "./schedule/consistency.js";
+import { snapshotKey, type Annotation, type Consistency } from "./store/schema.js";
 import type { SettingsStore } from "./store/store.js";
 import { settleLimit } from "./util/concurrency.js";
 
@@ -182,15 +184,28 @@ export class SnapkeepService {
     vmName: string,
     request: CreateSnapshotRequest = {},
   ): Promise<Snapshot> {
+    return (await this.takeSnapshot(hostName, vmName, { ...request, kind: "manual" })).snapshot;
+  }
+
+  /**
+   * Takes a manual or scheduled snapshot: the disks are checked first, the name must be new on the
+   * VM, and the guest is made as consistent as its settings and agent allow (see withConsistency).
+   * The consistency reached is recorded with the snapshot.
+   */
+  async takeSnapshot(
+    hostName: string,
+    vmRef: string,
+    request: CreateSnapshotRequest & { kind: "manual" | "scheduled"; origin?: string },
+  ): Promise<{ snapshot: Snapshot; warnings: readonly string[] }> {
     const host = this.getHost(hostName);
-    const inspection = await this.#find(hostName, vmName);
+    const inspection = await this.#find(hostName, vmRef);
     const targets = chooseSnapshotDisks(inspection.vm, request.disks);
-    const name = request.name ?? defaultSnapshotName("manual", this.#deps.now());
+    const name = request.name ?? defaultSnapshotName(request.kind, this.#deps.now());
     validateSnapshotName(name);
     if (request.note !== undefined && request.note.length > 2000) {
       throw new SnapkeepError("INVALID_INPUT", "A note can be at most 2000 characters long.");
     }
-    const tag = encodeSnapshotTag("manual", name);
+    const tag = encodeSnapshotTag(request.kind, name, request.origin);
     const existing = this.#withSnapshots(inspection).snapshots;
     if (existing.some((s) => s.name === name || s.tag === tag)) {
       throw new SnapkeepError(
@@ -202,10 +217,17 @@ export class SnapkeepService {
       );
     }
     const libvirt = this.#libvirt(host);
-    await libvirt.createSnapshot(inspection, targets, tag);
-    if (request.note !== undefined && request.note.length > 0) {
-      this.#annotate(hostName, inspection.vm.uuid, tag, { note: request.note });
-    }
+    const consistency = this.#deps.store.read().vmSettings[`${hostName}/${inspection.vm.uuid}`]?.consistency;
+    const taken = await withConsistency(
+      libvirtGuestOps(libvirt.runner, libvirt.uri, inspection.vm.uuid),
+      consistency,
+      inspection.vm.active,
+      () => libvirt.createSnapshot(inspection, targets, tag),
+    );
+    this.#annotate(hostName, inspection.vm.uuid, tag, {
+      consistency: taken.consistency,
+      ...(request.note !== undefined && request.note.length > 0 ? { note: request.note } : {}),
+    });
     const after = this.#withSnapshots(await libvirt.refreshImages(inspection));
     const created = after.snapshots.find((s) => s.tag === tag);
     if (created === undefined) {
@@ -214,7 +236,36 @@ export class SnapkeepService {
         `The snapshot "${name}" was made but cannot be found on the host.`,
       );
     }
-    return created;
+    return { snapshot: created, warnings: taken.warnings };
+  }
+
+  /** Freeze and hook settings for a VM's snapshots (manual and scheduled alike). */
+  setConsistency(hostName: string, vmUuid: string, consistency: Consistency): void {
+    this.getHost(hostName);
+    this.#deps.store.update((s) => ({
+      ...s,
+      vmSettings: { ...s.vmSettings, [`${hostName}/${vmUuid}`]: { consistency } },
+    }));
+  }
+
+  /** Removes snapshots by tag without the manual-delete checks: for the scheduler's prune and cleanup. */
+  async removeSnapshots(hostName: string, vmUuid: string, tags: readonly string[]): Promise<void> {
+    const host = this.getHost(hostName);
+    const libvirt = this.#libvirt(host);
+    let inspection = await libvirt.inspect(vmUuid);
+    for (const tag of tags) {
+      const snapshot = this.#withSnapshots(inspection).snapshots.find((s) => s.tag === tag);
+      if (snapshot !== undefined) {
+        await libvirt.deleteSnapshot(inspection, snapshot);
+        this.#forget(hostName, vmUuid, tag);
+        inspection = await libvirt.refreshImages(inspection);
+      }
+    }
+  }
+
+  /** Marks a snapshot whose job was interrupted, so it is never taken for a good one. */
+  markIncomplete(hostName: string, vmUuid: string, tag: string): void {
+    this.#annotate(hostName, vmUuid, tag, { incomplete: true });
   }
 
   /**
@@ -246,11 +297,7 @@ export class SnapkeepService {
       return snapshot;
     }
     await this.#libvirt(host).deleteSnapshot(inspection, snapshot);
-    const key = snapshotKey(hostName, inspection.vm.uuid, snapshot.tag);
-    this.#deps.store.update((s) => ({
-      ...s,
-      annotations: Object.fromEntries(Object.entries(s.annotations).filter(([k]) => k !== key)),
-    }));
+    this.#forget(hostName, inspection.vm.uuid, snapshot.tag);
     return snapshot;
   }
 
@@ -335,6 +382,14 @@ export class SnapkeepService {
         },
     );
     return { ...inspection.vm, snapshots };
+  }
+
+  #forget(host: string, uuid: string, tag: string): void {
+    const key = snapshotKey(host, uuid, tag);
+    this.#deps.store.update((s) => ({
+      ...s,
+      annotations: Object.fromEntries(Object.entries(s.annotations).filter(([k]) => k !== key)),
+    }));
   }
 
   #annotate(host: string, uuid: string, tag: string, change: Partial<Annotation>): void {

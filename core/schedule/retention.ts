@@ -37,7 +37,8 @@ export function isEmptyPolicy(policy: RetentionPolicy): boolean {
  * Only snapshots this schedule made (kind "scheduled", origin = scheduleId, as tagged on the host)
  * are ever removed. Manual, safety, foreign and other schedules' snapshots are kept, and so are
  * pinned ones, ones dated after `now` (a clock that went backwards must not make the real newest
- * look old), and this schedule's newest snapshot, whatever the counts say.
+ * look old), and this schedule's newest snapshot, whatever the counts say. This schedule's
+ * snapshots from interrupted jobs are removed: they are not recovery points.
  */
 export function applyRetention(
   snapshots: readonly Snapshot[],
@@ -57,6 +58,8 @@ export function applyRetention(
       add(snapshot, snapshot.kind === "scheduled" ? `schedule ${snapshot.origin ?? "?"}` : snapshot.kind);
     } else if (snapshot.pinned) {
       add(snapshot, "pinned");
+    } else if (snapshot.incomplete) {
+      // Left by an interrupted job: not a recovery point, never counted, always removed.
     } else if (Date.parse(snapshot.createdAt) > now.getTime()) {
       add(snapshot, "dated in the future");
     } else {

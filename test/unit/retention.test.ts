@@ -8,7 +8,13 @@ const NOW = new Date("2026-11-26T12:00:00+01:00");
 
 function snap(
   createdAt: string,
-  extra: { kind?: SnapshotKind; origin?: string | null; pinned?: boolean; name?: string } = {},
+  extra: {
+    kind?: SnapshotKind;
+    origin?: string | null;
+    pinned?: boolean;
+    name?: string;
+    incomplete?: boolean;
+  } = {},
 ): Snapshot {
   const kind = extra.kind ?? "scheduled";
   const origin = extra.origin === undefined ? (kind === "scheduled" ? SCHEDULE : null) : extra.origin;
@@ -25,7 +31,7 @@ function snap(
     note: null,
     pinned: extra.pinned ?? false,
     consistency: null,
-    incomplete: false,
+    incomplete: extra.incomplete ?? false,
     hasVmState: false,
   };
 }
@@ -82,6 +88,19 @@ describe("retention, row by row", () => {
         { keepLast: 1 },
       ),
     ).toEqual({ new: "latest-1", pinned: "pinned", old: "REMOVE" });
+  });
+
+  it("removes this schedule's snapshots from interrupted jobs, which are never counted", () => {
+    expect(
+      decide(
+        [
+          snap("2026-11-26T02:00:00+01:00", { name: "half-made", incomplete: true }), // newest, but not good
+          snap("2026-11-25T02:00:00+01:00", { name: "good" }),
+          snap("2026-11-24T02:00:00+01:00", { name: "older" }),
+        ],
+        { keepLast: 1 },
+      ),
+    ).toEqual({ "half-made": "REMOVE", good: "latest-1", older: "REMOVE" });
   });
 
   it("an empty policy keeps everything", () => {

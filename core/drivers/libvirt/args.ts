@@ -90,3 +90,29 @@ export function domStateCommand(uuid: string): string[] {
 export function queryBlockCommand(uuid: string): string[] {
   return ["qemu-monitor-command", "--domain", uuid, QUERY_BLOCK_JSON];
 }
+
+/** A guest agent command, answered within `timeoutSeconds` or failed (no agent, agent stuck). */
+export function agentCommandArgs(
+  uri: string,
+  uuid: string,
+  command: object,
+  timeoutSeconds: number,
+): string[] {
+  return virsh(
+    uri,
+    "qemu-agent-command",
+    "--domain",
+    uuid,
+    "--timeout",
+    String(timeoutSeconds),
+    JSON.stringify(command),
+  );
+}
+
+export function fsFreezeArgs(uri: string, uuid: string): string[] {
+  return virsh(uri, "domfsfreeze", "--domain", uuid);
+}
+
+export function fsThawArgs(uri: string, uuid: string): string[] {
+  return virsh(uri, "domfsthaw", "--domain", uuid);
+}

@@ -1,0 +1,124 @@
+import type { Schedule, ScheduleState } from "../store/schema.js";
+import { latestSlotAtOrBefore, nominalIntervalMs } from "./spec.js";
+
+/**
+ * Whether a schedule should run now, decided from persisted facts and `now` only, so it gives the
+ * same answer after a restart, a sleep or a clock change. Returns the slot to serve, or null.
+ *
+ * One pending run at most: only the latest slot counts, so three missed days are one catch-up,
+ * not three. A clock set backwards makes the latest slot older than the one already served, so
+ * nothing runs twice. A failing run waits for its retry time (backoff) before it is due again.
+ */
+export function dueSlot(schedule: Schedule, state: ScheduleState | undefined, now: Date): Date | null {
+  if (!schedule.enabled) {
+    return null;
+  }
+  const slot = latestSlotAtOrBefore(schedule.when, now);
+  if (slot === null) {
+    return null;
+  }
+  // A new schedule serves no slot from before it existed.
+  const served = Date.parse(state?.lastSlot ?? schedule.createdAt);
+  if (slot.getTime() <= served) {
+    return null;
+  }
+  if (state?.nextRetryAt !== undefined && now.getTime() < Date.parse(state.nextRetryAt)) {
+    return null;
+  }
+  return slot;
+}
+
+/** Retry delay after the n-th consecutive failure: 1, 2, 4 ... minutes, at most 30. */
+export function retryDelayMs(failures: number): number {
+  return Math.min(30, 2 ** Math.max(0, failures - 1)) * 60_000;
+}
+
+export function stateAfterSuccess(state: ScheduleState | undefined, slot: Date, now: Date): ScheduleState {
+  return {
+    ...state,
+    lastSlot: laterIso(state?.lastSlot, slot),
+    lastRunAt: now.toISOString(),
+    lastResult: "ok",
+    failures: 0,
+    lastError: undefined,
+    nextRetryAt: undefined,
+  };
+}
+
+/** A failed run keeps its slot pending and backs off; the next success serves the latest slot. */
+export function stateAfterFailure(state: ScheduleState | undefined, error: string, now: Date): ScheduleState {
+  const failures = (state?.failures ?? 0) + 1;
+  return {
+    ...state,
+    lastRunAt: now.toISOString(),
+    lastResult: "failed",
+    lastError: error,
+    failures,
+    nextRetryAt: new Date(now.getTime() + retryDelayMs(failures)).toISOString(),
+  };
+}
+
+function laterIso(previous: string | undefined, slot: Date): string {
+  return previous !== undefined && Date.parse(previous) > slot.getTime() ? previous : slot.toISOString();
+}
+
+export type RpoLevel = "ok" | "due" | "overdue" | "unscheduled";
+
+export interface RpoStatus {
+  readonly level: RpoLevel;
+  /** Age of the newest good snapshot in ms, or null when there is none. */
+  readonly ageMs: number | null;
+  /** Why it is due or overdue, in words a person acts on. */
+  readonly reason: string | null;
+}
+
+/** How long after a missed slot "due" turns into "overdue": the job had its chance to run. */
+export const OVERDUE_GRACE_MS = 60 * 60_000;
+
+/**
+ * Recovery-point status of one VM: is its newest good snapshot as recent as its schedules promise?
+ * "due" means a run is pending (a slot passed, within the grace time); "overdue" means it is late,
+ * with the likely reason: the schedule is paused, the host is offline, or the last run failed.
+ */
+export function rpoStatus(input: {
+  readonly schedules: readonly Schedule[];
+  readonly states: Readonly<Record<string, ScheduleState>>;
+  readonly newestGoodSnapshotAt: Date | null;
+  readonly hostOnline: boolean;
+  readonly now: Date;
+}): RpoStatus {
+  const { schedules, states, newestGoodSnapshotAt, hostOnline, now } = input;
+  const ageMs = newestGoodSnapshotAt === null ? null : now.getTime() - newestGoodSnapshotAt.getTime();
+  if (schedules.length === 0) {
+    return { level: "unscheduled", ageMs, reason: null };
+  }
+  const active = schedules.filter((s) => s.enabled);
+  const considered = active.length > 0 ? active : schedules;
+  // The most demanding schedule decides: the one whose latest slot is the most recent.
+  const expectations = considered
+    .map((s) => ({ schedule: s, slot: latestSlotAtOrBefore(s.when, now) }))
+    .filter(
+      (e): e is { schedule: Schedule; slot: Date } =>
+        e.slot !== null && e.slot.getTime() > Date.parse(e.schedule.createdAt),
+    );
+  const latest = expectations.sort((a, b) => b.slot.getTime() - a.slot.getTime())[0];
+  if (latest === undefined || (newestGoodSnapshotAt !== null && newestGoodSnapshotAt >= latest.slot)) {
+    return { level: "ok", ageMs, reason: null };
+  }
+  const lateMs = now.getTime() - latest.slot.getTime();
+  const interval = nominalIntervalMs(latest.schedule.when, now);
+  const level: RpoLevel =
+    lateMs < Math.min(OVERDUE_GRACE_MS, interval / 2) && active.length > 0 && hostOnline ? "due" : "overdue";
+  const state = states[latest.schedule.id];
+  const reason =
+    active.length === 0
+      ? "the schedule is paused"
+      : !hostOnline
+        ? "the host is offline"
+        : state?.lastResult === "failed"
+          ? `the last run failed: ${state.lastError ?? "unknown error"}`
+          : level === "due"
+            ? "a scheduled run is pending"
+            : "the scheduled run has not happened (is a scheduler running?)";
+  return { level, ageMs, reason };
+}

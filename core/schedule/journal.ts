@@ -1,0 +1,206 @@
+import {
+  appendFileSync,
+  closeSync,
+  existsSync,
+  fsyncSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  writeFileSync,
+} from "node:fs";
+import { join } from "node:path";
+import { z } from "zod";
+
+/**
+ * The job journal: one JSON line per event (start, progress, end), appended and fsynced, so it
+ * survives a crash. A job with a start and no end was interrupted: on the next start it is reported
+ * as interrupted, never as done, and what it may have half-made is known from its start record.
+ */
+export type JobKind = "scheduled-snapshot";
+export type JobStatus = "running" | "succeeded" | "failed" | "cancelled" | "interrupted";
+
+const startSchema = z.object({
+  event: z.literal("start"),
+  job: z.string(),
+  at: z.string(),
+  kind: z.literal("scheduled-snapshot"),
+  scheduleId: z.string(),
+  host: z.string(),
+  vmUuid: z.string(),
+  vmName: z.string(),
+  /** The snapshot tag the job is about to create: what to clean up if it never ends. */
+  tag: z.string(),
+  slot: z.string(),
+});
+const progressSchema = z.object({
+  event: z.literal("progress"),
+  job: z.string(),
+  at: z.string(),
+  step: z.string(),
+});
+const endSchema = z.object({
+  event: z.literal("end"),
+  job: z.string(),
+  at: z.string(),
+  status: z.enum(["succeeded", "failed", "cancelled", "interrupted"]),
+  message: z.string().optional(),
+  /** Snapshots the prune removed, by name. */
+  pruned: z.array(z.string()).optional(),
+  pruneError: z.string().optional(),
+});
+const recordSchema = z.discriminatedUnion("event", [startSchema, progressSchema, endSchema]);
+
+export type JobStart = z.infer<typeof startSchema>;
+export type JobEnd = z.infer<typeof endSchema>;
+type JobRecord = z.infer<typeof recordSchema>;
+
+export interface JobSummary {
+  readonly id: string;
+  readonly kind: JobKind;
+  readonly scheduleId: string;
+  readonly host: string;
+  readonly vmUuid: string;
+  readonly vmName: string;
+  readonly tag: string;
+  readonly slot: string;
+  readonly startedAt: string;
+  readonly endedAt: string | null;
+  readonly status: JobStatus;
+  readonly step: string | null;
+  readonly message: string | null;
+  readonly pruned: readonly string[];
+  readonly pruneError: string | null;
+}
+
+const FILE = "jobs.jsonl";
+/** Jobs kept when the journal is compacted at start-up: months of history for a few schedules. */
+const KEEP_JOBS = 2000;
+
+export class Journal {
+  readonly path: string;
+
+  constructor(home: string) {
+    this.path = join(home, FILE);
+  }
+
+  start(record: Omit<JobStart, "event">): void {
+    this.#append({ event: "start", ...record });
+  }
+
+  progress(job: string, step: string, at: Date): void {
+    this.#append({ event: "progress", job, at: at.toISOString(), step });
+  }
+
+  end(record: Omit<JobEnd, "event">): void {
+    this.#append({ event: "end", ...record });
+  }
+
+  /** Every job, oldest first. Lines that do not parse (a torn last write) are skipped. */
+  jobs(): JobSummary[] {
+    if (!existsSync(this.path)) {
+      return [];
+    }
+    const jobs = new Map<string, JobSummary>();
+    for (const line of readFileSync(this.path, "utf8").split("\n")) {
+      const record = parseLine(line);
+      if (record === null) {
+        continue;
+      }
+      if (record.event === "start") {
+        jobs.set(record.job, {
+          id: record.job,
+          kind: record.kind,
+          scheduleId: record.scheduleId,
+          host: record.host,
+          vmUuid: record.vmUuid,
+          vmName: record.vmName,
+          tag: record.tag,
+          slot: record.slot,
+          startedAt: record.at,
+          endedAt: null,
+          status: "running",
+          step: null,
+          message: null,
+          pruned: [],
+          pruneError: null,
+        });
+        continue;
+      }
+      const job = jobs.get(record.job);
+      if (job === undefined) {
+        continue;
+      }
+      jobs.set(
+        record.job,
+        record.event === "progress"
+          ? { ...job, step: record.step }
+          : {
+              ...job,
+              endedAt: record.at,
+              status: record.status,
+              message: record.message ?? null,
+              pruned: record.pruned ?? [],
+              pruneError: record.pruneError ?? null,
+            },
+      );
+    }
+    return [...jobs.values()];
+  }
+
+  /**
+   * Marks every job that started and never ended as interrupted, and returns them. Only call this
+   * while holding the scheduler lock: then no other process can be running those jobs.
+   */
+  recoverInterrupted(now: Date): JobSummary[] {
+    const open = this.jobs().filter((j) => j.status === "running");
+    for (const job of open) {
+      this.end({
+        job: job.id,
+        at: now.toISOString(),
+        status: "interrupted",
+        message: "Snapkeep stopped while this job ran (crash, kill or power loss); it did not complete.",
+      });
+    }
+    return open.map((j) => ({ ...j, status: "interrupted" as const, endedAt: now.toISOString() }));
+  }
+
+  /** Rewrites the journal with only the newest jobs; atomic (write aside, then rename). */
+  compact(): void {
+    const jobs = this.jobs();
+    if (jobs.length <= KEEP_JOBS) {
+      return;
+    }
+    const keep = new Set(jobs.slice(-KEEP_JOBS).map((j) => j.id));
+    const lines = readFileSync(this.path, "utf8")
+      .split("\n")
+      .filter((line) => {
+        const record = parseLine(line);
+        return record !== null && keep.has(record.job);
+      });
+    const temporary = `${this.path}.tmp`;
+    writeFileSync(temporary, `${lines.join("\n")}\n`);
+    renameSync(temporary, this.path);
+  }
+
+  #append(record: JobRecord): void {
+    const fd = openSync(this.path, "a", 0o600);
+    try {
+      appendFileSync(fd, `${JSON.stringify(record)}\n`);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+  }
+}
+
+function parseLine(line: string): JobRecord | null {
+  if (line.trim() === "") {
+    return null;
+  }
+  try {
+    const parsed = recordSchema.safeParse(JSON.parse(line));
+    return parsed.success ? parsed.data : null;
+  } catch {
+    return null;
+  }
+}

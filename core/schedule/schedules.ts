@@ -1,0 +1,201 @@
+import { randomBytes } from "node:crypto";
+import { SnapkeepError, describeError } from "../errors.js";
+import type { Snapshot, VmWithSnapshots } from "../domain/types.js";
+import type { SnapkeepService } from "../service.js";
+import { chooseSnapshotDisks } from "../service.js";
+import type { Schedule, ScheduleState } from "../store/schema.js";
+import type { SettingsStore } from "../store/store.js";
+import { rpoStatus, type RpoStatus } from "./due.js";
+import { applyRetention, isEmptyPolicy, type RetentionPolicy, type RetentionResult } from "./retention.js";
+import { describeWhen, nextSlots, validateWhen, type When } from "./spec.js";
+
+export interface AddScheduleRequest {
+  readonly host: string;
+  readonly vm: string;
+  readonly when: When;
+  readonly retention: RetentionPolicy;
+  readonly disks?: readonly string[];
+  readonly note?: string;
+}
+
+export interface SchedulePreview {
+  readonly schedule: Schedule;
+  readonly description: string;
+  readonly nextRuns: readonly string[];
+  /** The real prune's decision on the snapshots that exist now, nothing deleted. */
+  readonly retention: RetentionResult;
+}
+
+export interface ScheduledRunResult {
+  readonly snapshot: Snapshot;
+  readonly pruned: readonly string[];
+  readonly pruneError: string | null;
+  readonly warnings: readonly string[];
+}
+
+/**
+ * Schedules and what they do: add, list, pause, preview, run once, prune, and the RPO of each VM.
+ * The Scheduler decides *when*; this decides *what*, through the same service every front end uses.
+ */
+export class Schedules {
+  readonly #service: SnapkeepService;
+  readonly #store: SettingsStore;
+  readonly #now: () => Date;
+
+  constructor(service: SnapkeepService, store: SettingsStore, now: () => Date) {
+    this.#service = service;
+    this.#store = store;
+    this.#now = now;
+  }
+
+  list(): Schedule[] {
+    return this.#store.read().schedules;
+  }
+
+  states(): Record<string, ScheduleState> {
+    return this.#store.read().scheduleState;
+  }
+
+  get(id: string): Schedule {
+    const schedule = this.list().find((s) => s.id === id);
+    if (schedule === undefined) {
+      throw new SnapkeepError("NOT_FOUND", `There is no schedule ${id}.`, {
+        hint: "See them with: snapkeep schedule list",
+      });
+    }
+    return schedule;
+  }
+
+  /** Adds a schedule after checking the VM, its disks, the time and the retention. */
+  async add(request: AddScheduleRequest): Promise<Schedule> {
+    const when = validateWhen(request.when);
+    validateRetention(request.retention);
+    const vm = await this.#service.getVm(request.host, request.vm);
+    if (request.disks !== undefined) {
+      chooseSnapshotDisks(vm, request.disks);
+    }
+    const schedule: Schedule = {
+      id: randomBytes(4).toString("hex"),
+      host: request.host,
+      vmUuid: vm.uuid,
+      vmName: vm.name,
+      when,
+      ...(request.disks === undefined ? {} : { disks: [...new Set(request.disks)] }),
+      retention: request.retention,
+      enabled: true,
+      ...(request.note === undefined ? {} : { note: request.note }),
+      createdAt: this.#now().toISOString(),
+    };
+    this.#store.update((s) => ({ ...s, schedules: [...s.schedules, schedule] }));
+    return schedule;
+  }
+
+  /** Forgets a schedule. Its snapshots stay on the host (they are tagged; prune them by hand if wanted). */
+  remove(id: string): Schedule {
+    const schedule = this.get(id);
+    this.#store.update((s) => ({
+      ...s,
+      schedules: s.schedules.filter((x) => x.id !== id),
+      scheduleState: Object.fromEntries(Object.entries(s.scheduleState).filter(([key]) => key !== id)),
+    }));
+    return schedule;
+  }
+
+  setEnabled(id: string, enabled: boolean): Schedule {
+    this.get(id);
+    let updated: Schedule | undefined;
+    this.#store.update((s) => ({
+      ...s,
+      schedules: s.schedules.map((x) => (x.id === id ? (updated = { ...x, enabled }) : x)),
+    }));
+    return updated as Schedule;
+  }
+
+  recordState(id: string, state: ScheduleState): void {
+    this.#store.update((s) =>
+      s.schedules.some((x) => x.id === id) ? { ...s, scheduleState: { ...s.scheduleState, [id]: state } } : s,
+    );
+  }
+
+  /** The next runs and exactly what the prune would remove now (a dry run of the real prune). */
+  async preview(id: string, count = 5): Promise<SchedulePreview> {
+    const schedule = this.get(id);
+    const now = this.#now();
+    const vm = await this.#service.getVm(schedule.host, schedule.vmUuid);
+    return {
+      schedule,
+      description: describeWhen(schedule.when),
+      nextRuns: nextSlots(schedule.when, now, count).map((d) => d.toISOString()),
+      retention: applyRetention(vm.snapshots, schedule.retention, schedule.id, now),
+    };
+  }
+
+  /** One scheduled run: snapshot (named after its slot), then prune; a failed prune is reported. */
+  async run(schedule: Schedule, tag: string): Promise<ScheduledRunResult> {
+    const { snapshot, warnings } = await this.#service.takeSnapshot(schedule.host, schedule.vmUuid, {
+      kind: "scheduled",
+      origin: schedule.id,
+      name: scheduledName(tag),
+      ...(schedule.disks === undefined ? {} : { disks: schedule.disks }),
+    });
+    let pruned: string[] = [];
+    let pruneError: string | null = null;
+    try {
+      pruned = await this.prune(schedule);
+    } catch (error) {
+      pruneError = describeError(error);
+    }
+    return { snapshot, pruned, pruneError, warnings };
+  }
+
+  /** Removes what the schedule's retention says to remove; returns the removed snapshots' names. */
+  async prune(schedule: Schedule): Promise<string[]> {
+    const vm = await this.#service.getVm(schedule.host, schedule.vmUuid);
+    const { remove } = applyRetention(vm.snapshots, schedule.retention, schedule.id, this.#now());
+    await this.#service.removeSnapshots(
+      schedule.host,
+      schedule.vmUuid,
+      remove.map((s) => s.tag),
+    );
+    return remove.map((s) => s.name);
+  }
+
+  /** RPO of one VM from the snapshots it has now. */
+  rpoOf(vm: VmWithSnapshots, hostOnline: boolean): RpoStatus {
+    const newest = vm.snapshots.filter((s) => !s.incomplete).at(-1);
+    return rpoStatus({
+      schedules: this.list().filter((s) => s.host === vm.host && s.vmUuid === vm.uuid),
+      states: this.states(),
+      newestGoodSnapshotAt: newest === undefined ? null : new Date(newest.createdAt),
+      hostOnline,
+      now: this.#now(),
+    });
+  }
+}
+
+/** The tag a scheduled run will use, decided before it starts so the journal can name it. */
+export function scheduledTag(schedule: Schedule, slot: Date): string {
+  const iso = slot.toISOString(); // 2026-11-26T02:00:00.000Z
+  return `snapkeep:scheduled@${schedule.id}:scheduled-${iso.slice(0, 10)}-${iso.slice(11, 16).replace(":", "")}Z`;
+}
+
+function scheduledName(tag: string): string {
+  return tag.slice(tag.indexOf(":", "snapkeep:".length) + 1);
+}
+
+function validateRetention(policy: RetentionPolicy): void {
+  for (const [key, value] of Object.entries(policy)) {
+    if (value !== undefined && (!Number.isInteger(value) || value < 1 || value > 10_000)) {
+      throw new SnapkeepError(
+        "INVALID_INPUT",
+        `--${key === "keepLast" ? "keep" : key} must be a whole number from 1 to 10000.`,
+      );
+    }
+  }
+  if (isEmptyPolicy(policy)) {
+    throw new SnapkeepError(
+      "INVALID_INPUT",
+      "Say how many snapshots to keep: --keep N (and optionally --daily/--weekly/--monthly N).",
+    );
+  }
+}

@@ -1,3 +1,4 @@
+import { resolve } from "node:path";
 import { SnapkeepError, describeError } from "./errors.js";
 import { defaultSnapshotName, encodeSnapshotTag, validateSnapshotName } from "./domain/snapshot-tag.js";
 import { groupSnapshots } from "./domain/snapshots.js";
@@ -27,6 +28,8 @@ export interface HostVms {
   readonly vms: readonly VmWithSnapshots[];
   /** Set when this host could not be listed; the other hosts are still listed. */
   readonly error: string | null;
+  /** What to do about the error, when Snapkeep knows (trust the key, install virsh, ...). */
+  readonly hint: string | null;
 }
 
 export interface CreateSnapshotRequest {
@@ -52,6 +55,8 @@ export interface RevertResult {
   readonly disks: readonly string[];
   /** The VM was running: it is (or, in a dry run, would be) shut down first and started again after. */
   readonly restarted: boolean;
+  /** The VM runs and no consent to stop it was given: the real revert would refuse. */
+  readonly needsConsent: boolean;
   readonly dryRun: boolean;
 }
 
@@ -84,6 +89,7 @@ export class SnapkeepService {
   }
 
   addLocalHost(name: string, uri = "qemu:///system"): HostConfig {
+    validateHostName(name);
     const host: HostConfig = { name, kind: "local", uri };
     this.#saveNewHost(host);
     return host;
@@ -101,13 +107,15 @@ export class SnapkeepService {
     uri?: string;
     trust?: string;
   }): Promise<{ host: SshHostConfig; offeredFingerprint: string; trusted: boolean }> {
+    validateHostName(request.name);
     const spec = parseSshSpec(request.ssh);
     const host: SshHostConfig = {
       name: request.name,
       kind: "ssh",
       uri: request.uri ?? "qemu:///system",
       ...spec,
-      ...(request.identityFile === undefined ? {} : { identityFile: request.identityFile }),
+      // Stored absolute: the CLI may run from another folder next time.
+      ...(request.identityFile === undefined ? {} : { identityFile: resolve(request.identityFile) }),
     };
     if (this.listHosts().some((h) => h.name === host.name)) {
       throw new SnapkeepError("ALREADY_EXISTS", `A host named "${host.name}" already exists.`);
@@ -146,13 +154,9 @@ export class SnapkeepService {
 
   async removeHost(name: string): Promise<void> {
     this.getHost(name);
-    this.#deps.store.update((s) => ({
-      ...s,
-      hosts: s.hosts.filter((h) => h.name !== name),
-      annotations: Object.fromEntries(
-        Object.entries(s.annotations).filter(([key]) => !key.startsWith(`${name}/`)),
-      ),
-    }));
+    // Notes and pins stay: adding the host again under the same name brings them back, so a
+    // mistaken remove cannot make pinned snapshots deletable.
+    this.#deps.store.update((s) => ({ ...s, hosts: s.hosts.filter((h) => h.name !== name) }));
     await this.#dropRunner(name);
   }
 
@@ -165,9 +169,16 @@ export class SnapkeepService {
     });
     return hosts.map((host, index) => {
       const result = results[index];
-      return result?.status === "fulfilled"
-        ? { host: host.name, vms: result.value, error: null }
-        : { host: host.name, vms: [], error: describeError(result?.reason) };
+      if (result?.status === "fulfilled") {
+        return { host: host.name, vms: result.value, error: null, hint: null };
+      }
+      const reason: unknown = result?.reason;
+      return {
+        host: host.name,
+        vms: [],
+        error: describeError(reason),
+        hint: reason instanceof SnapkeepError ? (reason.hint ?? null) : null,
+      };
     });
   }
 
@@ -324,20 +335,27 @@ export class SnapkeepService {
       }
     }
     const wasActive = inspection.vm.active;
-    const result = { vm: inspection.vm.name, snapshot, disks: targets, restarted: wasActive };
+    const wasPaused = inspection.vm.state === "paused";
+    const result = {
+      vm: inspection.vm.name,
+      snapshot,
+      disks: targets,
+      restarted: wasActive,
+      needsConsent: wasActive && request.stopRunning !== true,
+    };
     if (request.dryRun === true) {
       return { ...result, dryRun: true };
     }
+    if (result.needsConsent) {
+      throw new SnapkeepError(
+        "VM_RUNNING",
+        `${inspection.vm.name} is ${inspection.vm.state}; reverting its disks needs it stopped.`,
+        { hint: "Run again with --yes to shut it down, revert, and start it again." },
+      );
+    }
     if (wasActive) {
-      if (request.stopRunning !== true) {
-        throw new SnapkeepError(
-          "VM_RUNNING",
-          `${inspection.vm.name} is ${inspection.vm.state}; reverting its disks needs it stopped.`,
-          { hint: "Run again with --yes to shut it down, revert, and start it again." },
-        );
-      }
       await libvirt.stop(
-        inspection.vm.uuid,
+        inspection.vm,
         {
           timeoutMs: request.shutdownTimeoutMs ?? DEFAULT_SHUTDOWN_TIMEOUT_MS,
           force: request.force === true,
@@ -346,9 +364,28 @@ export class SnapkeepService {
       );
       inspection = await libvirt.inspect(inspection.vm.uuid);
     }
-    await libvirt.revertDisks(inspection, snapshot, targets);
+    try {
+      await libvirt.revertDisks(inspection, snapshot, targets);
+    } catch (error) {
+      // Never leave a VM the user had running stopped without saying so: start it, then report.
+      if (wasActive && error instanceof SnapkeepError) {
+        const restarted = await libvirt.start(inspection.vm.uuid, wasPaused).then(
+          () => "it was started again",
+          (startError: unknown) => `starting it again failed too (${describeError(startError)})`,
+        );
+        throw new SnapkeepError(
+          error.code,
+          `${error.message} ${inspection.vm.name} was stopped for the revert; ${restarted}.`,
+          {
+            hint: "Disks reverted before the failure keep the snapshot's content; the others are unchanged.",
+            cause: error,
+          },
+        );
+      }
+      throw error;
+    }
     if (wasActive) {
-      await libvirt.start(inspection.vm.uuid);
+      await libvirt.start(inspection.vm.uuid, wasPaused);
     }
     return { ...result, dryRun: false };
   }
@@ -470,6 +507,16 @@ export class SnapkeepService {
       }
       return { ...s, hosts: [...s.hosts, host] };
     });
+  }
+}
+
+/** Host names appear in HOST/VM references and file keys, so they are plain words. */
+export function validateHostName(name: string): void {
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/.test(name)) {
+    throw new SnapkeepError(
+      "INVALID_INPUT",
+      `"${name}" cannot be a host name: use letters, digits, dot, - and _ (starting with a letter or digit, at most 63).`,
+    );
   }
 }
 

@@ -26,7 +26,7 @@ export function formatBytes(bytes: number | null): string {
   return `${shown} ${units[unit]}`;
 }
 
-/** Local time, minute precision: what a person compares with their clock. */
+/** Local time to the second: what a person compares with their clock. */
 export function formatTime(iso: string): string {
   const d = new Date(iso);
   const pad = (n: number): string => String(n).padStart(2, "0");

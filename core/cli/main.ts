@@ -171,6 +171,9 @@ function buildProgram(io: CliIo, service: () => SnapkeepService): Command {
       print(results, opts.json, () => (vms.length === 0 ? "No VMs found.\n" : formatVms(vms)));
       for (const failed of results.filter((r) => r.error !== null)) {
         io.err(`snapkeep: host ${failed.host} could not be listed: ${failed.error}\n`);
+        if (failed.hint !== null) {
+          io.err(`  ${failed.hint}\n`);
+        }
       }
       if (results.length > 0 && results.every((r) => r.error !== null)) {
         throw new SnapkeepError("HOST_UNREACHABLE", "No host could be listed.");
@@ -247,7 +250,7 @@ function buildProgram(io: CliIo, service: () => SnapkeepService): Command {
         const target = `${displayName(result.snapshot.name)} (${formatTime(result.snapshot.createdAt)})`;
         io.out(
           result.dryRun
-            ? `Would ${result.restarted ? `shut down ${displayName(result.vm)}, ` : ""}revert ${result.disks.join(", ")} to ${target}${result.restarted ? ", and start it again" : ""}; changes made since then on those disks would be lost.\n`
+            ? `Would ${result.restarted ? `shut down ${displayName(result.vm)}, ` : ""}revert ${result.disks.join(", ")} to ${target}${result.restarted ? ", and start it again" : ""}; changes made since then on those disks would be lost.${result.needsConsent ? " The VM is running: the real revert needs --yes." : ""}\n`
             : `Reverted ${result.disks.join(", ")} to ${displayName(result.snapshot.name)}${result.restarted ? "; the VM was started again" : ""}.\n`,
         );
       },

@@ -1,3 +1,4 @@
+import { randomBytes } from "node:crypto";
 import { SnapkeepError } from "../errors.js";
 import type { Disk, Snapshot, Vm, VmState } from "../domain/types.js";
 import * as virsh from "../drivers/libvirt/args.js";
@@ -31,8 +32,14 @@ export interface StopOptions {
   readonly timeoutMs: number;
   /** Power off when the guest ignores the shutdown request (a VM with no OS always does). */
   readonly force: boolean;
-  readonly pollMs?: number;
 }
+
+/**
+ * Every call is bounded, so a hung libvirtd or a stuck SSH session fails one host with a clear
+ * error instead of hanging every listing. Snapshot changes on large images can take minutes.
+ */
+const QUERY_TIMEOUT_MS = 60_000;
+const CHANGE_TIMEOUT_MS = 30 * 60_000;
 
 /** How many tool calls one host gets at once: enough to hide latency, below sshd's MaxSessions. */
 const HOST_CONCURRENCY = 6;
@@ -59,10 +66,13 @@ export class LibvirtHost {
     readonly runner: CommandRunner,
   ) {}
 
-  /** Every domain with its state: four lists in one virsh call rather than one domstate per VM. */
+  /**
+   * Every domain with its state: the lists in one virsh call rather than one domstate per VM.
+   * States libvirt files under "other" (in shutdown, crashed, pmsuspended) are read one by one.
+   */
   async listStates(): Promise<Map<string, VmState>> {
-    const filters = ["all", "running", "paused", "shutoff"] as const;
-    const [all, running, paused, shutoff] = (
+    const filters = ["all", "running", "paused", "shutoff", "other"] as const;
+    const [all, running, paused, shutoff, other] = (
       await this.#batch(
         filters.map((f) => virsh.listCommand(f)),
         "Listing VMs",
@@ -73,6 +83,7 @@ export class LibvirtHost {
       states.set(uuid, "unknown");
     }
     for (const [list, state] of [
+      [other, "unknown"],
       [shutoff, "shut off"],
       [paused, "paused"],
       [running, "running"],
@@ -82,6 +93,14 @@ export class LibvirtHost {
           states.set(uuid, state);
         }
       }
+    }
+    const unsure = [...states.entries()].filter(([uuid, state]) => state === "unknown" && virsh.isUuid(uuid));
+    if (unsure.length > 0) {
+      const exact = await this.#batch(
+        unsure.map(([uuid]) => virsh.domStateCommand(uuid)),
+        "Reading VM states",
+      );
+      unsure.forEach(([uuid], index) => states.set(uuid, parseDomState(exact[index] ?? "")));
     }
     return states;
   }
@@ -113,7 +132,8 @@ export class LibvirtHost {
     const domains = described
       .filter((d) => d.xml.trim() !== "")
       .map((d) => ({ ...d, domain: parseDomainXml(d.xml) }));
-    const offline = domains.filter((d) => !d.domain.active || d.blocks === null || d.blocks.trim() === "");
+    // qemu-img only ever reads images of domains whose definition says they are not running.
+    const offline = domains.filter((d) => !d.domain.active);
     const images = await this.#readImages(offline.flatMap((d) => readableDisks(d.domain)));
     return Promise.all(
       domains.map(async (d) => {
@@ -155,7 +175,7 @@ export class LibvirtHost {
   }
 
   /** One VM: its definition and state in one virsh call, then its images. */
-  async inspect(uuid: string, knownState?: VmState): Promise<VmInspection> {
+  async inspect(uuid: string): Promise<VmInspection> {
     if (!virsh.isUuid(uuid)) {
       throw new SnapkeepError("UNEXPECTED_OUTPUT", `virsh returned "${uuid}" where a UUID was expected.`);
     }
@@ -166,9 +186,7 @@ export class LibvirtHost {
     if (xml === undefined || xml.trim() === "") {
       throw new SnapkeepError("NOT_FOUND", `The VM ${uuid} is gone from host ${this.hostName}.`);
     }
-    const state =
-      knownState === undefined || knownState === "unknown" ? parseDomState(stateText ?? "") : knownState;
-    return this.#withImages(parseDomainXml(xml), state);
+    return this.#withImages(parseDomainXml(xml), parseDomState(stateText ?? ""));
   }
 
   /** Re-reads only the images (sizes, snapshots) of a VM inspected moments ago. */
@@ -182,6 +200,9 @@ export class LibvirtHost {
         this.runner,
         virsh.qmpArgs(this.uri, xml.uuid, qmp.queryBlock),
         "Querying disks",
+        {
+          timeoutMs: QUERY_TIMEOUT_MS,
+        },
       );
       return this.#assemble(xml, state, qmp.parseQueryBlock(blocks.stdout), new Map());
     }
@@ -197,7 +218,7 @@ export class LibvirtHost {
   ): VmInspection {
     const byTarget = new Map<string, ImageState>();
     const nodes = new Map<string, string>();
-    const missing = new Set<string>();
+    const unreadable = new Map<string, string>();
     for (const disk of xml.disks) {
       if (devices !== null) {
         const device =
@@ -212,8 +233,13 @@ export class LibvirtHost {
       const read = disk.source === null ? undefined : images.get(disk.source);
       if (read?.ok === true) {
         byTarget.set(disk.target, read.image);
-      } else if (read?.ok === false && read.missing) {
-        missing.add(disk.target);
+      } else if (read?.ok === false) {
+        unreadable.set(
+          disk.target,
+          read.missing
+            ? `${disk.target}'s image ${disk.source ?? ""} does not exist`
+            : `${disk.target}'s image cannot be read: ${read.error}`,
+        );
       }
     }
     const disks: Disk[] = xml.disks.map((d) => ({
@@ -226,7 +252,7 @@ export class LibvirtHost {
       readonly: d.readonly,
       virtualSize: byTarget.get(d.target)?.virtualSize ?? null,
       allocatedSize: byTarget.get(d.target)?.actualSize ?? null,
-      snapshotBlocker: snapshotBlocker(d, !missing.has(d.target)),
+      snapshotBlocker: snapshotBlocker(d) ?? unreadable.get(d.target) ?? null,
     }));
     return {
       vm: { host: this.hostName, name: xml.name, uuid: xml.uuid, state, active: xml.active, disks },
@@ -245,24 +271,45 @@ export class LibvirtHost {
     const results = new Map<string, ImageReadResult>();
     await mapLimit(chunk(unique, BATCH_SIZE), HOST_CONCURRENCY, async (group) => {
       const images = group.map((d) => ({ path: d.source as string, format: d.format as string }));
-      const result = await this.runner.run(qemuImg.imageInfoBatchArgs(images));
+      const result = await this.runner.run(qemuImg.imageInfoBatchArgs(images), {
+        timeoutMs: QUERY_TIMEOUT_MS,
+      });
       checkResult(this.runner.label, ["qemu-img"], result, "Reading disk images");
       parseImageInfoBatch(result.stdout, qemuImg.INFO_BATCH_MARKER, group.length).forEach((read, index) => {
-        if (!read.ok && !read.missing) {
-          throw new SnapkeepError(
-            "COMMAND_FAILED",
-            `Reading ${images[index]?.path ?? "an image"} failed on ${this.runner.label}: ${read.error}`,
+        if (!read.ok && read.code === 127) {
+          checkResult(
+            this.runner.label,
+            ["qemu-img"],
+            { code: 127, signal: null, stdout: "", stderr: read.error },
+            "",
           );
         }
+        // Any other failure (a lock held by a backup tool, a damaged image) belongs to that disk
+        // alone: it shows as the reason the disk cannot be snapshotted, and the rest still lists.
         results.set(images[index]?.path as string, read);
       });
     });
     return results;
   }
 
+  /**
+   * Runs commands in one virsh call. virsh's exit status is only the last command's, so stderr
+   * is checked: "domain not found" means a VM vanished meanwhile (its segment is empty); any other
+   * error line fails the call rather than silently dropping a VM from the list.
+   */
   async #batch(commands: readonly (readonly string[])[], doing: string): Promise<string[]> {
-    const result = await runChecked(this.runner, virsh.batchArgs(this.uri, commands), doing);
-    return splitBatch(result.stdout, virsh.BATCH_SEPARATOR, commands.length);
+    // A fresh separator each call: no text inside a VM's definition can imitate it.
+    const separator = `@@snapkeep-${randomBytes(8).toString("hex")}@@`;
+    const argv = virsh.batchArgs(this.uri, commands, separator);
+    const result = await runChecked(this.runner, argv, doing, { timeoutMs: QUERY_TIMEOUT_MS });
+    const unexpected = result.stderr
+      .split("\n")
+      .filter((line) => /^error:/i.test(line.trim()))
+      .filter((line) => !/failed to get domain|Domain not found|no domain with matching|domain is not running/i.test(line));
+    if (unexpected.length > 0) {
+      checkResult(this.runner.label, argv, { ...result, code: 1, stderr: unexpected.join("\n") }, doing);
+    }
+    return splitBatch(result.stdout, separator, commands.length);
   }
 
   /**
@@ -278,7 +325,7 @@ export class LibvirtHost {
         if (node === undefined) {
           throw new SnapkeepError(
             "DISK_UNSUPPORTED",
-            `QEMU does not report disk ${d.target} of ${inspection.vm.name}.`,
+            `QEMU does not report disk ${d.target} of ${inspection.vm.name}; its definition and the running VM differ (a disk hot-plugged or removed?).`,
           );
         }
         return node;
@@ -289,6 +336,7 @@ export class LibvirtHost {
             this.runner,
             virsh.qmpArgs(this.uri, inspection.vm.uuid, qmp.snapshotTransaction(nodes, tag)),
             "Creating the snapshot",
+            { timeoutMs: CHANGE_TIMEOUT_MS },
           )
         ).stdout,
         "the snapshot",
@@ -302,56 +350,103 @@ export class LibvirtHost {
           this.runner,
           qemuImg.snapshotCreateArgs(disk.source as string, tag),
           `Snapshotting ${disk.target}`,
+          {
+            timeoutMs: CHANGE_TIMEOUT_MS,
+          },
         );
         done.push(disk);
       }
     } catch (error) {
+      const leftOver: string[] = [];
       for (const disk of done) {
         // The tag was checked to be new in every image, so deleting by tag removes only ours.
-        await this.runner.run(qemuImg.snapshotDeleteArgs(disk.source as string, tag));
+        try {
+          const undo = await this.runner.run(qemuImg.snapshotDeleteArgs(disk.source as string, tag), {
+            timeoutMs: CHANGE_TIMEOUT_MS,
+          });
+          if (undo.code !== 0) {
+            leftOver.push(disk.target);
+          }
+        } catch {
+          leftOver.push(disk.target);
+        }
+      }
+      if (leftOver.length > 0 && error instanceof SnapkeepError) {
+        throw new SnapkeepError(
+          error.code,
+          `${error.message} The part already made on ${leftOver.join(", ")} could not be removed.`,
+          {
+            hint: `Delete it with: snapkeep snapshot delete ${this.hostName}/${inspection.vm.name} "${tag}"`,
+            cause: error,
+          },
+        );
       }
       throw error;
     }
   }
 
+  /**
+   * Deletes a snapshot from every disk that holds it. Every disk is checked before anything is
+   * deleted; if a deletion still fails halfway, the error names the disks that keep the snapshot.
+   */
   async deleteSnapshot(inspection: VmInspection, snapshot: Snapshot): Promise<void> {
-    for (const entry of snapshot.disks) {
+    const steps = snapshot.disks.map((entry) => {
       const disk = requireDisk(inspection, entry.target);
       if (inspection.vm.active) {
         const node = inspection.nodes.get(entry.target);
         if (node === undefined) {
-          throw new SnapkeepError("DISK_UNSUPPORTED", `QEMU does not report disk ${entry.target}.`);
-        }
-        qmp.parseQmpReply(
-          (
-            await runChecked(
-              this.runner,
-              virsh.qmpArgs(
-                this.uri,
-                inspection.vm.uuid,
-                qmp.deleteInternalSnapshot(node, entry.imageSnapshotId, snapshot.tag),
-              ),
-              `Deleting the snapshot on ${entry.target}`,
-            )
-          ).stdout,
-          "the snapshot deletion",
-        );
-      } else {
-        // qemu-img snapshot -d matches by tag only; with the tag twice in one image it could take
-        // the wrong one, so that case is refused rather than guessed.
-        const sameTag =
-          inspection.images.get(entry.target)?.snapshots.filter((s) => s.name === snapshot.tag) ?? [];
-        if (sameTag.length !== 1) {
           throw new SnapkeepError(
-            "INVALID_INPUT",
-            `Disk ${entry.target} holds ${sameTag.length} snapshots tagged "${snapshot.tag}"; Snapkeep will not guess which to delete.`,
-            { hint: `Inspect them with: qemu-img snapshot -l ${disk.source ?? ""}` },
+            "DISK_UNSUPPORTED",
+            `QEMU does not report disk ${entry.target} of ${inspection.vm.name}; stop the VM and delete the snapshot then.`,
           );
         }
-        await runChecked(
-          this.runner,
-          qemuImg.snapshotDeleteArgs(disk.source as string, snapshot.tag),
-          `Deleting the snapshot on ${entry.target}`,
+        return {
+          target: entry.target,
+          argv: virsh.qmpArgs(
+            this.uri,
+            inspection.vm.uuid,
+            qmp.deleteInternalSnapshot(node, entry.imageSnapshotId, snapshot.tag),
+          ),
+          qmp: true,
+        };
+      }
+      // qemu-img snapshot -d matches by tag only; with the tag twice in one image it could take
+      // the wrong one, so that case is refused rather than guessed.
+      const sameTag =
+        inspection.images.get(entry.target)?.snapshots.filter((s) => s.name === snapshot.tag) ?? [];
+      if (sameTag.length !== 1) {
+        throw new SnapkeepError(
+          "INVALID_INPUT",
+          `Disk ${entry.target} holds ${sameTag.length} snapshots tagged "${snapshot.tag}"; Snapkeep will not guess which to delete.`,
+          { hint: `Inspect them with: qemu-img snapshot -l ${disk.source ?? ""}` },
+        );
+      }
+      return {
+        target: entry.target,
+        argv: qemuImg.snapshotDeleteArgs(disk.source as string, snapshot.tag),
+        qmp: false,
+      };
+    });
+    for (const [index, step] of steps.entries()) {
+      try {
+        const result = await runChecked(this.runner, step.argv, `Deleting the snapshot on ${step.target}`, {
+          timeoutMs: CHANGE_TIMEOUT_MS,
+        });
+        if (step.qmp) {
+          qmp.parseQmpReply(result.stdout, "the snapshot deletion");
+        }
+      } catch (error) {
+        const remaining = steps.slice(index).map((s) => s.target);
+        if (index === 0 || !(error instanceof SnapkeepError)) {
+          throw error;
+        }
+        throw new SnapkeepError(
+          error.code,
+          `${error.message} The snapshot is still on ${remaining.join(", ")}.`,
+          {
+            hint: "Run the delete again once the cause is fixed; it continues with those disks.",
+            cause: error,
+          },
         );
       }
     }
@@ -375,6 +470,9 @@ export class LibvirtHost {
         this.runner,
         qemuImg.snapshotApplyArgs(disk.source as string, entry.imageSnapshotId),
         `Reverting ${target}`,
+        {
+          timeoutMs: CHANGE_TIMEOUT_MS,
+        },
       );
     }
   }
@@ -383,9 +481,12 @@ export class LibvirtHost {
    * Asks the guest to shut down and waits; powers off only when `force` allows it, because a
    * power-off loses whatever the guest had not written yet.
    */
-  async stop(uuid: string, options: StopOptions, sleep: (ms: number) => Promise<void>): Promise<void> {
-    await runChecked(this.runner, virsh.shutdownArgs(this.uri, uuid), "Shutting the VM down");
-    const poll = options.pollMs ?? 500;
+  async stop(vm: Vm, options: StopOptions, sleep: (ms: number) => Promise<void>): Promise<void> {
+    const uuid = vm.uuid;
+    await runChecked(this.runner, virsh.shutdownArgs(this.uri, uuid), `Shutting ${vm.name} down`, {
+      timeoutMs: QUERY_TIMEOUT_MS,
+    });
+    const poll = 500;
     for (let waited = 0; waited < options.timeoutMs; waited += poll) {
       if (!(await this.isActive(uuid))) {
         return;
@@ -398,22 +499,31 @@ export class LibvirtHost {
     if (!options.force) {
       throw new SnapkeepError(
         "VM_RUNNING",
-        `The VM did not shut down within ${Math.round(options.timeoutMs / 1000)} s.`,
+        `${vm.name} did not shut down within ${Math.round(options.timeoutMs / 1000)} s; nothing was reverted.`,
         { hint: "Shut it down from inside the guest, or pass --force to power it off." },
       );
     }
-    await runChecked(this.runner, virsh.destroyArgs(this.uri, uuid), "Powering the VM off");
+    await runChecked(this.runner, virsh.destroyArgs(this.uri, uuid), `Powering ${vm.name} off`, {
+      timeoutMs: QUERY_TIMEOUT_MS,
+    });
   }
 
-  async start(uuid: string): Promise<void> {
-    await runChecked(this.runner, virsh.startArgs(this.uri, uuid), "Starting the VM");
+  /** Starts a VM; `paused` brings it back paused, as it was before a managed stop. */
+  async start(uuid: string, paused = false): Promise<void> {
+    await runChecked(this.runner, virsh.startArgs(this.uri, uuid, paused), "Starting the VM", {
+      timeoutMs: QUERY_TIMEOUT_MS,
+    });
   }
 
   private async isActive(uuid: string): Promise<boolean> {
     const state = parseDomState(
-      (await runChecked(this.runner, virsh.domStateArgs(this.uri, uuid), "Reading the VM state")).stdout,
+      (
+        await runChecked(this.runner, virsh.domStateArgs(this.uri, uuid), "Reading the VM state", {
+          timeoutMs: QUERY_TIMEOUT_MS,
+        })
+      ).stdout,
     );
-    return state !== "shut off" && state !== "crashed";
+    return state !== "shut off";
   }
 }
 

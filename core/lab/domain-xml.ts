@@ -21,6 +21,9 @@ export interface LabDomainSpec {
   readonly disks: readonly LabDiskSpec[];
   /** Which lab or test run made it, so cleanup can be scoped to one run. */
   readonly owner: string;
+  /** Chosen by the lab and written into the marker too: a clone of the VM gets a new UUID, so
+   * `lab down` can tell the VM it made from copies a person made of it. */
+  readonly uuid: string;
 }
 
 export function buildLabDomainXml(spec: LabDomainSpec): string {
@@ -41,8 +44,11 @@ export function buildLabDomainXml(spec: LabDomainSpec): string {
     .join("\n");
   return `<domain type='${spec.virtType}'>
   <name>${escapeXml(spec.name)}</name>
+  <uuid>${spec.uuid}</uuid>
   <metadata>
-    <lab:lab xmlns:lab='${LAB_NAMESPACE}' owner='${escapeXml(spec.owner)}'/>
+    <lab:lab xmlns:lab='${LAB_NAMESPACE}' owner='${escapeXml(spec.owner)}' uuid='${spec.uuid}'>
+${spec.disks.map((d) => `      <lab:file>${escapeXml(d.path)}</lab:file>`).join("\n")}
+    </lab:lab>
   </metadata>
   <memory unit='MiB'>${spec.memoryMiB}</memory>
   <vcpu>1</vcpu>

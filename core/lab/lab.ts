@@ -1,4 +1,4 @@
-import { randomBytes } from "node:crypto";
+import { randomBytes, randomUUID } from "node:crypto";
 import { SnapkeepError } from "../errors.js";
 import * as virsh from "../drivers/libvirt/args.js";
 import * as qemuImg from "../drivers/qemu-img/args.js";
@@ -57,19 +57,24 @@ export async function detectVirtType(runner: CommandRunner, uri: string): Promis
 
 /** Creates the disks and defines (and optionally starts) one throwaway VM carrying the lab marker. */
 export async function createLabVm(runner: CommandRunner, uri: string, request: LabVmRequest): Promise<LabVm> {
-  await runChecked(runner, ["mkdir", "-p", "--", request.dir], "Creating the lab folder");
-  // QEMU runs as another user and must traverse the folder to open the images.
-  await runChecked(runner, ["chmod", "0755", "--", request.dir], "Opening the lab folder to QEMU");
+  // A folder the lab creates is opened to QEMU (another user, which must traverse it); an
+  // existing folder, maybe the user's own, keeps its permissions.
+  const created = await runner.run(["mkdir", "--", request.dir]);
+  if (created.code === 0) {
+    await runChecked(runner, ["chmod", "0755", "--", request.dir], "Opening the lab folder to QEMU");
+  } else {
+    await runChecked(runner, ["test", "-d", request.dir], `Using ${request.dir} for the lab's images`);
+  }
   const fileStem = `${request.name.replace(/[^A-Za-z0-9_-]/g, "_").slice(0, 40)}-${randomBytes(4).toString("hex")}`;
   const disks: LabDiskSpec[] = [];
   for (const disk of request.disks) {
     const format = disk.format ?? "qcow2";
     const path = `${request.dir}/${fileStem}-${disk.target}.${format}`;
-    const args =
-      format === "qcow2"
-        ? qemuImg.createImageArgs(path, disk.sizeMiB * 1024 * 1024)
-        : ["qemu-img", "create", "-q", "-f", "raw", path, String(disk.sizeMiB * 1024 * 1024)];
-    await runChecked(runner, args, `Creating disk ${disk.target}`);
+    await runChecked(
+      runner,
+      qemuImg.createImageArgs(path, format, disk.sizeMiB * 1024 * 1024),
+      `Creating disk ${disk.target}`,
+    );
     disks.push({ path, target: disk.target, format });
   }
   const xml = buildLabDomainXml({
@@ -78,6 +83,7 @@ export async function createLabVm(runner: CommandRunner, uri: string, request: L
     memoryMiB: request.memoryMiB ?? 32,
     disks,
     owner: request.owner,
+    uuid: randomUUID(),
   });
   // virsh reads the definition from a file on the host; /dev/stdin is not openable when stdin is
   // a socket (Node's spawn, an SSH channel), so the XML goes through a temporary file.
@@ -105,7 +111,8 @@ export interface LabRemoval {
 }
 
 /**
- * Removes the VMs carrying the lab marker of `owner`, and their disk files. Domains without the
+ * Removes the VMs carrying the lab marker of `owner`, and the image files the lab recorded as its
+ * own in that marker; disks attached later, or shared with other VMs, stay. Domains without the
  * marker are never touched, whatever their name. With `dryRun` it only reports what it would remove.
  */
 export async function removeLabVms(
@@ -119,9 +126,7 @@ export async function removeLabVms(
   const removals = ours.map((i) => ({
     name: i.vm.name,
     uuid: i.vm.uuid,
-    files: i.xml.disks.flatMap((d) =>
-      d.type === "file" && d.source !== null && d.device === "disk" ? [d.source] : [],
-    ),
+    files: i.xml.labFiles.filter((file) => i.xml.disks.some((d) => d.source === file)),
   }));
   if (options.dryRun) {
     return removals;

@@ -196,7 +196,8 @@ describe("snapkeep CLI", () => {
 
   it("lab up makes two demo VMs (one running), lab down removes exactly those", () => {
     const labHome = mkdtempSync(join(tmpdir(), "snapkeep-cli-lab-"));
-    const labDir = mkdtempSync(join("/var/lib/libvirt/images", "snapkeep-lab-test-"));
+    // A folder lab up creates itself (and opens to QEMU); an existing one would keep its mode.
+    const labDir = join("/var/lib/libvirt/images", `snapkeep-lab-test-${suffix}`);
     const env = { SNAPKEEP_HOME: labHome };
     try {
       const up = cli(["lab", "up", "--dir", labDir], env);

@@ -217,19 +217,56 @@ describe.each(hosts)("snapshot contract via $label", ({ hostName }) => {
 
   it("leaves no partial snapshot when one disk of a shut-off VM fails", async () => {
     const [vda, vdb] = offDisks as [string, string];
-    // Another process holding vdb's write lock makes qemu-img fail on vdb after vda succeeded.
-    const holder = spawn("qemu-io", ["-f", "qcow2", vdb], { stdio: ["pipe", "ignore", "ignore"] });
+    // The failure must come after vda's snapshot exists: another process takes vdb's write lock
+    // the moment Snapkeep asks qemu-img to snapshot vdb, so the real qemu-img fails on it.
+    let holder: ReturnType<typeof spawn> | undefined;
+    const faulty = makeService(
+      {},
+      {
+        wrapRunner: (inner) => ({
+          label: inner.label,
+          dispose: () => inner.dispose(),
+          async run(argv, options) {
+            if (
+              argv.includes("-c") &&
+              argv.some((a) => a.endsWith(`file.filename=${vdb}`)) &&
+              holder === undefined
+            ) {
+              holder = spawn("qemu-io", ["-f", "qcow2", vdb], { stdio: ["pipe", "ignore", "ignore"] });
+              await waitFor(() => lockedFor(vdb), 10_000, "qemu-io holding vdb's lock");
+            }
+            return inner.run(argv, options);
+          },
+        }),
+      },
+    );
     try {
-      await waitFor(() => lockedFor(vdb));
-      const error = await service
+      if (hostName === "local") {
+        faulty.service.addLocalHost("local");
+      } else {
+        const d = sshd as TestSshd;
+        await faulty.service.addSshHost({
+          name: "loop",
+          ssh: `${d.user}@${d.host}:${d.port}`,
+          identityFile: d.userKeyPath,
+          trust: d.hostFingerprint,
+        });
+      }
+      const error = await faulty.service
         .createSnapshot(hostName, offName, { name: "partial" })
         .catch((e: unknown) => e);
+      expect(holder).toBeDefined();
       expect(isSnapkeepError(error, "COMMAND_FAILED")).toBe(true);
-      expect(String((error as Error).message)).toMatch(/vdb/);
+      expect(String((error as Error).message)).toMatch(/Snapshotting vdb failed/);
+      expect(String((error as Error).message)).not.toMatch(/could not be removed/);
     } finally {
-      holder.stdin.end("quit\n");
-      await new Promise((resolve) => holder.once("exit", resolve));
+      holder?.stdin?.end("quit\n");
+      if (holder !== undefined) {
+        await new Promise((resolve) => holder?.once("exit", resolve));
+      }
+      await faulty.dispose();
     }
+    // vda's part was made, then rolled back.
     expect(execInfoSnapshots(vda)).toEqual([]);
     expect(execInfoSnapshots(vdb)).toEqual([]);
   });

@@ -4,20 +4,38 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { SnapkeepService } from "../../core/service.js";
 import { openSettingsStore } from "../../core/store/store.js";
-import type { SshEnvironment } from "../../core/hosts.js";
+import { createRunner, type SshEnvironment } from "../../core/hosts.js";
+import type { HostConfig } from "../../core/domain/types.js";
+import type { CommandRunner } from "../../core/runner/types.js";
 
 /** A service on a fresh SNAPKEEP_HOME, with real runners; `dispose` removes the state directory. */
-export function makeService(ssh: Partial<SshEnvironment> = {}): {
+export function makeService(
+  ssh: Partial<SshEnvironment> = {},
+  options: { wrapRunner?: (runner: CommandRunner) => CommandRunner } = {},
+): {
   service: SnapkeepService;
   home: string;
   dispose(): Promise<void>;
 } {
   const home = mkdtempSync(join(tmpdir(), "snapkeep-home-"));
+  const sshEnv: SshEnvironment = {
+    homeDir: home,
+    defaultUser: "root",
+    agentSocket: undefined,
+    passphrase: undefined,
+    ...ssh,
+  };
   const service = new SnapkeepService({
     store: openSettingsStore(home, new Date()),
     now: () => new Date(),
     sleep: (ms) => sleep(ms).then(() => undefined),
-    ssh: { homeDir: home, defaultUser: "root", agentSocket: undefined, passphrase: undefined, ...ssh },
+    ssh: sshEnv,
+    ...(options.wrapRunner === undefined
+      ? {}
+      : {
+          runnerFor: (host: HostConfig) =>
+            (options.wrapRunner as (r: CommandRunner) => CommandRunner)(createRunner(host, sshEnv)),
+        }),
   });
   return {
     service,

@@ -1,4 +1,6 @@
 import { readFileSync } from "node:fs";
+
+const BATCH_SEPARATOR = "@@snapkeep-0123456789abcdef@@";
 import { describe, expect, it } from "vitest";
 import {
   parseDomainXml,
@@ -7,13 +9,7 @@ import {
   snapshotBlocker,
   splitBatch,
 } from "../../core/drivers/libvirt/parse.js";
-import {
-  BATCH_SEPARATOR,
-  batchArgs,
-  dumpXmlCommand,
-  isUuid,
-  queryBlockCommand,
-} from "../../core/drivers/libvirt/args.js";
+import { batchArgs, dumpXmlCommand, isUuid, queryBlockCommand } from "../../core/drivers/libvirt/args.js";
 import { parseImageInfo, parseImageInfoBatch } from "../../core/drivers/qemu-img/parse.js";
 import { parseQmpReply, parseQueryBlock, snapshotTransaction } from "../../core/drivers/qmp/commands.js";
 import {
@@ -54,13 +50,22 @@ describe("domain XML (real virsh dumpxml output)", () => {
       virtType: "kvm",
       memoryMiB: 32,
       owner: "o'wner",
+      uuid: "00000000-0000-0000-0000-000000000001",
       disks: [{ path: "/i/a,b.qcow2", target: "vda", format: "qcow2" }],
     });
-    const domain = parseDomainXml(
-      xml.replace("<name>", "<uuid>00000000-0000-0000-0000-000000000001</uuid><name>"),
-    );
+    const domain = parseDomainXml(xml);
     expect(domain.name).toBe(` 007 it's "<x>" & $(y) `);
     expect(domain.labOwner).toBe("o'wner");
+    expect(domain.labFiles).toEqual(["/i/a,b.qcow2"]);
+    // A copy under another UUID (virt-clone keeps the metadata) is not the lab's VM.
+    expect(
+      parseDomainXml(
+        xml.replace(
+          "<uuid>00000000-0000-0000-0000-000000000001</uuid>",
+          "<uuid>00000000-0000-0000-0000-000000000002</uuid>",
+        ),
+      ).labOwner,
+    ).toBeNull();
     expect(domain.disks[0]?.source).toBe("/i/a,b.qcow2");
   });
 
@@ -91,13 +96,12 @@ describe("domain XML (real virsh dumpxml output)", () => {
       alias: null,
       role: "additional" as const,
     };
-    expect(snapshotBlocker(base, true)).toBeNull();
-    expect(snapshotBlocker({ ...base, format: "raw" }, true)).toMatch(/^vdb is in raw format/);
-    expect(snapshotBlocker({ ...base, device: "cdrom" }, true)).toMatch(/CD-ROM/);
-    expect(snapshotBlocker({ ...base, type: "block", source: "/dev/vg/lv" }, true)).toMatch(/block disk/);
-    expect(snapshotBlocker(base, false)).toMatch(/does not exist/);
-    expect(snapshotBlocker({ ...base, readonly: true }, true)).toMatch(/read-only/);
-    expect(snapshotBlocker({ ...base, source: "nbd:host:1" }, true)).toMatch(/absolute path/);
+    expect(snapshotBlocker(base)).toBeNull();
+    expect(snapshotBlocker({ ...base, format: "raw" })).toMatch(/^vdb is in raw format/);
+    expect(snapshotBlocker({ ...base, device: "cdrom" })).toMatch(/CD-ROM/);
+    expect(snapshotBlocker({ ...base, type: "block", source: "/dev/vg/lv" })).toMatch(/is a block device/);
+    expect(snapshotBlocker({ ...base, readonly: true })).toMatch(/read-only/);
+    expect(snapshotBlocker({ ...base, source: "nbd:host:1" })).toMatch(/absolute path/);
   });
 
   it("rejects output that is not a domain", () => {
@@ -202,17 +206,19 @@ describe("batched calls", () => {
 
   it("joins virsh commands with separators, and refuses anything but fixed words and UUIDs", () => {
     const uuid = "13f71cc3-b118-4340-a65b-6c39d1ff9a3e";
-    expect(batchArgs("qemu:///system", [dumpXmlCommand(uuid), queryBlockCommand(uuid)])).toEqual([
+    expect(
+      batchArgs("qemu:///system", [dumpXmlCommand(uuid), queryBlockCommand(uuid)], BATCH_SEPARATOR),
+    ).toEqual([
       "virsh",
       "-q",
       "-c",
       "qemu:///system",
       `dumpxml --domain ${uuid} ; echo ${BATCH_SEPARATOR} ; qemu-monitor-command --domain ${uuid} '{"execute":"query-block"}'`,
     ]);
-    expect(() => batchArgs("u", [["dumpxml", "--domain", "web; destroy x"]])).toThrow(
+    expect(() => batchArgs("u", [["dumpxml", "--domain", "web; destroy x"]], BATCH_SEPARATOR)).toThrow(
       /not a fixed word or a UUID/,
     );
-    expect(() => batchArgs("u", [["dumpxml", "--domain", "it's"]])).toThrow();
+    expect(() => batchArgs("u", [["dumpxml", "--domain", "it's"]], BATCH_SEPARATOR)).toThrow();
     expect(isUuid(uuid)).toBe(true);
     expect(isUuid(`${uuid} `)).toBe(false);
   });

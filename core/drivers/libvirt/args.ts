@@ -6,7 +6,7 @@ export function virsh(uri: string, ...args: string[]): string[] {
   return ["virsh", "-q", "-c", uri, ...args];
 }
 
-export type DomainListFilter = "all" | "running" | "paused" | "shutoff";
+export type DomainListFilter = "all" | "running" | "paused" | "shutoff" | "other";
 
 /** virsh looks a domain up by id, then UUID, then name: callers must check the name they get back. */
 export function domUuidArgs(uri: string, name: string): string[] {
@@ -22,8 +22,8 @@ export function qmpArgs(uri: string, uuid: string, command: object): string[] {
   return virsh(uri, "qemu-monitor-command", "--domain", uuid, JSON.stringify(command));
 }
 
-export function startArgs(uri: string, uuid: string): string[] {
-  return virsh(uri, "start", "--domain", uuid);
+export function startArgs(uri: string, uuid: string, paused = false): string[] {
+  return virsh(uri, "start", "--domain", uuid, ...(paused ? ["--paused"] : []));
 }
 
 export function shutdownArgs(uri: string, uuid: string): string[] {
@@ -49,14 +49,16 @@ export function isUuid(text: string): boolean {
   return UUID.test(text);
 }
 
-export const BATCH_SEPARATOR = "@@snapkeep-batch@@";
-
 /**
  * Several virsh commands in one process and one libvirt connection: `virsh "cmd1; echo SEP; cmd2"`.
  * Over SSH this turns a hundred sessions into one. virsh parses that string itself, so only fixed
  * words and validated UUIDs may go in; a name never does. Each command's output is one segment.
  */
-export function batchArgs(uri: string, commands: readonly (readonly string[])[]): string[] {
+export function batchArgs(
+  uri: string,
+  commands: readonly (readonly string[])[],
+  separator: string,
+): string[] {
   for (const command of commands) {
     for (const word of command) {
       if (!/^[A-Za-z0-9_:./{}"-]+$/.test(word) && !isUuid(word)) {
@@ -64,7 +66,10 @@ export function batchArgs(uri: string, commands: readonly (readonly string[])[])
       }
     }
   }
-  const joined = commands.map((c) => c.map(quoteForVirsh).join(" ")).join(` ; echo ${BATCH_SEPARATOR} ; `);
+  if (!/^@@[A-Za-z0-9-]+@@$/.test(separator)) {
+    throw new Error(`virsh batch separator ${JSON.stringify(separator)} is not a plain marker`);
+  }
+  const joined = commands.map((c) => c.map(quoteForVirsh).join(" ")).join(` ; echo ${separator} ; `);
   return virsh(uri, joined);
 }
 

@@ -24,6 +24,8 @@ export interface XmlDomain {
   readonly disks: readonly XmlDisk[];
   /** The owner in Snapkeep's lab marker (see lab/domain-xml.ts); null for every other domain. */
   readonly labOwner: string | null;
+  /** The image files the lab created for this domain: the only files `lab down` may delete. */
+  readonly labFiles: readonly string[];
 }
 
 type XmlNode = Record<string, unknown>;
@@ -35,7 +37,7 @@ const parser = new XMLParser({
   parseTagValue: false,
   parseAttributeValue: false,
   trimValues: false,
-  isArray: (name) => name === "disk" || name === "boot",
+  isArray: (name) => name === "disk" || name === "boot" || name === "lab:file",
 });
 
 export function parseDomainXml(xml: string): XmlDomain {
@@ -56,15 +58,22 @@ export function parseDomainXml(xml: string): XmlDomain {
     uuid,
     active: typeof root["@_id"] === "string" && root["@_id"] !== "-1",
     disks: assignRoles(disks),
-    labOwner: labOwner(asNode(asNode(root["metadata"])["lab:lab"])),
+    ...labMarker(asNode(asNode(root["metadata"])["lab:lab"]), uuid),
   };
 }
 
 /** Namespace of the marker `snapkeep lab` and the test hosts put on the domains they create. */
 export const LAB_NAMESPACE = "https://snapkeep.dev/xmlns/lab/1";
 
-function labOwner(marker: XmlNode): string | null {
-  return marker["@_xmlns:lab"] === LAB_NAMESPACE ? text(marker["@_owner"]) : null;
+function labMarker(marker: XmlNode, uuid: string): { labOwner: string | null; labFiles: string[] } {
+  if (marker["@_xmlns:lab"] !== LAB_NAMESPACE || text(marker["@_uuid"]) !== uuid) {
+    return { labOwner: null, labFiles: [] };
+  }
+  const files = Array.isArray(marker["lab:file"]) ? (marker["lab:file"] as unknown[]) : [];
+  return {
+    labOwner: text(marker["@_owner"]),
+    labFiles: files.map(text).filter((f): f is string => f !== null),
+  };
 }
 
 function parseDisk(disk: XmlNode): Omit<XmlDisk, "role"> {
@@ -99,12 +108,14 @@ function assignRoles(disks: Omit<XmlDisk, "role">[]): XmlDisk[] {
 }
 
 /** Why Snapkeep cannot snapshot this disk (today: internal qcow2 snapshots only), or null. */
-export function snapshotBlocker(disk: XmlDisk, exists: boolean): SnapshotBlocker {
+export function snapshotBlocker(disk: XmlDisk): SnapshotBlocker {
   if (disk.device === "cdrom" || disk.device === "floppy") {
     return `${disk.target} is a ${disk.device === "cdrom" ? "CD-ROM" : "floppy"} drive, not a disk`;
   }
   if (disk.type !== "file") {
-    return `${disk.target} is a ${disk.type} disk; Snapkeep snapshots qcow2 files (LVM support is planned)`;
+    return disk.type === "block"
+      ? `${disk.target} is a block device; Snapkeep snapshots qcow2 files today (LVM volumes are planned)`
+      : `${disk.target} is a ${disk.type} disk; Snapkeep snapshots qcow2 files`;
   }
   if (disk.source === null) {
     return `${disk.target} has no source file`;
@@ -117,9 +128,6 @@ export function snapshotBlocker(disk: XmlDisk, exists: boolean): SnapshotBlocker
   }
   if (disk.readonly) {
     return `${disk.target} is attached read-only`;
-  }
-  if (!exists) {
-    return `${disk.target}'s image ${disk.source} does not exist`;
   }
   return null;
 }

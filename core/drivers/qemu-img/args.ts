@@ -25,8 +25,8 @@ export function snapshotDeleteArgs(path: string, tag: string): string[] {
   return ["qemu-img", "snapshot", "-q", "--image-opts", "-d", tag, qcow2ImageOpts(path)];
 }
 
-export function createImageArgs(path: string, sizeBytes: number): string[] {
-  return ["qemu-img", "create", "-q", "-f", "qcow2", path, String(sizeBytes)];
+export function createImageArgs(path: string, format: "qcow2" | "raw", sizeBytes: number): string[] {
+  return ["qemu-img", "create", "-q", "-f", format, path, String(sizeBytes)];
 }
 
 export const INFO_BATCH_MARKER = "@@snapkeep-info";

@@ -71,7 +71,7 @@ export function parseJson<T>(text: string, schema: z.ZodType<T>, what: string): 
 
 export type ImageReadResult =
   | { readonly ok: true; readonly image: ImageState }
-  | { readonly ok: false; readonly missing: boolean; readonly error: string };
+  | { readonly ok: false; readonly missing: boolean; readonly code: number; readonly error: string };
 
 /** Parses the output of imageInfoBatchArgs: one result per image, in the order given. */
 export function parseImageInfoBatch(output: string, marker: string, expected: number): ImageReadResult[] {
@@ -87,6 +87,7 @@ export function parseImageInfoBatch(output: string, marker: string, expected: nu
       results.push({
         ok: false,
         missing: /No such file or directory/i.test(body),
+        code: Number(match[1]),
         error: body.split("\n")[0] ?? "",
       });
     }

@@ -15,6 +15,8 @@ export interface LabVmRequest {
     readonly target: string;
     readonly sizeMiB: number;
     readonly format?: "qcow2" | "raw";
+    /** A CD-ROM drive holding a raw image: a device that is not a disk, for tests and demos. */
+    readonly device?: "cdrom";
   }[];
   readonly running: boolean;
   readonly owner: string;
@@ -75,7 +77,12 @@ export async function createLabVm(runner: CommandRunner, uri: string, request: L
       qemuImg.createImageArgs(path, format, disk.sizeMiB * 1024 * 1024),
       `Creating disk ${disk.target}`,
     );
-    disks.push({ path, target: disk.target, format });
+    disks.push({
+      path,
+      target: disk.target,
+      format,
+      ...(disk.device === undefined ? {} : { device: disk.device }),
+    });
   }
   const xml = buildLabDomainXml({
     name: request.name,

@@ -311,6 +311,28 @@ describe.each(hosts)("snapshot contract via $label", ({ hostName }) => {
     // The qcow2 disk alone works.
     await service.createSnapshot(hostName, `sk-raw-${suffix}`, { disks: ["vda"], name: "only-vda" });
 
+    // A CD-ROM drive is not a disk: "every disk" leaves it out, choosing it is refused.
+    const withCd = await vms.create({
+      name: `sk-cd-${suffix}`,
+      running: false,
+      disks: [
+        { target: "vda", sizeMiB: 8 },
+        { target: "sda", sizeMiB: 1, format: "raw", device: "cdrom" },
+      ],
+    });
+    expect(
+      (await service.createSnapshot(hostName, `sk-cd-${suffix}`, { name: "no-cd" })).disks.map(
+        (d) => d.target,
+      ),
+    ).toEqual(["vda"]);
+    await expect(
+      service.createSnapshot(hostName, `sk-cd-${suffix}`, { disks: ["sda"] }),
+    ).rejects.toMatchObject({
+      code: "DISK_UNSUPPORTED",
+      message: expect.stringContaining("sda is a CD-ROM drive"),
+    });
+    expect(withCd.diskPaths).toHaveLength(2);
+
     rmSync(raw.diskPaths[0] as string);
     await expect(
       service.createSnapshot(hostName, `sk-raw-${suffix}`, { disks: ["vda"] }),

@@ -1,4 +1,5 @@
 import type { HostConfig, Snapshot, VmWithSnapshots } from "../domain/types.js";
+import type { RpoStatus } from "../schedule/due.js";
 
 /** Plain-text tables for people; `--json` output bypasses all of this. */
 export function table(headers: readonly string[], rows: readonly (readonly string[])[]): string {
@@ -54,9 +55,9 @@ export function formatHosts(hosts: readonly HostConfig[]): string {
   );
 }
 
-export function formatVms(vms: readonly VmWithSnapshots[]): string {
+export function formatVms(vms: readonly (VmWithSnapshots & { readonly rpo: RpoStatus })[]): string {
   return table(
-    ["HOST", "VM", "STATE", "DISKS", "SNAPSHOTS", "NEWEST"],
+    ["HOST", "VM", "STATE", "DISKS", "SNAPSHOTS", "NEWEST", "RPO"],
     vms.map((vm) => {
       const newest = vm.snapshots.at(-1);
       return [
@@ -71,6 +72,7 @@ export function formatVms(vms: readonly VmWithSnapshots[]): string {
           .join(", "),
         String(vm.snapshots.length),
         newest === undefined ? "-" : formatTime(newest.createdAt),
+        formatRpo(vm.rpo),
       ];
     }),
   );
@@ -88,4 +90,18 @@ export function formatSnapshots(snapshots: readonly Snapshot[]): string {
       s.note === null ? "" : displayName(s.note),
     ]),
   );
+}
+
+/** "ok", "due", or "OVERDUE: reason"; "-" for a VM without schedules. */
+export function formatRpo(rpo: RpoStatus): string {
+  switch (rpo.level) {
+    case "unscheduled":
+      return "-";
+    case "ok":
+      return "ok";
+    case "due":
+      return "due";
+    case "overdue":
+      return `OVERDUE: ${rpo.reason ?? ""}`;
+  }
 }

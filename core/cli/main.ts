@@ -9,7 +9,10 @@ import { DEFAULT_LAB_DIR, DEMO_OWNER, labUp, removeLabVms } from "../lab/lab.js"
 import { LocalRunner } from "../runner/local.js";
 import { SnapkeepService } from "../service.js";
 import { snapkeepHome } from "../store/home.js";
-import { openSettingsStore } from "../store/store.js";
+import { openSettingsStore, type SettingsStore } from "../store/store.js";
+import { Schedules } from "../schedule/schedules.js";
+import { registerScheduleCommands } from "./schedule-commands.js";
+import { splitVmRef } from "./refs.js";
 import { displayName, formatHosts, formatSnapshots, formatTime, formatVms } from "./format.js";
 
 export interface CliIo {
@@ -26,12 +29,12 @@ const processIo: CliIo = {
 
 /** Runs one CLI invocation and returns the exit code: 0 ok, 1 failed, 2 usage error. */
 export async function runCli(argv: readonly string[], io: CliIo = processIo): Promise<number> {
-  let service: SnapkeepService | undefined;
-  const getService = (): SnapkeepService => {
-    service ??= openService(io);
-    return service;
+  let context: CliContext | undefined;
+  const getContext = (): CliContext => {
+    context ??= openContext(io);
+    return context;
   };
-  const program = buildProgram(io, getService);
+  const program = buildProgram(io, getContext);
   try {
     await program.parseAsync([...argv], { from: "user" });
     return 0;
@@ -42,11 +45,19 @@ export async function runCli(argv: readonly string[], io: CliIo = processIo): Pr
     reportError(error, io);
     return 1;
   } finally {
-    await service?.dispose();
+    await context?.service.dispose();
   }
 }
 
-function openService(io: CliIo): SnapkeepService {
+/** What every command works with, opened once per invocation and only when a command needs it. */
+export interface CliContext {
+  readonly home: string;
+  readonly store: SettingsStore;
+  readonly service: SnapkeepService;
+  readonly schedules: Schedules;
+}
+
+function openContext(io: CliIo): CliContext {
   const home = snapkeepHome(process.platform, io.env, homedir());
   const store = openSettingsStore(home, new Date());
   if (store.recovered !== null) {
@@ -61,15 +72,18 @@ function openService(io: CliIo): SnapkeepService {
       hosts: [{ name: "local", kind: "local", uri: "qemu:///system" }, ...s.hosts],
     }));
   }
-  return new SnapkeepService({
+  const now = (): Date => new Date();
+  const service = new SnapkeepService({
     store,
-    now: () => new Date(),
+    now,
     sleep: (ms) => sleep(ms).then(() => undefined),
     ssh: sshEnvironmentFromProcess(io.env),
   });
+  return { home, store, service, schedules: new Schedules(service, store, now) };
 }
 
-function buildProgram(io: CliIo, service: () => SnapkeepService): Command {
+function buildProgram(io: CliIo, context: () => CliContext): Command {
+  const service = (): SnapkeepService => context().service;
   const print = (value: unknown, json: boolean | undefined, human: () => string): void => {
     io.out(json === true ? `${JSON.stringify(value, null, 2)}\n` : human());
   };
@@ -166,7 +180,11 @@ function buildProgram(io: CliIo, service: () => SnapkeepService): Command {
     .option("--host <name>", "only this host")
     .option("--json", "machine-readable output")
     .action(async (opts: { host?: string; json?: boolean }) => {
-      const results = await service().listVms(opts.host);
+      const { schedules } = context();
+      const results = (await service().listVms(opts.host)).map((r) => ({
+        ...r,
+        vms: r.vms.map((vm) => ({ ...vm, rpo: schedules.rpoOf(vm, true) })),
+      }));
       const vms = results.flatMap((r) => r.vms);
       print(results, opts.json, () => (vms.length === 0 ? "No VMs found.\n" : formatVms(vms)));
       for (const failed of results.filter((r) => r.error !== null)) {
@@ -269,6 +287,8 @@ function buildProgram(io: CliIo, service: () => SnapkeepService): Command {
       });
   }
 
+  registerScheduleCommands(program, io, context, print);
+
   const lab = program
     .command("lab")
     .description("two small demo VMs on this computer, to try Snapkeep safely");
@@ -305,17 +325,6 @@ function buildProgram(io: CliIo, service: () => SnapkeepService): Command {
       );
     });
   return program;
-}
-
-/** Splits HOST/VM at the first slash: host names never contain one, and libvirt refuses it in VM names. */
-export function splitVmRef(ref: string): [string, string] {
-  const slash = ref.indexOf("/");
-  if (slash <= 0 || slash === ref.length - 1) {
-    throw new SnapkeepError("INVALID_INPUT", `"${ref}" is not HOST/VM.`, {
-      hint: "For example: local/web01",
-    });
-  }
-  return [ref.slice(0, slash), ref.slice(slash + 1)];
 }
 
 function splitList(value: string): string[] {

@@ -83,3 +83,9 @@ function isAlive(owner: LockOwner): boolean {
     return (error as NodeJS.ErrnoException).code === "EPERM";
   }
 }
+
+/** The live scheduler on this state directory, if any (for `jobs list` and the UI). */
+export function schedulerOwner(home: string): LockOwner | null {
+  const owner = readOwner(join(home, "scheduler.lock"));
+  return owner !== null && isAlive(owner) ? owner : null;
+}

@@ -1,9 +1,10 @@
 import { randomBytes } from "node:crypto";
-import { SnapkeepError, describeError } from "../errors.js";
+import { SnapkeepError, describeError, isSnapkeepError } from "../errors.js";
 import type { Snapshot, VmWithSnapshots } from "../domain/types.js";
 import type { SnapkeepService } from "../service.js";
 import { chooseSnapshotDisks } from "../service.js";
 import type { Schedule, ScheduleState } from "../store/schema.js";
+import type { JobSummary } from "./journal.js";
 import type { SettingsStore } from "../store/store.js";
 import { rpoStatus, type RpoStatus } from "./due.js";
 import { applyRetention, isEmptyPolicy, type RetentionPolicy, type RetentionResult } from "./retention.js";
@@ -131,13 +132,30 @@ export class Schedules {
   }
 
   /** One scheduled run: snapshot (named after its slot), then prune; a failed prune is reported. */
-  async run(schedule: Schedule, tag: string): Promise<ScheduledRunResult> {
-    const { snapshot, warnings } = await this.#service.takeSnapshot(schedule.host, schedule.vmUuid, {
-      kind: "scheduled",
-      origin: schedule.id,
-      name: scheduledName(tag),
-      ...(schedule.disks === undefined ? {} : { disks: schedule.disks }),
-    });
+  async run(
+    schedule: Schedule,
+    tag: string,
+    onStep: (step: string) => void = () => undefined,
+  ): Promise<ScheduledRunResult> {
+    onStep("snapshot");
+    const { snapshot, warnings } = await this.#service
+      .takeSnapshot(schedule.host, schedule.vmUuid, {
+        kind: "scheduled",
+        origin: schedule.id,
+        name: scheduledName(tag),
+        ...(schedule.disks === undefined ? {} : { disks: schedule.disks }),
+      })
+      .catch((error: unknown) => {
+        if (isSnapkeepError(error, "NOT_FOUND") && /no VM named/.test(error.message)) {
+          throw new SnapkeepError(
+            "NOT_FOUND",
+            `The VM of schedule ${schedule.id} (${schedule.vmName}, ${schedule.vmUuid}) is no longer on host ${schedule.host}.`,
+            { hint: `If it was deleted, remove the schedule: snapkeep schedule remove ${schedule.id}` },
+          );
+        }
+        throw error;
+      });
+    onStep(SNAPSHOT_MADE);
     let pruned: string[] = [];
     let pruneError: string | null = null;
     try {
@@ -160,6 +178,28 @@ export class Schedules {
     return remove.map((s) => s.name);
   }
 
+  /**
+   * After a crash, deals with what an interrupted job left: a snapshot it had finished stays (only
+   * its prune is missing, and the next run prunes); a half-made one is removed from the host, or,
+   * if the host cannot be reached now, marked incomplete so it is never counted as good and the
+   * next prune removes it.
+   */
+  async cleanUpInterrupted(job: JobSummary): Promise<string> {
+    if (job.step === SNAPSHOT_MADE) {
+      return "its snapshot was complete and is kept; the prune runs after the next snapshot";
+    }
+    try {
+      const before = (await this.#service.getVm(job.host, job.vmUuid)).snapshots.some(
+        (s) => s.tag === job.tag,
+      );
+      await this.#service.removeSnapshots(job.host, job.vmUuid, [job.tag]);
+      return before ? "the half-made snapshot was removed" : "it had not made a snapshot yet";
+    } catch (error) {
+      this.#service.markIncomplete(job.host, job.vmUuid, job.tag);
+      return `the half-made snapshot could not be removed now (${describeError(error)}); it is marked incomplete and the next prune removes it`;
+    }
+  }
+
   /** RPO of one VM from the snapshots it has now. */
   rpoOf(vm: VmWithSnapshots, hostOnline: boolean): RpoStatus {
     const newest = vm.snapshots.filter((s) => !s.incomplete).at(-1);
@@ -172,6 +212,9 @@ export class Schedules {
     });
   }
 }
+
+/** The journal step after which a scheduled snapshot is complete and good. */
+const SNAPSHOT_MADE = "snapshot-made";
 
 /** The tag a scheduled run will use, decided before it starts so the journal can name it. */
 export function scheduledTag(schedule: Schedule, slot: Date): string {

@@ -1,0 +1,330 @@
+import { setTimeout as sleep } from "node:timers/promises";
+import type { Command } from "commander";
+import { SnapkeepError } from "../errors.js";
+import { Journal, type JobSummary } from "../schedule/journal.js";
+import { acquireSchedulerLock, schedulerOwner } from "../schedule/lock.js";
+import type { RetentionPolicy } from "../schedule/retention.js";
+import { Scheduler, type SchedulerEvent } from "../schedule/scheduler.js";
+import { describeWhen, nextSlots, parseWeekday, type When } from "../schedule/spec.js";
+import { wallClockTimers } from "../schedule/timers.js";
+import type { Schedule } from "../store/schema.js";
+import { displayName, formatTime, table } from "./format.js";
+import type { CliContext, CliIo } from "./main.js";
+import { splitVmRef } from "./refs.js";
+
+type Print = (value: unknown, json: boolean | undefined, human: () => string) => void;
+
+interface AddOptions {
+  every?: string;
+  at?: string;
+  weekday?: string;
+  day?: string;
+  cron?: string;
+  keep?: string;
+  daily?: string;
+  weekly?: string;
+  monthly?: string;
+  disk?: string[];
+  note?: string;
+  json?: boolean;
+}
+
+/** `schedule ...`, `jobs list` and `daemon`: the CLI side of the scheduler. */
+export function registerScheduleCommands(
+  program: Command,
+  io: CliIo,
+  context: () => CliContext,
+  print: Print,
+): void {
+  const schedule = program.command("schedule").description("automatic snapshots with retention");
+  schedule
+    .command("add <host/vm>")
+    .description("snapshot a VM on a schedule and keep the latest N (plus optional daily/weekly/monthly)")
+    .option("--every <period>", "daily, weekly or monthly")
+    .option("--at <HH:MM>", "local time of day")
+    .option("--weekday <day>", "for weekly: monday ... sunday")
+    .option("--day <n>", "for monthly: 1-31 (29-31 run on the last day of shorter months)")
+    .option("--cron <expr>", 'instead of --every: a five-field cron expression, e.g. "0 */6 * * *"')
+    .option("--keep <n>", "keep the latest N snapshots this schedule made")
+    .option("--daily <n>", "also keep the newest of each of the last N days")
+    .option("--weekly <n>", "also keep the newest of each of the last N ISO weeks")
+    .option("--monthly <n>", "also keep the newest of each of the last N months")
+    .option("--disk <targets>", "comma-separated disk targets (default: every disk)", (v: string) =>
+      v.split(","),
+    )
+    .option("--note <text>", "a note shown in listings")
+    .option("--json", "machine-readable output")
+    .action(async (ref: string, opts: AddOptions) => {
+      const [host, vm] = splitVmRef(ref);
+      const added = await context().schedules.add({
+        host,
+        vm,
+        when: parseWhen(opts),
+        retention: parseRetention(opts),
+        ...(opts.disk === undefined ? {} : { disks: opts.disk.map((d) => d.trim()).filter((d) => d !== "") }),
+        ...(opts.note === undefined ? {} : { note: opts.note }),
+      });
+      const next = nextSlots(added.when, new Date(), 1)[0];
+      print(
+        added,
+        opts.json,
+        () =>
+          `Added schedule ${added.id}: ${displayName(added.vmName)} ${describeWhen(added.when)}, ${describeRetention(added.retention)}.\n` +
+          `Next run: ${next === undefined ? "-" : formatTime(next.toISOString())}. It runs while a scheduler runs: snapkeep daemon (or the desktop app).\n`,
+      );
+    });
+  schedule
+    .command("list")
+    .description("list schedules with their last and next runs")
+    .option("--json", "machine-readable output")
+    .action((opts: { json?: boolean }) => {
+      const { schedules } = context();
+      const list = schedules.list();
+      const states = schedules.states();
+      const now = new Date();
+      print(
+        list.map((s) => ({
+          ...s,
+          state: states[s.id] ?? null,
+          nextRun: nextSlots(s.when, now, 1)[0]?.toISOString() ?? null,
+        })),
+        opts.json,
+        () =>
+          list.length === 0
+            ? "No schedules. Add one with: snapkeep schedule add HOST/VM --every daily --at 02:00 --keep 7\n"
+            : table(
+                ["ID", "VM", "WHEN", "DISKS", "KEEP", "STATUS", "LAST RUN", "NEXT RUN"],
+                list.map((s) => {
+                  const state = states[s.id];
+                  const next = nextSlots(s.when, now, 1)[0];
+                  return [
+                    s.id,
+                    `${s.host}/${displayName(s.vmName)}`,
+                    describeWhen(s.when),
+                    s.disks?.join(",") ?? "all",
+                    describeRetention(s.retention),
+                    !s.enabled
+                      ? "paused"
+                      : state?.lastResult === "failed"
+                        ? `failing: ${state.lastError ?? ""}`
+                        : "active",
+                    state?.lastRunAt === undefined
+                      ? "-"
+                      : `${formatTime(state.lastRunAt)} ${state.lastResult ?? ""}`,
+                    !s.enabled || next === undefined ? "-" : formatTime(next.toISOString()),
+                  ];
+                }),
+              ),
+      );
+    });
+  schedule
+    .command("remove <id>")
+    .description("delete a schedule (its snapshots stay)")
+    .action((id: string) => {
+      const removed = context().schedules.remove(id);
+      io.out(
+        `Removed schedule ${removed.id} of ${displayName(removed.vmName)}; the snapshots it made stay on the host.\n`,
+      );
+    });
+  for (const [name, enabled] of [
+    ["pause", false],
+    ["resume", true],
+  ] as const) {
+    schedule
+      .command(`${name} <id>`)
+      .description(enabled ? "run a paused schedule again" : "stop running a schedule until resumed")
+      .action((id: string) => {
+        const updated = context().schedules.setEnabled(id, enabled);
+        io.out(`Schedule ${updated.id} is ${enabled ? "active" : "paused"}.\n`);
+      });
+  }
+  schedule
+    .command("preview <id>")
+    .description("the next runs, and exactly which snapshots the retention would remove now")
+    .option("--json", "machine-readable output")
+    .action(async (id: string, opts: { json?: boolean }) => {
+      const preview = await context().schedules.preview(id);
+      const remove = preview.retention.remove;
+      const keep = preview.retention.keep.filter(
+        (k) => k.snapshot.kind === "scheduled" && k.snapshot.origin === id,
+      );
+      print(preview, opts.json, () =>
+        [
+          `Schedule ${id}: ${displayName(preview.schedule.vmName)} ${preview.description}, ${describeRetention(preview.schedule.retention)}.`,
+          `Next runs: ${preview.nextRuns.map(formatTime).join(", ")}`,
+          remove.length === 0
+            ? "The retention would remove nothing now."
+            : `The retention would remove ${remove.length} snapshot(s) now:\n${remove.map((s) => `  ${formatTime(s.createdAt)}  ${displayName(s.name)}`).join("\n")}`,
+          keep.length === 0
+            ? "It keeps none of its own snapshots yet."
+            : `It keeps:\n${keep.map((k) => `  ${formatTime(k.snapshot.createdAt)}  ${displayName(k.snapshot.name)}  (${k.reasons.join(", ")})`).join("\n")}`,
+          "Manual, safety, pinned and other tools' snapshots are never removed by a schedule.",
+          "",
+        ].join("\n"),
+      );
+    });
+
+  program
+    .command("jobs")
+    .description("scheduled jobs")
+    .command("list")
+    .description("recent jobs, newest last, from the job journal")
+    .option("--limit <n>", "how many", "20")
+    .option("--json", "machine-readable output")
+    .action((opts: { limit: string; json?: boolean }) => {
+      const { home } = context();
+      const live = schedulerOwner(home) !== null;
+      const jobs = new Journal(home)
+        .jobs()
+        .slice(-Math.max(1, Number(opts.limit) || 20))
+        // A job still open in the journal with no scheduler alive was cut off; it is not running.
+        .map((j): JobSummary => (j.status === "running" && !live ? { ...j, status: "interrupted" } : j));
+      print(jobs, opts.json, () =>
+        jobs.length === 0
+          ? "No jobs yet.\n"
+          : table(
+              ["STARTED", "JOB", "VM", "STATUS", "DETAIL"],
+              jobs.map((j) => [
+                formatTime(j.startedAt),
+                j.id,
+                `${j.host}/${displayName(j.vmName)}`,
+                j.status,
+                [
+                  j.message ?? j.step ?? "",
+                  j.pruned.length > 0 ? `pruned ${j.pruned.length}` : "",
+                  j.pruneError === null ? "" : `PRUNE FAILED: ${j.pruneError}`,
+                ]
+                  .filter((x) => x !== "")
+                  .join("; "),
+              ]),
+            ),
+      );
+    });
+
+  program
+    .command("daemon")
+    .description("run the schedules in the foreground (one scheduler per state directory)")
+    .action(async () => {
+      const { home, schedules } = context();
+      const lock = acquireSchedulerLock(home, "snapkeep daemon", new Date());
+      const journal = new Journal(home);
+      journal.compact();
+      const scheduler = new Scheduler({
+        work: schedules,
+        journal,
+        now: () => new Date(),
+        timers: wallClockTimers,
+        onEvent: (event) => io.out(`${new Date().toISOString()} ${describeEvent(event)}\n`),
+      });
+      const stopped = new Promise<void>((resolve) => {
+        const stop = (): void => {
+          io.out(`${new Date().toISOString()} stopping: waiting for running jobs to finish\n`);
+          resolve();
+        };
+        process.once("SIGINT", stop);
+        process.once("SIGTERM", stop);
+      });
+      try {
+        io.out(
+          `${new Date().toISOString()} snapkeep daemon started (pid ${process.pid}, state ${home}); ${schedules.list().length} schedule(s)\n`,
+        );
+        await scheduler.start();
+        await stopped;
+        await scheduler.stop();
+      } finally {
+        lock.release();
+        // Give stdout a moment to drain before the process ends.
+        await sleep(10);
+      }
+    });
+}
+
+function describeEvent(event: SchedulerEvent): string {
+  const vm =
+    "schedule" in event
+      ? `${event.schedule.host}/${event.schedule.vmName} (schedule ${event.schedule.id})`
+      : "";
+  switch (event.type) {
+    case "job-started":
+      return `job ${event.job} started: ${vm}, slot ${event.slot}`;
+    case "job-succeeded":
+      return `job ${event.job} succeeded: ${vm}: snapshot ${event.snapshot}${event.pruned.length > 0 ? `, pruned ${event.pruned.join(", ")}` : ""}`;
+    case "job-failed":
+      return `job ${event.job} FAILED: ${vm}: ${event.message} (retrying with backoff)`;
+    case "prune-failed":
+      return `job ${event.job}: PRUNE FAILED for ${vm}: ${event.message}`;
+    case "overdue":
+      return `OVERDUE: ${vm} has missed its run of ${event.since}`;
+    case "recovered":
+      return `recovered: ${vm} runs again`;
+    case "interrupted":
+      return `job ${event.job.id} of ${event.job.host}/${event.job.vmName} was INTERRUPTED (Snapkeep stopped while it ran): ${event.cleanup}`;
+  }
+}
+
+function parseWhen(opts: AddOptions): When {
+  if (opts.cron !== undefined) {
+    if (opts.every !== undefined || opts.at !== undefined) {
+      throw new SnapkeepError("INVALID_INPUT", "Give either --cron or --every/--at, not both.");
+    }
+    return { every: "cron", cron: opts.cron };
+  }
+  if (opts.at === undefined) {
+    throw new SnapkeepError(
+      "INVALID_INPUT",
+      "Say when: --every daily|weekly|monthly --at HH:MM, or --cron EXPR.",
+    );
+  }
+  switch (opts.every) {
+    case "daily":
+      return { every: "daily", at: opts.at };
+    case "weekly":
+      if (opts.weekday === undefined) {
+        throw new SnapkeepError("INVALID_INPUT", "A weekly schedule needs --weekday (monday ... sunday).");
+      }
+      return { every: "weekly", at: opts.at, weekday: parseWeekday(opts.weekday) };
+    case "monthly":
+      if (opts.day === undefined) {
+        throw new SnapkeepError("INVALID_INPUT", "A monthly schedule needs --day (1-31).");
+      }
+      return { every: "monthly", at: opts.at, day: parseCount(opts.day, "--day") };
+    default:
+      throw new SnapkeepError(
+        "INVALID_INPUT",
+        `--every must be daily, weekly or monthly, not "${opts.every ?? ""}".`,
+      );
+  }
+}
+
+function parseRetention(opts: AddOptions): RetentionPolicy {
+  if (opts.keep === undefined) {
+    throw new SnapkeepError(
+      "INVALID_INPUT",
+      "Say how many to keep: --keep N (the latest N this schedule made).",
+    );
+  }
+  return {
+    keepLast: parseCount(opts.keep, "--keep"),
+    ...(opts.daily === undefined ? {} : { daily: parseCount(opts.daily, "--daily") }),
+    ...(opts.weekly === undefined ? {} : { weekly: parseCount(opts.weekly, "--weekly") }),
+    ...(opts.monthly === undefined ? {} : { monthly: parseCount(opts.monthly, "--monthly") }),
+  };
+}
+
+function parseCount(text: string, option: string): number {
+  const n = Number(text);
+  if (!/^\d+$/.test(text.trim()) || !Number.isInteger(n)) {
+    throw new SnapkeepError("INVALID_INPUT", `${option} takes a whole number, not "${text}".`);
+  }
+  return n;
+}
+
+export function describeRetention(policy: Schedule["retention"]): string {
+  const parts = [
+    policy.keepLast === undefined ? null : `keep ${policy.keepLast}`,
+    policy.daily === undefined ? null : `${policy.daily} daily`,
+    policy.weekly === undefined ? null : `${policy.weekly} weekly`,
+    policy.monthly === undefined ? null : `${policy.monthly} monthly`,
+  ].filter((p): p is string => p !== null);
+  return parts.join(", ");
+}

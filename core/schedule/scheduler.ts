@@ -1,0 +1,271 @@
+import { randomBytes } from "node:crypto";
+import { describeError } from "../errors.js";
+import type { Schedule, ScheduleState } from "../store/schema.js";
+import { dueSlot, OVERDUE_GRACE_MS, stateAfterFailure, stateAfterSuccess } from "./due.js";
+import type { Journal, JobSummary } from "./journal.js";
+import type { ScheduledRunResult } from "./schedules.js";
+import { scheduledTag } from "./schedules.js";
+import { latestSlotAtOrBefore, nextSlots } from "./spec.js";
+
+/** What the scheduler needs from the rest of Snapkeep; the Schedules class provides it in production. */
+export interface ScheduleWork {
+  list(): Schedule[];
+  states(): Record<string, ScheduleState>;
+  recordState(id: string, state: ScheduleState): void;
+  /** One run; `onStep` names each step as it starts, for the journal ("snapshot-made" matters). */
+  run(schedule: Schedule, tag: string, onStep: (step: string) => void): Promise<ScheduledRunResult>;
+  /** After a crash: remove what an interrupted job half-made, or mark it so it never counts. */
+  cleanUpInterrupted(job: JobSummary): Promise<string>;
+}
+
+/** Timers, passed in so tests run on virtual time. */
+export interface TimerPort {
+  /** Calls `fn` at `when` (a wall-clock instant). */
+  at(when: Date, fn: () => void): { cancel(): void };
+  every(ms: number, fn: () => void): { cancel(): void };
+}
+
+export type SchedulerEvent =
+  | { readonly type: "job-started"; readonly job: string; readonly schedule: Schedule; readonly slot: string }
+  | {
+      readonly type: "job-succeeded";
+      readonly job: string;
+      readonly schedule: Schedule;
+      readonly snapshot: string;
+      readonly pruned: readonly string[];
+    }
+  | {
+      readonly type: "job-failed";
+      readonly job: string;
+      readonly schedule: Schedule;
+      readonly message: string;
+    }
+  | {
+      readonly type: "prune-failed";
+      readonly job: string;
+      readonly schedule: Schedule;
+      readonly message: string;
+    }
+  | { readonly type: "overdue"; readonly schedule: Schedule; readonly since: string }
+  | { readonly type: "recovered"; readonly schedule: Schedule }
+  | { readonly type: "interrupted"; readonly job: JobSummary; readonly cleanup: string };
+
+export interface SchedulerOptions {
+  readonly work: ScheduleWork;
+  readonly journal: Journal;
+  readonly now: () => Date;
+  readonly timers: TimerPort;
+  readonly onEvent?: (event: SchedulerEvent) => void;
+  /** Jobs at once per host: snapshots of different VMs overlap, without swamping one host. */
+  readonly perHostConcurrency?: number;
+  /** The coarse re-check: catches wake-ups, clock changes and schedules added by another process. */
+  readonly checkEveryMs?: number;
+}
+
+interface RunningJob {
+  readonly id: string;
+  readonly schedule: Schedule;
+  readonly disks: readonly string[] | "all";
+  readonly done: Promise<void>;
+}
+
+/**
+ * Runs schedules. Due-ness comes from persisted state and `now` (see dueSlot), never from timer
+ * bookkeeping, so a sleep, a restart or a clock change cannot make a run happen twice or be lost:
+ * timers only say "look again now". Jobs run one per schedule at a time, at most
+ * `perHostConcurrency` per host, and never two on the same disk. Every job is journaled.
+ */
+export class Scheduler {
+  readonly #o: Required<Omit<SchedulerOptions, "onEvent">> & Pick<SchedulerOptions, "onEvent">;
+  readonly #running = new Map<string, RunningJob>();
+  /** Alerts already raised, so a host that stays offline is one alert, not one per minute. */
+  readonly #raised = new Set<string>();
+  #wake: { cancel(): void } | undefined;
+  #poll: { cancel(): void } | undefined;
+  #ticking: Promise<void> | undefined;
+  #again = false;
+  #stopped = false;
+
+  constructor(options: SchedulerOptions) {
+    this.#o = { perHostConcurrency: 2, checkEveryMs: 30_000, ...options };
+  }
+
+  /** Recovers interrupted jobs from the journal, then starts watching the clock. */
+  async start(): Promise<void> {
+    for (const job of this.#o.journal.recoverInterrupted(this.#o.now())) {
+      const cleanup = await this.#o.work
+        .cleanUpInterrupted(job)
+        .catch((error: unknown) => `cleanup failed: ${describeError(error)}`);
+      this.#emit({ type: "interrupted", job, cleanup });
+    }
+    this.#poll = this.#o.timers.every(this.#o.checkEveryMs, () => void this.tick());
+    await this.tick();
+  }
+
+  /** After sleep or a long pause (the desktop calls this on resume): missed runs run, once. */
+  resume(): Promise<void> {
+    return this.tick();
+  }
+
+  /** Starts every due job that may start now, then arms a timer for the next slot. */
+  tick(): Promise<void> {
+    if (this.#stopped) {
+      return Promise.resolve();
+    }
+    if (this.#ticking !== undefined) {
+      this.#again = true; // a tick during a tick runs once more afterwards, never in parallel
+      return this.#ticking;
+    }
+    this.#ticking = this.#tickOnce().finally(() => {
+      this.#ticking = undefined;
+      if (this.#again) {
+        this.#again = false;
+        void this.tick();
+      }
+    });
+    return this.#ticking;
+  }
+
+  runningJobs(): { id: string; scheduleId: string }[] {
+    return [...this.#running.values()].map((j) => ({ id: j.id, scheduleId: j.schedule.id }));
+  }
+
+  /** Stops timers and waits for running jobs to finish (each finishes or fails on its own). */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    this.#wake?.cancel();
+    this.#poll?.cancel();
+    await this.#ticking;
+    await Promise.all([...this.#running.values()].map((j) => j.done));
+  }
+
+  async #tickOnce(): Promise<void> {
+    const now = this.#o.now();
+    const schedules = this.#o.work.list();
+    const states = this.#o.work.states();
+    for (const schedule of schedules) {
+      const slot = dueSlot(schedule, states[schedule.id], now);
+      this.#watchOverdue(schedule, states[schedule.id], now);
+      if (slot === null || this.#running.has(schedule.id) || !this.#mayStart(schedule)) {
+        continue;
+      }
+      this.#startJob(schedule, slot);
+    }
+    this.#armNextWake(schedules, states, now);
+  }
+
+  #mayStart(schedule: Schedule): boolean {
+    const sameHost = [...this.#running.values()].filter((j) => j.schedule.host === schedule.host);
+    if (sameHost.length >= this.#o.perHostConcurrency) {
+      return false;
+    }
+    const disks = schedule.disks ?? "all";
+    return !sameHost.some(
+      (j) =>
+        j.schedule.vmUuid === schedule.vmUuid &&
+        (j.disks === "all" || disks === "all" || j.disks.some((d) => disks.includes(d))),
+    );
+  }
+
+  #startJob(schedule: Schedule, slot: Date): void {
+    const id = `job-${randomBytes(6).toString("hex")}`;
+    const tag = scheduledTag(schedule, slot);
+    const startedAt = this.#o.now();
+    this.#o.journal.start({
+      job: id,
+      at: startedAt.toISOString(),
+      kind: "scheduled-snapshot",
+      scheduleId: schedule.id,
+      host: schedule.host,
+      vmUuid: schedule.vmUuid,
+      vmName: schedule.vmName,
+      tag,
+      slot: slot.toISOString(),
+    });
+    this.#emit({ type: "job-started", job: id, schedule, slot: slot.toISOString() });
+    const done = this.#execute(id, schedule, slot, tag).finally(() => {
+      this.#running.delete(schedule.id);
+      void this.tick(); // a finished job may unblock another on the same host or disk
+    });
+    this.#running.set(schedule.id, { id, schedule, disks: schedule.disks ?? "all", done });
+  }
+
+  async #execute(id: string, schedule: Schedule, slot: Date, tag: string): Promise<void> {
+    const previous = this.#o.work.states()[schedule.id];
+    try {
+      const result = await this.#o.work.run(schedule, tag, (step) =>
+        this.#o.journal.progress(id, step, this.#o.now()),
+      );
+      const now = this.#o.now();
+      this.#o.work.recordState(schedule.id, stateAfterSuccess(this.#o.work.states()[schedule.id], slot, now));
+      this.#o.journal.end({
+        job: id,
+        at: now.toISOString(),
+        status: "succeeded",
+        message: `Snapshot ${result.snapshot.name} made.${result.warnings.length > 0 ? ` ${result.warnings.join(" ")}` : ""}`,
+        pruned: [...result.pruned],
+        ...(result.pruneError === null ? {} : { pruneError: result.pruneError }),
+      });
+      this.#emit({
+        type: "job-succeeded",
+        job: id,
+        schedule,
+        snapshot: result.snapshot.name,
+        pruned: result.pruned,
+      });
+      if (result.pruneError !== null) {
+        this.#emit({ type: "prune-failed", job: id, schedule, message: result.pruneError });
+      }
+      if (this.#raised.delete(`failed:${schedule.id}`) || previous?.lastResult === "failed") {
+        this.#emit({ type: "recovered", schedule });
+      }
+      this.#raised.delete(`overdue:${schedule.id}`);
+    } catch (error) {
+      const now = this.#o.now();
+      const message = describeError(error);
+      this.#o.work.recordState(
+        schedule.id,
+        stateAfterFailure(this.#o.work.states()[schedule.id], message, now),
+      );
+      this.#o.journal.end({ job: id, at: now.toISOString(), status: "failed", message });
+      if (!this.#raised.has(`failed:${schedule.id}`) && previous?.lastResult !== "failed") {
+        this.#raised.add(`failed:${schedule.id}`);
+        this.#emit({ type: "job-failed", job: id, schedule, message });
+      }
+    }
+  }
+
+  /** One "overdue" alert per missed slot that stays unserved past the grace time. */
+  #watchOverdue(schedule: Schedule, state: ScheduleState | undefined, now: Date): void {
+    if (!schedule.enabled) {
+      return;
+    }
+    const slot = latestSlotAtOrBefore(schedule.when, now);
+    const served = Date.parse(state?.lastSlot ?? schedule.createdAt);
+    const key = `overdue:${schedule.id}`;
+    if (slot !== null && slot.getTime() > served && now.getTime() - slot.getTime() > OVERDUE_GRACE_MS) {
+      if (!this.#raised.has(key)) {
+        this.#raised.add(key);
+        this.#emit({ type: "overdue", schedule, since: slot.toISOString() });
+      }
+    }
+  }
+
+  #armNextWake(schedules: readonly Schedule[], states: Record<string, ScheduleState>, now: Date): void {
+    const candidates = schedules
+      .filter((s) => s.enabled)
+      .flatMap((s) => {
+        const retry = states[s.id]?.nextRetryAt;
+        return [...nextSlots(s.when, now, 1), ...(retry === undefined ? [] : [new Date(retry)])];
+      });
+    const next = candidates
+      .filter((d) => d.getTime() > now.getTime())
+      .sort((a, b) => a.getTime() - b.getTime())[0];
+    this.#wake?.cancel();
+    this.#wake = next === undefined ? undefined : this.#o.timers.at(next, () => void this.tick());
+  }
+
+  #emit(event: SchedulerEvent): void {
+    this.#o.onEvent?.(event);
+  }
+}

@@ -122,26 +122,35 @@ function slotOnDay(
   return new Date(year, month, date, hour, minute, 0, 0);
 }
 
-/** The latest scheduled instant at or before `now`, or null if there is none within the last year. */
+/**
+ * The latest scheduled instant at or before `now`, or null if there is none. Presets are computed
+ * directly (this runs on every scheduler tick, for every schedule); cron goes through cron-parser.
+ */
 export function latestSlotAtOrBefore(when: When, now: Date): Date | null {
   if (when.every === "cron") {
     try {
-      return cronParser
-        .parseExpression(when.cron, { currentDate: new Date(now.getTime() + 1) })
-        .prev()
-        .toDate();
+      return cronParser.parseExpression(when.cron, { currentDate: new Date(now.getTime() + 1) }).prev().toDate();
     } catch {
       return null; // no earlier occurrence (cron-parser throws when it runs out)
     }
   }
-  for (let back = 0; back <= 366; back++) {
-    const day = new Date(now.getFullYear(), now.getMonth(), now.getDate() - back);
-    const slot = slotOnDay(when, day.getFullYear(), day.getMonth(), day.getDate());
-    if (slot !== null && slot.getTime() <= now.getTime()) {
-      return slot;
-    }
+  const { hour, minute } = parseTimeOfDay(when.at);
+  const y = now.getFullYear();
+  const m = now.getMonth();
+  const d = now.getDate();
+  if (when.every === "daily") {
+    const today = new Date(y, m, d, hour, minute);
+    return today <= now ? today : new Date(y, m, d - 1, hour, minute);
   }
-  return null;
+  if (when.every === "weekly") {
+    const back = (now.getDay() - WEEKDAYS.indexOf(when.weekday) + 7) % 7;
+    const candidate = new Date(y, m, d - back, hour, minute);
+    return candidate <= now ? candidate : new Date(y, m, d - back - 7, hour, minute);
+  }
+  const inMonth = (year: number, month: number): Date =>
+    new Date(year, month, Math.min(when.day, new Date(year, month + 1, 0).getDate()), hour, minute);
+  const thisMonth = inMonth(y, m);
+  return thisMonth <= now ? thisMonth : inMonth(y, m - 1);
 }
 
 /** The next `count` scheduled instants strictly after `after`. */

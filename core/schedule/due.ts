@@ -1,5 +1,5 @@
 import type { Schedule, ScheduleState } from "../store/schema.js";
-import { latestSlotAtOrBefore, nominalIntervalMs } from "./spec.js";
+import { latestSlotAtOrBefore, nextSlots, nominalIntervalMs, type When } from "./spec.js";
 
 /**
  * Whether a schedule should run now, decided from persisted facts and `now` only, so it gives the
@@ -72,8 +72,27 @@ export interface RpoStatus {
   readonly reason: string | null;
 }
 
-/** How long after a missed slot "due" turns into "overdue": the job had its chance to run. */
-export const OVERDUE_GRACE_MS = 60 * 60_000;
+/**
+ * How long after a missed slot "due" turns into "overdue": the job had its chance to run. An
+ * hour, or half the interval for schedules that run more often than every two hours.
+ */
+export function overdueAfterMs(when: When, now: Date): number {
+  return Math.min(60 * 60_000, nominalIntervalMs(when, now) / 2);
+}
+
+/** The oldest slot after the last one served, if it has passed: the run that is pending. */
+export function firstMissedSlot(
+  schedule: Schedule,
+  state: ScheduleState | undefined,
+  now: Date,
+): Date | null {
+  if (!schedule.enabled) {
+    return null;
+  }
+  const served = new Date(state?.lastSlot ?? schedule.createdAt);
+  const next = nextSlots(schedule.when, served, 1)[0];
+  return next !== undefined && next.getTime() <= now.getTime() ? next : null;
+}
 
 /**
  * Recovery-point status of one VM: is its newest good snapshot as recent as its schedules promise?
@@ -105,10 +124,14 @@ export function rpoStatus(input: {
   if (latest === undefined || (newestGoodSnapshotAt !== null && newestGoodSnapshotAt >= latest.slot)) {
     return { level: "ok", ageMs, reason: null };
   }
-  const lateMs = now.getTime() - latest.slot.getTime();
-  const interval = nominalIntervalMs(latest.schedule.when, now);
+  // Late since the first slot after the newest good snapshot, not since the latest slot.
+  const missedSince =
+    newestGoodSnapshotAt === null
+      ? latest.slot
+      : (nextSlots(latest.schedule.when, newestGoodSnapshotAt, 1)[0] ?? latest.slot);
+  const lateMs = now.getTime() - missedSince.getTime();
   const level: RpoLevel =
-    lateMs < Math.min(OVERDUE_GRACE_MS, interval / 2) && active.length > 0 && hostOnline ? "due" : "overdue";
+    lateMs < overdueAfterMs(latest.schedule.when, now) && active.length > 0 && hostOnline ? "due" : "overdue";
   const state = states[latest.schedule.id];
   const reason =
     active.length === 0

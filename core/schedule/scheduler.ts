@@ -1,11 +1,11 @@
 import { randomBytes } from "node:crypto";
 import { describeError } from "../errors.js";
 import type { Schedule, ScheduleState } from "../store/schema.js";
-import { dueSlot, OVERDUE_GRACE_MS, stateAfterFailure, stateAfterSuccess } from "./due.js";
+import { dueSlot, firstMissedSlot, overdueAfterMs, stateAfterFailure, stateAfterSuccess } from "./due.js";
 import type { Journal, JobSummary } from "./journal.js";
 import type { ScheduledRunResult } from "./schedules.js";
 import { scheduledTag } from "./schedules.js";
-import { latestSlotAtOrBefore, nextSlots } from "./spec.js";
+import { nextSlots } from "./spec.js";
 
 /** What the scheduler needs from the rest of Snapkeep; the Schedules class provides it in production. */
 export interface ScheduleWork {
@@ -240,14 +240,15 @@ export class Scheduler {
     if (!schedule.enabled) {
       return;
     }
-    const slot = latestSlotAtOrBefore(schedule.when, now);
-    const served = Date.parse(state?.lastSlot ?? schedule.createdAt);
+    const missed = firstMissedSlot(schedule, state, now);
     const key = `overdue:${schedule.id}`;
-    if (slot !== null && slot.getTime() > served && now.getTime() - slot.getTime() > OVERDUE_GRACE_MS) {
-      if (!this.#raised.has(key)) {
-        this.#raised.add(key);
-        this.#emit({ type: "overdue", schedule, since: slot.toISOString() });
-      }
+    if (
+      missed !== null &&
+      now.getTime() - missed.getTime() > overdueAfterMs(schedule.when, now) &&
+      !this.#raised.has(key)
+    ) {
+      this.#raised.add(key);
+      this.#emit({ type: "overdue", schedule, since: missed.toISOString() });
     }
   }
 

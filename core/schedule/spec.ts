@@ -129,7 +129,10 @@ function slotOnDay(
 export function latestSlotAtOrBefore(when: When, now: Date): Date | null {
   if (when.every === "cron") {
     try {
-      return cronParser.parseExpression(when.cron, { currentDate: new Date(now.getTime() + 1) }).prev().toDate();
+      return cronParser
+        .parseExpression(when.cron, { currentDate: new Date(now.getTime() + 1) })
+        .prev()
+        .toDate();
     } catch {
       return null; // no earlier occurrence (cron-parser throws when it runs out)
     }
@@ -175,17 +178,18 @@ export function nextSlots(when: When, after: Date, count: number): Date[] {
 
 /** The nominal time between runs, for RPO: how old the newest snapshot may be before it is late. */
 export function nominalIntervalMs(when: When, now: Date): number {
-  const [a, b] = nextSlots(when, now, 2);
-  if (when.every === "daily") {
-    return 24 * 3600_000;
+  switch (when.every) {
+    case "daily":
+      return 24 * 3600_000;
+    case "weekly":
+      return 7 * 24 * 3600_000;
+    case "monthly":
+      return 31 * 24 * 3600_000;
+    case "cron": {
+      const [a, b] = nextSlots(when, now, 2);
+      return a !== undefined && b !== undefined ? b.getTime() - a.getTime() : 24 * 3600_000;
+    }
   }
-  if (when.every === "weekly") {
-    return 7 * 24 * 3600_000;
-  }
-  if (when.every === "monthly") {
-    return 31 * 24 * 3600_000;
-  }
-  return a !== undefined && b !== undefined ? b.getTime() - a.getTime() : 24 * 3600_000;
 }
 
 /** A human sentence for listings: "daily at 02:30", "weekly on monday at 03:00", "cron 0 * * * *". */

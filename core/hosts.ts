@@ -6,8 +6,9 @@ import type { HostConfig, SshHostConfig } from "./domain/types.js";
 import { LocalRunner } from "./runner/local.js";
 import type { SshRunner, SshRunnerOptions } from "./runner/ssh.js";
 import type { CommandRunner, RunOptions, RunResult } from "./runner/types.js";
-import { targetLabel } from "./ssh/failures.js";
 import { resolveSshTarget } from "./ssh/config.js";
+import { targetLabel } from "./ssh/failures.js";
+import { isEncryptedPrivateKey } from "./ssh/keys.js";
 
 /** Secrets and environment the SSH runner may use; passed in so tests and the desktop can differ. */
 export interface SshEnvironment {
@@ -55,13 +56,13 @@ export function createSshRunner(
     },
     { configText: readSshConfig(env.homeDir), homeDir: env.homeDir, defaultUser: env.defaultUser },
   );
-  const privateKey = loadFirstKey(target.identityFiles, host.identityFile !== undefined, env.homeDir);
+  const key = chooseKey(target.identityFiles, host.identityFile !== undefined, env);
   return new DeferredSshRunner({
     host: target.host,
     port: target.port,
     username: target.user,
     hostName: host.name,
-    ...(privateKey === undefined ? {} : { privateKey }),
+    ...(key === undefined ? {} : { privateKey: key.data, privateKeyPath: key.path }),
     ...(env.passphrase === undefined ? {} : { passphrase: env.passphrase }),
     ...(env.agentSocket === undefined ? {} : { agent: env.agentSocket }),
     ...(pinned === undefined ? {} : { pinnedFingerprint: pinned }),
@@ -76,26 +77,47 @@ function readSshConfig(homeDir: string): string | undefined {
   }
 }
 
+interface KeyFile {
+  readonly path: string;
+  readonly data: Buffer;
+}
+
 /**
- * The key to offer: an explicitly configured file must exist (a typo should not silently fall back
- * to the agent); keys found through ~/.ssh/config or the defaults are used when readable.
+ * The key to offer. An explicitly configured file must be readable (a typo should not silently
+ * fall back to the agent), and it is offered even when it is encrypted and no passphrase is set:
+ * the person chose it, so ssh2's BAD_PASSPHRASE is the right answer, not a login through the agent
+ * with some other key.
+ *
+ * Keys found through ~/.ssh/config or the defaults are offered when readable and usable. An
+ * encrypted one without a passphrase is passed over, because ssh2 refuses to connect at all with
+ * it, which would keep the agent (where such keys usually live) from being tried. Only when there is
+ * no agent either is it offered anyway, so the failure names the key and the passphrase variable
+ * instead of saying there was no key at all.
  */
-function loadFirstKey(files: readonly string[], explicit: boolean, homeDir: string): Buffer | undefined {
+function chooseKey(files: readonly string[], explicit: boolean, env: SshEnvironment): KeyFile | undefined {
   const candidates =
-    files.length > 0 ? files : ["id_ed25519", "id_ecdsa", "id_rsa"].map((f) => join(homeDir, ".ssh", f));
-  for (const file of candidates) {
+    files.length > 0 ? files : ["id_ed25519", "id_ecdsa", "id_rsa"].map((f) => join(env.homeDir, ".ssh", f));
+  let encrypted: KeyFile | undefined;
+  for (const path of candidates) {
+    let data: Buffer;
     try {
-      return readFileSync(file);
+      data = readFileSync(path);
     } catch (error) {
       if (explicit) {
         throw new SnapkeepError(
           "INVALID_INPUT",
-          `Cannot read the identity file ${file}: ${describeError(error)}`,
+          `Cannot read the identity file ${path}: ${describeError(error)}.`,
+          { hint: "Check the path, or leave the identity file out to use ~/.ssh and the ssh-agent." },
         );
       }
+      continue;
     }
+    if (explicit || env.passphrase !== undefined || !isEncryptedPrivateKey(data.toString("latin1"))) {
+      return { path, data };
+    }
+    encrypted ??= { path, data };
   }
-  return undefined;
+  return env.agentSocket === undefined ? encrypted : undefined;
 }
 
 /**
@@ -106,6 +128,7 @@ export class DeferredSshRunner implements CommandRunner {
   readonly label: string;
   readonly #options: SshRunnerOptions;
   #runner: Promise<SshRunner> | undefined;
+  #disposed = false;
 
   constructor(options: SshRunnerOptions) {
     this.#options = options;
@@ -121,10 +144,15 @@ export class DeferredSshRunner implements CommandRunner {
   }
 
   async dispose(): Promise<void> {
+    this.#disposed = true;
     await (await this.#runner)?.dispose();
   }
 
   #load(): Promise<SshRunner> {
+    // Disposed before first use: a runner created now would never be disposed.
+    if (this.#disposed && this.#runner === undefined) {
+      return Promise.reject(new SnapkeepError("CANCELLED", `The connection to ${this.label} is closed.`));
+    }
     this.#runner ??= import("./runner/ssh.js").then(({ SshRunner }) => new SshRunner(this.#options));
     return this.#runner;
   }

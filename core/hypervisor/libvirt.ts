@@ -305,7 +305,10 @@ export class LibvirtHost {
     const unexpected = result.stderr
       .split("\n")
       .filter((line) => /^error:/i.test(line.trim()))
-      .filter((line) => !/failed to get domain|Domain not found|no domain with matching|domain is not running/i.test(line));
+      .filter(
+        (line) =>
+          !/failed to get domain|Domain not found|no domain with matching|domain is not running/i.test(line),
+      );
     if (unexpected.length > 0) {
       checkResult(this.runner.label, argv, { ...result, code: 1, stderr: unexpected.join("\n") }, doing);
     }

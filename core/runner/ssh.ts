@@ -36,11 +36,6 @@ export interface SshRunnerOptions {
   readonly maxChannels?: number | undefined;
 }
 
-/** True when the shell could not find the program (exit 127): callers turn that into TOOL_MISSING. */
-export function isCommandNotFound(result: RunResult): boolean {
-  return result.code === 127;
-}
-
 interface Live {
   readonly client: Client;
   readonly killer: RemoteKiller;

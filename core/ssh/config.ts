@@ -22,7 +22,10 @@ export interface SshTarget {
   readonly host: string;
   readonly port: number;
   readonly user: string;
-  /** Private key files to offer, in order, with `~` expanded. Empty when none was configured. */
+  /**
+   * Private key files to offer, in order, with `~` expanded (and, from the config, the tokens %d,
+   * %u, %h, %n, %p, %r and %%). Empty when none was configured.
+   */
   readonly identityFiles: string[];
 }
 
@@ -199,16 +202,31 @@ export function resolveSshTarget(
 
   const user = spec.user ?? single(computed["user"]) ?? opts.defaultUser;
   const configured = computed["identityfile"];
+  // Tokens only in the config's IdentityFile: a path given to Snapkeep is taken literally.
+  const tokens: Readonly<Record<string, string>> = {
+    "%": "%",
+    d: opts.homeDir,
+    u: opts.defaultUser,
+    h: host,
+    n: lookup,
+    p: String(port ?? 22),
+    r: user,
+  };
   const files =
     spec.identityFile !== undefined
-      ? [spec.identityFile]
-      : (Array.isArray(configured) ? configured : configured === undefined ? [] : [configured]).filter(
-          (file) => file.toLowerCase() !== "none",
-        );
+      ? [expandHome(spec.identityFile, opts.homeDir)]
+      : (Array.isArray(configured) ? configured : configured === undefined ? [] : [configured])
+          .filter((file) => file.toLowerCase() !== "none")
+          .map((file) =>
+            expandHome(file, opts.homeDir).replace(
+              /%(.)/g,
+              (token, letter: string) => tokens[letter] ?? token,
+            ),
+          );
   return {
     host,
     port: port ?? 22,
     user,
-    identityFiles: files.map((file) => expandHome(file, opts.homeDir)),
+    identityFiles: files,
   };
 }

@@ -44,7 +44,11 @@ function passphraseError(
       ? `${capitalized(keyPhrase(keyPath))} is protected by a passphrase, and none was given.`
       : `The passphrase for ${keyPhrase(keyPath)} is wrong.`,
     {
-      hint: `Enter the key's passphrase again, or load the key into ssh-agent with \`ssh-add ${keyPath ?? "<key file>"}\` and use the agent.`,
+      // The CLI cannot prompt: the passphrase comes from the environment, or the agent holds the key.
+      hint:
+        `${passphrase === undefined ? "Set" : "Correct"} the environment variable SNAPKEEP_KEY_PASSPHRASE, ` +
+        `or load the key into ssh-agent with \`ssh-add ${keyPath ?? "<key file>"}\` and let Snapkeep use the agent ` +
+        "(SSH_AUTH_SOCK set, no identity file given for the host).",
       cause,
     },
   );

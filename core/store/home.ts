@@ -1,4 +1,4 @@
-import { join } from "node:path";
+import { posix, win32 } from "node:path";
 
 /**
  * Where Snapkeep keeps its state. `SNAPKEEP_HOME` wins (tests and multiple profiles rely on it);
@@ -9,11 +9,12 @@ export function snapkeepHome(platform: NodeJS.Platform, env: NodeJS.ProcessEnv, 
   if (env["SNAPKEEP_HOME"]) {
     return env["SNAPKEEP_HOME"];
   }
-  if (platform === "darwin") {
-    return join(homeDir, "Library", "Application Support", "Snapkeep");
-  }
+  // Joined with the given platform's separators, not those of the platform this runs on.
   if (platform === "win32") {
-    return join(env["APPDATA"] ?? join(homeDir, "AppData", "Roaming"), "Snapkeep");
+    return win32.join(env["APPDATA"] || win32.join(homeDir, "AppData", "Roaming"), "Snapkeep");
   }
-  return join(env["XDG_CONFIG_HOME"] || join(homeDir, ".config"), "Snapkeep");
+  if (platform === "darwin") {
+    return posix.join(homeDir, "Library", "Application Support", "Snapkeep");
+  }
+  return posix.join(env["XDG_CONFIG_HOME"] || posix.join(homeDir, ".config"), "Snapkeep");
 }

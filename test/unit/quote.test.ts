@@ -1,4 +1,5 @@
 import { spawnSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -18,7 +19,8 @@ const shells = ["/bin/sh", "/bin/bash", "/bin/dash"].filter((shell) => existsSyn
 
 const workDir = mkdtempSync(path.join(os.tmpdir(), "snapkeep-quote-"));
 const marker = path.join(workDir, "pwned");
-const fixedMarker = "/tmp/pwned";
+// Outside workDir too, and unique per run, so neither a leftover file nor another run can mask it.
+const outsideMarker = path.join(os.tmpdir(), `snapkeep-pwned-${randomBytes(6).toString("hex")}`);
 
 const hostile: readonly string[] = [
   "plain",
@@ -32,7 +34,7 @@ const hostile: readonly string[] = [
   '"',
   'say "hi"',
   `$(touch ${marker})`,
-  `$(touch ${fixedMarker})`,
+  `$(touch ${outsideMarker})`,
   `\`touch ${marker}\``,
   `; touch ${marker}`,
   `&& touch ${marker}`,
@@ -117,6 +119,7 @@ beforeEach(() => {
 
 afterAll(() => {
   rmSync(workDir, { recursive: true, force: true });
+  rmSync(outsideMarker, { force: true });
 });
 
 describe("quoteShellArg", () => {
@@ -132,10 +135,10 @@ describe("quoteShellArg", () => {
 
   describe.each(shells)("through %s", (shell) => {
     it("gives every hostile argument back byte for byte and runs none of them", () => {
-      expect(existsSync(fixedMarker)).toBe(false);
+      expect(existsSync(outsideMarker)).toBe(false);
       expect(roundTrip(shell, hostile)).toEqual(hostile);
       expect(existsSync(marker)).toBe(false);
-      expect(existsSync(fixedMarker)).toBe(false);
+      expect(existsSync(outsideMarker)).toBe(false);
     });
 
     it("passes each hostile argument on its own", () => {

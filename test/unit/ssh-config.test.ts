@@ -155,6 +155,17 @@ Host *
     }
   });
 
+  it("expands ssh_config tokens in IdentityFile, but not in a path given to Snapkeep", () => {
+    const text = "Host lab\n  HostName 10.0.0.7\n  User admin\n  IdentityFile %d/.ssh/%r@%h:%p_%n_%u%%x_%C\n";
+    expect(resolveSshTarget({ alias: "lab" }, { ...base, configText: text }).identityFiles).toEqual([
+      "/home/ann/.ssh/admin@10.0.0.7:22_lab_ann%x_%C",
+    ]);
+    expect(
+      resolveSshTarget({ alias: "lab", identityFile: "/keys/%h" }, { ...base, configText: text })
+        .identityFiles,
+    ).toEqual(["/keys/%h"]);
+  });
+
   it("ignores IdentityFile none and expands a bare ~", () => {
     const text = "Host a\n  IdentityFile none\nHost b\n  IdentityFile ~\n";
     expect(resolveSshTarget({ alias: "a" }, { ...base, configText: text }).identityFiles).toEqual([]);

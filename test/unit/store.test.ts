@@ -1,4 +1,4 @@
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
@@ -81,12 +81,66 @@ describe("settings store", () => {
   });
 });
 
+describe("settings the store must not move aside", () => {
+  const newer = JSON.stringify({ version: 2, hosts: [], annotations: {}, somethingNew: { a: 1 } });
+
+  it("refuses a file written by a newer Snapkeep and leaves it exactly as it was", () => {
+    const home = freshHome();
+    writeFileSync(join(home, "settings.json"), newer);
+    expect(() => openSettingsStore(home, now)).toThrow(
+      expect.objectContaining({
+        code: "STORE_CORRUPT",
+        message: expect.stringContaining("written by a newer Snapkeep"),
+        hint: expect.stringContaining("Upgrade Snapkeep"),
+        details: expect.objectContaining({ version: 2, supported: 1 }),
+      }),
+    );
+    expect(readFileSync(join(home, "settings.json"), "utf8")).toBe(newer);
+    expect(readdirSync(home)).toEqual(["settings.json"]);
+  });
+
+  it("refuses to read or update once a newer Snapkeep has rewritten the file meanwhile", () => {
+    const home = freshHome();
+    const store = openSettingsStore(home, now);
+    writeFileSync(join(home, "settings.json"), newer);
+    expect(() => store.read()).toThrow(expect.objectContaining({ code: "STORE_CORRUPT" }));
+    expect(() => store.update((s) => s)).toThrow(expect.objectContaining({ code: "STORE_CORRUPT" }));
+    expect(readFileSync(join(home, "settings.json"), "utf8")).toBe(newer);
+  });
+
+  it("does not move a file aside that broke while running, but refuses to use it", () => {
+    const home = freshHome();
+    const store = openSettingsStore(home, now);
+    writeFileSync(join(home, "settings.json"), "{ nope");
+    expect(() => store.read()).toThrow(
+      expect.objectContaining({ code: "STORE_CORRUPT", message: expect.stringContaining("not valid JSON") }),
+    );
+    expect(() => store.update((s) => s)).toThrow(expect.objectContaining({ code: "STORE_CORRUPT" }));
+    expect(readdirSync(home)).toEqual(["settings.json"]);
+  });
+
+  it("reports a directory in the file's place instead of moving it aside", () => {
+    const home = freshHome();
+    mkdirSync(join(home, "settings.json"));
+    expect(() => openSettingsStore(home, now)).toThrow(
+      expect.objectContaining({
+        code: "STORE_CORRUPT",
+        message: expect.stringMatching(/^Cannot read the settings file .*EISDIR/),
+      }),
+    );
+    expect(readdirSync(home)).toEqual(["settings.json"]);
+  });
+
+  // root reads any file whatever its mode, so this can only be checked as another user.
+});
+
 describe("state directory", () => {
   it("prefers SNAPKEEP_HOME, else the platform's app-data folder shared with the desktop app", () => {
     expect(snapkeepHome("linux", { SNAPKEEP_HOME: "/srv/sk" }, "/home/a")).toBe("/srv/sk");
     expect(snapkeepHome("linux", {}, "/home/a")).toBe("/home/a/.config/Snapkeep");
     expect(snapkeepHome("linux", { XDG_CONFIG_HOME: "/x" }, "/home/a")).toBe("/x/Snapkeep");
     expect(snapkeepHome("darwin", {}, "/Users/a")).toBe("/Users/a/Library/Application Support/Snapkeep");
-    expect(snapkeepHome("win32", { APPDATA: "C:\\AppData" }, "C:\\Users\\a")).toMatch(/Snapkeep$/);
+    expect(snapkeepHome("win32", { APPDATA: "C:\\AppData" }, "C:\\Users\\a")).toBe("C:\\AppData\\Snapkeep");
+    expect(snapkeepHome("win32", {}, "C:\\Users\\a")).toBe("C:\\Users\\a\\AppData\\Roaming\\Snapkeep");
   });
 });

@@ -155,6 +155,18 @@ export class LibvirtHost {
    * comparing the names of every VM. Names are compared as written, never interpreted.
    */
   async findVm(nameOrUuid: string): Promise<VmInspection> {
+    // virsh domuuid resolves names and ids, not UUIDs: a UUID is inspected directly.
+    if (virsh.isUuid(nameOrUuid)) {
+      const byUuid = await this.inspect(nameOrUuid).catch((error: unknown) => {
+        if (error instanceof SnapkeepError && error.code === "NOT_FOUND") {
+          return null;
+        }
+        throw error;
+      });
+      if (byUuid !== null) {
+        return byUuid;
+      }
+    }
     const lookup = await this.runner.run(virsh.domUuidArgs(this.uri, nameOrUuid));
     if (lookup.code === 0) {
       const uuid = lookup.stdout.trim();

@@ -71,6 +71,10 @@ describe.each(hosts)("snapshot contract via $label", ({ hostName }) => {
     await sshd?.stop();
   });
 
+  it("finds a VM by its UUID as well as its name", async () => {
+    expect((await service.getVm(hostName, runUuid)).name).toBe(runName);
+  });
+
   it("lists VMs with state, disks, roles and sizes", async () => {
     const [result] = await service.listVms(hostName);
     expect(result?.error).toBeNull();

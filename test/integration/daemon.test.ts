@@ -1,0 +1,204 @@
+/**
+ * The real `snapkeep daemon` on real libvirt: a per-minute schedule with keep 1 makes snapshots
+ * and prunes them to one while the manual snapshot survives; a second daemon is refused; and a
+ * daemon killed with -9 in the middle of a job leaves it reported as interrupted, never as done.
+ */
+import { execFileSync, spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { openSettingsStore } from "../../core/store/store.js";
+import { TestVms, uniqueSuffix } from "../support/libvirt.js";
+import { waitFor } from "../support/wait.js";
+
+const repo = fileURLToPath(new URL("../..", import.meta.url));
+const bin = join(repo, "bin/snapkeep.js");
+
+describe("snapkeep daemon", () => {
+  const vms = new TestVms();
+  const suffix = uniqueSuffix();
+  const homes: string[] = [];
+  const daemons: ChildProcess[] = [];
+
+  const freshHome = (): string => {
+    const home = mkdtempSync(join(tmpdir(), "snapkeep-daemon-"));
+    homes.push(home);
+    return home;
+  };
+  const cli = (home: string, args: string[]) => {
+    const r = spawnSync("node", [bin, ...args], {
+      encoding: "utf8",
+      env: { ...process.env, SNAPKEEP_HOME: home },
+      timeout: 120_000,
+    });
+    return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+  };
+  const startDaemon = (home: string): { child: ChildProcess; output: () => string } => {
+    let output = "";
+    const child = spawn("node", [bin, "daemon"], { env: { ...process.env, SNAPKEEP_HOME: home } });
+    child.stdout?.on("data", (d: Buffer) => (output += d.toString()));
+    child.stderr?.on("data", (d: Buffer) => (output += d.toString()));
+    daemons.push(child);
+    return { child, output: () => output };
+  };
+  const exited = (child: ChildProcess): Promise<number | null> =>
+    child.exitCode !== null || child.signalCode !== null
+      ? Promise.resolve(child.exitCode)
+      : new Promise((resolve) => child.once("exit", (code) => resolve(code)));
+
+  beforeAll(() => {
+    execFileSync("npx", ["tsc", "-b", "tsconfig.build.json"], { cwd: repo, stdio: "inherit" });
+  });
+
+  afterAll(async () => {
+    for (const d of daemons) {
+      d.kill("SIGKILL");
+    }
+    await vms.dispose();
+    homes.forEach((h) => rmSync(h, { recursive: true, force: true }));
+  });
+
+  it(
+    "snapshots every minute, prunes to keep 1, and never touches the manual snapshot",
+    { timeout: 300_000 },
+    async () => {
+      const home = freshHome();
+      const name = `sk-daemon-${suffix}`;
+      await vms.create({
+        name,
+        running: true,
+        disks: [
+          { target: "vda", sizeMiB: 8 },
+          { target: "vdb", sizeMiB: 8 },
+        ],
+      });
+      expect(cli(home, ["snapshot", "create", `local/${name}`, "--name", "by hand"]).code).toBe(0);
+      const added = cli(home, [
+        "schedule",
+        "add",
+        `local/${name}`,
+        "--cron",
+        "* * * * *",
+        "--keep",
+        "1",
+        "--json",
+      ]);
+      expect(added.stderr).toBe("");
+      const scheduleId = JSON.parse(added.stdout).id as string;
+
+      const daemon = startDaemon(home);
+      await waitFor(() => daemon.output().includes("snapkeep daemon started"), 20_000, "daemon start");
+      const second = cli(home, ["daemon"]);
+      expect(second.code).toBe(1);
+      expect(second.stderr).toMatch(
+        new RegExp(`Another Snapkeep scheduler already runs on .*snapkeep daemon, pid ${daemon.child.pid}`),
+      );
+
+      const succeeded = (): number =>
+        (JSON.parse(cli(home, ["jobs", "list", "--json"]).stdout) as { status: string }[]).filter(
+          (j) => j.status === "succeeded",
+        ).length;
+      await waitFor(() => succeeded() >= 2, 170_000, "two scheduled runs");
+
+      const snapshots = JSON.parse(cli(home, ["snapshot", "list", `local/${name}`, "--json"]).stdout) as {
+        name: string;
+        kind: string;
+        origin: string | null;
+        consistency: string | null;
+      }[];
+      expect(snapshots.filter((s) => s.kind === "manual").map((s) => s.name)).toEqual(["by hand"]);
+      const scheduled = snapshots.filter((s) => s.kind === "scheduled");
+      expect(scheduled).toHaveLength(1);
+      expect(scheduled[0]).toMatchObject({ origin: scheduleId, consistency: "crash-consistent" });
+      const jobs = JSON.parse(cli(home, ["jobs", "list", "--json"]).stdout) as {
+        status: string;
+        pruned: string[];
+      }[];
+      expect(jobs.filter((j) => j.status === "succeeded").some((j) => j.pruned.length === 1)).toBe(true);
+      // The daemon's own log says what it pruned (the journal was written first; stdout may lag).
+      await waitFor(
+        () => /job job-\w+ succeeded: .*pruned scheduled-/.test(daemon.output()),
+        10_000,
+        "the prune in the log",
+      );
+      const list = JSON.parse(cli(home, ["schedule", "list", "--json"]).stdout) as {
+        state: { lastResult: string };
+      }[];
+      expect(list[0]?.state.lastResult).toBe("ok");
+      expect(cli(home, ["vm", "list"]).stdout).toMatch(new RegExp(`${name} .* ok\\n`));
+
+      daemon.child.kill("SIGTERM");
+      expect(await exited(daemon.child)).toBe(0);
+      // The lock went with it: another scheduler may start now.
+      const again = startDaemon(home);
+      await waitFor(() => again.output().includes("snapkeep daemon started"), 20_000, "second start");
+      again.child.kill("SIGTERM");
+      expect(await exited(again.child)).toBe(0);
+    },
+  );
+
+  it(
+    "reports a job cut off by kill -9 as interrupted, and says so on the next start",
+    { timeout: 240_000 },
+    async () => {
+      const home = freshHome();
+      const name = `sk-crash-${suffix}`;
+      const vm = await vms.create({ name, running: true, disks: [{ target: "vda", sizeMiB: 8 }] });
+      expect(cli(home, ["schedule", "add", `local/${name}`, "--cron", "* * * * *", "--keep", "3"]).code).toBe(
+        0,
+      );
+      // A slow pre-snapshot hook on the host holds the job open long enough to kill the daemon in it.
+      const marker = `${40 + Math.random()}`.slice(0, 8);
+      const store = openSettingsStore(home, new Date());
+      store.update((s) => ({
+        ...s,
+        vmSettings: {
+          [`local/${vm.uuid}`]: {
+            consistency: {
+              freeze: false,
+              pre: { where: "host", argv: ["sleep", marker], timeoutSeconds: 120 },
+            },
+          },
+        },
+      }));
+
+      const daemon = startDaemon(home);
+      await waitFor(() => /job job-\w+ started/.test(daemon.output()), 90_000, "a job to start");
+      await waitFor(
+        () => spawnSync("pgrep", ["-f", `sleep ${marker}`]).status === 0,
+        10_000,
+        "the hook to run",
+      );
+      daemon.child.kill("SIGKILL");
+      await exited(daemon.child);
+      spawnSync("pkill", ["-f", `^sleep ${marker}$`]); // the hook this test started
+
+      // No scheduler is alive: the open job is shown as interrupted, not running, not done.
+      const shown = JSON.parse(cli(home, ["jobs", "list", "--json"]).stdout) as { status: string }[];
+      expect(shown.map((j) => j.status)).toEqual(["interrupted"]);
+
+      const restarted = startDaemon(home);
+      await waitFor(() => restarted.output().includes("INTERRUPTED"), 30_000, "the interrupted report");
+      expect(restarted.output()).toMatch(
+        /was INTERRUPTED \(Snapkeep stopped while it ran\): it had not made a snapshot yet/,
+      );
+      restarted.child.kill("SIGTERM");
+      await exited(restarted.child);
+      const journal = JSON.parse(cli(home, ["jobs", "list", "--json"]).stdout) as {
+        status: string;
+        message: string;
+      }[];
+      expect(journal[0]).toMatchObject({
+        status: "interrupted",
+        message: expect.stringContaining("did not complete"),
+      });
+      expect(journal.some((j) => j.status === "succeeded" && j === journal[0])).toBe(false);
+      const snapshots = JSON.parse(
+        cli(home, ["snapshot", "list", `local/${name}`, "--json"]).stdout,
+      ) as unknown[];
+      expect(snapshots.length).toBeLessThanOrEqual(1); // at most one run after the restart, none half-made
+    },
+  );
+});

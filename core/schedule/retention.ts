@@ -46,71 +46,76 @@ export function applyRetention(
   scheduleId: string,
   now: Date,
 ): RetentionResult {
-  const reasons = new Map<Snapshot, string[]>();
-  const add = (snapshot: Snapshot, reason: string): void => {
-    const list = reasons.get(snapshot) ?? [];
-    list.push(reason);
-    reasons.set(snapshot, list);
+  // Reasons by input position: plain arrays keep this fast at 100,000 snapshots.
+  const reasons: (string[] | undefined)[] = new Array<string[] | undefined>(snapshots.length);
+  const add = (index: number, reason: string): void => {
+    (reasons[index] ??= []).push(reason);
   };
-  const candidates: Snapshot[] = [];
-  for (const snapshot of snapshots) {
+  const nowIso = now.toISOString(); // ISO timestamps compare correctly as strings
+  const candidates: number[] = [];
+  snapshots.forEach((snapshot, index) => {
     if (snapshot.kind !== "scheduled" || snapshot.origin !== scheduleId) {
-      add(snapshot, snapshot.kind === "scheduled" ? `schedule ${snapshot.origin ?? "?"}` : snapshot.kind);
+      add(index, snapshot.kind === "scheduled" ? `schedule ${snapshot.origin ?? "?"}` : snapshot.kind);
     } else if (snapshot.pinned) {
-      add(snapshot, "pinned");
+      add(index, "pinned");
     } else if (snapshot.incomplete) {
       // Left by an interrupted job: not a recovery point, never counted, always removed.
-    } else if (Date.parse(snapshot.createdAt) > now.getTime()) {
-      add(snapshot, "dated in the future");
+    } else if (snapshot.createdAt > nowIso) {
+      add(index, "dated in the future");
     } else {
-      candidates.push(snapshot);
+      candidates.push(index);
     }
-  }
+  });
   // Newest first; the tag breaks ties so the order never depends on the input order.
-  candidates.sort((a, b) => compareText(b.createdAt, a.createdAt) || compareText(b.tag, a.tag));
+  const at = (i: number): Snapshot => snapshots[i] as Snapshot;
+  candidates.sort(
+    (a, b) => compareText(at(b).createdAt, at(a).createdAt) || compareText(at(b).tag, at(a).tag),
+  );
 
   if (isEmptyPolicy(policy)) {
-    candidates.forEach((s) => add(s, "policy is empty"));
+    candidates.forEach((i) => add(i, "policy is empty"));
   } else {
-    candidates.slice(0, Math.max(0, policy.keepLast ?? 0)).forEach((s, i) => add(s, `latest-${i + 1}`));
-    keepNewestPerBucket(candidates, policy.daily, "daily", dayKey, add);
-    keepNewestPerBucket(candidates, policy.weekly, "weekly", isoWeekKey, add);
-    keepNewestPerBucket(candidates, policy.monthly, "monthly", monthKey, add);
+    candidates.slice(0, Math.max(0, policy.keepLast ?? 0)).forEach((i, n) => add(i, `latest-${n + 1}`));
+    keepNewestPerBucket(candidates, at, policy.daily, "daily", dayKey, add);
+    keepNewestPerBucket(candidates, at, policy.weekly, "weekly", isoWeekKey, add);
+    keepNewestPerBucket(candidates, at, policy.monthly, "monthly", monthKey, add);
+    // A safety net the counts above always satisfy today; it stays so no future policy can break it.
     const newest = candidates[0];
-    if (newest !== undefined && !reasons.has(newest)) {
+    if (newest !== undefined && reasons[newest] === undefined) {
       add(newest, "newest");
     }
   }
 
   const keep: KeptSnapshot[] = [];
   const remove: Snapshot[] = [];
-  for (const snapshot of snapshots) {
-    const why = reasons.get(snapshot);
+  snapshots.forEach((snapshot, index) => {
+    const why = reasons[index];
     if (why === undefined) {
       remove.push(snapshot);
     } else {
       keep.push({ snapshot, reasons: why });
     }
-  }
+  });
   return { keep, remove };
 }
 
 function keepNewestPerBucket(
-  newestFirst: readonly Snapshot[],
+  newestFirst: readonly number[],
+  at: (index: number) => Snapshot,
   count: number | undefined,
   label: string,
   bucketOf: (date: Date) => string,
-  add: (snapshot: Snapshot, reason: string) => void,
+  add: (index: number, reason: string) => void,
 ): void {
   if (count === undefined || count <= 0) {
     return;
   }
   const seen = new Set<string>();
-  for (const snapshot of newestFirst) {
-    const bucket = bucketOf(new Date(snapshot.createdAt));
+  for (const index of newestFirst) {
+    const bucket = bucketOf(new Date(at(index).createdAt));
     if (!seen.has(bucket)) {
       seen.add(bucket);
-      add(snapshot, `${label}-${seen.size}`);
+      add(index, `${label}-${seen.size}`);
       if (seen.size === count) {
         return;
       }

@@ -13,7 +13,12 @@ export interface ScheduleWork {
   states(): Record<string, ScheduleState>;
   recordState(id: string, state: ScheduleState): void;
   /** One run; `onStep` names each step as it starts, for the journal ("snapshot-made" matters). */
-  run(schedule: Schedule, tag: string, onStep: (step: string) => void): Promise<ScheduledRunResult>;
+  run(
+    schedule: Schedule,
+    tag: string,
+    onStep: (step: string) => void,
+    signal: AbortSignal,
+  ): Promise<ScheduledRunResult>;
   /** After a crash: remove what an interrupted job half-made, or mark it so it never counts. */
   cleanUpInterrupted(job: JobSummary): Promise<string>;
 }
@@ -46,6 +51,7 @@ export type SchedulerEvent =
       readonly schedule: Schedule;
       readonly message: string;
     }
+  | { readonly type: "job-cancelled"; readonly job: string; readonly schedule: Schedule }
   | { readonly type: "overdue"; readonly schedule: Schedule; readonly since: string }
   | { readonly type: "recovered"; readonly schedule: Schedule }
   | { readonly type: "interrupted"; readonly job: JobSummary; readonly cleanup: string };
@@ -67,6 +73,7 @@ interface RunningJob {
   readonly schedule: Schedule;
   readonly disks: readonly string[] | "all";
   readonly done: Promise<void>;
+  readonly abort: AbortController;
 }
 
 /**
@@ -130,6 +137,17 @@ export class Scheduler {
     return [...this.#running.values()].map((j) => ({ id: j.id, scheduleId: j.schedule.id }));
   }
 
+  /**
+   * Cancels a running job between its steps: before the snapshot nothing is made; after it, the
+   * snapshot is kept (it is complete) and the prune is skipped. The slot counts as served, so a
+   * cancelled run does not restart at once. Returns false for an unknown or finished job.
+   */
+  cancel(jobId: string): boolean {
+    const job = [...this.#running.values()].find((j) => j.id === jobId);
+    job?.abort.abort();
+    return job !== undefined;
+  }
+
   /** Stops timers and waits for running jobs to finish (each finishes or fails on its own). */
   async stop(): Promise<void> {
     this.#stopped = true;
@@ -183,18 +201,28 @@ export class Scheduler {
       slot: slot.toISOString(),
     });
     this.#emit({ type: "job-started", job: id, schedule, slot: slot.toISOString() });
-    const done = this.#execute(id, schedule, slot, tag).finally(() => {
+    const abort = new AbortController();
+    const done = this.#execute(id, schedule, slot, tag, abort.signal).finally(() => {
       this.#running.delete(schedule.id);
       void this.tick(); // a finished job may unblock another on the same host or disk
     });
-    this.#running.set(schedule.id, { id, schedule, disks: schedule.disks ?? "all", done });
+    this.#running.set(schedule.id, { id, schedule, disks: schedule.disks ?? "all", done, abort });
   }
 
-  async #execute(id: string, schedule: Schedule, slot: Date, tag: string): Promise<void> {
+  async #execute(
+    id: string,
+    schedule: Schedule,
+    slot: Date,
+    tag: string,
+    signal: AbortSignal,
+  ): Promise<void> {
     const previous = this.#o.work.states()[schedule.id];
     try {
-      const result = await this.#o.work.run(schedule, tag, (step) =>
-        this.#o.journal.progress(id, step, this.#o.now()),
+      const result = await this.#o.work.run(
+        schedule,
+        tag,
+        (step) => this.#o.journal.progress(id, step, this.#o.now()),
+        signal,
       );
       const now = this.#o.now();
       this.#o.work.recordState(schedule.id, stateAfterSuccess(this.#o.work.states()[schedule.id], slot, now));
@@ -223,6 +251,15 @@ export class Scheduler {
     } catch (error) {
       const now = this.#o.now();
       const message = describeError(error);
+      if (signal.aborted) {
+        this.#o.work.recordState(schedule.id, {
+          ...stateAfterSuccess(this.#o.work.states()[schedule.id], slot, now),
+          lastResult: "cancelled",
+        });
+        this.#o.journal.end({ job: id, at: now.toISOString(), status: "cancelled", message });
+        this.#emit({ type: "job-cancelled", job: id, schedule });
+        return;
+      }
       this.#o.work.recordState(
         schedule.id,
         stateAfterFailure(this.#o.work.states()[schedule.id], message, now),

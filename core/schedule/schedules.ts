@@ -136,7 +136,9 @@ export class Schedules {
     schedule: Schedule,
     tag: string,
     onStep: (step: string) => void = () => undefined,
+    signal: AbortSignal = new AbortController().signal,
   ): Promise<ScheduledRunResult> {
+    throwIfCancelled(signal, "before its snapshot; nothing was made");
     onStep("snapshot");
     const { snapshot, warnings } = await this.#service
       .takeSnapshot(schedule.host, schedule.vmUuid, {
@@ -156,6 +158,7 @@ export class Schedules {
         throw error;
       });
     onStep(SNAPSHOT_MADE);
+    throwIfCancelled(signal, `after its snapshot ${snapshot.name}, which is kept; the prune was skipped`);
     let pruned: string[] = [];
     let pruneError: string | null = null;
     try {
@@ -224,6 +227,12 @@ export function scheduledTag(schedule: Schedule, slot: Date): string {
 
 function scheduledName(tag: string): string {
   return tag.slice(tag.indexOf(":", "snapkeep:".length) + 1);
+}
+
+function throwIfCancelled(signal: AbortSignal, when: string): void {
+  if (signal.aborted) {
+    throw new SnapkeepError("CANCELLED", `The run was cancelled ${when}.`);
+  }
 }
 
 function validateRetention(policy: RetentionPolicy): void {

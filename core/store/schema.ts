@@ -95,7 +95,7 @@ export const scheduleStateSchema = z.object({
   /** The latest scheduled instant that has been served (ISO). Due-ness compares slots, not run times. */
   lastSlot: z.string().optional(),
   lastRunAt: z.string().optional(),
-  lastResult: z.enum(["ok", "failed"]).optional(),
+  lastResult: z.enum(["ok", "failed", "cancelled"]).optional(),
   lastError: z.string().optional(),
   failures: z.number().int().min(0),
   nextRetryAt: z.string().optional(),

@@ -97,7 +97,12 @@ class FakeWork implements ScheduleWork {
   recordState(id: string, state: ScheduleState): void {
     this.state = { ...this.state, [id]: state };
   }
-  async run(schedule: Schedule, tag: string, onStep: (step: string) => void): Promise<ScheduledRunResult> {
+  async run(
+    schedule: Schedule,
+    tag: string,
+    onStep: (step: string) => void,
+    signal: AbortSignal,
+  ): Promise<ScheduledRunResult> {
     this.runs.push({ id: schedule.id, tag });
     this.runningNow++;
     this.maxRunning = Math.max(this.maxRunning, this.runningNow);
@@ -105,6 +110,9 @@ class FakeWork implements ScheduleWork {
       onStep("snapshot");
       if (this.hold) {
         await new Promise<void>((resolve) => this.#release.push(resolve));
+      }
+      if (signal.aborted) {
+        throw new Error("The run was cancelled before its snapshot; nothing was made.");
       }
       if (this.fail) {
         throw new Error("Cannot connect to h1: the connection was refused");
@@ -261,6 +269,25 @@ describe("Scheduler", () => {
     await settle();
     expect(work.runs.map((r) => r.id)).toEqual(["aaaaaaa2"]);
     expect(work.state["aaaaaaa2"]?.lastSlot).toBe("2026-11-29T01:00:00.000Z");
+    await scheduler.stop();
+  });
+
+  it("cancels a running job: journaled as cancelled, its slot served, no immediate rerun", async () => {
+    const work = new FakeWork();
+    work.hold = true;
+    work.schedules = [makeSchedule("aaaaaaa1")];
+    const { clock, events, scheduler, journal: j } = setup(work);
+    await scheduler.start();
+    const [running] = scheduler.runningJobs();
+    expect(scheduler.cancel(running?.id ?? "")).toBe(true);
+    expect(scheduler.cancel("job-unknown")).toBe(false);
+    work.releaseAll();
+    await settle();
+    expect(j.jobs().map((x) => x.status)).toEqual(["cancelled"]);
+    expect(events.some((e) => e.type === "job-cancelled")).toBe(true);
+    work.hold = false;
+    await clock.advance(60_000); // 10:06: the 10:00 slot stays served
+    expect(work.runs).toHaveLength(1);
     await scheduler.stop();
   });
 });

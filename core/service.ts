@@ -228,7 +228,7 @@ export class SnapkeepService {
       );
     }
     const libvirt = this.#libvirt(host);
-    const consistency = this.#deps.store.read().vmSettings[`${hostName}/${inspection.vm.uuid}`]?.consistency;
+    const consistency = this.consistencyOf(hostName, inspection.vm.uuid);
     const taken = await withConsistency(
       libvirtGuestOps(libvirt.runner, libvirt.uri, inspection.vm.uuid),
       consistency,
@@ -248,6 +248,10 @@ export class SnapkeepService {
       );
     }
     return { snapshot: created, warnings: taken.warnings };
+  }
+
+  consistencyOf(hostName: string, vmUuid: string): Consistency | undefined {
+    return this.#deps.store.read().vmSettings[`${hostName}/${vmUuid}`]?.consistency;
   }
 
   /** Freeze and hook settings for a VM's snapshots (manual and scheduled alike). */

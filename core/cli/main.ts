@@ -10,6 +10,7 @@ import { LocalRunner } from "../runner/local.js";
 import { SnapkeepService } from "../service.js";
 import { snapkeepHome } from "../store/home.js";
 import { openSettingsStore, type SettingsStore } from "../store/store.js";
+import type { Hook } from "../store/schema.js";
 import { Schedules } from "../schedule/schedules.js";
 import { registerScheduleCommands } from "./schedule-commands.js";
 import { splitVmRef } from "./refs.js";
@@ -198,6 +199,42 @@ function buildProgram(io: CliIo, context: () => CliContext): Command {
       }
     });
 
+  vm.command("consistency <host/vm>")
+    .description("freeze the guest and run hooks around its snapshots (manual and scheduled)")
+    .option("--freeze", "freeze the guest's filesystems when its agent answers (the default)")
+    .option("--no-freeze", "never freeze")
+    .option("--pre <command>", 'a command before the snapshot; "guest:" or "host:" prefix, split on spaces')
+    .option("--post <command>", "a command after the snapshot (also after a failed one)")
+    .option("--hook-timeout <seconds>", "how long each hook may take", "300")
+    .option("--show", "only show the current settings")
+    .action(
+      async (
+        ref: string,
+        opts: { freeze: boolean; pre?: string; post?: string; hookTimeout: string; show?: boolean },
+      ) => {
+        const [hostName, vmName] = splitVmRef(ref);
+        const current = await service().getVm(hostName, vmName);
+        if (opts.show === true) {
+          io.out(
+            `${JSON.stringify(service().consistencyOf(hostName, current.uuid) ?? { freeze: true }, null, 2)}\n`,
+          );
+          return;
+        }
+        const timeoutSeconds = Number(opts.hookTimeout);
+        const settings = {
+          freeze: opts.freeze,
+          ...(opts.pre === undefined ? {} : { pre: parseHook(opts.pre, timeoutSeconds) }),
+          ...(opts.post === undefined ? {} : { post: parseHook(opts.post, timeoutSeconds) }),
+        };
+        service().setConsistency(hostName, current.uuid, settings);
+        io.out(
+          `Snapshots of ${displayName(current.name)}: ${settings.freeze ? "freeze when the guest agent answers" : "no freeze"}` +
+            `${settings.pre === undefined ? "" : `; before: ${settings.pre.argv.join(" ")} (${settings.pre.where})`}` +
+            `${settings.post === undefined ? "" : `; after: ${settings.post.argv.join(" ")} (${settings.post.where})`}.\n`,
+        );
+      },
+    );
+
   const snapshot = program.command("snapshot").description("disk snapshots of a VM");
   snapshot
     .command("create <host/vm>")
@@ -369,4 +406,26 @@ function reportError(error: unknown, io: CliIo): void {
   if (io.env["SNAPKEEP_DEBUG"] && error instanceof Error && error.stack) {
     io.err(`${error.stack}\n`);
   }
+}
+
+/**
+ * "guest:/usr/local/bin/db-dump --quick" or "host:/path/script": where it runs, then its argv split
+ * on whitespace. Nothing goes through a shell; a command that needs quoting belongs in a script.
+ */
+export function parseHook(text: string, timeoutSeconds: number): Hook {
+  const match = /^(guest|host):(.+)$/s.exec(text.trim());
+  const argv = match?.[2]?.trim().split(/\s+/) ?? [];
+  if (match === null || argv.length === 0 || argv[0] === "") {
+    throw new SnapkeepError(
+      "INVALID_INPUT",
+      `"${text}" is not a hook: write guest:COMMAND or host:COMMAND.`,
+      {
+        hint: 'For example --pre "guest:/usr/local/bin/dump-db --all".',
+      },
+    );
+  }
+  if (!Number.isInteger(timeoutSeconds) || timeoutSeconds < 1 || timeoutSeconds > 3600) {
+    throw new SnapkeepError("INVALID_INPUT", "--hook-timeout takes 1 to 3600 seconds.");
+  }
+  return { where: match[1] as "guest" | "host", argv, timeoutSeconds };
 }

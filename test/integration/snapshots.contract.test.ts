@@ -165,6 +165,38 @@ describe.each(hosts)("snapshot contract via $label", ({ hostName }) => {
     expect(await service.listSnapshots(hostName, runName)).toEqual([]);
   });
 
+  it("runs hooks on the host around a running VM's snapshot; a failing pre-hook stops it", async () => {
+    const marker = `/tmp/snapkeep-post-hook-${suffix}-${hostName}`;
+    service.setConsistency(hostName, runUuid, {
+      freeze: true, // no guest agent in this VM: the snapshot is hooked, not frozen
+      pre: { where: "host", argv: ["true"], timeoutSeconds: 30 },
+      post: { where: "host", argv: ["touch", marker], timeoutSeconds: 30 },
+    });
+    try {
+      const hooked = await service.createSnapshot(hostName, runName, { name: "hooked" });
+      expect(hooked.consistency).toBe("hooked");
+      expect(existsSync(marker)).toBe(true);
+      rmSync(marker);
+
+      service.setConsistency(hostName, runUuid, {
+        freeze: false,
+        pre: { where: "host", argv: ["sh", "-c", "echo database busy; exit 3"], timeoutSeconds: 30 },
+        post: { where: "host", argv: ["touch", marker], timeoutSeconds: 30 },
+      });
+      await expect(service.createSnapshot(hostName, runName, { name: "refused" })).rejects.toMatchObject({
+        code: "HOOK_FAILED",
+        message: expect.stringContaining("exit code 3; no snapshot was taken"),
+        hint: expect.stringContaining("database busy"),
+      });
+      expect((await service.listSnapshots(hostName, runName)).map((s) => s.name)).toEqual(["hooked"]);
+      expect(existsSync(marker)).toBe(false); // the pre-hook failed, so nothing to undo after
+    } finally {
+      service.setConsistency(hostName, runUuid, { freeze: true });
+      rmSync(marker, { force: true });
+    }
+    await service.deleteSnapshot(hostName, runName, "hooked");
+  });
+
   it("refuses duplicate names, unknown disks and unknown snapshots clearly", async () => {
     await service.createSnapshot(hostName, offName, { name: "dup" });
     await expect(service.createSnapshot(hostName, offName, { name: "dup" })).rejects.toMatchObject({

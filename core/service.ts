@@ -2,7 +2,8 @@ import { resolve } from "node:path";
 import { SnapkeepError, describeError } from "./errors.js";
 import { defaultSnapshotName, encodeSnapshotTag, validateSnapshotName } from "./domain/snapshot-tag.js";
 import { groupSnapshots } from "./domain/snapshots.js";
-import type { HostConfig, Snapshot, SshHostConfig, Vm, VmWithSnapshots } from "./domain/types.js";
+import { chooseSnapshotDisks, resolveSnapshot, validateHostName } from "./domain/selection.js";
+import type { HostConfig, Snapshot, SshHostConfig, VmWithSnapshots } from "./domain/types.js";
 import { createRunner, createSshRunner, type SshEnvironment } from "./hosts.js";
 import { LibvirtHost, type VmInspection } from "./hypervisor/libvirt.js";
 import type { CommandRunner } from "./runner/types.js";
@@ -278,6 +279,21 @@ export class SnapkeepService {
     }
   }
 
+  /**
+   * Thaws a guest that a crashed job may have left frozen (a frozen guest stops writing to disk).
+   * Harmless on a guest that is not frozen; quiet when the VM is off or has no agent.
+   */
+  async thawAfterCrash(hostName: string, vmUuid: string): Promise<boolean> {
+    const libvirt = this.#libvirt(this.getHost(hostName));
+    const inspection = await libvirt.inspect(vmUuid);
+    const ops = libvirtGuestOps(libvirt.runner, libvirt.uri, vmUuid);
+    if (!inspection.vm.active || !(await ops.agentAnswers())) {
+      return false;
+    }
+    await ops.thaw();
+    return true;
+  }
+
   /** Marks a snapshot whose job was interrupted, so it is never taken for a good one. */
   markIncomplete(hostName: string, vmUuid: string, tag: string): void {
     this.#annotate(hostName, vmUuid, tag, { incomplete: true });
@@ -512,75 +528,4 @@ export class SnapkeepService {
       return { ...s, hosts: [...s.hosts, host] };
     });
   }
-}
-
-/** Host names appear in HOST/VM references and file keys, so they are plain words. */
-export function validateHostName(name: string): void {
-  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/.test(name)) {
-    throw new SnapkeepError(
-      "INVALID_INPUT",
-      `"${name}" cannot be a host name: use letters, digits, dot, - and _ (starting with a letter or digit, at most 63).`,
-    );
-  }
-}
-
-/**
- * The disks a snapshot covers: the chosen ones, or every hard disk. CD-ROMs are not disks and are
- * left out of "every"; any other disk that cannot be snapshotted is an error naming it, so nothing
- * is half-done.
- */
-export function chooseSnapshotDisks(vm: Vm, chosen: readonly string[] | undefined): string[] {
-  const disks =
-    chosen === undefined
-      ? vm.disks.filter((d) => d.device === "disk")
-      : chosen.map((target) => {
-          const disk = vm.disks.find((d) => d.target === target);
-          if (disk === undefined) {
-            throw new SnapkeepError("NOT_FOUND", `${vm.name} has no disk ${target}.`, {
-              hint: `Its disks: ${vm.disks.map((d) => d.target).join(", ") || "none"}.`,
-            });
-          }
-          return disk;
-        });
-  if (disks.length === 0) {
-    throw new SnapkeepError("DISK_UNSUPPORTED", `${vm.name} has no disks to snapshot.`);
-  }
-  const blocked = disks.filter((d) => d.snapshotBlocker !== null);
-  if (blocked.length > 0) {
-    throw new SnapkeepError(
-      "DISK_UNSUPPORTED",
-      `Cannot snapshot ${vm.name}: ${blocked.map((d) => d.snapshotBlocker).join("; ")}.`,
-      {
-        hint:
-          chosen === undefined && blocked.length < disks.length
-            ? `Choose the other disks with --disk ${disks
-                .filter((d) => d.snapshotBlocker === null)
-                .map((d) => d.target)
-                .join(",")}`
-            : undefined,
-        details: { disks: blocked.map((d) => d.target) },
-      },
-    );
-  }
-  return [...new Set(disks.map((d) => d.target))];
-}
-
-/** A snapshot by its exact tag, else by its name; an ambiguous name is refused, not guessed. */
-export function resolveSnapshot(vm: VmWithSnapshots, ref: string): Snapshot {
-  const byTag = vm.snapshots.find((s) => s.tag === ref);
-  if (byTag !== undefined) {
-    return byTag;
-  }
-  const byName = vm.snapshots.filter((s) => s.name === ref);
-  if (byName.length === 1 && byName[0] !== undefined) {
-    return byName[0];
-  }
-  if (byName.length > 1) {
-    throw new SnapkeepError("INVALID_INPUT", `${vm.name} has ${byName.length} snapshots named "${ref}".`, {
-      hint: `Name one by its tag: ${byName.map((s) => JSON.stringify(s.tag)).join(" or ")}`,
-    });
-  }
-  throw new SnapkeepError("NOT_FOUND", `${vm.name} has no snapshot named "${ref}".`, {
-    hint: `List them with: snapkeep snapshot list ${vm.host}/${vm.name}`,
-  });
 }

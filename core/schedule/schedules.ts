@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { SnapkeepError, describeError, isSnapkeepError } from "../errors.js";
 import type { Snapshot, VmWithSnapshots } from "../domain/types.js";
 import type { SnapkeepService } from "../service.js";
-import { chooseSnapshotDisks } from "../service.js";
+import { chooseSnapshotDisks } from "../domain/selection.js";
 import type { Schedule, ScheduleState } from "../store/schema.js";
 import type { JobSummary } from "./journal.js";
 import type { SettingsStore } from "../store/store.js";
@@ -191,15 +191,18 @@ export class Schedules {
     if (job.step === SNAPSHOT_MADE) {
       return "its snapshot was complete and is kept; the prune runs after the next snapshot";
     }
+    // It may have died between freeze and thaw.
+    const thawed = await this.#service.thawAfterCrash(job.host, job.vmUuid).catch(() => false);
+    const note = thawed ? " (the guest's filesystems were thawed)" : "";
     try {
       const before = (await this.#service.getVm(job.host, job.vmUuid)).snapshots.some(
         (s) => s.tag === job.tag,
       );
       await this.#service.removeSnapshots(job.host, job.vmUuid, [job.tag]);
-      return before ? "the half-made snapshot was removed" : "it had not made a snapshot yet";
+      return `${before ? "the half-made snapshot was removed" : "it had not made a snapshot yet"}${note}`;
     } catch (error) {
       this.#service.markIncomplete(job.host, job.vmUuid, job.tag);
-      return `the half-made snapshot could not be removed now (${describeError(error)}); it is marked incomplete and the next prune removes it`;
+      return `the half-made snapshot could not be removed now (${describeError(error)}); it is marked incomplete and the next prune removes it${note}`;
     }
   }
 

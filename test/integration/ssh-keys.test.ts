@@ -9,11 +9,11 @@ import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 
 import type { SshHostConfig } from "../../core/domain/types.js";
-import { SnapkeepError } from "../../core/errors.js";
 import { type SshEnvironment, createSshRunner } from "../../core/hosts.js";
 import type { CommandRunner } from "../../core/runner/types.js";
 import { makeService } from "../support/service.js";
 import { type TestSshAgent, type TestSshd, startSshAgent, startSshd } from "../support/sshd.js";
+import { failure } from "../support/failure.js";
 
 let sshd: TestSshd;
 let agent: TestSshAgent;
@@ -64,16 +64,6 @@ function runner(home: string, env: Partial<SshEnvironment>, identityFile?: strin
   );
   runners.push(created);
   return created;
-}
-
-async function failure(promise: Promise<unknown>): Promise<SnapkeepError> {
-  try {
-    await promise;
-  } catch (error) {
-    expect(error).toBeInstanceOf(SnapkeepError);
-    return error as SnapkeepError;
-  }
-  throw new Error("expected a rejection");
 }
 
 describe("default keys and ssh-agent", () => {

@@ -7,10 +7,10 @@ import path from "node:path";
 
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 
-import { SnapkeepError } from "../../core/errors.js";
 import { SshRunner, type SshRunnerOptions } from "../../core/runner/ssh.js";
 import { type TestSshd, startSshAgent, startSshd } from "../support/sshd.js";
 import { waitFor } from "../support/wait.js";
+import { failure } from "../support/failure.js";
 
 let sshd: TestSshd;
 const runners: SshRunner[] = [];
@@ -43,17 +43,6 @@ function makeRunner(overrides: Partial<SshRunnerOptions> = {}): SshRunner {
   });
   runners.push(runner);
   return runner;
-}
-
-/** The SnapkeepError a promise rejects with (fails the test if it resolves or throws anything else). */
-async function failure(promise: Promise<unknown>): Promise<SnapkeepError> {
-  try {
-    await promise;
-  } catch (error) {
-    expect(error).toBeInstanceOf(SnapkeepError);
-    return error as SnapkeepError;
-  }
-  throw new Error("expected a rejection");
 }
 
 function processRunning(pattern: string): boolean {

@@ -4,9 +4,9 @@ import { fileURLToPath } from "node:url";
 
 import { afterEach, describe, expect, it } from "vitest";
 
-import { SnapkeepError } from "../../core/errors.js";
 import { LocalRunner } from "../../core/runner/local.js";
 import { waitFor } from "../support/wait.js";
+import { failure } from "../support/failure.js";
 
 const runners: LocalRunner[] = [];
 const children: ChildProcess[] = [];
@@ -41,16 +41,6 @@ function running(pattern: string): boolean {
 /** A shell that starts a grandchild and waits for it, like the `sh -c` loops the drivers run. */
 function withGrandchild(duration: string): string[] {
   return ["sh", "-c", `sleep ${duration} & wait`];
-}
-
-async function failure(promise: Promise<unknown>): Promise<SnapkeepError> {
-  try {
-    await promise;
-  } catch (error) {
-    expect(error).toBeInstanceOf(SnapkeepError);
-    return error as SnapkeepError;
-  }
-  throw new Error("expected a rejection");
 }
 
 describe("LocalRunner", () => {

@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { defaultSnapshotName, encodeSnapshotTag, parseSnapshotTag } from "../../core/domain/snapshot-tag.js";
 import { groupSnapshots } from "../../core/domain/snapshots.js";
 import type { Disk, Vm, VmWithSnapshots } from "../../core/domain/types.js";
-import { chooseSnapshotDisks, resolveSnapshot } from "../../core/service.js";
+import { chooseSnapshotDisks, resolveSnapshot } from "../../core/domain/selection.js";
 
 describe("snapshot tags", () => {
   it.each([

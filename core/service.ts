@@ -236,10 +236,15 @@ export class SnapkeepService {
       inspection.vm.active,
       () => libvirt.createSnapshot(inspection, targets, tag),
     );
-    this.#annotate(hostName, inspection.vm.uuid, tag, {
+    // A fresh record, not a merge: notes or an "incomplete" mark left on this tag by an earlier,
+    // interrupted attempt must not stick to the new, complete snapshot.
+    const key = snapshotKey(hostName, inspection.vm.uuid, tag);
+    const fresh = {
+      note: request.note !== undefined && request.note.length > 0 ? request.note : null,
+      pinned: false,
       consistency: taken.consistency,
-      ...(request.note !== undefined && request.note.length > 0 ? { note: request.note } : {}),
-    });
+    };
+    this.#deps.store.update((s) => ({ ...s, annotations: { ...s.annotations, [key]: fresh } }));
     const after = this.#withSnapshots(await libvirt.refreshImages(inspection));
     const created = after.snapshots.find((s) => s.tag === tag);
     if (created === undefined) {
@@ -264,14 +269,28 @@ export class SnapkeepService {
     }));
   }
 
-  /** Removes snapshots by tag without the manual-delete checks: for the scheduler's prune and cleanup. */
-  async removeSnapshots(hostName: string, vmUuid: string, tags: readonly string[]): Promise<void> {
+  /**
+   * Removes a schedule's snapshots by tag: for its prune and its crash cleanup. Checked again here,
+   * against what the host and the settings say now, so a snapshot pinned while the prune was being
+   * computed, or any snapshot that schedule did not make, is never removed.
+   */
+  async removeSnapshots(
+    hostName: string,
+    vmUuid: string,
+    tags: readonly string[],
+    scheduleId: string,
+  ): Promise<void> {
     const host = this.getHost(hostName);
     const libvirt = this.#libvirt(host);
     let inspection = await libvirt.inspect(vmUuid);
     for (const tag of tags) {
       const snapshot = this.#withSnapshots(inspection).snapshots.find((s) => s.tag === tag);
-      if (snapshot !== undefined) {
+      if (
+        snapshot !== undefined &&
+        snapshot.kind === "scheduled" &&
+        snapshot.origin === scheduleId &&
+        !snapshot.pinned
+      ) {
         await libvirt.deleteSnapshot(inspection, snapshot);
         this.#forget(hostName, vmUuid, tag);
         inspection = await libvirt.refreshImages(inspection);

@@ -251,6 +251,8 @@ function describeEvent(event: SchedulerEvent): string {
       return `job ${event.job} succeeded: ${vm}: snapshot ${event.snapshot}${event.pruned.length > 0 ? `, pruned ${event.pruned.join(", ")}` : ""}`;
     case "job-failed":
       return `job ${event.job} FAILED: ${vm}: ${event.message} (retrying with backoff)`;
+    case "scheduler-error":
+      return `SCHEDULER ERROR: ${event.message}`;
     case "job-cancelled":
       return `job ${event.job} cancelled: ${vm}`;
     case "prune-failed":

@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { describeError } from "../errors.js";
+import { SnapkeepError, describeError, isSnapkeepError } from "../errors.js";
 import type { Schedule, ScheduleState } from "../store/schema.js";
 import { dueSlot, firstMissedSlot, overdueAfterMs, stateAfterFailure, stateAfterSuccess } from "./due.js";
 import type { Journal, JobSummary } from "./journal.js";
@@ -54,7 +54,8 @@ export type SchedulerEvent =
   | { readonly type: "job-cancelled"; readonly job: string; readonly schedule: Schedule }
   | { readonly type: "overdue"; readonly schedule: Schedule; readonly since: string }
   | { readonly type: "recovered"; readonly schedule: Schedule }
-  | { readonly type: "interrupted"; readonly job: JobSummary; readonly cleanup: string };
+  | { readonly type: "interrupted"; readonly job: JobSummary; readonly cleanup: string }
+  | { readonly type: "scheduler-error"; readonly message: string };
 
 export interface SchedulerOptions {
   readonly work: ScheduleWork;
@@ -71,7 +72,6 @@ export interface SchedulerOptions {
 interface RunningJob {
   readonly id: string;
   readonly schedule: Schedule;
-  readonly disks: readonly string[] | "all";
   readonly done: Promise<void>;
   readonly abort: AbortController;
 }
@@ -103,6 +103,15 @@ export class Scheduler {
       const cleanup = await this.#o.work
         .cleanUpInterrupted(job)
         .catch((error: unknown) => `cleanup failed: ${describeError(error)}`);
+      if (job.step === "snapshot-made") {
+        // Its snapshot is complete: the slot is served, only the prune is missing.
+        this.#guard("recording the interrupted job's slot", () =>
+          this.#o.work.recordState(
+            job.scheduleId,
+            stateAfterSuccess(this.#o.work.states()[job.scheduleId], new Date(job.slot), this.#o.now()),
+          ),
+        );
+      }
       this.#emit({ type: "interrupted", job, cleanup });
     }
     this.#poll = this.#o.timers.every(this.#o.checkEveryMs, () => void this.tick());
@@ -162,14 +171,16 @@ export class Scheduler {
     const schedules = this.#o.work.list();
     const states = this.#o.work.states();
     for (const schedule of schedules) {
-      const slot = dueSlot(schedule, states[schedule.id], now);
-      this.#watchOverdue(schedule, states[schedule.id], now);
-      if (slot === null || this.#running.has(schedule.id) || !this.#mayStart(schedule)) {
-        continue;
-      }
-      this.#startJob(schedule, slot);
+      // One broken schedule (a bad time edited into the file) must not stop the others.
+      this.#guard(`checking schedule ${schedule.id}`, () => {
+        const slot = dueSlot(schedule, states[schedule.id], now);
+        this.#watchOverdue(schedule, states[schedule.id], now);
+        if (slot !== null && !this.#running.has(schedule.id) && this.#mayStart(schedule)) {
+          this.#startJob(schedule, slot);
+        }
+      });
     }
-    this.#armNextWake(schedules, states, now);
+    this.#guard("arming the next wake-up", () => this.#armNextWake(schedules, states, now));
   }
 
   #mayStart(schedule: Schedule): boolean {
@@ -177,12 +188,9 @@ export class Scheduler {
     if (sameHost.length >= this.#o.perHostConcurrency) {
       return false;
     }
-    const disks = schedule.disks ?? "all";
-    return !sameHost.some(
-      (j) =>
-        j.schedule.vmUuid === schedule.vmUuid &&
-        (j.disks === "all" || disks === "all" || j.disks.some((d) => disks.includes(d))),
-    );
+    // One job per VM, not only per disk: freezing and hooks act on the whole guest, and two jobs
+    // freezing and thawing one guest would thaw it in the middle of the other's snapshot.
+    return !sameHost.some((j) => j.schedule.vmUuid === schedule.vmUuid);
   }
 
   #startJob(schedule: Schedule, slot: Date): void {
@@ -206,7 +214,7 @@ export class Scheduler {
       this.#running.delete(schedule.id);
       void this.tick(); // a finished job may unblock another on the same host or disk
     });
-    this.#running.set(schedule.id, { id, schedule, disks: schedule.disks ?? "all", done, abort });
+    this.#running.set(schedule.id, { id, schedule, done, abort });
   }
 
   async #execute(
@@ -250,8 +258,9 @@ export class Scheduler {
       this.#raised.delete(`overdue:${schedule.id}`);
     } catch (error) {
       const now = this.#o.now();
-      const message = describeError(error);
-      if (signal.aborted) {
+      const hint = error instanceof SnapkeepError && error.hint !== undefined ? ` ${error.hint}` : "";
+      const message = `${describeError(error)}${hint}`;
+      if (signal.aborted && isSnapkeepError(error, "CANCELLED")) {
         this.#o.work.recordState(schedule.id, {
           ...stateAfterSuccess(this.#o.work.states()[schedule.id], slot, now),
           lastResult: "cancelled",
@@ -301,6 +310,15 @@ export class Scheduler {
       .sort((a, b) => a.getTime() - b.getTime())[0];
     this.#wake?.cancel();
     this.#wake = next === undefined ? undefined : this.#o.timers.at(next, () => void this.tick());
+  }
+
+  /** Runs a step whose failure must be reported, never allowed to stop the scheduler. */
+  #guard(doing: string, step: () => void): void {
+    try {
+      step();
+    } catch (error) {
+      this.#emit({ type: "scheduler-error", message: `Error while ${doing}: ${describeError(error)}` });
+    }
   }
 
   #emit(event: SchedulerEvent): void {

@@ -147,7 +147,19 @@ export class Schedules {
         name: scheduledName(tag),
         ...(schedule.disks === undefined ? {} : { disks: schedule.disks }),
       })
-      .catch((error: unknown) => {
+      .catch(async (error: unknown) => {
+        // The same slot again after a crash that came after its snapshot: that snapshot is the run.
+        if (isSnapkeepError(error, "ALREADY_EXISTS")) {
+          const existing = (await this.#service.getVm(schedule.host, schedule.vmUuid)).snapshots.find(
+            (s) => s.tag === tag,
+          );
+          if (existing !== undefined && !existing.incomplete) {
+            return {
+              snapshot: existing,
+              warnings: ["The snapshot for this slot already existed (made before a restart)."],
+            };
+          }
+        }
         if (isSnapkeepError(error, "NOT_FOUND") && /no VM named/.test(error.message)) {
           throw new SnapkeepError(
             "NOT_FOUND",
@@ -177,6 +189,7 @@ export class Schedules {
       schedule.host,
       schedule.vmUuid,
       remove.map((s) => s.tag),
+      schedule.id,
     );
     return remove.map((s) => s.name);
   }
@@ -198,7 +211,7 @@ export class Schedules {
       const before = (await this.#service.getVm(job.host, job.vmUuid)).snapshots.some(
         (s) => s.tag === job.tag,
       );
-      await this.#service.removeSnapshots(job.host, job.vmUuid, [job.tag]);
+      await this.#service.removeSnapshots(job.host, job.vmUuid, [job.tag], job.scheduleId);
       return `${before ? "the half-made snapshot was removed" : "it had not made a snapshot yet"}${note}`;
     } catch (error) {
       this.#service.markIncomplete(job.host, job.vmUuid, job.tag);

@@ -7,6 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import type { Snapshot } from "../../core/domain/types.js";
+import { SnapkeepError } from "../../core/errors.js";
 import { Journal, type JobSummary } from "../../core/schedule/journal.js";
 import {
   Scheduler,
@@ -112,7 +113,7 @@ class FakeWork implements ScheduleWork {
         await new Promise<void>((resolve) => this.#release.push(resolve));
       }
       if (signal.aborted) {
-        throw new Error("The run was cancelled before its snapshot; nothing was made.");
+        throw new SnapkeepError("CANCELLED", "The run was cancelled before its snapshot; nothing was made.");
       }
       if (this.fail) {
         throw new Error("Cannot connect to h1: the connection was refused");
@@ -179,7 +180,7 @@ describe("Scheduler", () => {
     });
   });
 
-  it("runs one job per schedule, at most N per host, never two on the same disk", async () => {
+  it("runs one job per schedule, at most N per host, never two on the same VM", async () => {
     const work = new FakeWork();
     work.hold = true;
     work.schedules = [

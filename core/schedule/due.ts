@@ -1,5 +1,5 @@
 import type { Schedule, ScheduleState } from "../store/schema.js";
-import { latestSlotAtOrBefore, nextSlots, nominalIntervalMs, type When } from "./spec.js";
+import { latestSlotAtOrBefore, nextSlots, nominalIntervalMs, sameWallTime, type When } from "./spec.js";
 
 /**
  * Whether a schedule should run now, decided from persisted facts and `now` only, so it gives the
@@ -17,12 +17,17 @@ export function dueSlot(schedule: Schedule, state: ScheduleState | undefined, no
   if (slot === null) {
     return null;
   }
-  // A new schedule serves no slot from before it existed.
-  const served = Date.parse(state?.lastSlot ?? schedule.createdAt);
-  if (slot.getTime() <= served) {
+  // A new schedule serves no slot from before it existed. A served slot later than now was
+  // recorded while the clock ran ahead: it is ignored (one run now, then the usual rhythm) rather
+  // than silencing the schedule until that date comes round.
+  const lastSlot = servedSlot(state, now);
+  const served = Date.parse(lastSlot ?? schedule.createdAt);
+  if (slot.getTime() <= served || (lastSlot !== undefined && sameWallTime(slot, new Date(lastSlot)))) {
     return null;
   }
-  if (state?.nextRetryAt !== undefined && now.getTime() < Date.parse(state.nextRetryAt)) {
+  // A retry time more than the longest backoff ahead was set by a clock that ran ahead: ignore it.
+  const retryAt = state?.nextRetryAt === undefined ? undefined : Date.parse(state.nextRetryAt);
+  if (retryAt !== undefined && now.getTime() < retryAt && retryAt - now.getTime() <= retryDelayMs(Infinity)) {
     return null;
   }
   return slot;
@@ -33,10 +38,23 @@ export function retryDelayMs(failures: number): number {
   return Math.min(30, 2 ** Math.max(0, failures - 1)) * 60_000;
 }
 
+/**
+ * A clock set back by hours (a correction, a wrong zone fixed) keeps the served slot, so nothing
+ * runs twice; one that ran ahead by days or years left a served slot far in the future, which would
+ * silence the schedule until then, so that one is dropped.
+ */
+const FUTURE_SLOT_TOLERANCE_MS = 48 * 3600_000;
+
+/** The last served slot, unless it lies far in the future (set while the clock ran ahead). */
+function servedSlot(state: ScheduleState | undefined, now: Date): string | undefined {
+  const last = state?.lastSlot;
+  return last !== undefined && Date.parse(last) > now.getTime() + FUTURE_SLOT_TOLERANCE_MS ? undefined : last;
+}
+
 export function stateAfterSuccess(state: ScheduleState | undefined, slot: Date, now: Date): ScheduleState {
   return {
     ...state,
-    lastSlot: laterIso(state?.lastSlot, slot),
+    lastSlot: laterIso(servedSlot(state, now), slot),
     lastRunAt: now.toISOString(),
     lastResult: "ok",
     failures: 0,
@@ -89,8 +107,9 @@ export function firstMissedSlot(
   if (!schedule.enabled) {
     return null;
   }
-  const served = new Date(state?.lastSlot ?? schedule.createdAt);
-  const next = nextSlots(schedule.when, served, 1)[0];
+  const served = new Date(servedSlot(state, now) ?? schedule.createdAt);
+  const [first, second] = nextSlots(schedule.when, served, 2);
+  const next = first !== undefined && sameWallTime(first, served) ? second : first;
   return next !== undefined && next.getTime() <= now.getTime() ? next : null;
 }
 

@@ -221,13 +221,15 @@ export class Schedules {
 
   /** RPO of one VM from the snapshots it has now. */
   rpoOf(vm: VmWithSnapshots, hostOnline: boolean): RpoStatus {
-    const newest = vm.snapshots.filter((s) => !s.incomplete).at(-1);
+    // Good recovery points: complete, not dated in the future by a clock that ran ahead.
+    const now = this.#now().toISOString();
+    const newest = vm.snapshots.filter((s) => !s.incomplete && s.createdAt <= now).at(-1);
     return rpoStatus({
       schedules: this.list().filter((s) => s.host === vm.host && s.vmUuid === vm.uuid),
       states: this.states(),
       newestGoodSnapshotAt: newest === undefined ? null : new Date(newest.createdAt),
       hostOnline,
-      now: this.#now(),
+      now: new Date(now),
     });
   }
 }

@@ -86,6 +86,33 @@ describe("a simulated year", () => {
     expect(sim.runs.every((d) => d.getMinutes() === 30)).toBe(true);
   });
 
+  it("runs a cron 30 2 * * * schedule exactly once every day, DST nights included", () => {
+    const sim = simulate(schedule({ every: "cron", cron: "30 2 * * *" }, start), start, end, {
+      stepMs: 5 * MINUTE,
+    });
+    expect(sim.runs).toHaveLength(365);
+    expect(new Set(sim.runs.map(dayKey)).size).toBe(365);
+    expect(sim.runs.filter((d) => dayKey(d) === "2026-3-29")).toHaveLength(1);
+    expect(sim.runs.filter((d) => dayKey(d) === "2026-10-25")).toHaveLength(1);
+  });
+
+  it("keeps running after the clock ran a year ahead and was corrected", () => {
+    const from = new Date(2026, 4, 1);
+    const aheadFrom = new Date(2026, 4, 3, 1, 0);
+    const aheadTo = new Date(2026, 4, 3, 6, 0); // for five hours the clock showed 2027
+    const sim = simulate(schedule({ every: "daily", at: "02:30" }, from), from, new Date(2026, 4, 7), {
+      clock: (t) => (t >= aheadFrom && t < aheadTo ? new Date(t.getTime() + 365 * 24 * 60 * MINUTE) : t),
+    });
+    const afterCorrection = sim.runs.filter((d) => d.getFullYear() === 2026 && d >= aheadTo);
+    // One run when the clock is right again (the 2027 slot it served is ignored), then 02:30 daily.
+    expect(afterCorrection.map((d) => d.toString().slice(4, 21))).toEqual([
+      "May 03 2026 06:00",
+      "May 04 2026 02:30",
+      "May 05 2026 02:30",
+      "May 06 2026 02:30",
+    ]);
+  });
+
   it("runs a monthly day-31 schedule on every month's last day", () => {
     const sim = simulate(schedule({ every: "monthly", at: "04:00", day: 31 }, start), start, end);
     expect(sim.runs.map((d) => `${d.getMonth() + 1}-${d.getDate()}`)).toEqual([

@@ -1,4 +1,5 @@
-import { closeSync, openSync, readFileSync, unlinkSync, writeSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { linkSync, readFileSync, renameSync, unlinkSync, writeFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { z } from "zod";
@@ -14,6 +15,8 @@ const ownerSchema = z.object({
   hostname: z.string(),
   app: z.string(),
   startedAt: z.string(),
+  bootId: z.string().optional(),
+  startTicks: z.string().optional(),
 });
 export type LockOwner = z.infer<typeof ownerSchema>;
 
@@ -24,12 +27,20 @@ export interface SchedulerLock {
 
 export function acquireSchedulerLock(home: string, app: string, now: Date): SchedulerLock {
   const path = join(home, "scheduler.lock");
-  const owner: LockOwner = { pid: process.pid, hostname: hostname(), app, startedAt: now.toISOString() };
-  for (let attempt = 0; attempt < 2; attempt++) {
+  const owner: LockOwner = {
+    pid: process.pid,
+    hostname: hostname(),
+    app,
+    startedAt: now.toISOString(),
+    ...processIdentity(process.pid),
+  };
+  for (let attempt = 0; attempt < 3; attempt++) {
+    // Written whole to a private file, then linked into place: the lock never exists half-written,
+    // so another process can never read it empty and mistake it for a stale one.
+    const temporary = `${path}.${process.pid}.${randomBytes(4).toString("hex")}`;
+    writeFileSync(temporary, JSON.stringify(owner), { mode: 0o600 });
     try {
-      const fd = openSync(path, "wx", 0o600);
-      writeSync(fd, JSON.stringify(owner));
-      closeSync(fd);
+      linkSync(temporary, path);
       let released = false;
       return {
         owner,
@@ -55,11 +66,46 @@ export function acquireSchedulerLock(home: string, app: string, now: Date): Sche
           },
         );
       }
-      // Left behind by a process that is gone (or unreadable): take it over.
-      unlinkSync(path);
+      // Left by a process that is gone: move it aside and check it is still the one we judged
+      // stale before deleting it, so a lock another process just took is never broken.
+      const aside = `${path}.stale.${randomBytes(4).toString("hex")}`;
+      try {
+        renameSync(path, aside);
+        const moved = readOwner(aside);
+        if (moved !== null && current !== null && moved.pid !== current.pid) {
+          renameSync(aside, path); // someone else's fresh lock: put it back and look again
+        } else {
+          unlinkSync(aside);
+        }
+      } catch {
+        // another process is taking it over at this moment; try again
+      }
+    } finally {
+      unlinkSync(temporary);
     }
   }
-  throw new SnapkeepError("ALREADY_EXISTS", `Could not take the scheduler lock ${path}.`);
+  throw new SnapkeepError(
+    "ALREADY_EXISTS",
+    `Could not take the scheduler lock ${path}; another scheduler is starting.`,
+    {
+      hint: "Wait a moment and check with: snapkeep jobs list",
+    },
+  );
+}
+
+/**
+ * What identifies a process beyond its pid, which is reused after a reboot or a wrap-around: the
+ * boot id and the process start time (Linux /proc). Elsewhere both are absent and only the pid counts.
+ */
+function processIdentity(pid: number): { bootId?: string; startTicks?: string } {
+  try {
+    const bootId = readFileSync("/proc/sys/kernel/random/boot_id", "utf8").trim();
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const startTicks = stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19];
+    return startTicks === undefined ? { bootId } : { bootId, startTicks };
+  } catch {
+    return {};
+  }
 }
 
 function readOwner(path: string): LockOwner | null {
@@ -78,10 +124,15 @@ function isAlive(owner: LockOwner): boolean {
   }
   try {
     process.kill(owner.pid, 0);
-    return true;
   } catch (error) {
     return (error as NodeJS.ErrnoException).code === "EPERM";
   }
+  // The pid exists; after a reboot or pid reuse it is some other process.
+  const now = processIdentity(owner.pid);
+  return !(
+    (owner.bootId !== undefined && now.bootId !== undefined && owner.bootId !== now.bootId) ||
+    (owner.startTicks !== undefined && now.startTicks !== undefined && owner.startTicks !== now.startTicks)
+  );
 }
 
 /** The live scheduler on this state directory, if any (for `jobs list` and the UI). */

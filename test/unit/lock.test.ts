@@ -41,4 +41,21 @@ describe("one scheduler per state directory", () => {
     expect(lock.owner.pid).toBe(process.pid);
     lock.release();
   });
+
+  it("does not mistake a reused pid for the scheduler that wrote the lock", () => {
+    const h = home();
+    // Our own pid, but written by a "process" that started at another time: a pid reused later.
+    writeFileSync(
+      join(h, "scheduler.lock"),
+      JSON.stringify({
+        pid: process.pid,
+        hostname: hostname(),
+        app: "snapkeep daemon",
+        startedAt: "x",
+        startTicks: "1",
+      }),
+    );
+    expect(schedulerOwner(h)).toBeNull();
+    acquireSchedulerLock(h, "snapkeep daemon", new Date()).release();
+  });
 });

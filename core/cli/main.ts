@@ -221,10 +221,14 @@ function buildProgram(io: CliIo, context: () => CliContext): Command {
           return;
         }
         const timeoutSeconds = Number(opts.hookTimeout);
+        // Options given change the current settings; hooks not mentioned stay as they were.
+        const previous = service().consistencyOf(hostName, current.uuid);
+        const pre = opts.pre === undefined ? previous?.pre : parseHook(opts.pre, timeoutSeconds);
+        const post = opts.post === undefined ? previous?.post : parseHook(opts.post, timeoutSeconds);
         const settings = {
           freeze: opts.freeze,
-          ...(opts.pre === undefined ? {} : { pre: parseHook(opts.pre, timeoutSeconds) }),
-          ...(opts.post === undefined ? {} : { post: parseHook(opts.post, timeoutSeconds) }),
+          ...(pre === undefined ? {} : { pre }),
+          ...(post === undefined ? {} : { post }),
         };
         service().setConsistency(hostName, current.uuid, settings);
         io.out(

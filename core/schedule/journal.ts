@@ -1,5 +1,7 @@
 import {
   appendFileSync,
+  fstatSync,
+  readSync,
   closeSync,
   existsSync,
   fsyncSync,
@@ -76,8 +78,12 @@ const FILE = "jobs.jsonl";
 /** Jobs kept when the journal is compacted at start-up: months of history for a few schedules. */
 const KEEP_JOBS = 2000;
 
+/** Completed jobs between compactions of a running daemon's journal. */
+const COMPACT_EVERY_ENDS = 500;
+
 export class Journal {
   readonly path: string;
+  #ends = 0;
 
   constructor(home: string) {
     this.path = join(home, FILE);
@@ -178,17 +184,31 @@ export class Journal {
         return record !== null && keep.has(record.job);
       });
     const temporary = `${this.path}.tmp`;
-    writeFileSync(temporary, `${lines.join("\n")}\n`);
+    const fd = openSync(temporary, "w", 0o600);
+    try {
+      writeFileSync(fd, `${lines.join("\n")}\n`);
+      fsyncSync(fd); // durable before it replaces the journal
+    } finally {
+      closeSync(fd);
+    }
     renameSync(temporary, this.path);
   }
 
   #append(record: JobRecord): void {
-    const fd = openSync(this.path, "a", 0o600);
+    const fd = openSync(this.path, "a+", 0o600);
     try {
-      appendFileSync(fd, `${JSON.stringify(record)}\n`);
+      // A power loss can leave a torn last line; start on a fresh line so this record is whole.
+      const size = fstatSync(fd).size;
+      const last = Buffer.alloc(1);
+      const torn = size > 0 && readSync(fd, last, 0, 1, size - 1) === 1 && last[0] !== 0x0a;
+      appendFileSync(fd, `${torn ? "\n" : ""}${JSON.stringify(record)}\n`);
       fsyncSync(fd);
     } finally {
       closeSync(fd);
+    }
+    // Per-minute schedules add ~1,500 lines a day: compact now and then, not only at start-up.
+    if (record.event === "end" && ++this.#ends % COMPACT_EVERY_ENDS === 0) {
+      this.compact();
     }
   }
 }

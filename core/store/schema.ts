@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { WEEKDAYS } from "../schedule/spec.js";
+import { validateWhen, WEEKDAYS } from "../schedule/spec.js";
 
 /**
  * The settings file, in one schema: zod types it and validates what is read back; the JSON Schema
@@ -61,12 +61,26 @@ export const consistencySchema = z.object({
   post: hookSchema.optional(),
 });
 
-const whenSchema = z.discriminatedUnion("every", [
-  z.object({ every: z.literal("daily"), at: z.string() }),
-  z.object({ every: z.literal("weekly"), at: z.string(), weekday: z.enum(WEEKDAYS) }),
-  z.object({ every: z.literal("monthly"), at: z.string(), day: z.number().int().min(1).max(31) }),
-  z.object({ every: z.literal("cron"), cron: z.string() }),
-]);
+// Checked again with the same rules `schedule add` uses, so a hand-edited file with "25:00" is
+// reported as a bad settings file instead of failing inside the scheduler.
+const whenSchema = z
+  .discriminatedUnion("every", [
+    z.object({ every: z.literal("daily"), at: z.string() }),
+    z.object({ every: z.literal("weekly"), at: z.string(), weekday: z.enum(WEEKDAYS) }),
+    z.object({ every: z.literal("monthly"), at: z.string(), day: z.number().int().min(1).max(31) }),
+    z.object({ every: z.literal("cron"), cron: z.string() }),
+  ])
+  .refine(
+    (when) => {
+      try {
+        validateWhen(when);
+        return true;
+      } catch {
+        return false;
+      }
+    },
+    { message: "not a valid schedule time (HH:MM, day 1-31, weekday, or a five-field cron)" },
+  );
 
 export const retentionSchema = z.object({
   keepLast: z.number().int().min(1).max(10_000).optional(),

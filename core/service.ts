@@ -231,7 +231,7 @@ export class SnapkeepService {
     const libvirt = this.#libvirt(host);
     const consistency = this.consistencyOf(hostName, inspection.vm.uuid);
     const taken = await withConsistency(
-      libvirtGuestOps(libvirt.runner, libvirt.uri, inspection.vm.uuid),
+      libvirtGuestOps(libvirt.runner, libvirt.uri, inspection.vm.uuid, inspection.xml.guestAgentChannel),
       consistency,
       inspection.vm.active,
       () => libvirt.createSnapshot(inspection, targets, tag),
@@ -305,7 +305,7 @@ export class SnapkeepService {
   async thawAfterCrash(hostName: string, vmUuid: string): Promise<boolean> {
     const libvirt = this.#libvirt(this.getHost(hostName));
     const inspection = await libvirt.inspect(vmUuid);
-    const ops = libvirtGuestOps(libvirt.runner, libvirt.uri, vmUuid);
+    const ops = libvirtGuestOps(libvirt.runner, libvirt.uri, vmUuid, inspection.xml.guestAgentChannel);
     if (!inspection.vm.active || !(await ops.agentAnswers())) {
       return false;
     }

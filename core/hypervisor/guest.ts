@@ -11,9 +11,17 @@ import type { Hook } from "../store/schema.js";
 const FREEZE_TIMEOUT_MS = 30_000;
 
 /** GuestOps for a libvirt domain: the QEMU guest agent through virsh, hooks on the host or guest. */
-export function libvirtGuestOps(runner: CommandRunner, uri: string, uuid: string): GuestOps {
+export function libvirtGuestOps(
+  runner: CommandRunner,
+  uri: string,
+  uuid: string,
+  agentChannel = true,
+): GuestOps {
   return {
     async agentAnswers() {
+      if (!agentChannel) {
+        return false; // no channel in the definition: no agent can answer, skip the round trip
+      }
       const result = await runner.run(virsh.agentCommandArgs(uri, uuid, { execute: "guest-ping" }, 3), {
         timeoutMs: 10_000,
       });

@@ -42,6 +42,12 @@ describe("domain XML (real virsh dumpxml output)", () => {
     const domain = parseDomainXml(fixture("virsh/dumpxml-running-two-disks.xml"));
     expect(domain.active).toBe(true);
     expect(domain.disks.map((d) => d.alias)).toEqual(["virtio-disk0", "virtio-disk1"]);
+    expect(domain.guestAgentChannel).toBe(false);
+    const withAgent = fixture("virsh/dumpxml-running-two-disks.xml").replace(
+      "</devices>",
+      "<channel type='unix'><target type='virtio' name='org.qemu.guest_agent.0'/></channel></devices>",
+    );
+    expect(parseDomainXml(withAgent).guestAgentChannel).toBe(true);
   });
 
   it("keeps names exactly, entities decoded, digits and spaces preserved", () => {

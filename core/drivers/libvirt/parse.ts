@@ -24,6 +24,8 @@ export interface XmlDomain {
   readonly disks: readonly XmlDisk[];
   /** The owner in Snapkeep's lab marker (see lab/domain-xml.ts); null for every other domain. */
   readonly labOwner: string | null;
+  /** The domain has a guest-agent channel: without one no agent can answer, so none is asked. */
+  readonly guestAgentChannel: boolean;
   /** The image files the lab created for this domain: the only files `lab down` may delete. */
   readonly labFiles: readonly string[];
 }
@@ -58,6 +60,12 @@ export function parseDomainXml(xml: string): XmlDomain {
     uuid,
     active: typeof root["@_id"] === "string" && root["@_id"] !== "-1",
     disks: assignRoles(disks),
+    guestAgentChannel: (Array.isArray(devices["channel"])
+      ? (devices["channel"] as unknown[])
+      : [devices["channel"]]
+    )
+      .filter(isNode)
+      .some((c) => text(asNode(c["target"])["@_name"]) === "org.qemu.guest_agent.0"),
     ...labMarker(asNode(asNode(root["metadata"])["lab:lab"]), uuid),
   };
 }

@@ -21,7 +21,7 @@ import { LocalRunner } from "../core/runner/local.js";
 import { createLabVm, removeLabVms } from "../core/lab/lab.js";
 import type { SnapkeepService } from "../core/service.js";
 import { makeService } from "../test/support/service.js";
-import { startSshd } from "../test/support/sshd.js";
+import { trustedHost, startSshd } from "../test/support/sshd.js";
 import { TEST_IMAGE_DIR, URI, TestVms } from "../test/support/libvirt.js";
 
 const ROUNDS = Number(process.env["BENCH_ROUNDS"] ?? 15);
@@ -103,12 +103,7 @@ async function main(): Promise<void> {
   try {
     const service: SnapkeepService = ctx.service;
     service.addLocalHost("local");
-    await service.addSshHost({
-      name: "loop",
-      ssh: `${sshd.user}@${sshd.host}:${sshd.port}`,
-      identityFile: sshd.userKeyPath,
-      trust: sshd.hostFingerprint,
-    });
+    await service.addSshHost(trustedHost("loop", sshd));
     const off = await vms.create({
       name: "bench-off",
       running: false,
@@ -301,12 +296,7 @@ async function main(): Promise<void> {
     }
     const inv = makeService();
     disposeInventory = () => inv.dispose();
-    await inv.service.addSshHost({
-      name: "loop",
-      ssh: `${sshd.user}@${sshd.host}:${sshd.port}`,
-      identityFile: sshd.userKeyPath,
-      trust: sshd.hostFingerprint,
-    });
+    await inv.service.addSshHost(trustedHost("loop", sshd));
     const cold = performance.now();
     const listed = await inv.service.listVms("loop");
     const coldMs = performance.now() - cold;

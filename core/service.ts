@@ -11,7 +11,7 @@ import { isFingerprint } from "./ssh/hostkey.js";
 import { parseSshSpec } from "./ssh/config.js";
 import { libvirtGuestOps } from "./hypervisor/guest.js";
 import { withConsistency } from "./schedule/consistency.js";
-import { snapshotKey, type Annotation, type Consistency } from "./store/schema.js";
+import { snapshotKey, type Annotation, type Consistency, type Settings } from "./store/schema.js";
 import type { SettingsStore } from "./store/store.js";
 import { settleLimit } from "./util/concurrency.js";
 
@@ -166,7 +166,8 @@ export class SnapkeepService {
     const hosts = hostName === undefined ? this.listHosts() : [this.getHost(hostName)];
     const results = await settleLimit(hosts, 4, async (host) => {
       const inspections = await this.#libvirt(host).listVms();
-      return inspections.map((i) => this.#withSnapshots(i));
+      const annotations = this.#deps.store.read().annotations; // one read for the whole host
+      return inspections.map((i) => this.#withSnapshots(i, annotations));
     });
     return hosts.map((host, index) => {
       const result = results[index];
@@ -443,8 +444,10 @@ export class SnapkeepService {
     await Promise.all(runners.map((r) => r.dispose()));
   }
 
-  #withSnapshots(inspection: VmInspection): VmWithSnapshots {
-    const annotations = this.#deps.store.read().annotations;
+  #withSnapshots(
+    inspection: VmInspection,
+    annotations: Settings["annotations"] = this.#deps.store.read().annotations,
+  ): VmWithSnapshots {
     // In the definition's disk order, so "vda, vdb" reads the same on every listing.
     const snapshots = groupSnapshots(
       inspection.vm.disks.flatMap((disk) => {

@@ -4,6 +4,7 @@ import { delimiter, join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Command, CommanderError, Option } from "commander";
 import { SnapkeepError, describeError } from "../errors.js";
+import type { VmWithSnapshots } from "../domain/types.js";
 import { sshEnvironmentFromProcess } from "../hosts.js";
 import { DEFAULT_LAB_DIR, DEMO_OWNER, labUp, removeLabVms } from "../lab/lab.js";
 import { LocalRunner } from "../runner/local.js";
@@ -184,7 +185,7 @@ function buildProgram(io: CliIo, context: () => CliContext): Command {
       const { schedules } = context();
       const results = (await service().listVms(opts.host)).map((r) => ({
         ...r,
-        vms: r.vms.map((vm) => ({ ...vm, rpo: schedules.rpoOf(vm, true) })),
+        vms: schedules.rpoOf(r.vms, true).map((rpo, i) => ({ ...(r.vms[i] as VmWithSnapshots), rpo })),
       }));
       const vms = results.flatMap((r) => r.vms);
       print(results, opts.json, () => (vms.length === 0 ? "No VMs found.\n" : formatVms(vms)));

@@ -6,7 +6,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { makeService } from "../support/service.js";
-import { startSshAgent, startSshd, type TestSshd } from "../support/sshd.js";
+import { startSshAgent, startSshd, trustedHost, type TestSshd } from "../support/sshd.js";
 import { TestVms, uniqueSuffix } from "../support/libvirt.js";
 
 describe("hosts", () => {
@@ -90,12 +90,7 @@ describe("hosts", () => {
   it("lists the other hosts when one is offline, and says which failed and why", async () => {
     const ctx = fresh();
     ctx.service.addLocalHost("local");
-    await ctx.service.addSshHost({
-      name: "up",
-      ssh: `${sshd.user}@${sshd.host}:${sshd.port}`,
-      identityFile: sshd.userKeyPath,
-      trust: sshd.hostFingerprint,
-    });
+    await ctx.service.addSshHost(trustedHost("up", sshd));
     // Trusted earlier, now gone: the sshd is stopped after pinning its key.
     const gone = await startSshd();
     await ctx.service.addSshHost({
@@ -116,12 +111,7 @@ describe("hosts", () => {
 
   it("says virsh is missing on a host that lacks it", async () => {
     const ctx = fresh();
-    await ctx.service.addSshHost({
-      name: "bare",
-      ssh: `${noVirsh.user}@${noVirsh.host}:${noVirsh.port}`,
-      identityFile: noVirsh.userKeyPath,
-      trust: noVirsh.hostFingerprint,
-    });
+    await ctx.service.addSshHost(trustedHost("bare", noVirsh));
     const [result] = await ctx.service.listVms("bare");
     expect(result?.error).toBe(`virsh is not installed on ${noVirsh.user}@${noVirsh.host}:${noVirsh.port}.`);
   });

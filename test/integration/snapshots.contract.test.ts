@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { isSnapkeepError } from "../../core/errors.js";
 import type { SnapkeepService } from "../../core/service.js";
 import { makeService } from "../support/service.js";
-import { startSshd, type TestSshd } from "../support/sshd.js";
+import { trustedHost, startSshd, type TestSshd } from "../support/sshd.js";
 import { hasPattern, qemuIo, TestVms, uniqueSuffix, virshOut, writeLive } from "../support/libvirt.js";
 import { waitFor } from "../support/wait.js";
 
@@ -37,12 +37,7 @@ describe.each(hosts)("snapshot contract via $label", ({ hostName }) => {
       service.addLocalHost("local");
     } else {
       sshd = await startSshd();
-      await service.addSshHost({
-        name: "loop",
-        ssh: `${sshd.user}@${sshd.host}:${sshd.port}`,
-        identityFile: sshd.userKeyPath,
-        trust: sshd.hostFingerprint,
-      });
+      await service.addSshHost(trustedHost("loop", sshd));
     }
     const off = await vms.create({
       name: offName,
@@ -281,12 +276,7 @@ describe.each(hosts)("snapshot contract via $label", ({ hostName }) => {
         faulty.service.addLocalHost("local");
       } else {
         const d = sshd as TestSshd;
-        await faulty.service.addSshHost({
-          name: "loop",
-          ssh: `${d.user}@${d.host}:${d.port}`,
-          identityFile: d.userKeyPath,
-          trust: d.hostFingerprint,
-        });
+        await faulty.service.addSshHost(trustedHost("loop", d));
       }
       const error = await faulty.service
         .createSnapshot(hostName, offName, { name: "partial" })

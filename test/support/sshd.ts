@@ -256,3 +256,16 @@ export async function startSshAgent(keyPath: string): Promise<TestSshAgent> {
   }
   return { socketPath, stop };
 }
+
+/** The request that adds this sshd as a trusted Snapkeep host, logging in with its user key. */
+export function trustedHost(
+  name: string,
+  sshd: TestSshd,
+): { name: string; ssh: string; identityFile: string; trust: string } {
+  return {
+    name,
+    ssh: `${sshd.user}@${sshd.host}:${sshd.port}`,
+    identityFile: sshd.userKeyPath,
+    trust: sshd.hostFingerprint,
+  };
+}

@@ -22,7 +22,11 @@ export type ErrorCode =
   | "VM_RUNNING"
   | "STORE_CORRUPT"
   | "UNEXPECTED_OUTPUT"
-  | "HOOK_FAILED";
+  | "HOOK_FAILED"
+  | "TARGET_FULL"
+  | "TARGET_UNWRITABLE"
+  | "TRANSFER_FAILED"
+  | "VERIFY_FAILED";
 
 export class SnapkeepError extends Error {
   readonly code: ErrorCode;

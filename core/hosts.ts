@@ -45,6 +45,7 @@ export function createSshRunner(
   host: SshHostConfig,
   env: SshEnvironment,
   pinned: string | undefined,
+  noun: "host" | "target" = "host",
 ): DeferredSshRunner {
   const target = resolveSshTarget(
     {
@@ -62,6 +63,7 @@ export function createSshRunner(
     port: target.port,
     username: target.user,
     hostName: host.name,
+    noun,
     ...(key === undefined ? {} : { privateKey: key.data, privateKeyPath: key.path }),
     ...(env.passphrase === undefined ? {} : { passphrase: env.passphrase }),
     ...(env.agentSocket === undefined ? {} : { agent: env.agentSocket }),

@@ -188,6 +188,11 @@ export class SnapkeepService {
     return this.#withSnapshots(await this.#find(hostName, vmName));
   }
 
+  /** libvirt and the command runner of a trusted host, for work beside snapshots (exports, imports). */
+  libvirtFor(hostName: string): LibvirtHost {
+    return this.#libvirt(this.getHost(hostName));
+  }
+
   async listSnapshots(hostName: string, vmName: string): Promise<Snapshot[]> {
     return [...(await this.getVm(hostName, vmName)).snapshots];
   }

@@ -1,5 +1,7 @@
 import type { HostConfig, Snapshot, VmWithSnapshots } from "../domain/types.js";
 import type { RpoStatus } from "../schedule/due.js";
+import { formatBytes } from "../util/bytes.js";
+export { formatBytes };
 
 /** Plain-text tables for people; `--json` output bypasses all of this. */
 export function table(headers: readonly string[], rows: readonly (readonly string[])[]): string {
@@ -10,21 +12,6 @@ export function table(headers: readonly string[], rows: readonly (readonly strin
       .join("  ")
       .trimEnd();
   return [line(headers), ...rows.map(line)].join("\n") + "\n";
-}
-
-export function formatBytes(bytes: number | null): string {
-  if (bytes === null) {
-    return "-";
-  }
-  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  const shown = value >= 10 || unit === 0 ? String(Math.round(value)) : value.toFixed(1).replace(/\.0$/, "");
-  return `${shown} ${units[unit]}`;
 }
 
 /** Local time to the second: what a person compares with their clock. */

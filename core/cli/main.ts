@@ -14,6 +14,8 @@ import { openSettingsStore, type SettingsStore } from "../store/store.js";
 import type { Hook } from "../store/schema.js";
 import { Schedules } from "../schedule/schedules.js";
 import { registerScheduleCommands } from "./schedule-commands.js";
+import { registerExportCommands } from "./export-commands.js";
+import { Exports } from "../export/exports.js";
 import { splitVmRef } from "./refs.js";
 import { displayName, formatHosts, formatSnapshots, formatTime, formatVms } from "./format.js";
 
@@ -47,6 +49,7 @@ export async function runCli(argv: readonly string[], io: CliIo = processIo): Pr
     reportError(error, io);
     return 1;
   } finally {
+    await context?.exports.dispose();
     await context?.service.dispose();
   }
 }
@@ -57,6 +60,7 @@ export interface CliContext {
   readonly store: SettingsStore;
   readonly service: SnapkeepService;
   readonly schedules: Schedules;
+  readonly exports: Exports;
 }
 
 function openContext(io: CliIo): CliContext {
@@ -81,7 +85,8 @@ function openContext(io: CliIo): CliContext {
     sleep: (ms) => sleep(ms).then(() => undefined),
     ssh: sshEnvironmentFromProcess(io.env),
   });
-  return { home, store, service, schedules: new Schedules(service, store, now) };
+  const exports = new Exports({ service, store, ssh: sshEnvironmentFromProcess(io.env), now });
+  return { home, store, service, schedules: new Schedules(service, store, now), exports };
 }
 
 function buildProgram(io: CliIo, context: () => CliContext): Command {
@@ -330,6 +335,7 @@ function buildProgram(io: CliIo, context: () => CliContext): Command {
   }
 
   registerScheduleCommands(program, io, context, print);
+  registerExportCommands(program, io, context, print);
 
   const lab = program
     .command("lab")

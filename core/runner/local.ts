@@ -1,5 +1,6 @@
 import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process";
 import { SnapkeepError } from "../errors.js";
+import { isStream, pipeIn, pipeOut } from "./streams.js";
 import type { CommandRunner, RunOptions, RunResult } from "./types.js";
 
 // Each command runs in its own process group, so stopping it also stops what it started: a
@@ -67,10 +68,14 @@ export class LocalRunner implements CommandRunner {
           stop(error);
         }
       };
-      child.stdout.on("data", (chunk: Buffer) => {
-        stdout.push(chunk);
-        deliver(options.onStdout, chunk);
-      });
+      if (options.stdoutTo === undefined) {
+        child.stdout.on("data", (chunk: Buffer) => {
+          stdout.push(chunk);
+          deliver(options.onStdout, chunk);
+        });
+      } else {
+        pipeOut(child.stdout, options.stdoutTo);
+      }
       child.stderr.on("data", (chunk: Buffer) => {
         stderr.push(chunk);
         deliver(options.onStderr, chunk);
@@ -78,7 +83,11 @@ export class LocalRunner implements CommandRunner {
       // A tool that exits without reading its stdin makes the write fail with EPIPE; the exit
       // status is what matters, so the write error is not a run error.
       child.stdin.on("error", () => undefined);
-      child.stdin.end(options.stdin);
+      if (isStream(options.stdin)) {
+        pipeIn(options.stdin, child.stdin);
+      } else {
+        child.stdin.end(options.stdin);
+      }
 
       const cleanup = (): void => {
         clearTimeout(timer);

@@ -27,6 +27,8 @@ export interface SshRunnerOptions {
   readonly pinnedFingerprint?: string | undefined;
   /** Snapkeep's name for the host, used in the commands that hints suggest. */
   readonly hostName: string;
+  /** "target" for export targets, so hints name `snapkeep target trust`. */
+  readonly noun?: "host" | "target" | undefined;
   readonly readyTimeoutMs?: number | undefined;
   readonly keepaliveIntervalMs?: number | undefined;
   /**
@@ -231,6 +233,7 @@ export class SshRunner implements CommandRunner {
           attempt: this.attempt,
           label: this.label,
           hostName: this.options.hostName,
+          noun: this.options.noun,
           privateKey: this.options.privateKey,
           passphrase: this.options.passphrase,
           pinnedFingerprint: this.options.pinnedFingerprint,

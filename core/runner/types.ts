@@ -5,11 +5,21 @@
  * (spawned with an argv array, no shell) or on an SSH host (ssh2 exec, every argument quoted by
  * `quoteShellArgs`). `LC_ALL=C` is always set so that parsers see untranslated output.
  */
+import type { Readable, Writable } from "node:stream";
+
 export interface RunOptions {
-  /** Bytes written to the command's stdin, then stdin is closed. */
-  readonly stdin?: string | Buffer;
+  /**
+   * Bytes written to the command's stdin, then stdin is closed; or a stream piped into stdin
+   * (with backpressure) until it ends, for commands that are one end of a data pipe (rsync).
+   */
+  readonly stdin?: string | Buffer | Readable;
   /** Called with each chunk of stdout as it arrives (progress parsing); output is still collected. */
   readonly onStdout?: (chunk: Buffer) => void;
+  /**
+   * Pipes stdout into this stream instead of collecting it (the result's stdout is then empty and
+   * `onStdout` is not called). The stream is ended when the command's stdout ends.
+   */
+  readonly stdoutTo?: Writable;
   readonly onStderr?: (chunk: Buffer) => void;
   /** Milliseconds before the command is killed and the run rejects with a TIMEOUT error. */
   readonly timeoutMs?: number;

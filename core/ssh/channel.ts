@@ -4,6 +4,7 @@
 import type { Client, ClientChannel } from "ssh2";
 
 import { SnapkeepError, describeError } from "../errors.js";
+import { isStream, pipeIn, pipeOut } from "../runner/streams.js";
 import type { RunOptions, RunResult } from "../runner/types.js";
 import { REMOTE_PID_MARKER, buildRemoteCommand } from "../shell/quote.js";
 import { connectionLost } from "./failures.js";
@@ -185,8 +186,10 @@ export function runOnChannel(
       channel = stream;
       let exit: { code: number | null | undefined; signal: string | undefined } | undefined;
       let stderrEnded = false;
+      // Piped stdout may still hold data after 'close': the result waits until it has all gone out.
+      let stdoutEnded = options.stdoutTo === undefined;
       const maybeDone = (): void => {
-        if (exit === undefined || !stderrEnded) {
+        if (exit === undefined || !stderrEnded || !stdoutEnded) {
           return;
         }
         const { code, signal: exitSignal } = exit;
@@ -218,12 +221,23 @@ export function runOnChannel(
           }
         },
       );
-      stream.on("data", (chunk: Buffer) => {
-        if (!settled) {
-          stdout.push(chunk);
-          deliver(options.onStdout, chunk);
-        }
-      });
+      if (options.stdoutTo === undefined) {
+        stream.on("data", (chunk: Buffer) => {
+          if (!settled) {
+            stdout.push(chunk);
+            deliver(options.onStdout, chunk);
+          }
+        });
+      } else {
+        const ended = (): void => {
+          stdoutEnded = true;
+          maybeDone();
+        };
+        stream.once("end", ended);
+        // A sink destroyed by its owner takes no more data; waiting for 'end' would hang.
+        options.stdoutTo.once("close", ended);
+        pipeOut(stream, options.stdoutTo);
+      }
       stream.stderr.on("data", (chunk: Buffer) => filter.push(chunk));
       stream.stderr.once("end", () => {
         filter.flush();
@@ -250,6 +264,8 @@ export function runOnChannel(
         // above wait for its pid so that it can be killed.
         stream.end();
         killIfWanted();
+      } else if (isStream(options.stdin)) {
+        pipeIn(options.stdin, stream);
       } else {
         stream.end(options.stdin);
       }

@@ -15,6 +15,8 @@ export interface OpenOptions {
   readonly label: string;
   /** Snapkeep's name for the host, for the commands hints suggest. */
   readonly hostName: string;
+  /** "target" for export targets, so hints name `snapkeep target trust`. */
+  readonly noun?: "host" | "target" | undefined;
   readonly privateKey: Buffer | undefined;
   readonly passphrase: string | undefined;
   readonly pinnedFingerprint: string | undefined;
@@ -50,6 +52,7 @@ export function openConnection(
           options.label,
           options.hostName,
           keyTypeOf(key),
+          options.noun,
         );
         return true;
       } catch (error) {

@@ -66,6 +66,8 @@ export function verifyHostKey(
   hostLabel: string,
   hostName: string,
   keyType?: string,
+  /** Which CLI noun names this machine: hypervisor hosts and export targets are trusted apart. */
+  noun: "host" | "target" = "host",
 ): void {
   if (expected === offered) {
     return;
@@ -78,7 +80,7 @@ export function verifyHostKey(
       {
         hint:
           `Check it on the host with \`ssh-keygen -lf ${hostKeyFileFor(keyType)}\`, ` +
-          `then run \`snapkeep host trust ${hostName} ${offered}\`.`,
+          `then run \`snapkeep ${noun} trust ${hostName} ${offered}\`.`,
         details,
       },
     );
@@ -89,7 +91,7 @@ export function verifyHostKey(
     {
       hint:
         "This can mean someone is intercepting the connection. Only if the host was really " +
-        `reinstalled or replaced, run \`snapkeep host trust ${hostName} ${offered}\`.`,
+        `reinstalled or replaced, run \`snapkeep ${noun} trust ${hostName} ${offered}\`.`,
       details,
     },
   );

@@ -115,6 +115,39 @@ export const scheduleStateSchema = z.object({
   nextRetryAt: z.string().optional(),
 });
 
+const absolutePath = z
+  .string()
+  .min(2)
+  .max(4096)
+  .regex(/^\/[^\0\n]*$/, "an absolute path");
+
+/** Where exports go: a folder on this computer (a disk, a mounted NAS) or a folder on an SSH host. */
+export const dirTargetSchema = z.object({
+  name: hostName,
+  kind: z.literal("dir"),
+  path: absolutePath,
+  /** Verified exports to keep per VM; absent keeps all. */
+  keep: z.number().int().min(1).max(1000).optional(),
+});
+
+export const sshTargetSchema = z.object({
+  name: hostName,
+  kind: z.literal("ssh"),
+  alias: z.string().min(1).optional(),
+  host: z.string().min(1).optional(),
+  user: z.string().min(1).optional(),
+  port: z.number().int().min(1).max(65535).optional(),
+  identityFile: z.string().min(1).optional(),
+  hostKey: z
+    .string()
+    .regex(/^SHA256:[A-Za-z0-9+/]{43}$/)
+    .optional(),
+  path: absolutePath,
+  keep: z.number().int().min(1).max(1000).optional(),
+});
+
+export const targetSchema = z.discriminatedUnion("kind", [dirTargetSchema, sshTargetSchema]);
+
 /** Per-VM consistency settings for manual and scheduled snapshots, keyed by "host/vmUuid". */
 export const vmSettingsSchema = z.object({ consistency: consistencySchema });
 
@@ -126,6 +159,7 @@ export const settingsSchema = z.object({
   schedules: z.array(scheduleSchema).default([]),
   scheduleState: z.record(z.string(), scheduleStateSchema).default({}),
   vmSettings: z.record(z.string(), vmSettingsSchema).default({}),
+  targets: z.array(targetSchema).default([]),
 });
 
 export type Settings = z.infer<typeof settingsSchema>;
@@ -134,6 +168,8 @@ export type ScheduleState = z.infer<typeof scheduleStateSchema>;
 export type Hook = z.infer<typeof hookSchema>;
 export type Consistency = z.infer<typeof consistencySchema>;
 export type Annotation = z.infer<typeof annotationSchema>;
+export type Target = z.infer<typeof targetSchema>;
+export type SshTarget = z.infer<typeof sshTargetSchema>;
 
 export function emptySettings(): Settings {
   return {
@@ -143,6 +179,7 @@ export function emptySettings(): Settings {
     schedules: [],
     scheduleState: {},
     vmSettings: {},
+    targets: [],
   };
 }
 

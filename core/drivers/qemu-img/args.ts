@@ -50,3 +50,52 @@ export function imageInfoBatchArgs(
 ): string[] {
   return ["sh", "-c", INFO_BATCH_SCRIPT, "snapkeep-info", ...images.flatMap((i) => [i.format, i.path])];
 }
+
+export interface ConvertSnapshotOptions {
+  readonly source: string;
+  /** qcow2's id of the snapshot in this image and its tag: both must match, so a snapshot deleted
+   * and re-made under the same name in the meantime is not exported by mistake. */
+  readonly snapshotId: string;
+  readonly snapshotTag: string;
+  readonly output: string;
+  /** The VM runs: QEMU holds the image, so open it shared (read-only, never written). */
+  readonly shared: boolean;
+  /** zstd needs QEMU 5.1 or newer on the writer and on every later reader; else zlib. */
+  readonly compression: "zstd" | "zlib";
+}
+
+/**
+ * A standalone, compressed qcow2 holding exactly one internal snapshot's content. `-p` prints
+ * `(NN.NN/100%)` progress even without a terminal.
+ */
+export function convertSnapshotArgs(o: ConvertSnapshotOptions): string[] {
+  const snapshot = `snapshot.id=${o.snapshotId.replaceAll(",", ",,")},snapshot.name=${o.snapshotTag.replaceAll(",", ",,")}`;
+  return [
+    "qemu-img",
+    "convert",
+    "-p",
+    ...(o.shared ? ["-U"] : []),
+    "--image-opts",
+    "-l",
+    snapshot,
+    "-O",
+    "qcow2",
+    "-c",
+    ...(o.compression === "zstd" ? ["-o", "compression_type=zstd"] : []),
+    qcow2ImageOpts(o.source),
+    o.output,
+  ];
+}
+
+/** The last `(NN.NN/100%)` in qemu-img's -p output, as a fraction. */
+export function parseConvertProgress(text: string): number | undefined {
+  const all = [...text.matchAll(/\((\d{1,3}\.\d{2})\/100%\)/g)];
+  const last = all.at(-1)?.[1];
+  return last === undefined ? undefined : Number(last) / 100;
+}
+
+/** "qemu-img version 7.2.19 (Debian ...)" → [7, 2]; undefined when unrecognised. */
+export function parseQemuImgVersion(text: string): [number, number] | undefined {
+  const m = /qemu-img version (\d+)\.(\d+)/.exec(text);
+  return m === null ? undefined : [Number(m[1]), Number(m[2])];
+}

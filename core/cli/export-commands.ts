@@ -1,0 +1,319 @@
+import { Option, type Command } from "commander";
+
+import { SnapkeepError } from "../errors.js";
+import type { ExportEntry } from "../export/bundle.js";
+import type { ExportProgress } from "../export/exports.js";
+import type { Target } from "../store/schema.js";
+import { displayName, formatBytes, formatTime, table } from "./format.js";
+import type { CliContext, CliIo } from "./main.js";
+import { splitVmRef } from "./refs.js";
+
+type Print = (value: unknown, json: boolean | undefined, human: () => string) => void;
+
+/** `target ...`, `export`, `exports ...` and `import`: copies off the host and back. */
+export function registerExportCommands(
+  program: Command,
+  io: CliIo,
+  context: () => CliContext,
+  print: Print,
+): void {
+  const exports = (): CliContext["exports"] => context().exports;
+
+  const target = program.command("target").description("where exports go: a folder or an SSH host");
+  target
+    .command("add <name>")
+    .description("add a folder (--dir) or an SSH target (--ssh user@host[:port]:/path)")
+    .addOption(
+      new Option("--dir <path>", "a folder on this computer (a disk, a mounted NAS)").conflicts("ssh"),
+    )
+    .option("--ssh <spec>", "user@host[:port]:/path or alias:/path")
+    .option("--identity <file>", "private key file (else ssh-agent, ~/.ssh/config, ~/.ssh/id_*)")
+    .option("--trust <fingerprint>", "the host key you expect (SHA256:...), pinned when it matches")
+    .option("--keep <n>", "verified exports to keep per VM (older ones are removed)", parseCount)
+    .option("--json", "machine-readable output")
+    .action(
+      async (
+        name: string,
+        opts: {
+          dir?: string;
+          ssh?: string;
+          identity?: string;
+          trust?: string;
+          keep?: number;
+          json?: boolean;
+        },
+      ) => {
+        const result = await exports().addTarget({
+          name,
+          dir: opts.dir,
+          ssh: opts.ssh,
+          identityFile: opts.identity,
+          trust: opts.trust,
+          keep: opts.keep,
+        });
+        print(result, opts.json, () =>
+          result.trusted
+            ? `Added target ${name} (${describeTarget(result.target)}).\n`
+            : `Added target ${name}, not trusted yet. It offers the host key\n  ${result.offeredFingerprint}\n` +
+              `Check it on the host (ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub), then run:\n` +
+              `  snapkeep target trust ${name} ${result.offeredFingerprint}\n`,
+        );
+      },
+    );
+  target
+    .command("list")
+    .description("list export targets")
+    .option("--json", "machine-readable output")
+    .action((opts: { json?: boolean }) => {
+      const targets = exports().listTargets();
+      print(targets, opts.json, () =>
+        targets.length === 0
+          ? "No targets. Add one with: snapkeep target add NAME --dir PATH\n"
+          : table(
+              ["NAME", "WHERE", "KEEP", "TRUST"],
+              targets.map((t) => [
+                t.name,
+                describeTarget(t),
+                t.keep === undefined ? "all" : String(t.keep),
+                t.kind === "dir" ? "-" : (t.hostKey ?? "not trusted"),
+              ]),
+            ),
+      );
+    });
+  target
+    .command("remove <name>")
+    .description("forget a target (the exports on it stay)")
+    .action(async (name: string) => {
+      await exports().removeTarget(name);
+      io.out(`Removed target ${name}; its exports were left where they are.\n`);
+    });
+  target
+    .command("trust <name> [fingerprint]")
+    .description("pin an SSH target's host key (without a fingerprint: show the one it offers)")
+    .action(async (name: string, fingerprint: string | undefined) => {
+      if (fingerprint === undefined) {
+        const offered = await exports().offeredFingerprint(name);
+        io.out(
+          `${name} offers ${offered}\nCheck it on the host, then run: snapkeep target trust ${name} ${offered}\n`,
+        );
+        return;
+      }
+      await exports().trustTarget(name, fingerprint);
+      io.out(`Trusted ${name} (${fingerprint}).\n`);
+    });
+  target
+    .command("test <name>")
+    .description("check that a target is reachable and writable, and how much room it has")
+    .option("--json", "machine-readable output")
+    .action(async (name: string, opts: { json?: boolean }) => {
+      const result = await exports().testTarget(name);
+      print(
+        result,
+        opts.json,
+        () => `${name} is writable, ${formatBytes(result.freeBytes)} free, ${result.rsync ?? "no rsync"}.\n`,
+      );
+    });
+  target
+    .command("keep <name> <n>")
+    .description('verified exports to keep per VM on this target ("all" to keep every one)')
+    .action((name: string, n: string) => {
+      const updated = exports().setKeep(name, n === "all" ? undefined : parseCount(n));
+      io.out(`${name} keeps ${updated.keep ?? "all"} exports per VM.\n`);
+    });
+
+  program
+    .command("export <host/vm> <snapshot>")
+    .description("copy a snapshot off the host as a verified bundle (progress on stderr)")
+    .requiredOption("--to <target>", "the export target")
+    .option("--disk <targets>", "only these disks, e.g. vda,vdb", splitList)
+    .option("--bwlimit <KiB/s>", "bandwidth limit for the transfer", parseCount)
+    .option("--keep <n>", "verified exports to keep for this VM on the target", parseCount)
+    .option("--json", "machine-readable output")
+    .action(
+      async (
+        ref: string,
+        snapshotRef: string,
+        opts: { to: string; disk?: string[]; bwlimit?: number; keep?: number; json?: boolean },
+      ) => {
+        const [host, vm] = splitVmRef(ref);
+        const stop = new AbortController();
+        const onSignal = (): void => {
+          io.err("\nsnapkeep: stopping; what arrived is kept, and the same command resumes it.\n");
+          stop.abort(new SnapkeepError("CANCELLED", "The export was cancelled; it is not listed as good."));
+        };
+        process.once("SIGINT", onSignal);
+        process.once("SIGTERM", onSignal);
+        const show = progressPrinter(io);
+        try {
+          const result = await exports().export({
+            host,
+            vm,
+            snapshot: snapshotRef,
+            target: opts.to,
+            disks: opts.disk,
+            bwlimitKiB: opts.bwlimit,
+            keep: opts.keep,
+            signal: stop.signal,
+            onProgress: show,
+          });
+          show.done();
+          const size = result.manifest.disks.reduce((sum, d) => sum + d.size, 0);
+          print(result, opts.json, () =>
+            [
+              `Exported ${displayName(result.manifest.source.snapshot.name)} of ${displayName(vm)} to ${opts.to}: ${result.id} (${formatBytes(size)}, verified).`,
+              ...(result.resumed ? ["Resumed an interrupted export."] : []),
+              ...(result.basis === null
+                ? []
+                : [
+                    `Sent ${formatBytes(result.literalBytes)} of new data; the rest matched export ${result.basis}.`,
+                  ]),
+              ...(result.pruned.length > 0 ? [`Removed older exports: ${result.pruned.join(", ")}`] : []),
+              "",
+            ].join("\n"),
+          );
+        } finally {
+          show.done();
+          process.removeListener("SIGINT", onSignal);
+          process.removeListener("SIGTERM", onSignal);
+        }
+      },
+    );
+
+  const list = program.command("exports").description("exports on the targets");
+  list
+    .command("list")
+    .description("list exports; only verified ones are good, the others say why")
+    .option("--target <name>", "only this target")
+    .option("--vm <name>", "only this VM")
+    .option("--json", "machine-readable output")
+    .action(async (opts: { target?: string; vm?: string; json?: boolean }) => {
+      const results = (await exports().list(opts.target)).map((r) => ({
+        ...r,
+        exports: r.exports.filter((e) => opts.vm === undefined || e.vmName === opts.vm),
+      }));
+      print(results, opts.json, () => formatExports(results));
+    });
+  list
+    .command("verify <target> <export>")
+    .description("hash every file of an export on the target again")
+    .option("--json", "machine-readable output")
+    .action(async (targetName: string, ref: string, opts: { json?: boolean }) => {
+      const result = await exports().verify(targetName, ref);
+      print(result, opts.json, () =>
+        result.ok
+          ? `Export ${result.id} on ${targetName} is intact: every checksum matches.\n`
+          : `Export ${result.id} on ${targetName} is damaged: ${result.badFiles.join(", ")} ${result.badFiles.length === 1 ? "does" : "do"} not match the manifest.\n`,
+      );
+      if (!result.ok) {
+        process.exitCode = 1;
+      }
+    });
+  list
+    .command("prune <target>")
+    .description("remove older verified exports beyond --keep per VM (the newest always stays)")
+    .option("--keep <n>", "exports to keep per VM (default: the target's setting)", parseCount)
+    .option("--dry-run", "only say what would be removed")
+    .option("--json", "machine-readable output")
+    .action(async (targetName: string, opts: { keep?: number; dryRun?: boolean; json?: boolean }) => {
+      const result = await exports().prune(targetName, { keep: opts.keep, dryRun: opts.dryRun === true });
+      print(result, opts.json, () =>
+        result.removed.length === 0
+          ? "Nothing to remove.\n"
+          : `${result.dryRun ? "Would remove" : "Removed"}:\n${result.removed.map((f) => `  ${f}\n`).join("")}`,
+      );
+    });
+}
+
+function describeTarget(t: Target): string {
+  if (t.kind === "dir") {
+    return t.path;
+  }
+  const who =
+    t.alias ??
+    `${t.user === undefined ? "" : `${t.user}@`}${t.host ?? ""}${t.port === undefined ? "" : `:${t.port}`}`;
+  return `${who}:${t.path}`;
+}
+
+function formatExports(
+  results: readonly { target: string; exports: readonly ExportEntry[]; error: string | null }[],
+): string {
+  const rows: string[][] = [];
+  const problems: string[] = [];
+  for (const r of results) {
+    if (r.error !== null) {
+      problems.push(`${r.target}: ${r.error}`);
+    }
+    for (const e of r.exports) {
+      const size = e.manifest?.disks.reduce((sum, d) => sum + d.size, 0) ?? null;
+      rows.push([
+        r.target,
+        e.id,
+        displayName(e.vmName),
+        displayName(e.snapshotName),
+        e.state === "verified" ? "good" : e.state,
+        formatBytes(size),
+        e.createdAt === "" ? "-" : formatTime(e.createdAt),
+      ]);
+      if (e.reason !== null) {
+        problems.push(`${r.target}/${e.id}: not good: ${e.reason}`);
+      }
+    }
+  }
+  const body =
+    rows.length === 0
+      ? "No exports.\n"
+      : table(["TARGET", "EXPORT", "VM", "SNAPSHOT", "STATE", "SIZE", "CREATED"], rows);
+  return body + problems.map((p) => `${p}\n`).join("");
+}
+
+/** Progress on stderr: one rewritten line on a terminal, a line per phase and every 10% otherwise. */
+function progressPrinter(io: CliIo): ((p: ExportProgress) => void) & { done: () => void } {
+  // Only the real process's stderr can be a terminal; tests pass their own io.
+  const tty = process.stderr.isTTY === true && io.env === process.env;
+  let lastKey = "";
+  let lastLength = 0;
+  const show = (p: ExportProgress): void => {
+    const pct = Math.floor(p.fraction * 100);
+    const rate = p.bytesPerSecond === null ? "" : ` ${formatBytes(p.bytesPerSecond)}/s`;
+    const eta = p.etaSeconds === null || p.phase !== "transfer" ? "" : ` ETA ${formatEta(p.etaSeconds)}`;
+    const line = `${p.phase}${p.disk === null ? "" : ` ${p.disk}`} ${pct}%${rate}${eta}`;
+    if (tty) {
+      io.err(`\r${line.padEnd(lastLength)}`);
+      lastLength = line.length;
+      return;
+    }
+    const key = `${p.phase} ${p.disk} ${Math.floor(pct / 10)}`;
+    if (key !== lastKey) {
+      lastKey = key;
+      io.err(`${line}\n`);
+    }
+  };
+  return Object.assign(show, {
+    done: () => {
+      if (tty && lastLength > 0) {
+        io.err("\n");
+        lastLength = 0;
+      }
+    },
+  });
+}
+
+function formatEta(seconds: number): string {
+  const s = Math.round(seconds);
+  return s < 60 ? `${s}s` : `${Math.floor(s / 60)}m${String(s % 60).padStart(2, "0")}s`;
+}
+
+function splitList(value: string): string[] {
+  return value
+    .split(",")
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0);
+}
+
+function parseCount(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n <= 0) {
+    throw new SnapkeepError("INVALID_INPUT", `"${value}" is not a positive whole number.`);
+  }
+  return n;
+}

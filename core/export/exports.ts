@@ -1,0 +1,997 @@
+/**
+ * Off-host exports: targets, exporting a snapshot as a verified bundle, listing, verifying and
+ * pruning exports. Imports (restoring a bundle) live in import.ts.
+ *
+ * The path a disk takes:
+ *
+ * | source host | target        | how                                                                 |
+ * |-------------|---------------|---------------------------------------------------------------------|
+ * | this        | folder        | qemu-img convert writes straight into the export's .partial folder  |
+ * | this        | SSH           | convert into a staging folder here, rsync push over ssh2            |
+ * | SSH         | folder        | convert into staging on the host, rsync from the host over ssh2     |
+ * | SSH         | SSH           | convert into staging on the host, rsync relayed through Snapkeep    |
+ *
+ * In the SSH cases the rsync client runs where the staged image is and `rsync --server` where it
+ * goes, joined by Snapkeep's ssh2 connections (relay.ts). Host to host goes through this computer
+ * on purpose: the hosts never get keys for each other, Snapkeep's pinned host keys hold on both
+ * legs, and nothing else has to be reachable from the hypervisor.
+ */
+import { createHash } from "node:crypto";
+import { posix } from "node:path";
+
+import { SnapkeepError, describeError, isSnapkeepError } from "../errors.js";
+import type { Snapshot, VmWithSnapshots } from "../domain/types.js";
+import { resolveSnapshot } from "../domain/selection.js";
+import { dumpXmlCommand, virsh } from "../drivers/libvirt/args.js";
+import { convertSnapshotArgs, parseConvertProgress, parseQemuImgVersion } from "../drivers/qemu-img/args.js";
+import { createSshRunner, type SshEnvironment } from "../hosts.js";
+import { LocalRunner } from "../runner/local.js";
+import { runChecked } from "../runner/checked.js";
+import type { CommandRunner } from "../runner/types.js";
+import type { SnapkeepService } from "../service.js";
+import { isFingerprint } from "../ssh/hostkey.js";
+import { parseSshSpec } from "../ssh/config.js";
+import type { SettingsStore } from "../store/store.js";
+import type { SshTarget, Target } from "../store/schema.js";
+import {
+  BUNDLE_FORMAT,
+  BUNDLE_VERSION,
+  PARTIAL_SUFFIX,
+  SCAN_SCRIPT,
+  diskFileName,
+  exportId,
+  parseScan,
+  restoreNotes,
+  sha256sums,
+  vmFolderName,
+  type ExportEntry,
+  type ExportJob,
+  type ExportStatus,
+  type Manifest,
+  type ManifestDisk,
+} from "./bundle.js";
+import { RemoteFs, writeFailure } from "./fs.js";
+import { isRetryable, relayRsync } from "./relay.js";
+import { formatBytes } from "../util/bytes.js";
+
+export const SNAPKEEP_VERSION = "0.1.0";
+
+/** Where a source host keeps converted images until they are on the target. Disk-backed on Debian. */
+export const DEFAULT_STAGING_ROOT = "/var/tmp/snapkeep-export";
+
+export type ExportPhase = "prepare" | "convert" | "transfer" | "verify" | "finish";
+
+export interface ExportProgress {
+  readonly phase: ExportPhase;
+  readonly disk: string | null;
+  /** Bytes of the current phase done and in all, over every disk. */
+  readonly bytesDone: number;
+  readonly bytesTotal: number;
+  /** 0..1 over the whole export. */
+  readonly fraction: number;
+  readonly bytesPerSecond: number | null;
+  readonly etaSeconds: number | null;
+}
+
+export interface ExportRequest {
+  readonly host: string;
+  readonly vm: string;
+  readonly snapshot: string;
+  readonly target: string;
+  readonly disks?: readonly string[] | undefined;
+  readonly bwlimitKiB?: number | undefined;
+  /** Overrides the target's keep setting for this run. */
+  readonly keep?: number | undefined;
+  readonly signal?: AbortSignal | undefined;
+  readonly onProgress?: ((progress: ExportProgress) => void) | undefined;
+}
+
+export interface ExportResult {
+  readonly target: string;
+  readonly id: string;
+  readonly folder: string;
+  readonly manifest: Manifest;
+  readonly resumed: boolean;
+  /** The earlier export whose images served as rsync's basis, if any. */
+  readonly basis: string | null;
+  /** Bytes that crossed the network per disk (rsync's total sent); 0 for a local folder. */
+  readonly bytesSent: number;
+  /** New data rsync had to send (the rest matched the basis or a resumed partial). */
+  readonly literalBytes: number;
+  readonly pruned: readonly string[];
+}
+
+export interface VerifyResult {
+  readonly target: string;
+  readonly id: string;
+  readonly ok: boolean;
+  readonly badFiles: readonly string[];
+  readonly checkedAt: string;
+}
+
+export interface PruneResult {
+  readonly removed: readonly string[];
+  readonly kept: readonly string[];
+  readonly dryRun: boolean;
+}
+
+export interface ExportsDeps {
+  readonly service: SnapkeepService;
+  readonly store: SettingsStore;
+  readonly ssh: SshEnvironment;
+  readonly now: () => Date;
+  /** Monotonic milliseconds, for rates. */
+  readonly clock?: () => number;
+  readonly sleep?: (ms: number) => Promise<void>;
+  readonly stagingRoot?: string;
+  /** Tests swap the runner for a target (a network namespace, a failing wrapper). */
+  readonly targetRunner?: (target: Target) => CommandRunner | undefined;
+}
+
+const ATTEMPTS = 3;
+const BACKOFF_MS = [2000, 8000];
+const QUICK_MS = 60_000;
+const CONVERT_MS = 6 * 60 * 60_000;
+
+export class Exports {
+  readonly #deps: ExportsDeps;
+  readonly #targetRunners = new Map<string, CommandRunner>();
+  readonly #local = new LocalRunner();
+
+  constructor(deps: ExportsDeps) {
+    this.#deps = deps;
+  }
+
+  // ---- targets -------------------------------------------------------------------------------
+
+  listTargets(): Target[] {
+    return this.#deps.store.read().targets;
+  }
+
+  getTarget(name: string): Target {
+    const target = this.listTargets().find((t) => t.name === name);
+    if (target === undefined) {
+      throw new SnapkeepError("NOT_FOUND", `There is no export target named "${name}".`, {
+        hint: "See them with: snapkeep target list",
+      });
+    }
+    return target;
+  }
+
+  /**
+   * Adds a folder or SSH target. An SSH target's host key is fetched first and pinned only when it
+   * matches `trust`; without it the target is saved untrusted and the offered key returned.
+   */
+  async addTarget(request: {
+    name: string;
+    dir?: string | undefined;
+    ssh?: string | undefined;
+    identityFile?: string | undefined;
+    trust?: string | undefined;
+    keep?: number | undefined;
+  }): Promise<{ target: Target; offeredFingerprint: string | null; trusted: boolean }> {
+    if (this.listTargets().some((t) => t.name === request.name)) {
+      throw new SnapkeepError("ALREADY_EXISTS", `A target named "${request.name}" already exists.`);
+    }
+    if ((request.dir === undefined) === (request.ssh === undefined)) {
+      throw new SnapkeepError(
+        "INVALID_INPUT",
+        "Give a target either --dir PATH or --ssh USER@HOST[:PORT]:/PATH.",
+      );
+    }
+    const keep = request.keep === undefined ? {} : { keep: request.keep };
+    if (request.dir !== undefined) {
+      const target: Target = { name: request.name, kind: "dir", path: posix.resolve(request.dir), ...keep };
+      this.#save(target);
+      return { target, offeredFingerprint: null, trusted: true };
+    }
+    const spec = request.ssh ?? "";
+    const split = spec.indexOf(":/");
+    if (split === -1) {
+      throw new SnapkeepError(
+        "INVALID_INPUT",
+        `"${spec}" has no folder: write it as user@host[:port]:/path.`,
+      );
+    }
+    const target: SshTarget = {
+      name: request.name,
+      kind: "ssh",
+      ...parseSshSpec(spec.slice(0, split)),
+      path: posix.normalize(spec.slice(split + 1)),
+      ...(request.identityFile === undefined ? {} : { identityFile: posix.resolve(request.identityFile) }),
+      ...keep,
+    };
+    this.#validate(target);
+    const offered = await this.#probe(target);
+    if (request.trust !== undefined) {
+      requireFingerprint(target.name, request.trust, offered);
+    }
+    const saved: SshTarget = request.trust === undefined ? target : { ...target, hostKey: offered };
+    this.#save(saved);
+    return { target: saved, offeredFingerprint: offered, trusted: request.trust !== undefined };
+  }
+
+  async trustTarget(name: string, fingerprint: string): Promise<Target> {
+    const target = this.getTarget(name);
+    if (target.kind !== "ssh") {
+      throw new SnapkeepError("INVALID_INPUT", `${name} is a folder on this computer; it has no host key.`);
+    }
+    const offered = await this.#probe(target);
+    requireFingerprint(name, fingerprint, offered);
+    const updated: SshTarget = { ...target, hostKey: offered };
+    this.#deps.store.update((s) => ({
+      ...s,
+      targets: s.targets.map((t) => (t.name === name ? updated : t)),
+    }));
+    await this.#dropRunner(name);
+    return updated;
+  }
+
+  async offeredFingerprint(name: string): Promise<string> {
+    const target = this.getTarget(name);
+    if (target.kind !== "ssh") {
+      throw new SnapkeepError("INVALID_INPUT", `${name} is a folder on this computer; it has no host key.`);
+    }
+    return this.#probe(target);
+  }
+
+  /** Forgets a target. The exports on it stay where they are. */
+  async removeTarget(name: string): Promise<void> {
+    this.getTarget(name);
+    this.#deps.store.update((s) => ({ ...s, targets: s.targets.filter((t) => t.name !== name) }));
+    await this.#dropRunner(name);
+  }
+
+  setKeep(name: string, keep: number | undefined): Target {
+    const target = this.getTarget(name);
+    const { keep: _old, ...rest } = target;
+    const updated: Target = keep === undefined ? rest : { ...rest, keep };
+    this.#deps.store.update((s) => ({
+      ...s,
+      targets: s.targets.map((t) => (t.name === name ? updated : t)),
+    }));
+    return updated;
+  }
+
+  /** Checks that the target is reachable, writable, has rsync, and how much room it has. */
+  async testTarget(name: string): Promise<{ target: string; freeBytes: number; rsync: string | null }> {
+    const target = this.getTarget(name);
+    const fs = this.#targetFs(target);
+    await fs.mkdirs(target.path);
+    const probe = posix.join(target.path, `.snapkeep-write-test-${process.pid}`);
+    await fs.writeFile(probe, "snapkeep\n");
+    await fs.removeFiles([probe]);
+    const freeBytes = await fs.freeBytes(target.path);
+    const version = await fs.run(["rsync", "--version"], { timeoutMs: QUICK_MS });
+    const rsync = version.code === 0 ? (version.stdout.split("\n")[0]?.trim() ?? null) : null;
+    if (rsync === null && target.kind === "ssh") {
+      throw new SnapkeepError("TOOL_MISSING", `rsync is not installed on ${fs.label}.`, {
+        hint: "Install it there with: apt-get install rsync",
+        details: { tool: "rsync" },
+      });
+    }
+    return { target: name, freeBytes, rsync };
+  }
+
+  // ---- export ----------------------------------------------------------------------------------
+
+  async export(request: ExportRequest): Promise<ExportResult> {
+    const { service } = this.#deps;
+    const target = this.getTarget(request.target);
+    const vm = await service.getVm(request.host, request.vm);
+    const snapshot = resolveSnapshot(vm, request.snapshot);
+    if (snapshot.incomplete) {
+      throw new SnapkeepError(
+        "INVALID_INPUT",
+        `Snapshot "${snapshot.name}" was made by a job that was interrupted; it is not exported as a good copy.`,
+        { hint: "Export another snapshot, or take a new one." },
+      );
+    }
+    const disks = chooseExportDisks(snapshot, request.disks);
+    const libvirt = service.libvirtFor(request.host);
+    const source = new RemoteFs(libvirt.runner);
+    const dest = this.#targetFs(target);
+    const progress = new ProgressMeter(request.onProgress, this.#deps.clock ?? (() => performance.now()));
+
+    const vmFolder = posix.join(target.path, vmFolderName(vm.name, vm.uuid));
+    progress.phase("prepare", null, 0, 0);
+    await dest.mkdirs(vmFolder);
+    const existing = (await this.#scan(target)).filter((e) =>
+      e.folder.startsWith(`${posix.basename(vmFolder)}/`),
+    );
+    const resumable = existing.find(
+      (e) =>
+        e.state === "partial" &&
+        e.job !== null &&
+        e.job.snapshotTag === snapshot.tag &&
+        e.job.host === request.host &&
+        e.job.vmUuid === vm.uuid &&
+        sameList(e.job.disks, disks),
+    );
+    const basis = existing.filter((e) => e.state === "verified").at(-1);
+    const now = this.#deps.now();
+    const id = resumable?.id ?? exportId(now, snapshot.name);
+    const partial = posix.join(vmFolder, `${id}${PARTIAL_SUFFIX}`);
+    if (resumable === undefined) {
+      if (existing.some((e) => e.id === id)) {
+        throw new SnapkeepError(
+          "ALREADY_EXISTS",
+          `An export ${id} already exists on ${target.name}; try again in a second.`,
+        );
+      }
+      await dest.mkdirs(partial);
+      const job: ExportJob = {
+        format: BUNDLE_FORMAT,
+        id,
+        startedAt: now.toISOString(),
+        host: request.host,
+        vmUuid: vm.uuid,
+        vmName: vm.name,
+        snapshotTag: snapshot.tag,
+        disks,
+      };
+      await dest.writeFile(posix.join(partial, "job.json"), `${JSON.stringify(job, null, 2)}\n`);
+    }
+
+    const direct = libvirt.runner instanceof LocalRunner && target.kind === "dir";
+    const staging = direct
+      ? partial
+      : posix.join(this.#deps.stagingRoot ?? DEFAULT_STAGING_ROOT, stagingKey(vm.uuid, snapshot.tag));
+    const qemuImg = await toolVersion(source, ["qemu-img", "--version"]);
+    const version = parseQemuImgVersion(qemuImg);
+    const compression =
+      version !== undefined && (version[0] > 5 || (version[0] === 5 && version[1] >= 1)) ? "zstd" : "zlib";
+    const definition = (
+      await runChecked(
+        libvirt.runner,
+        virsh(libvirt.uri, ...dumpXmlCommand(vm.uuid), "--inactive"),
+        "Reading the VM definition",
+        { timeoutMs: QUICK_MS },
+      )
+    ).stdout;
+
+    // 1. Every disk converted (or found converted by an earlier attempt) on the source host.
+    const staged: StagedDisk[] = [];
+    await source.mkdirs(staging);
+    const virtualTotal = disks.reduce(
+      (sum, t) => sum + (vm.disks.find((d) => d.target === t)?.virtualSize ?? 0),
+      0,
+    );
+    let convertedBytes = 0;
+    for (const target of disks) {
+      const disk = vm.disks.find((d) => d.target === target);
+      const image = snapshot.disks.find((d) => d.target === target);
+      if (disk === undefined || disk.source === null || image === undefined) {
+        throw new SnapkeepError("NOT_FOUND", `Disk ${target} of ${vm.name} has no image to export any more.`);
+      }
+      const path = posix.join(staging, diskFileName(target));
+      progress.phase("convert", target, convertedBytes, virtualTotal);
+      const done = direct ? undefined : await readStagedHash(source, path);
+      let sha256: string;
+      if (done !== undefined) {
+        sha256 = done;
+      } else {
+        await this.#convert(
+          source,
+          {
+            source: disk.source,
+            snapshotId: image.imageSnapshotId,
+            snapshotTag: snapshot.tag,
+            output: direct ? path : `${path}.tmp`,
+            shared: vm.active,
+            compression,
+          },
+          request.signal,
+          (fraction) => progress.update(convertedBytes + fraction * (disk.virtualSize ?? 0)),
+        );
+        if (!direct) {
+          [sha256] = (await source.sha256([`${path}.tmp`], request.signal)) as [string];
+          await source.rename(`${path}.tmp`, path);
+          await source.writeFile(`${path}.sha256`, `${sha256}\n`);
+        } else {
+          sha256 = "";
+        }
+      }
+      convertedBytes += disk.virtualSize ?? 0;
+      const [size] = await source.sizes([path]);
+      staged.push({
+        target,
+        role: disk.role,
+        path,
+        file: diskFileName(target),
+        size: size ?? 0,
+        sha256,
+        virtualSize: disk.virtualSize,
+        sourcePath: disk.source,
+      });
+    }
+    // The image was read shared while the VM ran: had the snapshot been deleted meanwhile, its
+    // clusters could have been reused and the copy would be garbage. It must still be there.
+    await this.#requireSnapshotStill(request.host, vm.name, snapshot);
+
+    // 2. Onto the target, unless it was written there directly.
+    let bytesSent = 0;
+    let literalBytes = 0;
+    if (!direct) {
+      const total = staged.reduce((sum, d) => sum + d.size, 0);
+      const present = await dest.sizes(staged.map((d) => posix.join(partial, d.file)));
+      const missing = staged.reduce((sum, d, i) => sum + Math.max(0, d.size - (present[i] ?? 0)), 0);
+      const free = await dest.freeBytes(partial);
+      // rsync writes a new file beside a partial one, so a resume needs room for the whole image.
+      const needed = resumable === undefined ? missing : total;
+      if (free < needed) {
+        throw new SnapkeepError(
+          "TARGET_FULL",
+          `${target.name} has ${formatBytes(free)} free at ${vmFolder}, but this export needs ${formatBytes(needed)}.`,
+          {
+            hint: "Free space there (snapkeep exports prune), or export to another target.",
+            details: { free, needed },
+          },
+        );
+      }
+      let sentBefore = 0;
+      for (const disk of staged) {
+        progress.phase("transfer", disk.target, sentBefore, total);
+        const stats = await this.#transfer(
+          libvirt.runner,
+          dest.runner,
+          {
+            source: disk.path,
+            destination: posix.join(partial, disk.file),
+            basisDir: basis === undefined ? undefined : posix.join(target.path, basis.folder),
+            bwlimitKiB: request.bwlimitKiB,
+          },
+          request.signal,
+          (bytes) => progress.update(sentBefore + Math.min(bytes, disk.size)),
+        );
+        bytesSent += stats?.bytesSent ?? 0;
+        literalBytes += stats?.literalBytes ?? 0;
+        sentBefore += disk.size;
+      }
+    }
+
+    // 3. Hashed where it landed; the source hash (or, written directly, this one) goes in the manifest.
+    const totalSize = staged.reduce((sum, d) => sum + d.size, 0);
+    progress.phase("verify", null, 0, totalSize);
+    const landed = await dest.sha256(
+      staged.map((d) => posix.join(partial, d.file)),
+      request.signal,
+    );
+    const bad = staged.filter((d, i) => !direct && landed[i] !== d.sha256).map((d) => d.file);
+    if (bad.length > 0) {
+      // Delete the bad copies so that the next attempt sends them again rather than resuming.
+      await dest.removeFiles(bad.map((f) => posix.join(partial, f)));
+      throw new SnapkeepError(
+        "VERIFY_FAILED",
+        `${bad.join(", ")} on ${target.name} does not match the image that was sent.`,
+        {
+          hint: "Run the export again; if it happens again, check the target's disk and memory.",
+          details: { files: bad },
+        },
+      );
+    }
+    progress.update(totalSize);
+
+    progress.phase("finish", null, 0, 0);
+    const rsyncVersion = direct ? null : await toolVersion(source, ["rsync", "--version"]).catch(() => null);
+    const definitionSha = createHash("sha256").update(definition).digest("hex");
+    const manifest: Manifest = {
+      format: BUNDLE_FORMAT,
+      formatVersion: BUNDLE_VERSION,
+      id,
+      createdAt: resumable?.job?.startedAt ?? now.toISOString(),
+      source: {
+        host: request.host,
+        vm: { name: vm.name, uuid: vm.uuid },
+        snapshot: {
+          name: snapshot.name,
+          tag: snapshot.tag,
+          kind: snapshot.kind,
+          createdAt: snapshot.createdAt,
+          consistency: snapshot.consistency,
+          note: snapshot.note,
+        },
+      },
+      definition: { name: "domain.xml", size: Buffer.byteLength(definition), sha256: definitionSha },
+      disks: staged.map((d, i): ManifestDisk => ({
+        name: d.file,
+        size: d.size,
+        sha256: direct ? (landed[i] ?? "") : d.sha256,
+        target: d.target,
+        role: d.role,
+        format: "qcow2",
+        compression,
+        virtualSize: d.virtualSize,
+        sourcePath: d.sourcePath,
+      })),
+      tools: {
+        snapkeep: SNAPKEEP_VERSION,
+        "qemu-img": qemuImg.split("\n")[0]?.trim() ?? "",
+        ...(rsyncVersion === null ? {} : { rsync: rsyncVersion.split("\n")[0]?.trim() ?? "" }),
+      },
+    };
+    await dest.writeFile(posix.join(partial, "domain.xml"), definition);
+    const [definitionLanded] = await dest.sha256([posix.join(partial, "domain.xml")]);
+    if (definitionLanded !== definitionSha) {
+      throw new SnapkeepError(
+        "VERIFY_FAILED",
+        `domain.xml on ${target.name} does not match what was written.`,
+      );
+    }
+    await dest.writeFile(posix.join(partial, "manifest.json"), `${JSON.stringify(manifest, null, 2)}\n`);
+    await dest.writeFile(posix.join(partial, "SHA256SUMS"), sha256sums(manifest));
+    await dest.writeFile(posix.join(partial, "RESTORE.md"), restoreNotes(manifest));
+    const status: ExportStatus = {
+      state: "verified",
+      checkedAt: this.#deps.now().toISOString(),
+      badFiles: [],
+    };
+    await dest.writeFile(posix.join(partial, "status.json"), `${JSON.stringify(status, null, 2)}\n`);
+    // rsync's temporary files from attempts that were killed outright, and the job record.
+    await dest.run(
+      [
+        "find",
+        partial,
+        "-maxdepth",
+        "1",
+        "-type",
+        "f",
+        "(",
+        "-name",
+        ".*",
+        "-o",
+        "-name",
+        "job.json",
+        ")",
+        "-delete",
+      ],
+      { timeoutMs: QUICK_MS },
+    );
+    const final = posix.join(vmFolder, id);
+    await dest.renameDir(partial, final);
+    if (!direct) {
+      await source.removeTree(staging).catch(() => undefined);
+    }
+
+    const keep = request.keep ?? target.keep;
+    const pruned =
+      keep === undefined
+        ? []
+        : (await this.prune(target.name, { vmUuid: vm.uuid, keep, dryRun: false })).removed;
+    return {
+      target: target.name,
+      id,
+      folder: final,
+      manifest,
+      resumed: resumable !== undefined,
+      basis: basis?.id ?? null,
+      bytesSent,
+      literalBytes,
+      pruned,
+    };
+  }
+
+  // ---- listing, verifying, pruning ----------------------------------------------------------------
+
+  /** Every Snapkeep export on a target (or on every target), with its state and why it is not good. */
+  async list(
+    targetName?: string,
+  ): Promise<{ target: string; exports: ExportEntry[]; error: string | null }[]> {
+    const targets = targetName === undefined ? this.listTargets() : [this.getTarget(targetName)];
+    return Promise.all(
+      targets.map(async (target) => {
+        try {
+          return { target: target.name, exports: await this.#scan(target), error: null };
+        } catch (error) {
+          return { target: target.name, exports: [], error: describeError(error) };
+        }
+      }),
+    );
+  }
+
+  async find(targetName: string, ref: string): Promise<{ target: Target; entry: ExportEntry }> {
+    const target = this.getTarget(targetName);
+    const entries = await this.#scan(target);
+    const matches = entries.filter((e) => e.id === ref || e.folder === ref || e.id.startsWith(ref));
+    if (matches.length !== 1) {
+      throw new SnapkeepError(
+        "NOT_FOUND",
+        matches.length === 0
+          ? `There is no export "${ref}" on ${targetName}.`
+          : `"${ref}" matches ${matches.length} exports on ${targetName}; give more of the id.`,
+        { hint: `See them with: snapkeep exports list --target ${targetName}` },
+      );
+    }
+    const [entry] = matches as [ExportEntry];
+    return { target, entry };
+  }
+
+  /** Hashes every file of an export again on the target and records the result in status.json. */
+  async verify(targetName: string, ref: string, signal?: AbortSignal): Promise<VerifyResult> {
+    const { target, entry } = await this.find(targetName, ref);
+    if (entry.state === "partial" || entry.manifest === null) {
+      throw new SnapkeepError(
+        "INVALID_INPUT",
+        `Export ${entry.id} cannot be verified: ${entry.reason ?? "it has no manifest"}.`,
+      );
+    }
+    const fs = this.#targetFs(target);
+    const dir = posix.join(target.path, entry.folder);
+    const files = [entry.manifest.definition, ...entry.manifest.disks];
+    const sizes = await fs.sizes(files.map((f) => posix.join(dir, f.name)));
+    const present = files.filter((_, i) => sizes[i] !== undefined);
+    const sums = await fs.sha256(
+      present.map((f) => posix.join(dir, f.name)),
+      signal,
+    );
+    const badFiles = files
+      .filter((f) => {
+        const at = present.indexOf(f);
+        return at === -1 || sums[at] !== f.sha256;
+      })
+      .map((f) => f.name);
+    const status: ExportStatus = {
+      state: badFiles.length === 0 ? "verified" : "corrupt",
+      checkedAt: this.#deps.now().toISOString(),
+      badFiles,
+    };
+    await fs.writeFile(posix.join(dir, "status.json"), `${JSON.stringify(status, null, 2)}\n`);
+    return {
+      target: target.name,
+      id: entry.id,
+      ok: badFiles.length === 0,
+      badFiles,
+      checkedAt: status.checkedAt,
+    };
+  }
+
+  /**
+   * Keeps the newest `keep` verified exports per VM and removes older ones. The newest verified
+   * export of a VM is never removed, whatever `keep` says, and neither is anything that is not
+   * verified (a partial one may be resumed; a corrupt one is evidence the person should see).
+   */
+  async prune(
+    targetName: string,
+    options: { vmUuid?: string | undefined; keep?: number | undefined; dryRun: boolean },
+  ): Promise<PruneResult> {
+    const target = this.getTarget(targetName);
+    const keep = options.keep ?? target.keep;
+    if (keep === undefined || keep < 1) {
+      throw new SnapkeepError(
+        "INVALID_INPUT",
+        `Say how many exports per VM to keep (--keep N, at least 1) or set it on ${targetName}.`,
+      );
+    }
+    const entries = (await this.#scan(target)).filter(
+      (e) => e.state === "verified" && (options.vmUuid === undefined || e.vmUuid === options.vmUuid),
+    );
+    const byVm = new Map<string, ExportEntry[]>();
+    for (const entry of entries) {
+      byVm.set(entry.vmFolder, [...(byVm.get(entry.vmFolder) ?? []), entry]);
+    }
+    const removed: string[] = [];
+    const kept: string[] = [];
+    for (const list of byVm.values()) {
+      const newestFirst = [...list].reverse();
+      newestFirst.forEach((e, i) => (i < Math.max(1, keep) ? kept : removed).push(e.folder));
+    }
+    if (!options.dryRun) {
+      const fs = this.#targetFs(target);
+      for (const folder of removed) {
+        await fs.removeTree(posix.join(target.path, folder));
+      }
+    }
+    return { removed, kept, dryRun: options.dryRun };
+  }
+
+  async dispose(): Promise<void> {
+    const runners = [...this.#targetRunners.values()];
+    this.#targetRunners.clear();
+    await Promise.all([...runners.map((r) => r.dispose()), this.#local.dispose()]);
+  }
+
+  // ---- internals ---------------------------------------------------------------------------------
+
+  /** The runner and file operations for a target; an untrusted SSH target refuses to connect. */
+  targetFs(name: string): RemoteFs {
+    return this.#targetFs(this.getTarget(name));
+  }
+
+  #targetFs(target: Target): RemoteFs {
+    let runner = this.#targetRunners.get(target.name);
+    if (runner === undefined) {
+      runner = this.#deps.targetRunner?.(target) ?? this.#newRunner(target);
+      this.#targetRunners.set(target.name, runner);
+    }
+    return new RemoteFs(runner);
+  }
+
+  #newRunner(target: Target): CommandRunner {
+    if (target.kind === "dir") {
+      return this.#local;
+    }
+    if (target.hostKey === undefined) {
+      throw new SnapkeepError(
+        "HOST_KEY_UNKNOWN",
+        `Target ${target.name} is not trusted yet; nothing is sent to it until it is.`,
+        {
+          hint: `Check its fingerprint and run: snapkeep target trust ${target.name} SHA256:...`,
+        },
+      );
+    }
+    return createSshRunner(asSshHost(target), this.#deps.ssh, target.hostKey, "target");
+  }
+
+  async #dropRunner(name: string): Promise<void> {
+    const runner = this.#targetRunners.get(name);
+    this.#targetRunners.delete(name);
+    if (runner !== this.#local) {
+      await runner?.dispose();
+    }
+  }
+
+  async #probe(target: SshTarget): Promise<string> {
+    const runner = createSshRunner(asSshHost(target), this.#deps.ssh, undefined, "target");
+    try {
+      return await runner.probeHostKey();
+    } finally {
+      await runner.dispose();
+    }
+  }
+
+  #validate(target: Target): void {
+    if (target.path === "/" || target.path.length < 2) {
+      throw new SnapkeepError("INVALID_INPUT", "Choose a folder for exports, not the root of a filesystem.");
+    }
+  }
+
+  #save(target: Target): void {
+    this.#validate(target);
+    this.#deps.store.update((s) => {
+      if (s.targets.some((t) => t.name === target.name)) {
+        throw new SnapkeepError("ALREADY_EXISTS", `A target named "${target.name}" already exists.`);
+      }
+      return { ...s, targets: [...s.targets, target] };
+    });
+  }
+
+  async #scan(target: Target): Promise<ExportEntry[]> {
+    const fs = this.#targetFs(target);
+    const result = await runChecked(
+      fs.runner,
+      ["sh", "-c", SCAN_SCRIPT, "snapkeep-scan", target.path],
+      `Listing exports on ${target.name}`,
+      {
+        timeoutMs: QUICK_MS,
+      },
+    );
+    return parseScan(result.stdout);
+  }
+
+  async #convert(
+    fs: RemoteFs,
+    options: Parameters<typeof convertSnapshotArgs>[0],
+    signal: AbortSignal | undefined,
+    onFraction: (fraction: number) => void,
+  ): Promise<void> {
+    let tail = "";
+    const argv = convertSnapshotArgs(options);
+    const result = await fs.run(argv, {
+      timeoutMs: CONVERT_MS,
+      ...(signal === undefined ? {} : { signal }),
+      onStdout: (chunk) => {
+        tail = (tail + chunk.toString("latin1")).slice(-64);
+        const fraction = parseConvertProgress(tail);
+        if (fraction !== undefined) {
+          onFraction(fraction);
+        }
+      },
+    });
+    if (result.code !== 0) {
+      await fs.removeFiles([options.output]).catch(() => undefined);
+      if (/No space left|Permission denied|Read-only file system|Disk quota/i.test(result.stderr)) {
+        throw writeFailure(fs.label, options.output, result.stderr);
+      }
+      throw new SnapkeepError(
+        "COMMAND_FAILED",
+        `Converting ${options.source} on ${fs.label} failed: ${result.stderr.trim().split("\n").at(-1) ?? `exit ${result.code}`}`,
+        {
+          details: { stderr: result.stderr.slice(0, 2000) },
+        },
+      );
+    }
+  }
+
+  async #transfer(
+    sender: CommandRunner,
+    receiver: CommandRunner,
+    send: Parameters<typeof relayRsync>[0]["send"],
+    signal: AbortSignal | undefined,
+    onBytes: (bytes: number) => void,
+  ): Promise<{ bytesSent: number; literalBytes: number } | undefined> {
+    const sleep = this.#deps.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const { stats } = await relayRsync({
+          sender,
+          receiver,
+          send,
+          signal,
+          onProgress: (p) => onBytes(p.bytes),
+        });
+        return stats;
+      } catch (error) {
+        if (signal?.aborted === true || attempt >= ATTEMPTS || !isRetryable(error)) {
+          throw error;
+        }
+        await sleep(BACKOFF_MS[attempt - 1] ?? 8000);
+      }
+    }
+  }
+
+  async #requireSnapshotStill(host: string, vmName: string, snapshot: Snapshot): Promise<void> {
+    let vm: VmWithSnapshots;
+    try {
+      vm = await this.#deps.service.getVm(host, vmName);
+    } catch (error) {
+      if (isSnapkeepError(error, "NOT_FOUND")) {
+        throw new SnapkeepError(
+          "NOT_FOUND",
+          `VM ${vmName} went away during the export; the copy was not kept.`,
+        );
+      }
+      throw error;
+    }
+    const now = vm.snapshots.find((s) => s.tag === snapshot.tag);
+    const same =
+      now !== undefined &&
+      snapshot.disks.every((d) =>
+        now.disks.some((n) => n.target === d.target && n.imageSnapshotId === d.imageSnapshotId),
+      );
+    if (!same) {
+      throw new SnapkeepError(
+        "NOT_FOUND",
+        `Snapshot "${snapshot.name}" was deleted or replaced while it was being exported; the copy was not kept.`,
+        { hint: "Export it again, or pin snapshots you export so retention leaves them alone." },
+      );
+    }
+  }
+}
+
+interface StagedDisk {
+  readonly target: string;
+  readonly role: "root" | "additional";
+  readonly path: string;
+  readonly file: string;
+  readonly size: number;
+  readonly sha256: string;
+  readonly virtualSize: number | null;
+  readonly sourcePath: string | null;
+}
+
+/** The disks to export: the chosen ones (each must be in the snapshot), else all of the snapshot's. */
+export function chooseExportDisks(snapshot: Snapshot, chosen: readonly string[] | undefined): string[] {
+  const inSnapshot = snapshot.disks.map((d) => d.target);
+  if (chosen === undefined || chosen.length === 0) {
+    return inSnapshot;
+  }
+  for (const target of chosen) {
+    if (!inSnapshot.includes(target)) {
+      throw new SnapkeepError("INVALID_INPUT", `Snapshot "${snapshot.name}" has no disk ${target}.`, {
+        hint: `It has: ${inSnapshot.join(", ")}`,
+      });
+    }
+  }
+  return inSnapshot.filter((t) => chosen.includes(t));
+}
+
+function sameList(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
+/** One staging folder per VM and snapshot, so a retry finds the images an earlier attempt made. */
+function stagingKey(vmUuid: string, tag: string): string {
+  return `${vmUuid}-${createHash("sha256").update(tag).digest("hex").slice(0, 12)}`;
+}
+
+/** The hash an earlier attempt recorded once its image was complete; undefined if none. */
+async function readStagedHash(fs: RemoteFs, path: string): Promise<string | undefined> {
+  const [imageSize, hashSize] = await fs.sizes([path, `${path}.sha256`]);
+  if (imageSize === undefined || hashSize === undefined) {
+    return undefined;
+  }
+  const text = (await fs.readFile(`${path}.sha256`)).trim();
+  return /^[0-9a-f]{64}$/.test(text) ? text : undefined;
+}
+
+async function toolVersion(fs: RemoteFs, argv: readonly string[]): Promise<string> {
+  return (await runChecked(fs.runner, argv, `Asking ${argv[0]} for its version`, { timeoutMs: QUICK_MS }))
+    .stdout;
+}
+
+function requireFingerprint(name: string, given: string, offered: string): void {
+  if (!isFingerprint(given)) {
+    throw new SnapkeepError(
+      "INVALID_INPUT",
+      `"${given}" is not a SHA256 fingerprint (SHA256: and 43 characters).`,
+    );
+  }
+  if (given !== offered) {
+    throw new SnapkeepError(
+      "HOST_KEY_CHANGED",
+      `Target ${name} offers ${offered}, not the fingerprint you gave (${given}); nothing was trusted.`,
+      { details: { expected: given, offered } },
+    );
+  }
+}
+
+function asSshHost(target: SshTarget): Parameters<typeof createSshRunner>[0] {
+  return {
+    name: target.name,
+    kind: "ssh",
+    uri: "",
+    ...(target.alias === undefined ? {} : { alias: target.alias }),
+    ...(target.host === undefined ? {} : { host: target.host }),
+    ...(target.user === undefined ? {} : { user: target.user }),
+    ...(target.port === undefined ? {} : { port: target.port }),
+    ...(target.identityFile === undefined ? {} : { identityFile: target.identityFile }),
+  };
+}
+
+/** Turns byte counts into progress events with a rate and ETA smoothed over the last seconds. */
+class ProgressMeter {
+  #phase: ExportPhase = "prepare";
+  #disk: string | null = null;
+  #total = 0;
+  #samples: { t: number; bytes: number }[] = [];
+
+  constructor(
+    private readonly emit: ((p: ExportProgress) => void) | undefined,
+    private readonly clock: () => number,
+  ) {}
+
+  phase(phase: ExportPhase, disk: string | null, done: number, total: number): void {
+    this.#phase = phase;
+    this.#disk = disk;
+    this.#total = total;
+    this.#samples = [];
+    this.update(done);
+  }
+
+  update(done: number): void {
+    if (this.emit === undefined) {
+      return;
+    }
+    const t = this.clock();
+    this.#samples.push({ t, bytes: done });
+    while (this.#samples.length > 2 && t - (this.#samples[0]?.t ?? t) > 5000) {
+      this.#samples.shift();
+    }
+    const first = this.#samples[0] ?? { t, bytes: done };
+    const elapsed = (t - first.t) / 1000;
+    const rate = elapsed > 0.2 ? (done - first.bytes) / elapsed : null;
+    const eta = rate !== null && rate > 0 ? Math.max(0, (this.#total - done) / rate) : null;
+    const weights: Record<ExportPhase, [number, number]> = {
+      prepare: [0, 0],
+      convert: [0, 0.45],
+      transfer: [0.45, 0.9],
+      verify: [0.9, 0.98],
+      finish: [0.98, 1],
+    };
+    const [from, to] = weights[this.#phase];
+    const within = this.#total > 0 ? Math.min(1, done / this.#total) : 0;
+    try {
+      this.emit({
+        phase: this.#phase,
+        disk: this.#disk,
+        bytesDone: done,
+        bytesTotal: this.#total,
+        fraction: from + (to - from) * within,
+        bytesPerSecond: rate,
+        etaSeconds: eta,
+      });
+    } catch {
+      // A listener's failure is not the export's.
+    }
+  }
+}

@@ -1,0 +1,156 @@
+/**
+ * File operations on a host or export target, through its command runner, so the same code works
+ * on this computer and over SSH. Every script here is a constant; paths reach it only as
+ * positional arguments, which the local runner passes as argv and the SSH runner quotes one by one.
+ */
+import { SnapkeepError } from "../errors.js";
+import { checkResult, runChecked } from "../runner/checked.js";
+import type { CommandRunner, RunOptions } from "../runner/types.js";
+
+/** Hashing a large image takes a while; everything else here is quick. */
+const QUICK_MS = 60_000;
+const HASH_MS = 6 * 60 * 60_000;
+
+export class RemoteFs {
+  constructor(readonly runner: CommandRunner) {}
+
+  get label(): string {
+    return this.runner.label;
+  }
+
+  async mkdirs(path: string): Promise<void> {
+    const result = await this.runner.run(["mkdir", "-p", "--", path], { timeoutMs: QUICK_MS });
+    if (result.code !== 0) {
+      throw writeFailure(this.label, path, result.stderr);
+    }
+  }
+
+  /** Writes a small file whole: to a temporary name first, then renamed over the final one. */
+  async writeFile(path: string, content: string): Promise<void> {
+    const result = await this.runner.run(
+      ["sh", "-c", 'cat > "$1.tmp" && mv -f -- "$1.tmp" "$1"', "snapkeep-write", path],
+      { stdin: content, timeoutMs: QUICK_MS },
+    );
+    if (result.code !== 0) {
+      throw writeFailure(this.label, path, result.stderr);
+    }
+  }
+
+  async readFile(path: string): Promise<string> {
+    const result = await runChecked(this.runner, ["cat", "--", path], `Reading ${path}`, {
+      timeoutMs: QUICK_MS,
+    });
+    return result.stdout;
+  }
+
+  /** SHA-256 of each file (lowercase hex), in order; a missing file is an error naming it. */
+  async sha256(paths: readonly string[], signal?: AbortSignal): Promise<string[]> {
+    if (paths.length === 0) {
+      return [];
+    }
+    const argv = ["sha256sum", "--", ...paths];
+    const result = await this.runner.run(argv, { timeoutMs: HASH_MS, ...(signal ? { signal } : {}) });
+    checkResult(this.label, argv, result, "Hashing");
+    const sums = result.stdout
+      .split("\n")
+      .filter((l) => l.length > 0)
+      .map((line) => /^\\?([0-9a-f]{64}) [ *]/.exec(line)?.[1]);
+    if (sums.length !== paths.length || sums.some((s) => s === undefined)) {
+      throw new SnapkeepError(
+        "UNEXPECTED_OUTPUT",
+        `sha256sum on ${this.label} printed something unexpected.`,
+      );
+    }
+    return sums as string[];
+  }
+
+  /** Bytes of each file; undefined where there is none. */
+  async sizes(paths: readonly string[]): Promise<(number | undefined)[]> {
+    const result = await this.runner.run(
+      [
+        "sh",
+        "-c",
+        'for f in "$@"; do if [ -f "$f" ]; then wc -c < "$f"; else echo -; fi; done',
+        "snapkeep-size",
+        ...paths,
+      ],
+      { timeoutMs: QUICK_MS },
+    );
+    checkResult(this.label, ["sh"], result, "Reading file sizes");
+    const lines = result.stdout.split("\n").filter((l) => l.length > 0);
+    return paths.map((_, i) => {
+      const line = lines[i]?.trim();
+      return line === undefined || line === "-" ? undefined : Number(line);
+    });
+  }
+
+  /** Free bytes for an unprivileged writer on the filesystem holding `path` (which must exist). */
+  async freeBytes(path: string): Promise<number> {
+    const result = await runChecked(
+      this.runner,
+      ["df", "-Pk", "--", path],
+      `Checking free space on ${path}`,
+      {
+        timeoutMs: QUICK_MS,
+      },
+    );
+    const fields = result.stdout.trim().split("\n").at(-1)?.split(/\s+/) ?? [];
+    const available = Number(fields[3]);
+    if (!Number.isFinite(available)) {
+      throw new SnapkeepError("UNEXPECTED_OUTPUT", `df on ${this.label} printed something unexpected.`);
+    }
+    return available * 1024;
+  }
+
+  /** Renames a folder; fails rather than moving it inside `to` when `to` exists (mv -T). */
+  async renameDir(from: string, to: string): Promise<void> {
+    await runChecked(this.runner, ["mv", "-T", "--", from, to], `Renaming ${from}`, { timeoutMs: QUICK_MS });
+  }
+
+  async rename(from: string, to: string): Promise<void> {
+    await runChecked(this.runner, ["mv", "-f", "--", from, to], `Renaming ${from}`, { timeoutMs: QUICK_MS });
+  }
+
+  /** Removes files (not folders); missing ones are fine. */
+  async removeFiles(paths: readonly string[]): Promise<void> {
+    if (paths.length > 0) {
+      await runChecked(this.runner, ["rm", "-f", "--", ...paths], "Removing files", { timeoutMs: QUICK_MS });
+    }
+  }
+
+  /**
+   * Removes a folder and what is in it. Callers only pass folders Snapkeep made and recognised
+   * (an export's manifest or job file, a staging folder named by Snapkeep).
+   */
+  async removeTree(path: string): Promise<void> {
+    await runChecked(this.runner, ["rm", "-rf", "--", path], `Removing ${path}`, { timeoutMs: QUICK_MS * 5 });
+  }
+
+  /** Runs a command whose failure is described by the caller; for tools with their own errors. */
+  run(argv: readonly string[], options?: RunOptions): ReturnType<CommandRunner["run"]> {
+    return this.runner.run(argv, options);
+  }
+}
+
+/** A write that failed: full, read-only and permission problems get their own codes. */
+export function writeFailure(label: string, path: string, stderr: string): SnapkeepError {
+  const reason = stderr.trim().split("\n").at(-1) ?? "";
+  if (/No space left on device|Disk quota exceeded/i.test(stderr)) {
+    return new SnapkeepError("TARGET_FULL", `${path} on ${label} is full: ${reason}`, {
+      hint: "Free space there, or export to another target.",
+    });
+  }
+  if (/Permission denied|Read-only file system|Operation not permitted/i.test(stderr)) {
+    return new SnapkeepError(
+      "TARGET_UNWRITABLE",
+      `Snapkeep may not write to ${path} on ${label}: ${reason}`,
+      {
+        hint: "Give the SSH user (or you, for a folder) write access there, or choose another path.",
+      },
+    );
+  }
+  return new SnapkeepError(
+    "COMMAND_FAILED",
+    `Writing ${path} on ${label} failed: ${reason || "unknown error"}`,
+  );
+}

@@ -154,13 +154,15 @@ export async function relayRsync(request: RelayRequest): Promise<RelayResult> {
   try {
     const [sent, received] = await Promise.allSettled([senderRun, receiverRun]);
     if (request.signal?.aborted === true) {
-      throw request.signal.reason;
+      throw cancelled(request.signal.reason);
+    }
+    // The receiver's failure first: when it dies, the sender is stopped on purpose and only
+    // reports that it was.
+    if (received.status === "rejected") {
+      throw received.reason;
     }
     if (sent.status === "rejected") {
       throw sent.reason;
-    }
-    if (received.status === "rejected") {
-      throw received.reason;
     }
     const text = `${senderText}\n${receiverText}`;
     if (sent.value.code !== 0 || received.value === undefined || received.value.code !== 0) {
@@ -211,6 +213,12 @@ function transferFailure(
     details: { retryable, senderCode: sent.code, receiverCode: received?.code ?? null },
     hint: retryable ? "Run the export again: it resumes where it stopped." : undefined,
   });
+}
+
+function cancelled(reason: unknown): SnapkeepError {
+  return isSnapkeepError(reason, "CANCELLED")
+    ? reason
+    : new SnapkeepError("CANCELLED", "The transfer was cancelled; what arrived is kept for a resume.");
 }
 
 export function isRetryable(error: unknown): boolean {

@@ -16,6 +16,7 @@ export class NotConnectedError extends Error {}
 const MAX_PREFIX_BYTES = 64 * 1024;
 const MARKER = Buffer.from(REMOTE_PID_MARKER, "latin1");
 const PID_GRACE_MS = 2000;
+const STDOUT_DRAIN_MS = 5000;
 
 /**
  * Takes the first `snapkeep-pid:<pid>` line out of stderr and passes every other byte on. It is
@@ -257,6 +258,14 @@ export function runOnChannel(
       stream.once("close", (code?: number | null, exitSignal?: string) => {
         channelGone();
         exit = { code, signal: exitSignal };
+        if (!stdoutEnded) {
+          // Piped output still buffered behind a sink that stopped reading (its own consumer died)
+          // would hold the result forever; what has not drained by now is given up.
+          setTimeout(() => {
+            stdoutEnded = true;
+            maybeDone();
+          }, STDOUT_DRAIN_MS).unref();
+        }
         maybeDone();
       });
       if (killRequested) {

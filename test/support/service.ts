@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { SnapkeepService } from "../../core/service.js";
-import { openSettingsStore } from "../../core/store/store.js";
+import { openSettingsStore, type SettingsStore } from "../../core/store/store.js";
 import { createRunner, type SshEnvironment } from "../../core/hosts.js";
 import type { HostConfig } from "../../core/domain/types.js";
 import type { CommandRunner } from "../../core/runner/types.js";
@@ -14,6 +14,8 @@ export function makeService(
   options: { wrapRunner?: (runner: CommandRunner) => CommandRunner } = {},
 ): {
   service: SnapkeepService;
+  store: SettingsStore;
+  ssh: SshEnvironment;
   home: string;
   dispose(): Promise<void>;
 } {
@@ -25,8 +27,9 @@ export function makeService(
     passphrase: undefined,
     ...ssh,
   };
+  const store = openSettingsStore(home, new Date());
   const service = new SnapkeepService({
-    store: openSettingsStore(home, new Date()),
+    store,
     now: () => new Date(),
     sleep: (ms) => sleep(ms).then(() => undefined),
     ssh: sshEnv,
@@ -39,6 +42,8 @@ export function makeService(
   });
   return {
     service,
+    store,
+    ssh: sshEnv,
     home,
     async dispose() {
       await service.dispose();

@@ -30,6 +30,8 @@ export interface TestSshd {
   log(): string;
   /** Number of logins sshd has accepted so far ("Accepted publickey for ..." log lines). */
   acceptedLogins(): number;
+  /** Starts sshd again with the same keys and port (after a test killed it). */
+  restart(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -70,14 +72,19 @@ async function freePort(): Promise<number> {
 }
 
 /** Resolves once something on the port answers with an SSH banner. */
-async function waitForBanner(port: number, child: ChildProcess, deadlineMs: number): Promise<void> {
+async function waitForBanner(
+  host: string,
+  port: number,
+  child: ChildProcess,
+  deadlineMs: number,
+): Promise<void> {
   const start = Date.now();
   for (;;) {
     if (child.exitCode !== null || child.signalCode !== null) {
       throw new Error(`sshd exited early (${child.exitCode ?? child.signalCode})`);
     }
     const ok = await new Promise<boolean>((resolve) => {
-      const socket = net.connect({ host: "127.0.0.1", port });
+      const socket = net.connect({ host, port });
       const done = (value: boolean): void => {
         socket.destroy();
         resolve(value);
@@ -112,13 +119,15 @@ async function startOnce(
   hostKey: string,
   authorizedKeys: string,
   extraConfig: readonly string[],
+  netns: SshdOptions["netns"],
 ): Promise<{ child: ChildProcess; port: number; logText: () => string }> {
+  const address = netns?.address ?? "127.0.0.1";
   const port = await freePort();
   const configPath = path.join(tmpDir, `sshd_config.${port}`);
   await writeFile(
     configPath,
     [
-      "ListenAddress 127.0.0.1",
+      `ListenAddress ${address}`,
       `Port ${port}`,
       `HostKey ${hostKey}`,
       `AuthorizedKeysFile ${authorizedKeys}`,
@@ -139,16 +148,26 @@ async function startOnce(
   // The privilege separation directory that sshd refuses to start without; the Debian package
   // creates it at boot through systemd, which a container does not run.
   mkdirSync("/run/sshd", { recursive: true, mode: 0o755 });
-  const child = spawn("/usr/sbin/sshd", ["-D", "-e", "-f", configPath], {
-    stdio: ["ignore", "ignore", "pipe"],
-  });
+  return spawnSshd(configPath, address, port, netns);
+}
+
+/** Starts sshd on a written config; also used to bring a killed one back with the same keys. */
+async function spawnSshd(
+  configPath: string,
+  address: string,
+  port: number,
+  netns: SshdOptions["netns"],
+): Promise<{ child: ChildProcess; port: number; logText: () => string }> {
+  const sshd = ["/usr/sbin/sshd", "-D", "-e", "-f", configPath];
+  const [command, ...args] = netns === undefined ? sshd : ["ip", "netns", "exec", netns.name, ...sshd];
+  const child = spawn(command as string, args, { stdio: ["ignore", "ignore", "pipe"] });
   let log = "";
   child.stderr?.setEncoding("utf8");
   child.stderr?.on("data", (chunk: string) => {
     log += chunk;
   });
   try {
-    await waitForBanner(port, child, 10_000);
+    await waitForBanner(address, port, child, 10_000);
   } catch (error) {
     await stopChild(child);
     throw new Error(`${String(error)}\n${log}`);
@@ -159,6 +178,8 @@ async function startOnce(
 export interface SshdOptions {
   /** More sshd_config lines, e.g. `SetEnv BASH_ENV=...` to make the login shell print first. */
   readonly extraConfig?: readonly string[];
+  /** Run sshd inside this network namespace, listening on its address (see netns.ts). */
+  readonly netns?: { readonly name: string; readonly address: string };
 }
 
 export async function startSshd(options: SshdOptions = {}): Promise<TestSshd> {
@@ -191,7 +212,7 @@ export async function startSshd(options: SshdOptions = {}): Promise<TestSshd> {
   let lastError: unknown;
   for (let attempt = 0; attempt < 3 && started === undefined; attempt++) {
     try {
-      started = await startOnce(tmpDir, hostKey, authorizedKeys, options.extraConfig ?? []);
+      started = await startOnce(tmpDir, hostKey, authorizedKeys, options.extraConfig ?? [], options.netns);
     } catch (error) {
       lastError = error;
     }
@@ -200,10 +221,12 @@ export async function startSshd(options: SshdOptions = {}): Promise<TestSshd> {
     await rm(tmpDir, { recursive: true, force: true });
     throw lastError;
   }
-  const { child, port, logText } = started;
+  let { child, logText } = started;
+  const { port } = started;
+  const address = options.netns?.address ?? "127.0.0.1";
   const count = (pattern: RegExp): number => logText().match(pattern)?.length ?? 0;
   return {
-    host: "127.0.0.1",
+    host: options.netns?.address ?? "127.0.0.1",
     port,
     user: os.userInfo().username,
     userKeyPath,
@@ -212,8 +235,17 @@ export async function startSshd(options: SshdOptions = {}): Promise<TestSshd> {
     strangerKeyPath,
     hostFingerprint,
     tmpDir,
-    log: logText,
+    log: () => logText(),
     acceptedLogins: () => count(/^Accepted publickey for /gm),
+    restart: async () => {
+      await stopChild(child);
+      ({ child, logText } = await spawnSshd(
+        path.join(tmpDir, `sshd_config.${port}`),
+        address,
+        port,
+        options.netns,
+      ));
+    },
     stop: async () => {
       await stopChild(child);
       await rm(tmpDir, { recursive: true, force: true });

@@ -54,8 +54,10 @@ export interface RsyncSendOptions {
  *   passes through the relay holds only options, which {@link validateServerArgv} can check.
  * - `-I --no-whole-file`: a re-export can have the same size and an mtime in the same second as
  *   the basis, and the quick check would then skip it; rsync must always compare blocks.
- * - `--partial`: an interrupted transfer keeps what arrived, and the next attempt uses it as its
- *   basis (resume).
+ * - `--inplace`: the file is written where it ends up, so an interrupted transfer leaves what
+ *   arrived in place even when the receiver was killed outright (a host losing power; `--partial`
+ *   only saves a transfer the receiver survives), and the next attempt uses it as its basis. The
+ *   file lives in the export's .partial folder until it is verified, so nobody sees it half done.
  * - `--info=progress2 --stats`: one progress line per update and the literal-data count at the end.
  */
 export function rsyncSendArgs(options: RsyncSendOptions): string[] {
@@ -68,7 +70,7 @@ export function rsyncSendArgs(options: RsyncSendOptions): string[] {
     "-s",
     "-I",
     "--no-whole-file",
-    "--partial",
+    "--inplace",
     "--info=progress2",
     "--stats",
     `--timeout=${options.ioTimeoutSeconds ?? 120}`,

@@ -3,6 +3,7 @@ import { Option, type Command } from "commander";
 import { SnapkeepError } from "../errors.js";
 import type { ExportEntry } from "../export/bundle.js";
 import type { ExportProgress } from "../export/exports.js";
+import { DEFAULT_IMAGE_DIR, importExport } from "../export/import.js";
 import type { Target } from "../store/schema.js";
 import { displayName, formatBytes, formatTime, table } from "./format.js";
 import type { CliContext, CliIo } from "./main.js";
@@ -208,6 +209,7 @@ export function registerExportCommands(
         process.exitCode = 1;
       }
     });
+  registerImport(program, context, print);
   list
     .command("prune <target>")
     .description("remove older verified exports beyond --keep per VM (the newest always stays)")
@@ -222,6 +224,66 @@ export function registerExportCommands(
           : `${result.dryRun ? "Would remove" : "Removed"}:\n${result.removed.map((f) => `  ${f}\n`).join("")}`,
       );
     });
+}
+
+function registerImport(program: Command, context: () => CliContext, print: Print): void {
+  program
+    .command("import <target> <export>")
+    .description("restore an export onto a host: a new VM (--name) or extra disks of a VM (--into)")
+    .requiredOption("--to <host>", "the host to restore onto")
+    .addOption(new Option("--name <vm>", "define a new VM with this name").conflicts("into"))
+    .option("--into <vm>", "attach the export's disks to this existing VM")
+    .option("--dir <path>", "folder for the images on the host", DEFAULT_IMAGE_DIR)
+    .option("--disk <targets>", "only these disks of the export", splitList)
+    .option("--start", "start the new VM")
+    .option("--dry-run", "only say what would be created")
+    .option("--json", "machine-readable output")
+    .action(
+      async (
+        targetName: string,
+        ref: string,
+        opts: {
+          to: string;
+          name?: string;
+          into?: string;
+          dir: string;
+          disk?: string[];
+          start?: boolean;
+          dryRun?: boolean;
+          json?: boolean;
+        },
+      ) => {
+        const { service, exports } = context();
+        const result = await importExport(service, exports, {
+          target: targetName,
+          export: ref,
+          host: opts.to,
+          name: opts.name,
+          into: opts.into,
+          dir: opts.dir,
+          disks: opts.disk,
+          start: opts.start,
+          dryRun: opts.dryRun,
+        });
+        print(result, opts.json, () => {
+          const files = result.disks
+            .map(
+              (d) => `  ${d.from} → ${d.file} (${d.target})
+`,
+            )
+            .join("");
+          const what =
+            result.mode === "new-vm"
+              ? `new VM ${displayName(result.vm)}`
+              : `disks of ${displayName(result.vm)}`;
+          return result.dryRun
+            ? `Would restore ${result.export} on ${result.host} as ${what}:
+${files}`
+            : `Restored ${result.export} on ${result.host} as ${what}${result.start ? ", started" : ""}:
+${files}`;
+        });
+      },
+    );
 }
 
 function describeTarget(t: Target): string {

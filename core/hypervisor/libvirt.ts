@@ -524,6 +524,27 @@ export class LibvirtHost {
   }
 
   /** Starts a VM; `paused` brings it back paused, as it was before a managed stop. */
+  /** Defines (creates or replaces by UUID) a domain from its XML. */
+  async define(xml: string, name: string): Promise<void> {
+    // virsh reads the definition from a file on the host; /dev/stdin is not openable when stdin is
+    // a socket (Node's spawn, an SSH channel), so the XML goes through a temporary file.
+    const xmlFile = (
+      await runChecked(
+        this.runner,
+        ["mktemp", "--tmpdir", "snapkeep-domain-XXXXXX.xml"],
+        "Making a temporary file",
+      )
+    ).stdout.trim();
+    try {
+      await runChecked(this.runner, ["tee", "--", xmlFile], "Writing the VM definition", { stdin: xml });
+      await runChecked(this.runner, virsh.defineArgs(this.uri, xmlFile), `Defining ${name}`, {
+        timeoutMs: QUERY_TIMEOUT_MS,
+      });
+    } finally {
+      await this.runner.run(["rm", "-f", "--", xmlFile]);
+    }
+  }
+
   async start(uuid: string, paused = false): Promise<void> {
     await runChecked(this.runner, virsh.startArgs(this.uri, uuid, paused), "Starting the VM", {
       timeoutMs: QUERY_TIMEOUT_MS,

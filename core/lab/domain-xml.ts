@@ -53,6 +53,7 @@ ${spec.disks.map((d) => `      <lab:file>${escapeXml(d.path)}</lab:file>`).join(
   <memory unit='MiB'>${spec.memoryMiB}</memory>
   <vcpu>1</vcpu>
   <os><type arch='x86_64' machine='pc'>hvm</type></os>
+  <features><acpi/></features>
   <on_poweroff>destroy</on_poweroff>
   <devices>
 ${disks}

@@ -92,18 +92,8 @@ export async function createLabVm(runner: CommandRunner, uri: string, request: L
     owner: request.owner,
     uuid: randomUUID(),
   });
-  // virsh reads the definition from a file on the host; /dev/stdin is not openable when stdin is
-  // a socket (Node's spawn, an SSH channel), so the XML goes through a temporary file.
-  const xmlFile = (
-    await runChecked(runner, ["mktemp", "--tmpdir", "snapkeep-domain-XXXXXX.xml"], "Making a temporary file")
-  ).stdout.trim();
-  try {
-    await runChecked(runner, ["tee", "--", xmlFile], "Writing the VM definition", { stdin: xml });
-    await runChecked(runner, virsh.defineArgs(uri, xmlFile), `Defining ${request.name}`);
-  } finally {
-    await runner.run(["rm", "-f", "--", xmlFile]);
-  }
   const host = new LibvirtHost("lab", uri, runner);
+  await host.define(xml, request.name);
   const defined = await host.findVm(request.name);
   if (request.running) {
     await host.start(defined.vm.uuid);

@@ -14,7 +14,8 @@ import { Exports, type ExportProgress } from "../../core/export/exports.js";
 import { manifestSchema } from "../../core/export/bundle.js";
 import type { SnapkeepService } from "../../core/service.js";
 import { failure } from "../support/failure.js";
-import { qemuIo, TestVms, uniqueSuffix, virshOut, writeLive } from "../support/libvirt.js";
+import { importExport } from "../../core/export/import.js";
+import { qemuIo, TEST_IMAGE_DIR, TestVms, uniqueSuffix, virshOut, writeLive } from "../support/libvirt.js";
 import { createNetns, type TestNetns } from "../support/netns.js";
 import { makeService } from "../support/service.js";
 import { startSshd, trustedHost, type TestSshd } from "../support/sshd.js";
@@ -404,5 +405,99 @@ describe("exports", () => {
       "partial",
       "verified",
     ]);
+  });
+
+  it("restores an export as a new VM with its own identity, which boots, and adds disks to a running VM", async () => {
+    const name = `sk-imp-${suffix}`;
+    const listed = ((await exports.list("nas"))[0]?.exports ?? []).filter((e) => e.state === "verified");
+    const source = listed.find((e) => e.snapshotName === "before-b");
+    expect(source).toBeDefined();
+    const dry = await importExport(service, exports, {
+      target: "nas",
+      export: source?.id ?? "",
+      host: "local",
+      name,
+      dir: TEST_IMAGE_DIR,
+      dryRun: true,
+    });
+    expect(dry.disks.map((d) => d.target)).toEqual(["vda", "vdb"]);
+    expect(dry.disks.every((d) => !existsSync(d.file))).toBe(true);
+    const made: string[] = [];
+    try {
+      const result = await importExport(service, exports, {
+        target: "nas",
+        export: source?.id ?? "",
+        host: "local",
+        name,
+        dir: TEST_IMAGE_DIR,
+      });
+      made.push(...result.disks.map((d) => d.file));
+      expect(result.vmUuid).not.toBe(vmUuid);
+      const vda = result.disks.find((d) => d.target === "vda")?.file ?? "";
+      expect(hasPattern(vda, 0xa1, PATTERN_AT)).toBe(true);
+      const xml = virshOut("dumpxml", name);
+      expect(xml).toContain(vda);
+      expect(xml).not.toContain(vmUuid);
+      expect(xml).not.toContain("snapkeep.dev/xmlns/lab");
+      virshOut("start", name);
+      expect(virshOut("domstate", name).trim()).toBe("running");
+      // The same name again is refused, and nothing is overwritten.
+      const again = await failure(
+        importExport(service, exports, {
+          target: "nas",
+          export: source?.id ?? "",
+          host: "local",
+          name,
+          dir: TEST_IMAGE_DIR,
+        }),
+      );
+      expect(again.code).toBe("ALREADY_EXISTS");
+
+      const attached = await importExport(service, exports, {
+        target: "nas",
+        export: source?.id ?? "",
+        host: "local",
+        into: vmName,
+        disks: ["vdb"],
+        dir: TEST_IMAGE_DIR,
+      });
+      made.push(...attached.disks.map((d) => d.file));
+      expect(attached.disks.map((d) => d.target)).toEqual(["vdc"]);
+      expect(virshOut("domblklist", vmUuid)).toContain(attached.disks[0]?.file ?? "?");
+      expect(virshOut("dumpxml", "--inactive", vmUuid)).toContain(attached.disks[0]?.file ?? "?");
+    } finally {
+      try {
+        virshOut("destroy", name);
+      } catch {
+        // Not running.
+      }
+      try {
+        virshOut("undefine", name, "--nvram");
+      } catch {
+        // Never defined.
+      }
+      for (const file of made) {
+        rmSync(file, { force: true });
+      }
+    }
+  });
+
+  it("refuses to restore a damaged export and creates nothing", async () => {
+    const corrupt = ((await exports.list("folder"))[0]?.exports ?? []).find((e) => e.state === "corrupt");
+    expect(corrupt).toBeDefined();
+    const name = `sk-bad-${suffix}`;
+    const error = await failure(
+      importExport(service, exports, {
+        target: "folder",
+        export: corrupt?.id ?? "",
+        host: "local",
+        name,
+        dir: TEST_IMAGE_DIR,
+      }),
+    );
+    expect(error.code).toBe("VERIFY_FAILED");
+    expect(error.message).toContain("vdb.qcow2");
+    expect(existsSync(join(TEST_IMAGE_DIR, `${name}-vda.qcow2`))).toBe(false);
+    expect(() => virshOut("domuuid", name)).toThrow();
   });
 });

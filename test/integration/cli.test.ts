@@ -236,4 +236,42 @@ describe("snapkeep CLI", () => {
       rmSync(labDir, { recursive: true, force: true });
     }
   });
+
+  it("exports a snapshot to a folder target, lists and verifies it, and plans an import", () => {
+    const dir = mkdtempSync(join(tmpdir(), "snapkeep-cli-target-"));
+    try {
+      expect(cli(["target", "add", "backup", "--dir", dir, "--keep", "2"]).code).toBe(0);
+      expect(cli(["target", "list"]).stdout).toMatch(/backup\s+\S+\s+2/);
+      expect(cli(["snapshot", "create", `local/${vmName}`, "--name", "to-export"]).code).toBe(0);
+      const exported = cli(["export", `local/${vmName}`, "to-export", "--to", "backup", "--json"]);
+      expect(exported.code).toBe(0);
+      // Progress goes to stderr, the result to stdout.
+      expect(exported.stderr).toMatch(/convert vda/);
+      const result = JSON.parse(exported.stdout) as { id: string; manifest: { disks: { name: string }[] } };
+      expect(result.manifest.disks.map((d) => d.name)).toEqual(["vda.qcow2", "vdb.qcow2"]);
+      const listed = cli(["exports", "list"]);
+      expect(listed.stdout).toContain(result.id);
+      expect(listed.stdout).toMatch(/good/);
+      const verified = cli(["exports", "verify", "backup", result.id]);
+      expect(verified.code).toBe(0);
+      expect(verified.stdout).toMatch(/intact/);
+      const plan = cli([
+        "import",
+        "backup",
+        result.id,
+        "--to",
+        "local",
+        "--name",
+        `${vmName}-copy`,
+        "--dry-run",
+      ]);
+      expect(plan.code).toBe(0);
+      expect(plan.stdout).toMatch(/Would restore .* as new VM/);
+      const missing = cli(["export", `local/${vmName}`, "to-export", "--to", "nowhere"]);
+      expect(missing.code).toBe(1);
+      expect(missing.stderr).toMatch(/no export target named "nowhere"/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });

@@ -1,0 +1,259 @@
+import { describe, expect, it } from "vitest";
+
+import {
+  exportId,
+  isExportId,
+  parseScan,
+  restoreNotes,
+  SCAN_DIR,
+  SCAN_FILE,
+  sha256sums,
+  slug,
+  vmFolderName,
+  type Manifest,
+} from "../../core/export/bundle.js";
+import { RELAY_RSH, rsyncSendArgs } from "../../core/drivers/rsync/args.js";
+import {
+  parseProgress2,
+  parseRelayHeader,
+  parseStats,
+  rsyncErrorText,
+  validateServerArgv,
+} from "../../core/drivers/rsync/parse.js";
+import {
+  convertSnapshotArgs,
+  parseConvertProgress,
+  parseQemuImgVersion,
+} from "../../core/drivers/qemu-img/args.js";
+
+const manifest: Manifest = {
+  format: "snapkeep-export",
+  formatVersion: 1,
+  id: "20261126T130500Z-nightly",
+  createdAt: "2026-11-26T13:05:00.000Z",
+  source: {
+    host: "web",
+    vm: { name: "web01", uuid: "1b2c3d4e-0000-4000-8000-000000000001" },
+    snapshot: {
+      name: "nightly",
+      tag: "snapkeep:manual:nightly",
+      kind: "manual",
+      createdAt: "2026-11-26T12:00:00.000Z",
+      consistency: "frozen",
+      note: null,
+    },
+  },
+  definition: { name: "domain.xml", size: 10, sha256: "a".repeat(64) },
+  disks: [
+    {
+      name: "vda.qcow2",
+      size: 100,
+      sha256: "b".repeat(64),
+      target: "vda",
+      role: "root",
+      format: "qcow2",
+      compression: "zstd",
+      virtualSize: 1073741824,
+      sourcePath: "/var/lib/libvirt/images/web01.qcow2",
+    },
+  ],
+  tools: { snapkeep: "0.1.0" },
+};
+
+function scan(entries: { dir: string; files: Record<string, string> }[]): string {
+  return entries
+    .map(
+      (e) =>
+        `${SCAN_DIR}${e.dir}\n` +
+        Object.entries(e.files)
+          .map(([name, body]) => `${SCAN_FILE}${name}\n${body}\n`)
+          .join(""),
+    )
+    .join("");
+}
+
+describe("export bundle", () => {
+  it("names folders safely and sortably", () => {
+    expect(slug('Web 01 / "prod" $(rm -rf)')).toBe("web-01-prod-rm-rf");
+    expect(slug("日本")).toBe("x");
+    expect(vmFolderName("Web01", "1b2c3d4e-0000-4000-8000-000000000001")).toBe("web01-1b2c3d4e");
+    const id = exportId(new Date("2026-11-26T13:05:09.123Z"), "Nightly #3");
+    expect(id).toBe("20261126T130509Z-nightly-3");
+    expect(isExportId(id)).toBe(true);
+    expect(isExportId("../etc")).toBe(false);
+  });
+
+  it("writes sha256sum -c input and restore notes with plain commands", () => {
+    expect(sha256sums(manifest)).toBe(`${"a".repeat(64)}  domain.xml\n${"b".repeat(64)}  vda.qcow2\n`);
+    const notes = restoreNotes(manifest);
+    expect(notes).toContain("sha256sum -c SHA256SUMS");
+    expect(notes).toContain("virsh define domain.xml");
+    expect(notes).toContain("vda.qcow2");
+  });
+
+  it("reads a target listing into states, and ignores folders that are not Snapkeep's", () => {
+    const job = {
+      format: "snapkeep-export",
+      id: "20261126T140000Z-b",
+      startedAt: "2026-11-26T14:00:00.000Z",
+      host: "web",
+      vmUuid: "u",
+      vmName: "web01",
+      snapshotTag: "snapkeep:manual:b",
+      disks: ["vda"],
+    };
+    const verified = JSON.stringify({
+      state: "verified",
+      checkedAt: "2026-11-26T13:06:00.000Z",
+      badFiles: [],
+    });
+    const corrupt = JSON.stringify({
+      state: "corrupt",
+      checkedAt: "2026-11-27T08:00:00.000Z",
+      badFiles: ["vda.qcow2"],
+    });
+    const entries = parseScan(
+      scan([
+        {
+          dir: "web01-1b2c3d4e/20261126T130500Z-nightly/",
+          files: { "manifest.json": JSON.stringify(manifest, null, 2), "status.json": verified },
+        },
+        { dir: "web01-1b2c3d4e/20261126T140000Z-b.partial/", files: { "job.json": JSON.stringify(job) } },
+        {
+          dir: "web01-1b2c3d4e/20261126T120000Z-old/",
+          files: {
+            "manifest.json": JSON.stringify({ ...manifest, createdAt: "2026-11-26T12:00:01.000Z" }),
+            "status.json": corrupt,
+          },
+        },
+        {
+          dir: "web01-1b2c3d4e/20261126T110000Z-never/",
+          files: { "manifest.json": JSON.stringify({ ...manifest, createdAt: "2026-11-26T11:00:00.000Z" }) },
+        },
+        { dir: "web01-1b2c3d4e/holiday-photos/", files: {} },
+        { dir: "web01-1b2c3d4e/20261126T100000Z-foreign/", files: { "manifest.json": '{"format":"other"}' } },
+      ]),
+    );
+    expect(entries.map((e) => [e.id, e.state])).toEqual([
+      ["20261126T110000Z-never", "unverified"],
+      ["20261126T120000Z-old", "corrupt"],
+      ["20261126T130500Z-nightly", "verified"],
+      ["20261126T140000Z-b", "partial"],
+    ]);
+    expect(entries[1]?.reason).toContain("vda.qcow2");
+    expect(entries[3]?.reason).toMatch(/resume/);
+    expect(entries[2]?.reason).toBeNull();
+    expect(parseScan("")).toEqual([]);
+  });
+});
+
+describe("rsync over the relay", () => {
+  it("builds the client command with paths only as argv and a constant remote shell", () => {
+    const argv = rsyncSendArgs({
+      source: "/var/tmp/a b'c.qcow2",
+      destination: "/srv/x y/vda.qcow2",
+      basisDir: "/srv/prev",
+      bwlimitKiB: 500,
+    });
+    expect(argv.slice(0, 5)).toEqual([
+      "sh",
+      "-c",
+      'exec 3<&0 4>&1 1>&2 0</dev/null; exec "$@"',
+      "snapkeep-relay",
+      "rsync",
+    ]);
+    expect(argv).toContain("-s");
+    expect(argv).toContain("--inplace");
+    expect(argv).toContain("--copy-dest=/srv/prev");
+    expect(argv).toContain("--bwlimit=500");
+    expect(argv.slice(-3)).toEqual(["--", "/var/tmp/a b'c.qcow2", "snapkeep-target:/srv/x y/vda.qcow2"]);
+    expect(argv[argv.indexOf("-e") + 1]).toBe(RELAY_RSH);
+  });
+
+  it("reads the relay header whole or waits for the rest", () => {
+    const header = "4\nsnapkeep-target\nrsync\n--server\n-sIe.LsfxCIvu\n";
+    expect(parseRelayHeader(Buffer.from(header.slice(0, 20)))).toBeUndefined();
+    const parsed = parseRelayHeader(Buffer.from(`${header}\u0000data`));
+    expect(parsed?.argv).toEqual(["snapkeep-target", "rsync", "--server", "-sIe.LsfxCIvu"]);
+    expect(parsed?.length).toBe(Buffer.byteLength(header));
+    expect(() => parseRelayHeader(Buffer.from("hello\n"))).toThrow(/header/);
+  });
+
+  it("passes on only an rsync server command with plain options", () => {
+    expect(validateServerArgv(["h", "rsync", "--server", "-sIe.LsfxCIvu", "."])).toEqual([
+      "rsync",
+      "--server",
+      "-sIe.LsfxCIvu",
+      ".",
+    ]);
+    expect(() => validateServerArgv(["h", "sh", "-c", "reboot"])).toThrow(/not an rsync server/);
+    expect(() => validateServerArgv(["h", "rsync", "--server", "$(reboot)"])).toThrow(/unexpected/);
+    expect(() => validateServerArgv(["h", "rsync", "--server", "a;b"])).toThrow(/unexpected/);
+  });
+
+  it("parses progress2 updates, statistics and error lines from captured output", () => {
+    const out =
+      "     32,768   0%    0.00kB/s    0:00:00\r  1,048,576  50%  1.00MB/s    0:00:01\r  2,097,152 100%  1.20MB/s    0:00:01 (xfr#1, to-chk=0/1)\n";
+    expect(parseProgress2(out)).toEqual({ bytes: 2_097_152, percent: 100 });
+    expect(parseProgress2("nothing")).toBeUndefined();
+    const stats =
+      "Literal data: 7,240 bytes\nMatched data: 52,421,560 bytes\nTotal bytes sent: 36,294\nTotal bytes received: 50,730\n";
+    expect(parseStats(stats)).toEqual({ literalBytes: 7240, matchedBytes: 52_421_560, bytesSent: 36_294 });
+    expect(parseStats("Literal data: 1 bytes\n")).toBeUndefined();
+    expect(
+      rsyncErrorText(
+        `${out}rsync: [receiver] write failed on "/srv/x": No space left on device (28)\nrsync error: error in file IO (code 11)\n`,
+      ),
+    ).toBe(
+      'rsync: [receiver] write failed on "/srv/x": No space left on device (28); rsync error: error in file IO (code 11)',
+    );
+  });
+});
+
+describe("qemu-img convert of a snapshot", () => {
+  it("pins the snapshot by id and name, escapes commas, and opens a running VM's image shared", () => {
+    const argv = convertSnapshotArgs({
+      source: "/img/a,b.qcow2",
+      snapshotId: "3",
+      snapshotTag: "snapkeep:manual:x,y",
+      output: "/out/vda.qcow2",
+      shared: true,
+      compression: "zstd",
+    });
+    expect(argv).toEqual([
+      "qemu-img",
+      "convert",
+      "-p",
+      "-U",
+      "--image-opts",
+      "-l",
+      "snapshot.id=3,snapshot.name=snapkeep:manual:x,,y",
+      "-O",
+      "qcow2",
+      "-c",
+      "-o",
+      "compression_type=zstd",
+      "driver=qcow2,file.driver=file,file.filename=/img/a,,b.qcow2",
+      "/out/vda.qcow2",
+    ]);
+    expect(
+      convertSnapshotArgs({
+        source: "/a",
+        snapshotId: "1",
+        snapshotTag: "t",
+        output: "/o",
+        shared: false,
+        compression: "zlib",
+      }),
+    ).not.toContain("-U");
+  });
+
+  it("reads -p progress and the version", () => {
+    expect(parseConvertProgress("    (0.00/100%)\r    (6.25/100%)\r    (12.50/100%)\r")).toBe(0.125);
+    expect(parseConvertProgress("")).toBeUndefined();
+    expect(parseQemuImgVersion("qemu-img version 7.2.22 (Debian 1:7.2+dfsg-7+deb12u18+b3)\n")).toEqual([
+      7, 2,
+    ]);
+    expect(parseQemuImgVersion("something else")).toBeUndefined();
+  });
+});

@@ -30,6 +30,7 @@ describe("settings store", () => {
       schedules: [],
       scheduleState: {},
       vmSettings: {},
+      targets: [],
     });
     store.update((s) => ({ ...s, hosts: [{ name: "local", kind: "local", uri: "qemu:///system" }] }));
     const again = openSettingsStore(home, now);

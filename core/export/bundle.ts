@@ -190,6 +190,8 @@ export const SCAN_FILE = "@@snapkeep-file ";
  * constant script; the root is "$1". A missing root is an empty target, not an error.
  */
 export const SCAN_SCRIPT = [
+  // A folder as $2 is made first (an export is about to write there), failing loudly.
+  'if [ -n "$2" ]; then mkdir -p -- "$2" || exit 3; fi',
   'cd -- "$1" 2>/dev/null || exit 0',
   "for d in */*/; do",
   '  [ -d "$d" ] || continue',

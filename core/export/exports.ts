@@ -19,11 +19,15 @@
 import { createHash } from "node:crypto";
 import { posix } from "node:path";
 
-import { SnapkeepError, describeError, isSnapkeepError } from "../errors.js";
-import type { Snapshot, VmWithSnapshots } from "../domain/types.js";
+import { SnapkeepError, describeError } from "../errors.js";
+import type { Snapshot } from "../domain/types.js";
 import { resolveSnapshot } from "../domain/selection.js";
-import { dumpXmlCommand, virsh } from "../drivers/libvirt/args.js";
-import { convertSnapshotArgs, parseConvertProgress, parseQemuImgVersion } from "../drivers/qemu-img/args.js";
+import {
+  convertSnapshotArgs,
+  parseConvertProgress,
+  parseQemuImgVersion,
+  qcow2ImageOpts,
+} from "../drivers/qemu-img/args.js";
 import { createSshRunner, type SshEnvironment } from "../hosts.js";
 import { LocalRunner } from "../runner/local.js";
 import { runChecked } from "../runner/checked.js";
@@ -52,6 +56,18 @@ import {
 } from "./bundle.js";
 import { RemoteFs, writeFailure } from "./fs.js";
 import { isRetryable, relayRsync } from "./relay.js";
+import {
+  FINISH_SCRIPT,
+  SNAPSHOTS_SCRIPT,
+  SOURCE_PREPARE_SCRIPT,
+  SPACE_SCRIPT,
+  STAGE_SCRIPT,
+  fileArgs,
+  parseSnapshotsNow,
+  parseSourcePrepared,
+  parseSpace,
+  parseStaged,
+} from "./scripts.js";
 import { formatBytes } from "../util/bytes.js";
 
 export const SNAPKEEP_VERSION = "0.1.0";
@@ -132,6 +148,7 @@ const ATTEMPTS = 3;
 const BACKOFF_MS = [2000, 8000];
 const QUICK_MS = 60_000;
 const CONVERT_MS = 6 * 60 * 60_000;
+const HASH_MS = 6 * 60 * 60_000;
 
 export class Exports {
   readonly #deps: ExportsDeps;
@@ -287,18 +304,24 @@ export class Exports {
         { hint: "Export another snapshot, or take a new one." },
       );
     }
-    const disks = chooseExportDisks(snapshot, request.disks);
+    const targets = chooseExportDisks(snapshot, request.disks);
+    const disks = targets.map((t) => {
+      const disk = vm.disks.find((d) => d.target === t);
+      const image = snapshot.disks.find((d) => d.target === t);
+      if (disk === undefined || disk.source === null || image === undefined) {
+        throw new SnapkeepError("NOT_FOUND", `Disk ${t} of ${vm.name} has no image to export any more.`);
+      }
+      return { ...disk, source: disk.source, file: diskFileName(t), imageSnapshotId: image.imageSnapshotId };
+    });
     const libvirt = service.libvirtFor(request.host);
     const source = new RemoteFs(libvirt.runner);
     const dest = this.#targetFs(target);
     const progress = new ProgressMeter(request.onProgress, this.#deps.clock ?? (() => performance.now()));
-
-    const vmFolder = posix.join(target.path, vmFolderName(vm.name, vm.uuid));
     progress.phase("prepare", null, 0, 0);
-    await dest.mkdirs(vmFolder);
-    const existing = (await this.#scan(target)).filter((e) =>
-      e.folder.startsWith(`${posix.basename(vmFolder)}/`),
-    );
+
+    // The target: its folder for this VM made, and what is there already (one command).
+    const vmFolder = posix.join(target.path, vmFolderName(vm.name, vm.uuid));
+    const existing = await this.#scan(target, vmFolder);
     const resumable = existing.find(
       (e) =>
         e.state === "partial" &&
@@ -306,20 +329,57 @@ export class Exports {
         e.job.snapshotTag === snapshot.tag &&
         e.job.host === request.host &&
         e.job.vmUuid === vm.uuid &&
-        sameList(e.job.disks, disks),
+        sameList(e.job.disks, targets),
     );
     const basis = existing.filter((e) => e.state === "verified").at(-1);
     const now = this.#deps.now();
     const id = resumable?.id ?? exportId(now, snapshot.name);
+    if (resumable === undefined && existing.some((e) => e.id === id)) {
+      throw new SnapkeepError(
+        "ALREADY_EXISTS",
+        `An export ${id} already exists on ${target.name}; try again in a second.`,
+      );
+    }
     const partial = posix.join(vmFolder, `${id}${PARTIAL_SUFFIX}`);
+
+    // The source: versions, definition, staging folder and earlier conversions (one command).
+    const direct = libvirt.runner instanceof LocalRunner && target.kind === "dir";
+    const staging = direct
+      ? partial
+      : posix.join(this.#deps.stagingRoot ?? DEFAULT_STAGING_ROOT, stagingKey(vm.uuid, snapshot.tag));
+    const stagedPaths = disks.map((d) => posix.join(staging, d.file));
+    const prepared = parseSourcePrepared(
+      (
+        await runChecked(
+          libvirt.runner,
+          [
+            "sh",
+            "-c",
+            SOURCE_PREPARE_SCRIPT,
+            "snapkeep-prepare",
+            libvirt.uri,
+            vm.uuid,
+            staging,
+            ...(direct ? [] : stagedPaths),
+          ],
+          "Preparing the export",
+          { timeoutMs: QUICK_MS },
+        )
+      ).stdout,
+      direct ? 0 : disks.length,
+    );
+    const version = parseQemuImgVersion(prepared.qemuImg);
+    const compression =
+      version !== undefined && (version[0] > 5 || (version[0] === 5 && version[1] >= 1)) ? "zstd" : "zlib";
+    const definition = prepared.definition;
+    const definitionSha = createHash("sha256").update(definition).digest("hex");
+    if (!direct && prepared.rsync === null) {
+      throw new SnapkeepError("TOOL_MISSING", `rsync is not installed on ${source.label}.`, {
+        hint: "Install it there with: apt-get install rsync",
+        details: { tool: "rsync" },
+      });
+    }
     if (resumable === undefined) {
-      if (existing.some((e) => e.id === id)) {
-        throw new SnapkeepError(
-          "ALREADY_EXISTS",
-          `An export ${id} already exists on ${target.name}; try again in a second.`,
-        );
-      }
-      await dest.mkdirs(partial);
       const job: ExportJob = {
         format: BUNDLE_FORMAT,
         id,
@@ -328,54 +388,34 @@ export class Exports {
         vmUuid: vm.uuid,
         vmName: vm.name,
         snapshotTag: snapshot.tag,
-        disks,
+        disks: targets,
       };
-      await dest.writeFile(posix.join(partial, "job.json"), `${JSON.stringify(job, null, 2)}\n`);
+      await dest.writeFiles([
+        { path: posix.join(partial, "job.json"), content: `${JSON.stringify(job, null, 2)}\n` },
+        { path: posix.join(partial, "domain.xml"), content: definition },
+      ]);
+    } else {
+      await dest.writeFiles([{ path: posix.join(partial, "domain.xml"), content: definition }]);
     }
-
-    const direct = libvirt.runner instanceof LocalRunner && target.kind === "dir";
-    const staging = direct
-      ? partial
-      : posix.join(this.#deps.stagingRoot ?? DEFAULT_STAGING_ROOT, stagingKey(vm.uuid, snapshot.tag));
-    const qemuImg = await toolVersion(source, ["qemu-img", "--version"]);
-    const version = parseQemuImgVersion(qemuImg);
-    const compression =
-      version !== undefined && (version[0] > 5 || (version[0] === 5 && version[1] >= 1)) ? "zstd" : "zlib";
-    const definition = (
-      await runChecked(
-        libvirt.runner,
-        virsh(libvirt.uri, ...dumpXmlCommand(vm.uuid), "--inactive"),
-        "Reading the VM definition",
-        { timeoutMs: QUICK_MS },
-      )
-    ).stdout;
+    if (prepared.stagingError !== null) {
+      throw writeFailure(source.label, staging, prepared.stagingError);
+    }
 
     // 1. Every disk converted (or found converted by an earlier attempt) on the source host.
     const staged: StagedDisk[] = [];
-    await source.mkdirs(staging);
-    const virtualTotal = disks.reduce(
-      (sum, t) => sum + (vm.disks.find((d) => d.target === t)?.virtualSize ?? 0),
-      0,
-    );
+    const virtualTotal = disks.reduce((sum, d) => sum + (d.virtualSize ?? 0), 0);
     let convertedBytes = 0;
-    for (const target of disks) {
-      const disk = vm.disks.find((d) => d.target === target);
-      const image = snapshot.disks.find((d) => d.target === target);
-      if (disk === undefined || disk.source === null || image === undefined) {
-        throw new SnapkeepError("NOT_FOUND", `Disk ${target} of ${vm.name} has no image to export any more.`);
-      }
-      const path = posix.join(staging, diskFileName(target));
-      progress.phase("convert", target, convertedBytes, virtualTotal);
-      const done = direct ? undefined : await readStagedHash(source, path);
-      let sha256: string;
-      if (done !== undefined) {
-        sha256 = done;
-      } else {
+    for (const [i, disk] of disks.entries()) {
+      const path = stagedPaths[i] ?? "";
+      progress.phase("convert", disk.target, convertedBytes, virtualTotal);
+      let sha256 = prepared.staged[i];
+      let size = 0;
+      if (sha256 === undefined || direct) {
         await this.#convert(
           source,
           {
             source: disk.source,
-            snapshotId: image.imageSnapshotId,
+            snapshotId: disk.imageSnapshotId,
             snapshotTag: snapshot.tag,
             output: direct ? path : `${path}.tmp`,
             shared: vm.active,
@@ -385,21 +425,32 @@ export class Exports {
           (fraction) => progress.update(convertedBytes + fraction * (disk.virtualSize ?? 0)),
         );
         if (!direct) {
-          [sha256] = (await source.sha256([`${path}.tmp`], request.signal)) as [string];
-          await source.rename(`${path}.tmp`, path);
-          await source.writeFile(`${path}.sha256`, `${sha256}\n`);
+          const result = parseStaged(
+            (
+              await runChecked(
+                source.runner,
+                ["sh", "-c", STAGE_SCRIPT, "snapkeep-stage", `${path}.tmp`, path],
+                "Hashing the converted image",
+                {
+                  timeoutMs: HASH_MS,
+                  ...(request.signal === undefined ? {} : { signal: request.signal }),
+                },
+              )
+            ).stdout,
+          );
+          sha256 = result.sha256;
+          size = result.size;
         } else {
           sha256 = "";
         }
       }
       convertedBytes += disk.virtualSize ?? 0;
-      const [size] = await source.sizes([path]);
       staged.push({
-        target,
+        target: disk.target,
         role: disk.role,
         path,
-        file: diskFileName(target),
-        size: size ?? 0,
+        file: disk.file,
+        size,
         sha256,
         virtualSize: disk.virtualSize,
         sourcePath: disk.source,
@@ -407,28 +458,45 @@ export class Exports {
     }
     // The image was read shared while the VM ran: had the snapshot been deleted meanwhile, its
     // clusters could have been reused and the copy would be garbage. It must still be there.
-    await this.#requireSnapshotStill(request.host, vm.name, snapshot);
+    await this.#requireSnapshotStill(source, vm.name, snapshot, disks);
 
     // 2. Onto the target, unless it was written there directly.
     let bytesSent = 0;
     let literalBytes = 0;
     if (!direct) {
-      const total = staged.reduce((sum, d) => sum + d.size, 0);
-      const present = await dest.sizes(staged.map((d) => posix.join(partial, d.file)));
-      const missing = staged.reduce((sum, d, i) => sum + Math.max(0, d.size - (present[i] ?? 0)), 0);
-      const free = await dest.freeBytes(partial);
-      // rsync writes a new file beside a partial one, so a resume needs room for the whole image.
-      const needed = resumable === undefined ? missing : total;
-      if (free < needed) {
+      const landedPaths = staged.map((d) => posix.join(partial, d.file));
+      const missingSizes = staged.filter((d) => d.size === 0);
+      if (missingSizes.length > 0) {
+        // Converted by an earlier attempt: its size was not printed this time.
+        const sizes = await source.sizes(missingSizes.map((d) => d.path));
+        missingSizes.forEach((d, i) => (d.size = sizes[i] ?? 0));
+      }
+      const space = parseSpace(
+        (
+          await runChecked(
+            dest.runner,
+            ["sh", "-c", SPACE_SCRIPT, "snapkeep-space", partial, ...landedPaths],
+            `Checking free space on ${target.name}`,
+            {
+              timeoutMs: QUICK_MS,
+            },
+          )
+        ).stdout,
+        staged.length,
+      );
+      // --inplace writes over what a resumed attempt left, so only the missing part needs room.
+      const needed = staged.reduce((sum, d, i) => sum + Math.max(0, d.size - (space.sizes[i] ?? 0)), 0);
+      if (space.freeBytes < needed) {
         throw new SnapkeepError(
           "TARGET_FULL",
-          `${target.name} has ${formatBytes(free)} free at ${vmFolder}, but this export needs ${formatBytes(needed)}.`,
+          `${target.name} has ${formatBytes(space.freeBytes)} free at ${vmFolder}, but this export needs ${formatBytes(needed)}.`,
           {
             hint: "Free space there (snapkeep exports prune), or export to another target.",
-            details: { free, needed },
+            details: { free: space.freeBytes, needed },
           },
         );
       }
+      const total = staged.reduce((sum, d) => sum + d.size, 0);
       let sentBefore = 0;
       for (const disk of staged) {
         progress.phase("transfer", disk.target, sentBefore, total);
@@ -450,31 +518,36 @@ export class Exports {
       }
     }
 
-    // 3. Hashed where it landed; the source hash (or, written directly, this one) goes in the manifest.
-    const totalSize = staged.reduce((sum, d) => sum + d.size, 0);
-    progress.phase("verify", null, 0, totalSize);
+    // 3. Hashed where it landed (the definition too); the source hash goes in the manifest, or for
+    // an image written straight into the folder, this one.
+    progress.phase("verify", null, 0, 1);
     const landed = await dest.sha256(
-      staged.map((d) => posix.join(partial, d.file)),
+      [...staged.map((d) => posix.join(partial, d.file)), posix.join(partial, "domain.xml")],
       request.signal,
     );
     const bad = staged.filter((d, i) => !direct && landed[i] !== d.sha256).map((d) => d.file);
+    if (landed.at(-1) !== definitionSha) {
+      bad.push("domain.xml");
+    }
     if (bad.length > 0) {
       // Delete the bad copies so that the next attempt sends them again rather than resuming.
       await dest.removeFiles(bad.map((f) => posix.join(partial, f)));
       throw new SnapkeepError(
         "VERIFY_FAILED",
-        `${bad.join(", ")} on ${target.name} does not match the image that was sent.`,
+        `${bad.join(", ")} on ${target.name} does not match what was sent.`,
         {
           hint: "Run the export again; if it happens again, check the target's disk and memory.",
           details: { files: bad },
         },
       );
     }
-    progress.update(totalSize);
+    if (direct) {
+      const sizes = await dest.sizes(staged.map((d) => posix.join(partial, d.file)));
+      staged.forEach((d, i) => (d.size = sizes[i] ?? 0));
+    }
+    progress.update(1);
 
     progress.phase("finish", null, 0, 0);
-    const rsyncVersion = direct ? null : await toolVersion(source, ["rsync", "--version"]).catch(() => null);
-    const definitionSha = createHash("sha256").update(definition).digest("hex");
     const manifest: Manifest = {
       format: BUNDLE_FORMAT,
       formatVersion: BUNDLE_VERSION,
@@ -506,49 +579,35 @@ export class Exports {
       })),
       tools: {
         snapkeep: SNAPKEEP_VERSION,
-        "qemu-img": qemuImg.split("\n")[0]?.trim() ?? "",
-        ...(rsyncVersion === null ? {} : { rsync: rsyncVersion.split("\n")[0]?.trim() ?? "" }),
+        "qemu-img": prepared.qemuImg,
+        ...(direct || prepared.rsync === null ? {} : { rsync: prepared.rsync }),
       },
     };
-    await dest.writeFile(posix.join(partial, "domain.xml"), definition);
-    const [definitionLanded] = await dest.sha256([posix.join(partial, "domain.xml")]);
-    if (definitionLanded !== definitionSha) {
-      throw new SnapkeepError(
-        "VERIFY_FAILED",
-        `domain.xml on ${target.name} does not match what was written.`,
-      );
-    }
-    await dest.writeFile(posix.join(partial, "manifest.json"), `${JSON.stringify(manifest, null, 2)}\n`);
-    await dest.writeFile(posix.join(partial, "SHA256SUMS"), sha256sums(manifest));
-    await dest.writeFile(posix.join(partial, "RESTORE.md"), restoreNotes(manifest));
     const status: ExportStatus = {
       state: "verified",
       checkedAt: this.#deps.now().toISOString(),
       badFiles: [],
     };
-    await dest.writeFile(posix.join(partial, "status.json"), `${JSON.stringify(status, null, 2)}\n`);
-    // rsync's temporary files from attempts that were killed outright, and the job record.
-    await dest.run(
+    const final = posix.join(vmFolder, id);
+    await runChecked(
+      dest.runner,
       [
-        "find",
+        "sh",
+        "-c",
+        FINISH_SCRIPT,
+        "snapkeep-finish",
         partial,
-        "-maxdepth",
-        "1",
-        "-type",
-        "f",
-        "(",
-        "-name",
-        ".*",
-        "-o",
-        "-name",
-        "job.json",
-        ")",
-        "-delete",
+        final,
+        ...fileArgs([
+          { path: posix.join(partial, "manifest.json"), content: `${JSON.stringify(manifest, null, 2)}\n` },
+          { path: posix.join(partial, "SHA256SUMS"), content: sha256sums(manifest) },
+          { path: posix.join(partial, "RESTORE.md"), content: restoreNotes(manifest) },
+          { path: posix.join(partial, "status.json"), content: `${JSON.stringify(status, null, 2)}\n` },
+        ]),
       ],
+      `Finishing the export on ${target.name}`,
       { timeoutMs: QUICK_MS },
     );
-    const final = posix.join(vmFolder, id);
-    await dest.renameDir(partial, final);
     if (!direct) {
       await source.removeTree(staging).catch(() => undefined);
     }
@@ -755,17 +814,18 @@ export class Exports {
     });
   }
 
-  async #scan(target: Target): Promise<ExportEntry[]> {
+  /** Every export on the target; with `create`, that folder is made first (an export starts). */
+  async #scan(target: Target, create?: string): Promise<ExportEntry[]> {
     const fs = this.#targetFs(target);
-    const result = await runChecked(
-      fs.runner,
-      ["sh", "-c", SCAN_SCRIPT, "snapkeep-scan", target.path],
-      `Listing exports on ${target.name}`,
-      {
-        timeoutMs: QUICK_MS,
-      },
+    const result = await fs.run(["sh", "-c", SCAN_SCRIPT, "snapkeep-scan", target.path, create ?? ""], {
+      timeoutMs: QUICK_MS,
+    });
+    if (result.code !== 0) {
+      throw writeFailure(fs.label, create ?? target.path, result.stderr);
+    }
+    return parseScan(result.stdout).filter(
+      (e) => create === undefined || e.vmFolder === posix.basename(create),
     );
-    return parseScan(result.stdout);
   }
 
   async #convert(
@@ -829,29 +889,26 @@ export class Exports {
     }
   }
 
-  async #requireSnapshotStill(host: string, vmName: string, snapshot: Snapshot): Promise<void> {
-    let vm: VmWithSnapshots;
-    try {
-      vm = await this.#deps.service.getVm(host, vmName);
-    } catch (error) {
-      if (isSnapkeepError(error, "NOT_FOUND")) {
-        throw new SnapkeepError(
-          "NOT_FOUND",
-          `VM ${vmName} went away during the export; the copy was not kept.`,
-        );
-      }
-      throw error;
-    }
-    const now = vm.snapshots.find((s) => s.tag === snapshot.tag);
+  async #requireSnapshotStill(
+    source: RemoteFs,
+    vmName: string,
+    snapshot: Snapshot,
+    disks: readonly { readonly target: string; readonly source: string; readonly imageSnapshotId: string }[],
+  ): Promise<void> {
+    const result = await source.run(
+      ["sh", "-c", SNAPSHOTS_SCRIPT, "snapkeep-snapshots", ...disks.map((d) => qcow2ImageOpts(d.source))],
+      { timeoutMs: QUICK_MS },
+    );
+    const images = result.code === 0 ? parseSnapshotsNow(result.stdout) : [];
     const same =
-      now !== undefined &&
-      snapshot.disks.every((d) =>
-        now.disks.some((n) => n.target === d.target && n.imageSnapshotId === d.imageSnapshotId),
+      images.length === disks.length &&
+      disks.every((d, i) =>
+        (images[i]?.snapshots ?? []).some((s) => s.id === d.imageSnapshotId && s.name === snapshot.tag),
       );
     if (!same) {
       throw new SnapkeepError(
         "NOT_FOUND",
-        `Snapshot "${snapshot.name}" was deleted or replaced while it was being exported; the copy was not kept.`,
+        `Snapshot "${snapshot.name}" of ${vmName} was deleted or replaced while it was being exported; the copy was not kept.`,
         { hint: "Export it again, or pin snapshots you export so retention leaves them alone." },
       );
     }
@@ -863,7 +920,8 @@ interface StagedDisk {
   readonly role: "root" | "additional";
   readonly path: string;
   readonly file: string;
-  readonly size: number;
+  /** Known once converted here, or read back later for an image converted by an earlier attempt. */
+  size: number;
   readonly sha256: string;
   readonly virtualSize: number | null;
   readonly sourcePath: string | null;
@@ -892,21 +950,6 @@ function sameList(a: readonly string[], b: readonly string[]): boolean {
 /** One staging folder per VM and snapshot, so a retry finds the images an earlier attempt made. */
 function stagingKey(vmUuid: string, tag: string): string {
   return `${vmUuid}-${createHash("sha256").update(tag).digest("hex").slice(0, 12)}`;
-}
-
-/** The hash an earlier attempt recorded once its image was complete; undefined if none. */
-async function readStagedHash(fs: RemoteFs, path: string): Promise<string | undefined> {
-  const [imageSize, hashSize] = await fs.sizes([path, `${path}.sha256`]);
-  if (imageSize === undefined || hashSize === undefined) {
-    return undefined;
-  }
-  const text = (await fs.readFile(`${path}.sha256`)).trim();
-  return /^[0-9a-f]{64}$/.test(text) ? text : undefined;
-}
-
-async function toolVersion(fs: RemoteFs, argv: readonly string[]): Promise<string> {
-  return (await runChecked(fs.runner, argv, `Asking ${argv[0]} for its version`, { timeoutMs: QUICK_MS }))
-    .stdout;
 }
 
 function requireFingerprint(name: string, given: string, offered: string): void {

@@ -6,6 +6,7 @@
 import { SnapkeepError } from "../errors.js";
 import { checkResult, runChecked } from "../runner/checked.js";
 import type { CommandRunner, RunOptions } from "../runner/types.js";
+import { WRITE_FILES_SCRIPT, fileArgs } from "./scripts.js";
 
 /** Hashing a large image takes a while; everything else here is quick. */
 const QUICK_MS = 60_000;
@@ -33,6 +34,19 @@ export class RemoteFs {
     );
     if (result.code !== 0) {
       throw writeFailure(this.label, path, result.stderr);
+    }
+  }
+
+  /** Several small files in one command, each written whole (see WRITE_FILES_SCRIPT). */
+  async writeFiles(files: readonly { path: string; content: string }[]): Promise<void> {
+    const result = await this.runner.run(
+      ["sh", "-c", WRITE_FILES_SCRIPT, "snapkeep-write", ...fileArgs(files)],
+      {
+        timeoutMs: QUICK_MS,
+      },
+    );
+    if (result.code !== 0) {
+      throw writeFailure(this.label, files[0]?.path ?? "", result.stderr);
     }
   }
 

@@ -1,0 +1,171 @@
+/**
+ * The few shell scripts an export runs on the source host and on the target, and parsers for what
+ * they print. Each script is a constant; names and paths reach it only as positional arguments.
+ *
+ * Why scripts at all: every SSH command costs a session (and the login shell's startup files, a
+ * tenth of a second on some hosts), so steps that belong together run as one command. An export
+ * runs about a dozen commands in all, whatever the number of files it writes.
+ */
+import { SnapkeepError } from "../errors.js";
+import { parseImageInfo, type ImageState } from "../drivers/qemu-img/parse.js";
+
+const MARK = "@@snapkeep-";
+
+function sections(output: string): Map<string, string> {
+  const found = new Map<string, string>();
+  for (const part of output.split(`\n${MARK}`)) {
+    const text = part.startsWith(MARK) ? part.slice(MARK.length) : part;
+    const nl = text.indexOf("\n");
+    const name = nl === -1 ? text : text.slice(0, nl);
+    found.set(name.trim(), nl === -1 ? "" : text.slice(nl + 1));
+  }
+  return found;
+}
+
+/**
+ * Source host, before converting: tool versions, the VM's saved definition, the staging folder,
+ * and which disks an earlier attempt already converted completely (their recorded hash).
+ * Arguments: URI UUID STAGING IMAGE...
+ */
+export const SOURCE_PREPARE_SCRIPT = [
+  "uri=$1 uuid=$2 staging=$3; shift 3",
+  `printf '${MARK}qemu-img\\n'; qemu-img --version | head -n 1`,
+  `printf '\\n${MARK}rsync\\n'; rsync --version 2>/dev/null | head -n 1`,
+  `printf '\\n${MARK}mkdir\\n'; mkdir -p -- "$staging" 2>&1 && echo ok`,
+  `printf '\\n${MARK}staged\\n'`,
+  'for f; do if [ -f "$f" ] && [ -f "$f.sha256" ]; then head -c 64 -- "$f.sha256"; echo; else echo -; fi; done',
+  `printf '${MARK}xml\\n'; virsh -q -c "$uri" dumpxml --inactive --domain "$uuid"`,
+].join("\n");
+
+export interface SourcePrepared {
+  readonly qemuImg: string;
+  readonly rsync: string | null;
+  /** The recorded SHA-256 of each image a previous attempt finished converting, else undefined. */
+  readonly staged: (string | undefined)[];
+  readonly definition: string;
+  /** mkdir's complaint when the staging folder could not be made. */
+  readonly stagingError: string | null;
+}
+
+export function parseSourcePrepared(output: string, images: number): SourcePrepared {
+  const s = sections(output);
+  const definition = s.get("xml") ?? "";
+  if (!definition.includes("<domain")) {
+    throw new SnapkeepError("UNEXPECTED_OUTPUT", "The VM definition could not be read for the export.");
+  }
+  const mkdir = (s.get("mkdir") ?? "").trim();
+  const staged = (s.get("staged") ?? "").split("\n").slice(0, images);
+  return {
+    qemuImg: (s.get("qemu-img") ?? "").trim(),
+    rsync: (s.get("rsync") ?? "").trim() || null,
+    staged: Array.from({ length: images }, (_, i) => {
+      const line = staged[i]?.trim() ?? "";
+      return /^[0-9a-f]{64}$/.test(line) ? line : undefined;
+    }),
+    definition,
+    stagingError: mkdir.endsWith("ok") ? null : mkdir || "unknown error",
+  };
+}
+
+/**
+ * Source host, after converting one image: hash it, move it to its final staging name and record
+ * the hash beside it (so a retry skips the conversion). Prints "<sha256> <bytes>".
+ * Arguments: TMP FINAL
+ */
+export const STAGE_SCRIPT = [
+  'h=$(sha256sum -- "$1" | cut -d " " -f 1) || exit 1',
+  'mv -f -- "$1" "$2" || exit 1',
+  `printf '%s\\n' "$h" > "$2.sha256" || exit 1`,
+  'printf "%s %s\\n" "$h" "$(wc -c < "$2")"',
+].join("\n");
+
+export function parseStaged(output: string): { sha256: string; size: number } {
+  const m = /^([0-9a-f]{64}) (\d+)\s*$/.exec(output.trim());
+  if (m?.[1] === undefined) {
+    throw new SnapkeepError(
+      "UNEXPECTED_OUTPUT",
+      `Hashing the converted image printed "${output.slice(0, 120)}".`,
+    );
+  }
+  return { sha256: m[1], size: Number(m[2]) };
+}
+
+/**
+ * Source host: the snapshots in each image now, read shared (a running VM holds them), to check
+ * that the exported snapshot outlived the export. Arguments: IMAGE-OPTS...
+ */
+export const SNAPSHOTS_SCRIPT = [
+  "for o; do",
+  '  qemu-img info -U --output=json --image-opts "$o" || exit 1',
+  `  printf '\\n${MARK}end\\n'`,
+  "done",
+].join("\n");
+
+export function parseSnapshotsNow(output: string): ImageState[] {
+  return output
+    .split(`\n${MARK}end\n`)
+    .filter((part) => part.trim().length > 0)
+    .map((json) => parseImageInfo(json));
+}
+
+/**
+ * Target: free space where the export goes and the size of what is already there.
+ * Arguments: DIR FILE...
+ */
+export const SPACE_SCRIPT = [
+  "dir=$1; shift",
+  'df -Pk -- "$dir" | tail -n 1 | awk "{print \\$4}"',
+  'for f; do if [ -f "$f" ]; then wc -c < "$f"; else echo -; fi; done',
+].join("\n");
+
+export function parseSpace(
+  output: string,
+  files: number,
+): { freeBytes: number; sizes: (number | undefined)[] } {
+  const [free, ...rest] = output.trim().split("\n");
+  const freeKiB = Number(free);
+  if (!Number.isFinite(freeKiB)) {
+    throw new SnapkeepError("UNEXPECTED_OUTPUT", `df printed "${(free ?? "").slice(0, 80)}".`);
+  }
+  return {
+    freeBytes: freeKiB * 1024,
+    sizes: Array.from({ length: files }, (_, i) => {
+      const line = rest[i]?.trim();
+      return line === undefined || line === "-" || line === "" ? undefined : Number(line);
+    }),
+  };
+}
+
+/**
+ * Small files written whole: each to a temporary name, then renamed, its folder made first.
+ * Contents travel as arguments (quoted by the runner), so no file boundary has to be found in a
+ * stream. Arguments: PATH CONTENT [PATH CONTENT]...
+ */
+export const WRITE_FILES_SCRIPT = [
+  'while [ "$#" -ge 2 ]; do',
+  '  mkdir -p -- "$(dirname -- "$1")" || exit 1',
+  `  printf '%s' "$2" > "$1.tmp" || exit 1`,
+  '  mv -f -- "$1.tmp" "$1" || exit 1',
+  "  shift 2",
+  "done",
+].join("\n");
+
+/**
+ * Target, last step: the bundle's own files written, rsync's temporary files from killed attempts
+ * and the job record removed, and the folder renamed to its final name (mv -T fails rather than
+ * move it inside an existing folder). Arguments: PARTIAL FINAL PATH CONTENT...
+ */
+export const FINISH_SCRIPT = [
+  "partial=$1 final=$2; shift 2",
+  'while [ "$#" -ge 2 ]; do',
+  `  printf '%s' "$2" > "$1.tmp" || exit 1`,
+  '  mv -f -- "$1.tmp" "$1" || exit 1',
+  "  shift 2",
+  "done",
+  `find "$partial" -maxdepth 1 -type f \\( -name '.*' -o -name job.json \\) -exec rm -f -- {} + || exit 1`,
+  'mv -T -- "$partial" "$final"',
+].join("\n");
+
+export function fileArgs(files: readonly { path: string; content: string }[]): string[] {
+  return files.flatMap((f) => [f.path, f.content]);
+}

@@ -1,0 +1,138 @@
+/**
+ * The export's shell scripts run for real under sh with hostile paths and contents: names reach
+ * them only as arguments, so nothing in a name or a file may be interpreted.
+ */
+import { mkdtempSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+
+import { LocalRunner } from "../../core/runner/local.js";
+import {
+  FINISH_SCRIPT,
+  SPACE_SCRIPT,
+  STAGE_SCRIPT,
+  WRITE_FILES_SCRIPT,
+  fileArgs,
+  parseSourcePrepared,
+  parseSpace,
+  parseStaged,
+} from "../../core/export/scripts.js";
+
+const runner = new LocalRunner();
+const dir = mkdtempSync(join(tmpdir(), "snapkeep-scripts-"));
+const hostile = `a 'b' "c" $(touch pwned) \`id\` ; rm -rf x\nnewline`;
+
+afterAll(async () => {
+  await runner.dispose();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe("export scripts under sh", () => {
+  it("writes files whole with hostile names and contents, making folders", async () => {
+    const path = join(dir, hostile, "m.json");
+    const content = `{"x": "${hostile}"}\n%s %d \\n`;
+    const result = await runner.run([
+      "sh",
+      "-c",
+      WRITE_FILES_SCRIPT,
+      "w",
+      ...fileArgs([
+        { path, content },
+        { path: `${path}2`, content: "" },
+      ]),
+    ]);
+    expect(result.code).toBe(0);
+    expect(readFileSync(path, "utf8")).toBe(content);
+    expect(readFileSync(`${path}2`, "utf8")).toBe("");
+    expect(readdirSync(dir)).not.toContain("pwned");
+    expect(readdirSync(join(dir, hostile))).toEqual(["m.json", "m.json2"]);
+  });
+
+  it("finishes a bundle: writes its files, drops temporaries and the job, renames the folder", async () => {
+    const partial = join(dir, "e.partial");
+    const final = join(dir, `e ${hostile}`);
+    mkdirSync(partial);
+    writeFileSync(join(partial, "vda.qcow2"), "image");
+    writeFileSync(join(partial, ".vda.qcow2.Xy12"), "rsync leftovers");
+    writeFileSync(join(partial, "job.json"), "{}");
+    const result = await runner.run([
+      "sh",
+      "-c",
+      FINISH_SCRIPT,
+      "f",
+      partial,
+      final,
+      ...fileArgs([{ path: join(partial, "status.json"), content: hostile }]),
+    ]);
+    expect(result.code).toBe(0);
+    expect(readdirSync(final).sort()).toEqual(["status.json", "vda.qcow2"]);
+    expect(readFileSync(join(final, "status.json"), "utf8")).toBe(hostile);
+    // The final name existing already is a failure, not a move into it.
+    mkdirSync(partial);
+    const again = await runner.run(["sh", "-c", FINISH_SCRIPT, "f", partial, final]);
+    expect(again.code).not.toBe(0);
+  });
+
+  it("stages an image: hash, final name, recorded hash and size", async () => {
+    const tmp = join(dir, "s.qcow2.tmp");
+    writeFileSync(tmp, "hello\n");
+    const result = await runner.run(["sh", "-c", STAGE_SCRIPT, "s", tmp, join(dir, "s.qcow2")]);
+    expect(parseStaged(result.stdout)).toEqual({
+      sha256: "5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03",
+      size: 6,
+    });
+    expect(readFileSync(join(dir, "s.qcow2.sha256"), "utf8")).toBe(
+      "5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03\n",
+    );
+    expect(() => parseStaged("sha256sum: x: No such file")).toThrow(/Hashing/);
+  });
+
+  it("reports free space and the sizes of files already there", async () => {
+    const result = await runner.run([
+      "sh",
+      "-c",
+      SPACE_SCRIPT,
+      "sp",
+      dir,
+      join(dir, "s.qcow2"),
+      join(dir, "none"),
+    ]);
+    const space = parseSpace(result.stdout, 2);
+    expect(space.freeBytes).toBeGreaterThan(0);
+    expect(space.sizes).toEqual([6, undefined]);
+  });
+
+  it("reads the source's preparation output", () => {
+    const out = [
+      "@@snapkeep-qemu-img",
+      "qemu-img version 7.2.22 (Debian 1:7.2+dfsg-7+deb12u18+b3)",
+      "",
+      "@@snapkeep-rsync",
+      "rsync  version 3.2.7  protocol version 31",
+      "",
+      "@@snapkeep-mkdir",
+      "ok",
+      "",
+      "@@snapkeep-staged",
+      "a".repeat(64),
+      "-",
+      "@@snapkeep-xml",
+      "<domain type='kvm'>\n</domain>",
+      "",
+    ].join("\n");
+    const parsed = parseSourcePrepared(out, 2);
+    expect(parsed).toMatchObject({
+      qemuImg: "qemu-img version 7.2.22 (Debian 1:7.2+dfsg-7+deb12u18+b3)",
+      rsync: "rsync  version 3.2.7  protocol version 31",
+      staged: ["a".repeat(64), undefined],
+      stagingError: null,
+    });
+    expect(parsed.definition).toContain("<domain");
+    expect(
+      parseSourcePrepared(out.replace("ok\n", "mkdir: cannot create directory: Permission denied\n"), 2)
+        .stagingError,
+    ).toMatch(/Permission denied/);
+    expect(() => parseSourcePrepared("@@snapkeep-xml\nerror: failed to get domain", 0)).toThrow(/definition/);
+  });
+});

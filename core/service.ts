@@ -1,6 +1,17 @@
 import { resolve } from "node:path";
 import { SnapkeepError, describeError } from "./errors.js";
-import { defaultSnapshotName, encodeSnapshotTag, validateSnapshotName } from "./domain/snapshot-tag.js";
+import {
+  MAX_SNAPSHOT_NAME_LENGTH,
+  defaultSnapshotName,
+  encodeSnapshotTag,
+  validateSnapshotName,
+} from "./domain/snapshot-tag.js";
+import {
+  diffDefinitions,
+  summariseDefinition,
+  type DefinitionChange,
+  type DefinitionSummary,
+} from "./restore/definition-summary.js";
 import { groupSnapshots } from "./domain/snapshots.js";
 import { chooseSnapshotDisks, resolveSnapshot, validateHostName } from "./domain/selection.js";
 import type { HostConfig, Snapshot, SshHostConfig, VmWithSnapshots } from "./domain/types.js";
@@ -59,9 +70,33 @@ export interface RevertResult {
   /** The VM runs and no consent to stop it was given: the real revert would refuse. */
   readonly needsConsent: boolean;
   readonly dryRun: boolean;
+  /** The safety snapshot taken of the same disks just before (in a dry run: its name). */
+  readonly safety: { readonly name: string; readonly tag: string };
+  /** What changed in the VM's definition since the snapshot (reverting disks does not undo it);
+   * null when the snapshot has no saved definition (made before Snapkeep recorded one, or foreign). */
+  readonly definitionChanges: readonly DefinitionChange[] | null;
+  /** Older safety snapshots deleted to keep the configured number. */
+  readonly prunedSafety: readonly string[];
 }
 
 const DEFAULT_SHUTDOWN_TIMEOUT_MS = 120_000;
+
+/** A definition summary, or undefined when the XML cannot be summarised (never fails a snapshot). */
+function summaryOf(xml: string): DefinitionSummary | undefined {
+  try {
+    return summariseDefinition(xml);
+  } catch {
+    return undefined;
+  }
+}
+
+/** "before revert to nightly (2026-11-26 13:40:05)", within the name length limit. */
+export function safetySnapshotName(target: Snapshot, now: Date): string {
+  const stamp = now.toISOString().slice(0, 19).replace("T", " ");
+  const what = target.kind === "safety" ? "before undo" : `before revert to ${target.name}`;
+  const room = MAX_SNAPSHOT_NAME_LENGTH - stamp.length - 3;
+  return `${[...what].slice(0, room).join("")} (${stamp})`;
+}
 
 /**
  * The one application API: the CLI, the daemon, the web server and the Electron main process all
@@ -213,7 +248,7 @@ export class SnapkeepService {
   async takeSnapshot(
     hostName: string,
     vmRef: string,
-    request: CreateSnapshotRequest & { kind: "manual" | "scheduled"; origin?: string },
+    request: CreateSnapshotRequest & { kind: "manual" | "scheduled" | "safety"; origin?: string },
   ): Promise<{ snapshot: Snapshot; warnings: readonly string[] }> {
     const host = this.getHost(hostName);
     const inspection = await this.#find(hostName, vmRef);
@@ -245,10 +280,12 @@ export class SnapkeepService {
     // A fresh record, not a merge: notes or an "incomplete" mark left on this tag by an earlier,
     // interrupted attempt must not stick to the new, complete snapshot.
     const key = snapshotKey(hostName, inspection.vm.uuid, tag);
+    const definition = summaryOf(inspection.xml.raw);
     const fresh = {
       note: request.note !== undefined && request.note.length > 0 ? request.note : null,
       pinned: false,
       consistency: taken.consistency,
+      ...(definition === undefined ? {} : { definition }),
     };
     this.#deps.store.update((s) => ({ ...s, annotations: { ...s.annotations, [key]: fresh } }));
     const after = this.#withSnapshots(await libvirt.refreshImages(inspection));
@@ -381,12 +418,21 @@ export class SnapkeepService {
     }
     const wasActive = inspection.vm.active;
     const wasPaused = inspection.vm.state === "paused";
+    const settings = this.#deps.store.read();
+    const saved = settings.annotations[snapshotKey(hostName, inspection.vm.uuid, snapshot.tag)]?.definition;
+    const current = summaryOf(inspection.xml.raw);
+    const safetyName = safetySnapshotName(snapshot, this.#deps.now());
+    const safety = { name: safetyName, tag: encodeSnapshotTag("safety", safetyName) };
     const result = {
       vm: inspection.vm.name,
       snapshot,
       disks: targets,
       restarted: wasActive,
       needsConsent: wasActive && request.stopRunning !== true,
+      safety,
+      definitionChanges:
+        saved === undefined || current === undefined ? null : diffDefinitions(saved, current),
+      prunedSafety: [] as string[],
     };
     if (request.dryRun === true) {
       return { ...result, dryRun: true };
@@ -410,6 +456,13 @@ export class SnapkeepService {
       inspection = await libvirt.inspect(inspection.vm.uuid);
     }
     try {
+      // The safety net first, of the same disks, while the VM is off: undo is a revert to it.
+      await this.takeSnapshot(hostName, inspection.vm.uuid, {
+        kind: "safety",
+        name: safetyName,
+        disks: targets,
+      });
+      inspection = await libvirt.refreshImages(inspection);
       await libvirt.revertDisks(inspection, snapshot, targets);
     } catch (error) {
       // Never leave a VM the user had running stopped without saying so: start it, then report.
@@ -432,7 +485,50 @@ export class SnapkeepService {
     if (wasActive) {
       await libvirt.start(inspection.vm.uuid, wasPaused);
     }
-    return { ...result, dryRun: false };
+    const prunedSafety = await this.#pruneSafety(hostName, inspection.vm.uuid).catch(() => []);
+    return { ...result, prunedSafety, dryRun: false };
+  }
+
+  /** Reverts to the newest safety snapshot: the state just before the last revert. */
+  async undoRevert(
+    hostName: string,
+    vmName: string,
+    request: Omit<RevertRequest, "disks"> = {},
+  ): Promise<RevertResult> {
+    const vm = await this.getVm(hostName, vmName);
+    const latest = vm.snapshots.filter((s) => s.kind === "safety").at(-1);
+    if (latest === undefined) {
+      throw new SnapkeepError("NOT_FOUND", `${vm.name} has no safety snapshot: there is no revert to undo.`);
+    }
+    return this.revertSnapshot(hostName, vm.uuid, latest.tag, {
+      ...request,
+      disks: latest.disks.map((d) => d.target),
+    });
+  }
+
+  safetyKeep(): number {
+    return this.#deps.store.read().safetyKeep;
+  }
+
+  setSafetyKeep(keep: number): void {
+    if (!Number.isInteger(keep) || keep < 1 || keep > 100) {
+      throw new SnapkeepError("INVALID_INPUT", "Keep 1 to 100 safety snapshots per VM.");
+    }
+    this.#deps.store.update((s) => ({ ...s, safetyKeep: keep }));
+  }
+
+  /** Deletes the oldest unpinned safety snapshots of a VM beyond the configured number. */
+  async #pruneSafety(hostName: string, vmUuid: string): Promise<string[]> {
+    const keep = this.safetyKeep();
+    const vm = await this.getVm(hostName, vmUuid);
+    const safety = vm.snapshots.filter((s) => s.kind === "safety" && !s.pinned);
+    const doomed = safety.slice(0, Math.max(0, safety.length - keep));
+    const removed: string[] = [];
+    for (const snapshot of doomed) {
+      await this.deleteSnapshot(hostName, vmUuid, snapshot.tag);
+      removed.push(snapshot.name);
+    }
+    return removed;
   }
 
   async setPinned(hostName: string, vmName: string, snapshotRef: string, pinned: boolean): Promise<Snapshot> {

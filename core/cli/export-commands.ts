@@ -253,18 +253,23 @@ function registerImport(program: Command, context: () => CliContext, print: Prin
           json?: boolean;
         },
       ) => {
-        const { service, exports } = context();
-        const result = await importExport(service, exports, {
-          target: targetName,
-          export: ref,
-          host: opts.to,
-          name: opts.name,
-          into: opts.into,
-          dir: opts.dir,
-          disks: opts.disk,
-          start: opts.start,
-          dryRun: opts.dryRun,
-        });
+        const { service, exports, restore } = context();
+        const result = await importExport(
+          service,
+          exports,
+          {
+            target: targetName,
+            export: ref,
+            host: opts.to,
+            name: opts.name,
+            into: opts.into,
+            dir: opts.dir,
+            disks: opts.disk,
+            start: opts.start,
+            dryRun: opts.dryRun,
+          },
+          (made) => restore.recordManaged(made),
+        );
         print(result, opts.json, () => {
           const files = result.disks
             .map(

@@ -8,7 +8,7 @@ import type { VmWithSnapshots } from "../domain/types.js";
 import { sshEnvironmentFromProcess } from "../hosts.js";
 import { DEFAULT_LAB_DIR, DEMO_OWNER, labUp, removeLabVms } from "../lab/lab.js";
 import { LocalRunner } from "../runner/local.js";
-import { SnapkeepService } from "../service.js";
+import { SnapkeepService, type RevertResult } from "../service.js";
 import { snapkeepHome } from "../store/home.js";
 import { openSettingsStore, type SettingsStore } from "../store/store.js";
 import type { Hook } from "../store/schema.js";
@@ -16,6 +16,8 @@ import { Schedules } from "../schedule/schedules.js";
 import { registerScheduleCommands } from "./schedule-commands.js";
 import { registerExportCommands } from "./export-commands.js";
 import { Exports } from "../export/exports.js";
+import { Restore } from "../restore/artifacts.js";
+import { registerRestoreCommands } from "./restore-commands.js";
 import { splitVmRef } from "./refs.js";
 import { displayName, formatHosts, formatSnapshots, formatTime, formatVms } from "./format.js";
 
@@ -61,6 +63,7 @@ export interface CliContext {
   readonly service: SnapkeepService;
   readonly schedules: Schedules;
   readonly exports: Exports;
+  readonly restore: Restore;
 }
 
 function openContext(io: CliIo): CliContext {
@@ -86,7 +89,14 @@ function openContext(io: CliIo): CliContext {
     ssh: sshEnvironmentFromProcess(io.env),
   });
   const exports = new Exports({ service, store, ssh: sshEnvironmentFromProcess(io.env), now });
-  return { home, store, service, schedules: new Schedules(service, store, now), exports };
+  return {
+    home,
+    store,
+    service,
+    schedules: new Schedules(service, store, now),
+    exports,
+    restore: new Restore(service, store, now),
+  };
 }
 
 function buildProgram(io: CliIo, context: () => CliContext): Command {
@@ -312,14 +322,40 @@ function buildProgram(io: CliIo, context: () => CliContext): Command {
           shutdownTimeoutMs: opts.shutdownTimeout * 1000,
           ...(opts.disk === undefined ? {} : { disks: opts.disk }),
         });
-        const target = `${displayName(result.snapshot.name)} (${formatTime(result.snapshot.createdAt)})`;
-        io.out(
-          result.dryRun
-            ? `Would ${result.restarted ? `shut down ${displayName(result.vm)}, ` : ""}revert ${result.disks.join(", ")} to ${target}${result.restarted ? ", and start it again" : ""}; changes made since then on those disks would be lost.${result.needsConsent ? " The VM is running: the real revert needs --yes." : ""}\n`
-            : `Reverted ${result.disks.join(", ")} to ${displayName(result.snapshot.name)}${result.restarted ? "; the VM was started again" : ""}.\n`,
-        );
+        io.out(describeRevert(result, ref));
       },
     );
+  snapshot
+    .command("undo <host/vm>")
+    .description("undo the last revert: revert to the safety snapshot taken just before it")
+    .option("--yes", "stop a running VM, revert, and start it again")
+    .option("--force", "power the VM off if it ignores the shutdown request")
+    .option("--shutdown-timeout <seconds>", "how long to wait for a clean shutdown", parsePositiveInt, 120)
+    .option("--dry-run", "only say what would happen")
+    .action(
+      async (
+        ref: string,
+        opts: { yes?: boolean; force?: boolean; shutdownTimeout: number; dryRun?: boolean },
+      ) => {
+        const [hostName, vmName] = splitVmRef(ref);
+        const result = await service().undoRevert(hostName, vmName, {
+          dryRun: opts.dryRun === true,
+          stopRunning: opts.yes === true,
+          force: opts.force === true,
+          shutdownTimeoutMs: opts.shutdownTimeout * 1000,
+        });
+        io.out(describeRevert(result, ref));
+      },
+    );
+  snapshot
+    .command("safety-keep [n]")
+    .description("how many safety snapshots (taken before each revert) to keep per VM")
+    .action((n: string | undefined) => {
+      if (n !== undefined) {
+        service().setSafetyKeep(Number(n));
+      }
+      io.out(`Snapkeep keeps the newest ${service().safetyKeep()} safety snapshots per VM.\n`);
+    });
   for (const [command, pinned] of [
     ["pin", true],
     ["unpin", false],
@@ -336,6 +372,7 @@ function buildProgram(io: CliIo, context: () => CliContext): Command {
 
   registerScheduleCommands(program, io, context, print);
   registerExportCommands(program, io, context, print);
+  registerRestoreCommands(program, vm, io, context, print);
 
   const lab = program
     .command("lab")
@@ -384,6 +421,36 @@ function splitList(value: string): string[] {
     throw new SnapkeepError("INVALID_INPUT", "Give at least one disk target, e.g. --disk vda.");
   }
   return items;
+}
+
+function describeRevert(result: RevertResult, ref: string): string {
+  const target = `${displayName(result.snapshot.name)} (${formatTime(result.snapshot.createdAt)})`;
+  const lines: string[] = [];
+  if (result.dryRun) {
+    lines.push(
+      `Would ${result.restarted ? `shut down ${displayName(result.vm)}, ` : ""}take safety snapshot ${displayName(result.safety.name)} of ${result.disks.join(", ")}, revert them to ${target}${result.restarted ? ", and start it again" : ""}.`,
+    );
+    if (result.needsConsent) {
+      lines.push("The VM is running: the real revert needs --yes.");
+    }
+  } else {
+    lines.push(
+      `Reverted ${result.disks.join(", ")} to ${displayName(result.snapshot.name)}${result.restarted ? "; the VM was started again" : ""}.`,
+      `Safety snapshot ${displayName(result.safety.name)} holds what was there before; undo with: snapkeep snapshot undo ${ref}`,
+    );
+    if (result.prunedSafety.length > 0) {
+      lines.push(`Deleted older safety snapshots: ${result.prunedSafety.map(displayName).join(", ")}`);
+    }
+  }
+  if (result.definitionChanges === null) {
+    lines.push("The VM's definition at snapshot time was not recorded, so changes to it cannot be shown.");
+  } else if (result.definitionChanges.length > 0) {
+    lines.push(
+      "The VM's definition changed since the snapshot; reverting disks does not change it back:",
+      ...result.definitionChanges.map((c) => `  ${c.description}`),
+    );
+  }
+  return `${lines.join("\n")}\n`;
 }
 
 function parsePositiveInt(value: string): number {

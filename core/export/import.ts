@@ -15,6 +15,8 @@ import { rewriteDefinitionForImport } from "./definition.js";
 import type { Exports } from "./exports.js";
 import { RemoteFs } from "./fs.js";
 import { relayRsync } from "./relay.js";
+import { nextTarget } from "../restore/artifacts.js";
+import type { ManagedVm } from "../store/schema.js";
 
 /** libvirt's default storage folder, which QEMU may open on every distribution's defaults. */
 export const DEFAULT_IMAGE_DIR = "/var/lib/libvirt/images";
@@ -54,10 +56,15 @@ export interface ImportResult extends ImportPlan {
 
 const QUICK_MS = 60_000;
 
+/**
+ * Restores an export. `record` is told about a new VM, so that Snapkeep may delete it later
+ * (`vm delete` only removes VMs Snapkeep made).
+ */
 export async function importExport(
   service: SnapkeepService,
   exports: Exports,
   request: ImportRequest,
+  record?: (vm: ManagedVm) => void,
 ): Promise<ImportResult> {
   if ((request.name === undefined) === (request.into === undefined)) {
     throw new SnapkeepError(
@@ -210,6 +217,14 @@ export async function importExport(
       await libvirt.define(xml, plan.vm);
       const defined = await libvirt.findVm(plan.vm);
       vmUuid = defined.vm.uuid;
+      record?.({
+        host: request.host,
+        uuid: vmUuid,
+        name: plan.vm,
+        createdAt: new Date().toISOString(),
+        from: `export:${target.name}/${entry.id}`,
+        files: plan.disks.map((d) => d.file),
+      });
       if (plan.start) {
         await libvirt.start(vmUuid);
       }
@@ -293,19 +308,4 @@ async function requireNoVm(service: SnapkeepService, host: string, name: string)
       hint: "Choose another --name.",
     },
   );
-}
-
-/** The next free virtio disk name: vdb, vdc, ... (vdz, then vdaa). */
-function nextTarget(used: Set<string>): string {
-  for (let i = 0; i < 26 * 27; i++) {
-    const name =
-      i < 26
-        ? `vd${String.fromCharCode(97 + i)}`
-        : `vd${String.fromCharCode(96 + Math.floor(i / 26))}${String.fromCharCode(97 + (i % 26))}`;
-    if (!used.has(name)) {
-      used.add(name);
-      return name;
-    }
-  }
-  throw new SnapkeepError("INVALID_INPUT", "The VM has no free virtio disk names left.");
 }

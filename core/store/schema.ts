@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { validateWhen, WEEKDAYS } from "../schedule/spec.js";
+import { definitionSummarySchema } from "../restore/definition-summary.js";
 
 /**
  * The settings file, in one schema: zod types it and validates what is read back; the JSON Schema
@@ -45,6 +46,8 @@ export const annotationSchema = z.object({
   consistency: z.string().optional(),
   /** The scheduler's job that made it is known to have been interrupted (see the journal). */
   incomplete: z.boolean().optional(),
+  /** The VM's definition when the snapshot was taken, to show what a revert does not undo. */
+  definition: definitionSummarySchema.optional(),
 });
 
 const hookSchema = z.object({
@@ -148,6 +151,17 @@ export const sshTargetSchema = z.object({
 
 export const targetSchema = z.discriminatedUnion("kind", [dirTargetSchema, sshTargetSchema]);
 
+export const managedVmSchema = z.object({
+  host: hostName,
+  uuid: z.string(),
+  name: z.string(),
+  createdAt: z.string(),
+  /** "template:NAME" or "export:TARGET/ID". */
+  from: z.string(),
+  /** The image files Snapkeep made for it: the only files deleting the VM removes. */
+  files: z.array(z.string()),
+});
+
 /** Per-VM consistency settings for manual and scheduled snapshots, keyed by "host/vmUuid". */
 export const vmSettingsSchema = z.object({ consistency: consistencySchema });
 
@@ -160,6 +174,10 @@ export const settingsSchema = z.object({
   scheduleState: z.record(z.string(), scheduleStateSchema).default({}),
   vmSettings: z.record(z.string(), vmSettingsSchema).default({}),
   targets: z.array(targetSchema).default([]),
+  /** Safety snapshots (taken before each revert) kept per VM; older ones are deleted. */
+  safetyKeep: z.number().int().min(1).max(100).default(5),
+  /** VMs Snapkeep created (from a template or an export), the only ones `vm delete` removes. */
+  managedVms: z.array(managedVmSchema).default([]),
 });
 
 export type Settings = z.infer<typeof settingsSchema>;
@@ -170,6 +188,7 @@ export type Consistency = z.infer<typeof consistencySchema>;
 export type Annotation = z.infer<typeof annotationSchema>;
 export type Target = z.infer<typeof targetSchema>;
 export type SshTarget = z.infer<typeof sshTargetSchema>;
+export type ManagedVm = z.infer<typeof managedVmSchema>;
 
 export function emptySettings(): Settings {
   return {
@@ -180,6 +199,8 @@ export function emptySettings(): Settings {
     scheduleState: {},
     vmSettings: {},
     targets: [],
+    safetyKeep: 5,
+    managedVms: [],
   };
 }
 

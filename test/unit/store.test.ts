@@ -31,6 +31,8 @@ describe("settings store", () => {
       scheduleState: {},
       vmSettings: {},
       targets: [],
+      safetyKeep: 5,
+      managedVms: [],
     });
     store.update((s) => ({ ...s, hosts: [{ name: "local", kind: "local", uri: "qemu:///system" }] }));
     const again = openSettingsStore(home, now);

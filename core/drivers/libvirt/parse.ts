@@ -28,6 +28,8 @@ export interface XmlDomain {
   readonly guestAgentChannel: boolean;
   /** The image files the lab created for this domain: the only files `lab down` may delete. */
   readonly labFiles: readonly string[];
+  /** The XML as read, for the definition summary kept with each snapshot. */
+  readonly raw: string;
 }
 
 type XmlNode = Record<string, unknown>;
@@ -67,6 +69,7 @@ export function parseDomainXml(xml: string): XmlDomain {
       .filter(isNode)
       .some((c) => text(asNode(c["target"])["@_name"]) === "org.qemu.guest_agent.0"),
     ...labMarker(asNode(asNode(root["metadata"])["lab:lab"]), uuid),
+    raw: xml,
   };
 }
 

@@ -60,8 +60,9 @@ export interface ConvertSnapshotOptions {
   readonly output: string;
   /** The VM runs: QEMU holds the image, so open it shared (read-only, never written). */
   readonly shared: boolean;
-  /** zstd needs QEMU 5.1 or newer on the writer and on every later reader; else zlib. */
-  readonly compression: "zstd" | "zlib";
+  /** zstd needs QEMU 5.1 or newer on the writer and on every later reader; else zlib. "none" for
+   * images that are used in place (templates, volumes), where compressed clusters would slow reads. */
+  readonly compression: "zstd" | "zlib" | "none";
 }
 
 /**
@@ -80,7 +81,7 @@ export function convertSnapshotArgs(o: ConvertSnapshotOptions): string[] {
     snapshot,
     "-O",
     "qcow2",
-    "-c",
+    ...(o.compression === "none" ? [] : ["-c"]),
     ...(o.compression === "zstd" ? ["-o", "compression_type=zstd"] : []),
     qcow2ImageOpts(o.source),
     o.output,

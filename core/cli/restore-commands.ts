@@ -38,7 +38,10 @@ export function registerRestoreCommands(
         "--disk <target>",
         kind === "template" ? "the root disk (default: the VM's root disk)" : "the additional disk, e.g. vdb",
       )
-      .option("--attach <vm>", "attach the new volume to this VM on the same host (read-only unless --rw)")
+      .option(
+        "--attach <host/vm>",
+        "attach the new volume to this VM on the same host (read-only unless --rw)",
+      )
       .option("--rw", "attach read-write")
       .option("--dry-run", "only say what would be made")
       .option("--json", "machine-readable output")
@@ -74,9 +77,10 @@ export function registerRestoreCommands(
             kind === "template"
               ? await restore().createTemplate(request)
               : await restore().createVolume(request);
+          const attachTo = opts.attach === undefined ? undefined : sameHostVm(host, opts.attach);
           const attached =
-            opts.attach !== undefined && !result.dryRun
-              ? await restore().attachVolume(host, opts.name, opts.attach, opts.rw === true)
+            attachTo !== undefined && !result.dryRun
+              ? await restore().attachVolume(host, opts.name, attachTo, opts.rw === true)
               : null;
           print({ ...result, attached }, opts.json, () => {
             const a = result.artifact;
@@ -212,6 +216,24 @@ export function registerRestoreCommands(
           result.skipped.map((h) => `Host ${h} could not be reached and was not checked.\n`).join(""),
       );
     });
+}
+
+/** A volume lives on its VM's host: `--attach` takes VM or HOST/VM with that same host. */
+function sameHostVm(host: string, ref: string): string {
+  if (!ref.includes("/")) {
+    return ref;
+  }
+  const [other, vm] = splitVmRef(ref);
+  if (other !== host) {
+    throw new SnapkeepError(
+      "INVALID_INPUT",
+      `A volume on ${host} can only be attached to a VM on ${host}, not ${other}.`,
+      {
+        hint: "Export the snapshot and import it on the other host instead: snapkeep export ... / snapkeep import ... --into VM",
+      },
+    );
+  }
+  return vm;
 }
 
 function formatArtifacts(kind: ArtifactKind, list: readonly Artifact[]): string {

@@ -18,7 +18,7 @@ import type { HostConfig, Snapshot, SshHostConfig, VmWithSnapshots } from "./dom
 import { createRunner, createSshRunner, type SshEnvironment } from "./hosts.js";
 import { LibvirtHost, type VmInspection } from "./hypervisor/libvirt.js";
 import type { CommandRunner } from "./runner/types.js";
-import { isFingerprint } from "./ssh/hostkey.js";
+import { requireOfferedFingerprint } from "./ssh/hostkey.js";
 import { parseSshSpec } from "./ssh/config.js";
 import { libvirtGuestOps } from "./hypervisor/guest.js";
 import { withConsistency } from "./schedule/consistency.js";
@@ -158,7 +158,7 @@ export class SnapkeepService {
     }
     const offered = await this.#probe(host);
     if (request.trust !== undefined) {
-      this.#requireMatchingFingerprint(host.name, request.trust, offered);
+      requireOfferedFingerprint("Host", host.name, request.trust, offered);
     }
     const saved: SshHostConfig = request.trust === undefined ? host : { ...host, hostKey: offered };
     this.#saveNewHost(saved);
@@ -172,7 +172,7 @@ export class SnapkeepService {
       throw new SnapkeepError("INVALID_INPUT", `${name} is this computer; there is no host key to trust.`);
     }
     const offered = await this.#probe(host);
-    this.#requireMatchingFingerprint(name, fingerprint, offered);
+    requireOfferedFingerprint("Host", name, fingerprint, offered);
     const updated: SshHostConfig = { ...host, hostKey: offered };
     this.#deps.store.update((s) => ({ ...s, hosts: s.hosts.map((h) => (h.name === name ? updated : h)) }));
     await this.#dropRunner(name);
@@ -621,25 +621,6 @@ export class SnapkeepService {
       return await runner.probeHostKey();
     } finally {
       await runner.dispose();
-    }
-  }
-
-  #requireMatchingFingerprint(name: string, given: string, offered: string): void {
-    if (!isFingerprint(given)) {
-      throw new SnapkeepError(
-        "INVALID_INPUT",
-        `"${given}" is not a SHA256 fingerprint (SHA256: and 43 characters).`,
-      );
-    }
-    if (given !== offered) {
-      throw new SnapkeepError(
-        "HOST_KEY_CHANGED",
-        `Host ${name} offers ${offered}, not the fingerprint you gave (${given}); nothing was trusted.`,
-        {
-          hint: "Check the fingerprint on the host with: ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub",
-          details: { expected: given, offered },
-        },
-      );
     }
   }
 

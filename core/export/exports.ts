@@ -33,7 +33,7 @@ import { LocalRunner } from "../runner/local.js";
 import { runChecked } from "../runner/checked.js";
 import type { CommandRunner } from "../runner/types.js";
 import type { SnapkeepService } from "../service.js";
-import { isFingerprint } from "../ssh/hostkey.js";
+import { requireOfferedFingerprint } from "../ssh/hostkey.js";
 import { parseSshSpec } from "../ssh/config.js";
 import type { SettingsStore } from "../store/store.js";
 import type { SshTarget, Target } from "../store/schema.js";
@@ -221,7 +221,7 @@ export class Exports {
     this.#validate(target);
     const offered = await this.#probe(target);
     if (request.trust !== undefined) {
-      requireFingerprint(target.name, request.trust, offered);
+      requireOfferedFingerprint("Target", target.name, request.trust, offered);
     }
     const saved: SshTarget = request.trust === undefined ? target : { ...target, hostKey: offered };
     this.#save(saved);
@@ -234,7 +234,7 @@ export class Exports {
       throw new SnapkeepError("INVALID_INPUT", `${name} is a folder on this computer; it has no host key.`);
     }
     const offered = await this.#probe(target);
-    requireFingerprint(name, fingerprint, offered);
+    requireOfferedFingerprint("Target", name, fingerprint, offered);
     const updated: SshTarget = { ...target, hostKey: offered };
     this.#deps.store.update((s) => ({
       ...s,
@@ -950,22 +950,6 @@ function sameList(a: readonly string[], b: readonly string[]): boolean {
 /** One staging folder per VM and snapshot, so a retry finds the images an earlier attempt made. */
 function stagingKey(vmUuid: string, tag: string): string {
   return `${vmUuid}-${createHash("sha256").update(tag).digest("hex").slice(0, 12)}`;
-}
-
-function requireFingerprint(name: string, given: string, offered: string): void {
-  if (!isFingerprint(given)) {
-    throw new SnapkeepError(
-      "INVALID_INPUT",
-      `"${given}" is not a SHA256 fingerprint (SHA256: and 43 characters).`,
-    );
-  }
-  if (given !== offered) {
-    throw new SnapkeepError(
-      "HOST_KEY_CHANGED",
-      `Target ${name} offers ${offered}, not the fingerprint you gave (${given}); nothing was trusted.`,
-      { details: { expected: given, offered } },
-    );
-  }
 }
 
 function asSshHost(target: SshTarget): Parameters<typeof createSshRunner>[0] {

@@ -15,7 +15,7 @@ import { rewriteDefinitionForImport } from "./definition.js";
 import type { Exports } from "./exports.js";
 import { RemoteFs } from "./fs.js";
 import { relayRsync } from "./relay.js";
-import { nextTarget } from "../restore/artifacts.js";
+import { nextTarget, requireNoVm } from "../restore/artifacts.js";
 import type { ManagedVm } from "../store/schema.js";
 
 /** libvirt's default storage folder, which QEMU may open on every distribution's defaults. */
@@ -290,22 +290,4 @@ function chooseDisks(
     );
   }
   return picked;
-}
-
-async function requireNoVm(service: SnapkeepService, host: string, name: string): Promise<void> {
-  try {
-    await service.getVm(host, name);
-  } catch (error) {
-    if (isSnapkeepError(error, "NOT_FOUND")) {
-      return;
-    }
-    throw error;
-  }
-  throw new SnapkeepError(
-    "ALREADY_EXISTS",
-    `A VM named ${name} already exists on ${host}; nothing was changed.`,
-    {
-      hint: "Choose another --name.",
-    },
-  );
 }

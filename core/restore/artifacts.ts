@@ -309,7 +309,7 @@ export class Restore {
       );
     }
     validateVmName(request.name);
-    await this.#requireNoVm(request.host, request.name);
+    await requireNoVm(this.service, request.host, request.name);
     const libvirt = this.service.libvirtFor(request.host);
     const fs = new RemoteFs(libvirt.runner);
     const disk = posix.join(IMAGES_DIR, `${slug(request.name)}-${template.source.disk}.qcow2`);
@@ -696,27 +696,31 @@ export class Restore {
     return [...direct].sort();
   }
 
-  async #requireNoVm(host: string, name: string): Promise<void> {
-    try {
-      await this.service.getVm(host, name);
-    } catch (error) {
-      if (isSnapkeepError(error, "NOT_FOUND")) {
-        return;
-      }
-      throw error;
-    }
-    throw new SnapkeepError(
-      "ALREADY_EXISTS",
-      `A VM named ${name} already exists on ${host}; nothing was changed.`,
-    );
-  }
-
   #recordManaged(vm: ManagedVm): void {
     this.store.update((s) => ({
       ...s,
       managedVms: [...s.managedVms.filter((m) => !(m.host === vm.host && m.uuid === vm.uuid)), vm],
     }));
   }
+}
+
+/** Refuses a name a VM on the host already has. */
+export async function requireNoVm(service: SnapkeepService, host: string, name: string): Promise<void> {
+  try {
+    await service.getVm(host, name);
+  } catch (error) {
+    if (isSnapkeepError(error, "NOT_FOUND")) {
+      return;
+    }
+    throw error;
+  }
+  throw new SnapkeepError(
+    "ALREADY_EXISTS",
+    `A VM named ${name} already exists on ${host}; nothing was changed.`,
+    {
+      hint: "Choose another name.",
+    },
+  );
 }
 
 function recordPath(image: string): string {

@@ -1,6 +1,7 @@
 import { XMLParser, XMLValidator } from "fast-xml-parser";
 import { z } from "zod";
 import { SnapkeepError } from "../errors.js";
+import { asNode, isNode, text, type XmlNode } from "../drivers/libvirt/parse.js";
 
 /**
  * A compact summary of a VM's libvirt definition, stored with each snapshot, and the comparison
@@ -72,8 +73,6 @@ export const definitionSummarySchema: z.ZodType<DefinitionSummary> = z.object({
   disks: z.array(diskSchema),
   nics: z.array(nicSchema),
 });
-
-type XmlNode = Record<string, unknown>;
 
 // Values stay strings exactly as written, as in the libvirt driver's parser: a path or a bridge
 // name is compared with what it was, not with what a number parser made of it.
@@ -413,22 +412,4 @@ function formatMemory(kib: number | null): string {
 function children(node: XmlNode, name: string): XmlNode[] {
   const value = node[name];
   return (Array.isArray(value) ? (value as unknown[]) : [value]).filter(isNode);
-}
-
-function isNode(value: unknown): value is XmlNode {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
-
-function asNode(value: unknown): XmlNode {
-  return isNode(value) ? value : {};
-}
-
-function text(value: unknown): string | null {
-  if (typeof value === "string") {
-    return value;
-  }
-  if (isNode(value) && typeof value["#text"] === "string") {
-    return value["#text"];
-  }
-  return null;
 }

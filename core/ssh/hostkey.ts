@@ -96,3 +96,31 @@ export function verifyHostKey(
     },
   );
 }
+
+/**
+ * Checks a fingerprint the person typed (read off the machine out of band) against the one the
+ * machine offers now; only a match may be pinned.
+ */
+export function requireOfferedFingerprint(
+  noun: "Host" | "Target",
+  name: string,
+  given: string,
+  offered: string,
+): void {
+  if (!isFingerprint(given)) {
+    throw new SnapkeepError(
+      "INVALID_INPUT",
+      `"${given}" is not a SHA256 fingerprint (SHA256: and 43 characters).`,
+    );
+  }
+  if (given !== offered) {
+    throw new SnapkeepError(
+      "HOST_KEY_CHANGED",
+      `${noun} ${name} offers ${offered}, not the fingerprint you gave (${given}); nothing was trusted.`,
+      {
+        hint: "Check the fingerprint on the machine with: ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub",
+        details: { expected: given, offered },
+      },
+    );
+  }
+}

@@ -32,7 +32,7 @@ export interface XmlDomain {
   readonly raw: string;
 }
 
-type XmlNode = Record<string, unknown>;
+export type XmlNode = Record<string, unknown>;
 
 // Values stay strings exactly as written: a VM named "007" or " spaced " must survive parsing.
 const parser = new XMLParser({
@@ -166,15 +166,16 @@ export function parseDomState(output: string): VmState {
   return (STATES as readonly string[]).includes(line) ? (line as VmState) : "unknown";
 }
 
-function isNode(value: unknown): value is XmlNode {
+export function isNode(value: unknown): value is XmlNode {
   return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
-function asNode(value: unknown): XmlNode {
+export function asNode(value: unknown): XmlNode {
   return isNode(value) ? value : {};
 }
 
-function text(value: unknown): string | null {
+/** An element's text whether fast-xml-parser gave a string or a node with attributes and #text. */
+export function text(value: unknown): string | null {
   if (typeof value === "string") {
     return value;
   }

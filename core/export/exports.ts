@@ -57,16 +57,18 @@ import {
 import { RemoteFs, writeFailure } from "./fs.js";
 import { isRetryable, relayRsync } from "./relay.js";
 import {
-  FINISH_SCRIPT,
   SNAPSHOTS_SCRIPT,
   SOURCE_PREPARE_SCRIPT,
   SPACE_SCRIPT,
   STAGE_SCRIPT,
-  fileArgs,
   parseSnapshotsNow,
   parseSourcePrepared,
   parseSpace,
-  parseStaged,
+  parseStagedSize,
+  parseRecordedHash,
+  parseBadFiles,
+  finishArgs,
+  RECORD_HASH_SCRIPT,
 } from "./scripts.js";
 import { formatBytes } from "../util/bytes.js";
 
@@ -319,9 +321,34 @@ export class Exports {
     const progress = new ProgressMeter(request.onProgress, this.#deps.clock ?? (() => performance.now()));
     progress.phase("prepare", null, 0, 0);
 
-    // The target: its folder for this VM made, and what is there already (one command).
+    // The target (its folder for this VM made, and what is there already) and the source
+    // (versions, definition, staging folder, earlier conversions): one command each, at once.
     const vmFolder = posix.join(target.path, vmFolderName(vm.name, vm.uuid));
-    const existing = await this.#scan(target, vmFolder);
+    const direct = libvirt.runner.isLocal === true && target.kind === "dir";
+    const stagingRoot = posix.join(
+      this.#deps.stagingRoot ?? DEFAULT_STAGING_ROOT,
+      stagingKey(vm.uuid, snapshot.tag),
+    );
+    const stagedPathsIn = (dir: string): string[] => disks.map((d) => posix.join(dir, d.file));
+    const [existing, preparedOutput] = await Promise.all([
+      this.#scan(target, vmFolder),
+      runChecked(
+        libvirt.runner,
+        [
+          "sh",
+          "-c",
+          SOURCE_PREPARE_SCRIPT,
+          "snapkeep-prepare",
+          libvirt.uri,
+          vm.uuid,
+          direct ? vmFolder : stagingRoot,
+          ...(direct ? [] : stagedPathsIn(stagingRoot)),
+        ],
+        "Preparing the export",
+        { timeoutMs: QUICK_MS },
+      ),
+    ]);
+    const prepared = parseSourcePrepared(preparedOutput.stdout, direct ? 0 : disks.length);
     const resumable = existing.find(
       (e) =>
         e.state === "partial" &&
@@ -341,33 +368,8 @@ export class Exports {
       );
     }
     const partial = posix.join(vmFolder, `${id}${PARTIAL_SUFFIX}`);
-
-    // The source: versions, definition, staging folder and earlier conversions (one command).
-    const direct = libvirt.runner instanceof LocalRunner && target.kind === "dir";
-    const staging = direct
-      ? partial
-      : posix.join(this.#deps.stagingRoot ?? DEFAULT_STAGING_ROOT, stagingKey(vm.uuid, snapshot.tag));
-    const stagedPaths = disks.map((d) => posix.join(staging, d.file));
-    const prepared = parseSourcePrepared(
-      (
-        await runChecked(
-          libvirt.runner,
-          [
-            "sh",
-            "-c",
-            SOURCE_PREPARE_SCRIPT,
-            "snapkeep-prepare",
-            libvirt.uri,
-            vm.uuid,
-            staging,
-            ...(direct ? [] : stagedPaths),
-          ],
-          "Preparing the export",
-          { timeoutMs: QUICK_MS },
-        )
-      ).stdout,
-      direct ? 0 : disks.length,
-    );
+    const staging = direct ? partial : stagingRoot;
+    const stagedPaths = stagedPathsIn(staging);
     const version = parseQemuImgVersion(prepared.qemuImg);
     const compression =
       version !== undefined && (version[0] > 5 || (version[0] === 5 && version[1] >= 1)) ? "zstd" : "zlib";
@@ -408,9 +410,9 @@ export class Exports {
     for (const [i, disk] of disks.entries()) {
       const path = stagedPaths[i] ?? "";
       progress.phase("convert", disk.target, convertedBytes, virtualTotal);
-      let sha256 = prepared.staged[i];
+      let sha256 = direct ? undefined : prepared.staged[i];
       let size = 0;
-      if (sha256 === undefined || direct) {
+      if (sha256 === undefined) {
         await this.#convert(
           source,
           {
@@ -425,24 +427,18 @@ export class Exports {
           (fraction) => progress.update(convertedBytes + fraction * (disk.virtualSize ?? 0)),
         );
         if (!direct) {
-          const result = parseStaged(
+          size = parseStagedSize(
             (
               await runChecked(
                 source.runner,
                 ["sh", "-c", STAGE_SCRIPT, "snapkeep-stage", `${path}.tmp`, path],
-                "Hashing the converted image",
-                {
-                  timeoutMs: HASH_MS,
-                  ...(request.signal === undefined ? {} : { signal: request.signal }),
-                },
+                "Staging the converted image",
+                { timeoutMs: QUICK_MS },
               )
             ).stdout,
           );
-          sha256 = result.sha256;
-          size = result.size;
-        } else {
-          sha256 = "";
         }
+        sha256 = undefined;
       }
       convertedBytes += disk.virtualSize ?? 0;
       staged.push({
@@ -451,39 +447,46 @@ export class Exports {
         path,
         file: disk.file,
         size,
-        sha256,
+        sha256: sha256 ?? "",
         virtualSize: disk.virtualSize,
         sourcePath: disk.source,
       });
     }
     // The image was read shared while the VM ran: had the snapshot been deleted meanwhile, its
-    // clusters could have been reused and the copy would be garbage. It must still be there.
-    await this.#requireSnapshotStill(source, vm.name, snapshot, disks);
+    // clusters could have been reused and the copy would be garbage. It must still be there. The
+    // target's free space is read at the same time.
+    const landedPaths = staged.map((d) => posix.join(partial, d.file));
+    const [, spaceOutput] = await Promise.all([
+      this.#requireSnapshotStill(source, vm.name, snapshot, disks),
+      direct
+        ? undefined
+        : runChecked(
+            dest.runner,
+            [
+              "sh",
+              "-c",
+              SPACE_SCRIPT,
+              "snapkeep-space",
+              partial,
+              ...landedPaths,
+              ...staged.map((d) => d.path),
+            ],
+            `Checking free space on ${target.name}`,
+            { timeoutMs: QUICK_MS },
+          ),
+    ]);
 
-    // 2. Onto the target, unless it was written there directly.
+    // 2. Onto the target, unless it was written there directly. The source hash of each image is
+    // taken while rsync sends it: both read the same file, which is in the page cache by then.
     let bytesSent = 0;
     let literalBytes = 0;
-    if (!direct) {
-      const landedPaths = staged.map((d) => posix.join(partial, d.file));
-      const missingSizes = staged.filter((d) => d.size === 0);
-      if (missingSizes.length > 0) {
+    if (!direct && spaceOutput !== undefined) {
+      if (staged.some((d) => d.size === 0)) {
         // Converted by an earlier attempt: its size was not printed this time.
-        const sizes = await source.sizes(missingSizes.map((d) => d.path));
-        missingSizes.forEach((d, i) => (d.size = sizes[i] ?? 0));
+        const sizes = await source.sizes(staged.map((d) => d.path));
+        staged.forEach((d, i) => (d.size = sizes[i] ?? 0));
       }
-      const space = parseSpace(
-        (
-          await runChecked(
-            dest.runner,
-            ["sh", "-c", SPACE_SCRIPT, "snapkeep-space", partial, ...landedPaths],
-            `Checking free space on ${target.name}`,
-            {
-              timeoutMs: QUICK_MS,
-            },
-          )
-        ).stdout,
-        staged.length,
-      );
+      const space = parseSpace(spaceOutput.stdout, staged.length);
       // --inplace writes over what a resumed attempt left, so only the missing part needs room.
       const needed = staged.reduce((sum, d, i) => sum + Math.max(0, d.size - (space.sizes[i] ?? 0)), 0);
       if (space.freeBytes < needed) {
@@ -500,54 +503,58 @@ export class Exports {
       let sentBefore = 0;
       for (const disk of staged) {
         progress.phase("transfer", disk.target, sentBefore, total);
-        const stats = await this.#transfer(
-          libvirt.runner,
-          dest.runner,
-          {
-            source: disk.path,
-            destination: posix.join(partial, disk.file),
-            basisDir: basis === undefined ? undefined : posix.join(target.path, basis.folder),
-            bwlimitKiB: request.bwlimitKiB,
-          },
-          request.signal,
-          (bytes) => progress.update(sentBefore + Math.min(bytes, disk.size)),
-        );
-        bytesSent += stats?.bytesSent ?? 0;
-        literalBytes += stats?.literalBytes ?? 0;
+        const hashing =
+          disk.sha256 === ""
+            ? runChecked(
+                source.runner,
+                ["sh", "-c", RECORD_HASH_SCRIPT, "snapkeep-hash", disk.path],
+                "Hashing the converted image",
+                {
+                  timeoutMs: HASH_MS,
+                  ...(request.signal === undefined ? {} : { signal: request.signal }),
+                },
+              )
+            : undefined;
+        const [sent, hashed] = await Promise.allSettled([
+          this.#transfer(
+            libvirt.runner,
+            dest.runner,
+            {
+              source: disk.path,
+              destination: posix.join(partial, disk.file),
+              basisDir: basis === undefined ? undefined : posix.join(target.path, basis.folder),
+              bwlimitKiB: request.bwlimitKiB,
+            },
+            request.signal,
+            (bytes) => progress.update(sentBefore + Math.min(bytes, disk.size)),
+          ),
+          hashing,
+        ]);
+        if (sent.status === "rejected") {
+          throw sent.reason;
+        }
+        if (hashed.status === "rejected") {
+          throw hashed.reason;
+        }
+        if (hashed.value !== undefined) {
+          disk.sha256 = parseRecordedHash(hashed.value.stdout);
+        }
+        bytesSent += sent.value?.bytesSent ?? 0;
+        literalBytes += sent.value?.literalBytes ?? 0;
         sentBefore += disk.size;
       }
     }
 
-    // 3. Hashed where it landed (the definition too); the source hash goes in the manifest, or for
-    // an image written straight into the folder, this one.
+    // 3. Written straight into the folder: hashed there, and that hash goes in the manifest.
     progress.phase("verify", null, 0, 1);
-    const landed = await dest.sha256(
-      [...staged.map((d) => posix.join(partial, d.file)), posix.join(partial, "domain.xml")],
-      request.signal,
-    );
-    const bad = staged.filter((d, i) => !direct && landed[i] !== d.sha256).map((d) => d.file);
-    if (landed.at(-1) !== definitionSha) {
-      bad.push("domain.xml");
-    }
-    if (bad.length > 0) {
-      // Delete the bad copies so that the next attempt sends them again rather than resuming.
-      await dest.removeFiles(bad.map((f) => posix.join(partial, f)));
-      throw new SnapkeepError(
-        "VERIFY_FAILED",
-        `${bad.join(", ")} on ${target.name} does not match what was sent.`,
-        {
-          hint: "Run the export again; if it happens again, check the target's disk and memory.",
-          details: { files: bad },
-        },
-      );
-    }
     if (direct) {
-      const sizes = await dest.sizes(staged.map((d) => posix.join(partial, d.file)));
-      staged.forEach((d, i) => (d.size = sizes[i] ?? 0));
+      const sums = await dest.sha256(landedPaths, request.signal);
+      const sizes = await dest.sizes(landedPaths);
+      staged.forEach((d, i) => {
+        d.sha256 = sums[i] ?? "";
+        d.size = sizes[i] ?? 0;
+      });
     }
-    progress.update(1);
-
-    progress.phase("finish", null, 0, 0);
     const manifest: Manifest = {
       format: BUNDLE_FORMAT,
       formatVersion: BUNDLE_VERSION,
@@ -566,10 +573,10 @@ export class Exports {
         },
       },
       definition: { name: "domain.xml", size: Buffer.byteLength(definition), sha256: definitionSha },
-      disks: staged.map((d, i): ManifestDisk => ({
+      disks: staged.map((d): ManifestDisk => ({
         name: d.file,
         size: d.size,
-        sha256: direct ? (landed[i] ?? "") : d.sha256,
+        sha256: d.sha256,
         target: d.target,
         role: d.role,
         format: "qcow2",
@@ -583,40 +590,57 @@ export class Exports {
         ...(direct || prepared.rsync === null ? {} : { rsync: prepared.rsync }),
       },
     };
+
+    // 4. One command on the target: every file hashed where it landed and compared with the hash
+    // taken where it was made, then the bundle's own files, then the final name.
     const status: ExportStatus = {
       state: "verified",
       checkedAt: this.#deps.now().toISOString(),
       badFiles: [],
     };
     const final = posix.join(vmFolder, id);
-    await runChecked(
-      dest.runner,
-      [
-        "sh",
-        "-c",
-        FINISH_SCRIPT,
-        "snapkeep-finish",
+    const finished = await dest.run(
+      finishArgs(
         partial,
         final,
-        ...fileArgs([
+        [
+          ...staged.map((d) => ({ name: d.file, sha256: d.sha256 })),
+          { name: "domain.xml", sha256: definitionSha },
+        ],
+        [
           { path: posix.join(partial, "manifest.json"), content: `${JSON.stringify(manifest, null, 2)}\n` },
           { path: posix.join(partial, "SHA256SUMS"), content: sha256sums(manifest) },
           { path: posix.join(partial, "RESTORE.md"), content: restoreNotes(manifest) },
           { path: posix.join(partial, "status.json"), content: `${JSON.stringify(status, null, 2)}\n` },
-        ]),
-      ],
-      `Finishing the export on ${target.name}`,
-      { timeoutMs: QUICK_MS },
+        ],
+      ),
+      { timeoutMs: HASH_MS },
     );
-    if (!direct) {
-      await source.removeTree(staging).catch(() => undefined);
+    progress.phase("finish", null, 0, 0);
+    if (finished.code === 2) {
+      const bad = parseBadFiles(finished.stdout);
+      // Delete the bad copies so that the next attempt sends them again rather than resuming.
+      await dest.removeFiles(bad.filter((f) => f !== "domain.xml").map((f) => posix.join(partial, f)));
+      throw new SnapkeepError(
+        "VERIFY_FAILED",
+        `${bad.join(", ")} on ${target.name} does not match what was sent.`,
+        {
+          hint: "Run the export again; if it happens again, check the target's disk and memory.",
+          details: { files: bad },
+        },
+      );
     }
-
+    if (finished.code !== 0) {
+      throw writeFailure(dest.label, partial, finished.stderr);
+    }
+    // The staged images are not needed any more; older exports beyond `keep` go at the same time.
     const keep = request.keep ?? target.keep;
-    const pruned =
+    const [, pruned] = await Promise.all([
+      direct ? undefined : source.removeTree(staging).catch(() => undefined),
       keep === undefined
         ? []
-        : (await this.prune(target.name, { vmUuid: vm.uuid, keep, dryRun: false })).removed;
+        : this.prune(target.name, { vmUuid: vm.uuid, keep, dryRun: false }).then((r) => r.removed),
+    ]);
     return {
       target: target.name,
       id,
@@ -922,7 +946,8 @@ interface StagedDisk {
   readonly file: string;
   /** Known once converted here, or read back later for an image converted by an earlier attempt. */
   size: number;
-  readonly sha256: string;
+  /** Taken on the source while the image is sent (or read from an earlier attempt's record). */
+  sha256: string;
   readonly virtualSize: number | null;
   readonly sourcePath: string | null;
 }

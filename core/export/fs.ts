@@ -6,7 +6,7 @@
 import { SnapkeepError } from "../errors.js";
 import { checkResult, runChecked } from "../runner/checked.js";
 import type { CommandRunner, RunOptions } from "../runner/types.js";
-import { WRITE_FILES_SCRIPT, fileArgs } from "./scripts.js";
+import { HASH_FUNCTION, WRITE_FILES_SCRIPT, fileArgs } from "./scripts.js";
 
 /** Hashing a large image takes a while; everything else here is quick. */
 const QUICK_MS = 60_000;
@@ -62,7 +62,7 @@ export class RemoteFs {
     if (paths.length === 0) {
       return [];
     }
-    const argv = ["sha256sum", "--", ...paths];
+    const argv = ["sh", "-c", `${HASH_FUNCTION}\nh "$@"`, "snapkeep-hash", ...paths];
     const result = await this.runner.run(argv, { timeoutMs: HASH_MS, ...(signal ? { signal } : {}) });
     checkResult(this.label, argv, result, "Hashing");
     const sums = result.stdout
@@ -70,10 +70,7 @@ export class RemoteFs {
       .filter((l) => l.length > 0)
       .map((line) => /^\\?([0-9a-f]{64}) [ *]/.exec(line)?.[1]);
     if (sums.length !== paths.length || sums.some((s) => s === undefined)) {
-      throw new SnapkeepError(
-        "UNEXPECTED_OUTPUT",
-        `sha256sum on ${this.label} printed something unexpected.`,
-      );
+      throw new SnapkeepError("UNEXPECTED_OUTPUT", `Hashing on ${this.label} printed something unexpected.`);
     }
     return sums as string[];
   }

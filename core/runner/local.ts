@@ -19,6 +19,7 @@ interface Running {
  */
 export class LocalRunner implements CommandRunner {
   readonly label = "this computer";
+  readonly isLocal = true;
   readonly #running = new Set<Running>();
 
   run(argv: readonly string[], options: RunOptions = {}): Promise<RunResult> {

@@ -38,6 +38,8 @@ export interface RunResult {
 export interface CommandRunner {
   /** A short human label for messages: "this computer", "root@web01:22". */
   readonly label: string;
+  /** Commands run on this computer (wrappers pass it on), so files it writes are files here. */
+  readonly isLocal?: boolean;
   /**
    * Runs argv[0] with the remaining arguments. Resolves with the exit status whatever it is
    * (callers decide what a non-zero code means); rejects only when the command could not be

@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 import { isSnapkeepError } from "../../core/errors.js";
+import { createSshRunner } from "../../core/hosts.js";
 import { Exports, type ExportProgress } from "../../core/export/exports.js";
 import { manifestSchema } from "../../core/export/bundle.js";
 import type { SnapkeepService } from "../../core/service.js";
@@ -247,6 +248,60 @@ describe("exports", () => {
     const after = ((await exports.list("folder"))[0]?.exports ?? []).find((e) => e.id === victim?.id);
     expect(after?.state).toBe("corrupt");
     expect(after?.reason).toContain("vdb.qcow2");
+  });
+
+  it("refuses to finish an export whose copy changed on the target, and sends the file again next time", async () => {
+    // The target's runner, with one fault: a byte of the landed image flips just before the check.
+    const tampering = new Exports({
+      service,
+      store: ctx.store,
+      ssh: ctx.ssh,
+      now: () => new Date(),
+      stagingRoot,
+      targetRunner: (target) => {
+        if (target.kind !== "ssh") {
+          return undefined;
+        }
+        const real = createSshRunner(
+          {
+            name: target.name,
+            kind: "ssh",
+            uri: "",
+            host: target.host,
+            port: target.port,
+            user: target.user,
+            identityFile: target.identityFile,
+          },
+          ctx.ssh,
+          target.hostKey,
+          "target",
+        );
+        return {
+          label: real.label,
+          run: (argv, options) => {
+            if (argv[3] === "snapkeep-finish") {
+              flipByte(join(argv[4] ?? "", "vdb.qcow2"), 70_000);
+            }
+            return real.run(argv, options);
+          },
+          dispose: () => real.dispose(),
+        };
+      },
+    });
+    try {
+      const error = await failure(
+        tampering.export({ host: "local", vm: vmName, snapshot: "before-b", target: "nas" }),
+      );
+      expect(error.code).toBe("VERIFY_FAILED");
+      expect(error.message).toContain("vdb.qcow2");
+    } finally {
+      await tampering.dispose();
+    }
+    const partial = ((await exports.list("nas"))[0]?.exports ?? []).filter((e) => e.state === "partial");
+    expect(partial).toHaveLength(1);
+    const again = await exports.export({ host: "local", vm: vmName, snapshot: "before-b", target: "nas" });
+    expect(again.resumed).toBe(true);
+    checkBundle(again.folder);
   });
 
   it("survives the target dying mid-transfer: nothing listed as good, and the next run resumes", async () => {

@@ -9,18 +9,22 @@ import { afterAll, describe, expect, it } from "vitest";
 
 import { LocalRunner } from "../../core/runner/local.js";
 import {
-  FINISH_SCRIPT,
+  RECORD_HASH_SCRIPT,
   SPACE_SCRIPT,
   STAGE_SCRIPT,
   WRITE_FILES_SCRIPT,
   fileArgs,
+  finishArgs,
+  parseBadFiles,
+  parseRecordedHash,
   parseSourcePrepared,
   parseSpace,
-  parseStaged,
+  parseStagedSize,
 } from "../../core/export/scripts.js";
 
 const runner = new LocalRunner();
 const dir = mkdtempSync(join(tmpdir(), "snapkeep-scripts-"));
+const HELLO = "5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03";
 const hostile = `a 'b' "c" $(touch pwned) \`id\` ; rm -rf x\nnewline`;
 
 afterAll(async () => {
@@ -49,43 +53,49 @@ describe("export scripts under sh", () => {
     expect(readdirSync(join(dir, hostile))).toEqual(["m.json", "m.json2"]);
   });
 
-  it("finishes a bundle: writes its files, drops temporaries and the job, renames the folder", async () => {
+  it("finishes a bundle only when every file matches: writes its files, drops temporaries, renames", async () => {
     const partial = join(dir, "e.partial");
     const final = join(dir, `e ${hostile}`);
     mkdirSync(partial);
-    writeFileSync(join(partial, "vda.qcow2"), "image");
+    writeFileSync(join(partial, "vda.qcow2"), "hello\n");
     writeFileSync(join(partial, ".vda.qcow2.Xy12"), "rsync leftovers");
     writeFileSync(join(partial, "job.json"), "{}");
-    const result = await runner.run([
-      "sh",
-      "-c",
-      FINISH_SCRIPT,
-      "f",
-      partial,
-      final,
-      ...fileArgs([{ path: join(partial, "status.json"), content: hostile }]),
-    ]);
+    const good = { name: "vda.qcow2", sha256: HELLO };
+    const files = [{ path: join(partial, "status.json"), content: hostile }];
+    const wrong = await runner.run(
+      finishArgs(
+        partial,
+        final,
+        [
+          { ...good, sha256: "0".repeat(64) },
+          { name: "gone.qcow2", sha256: HELLO },
+        ],
+        files,
+      ),
+    );
+    expect(wrong.code).toBe(2);
+    expect(parseBadFiles(wrong.stdout)).toEqual(["vda.qcow2", "gone.qcow2"]);
+    expect(readdirSync(partial)).toContain("job.json");
+    const result = await runner.run(finishArgs(partial, final, [good], files));
     expect(result.code).toBe(0);
     expect(readdirSync(final).sort()).toEqual(["status.json", "vda.qcow2"]);
     expect(readFileSync(join(final, "status.json"), "utf8")).toBe(hostile);
     // The final name existing already is a failure, not a move into it.
     mkdirSync(partial);
-    const again = await runner.run(["sh", "-c", FINISH_SCRIPT, "f", partial, final]);
+    const again = await runner.run(finishArgs(partial, final, [], []));
     expect(again.code).not.toBe(0);
   });
 
-  it("stages an image: hash, final name, recorded hash and size", async () => {
+  it("stages an image and records its hash beside it", async () => {
     const tmp = join(dir, "s.qcow2.tmp");
     writeFileSync(tmp, "hello\n");
-    const result = await runner.run(["sh", "-c", STAGE_SCRIPT, "s", tmp, join(dir, "s.qcow2")]);
-    expect(parseStaged(result.stdout)).toEqual({
-      sha256: "5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03",
-      size: 6,
-    });
-    expect(readFileSync(join(dir, "s.qcow2.sha256"), "utf8")).toBe(
-      "5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03\n",
-    );
-    expect(() => parseStaged("sha256sum: x: No such file")).toThrow(/Hashing/);
+    const staged = await runner.run(["sh", "-c", STAGE_SCRIPT, "s", tmp, join(dir, "s.qcow2")]);
+    expect(parseStagedSize(staged.stdout)).toBe(6);
+    const hashed = await runner.run(["sh", "-c", RECORD_HASH_SCRIPT, "h", join(dir, "s.qcow2")]);
+    expect(parseRecordedHash(hashed.stdout)).toBe(HELLO);
+    expect(readFileSync(join(dir, "s.qcow2.sha256"), "utf8")).toBe(`${HELLO}\n`);
+    expect(() => parseRecordedHash("openssl: x: No such file")).toThrow(/Hashing/);
+    expect(() => parseStagedSize("")).toThrow(/Staging/);
   });
 
   it("reports free space and the sizes of files already there", async () => {

@@ -19,7 +19,7 @@
 import { createHash } from "node:crypto";
 import { posix } from "node:path";
 
-import { SnapkeepError, describeError } from "../errors.js";
+import { SnapkeepError, describeError, isSnapkeepError } from "../errors.js";
 import type { Snapshot } from "../domain/types.js";
 import { resolveSnapshot } from "../domain/selection.js";
 import {
@@ -59,7 +59,7 @@ import { isRetryable, relayRsync } from "./relay.js";
 import {
   SNAPSHOTS_SCRIPT,
   SOURCE_PREPARE_SCRIPT,
-  SPACE_SCRIPT,
+  spaceArgs,
   STAGE_SCRIPT,
   parseSnapshotsNow,
   parseSourcePrepared,
@@ -381,23 +381,26 @@ export class Exports {
         details: { tool: "rsync" },
       });
     }
-    if (resumable === undefined) {
-      const job: ExportJob = {
-        format: BUNDLE_FORMAT,
-        id,
-        startedAt: now.toISOString(),
-        host: request.host,
-        vmUuid: vm.uuid,
-        vmName: vm.name,
-        snapshotTag: snapshot.tag,
-        disks: targets,
-      };
-      await dest.writeFiles([
-        { path: posix.join(partial, "job.json"), content: `${JSON.stringify(job, null, 2)}\n` },
-        { path: posix.join(partial, "domain.xml"), content: definition },
-      ]);
-    } else {
-      await dest.writeFiles([{ path: posix.join(partial, "domain.xml"), content: definition }]);
+    const job: ExportJob = {
+      format: BUNDLE_FORMAT,
+      id,
+      startedAt: now.toISOString(),
+      host: request.host,
+      vmUuid: vm.uuid,
+      vmName: vm.name,
+      snapshotTag: snapshot.tag,
+      disks: targets,
+    };
+    // The job record (and the definition) go first; for an SSH target that happens together with
+    // the space check once the images are ready, written straight into a folder it must be now.
+    const smallFiles = [
+      ...(resumable === undefined
+        ? [{ path: posix.join(partial, "job.json"), content: `${JSON.stringify(job, null, 2)}\n` }]
+        : []),
+      { path: posix.join(partial, "domain.xml"), content: definition },
+    ];
+    if (direct) {
+      await dest.writeFiles(smallFiles);
     }
     if (prepared.stagingError !== null) {
       throw writeFailure(source.label, staging, prepared.stagingError);
@@ -453,28 +456,27 @@ export class Exports {
       });
     }
     // The image was read shared while the VM ran: had the snapshot been deleted meanwhile, its
-    // clusters could have been reused and the copy would be garbage. It must still be there. The
-    // target's free space is read at the same time.
+    // clusters could have been reused and the copy would be garbage. It must still be there; when
+    // the image is sent, that is checked while it travels (see below).
     const landedPaths = staged.map((d) => posix.join(partial, d.file));
-    const [, spaceOutput] = await Promise.all([
-      this.#requireSnapshotStill(source, vm.name, snapshot, disks),
-      direct
-        ? undefined
-        : runChecked(
-            dest.runner,
-            [
-              "sh",
-              "-c",
-              SPACE_SCRIPT,
-              "snapkeep-space",
-              partial,
-              ...landedPaths,
-              ...staged.map((d) => d.path),
-            ],
-            `Checking free space on ${target.name}`,
-            { timeoutMs: QUICK_MS },
-          ),
-    ]);
+    const stillThere = (): Promise<void> => this.#requireSnapshotStill(source, vm.name, snapshot, disks);
+    if (direct) {
+      await stillThere();
+    }
+    const spaceOutput = direct
+      ? undefined
+      : await runChecked(
+          dest.runner,
+          spaceArgs(partial, landedPaths, smallFiles),
+          `Preparing ${target.name}`,
+          {
+            timeoutMs: QUICK_MS,
+          },
+        ).catch((error: unknown) => {
+          throw isSnapkeepError(error, "COMMAND_FAILED")
+            ? writeFailure(dest.label, partial, String(error.details["stderr"] ?? error.message))
+            : error;
+        });
 
     // 2. Onto the target, unless it was written there directly. The source hash of each image is
     // taken while rsync sends it: both read the same file, which is in the page cache by then.
@@ -515,7 +517,7 @@ export class Exports {
                 },
               )
             : undefined;
-        const [sent, hashed] = await Promise.allSettled([
+        const [sent, hashed, checked] = await Promise.allSettled([
           this.#transfer(
             libvirt.runner,
             dest.runner,
@@ -529,7 +531,11 @@ export class Exports {
             (bytes) => progress.update(sentBefore + Math.min(bytes, disk.size)),
           ),
           hashing,
+          disk === staged[0] ? stillThere() : undefined,
         ]);
+        if (checked.status === "rejected") {
+          throw checked.reason;
+        }
         if (sent.status === "rejected") {
           throw sent.reason;
         }

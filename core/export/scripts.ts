@@ -134,14 +134,44 @@ export function parseSnapshotsNow(output: string): ImageState[] {
 }
 
 /**
- * Target: free space where the export goes and the size of what is already there.
- * Arguments: DIR FILE...
+ * Target, once the images are ready on the source: the export's own small files written (its job
+ * record first of all, so the folder is recognised as an unfinished export from then on), then
+ * the size of any image an earlier attempt left there, then the free space.
+ * Arguments: DIR COUNT FILE... [PATH CONTENT]...
  */
 export const SPACE_SCRIPT = [
-  "dir=$1; shift",
+  "dir=$1 n=$2; shift 2",
+  'sizes=""',
+  'while [ "$n" -gt 0 ]; do',
+  '  if [ -f "$1" ]; then s=$(wc -c < "$1"); else s=-; fi',
+  '  sizes="$sizes $s"; n=$((n - 1)); shift',
+  "done",
+  'while [ "$#" -ge 2 ]; do',
+  '  mkdir -p -- "$(dirname -- "$1")" || exit 1',
+  `  printf '%s' "$2" > "$1.tmp" || exit 1`,
+  '  mv -f -- "$1.tmp" "$1" || exit 1',
+  "  shift 2",
+  "done",
   'df -Pk -- "$dir" | tail -n 1 | awk "{print \\$4}"',
-  'for f; do if [ -f "$f" ]; then wc -c < "$f"; else echo -; fi; done',
+  'for s in $sizes; do echo "$s"; done',
 ].join("\n");
+
+export function spaceArgs(
+  dir: string,
+  present: readonly string[],
+  files: readonly { path: string; content: string }[],
+): string[] {
+  return [
+    "sh",
+    "-c",
+    SPACE_SCRIPT,
+    "snapkeep-space",
+    dir,
+    String(present.length),
+    ...present,
+    ...fileArgs(files),
+  ];
+}
 
 export function parseSpace(
   output: string,

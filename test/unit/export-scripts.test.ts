@@ -10,7 +10,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { LocalRunner } from "../../core/runner/local.js";
 import {
   RECORD_HASH_SCRIPT,
-  SPACE_SCRIPT,
+  spaceArgs,
   STAGE_SCRIPT,
   WRITE_FILES_SCRIPT,
   fileArgs,
@@ -98,19 +98,16 @@ describe("export scripts under sh", () => {
     expect(() => parseStagedSize("")).toThrow(/Staging/);
   });
 
-  it("reports free space and the sizes of files already there", async () => {
-    const result = await runner.run([
-      "sh",
-      "-c",
-      SPACE_SCRIPT,
-      "sp",
-      dir,
-      join(dir, "s.qcow2"),
-      join(dir, "none"),
-    ]);
+  it("writes the job first, then reports the sizes already there and the free space", async () => {
+    const job = join(dir, "job dir", "job.json");
+    const result = await runner.run(
+      spaceArgs(dir, [join(dir, "s.qcow2"), join(dir, "none")], [{ path: job, content: hostile }]),
+    );
+    expect(result.code).toBe(0);
     const space = parseSpace(result.stdout, 2);
     expect(space.freeBytes).toBeGreaterThan(0);
     expect(space.sizes).toEqual([6, undefined]);
+    expect(readFileSync(job, "utf8")).toBe(hostile);
   });
 
   it("reads the source's preparation output", () => {

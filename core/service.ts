@@ -435,7 +435,14 @@ export class SnapkeepService {
       prunedSafety: [] as string[],
     };
     if (request.dryRun === true) {
-      return { ...result, dryRun: true };
+      // The safety snapshot this revert adds pushes the oldest unpinned ones past the limit.
+      const safety = this.#withSnapshots(inspection, settings.annotations).snapshots.filter(
+        (s) => s.kind === "safety" && !s.pinned,
+      );
+      const prunedSafety = safety
+        .slice(0, Math.max(0, safety.length + 1 - settings.safetyKeep))
+        .map((s) => s.name);
+      return { ...result, prunedSafety, dryRun: true };
     }
     if (result.needsConsent) {
       throw new SnapkeepError(

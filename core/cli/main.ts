@@ -433,6 +433,11 @@ function describeRevert(result: RevertResult, ref: string): string {
     if (result.needsConsent) {
       lines.push("The VM is running: the real revert needs --yes.");
     }
+    if (result.prunedSafety.length > 0) {
+      lines.push(
+        `It would delete the oldest safety snapshots: ${result.prunedSafety.map(displayName).join(", ")}`,
+      );
+    }
   } else {
     lines.push(
       `Reverted ${result.disks.join(", ")} to ${displayName(result.snapshot.name)}${result.restarted ? "; the VM was started again" : ""}.`,

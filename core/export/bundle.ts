@@ -71,27 +71,40 @@ const diskSchema = fileSchema.extend({
   sourcePath: z.string().nullable(),
 });
 
-export const manifestSchema = z.object({
-  format: z.literal(BUNDLE_FORMAT),
-  formatVersion: z.literal(BUNDLE_VERSION),
-  id: z.string(),
-  createdAt: z.string(),
-  source: z.object({
-    host: z.string(),
-    vm: z.object({ name: z.string(), uuid: z.string() }),
-    snapshot: z.object({
-      name: z.string(),
-      tag: z.string(),
-      kind: z.string(),
-      createdAt: z.string(),
-      consistency: z.string().nullable(),
-      note: z.string().nullable(),
+export const manifestSchema = z
+  .object({
+    format: z.literal(BUNDLE_FORMAT),
+    formatVersion: z.literal(BUNDLE_VERSION),
+    id: z.string(),
+    createdAt: z.string(),
+    source: z.object({
+      host: z.string(),
+      vm: z.object({ name: z.string(), uuid: z.string() }),
+      snapshot: z.object({
+        name: z.string(),
+        tag: z.string(),
+        kind: z.string(),
+        createdAt: z.string(),
+        consistency: z.string().nullable(),
+        note: z.string().nullable(),
+      }),
     }),
-  }),
-  definition: fileSchema,
-  disks: z.array(diskSchema).min(1),
-  tools: z.record(z.string(), z.string()),
-});
+    definition: fileSchema,
+    // A disk's file is always <target>.qcow2 and the definition domain.xml: a manifest naming any
+    // other path (../../root/.ssh/…) is not one Snapkeep wrote, and an import must not follow it.
+    disks: z
+      .array(
+        diskSchema.refine(
+          (d) => /^[a-z]{1,8}[a-z0-9]{0,8}$/.test(d.target) && d.name === `${d.target}.qcow2`,
+          {
+            message: "a disk file must be named <target>.qcow2",
+          },
+        ),
+      )
+      .min(1),
+    tools: z.record(z.string(), z.string()),
+  })
+  .refine((m) => m.definition.name === "domain.xml", { message: "the definition must be domain.xml" });
 
 export type Manifest = z.infer<typeof manifestSchema>;
 export type ManifestDisk = z.infer<typeof diskSchema>;

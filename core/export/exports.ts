@@ -327,7 +327,12 @@ export class Exports {
     const direct = libvirt.runner.isLocal === true && target.kind === "dir";
     const stagingRoot = posix.join(
       this.#deps.stagingRoot ?? DEFAULT_STAGING_ROOT,
-      stagingKey(vm.uuid, snapshot.tag),
+      stagingKey(
+        vm.uuid,
+        snapshot.tag,
+        disks.map((d) => d.imageSnapshotId),
+        target.name,
+      ),
     );
     const stagedPathsIn = (dir: string): string[] => disks.map((d) => posix.join(dir, d.file));
     const [existing, preparedOutput] = await Promise.all([
@@ -459,7 +464,14 @@ export class Exports {
     // clusters could have been reused and the copy would be garbage. It must still be there; when
     // the image is sent, that is checked while it travels (see below).
     const landedPaths = staged.map((d) => posix.join(partial, d.file));
-    const stillThere = (): Promise<void> => this.#requireSnapshotStill(source, vm.name, snapshot, disks);
+    const stillThere = (): Promise<void> =>
+      this.#requireSnapshotStill(source, vm.name, snapshot, disks).catch(async (error: unknown) => {
+        // What was staged is not the snapshot's content: it must never be reused by a retry.
+        if (!direct) {
+          await source.removeTree(staging).catch(() => undefined);
+        }
+        throw error;
+      });
     if (direct) {
       await stillThere();
     }
@@ -620,7 +632,7 @@ export class Exports {
           { path: posix.join(partial, "status.json"), content: `${JSON.stringify(status, null, 2)}\n` },
         ],
       ),
-      { timeoutMs: HASH_MS },
+      { timeoutMs: HASH_MS, ...(request.signal === undefined ? {} : { signal: request.signal }) },
     );
     progress.phase("finish", null, 0, 0);
     if (finished.code === 2) {
@@ -696,7 +708,12 @@ export class Exports {
   }
 
   /** Hashes every file of an export again on the target and records the result in status.json. */
-  async verify(targetName: string, ref: string, signal?: AbortSignal): Promise<VerifyResult> {
+  /**
+   * Hashes every file of an export again on the target. The result is recorded in its status.json
+   * (`record`, the default), unless the target cannot be written (a read-only backup disk): the
+   * check itself needs only reading.
+   */
+  async verify(targetName: string, ref: string, signal?: AbortSignal, record = true): Promise<VerifyResult> {
     const { target, entry } = await this.find(targetName, ref);
     if (entry.state === "partial" || entry.manifest === null) {
       throw new SnapkeepError(
@@ -724,7 +741,15 @@ export class Exports {
       checkedAt: this.#deps.now().toISOString(),
       badFiles,
     };
-    await fs.writeFile(posix.join(dir, "status.json"), `${JSON.stringify(status, null, 2)}\n`);
+    if (record) {
+      await fs
+        .writeFile(posix.join(dir, "status.json"), `${JSON.stringify(status, null, 2)}\n`)
+        .catch((error: unknown) => {
+          if (!isSnapkeepError(error, "TARGET_UNWRITABLE")) {
+            throw error;
+          }
+        });
+    }
     return {
       target: target.name,
       id: entry.id,
@@ -914,7 +939,11 @@ export class Exports {
         if (signal?.aborted === true || attempt >= ATTEMPTS || !isRetryable(error)) {
           throw error;
         }
-        await sleep(BACKOFF_MS[attempt - 1] ?? 8000);
+        // A cancel during the wait ends it at once; the relay then refuses to start.
+        await Promise.race([
+          sleep(BACKOFF_MS[attempt - 1] ?? 8000),
+          new Promise<void>((resolve) => signal?.addEventListener("abort", () => resolve(), { once: true })),
+        ]);
       }
     }
   }
@@ -978,9 +1007,15 @@ function sameList(a: readonly string[], b: readonly string[]): boolean {
   return a.length === b.length && a.every((x, i) => x === b[i]);
 }
 
-/** One staging folder per VM and snapshot, so a retry finds the images an earlier attempt made. */
-function stagingKey(vmUuid: string, tag: string): string {
-  return `${vmUuid}-${createHash("sha256").update(tag).digest("hex").slice(0, 12)}`;
+/**
+ * One staging folder per VM, snapshot and target, so a retry finds the images an earlier attempt
+ * made. The snapshot's qcow2 ids are part of it: a snapshot deleted and taken again under the same
+ * name is another snapshot, and must never be exported from the old one's staged image. The target
+ * keeps two exports of one snapshot running at once from sharing (and removing) one folder.
+ */
+function stagingKey(vmUuid: string, tag: string, snapshotIds: readonly string[], target: string): string {
+  const key = JSON.stringify([tag, snapshotIds, target]);
+  return `${vmUuid}-${createHash("sha256").update(key).digest("hex").slice(0, 12)}`;
 }
 
 function asSshHost(target: SshTarget): Parameters<typeof createSshRunner>[0] {

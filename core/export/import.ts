@@ -84,6 +84,12 @@ export async function importExport(
   const libvirt = service.libvirtFor(request.host);
   const host = new RemoteFs(libvirt.runner);
   const dir = posix.resolve(request.dir ?? DEFAULT_IMAGE_DIR);
+  if (!/^[A-Za-z0-9._/+-]+$/.test(dir)) {
+    throw new SnapkeepError(
+      "INVALID_INPUT",
+      `Restore into a folder whose path has only letters, digits and . _ - + / (not "${dir}").`,
+    );
+  }
 
   // Where everything goes, refusing anything that exists already.
   let plan: ImportPlan;
@@ -141,7 +147,8 @@ export async function importExport(
   }
 
   // 1. The bundle as it is on the target now must match its manifest.
-  const check = await exports.verify(target.name, entry.id, request.signal);
+  // Checked, not recorded: a restore must work from a backup disk mounted read-only.
+  const check = await exports.verify(target.name, entry.id, request.signal, false);
   if (!check.ok) {
     throw new SnapkeepError(
       "VERIFY_FAILED",
@@ -161,6 +168,7 @@ export async function importExport(
   // 2. Images copied into a staging folder beside their final place, checked, then moved in.
   const staging = posix.join(dir, `.snapkeep-import-${entry.id}`);
   const moved: string[] = [];
+  let committed = false;
   try {
     await host.mkdirs(staging);
     const total = chosen.reduce((sum, d) => sum + d.size, 0);
@@ -169,7 +177,15 @@ export async function importExport(
       await relayRsync({
         sender: source.runner,
         receiver: host.runner,
-        send: { source: posix.join(bundleDir, disk.name), destination: posix.join(staging, disk.name) },
+        // The bundle's side runs the rsync client here, and it may not be trusted with choosing
+        // where the host writes: the destination goes on the server's command line, where the
+        // relay checks it is exactly this one, instead of through the protocol (-s).
+        send: {
+          source: posix.join(bundleDir, disk.name),
+          destination: posix.join(staging, disk.name),
+          secluded: false,
+        },
+        expectedDestination: posix.join(staging, disk.name),
         signal: request.signal,
         onProgress: (p) => request.onProgress?.(before + Math.min(p.bytes, disk.size), total),
       });
@@ -191,12 +207,24 @@ export async function importExport(
     }
     for (const [i, disk] of plan.disks.entries()) {
       // mv -n never replaces a file that appeared meanwhile; the size check below catches that.
-      await runChecked(
-        host.runner,
-        ["mv", "-n", "--", posix.join(staging, chosen[i]?.name ?? ""), disk.file],
-        "Moving the image into place",
+      // mv -n skips quietly when the name was taken meanwhile: the source still being there says so.
+      const result = await host.run(
+        [
+          "sh",
+          "-c",
+          'mv -n -- "$1" "$2" && [ ! -e "$1" ]',
+          "snapkeep-place",
+          posix.join(staging, chosen[i]?.name ?? ""),
+          disk.file,
+        ],
         { timeoutMs: QUICK_MS },
       );
+      if (result.code !== 0) {
+        throw new SnapkeepError(
+          "ALREADY_EXISTS",
+          `${disk.file} appeared on ${request.host} during the import; it was left alone and nothing was restored.`,
+        );
+      }
       moved.push(disk.file);
     }
     const landed = await host.sha256(plan.disks.map((d) => d.file));
@@ -207,7 +235,9 @@ export async function importExport(
       );
     }
 
-    // 3. The VM: defined from the bundle's definition, or the disks attached.
+    // 3. The VM: defined from the bundle's definition, or the disks attached. From here on the
+    // images belong to a VM, and a failure must not delete them under it.
+    committed = true;
     let vmUuid: string;
     if (plan.mode === "new-vm") {
       const xml = rewriteDefinitionForImport(definition, {
@@ -259,12 +289,22 @@ export async function importExport(
     }
     return { ...plan, dryRun: false, vmUuid };
   } catch (error) {
-    // Nothing half restored: images moved in are taken out again (the VM was never defined, or
-    // the attach failed), and the staging folder goes.
-    if (!isSnapkeepError(error, "ALREADY_EXISTS")) {
+    // Nothing half restored: images moved in before any VM used them are taken out again, and
+    // the staging folder goes. After the definition or an attach, they stay, and the error says so.
+    if (!committed) {
       await host.removeFiles(moved).catch(() => undefined);
+      throw error;
     }
-    throw error;
+    throw isSnapkeepError(error)
+      ? new SnapkeepError(
+          error.code,
+          `${error.message} The images already in place were kept: ${moved.join(", ")}.`,
+          {
+            hint: error.hint,
+            cause: error,
+          },
+        )
+      : error;
   } finally {
     await host.removeTree(staging).catch(() => undefined);
   }

@@ -26,6 +26,8 @@ export interface RelayRequest {
   readonly send: RsyncSendOptions;
   readonly signal?: AbortSignal | undefined;
   readonly onProgress?: ((progress: RsyncProgress) => void) | undefined;
+  /** With `send.secluded: false`: the only destination the receiving server may be started for. */
+  readonly expectedDestination?: string | undefined;
 }
 
 export interface RelayResult {
@@ -89,6 +91,9 @@ class HeaderSplitter extends Transform {
 
 /** Sends one file; rejects with a typed error (retryable ones carry `details.retryable`). */
 export async function relayRsync(request: RelayRequest): Promise<RelayResult> {
+  if (request.signal?.aborted === true) {
+    throw cancelled(request.signal.reason);
+  }
   const senderStop = new AbortController();
   const receiverStop = new AbortController();
   const onAbort = (): void => {
@@ -96,13 +101,14 @@ export async function relayRsync(request: RelayRequest): Promise<RelayResult> {
     receiverGrace();
   };
   let graceTimer: NodeJS.Timeout | undefined;
+  let graceExpired = false;
   const receiverGrace = (): void => {
-    graceTimer ??= setTimeout(() => receiverStop.abort(request.signal?.reason), RECEIVER_GRACE_MS);
+    graceTimer ??= setTimeout(() => {
+      graceExpired = true;
+      receiverStop.abort(request.signal?.reason);
+    }, RECEIVER_GRACE_MS);
   };
   request.signal?.addEventListener("abort", onAbort, { once: true });
-  if (request.signal?.aborted === true) {
-    onAbort();
-  }
 
   const upstream = new HeaderSplitter();
   const downstream = new PassThrough();
@@ -125,12 +131,16 @@ export async function relayRsync(request: RelayRequest): Promise<RelayResult> {
       },
     })
     .finally(() => {
-      // The sender is gone: whatever the receiver still does, it gets no more input.
+      // The sender is gone: whatever the receiver still does, it gets no more input. If it never
+      // got to write, nothing else ends the header's stream: end it, so the header wait settles.
+      if (!upstream.writableEnded) {
+        upstream.end();
+      }
       receiverGrace();
     });
   const receiverRun: Promise<RunResult | undefined> = upstream.header.then(
     (argv) =>
-      request.receiver.run(validateServerArgv(argv), {
+      request.receiver.run(validateServerArgv(argv, request.expectedDestination), {
         stdin: upstream,
         stdoutTo: downstream,
         signal: receiverStop.signal,
@@ -153,13 +163,14 @@ export async function relayRsync(request: RelayRequest): Promise<RelayResult> {
 
   try {
     const [sent, received] = await Promise.allSettled([senderRun, receiverRun]);
-    if (request.signal?.aborted === true) {
-      throw cancelled(request.signal.reason);
+    if (isAborted(request.signal)) {
+      throw cancelled(request.signal?.reason);
     }
     // The receiver's failure first: when it dies, the sender is stopped on purpose and only
-    // reports that it was.
+    // reports that it was. Unless the receiver was only stopped because the sender had died
+    // and it did not finish in time: then the sender's failure is the story.
     if (received.status === "rejected") {
-      throw received.reason;
+      throw graceExpired && sent.status === "rejected" ? sent.reason : received.reason;
     }
     if (sent.status === "rejected") {
       throw sent.reason;
@@ -213,6 +224,11 @@ function transferFailure(
     details: { retryable, senderCode: sent.code, receiverCode: received?.code ?? null },
     hint: retryable ? "Run the export again: it resumes where it stopped." : undefined,
   });
+}
+
+/** Read through a call: TypeScript would otherwise keep an earlier check's narrowing of it. */
+function isAborted(signal: AbortSignal | undefined): boolean {
+  return signal?.aborted === true;
 }
 
 function cancelled(reason: unknown): SnapkeepError {

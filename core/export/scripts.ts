@@ -179,7 +179,7 @@ export function parseSpace(
 ): { freeBytes: number; sizes: (number | undefined)[] } {
   const [free, ...rest] = output.trim().split("\n");
   const freeKiB = Number(free);
-  if (!Number.isFinite(freeKiB)) {
+  if (!/^\d+$/.test(free ?? "")) {
     throw new SnapkeepError("UNEXPECTED_OUTPUT", `df printed "${(free ?? "").slice(0, 80)}".`);
   }
   return {
@@ -227,8 +227,11 @@ export const FINISH_SCRIPT = [
   '  mv -f -- "$1.tmp" "$1" || exit 1',
   "  shift 2",
   "done",
-  `find "$partial" -maxdepth 1 -type f \\( -name '.*' -o -name job.json \\) -exec rm -f -- {} + || exit 1`,
-  'mv -T -- "$partial" "$final"',
+  `find "$partial" -maxdepth 1 -type f -name '.*' -exec rm -f -- {} + || exit 1`,
+  // The job record goes only after the rename: a folder that failed to get its final name stays a
+  // resumable .partial, never a manifest without a job.
+  'mv -T -- "$partial" "$final" || exit 1',
+  'rm -f -- "$final/job.json"',
 ].join("\n");
 
 /** The files FINISH_SCRIPT found not matching, from its "bad:" line; empty when it did not say. */

@@ -168,6 +168,15 @@ export class Restore {
    */
   async deleteArtifact(kind: ArtifactKind, host: string, name: string, dryRun: boolean): Promise<Artifact> {
     const artifact = await this.get(kind, host, name);
+    // The record is a file on the host: it only ever names the image beside it, so an edited one
+    // cannot point Snapkeep at a file it did not make.
+    const expected = posix.join(kind === "template" ? TEMPLATES_DIR : VOLUMES_DIR, `${name}.qcow2`);
+    if (artifact.image !== expected) {
+      throw new SnapkeepError(
+        "INVALID_INPUT",
+        `The record of ${kind} ${name} names ${artifact.image}, not ${expected}; nothing was deleted.`,
+      );
+    }
     const users = await this.#usersOf(host, artifact.image);
     if (users.length > 0) {
       throw new SnapkeepError(
@@ -685,10 +694,17 @@ export class Restore {
         ],
         { timeoutMs: QUICK_MS },
       );
-      result.stdout.split(`\n${MARK}\n`).forEach((json, i) => {
-        const chain = json.includes(image);
-        const user = qcow2[i];
-        if (chain && user !== undefined) {
+      const chains = result.stdout.split(`\n${MARK}\n`);
+      qcow2.forEach((user, i) => {
+        const json = chains[i] ?? "";
+        // A chain that could not be read might include the image: say so rather than guess.
+        if (json.trim() === "[]" || json.trim() === "") {
+          throw new SnapkeepError(
+            "COMMAND_FAILED",
+            `Cannot read the backing chain of ${user.path} (VM ${user.vm}) to check what uses ${image}; nothing was changed.`,
+          );
+        }
+        if (json.includes(JSON.stringify(image))) {
           direct.add(user.vm);
         }
       });

@@ -126,7 +126,9 @@ describe("snapkeep CLI", () => {
     expect(refused.stderr).toMatch(/reverting its disks needs it stopped/);
     expect(refused.stderr).toMatch(/--yes/);
     const dry = cli(["snapshot", "revert", `local/${runName}`, "r1", "--dry-run"]);
-    expect(dry.stdout).toMatch(/^Would shut down .*, revert vda to r1 .*, and start it again/);
+    expect(dry.stdout).toMatch(
+      /^Would shut down .*, take safety snapshot "?before revert to r1 \(.*\)"? of vda, revert them to r1 .*, and start it again/,
+    );
     expect(virshOut("domstate", runName).trim()).toBe("running");
     const done = cli([
       "snapshot",
@@ -140,7 +142,11 @@ describe("snapkeep CLI", () => {
     ]);
     expect(done.stderr).toBe("");
     expect(done.stdout).toMatch(/Reverted vda to r1; the VM was started again/);
+    expect(done.stdout).toMatch(/undo with: snapkeep snapshot undo local\//);
     expect(virshOut("domstate", runName).trim()).toBe("running");
+    const undo = cli(["snapshot", "undo", `local/${runName}`, "--dry-run"]);
+    expect(undo.code).toBe(0);
+    expect(undo.stdout).toMatch(/revert them to before revert to r1/);
   });
 
   it("pins SSH host keys: unknown refused until trusted, a changed key refused with both fingerprints", () => {

@@ -108,7 +108,13 @@ describe.each(hosts)("snapshot contract via $label", ({ hostName }) => {
     expect(hasPattern(vda, 0xa1)).toBe(true);
     expect(hasPattern(vdb, 0xb1)).toBe(true);
 
+    // The revert kept what was there in a safety snapshot of the same disks.
+    const safety = (await service.listSnapshots(hostName, offName)).find((s) => s.kind === "safety");
+    expect(safety).toMatchObject({ name: reverted.safety.name, tag: reverted.safety.tag });
+    expect(safety?.disks.map((d) => d.target)).toEqual(["vda", "vdb"]);
+
     await service.deleteSnapshot(hostName, offName, "before change");
+    await service.deleteSnapshot(hostName, offName, reverted.safety.tag);
     expect(await service.listSnapshots(hostName, offName)).toEqual([]);
     expect(execInfoSnapshots(vda)).toEqual([]);
   });
@@ -146,8 +152,10 @@ describe.each(hosts)("snapshot contract via $label", ({ hostName }) => {
     virshOut("start", runUuid);
 
     const listed = await service.listSnapshots(hostName, runName);
-    expect(listed.map((s) => s.name)).toEqual(["live-1"]);
+    expect(listed.map((s) => s.name)).toEqual(["live-1", result.safety.name]);
+    expect(listed[1]?.disks.map((d) => d.target)).toEqual(["vdb"]);
     await service.deleteSnapshot(hostName, runName, "live-1");
+    await service.deleteSnapshot(hostName, runName, result.safety.tag);
     expect(await service.listSnapshots(hostName, runName)).toEqual([]);
   });
 
@@ -308,8 +316,11 @@ describe.each(hosts)("snapshot contract via $label", ({ hostName }) => {
     expect(snap.name).toBe(hostileSnap);
     const listed = await service.listSnapshots(hostName, hostileVm);
     expect(listed.map((s) => [s.name, s.note])).toEqual([[hostileSnap, "$(reboot)"]]);
-    await service.revertSnapshot(hostName, hostileVm, hostileSnap);
+    const reverted = await service.revertSnapshot(hostName, hostileVm, hostileSnap);
+    // The safety snapshot's name carries the hostile one, and stays just as inert.
+    expect(reverted.safety.name.startsWith(`before revert to ${hostileSnap}`.slice(0, 80))).toBe(true);
     await service.deleteSnapshot(hostName, hostileVm, hostileSnap);
+    await service.deleteSnapshot(hostName, hostileVm, reverted.safety.tag);
     expect(await service.listSnapshots(hostName, hostileVm)).toEqual([]);
     await expect(service.createSnapshot(hostName, hostileVm, { name: "bad\nname" })).rejects.toMatchObject({
       code: "INVALID_INPUT",

@@ -3,6 +3,7 @@ import { describe, expect, it } from "vitest";
 import {
   exportId,
   isExportId,
+  manifestSchema,
   parseScan,
   restoreNotes,
   SCAN_DIR,
@@ -189,6 +190,28 @@ describe("rsync over the relay", () => {
     expect(() => validateServerArgv(["h", "sh", "-c", "reboot"])).toThrow(/not an rsync server/);
     expect(() => validateServerArgv(["h", "rsync", "--server", "$(reboot)"])).toThrow(/unexpected/);
     expect(() => validateServerArgv(["h", "rsync", "--server", "a;b"])).toThrow(/unexpected/);
+  });
+
+  it("lets an untrusted sender start the server only for the expected destination", () => {
+    const want = "/var/lib/libvirt/images/.snapkeep-import-x/vda.qcow2";
+    expect(
+      validateServerArgv(["h", "rsync", "--server", "-Ie.LsfxCIvu", "--inplace", ".", want], want),
+    ).toHaveLength(6);
+    expect(() =>
+      validateServerArgv(["h", "rsync", "--server", "-Ie.LsfxCIvu", ".", "/root/.ssh/authorized_keys"], want),
+    ).toThrow(/asked to write/);
+    expect(() => validateServerArgv(["h", "rsync", "--server", "-sIe.LsfxCIvu", "."], want)).toThrow(
+      /asked to write/,
+    );
+    expect(() =>
+      validateServerArgv(["h", "rsync", "--server", "--sender", "-e.Lsfx", ".", want], want),
+    ).toThrow(/asked to write/);
+  });
+
+  it("refuses a manifest whose disk files are not <target>.qcow2", () => {
+    const bad = { ...manifest, disks: [{ ...manifest.disks[0], name: "../../root/.ssh/authorized_keys" }] };
+    expect(manifestSchema.safeParse(bad).success).toBe(false);
+    expect(manifestSchema.safeParse(manifest).success).toBe(true);
   });
 
   it("parses progress2 updates, statistics and error lines from captured output", () => {

@@ -45,6 +45,11 @@ export interface RsyncSendOptions {
   readonly bwlimitKiB?: number | undefined;
   /** Seconds without progress before rsync gives up (exit 30) instead of hanging on a dead link. */
   readonly ioTimeoutSeconds?: number | undefined;
+  /**
+   * Paths through the protocol (-s, the default) or on the server's command line, where the relay
+   * can check the destination; the latter when the sending side is not trusted (an import).
+   */
+  readonly secluded?: boolean | undefined;
 }
 
 /**
@@ -67,7 +72,7 @@ export function rsyncSendArgs(options: RsyncSendOptions): string[] {
     RELAY_WRAPPER,
     "snapkeep-relay",
     "rsync",
-    "-s",
+    ...(options.secluded === false ? [] : ["-s"]),
     "-I",
     "--no-whole-file",
     "--inplace",

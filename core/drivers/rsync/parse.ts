@@ -41,7 +41,7 @@ export function parseRelayHeader(data: Buffer): { argv: string[]; length: number
  * With --secluded-args no path is on this line, so anything else means the relay is being fed
  * something it should not pass on to a shell, even quoted.
  */
-export function validateServerArgv(argv: readonly string[]): string[] {
+export function validateServerArgv(argv: readonly string[], expectedDestination?: string): string[] {
   const [, program, server, ...rest] = argv;
   if (program !== "rsync" || server !== "--server") {
     throw relayError(`rsync asked for \`${argv.slice(1).join(" ").slice(0, 80)}\`, not an rsync server`);
@@ -49,6 +49,15 @@ export function validateServerArgv(argv: readonly string[]): string[] {
   for (const arg of rest) {
     if (!/^[A-Za-z0-9._=,:+/-]*$/.test(arg)) {
       throw relayError(`unexpected rsync server argument "${arg.slice(0, 80)}"`);
+    }
+  }
+  // Paths on the command line (no -s): the server must receive into exactly the file asked for,
+  // whatever the sending side says; `rsync --server OPTIONS . DEST`.
+  if (expectedDestination !== undefined) {
+    if (rest.at(-1) !== expectedDestination || rest.at(-2) !== "." || rest.some((a) => a === "--sender")) {
+      throw relayError(
+        `the sending side asked to write "${(rest.at(-1) ?? "").slice(0, 120)}", not ${expectedDestination}`,
+      );
     }
   }
   return [program, server, ...rest];

@@ -265,7 +265,7 @@ export class SnapkeepService {
         "ALREADY_EXISTS",
         `${inspection.vm.name} already has a snapshot named "${name}".`,
         {
-          hint: "Choose another name with --name.",
+          hint: "Choose another name.",
         },
       );
     }

@@ -10,7 +10,7 @@
 set -euo pipefail
 
 STATE_DIR="${SNAPKEEP_TEST_HOST_STATE:-/tmp/snapkeep-test-host}"
-PACKAGES=(qemu-utils qemu-system-x86 libvirt-daemon-system libvirt-clients openssh-server openssh-client rsync iproute2 procps)
+PACKAGES=(qemu-utils qemu-system-x86 libvirt-daemon-system libvirt-clients openssh-server openssh-client rsync iproute2 procps chromium)
 
 log() { printf 'test-host: %s\n' "$*" >&2; }
 

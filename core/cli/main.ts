@@ -17,6 +17,8 @@ import { registerScheduleCommands } from "./schedule-commands.js";
 import { registerExportCommands } from "./export-commands.js";
 import { Exports } from "../export/exports.js";
 import { Restore } from "../restore/artifacts.js";
+import { Api } from "../api/api.js";
+import { serve } from "../server/serve.js";
 import { registerRestoreCommands } from "./restore-commands.js";
 import { splitVmRef } from "./refs.js";
 import { displayName, formatHosts, formatSnapshots, formatTime, formatVms } from "./format.js";
@@ -373,6 +375,27 @@ function buildProgram(io: CliIo, context: () => CliContext): Command {
   registerScheduleCommands(program, io, context, print);
   registerExportCommands(program, io, context, print);
   registerRestoreCommands(program, vm, io, context, print);
+
+  program
+    .command("serve")
+    .description("the UI in a browser, on 127.0.0.1, with a token in the printed URL")
+    .option("--port <n>", "port (0: any free one)", "8484")
+    .option("--host <address>", "address to listen on", "127.0.0.1")
+    .action(async (opts: { port: string; host: string }) => {
+      const port = Number(opts.port);
+      if (!Number.isInteger(port) || port < 0 || port > 65535) {
+        throw new SnapkeepError("INVALID_INPUT", `"${opts.port}" is not a port number.`);
+      }
+      const { service, schedules, exports, restore } = context();
+      const api = new Api({ service, schedules, exports, restore });
+      const serving = await serve(api, { port, host: opts.host });
+      io.out(`Snapkeep is at ${serving.url}\nOpen it in a browser on this computer; Ctrl+C stops it.\n`);
+      await new Promise<void>((resolve) => {
+        process.once("SIGINT", resolve);
+        process.once("SIGTERM", resolve);
+      });
+      await serving.close();
+    });
 
   const lab = program
     .command("lab")

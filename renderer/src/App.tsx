@@ -1,0 +1,71 @@
+import { useEffect, useState } from "react";
+import { useStore } from "zustand";
+
+import type { AppStore } from "./store.js";
+import { SnapshotDialog } from "./SnapshotDialog.js";
+import { VmDetail } from "./VmDetail.js";
+import { VmList } from "./VmList.js";
+
+export function App({ store }: { store: AppStore }) {
+  const state = useStore(store);
+  const [dialog, setDialog] = useState(false);
+  useEffect(() => {
+    void store.getState().refresh();
+  }, [store]);
+
+  return (
+    <div className="app">
+      <header className="topbar">
+        <h1>Snapkeep</h1>
+        <span className={state.connected ? "link ok" : "link down"} role="status">
+          {state.connected ? "connected" : "not connected"}
+        </span>
+        <button type="button" onClick={() => void state.refresh()} disabled={state.loading}>
+          {state.loading ? "Refreshing…" : "Refresh"}
+        </button>
+      </header>
+      {state.error !== null && !dialog && (
+        <div className="error" role="alert">
+          <p>{state.error.message}</p>
+          {state.error.hint !== null && <p className="hint">{state.error.hint}</p>}
+          <button type="button" onClick={() => state.dismissError()}>
+            Dismiss
+          </button>
+        </div>
+      )}
+      <div className="panes">
+        <nav className="sidebar" aria-label="Hosts and VMs">
+          <VmList hosts={state.hosts} selected={state.selected} onSelect={(s) => void state.select(s)} />
+        </nav>
+        <main className="detail">
+          {state.vm === null ? (
+            <p className="empty">{state.selected === null ? "Choose a VM on the left." : "Loading…"}</p>
+          ) : (
+            <VmDetail
+              vm={state.vm}
+              selectedSnapshot={state.selectedSnapshot}
+              busy={state.busy}
+              onSelectSnapshot={(tag) => state.selectSnapshot(tag)}
+              onTakeSnapshot={() => setDialog(true)}
+              onDelete={(tag) => void state.deleteSnapshot(tag)}
+              onPin={(tag, pinned) => void state.setPinned(tag, pinned)}
+            />
+          )}
+        </main>
+      </div>
+      {dialog && state.vm !== null && (
+        <SnapshotDialog
+          vm={state.vm}
+          busy={state.busy !== null}
+          error={state.error}
+          onCancel={() => setDialog(false)}
+          onCreate={async (request) => {
+            if (await state.createSnapshot(request)) {
+              setDialog(false);
+            }
+          }}
+        />
+      )}
+    </div>
+  );
+}

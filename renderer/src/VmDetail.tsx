@@ -1,0 +1,155 @@
+import { useState } from "react";
+
+import type { VmWithSnapshots } from "./protocol.js";
+import { Timeline } from "./Timeline.js";
+import { ZOOMS, type ZoomId } from "./timeline.js";
+
+function size(bytes: number | null): string {
+  if (bytes === null) {
+    return "-";
+  }
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let v = bytes;
+  let u = 0;
+  while (v >= 1024 && u < units.length - 1) {
+    v /= 1024;
+    u++;
+  }
+  return `${v >= 10 || u === 0 ? Math.round(v) : v.toFixed(1)} ${units[u]}`;
+}
+
+export function VmDetail({
+  vm,
+  selectedSnapshot,
+  busy,
+  onSelectSnapshot,
+  onTakeSnapshot,
+  onDelete,
+  onPin,
+}: {
+  vm: VmWithSnapshots;
+  selectedSnapshot: string | null;
+  busy: string | null;
+  onSelectSnapshot: (tag: string | null) => void;
+  onTakeSnapshot: () => void;
+  onDelete: (tag: string) => void;
+  onPin: (tag: string, pinned: boolean) => void;
+}) {
+  const [zoom, setZoom] = useState<ZoomId>("all");
+  const disks = vm.disks.filter((d) => d.device === "disk");
+  return (
+    <article className="vm-detail" aria-labelledby="vm-title">
+      <header className="vm-head">
+        <h2 id="vm-title">{vm.name}</h2>
+        <span className={`state state-${vm.state.replace(/\s+/g, "-")}`}>{vm.state}</span>
+        <button type="button" className="primary" onClick={onTakeSnapshot} disabled={busy !== null}>
+          Take snapshot…
+        </button>
+        {busy !== null && (
+          <span className="busy" role="status">
+            {busy}…
+          </span>
+        )}
+      </header>
+      <table className="disks">
+        <caption>Disks</caption>
+        <thead>
+          <tr>
+            <th scope="col">Disk</th>
+            <th scope="col">Role</th>
+            <th scope="col">Size</th>
+            <th scope="col">Image</th>
+          </tr>
+        </thead>
+        <tbody>
+          {disks.map((d) => (
+            <tr key={d.target}>
+              <td>{d.target}</td>
+              <td>{d.role}</td>
+              <td>{size(d.virtualSize)}</td>
+              <td className="path">{d.source ?? "-"}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      <section aria-labelledby="timeline-title">
+        <div className="section-head">
+          <h3 id="timeline-title">Snapshots</h3>
+          <div className="zoom" role="group" aria-label="Time range">
+            {ZOOMS.map((z) => (
+              <button key={z.id} type="button" aria-pressed={zoom === z.id} onClick={() => setZoom(z.id)}>
+                {z.label}
+              </button>
+            ))}
+          </div>
+        </div>
+        <Timeline
+          disks={disks.map((d) => d.target)}
+          snapshots={vm.snapshots}
+          zoom={zoom}
+          selected={selectedSnapshot}
+          onSelect={onSelectSnapshot}
+        />
+        {vm.snapshots.length === 0 ? (
+          <p className="empty">No snapshots yet.</p>
+        ) : (
+          <table className="snapshots">
+            <thead>
+              <tr>
+                <th scope="col">Name</th>
+                <th scope="col">Kind</th>
+                <th scope="col">Taken</th>
+                <th scope="col">Disks</th>
+                <th scope="col">Note</th>
+                <th scope="col">
+                  <span className="sr-only">Actions</span>
+                </th>
+              </tr>
+            </thead>
+            <tbody>
+              {[...vm.snapshots].reverse().map((s) => (
+                <tr
+                  key={s.tag}
+                  className={s.tag === selectedSnapshot ? "selected" : undefined}
+                  onClick={() => onSelectSnapshot(s.tag)}
+                >
+                  <td>
+                    {s.name}
+                    {s.pinned && <span className="badge pinned-badge">pinned</span>}
+                  </td>
+                  <td>
+                    <span className={`kind kind-${s.kind}`}>{s.kind}</span>
+                  </td>
+                  <td>{new Date(s.createdAt).toLocaleString()}</td>
+                  <td>{s.disks.map((d) => d.target).join(", ")}</td>
+                  <td>{s.note ?? ""}</td>
+                  <td className="actions">
+                    <button
+                      type="button"
+                      onClick={() => onPin(s.tag, !s.pinned)}
+                      disabled={busy !== null || s.kind === "foreign"}
+                    >
+                      {s.pinned ? "Unpin" : "Pin"}
+                    </button>
+                    <button
+                      type="button"
+                      className="danger"
+                      onClick={() => {
+                        if (window.confirm(`Delete snapshot "${s.name}"? Its data is gone afterwards.`)) {
+                          onDelete(s.tag);
+                        }
+                      }}
+                      disabled={busy !== null || s.pinned || s.kind === "foreign"}
+                    >
+                      Delete
+                    </button>
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        )}
+      </section>
+    </article>
+  );
+}

@@ -1,0 +1,36 @@
+import { StrictMode } from "react";
+import { createRoot } from "react-dom/client";
+
+import { applyTheme, preferredTheme } from "../theme.js";
+import { App } from "./App.js";
+import { ApiClient } from "./client.js";
+import { createAppStore, type AppStore } from "./store.js";
+import "./app.css";
+
+// The client reports its connection to the store, which is made with the client: a holder
+// breaks the circle.
+const holder: { store?: AppStore } = {};
+const client = ApiClient.fromLocation(window.location, (connected) =>
+  holder.store?.getState().setConnected(connected),
+);
+const app = createAppStore(client);
+holder.store = app;
+// Another window or the scheduler changed something: reload what shows it.
+client.onChanged(() => void app.getState().refresh());
+
+const theme = (): void =>
+  applyTheme(
+    document.documentElement,
+    preferredTheme((q) => window.matchMedia(q)),
+  );
+theme();
+window.matchMedia("(prefers-color-scheme: dark)").addEventListener("change", theme);
+
+const root = document.getElementById("root");
+if (root !== null) {
+  createRoot(root).render(
+    <StrictMode>
+      <App store={app} />
+    </StrictMode>,
+  );
+}

@@ -1,0 +1,35 @@
+/**
+ * What the API sends, as the renderer sees it. Only plain types from the core's domain module are
+ * shared: the renderer never loads Node code.
+ */
+import type { HostConfig, Snapshot, VmWithSnapshots } from "../../core/domain/types.js";
+
+export type { HostConfig, Snapshot, VmWithSnapshots };
+
+export interface Rpo {
+  readonly level: "unscheduled" | "ok" | "due" | "overdue";
+  readonly ageMs: number | null;
+  readonly reason: string | null;
+}
+
+export interface ListedVm extends VmWithSnapshots {
+  readonly rpo?: Rpo | undefined;
+}
+
+export interface HostVms {
+  readonly host: string;
+  readonly vms: readonly ListedVm[];
+  readonly error: string | null;
+  readonly hint: string | null;
+}
+
+export interface ApiError {
+  readonly code: string;
+  readonly message: string;
+  readonly hint: string | null;
+}
+
+export interface ChangedEvent {
+  readonly event: "changed";
+  readonly data: { readonly host: string; readonly vm?: string };
+}

@@ -1,0 +1,122 @@
+/**
+ * The renderer's state in zustand slices: hosts and VMs, the selected VM with its snapshots, and
+ * what the person is doing (a dialog, an error to show). Every change goes through the API.
+ */
+import { create } from "zustand";
+
+import { ApiCallError, type ApiClient } from "./client.js";
+import type { ApiError, HostVms, VmWithSnapshots } from "./protocol.js";
+
+export interface Selected {
+  readonly host: string;
+  readonly vm: string;
+}
+
+export interface AppState {
+  readonly connected: boolean;
+  readonly hosts: readonly HostVms[];
+  readonly loading: boolean;
+  readonly selected: Selected | null;
+  readonly vm: VmWithSnapshots | null;
+  readonly selectedSnapshot: string | null;
+  readonly error: ApiError | null;
+  readonly busy: string | null;
+  setConnected(connected: boolean): void;
+  refresh(): Promise<void>;
+  select(selected: Selected): Promise<void>;
+  selectSnapshot(tag: string | null): void;
+  createSnapshot(request: { name?: string; note?: string; disks?: string[] }): Promise<boolean>;
+  deleteSnapshot(tag: string): Promise<void>;
+  setPinned(tag: string, pinned: boolean): Promise<void>;
+  dismissError(): void;
+}
+
+function asApiError(error: unknown): ApiError {
+  return error instanceof ApiCallError
+    ? error.error
+    : { code: "INTERNAL", message: error instanceof Error ? error.message : String(error), hint: null };
+}
+
+export function createAppStore(api: ApiClient) {
+  return create<AppState>((set, get) => {
+    const run = async (busy: string, work: () => Promise<void>): Promise<boolean> => {
+      set({ busy, error: null });
+      try {
+        await work();
+        return true;
+      } catch (error) {
+        set({ error: asApiError(error) });
+        return false;
+      } finally {
+        set({ busy: null });
+      }
+    };
+    const reloadVm = async (): Promise<void> => {
+      const selected = get().selected;
+      if (selected !== null) {
+        const vm = await api.call<VmWithSnapshots>("vm.get", selected);
+        set({ vm });
+      }
+    };
+    return {
+      connected: false,
+      hosts: [],
+      loading: false,
+      selected: null,
+      vm: null,
+      selectedSnapshot: null,
+      error: null,
+      busy: null,
+      setConnected: (connected) => set({ connected }),
+      refresh: async () => {
+        set({ loading: true });
+        try {
+          const hosts = await api.call<HostVms[]>("vms.list");
+          set({ hosts, error: null });
+          await reloadVm();
+        } catch (error) {
+          set({ error: asApiError(error) });
+        } finally {
+          set({ loading: false });
+        }
+      },
+      select: async (selected) => {
+        set({ selected, vm: null, selectedSnapshot: null });
+        await run("Loading the VM", reloadVm);
+      },
+      selectSnapshot: (tag) => set({ selectedSnapshot: tag }),
+      createSnapshot: async (request) => {
+        const selected = get().selected;
+        if (selected === null) {
+          return false;
+        }
+        return run("Taking the snapshot", async () => {
+          await api.call("snapshot.create", { ...selected, ...request });
+          await reloadVm();
+        });
+      },
+      deleteSnapshot: async (tag) => {
+        const selected = get().selected;
+        if (selected !== null) {
+          await run("Deleting the snapshot", async () => {
+            await api.call("snapshot.delete", { ...selected, snapshot: tag });
+            set({ selectedSnapshot: null });
+            await reloadVm();
+          });
+        }
+      },
+      setPinned: async (tag, pinned) => {
+        const selected = get().selected;
+        if (selected !== null) {
+          await run(pinned ? "Pinning" : "Unpinning", async () => {
+            await api.call("snapshot.pin", { ...selected, snapshot: tag, pinned });
+            await reloadVm();
+          });
+        }
+      },
+      dismissError: () => set({ error: null }),
+    };
+  });
+}
+
+export type AppStore = ReturnType<typeof createAppStore>;

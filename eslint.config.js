@@ -55,6 +55,11 @@ export default tseslint.config(
               group: ["**/electron/**", "node:*"],
               message: "The renderer runs sandboxed: no Node or main-process code.",
             },
+            {
+              regex: "(^|/)core/(?!domain/types\\.js$)",
+              message:
+                "The renderer uses the core's plain domain types only; everything else goes through the API.",
+            },
           ],
         },
       ],

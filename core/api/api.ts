@@ -28,6 +28,21 @@ export const methods = {
   }),
   "snapshot.delete": z.object({ ...snapshotRef, dryRun: z.boolean().default(false) }),
   "snapshot.pin": z.object({ ...snapshotRef, pinned: z.boolean() }),
+  "snapshot.revert": z.object({
+    ...snapshotRef,
+    disks: z.array(z.string().min(1).max(32)).min(1).optional(),
+    dryRun: z.boolean(),
+    stopRunning: z.boolean().default(false),
+    force: z.boolean().default(false),
+    shutdownTimeoutSeconds: z.number().int().min(1).max(3600).default(120),
+  }),
+  "snapshot.undo": z.object({
+    ...hostVm,
+    dryRun: z.boolean(),
+    stopRunning: z.boolean().default(false),
+    force: z.boolean().default(false),
+    shutdownTimeoutSeconds: z.number().int().min(1).max(3600).default(120),
+  }),
   "schedules.list": z.object({}),
   "targets.list": z.object({}),
   "exports.list": z.object({ target: z.string().optional() }),
@@ -139,6 +154,26 @@ export class Api {
         const pinned = await service.setPinned(s("host"), s("vm"), s("snapshot"), p["pinned"] === true);
         this.#emit({ event: "changed", data: { host: s("host"), vm: s("vm") } });
         return pinned;
+      }
+      case "snapshot.revert":
+      case "snapshot.undo": {
+        const request = {
+          dryRun: p["dryRun"] === true,
+          stopRunning: p["stopRunning"] === true,
+          force: p["force"] === true,
+          shutdownTimeoutMs: Number(p["shutdownTimeoutSeconds"]) * 1000,
+        };
+        const result =
+          method === "snapshot.undo"
+            ? await service.undoRevert(s("host"), s("vm"), request)
+            : await service.revertSnapshot(s("host"), s("vm"), s("snapshot"), {
+                ...request,
+                ...(Array.isArray(p["disks"]) ? { disks: p["disks"] as string[] } : {}),
+              });
+        if (!request.dryRun) {
+          this.#emit({ event: "changed", data: { host: s("host"), vm: s("vm") } });
+        }
+        return result;
       }
       case "schedules.list":
         return schedules

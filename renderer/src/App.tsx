@@ -2,6 +2,8 @@ import { useEffect, useState } from "react";
 import { useStore } from "zustand";
 
 import type { AppStore } from "./store.js";
+import type { Snapshot } from "./protocol.js";
+import { RevertWizard } from "./RevertWizard.js";
 import { SnapshotDialog } from "./SnapshotDialog.js";
 import { VmDetail } from "./VmDetail.js";
 import { VmList } from "./VmList.js";
@@ -9,6 +11,8 @@ import { VmList } from "./VmList.js";
 export function App({ store }: { store: AppStore }) {
   const state = useStore(store);
   const [dialog, setDialog] = useState(false);
+  // The revert wizard: a snapshot to revert to, "undo" for the last revert, or closed.
+  const [revert, setRevert] = useState<{ snapshot: Snapshot | null; key: number } | null>(null);
   useEffect(() => {
     void store.getState().refresh();
   }, [store]);
@@ -24,7 +28,7 @@ export function App({ store }: { store: AppStore }) {
           {state.loading ? "Refreshing…" : "Refresh"}
         </button>
       </header>
-      {state.error !== null && !dialog && (
+      {state.error !== null && !dialog && revert === null && (
         <div className="error" role="alert">
           <p>{state.error.message}</p>
           {state.error.hint !== null && <p className="hint">{state.error.hint}</p>}
@@ -49,10 +53,29 @@ export function App({ store }: { store: AppStore }) {
               onTakeSnapshot={() => setDialog(true)}
               onDelete={(tag) => void state.deleteSnapshot(tag)}
               onPin={(tag, pinned) => void state.setPinned(tag, pinned)}
+              onRevert={(snapshot) => {
+                state.dismissError();
+                setRevert({ snapshot, key: Date.now() });
+              }}
             />
           )}
         </main>
       </div>
+      {revert !== null && state.vm !== null && (
+        <RevertWizard
+          key={revert.key}
+          vm={state.vm}
+          snapshot={revert.snapshot}
+          busy={state.busy}
+          error={state.error}
+          onPlan={(options, dryRun) => state.revert(revert.snapshot?.tag ?? null, options, dryRun)}
+          onClose={() => {
+            state.dismissError();
+            setRevert(null);
+          }}
+          onUndo={() => setRevert({ snapshot: null, key: Date.now() })}
+        />
+      )}
       {dialog && state.vm !== null && (
         <SnapshotDialog
           vm={state.vm}

@@ -1,6 +1,6 @@
 import { useState } from "react";
 
-import type { VmWithSnapshots } from "./protocol.js";
+import type { Snapshot, VmWithSnapshots } from "./protocol.js";
 import { Timeline } from "./Timeline.js";
 import { ZOOMS, type ZoomId } from "./timeline.js";
 
@@ -26,6 +26,7 @@ export function VmDetail({
   onTakeSnapshot,
   onDelete,
   onPin,
+  onRevert,
 }: {
   vm: VmWithSnapshots;
   selectedSnapshot: string | null;
@@ -34,6 +35,8 @@ export function VmDetail({
   onTakeSnapshot: () => void;
   onDelete: (tag: string) => void;
   onPin: (tag: string, pinned: boolean) => void;
+  /** Opens the revert wizard; null: undo the last revert. */
+  onRevert: (snapshot: Snapshot | null) => void;
 }) {
   const [zoom, setZoom] = useState<ZoomId>("all");
   const disks = vm.disks.filter((d) => d.device === "disk");
@@ -42,6 +45,16 @@ export function VmDetail({
       <header className="vm-head">
         <h2 id="vm-title">{vm.name}</h2>
         <span className={`state state-${vm.state.replace(/\s+/g, "-")}`}>{vm.state}</span>
+        {vm.snapshots.some((s) => s.kind === "safety") && (
+          <button
+            type="button"
+            className="push-right"
+            onClick={() => onRevert(null)}
+            disabled={busy !== null}
+          >
+            Undo last revert…
+          </button>
+        )}
         <button type="button" className="primary" onClick={onTakeSnapshot} disabled={busy !== null}>
           Take snapshot…
         </button>
@@ -124,6 +137,9 @@ export function VmDetail({
                   <td>{s.disks.map((d) => d.target).join(", ")}</td>
                   <td>{s.note ?? ""}</td>
                   <td className="actions">
+                    <button type="button" onClick={() => onRevert(s)} disabled={busy !== null}>
+                      Revert…
+                    </button>
                     <button
                       type="button"
                       onClick={() => onPin(s.tag, !s.pinned)}

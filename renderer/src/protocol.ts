@@ -33,3 +33,28 @@ export interface ChangedEvent {
   readonly event: "changed";
   readonly data: { readonly host: string; readonly vm?: string };
 }
+
+export interface DefinitionChange {
+  readonly what: string;
+  readonly description: string;
+}
+
+/** The answer to a revert or undo, planned (dryRun) or done. */
+export interface RevertResult {
+  readonly vm: string;
+  readonly snapshot: Snapshot;
+  readonly disks: readonly string[];
+  readonly restarted: boolean;
+  readonly needsConsent: boolean;
+  readonly dryRun: boolean;
+  readonly safety: { readonly name: string; readonly tag: string };
+  readonly definitionChanges: readonly DefinitionChange[] | null;
+  readonly prunedSafety: readonly string[];
+}
+
+export interface RevertOptions {
+  readonly disks?: string[];
+  readonly stopRunning: boolean;
+  readonly force: boolean;
+  readonly shutdownTimeoutSeconds: number;
+}

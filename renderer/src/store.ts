@@ -5,7 +5,7 @@
 import { create } from "zustand";
 
 import { ApiCallError, type ApiClient } from "./client.js";
-import type { ApiError, HostVms, VmWithSnapshots } from "./protocol.js";
+import type { ApiError, HostVms, RevertOptions, RevertResult, VmWithSnapshots } from "./protocol.js";
 
 export interface Selected {
   readonly host: string;
@@ -28,6 +28,8 @@ export interface AppState {
   createSnapshot(request: { name?: string; note?: string; disks?: string[] }): Promise<boolean>;
   deleteSnapshot(tag: string): Promise<void>;
   setPinned(tag: string, pinned: boolean): Promise<void>;
+  /** Plans (dryRun) or does a revert to `tag`, or, with tag null, an undo of the last revert. */
+  revert(tag: string | null, options: RevertOptions, dryRun: boolean): Promise<RevertResult | null>;
   dismissError(): void;
 }
 
@@ -113,6 +115,28 @@ export function createAppStore(api: ApiClient) {
             await reloadVm();
           });
         }
+      },
+      revert: async (tag, options, dryRun) => {
+        const selected = get().selected;
+        if (selected === null) {
+          return null;
+        }
+        let result: RevertResult | null = null;
+        await run(dryRun ? "Checking" : tag === null ? "Undoing the revert" : "Reverting", async () => {
+          result =
+            tag === null
+              ? await api.call<RevertResult>("snapshot.undo", { ...selected, ...options, dryRun })
+              : await api.call<RevertResult>("snapshot.revert", {
+                  ...selected,
+                  snapshot: tag,
+                  ...options,
+                  dryRun,
+                });
+          if (!dryRun) {
+            await reloadVm();
+          }
+        });
+        return result;
       },
       dismissError: () => set({ error: null }),
     };

@@ -295,7 +295,8 @@ describe.each(hosts)("snapshot contract via $label", ({ hostName }) => {
       expect(String((error as Error).message)).not.toMatch(/could not be removed/);
     } finally {
       holder?.stdin?.end("quit\n");
-      if (holder !== undefined) {
+      // It may have exited already (then 'exit' never comes again); else wait for it.
+      if (holder !== undefined && holder.exitCode === null && holder.signalCode === null) {
         await new Promise((resolve) => holder?.once("exit", resolve));
       }
       await faulty.dispose();

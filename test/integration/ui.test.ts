@@ -164,4 +164,33 @@ describe("the UI in Chromium, on snapkeep serve", () => {
     expect(await page.locator("html").getAttribute("data-theme")).toBe("dark");
     await page.screenshot({ path: join(shots, "vm-detail-dark.png") });
   });
+
+  it("reverts with the wizard: a summary first, a safety snapshot, and undo afterwards", async () => {
+    await page.emulateMedia({ colorScheme: "light" });
+    const row = page.getByRole("row", { name: /first/ });
+    await row.getByRole("button", { name: "Revert…" }).click();
+    const wizard = page.getByRole("dialog");
+    const summary = wizard.getByLabel("What will happen");
+    await summary.waitFor();
+    await expect.poll(() => summary.textContent()).toMatch(/safety snapshot before revert to first \(/);
+    expect(await summary.textContent()).toMatch(/vda, vdb are reverted to first/);
+    await page.screenshot({ path: join(shots, "revert-summary.png") });
+    await wizard.getByRole("button", { name: "Revert", exact: true }).click();
+    await wizard.getByText("is back at", { exact: false }).waitFor();
+    await page.screenshot({ path: join(shots, "revert-done.png") });
+    await expect.poll(() => page.getByRole("cell", { name: "safety", exact: true }).count()).toBe(1);
+
+    await wizard.getByRole("button", { name: "Undo this revert" }).click();
+    const undo = page.getByRole("dialog");
+    await undo.getByRole("heading", { name: /Undo the last revert/ }).waitFor();
+    await expect
+      .poll(() => undo.getByLabel("What will happen").textContent())
+      .toMatch(/reverted to before revert to first/);
+    await undo.getByRole("button", { name: "Undo", exact: true }).click();
+    await undo.getByText("is back at", { exact: false }).waitFor();
+    await undo.getByRole("button", { name: "Close" }).click();
+    // Two safety snapshots now: before the revert, and before the undo.
+    await expect.poll(() => page.getByRole("cell", { name: "safety", exact: true }).count()).toBe(2);
+    await page.screenshot({ path: join(shots, "after-undo.png") });
+  });
 });

@@ -176,7 +176,7 @@ describe("the UI in Chromium, on snapkeep serve", () => {
     expect(await summary.textContent()).toMatch(/vda, vdb are reverted to first/);
     await page.screenshot({ path: join(shots, "revert-summary.png") });
     await wizard.getByRole("button", { name: "Revert", exact: true }).click();
-    await wizard.getByText("is back at", { exact: false }).waitFor();
+    await wizard.getByText(/(is|are) back at/).waitFor();
     await page.screenshot({ path: join(shots, "revert-done.png") });
     await expect.poll(() => page.getByRole("cell", { name: "safety", exact: true }).count()).toBe(1);
 
@@ -187,7 +187,7 @@ describe("the UI in Chromium, on snapkeep serve", () => {
       .poll(() => undo.getByLabel("What will happen").textContent())
       .toMatch(/reverted to before revert to first/);
     await undo.getByRole("button", { name: "Undo", exact: true }).click();
-    await undo.getByText("is back at", { exact: false }).waitFor();
+    await undo.getByText(/(is|are) back at/).waitFor();
     await undo.getByRole("button", { name: "Close" }).click();
     // Two safety snapshots now: before the revert, and before the undo.
     await expect.poll(() => page.getByRole("cell", { name: "safety", exact: true }).count()).toBe(2);

@@ -9,12 +9,13 @@ import {
 import {
   diffDefinitions,
   summariseDefinition,
-  type DefinitionChange,
   type DefinitionSummary,
 } from "./restore/definition-summary.js";
 import { groupSnapshots } from "./domain/snapshots.js";
 import { chooseSnapshotDisks, resolveSnapshot, validateHostName } from "./domain/selection.js";
-import type { HostConfig, Snapshot, SshHostConfig, VmWithSnapshots } from "./domain/types.js";
+import type { HostConfig, RevertResult, Snapshot, SshHostConfig, VmWithSnapshots } from "./domain/types.js";
+
+export type { RevertResult };
 import { createRunner, createSshRunner, type SshEnvironment } from "./hosts.js";
 import { LibvirtHost, type VmInspection } from "./hypervisor/libvirt.js";
 import type { CommandRunner } from "./runner/types.js";
@@ -59,24 +60,6 @@ export interface RevertRequest {
   /** Consent to power off a guest that ignores the shutdown request. */
   readonly force?: boolean;
   readonly shutdownTimeoutMs?: number;
-}
-
-export interface RevertResult {
-  readonly vm: string;
-  readonly snapshot: Snapshot;
-  readonly disks: readonly string[];
-  /** The VM was running: it is (or, in a dry run, would be) shut down first and started again after. */
-  readonly restarted: boolean;
-  /** The VM runs and no consent to stop it was given: the real revert would refuse. */
-  readonly needsConsent: boolean;
-  readonly dryRun: boolean;
-  /** The safety snapshot taken of the same disks just before (in a dry run: its name). */
-  readonly safety: { readonly name: string; readonly tag: string };
-  /** What changed in the VM's definition since the snapshot (reverting disks does not undo it);
-   * null when the snapshot has no saved definition (made before Snapkeep recorded one, or foreign). */
-  readonly definitionChanges: readonly DefinitionChange[] | null;
-  /** Older safety snapshots deleted to keep the configured number. */
-  readonly prunedSafety: readonly string[];
 }
 
 const DEFAULT_SHUTDOWN_TIMEOUT_MS = 120_000;

@@ -92,3 +92,29 @@ export interface SshHostConfig {
   /** The pinned host key, "SHA256:..." as printed by ssh-keygen -lf. Absent until trusted. */
   readonly hostKey?: string | undefined;
 }
+
+/** One way a VM's definition differs between a snapshot and today. */
+export interface DefinitionChange {
+  readonly what: "memory" | "vcpus" | "firmware" | "machine" | "disk" | "nic";
+  /** One sentence for a person, naming the value at the snapshot and today's. */
+  readonly description: string;
+}
+
+/** What a revert (or its dry run, or an undo) does: shown by the CLI and the revert wizard. */
+export interface RevertResult {
+  readonly vm: string;
+  readonly snapshot: Snapshot;
+  readonly disks: readonly string[];
+  /** The VM was running: it is (or, in a dry run, would be) shut down first and started again after. */
+  readonly restarted: boolean;
+  /** The VM runs and no consent to stop it was given: the real revert would refuse. */
+  readonly needsConsent: boolean;
+  readonly dryRun: boolean;
+  /** The safety snapshot taken of the same disks just before (in a dry run: its name). */
+  readonly safety: { readonly name: string; readonly tag: string };
+  /** What changed in the VM's definition since the snapshot (reverting disks does not undo it);
+   * null when the snapshot has no saved definition (made before Snapkeep recorded one, or foreign). */
+  readonly definitionChanges: readonly DefinitionChange[] | null;
+  /** Older safety snapshots deleted to keep the configured number. */
+  readonly prunedSafety: readonly string[];
+}

@@ -28,15 +28,10 @@ import {
   parseQemuImgVersion,
   qcow2ImageOpts,
 } from "../drivers/qemu-img/args.js";
-import { createSshRunner, type SshEnvironment } from "../hosts.js";
-import { LocalRunner } from "../runner/local.js";
 import { runChecked } from "../runner/checked.js";
 import type { CommandRunner } from "../runner/types.js";
 import type { SnapkeepService } from "../service.js";
-import { requireOfferedFingerprint } from "../ssh/hostkey.js";
-import { parseSshSpec } from "../ssh/config.js";
-import type { SettingsStore } from "../store/store.js";
-import type { SshTarget, Target } from "../store/schema.js";
+import type { Target } from "../store/schema.js";
 import {
   BUNDLE_FORMAT,
   BUNDLE_VERSION,
@@ -56,6 +51,8 @@ import {
 } from "./bundle.js";
 import { RemoteFs, writeFailure } from "./fs.js";
 import { isRetryable, relayRsync } from "./relay.js";
+import { ProgressMeter } from "./progress.js";
+import { Targets, type TargetDeps } from "./targets.js";
 import {
   SNAPSHOTS_SCRIPT,
   SOURCE_PREPARE_SCRIPT,
@@ -133,17 +130,13 @@ export interface PruneResult {
   readonly dryRun: boolean;
 }
 
-export interface ExportsDeps {
+export interface ExportsDeps extends TargetDeps {
   readonly service: SnapkeepService;
-  readonly store: SettingsStore;
-  readonly ssh: SshEnvironment;
   readonly now: () => Date;
   /** Monotonic milliseconds, for rates. */
   readonly clock?: () => number;
   readonly sleep?: (ms: number) => Promise<void>;
   readonly stagingRoot?: string;
-  /** Tests swap the runner for a target (a network namespace, a failing wrapper). */
-  readonly targetRunner?: (target: Target) => CommandRunner | undefined;
 }
 
 const ATTEMPTS = 3;
@@ -152,144 +145,12 @@ const QUICK_MS = 60_000;
 const CONVERT_MS = 6 * 60 * 60_000;
 const HASH_MS = 6 * 60 * 60_000;
 
-export class Exports {
+export class Exports extends Targets {
   readonly #deps: ExportsDeps;
-  readonly #targetRunners = new Map<string, CommandRunner>();
-  readonly #local = new LocalRunner();
 
   constructor(deps: ExportsDeps) {
+    super(deps);
     this.#deps = deps;
-  }
-
-  // ---- targets -------------------------------------------------------------------------------
-
-  listTargets(): Target[] {
-    return this.#deps.store.read().targets;
-  }
-
-  getTarget(name: string): Target {
-    const target = this.listTargets().find((t) => t.name === name);
-    if (target === undefined) {
-      throw new SnapkeepError("NOT_FOUND", `There is no export target named "${name}".`, {
-        hint: "See them with: snapkeep target list",
-      });
-    }
-    return target;
-  }
-
-  /**
-   * Adds a folder or SSH target. An SSH target's host key is fetched first and pinned only when it
-   * matches `trust`; without it the target is saved untrusted and the offered key returned.
-   */
-  async addTarget(request: {
-    name: string;
-    dir?: string | undefined;
-    ssh?: string | undefined;
-    identityFile?: string | undefined;
-    trust?: string | undefined;
-    keep?: number | undefined;
-  }): Promise<{ target: Target; offeredFingerprint: string | null; trusted: boolean }> {
-    if (this.listTargets().some((t) => t.name === request.name)) {
-      throw new SnapkeepError("ALREADY_EXISTS", `A target named "${request.name}" already exists.`);
-    }
-    if ((request.dir === undefined) === (request.ssh === undefined)) {
-      throw new SnapkeepError(
-        "INVALID_INPUT",
-        "Give a target either --dir PATH or --ssh USER@HOST[:PORT]:/PATH.",
-      );
-    }
-    const keep = request.keep === undefined ? {} : { keep: request.keep };
-    if (request.dir !== undefined) {
-      const target: Target = { name: request.name, kind: "dir", path: posix.resolve(request.dir), ...keep };
-      this.#save(target);
-      return { target, offeredFingerprint: null, trusted: true };
-    }
-    const spec = request.ssh ?? "";
-    const split = spec.indexOf(":/");
-    if (split === -1) {
-      throw new SnapkeepError(
-        "INVALID_INPUT",
-        `"${spec}" has no folder: write it as user@host[:port]:/path.`,
-      );
-    }
-    const target: SshTarget = {
-      name: request.name,
-      kind: "ssh",
-      ...parseSshSpec(spec.slice(0, split)),
-      path: posix.normalize(spec.slice(split + 1)),
-      ...(request.identityFile === undefined ? {} : { identityFile: posix.resolve(request.identityFile) }),
-      ...keep,
-    };
-    this.#validate(target);
-    const offered = await this.#probe(target);
-    if (request.trust !== undefined) {
-      requireOfferedFingerprint("Target", target.name, request.trust, offered);
-    }
-    const saved: SshTarget = request.trust === undefined ? target : { ...target, hostKey: offered };
-    this.#save(saved);
-    return { target: saved, offeredFingerprint: offered, trusted: request.trust !== undefined };
-  }
-
-  async trustTarget(name: string, fingerprint: string): Promise<Target> {
-    const target = this.getTarget(name);
-    if (target.kind !== "ssh") {
-      throw new SnapkeepError("INVALID_INPUT", `${name} is a folder on this computer; it has no host key.`);
-    }
-    const offered = await this.#probe(target);
-    requireOfferedFingerprint("Target", name, fingerprint, offered);
-    const updated: SshTarget = { ...target, hostKey: offered };
-    this.#deps.store.update((s) => ({
-      ...s,
-      targets: s.targets.map((t) => (t.name === name ? updated : t)),
-    }));
-    await this.#dropRunner(name);
-    return updated;
-  }
-
-  async offeredFingerprint(name: string): Promise<string> {
-    const target = this.getTarget(name);
-    if (target.kind !== "ssh") {
-      throw new SnapkeepError("INVALID_INPUT", `${name} is a folder on this computer; it has no host key.`);
-    }
-    return this.#probe(target);
-  }
-
-  /** Forgets a target. The exports on it stay where they are. */
-  async removeTarget(name: string): Promise<void> {
-    this.getTarget(name);
-    this.#deps.store.update((s) => ({ ...s, targets: s.targets.filter((t) => t.name !== name) }));
-    await this.#dropRunner(name);
-  }
-
-  setKeep(name: string, keep: number | undefined): Target {
-    const target = this.getTarget(name);
-    const { keep: _old, ...rest } = target;
-    const updated: Target = keep === undefined ? rest : { ...rest, keep };
-    this.#deps.store.update((s) => ({
-      ...s,
-      targets: s.targets.map((t) => (t.name === name ? updated : t)),
-    }));
-    return updated;
-  }
-
-  /** Checks that the target is reachable, writable, has rsync, and how much room it has. */
-  async testTarget(name: string): Promise<{ target: string; freeBytes: number; rsync: string | null }> {
-    const target = this.getTarget(name);
-    const fs = this.#targetFs(target);
-    await fs.mkdirs(target.path);
-    const probe = posix.join(target.path, `.snapkeep-write-test-${process.pid}`);
-    await fs.writeFile(probe, "snapkeep\n");
-    await fs.removeFiles([probe]);
-    const freeBytes = await fs.freeBytes(target.path);
-    const version = await fs.run(["rsync", "--version"], { timeoutMs: QUICK_MS });
-    const rsync = version.code === 0 ? (version.stdout.split("\n")[0]?.trim() ?? null) : null;
-    if (rsync === null && target.kind === "ssh") {
-      throw new SnapkeepError("TOOL_MISSING", `rsync is not installed on ${fs.label}.`, {
-        hint: "Install it there with: apt-get install rsync",
-        details: { tool: "rsync" },
-      });
-    }
-    return { target: name, freeBytes, rsync };
   }
 
   // ---- export ----------------------------------------------------------------------------------
@@ -317,7 +178,7 @@ export class Exports {
     });
     const libvirt = service.libvirtFor(request.host);
     const source = new RemoteFs(libvirt.runner);
-    const dest = this.#targetFs(target);
+    const dest = this.targetFsOf(target);
     const progress = new ProgressMeter(request.onProgress, this.#deps.clock ?? (() => performance.now()));
     progress.phase("prepare", null, 0, 0);
 
@@ -721,7 +582,7 @@ export class Exports {
         `Export ${entry.id} cannot be verified: ${entry.reason ?? "it has no manifest"}.`,
       );
     }
-    const fs = this.#targetFs(target);
+    const fs = this.targetFsOf(target);
     const dir = posix.join(target.path, entry.folder);
     const files = [entry.manifest.definition, ...entry.manifest.disks];
     const sizes = await fs.sizes(files.map((f) => posix.join(dir, f.name)));
@@ -790,7 +651,7 @@ export class Exports {
       newestFirst.forEach((e, i) => (i < Math.max(1, keep) ? kept : removed).push(e.folder));
     }
     if (!options.dryRun) {
-      const fs = this.#targetFs(target);
+      const fs = this.targetFsOf(target);
       for (const folder of removed) {
         await fs.removeTree(posix.join(target.path, folder));
       }
@@ -798,80 +659,11 @@ export class Exports {
     return { removed, kept, dryRun: options.dryRun };
   }
 
-  async dispose(): Promise<void> {
-    const runners = [...this.#targetRunners.values()];
-    this.#targetRunners.clear();
-    await Promise.all([...runners.map((r) => r.dispose()), this.#local.dispose()]);
-  }
-
   // ---- internals ---------------------------------------------------------------------------------
-
-  /** The runner and file operations for a target; an untrusted SSH target refuses to connect. */
-  targetFs(name: string): RemoteFs {
-    return this.#targetFs(this.getTarget(name));
-  }
-
-  #targetFs(target: Target): RemoteFs {
-    let runner = this.#targetRunners.get(target.name);
-    if (runner === undefined) {
-      runner = this.#deps.targetRunner?.(target) ?? this.#newRunner(target);
-      this.#targetRunners.set(target.name, runner);
-    }
-    return new RemoteFs(runner);
-  }
-
-  #newRunner(target: Target): CommandRunner {
-    if (target.kind === "dir") {
-      return this.#local;
-    }
-    if (target.hostKey === undefined) {
-      throw new SnapkeepError(
-        "HOST_KEY_UNKNOWN",
-        `Target ${target.name} is not trusted yet; nothing is sent to it until it is.`,
-        {
-          hint: `Check its fingerprint and run: snapkeep target trust ${target.name} SHA256:...`,
-        },
-      );
-    }
-    return createSshRunner(asSshHost(target), this.#deps.ssh, target.hostKey, "target");
-  }
-
-  async #dropRunner(name: string): Promise<void> {
-    const runner = this.#targetRunners.get(name);
-    this.#targetRunners.delete(name);
-    if (runner !== this.#local) {
-      await runner?.dispose();
-    }
-  }
-
-  async #probe(target: SshTarget): Promise<string> {
-    const runner = createSshRunner(asSshHost(target), this.#deps.ssh, undefined, "target");
-    try {
-      return await runner.probeHostKey();
-    } finally {
-      await runner.dispose();
-    }
-  }
-
-  #validate(target: Target): void {
-    if (target.path === "/" || target.path.length < 2) {
-      throw new SnapkeepError("INVALID_INPUT", "Choose a folder for exports, not the root of a filesystem.");
-    }
-  }
-
-  #save(target: Target): void {
-    this.#validate(target);
-    this.#deps.store.update((s) => {
-      if (s.targets.some((t) => t.name === target.name)) {
-        throw new SnapkeepError("ALREADY_EXISTS", `A target named "${target.name}" already exists.`);
-      }
-      return { ...s, targets: [...s.targets, target] };
-    });
-  }
 
   /** Every export on the target; with `create`, that folder is made first (an export starts). */
   async #scan(target: Target, create?: string): Promise<ExportEntry[]> {
-    const fs = this.#targetFs(target);
+    const fs = this.targetFsOf(target);
     const result = await fs.run(["sh", "-c", SCAN_SCRIPT, "snapkeep-scan", target.path, create ?? ""], {
       timeoutMs: QUICK_MS,
     });
@@ -1016,75 +808,4 @@ function sameList(a: readonly string[], b: readonly string[]): boolean {
 function stagingKey(vmUuid: string, tag: string, snapshotIds: readonly string[], target: string): string {
   const key = JSON.stringify([tag, snapshotIds, target]);
   return `${vmUuid}-${createHash("sha256").update(key).digest("hex").slice(0, 12)}`;
-}
-
-function asSshHost(target: SshTarget): Parameters<typeof createSshRunner>[0] {
-  return {
-    name: target.name,
-    kind: "ssh",
-    uri: "",
-    ...(target.alias === undefined ? {} : { alias: target.alias }),
-    ...(target.host === undefined ? {} : { host: target.host }),
-    ...(target.user === undefined ? {} : { user: target.user }),
-    ...(target.port === undefined ? {} : { port: target.port }),
-    ...(target.identityFile === undefined ? {} : { identityFile: target.identityFile }),
-  };
-}
-
-/** Turns byte counts into progress events with a rate and ETA smoothed over the last seconds. */
-class ProgressMeter {
-  #phase: ExportPhase = "prepare";
-  #disk: string | null = null;
-  #total = 0;
-  #samples: { t: number; bytes: number }[] = [];
-
-  constructor(
-    private readonly emit: ((p: ExportProgress) => void) | undefined,
-    private readonly clock: () => number,
-  ) {}
-
-  phase(phase: ExportPhase, disk: string | null, done: number, total: number): void {
-    this.#phase = phase;
-    this.#disk = disk;
-    this.#total = total;
-    this.#samples = [];
-    this.update(done);
-  }
-
-  update(done: number): void {
-    if (this.emit === undefined) {
-      return;
-    }
-    const t = this.clock();
-    this.#samples.push({ t, bytes: done });
-    while (this.#samples.length > 2 && t - (this.#samples[0]?.t ?? t) > 5000) {
-      this.#samples.shift();
-    }
-    const first = this.#samples[0] ?? { t, bytes: done };
-    const elapsed = (t - first.t) / 1000;
-    const rate = elapsed > 0.2 ? (done - first.bytes) / elapsed : null;
-    const eta = rate !== null && rate > 0 ? Math.max(0, (this.#total - done) / rate) : null;
-    const weights: Record<ExportPhase, [number, number]> = {
-      prepare: [0, 0],
-      convert: [0, 0.45],
-      transfer: [0.45, 0.9],
-      verify: [0.9, 0.98],
-      finish: [0.98, 1],
-    };
-    const [from, to] = weights[this.#phase];
-    const within = this.#total > 0 ? Math.min(1, done / this.#total) : 0;
-    try {
-      this.emit({
-        phase: this.#phase,
-        disk: this.#disk,
-        bytesDone: done,
-        bytesTotal: this.#total,
-        fraction: from + (to - from) * within,
-        bytesPerSecond: rate,
-        etaSeconds: eta,
-      });
-    } catch {
-      // A listener's failure is not the export's.
-    }
-  }
 }

@@ -1,6 +1,7 @@
 import { XMLParser, XMLValidator } from "fast-xml-parser";
 import { z } from "zod";
 import { SnapkeepError } from "../errors.js";
+import type { DefinitionChange } from "../domain/types.js";
 import { asNode, isNode, text, type XmlNode } from "../drivers/libvirt/parse.js";
 
 /**
@@ -42,11 +43,7 @@ export interface DefinitionSummary {
   readonly nics: readonly NicSummary[];
 }
 
-export interface DefinitionChange {
-  readonly what: "memory" | "vcpus" | "firmware" | "machine" | "disk" | "nic";
-  /** One sentence for a person, naming the value at the snapshot and today's. */
-  readonly description: string;
-}
+export type { DefinitionChange };
 
 // The summary is read back from a settings file a person can edit: it is checked, not trusted.
 // Unknown keys are dropped rather than refused, so a summary written by a later version that

@@ -7,6 +7,7 @@ import { RevertWizard } from "./RevertWizard.js";
 import { SnapshotDialog } from "./SnapshotDialog.js";
 import { VmDetail } from "./VmDetail.js";
 import { VmList } from "./VmList.js";
+import { ErrorBox } from "./ErrorBox.js";
 
 export function App({ store }: { store: AppStore }) {
   const state = useStore(store);
@@ -29,13 +30,7 @@ export function App({ store }: { store: AppStore }) {
         </button>
       </header>
       {state.error !== null && !dialog && revert === null && (
-        <div className="error" role="alert">
-          <p>{state.error.message}</p>
-          {state.error.hint !== null && <p className="hint">{state.error.hint}</p>}
-          <button type="button" onClick={() => state.dismissError()}>
-            Dismiss
-          </button>
-        </div>
+        <ErrorBox error={state.error} onDismiss={() => state.dismissError()} />
       )}
       <div className="panes">
         <nav className="sidebar" aria-label="Hosts and VMs">

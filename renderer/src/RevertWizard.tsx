@@ -1,6 +1,7 @@
 import { useEffect, useId, useState } from "react";
 
 import type { ApiError, RevertOptions, RevertResult, Snapshot, VmWithSnapshots } from "./protocol.js";
+import { ErrorBox } from "./ErrorBox.js";
 
 type Step = "choose" | "summary" | "done";
 
@@ -169,12 +170,7 @@ export function RevertWizard({
                 )}
               </div>
             )}
-            {error !== null && (
-              <div className="error" role="alert">
-                <p>{error.message}</p>
-                {error.hint !== null && <p className="hint">{error.hint}</p>}
-              </div>
-            )}
+            {error !== null && <ErrorBox error={error} />}
             <div className="buttons">
               <button type="button" onClick={onClose}>
                 Cancel

@@ -1,6 +1,7 @@
 import { useId, useState, type FormEvent } from "react";
 
 import type { ApiError, VmWithSnapshots } from "./protocol.js";
+import { ErrorBox } from "./ErrorBox.js";
 
 export function SnapshotDialog({
   vm,
@@ -71,12 +72,7 @@ export function SnapshotDialog({
         <p className="hint">
           {vm.active ? "The VM keeps running; its disks are captured in one instant." : "The VM is shut off."}
         </p>
-        {error !== null && (
-          <div className="error" role="alert">
-            <p>{error.message}</p>
-            {error.hint !== null && <p className="hint">{error.hint}</p>}
-          </div>
-        )}
+        {error !== null && <ErrorBox error={error} />}
         <div className="buttons">
           <button type="button" onClick={onCancel}>
             Cancel

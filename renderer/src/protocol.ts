@@ -2,9 +2,15 @@
  * What the API sends, as the renderer sees it. Only plain types from the core's domain module are
  * shared: the renderer never loads Node code.
  */
-import type { HostConfig, Snapshot, VmWithSnapshots } from "../../core/domain/types.js";
+import type {
+  DefinitionChange,
+  HostConfig,
+  RevertResult,
+  Snapshot,
+  VmWithSnapshots,
+} from "../../core/domain/types.js";
 
-export type { HostConfig, Snapshot, VmWithSnapshots };
+export type { DefinitionChange, HostConfig, RevertResult, Snapshot, VmWithSnapshots };
 
 export interface Rpo {
   readonly level: "unscheduled" | "ok" | "due" | "overdue";
@@ -32,24 +38,6 @@ export interface ApiError {
 export interface ChangedEvent {
   readonly event: "changed";
   readonly data: { readonly host: string; readonly vm?: string };
-}
-
-export interface DefinitionChange {
-  readonly what: string;
-  readonly description: string;
-}
-
-/** The answer to a revert or undo, planned (dryRun) or done. */
-export interface RevertResult {
-  readonly vm: string;
-  readonly snapshot: Snapshot;
-  readonly disks: readonly string[];
-  readonly restarted: boolean;
-  readonly needsConsent: boolean;
-  readonly dryRun: boolean;
-  readonly safety: { readonly name: string; readonly tag: string };
-  readonly definitionChanges: readonly DefinitionChange[] | null;
-  readonly prunedSafety: readonly string[];
 }
 
 export interface RevertOptions {

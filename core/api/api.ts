@@ -124,11 +124,21 @@ export class Api {
       case "hosts.list":
         return service.listHosts();
       case "vms.list": {
+        // The list shows counts, not snapshots: 5,000 snapshots would cost the first paint dearly.
+        // A VM's snapshots come with vm.get when it is opened.
         const results = await service.listVms(typeof p["host"] === "string" ? p["host"] : undefined);
-        return results.map((r) => ({
-          ...r,
-          vms: r.vms.map((vm, i) => ({ ...vm, rpo: schedules.rpoOf(r.vms, true)[i] })),
-        }));
+        return results.map((r) => {
+          const rpo = schedules.rpoOf(r.vms, true);
+          return {
+            ...r,
+            vms: r.vms.map(({ snapshots, ...vm }, i) => ({
+              ...vm,
+              snapshotCount: snapshots.length,
+              lastSnapshotAt: snapshots.at(-1)?.createdAt ?? null,
+              rpo: rpo[i],
+            })),
+          };
+        });
       }
       case "vm.get":
         return service.getVm(s("host"), s("vm"));

@@ -1,4 +1,4 @@
-import { useMemo } from "react";
+import { useMemo, useState } from "react";
 
 import type { Snapshot } from "./protocol.js";
 import { layoutTimeline, type ZoomId } from "./timeline.js";
@@ -23,6 +23,11 @@ export function Timeline({
 }) {
   const layout = useMemo(() => layoutTimeline(disks, snapshots, zoom, Date.now()), [disks, snapshots, zoom]);
   const height = TOP + layout.lanes.length * LANE + 24;
+  const [hover, setHover] = useState<string | null>(null);
+  const byTag = useMemo(() => new Map(snapshots.map((s) => [s.tag, s])), [snapshots]);
+  const tagOf = (target: EventTarget): string | null =>
+    target instanceof Element ? (target.getAttribute("data-tag") ?? null) : null;
+  const hovered = hover === null ? undefined : byTag.get(hover);
   const plot = WIDTH - LEFT - 12;
   return (
     <figure className="timeline">
@@ -30,6 +35,15 @@ export function Timeline({
         viewBox={`0 0 ${WIDTH} ${height}`}
         role="img"
         aria-label={`Snapshot timeline, ${snapshots.length} snapshots`}
+        // One handler for every marker (event delegation), not one per marker.
+        onClick={(e) => {
+          const tag = tagOf(e.target);
+          if (tag !== null) {
+            onSelect(tag);
+          }
+        }}
+        onMouseOver={(e) => setHover(tagOf(e.target))}
+        onMouseLeave={() => setHover(null)}
       >
         {layout.lanes.map((disk, i) => (
           <g key={disk}>
@@ -57,23 +71,17 @@ export function Timeline({
           </text>
         ))}
         {layout.markers.map((m) => (
-          <g
+          // One element per marker: a timeline of a thousand snapshots must stay light. The
+          // snapshot table below is the keyboard and screen-reader way to the same snapshots.
+          <circle
             key={`${m.tag}/${m.disk}`}
             className={`marker kind-${m.kind}${m.pinned ? " pinned" : ""}${m.tag === selected ? " selected" : ""}`}
             data-snapshot={m.name}
-            tabIndex={0}
-            role="button"
-            aria-label={`${m.name}, ${m.kind}${m.pinned ? ", pinned" : ""}, ${new Date(m.createdAt).toLocaleString()}, disk ${m.disk}`}
-            onClick={() => onSelect(m.tag)}
-            onKeyDown={(e) => {
-              if (e.key === "Enter" || e.key === " ") {
-                onSelect(m.tag);
-              }
-            }}
-          >
-            <title>{`${m.name} (${m.kind}) ${new Date(m.createdAt).toLocaleString()}`}</title>
-            <circle cx={LEFT + m.x * plot} cy={TOP + m.lane * LANE + LANE / 2} r={m.pinned ? 8 : 6} />
-          </g>
+            data-tag={m.tag}
+            cx={LEFT + m.x * plot}
+            cy={TOP + m.lane * LANE + LANE / 2}
+            r={m.pinned ? 8 : 6}
+          />
         ))}
       </svg>
       <figcaption>
@@ -82,6 +90,12 @@ export function Timeline({
         <span className="legend kind-safety">safety</span>
         <span className="legend kind-foreign">other tools</span>
         <span className="legend pinned">pinned (ring)</span>
+        {hovered !== undefined && (
+          <span className="hover-label" role="status">
+            {hovered.name} ({hovered.kind}
+            {hovered.pinned ? ", pinned" : ""}) {new Date(hovered.createdAt).toLocaleString()}
+          </span>
+        )}
         {layout.hidden > 0 && <span className="hidden-count">{layout.hidden} outside this range</span>}
       </figcaption>
     </figure>

@@ -1,8 +1,10 @@
-import { useState } from "react";
+import { useMemo, useState } from "react";
 
 import type { Snapshot, VmWithSnapshots } from "./protocol.js";
 import { Timeline } from "./Timeline.js";
 import { ZOOMS, type ZoomId } from "./timeline.js";
+
+const PAGE = 100;
 
 function size(bytes: number | null): string {
   if (bytes === null) {
@@ -39,6 +41,9 @@ export function VmDetail({
   onRevert: (snapshot: Snapshot | null) => void;
 }) {
   const [zoom, setZoom] = useState<ZoomId>("all");
+  // The newest first, a page at a time: a VM with a thousand snapshots stays quick to show.
+  const [shown, setShown] = useState(PAGE);
+  const newestFirst = useMemo(() => [...vm.snapshots].reverse(), [vm.snapshots]);
   const disks = vm.disks.filter((d) => d.device === "disk");
   return (
     <article className="vm-detail" aria-labelledby="vm-title">
@@ -120,7 +125,7 @@ export function VmDetail({
               </tr>
             </thead>
             <tbody>
-              {[...vm.snapshots].reverse().map((s) => (
+              {newestFirst.slice(0, shown).map((s) => (
                 <tr
                   key={s.tag}
                   className={s.tag === selectedSnapshot ? "selected" : undefined}
@@ -164,6 +169,11 @@ export function VmDetail({
               ))}
             </tbody>
           </table>
+        )}
+        {newestFirst.length > shown && (
+          <button type="button" className="more" onClick={() => setShown(shown + PAGE)}>
+            Show {Math.min(PAGE, newestFirst.length - shown)} older of {newestFirst.length - shown}
+          </button>
         )}
       </section>
     </article>

@@ -50,7 +50,9 @@ export function VmList({
                   >
                     <span className={`state state-${vm.state.replace(/\s+/g, "-")}`}>{vm.state}</span>
                     <span className="vm-name">{vm.name}</span>
-                    <span className="count">{vm.snapshots.length}</span>
+                    <span className="count" title="snapshots">
+                      {vm.snapshotCount}
+                    </span>
                     {rpoBadge(vm)}
                   </button>
                 </li>

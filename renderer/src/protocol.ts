@@ -18,7 +18,10 @@ export interface Rpo {
   readonly reason: string | null;
 }
 
-export interface ListedVm extends VmWithSnapshots {
+/** A VM as the list shows it: its snapshots counted, not sent (vm.get brings them). */
+export interface ListedVm extends Omit<VmWithSnapshots, "snapshots"> {
+  readonly snapshotCount: number;
+  readonly lastSnapshotAt: string | null;
   readonly rpo?: Rpo | undefined;
 }
 

@@ -12,6 +12,7 @@ import { chromium } from "playwright-core";
 import { Api, type ApiContext } from "../core/api/api.js";
 import type { Snapshot, VmWithSnapshots } from "../core/domain/types.js";
 import { serve } from "../core/server/serve.js";
+import { CHROMIUM_ARGS, CHROMIUM_PATH } from "../test/support/chromium.js";
 
 const ROUNDS = Number(process.env["BENCH_UI_ROUNDS"] ?? 5);
 const HOSTS = 4;
@@ -136,16 +137,8 @@ async function main(): Promise<void> {
     rendererDir: fileURLToPath(new URL("../dist/renderer/", import.meta.url)),
   });
   const browser = await chromium.launch({
-    executablePath: "/usr/bin/chromium",
-    args: [
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-    ],
+    executablePath: CHROMIUM_PATH,
+    args: CHROMIUM_ARGS,
   });
   const list: number[] = [];
   const timeline: number[] = [];

@@ -302,53 +302,28 @@ function buildProgram(io: CliIo, context: () => CliContext): Command {
           : `Deleted snapshot ${displayName(deleted.name)}.\n`,
       );
     });
-  snapshot
+  const revert = snapshot
     .command("revert <host/vm> <snapshot>")
     .description("revert disks to a snapshot (a running VM is stopped and started again with --yes)")
-    .option("--disk <targets>", "only these disks", splitList)
-    .option("--yes", "stop a running VM, revert, and start it again")
-    .option("--force", "power the VM off if it ignores the shutdown request")
-    .option("--shutdown-timeout <seconds>", "how long to wait for a clean shutdown", parsePositiveInt, 120)
-    .option("--dry-run", "only say what would happen")
-    .action(
-      async (
-        ref: string,
-        snapshotRef: string,
-        opts: { disk?: string[]; yes?: boolean; force?: boolean; shutdownTimeout: number; dryRun?: boolean },
-      ) => {
-        const [hostName, vmName] = splitVmRef(ref);
-        const result = await service().revertSnapshot(hostName, vmName, snapshotRef, {
-          dryRun: opts.dryRun === true,
-          stopRunning: opts.yes === true,
-          force: opts.force === true,
-          shutdownTimeoutMs: opts.shutdownTimeout * 1000,
-          ...(opts.disk === undefined ? {} : { disks: opts.disk }),
-        });
-        io.out(describeRevert(result, ref));
-      },
-    );
-  snapshot
+    .option("--disk <targets>", "only these disks", splitList);
+  withStopOptions(revert).action(
+    async (ref: string, snapshotRef: string, opts: StopOptions & { disk?: string[] }) => {
+      const [hostName, vmName] = splitVmRef(ref);
+      const result = await service().revertSnapshot(hostName, vmName, snapshotRef, {
+        ...revertRequest(opts),
+        ...(opts.disk === undefined ? {} : { disks: opts.disk }),
+      });
+      io.out(describeRevert(result, ref));
+    },
+  );
+  const undo = snapshot
     .command("undo <host/vm>")
-    .description("undo the last revert: revert to the safety snapshot taken just before it")
-    .option("--yes", "stop a running VM, revert, and start it again")
-    .option("--force", "power the VM off if it ignores the shutdown request")
-    .option("--shutdown-timeout <seconds>", "how long to wait for a clean shutdown", parsePositiveInt, 120)
-    .option("--dry-run", "only say what would happen")
-    .action(
-      async (
-        ref: string,
-        opts: { yes?: boolean; force?: boolean; shutdownTimeout: number; dryRun?: boolean },
-      ) => {
-        const [hostName, vmName] = splitVmRef(ref);
-        const result = await service().undoRevert(hostName, vmName, {
-          dryRun: opts.dryRun === true,
-          stopRunning: opts.yes === true,
-          force: opts.force === true,
-          shutdownTimeoutMs: opts.shutdownTimeout * 1000,
-        });
-        io.out(describeRevert(result, ref));
-      },
-    );
+    .description("undo the last revert: revert to the safety snapshot taken just before it");
+  withStopOptions(undo).action(async (ref: string, opts: StopOptions) => {
+    const [hostName, vmName] = splitVmRef(ref);
+    const result = await service().undoRevert(hostName, vmName, revertRequest(opts));
+    io.out(describeRevert(result, ref));
+  });
   snapshot
     .command("safety-keep [n]")
     .description("how many safety snapshots (taken before each revert) to keep per VM")
@@ -444,6 +419,36 @@ function splitList(value: string): string[] {
     throw new SnapkeepError("INVALID_INPUT", "Give at least one disk target, e.g. --disk vda.");
   }
   return items;
+}
+
+interface StopOptions {
+  yes?: boolean;
+  force?: boolean;
+  shutdownTimeout: number;
+  dryRun?: boolean;
+}
+
+/** The options revert and undo share: consent to stop a running VM, and a dry run. */
+function withStopOptions(command: Command): Command {
+  return command
+    .option("--yes", "stop a running VM, revert, and start it again")
+    .option("--force", "power the VM off if it ignores the shutdown request")
+    .option("--shutdown-timeout <seconds>", "how long to wait for a clean shutdown", parsePositiveInt, 120)
+    .option("--dry-run", "only say what would happen");
+}
+
+function revertRequest(opts: StopOptions): {
+  dryRun: boolean;
+  stopRunning: boolean;
+  force: boolean;
+  shutdownTimeoutMs: number;
+} {
+  return {
+    dryRun: opts.dryRun === true,
+    stopRunning: opts.yes === true,
+    force: opts.force === true,
+    shutdownTimeoutMs: opts.shutdownTimeout * 1000,
+  };
 }
 
 function describeRevert(result: RevertResult, ref: string): string {

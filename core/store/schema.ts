@@ -21,7 +21,8 @@ export const localHostSchema = z.object({
   uri: z.string().min(1),
 });
 
-export const sshHostSchema = z.object({
+/** How an SSH machine is reached and pinned: the same for hypervisor hosts and export targets. */
+const sshEndpoint = {
   name: hostName,
   kind: z.literal("ssh"),
   alias: z.string().min(1).optional(),
@@ -29,12 +30,13 @@ export const sshHostSchema = z.object({
   user: z.string().min(1).optional(),
   port: z.number().int().min(1).max(65535).optional(),
   identityFile: z.string().min(1).optional(),
-  uri: z.string().min(1),
   hostKey: z
     .string()
     .regex(/^SHA256:[A-Za-z0-9+/]{43}$/)
     .optional(),
-});
+};
+
+export const sshHostSchema = z.object({ ...sshEndpoint, uri: z.string().min(1) });
 
 export const hostSchema = z.discriminatedUnion("kind", [localHostSchema, sshHostSchema]);
 
@@ -134,17 +136,7 @@ export const dirTargetSchema = z.object({
 });
 
 export const sshTargetSchema = z.object({
-  name: hostName,
-  kind: z.literal("ssh"),
-  alias: z.string().min(1).optional(),
-  host: z.string().min(1).optional(),
-  user: z.string().min(1).optional(),
-  port: z.number().int().min(1).max(65535).optional(),
-  identityFile: z.string().min(1).optional(),
-  hostKey: z
-    .string()
-    .regex(/^SHA256:[A-Za-z0-9+/]{43}$/)
-    .optional(),
+  ...sshEndpoint,
   path: absolutePath,
   keep: z.number().int().min(1).max(1000).optional(),
 });

@@ -12,21 +12,11 @@ import { chromium, type Browser, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
 
+import { CHROMIUM_ARGS, CHROMIUM_PATH } from "../support/chromium.js";
 import { TestVms, uniqueSuffix } from "../support/libvirt.js";
 
 const repo = fileURLToPath(new URL("../..", import.meta.url));
 const shots = join(repo, "artifacts", "screenshots");
-
-/** Chromium as root in a container: no sandbox, and none of its calls home (the network is closed). */
-const CHROMIUM_ARGS = [
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-];
 
 describe("the UI in Chromium, on snapkeep serve", () => {
   const vms = new TestVms();
@@ -74,7 +64,7 @@ describe("the UI in Chromium, on snapkeep serve", () => {
       });
       server?.once("exit", (code) => reject(new Error(`snapkeep serve exited (${code}): ${out}`)));
     });
-    browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: CHROMIUM_ARGS });
+    browser = await chromium.launch({ executablePath: CHROMIUM_PATH, args: CHROMIUM_ARGS });
     page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
   }, 180_000);
 

@@ -59,3 +59,17 @@ export function describeError(value: unknown): string {
   }
   return String(value);
 }
+
+/** An error as a UI shows it: the same sentence and hint the CLI prints, and the code to branch on. */
+export interface ErrorView {
+  readonly code: string;
+  readonly message: string;
+  readonly hint: string | null;
+}
+
+export function toErrorView(error: unknown): ErrorView {
+  if (isSnapkeepError(error)) {
+    return { code: error.code, message: error.message, hint: error.hint ?? null };
+  }
+  return { code: "INTERNAL", message: `Unexpected error: ${describeError(error)}`, hint: null };
+}

@@ -1,61 +1,28 @@
 /**
  * The one typed API the UI talks to, whatever carries it (Electron IPC, the WebSocket of
- * `snapkeep serve`). Every call is a method name and parameters, validated here with zod before
+ * `snapkeep serve`). Every call is a method name and parameters, validated (methods.ts) before
  * anything runs; the answer is plain JSON. Errors travel as { code, message, hint } so the UI can
- * show the same sentences the CLI prints.
+ * show the same sentences the CLI prints. Work that takes minutes (exports, imports, copies) starts
+ * a job and answers at once; the job's progress arrives as events.
  */
 import { z } from "zod";
 
-import { SnapkeepError, describeError, isSnapkeepError } from "../errors.js";
+import { SnapkeepError, toErrorView, type ErrorView } from "../errors.js";
 import type { Exports } from "../export/exports.js";
+import { importExport } from "../export/import.js";
+import { labUp } from "../lab/lab.js";
 import type { Restore } from "../restore/artifacts.js";
+import { LocalRunner } from "../runner/local.js";
+import { Journal, type JobSummary } from "../schedule/journal.js";
+import { schedulerOwner } from "../schedule/lock.js";
 import type { Schedules } from "../schedule/schedules.js";
+import { nextSlots } from "../schedule/spec.js";
 import type { SnapkeepService } from "../service.js";
+import { Jobs, type JobProgress, type JobView } from "./jobs.js";
+import { methods, type Method, type Params } from "./methods.js";
 
-const hostVm = { host: z.string().min(1).max(64), vm: z.string().min(1).max(300) };
-const snapshotRef = { ...hostVm, snapshot: z.string().min(1).max(70_000) };
-
-/** Parameters of every method; a method not listed here does not exist. */
-export const methods = {
-  "hosts.list": z.object({}),
-  "vms.list": z.object({ host: z.string().optional() }),
-  "vm.get": z.object(hostVm),
-  "snapshot.create": z.object({
-    ...hostVm,
-    name: z.string().min(1).max(128).optional(),
-    note: z.string().max(2000).optional(),
-    disks: z.array(z.string().min(1).max(32)).min(1).optional(),
-  }),
-  "snapshot.delete": z.object({ ...snapshotRef, dryRun: z.boolean().default(false) }),
-  "snapshot.pin": z.object({ ...snapshotRef, pinned: z.boolean() }),
-  "snapshot.revert": z.object({
-    ...snapshotRef,
-    disks: z.array(z.string().min(1).max(32)).min(1).optional(),
-    dryRun: z.boolean(),
-    stopRunning: z.boolean().default(false),
-    force: z.boolean().default(false),
-    shutdownTimeoutSeconds: z.number().int().min(1).max(3600).default(120),
-  }),
-  "snapshot.undo": z.object({
-    ...hostVm,
-    dryRun: z.boolean(),
-    stopRunning: z.boolean().default(false),
-    force: z.boolean().default(false),
-    shutdownTimeoutSeconds: z.number().int().min(1).max(3600).default(120),
-  }),
-  "schedules.list": z.object({}),
-  "targets.list": z.object({}),
-  "exports.list": z.object({ target: z.string().optional() }),
-} as const;
-
-export type Method = keyof typeof methods;
-export type Params<M extends Method> = z.input<(typeof methods)[M]>;
-
-export interface ApiError {
-  readonly code: string;
-  readonly message: string;
-  readonly hint: string | null;
-}
+export { methods, type Method, type Params } from "./methods.js";
+export type ApiError = ErrorView;
 
 /** A request as it arrives on a transport: validated before it is trusted. */
 export const requestSchema = z.object({
@@ -66,22 +33,43 @@ export const requestSchema = z.object({
 
 export type Response = { id: number; result: unknown } | { id: number; error: ApiError };
 
-/** Events pushed to every UI: something changed on a host (reload what shows it). */
-export type ApiEvent = { event: "changed"; data: { host: string; vm?: string } };
+/**
+ * Events pushed to every UI: something changed on a host (reload what shows it), or a job moved.
+ */
+export type ApiEvent =
+  | { event: "changed"; data: { host: string; vm?: string } }
+  | { event: "job"; data: JobView };
 
 export interface ApiContext {
   readonly service: SnapkeepService;
   readonly schedules: Schedules;
   readonly exports: Exports;
   readonly restore: Restore;
+  /** The state folder, for the scheduler's job journal; without it the jobs list shows UI jobs only. */
+  readonly home?: string;
+  readonly now?: () => Date;
 }
 
+type Handlers = { [M in Method]: (params: Params<M>) => unknown };
+
+/** Scheduled jobs the jobs panel shows from the journal, newest last. */
+const JOURNAL_JOBS = 30;
+
 export class Api {
-  readonly #context: ApiContext;
   readonly #listeners = new Set<(event: ApiEvent) => void>();
+  readonly #jobs: Jobs;
+  readonly #handlers: Handlers;
 
   constructor(context: ApiContext) {
-    this.#context = context;
+    const now = context.now ?? ((): Date => new Date());
+    this.#jobs = new Jobs({
+      now,
+      clock: () => performance.now(),
+      onChange: (job) => this.#emit({ event: "job", data: job }),
+    });
+    this.#handlers = handlers(context, now, this.#jobs, (host, vm) =>
+      this.#emit({ event: "changed", data: vm === undefined ? { host } : { host, vm } }),
+    );
   }
 
   onEvent(listener: (event: ApiEvent) => void): () => void {
@@ -100,100 +88,28 @@ export class Api {
     }
     const { id, method, params } = request.data;
     try {
-      if (!(method in methods)) {
+      if (!Object.hasOwn(methods, method)) {
         throw new SnapkeepError("INVALID_INPUT", `There is no API method "${method}".`);
       }
-      const schema = methods[method as Method];
-      const parsed = schema.safeParse(params ?? {});
+      const parsed = methods[method as Method].safeParse(params ?? {});
       if (!parsed.success) {
+        const issue = parsed.error.issues[0];
+        const where = issue === undefined || issue.path.length === 0 ? "" : ` (${issue.path.join(".")})`;
         throw new SnapkeepError(
           "INVALID_INPUT",
-          `Bad parameters for ${method}: ${parsed.error.issues[0]?.message ?? "invalid"}.`,
+          `Bad parameters for ${method}${where}: ${issue?.message ?? "invalid"}.`,
         );
       }
-      return { id, result: await this.#call(method as Method, parsed.data) };
+      const handler = this.#handlers[method as Method] as (p: unknown) => unknown;
+      return { id, result: (await handler(parsed.data)) ?? null };
     } catch (error) {
-      return { id, error: toApiError(error) };
+      return { id, error: toErrorView(error) };
     }
   }
 
-  async #call(method: Method, p: Record<string, unknown>): Promise<unknown> {
-    const { service, schedules, exports } = this.#context;
-    const s = (key: string): string => String(p[key]);
-    switch (method) {
-      case "hosts.list":
-        return service.listHosts();
-      case "vms.list": {
-        // The list shows counts, not snapshots: 5,000 snapshots would cost the first paint dearly.
-        // A VM's snapshots come with vm.get when it is opened.
-        const results = await service.listVms(typeof p["host"] === "string" ? p["host"] : undefined);
-        return results.map((r) => {
-          const rpo = schedules.rpoOf(r.vms, true);
-          return {
-            ...r,
-            vms: r.vms.map(({ snapshots, ...vm }, i) => ({
-              ...vm,
-              snapshotCount: snapshots.length,
-              lastSnapshotAt: snapshots.at(-1)?.createdAt ?? null,
-              rpo: rpo[i],
-            })),
-          };
-        });
-      }
-      case "vm.get":
-        return service.getVm(s("host"), s("vm"));
-      case "snapshot.create": {
-        const created = await service.createSnapshot(s("host"), s("vm"), {
-          ...(typeof p["name"] === "string" ? { name: p["name"] } : {}),
-          ...(typeof p["note"] === "string" ? { note: p["note"] } : {}),
-          ...(Array.isArray(p["disks"]) ? { disks: p["disks"] as string[] } : {}),
-        });
-        this.#emit({ event: "changed", data: { host: s("host"), vm: s("vm") } });
-        return created;
-      }
-      case "snapshot.delete": {
-        const deleted = await service.deleteSnapshot(s("host"), s("vm"), s("snapshot"), {
-          dryRun: p["dryRun"] === true,
-        });
-        if (p["dryRun"] !== true) {
-          this.#emit({ event: "changed", data: { host: s("host"), vm: s("vm") } });
-        }
-        return deleted;
-      }
-      case "snapshot.pin": {
-        const pinned = await service.setPinned(s("host"), s("vm"), s("snapshot"), p["pinned"] === true);
-        this.#emit({ event: "changed", data: { host: s("host"), vm: s("vm") } });
-        return pinned;
-      }
-      case "snapshot.revert":
-      case "snapshot.undo": {
-        const request = {
-          dryRun: p["dryRun"] === true,
-          stopRunning: p["stopRunning"] === true,
-          force: p["force"] === true,
-          shutdownTimeoutMs: Number(p["shutdownTimeoutSeconds"]) * 1000,
-        };
-        const result =
-          method === "snapshot.undo"
-            ? await service.undoRevert(s("host"), s("vm"), request)
-            : await service.revertSnapshot(s("host"), s("vm"), s("snapshot"), {
-                ...request,
-                ...(Array.isArray(p["disks"]) ? { disks: p["disks"] as string[] } : {}),
-              });
-        if (!request.dryRun) {
-          this.#emit({ event: "changed", data: { host: s("host"), vm: s("vm") } });
-        }
-        return result;
-      }
-      case "schedules.list":
-        return schedules
-          .list()
-          .map((schedule) => ({ schedule, state: schedules.states()[schedule.id] ?? null }));
-      case "targets.list":
-        return exports.listTargets();
-      case "exports.list":
-        return exports.list(typeof p["target"] === "string" ? p["target"] : undefined);
-    }
+  /** Stops running jobs (a closing server or app); their work is left safe to resume. */
+  dispose(): Promise<void> {
+    return this.#jobs.dispose();
   }
 
   #emit(event: ApiEvent): void {
@@ -207,9 +123,325 @@ export class Api {
   }
 }
 
-export function toApiError(error: unknown): ApiError {
-  if (isSnapkeepError(error)) {
-    return { code: error.code, message: error.message, hint: error.hint ?? null };
-  }
-  return { code: "INTERNAL", message: `Unexpected error: ${describeError(error)}`, hint: null };
+function handlers(
+  context: ApiContext,
+  now: () => Date,
+  jobs: Jobs,
+  changed: (host: string, vm?: string) => void,
+): Handlers {
+  const { service, schedules, exports, restore } = context;
+  const optional = <K extends string, V>(key: K, value: V | undefined): { [P in K]?: V } =>
+    (value === undefined ? {} : { [key]: value }) as { [P in K]?: V };
+  const stop = (p: Params<"snapshot.undo">) => ({
+    dryRun: p.dryRun,
+    stopRunning: p.stopRunning,
+    force: p.force,
+    shutdownTimeoutMs: p.shutdownTimeoutSeconds * 1000,
+  });
+  const draft = (p: Params<"schedules.add">) => ({
+    host: p.host,
+    vm: p.vm,
+    when: p.when,
+    retention: p.retention,
+    ...optional("disks", p.disks),
+    ...optional("note", p.note),
+  });
+  return {
+    "hosts.list": () => service.listHosts(),
+    "hosts.add": async (p) => {
+      if (p.local) {
+        const host = service.addLocalHost(p.name, p.uri);
+        changed(p.name);
+        return { host, offeredFingerprint: null, trusted: true };
+      }
+      // Saved untrusted: nothing runs there until the person confirms the fingerprint shown.
+      return service.addSshHost({
+        name: p.name,
+        ssh: p.ssh ?? "",
+        ...optional("identityFile", p.identityFile),
+        ...optional("uri", p.uri),
+      });
+    },
+    "hosts.fingerprint": (p) => service.offeredFingerprint(p.name),
+    "hosts.trust": async (p) => {
+      const host = await service.trustHost(p.name, p.fingerprint);
+      changed(p.name);
+      return host;
+    },
+    "hosts.remove": async (p) => {
+      await service.removeHost(p.name);
+      changed(p.name);
+    },
+
+    "vms.list": async (p) => {
+      // The list shows counts, not snapshots: 5,000 snapshots would cost the first paint dearly.
+      // A VM's snapshots come with vm.get when it is opened.
+      const results = await service.listVms(p.host);
+      return results.map((r) => {
+        const rpo = schedules.rpoOf(r.vms, r.error === null);
+        return {
+          ...r,
+          vms: r.vms.map(({ snapshots, ...vm }, i) => ({
+            ...vm,
+            snapshotCount: snapshots.length,
+            lastSnapshotAt: snapshots.at(-1)?.createdAt ?? null,
+            rpo: rpo[i],
+          })),
+        };
+      });
+    },
+    "vm.get": (p) => service.getVm(p.host, p.vm),
+
+    "snapshot.create": async (p) => {
+      const created = await service.createSnapshot(p.host, p.vm, {
+        ...optional("name", p.name),
+        ...optional("note", p.note),
+        ...optional("disks", p.disks),
+      });
+      changed(p.host, p.vm);
+      return created;
+    },
+    "snapshot.delete": async (p) => {
+      const deleted = await service.deleteSnapshot(p.host, p.vm, p.snapshot, { dryRun: p.dryRun });
+      if (!p.dryRun) {
+        changed(p.host, p.vm);
+      }
+      return deleted;
+    },
+    "snapshot.pin": async (p) => {
+      const pinned = await service.setPinned(p.host, p.vm, p.snapshot, p.pinned);
+      changed(p.host, p.vm);
+      return pinned;
+    },
+    "snapshot.revert": async (p) => {
+      const result = await service.revertSnapshot(p.host, p.vm, p.snapshot, {
+        ...stop(p),
+        ...optional("disks", p.disks),
+      });
+      if (!p.dryRun) {
+        changed(p.host, p.vm);
+      }
+      return result;
+    },
+    "snapshot.undo": async (p) => {
+      const result = await service.undoRevert(p.host, p.vm, stop(p));
+      if (!p.dryRun) {
+        changed(p.host, p.vm);
+      }
+      return result;
+    },
+
+    "schedules.list": () => {
+      const states = schedules.states();
+      return schedules.list().map((schedule) => ({
+        schedule,
+        state: states[schedule.id] ?? null,
+        nextRun: schedule.enabled ? (nextSlots(schedule.when, now(), 1)[0]?.toISOString() ?? null) : null,
+      }));
+    },
+    "schedules.add": async (p) => {
+      const added = await schedules.add(draft(p));
+      changed(p.host, p.vm);
+      return added;
+    },
+    "schedules.update": async (p) => {
+      const updated = await schedules.update(p.id, draft(p));
+      changed(updated.host, updated.vmName);
+      return updated;
+    },
+    "schedules.remove": (p) => {
+      const removed = schedules.remove(p.id);
+      changed(removed.host, removed.vmName);
+      return removed;
+    },
+    "schedules.setEnabled": (p) => {
+      const updated = schedules.setEnabled(p.id, p.enabled);
+      changed(updated.host, updated.vmName);
+      return updated;
+    },
+    "schedules.preview": (p) => schedules.previewDraft(draft(p.draft), p.editing),
+
+    "targets.list": () => exports.listTargets(),
+    "targets.add": (p) =>
+      exports.addTarget({
+        name: p.name,
+        dir: p.dir,
+        ssh: p.ssh,
+        identityFile: p.identityFile,
+        keep: p.keep,
+      }),
+    "targets.fingerprint": (p) => exports.offeredFingerprint(p.name),
+    "targets.trust": (p) => exports.trustTarget(p.name, p.fingerprint),
+    "targets.remove": (p) => exports.removeTarget(p.name),
+    "targets.test": (p) => exports.testTarget(p.name),
+
+    "exports.list": (p) => exports.list(p.target),
+    "export.start": (p) =>
+      jobs.start(
+        { kind: "export", title: `Export ${p.vm} “${p.snapshot}” to ${p.target}`, host: p.host, vm: p.vm },
+        (signal, report) =>
+          exports.export({
+            host: p.host,
+            vm: p.vm,
+            snapshot: p.snapshot,
+            target: p.target,
+            disks: p.disks,
+            bwlimitKiB: p.bwlimitKiB,
+            signal,
+            onProgress: (progress) =>
+              report({
+                phase: progress.disk === null ? progress.phase : `${progress.phase} ${progress.disk}`,
+                fraction: progress.fraction,
+                bytesDone: progress.bytesDone,
+                bytesTotal: progress.bytesTotal,
+                bytesPerSecond: progress.bytesPerSecond,
+                etaSeconds: progress.etaSeconds,
+              }),
+          }),
+      ),
+    "exports.verify": (p) =>
+      jobs.start({ kind: "verify", title: `Verify export ${p.export} on ${p.target}` }, (signal) =>
+        exports.verify(p.target, p.export, signal),
+      ),
+    "import.start": async (p) => {
+      const request = {
+        target: p.target,
+        export: p.export,
+        host: p.host,
+        name: p.name,
+        into: p.into,
+        disks: p.disks,
+        start: p.start,
+      };
+      // The plan answers directly: it is what the wizard's summary shows before anything happens.
+      if (p.dryRun) {
+        return importExport(service, exports, { ...request, dryRun: true });
+      }
+      const vm = p.name ?? p.into ?? "";
+      return jobs.start(
+        { kind: "import", title: `Restore ${p.export} from ${p.target} to ${p.host}/${vm}`, host: p.host, vm },
+        async (signal, report) => {
+          const result = await importExport(
+            service,
+            exports,
+            {
+              ...request,
+              signal,
+              onProgress: (done, total) => report(bytesProgress("copy", done, total)),
+            },
+            (made) => restore.recordManaged(made),
+          );
+          changed(p.host, vm);
+          return result;
+        },
+      );
+    },
+
+    "artifacts.list": (p) => restore.list(p.kind, p.host),
+    "artifact.create": async (p) => {
+      const request = {
+        host: p.host,
+        vm: p.vm,
+        snapshot: p.snapshot,
+        name: p.name,
+        disk: p.disk,
+      };
+      const create = (dryRun: boolean) =>
+        p.kind === "template"
+          ? restore.createTemplate({ ...request, dryRun })
+          : restore.createVolume({ ...request, dryRun });
+      if (p.dryRun) {
+        return create(true);
+      }
+      return jobs.start(
+        { kind: p.kind, title: `Make ${p.kind} ${p.name} from ${p.vm} “${p.snapshot}”`, host: p.host, vm: p.vm },
+        () => create(false),
+      );
+    },
+    "artifact.delete": (p) => restore.deleteArtifact(p.kind, p.host, p.name, p.dryRun),
+    "volume.attach": async (p) => {
+      const attached = await restore.attachVolume(p.host, p.volume, p.vm, p.writable);
+      changed(p.host, attached.vm);
+      return attached;
+    },
+    "vm.create": async (p) => {
+      const request = { host: p.host, name: p.name, template: p.template, full: p.full, start: p.start };
+      if (p.dryRun) {
+        return restore.createVm({ ...request, dryRun: true });
+      }
+      return jobs.start(
+        { kind: "vm-create", title: `Create VM ${p.name} from template ${p.template}`, host: p.host, vm: p.name },
+        async () => {
+          const made = await restore.createVm(request);
+          changed(p.host, p.name);
+          return made;
+        },
+      );
+    },
+
+    "jobs.list": () => [...scheduledJobs(context.home), ...jobs.list()],
+    "jobs.cancel": (p) => jobs.cancel(p.id),
+    "lab.up": () =>
+      jobs.start({ kind: "lab", title: "Create the demo VMs on this computer" }, async () => {
+        const made = await labUp(new LocalRunner(), "qemu:///system");
+        let host = service.listHosts().find((h) => h.kind === "local")?.name;
+        if (host === undefined) {
+          host = service.addLocalHost("local").name;
+        }
+        changed(host);
+        return made.map((m) => m.name);
+      }),
+    "settings.get": () => ({ safetyKeep: service.safetyKeep() }),
+    "settings.set": (p) => {
+      if (p.safetyKeep !== undefined) {
+        service.setSafetyKeep(p.safetyKeep);
+      }
+      return { safetyKeep: service.safetyKeep() };
+    },
+  };
 }
+
+function bytesProgress(phase: string, done: number, total: number): JobProgress {
+  return {
+    phase,
+    fraction: total > 0 ? Math.min(1, done / total) : null,
+    bytesDone: done,
+    bytesTotal: total,
+    bytesPerSecond: null,
+    etaSeconds: null,
+  };
+}
+
+/** The scheduler's recent jobs (the daemon's or the desktop app's), as the jobs panel shows them. */
+function scheduledJobs(home: string | undefined): JobView[] {
+  if (home === undefined) {
+    return [];
+  }
+  const live = schedulerOwner(home) !== null;
+  return new Journal(home)
+    .jobs()
+    .slice(-JOURNAL_JOBS)
+    .map((job: JobSummary): JobView => {
+      // Open in the journal with no scheduler alive: it was cut off, never done.
+      const state = job.status === "running" && !live ? "interrupted" : job.status;
+      return {
+        id: job.id,
+        kind: "scheduled-snapshot",
+        title: `Scheduled snapshot of ${job.vmName}`,
+        host: job.host,
+        vm: job.vmName,
+        state,
+        startedAt: job.startedAt,
+        endedAt: job.endedAt,
+        progress: job.step === null ? null : { ...NO_BYTES, phase: job.step },
+        error:
+          job.message === null || state === "succeeded"
+            ? null
+            : { code: state === "interrupted" ? "INTERRUPTED" : "JOB_FAILED", message: job.message, hint: null },
+        result: job.pruned.length > 0 ? { pruned: job.pruned } : null,
+        cancellable: false,
+      };
+    });
+}
+
+const NO_BYTES = { fraction: null, bytesDone: null, bytesTotal: null, bytesPerSecond: null, etaSeconds: null };

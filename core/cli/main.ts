@@ -361,8 +361,8 @@ function buildProgram(io: CliIo, context: () => CliContext): Command {
       if (!Number.isInteger(port) || port < 0 || port > 65535) {
         throw new SnapkeepError("INVALID_INPUT", `"${opts.port}" is not a port number.`);
       }
-      const { service, schedules, exports, restore } = context();
-      const api = new Api({ service, schedules, exports, restore });
+      const { service, schedules, exports, restore, home } = context();
+      const api = new Api({ service, schedules, exports, restore, home });
       const serving = await serve(api, { port, host: opts.host });
       io.out(`Snapkeep is at ${serving.url}\nOpen it in a browser on this computer; Ctrl+C stops it.\n`);
       await new Promise<void>((resolve) => {
@@ -370,6 +370,7 @@ function buildProgram(io: CliIo, context: () => CliContext): Command {
         process.once("SIGTERM", resolve);
       });
       await serving.close();
+      await api.dispose();
     });
 
   const lab = program

@@ -9,6 +9,7 @@ import type { SettingsStore } from "../store/store.js";
 import { rpoStatus, type RpoStatus } from "./due.js";
 import { applyRetention, isEmptyPolicy, type RetentionPolicy, type RetentionResult } from "./retention.js";
 import { describeWhen, nextSlots, validateWhen, type When } from "./spec.js";
+import { forecastRetention, type RetentionForecast } from "./forecast.js";
 
 export interface AddScheduleRequest {
   readonly host: string;
@@ -17,6 +18,15 @@ export interface AddScheduleRequest {
   readonly retention: RetentionPolicy;
   readonly disks?: readonly string[];
   readonly note?: string;
+}
+
+/** The schedule editor's live preview: nothing is saved. */
+export interface DraftPreview {
+  readonly description: string;
+  readonly nextRuns: readonly string[];
+  /** With the id of a schedule being edited: what its new retention would remove today. */
+  readonly retention: RetentionResult | null;
+  readonly forecast: RetentionForecast;
 }
 
 export interface SchedulePreview {
@@ -89,6 +99,53 @@ export class Schedules {
     };
     this.#store.update((s) => ({ ...s, schedules: [...s.schedules, schedule] }));
     return schedule;
+  }
+
+  /** Changes a schedule's time, disks, retention or note; its id, VM and history stay. */
+  async update(id: string, request: AddScheduleRequest): Promise<Schedule> {
+    const current = this.get(id);
+    const when = validateWhen(request.when);
+    validateRetention(request.retention);
+    const vm = await this.#service.getVm(current.host, current.vmUuid);
+    if (request.disks !== undefined) {
+      chooseSnapshotDisks(vm, request.disks);
+    }
+    const updated: Schedule = {
+      id: current.id,
+      host: current.host,
+      vmUuid: current.vmUuid,
+      vmName: vm.name,
+      enabled: current.enabled,
+      createdAt: current.createdAt,
+      when,
+      retention: request.retention,
+      ...(request.disks === undefined ? {} : { disks: [...new Set(request.disks)] }),
+      ...(request.note === undefined || request.note === "" ? {} : { note: request.note }),
+    };
+    this.#store.update((s) => ({ ...s, schedules: s.schedules.map((x) => (x.id === id ? updated : x)) }));
+    return updated;
+  }
+
+  /**
+   * The editor's preview of a schedule not saved yet: the next runs, the retention over a year,
+   * and, when it edits an existing schedule, what the new retention would remove today.
+   */
+  async previewDraft(request: AddScheduleRequest, editing?: string, count = 5): Promise<DraftPreview> {
+    const when = validateWhen(request.when);
+    validateRetention(request.retention);
+    const now = this.#now();
+    let retention: RetentionResult | null = null;
+    if (editing !== undefined) {
+      const schedule = this.get(editing);
+      const vm = await this.#service.getVm(schedule.host, schedule.vmUuid);
+      retention = applyRetention(vm.snapshots, request.retention, schedule.id, now);
+    }
+    return {
+      description: describeWhen(when),
+      nextRuns: nextSlots(when, now, count).map((d) => d.toISOString()),
+      retention,
+      forecast: forecastRetention(when, request.retention, now),
+    };
   }
 
   /** Forgets a schedule. Its snapshots stay on the host (they are tagged; prune them by hand if wanted). */

@@ -1,0 +1,198 @@
+/**
+ * Long work the UI starts (exports, imports, templates, volumes, VMs, the demo lab): each runs as a
+ * job that the UI can watch and cancel, so no request waits minutes for its answer. Progress is
+ * pushed as events, at most a few per second per job: a transfer reports far more often than a
+ * screen needs.
+ *
+ * These jobs live as long as the process that runs them. Work a job half-did is safe to leave by
+ * design (an export stays `.partial` on its target until it is finished; imports and copies move
+ * into place only when complete), so a process that dies mid-job loses the job's entry, never
+ * reports it as done.
+ */
+import { randomBytes } from "node:crypto";
+
+import { SnapkeepError, isSnapkeepError, toErrorView, type ErrorView } from "../errors.js";
+
+export type UiJobKind = "export" | "verify" | "import" | "template" | "volume" | "vm-create" | "lab";
+export type JobState = "running" | "succeeded" | "failed" | "cancelled" | "interrupted";
+
+export interface JobProgress {
+  /** What the job is doing now, in a few words ("transfer", "convert vda"). */
+  readonly phase: string;
+  /** 0..1, or null while the total is not known. */
+  readonly fraction: number | null;
+  readonly bytesDone: number | null;
+  readonly bytesTotal: number | null;
+  readonly bytesPerSecond: number | null;
+  readonly etaSeconds: number | null;
+}
+
+/** A job as every UI sees it, whether the UI started it or a schedule did. */
+export interface JobView {
+  readonly id: string;
+  readonly kind: UiJobKind | "scheduled-snapshot";
+  /** One line a person reads: "Export web01 “before upgrade” to nas". */
+  readonly title: string;
+  readonly host: string | null;
+  readonly vm: string | null;
+  readonly state: JobState;
+  readonly startedAt: string;
+  readonly endedAt: string | null;
+  readonly progress: JobProgress | null;
+  readonly error: ErrorView | null;
+  /** What a finished job made, for the UI to show or open (an export id, a VM name). */
+  readonly result: unknown;
+  readonly cancellable: boolean;
+}
+
+export interface JobSpec {
+  readonly kind: UiJobKind;
+  readonly title: string;
+  readonly host?: string | undefined;
+  readonly vm?: string | undefined;
+}
+
+export type JobWork = (signal: AbortSignal, report: (progress: JobProgress) => void) => Promise<unknown>;
+
+interface Entry {
+  view: JobView;
+  readonly abort: AbortController;
+  readonly done: Promise<void>;
+  lastPushMs: number;
+}
+
+/** Finished jobs kept for the jobs panel; older ones drop off. */
+const KEEP_FINISHED = 50;
+/** A quarter second between progress events of one job: smooth bars, few messages. */
+const PUSH_EVERY_MS = 250;
+
+export interface JobsOptions {
+  readonly now: () => Date;
+  /** Monotonic milliseconds, for spacing progress events. */
+  readonly clock: () => number;
+  readonly onChange: (job: JobView) => void;
+}
+
+export class Jobs {
+  readonly #options: JobsOptions;
+  readonly #entries = new Map<string, Entry>();
+
+  constructor(options: JobsOptions) {
+    this.#options = options;
+  }
+
+  /** Starts `work` and returns at once with the running job. */
+  start(spec: JobSpec, work: JobWork): JobView {
+    const id = randomBytes(6).toString("hex");
+    const abort = new AbortController();
+    const view: JobView = {
+      id,
+      kind: spec.kind,
+      title: spec.title,
+      host: spec.host ?? null,
+      vm: spec.vm ?? null,
+      state: "running",
+      startedAt: this.#options.now().toISOString(),
+      endedAt: null,
+      progress: null,
+      error: null,
+      result: null,
+      cancellable: true,
+    };
+    const report = (progress: JobProgress): void => {
+      const entry = this.#entries.get(id);
+      if (entry === undefined || entry.view.state !== "running") {
+        return;
+      }
+      entry.view = { ...entry.view, progress };
+      const at = this.#options.clock();
+      if (at - entry.lastPushMs >= PUSH_EVERY_MS) {
+        entry.lastPushMs = at;
+        this.#options.onChange(entry.view);
+      }
+    };
+    const done = Promise.resolve()
+      .then(() => work(abort.signal, report))
+      .then(
+        (result) => this.#finish(id, { state: "succeeded", result }),
+        (error: unknown) =>
+          this.#finish(id, {
+            state: abort.signal.aborted || isSnapkeepError(error, "CANCELLED") ? "cancelled" : "failed",
+            error: toErrorView(error),
+          }),
+      );
+    this.#entries.set(id, { view, abort, done, lastPushMs: this.#options.clock() });
+    this.#trim();
+    this.#options.onChange(view);
+    return view;
+  }
+
+  list(): JobView[] {
+    return [...this.#entries.values()].map((e) => e.view);
+  }
+
+  get(id: string): JobView {
+    const entry = this.#entries.get(id);
+    if (entry === undefined) {
+      throw new SnapkeepError("NOT_FOUND", `There is no job ${id}; it may have finished long ago.`);
+    }
+    return entry.view;
+  }
+
+  /** Asks a running job to stop; it ends as cancelled once its work has stopped. */
+  cancel(id: string): JobView {
+    const entry = this.#entries.get(id);
+    if (entry === undefined) {
+      throw new SnapkeepError("NOT_FOUND", `There is no job ${id}.`);
+    }
+    if (entry.view.state === "running") {
+      entry.abort.abort();
+      entry.view = { ...entry.view, cancellable: false };
+      this.#options.onChange(entry.view);
+    }
+    return entry.view;
+  }
+
+  /** Resolves when the job has ended (for tests and for shutting down cleanly). */
+  async settled(id: string): Promise<JobView> {
+    await this.#entries.get(id)?.done;
+    return this.get(id);
+  }
+
+  /** Cancels every running job and waits for each to stop. */
+  async dispose(): Promise<void> {
+    const running = [...this.#entries.values()].filter((e) => e.view.state === "running");
+    for (const entry of running) {
+      entry.abort.abort();
+    }
+    await Promise.all(running.map((e) => e.done));
+  }
+
+  #finish(id: string, end: { state: JobState; result?: unknown; error?: ErrorView }): void {
+    const entry = this.#entries.get(id);
+    if (entry === undefined) {
+      return;
+    }
+    entry.view = {
+      ...entry.view,
+      state: end.state,
+      endedAt: this.#options.now().toISOString(),
+      result: end.result ?? null,
+      error: end.error ?? null,
+      cancellable: false,
+      // A finished job's bar is full; a failed one keeps where it stopped.
+      progress:
+        end.state === "succeeded" && entry.view.progress !== null
+          ? { ...entry.view.progress, fraction: 1, etaSeconds: 0 }
+          : entry.view.progress,
+    };
+    this.#options.onChange(entry.view);
+  }
+
+  #trim(): void {
+    const finished = [...this.#entries.values()].filter((e) => e.view.state !== "running");
+    for (const entry of finished.slice(0, Math.max(0, finished.length - KEEP_FINISHED))) {
+      this.#entries.delete(entry.view.id);
+    }
+  }
+}

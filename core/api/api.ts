@@ -37,8 +37,7 @@ export type Response = { id: number; result: unknown } | { id: number; error: Ap
  * Events pushed to every UI: something changed on a host (reload what shows it), or a job moved.
  */
 export type ApiEvent =
-  | { event: "changed"; data: { host: string; vm?: string } }
-  | { event: "job"; data: JobView };
+  { event: "changed"; data: { host: string; vm?: string } } | { event: "job"; data: JobView };
 
 export interface ApiContext {
   readonly service: SnapkeepService;
@@ -319,7 +318,12 @@ function handlers(
       }
       const vm = p.name ?? p.into ?? "";
       return jobs.start(
-        { kind: "import", title: `Restore ${p.export} from ${p.target} to ${p.host}/${vm}`, host: p.host, vm },
+        {
+          kind: "import",
+          title: `Restore ${p.export} from ${p.target} to ${p.host}/${vm}`,
+          host: p.host,
+          vm,
+        },
         async (signal, report) => {
           const result = await importExport(
             service,
@@ -354,7 +358,12 @@ function handlers(
         return create(true);
       }
       return jobs.start(
-        { kind: p.kind, title: `Make ${p.kind} ${p.name} from ${p.vm} “${p.snapshot}”`, host: p.host, vm: p.vm },
+        {
+          kind: p.kind,
+          title: `Make ${p.kind} ${p.name} from ${p.vm} “${p.snapshot}”`,
+          host: p.host,
+          vm: p.vm,
+        },
         () => create(false),
       );
     },
@@ -370,7 +379,12 @@ function handlers(
         return restore.createVm({ ...request, dryRun: true });
       }
       return jobs.start(
-        { kind: "vm-create", title: `Create VM ${p.name} from template ${p.template}`, host: p.host, vm: p.name },
+        {
+          kind: "vm-create",
+          title: `Create VM ${p.name} from template ${p.template}`,
+          host: p.host,
+          vm: p.name,
+        },
         async () => {
           const made = await restore.createVm(request);
           changed(p.host, p.name);
@@ -437,11 +451,21 @@ function scheduledJobs(home: string | undefined): JobView[] {
         error:
           job.message === null || state === "succeeded"
             ? null
-            : { code: state === "interrupted" ? "INTERRUPTED" : "JOB_FAILED", message: job.message, hint: null },
+            : {
+                code: state === "interrupted" ? "INTERRUPTED" : "JOB_FAILED",
+                message: job.message,
+                hint: null,
+              },
         result: job.pruned.length > 0 ? { pruned: job.pruned } : null,
         cancellable: false,
       };
     });
 }
 
-const NO_BYTES = { fraction: null, bytesDone: null, bytesTotal: null, bytesPerSecond: null, etaSeconds: null };
+const NO_BYTES = {
+  fraction: null,
+  bytesDone: null,
+  bytesTotal: null,
+  bytesPerSecond: null,
+  etaSeconds: null,
+};

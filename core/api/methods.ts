@@ -115,7 +115,12 @@ export const methods = {
     disk: z.string().min(1).max(32).optional(),
     dryRun: z.boolean(),
   }),
-  "artifact.delete": z.object({ kind: artifactKind, host: name, name: z.string().min(1).max(128), dryRun: z.boolean() }),
+  "artifact.delete": z.object({
+    kind: artifactKind,
+    host: name,
+    name: z.string().min(1).max(128),
+    dryRun: z.boolean(),
+  }),
   "volume.attach": z.object({
     host: name,
     volume: z.string().min(1).max(128),

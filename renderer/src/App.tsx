@@ -1,13 +1,16 @@
 import { useEffect, useState } from "react";
 import { useStore } from "zustand";
 
-import type { AppStore } from "./store.js";
+import type { AppStore, View } from "./store.js";
 import type { Snapshot } from "./protocol.js";
 import { RevertWizard } from "./RevertWizard.js";
 import { SnapshotDialog } from "./SnapshotDialog.js";
 import { VmDetail } from "./VmDetail.js";
 import { VmList } from "./VmList.js";
 import { ErrorBox } from "./ErrorBox.js";
+
+/** The views in the top bar, in order. */
+const NAV: readonly { view: View; label: string }[] = [{ view: "vms", label: "Virtual machines" }];
 
 export function App({ store }: { store: AppStore }) {
   const state = useStore(store);
@@ -22,6 +25,18 @@ export function App({ store }: { store: AppStore }) {
     <div className="app">
       <header className="topbar">
         <h1>Snapkeep</h1>
+        <nav className="views" aria-label="Views">
+          {NAV.map((n) => (
+            <button
+              key={n.view}
+              type="button"
+              aria-current={state.view === n.view ? "page" : undefined}
+              onClick={() => state.show(n.view)}
+            >
+              {n.label}
+            </button>
+          ))}
+        </nav>
         <span className={state.connected ? "link ok" : "link down"} role="status">
           {state.connected ? "connected" : "not connected"}
         </span>
@@ -32,30 +47,32 @@ export function App({ store }: { store: AppStore }) {
       {state.error !== null && !dialog && revert === null && (
         <ErrorBox error={state.error} onDismiss={() => state.dismissError()} />
       )}
-      <div className="panes">
-        <nav className="sidebar" aria-label="Hosts and VMs">
-          <VmList hosts={state.hosts} selected={state.selected} onSelect={(s) => void state.select(s)} />
-        </nav>
-        <main className="detail">
-          {state.vm === null ? (
-            <p className="empty">{state.selected === null ? "Choose a VM on the left." : "Loading…"}</p>
-          ) : (
-            <VmDetail
-              vm={state.vm}
-              selectedSnapshot={state.selectedSnapshot}
-              busy={state.busy}
-              onSelectSnapshot={(tag) => state.selectSnapshot(tag)}
-              onTakeSnapshot={() => setDialog(true)}
-              onDelete={(tag) => void state.deleteSnapshot(tag)}
-              onPin={(tag, pinned) => void state.setPinned(tag, pinned)}
-              onRevert={(snapshot) => {
-                state.dismissError();
-                setRevert({ snapshot, key: Date.now() });
-              }}
-            />
-          )}
-        </main>
-      </div>
+      {state.view === "vms" && (
+        <div className="panes">
+          <nav className="sidebar" aria-label="Hosts and VMs">
+            <VmList hosts={state.hosts} selected={state.selected} onSelect={(s) => void state.select(s)} />
+          </nav>
+          <main className="detail">
+            {state.vm === null ? (
+              <p className="empty">{state.selected === null ? "Choose a VM on the left." : "Loading…"}</p>
+            ) : (
+              <VmDetail
+                vm={state.vm}
+                selectedSnapshot={state.selectedSnapshot}
+                busy={state.busy}
+                onSelectSnapshot={(tag) => state.selectSnapshot(tag)}
+                onTakeSnapshot={() => setDialog(true)}
+                onDelete={(tag) => void state.deleteSnapshot(tag)}
+                onPin={(tag, pinned) => void state.setPinned(tag, pinned)}
+                onRevert={(snapshot) => {
+                  state.dismissError();
+                  setRevert({ snapshot, key: Date.now() });
+                }}
+              />
+            )}
+          </main>
+        </div>
+      )}
       {revert !== null && state.vm !== null && (
         <RevertWizard
           key={revert.key}

@@ -1,8 +1,10 @@
 /**
- * The API over the WebSocket of `snapkeep serve`. The token comes from the URL's fragment (never
- * sent to the server with the page request) and is kept in memory only.
+ * The API client, over whichever transport carries it: the desktop app's preload bridge
+ * (`window.snapkeepIpc`, Electron IPC) or the WebSocket of `snapkeep serve`. The token of the
+ * WebSocket comes from the URL's fragment (never sent to the server with the page request) and is
+ * kept in memory only.
  */
-import type { ApiError, ChangedEvent } from "./protocol.js";
+import type { ApiError, ApiEvent } from "./protocol.js";
 
 export class ApiCallError extends Error {
   constructor(readonly error: ApiError) {
@@ -10,37 +12,103 @@ export class ApiCallError extends Error {
   }
 }
 
-type Pending = { resolve: (value: unknown) => void; reject: (error: unknown) => void };
+interface Request {
+  readonly id: number;
+  readonly method: string;
+  readonly params: object;
+}
+type Answer = { id: number; result: unknown } | { id: number; error: ApiError };
+
+/** What carries calls and events; both transports have this shape. */
+export interface Transport {
+  request(message: Request): Promise<Answer>;
+  subscribe(listener: (event: unknown) => void): () => void;
+}
+
+/** The desktop app's preload exposes exactly this (see electron/preload.ts). */
+declare global {
+  interface Window {
+    snapkeepIpc?: Transport;
+  }
+}
 
 export class ApiClient {
+  #next = 1;
+  readonly #listeners = new Set<(event: ApiEvent) => void>();
+
+  constructor(private readonly transport: Transport) {
+    transport.subscribe((event) => {
+      if (isEvent(event)) {
+        for (const listener of this.#listeners) {
+          listener(event);
+        }
+      }
+    });
+  }
+
+  /** The desktop bridge when the page runs in the app, else the WebSocket of the page's server. */
+  static forPage(window: Window, onConnection: (connected: boolean) => void): ApiClient {
+    if (window.snapkeepIpc !== undefined) {
+      onConnection(true);
+      return new ApiClient(window.snapkeepIpc);
+    }
+    return new ApiClient(WebSocketTransport.fromLocation(window.location, onConnection));
+  }
+
+  onEvent(listener: (event: ApiEvent) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  async call<T>(method: string, params: object = {}): Promise<T> {
+    const answer = await this.transport.request({ id: this.#next++, method, params });
+    if ("error" in answer) {
+      throw new ApiCallError(answer.error);
+    }
+    return answer.result as T;
+  }
+}
+
+function isEvent(value: unknown): value is ApiEvent {
+  if (typeof value !== "object" || value === null) {
+    return false;
+  }
+  const event = (value as { event?: unknown }).event;
+  return (event === "changed" || event === "job") && typeof (value as { data?: unknown }).data === "object";
+}
+
+type Pending = { resolve: (value: Answer) => void; reject: (error: unknown) => void };
+
+export class WebSocketTransport implements Transport {
   #socket: WebSocket | undefined;
   #opening: Promise<WebSocket> | undefined;
-  #next = 1;
   readonly #pending = new Map<number, Pending>();
-  readonly #listeners = new Set<(event: ChangedEvent) => void>();
+  readonly #listeners = new Set<(event: unknown) => void>();
 
   constructor(
     private readonly url: string,
     private readonly onConnection: (connected: boolean) => void,
   ) {}
 
-  static fromLocation(location: Location, onConnection: (connected: boolean) => void): ApiClient {
+  static fromLocation(location: Location, onConnection: (connected: boolean) => void): WebSocketTransport {
     const token = new URLSearchParams(location.hash.slice(1)).get("token") ?? "";
     const scheme = location.protocol === "https:" ? "wss" : "ws";
-    return new ApiClient(`${scheme}://${location.host}/api?token=${encodeURIComponent(token)}`, onConnection);
+    return new WebSocketTransport(
+      `${scheme}://${location.host}/api?token=${encodeURIComponent(token)}`,
+      onConnection,
+    );
   }
 
-  onChanged(listener: (event: ChangedEvent) => void): () => void {
+  subscribe(listener: (event: unknown) => void): () => void {
     this.#listeners.add(listener);
     return () => this.#listeners.delete(listener);
   }
 
-  async call<T>(method: string, params: object = {}): Promise<T> {
+  async request(message: Request): Promise<Answer> {
     const socket = await this.#open();
-    const id = this.#next++;
-    return new Promise<T>((resolve, reject) => {
-      this.#pending.set(id, { resolve: (v) => resolve(v as T), reject });
-      socket.send(JSON.stringify({ id, method, params }));
+    return new Promise<Answer>((resolve, reject) => {
+      this.#pending.set(message.id, { resolve, reject });
+      socket.send(JSON.stringify(message));
     });
   }
 
@@ -74,7 +142,7 @@ export class ApiClient {
             new ApiCallError({
               code: "HOST_UNREACHABLE",
               message: "The connection to Snapkeep closed.",
-              hint: null,
+              hint: "Start `snapkeep serve` again and reload this page.",
             }),
           );
         }
@@ -92,9 +160,9 @@ export class ApiClient {
     } catch {
       return;
     }
-    if (data.event === "changed") {
+    if (data.event !== undefined) {
       for (const listener of this.#listeners) {
-        listener(data as ChangedEvent);
+        listener(data);
       }
       return;
     }
@@ -103,10 +171,8 @@ export class ApiClient {
       return;
     }
     this.#pending.delete(data.id);
-    if (data.error !== undefined) {
-      pending.reject(new ApiCallError(data.error));
-    } else {
-      pending.resolve(data.result);
-    }
+    pending.resolve(
+      data.error !== undefined ? { id: data.id, error: data.error } : { id: data.id, result: data.result },
+    );
   }
 }

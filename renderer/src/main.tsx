@@ -10,13 +10,17 @@ import "./app.css";
 // The client reports its connection to the store, which is made with the client: a holder
 // breaks the circle.
 const holder: { store?: AppStore } = {};
-const client = ApiClient.fromLocation(window.location, (connected) =>
-  holder.store?.getState().setConnected(connected),
-);
+const client = ApiClient.forPage(window, (connected) => holder.store?.getState().setConnected(connected));
 const app = createAppStore(client);
 holder.store = app;
-// Another window or the scheduler changed something: reload what shows it.
-client.onChanged(() => void app.getState().refresh());
+client.onEvent((event) => {
+  if (event.event === "job") {
+    app.getState().jobChanged(event.data);
+  } else {
+    // Another window, a job or the scheduler changed something: reload what shows it.
+    void app.getState().refresh();
+  }
+});
 
 const theme = (): void =>
   applyTheme(

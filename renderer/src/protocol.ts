@@ -5,12 +5,14 @@
 import type {
   DefinitionChange,
   HostConfig,
+  JobProgress,
+  JobView,
   RevertResult,
   Snapshot,
   VmWithSnapshots,
 } from "../../core/domain/types.js";
 
-export type { DefinitionChange, HostConfig, RevertResult, Snapshot, VmWithSnapshots };
+export type { DefinitionChange, HostConfig, JobProgress, JobView, RevertResult, Snapshot, VmWithSnapshots };
 
 export interface Rpo {
   readonly level: "unscheduled" | "ok" | "due" | "overdue";
@@ -38,9 +40,137 @@ export interface ApiError {
   readonly hint: string | null;
 }
 
-export interface ChangedEvent {
-  readonly event: "changed";
-  readonly data: { readonly host: string; readonly vm?: string };
+export type ApiEvent =
+  | { readonly event: "changed"; readonly data: { readonly host: string; readonly vm?: string } }
+  | { readonly event: "job"; readonly data: JobView };
+
+export type Weekday = "sunday" | "monday" | "tuesday" | "wednesday" | "thursday" | "friday" | "saturday";
+
+export type When =
+  | { readonly every: "daily"; readonly at: string }
+  | { readonly every: "weekly"; readonly at: string; readonly weekday: Weekday }
+  | { readonly every: "monthly"; readonly at: string; readonly day: number }
+  | { readonly every: "cron"; readonly cron: string };
+
+export interface Retention {
+  readonly keepLast?: number;
+  readonly daily?: number;
+  readonly weekly?: number;
+  readonly monthly?: number;
+}
+
+export interface Schedule {
+  readonly id: string;
+  readonly host: string;
+  readonly vmUuid: string;
+  readonly vmName: string;
+  readonly when: When;
+  readonly disks?: readonly string[];
+  readonly retention: Retention;
+  readonly enabled: boolean;
+  readonly note?: string;
+}
+
+export interface ScheduleState {
+  readonly lastRunAt?: string;
+  readonly lastResult?: "ok" | "failed" | "cancelled";
+  readonly lastError?: string;
+  readonly failures: number;
+}
+
+export interface ListedSchedule {
+  readonly schedule: Schedule;
+  readonly state: ScheduleState | null;
+  readonly nextRun: string | null;
+}
+
+/** A schedule as the editor sends it (add, update and the live preview). */
+export interface ScheduleDraft {
+  readonly host: string;
+  readonly vm: string;
+  readonly when: When;
+  readonly retention: Retention;
+  readonly disks?: string[];
+  readonly note?: string;
+}
+
+export interface DraftPreview {
+  readonly description: string;
+  readonly nextRuns: readonly string[];
+  readonly retention: {
+    readonly keep: readonly { readonly snapshot: Snapshot; readonly reasons: readonly string[] }[];
+    readonly remove: readonly Snapshot[];
+  } | null;
+  readonly forecast: {
+    readonly horizonDays: number;
+    readonly runs: number;
+    readonly kept: number;
+    readonly oldestKeptAt: string | null;
+    readonly byRule: Readonly<Record<"latest" | "daily" | "weekly" | "monthly", number>>;
+  };
+}
+
+export interface Target {
+  readonly name: string;
+  readonly kind: "dir" | "ssh";
+  readonly path: string;
+  readonly host?: string;
+  readonly user?: string;
+  readonly port?: number;
+  readonly hostKey?: string;
+  readonly keep?: number;
+}
+
+export type ExportState = "verified" | "unverified" | "partial" | "corrupt";
+
+export interface ExportEntry {
+  readonly id: string;
+  readonly state: ExportState;
+  readonly reason: string | null;
+  readonly vmName: string;
+  readonly vmUuid: string;
+  readonly snapshotName: string;
+  readonly createdAt: string;
+  readonly manifest: {
+    readonly disks: readonly {
+      readonly name: string;
+      readonly target: string;
+      readonly role: "root" | "additional";
+      readonly virtualSize: number | null;
+      readonly size: number;
+    }[];
+  } | null;
+}
+
+export interface TargetExports {
+  readonly target: string;
+  readonly exports: readonly ExportEntry[];
+  readonly error: string | null;
+}
+
+export interface Artifact {
+  readonly name: string;
+  readonly kind: "template" | "volume";
+  readonly image: string;
+  readonly virtualSize: number | null;
+  readonly size: number;
+  readonly createdAt: string;
+  readonly source: {
+    readonly host: string;
+    readonly vmName: string;
+    readonly snapshotName: string;
+    readonly disk: string;
+  };
+  readonly os: string | null;
+}
+
+export interface ImportPlan {
+  readonly export: string;
+  readonly host: string;
+  readonly mode: "new-vm" | "attach";
+  readonly vm: string;
+  readonly disks: readonly { readonly from: string; readonly file: string; readonly target: string }[];
+  readonly start: boolean;
 }
 
 export interface RevertOptions {

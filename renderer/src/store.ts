@@ -1,47 +1,40 @@
 /**
- * The renderer's state in zustand slices: hosts and VMs, the selected VM with its snapshots, and
- * what the person is doing (a dialog, an error to show). Every change goes through the API.
+ * The renderer's state: one zustand store made of slices (slices/), plus what every view shares:
+ * the connection, which view shows, what is running (a label) and the error to show. Every change
+ * goes through the API.
  */
 import { create } from "zustand";
 
-import { ApiCallError, type ApiClient } from "./client.js";
-import type { ApiError, HostVms, RevertOptions, RevertResult, VmWithSnapshots } from "./protocol.js";
+import type { ApiClient } from "./client.js";
+import type { ApiError } from "./protocol.js";
+import { jobsSlice, type JobsSlice } from "./slices/jobs.js";
+import { librarySlice, type LibrarySlice } from "./slices/library.js";
+import { schedulesSlice, type SchedulesSlice } from "./slices/schedules.js";
+import { settingsSlice, type SettingsSlice } from "./slices/settings.js";
+import { asApiError, type RunAction } from "./slices/types.js";
+import { vmsSlice, type VmsSlice } from "./slices/vms.js";
 
-export interface Selected {
-  readonly host: string;
-  readonly vm: string;
-}
+export type { Selected } from "./slices/vms.js";
 
-export interface AppState {
+export type View = "vms" | "schedules" | "exports" | "settings";
+
+export interface UiSlice {
   readonly connected: boolean;
-  readonly hosts: readonly HostVms[];
-  readonly loading: boolean;
-  readonly selected: Selected | null;
-  readonly vm: VmWithSnapshots | null;
-  readonly selectedSnapshot: string | null;
+  readonly view: View;
+  readonly jobsOpen: boolean;
   readonly error: ApiError | null;
   readonly busy: string | null;
   setConnected(connected: boolean): void;
-  refresh(): Promise<void>;
-  select(selected: Selected): Promise<void>;
-  selectSnapshot(tag: string | null): void;
-  createSnapshot(request: { name?: string; note?: string; disks?: string[] }): Promise<boolean>;
-  deleteSnapshot(tag: string): Promise<void>;
-  setPinned(tag: string, pinned: boolean): Promise<void>;
-  /** Plans (dryRun) or does a revert to `tag`, or, with tag null, an undo of the last revert. */
-  revert(tag: string | null, options: RevertOptions, dryRun: boolean): Promise<RevertResult | null>;
+  show(view: View): void;
+  setJobsOpen(open: boolean): void;
   dismissError(): void;
 }
 
-function asApiError(error: unknown): ApiError {
-  return error instanceof ApiCallError
-    ? error.error
-    : { code: "INTERNAL", message: error instanceof Error ? error.message : String(error), hint: null };
-}
+export type AppState = UiSlice & VmsSlice & JobsSlice & LibrarySlice & SchedulesSlice & SettingsSlice;
 
 export function createAppStore(api: ApiClient) {
-  return create<AppState>((set, get) => {
-    const run = async (busy: string, work: () => Promise<void>): Promise<boolean> => {
+  return create<AppState>()((set, get, store) => {
+    const run: RunAction = async (busy, work) => {
       set({ busy, error: null });
       try {
         await work();
@@ -53,92 +46,21 @@ export function createAppStore(api: ApiClient) {
         set({ busy: null });
       }
     };
-    const reloadVm = async (): Promise<void> => {
-      const selected = get().selected;
-      if (selected !== null) {
-        const vm = await api.call<VmWithSnapshots>("vm.get", selected);
-        set({ vm });
-      }
-    };
     return {
       connected: false,
-      hosts: [],
-      loading: false,
-      selected: null,
-      vm: null,
-      selectedSnapshot: null,
+      view: "vms",
+      jobsOpen: false,
       error: null,
       busy: null,
       setConnected: (connected) => set({ connected }),
-      refresh: async () => {
-        set({ loading: true });
-        try {
-          const hosts = await api.call<HostVms[]>("vms.list");
-          set({ hosts, error: null });
-          await reloadVm();
-        } catch (error) {
-          set({ error: asApiError(error) });
-        } finally {
-          set({ loading: false });
-        }
-      },
-      select: async (selected) => {
-        set({ selected, vm: null, selectedSnapshot: null });
-        await run("Loading the VM", reloadVm);
-      },
-      selectSnapshot: (tag) => set({ selectedSnapshot: tag }),
-      createSnapshot: async (request) => {
-        const selected = get().selected;
-        if (selected === null) {
-          return false;
-        }
-        return run("Taking the snapshot", async () => {
-          await api.call("snapshot.create", { ...selected, ...request });
-          await reloadVm();
-        });
-      },
-      deleteSnapshot: async (tag) => {
-        const selected = get().selected;
-        if (selected !== null) {
-          await run("Deleting the snapshot", async () => {
-            await api.call("snapshot.delete", { ...selected, snapshot: tag });
-            set({ selectedSnapshot: null });
-            await reloadVm();
-          });
-        }
-      },
-      setPinned: async (tag, pinned) => {
-        const selected = get().selected;
-        if (selected !== null) {
-          await run(pinned ? "Pinning" : "Unpinning", async () => {
-            await api.call("snapshot.pin", { ...selected, snapshot: tag, pinned });
-            await reloadVm();
-          });
-        }
-      },
-      revert: async (tag, options, dryRun) => {
-        const selected = get().selected;
-        if (selected === null) {
-          return null;
-        }
-        let result: RevertResult | null = null;
-        await run(dryRun ? "Checking" : tag === null ? "Undoing the revert" : "Reverting", async () => {
-          result =
-            tag === null
-              ? await api.call<RevertResult>("snapshot.undo", { ...selected, ...options, dryRun })
-              : await api.call<RevertResult>("snapshot.revert", {
-                  ...selected,
-                  snapshot: tag,
-                  ...options,
-                  dryRun,
-                });
-          if (!dryRun) {
-            await reloadVm();
-          }
-        });
-        return result;
-      },
+      show: (view) => set({ view, error: null }),
+      setJobsOpen: (jobsOpen) => set({ jobsOpen }),
       dismissError: () => set({ error: null }),
+      ...vmsSlice(api, run)(set, get, store),
+      ...jobsSlice(api, run)(set, get, store),
+      ...librarySlice(api, run)(set, get, store),
+      ...schedulesSlice(api, run)(set, get, store),
+      ...settingsSlice(api, run)(set, get, store),
     };
   });
 }

@@ -1,0 +1,37 @@
+import type { JobView } from "../protocol.js";
+import type { Slice } from "./types.js";
+
+export interface JobsSlice {
+  /** Jobs by id: the UI's own and the scheduler's recent ones. */
+  readonly jobs: Readonly<Record<string, JobView>>;
+  loadJobs(): Promise<void>;
+  /** A job event from the API: a new job, progress, or its end. */
+  jobChanged(job: JobView): void;
+  /** Calls a method that starts a job and returns the job (null when it could not start). */
+  startJob(busy: string, method: string, params: object): Promise<JobView | null>;
+  cancelJob(id: string): Promise<void>;
+}
+
+export const jobsSlice: Slice<JobsSlice> = (api, run) => (set) => ({
+  jobs: {},
+  loadJobs: async () => {
+    const list = await api.call<JobView[]>("jobs.list");
+    set({ jobs: Object.fromEntries(list.map((j) => [j.id, j])) });
+  },
+  jobChanged: (job) => set((s) => ({ jobs: { ...s.jobs, [job.id]: job } })),
+  startJob: async (busy, method, params) => {
+    let job: JobView | null = null;
+    await run(busy, async () => {
+      job = await api.call<JobView>(method, params);
+      const started: JobView = job;
+      set((s) => ({ jobs: { ...s.jobs, [started.id]: s.jobs[started.id] ?? started } }));
+    });
+    return job;
+  },
+  cancelJob: async (id) => {
+    await run("Cancelling", async () => {
+      const job = await api.call<JobView>("jobs.cancel", { id });
+      set((s) => ({ jobs: { ...s.jobs, [id]: job } }));
+    });
+  },
+});

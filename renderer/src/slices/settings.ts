@@ -1,0 +1,108 @@
+import type { HostConfig, Target } from "../protocol.js";
+import type { Slice } from "./types.js";
+
+/** What adding an SSH host or target answers: saved untrusted until the fingerprint is confirmed. */
+export interface Added {
+  readonly offeredFingerprint: string | null;
+  readonly trusted: boolean;
+}
+
+export interface SettingsSlice {
+  readonly hostConfigs: readonly HostConfig[];
+  readonly safetyKeep: number | null;
+  loadSettings(): Promise<void>;
+  addHost(request: {
+    name: string;
+    local: boolean;
+    ssh?: string;
+    identityFile?: string;
+  }): Promise<Added | null>;
+  trustHost(name: string, fingerprint: string): Promise<boolean>;
+  removeHost(name: string): Promise<void>;
+  addTarget(request: {
+    name: string;
+    dir?: string;
+    ssh?: string;
+    identityFile?: string;
+    keep?: number;
+  }): Promise<Added | null>;
+  trustTarget(name: string, fingerprint: string): Promise<boolean>;
+  removeTarget(name: string): Promise<void>;
+  testTarget(name: string): Promise<{ freeBytes: number; rsync: string | null } | null>;
+  setSafetyKeep(keep: number): Promise<void>;
+  /** Creates the two demo VMs on this computer (a job). */
+  labUp(): Promise<void>;
+}
+
+export const settingsSlice: Slice<SettingsSlice> = (api, run) => (set, get) => {
+  const reload = async (): Promise<void> => {
+    await get().loadSettings();
+    await get().refresh();
+  };
+  return {
+    hostConfigs: [],
+    safetyKeep: null,
+    loadSettings: async () => {
+      const [hostConfigs, targets, settings] = await Promise.all([
+        api.call<HostConfig[]>("hosts.list"),
+        api.call<Target[]>("targets.list"),
+        api.call<{ safetyKeep: number }>("settings.get"),
+      ]);
+      set({ hostConfigs, targets, safetyKeep: settings.safetyKeep });
+    },
+    addHost: async (request) => {
+      let added: Added | null = null;
+      await run("Adding the host", async () => {
+        added = await api.call<Added>("hosts.add", request);
+        await reload();
+      });
+      return added;
+    },
+    trustHost: (name, fingerprint) =>
+      run("Trusting the host", async () => {
+        await api.call("hosts.trust", { name, fingerprint });
+        await reload();
+      }),
+    removeHost: async (name) => {
+      await run("Removing the host", async () => {
+        await api.call("hosts.remove", { name });
+        await reload();
+      });
+    },
+    addTarget: async (request) => {
+      let added: Added | null = null;
+      await run("Adding the target", async () => {
+        added = await api.call<Added>("targets.add", request);
+        await get().loadSettings();
+      });
+      return added;
+    },
+    trustTarget: (name, fingerprint) =>
+      run("Trusting the target", async () => {
+        await api.call("targets.trust", { name, fingerprint });
+        await get().loadSettings();
+      }),
+    removeTarget: async (name) => {
+      await run("Removing the target", async () => {
+        await api.call("targets.remove", { name });
+        await get().loadSettings();
+      });
+    },
+    testTarget: async (name) => {
+      let result: { freeBytes: number; rsync: string | null } | null = null;
+      await run("Testing the target", async () => {
+        result = await api.call<{ freeBytes: number; rsync: string | null }>("targets.test", { name });
+      });
+      return result;
+    },
+    setSafetyKeep: async (keep) => {
+      await run("Saving", async () => {
+        const settings = await api.call<{ safetyKeep: number }>("settings.set", { safetyKeep: keep });
+        set({ safetyKeep: settings.safetyKeep });
+      });
+    },
+    labUp: async () => {
+      await get().startJob("Creating the demo VMs", "lab.up", {});
+    },
+  };
+};

@@ -8,9 +8,17 @@ import { SnapshotDialog } from "./SnapshotDialog.js";
 import { VmDetail } from "./VmDetail.js";
 import { VmList } from "./VmList.js";
 import { ErrorBox } from "./ErrorBox.js";
+import { FirstRun } from "./FirstRun.js";
+import { SchedulesView } from "./SchedulesView.js";
+import { SettingsView } from "./SettingsView.js";
+import { VmSchedules } from "./VmSchedules.js";
 
 /** The views in the top bar, in order. */
-const NAV: readonly { view: View; label: string }[] = [{ view: "vms", label: "Virtual machines" }];
+const NAV: readonly { view: View; label: string }[] = [
+  { view: "vms", label: "Virtual machines" },
+  { view: "schedules", label: "Schedules" },
+  { view: "settings", label: "Settings" },
+];
 
 export function App({ store }: { store: AppStore }) {
   const state = useStore(store);
@@ -50,7 +58,12 @@ export function App({ store }: { store: AppStore }) {
       {state.view === "vms" && (
         <div className="panes">
           <nav className="sidebar" aria-label="Hosts and VMs">
-            <VmList hosts={state.hosts} selected={state.selected} onSelect={(s) => void state.select(s)} />
+            <VmList
+              hosts={state.hosts}
+              selected={state.selected}
+              onSelect={(s) => void state.select(s)}
+              firstRun={state.loading || !state.connected ? null : <FirstRun store={store} />}
+            />
           </nav>
           <main className="detail">
             {state.vm === null ? (
@@ -68,11 +81,14 @@ export function App({ store }: { store: AppStore }) {
                   state.dismissError();
                   setRevert({ snapshot, key: Date.now() });
                 }}
+                schedules={<VmSchedules store={store} vm={state.vm} />}
               />
             )}
           </main>
         </div>
       )}
+      {state.view === "schedules" && <SchedulesView store={store} />}
+      {state.view === "settings" && <SettingsView store={store} />}
       {revert !== null && state.vm !== null && (
         <RevertWizard
           key={revert.key}

@@ -1,4 +1,4 @@
-import { useMemo, useState } from "react";
+import { useMemo, useState, type ReactNode } from "react";
 
 import type { Snapshot, VmWithSnapshots } from "./protocol.js";
 import { Timeline } from "./Timeline.js";
@@ -29,6 +29,7 @@ export function VmDetail({
   onDelete,
   onPin,
   onRevert,
+  schedules,
 }: {
   vm: VmWithSnapshots;
   selectedSnapshot: string | null;
@@ -39,6 +40,8 @@ export function VmDetail({
   onPin: (tag: string, pinned: boolean) => void;
   /** Opens the revert wizard; null: undo the last revert. */
   onRevert: (snapshot: Snapshot | null) => void;
+  /** The VM's schedules section (VmSchedules), which owns its data and editor. */
+  schedules: ReactNode;
 }) {
   const [zoom, setZoom] = useState<ZoomId>("all");
   // The newest first, a page at a time: a VM with a thousand snapshots stays quick to show.
@@ -90,6 +93,7 @@ export function VmDetail({
           ))}
         </tbody>
       </table>
+      {schedules}
       <section aria-labelledby="timeline-title">
         <div className="section-head">
           <h3 id="timeline-title">Snapshots</h3>

@@ -1,3 +1,5 @@
+import type { ReactNode } from "react";
+
 import type { HostVms, ListedVm } from "./protocol.js";
 import type { Selected } from "./store.js";
 
@@ -17,13 +19,16 @@ export function VmList({
   hosts,
   selected,
   onSelect,
+  firstRun,
 }: {
   hosts: readonly HostVms[];
   selected: Selected | null;
   onSelect: (selected: Selected) => void;
+  /** Shown when there is no VM to list (no hosts, or hosts without VMs): how to get some. */
+  firstRun: ReactNode;
 }) {
   if (hosts.length === 0) {
-    return <p className="empty">No hosts yet. Add one with `snapkeep host add`, or try `snapkeep lab up`.</p>;
+    return firstRun;
   }
   return (
     <ul className="hosts">
@@ -61,6 +66,7 @@ export function VmList({
           </ul>
         </li>
       ))}
+      {hosts.every((h) => h.vms.length === 0 && h.error === null) && <li>{firstRun}</li>}
     </ul>
   );
 }

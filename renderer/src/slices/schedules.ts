@@ -1,30 +1,44 @@
-import type { DraftPreview, ListedSchedule, Schedule, ScheduleDraft } from "../protocol.js";
-import type { Slice } from "./types.js";
+import type { ApiError, DraftPreview, ListedSchedule, Schedule, ScheduleDraft } from "../protocol.js";
+import { asApiError, type Slice } from "./types.js";
 
 export interface SchedulesSlice {
   readonly schedules: readonly ListedSchedule[];
   loadSchedules(): Promise<void>;
-  /** Adds a schedule, or with `id` changes that one. True when saved. */
-  saveSchedule(draft: ScheduleDraft, id?: string): Promise<boolean>;
+  /**
+   * Adds a schedule, or with `id` changes that one. Answers null when saved, else the error: the
+   * editor shows it beside its fields rather than on the page behind it.
+   */
+  saveSchedule(draft: ScheduleDraft, id?: string): Promise<ApiError | null>;
   removeSchedule(id: string): Promise<void>;
   setScheduleEnabled(id: string, enabled: boolean): Promise<void>;
   /** The editor's live preview; its errors are returned, not shown as the page's error. */
-  previewSchedule(draft: ScheduleDraft, editing?: string): Promise<DraftPreview | { error: string }>;
+  previewSchedule(draft: ScheduleDraft, editing?: string): Promise<DraftPreview | { error: ApiError }>;
 }
 
 export const schedulesSlice: Slice<SchedulesSlice> = (api, run) => (set, get) => ({
   schedules: [],
   loadSchedules: async () => {
-    set({ schedules: await api.call<ListedSchedule[]>("schedules.list") });
+    try {
+      set({ schedules: await api.call<ListedSchedule[]>("schedules.list") });
+    } catch (error) {
+      set({ error: asApiError(error) });
+    }
   },
-  saveSchedule: (draft, id) =>
-    run(id === undefined ? "Adding the schedule" : "Saving the schedule", async () => {
+  saveSchedule: async (draft, id) => {
+    set({ busy: id === undefined ? "Adding the schedule" : "Saving the schedule" });
+    try {
       await api.call<Schedule>(
         id === undefined ? "schedules.add" : "schedules.update",
         id === undefined ? draft : { ...draft, id },
       );
       await get().loadSchedules();
-    }),
+      return null;
+    } catch (error) {
+      return asApiError(error);
+    } finally {
+      set({ busy: null });
+    }
+  },
   removeSchedule: async (id) => {
     await run("Removing the schedule", async () => {
       await api.call("schedules.remove", { id });
@@ -44,7 +58,7 @@ export const schedulesSlice: Slice<SchedulesSlice> = (api, run) => (set, get) =>
         ...(editing === undefined ? {} : { editing }),
       });
     } catch (error) {
-      return { error: error instanceof Error ? error.message : String(error) };
+      return { error: asApiError(error) };
     }
   },
 });

@@ -1,5 +1,5 @@
 import type { HostConfig, Target } from "../protocol.js";
-import type { Slice } from "./types.js";
+import { asApiError, type Slice } from "./types.js";
 
 /** What adding an SSH host or target answers: saved untrusted until the fingerprint is confirmed. */
 export interface Added {
@@ -17,6 +17,8 @@ export interface SettingsSlice {
     ssh?: string;
     identityFile?: string;
   }): Promise<Added | null>;
+  /** The fingerprint an untrusted host or target offers now, for the person to check again. */
+  offeredFingerprint(kind: "host" | "target", name: string): Promise<string | null>;
   trustHost(name: string, fingerprint: string): Promise<boolean>;
   removeHost(name: string): Promise<void>;
   addTarget(request: {
@@ -43,12 +45,16 @@ export const settingsSlice: Slice<SettingsSlice> = (api, run) => (set, get) => {
     hostConfigs: [],
     safetyKeep: null,
     loadSettings: async () => {
-      const [hostConfigs, targets, settings] = await Promise.all([
-        api.call<HostConfig[]>("hosts.list"),
-        api.call<Target[]>("targets.list"),
-        api.call<{ safetyKeep: number }>("settings.get"),
-      ]);
-      set({ hostConfigs, targets, safetyKeep: settings.safetyKeep });
+      try {
+        const [hostConfigs, targets, settings] = await Promise.all([
+          api.call<HostConfig[]>("hosts.list"),
+          api.call<Target[]>("targets.list"),
+          api.call<{ safetyKeep: number }>("settings.get"),
+        ]);
+        set({ hostConfigs, targets, safetyKeep: settings.safetyKeep });
+      } catch (error) {
+        set({ error: asApiError(error) });
+      }
     },
     addHost: async (request) => {
       let added: Added | null = null;
@@ -57,6 +63,15 @@ export const settingsSlice: Slice<SettingsSlice> = (api, run) => (set, get) => {
         await reload();
       });
       return added;
+    },
+    offeredFingerprint: async (kind, name) => {
+      let offered: string | null = null;
+      await run("Asking for the host key", async () => {
+        offered = await api.call<string>(kind === "host" ? "hosts.fingerprint" : "targets.fingerprint", {
+          name,
+        });
+      });
+      return offered;
     },
     trustHost: (name, fingerprint) =>
       run("Trusting the host", async () => {

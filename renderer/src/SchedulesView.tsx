@@ -1,0 +1,176 @@
+import { useEffect, useState } from "react";
+import { useStore } from "zustand";
+
+import type { HostVms, ListedSchedule, Schedule } from "./protocol.js";
+import { ScheduleEditor, type EditorVm } from "./ScheduleEditor.js";
+import { disksInWords, retentionInWords, scheduleStatus, whenInWords } from "./schedule-words.js";
+import type { AppStore } from "./store.js";
+import { dateTime } from "./when.js";
+
+/** Every VM the editor can choose, from the VM list the store already holds. */
+export function editorVms(hosts: readonly HostVms[]): EditorVm[] {
+  return hosts.flatMap((h) =>
+    h.vms.map((vm) => ({ host: h.host, name: vm.name, uuid: vm.uuid, disks: vm.disks })),
+  );
+}
+
+/** The VM of a schedule as the editor needs it; its disks are unknown while its host is offline. */
+export function vmOfSchedule(hosts: readonly HostVms[], schedule: Schedule): EditorVm {
+  const found = editorVms(hosts).find((v) => v.host === schedule.host && v.uuid === schedule.vmUuid);
+  return found ?? { host: schedule.host, name: schedule.vmName, uuid: schedule.vmUuid, disks: [] };
+}
+
+export function StatusCell({ listed }: { listed: ListedSchedule }) {
+  const status = scheduleStatus(listed);
+  if (status.level !== "failing") {
+    return <span className={`badge status-${status.level}`}>{status.level}</span>;
+  }
+  return (
+    <>
+      <span className="badge status-failing">failing</span>
+      <p className="status-error">
+        {status.error}
+        {status.failures > 1 && ` (${status.failures} failures in a row)`}
+      </p>
+    </>
+  );
+}
+
+function uncapitalize(text: string): string {
+  return text.charAt(0).toLowerCase() + text.slice(1);
+}
+
+export function lastRunText(listed: ListedSchedule): string {
+  const state = listed.state;
+  if (state?.lastRunAt === undefined) {
+    return "never";
+  }
+  return state.lastResult === undefined || state.lastResult === "ok"
+    ? dateTime(state.lastRunAt)
+    : `${dateTime(state.lastRunAt)} (${state.lastResult})`;
+}
+
+/**
+ * Every schedule on every host: when it runs, what it keeps, whether it works, and the last and
+ * next run. Pause, edit and remove are here; a new one is added for any VM.
+ */
+export function SchedulesView({ store }: { store: AppStore }) {
+  const state = useStore(store);
+  const [editor, setEditor] = useState<{ vms: EditorVm[]; editing: Schedule | null } | null>(null);
+  // The VM list reloads on every change event; the schedules' last runs change with it.
+  useEffect(() => {
+    void store.getState().loadSchedules();
+  }, [store, state.hosts]);
+
+  const choices = editorVms(state.hosts);
+  return (
+    <main className="page" aria-labelledby="schedules-title">
+      <header className="page-head">
+        <h2 id="schedules-title">Schedules</h2>
+        {state.busy !== null && (
+          <span className="busy" role="status">
+            {state.busy}…
+          </span>
+        )}
+        <button
+          type="button"
+          className="primary"
+          disabled={choices.length === 0}
+          onClick={() => setEditor({ vms: choices, editing: null })}
+        >
+          Add schedule…
+        </button>
+      </header>
+      {state.schedules.length === 0 ? (
+        <p className="empty">
+          No schedules yet. A schedule takes snapshots of a VM daily, weekly or monthly and removes the old
+          ones it made. {choices.length === 0 ? "Add a host with VMs first (Settings)." : "Add one to start."}
+        </p>
+      ) : (
+        <table className="schedules">
+          <thead>
+            <tr>
+              <th scope="col">VM</th>
+              <th scope="col">When</th>
+              <th scope="col">Disks</th>
+              <th scope="col">Retention</th>
+              <th scope="col">Status</th>
+              <th scope="col">Last run</th>
+              <th scope="col">Next run</th>
+              <th scope="col">
+                <span className="sr-only">Actions</span>
+              </th>
+            </tr>
+          </thead>
+          <tbody>
+            {state.schedules.map((listed) => {
+              const s = listed.schedule;
+              return (
+                <tr key={s.id} aria-label={`${s.vmName}: ${whenInWords(s.when)}`}>
+                  <td>
+                    <span className="vm-ref">
+                      <span className="muted">{s.host}/</span>
+                      {s.vmName}
+                    </span>
+                    {s.note !== undefined && <p className="hint">{s.note}</p>}
+                  </td>
+                  <td>{whenInWords(s.when)}</td>
+                  <td>{disksInWords(s.disks)}</td>
+                  <td>{retentionInWords(s.retention)}</td>
+                  <td>
+                    <StatusCell listed={listed} />
+                  </td>
+                  <td>{lastRunText(listed)}</td>
+                  <td>{listed.nextRun === null ? "—" : dateTime(listed.nextRun)}</td>
+                  <td className="actions">
+                    <button
+                      type="button"
+                      disabled={state.busy !== null}
+                      onClick={() => void state.setScheduleEnabled(s.id, !s.enabled)}
+                    >
+                      {s.enabled ? "Pause" : "Resume"}
+                    </button>
+                    <button
+                      type="button"
+                      disabled={state.busy !== null}
+                      onClick={() => setEditor({ vms: [vmOfSchedule(state.hosts, s)], editing: s })}
+                    >
+                      Edit…
+                    </button>
+                    <button
+                      type="button"
+                      className="danger"
+                      disabled={state.busy !== null}
+                      onClick={() => {
+                        if (
+                          window.confirm(
+                            `Remove the schedule of ${s.vmName} (${uncapitalize(whenInWords(s.when))})? ` +
+                              `No more snapshots are taken or pruned by it. The snapshots it made stay on ${s.host}; delete them from the VM when you no longer need them.`,
+                          )
+                        ) {
+                          void state.removeSchedule(s.id);
+                        }
+                      }}
+                    >
+                      Remove
+                    </button>
+                  </td>
+                </tr>
+              );
+            })}
+          </tbody>
+        </table>
+      )}
+      {editor !== null && (
+        <ScheduleEditor
+          vms={editor.vms}
+          editing={editor.editing}
+          busy={state.busy !== null}
+          onPreview={(draft, id) => state.previewSchedule(draft, id)}
+          onSave={(draft, id) => state.saveSchedule(draft, id)}
+          onClose={() => setEditor(null)}
+        />
+      )}
+    </main>
+  );
+}

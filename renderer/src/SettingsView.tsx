@@ -1,0 +1,620 @@
+import { useEffect, useId, useState, type FormEvent } from "react";
+import { useStore } from "zustand";
+
+import type { HostConfig, HostVms, Target } from "./protocol.js";
+import type { AppStore } from "./store.js";
+
+/** A host key waiting for the person to compare it with the one the host prints. */
+interface PendingTrust {
+  readonly kind: "host" | "target";
+  readonly name: string;
+  readonly fingerprint: string;
+}
+
+const HOST_KEY_COMMAND = "ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub";
+
+/**
+ * Hosts, export targets and the safety-snapshot count. SSH hosts and targets are saved untrusted:
+ * the key they offer is shown, and only pinned once the person confirms it matches the host's own.
+ */
+export function SettingsView({ store }: { store: AppStore }) {
+  const state = useStore(store);
+  const [pending, setPending] = useState<PendingTrust | null>(null);
+  // The VM list reloads on every change event; hosts and targets may have changed with it.
+  useEffect(() => {
+    void store.getState().loadSettings();
+  }, [store, state.hosts]);
+
+  const askTrust = async (kind: "host" | "target", name: string): Promise<void> => {
+    const fingerprint = await state.offeredFingerprint(kind, name);
+    if (fingerprint !== null) {
+      setPending({ kind, name, fingerprint });
+    }
+  };
+  return (
+    <main className="page settings" aria-labelledby="settings-title">
+      <header className="page-head">
+        <h2 id="settings-title">Settings</h2>
+        {state.busy !== null && (
+          <span className="busy" role="status">
+            {state.busy}…
+          </span>
+        )}
+      </header>
+      {pending !== null && (
+        <FingerprintCheck
+          pending={pending}
+          busy={state.busy !== null}
+          onTrust={async () => {
+            const trusted =
+              pending.kind === "host"
+                ? await state.trustHost(pending.name, pending.fingerprint)
+                : await state.trustTarget(pending.name, pending.fingerprint);
+            if (trusted) {
+              setPending(null);
+            }
+          }}
+          onLater={() => setPending(null)}
+        />
+      )}
+      <HostsSection
+        hosts={state.hostConfigs}
+        vms={state.hosts}
+        busy={state.busy !== null}
+        onAdd={async (request) => {
+          const added = await state.addHost(request);
+          if (added !== null && !added.trusted && added.offeredFingerprint !== null) {
+            setPending({ kind: "host", name: request.name, fingerprint: added.offeredFingerprint });
+          }
+          return added !== null;
+        }}
+        onCheck={(name) => void askTrust("host", name)}
+        onRemove={(name) => void state.removeHost(name)}
+      />
+      <TargetsSection
+        targets={state.targets}
+        busy={state.busy !== null}
+        onAdd={async (request) => {
+          const added = await state.addTarget(request);
+          if (added !== null && !added.trusted && added.offeredFingerprint !== null) {
+            setPending({ kind: "target", name: request.name, fingerprint: added.offeredFingerprint });
+          }
+          return added !== null;
+        }}
+        onCheck={(name) => void askTrust("target", name)}
+        onTest={(name) => state.testTarget(name)}
+        onRemove={(name) => void state.removeTarget(name)}
+      />
+      <SafetySection
+        keep={state.safetyKeep}
+        busy={state.busy !== null}
+        onSave={(keep) => void state.setSafetyKeep(keep)}
+      />
+    </main>
+  );
+}
+
+function FingerprintCheck({
+  pending,
+  busy,
+  onTrust,
+  onLater,
+}: {
+  pending: PendingTrust;
+  busy: boolean;
+  onTrust: () => Promise<void>;
+  onLater: () => void;
+}) {
+  const id = useId();
+  const what = pending.kind === "host" ? "host" : "export target";
+  return (
+    <section className="fingerprint" role="region" aria-labelledby={`${id}-title`}>
+      <h3 id={`${id}-title`}>
+        Is this the host key of {what} {pending.name}?
+      </h3>
+      <p>
+        It offered this fingerprint:
+        <code className="key" aria-label="Offered fingerprint">
+          {pending.fingerprint}
+        </code>
+      </p>
+      <p>
+        On that machine, <code>{HOST_KEY_COMMAND}</code> prints its own (for an RSA or ECDSA key, use that
+        key’s .pub file). Trust it only if the two match: until then Snapkeep runs nothing there. A mismatch
+        means you may be talking to another machine.
+      </p>
+      <div className="buttons">
+        <button type="button" onClick={onLater} disabled={busy}>
+          Not now
+        </button>
+        <button type="button" className="primary" onClick={() => void onTrust()} disabled={busy} autoFocus>
+          It matches — trust {pending.name}
+        </button>
+      </div>
+    </section>
+  );
+}
+
+function sshAddress(host: {
+  user?: string | undefined;
+  host?: string | undefined;
+  port?: number | undefined;
+}) {
+  return `${host.user === undefined ? "" : `${host.user}@`}${host.host ?? ""}${host.port === undefined ? "" : `:${host.port}`}`;
+}
+
+function hostAddress(host: HostConfig): string {
+  if (host.kind === "local") {
+    return host.uri;
+  }
+  return host.alias ?? sshAddress(host);
+}
+
+function hostStatus(host: HostConfig, vms: readonly HostVms[]) {
+  const listed = vms.find((h) => h.host === host.name);
+  if (listed === undefined) {
+    return <span className="muted">not checked yet</span>;
+  }
+  if (listed.error !== null) {
+    return (
+      <>
+        <span className="dot offline" /> <span className="status-error">{listed.error}</span>
+      </>
+    );
+  }
+  return (
+    <>
+      <span className="dot online" /> online, {listed.vms.length} VM{listed.vms.length === 1 ? "" : "s"}
+    </>
+  );
+}
+
+function HostsSection({
+  hosts,
+  vms,
+  busy,
+  onAdd,
+  onCheck,
+  onRemove,
+}: {
+  hosts: readonly HostConfig[];
+  vms: readonly HostVms[];
+  busy: boolean;
+  onAdd: (request: { name: string; local: boolean; ssh?: string; identityFile?: string }) => Promise<boolean>;
+  onCheck: (name: string) => void;
+  onRemove: (name: string) => void;
+}) {
+  const id = useId();
+  const hasLocal = hosts.some((h) => h.kind === "local");
+  const [local, setLocal] = useState(!hasLocal);
+  const [name, setName] = useState(hasLocal ? "" : "local");
+  const [ssh, setSsh] = useState("");
+  const [identity, setIdentity] = useState("");
+  const submit = async (event: FormEvent): Promise<void> => {
+    event.preventDefault();
+    const added = await onAdd({
+      name: name.trim(),
+      local,
+      ...(local ? {} : { ssh: ssh.trim() }),
+      ...(local || identity.trim() === "" ? {} : { identityFile: identity.trim() }),
+    });
+    if (added) {
+      setName("");
+      setSsh("");
+      setIdentity("");
+      setLocal(false);
+    }
+  };
+  return (
+    <section aria-labelledby={`${id}-title`}>
+      <h3 id={`${id}-title`}>Hosts</h3>
+      {hosts.length === 0 ? (
+        <p className="empty">No hosts yet. Add this computer or a machine you reach over SSH.</p>
+      ) : (
+        <table aria-labelledby={`${id}-title`}>
+          <thead>
+            <tr>
+              <th scope="col">Name</th>
+              <th scope="col">Kind</th>
+              <th scope="col">Address</th>
+              <th scope="col">Host key</th>
+              <th scope="col">Status</th>
+              <th scope="col">
+                <span className="sr-only">Actions</span>
+              </th>
+            </tr>
+          </thead>
+          <tbody>
+            {hosts.map((h) => (
+              <tr key={h.name}>
+                <td>{h.name}</td>
+                <td>{h.kind === "local" ? "This computer" : "SSH"}</td>
+                <td className="path">{hostAddress(h)}</td>
+                <td>
+                  {h.kind === "local" ? (
+                    <span className="muted">not needed</span>
+                  ) : h.hostKey === undefined ? (
+                    <span className="badge status-failing">not trusted</span>
+                  ) : (
+                    <>
+                      <span className="badge status-active">trusted</span>{" "}
+                      <code className="key">{h.hostKey}</code>
+                    </>
+                  )}
+                </td>
+                <td>{hostStatus(h, vms)}</td>
+                <td className="actions">
+                  {h.kind === "ssh" && h.hostKey === undefined && (
+                    <button type="button" disabled={busy} onClick={() => onCheck(h.name)}>
+                      Check host key…
+                    </button>
+                  )}
+                  <button
+                    type="button"
+                    className="danger"
+                    disabled={busy}
+                    onClick={() => {
+                      if (
+                        window.confirm(
+                          `Remove host ${h.name}? Snapkeep stops showing its VMs. Nothing on the host changes: its VMs, snapshots and images stay, and adding it again under the same name brings back notes and pins.`,
+                        )
+                      ) {
+                        onRemove(h.name);
+                      }
+                    }}
+                  >
+                    Remove
+                  </button>
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+      <form className="add-form" onSubmit={(e) => void submit(e)} aria-labelledby={`${id}-add`}>
+        <h4 id={`${id}-add`}>Add a host</h4>
+        <div className="choice" role="radiogroup" aria-label="Kind of host">
+          <label className="check">
+            <input
+              type="radio"
+              name={`${id}-kind`}
+              checked={local}
+              onChange={() => {
+                setLocal(true);
+                if (name === "") {
+                  setName("local");
+                }
+              }}
+            />
+            This computer
+          </label>
+          <label className="check">
+            <input type="radio" name={`${id}-kind`} checked={!local} onChange={() => setLocal(false)} />
+            An SSH host
+          </label>
+        </div>
+        <div className="form-grid">
+          <label htmlFor={`${id}-name`}>Name</label>
+          <input
+            id={`${id}-name`}
+            value={name}
+            onChange={(e) => setName(e.target.value)}
+            placeholder={local ? "local" : "web01"}
+            required
+            maxLength={63}
+          />
+          {!local && (
+            <>
+              <label htmlFor={`${id}-ssh`}>SSH address</label>
+              <input
+                id={`${id}-ssh`}
+                value={ssh}
+                onChange={(e) => setSsh(e.target.value)}
+                placeholder="admin@web01.lan:22"
+                required
+                spellCheck={false}
+                aria-describedby={`${id}-ssh-hint`}
+              />
+              <p className="hint span2" id={`${id}-ssh-hint`}>
+                user@host[:port], or a Host name from ~/.ssh/config. The user must be allowed to use libvirt
+                (root, or in the libvirt group).
+              </p>
+              <label htmlFor={`${id}-identity`}>Identity file</label>
+              <input
+                id={`${id}-identity`}
+                value={identity}
+                onChange={(e) => setIdentity(e.target.value)}
+                placeholder="~/.ssh/id_ed25519 (optional)"
+                spellCheck={false}
+                aria-describedby={`${id}-identity-hint`}
+              />
+              <p className="hint span2" id={`${id}-identity-hint`}>
+                Empty: the keys of ssh-agent or ~/.ssh/config are used.
+              </p>
+            </>
+          )}
+        </div>
+        <div className="buttons">
+          <button type="submit" className="primary" disabled={busy || name.trim() === ""}>
+            {local ? "Add this computer" : "Add SSH host"}
+          </button>
+        </div>
+      </form>
+    </section>
+  );
+}
+
+function formatBytes(bytes: number): string {
+  const units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return `${value >= 10 || unit === 0 ? Math.round(value) : value.toFixed(1)} ${units[unit]}`;
+}
+
+function targetLocation(target: Target): string {
+  return target.kind === "dir" ? target.path : `${sshAddress(target)}:${target.path}`;
+}
+
+type TestResult = { freeBytes: number; rsync: string | null };
+
+function TargetsSection({
+  targets,
+  busy,
+  onAdd,
+  onCheck,
+  onTest,
+  onRemove,
+}: {
+  targets: readonly Target[];
+  busy: boolean;
+  onAdd: (request: {
+    name: string;
+    dir?: string;
+    ssh?: string;
+    identityFile?: string;
+    keep?: number;
+  }) => Promise<boolean>;
+  onCheck: (name: string) => void;
+  onTest: (name: string) => Promise<TestResult | null>;
+  onRemove: (name: string) => void;
+}) {
+  const id = useId();
+  const [folder, setFolder] = useState(true);
+  const [name, setName] = useState("");
+  const [location, setLocation] = useState("");
+  const [identity, setIdentity] = useState("");
+  const [keep, setKeep] = useState("");
+  const [tested, setTested] = useState<Record<string, TestResult>>({});
+  const submit = async (event: FormEvent): Promise<void> => {
+    event.preventDefault();
+    const added = await onAdd({
+      name: name.trim(),
+      ...(folder ? { dir: location.trim() } : { ssh: location.trim() }),
+      ...(folder || identity.trim() === "" ? {} : { identityFile: identity.trim() }),
+      ...(keep.trim() === "" ? {} : { keep: Number(keep) }),
+    });
+    if (added) {
+      setName("");
+      setLocation("");
+      setIdentity("");
+      setKeep("");
+    }
+  };
+  return (
+    <section aria-labelledby={`${id}-title`}>
+      <h3 id={`${id}-title`}>Export targets</h3>
+      <p className="hint">
+        Where copies of snapshots go, off the host: a folder (a NAS mount, a USB disk) or an SSH host.
+      </p>
+      {targets.length === 0 ? (
+        <p className="empty">No export targets yet.</p>
+      ) : (
+        <table aria-labelledby={`${id}-title`}>
+          <thead>
+            <tr>
+              <th scope="col">Name</th>
+              <th scope="col">Kind</th>
+              <th scope="col">Location</th>
+              <th scope="col">Keeps</th>
+              <th scope="col">Host key</th>
+              <th scope="col">Test</th>
+              <th scope="col">
+                <span className="sr-only">Actions</span>
+              </th>
+            </tr>
+          </thead>
+          <tbody>
+            {targets.map((t) => {
+              const result = tested[t.name];
+              return (
+                <tr key={t.name}>
+                  <td>{t.name}</td>
+                  <td>{t.kind === "dir" ? "Folder" : "SSH"}</td>
+                  <td className="path">{targetLocation(t)}</td>
+                  <td>{t.keep === undefined ? "all" : `${t.keep} per VM`}</td>
+                  <td>
+                    {t.kind === "dir" ? (
+                      <span className="muted">not needed</span>
+                    ) : t.hostKey === undefined ? (
+                      <span className="badge status-failing">not trusted</span>
+                    ) : (
+                      <>
+                        <span className="badge status-active">trusted</span>{" "}
+                        <code className="key">{t.hostKey}</code>
+                      </>
+                    )}
+                  </td>
+                  <td aria-live="polite">
+                    {result === undefined ? (
+                      <span className="muted">not tested</span>
+                    ) : (
+                      <span className="test-result">
+                        writable, {formatBytes(result.freeBytes)} free
+                        <br />
+                        {result.rsync ?? "no rsync on this computer"}
+                      </span>
+                    )}
+                  </td>
+                  <td className="actions">
+                    {t.kind === "ssh" && t.hostKey === undefined && (
+                      <button type="button" disabled={busy} onClick={() => onCheck(t.name)}>
+                        Check host key…
+                      </button>
+                    )}
+                    <button
+                      type="button"
+                      disabled={busy}
+                      onClick={() =>
+                        void onTest(t.name).then((r) => {
+                          if (r !== null) {
+                            setTested((all) => ({ ...all, [t.name]: r }));
+                          }
+                        })
+                      }
+                    >
+                      Test
+                    </button>
+                    <button
+                      type="button"
+                      className="danger"
+                      disabled={busy}
+                      onClick={() => {
+                        if (
+                          window.confirm(
+                            `Remove export target ${t.name}? Snapkeep forgets it; the exports already there stay where they are.`,
+                          )
+                        ) {
+                          onRemove(t.name);
+                        }
+                      }}
+                    >
+                      Remove
+                    </button>
+                  </td>
+                </tr>
+              );
+            })}
+          </tbody>
+        </table>
+      )}
+      <form className="add-form" onSubmit={(e) => void submit(e)} aria-labelledby={`${id}-add`}>
+        <h4 id={`${id}-add`}>Add an export target</h4>
+        <div className="choice" role="radiogroup" aria-label="Kind of target">
+          <label className="check">
+            <input type="radio" name={`${id}-kind`} checked={folder} onChange={() => setFolder(true)} />A
+            folder on this computer
+          </label>
+          <label className="check">
+            <input type="radio" name={`${id}-kind`} checked={!folder} onChange={() => setFolder(false)} />A
+            folder on an SSH host
+          </label>
+        </div>
+        <div className="form-grid">
+          <label htmlFor={`${id}-name`}>Name</label>
+          <input
+            id={`${id}-name`}
+            value={name}
+            onChange={(e) => setName(e.target.value)}
+            placeholder={folder ? "usb" : "nas"}
+            required
+            maxLength={64}
+          />
+          <label htmlFor={`${id}-location`}>{folder ? "Folder" : "SSH address and folder"}</label>
+          <input
+            id={`${id}-location`}
+            value={location}
+            onChange={(e) => setLocation(e.target.value)}
+            placeholder={folder ? "/media/usb/vm-exports" : "backup@nas.lan:/srv/vm-exports"}
+            required
+            spellCheck={false}
+          />
+          {!folder && (
+            <>
+              <label htmlFor={`${id}-identity`}>Identity file</label>
+              <input
+                id={`${id}-identity`}
+                value={identity}
+                onChange={(e) => setIdentity(e.target.value)}
+                placeholder="~/.ssh/id_ed25519 (optional)"
+                spellCheck={false}
+              />
+            </>
+          )}
+          <label htmlFor={`${id}-keep`}>Keep per VM</label>
+          <input
+            id={`${id}-keep`}
+            type="number"
+            min={1}
+            max={1000}
+            value={keep}
+            onChange={(e) => setKeep(e.target.value)}
+            placeholder="all"
+            aria-describedby={`${id}-keep-hint`}
+          />
+          <p className="hint span2" id={`${id}-keep-hint`}>
+            The newest verified exports of each VM to keep there; empty keeps all.
+          </p>
+        </div>
+        <div className="buttons">
+          <button
+            type="submit"
+            className="primary"
+            disabled={busy || name.trim() === "" || location.trim() === ""}
+          >
+            Add target
+          </button>
+        </div>
+      </form>
+    </section>
+  );
+}
+
+function SafetySection({
+  keep,
+  busy,
+  onSave,
+}: {
+  keep: number | null;
+  busy: boolean;
+  onSave: (keep: number) => void;
+}) {
+  const id = useId();
+  const [value, setValue] = useState<string | null>(null);
+  const shown = value ?? (keep === null ? "" : String(keep));
+  return (
+    <section aria-labelledby={`${id}-title`}>
+      <h3 id={`${id}-title`}>Safety snapshots</h3>
+      <form
+        className="inline-form"
+        onSubmit={(e) => {
+          e.preventDefault();
+          onSave(Number(shown));
+          setValue(null);
+        }}
+      >
+        <label htmlFor={`${id}-keep`}>Kept per VM</label>
+        <input
+          id={`${id}-keep`}
+          type="number"
+          min={1}
+          max={100}
+          required
+          value={shown}
+          onChange={(e) => setValue(e.target.value)}
+          aria-describedby={`${id}-hint`}
+        />
+        <button type="submit" disabled={busy || value === null || String(keep) === value}>
+          Save
+        </button>
+      </form>
+      <p className="hint" id={`${id}-hint`}>
+        Every revert first takes a safety snapshot of today’s disks, so the revert can be undone. The newest
+        ones are kept, older ones deleted; pinned ones always stay.
+      </p>
+    </section>
+  );
+}

@@ -1,0 +1,85 @@
+import { useEffect, useState } from "react";
+import { useStore } from "zustand";
+
+import type { Schedule, VmWithSnapshots } from "./protocol.js";
+import { ScheduleEditor } from "./ScheduleEditor.js";
+import { StatusCell, lastRunText } from "./SchedulesView.js";
+import { disksInWords, retentionInWords, whenInWords } from "./schedule-words.js";
+import type { AppStore } from "./store.js";
+import { dateTime } from "./when.js";
+
+/** The schedules of the VM that is open, with "Add schedule…": the VM detail's schedules section. */
+export function VmSchedules({ store, vm }: { store: AppStore; vm: VmWithSnapshots }) {
+  const state = useStore(store);
+  const [editor, setEditor] = useState<{ editing: Schedule | null } | null>(null);
+  useEffect(() => {
+    void store.getState().loadSchedules();
+  }, [store, vm]);
+
+  const mine = state.schedules.filter((l) => l.schedule.host === vm.host && l.schedule.vmUuid === vm.uuid);
+  return (
+    <section aria-labelledby="vm-schedules-title">
+      <div className="section-head">
+        <h3 id="vm-schedules-title">Schedules</h3>
+        <button type="button" onClick={() => state.show("schedules")}>
+          All schedules
+        </button>
+        <button type="button" disabled={state.busy !== null} onClick={() => setEditor({ editing: null })}>
+          Add schedule…
+        </button>
+      </div>
+      {mine.length === 0 ? (
+        <p className="empty">No schedule: snapshots of {vm.name} are only taken by hand.</p>
+      ) : (
+        <table className="schedules">
+          <thead>
+            <tr>
+              <th scope="col">When</th>
+              <th scope="col">Disks</th>
+              <th scope="col">Retention</th>
+              <th scope="col">Status</th>
+              <th scope="col">Last run</th>
+              <th scope="col">Next run</th>
+              <th scope="col">
+                <span className="sr-only">Actions</span>
+              </th>
+            </tr>
+          </thead>
+          <tbody>
+            {mine.map((listed) => (
+              <tr key={listed.schedule.id}>
+                <td>{whenInWords(listed.schedule.when)}</td>
+                <td>{disksInWords(listed.schedule.disks)}</td>
+                <td>{retentionInWords(listed.schedule.retention)}</td>
+                <td>
+                  <StatusCell listed={listed} />
+                </td>
+                <td>{lastRunText(listed)}</td>
+                <td>{listed.nextRun === null ? "—" : dateTime(listed.nextRun)}</td>
+                <td className="actions">
+                  <button
+                    type="button"
+                    disabled={state.busy !== null}
+                    onClick={() => setEditor({ editing: listed.schedule })}
+                  >
+                    Edit…
+                  </button>
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+      {editor !== null && (
+        <ScheduleEditor
+          vms={[{ host: vm.host, name: vm.name, uuid: vm.uuid, disks: vm.disks }]}
+          editing={editor.editing}
+          busy={state.busy !== null}
+          onPreview={(draft, id) => state.previewSchedule(draft, id)}
+          onSave={(draft, id) => state.saveSchedule(draft, id)}
+          onClose={() => setEditor(null)}
+        />
+      )}
+    </section>
+  );
+}

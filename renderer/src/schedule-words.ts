@@ -1,0 +1,199 @@
+/**
+ * Schedules in a person's words, and the editor's form turned into the API's draft. Pure, so the
+ * Schedules view, the VM's schedules section and the editor say the same thing, and it is tested
+ * without a browser.
+ */
+import type {
+  DraftPreview,
+  ListedSchedule,
+  Retention,
+  Schedule,
+  ScheduleDraft,
+  Weekday,
+  When,
+} from "./protocol.js";
+
+export const WEEKDAYS: readonly Weekday[] = [
+  "monday",
+  "tuesday",
+  "wednesday",
+  "thursday",
+  "friday",
+  "saturday",
+  "sunday",
+];
+
+export function capitalize(text: string): string {
+  return text.charAt(0).toUpperCase() + text.slice(1);
+}
+
+export function ordinal(n: number): string {
+  const tens = n % 100;
+  const suffix = tens >= 11 && tens <= 13 ? "th" : (["th", "st", "nd", "rd"][n % 10] ?? "th");
+  return `${n}${suffix}`;
+}
+
+export function whenInWords(when: When): string {
+  switch (when.every) {
+    case "daily":
+      return `Every day at ${when.at}`;
+    case "weekly":
+      return `Every ${capitalize(when.weekday)} at ${when.at}`;
+    case "monthly":
+      // The scheduler runs 29-31 on the last day of months that lack that day (README, Schedules).
+      return when.day >= 29
+        ? `Monthly on the ${ordinal(when.day)} at ${when.at} (the last day in shorter months)`
+        : `Monthly on the ${ordinal(when.day)} at ${when.at}`;
+    case "cron":
+      return `Cron ${when.cron}`;
+  }
+}
+
+export function retentionInWords(retention: Retention): string {
+  const parts = [
+    retention.keepLast === undefined ? null : `the latest ${retention.keepLast}`,
+    retention.daily === undefined ? null : `${retention.daily} daily`,
+    retention.weekly === undefined ? null : `${retention.weekly} weekly`,
+    retention.monthly === undefined ? null : `${retention.monthly} monthly`,
+  ].filter((p): p is string => p !== null);
+  return parts.length === 0 ? "keeps everything" : `keeps ${parts.join(", ")}`;
+}
+
+export function disksInWords(disks: readonly string[] | undefined): string {
+  return disks === undefined ? "all disks" : disks.join(", ");
+}
+
+export type ScheduleStatus =
+  | { readonly level: "active" }
+  | { readonly level: "paused" }
+  | { readonly level: "failing"; readonly error: string; readonly failures: number };
+
+/** Paused wins over failing: a paused schedule does not retry, so its last error is history. */
+export function scheduleStatus(listed: ListedSchedule): ScheduleStatus {
+  if (!listed.schedule.enabled) {
+    return { level: "paused" };
+  }
+  const state = listed.state;
+  if (state?.lastResult === "failed") {
+    return { level: "failing", error: state.lastError ?? "The last run failed.", failures: state.failures };
+  }
+  return { level: "active" };
+}
+
+/** One line for the editor: "After a year: 23 snapshots — 7 latest, 12 monthly — the oldest from …". */
+export function forecastInWords(forecast: DraftPreview["forecast"], date: (iso: string) => string): string {
+  if (forecast.runs === 0) {
+    return "It does not run at all within a year.";
+  }
+  const rules = (["latest", "daily", "weekly", "monthly"] as const)
+    .filter((rule) => forecast.byRule[rule] > 0)
+    .map((rule) => `${forecast.byRule[rule]} ${rule}`);
+  const oldest = forecast.oldestKeptAt === null ? "" : ` — the oldest from ${date(forecast.oldestKeptAt)}`;
+  const count = `${forecast.kept} snapshot${forecast.kept === 1 ? "" : "s"}`;
+  return `After a year: ${count}${rules.length > 0 ? ` — ${rules.join(", ")}` : ""}${oldest}.`;
+}
+
+export type Every = When["every"];
+
+/** The editor's fields as typed; counts are text so an emptied field means "no such rule". */
+export interface ScheduleForm {
+  readonly every: Every;
+  readonly at: string;
+  readonly weekday: Weekday;
+  readonly day: string;
+  readonly cron: string;
+  /** The disks chosen; the VM's every disk means "all disks", which also covers disks added later. */
+  readonly disks: readonly string[];
+  readonly keepLast: string;
+  readonly daily: string;
+  readonly weekly: string;
+  readonly monthly: string;
+  readonly note: string;
+}
+
+export function newScheduleForm(disks: readonly string[]): ScheduleForm {
+  return {
+    every: "daily",
+    at: "02:00",
+    weekday: "sunday",
+    day: "1",
+    cron: "0 3 * * *",
+    disks,
+    keepLast: "7",
+    daily: "",
+    weekly: "",
+    monthly: "",
+    note: "",
+  };
+}
+
+export function scheduleForm(schedule: Schedule, vmDisks: readonly string[]): ScheduleForm {
+  const when = schedule.when;
+  const count = (n: number | undefined): string => (n === undefined ? "" : String(n));
+  return {
+    ...newScheduleForm(schedule.disks ?? vmDisks),
+    every: when.every,
+    ...(when.every === "cron" ? { cron: when.cron } : { at: when.at }),
+    ...(when.every === "weekly" ? { weekday: when.weekday } : {}),
+    ...(when.every === "monthly" ? { day: String(when.day) } : {}),
+    keepLast: count(schedule.retention.keepLast),
+    daily: count(schedule.retention.daily),
+    weekly: count(schedule.retention.weekly),
+    monthly: count(schedule.retention.monthly),
+    note: schedule.note ?? "",
+  };
+}
+
+/**
+ * The draft the API checks. Nothing is validated here on purpose: the API's sentences are the
+ * ones the CLI prints too, and the editor shows them as they come.
+ */
+export function draftOf(
+  form: ScheduleForm,
+  host: string,
+  vm: string,
+  vmDisks: readonly string[],
+): ScheduleDraft {
+  const count = (text: string): number | undefined => (text.trim() === "" ? undefined : Number(text));
+  const retention: { -readonly [K in keyof Retention]: Retention[K] } = {};
+  for (const key of ["keepLast", "daily", "weekly", "monthly"] as const) {
+    const value = count(form[key]);
+    if (value !== undefined) {
+      retention[key] = value;
+    }
+  }
+  const note = form.note.trim();
+  const disks = chosenDisks(form.disks, vmDisks);
+  return {
+    host,
+    vm,
+    when: whenOf(form),
+    retention,
+    ...(disks === undefined ? {} : { disks }),
+    ...(note === "" ? {} : { note }),
+  };
+}
+
+/**
+ * Undefined means every disk. Without the VM's disks (its host is offline) the chosen ones are
+ * sent as they are, so editing the time does not quietly widen a schedule to all disks.
+ */
+function chosenDisks(chosen: readonly string[], vmDisks: readonly string[]): string[] | undefined {
+  if (vmDisks.length === 0) {
+    return chosen.length === 0 ? undefined : [...chosen];
+  }
+  return vmDisks.every((d) => chosen.includes(d)) ? undefined : vmDisks.filter((d) => chosen.includes(d));
+}
+
+function whenOf(form: ScheduleForm): When {
+  switch (form.every) {
+    case "daily":
+      return { every: "daily", at: form.at };
+    case "weekly":
+      return { every: "weekly", at: form.at, weekday: form.weekday };
+    case "monthly":
+      return { every: "monthly", at: form.at, day: Number(form.day) };
+    case "cron":
+      return { every: "cron", cron: form.cron };
+  }
+}

@@ -67,7 +67,13 @@ export function App({ store }: { store: AppStore }) {
           </nav>
           <main className="detail">
             {state.vm === null ? (
-              <p className="empty">{state.selected === null ? "Choose a VM on the left." : "Loading…"}</p>
+              <p className="empty">
+                {state.selected !== null
+                  ? "Loading…"
+                  : state.hosts.some((h) => h.vms.length > 0)
+                    ? "Choose a VM on the left."
+                    : ""}
+              </p>
             ) : (
               <VmDetail
                 vm={state.vm}

@@ -34,9 +34,9 @@ const PRESETS: readonly { every: Every; label: string }[] = [
 
 const COUNTS: readonly { key: "keepLast" | "daily" | "weekly" | "monthly"; label: string }[] = [
   { key: "keepLast", label: "Latest" },
-  { key: "daily", label: "Daily" },
-  { key: "weekly", label: "Weekly" },
-  { key: "monthly", label: "Monthly" },
+  { key: "daily", label: "Days" },
+  { key: "weekly", label: "Weeks" },
+  { key: "monthly", label: "Months" },
 ];
 
 /** The preview waits this long after the last keystroke, so typing "12" asks once, not twice. */
@@ -105,7 +105,15 @@ export function ScheduleEditor({
     // The draft's JSON is its identity: a new object with the same content needs no new preview.
   }, [draftKey]);
 
-  useReturnFocus();
+  // Focus goes back to what opened the editor, so a keyboard user is not dropped at the page top.
+  // Done on close rather than on unmount: StrictMode's trial unmount would steal the focus back.
+  const opener = useRef<Element | null>(document.activeElement);
+  const close = (): void => {
+    onClose();
+    if (opener.current instanceof HTMLElement && opener.current.isConnected) {
+      opener.current.focus();
+    }
+  };
 
   const submit = async (event: FormEvent): Promise<void> => {
     event.preventDefault();
@@ -114,7 +122,7 @@ export function ScheduleEditor({
     }
     const error = await onSave(draft, editing?.id);
     if (error === null) {
-      onClose();
+      close();
     } else {
       setSaveError(error);
     }
@@ -134,7 +142,7 @@ export function ScheduleEditor({
         onKeyDown={(e) => {
           if (e.key === "Escape") {
             e.preventDefault();
-            onClose();
+            close();
           }
         }}
       >
@@ -202,7 +210,7 @@ export function ScheduleEditor({
               <div className="when-row">
                 {form.every === "weekly" && (
                   <span className="field">
-                    <label htmlFor={`${id}-weekday`}>On</label>
+                    <label htmlFor={`${id}-weekday`}>Weekday</label>
                     <select
                       id={`${id}-weekday`}
                       value={form.weekday}
@@ -233,7 +241,7 @@ export function ScheduleEditor({
                   </span>
                 )}
                 <span className="field">
-                  <label htmlFor={`${id}-at`}>At</label>
+                  <label htmlFor={`${id}-at`}>Time</label>
                   <input
                     id={`${id}-at`}
                     type="time"
@@ -303,9 +311,9 @@ export function ScheduleEditor({
               ))}
             </div>
             <p className="hint" id={`${id}-keep-hint`}>
-              The latest N, plus the newest of each of the last N days, weeks and months. Leave a field empty
-              for no such rule. Only this schedule’s own snapshots are ever removed; manual, pinned and safety
-              snapshots stay.
+              The latest N snapshots, plus the newest one of each of the last N days, weeks and months (GFS).
+              Leave a field empty for no such rule. Only this schedule’s own snapshots are ever removed;
+              manual, pinned and safety snapshots stay.
             </p>
           </fieldset>
           <label htmlFor={`${id}-note`}>Note</label>
@@ -326,7 +334,7 @@ export function ScheduleEditor({
         />
         {saveError !== null && <ErrorBox error={saveError} />}
         <div className="buttons">
-          <button type="button" onClick={onClose}>
+          <button type="button" onClick={close}>
             Cancel
           </button>
           <button type="submit" className="primary" disabled={busy || draft === null || noDisks}>
@@ -400,17 +408,4 @@ function PreviewPanel({
 
 function keyOf(vm: EditorVm): string {
   return `${vm.host}/${vm.uuid}`;
-}
-
-/** A dialog gives focus back to what opened it, so a keyboard user is not dropped at the page top. */
-function useReturnFocus(): void {
-  const opener = useRef<Element | null>(document.activeElement);
-  useEffect(() => {
-    const element = opener.current;
-    return () => {
-      if (element instanceof HTMLElement && element.isConnected) {
-        element.focus();
-      }
-    };
-  }, []);
 }

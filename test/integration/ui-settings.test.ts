@@ -1,0 +1,310 @@
+/**
+ * The first run, Settings and Schedules end to end: `snapkeep serve` on its own SNAPKEEP_HOME, real
+ * libvirt VMs, a real OpenSSH sshd on loopback as an SSH host, and Debian's Chromium driven by
+ * playwright-core. Screenshots go to artifacts/screenshots/ for a person to look at.
+ */
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { chromium, type Browser, type Page } from "playwright-core";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+
+import { CHROMIUM_ARGS, CHROMIUM_PATH } from "../support/chromium.js";
+import { TestVms, uniqueSuffix } from "../support/libvirt.js";
+import { startSshd, type TestSshd } from "../support/sshd.js";
+
+const repo = fileURLToPath(new URL("../..", import.meta.url));
+const shots = join(repo, "artifacts", "screenshots");
+
+/** A schedule as `snapkeep schedule list --json` prints it. */
+interface ListedSchedule {
+  readonly vmName: string;
+  readonly when: { readonly every: string; readonly at?: string };
+  readonly disks?: readonly string[];
+  readonly enabled: boolean;
+}
+
+describe("first run, settings and schedules in Chromium, on snapkeep serve", () => {
+  const vms = new TestVms();
+  const vmName = `sk-uis-off-${uniqueSuffix()}`;
+  let home = "";
+  let sshd: TestSshd;
+  let server: ChildProcess | undefined;
+  let url = "";
+  let browser: Browser;
+  let page: Page;
+  const errors: string[] = [];
+  const cli = (...args: string[]): string =>
+    execFileSync("node", [join(repo, "bin/snapkeep.js"), ...args], {
+      env: { ...process.env, SNAPKEEP_HOME: home },
+      encoding: "utf8",
+    });
+  const shot = (name: string): Promise<Buffer> =>
+    page.screenshot({ path: join(shots, name), fullPage: true });
+
+  beforeAll(async () => {
+    execFileSync("npm", ["run", "build"], { cwd: repo, stdio: "inherit" });
+    mkdirSync(shots, { recursive: true });
+    home = mkdtempSync(join(tmpdir(), "snapkeep-uis-"));
+    sshd = await startSshd();
+    await vms.create({
+      name: vmName,
+      running: false,
+      disks: [
+        { target: "vda", sizeMiB: 8 },
+        { target: "vdb", sizeMiB: 8 },
+      ],
+    });
+    // A first start adds "this computer"; removing it gives the state of a machine without libvirt.
+    cli("host", "remove", "local");
+    server = spawn("node", [join(repo, "bin/snapkeep.js"), "serve", "--port", "0"], {
+      env: { ...process.env, SNAPKEEP_HOME: home },
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    url = await new Promise<string>((resolve, reject) => {
+      let out = "";
+      server?.stdout?.on("data", (chunk: Buffer) => {
+        out += chunk.toString();
+        const match = /(http:\/\/127\.0\.0\.1:\d+\/#token=[\w-]+)/.exec(out);
+        if (match?.[1] !== undefined) {
+          resolve(match[1]);
+        }
+      });
+      server?.once("exit", (code) => reject(new Error(`snapkeep serve exited (${code}): ${out}`)));
+    });
+    browser = await chromium.launch({ executablePath: CHROMIUM_PATH, args: CHROMIUM_ARGS });
+    page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+    page.on("console", (m) => m.type() === "error" && errors.push(m.text()));
+    page.on("pageerror", (e) => errors.push(e.message));
+  }, 180_000);
+
+  afterEach(async ({ task }) => {
+    if (task.result?.state === "fail") {
+      await page.screenshot({
+        path: join(shots, `ui-settings-failed-${task.name.slice(0, 40)}.png`),
+        fullPage: true,
+      });
+    }
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    server?.kill("SIGTERM");
+    await vms.dispose();
+    await sshd?.stop();
+    rmSync(home, { recursive: true, force: true });
+  });
+
+  it("explains the first run when there are no hosts, and offers an SSH host and the demo", async () => {
+    await page.goto(url);
+    const firstRun = page.getByRole("region", { name: "No hosts yet" });
+    await firstRun.waitFor();
+    expect(await firstRun.getByRole("button", { name: "Try it with two demo VMs" }).isEnabled()).toBe(true);
+    await shot("first-run.png");
+    await firstRun.getByRole("button", { name: "Add an SSH host…" }).click();
+    await page.getByRole("heading", { name: "Settings" }).waitFor();
+    expect(await page.getByRole("button", { name: "Settings" }).getAttribute("aria-current")).toBe("page");
+  });
+
+  it("adds this computer, then an SSH host whose fingerprint the person confirms", async () => {
+    const hosts = page.getByRole("region", { name: "Hosts" });
+    await hosts.getByRole("radio", { name: "This computer" }).check();
+    await hosts.getByLabel("Name").fill("local");
+    await hosts.getByRole("button", { name: "Add this computer" }).click();
+    await hosts
+      .getByRole("row", { name: /local This computer/ })
+      .getByText(/online, \d+ VMs?/)
+      .waitFor();
+
+    await hosts.getByRole("radio", { name: "An SSH host" }).check();
+    await hosts.getByLabel("Name").fill("loop");
+    await hosts.getByLabel("SSH address").fill(`${sshd.user}@${sshd.host}:${sshd.port}`);
+    await hosts.getByLabel("Identity file").fill(sshd.userKeyPath);
+    await hosts.getByRole("button", { name: "Add SSH host" }).click();
+    const check = page.getByRole("region", { name: "Is this the host key of host loop?" });
+    await check.waitFor();
+    expect(await check.getByLabel("Offered fingerprint").textContent()).toBe(sshd.hostFingerprint);
+    const untrusted = hosts.getByRole("row", { name: /^loop SSH/ });
+    await untrusted.getByText("not trusted", { exact: true }).waitFor();
+    await shot("settings-fingerprint.png");
+
+    await check.getByRole("button", { name: "It matches — trust loop" }).click();
+    await check.waitFor({ state: "detached" });
+    const trusted = hosts.getByRole("row", { name: /^loop SSH/ });
+    await trusted.getByText(sshd.hostFingerprint).waitFor();
+    await trusted.getByText(/online, \d+ VMs?/).waitFor();
+    // What the page shows is what the settings hold.
+    expect(JSON.parse(cli("host", "list", "--json"))).toEqual(
+      expect.arrayContaining([expect.objectContaining({ name: "loop", hostKey: sshd.hostFingerprint })]),
+    );
+
+    await page.getByRole("button", { name: "Virtual machines" }).click();
+    const loop = page
+      .getByRole("navigation", { name: "Hosts and VMs" })
+      .getByRole("listitem")
+      .filter({
+        has: page.getByRole("heading", { name: "loop" }),
+      });
+    await loop.getByRole("button", { name: new RegExp(vmName) }).waitFor();
+    expect(await loop.getByLabel("online").count()).toBe(1);
+    await shot("vm-list-two-hosts.png");
+  });
+
+  it("adds a folder export target and tests it; saves the safety-snapshot count", async () => {
+    await page.getByRole("button", { name: "Settings" }).click();
+    const targets = page.getByRole("region", { name: "Export targets" });
+    await targets.getByRole("radio", { name: "A folder on this computer" }).check();
+    await targets.getByLabel("Name").fill("usb");
+    await targets.getByRole("textbox", { name: "Folder" }).fill(join(home, "exports"));
+    await targets.getByLabel("Keep per VM").fill("3");
+    await targets.getByRole("button", { name: "Add target" }).click();
+    const row = targets.getByRole("row", { name: /^usb Folder/ });
+    await row.getByText("3 per VM").waitFor();
+    await row.getByRole("button", { name: "Test" }).click();
+    await row.getByText(/writable, [\d.]+ [KMGTP]?i?B free/).waitFor();
+    expect(await row.textContent()).toMatch(/rsync\s+version/);
+
+    const safety = page.getByRole("region", { name: "Safety snapshots" });
+    await safety.getByLabel("Kept per VM").fill("3");
+    await safety.getByRole("button", { name: "Save" }).click();
+    await expect.poll(() => cli("snapshot", "safety-keep")).toMatch(/keeps the newest 3 safety snapshots/);
+    await shot("settings.png");
+  });
+
+  it("adds a schedule from the VM's detail with a live preview, and manages it in the Schedules view", async () => {
+    await page.getByRole("button", { name: "Virtual machines" }).click();
+    const local = page
+      .getByRole("navigation", { name: "Hosts and VMs" })
+      .getByRole("listitem")
+      .filter({
+        has: page.getByRole("heading", { name: "local" }),
+      });
+    await local.getByRole("button", { name: new RegExp(vmName) }).click();
+    await page.getByRole("heading", { name: vmName }).waitFor();
+    const section = page.getByRole("region", { name: "Schedules" });
+    await section.getByText(/No schedule/).waitFor();
+    await section.getByRole("button", { name: "Add schedule…" }).click();
+
+    const dialog = page.getByRole("dialog", { name: `Add a schedule for ${vmName}` });
+    await dialog.waitFor();
+    // Focus goes into the dialog.
+    expect(await page.evaluate("document.activeElement?.closest('[role=dialog]') !== null")).toBe(true);
+    const forecast = dialog.getByLabel("Forecast");
+    await expect.poll(() => forecast.textContent()).toMatch(/^After a year: 7 snapshots — 7 latest/);
+
+    await dialog.getByLabel("Latest", { exact: true }).fill("3");
+    await expect
+      .poll(() => forecast.textContent())
+      .toMatch(/^After a year: 3 snapshots — 3 latest — the oldest/);
+    await dialog.getByLabel("Weeks", { exact: true }).fill("4");
+    await expect.poll(() => forecast.textContent()).toMatch(/3 latest, 4 weekly/);
+
+    await dialog.getByRole("radio", { name: "Weekly" }).check();
+    await dialog.getByLabel("Weekday").selectOption("sunday");
+    await expect
+      .poll(async () =>
+        (await dialog.getByRole("list", { name: "Next runs" }).getByRole("listitem").allTextContents()).join(
+          "|",
+        ),
+      )
+      .toMatch(/^(Sun[^|]*\|){4}Sun[^|]*$/);
+
+    await dialog.getByRole("radio", { name: "Monthly" }).check();
+    await dialog.getByLabel("Day of the month").fill("31");
+    await dialog.getByText("Runs on the last day of shorter months").waitFor();
+
+    await dialog.getByRole("radio", { name: "Cron (experts)" }).check();
+    await dialog.getByLabel("Cron expression").fill("0 3 * *");
+    await dialog.getByRole("alert").getByText(/has 4/).waitFor();
+    await shot("schedule-editor-error.png");
+
+    await dialog.getByRole("radio", { name: "Daily" }).check();
+    await dialog.getByLabel("Time").fill("03:30");
+    await dialog.getByRole("checkbox", { name: /vdb/ }).uncheck();
+    await dialog.getByLabel("Note").fill("before the nightly dump");
+    await expect.poll(() => dialog.getByText("Every day at 03:30").count()).toBe(1);
+    await shot("schedule-editor.png");
+    await dialog.getByRole("button", { name: "Add schedule" }).click();
+    await dialog.waitFor({ state: "detached" });
+    await section.getByRole("row", { name: /Every day at 03:30/ }).waitFor();
+
+    const listed = JSON.parse(cli("schedule", "list", "--json")) as ListedSchedule[];
+    expect(listed).toEqual([
+      expect.objectContaining({
+        vmName,
+        when: { every: "daily", at: "03:30" },
+        disks: ["vda"],
+        enabled: true,
+      }),
+    ]);
+
+    await section.getByRole("button", { name: "All schedules" }).click();
+    const view = page.getByRole("main", { name: "Schedules" });
+    const row = view.getByRole("row", { name: new RegExp(`${vmName}: Every day at 03:30`) });
+    await row.waitFor();
+    expect(await row.textContent()).toMatch(/vdakeeps the latest 3, 4 weeklyactivenever/);
+    expect(await row.getByRole("cell").nth(6).textContent()).toMatch(/03:30|3:30/);
+    await shot("schedules.png");
+
+    await row.getByRole("button", { name: "Pause" }).click();
+    await row.getByText("paused").waitFor();
+    expect(await row.getByRole("cell").nth(6).textContent()).toBe("—");
+    await shot("schedules-paused.png");
+    await row.getByRole("button", { name: "Resume" }).click();
+    await row.getByText("active").waitFor();
+
+    await row.getByRole("button", { name: "Edit…" }).click();
+    const edit = page.getByRole("dialog", { name: `Edit the schedule of ${vmName}` });
+    expect(await edit.getByLabel("Latest", { exact: true }).inputValue()).toBe("3");
+    expect(await edit.getByRole("checkbox", { name: /vdb/ }).isChecked()).toBe(false);
+    await edit.getByLabel("Latest", { exact: true }).fill("5");
+    await edit.getByLabel("Weeks", { exact: true }).fill("");
+    await expect.poll(() => edit.getByLabel("Deleted today").textContent()).toMatch(/would delete none/);
+    await expect.poll(() => edit.getByLabel("Forecast").textContent()).toMatch(/^After a year: 5 snapshots/);
+    await shot("schedule-editor-edit.png");
+    await edit.getByRole("button", { name: "Save changes" }).click();
+    await edit.waitFor({ state: "detached" });
+    await view
+      .getByRole("row", { name: new RegExp(vmName) })
+      .getByText("keeps the latest 5")
+      .waitFor();
+
+    // Escape closes the editor without saving.
+    await view.getByRole("button", { name: "Edit…" }).click();
+    await page.getByRole("dialog").getByLabel("Latest", { exact: true }).fill("9");
+    await page.keyboard.press("Escape");
+    await page.getByRole("dialog").waitFor({ state: "detached" });
+    expect(await view.getByText("keeps the latest 5").count()).toBe(1);
+
+    let question = "";
+    page.once("dialog", (d) => {
+      question = d.message();
+      void d.accept();
+    });
+    await view.getByRole("button", { name: "Remove" }).click();
+    await view.getByText(/No schedules yet/).waitFor();
+    expect(question).toMatch(/snapshots it made stay on local/);
+    expect(JSON.parse(cli("schedule", "list", "--json"))).toEqual([]);
+  });
+
+  it("is readable in dark mode", async () => {
+    await page.emulateMedia({ colorScheme: "dark" });
+    await page
+      .getByRole("main", { name: "Schedules" })
+      .getByRole("button", { name: "Add schedule…" })
+      .click();
+    const dialog = page.getByRole("dialog");
+    await dialog.getByLabel("Weeks", { exact: true }).fill("4");
+    await expect.poll(() => dialog.getByLabel("Forecast").textContent()).toMatch(/4 weekly/);
+    expect(await page.locator("html").getAttribute("data-theme")).toBe("dark");
+    await shot("schedule-editor-dark.png");
+    await page.keyboard.press("Escape");
+    await page.getByRole("button", { name: "Settings" }).click();
+    await page.getByRole("region", { name: "Hosts" }).getByText("loop").first().waitFor();
+    await shot("settings-dark.png");
+    await page.emulateMedia({ colorScheme: "light" });
+    expect(errors).toEqual([]);
+  });
+});

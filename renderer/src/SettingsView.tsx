@@ -151,6 +151,10 @@ function hostAddress(host: HostConfig): string {
 }
 
 function hostStatus(host: HostConfig, vms: readonly HostVms[]) {
+  // Its "not trusted yet" error repeats the host key column; say what it waits for instead.
+  if (host.kind === "ssh" && host.hostKey === undefined) {
+    return <span className="muted">waits until its host key is confirmed</span>;
+  }
   const listed = vms.find((h) => h.host === host.name);
   if (listed === undefined) {
     return <span className="muted">not checked yet</span>;

@@ -80,15 +80,43 @@ export function scheduleStatus(listed: ListedSchedule): ScheduleStatus {
   return { level: "active" };
 }
 
-/** One line for the editor: "After a year: 23 snapshots — 7 latest, 12 monthly — the oldest from …". */
-export function forecastInWords(forecast: DraftPreview["forecast"], date: (iso: string) => string): string {
+const DAY_MS = 86_400_000;
+
+/** A span in the unit a person would use for it: days, weeks, months or years. */
+export function spanInWords(ms: number): string {
+  const days = Math.round(ms / DAY_MS);
+  const [count, unit] =
+    days < 14
+      ? [days, "day"]
+      : days < 61
+        ? [Math.round(days / 7), "week"]
+        : days < 730
+          ? [Math.round(days / 30.44), "month"]
+          : [Math.round(days / 365.25), "year"];
+  return `${count} ${unit}${count === 1 ? "" : "s"}`;
+}
+
+/**
+ * One line for the editor: "After a year: 23 snapshots — 7 latest, 12 monthly — the oldest from
+ * <date> (11 months old then)". The forecast looks a year ahead, so its oldest snapshot's date is in
+ * the future; its age then is what says how far back the retention reaches.
+ */
+export function forecastInWords(
+  forecast: DraftPreview["forecast"],
+  date: (iso: string) => string,
+  now: Date,
+): string {
   if (forecast.runs === 0) {
     return "It does not run at all within a year.";
   }
   const rules = (["latest", "daily", "weekly", "monthly"] as const)
     .filter((rule) => forecast.byRule[rule] > 0)
     .map((rule) => `${forecast.byRule[rule]} ${rule}`);
-  const oldest = forecast.oldestKeptAt === null ? "" : ` — the oldest from ${date(forecast.oldestKeptAt)}`;
+  const end = now.getTime() + forecast.horizonDays * DAY_MS;
+  const oldest =
+    forecast.oldestKeptAt === null
+      ? ""
+      : ` — the oldest from ${date(forecast.oldestKeptAt)} (${spanInWords(end - Date.parse(forecast.oldestKeptAt))} old then)`;
   const count = `${forecast.kept} snapshot${forecast.kept === 1 ? "" : "s"}`;
   return `After a year: ${count}${rules.length > 0 ? ` — ${rules.join(", ")}` : ""}${oldest}.`;
 }

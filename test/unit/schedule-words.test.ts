@@ -1,0 +1,124 @@
+import { describe, expect, it } from "vitest";
+
+import type { ListedSchedule, Schedule } from "../../renderer/src/protocol.js";
+import {
+  draftOf,
+  forecastInWords,
+  newScheduleForm,
+  ordinal,
+  retentionInWords,
+  scheduleForm,
+  scheduleStatus,
+  spanInWords,
+  whenInWords,
+} from "../../renderer/src/schedule-words.js";
+
+const schedule: Schedule = {
+  id: "0a1b2c3d",
+  host: "web01",
+  vmUuid: "6f1c0c1e-0000-4000-8000-000000000001",
+  vmName: "db",
+  when: { every: "monthly", at: "01:00", day: 31 },
+  disks: ["vdb"],
+  retention: { keepLast: 7, monthly: 12 },
+  enabled: true,
+  note: "nightly",
+};
+
+describe("schedules in words", () => {
+  it("says when a schedule runs, with the short-month rule for days 29 to 31", () => {
+    expect(whenInWords({ every: "daily", at: "02:30" })).toBe("Every day at 02:30");
+    expect(whenInWords({ every: "weekly", at: "03:00", weekday: "sunday" })).toBe("Every Sunday at 03:00");
+    expect(whenInWords({ every: "monthly", at: "01:00", day: 2 })).toBe("Monthly on the 2nd at 01:00");
+    expect(whenInWords(schedule.when)).toBe("Monthly on the 31st at 01:00 (the last day in shorter months)");
+    expect(whenInWords({ every: "cron", cron: "0 */6 * * *" })).toBe("Cron 0 */6 * * *");
+    expect([1, 2, 3, 4, 11, 12, 13, 21, 22, 23, 31].map(ordinal).join(" ")).toBe(
+      "1st 2nd 3rd 4th 11th 12th 13th 21st 22nd 23rd 31st",
+    );
+  });
+
+  it("says what a retention keeps", () => {
+    expect(retentionInWords({ keepLast: 7, weekly: 4, monthly: 12 })).toBe(
+      "keeps the latest 7, 4 weekly, 12 monthly",
+    );
+    expect(retentionInWords({ daily: 14 })).toBe("keeps 14 daily");
+  });
+
+  it("tells paused, failing and active apart; paused wins, as a paused schedule does not retry", () => {
+    const listed = (enabled: boolean, lastResult?: "ok" | "failed"): ListedSchedule => ({
+      schedule: { ...schedule, enabled },
+      state: lastResult === undefined ? null : { lastResult, lastError: "web01 is unreachable", failures: 3 },
+      nextRun: null,
+    });
+    expect(scheduleStatus(listed(true))).toEqual({ level: "active" });
+    expect(scheduleStatus(listed(true, "ok"))).toEqual({ level: "active" });
+    expect(scheduleStatus(listed(true, "failed"))).toEqual({
+      level: "failing",
+      error: "web01 is unreachable",
+      failures: 3,
+    });
+    expect(scheduleStatus(listed(false, "failed"))).toEqual({ level: "paused" });
+  });
+
+  it("puts the one-year forecast in a sentence, with how old the oldest is by then", () => {
+    const now = new Date("2026-11-26T12:00:00Z");
+    const forecast = {
+      horizonDays: 365,
+      runs: 365,
+      kept: 22,
+      oldestKeptAt: "2026-12-31T01:00:00.000Z",
+      byRule: { latest: 7, daily: 0, weekly: 4, monthly: 12 },
+    };
+    expect(forecastInWords(forecast, (iso) => iso.slice(0, 10), now)).toBe(
+      "After a year: 22 snapshots — 7 latest, 4 weekly, 12 monthly — the oldest from 2026-12-31 (11 months old then).",
+    );
+    expect(forecastInWords({ ...forecast, runs: 0, kept: 0, oldestKeptAt: null }, String, now)).toBe(
+      "It does not run at all within a year.",
+    );
+    expect([3, 20, 90, 800].map((d) => spanInWords(d * 86_400_000))).toEqual([
+      "3 days",
+      "3 weeks",
+      "3 months",
+      "2 years",
+    ]);
+  });
+});
+
+describe("the editor's form and the API's draft", () => {
+  const vmDisks = ["vda", "vdb"];
+
+  it("sends every disk as no disk list, so disks added later are covered too", () => {
+    const draft = draftOf(newScheduleForm(vmDisks), "web01", "db", vmDisks);
+    expect(draft).toEqual({
+      host: "web01",
+      vm: "db",
+      when: { every: "daily", at: "02:00" },
+      retention: { keepLast: 7 },
+    });
+  });
+
+  it("round-trips a schedule; emptied counts are no rule; numbers go as typed for the API to judge", () => {
+    const form = scheduleForm(schedule, vmDisks);
+    expect(draftOf(form, "web01", "db", vmDisks)).toEqual({
+      host: "web01",
+      vm: "db",
+      when: schedule.when,
+      retention: schedule.retention,
+      disks: ["vdb"],
+      note: "nightly",
+    });
+    const edited = { ...form, every: "weekly" as const, keepLast: "", weekly: "0", note: "  " };
+    expect(draftOf(edited, "web01", "db", vmDisks)).toMatchObject({
+      when: { every: "weekly", at: "01:00", weekday: "sunday" },
+      retention: { weekly: 0, monthly: 12 },
+    });
+    expect(draftOf(edited, "web01", "db", vmDisks)).not.toHaveProperty("note");
+  });
+
+  it("keeps the schedule's own disks when the VM's disks cannot be read (host offline)", () => {
+    expect(draftOf(scheduleForm(schedule, []), "web01", "db", []).disks).toEqual(["vdb"]);
+    expect(
+      draftOf(scheduleForm({ ...schedule, disks: undefined }, []), "web01", "db", []),
+    ).not.toHaveProperty("disks");
+  });
+});

@@ -12,6 +12,10 @@ export interface RetentionForecast {
   readonly horizonDays: number;
   /** Runs inside the horizon (capped: a cron every minute is not simulated run by run). */
   readonly runs: number;
+  /** The last run simulated, after which the retention is applied. */
+  readonly lastRunAt: string | null;
+  /** True when the cap on runs ended the simulation before the horizon did (a very frequent cron). */
+  readonly cutShort: boolean;
   readonly kept: number;
   readonly oldestKeptAt: string | null;
   /** How many stay for each rule (a snapshot kept for two rules counts in both). */
@@ -51,6 +55,8 @@ export function forecastRetention(when: When, policy: RetentionPolicy, now: Date
   return {
     horizonDays: HORIZON_DAYS,
     runs: slots.length,
+    lastRunAt: slots.at(-1)?.toISOString() ?? null,
+    cutShort: slots.length === MAX_RUNS,
     kept: keep.length,
     oldestKeptAt: keep[0]?.snapshot.createdAt ?? null,
     byRule,

@@ -379,7 +379,7 @@ function PreviewPanel({
             ))}
           </ol>
           <h4>After a year</h4>
-          <p aria-label="Forecast">{forecastInWords(preview.forecast, shortDate, new Date())}</p>
+          <p aria-label="Forecast">{forecastInWords(preview.forecast, shortDate)}</p>
           {editing && preview.retention !== null && (
             <>
               <h4>Applied today</h4>

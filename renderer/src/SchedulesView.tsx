@@ -1,7 +1,7 @@
 import { useEffect, useState } from "react";
 import { useStore } from "zustand";
 
-import type { HostVms, ListedSchedule, Schedule } from "./protocol.js";
+import type { HostVms, ListedSchedule, Schedule, When } from "./protocol.js";
 import { ScheduleEditor, type EditorVm } from "./ScheduleEditor.js";
 import { disksInWords, retentionInWords, scheduleStatus, whenInWords } from "./schedule-words.js";
 import type { AppStore } from "./store.js";
@@ -18,6 +18,17 @@ export function editorVms(hosts: readonly HostVms[]): EditorVm[] {
 export function vmOfSchedule(hosts: readonly HostVms[], schedule: Schedule): EditorVm {
   const found = editorVms(hosts).find((v) => v.host === schedule.host && v.uuid === schedule.vmUuid);
   return found ?? { host: schedule.host, name: schedule.vmName, uuid: schedule.vmUuid, disks: [] };
+}
+
+/** When in words; a cron expression stays in one piece, as it is typed. */
+export function WhenText({ when }: { when: When }) {
+  return when.every === "cron" ? (
+    <>
+      Cron <code className="nowrap">{when.cron}</code>
+    </>
+  ) : (
+    <>{whenInWords(when)}</>
+  );
 }
 
 export function StatusCell({ listed }: { listed: ListedSchedule }) {
@@ -114,14 +125,16 @@ export function SchedulesView({ store }: { store: AppStore }) {
                     </span>
                     {s.note !== undefined && <p className="hint">{s.note}</p>}
                   </td>
-                  <td>{whenInWords(s.when)}</td>
+                  <td>
+                    <WhenText when={s.when} />
+                  </td>
                   <td>{disksInWords(s.disks)}</td>
                   <td>{retentionInWords(s.retention)}</td>
                   <td>
                     <StatusCell listed={listed} />
                   </td>
-                  <td>{lastRunText(listed)}</td>
-                  <td>{listed.nextRun === null ? "—" : dateTime(listed.nextRun)}</td>
+                  <td className="nowrap">{lastRunText(listed)}</td>
+                  <td className="nowrap">{listed.nextRun === null ? "—" : dateTime(listed.nextRun)}</td>
                   <td className="actions">
                     <button
                       type="button"

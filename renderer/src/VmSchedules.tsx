@@ -3,8 +3,8 @@ import { useStore } from "zustand";
 
 import type { Schedule, VmWithSnapshots } from "./protocol.js";
 import { ScheduleEditor } from "./ScheduleEditor.js";
-import { StatusCell, lastRunText } from "./SchedulesView.js";
-import { disksInWords, retentionInWords, whenInWords } from "./schedule-words.js";
+import { StatusCell, WhenText, lastRunText } from "./SchedulesView.js";
+import { disksInWords, retentionInWords } from "./schedule-words.js";
 import type { AppStore } from "./store.js";
 import { dateTime } from "./when.js";
 
@@ -48,14 +48,16 @@ export function VmSchedules({ store, vm }: { store: AppStore; vm: VmWithSnapshot
           <tbody>
             {mine.map((listed) => (
               <tr key={listed.schedule.id}>
-                <td>{whenInWords(listed.schedule.when)}</td>
+                <td>
+                  <WhenText when={listed.schedule.when} />
+                </td>
                 <td>{disksInWords(listed.schedule.disks)}</td>
                 <td>{retentionInWords(listed.schedule.retention)}</td>
                 <td>
                   <StatusCell listed={listed} />
                 </td>
-                <td>{lastRunText(listed)}</td>
-                <td>{listed.nextRun === null ? "—" : dateTime(listed.nextRun)}</td>
+                <td className="nowrap">{lastRunText(listed)}</td>
+                <td className="nowrap">{listed.nextRun === null ? "—" : dateTime(listed.nextRun)}</td>
                 <td className="actions">
                   <button
                     type="button"

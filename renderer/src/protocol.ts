@@ -104,6 +104,8 @@ export interface DraftPreview {
   readonly forecast: {
     readonly horizonDays: number;
     readonly runs: number;
+    readonly lastRunAt: string | null;
+    readonly cutShort: boolean;
     readonly kept: number;
     readonly oldestKeptAt: string | null;
     readonly byRule: Readonly<Record<"latest" | "daily" | "weekly" | "monthly", number>>;

@@ -80,11 +80,9 @@ export function scheduleStatus(listed: ListedSchedule): ScheduleStatus {
   return { level: "active" };
 }
 
-const DAY_MS = 86_400_000;
-
 /** A span in the unit a person would use for it: days, weeks, months or years. */
 export function spanInWords(ms: number): string {
-  const days = Math.round(ms / DAY_MS);
+  const days = Math.round(ms / 86_400_000);
   const [count, unit] =
     days < 14
       ? [days, "day"]
@@ -98,27 +96,30 @@ export function spanInWords(ms: number): string {
 
 /**
  * One line for the editor: "After a year: 23 snapshots — 7 latest, 12 monthly — the oldest from
- * <date> (11 months old then)". The forecast looks a year ahead, so its oldest snapshot's date is in
- * the future; its age then is what says how far back the retention reaches.
+ * <date>, 11 months before the last run". The forecast looks ahead, so the oldest's date is in the
+ * future; how far back it reaches is what the person weighs. A schedule too frequent to simulate
+ * for a whole year is forecast over the runs that were, and says so.
  */
-export function forecastInWords(
-  forecast: DraftPreview["forecast"],
-  date: (iso: string) => string,
-  now: Date,
-): string {
-  if (forecast.runs === 0) {
+export function forecastInWords(forecast: DraftPreview["forecast"], date: (iso: string) => string): string {
+  if (forecast.lastRunAt === null) {
     return "It does not run at all within a year.";
   }
   const rules = (["latest", "daily", "weekly", "monthly"] as const)
     .filter((rule) => forecast.byRule[rule] > 0)
     .map((rule) => `${forecast.byRule[rule]} ${rule}`);
-  const end = now.getTime() + forecast.horizonDays * DAY_MS;
+  const reach = Date.parse(forecast.lastRunAt) - Date.parse(forecast.oldestKeptAt ?? forecast.lastRunAt);
+  // Keeping only the last run reaches back nowhere: its date alone says it.
   const oldest =
     forecast.oldestKeptAt === null
       ? ""
-      : ` — the oldest from ${date(forecast.oldestKeptAt)} (${spanInWords(end - Date.parse(forecast.oldestKeptAt))} old then)`;
+      : reach < 86_400_000
+        ? ` — the oldest from ${date(forecast.oldestKeptAt)}`
+        : ` — the oldest from ${date(forecast.oldestKeptAt)}, ${spanInWords(reach)} before the last run`;
   const count = `${forecast.kept} snapshot${forecast.kept === 1 ? "" : "s"}`;
-  return `After a year: ${count}${rules.length > 0 ? ` — ${rules.join(", ")}` : ""}${oldest}.`;
+  const after = forecast.cutShort
+    ? `After ${forecast.runs.toLocaleString("en")} runs (until ${date(forecast.lastRunAt)})`
+    : "After a year";
+  return `${after}: ${count}${rules.length > 0 ? ` — ${rules.join(", ")}` : ""}${oldest}.`;
 }
 
 export type Every = When["every"];

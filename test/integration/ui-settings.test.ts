@@ -229,6 +229,7 @@ describe("first run, settings and schedules in Chromium, on snapkeep serve", () 
     await dialog.getByRole("button", { name: "Add schedule" }).click();
     await dialog.waitFor({ state: "detached" });
     await section.getByRole("row", { name: /Every day at 03:30/ }).waitFor();
+    await shot("vm-detail-schedules.png");
 
     const listed = JSON.parse(cli("schedule", "list", "--json")) as ListedSchedule[];
     expect(listed).toEqual([
@@ -277,6 +278,8 @@ describe("first run, settings and schedules in Chromium, on snapkeep serve", () 
     await page.keyboard.press("Escape");
     await page.getByRole("dialog").waitFor({ state: "detached" });
     expect(await view.getByText("keeps the latest 5").count()).toBe(1);
+    // ... and gives the focus back to the button that opened it.
+    expect(await page.evaluate("document.activeElement?.textContent")).toBe("Edit…");
 
     let question = "";
     page.once("dialog", (d) => {

@@ -60,19 +60,27 @@ describe("schedules in words", () => {
     expect(scheduleStatus(listed(false, "failed"))).toEqual({ level: "paused" });
   });
 
-  it("puts the one-year forecast in a sentence, with how old the oldest is by then", () => {
-    const now = new Date("2026-11-26T12:00:00Z");
+  it("puts the one-year forecast in a sentence, with how far back the oldest reaches", () => {
     const forecast = {
       horizonDays: 365,
       runs: 365,
+      lastRunAt: "2027-11-25T01:00:00.000Z",
+      cutShort: false,
       kept: 22,
       oldestKeptAt: "2026-12-31T01:00:00.000Z",
       byRule: { latest: 7, daily: 0, weekly: 4, monthly: 12 },
     };
-    expect(forecastInWords(forecast, (iso) => iso.slice(0, 10), now)).toBe(
-      "After a year: 22 snapshots — 7 latest, 4 weekly, 12 monthly — the oldest from 2026-12-31 (11 months old then).",
+    const day = (iso: string): string => iso.slice(0, 10);
+    expect(forecastInWords(forecast, day)).toBe(
+      "After a year: 22 snapshots — 7 latest, 4 weekly, 12 monthly — the oldest from 2026-12-31, 11 months before the last run.",
     );
-    expect(forecastInWords({ ...forecast, runs: 0, kept: 0, oldestKeptAt: null }, String, now)).toBe(
+    expect(
+      forecastInWords(
+        { ...forecast, runs: 20_000, cutShort: true, lastRunAt: "2026-12-10T16:00:00.000Z", kept: 1 },
+        day,
+      ),
+    ).toMatch(/^After 20,000 runs \(until 2026-12-10\): 1 snapshot — /);
+    expect(forecastInWords({ ...forecast, runs: 0, kept: 0, lastRunAt: null, oldestKeptAt: null }, day)).toBe(
       "It does not run at all within a year.",
     );
     expect([3, 20, 90, 800].map((d) => spanInWords(d * 86_400_000))).toEqual([
@@ -116,9 +124,8 @@ describe("the editor's form and the API's draft", () => {
   });
 
   it("keeps the schedule's own disks when the VM's disks cannot be read (host offline)", () => {
+    const { disks: _disks, ...allDisks } = schedule;
     expect(draftOf(scheduleForm(schedule, []), "web01", "db", []).disks).toEqual(["vdb"]);
-    expect(
-      draftOf(scheduleForm({ ...schedule, disks: undefined }, []), "web01", "db", []),
-    ).not.toHaveProperty("disks");
+    expect(draftOf(scheduleForm(allDisks, []), "web01", "db", [])).not.toHaveProperty("disks");
   });
 });

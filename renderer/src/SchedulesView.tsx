@@ -1,4 +1,4 @@
-import { useEffect, useState } from "react";
+import { Fragment, useEffect, useState } from "react";
 import { useStore } from "zustand";
 
 import type { HostVms, ListedSchedule, Schedule, When } from "./protocol.js";
@@ -31,19 +31,29 @@ export function WhenText({ when }: { when: When }) {
   );
 }
 
-export function StatusCell({ listed }: { listed: ListedSchedule }) {
+export function StatusBadge({ listed }: { listed: ListedSchedule }) {
+  const level = scheduleStatus(listed).level;
+  return <span className={`badge status-${level}`}>{level}</span>;
+}
+
+/**
+ * A failing schedule's error on its own row under it, across the table: an error is a sentence or
+ * two, unreadable squeezed into a status column.
+ */
+export function FailureRow({ listed, columns }: { listed: ListedSchedule; columns: number }) {
   const status = scheduleStatus(listed);
   if (status.level !== "failing") {
-    return <span className={`badge status-${status.level}`}>{status.level}</span>;
+    return null;
   }
   return (
-    <>
-      <span className="badge status-failing">failing</span>
-      <p className="status-error">
-        {status.error}
-        {status.failures > 1 && ` (${status.failures} failures in a row)`}
-      </p>
-    </>
+    <tr className="failure-row">
+      <td colSpan={columns}>
+        <p className="status-error">
+          {status.failures > 1 ? `The last ${status.failures} runs failed: ` : "The last run failed: "}
+          {status.error}
+        </p>
+      </td>
+    </tr>
   );
 }
 
@@ -117,58 +127,61 @@ export function SchedulesView({ store }: { store: AppStore }) {
             {state.schedules.map((listed) => {
               const s = listed.schedule;
               return (
-                <tr key={s.id} aria-label={`${s.vmName}: ${whenInWords(s.when)}`}>
-                  <td>
-                    <span className="vm-ref">
-                      <span className="muted">{s.host}/</span>
-                      {s.vmName}
-                    </span>
-                    {s.note !== undefined && <p className="hint">{s.note}</p>}
-                  </td>
-                  <td>
-                    <WhenText when={s.when} />
-                  </td>
-                  <td>{disksInWords(s.disks)}</td>
-                  <td>{retentionInWords(s.retention)}</td>
-                  <td>
-                    <StatusCell listed={listed} />
-                  </td>
-                  <td className="nowrap">{lastRunText(listed)}</td>
-                  <td className="nowrap">{listed.nextRun === null ? "—" : dateTime(listed.nextRun)}</td>
-                  <td className="actions">
-                    <button
-                      type="button"
-                      disabled={state.busy !== null}
-                      onClick={() => void state.setScheduleEnabled(s.id, !s.enabled)}
-                    >
-                      {s.enabled ? "Pause" : "Resume"}
-                    </button>
-                    <button
-                      type="button"
-                      disabled={state.busy !== null}
-                      onClick={() => setEditor({ vms: [vmOfSchedule(state.hosts, s)], editing: s })}
-                    >
-                      Edit…
-                    </button>
-                    <button
-                      type="button"
-                      className="danger"
-                      disabled={state.busy !== null}
-                      onClick={() => {
-                        if (
-                          window.confirm(
-                            `Remove the schedule of ${s.vmName} (${uncapitalize(whenInWords(s.when))})? ` +
-                              `No more snapshots are taken or pruned by it. The snapshots it made stay on ${s.host}; delete them from the VM when you no longer need them.`,
-                          )
-                        ) {
-                          void state.removeSchedule(s.id);
-                        }
-                      }}
-                    >
-                      Remove
-                    </button>
-                  </td>
-                </tr>
+                <Fragment key={s.id}>
+                  <tr aria-label={`${s.vmName}: ${whenInWords(s.when)}`}>
+                    <td>
+                      <span className="vm-ref">
+                        <span className="muted">{s.host}/</span>
+                        {s.vmName}
+                      </span>
+                      {s.note !== undefined && <p className="hint">{s.note}</p>}
+                    </td>
+                    <td>
+                      <WhenText when={s.when} />
+                    </td>
+                    <td>{disksInWords(s.disks)}</td>
+                    <td>{retentionInWords(s.retention)}</td>
+                    <td>
+                      <StatusBadge listed={listed} />
+                    </td>
+                    <td className="nowrap">{lastRunText(listed)}</td>
+                    <td className="nowrap">{listed.nextRun === null ? "—" : dateTime(listed.nextRun)}</td>
+                    <td className="actions">
+                      <button
+                        type="button"
+                        disabled={state.busy !== null}
+                        onClick={() => void state.setScheduleEnabled(s.id, !s.enabled)}
+                      >
+                        {s.enabled ? "Pause" : "Resume"}
+                      </button>
+                      <button
+                        type="button"
+                        disabled={state.busy !== null}
+                        onClick={() => setEditor({ vms: [vmOfSchedule(state.hosts, s)], editing: s })}
+                      >
+                        Edit…
+                      </button>
+                      <button
+                        type="button"
+                        className="danger"
+                        disabled={state.busy !== null}
+                        onClick={() => {
+                          if (
+                            window.confirm(
+                              `Remove the schedule of ${s.vmName} (${uncapitalize(whenInWords(s.when))})? ` +
+                                `No more snapshots are taken or pruned by it. The snapshots it made stay on ${s.host}; delete them from the VM when you no longer need them.`,
+                            )
+                          ) {
+                            void state.removeSchedule(s.id);
+                          }
+                        }}
+                      >
+                        Remove
+                      </button>
+                    </td>
+                  </tr>
+                  <FailureRow listed={listed} columns={8} />
+                </Fragment>
               );
             })}
           </tbody>

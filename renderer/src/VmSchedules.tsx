@@ -1,9 +1,9 @@
-import { useEffect, useState } from "react";
+import { Fragment, useEffect, useState } from "react";
 import { useStore } from "zustand";
 
 import type { Schedule, VmWithSnapshots } from "./protocol.js";
 import { ScheduleEditor } from "./ScheduleEditor.js";
-import { StatusCell, WhenText, lastRunText } from "./SchedulesView.js";
+import { FailureRow, StatusBadge, WhenText, lastRunText } from "./SchedulesView.js";
 import { disksInWords, retentionInWords } from "./schedule-words.js";
 import type { AppStore } from "./store.js";
 import { dateTime } from "./when.js";
@@ -47,27 +47,30 @@ export function VmSchedules({ store, vm }: { store: AppStore; vm: VmWithSnapshot
           </thead>
           <tbody>
             {mine.map((listed) => (
-              <tr key={listed.schedule.id}>
-                <td>
-                  <WhenText when={listed.schedule.when} />
-                </td>
-                <td>{disksInWords(listed.schedule.disks)}</td>
-                <td>{retentionInWords(listed.schedule.retention)}</td>
-                <td>
-                  <StatusCell listed={listed} />
-                </td>
-                <td className="nowrap">{lastRunText(listed)}</td>
-                <td className="nowrap">{listed.nextRun === null ? "—" : dateTime(listed.nextRun)}</td>
-                <td className="actions">
-                  <button
-                    type="button"
-                    disabled={state.busy !== null}
-                    onClick={() => setEditor({ editing: listed.schedule })}
-                  >
-                    Edit…
-                  </button>
-                </td>
-              </tr>
+              <Fragment key={listed.schedule.id}>
+                <tr>
+                  <td>
+                    <WhenText when={listed.schedule.when} />
+                  </td>
+                  <td>{disksInWords(listed.schedule.disks)}</td>
+                  <td>{retentionInWords(listed.schedule.retention)}</td>
+                  <td>
+                    <StatusBadge listed={listed} />
+                  </td>
+                  <td className="nowrap">{lastRunText(listed)}</td>
+                  <td className="nowrap">{listed.nextRun === null ? "—" : dateTime(listed.nextRun)}</td>
+                  <td className="actions">
+                    <button
+                      type="button"
+                      disabled={state.busy !== null}
+                      onClick={() => setEditor({ editing: listed.schedule })}
+                    >
+                      Edit…
+                    </button>
+                  </td>
+                </tr>
+                <FailureRow listed={listed} columns={7} />
+              </Fragment>
             ))}
           </tbody>
         </table>

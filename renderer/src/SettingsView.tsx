@@ -196,6 +196,7 @@ function HostsSection({
   const [identity, setIdentity] = useState("");
   const submit = async (event: FormEvent): Promise<void> => {
     event.preventDefault();
+    const sent = { name, ssh, identity };
     const added = await onAdd({
       name: name.trim(),
       local,
@@ -203,9 +204,11 @@ function HostsSection({
       ...(local || identity.trim() === "" ? {} : { identityFile: identity.trim() }),
     });
     if (added) {
-      setName("");
-      setSsh("");
-      setIdentity("");
+      // Only what was sent is cleared: the person may have started on the next host meanwhile.
+      setName((now) => (now === sent.name ? "" : now));
+      setSsh((now) => (now === sent.ssh ? "" : now));
+      setIdentity((now) => (now === sent.identity ? "" : now));
+      // This computer is there now; the next host is an SSH one.
       setLocal(false);
     }
   };
@@ -395,6 +398,7 @@ function TargetsSection({
   const [tested, setTested] = useState<Record<string, TestResult>>({});
   const submit = async (event: FormEvent): Promise<void> => {
     event.preventDefault();
+    const sent = { name, location, identity, keep };
     const added = await onAdd({
       name: name.trim(),
       ...(folder ? { dir: location.trim() } : { ssh: location.trim() }),
@@ -402,10 +406,11 @@ function TargetsSection({
       ...(keep.trim() === "" ? {} : { keep: Number(keep) }),
     });
     if (added) {
-      setName("");
-      setLocation("");
-      setIdentity("");
-      setKeep("");
+      // Only what was sent is cleared: the person may have started on the next target meanwhile.
+      setName((now) => (now === sent.name ? "" : now));
+      setLocation((now) => (now === sent.location ? "" : now));
+      setIdentity((now) => (now === sent.identity ? "" : now));
+      setKeep((now) => (now === sent.keep ? "" : now));
     }
   };
   return (

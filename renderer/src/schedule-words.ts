@@ -119,7 +119,10 @@ export function forecastInWords(forecast: DraftPreview["forecast"], date: (iso: 
   const after = forecast.cutShort
     ? `After ${forecast.runs.toLocaleString("en")} runs (until ${date(forecast.lastRunAt)})`
     : "After a year";
-  return `${after}: ${count}${rules.length > 0 ? ` — ${rules.join(", ")}` : ""}${oldest}.`;
+  // The rules' counts add up to more than are kept when one snapshot serves two rules.
+  const ruleTotal = Object.values(forecast.byRule).reduce((sum, n) => sum + n, 0);
+  const overlap = ruleTotal > forecast.kept ? " (some count for more than one rule)" : "";
+  return `${after}: ${count}${rules.length > 0 ? ` — ${rules.join(", ")}${overlap}` : ""}${oldest}.`;
 }
 
 export type Every = When["every"];

@@ -72,7 +72,7 @@ describe("schedules in words", () => {
     };
     const day = (iso: string): string => iso.slice(0, 10);
     expect(forecastInWords(forecast, day)).toBe(
-      "After a year: 22 snapshots — 7 latest, 4 weekly, 12 monthly — the oldest from 2026-12-31, 11 months before the last run.",
+      "After a year: 22 snapshots — 7 latest, 4 weekly, 12 monthly (some count for more than one rule) — the oldest from 2026-12-31, 11 months before the last run.",
     );
     expect(
       forecastInWords(

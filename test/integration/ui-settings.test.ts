@@ -20,6 +20,7 @@ const shots = join(repo, "artifacts", "screenshots");
 
 /** A schedule as `snapkeep schedule list --json` prints it. */
 interface ListedSchedule {
+  readonly id: string;
   readonly vmName: string;
   readonly when: { readonly every: string; readonly at?: string };
   readonly disks?: readonly string[];
@@ -30,6 +31,7 @@ describe("first run, settings and schedules in Chromium, on snapkeep serve", () 
   const vms = new TestVms();
   const vmName = `sk-uis-off-${uniqueSuffix()}`;
   let home = "";
+  let vdaImage = "";
   let sshd: TestSshd;
   let server: ChildProcess | undefined;
   let url = "";
@@ -49,7 +51,7 @@ describe("first run, settings and schedules in Chromium, on snapkeep serve", () 
     mkdirSync(shots, { recursive: true });
     home = mkdtempSync(join(tmpdir(), "snapkeep-uis-"));
     sshd = await startSshd();
-    await vms.create({
+    const made = await vms.create({
       name: vmName,
       running: false,
       disks: [
@@ -57,6 +59,7 @@ describe("first run, settings and schedules in Chromium, on snapkeep serve", () 
         { target: "vdb", sizeMiB: 8 },
       ],
     });
+    vdaImage = made.diskPaths[0] ?? "";
     // A first start adds "this computer"; removing it gives the state of a machine without libvirt.
     cli("host", "remove", "local");
     server = spawn("node", [join(repo, "bin/snapkeep.js"), "serve", "--port", "0"], {
@@ -256,12 +259,26 @@ describe("first run, settings and schedules in Chromium, on snapkeep serve", () 
     await row.getByRole("button", { name: "Resume" }).click();
     await row.getByText("active").waitFor();
 
+    // Three snapshots this schedule made, as a daemon run would tag them on the host (a real run
+    // waits for its slot); the editor must name exactly the ones a smaller retention deletes.
+    const id = listed[0]?.id ?? "";
+    for (const name of ["scheduled-a", "scheduled-b", "scheduled-c"]) {
+      execFileSync("qemu-img", ["snapshot", "-c", `snapkeep:scheduled@${id}:${name}`, vdaImage]);
+      await new Promise((resolve) => setTimeout(resolve, 1100)); // qcow2 dates have whole seconds
+    }
     await row.getByRole("button", { name: "Edit…" }).click();
     const edit = page.getByRole("dialog", { name: `Edit the schedule of ${vmName}` });
     expect(await edit.getByLabel("Latest", { exact: true }).inputValue()).toBe("3");
     expect(await edit.getByRole("checkbox", { name: /vdb/ }).isChecked()).toBe(false);
-    await edit.getByLabel("Latest", { exact: true }).fill("5");
+    await edit.getByLabel("Latest", { exact: true }).fill("1");
     await edit.getByLabel("Weeks", { exact: true }).fill("");
+    await expect
+      .poll(async () =>
+        (await edit.getByLabel("Deleted today").getByRole("listitem").allTextContents()).join(),
+      )
+      .toBe("scheduled-a,scheduled-b");
+    await shot("schedule-editor-deletes.png");
+    await edit.getByLabel("Latest", { exact: true }).fill("5");
     await expect.poll(() => edit.getByLabel("Deleted today").textContent()).toMatch(/would delete none/);
     await expect.poll(() => edit.getByLabel("Forecast").textContent()).toMatch(/^After a year: 5 snapshots/);
     await shot("schedule-editor-edit.png");
@@ -290,6 +307,8 @@ describe("first run, settings and schedules in Chromium, on snapkeep serve", () 
     await view.getByText(/No schedules yet/).waitFor();
     expect(question).toMatch(/snapshots it made stay on local/);
     expect(JSON.parse(cli("schedule", "list", "--json"))).toEqual([]);
+    const kept = JSON.parse(cli("snapshot", "list", `local/${vmName}`, "--json")) as { name: string }[];
+    expect(kept.map((k) => k.name)).toEqual(["scheduled-a", "scheduled-b", "scheduled-c"]);
   });
 
   it("is readable in dark mode", async () => {

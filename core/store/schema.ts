@@ -50,6 +50,8 @@ export const annotationSchema = z.object({
   incomplete: z.boolean().optional(),
   /** The VM's definition when the snapshot was taken, to show what a revert does not undo. */
   definition: definitionSummarySchema.optional(),
+  /** Verified exports of this snapshot, as "TARGET/EXPORT-ID", newest last (for the timeline). */
+  exportedTo: z.array(z.string()).max(100).optional(),
 });
 
 const hookSchema = z.object({

@@ -3,22 +3,10 @@ import { useMemo, useState } from "react";
 import type { Snapshot, VmWithSnapshots } from "./protocol.js";
 import { Timeline } from "./Timeline.js";
 import { ZOOMS, type ZoomId } from "./timeline.js";
+import { formatBytes } from "./format.js";
+import type { ArtifactKind } from "./ArtifactWizards.js";
 
 const PAGE = 100;
-
-function size(bytes: number | null): string {
-  if (bytes === null) {
-    return "-";
-  }
-  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
-  let v = bytes;
-  let u = 0;
-  while (v >= 1024 && u < units.length - 1) {
-    v /= 1024;
-    u++;
-  }
-  return `${v >= 10 || u === 0 ? Math.round(v) : v.toFixed(1)} ${units[u]}`;
-}
 
 export function VmDetail({
   vm,
@@ -29,6 +17,8 @@ export function VmDetail({
   onDelete,
   onPin,
   onRevert,
+  onExport,
+  onCopyOut,
 }: {
   vm: VmWithSnapshots;
   selectedSnapshot: string | null;
@@ -39,12 +29,17 @@ export function VmDetail({
   onPin: (tag: string, pinned: boolean) => void;
   /** Opens the revert wizard; null: undo the last revert. */
   onRevert: (snapshot: Snapshot | null) => void;
+  onExport: (snapshot: Snapshot) => void;
+  /** Opens the wizard that makes a template (root disk) or a volume (data disk) from a snapshot. */
+  onCopyOut: (snapshot: Snapshot, kind: ArtifactKind) => void;
 }) {
   const [zoom, setZoom] = useState<ZoomId>("all");
   // The newest first, a page at a time: a VM with a thousand snapshots stays quick to show.
   const [shown, setShown] = useState(PAGE);
   const newestFirst = useMemo(() => [...vm.snapshots].reverse(), [vm.snapshots]);
   const disks = vm.disks.filter((d) => d.device === "disk");
+  const roleOf = (s: Snapshot, role: "root" | "additional"): boolean =>
+    s.disks.some((d) => disks.find((x) => x.target === d.target)?.role === role);
   return (
     <article className="vm-detail" aria-labelledby="vm-title">
       <header className="vm-head">
@@ -84,7 +79,7 @@ export function VmDetail({
             <tr key={d.target}>
               <td>{d.target}</td>
               <td>{d.role}</td>
-              <td>{size(d.virtualSize)}</td>
+              <td>{formatBytes(d.virtualSize)}</td>
               <td className="path">{d.source ?? "-"}</td>
             </tr>
           ))}
@@ -145,6 +140,36 @@ export function VmDetail({
                     <button type="button" onClick={() => onRevert(s)} disabled={busy !== null}>
                       Revert…
                     </button>
+                    <button
+                      type="button"
+                      onClick={() => onExport(s)}
+                      disabled={busy !== null || s.incomplete}
+                    >
+                      Export…
+                    </button>
+                    <details className="menu">
+                      <summary aria-label={`Copy out ${s.name}`}>Copy out…</summary>
+                      <div className="menu-items">
+                        {roleOf(s, "root") && (
+                          <button
+                            type="button"
+                            onClick={() => onCopyOut(s, "template")}
+                            disabled={busy !== null}
+                          >
+                            Make a template (for new VMs)…
+                          </button>
+                        )}
+                        {roleOf(s, "additional") && (
+                          <button
+                            type="button"
+                            onClick={() => onCopyOut(s, "volume")}
+                            disabled={busy !== null}
+                          >
+                            Make a volume (to attach)…
+                          </button>
+                        )}
+                      </div>
+                    </details>
                     <button
                       type="button"
                       onClick={() => onPin(s.tag, !s.pinned)}

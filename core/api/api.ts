@@ -278,8 +278,8 @@ function handlers(
     "export.start": (p) =>
       jobs.start(
         { kind: "export", title: `Export ${p.vm} “${p.snapshot}” to ${p.target}`, host: p.host, vm: p.vm },
-        (signal, report) =>
-          exports.export({
+        async (signal, report) => {
+          const result = await exports.export({
             host: p.host,
             vm: p.vm,
             snapshot: p.snapshot,
@@ -296,7 +296,11 @@ function handlers(
                 bytesPerSecond: progress.bytesPerSecond,
                 etaSeconds: progress.etaSeconds,
               }),
-          }),
+          });
+          // The snapshot is marked exported now: timelines show it.
+          changed(p.host, p.vm);
+          return result;
+        },
       ),
     "exports.verify": (p) =>
       jobs.start({ kind: "verify", title: `Verify export ${p.export} on ${p.target}` }, (signal) =>

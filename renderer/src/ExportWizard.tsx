@@ -40,7 +40,9 @@ export function ExportWizard({
   const id = useId();
   const disks = snapshot.disks.map((d) => d.target);
   const [step, setStep] = useState(0);
-  const [target, setTarget] = useState(targets[0]?.name ?? "");
+  // The targets may still be loading when the wizard opens: until one is chosen, the first one.
+  const [picked, setTarget] = useState<string | null>(null);
+  const target = picked ?? targets[0]?.name ?? "";
   const [chosen, setChosen] = useState<string[]>(disks);
   const [limit, setLimit] = useState("");
   const [jobId, setJobId] = useState<string | null>(null);

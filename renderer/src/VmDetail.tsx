@@ -1,4 +1,4 @@
-import { useMemo, useState } from "react";
+import { useMemo, useState, type MouseEvent } from "react";
 
 import type { Snapshot, VmWithSnapshots } from "./protocol.js";
 import { Timeline } from "./Timeline.js";
@@ -38,6 +38,11 @@ export function VmDetail({
   const [shown, setShown] = useState(PAGE);
   const newestFirst = useMemo(() => [...vm.snapshots].reverse(), [vm.snapshots]);
   const disks = vm.disks.filter((d) => d.device === "disk");
+  // A menu item closes its menu: the next visit to the row starts with the menu shut.
+  const choose = (event: MouseEvent<HTMLButtonElement>, action: () => void): void => {
+    event.currentTarget.closest("details")?.removeAttribute("open");
+    action();
+  };
   const roleOf = (s: Snapshot, role: "root" | "additional"): boolean =>
     s.disks.some((d) => disks.find((x) => x.target === d.target)?.role === role);
   return (
@@ -153,7 +158,7 @@ export function VmDetail({
                         {roleOf(s, "root") && (
                           <button
                             type="button"
-                            onClick={() => onCopyOut(s, "template")}
+                            onClick={(e) => choose(e, () => onCopyOut(s, "template"))}
                             disabled={busy !== null}
                           >
                             Make a template (for new VMs)…
@@ -162,7 +167,7 @@ export function VmDetail({
                         {roleOf(s, "additional") && (
                           <button
                             type="button"
-                            onClick={() => onCopyOut(s, "volume")}
+                            onClick={(e) => choose(e, () => onCopyOut(s, "volume"))}
                             disabled={busy !== null}
                           >
                             Make a volume (to attach)…

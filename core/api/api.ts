@@ -7,6 +7,7 @@
  */
 import { z } from "zod";
 
+import { parseSnapshotTag } from "../domain/snapshot-tag.js";
 import { SnapkeepError, toErrorView, type ErrorView } from "../errors.js";
 import type { Exports } from "../export/exports.js";
 import { importExport } from "../export/import.js";
@@ -277,7 +278,12 @@ function handlers(
     "exports.list": (p) => exports.list(p.target),
     "export.start": (p) =>
       jobs.start(
-        { kind: "export", title: `Export ${p.vm} “${p.snapshot}” to ${p.target}`, host: p.host, vm: p.vm },
+        {
+          kind: "export",
+          title: `Export ${p.vm} “${parseSnapshotTag(p.snapshot).name}” to ${p.target}`,
+          host: p.host,
+          vm: p.vm,
+        },
         async (signal, report) => {
           const result = await exports.export({
             host: p.host,
@@ -364,7 +370,7 @@ function handlers(
       return jobs.start(
         {
           kind: p.kind,
-          title: `Make ${p.kind} ${p.name} from ${p.vm} “${p.snapshot}”`,
+          title: `Make ${p.kind} ${p.name} from ${p.vm} “${parseSnapshotTag(p.snapshot).name}”`,
           host: p.host,
           vm: p.vm,
         },

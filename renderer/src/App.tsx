@@ -3,7 +3,7 @@ import { useStore } from "zustand";
 
 import type { AppStore, View } from "./store.js";
 import type { Artifact, ExportEntry, Snapshot } from "./protocol.js";
-import { ArtifactWizard, AttachVolumeWizard, NewVmWizard, type ArtifactKind } from "./ArtifactWizards.js";
+import { ArtifactWizard, AttachVolumeWizard, NewVmWizard } from "./ArtifactWizards.js";
 import { ErrorBox } from "./ErrorBox.js";
 import { ExportsView, ImportWizard } from "./ExportsView.js";
 import { ExportWizard } from "./ExportWizard.js";
@@ -26,7 +26,7 @@ type Open =
   | { kind: "snapshot" }
   | { kind: "revert"; snapshot: Snapshot | null; key: number }
   | { kind: "export"; snapshot: Snapshot }
-  | { kind: "artifact"; snapshot: Snapshot; artifact: ArtifactKind }
+  | { kind: "artifact"; snapshot: Snapshot }
   | { kind: "new-vm"; host: string; template: string }
   | { kind: "attach"; host: string; volume: string }
   | { kind: "import"; target: string; entry: ExportEntry };
@@ -127,7 +127,7 @@ export function App({ store }: { store: AppStore }) {
                     void state.loadTargets();
                     setOpen({ kind: "export", snapshot });
                   }}
-                  onCopyOut={(snapshot, artifact) => setOpen({ kind: "artifact", snapshot, artifact })}
+                  onCopyOut={(snapshot) => setOpen({ kind: "artifact", snapshot })}
                 />
               )}
             </main>
@@ -216,12 +216,11 @@ export function App({ store }: { store: AppStore }) {
           {...wizardActions}
           vm={state.vm}
           snapshot={open.snapshot}
-          kind={open.artifact}
-          onNext={(name) => {
+          onNext={(kind, name) => {
             const host = state.vm?.host ?? "";
             state.dismissError();
             setOpen(
-              open.artifact === "template"
+              kind === "template"
                 ? { kind: "new-vm", host, template: name }
                 : { kind: "attach", host, volume: name },
             );

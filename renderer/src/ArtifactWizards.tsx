@@ -42,17 +42,17 @@ function validName(name: string): boolean {
 export function ArtifactWizard({
   vm,
   snapshot,
-  kind,
   onNext,
   ...actions
 }: Actions & {
   vm: VmWithSnapshots;
   snapshot: Snapshot;
-  kind: ArtifactKind;
   /** Opens the follow-up wizard for what was made. */
-  onNext: (artifact: string) => void;
+  onNext: (kind: ArtifactKind, artifact: string) => void;
 }) {
   const id = useId();
+  const kinds = (["template", "volume"] as const).filter((k) => disksFor(vm, snapshot, k).length > 0);
+  const [kind, setKind] = useState<ArtifactKind>(kinds[0] ?? "template");
   const disks = disksFor(vm, snapshot, kind);
   const [step, setStep] = useState(0);
   const [name, setName] = useState(
@@ -61,7 +61,8 @@ export function ArtifactWizard({
       .replace(/^[^A-Za-z0-9]+/, "")
       .slice(0, 60),
   );
-  const [disk, setDisk] = useState(disks[0] ?? "");
+  const [pickedDisk, setDisk] = useState<string | null>(null);
+  const disk = pickedDisk !== null && disks.includes(pickedDisk) ? pickedDisk : (disks[0] ?? "");
   const [plan, setPlan] = useState<ArtifactPlan | null>(null);
   const [jobId, setJobId] = useState<string | null>(null);
   const job = jobId === null ? undefined : actions.jobs[jobId];
@@ -91,7 +92,7 @@ export function ArtifactWizard({
 
   return (
     <Wizard
-      title={`Make a ${noun} from “${snapshot.name}” of ${vm.name}`}
+      title={`Copy out “${snapshot.name}” of ${vm.name}`}
       steps={[kind === "template" ? "Template" : "Volume", "Check", "Copy"]}
       current={step}
       error={actions.error}
@@ -125,7 +126,7 @@ export function ArtifactWizard({
             <button type="button" onClick={actions.onClose}>
               Close
             </button>
-            <button type="button" className="primary" onClick={() => onNext(name)}>
+            <button type="button" className="primary" onClick={() => onNext(kind, name)}>
               {kind === "template" ? "Create a VM from it…" : "Attach it to a VM…"}
             </button>
           </>
@@ -137,14 +138,21 @@ export function ArtifactWizard({
       }
     >
       {step === 0 &&
-        (disks.length === 0 ? (
-          <p className="empty">
-            {kind === "template"
-              ? "This snapshot has no root disk: only a root-disk snapshot becomes a template."
-              : "This snapshot has no additional disk: a volume is made from an additional (data) disk."}
-          </p>
+        (kinds.length === 0 ? (
+          <p className="empty">This snapshot has no disk with a known role to copy out.</p>
         ) : (
           <>
+            <fieldset>
+              <legend>Make</legend>
+              {kinds.map((k) => (
+                <label key={k} className="check">
+                  <input type="radio" name={`${id}-kind`} checked={kind === k} onChange={() => setKind(k)} />
+                  {k === "template"
+                    ? `a template for new VMs, from the root disk ${disksFor(vm, snapshot, k).join(", ")}`
+                    : `a volume to attach to a VM, from the data disk ${disksFor(vm, snapshot, k).join(" or ")}`}
+                </label>
+              ))}
+            </fieldset>
             <label htmlFor={`${id}-name`}>Name of the {noun}</label>
             <input
               id={`${id}-name`}

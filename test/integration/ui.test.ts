@@ -266,9 +266,9 @@ describe("the UI in Chromium, on snapkeep serve", () => {
     await page.getByRole("button", { name: "Virtual machines" }).click();
     await page.getByRole("button", { name: new RegExp(offName) }).click();
     const row = snapshotRow("first");
-    await row.getByText("Copy out…").click();
-    await row.getByRole("button", { name: /Make a template/ }).click();
+    await row.getByRole("button", { name: "Copy out…" }).click();
     let wizard = page.getByRole("dialog");
+    await wizard.getByRole("radio", { name: /a template for new VMs/ }).check();
     await wizard.getByLabel("Name of the template").fill(templateName);
     await wizard.getByRole("button", { name: "Next" }).click();
     await expect.poll(() => wizard.locator("dl.summary").textContent()).toMatch(/disk vda/);
@@ -286,9 +286,9 @@ describe("the UI in Chromium, on snapkeep serve", () => {
     await wizard.getByRole("button", { name: "Close" }).click();
     await page.getByRole("button", { name: new RegExp(clonedName) }).waitFor();
 
-    await row.getByText("Copy out…").click();
-    await row.getByRole("button", { name: /Make a volume/ }).click();
+    await row.getByRole("button", { name: "Copy out…" }).click();
     wizard = page.getByRole("dialog");
+    await wizard.getByRole("radio", { name: /a volume to attach/ }).check();
     await wizard.getByLabel("Name of the volume").fill(volumeName);
     await wizard.getByRole("button", { name: "Next" }).click();
     await expect.poll(() => wizard.locator("dl.summary").textContent()).toMatch(/disk vdb/);

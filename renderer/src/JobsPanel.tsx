@@ -2,6 +2,7 @@ import { useMemo } from "react";
 
 import type { JobView } from "./protocol.js";
 import { formatBytes, formatDuration, formatRate, formatTime } from "./format.js";
+import { orderJobs } from "./jobs-order.js";
 
 const STATE_LABEL: Record<JobView["state"], string> = {
   running: "running",
@@ -10,17 +11,6 @@ const STATE_LABEL: Record<JobView["state"], string> = {
   cancelled: "cancelled",
   interrupted: "interrupted",
 };
-
-/** Running jobs first (oldest first: they finish first), then the rest, newest first. */
-export function orderJobs(jobs: readonly JobView[]): JobView[] {
-  const running = jobs
-    .filter((j) => j.state === "running")
-    .sort((a, b) => a.startedAt.localeCompare(b.startedAt));
-  const ended = jobs
-    .filter((j) => j.state !== "running")
-    .sort((a, b) => (b.endedAt ?? b.startedAt).localeCompare(a.endedAt ?? a.startedAt));
-  return [...running, ...ended];
-}
 
 export function JobsPanel({
   jobs,

@@ -5,31 +5,7 @@
  */
 import { useCallback, useEffect, useRef, useState, type RefObject, type UIEvent } from "react";
 
-export interface VisibleRange {
-  readonly start: number;
-  /** One past the last row to render. */
-  readonly end: number;
-  readonly padTop: number;
-  readonly padBottom: number;
-}
-
-export function visibleRange(
-  scrollTop: number,
-  viewportHeight: number,
-  rowHeight: number,
-  count: number,
-  overscan = 8,
-): VisibleRange {
-  const first = Math.floor(Math.max(0, scrollTop) / rowHeight);
-  const start = Math.max(0, Math.min(count, first - overscan));
-  const end = Math.min(count, first + Math.ceil(Math.max(0, viewportHeight) / rowHeight) + overscan);
-  return {
-    start,
-    end: Math.max(start, end),
-    padTop: start * rowHeight,
-    padBottom: (count - Math.max(start, end)) * rowHeight,
-  };
-}
+import { visibleRange, type VisibleRange } from "./visible-range.js";
 
 /**
  * The range to render for a scroll container. Before the container is measured it assumes

@@ -5,9 +5,9 @@
 import { describe, expect, it } from "vitest";
 
 import type { JobView } from "../../core/domain/types.js";
-import { orderJobs } from "../../renderer/src/JobsPanel.js";
+import { orderJobs } from "../../renderer/src/jobs-order.js";
 import { layoutTimeline } from "../../renderer/src/timeline.js";
-import { visibleRange } from "../../renderer/src/virtual.js";
+import { visibleRange } from "../../renderer/src/visible-range.js";
 
 describe("windowed rows", () => {
   it("renders the rows in view plus the overscan, with spacers for the rest", () => {

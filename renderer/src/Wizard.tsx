@@ -1,4 +1,4 @@
-import { useId, type ReactNode } from "react";
+import { useEffect, useId, useRef, type ReactNode } from "react";
 
 import type { ApiError, JobView } from "./protocol.js";
 import { ErrorBox } from "./ErrorBox.js";
@@ -27,9 +27,19 @@ export function Wizard({
   buttons: ReactNode;
 }) {
   const id = useId();
+  const form = useRef<HTMLFormElement>(null);
+  // Keyboard users land in the dialog when it opens and back where they were when it closes.
+  useEffect(() => {
+    const before = document.activeElement instanceof HTMLElement ? document.activeElement : null;
+    if (!form.current?.contains(document.activeElement)) {
+      form.current?.querySelector<HTMLElement>("input, select, textarea, button.primary, button")?.focus();
+    }
+    return () => before?.focus();
+  }, []);
   return (
     <div className="modal" role="dialog" aria-modal="true" aria-labelledby={`${id}-title`}>
       <form
+        ref={form}
         onSubmit={(e) => e.preventDefault()}
         onKeyDown={(e) => {
           if (e.key === "Escape") {

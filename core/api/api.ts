@@ -46,6 +46,8 @@ export const methods = {
   "schedules.list": z.object({}),
   "targets.list": z.object({}),
   "exports.list": z.object({ target: z.string().optional() }),
+  "schedules.pauseAll": z.object({ minutes: z.number().int().min(1).max(527_040).optional() }),
+  "schedules.resumeAll": z.object({}),
 } as const;
 
 export type Method = keyof typeof methods;
@@ -193,6 +195,13 @@ export class Api {
         return exports.listTargets();
       case "exports.list":
         return exports.list(typeof p["target"] === "string" ? p["target"] : undefined);
+      case "schedules.pauseAll": {
+        // Without minutes: until resumed.
+        return schedules.pauseAll(typeof p["minutes"] === "number" ? p["minutes"] * 60_000 : null);
+      }
+      case "schedules.resumeAll":
+        schedules.resumeAll();
+        return null;
     }
   }
 

@@ -4,7 +4,7 @@
 // Debian's Chromium draws them (playwright-core drives it), so the PNGs match the SVGs exactly.
 import { mkdirSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { fileURLToPath, URL } from "node:url";
 import { chromium } from "playwright-core";
 
 const build = fileURLToPath(new URL("../build/", import.meta.url));

@@ -48,6 +48,8 @@ const home = snapkeepHome(process.platform, process.env, homedir());
 // One instance per state directory (two would race for the scheduler), with Chromium's own files
 // kept apart from Snapkeep's settings.
 app.setPath("userData", join(home, "desktop"));
+// Standard and secure: relative URLs, a real origin and a secure context for the renderer. Not
+// corsEnabled: that would let other origins read the app's files.
 protocol.registerSchemesAsPrivileged([{ scheme: APP_SCHEME, privileges: { standard: true, secure: true } }]);
 
 let desktop: Desktop | undefined;
@@ -180,7 +182,7 @@ async function start(): Promise<void> {
       timers: wallClockTimers,
       notify: (title, body) => {
         if (Notification.isSupported()) {
-          new Notification({ title, body, icon: join(trayIcons, "tray-attention@2x.png") }).show();
+          new Notification({ title, body }).show();
         }
       },
       trayChanged: drawTray,

@@ -72,6 +72,9 @@ export interface SchedulerOptions {
   readonly checkEveryMs?: number;
 }
 
+/** How long a suspend() without a resume() holds new jobs back: the time a machine takes to sleep. */
+const SUSPEND_HOLD_MS = 2 * 60_000;
+
 interface RunningJob {
   readonly id: string;
   readonly schedule: Schedule;
@@ -95,7 +98,8 @@ export class Scheduler {
   #ticking: Promise<void> | undefined;
   #again = false;
   #stopped = false;
-  #suspended = false;
+  /** When the machine said it goes to sleep; cleared by resume(), or by the clock (see suspend). */
+  #suspendedAt: number | undefined;
 
   constructor(options: SchedulerOptions) {
     this.#o = { perHostConcurrency: 2, checkEveryMs: 30_000, ...options };
@@ -126,14 +130,16 @@ export class Scheduler {
    * The machine is about to sleep (the desktop calls this on suspend): no new job starts, so none is
    * cut off seconds after it began. Running jobs go on; their journal records each step as it
    * happens, so a sleep that never wakes leaves them reported as interrupted, never as done.
+   * The hold ends by itself after SUSPEND_HOLD_MS of waking time, in case no resume ever comes (a
+   * sleep that was cancelled, a platform that does not send it).
    */
   suspend(): void {
-    this.#suspended = true;
+    this.#suspendedAt = this.#o.now().getTime();
   }
 
   /** After sleep or a long pause (the desktop calls this on resume): missed runs run, once. */
   resume(): Promise<void> {
-    this.#suspended = false;
+    this.#suspendedAt = undefined;
     return this.tick();
   }
 
@@ -187,7 +193,10 @@ export class Scheduler {
     // Paused by the admin: nothing starts and nothing is "overdue"; when the pause ends, each
     // schedule's latest missed slot is due, so missed runs run once, as after a sleep.
     const pause = activePause(this.#o.work.globalPause(), now);
-    if (pause !== null || this.#suspended) {
+    if (this.#suspendedAt !== undefined && now.getTime() - this.#suspendedAt >= SUSPEND_HOLD_MS) {
+      this.#suspendedAt = undefined;
+    }
+    if (pause !== null || this.#suspendedAt !== undefined) {
       this.#guard("arming the end of the pause", () => {
         this.#wake?.cancel();
         this.#wake =

@@ -72,12 +72,14 @@ export class Desktop {
   #listing: Promise<void> | undefined;
   /** The stored key passphrase, decrypted; a holder, so the SSH environment reads it live. */
   readonly #secret: { passphrase: string | undefined } = { passphrase: undefined };
+  readonly #agentSocket: string | undefined;
 
   private constructor(options: DesktopOptions) {
     const { home, env, ports } = options;
     this.#ports = ports;
     const fromProcess = sshEnvironmentFromProcess(env);
     const environmentPassphrase = fromProcess.passphrase;
+    this.#agentSocket = fromProcess.agentSocket;
     const secret = this.#secret;
     // Read at each new connection, so a passphrase stored while the app runs is used at once.
     const ssh: SshEnvironment = {
@@ -303,7 +305,7 @@ export class Desktop {
             canStore = { allowed: false, reason: describeError(error) };
           }
           return {
-            agent: sshEnvironmentFromProcess().agentSocket !== undefined,
+            agent: this.#agentSocket !== undefined,
             stored: store.read().desktop.keyPassphrase !== undefined,
             canStore,
           };

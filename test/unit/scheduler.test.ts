@@ -341,12 +341,29 @@ describe("Scheduler", () => {
     work.state = { aaaaaaa1: { lastSlot: "2026-11-26T10:00:00.000Z", failures: 0 } };
     const { clock, scheduler } = setup(work);
     await scheduler.start();
+    await clock.advance(4 * 60_000); // 10:09
     scheduler.suspend();
-    await clock.advance(30 * 60_000); // timers that fire late around a sleep start nothing
+    await clock.advance(90_000); // the 10:10 slot passes while the machine falls asleep: nothing starts
     expect(work.runs).toEqual([]);
+    clock.now = new Date("2026-11-26T12:34:00Z"); // asleep two hours: no timer fired
     await scheduler.resume();
     await settle();
-    expect(work.runs.map((r) => r.tag)).toEqual(["snapkeep:scheduled@aaaaaaa1:scheduled-2026-11-26-1030Z"]);
+    expect(work.runs.map((r) => r.tag)).toEqual(["snapkeep:scheduled@aaaaaaa1:scheduled-2026-11-26-1230Z"]);
+    await scheduler.stop();
+  });
+
+  it("holds new jobs back for two minutes only when a suspend is never followed by a resume", async () => {
+    const work = new FakeWork();
+    work.schedules = [makeSchedule("aaaaaaa1")];
+    work.state = { aaaaaaa1: { lastSlot: "2026-11-26T10:00:00.000Z", failures: 0 } };
+    const { clock, scheduler } = setup(work);
+    await scheduler.start();
+    await clock.advance(4 * 60_000 + 30_000); // 10:09:30
+    scheduler.suspend(); // the sleep is cancelled; no resume comes
+    await clock.advance(60_000); // 10:10:30: held
+    expect(work.runs).toEqual([]);
+    await clock.advance(90_000); // 10:12:00: the hold is over, the 10:10 slot runs
+    expect(work.runs.map((r) => r.tag)).toEqual(["snapkeep:scheduled@aaaaaaa1:scheduled-2026-11-26-1010Z"]);
     await scheduler.stop();
   });
 });

@@ -144,7 +144,15 @@ function toMenuItem(item: TrayItem): MenuItemConstructorOptions {
     case "submenu":
       return { label: item.label, submenu: item.items.map(toMenuItem) };
     case "action":
-      return { label: item.label, click: () => void perform(item.action) };
+      return {
+        label: item.label,
+        click: () =>
+          void perform(item.action).catch((error: unknown) =>
+            log(
+              `The tray action ${item.action.type} failed: ${error instanceof Error ? error.message : String(error)}`,
+            ),
+          ),
+      };
   }
 }
 

@@ -13,7 +13,7 @@ import { schedulerOwner } from "../../core/schedule/lock.js";
 import { openScheduler } from "../../core/schedule/owned.js";
 import type { SchedulerEvent, TimerPort } from "../../core/schedule/scheduler.js";
 import type { NotificationSettings } from "../../core/store/schema.js";
-import { createIpcRouter, type DesktopMethod, type SenderFrame } from "./ipc.js";
+import { createIpcRouter, desktopMethod, type DesktopMethod, type SenderFrame } from "./ipc.js";
 import {
   NotificationPolicy,
   factFromApiEvent,
@@ -260,61 +260,54 @@ export class Desktop {
     const { store } = this.context;
     const ports = this.#ports;
     return {
-      "desktop.status": {
-        params: z.object({}),
-        run: async () => ({
-          scheduling: this.scheduling.state,
-          pause: this.context.schedules.activePause(),
-          autostart: store.read().desktop.autostart,
-        }),
-      },
-      "settings.autostart": {
-        params: z.object({ enabled: z.boolean().optional() }).strict(),
-        run: async (p) => {
-          if (typeof p["enabled"] === "boolean") {
-            const enabled = p["enabled"];
+      "desktop.status": desktopMethod(z.object({}), async () => ({
+        scheduling: this.scheduling.state,
+        pause: this.context.schedules.activePause(),
+        autostart: store.read().desktop.autostart,
+      })),
+      "settings.autostart": desktopMethod(
+        z.object({ enabled: z.boolean().optional() }).strict(),
+        async ({ enabled }) => {
+          if (enabled !== undefined) {
             await ports.applyAutostart(enabled);
             store.update((s) => ({ ...s, desktop: { ...s.desktop, autostart: enabled } }));
           }
           return { enabled: store.read().desktop.autostart };
         },
-      },
-      "settings.notifications": {
-        params: z
+      ),
+      "settings.notifications": desktopMethod(
+        z
           .object({
             jobFailed: z.boolean().optional(),
             vmOverdue: z.boolean().optional(),
             exportVerified: z.boolean().optional(),
           })
           .strict(),
-        run: async (p) => {
-          const change = p as Partial<NotificationSettings>;
-          return store.update((s) => ({
-            ...s,
-            desktop: { ...s.desktop, notifications: { ...s.desktop.notifications, ...change } },
-          })).desktop.notifications;
-        },
-      },
-      "secrets.status": {
-        params: z.object({}),
-        run: async () => {
-          let canStore: { allowed: boolean; reason: string | null } = { allowed: true, reason: null };
-          try {
-            assertMayStorePassphrase(await ports.keyring.facts());
-          } catch (error) {
-            canStore = { allowed: false, reason: describeError(error) };
-          }
-          return {
-            agent: this.#agentSocket !== undefined,
-            stored: store.read().desktop.keyPassphrase !== undefined,
-            canStore,
-          };
-        },
-      },
-      "secrets.storeKeyPassphrase": {
-        params: z.object({ passphrase: z.string().min(1).max(1024) }).strict(),
-        run: async (p) => {
-          const passphrase = String(p["passphrase"]);
+        async (change) =>
+          store.update((s) => {
+            const notifications: NotificationSettings = { ...s.desktop.notifications };
+            for (const kind of ["jobFailed", "vmOverdue", "exportVerified"] as const) {
+              notifications[kind] = change[kind] ?? notifications[kind];
+            }
+            return { ...s, desktop: { ...s.desktop, notifications } };
+          }).desktop.notifications,
+      ),
+      "secrets.status": desktopMethod(z.object({}), async () => {
+        let canStore: { allowed: boolean; reason: string | null } = { allowed: true, reason: null };
+        try {
+          assertMayStorePassphrase(await ports.keyring.facts());
+        } catch (error) {
+          canStore = { allowed: false, reason: describeError(error) };
+        }
+        return {
+          agent: this.#agentSocket !== undefined,
+          stored: store.read().desktop.keyPassphrase !== undefined,
+          canStore,
+        };
+      }),
+      "secrets.storeKeyPassphrase": desktopMethod(
+        z.object({ passphrase: z.string().min(1).max(1024) }).strict(),
+        async ({ passphrase }) => {
           const facts = await ports.keyring.facts();
           assertMayStorePassphrase(facts);
           const ciphertext = await ports.keyring.encrypt(passphrase);
@@ -328,18 +321,15 @@ export class Desktop {
           this.#secret.passphrase = passphrase;
           return null;
         },
-      },
-      "secrets.forgetKeyPassphrase": {
-        params: z.object({}),
-        run: async () => {
-          store.update((s) => {
-            const { keyPassphrase: _dropped, ...desktop } = s.desktop;
-            return { ...s, desktop };
-          });
-          this.#secret.passphrase = undefined;
-          return null;
-        },
-      },
+      ),
+      "secrets.forgetKeyPassphrase": desktopMethod(z.object({}), async () => {
+        store.update((s) => {
+          const { keyPassphrase: _dropped, ...desktop } = s.desktop;
+          return { ...s, desktop };
+        });
+        this.#secret.passphrase = undefined;
+        return null;
+      }),
     };
   }
 

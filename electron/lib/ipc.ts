@@ -59,8 +59,27 @@ export function isTrustedSender(frame: SenderFrame | null): boolean {
 
 /** A call the desktop answers itself (autostart, notifications, secrets): not part of web mode. */
 export interface DesktopMethod {
-  readonly params: z.ZodType<Record<string, unknown>>;
-  run(params: Record<string, unknown>): Promise<unknown>;
+  /** Validates the params, then runs; throws a SnapkeepError the router turns into an API error. */
+  call(method: string, params: unknown): Promise<unknown>;
+}
+
+/** A desktop method whose params `schema` checks before `run` sees them, typed. */
+export function desktopMethod<S extends z.ZodType>(
+  schema: S,
+  run: (params: z.output<S>) => Promise<unknown>,
+): DesktopMethod {
+  return {
+    async call(method, params) {
+      const parsed = schema.safeParse(params ?? {});
+      if (!parsed.success) {
+        throw new SnapkeepError(
+          "INVALID_INPUT",
+          `Bad parameters for ${method}: ${parsed.error.issues[0]?.message ?? "invalid"}.`,
+        );
+      }
+      return run(parsed.data);
+    },
+  };
 }
 
 export interface IpcRouterOptions {
@@ -100,14 +119,7 @@ export function createIpcRouter(options: IpcRouterOptions) {
       return answer;
     }
     try {
-      const parsed = desktop.params.safeParse(params ?? {});
-      if (!parsed.success) {
-        throw new SnapkeepError(
-          "INVALID_INPUT",
-          `Bad parameters for ${method}: ${parsed.error.issues[0]?.message ?? "invalid"}.`,
-        );
-      }
-      return { id, result: await desktop.run(parsed.data) };
+      return { id, result: await desktop.call(method, params) };
     } catch (error) {
       return { id, error: toApiError(error) };
     }

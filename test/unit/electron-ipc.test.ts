@@ -6,7 +6,13 @@ import { describe, expect, it } from "vitest";
 import { z } from "zod";
 import type { Response } from "../../core/api/api.js";
 import { SnapkeepError } from "../../core/errors.js";
-import { APP_PAGE, createIpcRouter, isTrustedSender, type DesktopMethod } from "../../electron/lib/ipc.js";
+import {
+  APP_PAGE,
+  createIpcRouter,
+  desktopMethod,
+  isTrustedSender,
+  type DesktopMethod,
+} from "../../electron/lib/ipc.js";
 
 const ours = { url: APP_PAGE, isMainFrame: true };
 
@@ -36,19 +42,16 @@ describe("createIpcRouter", () => {
     const after: string[] = [];
     const ran: Record<string, unknown>[] = [];
     const desktop: Record<string, DesktopMethod> = {
-      "settings.autostart": {
-        params: z.object({ enabled: z.boolean().optional() }).strict(),
-        run: async (p) => {
+      "settings.autostart": desktopMethod(
+        z.object({ enabled: z.boolean().optional() }).strict(),
+        async (p) => {
           ran.push(p);
-          return { enabled: p["enabled"] ?? false };
+          return { enabled: p.enabled ?? false };
         },
-      },
-      "secrets.forgetKeyPassphrase": {
-        params: z.object({}),
-        run: async () => {
-          throw new SnapkeepError("INVALID_INPUT", "Nothing stored.", { hint: "Nothing to do." });
-        },
-      },
+      ),
+      "secrets.forgetKeyPassphrase": desktopMethod(z.object({}), async () => {
+        throw new SnapkeepError("INVALID_INPUT", "Nothing stored.", { hint: "Nothing to do." });
+      }),
     };
     const route = createIpcRouter({
       api: {

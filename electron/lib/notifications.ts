@@ -84,6 +84,16 @@ export function factFromSchedulerEvent(event: SchedulerEvent): Fact | null {
           body: `Its scheduled snapshot of ${new Date(event.since).toLocaleString()} has not been made.`,
         },
       };
+    case "interrupted":
+      return {
+        type: "notice",
+        notice: {
+          kind: "jobFailed",
+          subject: event.job.scheduleId,
+          title: `Snapshot of ${event.job.vmName} was interrupted`,
+          body: `Snapkeep stopped while it ran; ${event.cleanup}.`,
+        },
+      };
     case "job-succeeded":
     case "recovered":
       return { type: "cleared", kinds: ["jobFailed", "vmOverdue"], subject: event.schedule.id };

@@ -64,6 +64,37 @@ describe("NotificationPolicy", () => {
     expect(policy.decide(fact(failed), at(1))?.kind).toBe("jobFailed");
   });
 
+  it("counts a job cut off by a crash as a failure of its schedule", () => {
+    const job = {
+      id: "job-1",
+      kind: "scheduled-snapshot" as const,
+      scheduleId: "aaaaaaa1",
+      host: "local",
+      vmUuid: "uuid-1",
+      vmName: "db",
+      tag: "t",
+      slot: "2026-11-26T01:00:00.000Z",
+      startedAt: "2026-11-26T01:00:00.000Z",
+      endedAt: null,
+      status: "interrupted" as const,
+      step: "snapshot",
+      message: null,
+      pruned: [],
+      pruneError: null,
+    };
+    expect(
+      factFromSchedulerEvent({ type: "interrupted", job, cleanup: "the half-made snapshot was removed" }),
+    ).toEqual({
+      type: "notice",
+      notice: {
+        kind: "jobFailed",
+        subject: "aaaaaaa1",
+        title: "Snapshot of db was interrupted",
+        body: "Snapkeep stopped while it ran; the half-made snapshot was removed.",
+      },
+    });
+  });
+
   it("ignores the scheduler's routine events", () => {
     expect(factFromSchedulerEvent({ type: "job-started", job: "j", schedule, slot: "x" })).toBeNull();
     expect(factFromSchedulerEvent({ type: "job-cancelled", job: "j", schedule })).toBeNull();

@@ -6,6 +6,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
+import { runCli } from "../../core/cli/main.js";
 import { isPaused, parseDuration } from "../../core/schedule/pause.js";
 import { Schedules } from "../../core/schedule/schedules.js";
 import type { SnapkeepService } from "../../core/service.js";
@@ -80,5 +81,55 @@ describe("pause all schedules", () => {
     const store = openSettingsStore(home, new Date("2026-11-26T10:00:00Z"));
     expect(store.recovered?.reason).toMatch(/schedulePause\.since: an ISO date and time/);
     expect(store.read().schedulePause).toBeNull();
+  });
+});
+
+describe("snapkeep schedule pause|resume --all", () => {
+  const cli = async (home: string, args: string[]) => {
+    let out = "";
+    let err = "";
+    const code = await runCli(args, {
+      out: (t) => void (out += t),
+      err: (t) => void (err += t),
+      env: { SNAPKEEP_HOME: home, PATH: "" },
+    });
+    return { code, out, err };
+  };
+
+  it("pauses every schedule for a while or until resumed, and lifts it", async () => {
+    const home = freshHome();
+    const timed = await cli(home, ["schedule", "pause", "--all", "--for", "90m"]);
+    expect(timed).toMatchObject({ code: 0, err: "" });
+    expect(timed.out).toMatch(
+      /^All schedules are paused until \d{4}-\d\d-\d\d \d\d:\d\d:\d\d; resume with: snapkeep schedule resume --all\n$/,
+    );
+    const pause = openSettingsStore(home, new Date()).read().schedulePause;
+    expect(Date.parse(pause?.until ?? "") - Date.parse(pause?.since ?? "")).toBe(90 * 60_000);
+    expect((await cli(home, ["schedule", "list"])).out).toMatch(/^All schedules are paused until /);
+
+    expect((await cli(home, ["schedule", "pause", "--all"])).out).toBe(
+      "All schedules are paused until you resume them; resume with: snapkeep schedule resume --all\n",
+    );
+    expect(openSettingsStore(home, new Date()).read().schedulePause?.until).toBeNull();
+    expect(await cli(home, ["schedule", "resume", "--all"])).toMatchObject({ code: 0 });
+    expect(openSettingsStore(home, new Date()).read().schedulePause).toBeNull();
+  });
+
+  it("says what to give when the schedule, --all or --for is wrong", async () => {
+    const home = freshHome();
+    expect(await cli(home, ["schedule", "pause"])).toMatchObject({
+      code: 1,
+      err: "snapkeep: Say which schedule: snapkeep schedule pause ID, or --all for every one.\n  See the IDs with: snapkeep schedule list\n",
+    });
+    expect((await cli(home, ["schedule", "resume", "abcd1234", "--all"])).err).toMatch(
+      /Give a schedule ID or --all, not both/,
+    );
+    expect((await cli(home, ["schedule", "pause", "abcd1234", "--for", "1h"])).err).toMatch(
+      /--for goes with --all/,
+    );
+    expect((await cli(home, ["schedule", "pause", "--all", "--for", "soon"])).err).toMatch(
+      /"soon" is not a duration/,
+    );
+    expect(openSettingsStore(home, new Date()).read().schedulePause).toBeNull();
   });
 });

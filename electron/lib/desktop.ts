@@ -114,7 +114,8 @@ export class Desktop {
       desktop: this.#desktopMethods(),
       afterCall: (method) => {
         if (method === "schedules.pauseAll" || method === "schedules.resumeAll") {
-          void this.scheduling.scheduler?.resume();
+          // Look at the clock now: a lifted pause serves its missed runs at once.
+          void this.scheduling.scheduler?.tick();
           this.refreshTray();
         }
       },
@@ -170,7 +171,7 @@ export class Desktop {
         break;
       case "resume-all":
         schedules.resumeAll();
-        await this.scheduling.scheduler?.resume();
+        await this.scheduling.scheduler?.tick();
         break;
       case "snapshot":
         try {
@@ -202,6 +203,12 @@ export class Desktop {
   }
 
   async #start(): Promise<void> {
+    const { recovered } = this.context.store;
+    if (recovered !== null) {
+      const message = `The settings file could not be read (${recovered.reason}); it was moved to ${recovered.movedTo} and Snapkeep started with empty settings.`;
+      this.#ports.log(message);
+      this.#ports.notify("Snapkeep's settings were unreadable", message);
+    }
     this.#disposers.push(
       this.api.onEvent((event) => {
         this.#ports.broadcast(event);
@@ -261,7 +268,9 @@ export class Desktop {
     const ports = this.#ports;
     return {
       "desktop.status": desktopMethod(z.object({}), async () => ({
+        /** Who runs the schedules: this app, another process (named), or nobody and why. */
         scheduling: this.scheduling.state,
+        settingsRecovered: store.recovered,
         pause: this.context.schedules.activePause(),
         autostart: store.read().desktop.autostart,
       })),

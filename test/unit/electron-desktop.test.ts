@@ -2,7 +2,7 @@
  * The desktop app's composition without Electron: the real core on a temporary SNAPKEEP_HOME (no
  * hosts, so nothing reaches a hypervisor), with the Electron-only ports recorded.
  */
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
@@ -34,11 +34,12 @@ async function openDesktop(
     autostart: [] as boolean[],
     events: [] as ApiEvent[],
     log: [] as string[],
+    notices: [] as string[],
   };
   const ports: DesktopPorts = {
     now: () => now,
     timers: { at: () => ({ cancel: () => undefined }), every: () => ({ cancel: () => undefined }) },
-    notify: () => undefined,
+    notify: (title) => seen.notices.push(title),
     trayChanged: (state) => seen.trays.push(state),
     broadcast: (event) => seen.events.push(event),
     applyAutostart: async (enabled) => {
@@ -168,5 +169,21 @@ describe("Desktop", () => {
     } finally {
       daemon.release();
     }
+  });
+});
+
+describe("Desktop start-up", () => {
+  it("tells the admin when the settings file was unreadable and moved aside", async () => {
+    const { home, seen, ports } = await openDesktop();
+    writeFileSync(join(home, "settings.json"), "{ not json");
+    const desktop = await Desktop.open({ home, env: { PATH: "" }, ports });
+    open.push(desktop);
+    expect(seen.notices).toEqual(["Snapkeep's settings were unreadable"]);
+    expect(seen.log[0]).toMatch(
+      /^The settings file could not be read \(not valid JSON: .*\); it was moved to .*settings\.json\.corrupt-/,
+    );
+    expect(await desktop.route(ours, { id: 1, method: "desktop.status" })).toMatchObject({
+      result: { settingsRecovered: { movedTo: expect.stringContaining("settings.json.corrupt-") } },
+    });
   });
 });

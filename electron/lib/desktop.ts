@@ -216,6 +216,14 @@ export class Desktop {
         this.refreshTray();
       }),
     );
+    if (this.context.store.read().desktop.autostart) {
+      // Written again at each start: an AppImage that was moved must be found at its new path.
+      await this.#ports
+        .applyAutostart(true)
+        .catch((error: unknown) =>
+          this.#ports.log(`Start on login could not be renewed: ${describeError(error)}`),
+        );
+    }
     const refresh = this.#ports.timers.every(REFRESH_EVERY_MS, () => this.refreshTray());
     const relist = this.#ports.timers.every(VM_LIST_EVERY_MS, () => void this.#listVms());
     this.#disposers.push(

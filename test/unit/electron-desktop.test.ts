@@ -173,6 +173,17 @@ describe("Desktop", () => {
 });
 
 describe("Desktop start-up", () => {
+  it("renews the login item at each start while it is on, and leaves it alone while off", async () => {
+    const { home, seen, ports } = await openDesktop();
+    const first = await Desktop.open({ home, env: { PATH: "" }, ports });
+    expect(seen.autostart).toEqual([]);
+    await first.route(ours, { id: 1, method: "settings.autostart", params: { enabled: true } });
+    await first.dispose();
+    const second = await Desktop.open({ home, env: { PATH: "" }, ports });
+    open.push(second);
+    expect(seen.autostart).toEqual([true, true]);
+  });
+
   it("tells the admin when the settings file was unreadable and moved aside", async () => {
     const { home, seen, ports } = await openDesktop();
     writeFileSync(join(home, "settings.json"), "{ not json");

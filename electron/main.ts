@@ -28,7 +28,6 @@ import { autostartCommand, autostartPath, HIDDEN_FLAG, setLinuxAutostart } from 
 import { Desktop } from "./lib/desktop.js";
 import { APP_PAGE, APP_SCHEME, EVENT_CHANNEL, isTrustedSender, REQUEST_CHANNEL } from "./lib/ipc.js";
 import { wirePower } from "./lib/power.js";
-import type { StorageBackend } from "./lib/secrets.js";
 import {
   trayIcon,
   trayMenu,
@@ -205,8 +204,7 @@ async function start(): Promise<void> {
       keyring: {
         facts: async () => ({
           platform: process.platform,
-          backend:
-            process.platform === "linux" ? (safeStorage.getSelectedStorageBackend() as StorageBackend) : null,
+          backend: process.platform === "linux" ? safeStorage.getSelectedStorageBackend() : null,
           encryptionAvailable: await safeStorage.isAsyncEncryptionAvailable(),
         }),
         encrypt: async (plain) => (await safeStorage.encryptStringAsync(plain)).toString("base64"),

@@ -260,6 +260,8 @@ function handlers(
       return updated;
     },
     "schedules.preview": (p) => schedules.previewDraft(draft(p.draft), p.editing),
+    "schedules.pauseAll": (p) => schedules.pauseAll(p.minutes === undefined ? null : p.minutes * 60_000),
+    "schedules.resumeAll": () => schedules.resumeAll(),
 
     "targets.list": () => exports.listTargets(),
     "targets.add": (p) =>

@@ -18,6 +18,11 @@ export default tseslint.config(
     },
   },
   {
+    // Sandboxed preloads run as CommonJS scripts: `import x = require()` is how they load Electron.
+    files: ["electron/**/*.cts"],
+    rules: { "@typescript-eslint/no-require-imports": "off" },
+  },
+  {
     files: ["core/**/*.ts"],
     rules: {
       "no-restricted-imports": [

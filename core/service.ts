@@ -573,6 +573,15 @@ export class SnapkeepService {
     }));
   }
 
+  /** Notes a verified export on its snapshot, so timelines can mark exported snapshots. */
+  recordExport(hostName: string, vmUuid: string, tag: string, exportRef: string): void {
+    const key = snapshotKey(hostName, vmUuid, tag);
+    const before = this.#deps.store.read().annotations[key]?.exportedTo ?? [];
+    this.#annotate(hostName, vmUuid, tag, {
+      exportedTo: [...before.filter((e) => e !== exportRef), exportRef].slice(-100),
+    });
+  }
+
   async #find(hostName: string, vmName: string): Promise<VmInspection> {
     return this.#libvirt(this.getHost(hostName)).findVm(vmName);
   }

@@ -1,38 +1,267 @@
-// The desktop shell's entry point. Deliberately thin: windows, tray, notifications and IPC live
-// here; everything else is the core service, shared with the CLI and the daemon. The tray, the
-// scheduler host and the validated IPC bridge arrive with the Electron shell issue; today this
-// opens one locked-down window on the bundled renderer.
-import { app, BrowserWindow } from "electron";
+// The desktop shell's entry point, deliberately thin: it draws what electron/lib decides (tray
+// menu, notifications) and hands Electron's events to it (IPC, power, quit). Everything else is the
+// core, shared with the CLI and the daemon.
+import { homedir } from "node:os";
+import { join } from "node:path";
+import { readFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
+import {
+  app,
+  BrowserWindow,
+  ipcMain,
+  Menu,
+  nativeImage,
+  Notification,
+  powerMonitor,
+  protocol,
+  safeStorage,
+  session,
+  Tray,
+  type MenuItemConstructorOptions,
+} from "electron";
 
-const rendererPage = fileURLToPath(new URL("../../renderer/index.html", import.meta.url));
+import { CONTENT_SECURITY_POLICY } from "../core/server/serve.js";
+import { wallClockTimers } from "../core/schedule/timers.js";
+import { snapkeepHome } from "../core/store/home.js";
+import { contentType, rendererFile } from "./lib/app-protocol.js";
+import { autostartCommand, autostartPath, HIDDEN_FLAG, setLinuxAutostart } from "./lib/autostart.js";
+import { Desktop } from "./lib/desktop.js";
+import { APP_PAGE, APP_SCHEME, EVENT_CHANNEL, isTrustedSender, REQUEST_CHANNEL } from "./lib/ipc.js";
+import { wirePower } from "./lib/power.js";
+import {
+  trayIcon,
+  trayMenu,
+  trayTooltip,
+  type TrayAction,
+  type TrayItem,
+  type TrayState,
+} from "./lib/tray-menu.js";
+
+const rendererRoot = fileURLToPath(new URL("../renderer/", import.meta.url));
+const preload = fileURLToPath(new URL("./preload.cjs", import.meta.url));
+const trayIcons = app.isPackaged
+  ? join(process.resourcesPath, "tray")
+  : fileURLToPath(new URL("../../build/tray/", import.meta.url));
+const home = snapkeepHome(process.platform, process.env, homedir());
+
+// One instance per state directory (two would race for the scheduler), with Chromium's own files
+// kept apart from Snapkeep's settings.
+app.setPath("userData", join(home, "desktop"));
+// Standard and secure: relative URLs, a real origin and a secure context for the renderer. Not
+// corsEnabled: that would let other origins read the app's files.
+protocol.registerSchemesAsPrivileged([{ scheme: APP_SCHEME, privileges: { standard: true, secure: true } }]);
+
+let desktop: Desktop | undefined;
+let window: BrowserWindow | undefined;
+let tray: Tray | undefined;
+let shownMenu = "";
+let quitting = false;
+const disposers: (() => void)[] = [];
+
+function log(line: string): void {
+  process.stderr.write(`${new Date().toISOString()} ${line}\n`);
+}
+
+function showWindow(): void {
+  if (window === undefined || window.isDestroyed()) {
+    window = createWindow();
+  }
+  window.show();
+  window.focus();
+}
 
 function createWindow(): BrowserWindow {
-  const window = new BrowserWindow({
+  const created = new BrowserWindow({
     width: 1200,
     height: 800,
     title: "Snapkeep",
-    webPreferences: {
-      contextIsolation: true,
-      sandbox: true,
-      nodeIntegration: false,
-    },
+    show: false,
+    webPreferences: { contextIsolation: true, sandbox: true, nodeIntegration: false, preload },
   });
-  // The renderer is local, static content: nothing may navigate it elsewhere or open new windows.
-  window.webContents.on("will-navigate", (event) => event.preventDefault());
-  window.webContents.setWindowOpenHandler(() => ({ action: "deny" }));
-  void window.loadFile(rendererPage);
-  return window;
+  created.once("ready-to-show", () => created.show());
+  // Closing the window leaves the app in the tray, where the schedules keep running.
+  created.on("close", (event) => {
+    if (!quitting) {
+      event.preventDefault();
+      created.hide();
+    }
+  });
+  void created.loadURL(APP_PAGE);
+  return created;
 }
 
-// One desktop instance per user: two would run two schedulers on the same state directory.
+function lockDown(): void {
+  const appSession = session.defaultSession;
+  appSession.setPermissionRequestHandler((_contents, _permission, callback) => callback(false));
+  appSession.setPermissionCheckHandler(() => false);
+  protocol.handle(APP_SCHEME, async (request) => {
+    const file = rendererFile(rendererRoot, request.url);
+    const headers = {
+      "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+      "X-Content-Type-Options": "nosniff",
+    };
+    if (file === null) {
+      return new Response(null, { status: 404, headers });
+    }
+    try {
+      return new Response(await readFile(file), {
+        headers: { ...headers, "Content-Type": contentType(file) },
+      });
+    } catch {
+      return new Response(null, { status: 404, headers });
+    }
+  });
+  // Every page, ours or one a bug might open: no navigation, no new windows, no webviews.
+  app.on("web-contents-created", (_event, contents) => {
+    contents.on("will-navigate", (event) => event.preventDefault());
+    contents.on("will-redirect", (event) => event.preventDefault());
+    contents.on("will-attach-webview", (event) => event.preventDefault());
+    contents.setWindowOpenHandler(() => ({ action: "deny" }));
+  });
+}
+
+function drawTray(state: TrayState): void {
+  const menu = trayMenu(state);
+  const icon = trayIcon(state);
+  const drawn = JSON.stringify({ menu, icon });
+  if (tray === undefined || tray.isDestroyed() || drawn === shownMenu) {
+    return;
+  }
+  shownMenu = drawn;
+  tray.setImage(nativeImage.createFromPath(join(trayIcons, `tray-${icon}.png`)));
+  tray.setToolTip(trayTooltip(state));
+  // Linux needs the menu set again after every change.
+  tray.setContextMenu(Menu.buildFromTemplate(menu.map(toMenuItem)));
+}
+
+function toMenuItem(item: TrayItem): MenuItemConstructorOptions {
+  switch (item.kind) {
+    case "separator":
+      return { type: "separator" };
+    case "info":
+      return { label: item.label, enabled: false };
+    case "submenu":
+      return { label: item.label, submenu: item.items.map(toMenuItem) };
+    case "action":
+      return {
+        label: item.label,
+        click: () =>
+          void perform(item.action).catch((error: unknown) =>
+            log(
+              `The tray action ${item.action.type} failed: ${error instanceof Error ? error.message : String(error)}`,
+            ),
+          ),
+      };
+  }
+}
+
+async function perform(action: TrayAction): Promise<void> {
+  if (action.type === "open") {
+    showWindow();
+  } else if (action.type === "quit") {
+    app.quit();
+  } else {
+    await desktop?.perform(action);
+  }
+}
+
+async function applyAutostart(enabled: boolean): Promise<void> {
+  if (process.platform === "linux") {
+    const command = autostartCommand({
+      execPath: process.execPath,
+      appImage: process.env["APPIMAGE"],
+      isPackaged: app.isPackaged,
+      appPath: app.getAppPath(),
+    });
+    await setLinuxAutostart(autostartPath(process.env, homedir()), enabled ? command : null);
+  } else {
+    app.setLoginItemSettings({ openAtLogin: enabled, args: [HIDDEN_FLAG] });
+  }
+}
+
+async function start(): Promise<void> {
+  lockDown();
+  desktop = await Desktop.open({
+    home,
+    env: process.env,
+    ports: {
+      now: () => new Date(),
+      timers: wallClockTimers,
+      notify: (title, body) => {
+        if (Notification.isSupported()) {
+          new Notification({ title, body }).show();
+        }
+      },
+      trayChanged: drawTray,
+      broadcast: (event) => {
+        for (const open of BrowserWindow.getAllWindows()) {
+          if (isTrustedSender({ url: open.webContents.getURL(), isMainFrame: true })) {
+            open.webContents.send(EVENT_CHANNEL, event);
+          }
+        }
+      },
+      applyAutostart,
+      keyring: {
+        facts: async () => ({
+          platform: process.platform,
+          backend: process.platform === "linux" ? safeStorage.getSelectedStorageBackend() : null,
+          encryptionAvailable: await safeStorage.isAsyncEncryptionAvailable(),
+        }),
+        encrypt: async (plain) => (await safeStorage.encryptStringAsync(plain)).toString("base64"),
+        decrypt: async (base64) =>
+          (await safeStorage.decryptStringAsync(Buffer.from(base64, "base64"))).result,
+      },
+      log,
+    },
+  });
+  const opened = desktop;
+  ipcMain.handle(REQUEST_CHANNEL, (event, raw: unknown) =>
+    opened.route(
+      event.senderFrame === null
+        ? null
+        : { url: event.senderFrame.url, isMainFrame: event.senderFrame.parent === null },
+      raw,
+    ),
+  );
+  disposers.push(
+    () => ipcMain.removeHandler(REQUEST_CHANNEL),
+    wirePower(powerMonitor, () => opened.powerTarget(), log),
+  );
+  tray = new Tray(nativeImage.createFromPath(join(trayIcons, "tray-ok.png")));
+  opened.refreshTray();
+  if (!process.argv.includes(HIDDEN_FLAG)) {
+    showWindow();
+  }
+}
+
 if (!app.requestSingleInstanceLock()) {
   app.quit();
 } else {
-  app.on("second-instance", () => {
-    const [window] = BrowserWindow.getAllWindows();
-    window?.show();
-    window?.focus();
+  app.on("second-instance", () => desktop !== undefined && showWindow());
+  // No window is no reason to quit: the app lives in the tray.
+  app.on("window-all-closed", () => undefined);
+  app.on("activate", () => desktop !== undefined && showWindow());
+  app.on("before-quit", (event) => {
+    quitting = true;
+    if (desktop === undefined) {
+      return;
+    }
+    // Stop the scheduler (running jobs finish) and close connections before the process ends.
+    event.preventDefault();
+    const closing = desktop;
+    desktop = undefined;
+    disposers.splice(0).forEach((dispose) => dispose());
+    tray?.destroy();
+    void closing
+      .dispose()
+      .catch((error: unknown) => log(`Stopping cleanly failed: ${String(error)}`))
+      .finally(() => app.quit());
   });
-  void app.whenReady().then(createWindow);
+  app
+    .whenReady()
+    .then(start)
+    .catch((error: unknown) => {
+      log(`Snapkeep could not start: ${error instanceof Error ? error.message : String(error)}`);
+      app.exit(1);
+    });
 }

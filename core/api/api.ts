@@ -7,6 +7,7 @@
  */
 import { z } from "zod";
 
+import { parseSnapshotTag } from "../domain/snapshot-tag.js";
 import { SnapkeepError, toErrorView, type ErrorView } from "../errors.js";
 import type { Exports } from "../export/exports.js";
 import { importExport } from "../export/import.js";
@@ -259,6 +260,8 @@ function handlers(
       return updated;
     },
     "schedules.preview": (p) => schedules.previewDraft(draft(p.draft), p.editing),
+    "schedules.pauseAll": (p) => schedules.pauseAll(p.minutes === undefined ? null : p.minutes * 60_000),
+    "schedules.resumeAll": () => schedules.resumeAll(),
 
     "targets.list": () => exports.listTargets(),
     "targets.add": (p) =>
@@ -277,9 +280,14 @@ function handlers(
     "exports.list": (p) => exports.list(p.target),
     "export.start": (p) =>
       jobs.start(
-        { kind: "export", title: `Export ${p.vm} “${p.snapshot}” to ${p.target}`, host: p.host, vm: p.vm },
-        (signal, report) =>
-          exports.export({
+        {
+          kind: "export",
+          title: `Export ${p.vm} “${parseSnapshotTag(p.snapshot).name}” to ${p.target}`,
+          host: p.host,
+          vm: p.vm,
+        },
+        async (signal, report) => {
+          const result = await exports.export({
             host: p.host,
             vm: p.vm,
             snapshot: p.snapshot,
@@ -296,7 +304,11 @@ function handlers(
                 bytesPerSecond: progress.bytesPerSecond,
                 etaSeconds: progress.etaSeconds,
               }),
-          }),
+          });
+          // The snapshot is marked exported now: timelines show it.
+          changed(p.host, p.vm);
+          return result;
+        },
       ),
     "exports.verify": (p) =>
       jobs.start({ kind: "verify", title: `Verify export ${p.export} on ${p.target}` }, (signal) =>
@@ -360,7 +372,7 @@ function handlers(
       return jobs.start(
         {
           kind: p.kind,
-          title: `Make ${p.kind} ${p.name} from ${p.vm} “${p.snapshot}”`,
+          title: `Make ${p.kind} ${p.name} from ${p.vm} “${parseSnapshotTag(p.snapshot).name}”`,
           host: p.host,
           vm: p.vm,
         },

@@ -70,6 +70,9 @@ export const methods = {
   "schedules.remove": z.object({ id: scheduleId }),
   "schedules.setEnabled": z.object({ id: scheduleId, enabled: z.boolean() }),
   "schedules.preview": z.object({ draft: scheduleDraft, editing: scheduleId.optional() }),
+  /** Without minutes: until resumed. */
+  "schedules.pauseAll": z.object({ minutes: z.number().int().min(1).max(527_040).optional() }),
+  "schedules.resumeAll": z.object({}),
 
   "targets.list": z.object({}),
   "targets.add": z

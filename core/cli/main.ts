@@ -1,22 +1,16 @@
-import { accessSync, constants } from "node:fs";
 import { homedir } from "node:os";
-import { delimiter, join } from "node:path";
-import { setTimeout as sleep } from "node:timers/promises";
 import { Command, CommanderError, Option } from "commander";
 import { SnapkeepError, describeError } from "../errors.js";
 import type { VmWithSnapshots } from "../domain/types.js";
 import { sshEnvironmentFromProcess } from "../hosts.js";
 import { DEFAULT_LAB_DIR, DEMO_OWNER, labUp, removeLabVms } from "../lab/lab.js";
 import { LocalRunner } from "../runner/local.js";
-import { SnapkeepService, type RevertResult } from "../service.js";
+import type { SnapkeepService, RevertResult } from "../service.js";
+import { openCoreContext, type CoreContext } from "../context.js";
 import { snapkeepHome } from "../store/home.js";
-import { openSettingsStore, type SettingsStore } from "../store/store.js";
 import type { Hook } from "../store/schema.js";
-import { Schedules } from "../schedule/schedules.js";
 import { registerScheduleCommands } from "./schedule-commands.js";
 import { registerExportCommands } from "./export-commands.js";
-import { Exports } from "../export/exports.js";
-import { Restore } from "../restore/artifacts.js";
 import { Api } from "../api/api.js";
 import { serve } from "../server/serve.js";
 import { registerRestoreCommands } from "./restore-commands.js";
@@ -53,52 +47,27 @@ export async function runCli(argv: readonly string[], io: CliIo = processIo): Pr
     reportError(error, io);
     return 1;
   } finally {
-    await context?.exports.dispose();
-    await context?.service.dispose();
+    await context?.dispose();
   }
 }
 
 /** What every command works with, opened once per invocation and only when a command needs it. */
-export interface CliContext {
-  readonly home: string;
-  readonly store: SettingsStore;
-  readonly service: SnapkeepService;
-  readonly schedules: Schedules;
-  readonly exports: Exports;
-  readonly restore: Restore;
-}
+export type CliContext = CoreContext;
 
 function openContext(io: CliIo): CliContext {
-  const home = snapkeepHome(process.platform, io.env, homedir());
-  const store = openSettingsStore(home, new Date());
-  if (store.recovered !== null) {
+  const context = openCoreContext({
+    home: snapkeepHome(process.platform, io.env, homedir()),
+    ssh: sshEnvironmentFromProcess(io.env),
+    path: io.env["PATH"],
+    now: () => new Date(),
+  });
+  const { recovered } = context.store;
+  if (recovered !== null) {
     io.err(
-      `snapkeep: warning: the settings file could not be read (${store.recovered.reason}); it was moved to ${store.recovered.movedTo} and Snapkeep started with empty settings.\n`,
+      `snapkeep: warning: the settings file could not be read (${recovered.reason}); it was moved to ${recovered.movedTo} and Snapkeep started with empty settings.\n`,
     );
   }
-  // "This computer" is there from the first start when libvirt's client is installed.
-  if (store.createdNow && onPath("virsh", io.env)) {
-    store.update((s) => ({
-      ...s,
-      hosts: [{ name: "local", kind: "local", uri: "qemu:///system" }, ...s.hosts],
-    }));
-  }
-  const now = (): Date => new Date();
-  const service = new SnapkeepService({
-    store,
-    now,
-    sleep: (ms) => sleep(ms).then(() => undefined),
-    ssh: sshEnvironmentFromProcess(io.env),
-  });
-  const exports = new Exports({ service, store, ssh: sshEnvironmentFromProcess(io.env), now });
-  return {
-    home,
-    store,
-    service,
-    schedules: new Schedules(service, store, now),
-    exports,
-    restore: new Restore(service, store, now),
-  };
+  return context;
 }
 
 function buildProgram(io: CliIo, context: () => CliContext): Command {
@@ -493,17 +462,6 @@ function parsePositiveInt(value: string): number {
     throw new SnapkeepError("INVALID_INPUT", `"${value}" is not a positive whole number of seconds.`);
   }
   return n;
-}
-
-function onPath(tool: string, env: NodeJS.ProcessEnv): boolean {
-  return (env["PATH"] ?? "").split(delimiter).some((dir) => {
-    try {
-      accessSync(join(dir, tool), constants.X_OK);
-      return true;
-    } catch {
-      return false;
-    }
-  });
 }
 
 function reportError(error: unknown, io: CliIo): void {

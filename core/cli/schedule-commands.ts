@@ -2,9 +2,11 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { Command } from "commander";
 import { SnapkeepError } from "../errors.js";
 import { Journal, type JobSummary } from "../schedule/journal.js";
-import { acquireSchedulerLock, schedulerOwner } from "../schedule/lock.js";
+import { schedulerOwner } from "../schedule/lock.js";
+import { openScheduler } from "../schedule/owned.js";
+import { parseDuration } from "../schedule/pause.js";
 import type { RetentionPolicy } from "../schedule/retention.js";
-import { Scheduler, type SchedulerEvent } from "../schedule/scheduler.js";
+import type { SchedulerEvent } from "../schedule/scheduler.js";
 import { describeWhen, nextSlots, parseWeekday, type When } from "../schedule/spec.js";
 import { wallClockTimers } from "../schedule/timers.js";
 import type { Schedule } from "../store/schema.js";
@@ -82,6 +84,12 @@ export function registerScheduleCommands(
       const list = schedules.list();
       const states = schedules.states();
       const now = new Date();
+      const pause = schedules.activePause();
+      if (pause !== null && opts.json !== true) {
+        io.out(
+          `All schedules are paused ${pause.until === null ? "until resumed" : `until ${formatTime(pause.until)}`} (snapkeep schedule resume --all).\n`,
+        );
+      }
       print(
         list.map((s) => ({
           ...s,
@@ -126,18 +134,48 @@ export function registerScheduleCommands(
         `Removed schedule ${removed.id} of ${displayName(removed.vmName)}; the snapshots it made stay on the host.\n`,
       );
     });
-  for (const [name, enabled] of [
-    ["pause", false],
-    ["resume", true],
-  ] as const) {
-    schedule
-      .command(`${name} <id>`)
-      .description(enabled ? "run a paused schedule again" : "stop running a schedule until resumed")
-      .action((id: string) => {
-        const updated = context().schedules.setEnabled(id, enabled);
-        io.out(`Schedule ${updated.id} is ${enabled ? "active" : "paused"}.\n`);
-      });
-  }
+  schedule
+    .command("pause [id]")
+    .description("stop running a schedule, or with --all every schedule, until resumed")
+    .option("--all", "pause every schedule (running jobs finish)")
+    .option("--for <duration>", "with --all: only for this long, e.g. 30m, 1h, 2h30m, 7d")
+    .action((id: string | undefined, opts: { all?: boolean; for?: string }) => {
+      const { schedules } = context();
+      if (opts.all === true) {
+        onlyOneOf(id, "pause");
+        const { until } = schedules.pauseAll(opts.for === undefined ? null : parseDuration(opts.for));
+        io.out(
+          `All schedules are paused ${until === null ? "until you resume them" : `until ${formatTime(until)}`}; ` +
+            "resume with: snapkeep schedule resume --all\n",
+        );
+        return;
+      }
+      if (opts.for !== undefined) {
+        throw new SnapkeepError(
+          "INVALID_INPUT",
+          "--for goes with --all: one schedule stays paused until resumed.",
+        );
+      }
+      const updated = schedules.setEnabled(needId(id, "pause"), false);
+      io.out(`Schedule ${updated.id} is paused.\n`);
+    });
+  schedule
+    .command("resume [id]")
+    .description("run a paused schedule again, or with --all lift the pause of every schedule")
+    .option("--all", "lift the pause of every schedule (runs missed meanwhile run once)")
+    .action((id: string | undefined, opts: { all?: boolean }) => {
+      const { schedules } = context();
+      if (opts.all === true) {
+        onlyOneOf(id, "resume");
+        schedules.resumeAll();
+        io.out("Schedules run again; each one that missed runs while paused runs once now.\n");
+        return;
+      }
+      const updated = schedules.setEnabled(needId(id, "resume"), true);
+      io.out(
+        `Schedule ${updated.id} is active.${schedules.activePause() === null ? "" : " All schedules are still paused: snapkeep schedule resume --all"}\n`,
+      );
+    });
   schedule
     .command("preview <id>")
     .description("the next runs, and exactly which snapshots the retention would remove now")
@@ -206,12 +244,10 @@ export function registerScheduleCommands(
     .description("run the schedules in the foreground (one scheduler per state directory)")
     .action(async () => {
       const { home, schedules } = context();
-      const lock = acquireSchedulerLock(home, "snapkeep daemon", new Date());
-      const journal = new Journal(home);
-      journal.compact();
-      const scheduler = new Scheduler({
+      const owned = openScheduler({
+        home,
+        app: "snapkeep daemon",
         work: schedules,
-        journal,
         now: () => new Date(),
         timers: wallClockTimers,
         onEvent: (event) => io.out(`${new Date().toISOString()} ${describeEvent(event)}\n`),
@@ -228,15 +264,36 @@ export function registerScheduleCommands(
         io.out(
           `${new Date().toISOString()} snapkeep daemon started (pid ${process.pid}, state ${home}); ${schedules.list().length} schedule(s)\n`,
         );
-        await scheduler.start();
+        await owned.start();
         await stopped;
-        await scheduler.stop();
       } finally {
-        lock.release();
+        await owned.stop();
         // Give stdout a moment to drain before the process ends.
         await sleep(10);
       }
     });
+}
+
+function onlyOneOf(id: string | undefined, verb: string): void {
+  if (id !== undefined) {
+    throw new SnapkeepError(
+      "INVALID_INPUT",
+      `Give a schedule ID or --all, not both: snapkeep schedule ${verb} --all`,
+    );
+  }
+}
+
+function needId(id: string | undefined, verb: string): string {
+  if (id === undefined) {
+    throw new SnapkeepError(
+      "INVALID_INPUT",
+      `Say which schedule: snapkeep schedule ${verb} ID, or --all for every one.`,
+      {
+        hint: "See the IDs with: snapkeep schedule list",
+      },
+    );
+  }
+  return id;
 }
 
 function describeEvent(event: SchedulerEvent): string {

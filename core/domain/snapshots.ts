@@ -13,6 +13,7 @@ export interface SnapshotAnnotations {
   readonly pinned: boolean;
   readonly consistency?: string | undefined;
   readonly incomplete?: boolean | undefined;
+  readonly exportedTo?: readonly string[] | undefined;
 }
 
 /**
@@ -59,11 +60,14 @@ export function groupSnapshots(
 
 const NO_ANNOTATIONS: SnapshotAnnotations = { note: null, pinned: false };
 
-function toFields(a: SnapshotAnnotations): Pick<Snapshot, "note" | "pinned" | "consistency" | "incomplete"> {
+function toFields(
+  a: SnapshotAnnotations,
+): Pick<Snapshot, "note" | "pinned" | "consistency" | "incomplete" | "exportedTo"> {
   return {
     note: a.note,
     pinned: a.pinned,
     consistency: a.consistency ?? null,
     incomplete: a.incomplete === true,
+    ...(a.exportedTo === undefined || a.exportedTo.length === 0 ? {} : { exportedTo: a.exportedTo }),
   };
 }

@@ -65,6 +65,8 @@ export interface Snapshot {
   readonly incomplete: boolean;
   /** True when the snapshot carries VM memory state (made outside Snapkeep, e.g. virsh snapshot-create). */
   readonly hasVmState: boolean;
+  /** Verified exports of it made by this Snapkeep, as "TARGET/EXPORT-ID"; absent when none. */
+  readonly exportedTo?: readonly string[];
 }
 
 export interface VmWithSnapshots extends Vm {

@@ -520,6 +520,7 @@ export class Exports extends Targets {
         ? []
         : this.prune(target.name, { vmUuid: vm.uuid, keep, dryRun: false }).then((r) => r.removed),
     ]);
+    service.recordExport(request.host, vm.uuid, snapshot.tag, `${target.name}/${id}`);
     return {
       target: target.name,
       id,

@@ -1,8 +1,9 @@
 import { randomBytes } from "node:crypto";
 import { SnapkeepError, describeError, isSnapkeepError } from "../errors.js";
-import type { Schedule, ScheduleState } from "../store/schema.js";
+import type { Schedule, SchedulePause, ScheduleState } from "../store/schema.js";
 import { dueSlot, firstMissedSlot, overdueAfterMs, stateAfterFailure, stateAfterSuccess } from "./due.js";
 import type { Journal, JobSummary } from "./journal.js";
+import { activePause } from "./pause.js";
 import type { ScheduledRunResult } from "./schedules.js";
 import { scheduledTag } from "./schedules.js";
 import { nextSlots } from "./spec.js";
@@ -11,6 +12,8 @@ import { nextSlots } from "./spec.js";
 export interface ScheduleWork {
   list(): Schedule[];
   states(): Record<string, ScheduleState>;
+  /** "Pause all schedules", as persisted: another process (the CLI) may set or lift it. */
+  globalPause(): SchedulePause | null;
   recordState(id: string, state: ScheduleState): void;
   /** One run; `onStep` names each step as it starts, for the journal ("snapshot-made" matters). */
   run(
@@ -69,6 +72,9 @@ export interface SchedulerOptions {
   readonly checkEveryMs?: number;
 }
 
+/** How long a suspend() without a resume() holds new jobs back: the time a machine takes to sleep. */
+const SUSPEND_HOLD_MS = 2 * 60_000;
+
 interface RunningJob {
   readonly id: string;
   readonly schedule: Schedule;
@@ -92,6 +98,8 @@ export class Scheduler {
   #ticking: Promise<void> | undefined;
   #again = false;
   #stopped = false;
+  /** When the machine said it goes to sleep; cleared by resume(), or by the clock (see suspend). */
+  #suspendedAt: number | undefined;
 
   constructor(options: SchedulerOptions) {
     this.#o = { perHostConcurrency: 2, checkEveryMs: 30_000, ...options };
@@ -118,8 +126,20 @@ export class Scheduler {
     await this.tick();
   }
 
+  /**
+   * The machine is about to sleep (the desktop calls this on suspend): no new job starts, so none is
+   * cut off seconds after it began. Running jobs go on; their journal records each step as it
+   * happens, so a sleep that never wakes leaves them reported as interrupted, never as done.
+   * The hold ends by itself after SUSPEND_HOLD_MS of waking time, in case no resume ever comes (a
+   * sleep that was cancelled, a platform that does not send it).
+   */
+  suspend(): void {
+    this.#suspendedAt = this.#o.now().getTime();
+  }
+
   /** After sleep or a long pause (the desktop calls this on resume): missed runs run, once. */
   resume(): Promise<void> {
+    this.#suspendedAt = undefined;
     return this.tick();
   }
 
@@ -170,6 +190,22 @@ export class Scheduler {
     const now = this.#o.now();
     const schedules = this.#o.work.list();
     const states = this.#o.work.states();
+    // Paused by the admin: nothing starts and nothing is "overdue"; when the pause ends, each
+    // schedule's latest missed slot is due, so missed runs run once, as after a sleep.
+    const pause = activePause(this.#o.work.globalPause(), now);
+    if (this.#suspendedAt !== undefined && now.getTime() - this.#suspendedAt >= SUSPEND_HOLD_MS) {
+      this.#suspendedAt = undefined;
+    }
+    if (pause !== null || this.#suspendedAt !== undefined) {
+      this.#guard("arming the end of the pause", () => {
+        this.#wake?.cancel();
+        this.#wake =
+          pause?.until === null || pause === null
+            ? undefined
+            : this.#o.timers.at(new Date(pause.until), () => void this.tick());
+      });
+      return;
+    }
     for (const schedule of schedules) {
       // One broken schedule (a bad time edited into the file) must not stop the others.
       this.#guard(`checking schedule ${schedule.id}`, () => {

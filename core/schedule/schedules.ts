@@ -3,10 +3,11 @@ import { SnapkeepError, describeError, isSnapkeepError } from "../errors.js";
 import type { Snapshot, VmWithSnapshots } from "../domain/types.js";
 import type { SnapkeepService } from "../service.js";
 import { chooseSnapshotDisks } from "../domain/selection.js";
-import type { Schedule, ScheduleState } from "../store/schema.js";
+import type { Schedule, SchedulePause, ScheduleState } from "../store/schema.js";
 import type { JobSummary } from "./journal.js";
 import type { SettingsStore } from "../store/store.js";
 import { rpoStatus, type RpoStatus } from "./due.js";
+import { activePause, isPaused } from "./pause.js";
 import { applyRetention, isEmptyPolicy, type RetentionPolicy, type RetentionResult } from "./retention.js";
 import { describeWhen, nextSlots, validateWhen, type When } from "./spec.js";
 import { forecastRetention, type RetentionForecast } from "./forecast.js";
@@ -169,6 +170,33 @@ export class Schedules {
     return updated as Schedule;
   }
 
+  /** The persisted "pause all", even one whose time has run out (the scheduler judges it at `now`). */
+  globalPause(): SchedulePause | null {
+    return this.#store.read().schedulePause;
+  }
+
+  /** The "pause all" in effect now, or null. */
+  activePause(): SchedulePause | null {
+    return activePause(this.globalPause(), this.#now());
+  }
+
+  /** Pauses every schedule for `durationMs`, or until resumed when null; running jobs finish. */
+  pauseAll(durationMs: number | null): SchedulePause {
+    const now = this.#now();
+    if (durationMs !== null && !(durationMs > 0)) {
+      throw new SnapkeepError("INVALID_INPUT", "A pause must end in the future.");
+    }
+    const until = durationMs === null ? null : new Date(now.getTime() + durationMs).toISOString();
+    const pause: SchedulePause = { since: now.toISOString(), until };
+    this.#store.update((s) => ({ ...s, schedulePause: pause }));
+    return pause;
+  }
+
+  /** Lifts "pause all"; each schedule's latest missed slot then runs once. */
+  resumeAll(): void {
+    this.#store.update((s) => ({ ...s, schedulePause: null }));
+  }
+
   recordState(id: string, state: ScheduleState): void {
     this.#store.update((s) =>
       s.schedules.some((x) => x.id === id) ? { ...s, scheduleState: { ...s.scheduleState, [id]: state } } : s,
@@ -278,14 +306,17 @@ export class Schedules {
 
   /** RPO of each VM from the snapshots it has now, with one read of the settings for all. */
   rpoOf(vms: readonly VmWithSnapshots[], hostOnline: boolean): RpoStatus[] {
-    const { schedules, scheduleState } = this.#store.read();
+    const { schedules, scheduleState, schedulePause } = this.#store.read();
     // Good recovery points: complete, not dated in the future by a clock that ran ahead.
     const now = this.#now();
+    const allPaused = isPaused(schedulePause, now);
     const nowIso = now.toISOString();
     return vms.map((vm) => {
       const newest = vm.snapshots.filter((s) => !s.incomplete && s.createdAt <= nowIso).at(-1);
       return rpoStatus({
-        schedules: schedules.filter((s) => s.host === vm.host && s.vmUuid === vm.uuid),
+        schedules: schedules
+          .filter((s) => s.host === vm.host && s.vmUuid === vm.uuid)
+          .map((s) => (allPaused ? { ...s, enabled: false } : s)),
         states: scheduleState,
         newestGoodSnapshotAt: newest === undefined ? null : new Date(newest.createdAt),
         hostOnline,

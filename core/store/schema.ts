@@ -50,6 +50,8 @@ export const annotationSchema = z.object({
   incomplete: z.boolean().optional(),
   /** The VM's definition when the snapshot was taken, to show what a revert does not undo. */
   definition: definitionSummarySchema.optional(),
+  /** Verified exports of this snapshot, as "TARGET/EXPORT-ID", newest last (for the timeline). */
+  exportedTo: z.array(z.string()).max(100).optional(),
 });
 
 const hookSchema = z.object({
@@ -154,6 +156,45 @@ export const managedVmSchema = z.object({
   files: z.array(z.string()),
 });
 
+const instant = z.string().refine((text) => !Number.isNaN(Date.parse(text)), "an ISO date and time");
+
+/**
+ * "Pause all schedules": while it holds, no scheduled job starts; `until` null means until resumed.
+ * Runs missed meanwhile are not replayed one by one: each schedule's latest missed slot runs once.
+ */
+export const schedulePauseSchema = z.object({ since: instant, until: instant.nullable() });
+
+/** What the desktop app tells the admin about; each kind can be switched off. */
+export const notificationSettingsSchema = z.object({
+  jobFailed: z.boolean().default(true),
+  vmOverdue: z.boolean().default(true),
+  exportVerified: z.boolean().default(true),
+});
+
+/** Settings only the desktop app acts on; the CLI and the daemon carry them along untouched. */
+export const desktopSettingsSchema = z.object({
+  /** Start (hidden, in the tray) when the user logs in. Off until the user turns it on. */
+  autostart: z.boolean().default(false),
+  notifications: notificationSettingsSchema.default({
+    jobFailed: true,
+    vmOverdue: true,
+    exportVerified: true,
+  }),
+  /**
+   * An SSH key passphrase encrypted by the OS keyring (Electron safeStorage), base64; never stored
+   * in plain text (see electron/lib/secrets.ts for when storing is refused).
+   */
+  keyPassphrase: z
+    .object({
+      ciphertext: z
+        .string()
+        .regex(/^[A-Za-z0-9+/]+={0,2}$/, "base64")
+        .max(8192),
+      backend: z.string().min(1).max(32),
+    })
+    .optional(),
+});
+
 /** Per-VM consistency settings for manual and scheduled snapshots, keyed by "host/vmUuid". */
 export const vmSettingsSchema = z.object({ consistency: consistencySchema });
 
@@ -170,6 +211,11 @@ export const settingsSchema = z.object({
   safetyKeep: z.number().int().min(1).max(100).default(5),
   /** VMs Snapkeep created (from a template or an export), the only ones `vm delete` removes. */
   managedVms: z.array(managedVmSchema).default([]),
+  schedulePause: schedulePauseSchema.nullable().default(null),
+  desktop: desktopSettingsSchema.default({
+    autostart: false,
+    notifications: { jobFailed: true, vmOverdue: true, exportVerified: true },
+  }),
 });
 
 export type Settings = z.infer<typeof settingsSchema>;
@@ -181,6 +227,9 @@ export type Annotation = z.infer<typeof annotationSchema>;
 export type Target = z.infer<typeof targetSchema>;
 export type SshTarget = z.infer<typeof sshTargetSchema>;
 export type ManagedVm = z.infer<typeof managedVmSchema>;
+export type SchedulePause = z.infer<typeof schedulePauseSchema>;
+export type NotificationSettings = z.infer<typeof notificationSettingsSchema>;
+export type DesktopSettings = z.infer<typeof desktopSettingsSchema>;
 
 export function emptySettings(): Settings {
   return {
@@ -193,6 +242,8 @@ export function emptySettings(): Settings {
     targets: [],
     safetyKeep: 5,
     managedVms: [],
+    schedulePause: null,
+    desktop: { autostart: false, notifications: { jobFailed: true, vmOverdue: true, exportVerified: true } },
   };
 }
 

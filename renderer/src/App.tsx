@@ -2,32 +2,74 @@ import { useEffect, useState } from "react";
 import { useStore } from "zustand";
 
 import type { AppStore, View } from "./store.js";
-import type { Snapshot } from "./protocol.js";
+import type { Artifact, ExportEntry, Snapshot } from "./protocol.js";
+import { ArtifactWizard, AttachVolumeWizard, NewVmWizard } from "./ArtifactWizards.js";
+import { ErrorBox } from "./ErrorBox.js";
+import { ExportsView, ImportWizard } from "./ExportsView.js";
+import { ExportWizard } from "./ExportWizard.js";
+import { FirstRun } from "./FirstRun.js";
+import { JobsPanel } from "./JobsPanel.js";
+import { LibraryView } from "./LibraryView.js";
 import { RevertWizard } from "./RevertWizard.js";
+import { SchedulesView } from "./SchedulesView.js";
+import { SettingsView } from "./SettingsView.js";
 import { SnapshotDialog } from "./SnapshotDialog.js";
 import { VmDetail } from "./VmDetail.js";
 import { VmList } from "./VmList.js";
-import { ErrorBox } from "./ErrorBox.js";
-import { FirstRun } from "./FirstRun.js";
-import { SchedulesView } from "./SchedulesView.js";
-import { SettingsView } from "./SettingsView.js";
 import { VmSchedules } from "./VmSchedules.js";
 
 /** The views in the top bar, in order. */
 const NAV: readonly { view: View; label: string }[] = [
   { view: "vms", label: "Virtual machines" },
+  { view: "exports", label: "Exports" },
+  { view: "library", label: "Templates & volumes" },
   { view: "schedules", label: "Schedules" },
   { view: "settings", label: "Settings" },
 ];
 
+/** The one dialog or wizard open at a time; `key` starts a wizard afresh when reopened. */
+type Open =
+  | { kind: "snapshot" }
+  | { kind: "revert"; snapshot: Snapshot | null; key: number }
+  | { kind: "export"; snapshot: Snapshot }
+  | { kind: "artifact"; snapshot: Snapshot }
+  | { kind: "new-vm"; host: string; template: string }
+  | { kind: "attach"; host: string; volume: string }
+  | { kind: "import"; target: string; entry: ExportEntry };
+
 export function App({ store }: { store: AppStore }) {
   const state = useStore(store);
-  const [dialog, setDialog] = useState(false);
-  // The revert wizard: a snapshot to revert to, "undo" for the last revert, or closed.
-  const [revert, setRevert] = useState<{ snapshot: Snapshot | null; key: number } | null>(null);
+  const [open, setOpen] = useState<Open | null>(null);
   useEffect(() => {
     void store.getState().refresh();
+    void store.getState().loadJobs();
   }, [store]);
+
+  const close = (): void => {
+    state.dismissError();
+    setOpen(null);
+  };
+  const wizardActions = {
+    jobs: state.jobs,
+    busy: state.busy !== null,
+    error: state.error,
+    call: state.call,
+    startJob: state.startJob,
+    cancelJob: (id: string) => void state.cancelJob(id),
+    onClose: close,
+  };
+  const running = Object.values(state.jobs).filter((j) => j.state === "running").length;
+  const deleteArtifact = async (host: string, artifact: Artifact): Promise<void> => {
+    const params = { kind: artifact.kind, host, name: artifact.name };
+    // The dry run first: it refuses while a VM uses it, before anyone is asked to confirm.
+    if ((await state.call("Checking", "artifact.delete", { ...params, dryRun: true })) === null) {
+      return;
+    }
+    if (window.confirm(`Delete ${artifact.kind} ${artifact.name} and its image ${artifact.image}?`)) {
+      await state.call(`Deleting ${artifact.name}`, "artifact.delete", { ...params, dryRun: false });
+      await state.loadArtifacts(host);
+    }
+  };
 
   return (
     <div className="app">
@@ -48,80 +90,185 @@ export function App({ store }: { store: AppStore }) {
         <span className={state.connected ? "link ok" : "link down"} role="status">
           {state.connected ? "connected" : "not connected"}
         </span>
+        <button
+          type="button"
+          aria-expanded={state.jobsOpen}
+          onClick={() => {
+            state.setJobsOpen(!state.jobsOpen);
+            void state.loadJobs();
+          }}
+        >
+          Jobs{running > 0 && <span className="badge running-count">{running} running</span>}
+        </button>
         <button type="button" onClick={() => void state.refresh()} disabled={state.loading}>
           {state.loading ? "Refreshing…" : "Refresh"}
         </button>
       </header>
-      {state.error !== null && !dialog && revert === null && (
+      {state.error !== null && open === null && (
         <ErrorBox error={state.error} onDismiss={() => state.dismissError()} />
       )}
-      {state.view === "vms" && (
-        <div className="panes">
-          <nav className="sidebar" aria-label="Hosts and VMs">
-            <VmList
-              hosts={state.hosts}
-              selected={state.selected}
-              onSelect={(s) => void state.select(s)}
-              firstRun={state.loading || !state.connected ? null : <FirstRun store={store} />}
-            />
-          </nav>
-          <main className="detail">
-            {state.vm === null ? (
-              <p className="empty">
-                {state.selected !== null
-                  ? "Loading…"
-                  : state.hosts.some((h) => h.vms.length > 0)
-                    ? "Choose a VM on the left."
-                    : ""}
-              </p>
-            ) : (
-              <VmDetail
-                vm={state.vm}
-                selectedSnapshot={state.selectedSnapshot}
-                busy={state.busy}
-                onSelectSnapshot={(tag) => state.selectSnapshot(tag)}
-                onTakeSnapshot={() => setDialog(true)}
-                onDelete={(tag) => void state.deleteSnapshot(tag)}
-                onPin={(tag, pinned) => void state.setPinned(tag, pinned)}
-                onRevert={(snapshot) => {
-                  state.dismissError();
-                  setRevert({ snapshot, key: Date.now() });
-                }}
-                schedules={<VmSchedules store={store} vm={state.vm} />}
+      <div className="body">
+        {state.view === "vms" && (
+          <div className="panes">
+            <nav className="sidebar" aria-label="Hosts and VMs">
+              <VmList
+                hosts={state.hosts}
+                selected={state.selected}
+                onSelect={(s) => void state.select(s)}
+                firstRun={state.loading || !state.connected ? null : <FirstRun store={store} />}
               />
-            )}
+            </nav>
+            <main className="detail">
+              {state.vm === null ? (
+                <p className="empty">
+                  {state.selected !== null
+                    ? "Loading…"
+                    : state.hosts.some((h) => h.vms.length > 0)
+                      ? "Choose a VM on the left."
+                      : ""}
+                </p>
+              ) : (
+                <VmDetail
+                  vm={state.vm}
+                  selectedSnapshot={state.selectedSnapshot}
+                  busy={state.busy}
+                  onSelectSnapshot={(tag) => state.selectSnapshot(tag)}
+                  onTakeSnapshot={() => setOpen({ kind: "snapshot" })}
+                  onDelete={(tag) => void state.deleteSnapshot(tag)}
+                  onPin={(tag, pinned) => void state.setPinned(tag, pinned)}
+                  onRevert={(snapshot) => {
+                    state.dismissError();
+                    setOpen({ kind: "revert", snapshot, key: Date.now() });
+                  }}
+                  onExport={(snapshot) => {
+                    void state.loadTargets();
+                    setOpen({ kind: "export", snapshot });
+                  }}
+                  onCopyOut={(snapshot) => setOpen({ kind: "artifact", snapshot })}
+                  schedules={<VmSchedules store={store} vm={state.vm} />}
+                />
+              )}
+            </main>
+          </div>
+        )}
+        {state.view === "exports" && (
+          <main className="detail">
+            <ExportsView
+              exports={state.exports}
+              loading={state.exportsLoading}
+              busy={state.busy !== null}
+              onLoad={() => void state.loadExports()}
+              onVerify={(target, exportId) =>
+                void state.startJob("Starting the check", "exports.verify", { target, export: exportId })
+              }
+              onRestore={(target, entry) => setOpen({ kind: "import", target, entry })}
+              onAddTarget={() => state.show("settings")}
+            />
           </main>
-        </div>
-      )}
-      {state.view === "schedules" && <SchedulesView store={store} />}
-      {state.view === "settings" && <SettingsView store={store} />}
-      {revert !== null && state.vm !== null && (
+        )}
+        {state.view === "library" && (
+          <main className="detail">
+            <LibraryView
+              hosts={state.hosts}
+              artifacts={state.artifacts}
+              busy={state.busy !== null}
+              onLoad={(host) => void state.loadArtifacts(host)}
+              onNewVm={(host, template) => setOpen({ kind: "new-vm", host, template })}
+              onAttach={(host, volume) => setOpen({ kind: "attach", host, volume })}
+              onDelete={(host, artifact) => void deleteArtifact(host, artifact)}
+            />
+          </main>
+        )}
+        {state.view === "schedules" && (
+          <main className="detail">
+            <SchedulesView store={store} />
+          </main>
+        )}
+        {state.view === "settings" && (
+          <main className="detail">
+            <SettingsView store={store} />
+          </main>
+        )}
+        {state.jobsOpen && (
+          <JobsPanel
+            jobs={state.jobs}
+            onCancel={(id) => void state.cancelJob(id)}
+            onClose={() => state.setJobsOpen(false)}
+          />
+        )}
+      </div>
+      {open?.kind === "revert" && state.vm !== null && (
         <RevertWizard
-          key={revert.key}
+          key={open.key}
           vm={state.vm}
-          snapshot={revert.snapshot}
+          snapshot={open.snapshot}
           busy={state.busy}
           error={state.error}
-          onPlan={(options, dryRun) => state.revert(revert.snapshot?.tag ?? null, options, dryRun)}
-          onClose={() => {
-            state.dismissError();
-            setRevert(null);
-          }}
-          onUndo={() => setRevert({ snapshot: null, key: Date.now() })}
+          onPlan={(options, dryRun) => state.revert(open.snapshot?.tag ?? null, options, dryRun)}
+          onClose={close}
+          onUndo={() => setOpen({ kind: "revert", snapshot: null, key: Date.now() })}
         />
       )}
-      {dialog && state.vm !== null && (
+      {open?.kind === "snapshot" && state.vm !== null && (
         <SnapshotDialog
           vm={state.vm}
           busy={state.busy !== null}
           error={state.error}
-          onCancel={() => setDialog(false)}
+          onCancel={close}
           onCreate={async (request) => {
             if (await state.createSnapshot(request)) {
-              setDialog(false);
+              setOpen(null);
             }
           }}
         />
+      )}
+      {open?.kind === "export" && state.vm !== null && (
+        <ExportWizard
+          vm={state.vm}
+          snapshot={open.snapshot}
+          targets={state.targets}
+          jobs={state.jobs}
+          busy={state.busy !== null}
+          error={state.error}
+          onStart={(params) => state.startJob("Starting the export", "export.start", params)}
+          onCancelJob={(id) => void state.cancelJob(id)}
+          onClose={close}
+          onAddTarget={() => {
+            close();
+            state.show("settings");
+          }}
+        />
+      )}
+      {open?.kind === "artifact" && state.vm !== null && (
+        <ArtifactWizard
+          {...wizardActions}
+          vm={state.vm}
+          snapshot={open.snapshot}
+          onNext={(kind, name) => {
+            const host = state.vm?.host ?? "";
+            state.dismissError();
+            setOpen(
+              kind === "template"
+                ? { kind: "new-vm", host, template: name }
+                : { kind: "attach", host, volume: name },
+            );
+          }}
+        />
+      )}
+      {open?.kind === "new-vm" && (
+        <NewVmWizard {...wizardActions} host={open.host} template={open.template} />
+      )}
+      {open?.kind === "attach" && (
+        <AttachVolumeWizard
+          {...wizardActions}
+          host={open.host}
+          volume={open.volume}
+          hosts={state.hosts}
+          onAttached={() => void state.refresh()}
+        />
+      )}
+      {open?.kind === "import" && (
+        <ImportWizard {...wizardActions} target={open.target} entry={open.entry} hosts={state.hosts} />
       )}
     </div>
   );

@@ -85,7 +85,7 @@ export function SchedulesView({ store }: { store: AppStore }) {
 
   const choices = editorVms(state.hosts);
   return (
-    <main className="page" aria-labelledby="schedules-title">
+    <section className="page" aria-labelledby="schedules-title">
       <header className="page-head">
         <h2 id="schedules-title">Schedules</h2>
         {state.busy !== null && (
@@ -197,6 +197,6 @@ export function SchedulesView({ store }: { store: AppStore }) {
           onClose={() => setEditor(null)}
         />
       )}
-    </main>
+    </section>
   );
 }

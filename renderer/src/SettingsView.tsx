@@ -32,7 +32,7 @@ export function SettingsView({ store }: { store: AppStore }) {
     }
   };
   return (
-    <main className="page settings" aria-labelledby="settings-title">
+    <section className="page settings" aria-labelledby="settings-title">
       <header className="page-head">
         <h2 id="settings-title">Settings</h2>
         {state.busy !== null && (
@@ -90,7 +90,7 @@ export function SettingsView({ store }: { store: AppStore }) {
         busy={state.busy !== null}
         onSave={(keep) => void state.setSafetyKeep(keep)}
       />
-    </main>
+    </section>
   );
 }
 

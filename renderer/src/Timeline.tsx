@@ -75,7 +75,7 @@ export function Timeline({
           // snapshot table below is the keyboard and screen-reader way to the same snapshots.
           <circle
             key={`${m.tag}/${m.disk}`}
-            className={`marker kind-${m.kind}${m.pinned ? " pinned" : ""}${m.tag === selected ? " selected" : ""}`}
+            className={`marker kind-${m.kind}${m.pinned ? " pinned" : ""}${m.exported ? " exported" : ""}${m.tag === selected ? " selected" : ""}`}
             data-snapshot={m.name}
             data-tag={m.tag}
             cx={LEFT + m.x * plot}
@@ -90,6 +90,7 @@ export function Timeline({
         <span className="legend kind-safety">safety</span>
         <span className="legend kind-foreign">other tools</span>
         <span className="legend pinned">pinned (ring)</span>
+        <span className="legend exported">exported (dashed ring)</span>
         {hovered !== undefined && (
           <span className="hover-label" role="status">
             {hovered.name} ({hovered.kind}

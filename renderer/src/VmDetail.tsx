@@ -1,24 +1,10 @@
-import { useMemo, useState, type ReactNode } from "react";
+import { useState, type ReactNode } from "react";
 
 import type { Snapshot, VmWithSnapshots } from "./protocol.js";
 import { Timeline } from "./Timeline.js";
 import { ZOOMS, type ZoomId } from "./timeline.js";
-
-const PAGE = 100;
-
-function size(bytes: number | null): string {
-  if (bytes === null) {
-    return "-";
-  }
-  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
-  let v = bytes;
-  let u = 0;
-  while (v >= 1024 && u < units.length - 1) {
-    v /= 1024;
-    u++;
-  }
-  return `${v >= 10 || u === 0 ? Math.round(v) : v.toFixed(1)} ${units[u]}`;
-}
+import { formatBytes } from "./format.js";
+import { SnapshotTable } from "./SnapshotTable.js";
 
 export function VmDetail({
   vm,
@@ -29,6 +15,8 @@ export function VmDetail({
   onDelete,
   onPin,
   onRevert,
+  onExport,
+  onCopyOut,
   schedules,
 }: {
   vm: VmWithSnapshots;
@@ -40,13 +28,13 @@ export function VmDetail({
   onPin: (tag: string, pinned: boolean) => void;
   /** Opens the revert wizard; null: undo the last revert. */
   onRevert: (snapshot: Snapshot | null) => void;
+  onExport: (snapshot: Snapshot) => void;
+  /** Opens the wizard that makes a template (root disk) or a volume (data disk) from a snapshot. */
+  onCopyOut: (snapshot: Snapshot) => void;
   /** The VM's schedules section (VmSchedules), which owns its data and editor. */
   schedules: ReactNode;
 }) {
   const [zoom, setZoom] = useState<ZoomId>("all");
-  // The newest first, a page at a time: a VM with a thousand snapshots stays quick to show.
-  const [shown, setShown] = useState(PAGE);
-  const newestFirst = useMemo(() => [...vm.snapshots].reverse(), [vm.snapshots]);
   const disks = vm.disks.filter((d) => d.device === "disk");
   return (
     <article className="vm-detail" aria-labelledby="vm-title">
@@ -87,7 +75,7 @@ export function VmDetail({
             <tr key={d.target}>
               <td>{d.target}</td>
               <td>{d.role}</td>
-              <td>{size(d.virtualSize)}</td>
+              <td>{formatBytes(d.virtualSize)}</td>
               <td className="path">{d.source ?? "-"}</td>
             </tr>
           ))}
@@ -115,69 +103,17 @@ export function VmDetail({
         {vm.snapshots.length === 0 ? (
           <p className="empty">No snapshots yet.</p>
         ) : (
-          <table className="snapshots">
-            <thead>
-              <tr>
-                <th scope="col">Name</th>
-                <th scope="col">Kind</th>
-                <th scope="col">Taken</th>
-                <th scope="col">Disks</th>
-                <th scope="col">Note</th>
-                <th scope="col">
-                  <span className="sr-only">Actions</span>
-                </th>
-              </tr>
-            </thead>
-            <tbody>
-              {newestFirst.slice(0, shown).map((s) => (
-                <tr
-                  key={s.tag}
-                  className={s.tag === selectedSnapshot ? "selected" : undefined}
-                  onClick={() => onSelectSnapshot(s.tag)}
-                >
-                  <td>
-                    {s.name}
-                    {s.pinned && <span className="badge pinned-badge">pinned</span>}
-                  </td>
-                  <td>
-                    <span className={`kind kind-${s.kind}`}>{s.kind}</span>
-                  </td>
-                  <td>{new Date(s.createdAt).toLocaleString()}</td>
-                  <td>{s.disks.map((d) => d.target).join(", ")}</td>
-                  <td>{s.note ?? ""}</td>
-                  <td className="actions">
-                    <button type="button" onClick={() => onRevert(s)} disabled={busy !== null}>
-                      Revert…
-                    </button>
-                    <button
-                      type="button"
-                      onClick={() => onPin(s.tag, !s.pinned)}
-                      disabled={busy !== null || s.kind === "foreign"}
-                    >
-                      {s.pinned ? "Unpin" : "Pin"}
-                    </button>
-                    <button
-                      type="button"
-                      className="danger"
-                      onClick={() => {
-                        if (window.confirm(`Delete snapshot "${s.name}"? Its data is gone afterwards.`)) {
-                          onDelete(s.tag);
-                        }
-                      }}
-                      disabled={busy !== null || s.pinned || s.kind === "foreign"}
-                    >
-                      Delete
-                    </button>
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        )}
-        {newestFirst.length > shown && (
-          <button type="button" className="more" onClick={() => setShown(shown + PAGE)}>
-            Show {Math.min(PAGE, newestFirst.length - shown)} older of {newestFirst.length - shown}
-          </button>
+          <SnapshotTable
+            snapshots={vm.snapshots}
+            selected={selectedSnapshot}
+            busy={busy !== null}
+            onSelect={onSelectSnapshot}
+            onRevert={onRevert}
+            onExport={onExport}
+            onCopyOut={onCopyOut}
+            onPin={onPin}
+            onDelete={onDelete}
+          />
         )}
       </section>
     </article>

@@ -3,14 +3,14 @@ import { createRoot } from "react-dom/client";
 
 import { applyTheme, preferredTheme } from "../theme.js";
 import { App } from "./App.js";
-import { ApiClient } from "./client.js";
+import { clientForPage } from "./transports.js";
 import { createAppStore, type AppStore } from "./store.js";
 import "./app.css";
 
 // The client reports its connection to the store, which is made with the client: a holder
 // breaks the circle.
 const holder: { store?: AppStore } = {};
-const client = ApiClient.forPage(window, (connected) => holder.store?.getState().setConnected(connected));
+const client = clientForPage(window, (connected) => holder.store?.getState().setConnected(connected));
 const app = createAppStore(client);
 holder.store = app;
 client.onEvent((event) => {

@@ -16,7 +16,7 @@ import { vmsSlice, type VmsSlice } from "./slices/vms.js";
 
 export type { Selected } from "./slices/vms.js";
 
-export type View = "vms" | "schedules" | "exports" | "settings";
+export type View = "vms" | "schedules" | "exports" | "library" | "settings";
 
 export interface UiSlice {
   readonly connected: boolean;
@@ -28,6 +28,8 @@ export interface UiSlice {
   show(view: View): void;
   setJobsOpen(open: boolean): void;
   dismissError(): void;
+  /** One API call with the busy label and error handling; null when it failed (the error shows). */
+  call<T>(busy: string, method: string, params: object): Promise<T | null>;
 }
 
 export type AppState = UiSlice & VmsSlice & JobsSlice & LibrarySlice & SchedulesSlice & SettingsSlice;
@@ -56,6 +58,13 @@ export function createAppStore(api: ApiClient) {
       show: (view) => set({ view, error: null }),
       setJobsOpen: (jobsOpen) => set({ jobsOpen }),
       dismissError: () => set({ error: null }),
+      call: async <T>(busy: string, method: string, params: object): Promise<T | null> => {
+        let answer: T | null = null;
+        await run(busy, async () => {
+          answer = await api.call<T>(method, params);
+        });
+        return answer;
+      },
       ...vmsSlice(api, run)(set, get, store),
       ...jobsSlice(api, run)(set, get, store),
       ...librarySlice(api, run)(set, get, store),

@@ -22,6 +22,8 @@ export interface Marker {
   readonly x: number;
   readonly kind: Snapshot["kind"];
   readonly pinned: boolean;
+  /** Copied off the host by a verified export. */
+  readonly exported: boolean;
   readonly createdAt: string;
 }
 
@@ -69,6 +71,7 @@ export function layoutTimeline(
         x: (t - from) / (to - from),
         kind: snapshot.kind,
         pinned: snapshot.pinned,
+        exported: (snapshot.exportedTo?.length ?? 0) > 0,
         createdAt: snapshot.createdAt,
       });
     }

@@ -245,7 +245,7 @@ describe("first run, settings and schedules in Chromium, on snapkeep serve", () 
     ]);
 
     await section.getByRole("button", { name: "All schedules" }).click();
-    const view = page.getByRole("main", { name: "Schedules" });
+    const view = page.getByRole("region", { name: "Schedules" });
     const row = view.getByRole("row", { name: new RegExp(`${vmName}: Every day at 03:30`) });
     await row.waitFor();
     expect(await row.textContent()).toMatch(/vdakeeps the latest 3, 4 weeklyactivenever/);
@@ -314,7 +314,7 @@ describe("first run, settings and schedules in Chromium, on snapkeep serve", () 
   it("is readable in dark mode", async () => {
     await page.emulateMedia({ colorScheme: "dark" });
     await page
-      .getByRole("main", { name: "Schedules" })
+      .getByRole("region", { name: "Schedules" })
       .getByRole("button", { name: "Add schedule…" })
       .click();
     const dialog = page.getByRole("dialog");

@@ -3,7 +3,7 @@
  * Chromium driven by playwright-core. Screenshots of each view go to artifacts/screenshots/ for a
  * person to look at.
  */
-import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { execFileSync, spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -28,6 +28,23 @@ describe("the UI in Chromium, on snapkeep serve", () => {
   let url = "";
   let browser: Browser;
   let page: Page;
+  const exportDir = mkdtempSync(join(tmpdir(), "snapkeep-ui-exports-"));
+  const importedName = `sk-ui-imported-${suffix}`;
+  const clonedName = `sk-ui-clone-${suffix}`;
+  const templateName = `sk-ui-tpl-${suffix}`;
+  const volumeName = `sk-ui-vol-${suffix}`;
+  /** The snapshot table's row of one snapshot (safety snapshots mention it in their names). */
+  const snapshotRow = (name: string) =>
+    page.locator("table.snapshots tr", {
+      has: page.locator("td:first-child", { hasText: new RegExp(`^${name}(pinned)?$`) }),
+    });
+  /** A CLI call whose failure does not matter (clean-up of what a failed test may not have made). */
+  const cliQuiet = (...args: string[]): void => {
+    spawnSync("node", [join(repo, "bin/snapkeep.js"), ...args], {
+      env: { ...process.env, SNAPKEEP_HOME: home },
+      stdio: "ignore",
+    });
+  };
 
   beforeAll(async () => {
     execFileSync("npm", ["run", "build"], { cwd: repo, stdio: "inherit" });
@@ -49,6 +66,7 @@ describe("the UI in Chromium, on snapkeep serve", () => {
       });
     cli("snapshot", "create", `local/${offName}`, "--name", "first", "--note", "before the upgrade");
     cli("snapshot", "pin", `local/${offName}`, "first");
+    cli("target", "add", "shelf", "--dir", exportDir);
     server = spawn("node", [join(repo, "bin/snapkeep.js"), "serve", "--port", "0"], {
       env: { ...process.env, SNAPKEEP_HOME: home },
       stdio: ["ignore", "pipe", "inherit"],
@@ -71,8 +89,15 @@ describe("the UI in Chromium, on snapkeep serve", () => {
   afterAll(async () => {
     await browser?.close();
     server?.kill("SIGTERM");
+    // What the wizards made, through the CLI's own deletes (they remove only what Snapkeep made).
+    for (const made of [importedName, clonedName]) {
+      cliQuiet("vm", "delete", `local/${made}`, "--yes", "--force");
+    }
     await vms.dispose();
+    cliQuiet("volume", "delete", "local", volumeName);
+    cliQuiet("template", "delete", "local", templateName);
     rmSync(home, { recursive: true, force: true });
+    rmSync(exportDir, { recursive: true, force: true });
   });
 
   it("refuses the API without the token, from another origin, or for another Host name", async () => {
@@ -182,5 +207,109 @@ describe("the UI in Chromium, on snapkeep serve", () => {
     // Two safety snapshots now: before the revert, and before the undo.
     await expect.poll(() => page.getByRole("cell", { name: "safety", exact: true }).count()).toBe(2);
     await page.screenshot({ path: join(shots, "after-undo.png") });
+  });
+
+  it("exports a snapshot with the wizard, watches it in the jobs panel, and restores it as a new VM", async () => {
+    await page.getByRole("button", { name: new RegExp(offName) }).click();
+    await page.getByRole("heading", { name: offName }).waitFor();
+    await snapshotRow("first").getByRole("button", { name: "Export…" }).click();
+    const wizard = page.getByRole("dialog");
+    await expect.poll(() => wizard.getByLabel("Target").inputValue()).toBe("shelf");
+    await wizard.getByRole("button", { name: "Next" }).click();
+    await expect.poll(() => wizard.locator("dl.summary").textContent()).toMatch(/vda, vdb/);
+    await page.screenshot({ path: join(shots, "export-summary.png") });
+    await wizard.getByRole("button", { name: "Export", exact: true }).click();
+    await wizard.getByText(/Exported and verified on shelf/).waitFor({ timeout: 60_000 });
+    await page.screenshot({ path: join(shots, "export-done.png") });
+    await wizard.getByRole("button", { name: "Close" }).click();
+    // The timeline marks it as exported once the VM is read again.
+    await expect.poll(() => page.locator('.marker.exported[data-snapshot="first"]').count()).toBe(2);
+
+    await page.getByRole("button", { name: /^Jobs/ }).click();
+    const panel = page.getByRole("complementary", { name: "Jobs" });
+    await panel.getByText(/Export .* to shelf/).waitFor();
+    expect(await panel.locator(".job-succeeded").count()).toBeGreaterThanOrEqual(1);
+    await page.screenshot({ path: join(shots, "jobs-panel.png") });
+    await panel.getByRole("button", { name: "Close" }).click();
+
+    await page.getByRole("button", { name: "Exports", exact: true }).click();
+    const row = page.getByRole("row", { name: new RegExp(`${offName}.*first`) });
+    await row.getByText("good").waitFor();
+    await page.screenshot({ path: join(shots, "exports.png") });
+    await row.getByRole("button", { name: "Verify" }).click();
+    await page.getByRole("button", { name: /^Jobs/ }).click();
+    await panel.locator(".job-succeeded", { hasText: /Verify export/ }).waitFor();
+    await panel.getByRole("button", { name: "Close" }).click();
+
+    await row.getByRole("button", { name: "Restore…" }).click();
+    const restore = page.getByRole("dialog");
+    await restore.getByLabel("Name of the new VM").fill(importedName);
+    await restore.getByRole("button", { name: "Next" }).click();
+    await expect
+      .poll(() => restore.locator("dl.summary").textContent())
+      .toMatch(new RegExp(`new VM ${importedName}`));
+    await page.screenshot({ path: join(shots, "restore-summary.png") });
+    await restore.getByRole("button", { name: "Restore", exact: true }).click();
+    await restore.getByText(/Restored on local/).waitFor({ timeout: 60_000 });
+    await restore.getByRole("button", { name: "Close" }).click();
+    const vms = JSON.parse(
+      execFileSync("node", [join(repo, "bin/snapkeep.js"), "vm", "list", "--json"], {
+        env: { ...process.env, SNAPKEEP_HOME: home },
+        encoding: "utf8",
+      }),
+    ) as { vms: { name: string; disks: { target: string }[] }[] }[];
+    const imported = vms.flatMap((h) => h.vms).find((v) => v.name === importedName);
+    expect(imported?.disks.map((d) => d.target).sort()).toEqual(["vda", "vdb"]);
+  });
+
+  it("makes a template and a new VM from it, and a volume attached to a running VM", async () => {
+    await page.getByRole("button", { name: "Virtual machines" }).click();
+    await page.getByRole("button", { name: new RegExp(offName) }).click();
+    const row = snapshotRow("first");
+    await row.getByRole("button", { name: "Copy out…" }).click();
+    let wizard = page.getByRole("dialog");
+    await wizard.getByRole("radio", { name: /a template for new VMs/ }).check();
+    await wizard.getByLabel("Name of the template").fill(templateName);
+    await wizard.getByRole("button", { name: "Next" }).click();
+    await expect.poll(() => wizard.locator("dl.summary").textContent()).toMatch(/disk vda/);
+    await wizard.getByRole("button", { name: "Make template" }).click();
+    await wizard.getByText(new RegExp(`Template ${templateName} is ready`)).waitFor({ timeout: 60_000 });
+    await wizard.getByRole("button", { name: "Create a VM from it…" }).click();
+
+    wizard = page.getByRole("dialog");
+    await wizard.getByLabel("Name of the new VM").fill(clonedName);
+    await wizard.getByRole("button", { name: "Next" }).click();
+    await expect.poll(() => wizard.locator("dl.summary").textContent()).toMatch(/linked clone/);
+    await page.screenshot({ path: join(shots, "new-vm-summary.png") });
+    await wizard.getByRole("button", { name: "Create VM" }).click();
+    await wizard.getByText(new RegExp(`VM ${clonedName} is there`)).waitFor({ timeout: 60_000 });
+    await wizard.getByRole("button", { name: "Close" }).click();
+    await page.getByRole("button", { name: new RegExp(clonedName) }).waitFor();
+
+    await row.getByRole("button", { name: "Copy out…" }).click();
+    wizard = page.getByRole("dialog");
+    await wizard.getByRole("radio", { name: /a volume to attach/ }).check();
+    await wizard.getByLabel("Name of the volume").fill(volumeName);
+    await wizard.getByRole("button", { name: "Next" }).click();
+    await expect.poll(() => wizard.locator("dl.summary").textContent()).toMatch(/disk vdb/);
+    await wizard.getByRole("button", { name: "Make volume" }).click();
+    await wizard.getByText(new RegExp(`Volume ${volumeName} is ready`)).waitFor({ timeout: 60_000 });
+    await wizard.getByRole("button", { name: "Attach it to a VM…" }).click();
+    wizard = page.getByRole("dialog");
+    await wizard.getByLabel("VM on local").selectOption(runName);
+    await wizard.getByRole("button", { name: "Next" }).click();
+    await expect.poll(() => wizard.locator("dl.summary").textContent()).toMatch(/now, while it runs/);
+    await wizard.getByRole("button", { name: "Attach", exact: true }).click();
+    await wizard.getByText(new RegExp(`Attached to ${runName} as vdb`)).waitFor();
+    await wizard.getByRole("button", { name: "Close" }).click();
+    const live = execFileSync("virsh", ["-q", "-c", "qemu:///system", "domblklist", runName], {
+      encoding: "utf8",
+    });
+    expect(live).toContain(volumeName);
+
+    await page.getByRole("button", { name: "Templates & volumes" }).click();
+    await page.locator(`[data-artifact="${templateName}"]`).waitFor();
+    await page.locator(`[data-artifact="${volumeName}"]`).waitFor();
+    await page.screenshot({ path: join(shots, "library.png") });
   });
 });

@@ -71,7 +71,8 @@ function simulate(
 
 const dayKey = (d: Date): string => `${d.getFullYear()}-${d.getMonth() + 1}-${d.getDate()}`;
 
-describe("a simulated year", () => {
+// CPU-bound (a year of ticks): generous time on a loaded 2-core machine; the results are exact regardless.
+describe("a simulated year", { timeout: 30_000 }, () => {
   const start = new Date(2026, 0, 1, 0, 0);
   const end = new Date(2026, 11, 31, 23, 59);
 

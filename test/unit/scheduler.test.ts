@@ -16,7 +16,7 @@ import {
   type TimerPort,
 } from "../../core/schedule/scheduler.js";
 import type { ScheduledRunResult } from "../../core/schedule/schedules.js";
-import type { Schedule, ScheduleState } from "../../core/store/schema.js";
+import type { Schedule, SchedulePause, ScheduleState } from "../../core/store/schema.js";
 
 class VirtualClock implements TimerPort {
   now: Date;
@@ -80,6 +80,7 @@ function makeSchedule(id: string, extra: Partial<Schedule> = {}): Schedule {
 class FakeWork implements ScheduleWork {
   schedules: Schedule[] = [];
   state: Record<string, ScheduleState> = {};
+  pause: SchedulePause | null = null;
   /** Whether a run fails (host offline) and how long it takes, per call. */
   fail = false;
   runningNow = 0;
@@ -94,6 +95,9 @@ class FakeWork implements ScheduleWork {
   }
   states(): Record<string, ScheduleState> {
     return this.state;
+  }
+  globalPause(): SchedulePause | null {
+    return this.pause;
   }
   recordState(id: string, state: ScheduleState): void {
     this.state = { ...this.state, [id]: state };
@@ -289,6 +293,77 @@ describe("Scheduler", () => {
     work.hold = false;
     await clock.advance(60_000); // 10:06: the 10:00 slot stays served
     expect(work.runs).toHaveLength(1);
+    await scheduler.stop();
+  });
+
+  it("starts nothing while all schedules are paused for an hour, then serves each missed slot once", async () => {
+    const work = new FakeWork();
+    work.schedules = [makeSchedule("aaaaaaa1"), makeSchedule("aaaaaaa2", { host: "h2" })];
+    // 10:05, the 10:00 slot already served; paused for an hour from now.
+    work.state = {
+      aaaaaaa1: { lastSlot: "2026-11-26T10:00:00.000Z", failures: 0 },
+      aaaaaaa2: { lastSlot: "2026-11-26T10:00:00.000Z", failures: 0 },
+    };
+    work.pause = { since: "2026-11-26T10:05:00.000Z", until: "2026-11-26T11:05:00.000Z" };
+    const { clock, events, scheduler } = setup(work);
+    await scheduler.start();
+    await clock.advance(59 * 60_000); // 11:04: six slots passed, none run, none "overdue"
+    expect(work.runs).toEqual([]);
+    expect(events.filter((e) => e.type === "overdue")).toEqual([]);
+    await clock.advance(60_000); // 11:05: the pause ends by its own timer
+    expect(work.runs.map((r) => r.tag).sort()).toEqual([
+      "snapkeep:scheduled@aaaaaaa1:scheduled-2026-11-26-1100Z",
+      "snapkeep:scheduled@aaaaaaa2:scheduled-2026-11-26-1100Z",
+    ]);
+    await clock.advance(4 * 60_000); // 11:09: caught up, nothing more until 11:10
+    expect(work.runs).toHaveLength(2);
+    await scheduler.stop();
+  });
+
+  it("stays paused until resumed when the pause has no end, then catches up once", async () => {
+    const work = new FakeWork();
+    work.schedules = [makeSchedule("aaaaaaa1", { when: { every: "daily", at: "02:00" } })];
+    work.state = { aaaaaaa1: { lastSlot: "2026-11-26T01:00:00.000Z", failures: 0 } };
+    work.pause = { since: "2026-11-26T10:05:00.000Z", until: null };
+    const { clock, scheduler } = setup(work);
+    await scheduler.start();
+    await clock.advance(3 * 86_400_000); // three daily slots pass
+    expect(work.runs).toEqual([]);
+    work.pause = null; // `schedule resume --all`, from another process
+    await clock.advance(30_000); // the coarse re-check sees it
+    expect(work.runs.map((r) => r.tag)).toEqual(["snapkeep:scheduled@aaaaaaa1:scheduled-2026-11-29-0100Z"]);
+    await scheduler.stop();
+  });
+
+  it("starts no job between suspend and resume; on resume the missed slot runs once", async () => {
+    const work = new FakeWork();
+    work.schedules = [makeSchedule("aaaaaaa1")];
+    work.state = { aaaaaaa1: { lastSlot: "2026-11-26T10:00:00.000Z", failures: 0 } };
+    const { clock, scheduler } = setup(work);
+    await scheduler.start();
+    await clock.advance(4 * 60_000); // 10:09
+    scheduler.suspend();
+    await clock.advance(90_000); // the 10:10 slot passes while the machine falls asleep: nothing starts
+    expect(work.runs).toEqual([]);
+    clock.now = new Date("2026-11-26T12:34:00Z"); // asleep two hours: no timer fired
+    await scheduler.resume();
+    await settle();
+    expect(work.runs.map((r) => r.tag)).toEqual(["snapkeep:scheduled@aaaaaaa1:scheduled-2026-11-26-1230Z"]);
+    await scheduler.stop();
+  });
+
+  it("holds new jobs back for two minutes only when a suspend is never followed by a resume", async () => {
+    const work = new FakeWork();
+    work.schedules = [makeSchedule("aaaaaaa1")];
+    work.state = { aaaaaaa1: { lastSlot: "2026-11-26T10:00:00.000Z", failures: 0 } };
+    const { clock, scheduler } = setup(work);
+    await scheduler.start();
+    await clock.advance(4 * 60_000 + 30_000); // 10:09:30
+    scheduler.suspend(); // the sleep is cancelled; no resume comes
+    await clock.advance(60_000); // 10:10:30: held
+    expect(work.runs).toEqual([]);
+    await clock.advance(90_000); // 10:12:00: the hold is over, the 10:10 slot runs
+    expect(work.runs.map((r) => r.tag)).toEqual(["snapkeep:scheduled@aaaaaaa1:scheduled-2026-11-26-1010Z"]);
     await scheduler.stop();
   });
 });

@@ -33,6 +33,11 @@ describe("settings store", () => {
       targets: [],
       safetyKeep: 5,
       managedVms: [],
+      schedulePause: null,
+      desktop: {
+        autostart: false,
+        notifications: { jobFailed: true, vmOverdue: true, exportVerified: true },
+      },
     });
     store.update((s) => ({ ...s, hosts: [{ name: "local", kind: "local", uri: "qemu:///system" }] }));
     const again = openSettingsStore(home, now);

@@ -1,0 +1,438 @@
+/**
+ * The wizards that make something new from a snapshot, each step with a summary (a dry run of the
+ * real call) before anything happens:
+ *   snapshot → template (root disk) → new VM, and snapshot → volume (additional disk) → attached.
+ * Templates and volumes stay on the VM's host; the source snapshot is only read.
+ */
+import { useId, useState } from "react";
+
+import type { ApiError, Artifact, HostVms, JobView, Snapshot, VmWithSnapshots } from "./protocol.js";
+import { formatBytes } from "./format.js";
+import { Summary, Wizard, WizardJob } from "./Wizard.js";
+
+export type ArtifactKind = "template" | "volume";
+
+interface Actions {
+  readonly jobs: Readonly<Record<string, JobView>>;
+  readonly busy: boolean;
+  readonly error: ApiError | null;
+  call<T>(busy: string, method: string, params: object): Promise<T | null>;
+  startJob(busy: string, method: string, params: object): Promise<JobView | null>;
+  cancelJob(id: string): void;
+  onClose(): void;
+}
+
+interface ArtifactPlan {
+  readonly artifact: Artifact;
+}
+
+/** Which disks of a snapshot can become a template (root) or a volume (additional). */
+export function disksFor(vm: VmWithSnapshots, snapshot: Snapshot, kind: ArtifactKind): string[] {
+  const role = kind === "template" ? "root" : "additional";
+  return snapshot.disks
+    .map((d) => d.target)
+    .filter((t) => vm.disks.find((d) => d.target === t)?.role === role);
+}
+
+function validName(name: string): boolean {
+  return /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/.test(name);
+}
+
+/** Snapshot → template or volume; at the end it offers the next wizard (new VM, attach). */
+export function ArtifactWizard({
+  vm,
+  snapshot,
+  onNext,
+  ...actions
+}: Actions & {
+  vm: VmWithSnapshots;
+  snapshot: Snapshot;
+  /** Opens the follow-up wizard for what was made. */
+  onNext: (kind: ArtifactKind, artifact: string) => void;
+}) {
+  const id = useId();
+  const kinds = (["template", "volume"] as const).filter((k) => disksFor(vm, snapshot, k).length > 0);
+  const [kind, setKind] = useState<ArtifactKind>(kinds[0] ?? "template");
+  const disks = disksFor(vm, snapshot, kind);
+  const [step, setStep] = useState(0);
+  const [name, setName] = useState(
+    `${vm.name}-${snapshot.name}`
+      .replace(/[^A-Za-z0-9._-]+/g, "-")
+      .replace(/^[^A-Za-z0-9]+/, "")
+      .slice(0, 60),
+  );
+  const [pickedDisk, setDisk] = useState<string | null>(null);
+  const disk = pickedDisk !== null && disks.includes(pickedDisk) ? pickedDisk : (disks[0] ?? "");
+  const [plan, setPlan] = useState<ArtifactPlan | null>(null);
+  const [jobId, setJobId] = useState<string | null>(null);
+  const job = jobId === null ? undefined : actions.jobs[jobId];
+  const params = { host: vm.host, vm: vm.name, snapshot: snapshot.tag, kind, name, disk };
+  const noun = kind === "template" ? "template" : "volume";
+
+  const check = async (): Promise<void> => {
+    const planned = await actions.call<ArtifactPlan>("Checking", "artifact.create", {
+      ...params,
+      dryRun: true,
+    });
+    if (planned !== null) {
+      setPlan(planned);
+      setStep(1);
+    }
+  };
+  const make = async (): Promise<void> => {
+    const started = await actions.startJob(`Making the ${noun}`, "artifact.create", {
+      ...params,
+      dryRun: false,
+    });
+    if (started !== null) {
+      setJobId(started.id);
+      setStep(2);
+    }
+  };
+
+  return (
+    <Wizard
+      title={`Copy out “${snapshot.name}” of ${vm.name}`}
+      steps={[kind === "template" ? "Template" : "Volume", "Check", "Copy"]}
+      current={step}
+      error={actions.error}
+      onClose={actions.onClose}
+      buttons={
+        step === 0 ? (
+          <>
+            <button type="button" onClick={actions.onClose}>
+              Cancel
+            </button>
+            <button
+              type="button"
+              className="primary"
+              disabled={actions.busy || !validName(name) || disk === ""}
+              onClick={() => void check()}
+            >
+              {actions.busy ? "Checking…" : "Next"}
+            </button>
+          </>
+        ) : step === 1 ? (
+          <>
+            <button type="button" onClick={() => setStep(0)}>
+              Back
+            </button>
+            <button type="button" className="primary" disabled={actions.busy} onClick={() => void make()}>
+              Make {noun}
+            </button>
+          </>
+        ) : job?.state === "succeeded" ? (
+          <>
+            <button type="button" onClick={actions.onClose}>
+              Close
+            </button>
+            <button type="button" className="primary" onClick={() => onNext(kind, name)}>
+              {kind === "template" ? "Create a VM from it…" : "Attach it to a VM…"}
+            </button>
+          </>
+        ) : (
+          <button type="button" className="primary" onClick={actions.onClose}>
+            {job?.state === "running" ? "Close (it keeps running)" : "Close"}
+          </button>
+        )
+      }
+    >
+      {step === 0 &&
+        (kinds.length === 0 ? (
+          <p className="empty">This snapshot has no disk with a known role to copy out.</p>
+        ) : (
+          <>
+            <fieldset>
+              <legend>Make</legend>
+              {kinds.map((k) => (
+                <label key={k} className="check">
+                  <input type="radio" name={`${id}-kind`} checked={kind === k} onChange={() => setKind(k)} />
+                  {k === "template"
+                    ? `a template for new VMs, from the root disk ${disksFor(vm, snapshot, k).join(", ")}`
+                    : `a volume to attach to a VM, from the data disk ${disksFor(vm, snapshot, k).join(" or ")}`}
+                </label>
+              ))}
+            </fieldset>
+            <label htmlFor={`${id}-name`}>Name of the {noun}</label>
+            <input
+              id={`${id}-name`}
+              value={name}
+              maxLength={63}
+              onChange={(e) => setName(e.target.value)}
+              aria-invalid={!validName(name)}
+              autoFocus
+            />
+            {!validName(name) && (
+              <p className="field-error">
+                Letters, digits, dot, dash and underscore; start with a letter or digit.
+              </p>
+            )}
+            {disks.length > 1 && (
+              <>
+                <label htmlFor={`${id}-disk`}>Disk</label>
+                <select id={`${id}-disk`} value={disk} onChange={(e) => setDisk(e.target.value)}>
+                  {disks.map((d) => (
+                    <option key={d}>{d}</option>
+                  ))}
+                </select>
+              </>
+            )}
+          </>
+        ))}
+      {step === 1 && plan !== null && (
+        <>
+          <Summary
+            rows={[
+              ["From", `${vm.name}, snapshot “${snapshot.name}”, disk ${disk}`],
+              ["New image", plan.artifact.image],
+              ["Size", `${formatBytes(plan.artifact.virtualSize)} virtual`],
+              ["Host", vm.host],
+            ]}
+          />
+          <p className="hint">
+            {kind === "template"
+              ? "The template is a read-only standalone copy of the disk as it was; new VMs start from it as linked clones or full copies."
+              : "The volume is a standalone copy of the disk as it was; attach it to any VM on this host, read-only unless you say otherwise."}{" "}
+            The snapshot and the VM are not changed.
+          </p>
+        </>
+      )}
+      {step === 2 && job !== undefined && (
+        <>
+          <WizardJob job={job} onCancel={actions.cancelJob} />
+          {job.state === "succeeded" && (
+            <p className="done" role="status">
+              {kind === "template" ? "Template" : "Volume"} {name} is ready on {vm.host}.
+            </p>
+          )}
+        </>
+      )}
+    </Wizard>
+  );
+}
+
+interface VmPlan {
+  readonly vm: string;
+  readonly disk: string;
+  readonly linked: boolean;
+  readonly started: boolean;
+}
+
+/** Template → new VM: a linked clone (fast, small) or a full copy, with its own identity. */
+export function NewVmWizard({ host, template, ...actions }: Actions & { host: string; template: string }) {
+  const id = useId();
+  const [step, setStep] = useState(0);
+  const [name, setName] = useState(`${template}-vm`.slice(0, 60));
+  const [full, setFull] = useState(false);
+  const [start, setStart] = useState(false);
+  const [plan, setPlan] = useState<VmPlan | null>(null);
+  const [jobId, setJobId] = useState<string | null>(null);
+  const job = jobId === null ? undefined : actions.jobs[jobId];
+  const params = { host, template, name, full, start };
+  const nameValid = /^[^/\0\n]{1,200}$/.test(name) && name.trim() === name;
+
+  const check = async (): Promise<void> => {
+    const planned = await actions.call<VmPlan>("Checking", "vm.create", { ...params, dryRun: true });
+    if (planned !== null) {
+      setPlan(planned);
+      setStep(1);
+    }
+  };
+  const create = async (): Promise<void> => {
+    const started = await actions.startJob("Creating the VM", "vm.create", { ...params, dryRun: false });
+    if (started !== null) {
+      setJobId(started.id);
+      setStep(2);
+    }
+  };
+  return (
+    <Wizard
+      title={`New VM from template ${template}`}
+      steps={["VM", "Check", "Create"]}
+      current={step}
+      error={actions.error}
+      onClose={actions.onClose}
+      buttons={
+        step === 0 ? (
+          <>
+            <button type="button" onClick={actions.onClose}>
+              Cancel
+            </button>
+            <button
+              type="button"
+              className="primary"
+              disabled={actions.busy || !nameValid}
+              onClick={() => void check()}
+            >
+              {actions.busy ? "Checking…" : "Next"}
+            </button>
+          </>
+        ) : step === 1 ? (
+          <>
+            <button type="button" onClick={() => setStep(0)}>
+              Back
+            </button>
+            <button type="button" className="primary" disabled={actions.busy} onClick={() => void create()}>
+              Create VM
+            </button>
+          </>
+        ) : (
+          <button type="button" className="primary" onClick={actions.onClose}>
+            {job?.state === "running" ? "Close (it keeps running)" : "Close"}
+          </button>
+        )
+      }
+    >
+      {step === 0 && (
+        <>
+          <label htmlFor={`${id}-name`}>Name of the new VM</label>
+          <input id={`${id}-name`} value={name} onChange={(e) => setName(e.target.value)} autoFocus />
+          {!nameValid && <p className="field-error">Give a name without slashes or spaces at either end.</p>}
+          <label className="check">
+            <input type="checkbox" checked={full} onChange={(e) => setFull(e.target.checked)} />
+            Full copy (independent of the template; slower and as big as the disk)
+          </label>
+          <label className="check">
+            <input type="checkbox" checked={start} onChange={(e) => setStart(e.target.checked)} />
+            Start it when it is created
+          </label>
+        </>
+      )}
+      {step === 1 && plan !== null && (
+        <>
+          <Summary
+            rows={[
+              ["VM", `${plan.vm} on ${host}`],
+              ["Disk", `${plan.disk} (${plan.linked ? "linked clone of the template" : "full copy"})`],
+              ["Then", start ? "started" : "left shut off"],
+            ]}
+          />
+          <p className="hint">
+            The new VM gets its own name, UUID and MAC addresses. Snapkeep records that it made it, so it can
+            delete it later; the template stays.
+          </p>
+        </>
+      )}
+      {step === 2 && job !== undefined && (
+        <>
+          <WizardJob job={job} onCancel={actions.cancelJob} />
+          {job.state === "succeeded" && (
+            <p className="done" role="status">
+              VM {name} is there on {host}.
+            </p>
+          )}
+        </>
+      )}
+    </Wizard>
+  );
+}
+
+/** Volume → a VM on the same host, read-only unless asked; hot-plugged when the VM runs. */
+export function AttachVolumeWizard({
+  host,
+  volume,
+  hosts,
+  onAttached,
+  ...actions
+}: Actions & {
+  host: string;
+  volume: string;
+  hosts: readonly HostVms[];
+  onAttached: () => void;
+}) {
+  const id = useId();
+  const vms = hosts.find((h) => h.host === host)?.vms ?? [];
+  const [step, setStep] = useState(0);
+  const [vm, setVm] = useState(vms[0]?.name ?? "");
+  const [writable, setWritable] = useState(false);
+  const [attached, setAttached] = useState<string | null>(null);
+  const running = vms.find((v) => v.name === vm)?.active === true;
+
+  const attach = async (): Promise<void> => {
+    const result = await actions.call<{ target: string }>("Attaching the volume", "volume.attach", {
+      host,
+      volume,
+      vm,
+      writable,
+    });
+    if (result !== null) {
+      setAttached(result.target);
+      setStep(2);
+      onAttached();
+    }
+  };
+  return (
+    <Wizard
+      title={`Attach volume ${volume}`}
+      steps={["VM", "Check", "Done"]}
+      current={step}
+      error={actions.error}
+      onClose={actions.onClose}
+      buttons={
+        step === 0 ? (
+          <>
+            <button type="button" onClick={actions.onClose}>
+              Cancel
+            </button>
+            <button type="button" className="primary" disabled={vm === ""} onClick={() => setStep(1)}>
+              Next
+            </button>
+          </>
+        ) : step === 1 ? (
+          <>
+            <button type="button" onClick={() => setStep(0)}>
+              Back
+            </button>
+            <button type="button" className="primary" disabled={actions.busy} onClick={() => void attach()}>
+              {actions.busy ? "Attaching…" : "Attach"}
+            </button>
+          </>
+        ) : (
+          <button type="button" className="primary" onClick={actions.onClose}>
+            Close
+          </button>
+        )
+      }
+    >
+      {step === 0 &&
+        (vms.length === 0 ? (
+          <p className="empty">There are no VMs on {host} to attach it to.</p>
+        ) : (
+          <>
+            <label htmlFor={`${id}-vm`}>VM on {host}</label>
+            <select id={`${id}-vm`} value={vm} onChange={(e) => setVm(e.target.value)}>
+              {vms.map((v) => (
+                <option key={v.uuid} value={v.name}>
+                  {v.name} ({v.state})
+                </option>
+              ))}
+            </select>
+            <label className="check">
+              <input type="checkbox" checked={writable} onChange={(e) => setWritable(e.target.checked)} />
+              Writable (only one VM may write to a volume)
+            </label>
+          </>
+        ))}
+      {step === 1 && (
+        <>
+          <Summary
+            rows={[
+              ["Volume", volume],
+              ["VM", `${vm} on ${host}`],
+              ["Access", writable ? "read and write" : "read-only"],
+              ["When", running ? "now, while it runs (and in its saved definition)" : "in its definition"],
+            ]}
+          />
+          <p className="hint">
+            It gets the next free disk name (vdb, vdc, …). Nothing on the VM&apos;s other disks changes.
+          </p>
+        </>
+      )}
+      {step === 2 && attached !== null && (
+        <p className="done" role="status">
+          Attached to {vm} as {attached}.
+        </p>
+      )}
+    </Wizard>
+  );
+}

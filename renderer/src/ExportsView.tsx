@@ -1,0 +1,303 @@
+import { useEffect, useId, useState } from "react";
+
+import type { ApiError, ExportEntry, HostVms, ImportPlan, JobView, TargetExports } from "./protocol.js";
+import { formatBytes, formatTime } from "./format.js";
+import { Summary, Wizard, WizardJob } from "./Wizard.js";
+
+const STATE_TEXT: Record<ExportEntry["state"], string> = {
+  verified: "good",
+  unverified: "not verified",
+  partial: "partial",
+  corrupt: "corrupt",
+};
+
+function exportSize(entry: ExportEntry): number | null {
+  return entry.manifest === null ? null : entry.manifest.disks.reduce((sum, d) => sum + d.size, 0);
+}
+
+/**
+ * Every export on every target, newest first per target. Only verified exports are "good"; the
+ * others say why not. Verify hashes an export again on its target; Restore brings it back.
+ */
+export function ExportsView({
+  exports,
+  loading,
+  busy,
+  onLoad,
+  onVerify,
+  onRestore,
+  onAddTarget,
+}: {
+  exports: readonly TargetExports[];
+  loading: boolean;
+  busy: boolean;
+  onLoad: () => void;
+  onVerify: (target: string, exportId: string) => void;
+  onRestore: (target: string, entry: ExportEntry) => void;
+  onAddTarget: () => void;
+}) {
+  useEffect(onLoad, []);
+  return (
+    <section className="page" aria-labelledby="exports-title">
+      <div className="section-head">
+        <h2 id="exports-title">Exports</h2>
+        <button type="button" onClick={onLoad} disabled={loading}>
+          {loading ? "Reading targets…" : "Refresh"}
+        </button>
+      </div>
+      {exports.length === 0 && !loading && (
+        <p className="empty">
+          No export targets yet. Exports are copies of snapshots off the host, on a folder or an SSH server.{" "}
+          <button type="button" className="link-button" onClick={onAddTarget}>
+            Add a target in Settings
+          </button>
+          , then use Export… on a snapshot.
+        </p>
+      )}
+      {exports.map((t) => (
+        <section key={t.target} className="target" aria-labelledby={`target-${t.target}`}>
+          <h3 id={`target-${t.target}`}>{t.target}</h3>
+          {t.error !== null && <p className="host-error">{t.error}</p>}
+          {t.error === null && t.exports.length === 0 && <p className="empty">Nothing exported here yet.</p>}
+          {t.exports.length > 0 && (
+            <table className="exports">
+              <thead>
+                <tr>
+                  <th scope="col">VM</th>
+                  <th scope="col">Snapshot</th>
+                  <th scope="col">Exported</th>
+                  <th scope="col">Size</th>
+                  <th scope="col">State</th>
+                  <th scope="col">
+                    <span className="sr-only">Actions</span>
+                  </th>
+                </tr>
+              </thead>
+              <tbody>
+                {[...t.exports]
+                  .sort((a, b) => b.createdAt.localeCompare(a.createdAt))
+                  .map((e) => (
+                    <tr key={e.id} data-export={e.id}>
+                      <td>{e.vmName}</td>
+                      <td>{e.snapshotName}</td>
+                      <td>{formatTime(e.createdAt)}</td>
+                      <td>{formatBytes(exportSize(e))}</td>
+                      <td>
+                        <span className={`badge export-${e.state}`}>{STATE_TEXT[e.state]}</span>
+                        {e.reason !== null && <span className="hint"> {e.reason}</span>}
+                      </td>
+                      <td className="actions">
+                        <button
+                          type="button"
+                          disabled={busy || e.state === "partial"}
+                          onClick={() => onVerify(t.target, e.id)}
+                        >
+                          Verify
+                        </button>
+                        <button
+                          type="button"
+                          disabled={busy || e.state === "partial" || e.state === "corrupt"}
+                          onClick={() => onRestore(t.target, e)}
+                        >
+                          Restore…
+                        </button>
+                      </td>
+                    </tr>
+                  ))}
+              </tbody>
+            </table>
+          )}
+        </section>
+      ))}
+    </section>
+  );
+}
+
+/**
+ * An export back onto a host: as a new VM defined from the saved definition, or its disks added
+ * to a VM that exists. The summary is the real import's dry run, which also checks the bundle.
+ */
+export function ImportWizard({
+  target,
+  entry,
+  hosts,
+  jobs,
+  busy,
+  error,
+  call,
+  startJob,
+  cancelJob,
+  onClose,
+}: {
+  target: string;
+  entry: ExportEntry;
+  hosts: readonly HostVms[];
+  jobs: Readonly<Record<string, JobView>>;
+  busy: boolean;
+  error: ApiError | null;
+  call: <T>(busy: string, method: string, params: object) => Promise<T | null>;
+  startJob: (busy: string, method: string, params: object) => Promise<JobView | null>;
+  cancelJob: (id: string) => void;
+  onClose: () => void;
+}) {
+  const id = useId();
+  const online = hosts.filter((h) => h.error === null);
+  const [step, setStep] = useState(0);
+  const [host, setHost] = useState(online[0]?.host ?? "");
+  const [mode, setMode] = useState<"new-vm" | "attach">("new-vm");
+  const [name, setName] = useState(`${entry.vmName}-restored`);
+  const [into, setInto] = useState("");
+  const [start, setStart] = useState(false);
+  const [plan, setPlan] = useState<ImportPlan | null>(null);
+  const [jobId, setJobId] = useState<string | null>(null);
+  const job = jobId === null ? undefined : jobs[jobId];
+  const vms = online.find((h) => h.host === host)?.vms ?? [];
+  const request = {
+    target,
+    export: entry.id,
+    host,
+    ...(mode === "new-vm" ? { name, start } : { into }),
+  };
+
+  const check = async (): Promise<void> => {
+    const planned = await call<ImportPlan>("Checking the export", "import.start", {
+      ...request,
+      dryRun: true,
+    });
+    if (planned !== null) {
+      setPlan(planned);
+      setStep(1);
+    }
+  };
+  const restore = async (): Promise<void> => {
+    const started = await startJob("Starting the restore", "import.start", { ...request, dryRun: false });
+    if (started !== null) {
+      setJobId(started.id);
+      setStep(2);
+    }
+  };
+  return (
+    <Wizard
+      title={`Restore ${entry.vmName} “${entry.snapshotName}” from ${target}`}
+      steps={["Where", "Check", "Restore"]}
+      current={step}
+      error={error}
+      onClose={onClose}
+      buttons={
+        step === 0 ? (
+          <>
+            <button type="button" onClick={onClose}>
+              Cancel
+            </button>
+            <button
+              type="button"
+              className="primary"
+              disabled={busy || host === "" || (mode === "new-vm" ? name.trim() === "" : into === "")}
+              onClick={() => void check()}
+            >
+              {busy ? "Checking…" : "Next"}
+            </button>
+          </>
+        ) : step === 1 ? (
+          <>
+            <button type="button" onClick={() => setStep(0)}>
+              Back
+            </button>
+            <button type="button" className="primary" disabled={busy} onClick={() => void restore()}>
+              Restore
+            </button>
+          </>
+        ) : (
+          <button type="button" className="primary" onClick={onClose}>
+            {job?.state === "running" ? "Close (it keeps running)" : "Close"}
+          </button>
+        )
+      }
+    >
+      {step === 0 && (
+        <>
+          <label htmlFor={`${id}-host`}>Host</label>
+          <select id={`${id}-host`} value={host} onChange={(e) => setHost(e.target.value)}>
+            {online.map((h) => (
+              <option key={h.host}>{h.host}</option>
+            ))}
+          </select>
+          <fieldset>
+            <legend>Restore as</legend>
+            <label className="check">
+              <input
+                type="radio"
+                name={`${id}-mode`}
+                checked={mode === "new-vm"}
+                onChange={() => setMode("new-vm")}
+              />
+              a new VM, from the saved definition
+            </label>
+            <label className="check">
+              <input
+                type="radio"
+                name={`${id}-mode`}
+                checked={mode === "attach"}
+                onChange={() => setMode("attach")}
+              />
+              extra disks of a VM that exists
+            </label>
+          </fieldset>
+          {mode === "new-vm" ? (
+            <>
+              <label htmlFor={`${id}-name`}>Name of the new VM</label>
+              <input id={`${id}-name`} value={name} onChange={(e) => setName(e.target.value)} />
+              <label className="check">
+                <input type="checkbox" checked={start} onChange={(e) => setStart(e.target.checked)} />
+                Start it afterwards
+              </label>
+            </>
+          ) : (
+            <>
+              <label htmlFor={`${id}-into`}>VM</label>
+              <select id={`${id}-into`} value={into} onChange={(e) => setInto(e.target.value)}>
+                <option value="">Choose a VM…</option>
+                {vms.map((v) => (
+                  <option key={v.uuid} value={v.name}>
+                    {v.name}
+                  </option>
+                ))}
+              </select>
+            </>
+          )}
+        </>
+      )}
+      {step === 1 && plan !== null && (
+        <>
+          <Summary
+            rows={[
+              ["Export", `${plan.export} on ${target} (checked against its manifest)`],
+              ["Host", plan.host],
+              [
+                "As",
+                plan.mode === "new-vm"
+                  ? `new VM ${plan.vm}${plan.start ? ", started" : ""}`
+                  : `disks of ${plan.vm}`,
+              ],
+              ...plan.disks.map((d): [string, string] => [`Disk ${d.target}`, `${d.from} → ${d.file}`]),
+            ]}
+          />
+          <p className="hint">
+            The images are copied next to their place, checked again, then moved in. Nothing the host has is
+            overwritten{plan.mode === "new-vm" ? "; the new VM gets its own UUID and MAC addresses" : ""}.
+          </p>
+        </>
+      )}
+      {step === 2 && job !== undefined && (
+        <>
+          <WizardJob job={job} onCancel={cancelJob} />
+          {job.state === "succeeded" && (
+            <p className="done" role="status">
+              Restored on {host} as {mode === "new-vm" ? `VM ${name}` : `disks of ${into}`}.
+            </p>
+          )}
+        </>
+      )}
+    </Wizard>
+  );
+}

@@ -1,0 +1,35 @@
+/**
+ * Windowed lists: only the rows in view (plus a few either side) are in the DOM, so a VM with
+ * thousands of snapshots or a host with hundreds of VMs costs what one screenful costs. Rows have
+ * one fixed height; spacers stand in for the rest, so the scrollbar is true.
+ */
+import { useCallback, useEffect, useRef, useState, type RefObject, type UIEvent } from "react";
+
+import { visibleRange, type VisibleRange } from "./visible-range.js";
+
+/**
+ * The range to render for a scroll container. Before the container is measured it assumes
+ * `initialHeight`, so the first paint already shows a full screen.
+ */
+export function useVirtualRows<T extends HTMLElement>(
+  count: number,
+  rowHeight: number,
+  initialHeight: number,
+): { ref: RefObject<T | null>; onScroll: (event: UIEvent<T>) => void; range: VisibleRange } {
+  const ref = useRef<T | null>(null);
+  const [view, setView] = useState({ top: 0, height: initialHeight });
+  const onScroll = useCallback((event: UIEvent<T>) => {
+    const el = event.currentTarget;
+    setView({ top: el.scrollTop, height: el.clientHeight });
+  }, []);
+  useEffect(() => {
+    const el = ref.current;
+    if (el === null) {
+      return undefined;
+    }
+    const observer = new ResizeObserver(() => setView({ top: el.scrollTop, height: el.clientHeight }));
+    observer.observe(el);
+    return () => observer.disconnect();
+  }, []);
+  return { ref, onScroll, range: visibleRange(view.top, view.height, rowHeight, count) };
+}

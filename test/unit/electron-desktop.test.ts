@@ -1,0 +1,200 @@
+/**
+ * The desktop app's composition without Electron: the real core on a temporary SNAPKEEP_HOME (no
+ * hosts, so nothing reaches a hypervisor), with the Electron-only ports recorded.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import type { ApiEvent } from "../../core/api/api.js";
+import { acquireSchedulerLock } from "../../core/schedule/lock.js";
+import { openSettingsStore } from "../../core/store/store.js";
+import { Desktop, type DesktopPorts } from "../../electron/lib/desktop.js";
+import { APP_PAGE } from "../../electron/lib/ipc.js";
+import type { KeyringFacts } from "../../electron/lib/secrets.js";
+import type { TrayState } from "../../electron/lib/tray-menu.js";
+
+const homes: string[] = [];
+const open: Desktop[] = [];
+afterEach(async () => {
+  await Promise.all(open.splice(0).map((d) => d.dispose()));
+  homes.splice(0).forEach((h) => rmSync(h, { recursive: true, force: true }));
+});
+
+const ours = { url: APP_PAGE, isMainFrame: true };
+const now = new Date("2026-11-26T10:00:00Z");
+
+async function openDesktop(
+  keyring: KeyringFacts = { platform: "linux", backend: "gnome_libsecret", encryptionAvailable: true },
+) {
+  const home = mkdtempSync(join(tmpdir(), "snapkeep-desktop-"));
+  homes.push(home);
+  const seen = {
+    trays: [] as TrayState[],
+    autostart: [] as boolean[],
+    events: [] as ApiEvent[],
+    log: [] as string[],
+    notices: [] as string[],
+  };
+  const ports: DesktopPorts = {
+    now: () => now,
+    timers: { at: () => ({ cancel: () => undefined }), every: () => ({ cancel: () => undefined }) },
+    notify: (title) => seen.notices.push(title),
+    trayChanged: (state) => seen.trays.push(state),
+    broadcast: (event) => seen.events.push(event),
+    applyAutostart: async (enabled) => {
+      seen.autostart.push(enabled);
+    },
+    keyring: {
+      facts: async () => keyring,
+      // Reversible stand-in for the OS keyring: the test checks what is stored, not the cipher.
+      encrypt: async (plain) => Buffer.from(`sealed:${plain}`).toString("base64"),
+      decrypt: async (base64) =>
+        Buffer.from(base64, "base64")
+          .toString()
+          .replace(/^sealed:/, ""),
+    },
+    log: (line) => seen.log.push(line),
+  };
+  return { home, seen, ports };
+}
+
+describe("Desktop", () => {
+  it("runs the scheduler itself and answers desktop methods over the IPC router", async () => {
+    const { home, seen, ports } = await openDesktop();
+    const desktop = await Desktop.open({ home, env: { PATH: "" }, ports });
+    open.push(desktop);
+    expect(desktop.scheduling.state).toEqual({ kind: "here" });
+    expect(desktop.powerTarget()).not.toBeNull();
+
+    expect(
+      await desktop.route(ours, { id: 1, method: "settings.autostart", params: { enabled: true } }),
+    ).toEqual({
+      id: 1,
+      result: { enabled: true },
+    });
+    expect(seen.autostart).toEqual([true]);
+    expect(openSettingsStore(home, now).read().desktop.autostart).toBe(true);
+
+    expect(
+      await desktop.route(ours, {
+        id: 2,
+        method: "settings.notifications",
+        params: { exportVerified: false },
+      }),
+    ).toEqual({ id: 2, result: { jobFailed: true, vmOverdue: true, exportVerified: false } });
+
+    // Core methods reach the API; a pause shows in the tray at once.
+    expect(
+      await desktop.route(ours, { id: 3, method: "schedules.pauseAll", params: { minutes: 60 } }),
+    ).toEqual({
+      id: 3,
+      result: { since: "2026-11-26T10:00:00.000Z", until: "2026-11-26T11:00:00.000Z" },
+    });
+    expect(seen.trays.at(-1)?.pause).toEqual({
+      since: "2026-11-26T10:00:00.000Z",
+      until: "2026-11-26T11:00:00.000Z",
+    });
+    await desktop.perform({ type: "resume-all" });
+    expect(seen.trays.at(-1)?.pause).toBeNull();
+  });
+
+  it("stores a passphrase only through a real keyring, decrypts it on the next start, and forgets it", async () => {
+    const { home, ports } = await openDesktop();
+    const first = await Desktop.open({ home, env: { PATH: "" }, ports });
+    open.push(first);
+    expect(
+      await first.route(ours, { id: 1, method: "secrets.storeKeyPassphrase", params: { passphrase: "pw" } }),
+    ).toEqual({
+      id: 1,
+      result: null,
+    });
+    const stored = openSettingsStore(home, now).read().desktop.keyPassphrase;
+    expect(stored).toEqual({
+      ciphertext: Buffer.from("sealed:pw").toString("base64"),
+      backend: "gnome_libsecret",
+    });
+    expect(JSON.stringify(openSettingsStore(home, now).read())).not.toContain('"pw"');
+    expect(await first.route(ours, { id: 2, method: "secrets.status" })).toMatchObject({
+      result: { stored: true, canStore: { allowed: true, reason: null } },
+    });
+    await first.dispose();
+    open.splice(0);
+
+    const plain = await openDesktop({ platform: "linux", backend: "basic_text", encryptionAvailable: true });
+    const second = await Desktop.open({
+      home,
+      env: { PATH: "" },
+      ports: { ...plain.ports, keyring: { ...plain.ports.keyring, decrypt: ports.keyring.decrypt } },
+    });
+    open.push(second);
+    expect(plain.seen.log).toEqual([]); // the stored passphrase decrypted without complaint
+    expect(
+      await second.route(ours, {
+        id: 3,
+        method: "secrets.storeKeyPassphrase",
+        params: { passphrase: "pw2" },
+      }),
+    ).toMatchObject({
+      error: { code: "INVALID_INPUT", message: expect.stringMatching(/basic_text/) },
+    });
+    expect(openSettingsStore(home, now).read().desktop.keyPassphrase?.ciphertext).toBe(stored?.ciphertext);
+    expect(await second.route(ours, { id: 4, method: "secrets.forgetKeyPassphrase" })).toEqual({
+      id: 4,
+      result: null,
+    });
+    expect(openSettingsStore(home, now).read().desktop.keyPassphrase).toBeUndefined();
+  });
+
+  it("opens while a daemon schedules, says so, and leaves power events to the daemon", async () => {
+    const { home, seen, ports } = await openDesktop();
+    openSettingsStore(home, now); // the daemon's first start made the settings
+    const daemon = acquireSchedulerLock(home, "snapkeep daemon", now);
+    try {
+      const desktop = await Desktop.open({ home, env: { PATH: "" }, ports });
+      open.push(desktop);
+      expect(desktop.scheduling.state).toMatchObject({
+        kind: "elsewhere",
+        owner: { app: "snapkeep daemon" },
+      });
+      expect(desktop.powerTarget()).toBeNull();
+      expect(seen.trays.at(-1)?.scheduling.kind).toBe("elsewhere");
+      expect(await desktop.route(ours, { id: 1, method: "desktop.status" })).toMatchObject({
+        result: {
+          scheduling: { kind: "elsewhere", owner: { app: "snapkeep daemon" } },
+          pause: null,
+          autostart: false,
+        },
+      });
+    } finally {
+      daemon.release();
+    }
+  });
+});
+
+describe("Desktop start-up", () => {
+  it("renews the login item at each start while it is on, and leaves it alone while off", async () => {
+    const { home, seen, ports } = await openDesktop();
+    const first = await Desktop.open({ home, env: { PATH: "" }, ports });
+    expect(seen.autostart).toEqual([]);
+    await first.route(ours, { id: 1, method: "settings.autostart", params: { enabled: true } });
+    await first.dispose();
+    const second = await Desktop.open({ home, env: { PATH: "" }, ports });
+    open.push(second);
+    expect(seen.autostart).toEqual([true, true]);
+  });
+
+  it("tells the admin when the settings file was unreadable and moved aside", async () => {
+    const { home, seen, ports } = await openDesktop();
+    writeFileSync(join(home, "settings.json"), "{ not json");
+    const desktop = await Desktop.open({ home, env: { PATH: "" }, ports });
+    open.push(desktop);
+    expect(seen.notices).toEqual(["Snapkeep's settings were unreadable"]);
+    expect(seen.log[0]).toMatch(
+      /^The settings file could not be read \(not valid JSON: .*\); it was moved to .*settings\.json\.corrupt-/,
+    );
+    expect(await desktop.route(ours, { id: 1, method: "desktop.status" })).toMatchObject({
+      result: { settingsRecovered: { movedTo: expect.stringContaining("settings.json.corrupt-") } },
+    });
+  });
+});

@@ -125,7 +125,9 @@ export function App({ store }: { store: AppStore }) {
                     ? "Loading…"
                     : state.hosts.some((h) => h.vms.length > 0)
                       ? "Choose a VM on the left."
-                      : ""}
+                      : state.loading
+                        ? ""
+                        : "Your VMs, their snapshots and schedules show here once a host has some: start on the left."}
                 </p>
               ) : (
                 <VmDetail

@@ -132,6 +132,12 @@ describe("first run, settings and schedules in Chromium, on snapkeep serve", () 
     const untrusted = hosts.getByRole("row", { name: /^loop SSH/ });
     await untrusted.getByText("not trusted", { exact: true }).waitFor();
     await shot("settings-fingerprint.png");
+    // Not now: it stays untrusted, and its key can be fetched again from its row.
+    await check.getByRole("button", { name: "Not now" }).click();
+    await untrusted.getByText("waits until its host key is confirmed").waitFor();
+    await untrusted.getByRole("button", { name: "Check host key…" }).click();
+    await check.waitFor();
+    expect(await check.getByLabel("Offered fingerprint").textContent()).toBe(sshd.hostFingerprint);
 
     await check.getByRole("button", { name: "It matches — trust loop" }).click();
     await check.waitFor({ state: "detached" });
@@ -169,6 +175,24 @@ describe("first run, settings and schedules in Chromium, on snapkeep serve", () 
     await row.getByText(/writable, [\d.]+ [KMGTP]?i?B free/).waitFor();
     expect(await row.textContent()).toMatch(/rsync\s+version/);
 
+    // An SSH target: its key is confirmed the same way before anything is sent there.
+    const remoteDir = join(sshd.tmpDir, "exports");
+    await targets.getByRole("radio", { name: "A folder on an SSH host" }).check();
+    await targets.getByLabel("Name").fill("nas");
+    await targets
+      .getByLabel("SSH address and folder")
+      .fill(`${sshd.user}@${sshd.host}:${sshd.port}:${remoteDir}`);
+    await targets.getByLabel("Identity file").fill(sshd.userKeyPath);
+    await targets.getByRole("button", { name: "Add target" }).click();
+    const check = page.getByRole("region", { name: "Is this the host key of export target nas?" });
+    expect(await check.getByLabel("Offered fingerprint").textContent()).toBe(sshd.hostFingerprint);
+    await check.getByRole("button", { name: "It matches — trust nas" }).click();
+    const nas = targets.getByRole("row", { name: /^nas SSH/ });
+    await nas.getByText(sshd.hostFingerprint).waitFor();
+    await nas.getByRole("button", { name: "Test" }).click();
+    await nas.getByText(/writable, [\d.]+ [KMGTP]?i?B free/).waitFor();
+    expect(await nas.textContent()).toMatch(/rsync\s+version/);
+
     const safety = page.getByRole("region", { name: "Safety snapshots" });
     await safety.getByLabel("Kept per VM").fill("3");
     await safety.getByRole("button", { name: "Save" }).click();
@@ -194,6 +218,11 @@ describe("first run, settings and schedules in Chromium, on snapkeep serve", () 
     await dialog.waitFor();
     // Focus goes into the dialog.
     expect(await page.evaluate("document.activeElement?.closest('[role=dialog]') !== null")).toBe(true);
+    // Tab stays inside the dialog: back from the first control is its last button.
+    await page.keyboard.press("Shift+Tab");
+    expect(await page.evaluate("document.activeElement?.textContent")).toBe("Add schedule");
+    await page.keyboard.press("Tab");
+    expect(await page.evaluate("document.activeElement?.getAttribute('value')")).toBe("daily");
     const forecast = dialog.getByLabel("Forecast");
     await expect.poll(() => forecast.textContent()).toMatch(/^After a year: 7 snapshots — 7 latest/);
 
@@ -327,6 +356,33 @@ describe("first run, settings and schedules in Chromium, on snapkeep serve", () 
     await page.getByRole("region", { name: "Hosts" }).getByText("loop").first().waitFor();
     await shot("settings-dark.png");
     await page.emulateMedia({ colorScheme: "light" });
+  });
+
+  it("removes a target and a host after a confirmation that says what stays", async () => {
+    const questions: string[] = [];
+    page.on("dialog", (d) => {
+      questions.push(d.message());
+      void d.accept();
+    });
+    const targets = page.getByRole("region", { name: "Export targets" });
+    await targets
+      .getByRole("row", { name: /^nas SSH/ })
+      .getByRole("button", { name: "Remove" })
+      .click();
+    await targets.getByRole("row", { name: /^nas SSH/ }).waitFor({ state: "detached" });
+    const hosts = page.getByRole("region", { name: "Hosts" });
+    await hosts
+      .getByRole("row", { name: /^loop SSH/ })
+      .getByRole("button", { name: "Remove" })
+      .click();
+    await hosts.getByRole("row", { name: /^loop SSH/ }).waitFor({ state: "detached" });
+    expect(questions).toEqual([
+      expect.stringMatching(/exports already there stay where they are/),
+      expect.stringMatching(/its VMs, snapshots and images stay/),
+    ]);
+    expect((JSON.parse(cli("host", "list", "--json")) as { name: string }[]).map((h) => h.name)).toEqual([
+      "local",
+    ]);
     expect(errors).toEqual([]);
   });
 });

@@ -2,6 +2,7 @@ import { useEffect, useId, useState, type FormEvent } from "react";
 import { useStore } from "zustand";
 
 import type { HostConfig, HostVms, Target } from "./protocol.js";
+import type { TargetTest } from "./slices/settings.js";
 import type { AppStore } from "./store.js";
 
 /** A host key waiting for the person to compare it with the one the host prints. */
@@ -82,7 +83,8 @@ export function SettingsView({ store }: { store: AppStore }) {
           return added !== null;
         }}
         onCheck={(name) => void askTrust("target", name)}
-        onTest={(name) => state.testTarget(name)}
+        tests={state.targetTests}
+        onTest={(name) => void state.testTarget(name)}
         onRemove={(name) => void state.removeTarget(name)}
       />
       <SafetySection
@@ -366,13 +368,12 @@ function targetLocation(target: Target): string {
   return target.kind === "dir" ? target.path : `${sshAddress(target)}:${target.path}`;
 }
 
-type TestResult = { freeBytes: number; rsync: string | null };
-
 function TargetsSection({
   targets,
   busy,
   onAdd,
   onCheck,
+  tests,
   onTest,
   onRemove,
 }: {
@@ -386,7 +387,8 @@ function TargetsSection({
     keep?: number;
   }) => Promise<boolean>;
   onCheck: (name: string) => void;
-  onTest: (name: string) => Promise<TestResult | null>;
+  tests: Readonly<Record<string, TargetTest>>;
+  onTest: (name: string) => void;
   onRemove: (name: string) => void;
 }) {
   const id = useId();
@@ -395,7 +397,6 @@ function TargetsSection({
   const [location, setLocation] = useState("");
   const [identity, setIdentity] = useState("");
   const [keep, setKeep] = useState("");
-  const [tested, setTested] = useState<Record<string, TestResult>>({});
   const submit = async (event: FormEvent): Promise<void> => {
     event.preventDefault();
     const sent = { name, location, identity, keep };
@@ -438,13 +439,13 @@ function TargetsSection({
           </thead>
           <tbody>
             {targets.map((t) => {
-              const result = tested[t.name];
+              const result = tests[t.name];
               return (
                 <tr key={t.name}>
                   <td>{t.name}</td>
                   <td>{t.kind === "dir" ? "Folder" : "SSH"}</td>
                   <td className="path">{targetLocation(t)}</td>
-                  <td>{t.keep === undefined ? "all" : `${t.keep} per VM`}</td>
+                  <td className="nowrap">{t.keep === undefined ? "all" : `${t.keep} per VM`}</td>
                   <td>
                     {t.kind === "dir" ? (
                       <span className="muted">not needed</span>
@@ -459,7 +460,7 @@ function TargetsSection({
                   </td>
                   <td aria-live="polite">
                     {result === undefined ? (
-                      <span className="muted">not tested</span>
+                      <span className="muted nowrap">not tested</span>
                     ) : (
                       <span className="test-result">
                         writable, {formatBytes(result.freeBytes)} free
@@ -474,17 +475,7 @@ function TargetsSection({
                         Check host key…
                       </button>
                     )}
-                    <button
-                      type="button"
-                      disabled={busy}
-                      onClick={() =>
-                        void onTest(t.name).then((r) => {
-                          if (r !== null) {
-                            setTested((all) => ({ ...all, [t.name]: r }));
-                          }
-                        })
-                      }
-                    >
+                    <button type="button" disabled={busy} onClick={() => onTest(t.name)}>
                       Test
                     </button>
                     <button

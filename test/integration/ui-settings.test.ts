@@ -354,6 +354,11 @@ describe("first run, settings and schedules in Chromium, on snapkeep serve", () 
     await page.keyboard.press("Escape");
     await page.getByRole("button", { name: "Settings" }).click();
     await page.getByRole("region", { name: "Hosts" }).getByText("loop").first().waitFor();
+    // The targets' test results outlive a visit to another view.
+    const usb = page
+      .getByRole("region", { name: "Export targets" })
+      .getByRole("row", { name: /^usb Folder/ });
+    expect(await usb.textContent()).toMatch(/writable/);
     await shot("settings-dark.png");
     await page.emulateMedia({ colorScheme: "light" });
   });

@@ -7,6 +7,12 @@ export interface Added {
   readonly trusted: boolean;
 }
 
+/** What `targets.test` found: the target is writable, with this much room and this rsync. */
+export interface TargetTest {
+  readonly freeBytes: number;
+  readonly rsync: string | null;
+}
+
 export interface SettingsSlice {
   readonly hostConfigs: readonly HostConfig[];
   readonly safetyKeep: number | null;
@@ -30,7 +36,9 @@ export interface SettingsSlice {
   }): Promise<Added | null>;
   trustTarget(name: string, fingerprint: string): Promise<boolean>;
   removeTarget(name: string): Promise<void>;
-  testTarget(name: string): Promise<{ freeBytes: number; rsync: string | null } | null>;
+  /** The last test of each target this session, so leaving Settings does not forget it. */
+  readonly targetTests: Readonly<Record<string, TargetTest>>;
+  testTarget(name: string): Promise<void>;
   setSafetyKeep(keep: number): Promise<void>;
   /** Creates the two demo VMs on this computer (a job). */
   labUp(): Promise<void>;
@@ -103,12 +111,12 @@ export const settingsSlice: Slice<SettingsSlice> = (api, run) => (set, get) => {
         await get().loadSettings();
       });
     },
+    targetTests: {},
     testTarget: async (name) => {
-      let result: { freeBytes: number; rsync: string | null } | null = null;
       await run("Testing the target", async () => {
-        result = await api.call<{ freeBytes: number; rsync: string | null }>("targets.test", { name });
+        const result = await api.call<TargetTest>("targets.test", { name });
+        set((s) => ({ targetTests: { ...s.targetTests, [name]: result } }));
       });
-      return result;
     },
     setSafetyKeep: async (keep) => {
       await run("Saving", async () => {

@@ -27,7 +27,7 @@ export function FirstRun({ store }: { store: AppStore }) {
 
   const onlyLocal = state.hostConfigs.length > 0 && state.hostConfigs.every((h) => h.kind === "local");
   const lab = latestLabJob(state.jobs);
-  const creating = lab?.state === "running" || state.busy === "Creating the demo VMs";
+  const creating = lab?.state === "running";
   return (
     <section className="first-run" aria-labelledby="first-run-title">
       <h2 id="first-run-title">
@@ -45,7 +45,12 @@ export function FirstRun({ store }: { store: AppStore }) {
         <button type="button" onClick={() => state.show("settings")}>
           Add an SSH host…
         </button>
-        <button type="button" className="primary" disabled={creating} onClick={() => void state.labUp()}>
+        <button
+          type="button"
+          className="primary"
+          disabled={creating || state.busy !== null}
+          onClick={() => void state.labUp()}
+        >
           Try it with two demo VMs
         </button>
       </div>

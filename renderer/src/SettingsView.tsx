@@ -110,7 +110,7 @@ function FingerprintCheck({
   const id = useId();
   const what = pending.kind === "host" ? "host" : "export target";
   return (
-    <section className="fingerprint" role="region" aria-labelledby={`${id}-title`}>
+    <section className="fingerprint" aria-labelledby={`${id}-title`}>
       <h3 id={`${id}-title`}>
         Is this the host key of {what} {pending.name}?
       </h3>

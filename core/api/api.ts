@@ -262,6 +262,8 @@ function handlers(
     "schedules.preview": (p) => schedules.previewDraft(draft(p.draft), p.editing),
     "schedules.pauseAll": (p) => schedules.pauseAll(p.minutes === undefined ? null : p.minutes * 60_000),
     "schedules.resumeAll": () => schedules.resumeAll(),
+    // The Schedules view says when "pause all" holds: every schedule's next run waits for it.
+    "schedules.pauseState": () => schedules.activePause(),
 
     "targets.list": () => exports.listTargets(),
     "targets.add": (p) =>

@@ -73,6 +73,7 @@ export const methods = {
   /** Without minutes: until resumed. */
   "schedules.pauseAll": z.object({ minutes: z.number().int().min(1).max(527_040).optional() }),
   "schedules.resumeAll": z.object({}),
+  "schedules.pauseState": z.object({}),
 
   "targets.list": z.object({}),
   "targets.add": z

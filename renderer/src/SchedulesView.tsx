@@ -102,6 +102,24 @@ export function SchedulesView({ store }: { store: AppStore }) {
           Add schedule…
         </button>
       </header>
+      {state.schedulePause !== null && (
+        <div className="pause-banner" role="status">
+          <p>
+            All schedules are paused{" "}
+            {state.schedulePause.until === null
+              ? "until resumed"
+              : `until ${dateTime(state.schedulePause.until)}`}
+            . Nothing is taken or pruned meanwhile; afterwards each schedule catches up once.
+          </p>
+          <button
+            type="button"
+            disabled={state.busy !== null}
+            onClick={() => void state.resumeAllSchedules()}
+          >
+            Resume all now
+          </button>
+        </div>
+      )}
       {state.schedules.length === 0 ? (
         <p className="empty">
           No schedules yet. A schedule takes snapshots of a VM daily, weekly or monthly and removes the old

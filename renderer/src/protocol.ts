@@ -78,6 +78,12 @@ export interface ScheduleState {
   readonly failures: number;
 }
 
+/** "Pause all schedules" while it holds: since when, and until when (null: until resumed). */
+export interface SchedulePause {
+  readonly since: string;
+  readonly until: string | null;
+}
+
 export interface ListedSchedule {
   readonly schedule: Schedule;
   readonly state: ScheduleState | null;

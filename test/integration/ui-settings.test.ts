@@ -281,6 +281,16 @@ describe("first run, settings and schedules in Chromium, on snapkeep serve", () 
     expect(await row.getByRole("cell").nth(6).textContent()).toMatch(/03:30|3:30/);
     await shot("schedules.png");
 
+    // "Pause all" from elsewhere (the tray, the CLI) shows here, and can be lifted here.
+    cli("schedule", "pause", "--all", "--for", "1h");
+    await page.getByRole("button", { name: "Refresh" }).click();
+    const banner = view.getByRole("status").filter({ hasText: "All schedules are paused until" });
+    await banner.waitFor();
+    await shot("schedules-pause-all.png");
+    await banner.getByRole("button", { name: "Resume all now" }).click();
+    await banner.waitFor({ state: "detached" });
+    expect(cli("schedule", "list")).not.toMatch(/All schedules are paused/);
+
     await row.getByRole("button", { name: "Pause" }).click();
     await row.getByText("paused").waitFor();
     expect(await row.getByRole("cell").nth(6).textContent()).toBe("—");

@@ -39,10 +39,14 @@ describe("retention forecast", () => {
     expect(forecastRetention({ every: "weekly", at: "03:30", weekday: "sunday" }, {}, now)).toMatchObject({
       runs: 52,
       kept: 52,
+      cutShort: false,
     });
     const cron = forecastRetention({ every: "cron", cron: "*/5 * * * *" }, { keepLast: 3 }, now);
     expect(cron.runs).toBe(20_000);
     expect(cron.kept).toBe(3);
+    // The editor says "after 20,000 runs (until <the last one>)" rather than "after a year".
+    expect(cron.cutShort).toBe(true);
+    expect(Date.parse(cron.lastRunAt ?? "") - now.getTime()).toBeLessThan(70 * 86_400_000);
   });
 });
 

@@ -1,9 +1,19 @@
-import type { ApiError, DraftPreview, ListedSchedule, Schedule, ScheduleDraft } from "../protocol.js";
+import type {
+  ApiError,
+  DraftPreview,
+  ListedSchedule,
+  Schedule,
+  ScheduleDraft,
+  SchedulePause,
+} from "../protocol.js";
 import { asApiError, type Slice } from "./types.js";
 
 export interface SchedulesSlice {
   readonly schedules: readonly ListedSchedule[];
+  /** "Pause all" while it holds (set from the tray, the CLI or another window), else null. */
+  readonly schedulePause: SchedulePause | null;
   loadSchedules(): Promise<void>;
+  resumeAllSchedules(): Promise<void>;
   /**
    * Adds a schedule, or with `id` changes that one. Answers null when saved, else the error: the
    * editor shows it beside its fields rather than on the page behind it.
@@ -17,12 +27,23 @@ export interface SchedulesSlice {
 
 export const schedulesSlice: Slice<SchedulesSlice> = (api, run) => (set, get) => ({
   schedules: [],
+  schedulePause: null,
   loadSchedules: async () => {
     try {
-      set({ schedules: await api.call<ListedSchedule[]>("schedules.list") });
+      const [schedules, schedulePause] = await Promise.all([
+        api.call<ListedSchedule[]>("schedules.list"),
+        api.call<SchedulePause | null>("schedules.pauseState"),
+      ]);
+      set({ schedules, schedulePause });
     } catch (error) {
       set({ error: asApiError(error) });
     }
+  },
+  resumeAllSchedules: async () => {
+    await run("Resuming all schedules", async () => {
+      await api.call("schedules.resumeAll");
+      await get().loadSchedules();
+    });
   },
   saveSchedule: async (draft, id) => {
     set({ busy: id === undefined ? "Adding the schedule" : "Saving the schedule" });

@@ -128,6 +128,11 @@ export function App({ store }: { store: AppStore }) {
                     setOpen({ kind: "export", snapshot });
                   }}
                   onCopyOut={(snapshot) => setOpen({ kind: "artifact", snapshot })}
+                  rpo={
+                    state.hosts
+                      .find((h) => h.host === state.vm?.host)
+                      ?.vms.find((v) => v.uuid === state.vm?.uuid)?.rpo
+                  }
                 />
               )}
             </main>

@@ -283,7 +283,7 @@ export async function mergeLvSnapshot(
       { hint: "Delete it; choose an older or newer snapshot." },
     );
   }
-  const open = [origin, snapshot].filter((lv) => lv.open);
+  const open = [origin, snapshot].filter(isOpen);
   if (open.length > 0) {
     throw new SnapkeepError(
       "VM_RUNNING",
@@ -299,9 +299,15 @@ export async function mergeLvSnapshot(
     `Merging the snapshot into ${target}`,
     MERGE_TIMEOUT_MS,
   );
+  // A deferred merge exits 0 too ("Delaying merge since origin is open"): the snapshot then hides
+  // from lvs and the origin shows 'O'. Re-activating a closed origin starts it.
+  const pending = (lvs: readonly LogicalVolume[]): boolean => {
+    const now = findLv(lvs, originSource);
+    return lvs.some((lv) => lv.uuid === uuid) || (now !== undefined && isMerging(now));
+  };
   let after = await readLvs(runner);
-  if (after.some((lv) => lv.uuid === uuid) && origin.active) {
-    // Deferred although nothing is open (a thin origin that was active): the merge runs on activation.
+  const stalled = findLv(after, originSource);
+  if (pending(after) && stalled !== undefined && !isOpen(stalled)) {
     await lvmRun(
       runner,
       lvm.deactivateArgs(origin.vg, origin.name),
@@ -314,12 +320,12 @@ export async function mergeLvSnapshot(
     );
     after = await readLvs(runner);
   }
-  if (after.some((lv) => lv.uuid === uuid)) {
+  if (pending(after)) {
     throw new SnapkeepError(
       "COMMAND_FAILED",
-      `LVM deferred the merge of ${snapshot.vg}/${snapshot.name} into ${origin.vg}/${origin.name}: it runs the next time ${origin.name} is activated while nothing holds it open. Until then ${target} still has its current content.`,
+      `LVM deferred the merge of ${snapshot.vg}/${snapshot.name} into ${origin.vg}/${origin.name}: it runs the next time ${origin.name} is activated while nothing holds it open. Until then ${target} keeps its current content.`,
       {
-        hint: `Run lvchange -an ${origin.vg}/${origin.name} && lvchange -ay ${origin.vg}/${origin.name} with the VM stopped, then check with lvs.`,
+        hint: `Close what holds it (lsblk, fuser -v ${origin.path}), then run lvchange -an ${origin.vg}/${origin.name} && lvchange -ay ${origin.vg}/${origin.name} and check with lvs.`,
       },
     );
   }
@@ -338,6 +344,11 @@ export async function mergeLvSnapshot(
     thin ? lvm.thinSnapshotArgs(request) : lvm.thickSnapshotArgs({ ...request, sizeBytes: snapshot.size }),
     `Keeping the snapshot of ${target} after the merge`,
   );
+}
+
+/** Held open by some process: lv_device_open, or the 6th attr character. */
+function isOpen(lv: LogicalVolume): boolean {
+  return lv.open || lv.attr[5] === "o";
 }
 
 /**

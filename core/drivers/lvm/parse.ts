@@ -67,7 +67,9 @@ export type LvRole = "thick-origin" | "thick-snapshot" | "thin-volume" | "thin-p
 
 /** `lvs --reportformat json --units b --nosuffix -o LVS_FIELDS`: every LV listed. */
 export function parseLvs(json: string): LogicalVolume[] {
-  const report = parseJson(json, lvsReport, "lvs");
+  // LVM prints some warnings (a thin pool without autoextend, ...) on stdout ahead of the report.
+  const start = json.search(/^\s*\{/m);
+  const report = parseJson(start === -1 ? json : json.slice(start), lvsReport, "lvs");
   return report.report.flatMap((r) => r.lv.map(toLogicalVolume));
 }
 

@@ -252,7 +252,7 @@ export class SnapkeepService {
       /** Least COW space per disk for thick LVM snapshots: a revert's safety snapshot must outlast the merge. */
       cowAtLeast?: ReadonlyMap<string, number>;
     },
-  ): Promise<{ snapshot: Snapshot; warnings: readonly string[] }> {
+  ): Promise<{ snapshot: Snapshot; warnings: readonly string[]; log: readonly string[] }> {
     const host = this.getHost(hostName);
     const inspection = await this.#find(hostName, vmRef);
     const targets = chooseSnapshotDisks(inspection.vm, request.disks);
@@ -304,7 +304,11 @@ export class SnapkeepService {
       );
     }
     // The job log is where a schedule's owner looks: LVM snapshots filling up are said there.
-    return { snapshot: created, warnings: [...taken.warnings, ...lvSnapshotWarnings(after.snapshots)] };
+    return {
+      snapshot: created,
+      warnings: [...taken.warnings, ...lvSnapshotWarnings(after.snapshots)],
+      log: taken.log,
+    };
   }
 
   consistencyOf(hostName: string, vmUuid: string): Consistency | undefined {

@@ -32,6 +32,8 @@ export interface ScheduledRunResult {
   readonly pruned: readonly string[];
   readonly pruneError: string | null;
   readonly warnings: readonly string[];
+  /** What the hooks printed (see withConsistency). */
+  readonly log: readonly string[];
 }
 
 /**
@@ -140,7 +142,7 @@ export class Schedules {
   ): Promise<ScheduledRunResult> {
     throwIfCancelled(signal, "before its snapshot; nothing was made");
     onStep("snapshot");
-    const { snapshot, warnings } = await this.#service
+    const { snapshot, warnings, log } = await this.#service
       .takeSnapshot(schedule.host, schedule.vmUuid, {
         kind: "scheduled",
         origin: schedule.id,
@@ -157,6 +159,7 @@ export class Schedules {
             return {
               snapshot: existing,
               warnings: ["The snapshot for this slot already existed (made before a restart)."],
+              log: [],
             };
           }
         }
@@ -178,7 +181,7 @@ export class Schedules {
     } catch (error) {
       pruneError = describeError(error);
     }
-    return { snapshot, pruned, pruneError, warnings };
+    return { snapshot, pruned, pruneError, warnings, log };
   }
 
   /** Removes what the schedule's retention says to remove; returns the removed snapshots' names. */

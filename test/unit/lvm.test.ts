@@ -29,7 +29,9 @@ const fixture = (name: string): string =>
 const lvs = parseLvs(fixture("lvs-snapshots.json"));
 const byName = (name: string) => {
   const lv = lvs.find((l) => l.name === name);
-  if (lv === undefined) throw new Error(name);
+  if (lv === undefined) {
+    throw new Error(name);
+  }
   return lv;
 };
 const MiB = 1024 * 1024;

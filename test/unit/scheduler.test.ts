@@ -119,7 +119,13 @@ class FakeWork implements ScheduleWork {
         throw new Error("Cannot connect to h1: the connection was refused");
       }
       onStep("snapshot-made");
-      return { snapshot: { name: tag } as Snapshot, pruned: ["old"], pruneError: null, warnings: [], log: [] };
+      return {
+        snapshot: { name: tag } as Snapshot,
+        pruned: ["old"],
+        pruneError: null,
+        warnings: [],
+        log: [],
+      };
     } finally {
       this.runningNow--;
     }

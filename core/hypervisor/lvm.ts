@@ -16,6 +16,7 @@
 import { SnapkeepError } from "../errors.js";
 import type { LvSnapshot, Snapshot } from "../domain/types.js";
 import * as lvm from "../drivers/lvm/args.js";
+import { decodeOriginTag } from "../drivers/lvm/args.js";
 import {
   isInvalidSnapshot,
   isMerging,
@@ -69,7 +70,12 @@ export function lvDiskBlocker(target: string, source: string, lv: LogicalVolume 
 /** The snapshot LVs of one origin, in the shape the qcow2 code gives an image's snapshots. */
 export function lvImageState(lvs: readonly LogicalVolume[], origin: LogicalVolume): ImageState {
   const snapshots = lvs
-    .filter((s) => s.vg === origin.vg && s.origin === origin.name)
+    .filter(
+      (s) =>
+        s.vg === origin.vg &&
+        (s.origin === origin.name ||
+          (s.origin === null && s.snapkeepTag !== null && decodeOriginTag(s.tags) === origin.name)),
+    )
     .map((s) => ({
       id: s.uuid,
       // A snapshot LV without Snapkeep's tags is someone else's: listed as foreign, under its LV name.
@@ -289,6 +295,15 @@ export async function mergeLvSnapshot(
       "VM_RUNNING",
       `${open.map((lv) => `${lv.vg}/${lv.name}`).join(" and ")} ${open.length === 1 ? "is" : "are"} open (another VM, a mount, or a process holds it), so LVM would only merge the snapshot once it is closed; nothing was reverted.`,
       { hint: "Close it (stop the VM or unmount it; lsblk and fuser show who holds it), then revert again." },
+    );
+  }
+  if (snapshot.origin === null) {
+    throw new SnapkeepError(
+      "INVALID_INPUT",
+      `LVM detached the thin snapshot ${snapshot.vg}/${snapshot.name} from ${origin.name} when another snapshot of it was merged (a revert); it keeps its content but can no longer be merged.`,
+      {
+        hint: `Copy it back by hand with the VM stopped (dd if=${snapshot.path} of=${origin.path} bs=4M after lvchange -ay -K ${snapshot.vg}/${snapshot.name}), or export it.`,
+      },
     );
   }
   const thin = lvRoleOf(snapshot.attr) === "thin-volume";

@@ -127,13 +127,15 @@ describe("LVM argv", () => {
     };
     const thick = thickSnapshotArgs({ ...request, sizeBytes: 8 * MiB });
     expect(thick).toContain("--size");
-    expect(thick.slice(-7)).toEqual([
+    expect(thick.slice(-9)).toEqual([
       "--addtag",
       "snapkeep",
       "--addtag",
       encodeLvTag("snapkeep:manual:x"),
       "--addtag",
       `snapkeep.time.${at.getTime()}`,
+      "--addtag",
+      "snapkeep.of.db",
       "vg0/db",
     ]);
     expect(thinSnapshotArgs(request)).not.toContain("--size");
@@ -168,6 +170,9 @@ describe("LVM argv", () => {
     const name = snapshotLvName("vm1-data", "snapkeep:manual:before upgrade ✓");
     expect(name).toMatch(/^vm1-data\.sk\.before-upgrade\.[0-9a-f]{8}$/);
     expect(snapshotLvName("vm1-data", "snapkeep:manual:✓✓")).toMatch(/^vm1-data\.sk\.[0-9a-f]{8}$/);
+    expect(snapshotLvName("vm1-data", "snapkeep:safety:before revert to x (2026-11-26 16:31:05)")).toMatch(
+      /^vm1-data\.sk\.before-revert-to-x-2026\.[0-9a-f]{8}$/,
+    );
     expect(snapshotLvName("vm1-data", "snapkeep:manual:a")).not.toBe(
       snapshotLvName("vm1-data", "snapkeep:manual:a "),
     );

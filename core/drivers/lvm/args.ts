@@ -6,6 +6,7 @@
  * descriptor it inherits (an SSH session has several), which would bury real errors.
  */
 import { createHash } from "node:crypto";
+import { parseSnapshotTag } from "../../domain/snapshot-tag.js";
 
 const LVM_ENV = ["env", "LVM_SUPPRESS_FD_WARNINGS=1"];
 
@@ -67,6 +68,20 @@ export function encodeTimeTag(at: Date): string {
   return `${TIME_PREFIX}${at.getTime()}`;
 }
 
+const OF_PREFIX = "snapkeep.of.";
+
+/**
+ * The LV a snapshot was taken of. LVM forgets it for thin snapshots when another snapshot of the
+ * same LV is merged (the merged one replaces the origin); this tag keeps the snapshot with its disk.
+ */
+export function encodeOriginTag(origin: string): string {
+  return `${OF_PREFIX}${origin}`;
+}
+
+export function decodeOriginTag(lvTags: readonly string[]): string | null {
+  return lvTags.find((t) => t.startsWith(OF_PREFIX))?.slice(OF_PREFIX.length) ?? null;
+}
+
 export function decodeTimeTag(lvTags: readonly string[]): Date | null {
   const text = lvTags.find((t) => t.startsWith(TIME_PREFIX))?.slice(TIME_PREFIX.length);
   return text !== undefined && /^\d{1,15}$/.test(text) ? new Date(Number(text)) : null;
@@ -101,11 +116,11 @@ export function decodeLvTag(lvTags: readonly string[]): string | null {
  */
 export function snapshotLvName(origin: string, tag: string): string {
   const hash = createHash("sha256").update(`${origin}\0${tag}`).digest("hex").slice(0, 8);
-  const name = tag.slice(tag.lastIndexOf(":") + 1);
+  const name = parseSnapshotTag(tag).name;
   const slug = name
     .replace(/[^A-Za-z0-9+_.-]+/g, "-")
-    .replace(/^[-.]+|-+$/g, "")
-    .slice(0, 24);
+    .slice(0, 24)
+    .replace(/^[-.]+|[-.]+$/g, "");
   return `${origin.slice(0, 32)}.sk.${slug === "" ? "" : `${slug}.`}${hash}`;
 }
 
@@ -136,6 +151,8 @@ export function thickSnapshotArgs(r: ThickSnapshotRequest): string[] {
     encodeLvTag(r.tag),
     "--addtag",
     encodeTimeTag(r.takenAt),
+    "--addtag",
+    encodeOriginTag(r.origin),
     `${r.vg}/${r.origin}`,
   ];
 }
@@ -158,6 +175,8 @@ export function thinSnapshotArgs(r: Omit<ThickSnapshotRequest, "sizeBytes">): st
     encodeLvTag(r.tag),
     "--addtag",
     encodeTimeTag(r.takenAt),
+    "--addtag",
+    encodeOriginTag(r.origin),
     `${r.vg}/${r.origin}`,
   ];
 }

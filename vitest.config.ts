@@ -25,6 +25,19 @@ export default defineConfig({
           hookTimeout: 180_000,
         },
       },
+      {
+        test: {
+          name: "lvm",
+          include: ["test/lvm/**/*.test.ts"],
+          globalSetup: ["test/lvm/global-setup.ts"],
+          environment: "node",
+          // One guest, under software emulation on machines whose KVM cannot boot a Linux kernel:
+          // every LVM command there takes seconds, a thick merge tens of seconds.
+          fileParallelism: false,
+          testTimeout: 600_000,
+          hookTimeout: 1_200_000,
+        },
+      },
     ],
   },
 });

@@ -24,6 +24,7 @@ export type ErrorCode =
   | "UNEXPECTED_OUTPUT"
   | "HOOK_FAILED"
   | "TARGET_FULL"
+  | "NO_SPACE"
   | "TARGET_UNWRITABLE"
   | "TRANSFER_FAILED"
   | "VERIFY_FAILED";

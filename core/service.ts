@@ -13,7 +13,15 @@ import {
 } from "./restore/definition-summary.js";
 import { groupSnapshots } from "./domain/snapshots.js";
 import { chooseSnapshotDisks, resolveSnapshot, validateHostName } from "./domain/selection.js";
-import type { HostConfig, RevertResult, Snapshot, SshHostConfig, VmWithSnapshots } from "./domain/types.js";
+import type {
+  HostConfig,
+  LvSnapshot,
+  RevertResult,
+  Snapshot,
+  SshHostConfig,
+  VmWithSnapshots,
+} from "./domain/types.js";
+import type { LogicalVolume } from "./drivers/lvm/parse.js";
 
 export type { RevertResult };
 import { createRunner, createSshRunner, type SshEnvironment } from "./hosts.js";
@@ -22,6 +30,7 @@ import type { CommandRunner } from "./runner/types.js";
 import { requireOfferedFingerprint } from "./ssh/hostkey.js";
 import { parseSshSpec } from "./ssh/config.js";
 import { libvirtGuestOps } from "./hypervisor/guest.js";
+import { lvSnapshotWarnings } from "./hypervisor/lvm.js";
 import { withConsistency } from "./schedule/consistency.js";
 import { snapshotKey, type Annotation, type Consistency, type Settings } from "./store/schema.js";
 import type { SettingsStore } from "./store/store.js";
@@ -71,6 +80,12 @@ function summaryOf(xml: string): DefinitionSummary | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** COW space a thick safety snapshot needs to survive merging `lv` into its origin: all it holds, and 20% more. */
+function mergeCowBytes(lv: LvSnapshot, lvs: readonly LogicalVolume[]): number {
+  const size = lvs.find((l) => l.vg === lv.vg && l.name === lv.name)?.size ?? 0;
+  return Math.ceil((size * (lv.usedPercent ?? 100)) / 100 + size * 0.2);
 }
 
 /** "before revert to nightly (2026-11-26 13:40:05)", within the name length limit. */
@@ -231,8 +246,13 @@ export class SnapkeepService {
   async takeSnapshot(
     hostName: string,
     vmRef: string,
-    request: CreateSnapshotRequest & { kind: "manual" | "scheduled" | "safety"; origin?: string },
-  ): Promise<{ snapshot: Snapshot; warnings: readonly string[] }> {
+    request: CreateSnapshotRequest & {
+      kind: "manual" | "scheduled" | "safety";
+      origin?: string;
+      /** Least COW space per disk for thick LVM snapshots: a revert's safety snapshot must outlast the merge. */
+      cowAtLeast?: ReadonlyMap<string, number>;
+    },
+  ): Promise<{ snapshot: Snapshot; warnings: readonly string[]; log: readonly string[] }> {
     const host = this.getHost(hostName);
     const inspection = await this.#find(hostName, vmRef);
     const targets = chooseSnapshotDisks(inspection.vm, request.disks);
@@ -258,7 +278,11 @@ export class SnapkeepService {
       libvirtGuestOps(libvirt.runner, libvirt.uri, inspection.vm.uuid, inspection.xml.guestAgentChannel),
       consistency,
       inspection.vm.active,
-      () => libvirt.createSnapshot(inspection, targets, tag),
+      () =>
+        libvirt.createSnapshot(inspection, targets, tag, {
+          takenAt: this.#deps.now(),
+          ...(request.cowAtLeast === undefined ? {} : { cowAtLeast: request.cowAtLeast }),
+        }),
     );
     // A fresh record, not a merge: notes or an "incomplete" mark left on this tag by an earlier,
     // interrupted attempt must not stick to the new, complete snapshot.
@@ -279,7 +303,12 @@ export class SnapkeepService {
         `The snapshot "${name}" was made but cannot be found on the host.`,
       );
     }
-    return { snapshot: created, warnings: taken.warnings };
+    // The job log is where a schedule's owner looks: LVM snapshots filling up are said there.
+    return {
+      snapshot: created,
+      warnings: [...taken.warnings, ...lvSnapshotWarnings(after.snapshots)],
+      log: taken.log,
+    };
   }
 
   consistencyOf(hostName: string, vmUuid: string): Consistency | undefined {
@@ -399,6 +428,23 @@ export class SnapkeepService {
         });
       }
     }
+    const invalid = snapshot.disks.filter((d) => targets.includes(d.target) && d.lv?.invalid === true);
+    if (invalid.length > 0) {
+      throw new SnapkeepError(
+        "INVALID_INPUT",
+        `Snapshot "${snapshot.name}" is invalid on ${invalid.map((d) => d.target).join(", ")}: its LVM COW space ran out, so it no longer holds the past content.`,
+        { hint: "Delete it and revert to another snapshot." },
+      );
+    }
+    // LVM's merge writes back every chunk the snapshot kept; the safety snapshot taken just before
+    // receives all of them as changes, so its COW space must hold them (plus the usual share).
+    const cowAtLeast = new Map(
+      snapshot.disks.flatMap((d) =>
+        d.lv === undefined || d.lv.thin || !targets.includes(d.target)
+          ? []
+          : [[d.target, mergeCowBytes(d.lv, inspection.lvs)] as const],
+      ),
+    );
     const wasActive = inspection.vm.active;
     const wasPaused = inspection.vm.state === "paused";
     const settings = this.#deps.store.read();
@@ -451,6 +497,7 @@ export class SnapkeepService {
         kind: "safety",
         name: safetyName,
         disks: targets,
+        cowAtLeast,
       });
       inspection = await libvirt.refreshImages(inspection);
       await libvirt.revertDisks(inspection, snapshot, targets);

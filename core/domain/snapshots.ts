@@ -33,6 +33,7 @@ export function groupSnapshots(
         imageSnapshotId: image.id,
         createdAt: image.createdAt.toISOString(),
         vmStateSize: image.vmStateSize,
+        ...(image.lv === undefined ? {} : { lv: image.lv }),
       });
       if (image.createdAt < entry.earliest) {
         entry.earliest = image.createdAt;

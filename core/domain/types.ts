@@ -35,13 +35,30 @@ export interface Vm {
 
 export type SnapshotKind = "manual" | "scheduled" | "safety" | "foreign";
 
-/** One internal qcow2 snapshot inside one disk image. */
+/**
+ * One disk's part of a snapshot: an internal qcow2 snapshot inside the disk's image, or, for a disk
+ * that is an LVM logical volume, a snapshot LV of it (then `lv` is set).
+ */
 export interface DiskSnapshot {
   readonly target: string;
-  /** qcow2's own id inside that image: unique per image, used to address it exactly. */
+  /** qcow2's own id inside that image, or the snapshot LV's UUID: addresses it exactly. */
   readonly imageSnapshotId: string;
   readonly createdAt: string;
   readonly vmStateSize: number;
+  readonly lv?: LvSnapshot | undefined;
+}
+
+/** Where an LVM snapshot lives and how full it is. */
+export interface LvSnapshot {
+  readonly vg: string;
+  readonly name: string;
+  /** /dev/VG/LV: read it (a thin one after activating it with -K) to copy the snapshot. */
+  readonly path: string;
+  readonly thin: boolean;
+  /** COW space used by a thick snapshot, in percent; null for thin ones and inactive ones. */
+  readonly usedPercent: number | null;
+  /** A thick snapshot whose COW space ran out: it no longer holds the past content, only deletable. */
+  readonly invalid: boolean;
 }
 
 /**

@@ -20,7 +20,8 @@ import { createHash } from "node:crypto";
 import { posix } from "node:path";
 
 import { SnapkeepError, describeError, isSnapkeepError } from "../errors.js";
-import type { Snapshot } from "../domain/types.js";
+import type { LvSnapshot, Snapshot } from "../domain/types.js";
+import { requireLvSnapshot, withLvSnapshotReadable } from "../hypervisor/lvm.js";
 import { resolveSnapshot } from "../domain/selection.js";
 import {
   convertSnapshotArgs,
@@ -174,7 +175,20 @@ export class Exports extends Targets {
       if (disk === undefined || disk.source === null || image === undefined) {
         throw new SnapkeepError("NOT_FOUND", `Disk ${t} of ${vm.name} has no image to export any more.`);
       }
-      return { ...disk, source: disk.source, file: diskFileName(t), imageSnapshotId: image.imageSnapshotId };
+      if (image.lv?.invalid === true) {
+        throw new SnapkeepError(
+          "INVALID_INPUT",
+          `Snapshot "${snapshot.name}" is invalid on ${t}: its LVM COW space ran out, so it no longer holds the past content; it is not exported.`,
+          { hint: "Delete it and export another snapshot." },
+        );
+      }
+      return {
+        ...disk,
+        source: disk.source,
+        file: diskFileName(t),
+        imageSnapshotId: image.imageSnapshotId,
+        lv: image.lv,
+      };
     });
     const libvirt = service.libvirtFor(request.host);
     const source = new RemoteFs(libvirt.runner);
@@ -282,19 +296,17 @@ export class Exports extends Targets {
       let sha256 = direct ? undefined : prepared.staged[i];
       let size = 0;
       if (sha256 === undefined) {
-        await this.#convert(
-          source,
-          {
-            source: disk.source,
-            snapshotId: disk.imageSnapshotId,
-            snapshotTag: snapshot.tag,
-            output: direct ? path : `${path}.tmp`,
-            shared: vm.active,
-            compression,
-          },
-          request.signal,
-          (fraction) => progress.update(convertedBytes + fraction * (disk.virtualSize ?? 0)),
-        );
+        const output = { output: direct ? path : `${path}.tmp`, shared: vm.active, compression } as const;
+        const onFraction = (fraction: number): void =>
+          progress.update(convertedBytes + fraction * (disk.virtualSize ?? 0));
+        if (disk.lv === undefined) {
+          const from = { source: disk.source, snapshotId: disk.imageSnapshotId, snapshotTag: snapshot.tag };
+          await this.#convert(source, { ...from, ...output }, request.signal, onFraction);
+        } else {
+          await withLvSnapshotReadable(libvirt.runner, disk.target, disk.imageSnapshotId, (device) =>
+            this.#convert(source, { device, ...output }, request.signal, onFraction),
+          );
+        }
         if (!direct) {
           size = parseStagedSize(
             (
@@ -702,7 +714,7 @@ export class Exports extends Targets {
       }
       throw new SnapkeepError(
         "COMMAND_FAILED",
-        `Converting ${options.source} on ${fs.label} failed: ${result.stderr.trim().split("\n").at(-1) ?? `exit ${result.code}`}`,
+        `Converting ${"device" in options ? options.device : options.source} on ${fs.label} failed: ${result.stderr.trim().split("\n").at(-1) ?? `exit ${result.code}`}`,
         {
           details: { stderr: result.stderr.slice(0, 2000) },
         },
@@ -745,18 +757,45 @@ export class Exports extends Targets {
     source: RemoteFs,
     vmName: string,
     snapshot: Snapshot,
-    disks: readonly { readonly target: string; readonly source: string; readonly imageSnapshotId: string }[],
+    disks: readonly {
+      readonly target: string;
+      readonly source: string;
+      readonly imageSnapshotId: string;
+      readonly lv: LvSnapshot | undefined;
+    }[],
   ): Promise<void> {
-    const result = await source.run(
-      ["sh", "-c", SNAPSHOTS_SCRIPT, "snapkeep-snapshots", ...disks.map((d) => qcow2ImageOpts(d.source))],
-      { timeoutMs: QUICK_MS },
+    const images = disks.filter((d) => d.lv === undefined);
+    const result =
+      images.length === 0
+        ? null
+        : await source.run(
+            [
+              "sh",
+              "-c",
+              SNAPSHOTS_SCRIPT,
+              "snapkeep-snapshots",
+              ...images.map((d) => qcow2ImageOpts(d.source)),
+            ],
+            { timeoutMs: QUICK_MS },
+          );
+    const found = result?.code === 0 ? parseSnapshotsNow(result.stdout) : [];
+    const lvsStill = await Promise.all(
+      disks
+        .filter((d) => d.lv !== undefined)
+        .map((d) =>
+          requireLvSnapshot(source.runner, d.target, d.imageSnapshotId).then(
+            () => true,
+            () => false,
+          ),
+        ),
     );
-    const images = result.code === 0 ? parseSnapshotsNow(result.stdout) : [];
     const same =
-      images.length === disks.length &&
-      disks.every((d, i) =>
-        (images[i]?.snapshots ?? []).some((s) => s.id === d.imageSnapshotId && s.name === snapshot.tag),
-      );
+      lvsStill.every(Boolean) &&
+      (result === null ||
+        (found.length === images.length &&
+          images.every((d, i) =>
+            (found[i]?.snapshots ?? []).some((s) => s.id === d.imageSnapshotId && s.name === snapshot.tag),
+          )));
     if (!same) {
       throw new SnapkeepError(
         "NOT_FOUND",

@@ -17,6 +17,18 @@ import * as qmp from "../drivers/qmp/commands.js";
 import { checkResult, runChecked } from "../runner/checked.js";
 import type { CommandRunner } from "../runner/types.js";
 import { mapLimit } from "../util/concurrency.js";
+import type { LogicalVolume } from "../drivers/lvm/parse.js";
+import { describeError } from "../errors.js";
+import {
+  createLvSnapshots,
+  findLv,
+  lvDiskBlocker,
+  lvImageState,
+  mergeLvSnapshot,
+  planLvSnapshots,
+  readLvs,
+  removeLvSnapshot,
+} from "./lvm.js";
 
 /** Everything Snapkeep read about one VM in one pass: what the listing, snapshot and revert code use. */
 export interface VmInspection {
@@ -26,6 +38,19 @@ export interface VmInspection {
   readonly images: ReadonlyMap<string, ImageState>;
   /** QMP node names per disk target; only for an active VM. */
   readonly nodes: ReadonlyMap<string, string>;
+  /** The host's LVM volumes, read when a disk is a block device (else empty). */
+  readonly lvs: readonly LogicalVolume[];
+}
+
+/** What `lvs` said on a host: the volumes, or why they could not be read. */
+type LvmView = { readonly lvs: readonly LogicalVolume[]; readonly error: string | null };
+const NO_LVM: LvmView = { lvs: [], error: null };
+
+export interface CreateSnapshotOptions {
+  /** When the snapshot is taken: recorded on LVM snapshots (qcow2 records its own time). */
+  readonly takenAt: Date;
+  /** Least COW space per disk target for thick LVM snapshots (a revert's safety snapshot). */
+  readonly cowAtLeast?: ReadonlyMap<string, number>;
 }
 
 export interface StopOptions {
@@ -134,17 +159,20 @@ export class LibvirtHost {
       .map((d) => ({ ...d, domain: parseDomainXml(d.xml) }));
     // qemu-img only ever reads images of domains whose definition says they are not running.
     const offline = domains.filter((d) => !d.domain.active);
-    const images = await this.#readImages(offline.flatMap((d) => readableDisks(d.domain)));
+    const [images, lvm] = await Promise.all([
+      this.#readImages(offline.flatMap((d) => readableDisks(d.domain))),
+      this.#readLvm(domains.map((d) => d.domain)),
+    ]);
     return Promise.all(
       domains.map(async (d) => {
         const state = states.get(d.uuid) ?? "unknown";
         if (d.domain.active && d.blocks !== null && d.blocks.trim() !== "") {
-          return this.#assemble(d.domain, state, qmp.parseQueryBlock(d.blocks), images);
+          return this.#assemble(d.domain, state, qmp.parseQueryBlock(d.blocks), images, lvm);
         }
         // Started or stopped since the lists were taken: read this one on its own.
         return d.domain.active
           ? this.#withImages(d.domain, state)
-          : this.#assemble(d.domain, state, null, images);
+          : this.#assemble(d.domain, state, null, images, lvm);
       }),
     );
   }
@@ -207,6 +235,7 @@ export class LibvirtHost {
   }
 
   async #withImages(xml: XmlDomain, state: VmState): Promise<VmInspection> {
+    const lvm = await this.#readLvm([xml]);
     if (xml.active) {
       const blocks = await runChecked(
         this.runner,
@@ -216,9 +245,24 @@ export class LibvirtHost {
           timeoutMs: QUERY_TIMEOUT_MS,
         },
       );
-      return this.#assemble(xml, state, qmp.parseQueryBlock(blocks.stdout), new Map());
+      return this.#assemble(xml, state, qmp.parseQueryBlock(blocks.stdout), new Map(), lvm);
     }
-    return this.#assemble(xml, state, null, await this.#readImages(readableDisks(xml)));
+    return this.#assemble(xml, state, null, await this.#readImages(readableDisks(xml)), lvm);
+  }
+
+  /**
+   * The host's LVM volumes, in one `lvs` call, when some VM has a block-device disk. A host without
+   * LVM (or where lvs fails) only makes those disks unsnapshottable, with the reason.
+   */
+  async #readLvm(domains: readonly XmlDomain[]): Promise<LvmView> {
+    if (!domains.some((d) => d.disks.some(isBlockDisk))) {
+      return NO_LVM;
+    }
+    try {
+      return { lvs: await readLvs(this.runner), error: null };
+    } catch (error) {
+      return { lvs: [], error: describeError(error) };
+    }
   }
 
   /** Puts one VM together from its definition and what QEMU or qemu-img said about its images. */
@@ -227,11 +271,26 @@ export class LibvirtHost {
     state: VmState,
     devices: readonly qmp.BlockDevice[] | null,
     images: ReadonlyMap<string, ImageReadResult>,
+    lvm: LvmView,
   ): VmInspection {
     const byTarget = new Map<string, ImageState>();
     const nodes = new Map<string, string>();
     const unreadable = new Map<string, string>();
     for (const disk of xml.disks) {
+      if (isBlockDisk(disk)) {
+        const source = disk.source as string;
+        const lv = findLv(lvm.lvs, source);
+        const blocker =
+          lvm.error !== null
+            ? `${disk.target} (${source}) is a block device and the host's LVM volumes cannot be read: ${lvm.error}`
+            : lvDiskBlocker(disk.target, source, lv);
+        if (blocker !== null) {
+          unreadable.set(disk.target, blocker);
+        } else if (lv !== undefined) {
+          byTarget.set(disk.target, lvImageState(lvm.lvs, lv));
+        }
+        continue;
+      }
       if (devices !== null) {
         const device =
           devices.find((d) => disk.alias !== null && d.alias === disk.alias) ??
@@ -271,6 +330,7 @@ export class LibvirtHost {
       xml,
       images: byTarget,
       nodes,
+      lvs: lvm.lvs,
     };
   }
 
@@ -328,12 +388,91 @@ export class LibvirtHost {
   }
 
   /**
-   * Creates one internal snapshot with the same tag on each chosen disk. All or nothing: a running
-   * VM gets one QMP transaction; a shut-off VM gets one qemu-img call per image, and the images
-   * already done are rolled back if a later one fails.
+   * Creates a snapshot with the same tag on each chosen disk: an internal snapshot in each qcow2
+   * image, a snapshot LV of each LVM disk (hypervisor/lvm.ts). All or nothing: what was made is
+   * removed again when a later disk fails.
+   *
+   * The qcow2 disks of a running VM are one QMP transaction, one instant. LVM has no transaction
+   * across LVs (nor with QEMU), so when a running VM needs more than one step, its vCPUs are paused
+   * for the steps and resumed after: every disk shows the same instant, as with qcow2 alone.
    */
-  async createSnapshot(inspection: VmInspection, targets: readonly string[], tag: string): Promise<void> {
-    const disks = targets.map((t) => requireDisk(inspection, t));
+  async createSnapshot(
+    inspection: VmInspection,
+    targets: readonly string[],
+    tag: string,
+    options: CreateSnapshotOptions,
+  ): Promise<void> {
+    const all = targets.map((t) => requireDisk(inspection, t));
+    const lvDisks = all.filter((d) => d.type === "block");
+    const qcow2 = all.filter((d) => d.type !== "block");
+    if (lvDisks.length === 0) {
+      await this.#createQcow2Snapshot(inspection, qcow2, tag);
+      return;
+    }
+    // Fresh numbers for the space check: the listing may be minutes old.
+    const lvs = await readLvs(this.runner);
+    const plans = planLvSnapshots(
+      lvDisks.map((d) => {
+        const lv = findLv(lvs, d.source as string);
+        if (lv === undefined) {
+          throw new SnapkeepError(
+            "NOT_FOUND",
+            `${d.target}'s volume ${d.source ?? ""} is gone from the host.`,
+          );
+        }
+        return { target: d.target, lv };
+      }),
+      lvs,
+      tag,
+      options.cowAtLeast,
+    );
+    const steps = lvDisks.length + (qcow2.length > 0 ? 1 : 0);
+    const pause = inspection.vm.state === "running" && steps > 1;
+    if (pause) {
+      await runChecked(
+        this.runner,
+        virsh.suspendArgs(this.uri, inspection.vm.uuid),
+        `Pausing ${inspection.vm.name}`,
+        {
+          timeoutMs: QUERY_TIMEOUT_MS,
+        },
+      );
+    }
+    try {
+      const made = await createLvSnapshots(this.runner, plans, tag, options.takenAt);
+      try {
+        await this.#createQcow2Snapshot(inspection, qcow2, tag);
+      } catch (error) {
+        const left = await made.undo();
+        throw left.length === 0 || !(error instanceof SnapkeepError)
+          ? error
+          : new SnapkeepError(
+              error.code,
+              `${error.message} The snapshot LVs of ${left.join(", ")} could not be removed.`,
+              {
+                hint: `Delete it with: snapkeep snapshot delete ${this.hostName}/${inspection.vm.name} "${tag}"`,
+                cause: error,
+              },
+            );
+      }
+    } finally {
+      if (pause) {
+        await runChecked(
+          this.runner,
+          virsh.resumeArgs(this.uri, inspection.vm.uuid),
+          `Resuming ${inspection.vm.name}`,
+          {
+            timeoutMs: QUERY_TIMEOUT_MS,
+          },
+        );
+      }
+    }
+  }
+
+  async #createQcow2Snapshot(inspection: VmInspection, disks: readonly Disk[], tag: string): Promise<void> {
+    if (disks.length === 0) {
+      return;
+    }
     if (inspection.vm.active) {
       const nodes = disks.map((d) => {
         const node = inspection.nodes.get(d.target);
@@ -407,6 +546,13 @@ export class LibvirtHost {
   async deleteSnapshot(inspection: VmInspection, snapshot: Snapshot): Promise<void> {
     const steps = snapshot.disks.map((entry) => {
       const disk = requireDisk(inspection, entry.target);
+      const lv = entry.lv;
+      if (lv !== undefined) {
+        return {
+          target: entry.target,
+          run: () => removeLvSnapshot(this.runner, entry.target, entry.imageSnapshotId, lv),
+        };
+      }
       if (inspection.vm.active) {
         const node = inspection.nodes.get(entry.target);
         if (node === undefined) {
@@ -415,14 +561,19 @@ export class LibvirtHost {
             `QEMU does not report disk ${entry.target} of ${inspection.vm.name}; stop the VM and delete the snapshot then.`,
           );
         }
+        const argv = virsh.qmpArgs(
+          this.uri,
+          inspection.vm.uuid,
+          qmp.deleteInternalSnapshot(node, entry.imageSnapshotId, snapshot.tag),
+        );
         return {
           target: entry.target,
-          argv: virsh.qmpArgs(
-            this.uri,
-            inspection.vm.uuid,
-            qmp.deleteInternalSnapshot(node, entry.imageSnapshotId, snapshot.tag),
-          ),
-          qmp: true,
+          run: async () => {
+            const result = await runChecked(this.runner, argv, `Deleting the snapshot on ${entry.target}`, {
+              timeoutMs: CHANGE_TIMEOUT_MS,
+            });
+            qmp.parseQmpReply(result.stdout, "the snapshot deletion");
+          },
         };
       }
       // qemu-img snapshot -d matches by tag only; with the tag twice in one image it could take
@@ -436,20 +587,19 @@ export class LibvirtHost {
           { hint: `Inspect them with: qemu-img snapshot -l ${disk.source ?? ""}` },
         );
       }
+      const argv = qemuImg.snapshotDeleteArgs(disk.source as string, snapshot.tag);
       return {
         target: entry.target,
-        argv: qemuImg.snapshotDeleteArgs(disk.source as string, snapshot.tag),
-        qmp: false,
+        run: async () => {
+          await runChecked(this.runner, argv, `Deleting the snapshot on ${entry.target}`, {
+            timeoutMs: CHANGE_TIMEOUT_MS,
+          });
+        },
       };
     });
     for (const [index, step] of steps.entries()) {
       try {
-        const result = await runChecked(this.runner, step.argv, `Deleting the snapshot on ${step.target}`, {
-          timeoutMs: CHANGE_TIMEOUT_MS,
-        });
-        if (step.qmp) {
-          qmp.parseQmpReply(result.stdout, "the snapshot deletion");
-        }
+        await step.run();
       } catch (error) {
         const remaining = steps.slice(index).map((s) => s.target);
         if (index === 0 || !(error instanceof SnapkeepError)) {
@@ -481,6 +631,10 @@ export class LibvirtHost {
         throw new SnapkeepError("NOT_FOUND", `Snapshot "${snapshot.name}" does not include disk ${target}.`);
       }
       const disk = requireDisk(inspection, target);
+      if (entry.lv !== undefined) {
+        await mergeLvSnapshot(this.runner, target, disk.source as string, entry.imageSnapshotId);
+        continue;
+      }
       await runChecked(
         this.runner,
         qemuImg.snapshotApplyArgs(disk.source as string, entry.imageSnapshotId),
@@ -571,6 +725,11 @@ function requireDisk(inspection: VmInspection, target: string): Disk {
     });
   }
   return disk;
+}
+
+/** Disks backed by a device under /dev: LVM volumes, when `lvs` knows them. */
+function isBlockDisk(disk: XmlDisk): boolean {
+  return disk.device === "disk" && disk.type === "block" && disk.source?.startsWith("/dev/") === true;
 }
 
 /** Disks whose image qemu-img can read: files with a known format at an absolute path. */

@@ -15,6 +15,7 @@ import type { Snapshot, VmWithSnapshots } from "../domain/types.js";
 import { resolveSnapshot } from "../domain/selection.js";
 import { virsh } from "../drivers/libvirt/args.js";
 import { convertSnapshotArgs, qcow2ImageOpts } from "../drivers/qemu-img/args.js";
+import { requireLvSnapshot, withLvSnapshotReadable } from "../hypervisor/lvm.js";
 import { slug } from "../export/bundle.js";
 import { rewriteDefinitionForImport } from "../export/definition.js";
 import { RemoteFs, writeFailure } from "../export/fs.js";
@@ -611,15 +612,24 @@ export class Restore {
     const tmp = posix.join(dir, `.${request.name}.qcow2.tmp`);
     try {
       // Uncompressed: a template is read by every VM cloned from it, a volume is used directly.
-      const argv = convertSnapshotArgs({
-        source: disk.source,
-        snapshotId: image.imageSnapshotId,
-        snapshotTag: snapshot.tag,
-        output: tmp,
-        shared: vm.active,
-        compression: "none",
-      });
-      const made = await fs.run(argv, { timeoutMs: COPY_MS });
+      const output = { output: tmp, shared: vm.active, compression: "none" } as const;
+      const source = disk.source;
+      const lv = image.lv;
+      // An LVM snapshot is a device to read (a thin one activated for the copy); qcow2's is inside the image.
+      const made =
+        lv === undefined
+          ? await fs.run(
+              convertSnapshotArgs({
+                source,
+                snapshotId: image.imageSnapshotId,
+                snapshotTag: snapshot.tag,
+                ...output,
+              }),
+              { timeoutMs: COPY_MS },
+            )
+          : await withLvSnapshotReadable(fs.runner, target, image.imageSnapshotId, (device) =>
+              fs.run(convertSnapshotArgs({ device, ...output }), { timeoutMs: COPY_MS }),
+            );
       if (made.code !== 0) {
         throw /No space|Permission denied|Read-only/i.test(made.stderr)
           ? writeFailure(fs.label, dir, made.stderr)
@@ -628,7 +638,11 @@ export class Restore {
               `Copying the snapshot of ${target} failed: ${made.stderr.trim().split("\n").at(-1) ?? ""}`,
             );
       }
-      await requireSnapshotStill(fs, vm, snapshot, disk.source, image.imageSnapshotId);
+      if (lv === undefined) {
+        await requireSnapshotStill(fs, vm, snapshot, source, image.imageSnapshotId);
+      } else {
+        await requireLvSnapshot(fs.runner, target, image.imageSnapshotId);
+      }
       const [size] = await fs.sizes([tmp]);
       const record: Artifact = { ...artifact, size: size ?? 0 };
       await runChecked(

@@ -16,6 +16,8 @@ export interface ConsistentResult<T> {
   readonly consistency: string;
   /** Problems that did not stop the snapshot (a failing post-hook), for the job log. */
   readonly warnings: readonly string[];
+  /** What the hooks printed when they succeeded, for the job log: the proof they ran, and how. */
+  readonly log: readonly string[];
 }
 
 const THAW_ATTEMPTS = 3;
@@ -33,9 +35,10 @@ export async function withConsistency<T>(
   take: () => Promise<T>,
 ): Promise<ConsistentResult<T>> {
   if (!vmActive) {
-    return { result: await take(), consistency: "vm-off", warnings: [] };
+    return { result: await take(), consistency: "vm-off", warnings: [], log: [] };
   }
   const warnings: string[] = [];
+  const log: string[] = [];
   let hooked = false;
   if (settings?.pre !== undefined) {
     const pre = await runHookSafely(ops, settings.pre);
@@ -50,6 +53,7 @@ export async function withConsistency<T>(
       );
     }
     hooked = true;
+    logOutput(log, "pre", settings.pre, pre.output);
   }
   let frozen = false;
   try {
@@ -74,7 +78,7 @@ export async function withConsistency<T>(
         await thawWithRetries(ops, warnings);
       }
     }
-    return { result, consistency: label(frozen, hooked), warnings };
+    return { result, consistency: label(frozen, hooked), warnings, log };
   } finally {
     if (hooked && settings?.post !== undefined) {
       const post = await runHookSafely(ops, settings.post);
@@ -82,8 +86,19 @@ export async function withConsistency<T>(
         warnings.push(
           `The post-snapshot hook ${settings.post.argv.join(" ")} failed (${post.code ?? "no exit code"}): ${post.output.trim()}`,
         );
+      } else {
+        logOutput(log, "post", settings.post, post.output);
       }
     }
+  }
+}
+
+function logOutput(log: string[], which: "pre" | "post", hook: Hook, output: string): void {
+  const text = output.trim();
+  if (text !== "") {
+    log.push(
+      `The ${which}-snapshot hook ${hook.argv.join(" ")} (${hook.where}) printed: ${text.slice(0, 2000)}`,
+    );
   }
 }
 

@@ -274,7 +274,7 @@ export class Scheduler {
         job: id,
         at: now.toISOString(),
         status: "succeeded",
-        message: `Snapshot ${result.snapshot.name} made.${result.warnings.length > 0 ? ` ${result.warnings.join(" ")}` : ""}`,
+        message: [`Snapshot ${result.snapshot.name} made.`, ...result.warnings, ...result.log].join(" "),
         pruned: [...result.pruned],
         ...(result.pruneError === null ? {} : { pruneError: result.pruneError }),
       });

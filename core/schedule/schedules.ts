@@ -43,6 +43,8 @@ export interface ScheduledRunResult {
   readonly pruned: readonly string[];
   readonly pruneError: string | null;
   readonly warnings: readonly string[];
+  /** What the hooks printed (see withConsistency). */
+  readonly log: readonly string[];
 }
 
 /**
@@ -225,7 +227,7 @@ export class Schedules {
   ): Promise<ScheduledRunResult> {
     throwIfCancelled(signal, "before its snapshot; nothing was made");
     onStep("snapshot");
-    const { snapshot, warnings } = await this.#service
+    const { snapshot, warnings, log } = await this.#service
       .takeSnapshot(schedule.host, schedule.vmUuid, {
         kind: "scheduled",
         origin: schedule.id,
@@ -242,6 +244,7 @@ export class Schedules {
             return {
               snapshot: existing,
               warnings: ["The snapshot for this slot already existed (made before a restart)."],
+              log: [],
             };
           }
         }
@@ -263,7 +266,7 @@ export class Schedules {
     } catch (error) {
       pruneError = describeError(error);
     }
-    return { snapshot, pruned, pruneError, warnings };
+    return { snapshot, pruned, pruneError, warnings, log };
   }
 
   /** Removes what the schedule's retention says to remove; returns the removed snapshots' names. */

@@ -27,7 +27,8 @@ export const CONTENT_SECURITY_POLICY = [
   "frame-ancestors 'none'",
 ].join("; ");
 
-const TYPES: Record<string, string> = {
+/** Content types of the renderer's built files; the desktop app serves the same files. */
+export const CONTENT_TYPES: Readonly<Record<string, string>> = {
   ".html": "text/html; charset=utf-8",
   ".js": "text/javascript; charset=utf-8",
   ".css": "text/css; charset=utf-8",
@@ -35,6 +36,7 @@ const TYPES: Record<string, string> = {
   ".png": "image/png",
   ".ico": "image/x-icon",
   ".json": "application/json",
+  ".woff2": "font/woff2",
 };
 
 export interface ServeOptions {
@@ -93,7 +95,7 @@ export async function serve(api: Api, options: ServeOptions = {}): Promise<Servi
       const body = await readFile(file);
       response.writeHead(200, {
         ...headers,
-        "Content-Type": TYPES[extname(file)] ?? "application/octet-stream",
+        "Content-Type": CONTENT_TYPES[extname(file)] ?? "application/octet-stream",
       });
       response.end(request.method === "HEAD" ? undefined : body);
     } catch {

@@ -5,18 +5,8 @@
  */
 import { extname, join, normalize, sep } from "node:path";
 
+import { CONTENT_TYPES } from "../../core/server/serve.js";
 import { APP_SCHEME } from "./ipc.js";
-
-const CONTENT_TYPES: Readonly<Record<string, string>> = {
-  ".html": "text/html; charset=utf-8",
-  ".js": "text/javascript; charset=utf-8",
-  ".css": "text/css; charset=utf-8",
-  ".svg": "image/svg+xml",
-  ".png": "image/png",
-  ".ico": "image/x-icon",
-  ".json": "application/json",
-  ".woff2": "font/woff2",
-};
 
 /** The file under `root` a request names, or null for another host or a path that leaves root. */
 export function rendererFile(root: string, requestUrl: string): string | null {

@@ -148,6 +148,11 @@ export function App({ store }: { store: AppStore }) {
                   }}
                   onCopyOut={(snapshot) => setOpen({ kind: "artifact", snapshot })}
                   schedules={<VmSchedules store={store} vm={state.vm} />}
+                  rpo={
+                    state.hosts
+                      .find((h) => h.host === state.vm?.host)
+                      ?.vms.find((v) => v.uuid === state.vm?.uuid)?.rpo
+                  }
                 />
               )}
             </main>

@@ -6,21 +6,11 @@
  */
 import { useId, useState } from "react";
 
-import type { ApiError, Artifact, HostVms, JobView, Snapshot, VmWithSnapshots } from "./protocol.js";
+import type { Artifact, HostVms, Snapshot, VmWithSnapshots } from "./protocol.js";
 import { formatBytes } from "./format.js";
-import { Summary, Wizard, WizardJob } from "./Wizard.js";
+import { StepButtons, Summary, Wizard, WizardJob, usePlannedJob, type WizardActions } from "./Wizard.js";
 
 export type ArtifactKind = "template" | "volume";
-
-interface Actions {
-  readonly jobs: Readonly<Record<string, JobView>>;
-  readonly busy: boolean;
-  readonly error: ApiError | null;
-  call<T>(busy: string, method: string, params: object): Promise<T | null>;
-  startJob(busy: string, method: string, params: object): Promise<JobView | null>;
-  cancelJob(id: string): void;
-  onClose(): void;
-}
 
 interface ArtifactPlan {
   readonly artifact: Artifact;
@@ -44,7 +34,7 @@ export function ArtifactWizard({
   snapshot,
   onNext,
   ...actions
-}: Actions & {
+}: WizardActions & {
   vm: VmWithSnapshots;
   snapshot: Snapshot;
   /** Opens the follow-up wizard for what was made. */
@@ -54,7 +44,6 @@ export function ArtifactWizard({
   const kinds = (["template", "volume"] as const).filter((k) => disksFor(vm, snapshot, k).length > 0);
   const [kind, setKind] = useState<ArtifactKind>(kinds[0] ?? "template");
   const disks = disksFor(vm, snapshot, kind);
-  const [step, setStep] = useState(0);
   const [name, setName] = useState(
     `${vm.name}-${snapshot.name}`
       .replace(/[^A-Za-z0-9._-]+/g, "-")
@@ -63,32 +52,12 @@ export function ArtifactWizard({
   );
   const [pickedDisk, setDisk] = useState<string | null>(null);
   const disk = pickedDisk !== null && disks.includes(pickedDisk) ? pickedDisk : (disks[0] ?? "");
-  const [plan, setPlan] = useState<ArtifactPlan | null>(null);
-  const [jobId, setJobId] = useState<string | null>(null);
-  const job = jobId === null ? undefined : actions.jobs[jobId];
-  const params = { host: vm.host, vm: vm.name, snapshot: snapshot.tag, kind, name, disk };
   const noun = kind === "template" ? "template" : "volume";
-
-  const check = async (): Promise<void> => {
-    const planned = await actions.call<ArtifactPlan>("Checking", "artifact.create", {
-      ...params,
-      dryRun: true,
-    });
-    if (planned !== null) {
-      setPlan(planned);
-      setStep(1);
-    }
-  };
-  const make = async (): Promise<void> => {
-    const started = await actions.startJob(`Making the ${noun}`, "artifact.create", {
-      ...params,
-      dryRun: false,
-    });
-    if (started !== null) {
-      setJobId(started.id);
-      setStep(2);
-    }
-  };
+  const { step, setStep, plan, job, check, start } = usePlannedJob<ArtifactPlan>(actions, "artifact.create", {
+    checking: "Checking",
+    starting: `Making the ${noun}`,
+  });
+  const params = { host: vm.host, vm: vm.name, snapshot: snapshot.tag, kind, name, disk };
 
   return (
     <Wizard
@@ -98,43 +67,22 @@ export function ArtifactWizard({
       error={actions.error}
       onClose={actions.onClose}
       buttons={
-        step === 0 ? (
-          <>
-            <button type="button" onClick={actions.onClose}>
-              Cancel
-            </button>
-            <button
-              type="button"
-              className="primary"
-              disabled={actions.busy || !validName(name) || disk === ""}
-              onClick={() => void check()}
-            >
-              {actions.busy ? "Checking…" : "Next"}
-            </button>
-          </>
-        ) : step === 1 ? (
-          <>
-            <button type="button" onClick={() => setStep(0)}>
-              Back
-            </button>
-            <button type="button" className="primary" disabled={actions.busy} onClick={() => void make()}>
-              Make {noun}
-            </button>
-          </>
-        ) : job?.state === "succeeded" ? (
-          <>
-            <button type="button" onClick={actions.onClose}>
-              Close
-            </button>
+        <StepButtons
+          step={step}
+          busy={actions.busy}
+          canGoOn={validName(name) && disk !== ""}
+          action={`Make ${noun}`}
+          job={job}
+          onNext={() => void check(params)}
+          onBack={() => setStep(0)}
+          onAct={() => void start(params)}
+          onClose={actions.onClose}
+          then={
             <button type="button" className="primary" onClick={() => onNext(kind, name)}>
               {kind === "template" ? "Create a VM from it…" : "Attach it to a VM…"}
             </button>
-          </>
-        ) : (
-          <button type="button" className="primary" onClick={actions.onClose}>
-            {job?.state === "running" ? "Close (it keeps running)" : "Close"}
-          </button>
-        )
+          }
+        />
       }
     >
       {step === 0 &&
@@ -219,32 +167,29 @@ interface VmPlan {
 }
 
 /** Template → new VM: a linked clone (fast, small) or a full copy, with its own identity. */
-export function NewVmWizard({ host, template, ...actions }: Actions & { host: string; template: string }) {
+export function NewVmWizard({
+  host,
+  template,
+  ...actions
+}: WizardActions & { host: string; template: string }) {
   const id = useId();
-  const [step, setStep] = useState(0);
   const [name, setName] = useState(`${template}-vm`.slice(0, 60));
   const [full, setFull] = useState(false);
   const [start, setStart] = useState(false);
-  const [plan, setPlan] = useState<VmPlan | null>(null);
-  const [jobId, setJobId] = useState<string | null>(null);
-  const job = jobId === null ? undefined : actions.jobs[jobId];
+  const {
+    step,
+    setStep,
+    plan,
+    job,
+    check,
+    start: create,
+  } = usePlannedJob<VmPlan>(actions, "vm.create", {
+    checking: "Checking",
+    starting: "Creating the VM",
+  });
   const params = { host, template, name, full, start };
   const nameValid = /^[^/\0\n]{1,200}$/.test(name) && name.trim() === name;
 
-  const check = async (): Promise<void> => {
-    const planned = await actions.call<VmPlan>("Checking", "vm.create", { ...params, dryRun: true });
-    if (planned !== null) {
-      setPlan(planned);
-      setStep(1);
-    }
-  };
-  const create = async (): Promise<void> => {
-    const started = await actions.startJob("Creating the VM", "vm.create", { ...params, dryRun: false });
-    if (started !== null) {
-      setJobId(started.id);
-      setStep(2);
-    }
-  };
   return (
     <Wizard
       title={`New VM from template ${template}`}
@@ -253,34 +198,17 @@ export function NewVmWizard({ host, template, ...actions }: Actions & { host: st
       error={actions.error}
       onClose={actions.onClose}
       buttons={
-        step === 0 ? (
-          <>
-            <button type="button" onClick={actions.onClose}>
-              Cancel
-            </button>
-            <button
-              type="button"
-              className="primary"
-              disabled={actions.busy || !nameValid}
-              onClick={() => void check()}
-            >
-              {actions.busy ? "Checking…" : "Next"}
-            </button>
-          </>
-        ) : step === 1 ? (
-          <>
-            <button type="button" onClick={() => setStep(0)}>
-              Back
-            </button>
-            <button type="button" className="primary" disabled={actions.busy} onClick={() => void create()}>
-              Create VM
-            </button>
-          </>
-        ) : (
-          <button type="button" className="primary" onClick={actions.onClose}>
-            {job?.state === "running" ? "Close (it keeps running)" : "Close"}
-          </button>
-        )
+        <StepButtons
+          step={step}
+          busy={actions.busy}
+          canGoOn={nameValid}
+          action="Create VM"
+          job={job}
+          onNext={() => void check(params)}
+          onBack={() => setStep(0)}
+          onAct={() => void create(params)}
+          onClose={actions.onClose}
+        />
       }
     >
       {step === 0 && (
@@ -334,7 +262,7 @@ export function AttachVolumeWizard({
   hosts,
   onAttached,
   ...actions
-}: Actions & {
+}: WizardActions & {
   host: string;
   volume: string;
   hosts: readonly HostVms[];

@@ -2,7 +2,7 @@ import { useId, useState } from "react";
 
 import type { ApiError, JobView, Snapshot, Target, VmWithSnapshots } from "./protocol.js";
 import { formatBytes } from "./format.js";
-import { Summary, Wizard, WizardJob } from "./Wizard.js";
+import { StepButtons, Summary, Wizard, WizardJob } from "./Wizard.js";
 
 export function describeTarget(target: Target): string {
   return target.kind === "dir"
@@ -77,34 +77,17 @@ export function ExportWizard({
       error={error}
       onClose={onClose}
       buttons={
-        step === 0 ? (
-          <>
-            <button type="button" onClick={onClose}>
-              Cancel
-            </button>
-            <button
-              type="button"
-              className="primary"
-              disabled={chosenTarget === undefined || chosen.length === 0 || !limitValid}
-              onClick={() => setStep(1)}
-            >
-              Next
-            </button>
-          </>
-        ) : step === 1 ? (
-          <>
-            <button type="button" onClick={() => setStep(0)}>
-              Back
-            </button>
-            <button type="button" className="primary" disabled={busy} onClick={() => void start()}>
-              {busy ? "Starting…" : "Export"}
-            </button>
-          </>
-        ) : (
-          <button type="button" className="primary" onClick={onClose}>
-            {job?.state === "running" ? "Close (it keeps running)" : "Close"}
-          </button>
-        )
+        <StepButtons
+          step={step}
+          busy={busy}
+          canGoOn={chosenTarget !== undefined && chosen.length > 0 && limitValid}
+          action="Export"
+          job={job}
+          onNext={() => setStep(1)}
+          onBack={() => setStep(0)}
+          onAct={() => void start()}
+          onClose={onClose}
+        />
       }
     >
       {step === 0 &&

@@ -1,8 +1,9 @@
 import { useEffect, useId, useState } from "react";
 
-import type { ApiError, ExportEntry, HostVms, ImportPlan, JobView, TargetExports } from "./protocol.js";
+import type { ExportEntry, HostVms, ImportPlan, TargetExports } from "./protocol.js";
 import { formatBytes, formatTime } from "./format.js";
-import { Summary, Wizard, WizardJob } from "./Wizard.js";
+import { StepButtons, Summary, Wizard, WizardJob, usePlannedJob, type WizardActions } from "./Wizard.js";
+import { TableHead } from "./TableHead.js";
 
 const STATE_TEXT: Record<ExportEntry["state"], string> = {
   verified: "good",
@@ -61,18 +62,7 @@ export function ExportsView({
           {t.error === null && t.exports.length === 0 && <p className="empty">Nothing exported here yet.</p>}
           {t.exports.length > 0 && (
             <table className="exports">
-              <thead>
-                <tr>
-                  <th scope="col">VM</th>
-                  <th scope="col">Snapshot</th>
-                  <th scope="col">Exported</th>
-                  <th scope="col">Size</th>
-                  <th scope="col">State</th>
-                  <th scope="col">
-                    <span className="sr-only">Actions</span>
-                  </th>
-                </tr>
-              </thead>
+              <TableHead columns={["VM", "Snapshot", "Exported", "Size", "State"]} />
               <tbody>
                 {[...t.exports]
                   .sort((a, b) => b.createdAt.localeCompare(a.createdAt))
@@ -121,36 +111,30 @@ export function ImportWizard({
   target,
   entry,
   hosts,
-  jobs,
-  busy,
-  error,
-  call,
-  startJob,
-  cancelJob,
-  onClose,
-}: {
+  ...actions
+}: WizardActions & {
   target: string;
   entry: ExportEntry;
   hosts: readonly HostVms[];
-  jobs: Readonly<Record<string, JobView>>;
-  busy: boolean;
-  error: ApiError | null;
-  call: <T>(busy: string, method: string, params: object) => Promise<T | null>;
-  startJob: (busy: string, method: string, params: object) => Promise<JobView | null>;
-  cancelJob: (id: string) => void;
-  onClose: () => void;
 }) {
   const id = useId();
   const online = hosts.filter((h) => h.error === null);
-  const [step, setStep] = useState(0);
   const [host, setHost] = useState(online[0]?.host ?? "");
   const [mode, setMode] = useState<"new-vm" | "attach">("new-vm");
   const [name, setName] = useState(`${entry.vmName}-restored`);
   const [into, setInto] = useState("");
   const [start, setStart] = useState(false);
-  const [plan, setPlan] = useState<ImportPlan | null>(null);
-  const [jobId, setJobId] = useState<string | null>(null);
-  const job = jobId === null ? undefined : jobs[jobId];
+  const {
+    step,
+    setStep,
+    plan,
+    job,
+    check,
+    start: restore,
+  } = usePlannedJob<ImportPlan>(actions, "import.start", {
+    checking: "Checking the export",
+    starting: "Starting the restore",
+  });
   const vms = online.find((h) => h.host === host)?.vms ?? [];
   const request = {
     target,
@@ -159,59 +143,25 @@ export function ImportWizard({
     ...(mode === "new-vm" ? { name, start } : { into }),
   };
 
-  const check = async (): Promise<void> => {
-    const planned = await call<ImportPlan>("Checking the export", "import.start", {
-      ...request,
-      dryRun: true,
-    });
-    if (planned !== null) {
-      setPlan(planned);
-      setStep(1);
-    }
-  };
-  const restore = async (): Promise<void> => {
-    const started = await startJob("Starting the restore", "import.start", { ...request, dryRun: false });
-    if (started !== null) {
-      setJobId(started.id);
-      setStep(2);
-    }
-  };
   return (
     <Wizard
       title={`Restore ${entry.vmName} “${entry.snapshotName}” from ${target}`}
       steps={["Where", "Check", "Restore"]}
       current={step}
-      error={error}
-      onClose={onClose}
+      error={actions.error}
+      onClose={actions.onClose}
       buttons={
-        step === 0 ? (
-          <>
-            <button type="button" onClick={onClose}>
-              Cancel
-            </button>
-            <button
-              type="button"
-              className="primary"
-              disabled={busy || host === "" || (mode === "new-vm" ? name.trim() === "" : into === "")}
-              onClick={() => void check()}
-            >
-              {busy ? "Checking…" : "Next"}
-            </button>
-          </>
-        ) : step === 1 ? (
-          <>
-            <button type="button" onClick={() => setStep(0)}>
-              Back
-            </button>
-            <button type="button" className="primary" disabled={busy} onClick={() => void restore()}>
-              Restore
-            </button>
-          </>
-        ) : (
-          <button type="button" className="primary" onClick={onClose}>
-            {job?.state === "running" ? "Close (it keeps running)" : "Close"}
-          </button>
-        )
+        <StepButtons
+          step={step}
+          busy={actions.busy}
+          canGoOn={host !== "" && (mode === "new-vm" ? name.trim() !== "" : into !== "")}
+          action="Restore"
+          job={job}
+          onNext={() => void check(request)}
+          onBack={() => setStep(0)}
+          onAct={() => void restore(request)}
+          onClose={actions.onClose}
+        />
       }
     >
       {step === 0 && (
@@ -290,7 +240,7 @@ export function ImportWizard({
       )}
       {step === 2 && job !== undefined && (
         <>
-          <WizardJob job={job} onCancel={cancelJob} />
+          <WizardJob job={job} onCancel={actions.cancelJob} />
           {job.state === "succeeded" && (
             <p className="done" role="status">
               Restored on {host} as {mode === "new-vm" ? `VM ${name}` : `disks of ${into}`}.

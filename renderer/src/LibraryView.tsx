@@ -2,6 +2,7 @@ import { useEffect } from "react";
 
 import type { Artifact, HostVms } from "./protocol.js";
 import { formatBytes, formatTime } from "./format.js";
+import { TableHead } from "./TableHead.js";
 
 /**
  * Templates and volumes on each host: what snapshots were turned into. A template starts new VMs;
@@ -44,18 +45,7 @@ export function LibraryView({
               <p className="empty">No templates or volumes on {host} yet.</p>
             ) : (
               <table className="artifacts">
-                <thead>
-                  <tr>
-                    <th scope="col">Name</th>
-                    <th scope="col">Kind</th>
-                    <th scope="col">From</th>
-                    <th scope="col">Size</th>
-                    <th scope="col">Made</th>
-                    <th scope="col">
-                      <span className="sr-only">Actions</span>
-                    </th>
-                  </tr>
-                </thead>
+                <TableHead columns={["Name", "Kind", "From", "Size", "Made"]} />
                 <tbody>
                   {[...own.templates, ...own.volumes].map((a) => (
                     <tr key={`${a.kind}/${a.name}`} data-artifact={a.name}>

@@ -2,6 +2,7 @@ import { useEffect, useMemo } from "react";
 
 import type { Snapshot } from "./protocol.js";
 import { useVirtualRows } from "./virtual.js";
+import { TableHead } from "./TableHead.js";
 
 /** One row's height in pixels: fixed, so the table can be windowed (see virtual.ts). */
 const ROW = 44;
@@ -49,18 +50,7 @@ export function SnapshotTable({
   return (
     <div className="snapshot-scroll" ref={ref} onScroll={onScroll}>
       <table className="snapshots" aria-rowcount={newestFirst.length + 1}>
-        <thead>
-          <tr>
-            <th scope="col">Name</th>
-            <th scope="col">Kind</th>
-            <th scope="col">Taken</th>
-            <th scope="col">Disks</th>
-            <th scope="col">Note</th>
-            <th scope="col">
-              <span className="sr-only">Actions</span>
-            </th>
-          </tr>
-        </thead>
+        <TableHead columns={["Name", "Kind", "Taken", "Disks", "Note"]} />
         <tbody>
           {range.padTop > 0 && <tr aria-hidden="true" style={{ height: range.padTop }} />}
           {newestFirst.slice(range.start, range.end).map((s, i) => (

@@ -1,6 +1,6 @@
 import { useState, type ReactNode } from "react";
 
-import type { Snapshot, VmWithSnapshots } from "./protocol.js";
+import type { Rpo, Snapshot, VmWithSnapshots } from "./protocol.js";
 import { Timeline } from "./Timeline.js";
 import { ZOOMS, type ZoomId } from "./timeline.js";
 import { formatBytes } from "./format.js";
@@ -18,8 +18,11 @@ export function VmDetail({
   onExport,
   onCopyOut,
   schedules,
+  rpo,
 }: {
   vm: VmWithSnapshots;
+  /** The VM's recovery-point status from the list (ok / due / overdue and why). */
+  rpo?: Rpo | undefined;
   selectedSnapshot: string | null;
   busy: string | null;
   onSelectSnapshot: (tag: string | null) => void;
@@ -41,6 +44,16 @@ export function VmDetail({
       <header className="vm-head">
         <h2 id="vm-title">{vm.name}</h2>
         <span className={`state state-${vm.state.replace(/\s+/g, "-")}`}>{vm.state}</span>
+        {rpo !== undefined && rpo.level !== "unscheduled" && (
+          <span
+            className={`badge rpo-${rpo.level}`}
+            role="status"
+            title="Recovery point: how old the newest good snapshot is"
+          >
+            {rpo.level}
+            {rpo.reason !== null && <span className="rpo-reason"> — {rpo.reason}</span>}
+          </span>
+        )}
         {vm.snapshots.some((s) => s.kind === "safety") && (
           <button
             type="button"

@@ -1,4 +1,4 @@
-import { useEffect, useId, useRef, type ReactNode } from "react";
+import { useEffect, useId, useRef, useState, type ReactNode } from "react";
 
 import type { ApiError, JobView } from "./protocol.js";
 import { ErrorBox } from "./ErrorBox.js";
@@ -83,5 +83,116 @@ export function Summary({ rows }: { rows: readonly (readonly [string, ReactNode]
         </div>
       ))}
     </dl>
+  );
+}
+
+/** What a wizard needs from the app to plan and start its work. */
+export interface WizardActions {
+  readonly jobs: Readonly<Record<string, JobView>>;
+  readonly busy: boolean;
+  readonly error: ApiError | null;
+  call<T>(busy: string, method: string, params: object): Promise<T | null>;
+  startJob(busy: string, method: string, params: object): Promise<JobView | null>;
+  cancelJob(id: string): void;
+  onClose(): void;
+}
+
+/**
+ * The three steps most wizards share: choose (0), check the plan (1), watch the job (2). The plan
+ * is the real method's dry run (`dryRun: true`); the job is the same call for real, so what the
+ * summary showed is what runs.
+ */
+export function usePlannedJob<Plan>(
+  actions: WizardActions,
+  method: string,
+  labels: { readonly checking: string; readonly starting: string },
+) {
+  const [step, setStep] = useState(0);
+  const [plan, setPlan] = useState<Plan | null>(null);
+  const [jobId, setJobId] = useState<string | null>(null);
+  return {
+    step,
+    setStep,
+    plan,
+    job: jobId === null ? undefined : actions.jobs[jobId],
+    check: async (params: object): Promise<void> => {
+      const planned = await actions.call<Plan>(labels.checking, method, { ...params, dryRun: true });
+      if (planned !== null) {
+        setPlan(planned);
+        setStep(1);
+      }
+    },
+    start: async (params: object): Promise<void> => {
+      const started = await actions.startJob(labels.starting, method, { ...params, dryRun: false });
+      if (started !== null) {
+        setJobId(started.id);
+        setStep(2);
+      }
+    },
+  };
+}
+
+/**
+ * The buttons of a three-step wizard: Cancel / Next, Back / the action, then Close (or what the
+ * finished step offers next).
+ */
+export function StepButtons({
+  step,
+  busy,
+  canGoOn,
+  action,
+  job,
+  onNext,
+  onBack,
+  onAct,
+  onClose,
+  then,
+}: {
+  step: number;
+  busy: boolean;
+  /** Whether the first step's choices are complete. */
+  canGoOn: boolean;
+  /** The label of the step that does the work ("Export", "Make template"). */
+  action: string;
+  job: JobView | undefined;
+  onNext: () => void;
+  onBack: () => void;
+  onAct: () => void;
+  onClose: () => void;
+  /** Offered beside Close once the job succeeded, e.g. the next wizard. */
+  then?: ReactNode;
+}) {
+  if (step === 0) {
+    return (
+      <>
+        <button type="button" onClick={onClose}>
+          Cancel
+        </button>
+        <button type="button" className="primary" disabled={busy || !canGoOn} onClick={onNext}>
+          {busy ? "Checking…" : "Next"}
+        </button>
+      </>
+    );
+  }
+  if (step === 1) {
+    return (
+      <>
+        <button type="button" onClick={onBack}>
+          Back
+        </button>
+        <button type="button" className="primary" disabled={busy} onClick={onAct}>
+          {busy ? "Starting…" : action}
+        </button>
+      </>
+    );
+  }
+  const offer = job?.state === "succeeded" ? then : undefined;
+  return (
+    <>
+      <button type="button" className={offer === undefined ? "primary" : undefined} onClick={onClose}>
+        {job?.state === "running" ? "Close (it keeps running)" : "Close"}
+      </button>
+      {offer}
+    </>
   );
 }

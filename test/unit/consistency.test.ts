@@ -45,7 +45,16 @@ describe("consistent snapshots", () => {
       return 42;
     });
     expect(log).toEqual(["hook:pre", "ping", "freeze", "snapshot", "thaw", "hook:post"]);
-    expect(result).toEqual({ result: 42, consistency: "frozen+hooked", warnings: [] });
+    expect(result).toEqual({
+      result: 42,
+      consistency: "frozen+hooked",
+      warnings: [],
+      // What the hooks printed goes with the result, into the job's log.
+      log: [
+        "The pre-snapshot hook pre (guest) printed: pre says hi",
+        "The post-snapshot hook post (guest) printed: post says hi",
+      ],
+    });
   });
 
   it("thaws and runs the post-hook even when the snapshot fails", async () => {

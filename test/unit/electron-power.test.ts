@@ -54,7 +54,7 @@ function dailyWork(): ScheduleWork & { runs: string[] } {
     },
     run: async (_schedule, tag) => {
       runs.push(tag);
-      return { snapshot: { name: tag } as Snapshot, pruned: [], pruneError: null, warnings: [] };
+      return { snapshot: { name: tag } as Snapshot, pruned: [], pruneError: null, warnings: [], log: [] };
     },
     cleanUpInterrupted: async () => "nothing to clean",
   };

@@ -123,7 +123,13 @@ class FakeWork implements ScheduleWork {
         throw new Error("Cannot connect to h1: the connection was refused");
       }
       onStep("snapshot-made");
-      return { snapshot: { name: tag } as Snapshot, pruned: ["old"], pruneError: null, warnings: [] };
+      return {
+        snapshot: { name: tag } as Snapshot,
+        pruned: ["old"],
+        pruneError: null,
+        warnings: [],
+        log: [],
+      };
     } finally {
       this.runningNow--;
     }

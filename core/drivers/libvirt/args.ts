@@ -34,6 +34,15 @@ export function destroyArgs(uri: string, uuid: string): string[] {
   return virsh(uri, "destroy", "--domain", uuid);
 }
 
+/** Pauses the vCPUs: several disks snapshotted one after another still show one instant. */
+export function suspendArgs(uri: string, uuid: string): string[] {
+  return virsh(uri, "suspend", "--domain", uuid);
+}
+
+export function resumeArgs(uri: string, uuid: string): string[] {
+  return virsh(uri, "resume", "--domain", uuid);
+}
+
 export function defineArgs(uri: string, xmlPath: string): string[] {
   return virsh(uri, "define", "--file", xmlPath);
 }

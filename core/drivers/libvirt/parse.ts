@@ -123,10 +123,15 @@ export function snapshotBlocker(disk: XmlDisk): SnapshotBlocker {
   if (disk.device === "cdrom" || disk.device === "floppy") {
     return `${disk.target} is a ${disk.device === "cdrom" ? "CD-ROM" : "floppy"} drive, not a disk`;
   }
+  if (disk.type === "block") {
+    // Whether the device is an LVM volume only `lvs` on the host can say (hypervisor/lvm.ts).
+    if (disk.source === null || !disk.source.startsWith("/dev/")) {
+      return `${disk.target} is a block device without a /dev path`;
+    }
+    return disk.readonly ? `${disk.target} is attached read-only` : null;
+  }
   if (disk.type !== "file") {
-    return disk.type === "block"
-      ? `${disk.target} is a block device; Snapkeep snapshots qcow2 files today (LVM volumes are planned)`
-      : `${disk.target} is a ${disk.type} disk; Snapkeep snapshots qcow2 files`;
+    return `${disk.target} is a ${disk.type} disk; Snapkeep snapshots qcow2 files and LVM volumes`;
   }
   if (disk.source === null) {
     return `${disk.target} has no source file`;

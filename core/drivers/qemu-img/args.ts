@@ -51,12 +51,23 @@ export function imageInfoBatchArgs(
   return ["sh", "-c", INFO_BATCH_SCRIPT, "snapkeep-info", ...images.flatMap((i) => [i.format, i.path])];
 }
 
-export interface ConvertSnapshotOptions {
-  readonly source: string;
-  /** qcow2's id of the snapshot in this image and its tag: both must match, so a snapshot deleted
-   * and re-made under the same name in the meantime is not exported by mistake. */
-  readonly snapshotId: string;
-  readonly snapshotTag: string;
+/**
+ * What is copied: an internal snapshot of a qcow2 image, or a device that is the snapshot (an LVM
+ * snapshot LV, read as raw).
+ */
+export type ConvertSnapshotOptions = ConvertOutput &
+  (
+    | {
+        readonly source: string;
+        /** qcow2's id of the snapshot in this image and its tag: both must match, so a snapshot deleted
+         * and re-made under the same name in the meantime is not exported by mistake. */
+        readonly snapshotId: string;
+        readonly snapshotTag: string;
+      }
+    | { readonly device: string }
+  );
+
+interface ConvertOutput {
   readonly output: string;
   /** The VM runs: QEMU holds the image, so open it shared (read-only, never written). */
   readonly shared: boolean;
@@ -70,6 +81,13 @@ export interface ConvertSnapshotOptions {
  * `(NN.NN/100%)` progress even without a terminal.
  */
 export function convertSnapshotArgs(o: ConvertSnapshotOptions): string[] {
+  const compression = [
+    ...(o.compression === "none" ? [] : ["-c"]),
+    ...(o.compression === "zstd" ? ["-o", "compression_type=zstd"] : []),
+  ];
+  if ("device" in o) {
+    return ["qemu-img", "convert", "-p", "-f", "raw", "-O", "qcow2", ...compression, o.device, o.output];
+  }
   const snapshot = `snapshot.id=${o.snapshotId.replaceAll(",", ",,")},snapshot.name=${o.snapshotTag.replaceAll(",", ",,")}`;
   return [
     "qemu-img",
@@ -81,8 +99,7 @@ export function convertSnapshotArgs(o: ConvertSnapshotOptions): string[] {
     snapshot,
     "-O",
     "qcow2",
-    ...(o.compression === "none" ? [] : ["-c"]),
-    ...(o.compression === "zstd" ? ["-o", "compression_type=zstd"] : []),
+    ...compression,
     qcow2ImageOpts(o.source),
     o.output,
   ];

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { SnapkeepError } from "../../errors.js";
+import type { LvSnapshot } from "../../domain/types.js";
 
 /** What Snapkeep needs from an image: sizes and its internal snapshots, from either source below. */
 export interface ImageState {
@@ -15,6 +16,8 @@ export interface ImageSnapshot {
   readonly name: string;
   readonly createdAt: Date;
   readonly vmStateSize: number;
+  /** Set when the "image" is an LVM logical volume and this snapshot is a snapshot LV of it. */
+  readonly lv?: LvSnapshot | undefined;
 }
 
 // The same snapshot record shape is used by `qemu-img info --output=json` and QMP query-block.

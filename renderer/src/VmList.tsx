@@ -1,7 +1,8 @@
-import type { ReactNode } from "react";
+import { useMemo, type ReactNode } from "react";
 
 import type { HostVms, ListedVm } from "./protocol.js";
 import type { Selected } from "./store.js";
+import { useVirtualRows } from "./virtual.js";
 
 function rpoBadge(vm: ListedVm) {
   const rpo = vm.rpo;
@@ -27,46 +28,86 @@ export function VmList({
   /** Shown when there is no VM to list (no hosts, or hosts without VMs): how to get some. */
   firstRun: ReactNode;
 }) {
+  const rows = useMemo(() => listRows(hosts), [hosts]);
+  const { ref, onScroll, range } = useVirtualRows<HTMLDivElement>(rows.length, ROW, 720);
   if (hosts.length === 0) {
     return firstRun;
   }
   return (
-    <ul className="hosts">
-      {hosts.map((host) => (
-        <li key={host.host}>
-          <h2>
-            {host.host}{" "}
-            <span
-              className={host.error === null ? "dot online" : "dot offline"}
-              aria-label={host.error === null ? "online" : "offline"}
-            />
-          </h2>
-          {host.error !== null && <p className="host-error">{host.error}</p>}
-          <ul className="vms">
-            {host.vms.map((vm) => {
-              const current = selected?.host === host.host && selected.vm === vm.name;
-              return (
-                <li key={vm.uuid}>
-                  <button
-                    type="button"
-                    className={current ? "vm current" : "vm"}
-                    aria-current={current ? "true" : undefined}
-                    onClick={() => onSelect({ host: host.host, vm: vm.name })}
-                  >
-                    <span className={`state state-${vm.state.replace(/\s+/g, "-")}`}>{vm.state}</span>
-                    <span className="vm-name">{vm.name}</span>
-                    <span className="count" title="snapshots">
-                      {vm.snapshotCount}
-                    </span>
-                    {rpoBadge(vm)}
-                  </button>
-                </li>
-              );
-            })}
-          </ul>
-        </li>
-      ))}
-      {hosts.every((h) => h.vms.length === 0 && h.error === null) && <li>{firstRun}</li>}
-    </ul>
+    <div
+      className="vm-scroll"
+      ref={ref}
+      onScroll={onScroll}
+      data-vms={rows.filter((r) => r.kind === "vm").length}
+    >
+      <ul className="vm-rows">
+        {range.padTop > 0 && <li aria-hidden="true" style={{ height: range.padTop }} />}
+        {rows.slice(range.start, range.end).map((row) => {
+          if (row.kind === "host") {
+            return (
+              <li key={`host/${row.host.host}`} className="row host-row" data-host={row.host.host}>
+                <h2>
+                  {row.host.host}{" "}
+                  <span
+                    className={row.host.error === null ? "dot online" : "dot offline"}
+                    aria-label={row.host.error === null ? "online" : "offline"}
+                  />
+                </h2>
+              </li>
+            );
+          }
+          if (row.kind === "error") {
+            return (
+              <li
+                key={`error/${row.host.host}`}
+                data-host={row.host.host}
+                className="row host-error"
+                title={row.host.error ?? undefined}
+              >
+                {row.host.error}
+              </li>
+            );
+          }
+          const { host, vm } = row;
+          const current = selected?.host === host && selected.vm === vm.name;
+          return (
+            <li key={`${host}/${vm.uuid}`} className="row" data-host={host}>
+              <button
+                type="button"
+                className={current ? "vm current" : "vm"}
+                aria-current={current ? "true" : undefined}
+                onClick={() => onSelect({ host, vm: vm.name })}
+              >
+                <span className={`state state-${vm.state.replace(/\s+/g, "-")}`}>{vm.state}</span>
+                <span className="vm-name">{vm.name}</span>
+                <span className="count" title="snapshots">
+                  {vm.snapshotCount}
+                </span>
+                {rpoBadge(vm)}
+              </button>
+            </li>
+          );
+        })}
+        {range.padBottom > 0 && <li aria-hidden="true" style={{ height: range.padBottom }} />}
+      </ul>
+      {hosts.every((h) => h.vms.length === 0 && h.error === null) && firstRun}
+    </div>
   );
+}
+
+/** One row's height: host headings, errors and VMs share it, so the list can be windowed. */
+const ROW = 38;
+
+type Row =
+  | { readonly kind: "host"; readonly host: HostVms }
+  | { readonly kind: "error"; readonly host: HostVms }
+  | { readonly kind: "vm"; readonly host: string; readonly vm: ListedVm };
+
+/** Hosts and their VMs as one flat list of rows, in the order they show. */
+function listRows(hosts: readonly HostVms[]): Row[] {
+  return hosts.flatMap((host): Row[] => [
+    { kind: "host", host },
+    ...(host.error === null ? [] : [{ kind: "error" as const, host }]),
+    ...host.vms.map((vm) => ({ kind: "vm" as const, host: host.host, vm })),
+  ]);
 }

@@ -150,12 +150,8 @@ describe("first run, settings and schedules in Chromium, on snapkeep serve", () 
     );
 
     await page.getByRole("button", { name: "Virtual machines" }).click();
-    const loop = page
-      .getByRole("navigation", { name: "Hosts and VMs" })
-      .getByRole("listitem")
-      .filter({
-        has: page.getByRole("heading", { name: "loop" }),
-      });
+    // The list is flat and windowed: a host's rows (its heading and its VMs) carry its name.
+    const loop = page.getByRole("navigation", { name: "Hosts and VMs" }).locator('[data-host="loop"]');
     await loop.getByRole("button", { name: new RegExp(vmName) }).waitFor();
     expect(await loop.getByLabel("online").count()).toBe(1);
     await shot("vm-list-two-hosts.png");
@@ -202,12 +198,8 @@ describe("first run, settings and schedules in Chromium, on snapkeep serve", () 
 
   it("adds a schedule from the VM's detail with a live preview, and manages it in the Schedules view", async () => {
     await page.getByRole("button", { name: "Virtual machines" }).click();
-    const local = page
-      .getByRole("navigation", { name: "Hosts and VMs" })
-      .getByRole("listitem")
-      .filter({
-        has: page.getByRole("heading", { name: "local" }),
-      });
+    // The list is flat and windowed: a host's rows (its heading and its VMs) carry its name.
+    const local = page.getByRole("navigation", { name: "Hosts and VMs" }).locator('[data-host="local"]');
     await local.getByRole("button", { name: new RegExp(vmName) }).click();
     await page.getByRole("heading", { name: vmName }).waitFor();
     const section = page.getByRole("region", { name: "Schedules" });

@@ -95,9 +95,13 @@ export class Api {
       if (!parsed.success) {
         const issue = parsed.error.issues[0];
         const where = issue === undefined || issue.path.length === 0 ? "" : ` (${issue.path.join(".")})`;
+        // The sentence first (the UI shows it as is); which call and field, for a bug report.
         throw new SnapkeepError(
           "INVALID_INPUT",
-          `Bad parameters for ${method}${where}: ${issue?.message ?? "invalid"}.`,
+          `${(issue?.message ?? "Invalid input").replace(/\.$/, "")}.`,
+          {
+            hint: `In ${method}${where}.`,
+          },
         );
       }
       const handler = this.#handlers[method as Method] as (p: unknown) => unknown;

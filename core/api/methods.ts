@@ -24,7 +24,9 @@ const when = z.discriminatedUnion("every", [
   z.object({ every: z.literal("monthly"), at: z.string().max(5), day: z.number().int() }),
   z.object({ every: z.literal("cron"), cron: z.string().max(200) }),
 ]);
-const count = z.number().int().min(1).max(10_000).optional();
+// What people type gets a sentence of its own; the rest keeps zod's wording (it is a bug if seen).
+const COUNT = "Keep counts are whole numbers from 1 to 10,000; leave one empty for no such rule";
+const count = z.number(COUNT).int(COUNT).min(1, COUNT).max(10_000, COUNT).optional();
 const scheduleDraft = z.object({
   ...hostVm,
   when,
@@ -82,7 +84,12 @@ export const methods = {
       dir: z.string().min(1).max(4096).optional(),
       ssh: z.string().min(1).max(4096).optional(),
       identityFile: z.string().min(1).max(4096).optional(),
-      keep: z.number().int().min(1).max(1000).optional(),
+      keep: z
+        .number()
+        .int()
+        .min(1, "Keep at least 1 export per VM, or leave it empty to keep all")
+        .max(1000, "Keep at most 1,000 exports per VM")
+        .optional(),
     })
     .refine((p) => (p.dir === undefined) !== (p.ssh === undefined), "Give a folder or an SSH address"),
   "targets.fingerprint": z.object({ name }),
@@ -95,7 +102,7 @@ export const methods = {
     ...snapshotRef,
     target: name,
     disks: disks.optional(),
-    bwlimitKiB: z.number().int().min(1).max(100_000_000).optional(),
+    bwlimitKiB: z.number().int().min(1, "A bandwidth limit must be above 0").max(100_000_000).optional(),
   }),
   "exports.verify": z.object({ target: name, export: z.string().min(1).max(300) }),
   "import.start": z
@@ -144,7 +151,14 @@ export const methods = {
   "jobs.cancel": z.object({ id: z.string().regex(/^[0-9a-f]{12}$/) }),
   "lab.up": z.object({}),
   "settings.get": z.object({}),
-  "settings.set": z.object({ safetyKeep: z.number().int().min(1).max(100).optional() }),
+  "settings.set": z.object({
+    safetyKeep: z
+      .number()
+      .int("Keep a whole number of safety snapshots, 1 to 100")
+      .min(1, "Keep at least 1 safety snapshot per VM")
+      .max(100, "Keep at most 100 safety snapshots per VM")
+      .optional(),
+  }),
 } as const;
 
 export type Method = keyof typeof methods;

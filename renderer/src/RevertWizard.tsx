@@ -2,6 +2,7 @@ import { useEffect, useId, useState } from "react";
 
 import type { ApiError, RevertOptions, RevertResult, Snapshot, VmWithSnapshots } from "./protocol.js";
 import { ErrorBox } from "./ErrorBox.js";
+import { Modal } from "./Modal.js";
 
 type Step = "choose" | "summary" | "done";
 
@@ -52,172 +53,163 @@ export function RevertWizard({
   const title =
     snapshot === null ? `Undo the last revert of ${vm.name}` : `Revert ${vm.name} to “${snapshot.name}”`;
   return (
-    <div className="modal" role="dialog" aria-modal="true" aria-labelledby={`${id}-title`}>
-      <form
-        onSubmit={(e) => e.preventDefault()}
-        onKeyDown={(e) => {
-          if (e.key === "Escape") {
-            onClose();
-          }
-        }}
-      >
-        <h2 id={`${id}-title`}>{title}</h2>
-        <ol className="steps" aria-label="Steps">
-          <li aria-current={step === "choose" ? "step" : undefined}>Choose</li>
-          <li aria-current={step === "summary" ? "step" : undefined}>Check</li>
-          <li aria-current={step === "done" ? "step" : undefined}>Done</li>
-        </ol>
+    <Modal labelledBy={`${id}-title`} onClose={onClose}>
+      <h2 id={`${id}-title`}>{title}</h2>
+      <ol className="steps" aria-label="Steps">
+        <li aria-current={step === "choose" ? "step" : undefined}>Choose</li>
+        <li aria-current={step === "summary" ? "step" : undefined}>Check</li>
+        <li aria-current={step === "done" ? "step" : undefined}>Done</li>
+      </ol>
 
-        {step === "choose" && (
-          <>
-            {snapshot !== null && (
-              <fieldset>
-                <legend>Disks to revert</legend>
-                {disks.map((d) => (
-                  <label key={d} className="check">
-                    <input
-                      type="checkbox"
-                      checked={chosen.includes(d)}
-                      onChange={(e) =>
-                        setChosen(e.target.checked ? [...chosen, d] : chosen.filter((t) => t !== d))
-                      }
-                    />
-                    {d}
-                  </label>
-                ))}
-              </fieldset>
-            )}
-            {vm.active && (
-              <fieldset>
-                <legend>{vm.name} is running</legend>
-                <p className="hint">It is shut down for the revert and started again afterwards.</p>
-                <label htmlFor={`${id}-timeout`}>Wait for a clean shutdown (seconds)</label>
-                <input
-                  id={`${id}-timeout`}
-                  type="number"
-                  min={1}
-                  max={3600}
-                  value={timeout}
-                  onChange={(e) => setTimeoutSeconds(Math.max(1, Number(e.target.value) || 1))}
-                />
-                <label className="check">
-                  <input type="checkbox" checked={force} onChange={(e) => setForce(e.target.checked)} />
-                  Power it off if it ignores the shutdown request
-                </label>
-              </fieldset>
-            )}
-            <div className="buttons">
-              <button type="button" onClick={onClose}>
-                Cancel
-              </button>
-              <button
-                type="button"
-                className="primary"
-                disabled={chosen.length === 0}
-                onClick={() => setStep("summary")}
-              >
-                Next
-              </button>
-            </div>
-          </>
-        )}
-
-        {step === "summary" && (
-          <>
-            {plan === null ? (
-              <p className="busy" role="status">
-                {busy ?? "Checking"}…
-              </p>
-            ) : (
-              <div className="summary" aria-label="What will happen">
-                <ul>
-                  {plan.restarted && (
-                    <li>
-                      {plan.vm} is shut down{force ? " (powered off if it does not respond)" : ""}, and
-                      started again afterwards.
-                    </li>
-                  )}
-                  <li>
-                    A safety snapshot <strong>{plan.safety.name}</strong> keeps what is on{" "}
-                    {plan.disks.join(", ")} now.
-                  </li>
-                  <li>
-                    {plan.disks.join(", ")} {plan.disks.length === 1 ? "is" : "are"} reverted to{" "}
-                    <strong>{plan.snapshot.name}</strong> (
-                    {new Date(plan.snapshot.createdAt).toLocaleString()}).
-                  </li>
-                  {plan.prunedSafety.length > 0 && (
-                    <li>Older safety snapshots are deleted: {plan.prunedSafety.join(", ")}.</li>
-                  )}
-                </ul>
-                {plan.definitionChanges === null ? (
-                  <p className="hint">
-                    The VM's settings at snapshot time were not recorded, so changes to them cannot be shown.
-                  </p>
-                ) : plan.definitionChanges.length > 0 ? (
-                  <div className="changes">
-                    <p>
-                      The VM's settings changed since the snapshot; reverting disks does not change them back:
-                    </p>
-                    <ul>
-                      {plan.definitionChanges.map((c) => (
-                        <li key={c.description}>{c.description}</li>
-                      ))}
-                    </ul>
-                  </div>
-                ) : (
-                  <p className="hint">The VM's settings are as they were at the snapshot.</p>
-                )}
-              </div>
-            )}
-            {error !== null && <ErrorBox error={error} />}
-            <div className="buttons">
-              <button type="button" onClick={onClose}>
-                Cancel
-              </button>
-              {snapshot !== null && vm.active && (
-                <button type="button" onClick={() => (setPlan(null), setStep("choose"))}>
-                  Back
-                </button>
-              )}
-              <button
-                type="button"
-                className="primary"
-                disabled={plan === null || busy !== null}
-                onClick={() =>
-                  void onPlan(options(), false).then((result) => {
-                    if (result !== null) {
-                      setDone(result);
-                      setStep("done");
+      {step === "choose" && (
+        <>
+          {snapshot !== null && (
+            <fieldset>
+              <legend>Disks to revert</legend>
+              {disks.map((d) => (
+                <label key={d} className="check">
+                  <input
+                    type="checkbox"
+                    checked={chosen.includes(d)}
+                    onChange={(e) =>
+                      setChosen(e.target.checked ? [...chosen, d] : chosen.filter((t) => t !== d))
                     }
-                  })
-                }
-              >
-                {busy !== null && plan !== null ? `${busy}…` : snapshot === null ? "Undo" : "Revert"}
-              </button>
-            </div>
-          </>
-        )}
+                  />
+                  {d}
+                </label>
+              ))}
+            </fieldset>
+          )}
+          {vm.active && (
+            <fieldset>
+              <legend>{vm.name} is running</legend>
+              <p className="hint">It is shut down for the revert and started again afterwards.</p>
+              <label htmlFor={`${id}-timeout`}>Wait for a clean shutdown (seconds)</label>
+              <input
+                id={`${id}-timeout`}
+                type="number"
+                min={1}
+                max={3600}
+                value={timeout}
+                onChange={(e) => setTimeoutSeconds(Math.max(1, Number(e.target.value) || 1))}
+              />
+              <label className="check">
+                <input type="checkbox" checked={force} onChange={(e) => setForce(e.target.checked)} />
+                Power it off if it ignores the shutdown request
+              </label>
+            </fieldset>
+          )}
+          <div className="buttons">
+            <button type="button" onClick={onClose}>
+              Cancel
+            </button>
+            <button
+              type="button"
+              className="primary"
+              disabled={chosen.length === 0}
+              onClick={() => setStep("summary")}
+            >
+              Next
+            </button>
+          </div>
+        </>
+      )}
 
-        {step === "done" && done !== null && (
-          <>
-            <p role="status">
-              {done.disks.join(", ")} {done.disks.length === 1 ? "is" : "are"} back at{" "}
-              <strong>{done.snapshot.name}</strong>
-              {done.restarted ? ", and the VM is running again." : "."}
+      {step === "summary" && (
+        <>
+          {plan === null ? (
+            <p className="busy" role="status">
+              {busy ?? "Checking"}…
             </p>
-            <p className="hint">What was there before is kept in the safety snapshot “{done.safety.name}”.</p>
-            <div className="buttons">
-              <button type="button" onClick={onUndo}>
-                Undo this revert
-              </button>
-              <button type="button" className="primary" onClick={onClose}>
-                Close
-              </button>
+          ) : (
+            <div className="summary" aria-label="What will happen">
+              <ul>
+                {plan.restarted && (
+                  <li>
+                    {plan.vm} is shut down{force ? " (powered off if it does not respond)" : ""}, and started
+                    again afterwards.
+                  </li>
+                )}
+                <li>
+                  A safety snapshot <strong>{plan.safety.name}</strong> keeps what is on{" "}
+                  {plan.disks.join(", ")} now.
+                </li>
+                <li>
+                  {plan.disks.join(", ")} {plan.disks.length === 1 ? "is" : "are"} reverted to{" "}
+                  <strong>{plan.snapshot.name}</strong> ({new Date(plan.snapshot.createdAt).toLocaleString()}
+                  ).
+                </li>
+                {plan.prunedSafety.length > 0 && (
+                  <li>Older safety snapshots are deleted: {plan.prunedSafety.join(", ")}.</li>
+                )}
+              </ul>
+              {plan.definitionChanges === null ? (
+                <p className="hint">
+                  The VM's settings at snapshot time were not recorded, so changes to them cannot be shown.
+                </p>
+              ) : plan.definitionChanges.length > 0 ? (
+                <div className="changes">
+                  <p>
+                    The VM's settings changed since the snapshot; reverting disks does not change them back:
+                  </p>
+                  <ul>
+                    {plan.definitionChanges.map((c) => (
+                      <li key={c.description}>{c.description}</li>
+                    ))}
+                  </ul>
+                </div>
+              ) : (
+                <p className="hint">The VM's settings are as they were at the snapshot.</p>
+              )}
             </div>
-          </>
-        )}
-      </form>
-    </div>
+          )}
+          {error !== null && <ErrorBox error={error} />}
+          <div className="buttons">
+            <button type="button" onClick={onClose}>
+              Cancel
+            </button>
+            {snapshot !== null && vm.active && (
+              <button type="button" onClick={() => (setPlan(null), setStep("choose"))}>
+                Back
+              </button>
+            )}
+            <button
+              type="button"
+              className="primary"
+              disabled={plan === null || busy !== null}
+              onClick={() =>
+                void onPlan(options(), false).then((result) => {
+                  if (result !== null) {
+                    setDone(result);
+                    setStep("done");
+                  }
+                })
+              }
+            >
+              {busy !== null && plan !== null ? `${busy}…` : snapshot === null ? "Undo" : "Revert"}
+            </button>
+          </div>
+        </>
+      )}
+
+      {step === "done" && done !== null && (
+        <>
+          <p role="status">
+            {done.disks.join(", ")} {done.disks.length === 1 ? "is" : "are"} back at{" "}
+            <strong>{done.snapshot.name}</strong>
+            {done.restarted ? ", and the VM is running again." : "."}
+          </p>
+          <p className="hint">What was there before is kept in the safety snapshot “{done.safety.name}”.</p>
+          <div className="buttons">
+            <button type="button" onClick={onUndo}>
+              Undo this revert
+            </button>
+            <button type="button" className="primary" onClick={onClose}>
+              Close
+            </button>
+          </div>
+        </>
+      )}
+    </Modal>
   );
 }

@@ -14,6 +14,7 @@ import {
   type ScheduleForm,
 } from "./schedule-words.js";
 import { dateTime, shortDate } from "./when.js";
+import { keepFocusInside } from "./Modal.js";
 
 /** A VM a schedule can be made for. */
 export interface EditorVm {
@@ -406,23 +407,6 @@ function PreviewPanel({
       )}
     </section>
   );
-}
-
-/** Tab from the last control goes to the first and back: the page behind a modal is out of reach. */
-function keepFocusInside(form: HTMLFormElement, event: { shiftKey: boolean; preventDefault(): void }): void {
-  // Of a radio group only the checked radio takes the Tab stop.
-  const tabbable = [...form.querySelectorAll<HTMLElement>("input, select, textarea, button")].filter(
-    (el) => !el.matches(":disabled") && !el.matches("input[type=radio]:not(:checked)"),
-  );
-  const first = tabbable[0];
-  const last = tabbable.at(-1);
-  if (event.shiftKey && document.activeElement === first) {
-    event.preventDefault();
-    last?.focus();
-  } else if (!event.shiftKey && document.activeElement === last) {
-    event.preventDefault();
-    first?.focus();
-  }
 }
 
 function keyOf(vm: EditorVm): string {

@@ -102,6 +102,24 @@ export function SchedulesView({ store }: { store: AppStore }) {
           Add schedule…
         </button>
       </header>
+      {state.schedulePause === null && state.schedules.length > 0 && (
+        <div className="pause-all" role="group" aria-label="Pause all schedules">
+          <button
+            type="button"
+            disabled={state.busy !== null}
+            onClick={() => void state.pauseAllSchedules(60)}
+          >
+            Pause all for 1 hour
+          </button>
+          <button
+            type="button"
+            disabled={state.busy !== null}
+            onClick={() => void state.pauseAllSchedules(null)}
+          >
+            Pause all until resumed
+          </button>
+        </div>
+      )}
       {state.schedulePause !== null && (
         <div className="pause-banner" role="status">
           <p>

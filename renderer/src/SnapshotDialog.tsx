@@ -2,6 +2,7 @@ import { useId, useState, type FormEvent } from "react";
 
 import type { ApiError, VmWithSnapshots } from "./protocol.js";
 import { ErrorBox } from "./ErrorBox.js";
+import { Modal } from "./Modal.js";
 
 export function SnapshotDialog({
   vm,
@@ -32,56 +33,54 @@ export function SnapshotDialog({
     });
   };
   return (
-    <div className="modal" role="dialog" aria-modal="true" aria-labelledby={`${id}-title`}>
-      <form onSubmit={submit} onKeyDown={(e) => e.key === "Escape" && onCancel()}>
-        <h2 id={`${id}-title`}>Take a snapshot of {vm.name}</h2>
-        <label htmlFor={`${id}-name`}>Name</label>
-        <input
-          id={`${id}-name`}
-          value={name}
-          onChange={(e) => setName(e.target.value)}
-          placeholder="manual-<date>-<time>"
-          autoFocus
-          maxLength={128}
-        />
-        <label htmlFor={`${id}-note`}>Note</label>
-        <textarea
-          id={`${id}-note`}
-          value={note}
-          onChange={(e) => setNote(e.target.value)}
-          rows={2}
-          maxLength={2000}
-        />
-        <fieldset>
-          <legend>Disks</legend>
-          {disks.map((d) => (
-            <label key={d.target} className="check">
-              <input
-                type="checkbox"
-                checked={chosen.includes(d.target)}
-                disabled={d.snapshotBlocker !== null}
-                onChange={(e) =>
-                  setChosen(e.target.checked ? [...chosen, d.target] : chosen.filter((t) => t !== d.target))
-                }
-              />
-              {d.target} ({d.role})
-              {d.snapshotBlocker !== null && <span className="hint"> — {d.snapshotBlocker}</span>}
-            </label>
-          ))}
-        </fieldset>
-        <p className="hint">
-          {vm.active ? "The VM keeps running; its disks are captured in one instant." : "The VM is shut off."}
-        </p>
-        {error !== null && <ErrorBox error={error} />}
-        <div className="buttons">
-          <button type="button" onClick={onCancel}>
-            Cancel
-          </button>
-          <button type="submit" className="primary" disabled={busy || chosen.length === 0}>
-            {busy ? "Taking…" : "Take snapshot"}
-          </button>
-        </div>
-      </form>
-    </div>
+    <Modal labelledBy={`${id}-title`} onClose={onCancel} onSubmit={submit}>
+      <h2 id={`${id}-title`}>Take a snapshot of {vm.name}</h2>
+      <label htmlFor={`${id}-name`}>Name</label>
+      <input
+        id={`${id}-name`}
+        value={name}
+        onChange={(e) => setName(e.target.value)}
+        placeholder="manual-<date>-<time>"
+        autoFocus
+        maxLength={128}
+      />
+      <label htmlFor={`${id}-note`}>Note</label>
+      <textarea
+        id={`${id}-note`}
+        value={note}
+        onChange={(e) => setNote(e.target.value)}
+        rows={2}
+        maxLength={2000}
+      />
+      <fieldset>
+        <legend>Disks</legend>
+        {disks.map((d) => (
+          <label key={d.target} className="check">
+            <input
+              type="checkbox"
+              checked={chosen.includes(d.target)}
+              disabled={d.snapshotBlocker !== null}
+              onChange={(e) =>
+                setChosen(e.target.checked ? [...chosen, d.target] : chosen.filter((t) => t !== d.target))
+              }
+            />
+            {d.target} ({d.role})
+            {d.snapshotBlocker !== null && <span className="hint"> — {d.snapshotBlocker}</span>}
+          </label>
+        ))}
+      </fieldset>
+      <p className="hint">
+        {vm.active ? "The VM keeps running; its disks are captured in one instant." : "The VM is shut off."}
+      </p>
+      {error !== null && <ErrorBox error={error} />}
+      <div className="buttons">
+        <button type="button" onClick={onCancel}>
+          Cancel
+        </button>
+        <button type="submit" className="primary" disabled={busy || chosen.length === 0}>
+          {busy ? "Taking…" : "Take snapshot"}
+        </button>
+      </div>
+    </Modal>
   );
 }

@@ -1,8 +1,9 @@
-import { useEffect, useId, useRef, useState, type ReactNode } from "react";
+import { useId, useState, type ReactNode } from "react";
 
 import type { ApiError, JobView } from "./protocol.js";
 import { ErrorBox } from "./ErrorBox.js";
 import { JobRow } from "./JobsPanel.js";
+import { Modal } from "./Modal.js";
 
 /**
  * The frame every wizard shares: a modal dialog with its title, the steps with the current one
@@ -27,39 +28,20 @@ export function Wizard({
   buttons: ReactNode;
 }) {
   const id = useId();
-  const form = useRef<HTMLFormElement>(null);
-  // Keyboard users land in the dialog when it opens and back where they were when it closes.
-  useEffect(() => {
-    const before = document.activeElement instanceof HTMLElement ? document.activeElement : null;
-    if (!form.current?.contains(document.activeElement)) {
-      form.current?.querySelector<HTMLElement>("input, select, textarea, button.primary, button")?.focus();
-    }
-    return () => before?.focus();
-  }, []);
   return (
-    <div className="modal" role="dialog" aria-modal="true" aria-labelledby={`${id}-title`}>
-      <form
-        ref={form}
-        onSubmit={(e) => e.preventDefault()}
-        onKeyDown={(e) => {
-          if (e.key === "Escape") {
-            onClose();
-          }
-        }}
-      >
-        <h2 id={`${id}-title`}>{title}</h2>
-        <ol className="steps" aria-label="Steps">
-          {steps.map((step, i) => (
-            <li key={step} aria-current={i === current ? "step" : undefined}>
-              {step}
-            </li>
-          ))}
-        </ol>
-        {children}
-        {error !== null && <ErrorBox error={error} />}
-        <div className="buttons">{buttons}</div>
-      </form>
-    </div>
+    <Modal labelledBy={`${id}-title`} onClose={onClose}>
+      <h2 id={`${id}-title`}>{title}</h2>
+      <ol className="steps" aria-label="Steps">
+        {steps.map((step, i) => (
+          <li key={step} aria-current={i === current ? "step" : undefined}>
+            {step}
+          </li>
+        ))}
+      </ol>
+      {children}
+      {error !== null && <ErrorBox error={error} />}
+      <div className="buttons">{buttons}</div>
+    </Modal>
   );
 }
 

@@ -47,7 +47,12 @@ describe("first run, settings and schedules in Chromium, on snapkeep serve", () 
     page.screenshot({ path: join(shots, name), fullPage: true });
 
   beforeAll(async () => {
-    execFileSync("npm", ["run", "build"], { cwd: repo, stdio: "inherit" });
+    // The bundle users get: vitest sets NODE_ENV=test, which would build React's development mode.
+    execFileSync("npm", ["run", "build"], {
+      cwd: repo,
+      stdio: "inherit",
+      env: { ...process.env, NODE_ENV: "production" },
+    });
     mkdirSync(shots, { recursive: true });
     home = mkdtempSync(join(tmpdir(), "snapkeep-uis-"));
     sshd = await startSshd();
@@ -282,6 +287,12 @@ describe("first run, settings and schedules in Chromium, on snapkeep serve", () 
     await banner.getByRole("button", { name: "Resume all now" }).click();
     await banner.waitFor({ state: "detached" });
     expect(cli("schedule", "list")).not.toMatch(/All schedules are paused/);
+    // And started here: what the CLI (and so the scheduler) sees.
+    await view.getByRole("button", { name: "Pause all until resumed" }).click();
+    await view.getByRole("status").filter({ hasText: "All schedules are paused until resumed" }).waitFor();
+    expect(cli("schedule", "list")).toMatch(/paused/i);
+    await view.getByRole("button", { name: "Resume all now" }).click();
+    await view.getByRole("button", { name: "Pause all for 1 hour" }).waitFor();
 
     await row.getByRole("button", { name: "Pause" }).click();
     await row.getByText("paused").waitFor();

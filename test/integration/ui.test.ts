@@ -47,7 +47,12 @@ describe("the UI in Chromium, on snapkeep serve", () => {
   };
 
   beforeAll(async () => {
-    execFileSync("npm", ["run", "build"], { cwd: repo, stdio: "inherit" });
+    // The bundle users get: vitest sets NODE_ENV=test, which would build React's development mode.
+    execFileSync("npm", ["run", "build"], {
+      cwd: repo,
+      stdio: "inherit",
+      env: { ...process.env, NODE_ENV: "production" },
+    });
     mkdirSync(shots, { recursive: true });
     home = mkdtempSync(join(tmpdir(), "snapkeep-ui-"));
     await vms.create({

@@ -66,7 +66,22 @@ describe("API input checks", () => {
       params: { host: "local", vm: "web", when: { every: "daily" }, retention: { keepLast: 3 } },
     });
     expect(bad).toMatchObject({ id: 2, error: { code: "INVALID_INPUT" } });
-    expect("error" in bad && bad.error.message).toMatch(/^Bad parameters for schedules.add \(when\.at\)/);
+    expect("error" in bad && bad.error.hint).toBe("In schedules.add (when.at).");
+    const zero = await api.handle({
+      id: 5,
+      method: "schedules.preview",
+      params: {
+        draft: {
+          host: "local",
+          vm: "web",
+          when: { every: "daily", at: "02:00" },
+          retention: { keepLast: 0 },
+        },
+      },
+    });
+    expect("error" in zero && zero.error.message).toBe(
+      "Keep counts are whole numbers from 1 to 10,000; leave one empty for no such rule.",
+    );
     const both = await api.handle({
       id: 3,
       method: "import.start",

@@ -14,6 +14,8 @@ export interface SchedulesSlice {
   readonly schedulePause: SchedulePause | null;
   loadSchedules(): Promise<void>;
   resumeAllSchedules(): Promise<void>;
+  /** Pauses every schedule for `minutes`, or until resumed (null). */
+  pauseAllSchedules(minutes: number | null): Promise<void>;
   /**
    * Adds a schedule, or with `id` changes that one. Answers null when saved, else the error: the
    * editor shows it beside its fields rather than on the page behind it.
@@ -38,6 +40,12 @@ export const schedulesSlice: Slice<SchedulesSlice> = (api, run) => (set, get) =>
     } catch (error) {
       set({ error: asApiError(error) });
     }
+  },
+  pauseAllSchedules: async (minutes) => {
+    await run("Pausing all schedules", async () => {
+      await api.call("schedules.pauseAll", minutes === null ? {} : { minutes });
+      await get().loadSchedules();
+    });
   },
   resumeAllSchedules: async () => {
     await run("Resuming all schedules", async () => {

@@ -4,6 +4,8 @@ import { useStore } from "zustand";
 import type { HostConfig, HostVms, Target } from "./protocol.js";
 import type { TargetTest } from "./slices/settings.js";
 import type { AppStore } from "./store.js";
+import { DesktopSettings } from "./DesktopSettings.js";
+import { isDesktop } from "./transports.js";
 
 /** A host key waiting for the person to compare it with the one the host prints. */
 interface PendingTrust {
@@ -92,6 +94,7 @@ export function SettingsView({ store }: { store: AppStore }) {
         busy={state.busy !== null}
         onSave={(keep) => void state.setSafetyKeep(keep)}
       />
+      {isDesktop() && <DesktopSettings busy={state.busy !== null} call={state.call} />}
     </section>
   );
 }

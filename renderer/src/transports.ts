@@ -13,6 +13,11 @@ declare global {
   }
 }
 
+/** Whether the page runs in the desktop app (which has settings a browser has not). */
+export function isDesktop(): boolean {
+  return window.snapkeepIpc !== undefined;
+}
+
 /** The desktop bridge when the page runs in the app, else the WebSocket of the page's server. */
 export function clientForPage(window: Window, onConnection: (connected: boolean) => void): ApiClient {
   if (window.snapkeepIpc !== undefined) {

@@ -373,16 +373,25 @@ export class LibvirtHost {
     // A fresh separator each call: no text inside a VM's definition can imitate it.
     const separator = `@@snapkeep-${randomBytes(8).toString("hex")}@@`;
     const argv = virsh.batchArgs(this.uri, commands, separator);
-    const result = await runChecked(this.runner, argv, doing, { timeoutMs: QUERY_TIMEOUT_MS });
-    const unexpected = result.stderr
-      .split("\n")
-      .filter((line) => /^error:/i.test(line.trim()))
-      .filter(
-        (line) =>
-          !/failed to get domain|Domain not found|no domain with matching|domain is not running/i.test(line),
+    const result = await this.runner.run(argv, { timeoutMs: QUERY_TIMEOUT_MS });
+    const errors = result.stderr.split("\n").filter((line) => /^error:/i.test(line.trim()));
+    // A domain that is gone (or not running) answers empty: the caller says so in its own words.
+    // virsh exits non-zero for it too, so only other errors, or a failure without any, are failures.
+    const unexpected = errors.filter(
+      (line) =>
+        !/failed to get domain|Domain not found|no domain with matching|domain is not running/i.test(line),
+    );
+    if (unexpected.length > 0 || (result.code !== 0 && errors.length === 0)) {
+      checkResult(
+        this.runner.label,
+        argv,
+        {
+          ...result,
+          code: result.code === 0 ? 1 : result.code,
+          stderr: unexpected.join("\n") || result.stderr,
+        },
+        doing,
       );
-    if (unexpected.length > 0) {
-      checkResult(this.runner.label, argv, { ...result, code: 1, stderr: unexpected.join("\n") }, doing);
     }
     return splitBatch(result.stdout, separator, commands.length);
   }

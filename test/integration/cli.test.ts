@@ -112,6 +112,11 @@ describe("snapkeep CLI", () => {
     expect(missing.stderr).toBe(
       'snapkeep: There is no VM named "no-such-vm" on host local.\n  List them with: snapkeep vm list --host local\n',
     );
+    // By UUID too (how schedules find their VM): a VM that is gone is "no VM", not a virsh error.
+    const gone = cli(["snapshot", "list", "local/0b0e7a52-1c1c-4d4d-9e9e-aaaaaaaaaaaa"]);
+    expect(gone.stderr).toMatch(
+      /^snapkeep: There is no VM named "0b0e7a52-1c1c-4d4d-9e9e-aaaaaaaaaaaa" on host local\./,
+    );
     const badRef = cli(["snapshot", "list", "just-a-name"]);
     expect(badRef.code).toBe(1);
     expect(badRef.stderr).toMatch(/"just-a-name" is not HOST\/VM/);

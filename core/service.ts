@@ -12,7 +12,12 @@ import {
   type DefinitionSummary,
 } from "./restore/definition-summary.js";
 import { groupSnapshots } from "./domain/snapshots.js";
-import { chooseSnapshotDisks, resolveSnapshot, validateHostName } from "./domain/selection.js";
+import {
+  chooseSnapshotDisks,
+  resolveSnapshot,
+  validateHostName,
+  validateLibvirtUri,
+} from "./domain/selection.js";
 import type {
   HostConfig,
   LvSnapshot,
@@ -124,6 +129,7 @@ export class SnapkeepService {
 
   addLocalHost(name: string, uri = "qemu:///system"): HostConfig {
     validateHostName(name);
+    validateLibvirtUri(uri);
     const host: HostConfig = { name, kind: "local", uri };
     this.#saveNewHost(host);
     return host;
@@ -142,6 +148,9 @@ export class SnapkeepService {
     trust?: string;
   }): Promise<{ host: SshHostConfig; offeredFingerprint: string; trusted: boolean }> {
     validateHostName(request.name);
+    if (request.uri !== undefined) {
+      validateLibvirtUri(request.uri);
+    }
     const spec = parseSshSpec(request.ssh);
     const host: SshHostConfig = {
       name: request.name,

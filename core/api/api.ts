@@ -317,9 +317,21 @@ function handlers(
         },
       ),
     "exports.verify": (p) =>
-      jobs.start({ kind: "verify", title: `Verify export ${p.export} on ${p.target}` }, (signal) =>
-        exports.verify(p.target, p.export, signal),
-      ),
+      jobs.start({ kind: "verify", title: `Verify export ${p.export} on ${p.target}` }, async (signal) => {
+        const result = await exports.verify(p.target, p.export, signal);
+        // A verification that found damage is a failed job, never a "done" one.
+        if (!result.ok) {
+          throw new SnapkeepError(
+            "VERIFY_FAILED",
+            `${result.badFiles.join(", ")} of export ${result.id} on ${p.target} no longer match${result.badFiles.length === 1 ? "es" : ""} the checksums taken when it was made.`,
+            {
+              hint: "It is listed as corrupt now. Export the snapshot again, and check the target's disk.",
+              details: { badFiles: result.badFiles },
+            },
+          );
+        }
+        return result;
+      }),
     "import.start": async (p) => {
       const request = {
         target: p.target,
@@ -381,6 +393,7 @@ function handlers(
           title: `Make ${p.kind} ${p.name} from ${p.vm} “${parseSnapshotTag(p.snapshot).name}”`,
           host: p.host,
           vm: p.vm,
+          cancellable: false,
         },
         () => create(false),
       );
@@ -402,6 +415,7 @@ function handlers(
           title: `Create VM ${p.name} from template ${p.template}`,
           host: p.host,
           vm: p.name,
+          cancellable: false,
         },
         async () => {
           const made = await restore.createVm(request);
@@ -414,15 +428,18 @@ function handlers(
     "jobs.list": () => [...scheduledJobs(context.home), ...jobs.list()],
     "jobs.cancel": (p) => jobs.cancel(p.id),
     "lab.up": () =>
-      jobs.start({ kind: "lab", title: "Create the demo VMs on this computer" }, async () => {
-        const made = await labUp(new LocalRunner(), "qemu:///system");
-        let host = service.listHosts().find((h) => h.kind === "local")?.name;
-        if (host === undefined) {
-          host = service.addLocalHost("local").name;
-        }
-        changed(host);
-        return made.map((m) => m.name);
-      }),
+      jobs.start(
+        { kind: "lab", title: "Create the demo VMs on this computer", cancellable: false },
+        async () => {
+          const made = await labUp(new LocalRunner(), "qemu:///system");
+          let host = service.listHosts().find((h) => h.kind === "local")?.name;
+          if (host === undefined) {
+            host = service.addLocalHost("local").name;
+          }
+          changed(host);
+          return made.map((m) => m.name);
+        },
+      ),
     "settings.get": () => ({ safetyKeep: service.safetyKeep() }),
     "settings.set": (p) => {
       if (p.safetyKeep !== undefined) {

@@ -21,6 +21,8 @@ export interface JobSpec {
   readonly title: string;
   readonly host?: string | undefined;
   readonly vm?: string | undefined;
+  /** False for work that cannot stop half way (a copy qemu-img makes in one go): no Cancel is offered. */
+  readonly cancellable?: boolean;
 }
 
 export type JobWork = (signal: AbortSignal, report: (progress: JobProgress) => void) => Promise<unknown>;
@@ -68,7 +70,7 @@ export class Jobs {
       progress: null,
       error: null,
       result: null,
-      cancellable: true,
+      cancellable: spec.cancellable ?? true,
     };
     const report = (progress: JobProgress): void => {
       const entry = this.#entries.get(id);
@@ -116,11 +118,18 @@ export class Jobs {
     if (entry === undefined) {
       throw new SnapkeepError("NOT_FOUND", `There is no job ${id}.`);
     }
-    if (entry.view.state === "running") {
-      entry.abort.abort();
-      entry.view = { ...entry.view, cancellable: false };
-      this.#options.onChange(entry.view);
+    if (entry.view.state !== "running" || entry.abort.signal.aborted) {
+      return entry.view;
     }
+    if (!entry.view.cancellable) {
+      throw new SnapkeepError(
+        "INVALID_INPUT",
+        `“${entry.view.title}” cannot be stopped half way; it ends by itself.`,
+      );
+    }
+    entry.abort.abort();
+    entry.view = { ...entry.view, cancellable: false };
+    this.#options.onChange(entry.view);
     return entry.view;
   }
 

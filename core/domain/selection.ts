@@ -12,6 +12,21 @@ export function validateHostName(name: string): void {
 }
 
 /**
+ * The libvirt URIs a host may have: QEMU's system or session daemon over its local socket. libvirt
+ * URIs can name transports that run programs (`qemu+ext:///…?command=…`) or point elsewhere;
+ * Snapkeep reaches remote hosts through its own SSH, so nothing else is needed, or accepted.
+ */
+export function validateLibvirtUri(uri: string): void {
+  if (!/^qemu(\+unix)?:\/\/\/(system|session)$/.test(uri)) {
+    throw new SnapkeepError(
+      "INVALID_INPUT",
+      `"${uri}" is not a libvirt URI Snapkeep uses: give qemu:///system (the default) or qemu:///session.`,
+      { hint: "For another computer, add it as an SSH host: snapkeep host add NAME --ssh USER@HOST" },
+    );
+  }
+}
+
+/**
  * The disks a snapshot covers: the chosen ones, or every hard disk. CD-ROMs are not disks and are
  * left out of "every"; any other disk that cannot be snapshotted is an error naming it, so nothing
  * is half-done.

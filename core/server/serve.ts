@@ -69,7 +69,14 @@ export async function serve(api: Api, options: ServeOptions = {}): Promise<Servi
     new Set([`${host}:${port}`, `localhost:${port}`, `127.0.0.1:${port}`]);
 
   const server: Server = createServer((request, response) => {
-    void serveFile(request, response);
+    // Whatever a request does wrong, it gets an answer: a rejection here would end the process,
+    // and with it the jobs it runs.
+    serveFile(request, response).catch(() => {
+      if (!response.headersSent) {
+        response.writeHead(400);
+      }
+      response.end();
+    });
   });
   const serveFile = async (request: IncomingMessage, response: ServerResponse): Promise<void> => {
     const headers = {
@@ -85,7 +92,13 @@ export async function serve(api: Api, options: ServeOptions = {}): Promise<Servi
       response.writeHead(request.method === "GET" ? 421 : 405, headers).end();
       return;
     }
-    const path = decodeURIComponent(new URL(request.url ?? "/", "http://x").pathname);
+    let path: string;
+    try {
+      path = decodeURIComponent(new URL(request.url ?? "/", "http://x").pathname);
+    } catch {
+      response.writeHead(400, headers).end();
+      return;
+    }
     const file = normalize(join(root, path === "/" ? "index.html" : path));
     if (!file.startsWith(root.endsWith(sep) ? root : `${root}${sep}`)) {
       response.writeHead(404, headers).end();

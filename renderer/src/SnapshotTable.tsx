@@ -34,10 +34,10 @@ export function SnapshotTable({
   onDelete: (tag: string) => void;
 }) {
   const newestFirst = useMemo(() => [...snapshots].reverse(), [snapshots]);
-  const { ref, onScroll, range } = useVirtualRows<HTMLDivElement>(newestFirst.length, ROW, 480);
+  const { ref, element, onScroll, range } = useVirtualRows<HTMLDivElement>(newestFirst.length, ROW, 480);
   useEffect(() => {
     const index = newestFirst.findIndex((s) => s.tag === selected);
-    const el = ref.current;
+    const el = element.current;
     if (index === -1 || el === null) {
       return;
     }

@@ -125,6 +125,8 @@ describe("the UI in Chromium, on snapkeep serve", () => {
     expect(await attempt(`${api}?token=${token}`, { Origin: origin })).toBe("open");
     const page404 = await fetch(origin.replace("127.0.0.1", "localhost") + "/../../etc/passwd");
     expect(page404.status).toBe(404);
+    // A malformed path is refused, and the server goes on.
+    expect((await fetch(`${origin}/%E0%A4%A`)).status).toBe(400);
     const index = await fetch(`${origin}/`);
     expect(index.headers.get("content-security-policy")).toContain("script-src 'self'");
   });

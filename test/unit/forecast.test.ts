@@ -92,3 +92,21 @@ describe("API input checks", () => {
     expect(job).toMatchObject({ id: 4, error: { code: "INVALID_INPUT" } });
   });
 });
+
+describe("libvirt URIs of hosts", () => {
+  it("takes the local system or session daemon, nothing that could run a program or go elsewhere", async () => {
+    const { validateLibvirtUri } = await import("../../core/domain/selection.js");
+    for (const good of ["qemu:///system", "qemu:///session", "qemu+unix:///system"]) {
+      expect(() => validateLibvirtUri(good)).not.toThrow();
+    }
+    for (const bad of [
+      "qemu+ext:///system?command=/bin/sh",
+      "qemu+unix:///system?socket=/tmp/evil",
+      "qemu+ssh://root@elsewhere/system",
+      "qemu:///system\n",
+      "",
+    ]) {
+      expect(() => validateLibvirtUri(bad)).toThrow(/not a libvirt URI Snapkeep uses/);
+    }
+  });
+});

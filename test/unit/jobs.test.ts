@@ -85,6 +85,20 @@ describe("UI jobs", () => {
     expect(ended.result).toBeNull();
   });
 
+  it("offers no cancel for work that cannot stop half way, and refuses one", async () => {
+    const { jobs } = harness();
+    let finish: () => void = () => undefined;
+    const started = jobs.start(
+      { kind: "template", title: "Make template t", cancellable: false },
+      () => new Promise<void>((r) => (finish = r)),
+    );
+    expect(started.cancellable).toBe(false);
+    expect(() => jobs.cancel(started.id)).toThrow(/cannot be stopped half way/);
+    await Promise.resolve();
+    finish();
+    expect((await jobs.settled(started.id)).state).toBe("succeeded");
+  });
+
   it("keeps a failure's sentence and hint", async () => {
     const { jobs } = harness();
     const started = jobs.start({ kind: "import", title: "Restore" }, async () => {

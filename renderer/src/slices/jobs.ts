@@ -12,13 +12,27 @@ export interface JobsSlice {
   cancelJob(id: string): Promise<void>;
 }
 
-export const jobsSlice: Slice<JobsSlice> = (api, run) => (set) => ({
+/** Jobs whose end changes what the Exports view lists (a new export, a verdict on one). */
+const CHANGES_EXPORTS: ReadonlySet<JobView["kind"]> = new Set(["export", "verify"]);
+
+export const jobsSlice: Slice<JobsSlice> = (api, run) => (set, get) => ({
   jobs: {},
   loadJobs: async () => {
     const list = await api.call<JobView[]>("jobs.list");
     set({ jobs: Object.fromEntries(list.map((j) => [j.id, j])) });
   },
-  jobChanged: (job) => set((s) => ({ jobs: { ...s.jobs, [job.id]: job } })),
+  jobChanged: (job) => {
+    const before = get().jobs[job.id];
+    set((s) => ({ jobs: { ...s.jobs, [job.id]: job } }));
+    if (
+      job.state !== "running" &&
+      (before === undefined || before.state === "running") &&
+      CHANGES_EXPORTS.has(job.kind) &&
+      get().view === "exports"
+    ) {
+      void get().loadExports();
+    }
+  },
   startJob: async (busy, method, params) => {
     let job: JobView | null = null;
     await run(busy, async () => {

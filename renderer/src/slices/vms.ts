@@ -24,11 +24,47 @@ export interface VmsSlice {
 }
 
 export const vmsSlice: Slice<VmsSlice> = (api, run) => (set, get) => {
+  /**
+   * The VM on screen, by host and UUID: actions name what the person sees, never a selection that
+   * moved on meanwhile (a same-named snapshot on another VM must not be the one deleted).
+   */
+  const shown = (): { host: string; vm: string } | null => {
+    const vm = get().vm;
+    return vm === null ? null : { host: vm.host, vm: vm.uuid };
+  };
+  /** Reads the selected VM again; an answer for a selection that changed meanwhile is dropped. */
   const reloadVm = async (): Promise<void> => {
     const selected = get().selected;
-    if (selected !== null) {
+    if (selected === null) {
+      return;
+    }
+    try {
       const vm = await api.call<VmWithSnapshots>("vm.get", selected);
-      set({ vm });
+      if (get().selected === selected) {
+        set({ vm });
+      }
+    } catch (error) {
+      // Gone (deleted elsewhere, or its host removed): nothing stays on screen to act on.
+      if (get().selected === selected && asApiError(error).code === "NOT_FOUND") {
+        set({ selected: null, vm: null, selectedSnapshot: null });
+      }
+      throw error;
+    }
+  };
+  // One refresh at a time, and at most one more after it: a burst of change events (fifty
+  // schedules at 02:00) costs two listings, not fifty racing ones.
+  let refreshing: Promise<void> | null = null;
+  let again = false;
+  const refreshOnce = async (): Promise<void> => {
+    set({ loading: true });
+    try {
+      const hosts = await api.call<HostVms[]>("vms.list");
+      set({ hosts });
+      await reloadVm();
+    } catch (error) {
+      set({ error: asApiError(error) });
+    } finally {
+      set({ loading: false });
     }
   };
   return {
@@ -38,16 +74,19 @@ export const vmsSlice: Slice<VmsSlice> = (api, run) => (set, get) => {
     vm: null,
     selectedSnapshot: null,
     refresh: async () => {
-      set({ loading: true });
-      try {
-        const hosts = await api.call<HostVms[]>("vms.list");
-        set({ hosts, error: null });
-        await reloadVm();
-      } catch (error) {
-        set({ error: asApiError(error) });
-      } finally {
-        set({ loading: false });
+      if (refreshing !== null) {
+        again = true;
+        return refreshing;
       }
+      refreshing = (async () => {
+        do {
+          again = false;
+          await refreshOnce();
+        } while (again);
+      })().finally(() => {
+        refreshing = null;
+      });
+      return refreshing;
     },
     select: async (selected) => {
       set({ selected, vm: null, selectedSnapshot: null });
@@ -55,46 +94,46 @@ export const vmsSlice: Slice<VmsSlice> = (api, run) => (set, get) => {
     },
     selectSnapshot: (tag) => set({ selectedSnapshot: tag }),
     createSnapshot: async (request) => {
-      const selected = get().selected;
-      if (selected === null) {
+      const vm = shown();
+      if (vm === null) {
         return false;
       }
       return run("Taking the snapshot", async () => {
-        await api.call("snapshot.create", { ...selected, ...request });
+        await api.call("snapshot.create", { ...vm, ...request });
         await reloadVm();
       });
     },
     deleteSnapshot: async (tag) => {
-      const selected = get().selected;
-      if (selected !== null) {
+      const vm = shown();
+      if (vm !== null) {
         await run("Deleting the snapshot", async () => {
-          await api.call("snapshot.delete", { ...selected, snapshot: tag });
+          await api.call("snapshot.delete", { ...vm, snapshot: tag });
           set({ selectedSnapshot: null });
           await reloadVm();
         });
       }
     },
     setPinned: async (tag, pinned) => {
-      const selected = get().selected;
-      if (selected !== null) {
+      const vm = shown();
+      if (vm !== null) {
         await run(pinned ? "Pinning" : "Unpinning", async () => {
-          await api.call("snapshot.pin", { ...selected, snapshot: tag, pinned });
+          await api.call("snapshot.pin", { ...vm, snapshot: tag, pinned });
           await reloadVm();
         });
       }
     },
     revert: async (tag, options, dryRun) => {
-      const selected = get().selected;
-      if (selected === null) {
+      const vm = shown();
+      if (vm === null) {
         return null;
       }
       let result: RevertResult | null = null;
       await run(dryRun ? "Checking" : tag === null ? "Undoing the revert" : "Reverting", async () => {
         result =
           tag === null
-            ? await api.call<RevertResult>("snapshot.undo", { ...selected, ...options, dryRun })
+            ? await api.call<RevertResult>("snapshot.undo", { ...vm, ...options, dryRun })
             : await api.call<RevertResult>("snapshot.revert", {
-                ...selected,
+                ...vm,
                 snapshot: tag,
                 ...options,
                 dryRun,

@@ -35,7 +35,7 @@ import type { CommandRunner } from "./runner/types.js";
 import { requireOfferedFingerprint } from "./ssh/hostkey.js";
 import { parseSshSpec } from "./ssh/config.js";
 import { libvirtGuestOps } from "./hypervisor/guest.js";
-import { lvSnapshotWarnings } from "./hypervisor/lvm.js";
+import { lvSnapshotWarnings, mergeRefusal } from "./hypervisor/lvm.js";
 import { withConsistency } from "./schedule/consistency.js";
 import { snapshotKey, type Annotation, type Consistency, type Settings } from "./store/schema.js";
 import type { SettingsStore } from "./store/store.js";
@@ -444,6 +444,10 @@ export class SnapkeepService {
         `Snapshot "${snapshot.name}" is invalid on ${invalid.map((d) => d.target).join(", ")}: its LVM COW space ran out, so it no longer holds the past content.`,
         { hint: "Delete it and revert to another snapshot." },
       );
+    }
+    const refusal = mergeRefusal(snapshot, targets, inspection.lvs);
+    if (refusal !== null) {
+      throw refusal;
     }
     // LVM's merge writes back every chunk the snapshot kept; the safety snapshot taken just before
     // receives all of them as changes, so its COW space must hold them (plus the usual share).

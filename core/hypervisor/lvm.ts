@@ -172,6 +172,67 @@ export function planLvSnapshots(
 }
 
 /** Job-log warnings for a VM's LVM snapshots: COW space at 80% or more, and invalid ones. */
+/**
+ * What a merge revert would break before it runs, for the revert's plan (its dry run too):
+ * - a snapshot Snapkeep did not make: LVM's merge consumes it, and it is not Snapkeep's to consume;
+ * - another thick snapshot of the same origin without the COW space to absorb the merge: the merge
+ *   rewrites every chunk the merged snapshot kept, and each sibling copies those chunks before they
+ *   change, so one with less free space than that runs full and turns invalid (pinned ones too).
+ * Pure: the snapshot's disks and the host's lvs in, a refusal (or nothing) out.
+ */
+export function mergeRefusal(
+  snapshot: Snapshot,
+  targets: readonly string[],
+  lvs: readonly LogicalVolume[],
+): SnapkeepError | null {
+  const merged = snapshot.disks.filter((d) => targets.includes(d.target) && d.lv !== undefined);
+  if (merged.length > 0 && snapshot.kind === "foreign") {
+    const first = merged[0]?.lv;
+    return new SnapkeepError(
+      "INVALID_INPUT",
+      `Snapshot "${snapshot.name}" is an LVM snapshot Snapkeep did not make; reverting to it merges it into its volume, which consumes it, so Snapkeep leaves that to you.`,
+      {
+        hint: `If that is what you want, stop the VM and run: lvconvert --merge ${first?.vg ?? "VG"}/${first?.name ?? "LV"}`,
+      },
+    );
+  }
+  const short: string[] = [];
+  for (const disk of merged) {
+    const lv = lvs.find((l) => l.vg === disk.lv?.vg && l.name === disk.lv.name);
+    if (lv === undefined || lv.origin === null || disk.lv?.thin === true) {
+      continue;
+    }
+    const rewritten = (lv.size * (lv.usedPercent ?? 100)) / 100;
+    for (const sibling of lvs) {
+      if (
+        sibling.vg !== lv.vg ||
+        sibling.origin !== lv.origin ||
+        sibling.name === lv.name ||
+        lvRoleOf(sibling.attr) !== "thick-snapshot" ||
+        isInvalidSnapshot(sibling)
+      ) {
+        continue;
+      }
+      const free = (sibling.size * (100 - (sibling.usedPercent ?? 0))) / 100;
+      if (free < rewritten) {
+        short.push(
+          `${sibling.vg}/${sibling.name} has ${formatBytes(free)} of COW space free, the merge rewrites ${formatBytes(rewritten)} of ${lv.origin}`,
+        );
+      }
+    }
+  }
+  if (short.length === 0) {
+    return null;
+  }
+  return new SnapkeepError(
+    "NO_SPACE",
+    `Reverting to "${snapshot.name}" would overflow other snapshots of the same volume, which LVM then marks invalid: ${short.join("; ")}. Nothing was reverted.`,
+    {
+      hint: "Give them room first (lvextend -L +SIZE VG/LV for each), or delete the ones you do not need, then revert again.",
+    },
+  );
+}
+
 export function lvSnapshotWarnings(snapshots: readonly Snapshot[]): string[] {
   return snapshots.flatMap((s) =>
     s.disks.flatMap((d) => {

@@ -16,6 +16,7 @@ import {
   lvDiskBlocker,
   lvImageState,
   lvSnapshotWarnings,
+  mergeRefusal,
   planLvSnapshots,
 } from "../../core/hypervisor/lvm.js";
 import { groupSnapshots } from "../../core/domain/snapshots.js";
@@ -251,5 +252,45 @@ describe("LVM snapshot logic", () => {
       /itself an LVM snapshot/,
     );
     expect(lvDiskBlocker("vdb", "x", byName("vm1-data"))).toBeNull();
+  });
+});
+
+describe("merge revert plan", () => {
+  const vm1data = groupSnapshots([
+    { target: "vdb", snapshots: lvImageState(lvs, byName("vm1-data")).snapshots },
+  ]);
+  const nightly = vm1data.find((x) => x.disks[0]?.lv?.name === "vm1-data.sk.nightly.1a2b3c4d");
+  const vm2 = groupSnapshots([{ target: "vda", snapshots: lvImageState(lvs, byName("vm2-root")).snapshots }]);
+
+  it("leaves a snapshot Snapkeep did not make to its owner: a merge would consume it", () => {
+    const foreign = vm2.find((x) => x.kind === "foreign");
+    expect(foreign).toBeDefined();
+    const refusal = foreign === undefined ? null : mergeRefusal(foreign, ["vda"], lvs);
+    expect(refusal?.code).toBe("INVALID_INPUT");
+    expect(refusal?.message).toMatch(/did not make; reverting to it merges it into its volume/);
+    expect(refusal?.hint).toBe(
+      "If that is what you want, stop the VM and run: lvconvert --merge vgsk/foreign-snap",
+    );
+  });
+
+  it("refuses when another thick snapshot of the volume could not absorb what the merge rewrites", () => {
+    if (nightly === undefined) {
+      throw new Error("fixture has no nightly snapshot");
+    }
+    // nightly: 8 MiB of COW, 25.2% used, so the merge rewrites about 2 MiB of vm1-data.
+    const sibling = (usedPercent: number) => ({
+      ...byName("vm1-data.sk.nightly.1a2b3c4d"),
+      name: "vm1-data.sk.weekly.9",
+      usedPercent,
+    });
+    const full = mergeRefusal(nightly, ["vdb"], [...lvs, sibling(95)]);
+    expect(full?.code).toBe("NO_SPACE");
+    expect(full?.message).toMatch(
+      /vgsk\/vm1-data\.sk\.weekly\.9 has 410 KiB of COW space free, the merge rewrites 2 MiB of vm1-data/,
+    );
+    expect(mergeRefusal(nightly, ["vdb"], [...lvs, sibling(10)])).toBeNull();
+    // An invalid sibling has nothing left to lose, and alone the snapshot merges freely.
+    expect(mergeRefusal(nightly, ["vdb"], [...lvs, { ...sibling(100), attr: "swi-I-s---" }])).toBeNull();
+    expect(mergeRefusal(nightly, ["vdb"], lvs)).toBeNull();
   });
 });

@@ -315,7 +315,7 @@ export class SnapkeepService {
     // The job log is where a schedule's owner looks: LVM snapshots filling up are said there.
     return {
       snapshot: created,
-      warnings: [...taken.warnings, ...lvSnapshotWarnings(after.snapshots)],
+      warnings: [...taken.warnings, ...taken.result, ...lvSnapshotWarnings(after.snapshots)],
       log: taken.log,
     };
   }

@@ -404,19 +404,20 @@ export class LibvirtHost {
    * The qcow2 disks of a running VM are one QMP transaction, one instant. LVM has no transaction
    * across LVs (nor with QEMU), so when a running VM needs more than one step, its vCPUs are paused
    * for the steps and resumed after: every disk shows the same instant, as with qcow2 alone.
+   * Returns warnings: a snapshot that was made stays made even if the VM could not be resumed.
    */
   async createSnapshot(
     inspection: VmInspection,
     targets: readonly string[],
     tag: string,
     options: CreateSnapshotOptions,
-  ): Promise<void> {
+  ): Promise<string[]> {
     const all = targets.map((t) => requireDisk(inspection, t));
     const lvDisks = all.filter((d) => d.type === "block");
     const qcow2 = all.filter((d) => d.type !== "block");
     if (lvDisks.length === 0) {
       await this.#createQcow2Snapshot(inspection, qcow2, tag);
-      return;
+      return [];
     }
     // Fresh numbers for the space check: the listing may be minutes old.
     const lvs = await readLvs(this.runner);
@@ -447,6 +448,7 @@ export class LibvirtHost {
         },
       );
     }
+    let failure: unknown;
     try {
       const made = await createLvSnapshots(this.runner, plans, tag, options.takenAt);
       try {
@@ -464,18 +466,30 @@ export class LibvirtHost {
               },
             );
       }
-    } finally {
-      if (pause) {
-        await runChecked(
-          this.runner,
-          virsh.resumeArgs(this.uri, inspection.vm.uuid),
-          `Resuming ${inspection.vm.name}`,
-          {
-            timeoutMs: QUERY_TIMEOUT_MS,
-          },
-        );
+    } catch (error) {
+      failure = error;
+    }
+    const warnings: string[] = [];
+    if (pause) {
+      const resumed = await this.runner.run(virsh.resumeArgs(this.uri, inspection.vm.uuid), {
+        timeoutMs: QUERY_TIMEOUT_MS,
+      });
+      if (resumed.code !== 0) {
+        const paused = `${inspection.vm.name} stays paused: resuming it failed (${resumed.stderr.trim() || `exit code ${resumed.code}`}); resume it with: virsh resume ${inspection.vm.uuid}`;
+        if (failure instanceof SnapkeepError) {
+          failure = new SnapkeepError(failure.code, `${failure.message} ${paused}.`, {
+            ...(failure.hint === undefined ? {} : { hint: failure.hint }),
+            cause: failure,
+          });
+        } else if (failure === undefined) {
+          warnings.push(`The snapshot was made, but ${paused}.`);
+        }
       }
     }
+    if (failure !== undefined) {
+      throw failure;
+    }
+    return warnings;
   }
 
   async #createQcow2Snapshot(inspection: VmInspection, disks: readonly Disk[], tag: string): Promise<void> {

@@ -642,6 +642,24 @@ export class SnapkeepService {
     });
   }
 
+  /** Drops exports that were pruned or found damaged from every snapshot that listed them. */
+  forgetExports(exportRefs: readonly string[]): void {
+    if (exportRefs.length === 0) {
+      return;
+    }
+    const gone = new Set(exportRefs);
+    this.#deps.store.update((s) => ({
+      ...s,
+      annotations: Object.fromEntries(
+        Object.entries(s.annotations).map(([key, a]) =>
+          a.exportedTo?.some((e) => gone.has(e)) === true
+            ? [key, { ...a, exportedTo: a.exportedTo.filter((e) => !gone.has(e)) }]
+            : [key, a],
+        ),
+      ),
+    }));
+  }
+
   async #find(hostName: string, vmName: string): Promise<VmInspection> {
     return this.#libvirt(this.getHost(hostName)).findVm(vmName);
   }

@@ -616,6 +616,10 @@ export class Exports extends Targets {
       badFiles,
     };
     if (record) {
+      if (badFiles.length > 0) {
+        // A damaged copy is no recovery point: the timeline stops marking its snapshot as exported.
+        this.#deps.service.forgetExports([`${target.name}/${entry.id}`]);
+      }
       await fs
         .writeFile(posix.join(dir, "status.json"), `${JSON.stringify(status, null, 2)}\n`)
         .catch((error: unknown) => {
@@ -657,19 +661,20 @@ export class Exports extends Targets {
     for (const entry of entries) {
       byVm.set(entry.vmFolder, [...(byVm.get(entry.vmFolder) ?? []), entry]);
     }
-    const removed: string[] = [];
+    const removed: ExportEntry[] = [];
     const kept: string[] = [];
     for (const list of byVm.values()) {
       const newestFirst = [...list].reverse();
-      newestFirst.forEach((e, i) => (i < Math.max(1, keep) ? kept : removed).push(e.folder));
+      newestFirst.forEach((e, i) => (i < Math.max(1, keep) ? kept.push(e.folder) : removed.push(e)));
     }
     if (!options.dryRun) {
       const fs = this.targetFsOf(target);
-      for (const folder of removed) {
-        await fs.removeTree(posix.join(target.path, folder));
+      for (const entry of removed) {
+        await fs.removeTree(posix.join(target.path, entry.folder));
       }
+      this.#deps.service.forgetExports(removed.map((e) => `${target.name}/${e.id}`));
     }
-    return { removed, kept, dryRun: options.dryRun };
+    return { removed: removed.map((e) => e.folder), kept, dryRun: options.dryRun };
   }
 
   // ---- internals ---------------------------------------------------------------------------------

@@ -189,6 +189,9 @@ describe("exports", () => {
     checkBundle(result.folder);
     const listed = await exports.list("folder");
     expect(listed[0]?.exports.map((e) => [e.id, e.state])).toEqual([[result.id, "verified"]]);
+    // The snapshot knows it was exported (the timeline marks it).
+    const snapshot = (await service.getVm("local", vmName)).snapshots.find((s) => s.name === "before-b");
+    expect(snapshot?.exportedTo).toContain(`folder/${result.id}`);
   });
 
   it.each([
@@ -248,6 +251,9 @@ describe("exports", () => {
     const after = ((await exports.list("folder"))[0]?.exports ?? []).find((e) => e.id === victim?.id);
     expect(after?.state).toBe("corrupt");
     expect(after?.reason).toContain("vdb.qcow2");
+    // A damaged copy no longer counts as the snapshot's export.
+    const snapshot = (await service.getVm("local", vmName)).snapshots.find((s) => s.name === "before-b");
+    expect(snapshot?.exportedTo ?? []).not.toContain(`folder/${victim?.id ?? ""}`);
   });
 
   it("refuses to finish an export whose copy changed on the target, and sends the file again next time", async () => {
@@ -453,6 +459,11 @@ describe("exports", () => {
     expect(verified.every((f) => existsSync(join(folder, f)))).toBe(true);
     const done = await exports.prune("folder", { keep: 1, dryRun: false });
     expect(done.removed).toEqual(dry.removed);
+    // Pruned exports leave the snapshots' export marks too.
+    const marks = (await service.getVm("local", vmName)).snapshots.flatMap((s) => s.exportedTo ?? []);
+    for (const gone of done.removed) {
+      expect(marks).not.toContain(`folder/${gone.split("/").at(-1) ?? ""}`);
+    }
     expect(existsSync(join(folder, verified.at(-1) ?? ""))).toBe(true);
     // The partial one is not touched by pruning.
     expect(((await exports.list("folder"))[0]?.exports ?? []).map((e) => e.state).sort()).toEqual([

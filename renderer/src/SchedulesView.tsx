@@ -6,6 +6,7 @@ import { ScheduleEditor, type EditorVm } from "./ScheduleEditor.js";
 import { disksInWords, retentionInWords, scheduleStatus, whenInWords } from "./schedule-words.js";
 import type { AppStore } from "./store.js";
 import { dateTime } from "./when.js";
+import { TableHead } from "./TableHead.js";
 
 /** Every VM the editor can choose, from the VM list the store already holds. */
 export function editorVms(hosts: readonly HostVms[]): EditorVm[] {
@@ -145,20 +146,7 @@ export function SchedulesView({ store }: { store: AppStore }) {
         </p>
       ) : (
         <table className="schedules">
-          <thead>
-            <tr>
-              <th scope="col">VM</th>
-              <th scope="col">When</th>
-              <th scope="col">Disks</th>
-              <th scope="col">Retention</th>
-              <th scope="col">Status</th>
-              <th scope="col">Last run</th>
-              <th scope="col">Next run</th>
-              <th scope="col">
-                <span className="sr-only">Actions</span>
-              </th>
-            </tr>
-          </thead>
+          <TableHead columns={["VM", "When", "Disks", "Retention", "Status", "Last run", "Next run"]} />
           <tbody>
             {state.schedules.map((listed) => {
               const s = listed.schedule;

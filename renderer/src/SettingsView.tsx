@@ -6,6 +6,7 @@ import type { TargetTest } from "./slices/settings.js";
 import type { AppStore } from "./store.js";
 import { DesktopSettings } from "./DesktopSettings.js";
 import { isDesktop } from "./transports.js";
+import { TableHead } from "./TableHead.js";
 
 /** A host key waiting for the person to compare it with the one the host prints. */
 interface PendingTrust {
@@ -224,18 +225,7 @@ function HostsSection({
         <p className="empty">No hosts yet. Add this computer or a machine you reach over SSH.</p>
       ) : (
         <table aria-labelledby={`${id}-title`}>
-          <thead>
-            <tr>
-              <th scope="col">Name</th>
-              <th scope="col">Kind</th>
-              <th scope="col">Address</th>
-              <th scope="col">Host key</th>
-              <th scope="col">Status</th>
-              <th scope="col">
-                <span className="sr-only">Actions</span>
-              </th>
-            </tr>
-          </thead>
+          <TableHead columns={["Name", "Kind", "Address", "Host key", "Status"]} />
           <tbody>
             {hosts.map((h) => (
               <tr key={h.name}>
@@ -427,19 +417,7 @@ function TargetsSection({
         <p className="empty">No export targets yet.</p>
       ) : (
         <table aria-labelledby={`${id}-title`}>
-          <thead>
-            <tr>
-              <th scope="col">Name</th>
-              <th scope="col">Kind</th>
-              <th scope="col">Location</th>
-              <th scope="col">Keeps</th>
-              <th scope="col">Host key</th>
-              <th scope="col">Test</th>
-              <th scope="col">
-                <span className="sr-only">Actions</span>
-              </th>
-            </tr>
-          </thead>
+          <TableHead columns={["Name", "Kind", "Location", "Keeps", "Host key", "Test"]} />
           <tbody>
             {targets.map((t) => {
               const result = tests[t.name];

@@ -7,6 +7,7 @@ import { FailureRow, StatusBadge, WhenText, lastRunText } from "./SchedulesView.
 import { disksInWords, retentionInWords } from "./schedule-words.js";
 import type { AppStore } from "./store.js";
 import { dateTime } from "./when.js";
+import { TableHead } from "./TableHead.js";
 
 /** The schedules of the VM that is open, with "Add schedule…": the VM detail's schedules section. */
 export function VmSchedules({ store, vm }: { store: AppStore; vm: VmWithSnapshots }) {
@@ -32,19 +33,7 @@ export function VmSchedules({ store, vm }: { store: AppStore; vm: VmWithSnapshot
         <p className="empty">No schedule: snapshots of {vm.name} are only taken by hand.</p>
       ) : (
         <table className="schedules">
-          <thead>
-            <tr>
-              <th scope="col">When</th>
-              <th scope="col">Disks</th>
-              <th scope="col">Retention</th>
-              <th scope="col">Status</th>
-              <th scope="col">Last run</th>
-              <th scope="col">Next run</th>
-              <th scope="col">
-                <span className="sr-only">Actions</span>
-              </th>
-            </tr>
-          </thead>
+          <TableHead columns={["When", "Disks", "Retention", "Status", "Last run", "Next run"]} />
           <tbody>
             {mine.map((listed) => (
               <Fragment key={listed.schedule.id}>

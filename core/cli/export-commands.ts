@@ -224,6 +224,37 @@ export function registerExportCommands(
           : `${result.dryRun ? "Would remove" : "Removed"}:\n${result.removed.map((f) => `  ${f}\n`).join("")}`,
       );
     });
+  list
+    .command("clean <host>")
+    .description(
+      "remove staging folders that interrupted exports left on a host (resuming them converts again)",
+    )
+    .option("--quiet-hours <n>", "only folders nothing wrote to for this many hours (0: all)", parseHours, 24)
+    .option("--dry-run", "only say what would be removed")
+    .option("--json", "machine-readable output")
+    .action(async (host: string, opts: { quietHours: number; dryRun?: boolean; json?: boolean }) => {
+      const result = await exports().cleanStaging(host, {
+        quietMs: opts.quietHours * 3600_000,
+        dryRun: opts.dryRun === true,
+      });
+      const bytes = result.removed.reduce((sum, f) => sum + f.bytes, 0);
+      print(result, opts.json, () =>
+        [
+          result.removed.length === 0
+            ? `No staging folder on ${host} has been left for ${opts.quietHours} h.\n`
+            : `${result.dryRun ? "Would remove" : "Removed"} ${formatBytes(bytes)}:\n${result.removed
+                .map(
+                  (f) => `  ${f.path} (${formatBytes(f.bytes)}, last written ${formatTime(f.lastWriteAt)})\n`,
+                )
+                .join("")}`,
+          ...(result.kept.length > 0
+            ? [
+                `Kept ${result.kept.length} written to in the last ${opts.quietHours} h (an export may be using them).\n`,
+              ]
+            : []),
+        ].join(""),
+      );
+    });
 }
 
 function registerImport(program: Command, context: () => CliContext, print: Print): void {
@@ -375,6 +406,14 @@ function splitList(value: string): string[] {
     .split(",")
     .map((s) => s.trim())
     .filter((s) => s.length > 0);
+}
+
+function parseHours(value: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < 0 || value.trim() === "") {
+    throw new SnapkeepError("INVALID_INPUT", `"${value}" is not a number of hours (0 or more).`);
+  }
+  return n;
 }
 
 function parseCount(value: string): number {

@@ -69,6 +69,7 @@ import {
   RECORD_HASH_SCRIPT,
 } from "./scripts.js";
 import { formatBytes } from "../util/bytes.js";
+import { cleanStaging, type CleanResult } from "./staging.js";
 
 export const SNAPKEEP_VERSION = "0.1.0";
 
@@ -544,6 +545,15 @@ export class Exports extends Targets {
       literalBytes,
       pruned,
     };
+  }
+
+  /** Removes staging folders on `host` that interrupted exports left and nothing wrote to for a while. */
+  cleanStaging(host: string, options: { quietMs: number; dryRun: boolean }): Promise<CleanResult> {
+    const fs = new RemoteFs(this.#deps.service.libvirtFor(host).runner);
+    return cleanStaging(fs, this.#deps.stagingRoot ?? DEFAULT_STAGING_ROOT, {
+      ...options,
+      now: this.#deps.now(),
+    });
   }
 
   // ---- listing, verifying, pruning ----------------------------------------------------------------

@@ -2,12 +2,23 @@
  * The export's shell scripts run for real under sh with hostile paths and contents: names reach
  * them only as arguments, so nothing in a name or a file may be interpreted.
  */
-import { mkdtempSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdtempSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  utimesSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 
 import { LocalRunner } from "../../core/runner/local.js";
+import { RemoteFs } from "../../core/export/fs.js";
+import { cleanStaging, parseStaging } from "../../core/export/staging.js";
 import {
   RECORD_HASH_SCRIPT,
   spaceArgs,
@@ -141,5 +152,65 @@ describe("export scripts under sh", () => {
         .stagingError,
     ).toMatch(/Permission denied/);
     expect(() => parseSourcePrepared("@@snapkeep-xml\nerror: failed to get domain", 0)).toThrow(/definition/);
+  });
+});
+
+describe("staging clean-up", () => {
+  it("removes only Snapkeep's staging folders nothing wrote to for the quiet period", async () => {
+    const root = join(dir, `staging ${hostile}`);
+    const old = join(root, "0b0e7a52-1c1c-4d4d-9e9e-aaaaaaaaaaaa-0123456789ab");
+    const fresh = join(root, "0b0e7a52-1c1c-4d4d-9e9e-aaaaaaaaaaaa-ba9876543210");
+    const foreign = join(root, "my-own-folder");
+    for (const folder of [old, fresh, foreign]) {
+      mkdirSync(folder, { recursive: true });
+      writeFileSync(join(folder, "vda.qcow2"), "x".repeat(4096));
+    }
+    const now = new Date("2026-11-26T12:00:00Z");
+    const twoDaysAgo = new Date(now.getTime() - 48 * 3600_000);
+    for (const path of [old, join(old, "vda.qcow2"), foreign, join(foreign, "vda.qcow2")]) {
+      utimesSync(path, twoDaysAgo, twoDaysAgo);
+    }
+    utimesSync(join(fresh, "vda.qcow2"), now, now);
+    const fs = new RemoteFs(runner);
+
+    const dry = await cleanStaging(fs, root, { quietMs: 24 * 3600_000, now, dryRun: true });
+    expect(dry.removed.map((f) => f.path)).toEqual([old]);
+    expect(dry.removed[0]?.bytes).toBeGreaterThanOrEqual(4096);
+    expect(dry.removed[0]?.lastWriteAt).toBe(twoDaysAgo.toISOString());
+    expect(dry.kept.map((f) => f.path)).toEqual([fresh]);
+    expect(existsSync(old)).toBe(true);
+
+    const done = await cleanStaging(fs, root, { quietMs: 24 * 3600_000, now, dryRun: false });
+    expect(done.removed.map((f) => f.path)).toEqual([old]);
+    expect(existsSync(old)).toBe(false);
+    expect(existsSync(fresh) && existsSync(foreign)).toBe(true);
+    expect(existsSync(join(dir, "pwned"))).toBe(false);
+
+    // A host that never staged anything has nothing to clean.
+    expect(await cleanStaging(fs, join(dir, "none"), { quietMs: 0, now, dryRun: false })).toEqual({
+      removed: [],
+      kept: [],
+      dryRun: false,
+    });
+  });
+
+  it("reads only folders named the way Snapkeep names them", () => {
+    expect(
+      parseStaging(
+        "/var/tmp/snapkeep-export",
+        [
+          "4096\t1764158400\t0b0e7a52-1c1c-4d4d-9e9e-aaaaaaaaaaaa-0123456789ab",
+          "4096\t1764158400\tlost+found",
+          "garbage",
+          "",
+        ].join("\n"),
+      ),
+    ).toEqual([
+      {
+        path: "/var/tmp/snapkeep-export/0b0e7a52-1c1c-4d4d-9e9e-aaaaaaaaaaaa-0123456789ab",
+        bytes: 4096,
+        lastWriteAt: "2025-11-26T12:00:00.000Z",
+      },
+    ]);
   });
 });

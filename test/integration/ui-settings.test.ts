@@ -3,7 +3,7 @@
  * libvirt VMs, a real OpenSSH sshd on loopback as an SSH host, and Debian's Chromium driven by
  * playwright-core. Screenshots go to artifacts/screenshots/ for a person to look at.
  */
-import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { execFileSync, type ChildProcess } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -12,6 +12,7 @@ import { chromium, type Browser, type Page } from "playwright-core";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 
 import { CHROMIUM_ARGS, CHROMIUM_PATH } from "../support/chromium.js";
+import { startServe } from "../support/serve.js";
 import { TestVms, uniqueSuffix } from "../support/libvirt.js";
 import { startSshd, type TestSshd } from "../support/sshd.js";
 
@@ -67,21 +68,7 @@ describe("first run, settings and schedules in Chromium, on snapkeep serve", () 
     vdaImage = made.diskPaths[0] ?? "";
     // A first start adds "this computer"; removing it gives the state of a machine without libvirt.
     cli("host", "remove", "local");
-    server = spawn("node", [join(repo, "bin/snapkeep.js"), "serve", "--port", "0"], {
-      env: { ...process.env, SNAPKEEP_HOME: home },
-      stdio: ["ignore", "pipe", "inherit"],
-    });
-    url = await new Promise<string>((resolve, reject) => {
-      let out = "";
-      server?.stdout?.on("data", (chunk: Buffer) => {
-        out += chunk.toString();
-        const match = /(http:\/\/127\.0\.0\.1:\d+\/#token=[\w-]+)/.exec(out);
-        if (match?.[1] !== undefined) {
-          resolve(match[1]);
-        }
-      });
-      server?.once("exit", (code) => reject(new Error(`snapkeep serve exited (${code}): ${out}`)));
-    });
+    ({ server, url } = await startServe(repo, home));
     browser = await chromium.launch({ executablePath: CHROMIUM_PATH, args: CHROMIUM_ARGS });
     page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
     page.on("console", (m) => m.type() === "error" && errors.push(m.text()));

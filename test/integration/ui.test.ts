@@ -3,7 +3,7 @@
  * Chromium driven by playwright-core. Screenshots of each view go to artifacts/screenshots/ for a
  * person to look at.
  */
-import { execFileSync, spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { execFileSync, spawnSync, type ChildProcess } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
 
 import { CHROMIUM_ARGS, CHROMIUM_PATH } from "../support/chromium.js";
+import { startServe } from "../support/serve.js";
 import { TestVms, uniqueSuffix } from "../support/libvirt.js";
 
 const repo = fileURLToPath(new URL("../..", import.meta.url));
@@ -72,21 +73,7 @@ describe("the UI in Chromium, on snapkeep serve", () => {
     cli("snapshot", "create", `local/${offName}`, "--name", "first", "--note", "before the upgrade");
     cli("snapshot", "pin", `local/${offName}`, "first");
     cli("target", "add", "shelf", "--dir", exportDir);
-    server = spawn("node", [join(repo, "bin/snapkeep.js"), "serve", "--port", "0"], {
-      env: { ...process.env, SNAPKEEP_HOME: home },
-      stdio: ["ignore", "pipe", "inherit"],
-    });
-    url = await new Promise<string>((resolve, reject) => {
-      let out = "";
-      server?.stdout?.on("data", (chunk: Buffer) => {
-        out += chunk.toString();
-        const match = /(http:\/\/127\.0\.0\.1:\d+\/#token=[\w-]+)/.exec(out);
-        if (match?.[1] !== undefined) {
-          resolve(match[1]);
-        }
-      });
-      server?.once("exit", (code) => reject(new Error(`snapkeep serve exited (${code}): ${out}`)));
-    });
+    ({ server, url } = await startServe(repo, home));
     browser = await chromium.launch({ executablePath: CHROMIUM_PATH, args: CHROMIUM_ARGS });
     page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
   }, 180_000);

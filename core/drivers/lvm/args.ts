@@ -145,6 +145,14 @@ export function thickSnapshotArgs(r: ThickSnapshotRequest): string[] {
     `${r.sizeBytes}b`,
     "--name",
     r.name,
+    ...snapshotTags(r),
+    `${r.vg}/${r.origin}`,
+  ];
+}
+
+/** The tags that make a snapshot LV Snapkeep's: owner, snapshot tag, time taken, origin LV. */
+function snapshotTags(r: Pick<ThickSnapshotRequest, "tag" | "takenAt" | "origin">): string[] {
+  return [
     "--addtag",
     OWNER_TAG,
     "--addtag",
@@ -153,7 +161,6 @@ export function thickSnapshotArgs(r: ThickSnapshotRequest): string[] {
     encodeTimeTag(r.takenAt),
     "--addtag",
     encodeOriginTag(r.origin),
-    `${r.vg}/${r.origin}`,
   ];
 }
 
@@ -169,14 +176,7 @@ export function thinSnapshotArgs(r: Omit<ThickSnapshotRequest, "sizeBytes">): st
     "--snapshot",
     "--name",
     r.name,
-    "--addtag",
-    OWNER_TAG,
-    "--addtag",
-    encodeLvTag(r.tag),
-    "--addtag",
-    encodeTimeTag(r.takenAt),
-    "--addtag",
-    encodeOriginTag(r.origin),
+    ...snapshotTags(r),
     `${r.vg}/${r.origin}`,
   ];
 }

@@ -1,0 +1,25 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { join } from "node:path";
+
+/**
+ * `snapkeep serve` as a user starts it, on a free port, with its own state folder; resolves with
+ * the process and the address it printed (token included).
+ */
+export async function startServe(repo: string, home: string): Promise<{ server: ChildProcess; url: string }> {
+  const server = spawn("node", [join(repo, "bin/snapkeep.js"), "serve", "--port", "0"], {
+    env: { ...process.env, SNAPKEEP_HOME: home },
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  const url = await new Promise<string>((resolve, reject) => {
+    let out = "";
+    server.stdout?.on("data", (chunk: Buffer) => {
+      out += chunk.toString();
+      const match = /(http:\/\/127\.0\.0\.1:\d+\/#token=[\w-]+)/.exec(out);
+      if (match?.[1] !== undefined) {
+        resolve(match[1]);
+      }
+    });
+    server.once("exit", (code) => reject(new Error(`snapkeep serve exited (${code}): ${out}`)));
+  });
+  return { server, url };
+}

@@ -36,6 +36,7 @@ import { isSnapkeepError } from "../core/errors.js";
 import { convertSnapshotArgs } from "../core/drivers/qemu-img/args.js";
 import { parseStats } from "../core/drivers/rsync/parse.js";
 import { Exports, type ExportResult } from "../core/export/exports.js";
+import { openSealKey } from "../core/export/seal.js";
 import { createSshRunner } from "../core/hosts.js";
 import { createLabVm, removeLabVms, type LabVm } from "../core/lab/lab.js";
 import { LocalRunner } from "../core/runner/local.js";
@@ -614,6 +615,7 @@ async function main(): Promise<void> {
       service,
       store: ctx.store,
       ssh: ctx.ssh,
+      sealKey: openSealKey(ctx.home),
       now: () => new Date(),
       stagingRoot: staging,
       // The same runners Snapkeep makes for its targets, counted.

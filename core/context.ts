@@ -2,6 +2,7 @@ import { accessSync, constants } from "node:fs";
 import { delimiter, join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Exports } from "./export/exports.js";
+import { openSealKey } from "./export/seal.js";
 import type { SshEnvironment } from "./hosts.js";
 import { Restore } from "./restore/artifacts.js";
 import { Schedules } from "./schedule/schedules.js";
@@ -48,7 +49,7 @@ export function openCoreContext(options: CoreContextOptions): CoreContext {
     sleep: (ms) => sleep(ms).then(() => undefined),
     ssh,
   });
-  const exports = new Exports({ service, store, ssh, now });
+  const exports = new Exports({ service, store, ssh, now, sealKey: openSealKey(home) });
   return {
     home,
     store,

@@ -42,6 +42,7 @@ import {
   exportId,
   parseScan,
   restoreNotes,
+  sealVerification,
   sha256sums,
   vmFolderName,
   type ExportEntry,
@@ -50,7 +51,7 @@ import {
   type Manifest,
   type ManifestDisk,
 } from "./bundle.js";
-import { RemoteFs, writeFailure } from "./fs.js";
+import { RemoteFs, removeExportFolder, writeFailure } from "./fs.js";
 import { isRetryable, relayRsync } from "./relay.js";
 import { ProgressMeter } from "./progress.js";
 import { Targets, type TargetDeps } from "./targets.js";
@@ -139,6 +140,8 @@ export interface ExportsDeps extends TargetDeps {
   readonly clock?: () => number;
   readonly sleep?: (ms: number) => Promise<void>;
   readonly stagingRoot?: string;
+  /** The state folder's key for sealing verifications (seal.ts): what makes an export "verified". */
+  readonly sealKey: Uint8Array;
 }
 
 const ATTEMPTS = 3;
@@ -485,12 +488,19 @@ export class Exports extends Targets {
 
     // 4. One command on the target: every file hashed where it landed and compared with the hash
     // taken where it was made, then the bundle's own files, then the final name.
-    const status: ExportStatus = {
-      state: "verified",
-      checkedAt: this.#deps.now().toISOString(),
-      badFiles: [],
-    };
+    const manifestText = `${JSON.stringify(manifest, null, 2)}\n`;
     const final = posix.join(vmFolder, id);
+    const checked = { state: "verified" as const, checkedAt: this.#deps.now().toISOString(), badFiles: [] };
+    const status: ExportStatus = {
+      ...checked,
+      badFiles: [],
+      seal: sealVerification(
+        this.#deps.sealKey,
+        posix.relative(target.path, final),
+        createHash("sha256").update(manifestText).digest("hex"),
+        checked,
+      ),
+    };
     const finished = await dest.run(
       finishArgs(
         partial,
@@ -500,7 +510,7 @@ export class Exports extends Targets {
           { name: "domain.xml", sha256: definitionSha },
         ],
         [
-          { path: posix.join(partial, "manifest.json"), content: `${JSON.stringify(manifest, null, 2)}\n` },
+          { path: posix.join(partial, "manifest.json"), content: manifestText },
           { path: posix.join(partial, "SHA256SUMS"), content: sha256sums(manifest) },
           { path: posix.join(partial, "RESTORE.md"), content: restoreNotes(manifest) },
           { path: posix.join(partial, "status.json"), content: `${JSON.stringify(status, null, 2)}\n` },
@@ -574,21 +584,34 @@ export class Exports extends Targets {
     );
   }
 
-  async find(targetName: string, ref: string): Promise<{ target: Target; entry: ExportEntry }> {
+  /**
+   * The export `ref` names: its id or folder exactly, else the one export whose id starts with it
+   * (`byPrefix` says so, for the front ends to tell the person which one that was).
+   */
+  async find(
+    targetName: string,
+    ref: string,
+  ): Promise<{ target: Target; entry: ExportEntry; byPrefix: boolean }> {
     const target = this.getTarget(targetName);
     const entries = await this.#scan(target);
-    const matches = entries.filter((e) => e.id === ref || e.folder === ref || e.id.startsWith(ref));
+    const exact = entries.filter((e) => e.id === ref || e.folder === ref);
+    if (exact.length === 1) {
+      return { target, entry: exact[0] as ExportEntry, byPrefix: false };
+    }
+    const matches = exact.length > 1 ? exact : entries.filter((e) => ref.length > 0 && e.id.startsWith(ref));
     if (matches.length !== 1) {
       throw new SnapkeepError(
         "NOT_FOUND",
         matches.length === 0
           ? `There is no export "${ref}" on ${targetName}.`
-          : `"${ref}" matches ${matches.length} exports on ${targetName}; give more of the id.`,
+          : `"${ref}" matches ${matches.length} exports on ${targetName} (${matches
+              .slice(0, 3)
+              .map((e) => e.folder)
+              .join(", ")}${matches.length > 3 ? ", …" : ""}); give the whole id or its folder.`,
         { hint: `See them with: snapkeep exports list --target ${targetName}` },
       );
     }
-    const [entry] = matches as [ExportEntry];
-    return { target, entry };
+    return { target, entry: matches[0] as ExportEntry, byPrefix: true };
   }
 
   /** Hashes every file of an export again on the target and records the result in status.json. */
@@ -608,22 +631,21 @@ export class Exports extends Targets {
     const fs = this.targetFsOf(target);
     const dir = posix.join(target.path, entry.folder);
     const files = [entry.manifest.definition, ...entry.manifest.disks];
-    const sizes = await fs.sizes(files.map((f) => posix.join(dir, f.name)));
-    const present = files.filter((_, i) => sizes[i] !== undefined);
-    const sums = await fs.sha256(
-      present.map((f) => posix.join(dir, f.name)),
+    // Only regular files count: a link in a bundle could point anywhere on the target's host.
+    const sums = await fs.sha256Regular(
+      files.map((f) => posix.join(dir, f.name)),
       signal,
     );
-    const badFiles = files
-      .filter((f) => {
-        const at = present.indexOf(f);
-        return at === -1 || sums[at] !== f.sha256;
-      })
-      .map((f) => f.name);
-    const status: ExportStatus = {
-      state: badFiles.length === 0 ? "verified" : "corrupt",
+    const badFiles = files.filter((f, i) => sums[i] !== f.sha256).map((f) => f.name);
+    const checked = {
+      state: badFiles.length === 0 ? ("verified" as const) : ("corrupt" as const),
       checkedAt: this.#deps.now().toISOString(),
       badFiles,
+    };
+    const status: ExportStatus = {
+      ...checked,
+      badFiles,
+      seal: sealVerification(this.#deps.sealKey, entry.folder, entry.manifestSha256 ?? "", checked),
     };
     if (record) {
       if (badFiles.length > 0) {
@@ -680,7 +702,7 @@ export class Exports extends Targets {
     if (!options.dryRun) {
       const fs = this.targetFsOf(target);
       for (const entry of removed) {
-        await fs.removeTree(posix.join(target.path, entry.folder));
+        await removeExportFolder(fs, target.path, entry.vmFolder, entry.folder.slice(entry.vmFolder.length + 1));
       }
       this.#deps.service.forgetExports(removed.map((e) => `${target.name}/${e.id}`));
     }
@@ -698,7 +720,7 @@ export class Exports extends Targets {
     if (result.code !== 0) {
       throw writeFailure(fs.label, create ?? target.path, result.stderr);
     }
-    return parseScan(result.stdout).filter(
+    return parseScan(result.stdout, this.#deps.sealKey).filter(
       (e) => create === undefined || e.vmFolder === posix.basename(create),
     );
   }
@@ -710,7 +732,8 @@ export class Exports extends Targets {
     onFraction: (fraction: number) => void,
   ): Promise<void> {
     let tail = "";
-    const argv = convertSnapshotArgs(options);
+    // Owner-only, like everything Snapkeep writes on a target: the image is a whole VM disk.
+    const argv = ["sh", "-c", 'umask 077 && exec "$@"', "snapkeep-convert", ...convertSnapshotArgs(options)];
     const result = await fs.run(argv, {
       timeoutMs: CONVERT_MS,
       ...(signal === undefined ? {} : { signal }),

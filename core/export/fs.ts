@@ -20,7 +20,9 @@ export class RemoteFs {
   }
 
   async mkdirs(path: string): Promise<void> {
-    const result = await this.runner.run(["mkdir", "-p", "--", path], { timeoutMs: QUICK_MS });
+    const result = await this.runner.run(["sh", "-c", 'umask 077 && mkdir -p -- "$1"', "snapkeep-mkdir", path], {
+      timeoutMs: QUICK_MS,
+    });
     if (result.code !== 0) {
       throw writeFailure(this.label, path, result.stderr);
     }
@@ -29,7 +31,7 @@ export class RemoteFs {
   /** Writes a small file whole: to a temporary name first, then renamed over the final one. */
   async writeFile(path: string, content: string): Promise<void> {
     const result = await this.runner.run(
-      ["sh", "-c", 'cat > "$1.tmp" && mv -f -- "$1.tmp" "$1"', "snapkeep-write", path],
+      ["sh", "-c", 'umask 077 && cat > "$1.tmp" && mv -f -- "$1.tmp" "$1"', "snapkeep-write", path],
       { stdin: content, timeoutMs: QUICK_MS },
     );
     if (result.code !== 0) {
@@ -73,6 +75,24 @@ export class RemoteFs {
       throw new SnapkeepError("UNEXPECTED_OUTPUT", `Hashing on ${this.label} printed something unexpected.`);
     }
     return sums as string[];
+  }
+
+  /**
+   * SHA-256 of each path that is a regular file and not a symbolic link; undefined for anything
+   * else (missing, a link, a device, a folder). For files on a target, which Snapkeep does not trust.
+   */
+  async sha256Regular(paths: readonly string[], signal?: AbortSignal): Promise<(string | undefined)[]> {
+    if (paths.length === 0) {
+      return [];
+    }
+    const argv = ["sh", "-c", REGULAR_HASH_SCRIPT, "snapkeep-hash", ...paths];
+    const result = await this.runner.run(argv, { timeoutMs: HASH_MS, ...(signal ? { signal } : {}) });
+    checkResult(this.label, argv, result, "Hashing");
+    const lines = result.stdout.split("\n").filter((l) => l.length > 0);
+    if (lines.length !== paths.length || lines.some((l) => l !== "-" && !/^[0-9a-f]{64}$/.test(l))) {
+      throw new SnapkeepError("UNEXPECTED_OUTPUT", `Hashing on ${this.label} printed something unexpected.`);
+    }
+    return lines.map((l) => (l === "-" ? undefined : l));
   }
 
   /** Bytes of each file; undefined where there is none. */
@@ -142,6 +162,56 @@ export class RemoteFs {
     return this.runner.run(argv, options);
   }
 }
+
+/** One line per path: its SHA-256, or "-" when it is not a regular file (links included). */
+const REGULAR_HASH_SCRIPT = [
+  HASH_FUNCTION,
+  "for f; do",
+  '  if [ -f "$f" ] && [ ! -L "$f" ] && s=$(h "$f"); then printf \'%s\\n\' "${s%% *}"; else echo -; fi',
+  "done",
+].join("\n");
+
+/**
+ * Removes one export folder from a target: `<root>/<vmFolder>/<name>`, where both names are ones
+ * Snapkeep makes. Checked where the files are, not here: the script enters the real root, refuses
+ * a VM folder or export folder that is a link (or not a folder), and removes the export folder by
+ * its plain name from inside its real parent, so no link on the target can send the removal
+ * anywhere else (rm -r never follows links inside what it removes).
+ */
+export async function removeExportFolder(
+  fs: RemoteFs,
+  root: string,
+  vmFolder: string,
+  name: string,
+): Promise<void> {
+  if (!/^[a-z0-9-]{1,60}$/.test(vmFolder) || !/^[A-Za-z0-9-]{1,80}(\.partial)?$/.test(name)) {
+    throw new SnapkeepError(
+      "INVALID_INPUT",
+      `Snapkeep removes only export folders it names itself, not "${vmFolder}/${name}".`,
+    );
+  }
+  const result = await fs.run(["sh", "-c", REMOVE_EXPORT_SCRIPT, "snapkeep-remove", root, vmFolder, name], {
+    timeoutMs: QUICK_MS * 5,
+  });
+  if (result.code === 4) {
+    throw new SnapkeepError(
+      "INVALID_INPUT",
+      `${vmFolder}/${name} on ${fs.label} is not a plain folder (a link, or gone); Snapkeep left it alone.`,
+    );
+  }
+  if (result.code !== 0) {
+    throw writeFailure(fs.label, `${root}/${vmFolder}/${name}`, result.stderr);
+  }
+}
+
+/** Arguments: ROOT VM-FOLDER NAME (see removeExportFolder). Exit 4: not a plain folder. */
+const REMOVE_EXPORT_SCRIPT = [
+  'cd -P -- "$1" || exit 1',
+  '{ [ -d "$2" ] && [ ! -L "$2" ]; } || exit 4',
+  'cd -P -- "$2" || exit 1',
+  '{ [ -d "$3" ] && [ ! -L "$3" ]; } || exit 4',
+  'rm -rf -- "$3"',
+].join("\n");
 
 /** A write that failed: full, read-only and permission problems get their own codes. */
 export function writeFailure(label: string, path: string, stderr: string): SnapkeepError {

@@ -6,7 +6,7 @@
 import { PassThrough, Transform, type TransformCallback } from "node:stream";
 
 import { SnapkeepError, describeError, isSnapkeepError } from "../errors.js";
-import { rsyncSendArgs, type RsyncSendOptions } from "../drivers/rsync/args.js";
+import { rsyncSendArgs, rsyncServerArgs, type RsyncSendOptions } from "../drivers/rsync/args.js";
 import {
   parseProgress2,
   parseRelayHeader,
@@ -140,7 +140,7 @@ export async function relayRsync(request: RelayRequest): Promise<RelayResult> {
     });
   const receiverRun: Promise<RunResult | undefined> = upstream.header.then(
     (argv) =>
-      request.receiver.run(validateServerArgv(argv, request.expectedDestination), {
+      request.receiver.run(rsyncServerArgs(validateServerArgv(argv, request.expectedDestination)), {
         stdin: upstream,
         stdoutTo: downstream,
         signal: receiverStop.signal,

@@ -36,6 +36,7 @@ function sections(output: string): Map<string, string> {
  * Arguments: URI UUID STAGING IMAGE...
  */
 export const SOURCE_PREPARE_SCRIPT = [
+  "umask 077",
   "uri=$1 uuid=$2 staging=$3; shift 3",
   `printf '${MARK}qemu-img\\n'; qemu-img --version | head -n 1`,
   `printf '\\n${MARK}rsync\\n'; rsync --version 2>/dev/null | head -n 1`,
@@ -140,6 +141,8 @@ export function parseSnapshotsNow(output: string): ImageState[] {
  * Arguments: DIR COUNT FILE... [PATH CONTENT]...
  */
 export const SPACE_SCRIPT = [
+  // Whole VM disks and their definitions: readable by the owner only, on any target.
+  "umask 077",
   "dir=$1 n=$2; shift 2",
   'sizes=""',
   'while [ "$n" -gt 0 ]; do',
@@ -197,6 +200,7 @@ export function parseSpace(
  * stream. Arguments: PATH CONTENT [PATH CONTENT]...
  */
 export const WRITE_FILES_SCRIPT = [
+  "umask 077",
   'while [ "$#" -ge 2 ]; do',
   '  mkdir -p -- "$(dirname -- "$1")" || exit 1',
   `  printf '%s' "$2" > "$1.tmp" || exit 1`,
@@ -214,6 +218,7 @@ export const WRITE_FILES_SCRIPT = [
  */
 export const FINISH_SCRIPT = [
   HASH_FUNCTION,
+  "umask 077",
   "partial=$1 final=$2 n=$3; shift 3",
   'bad=""',
   'while [ "$n" -gt 0 ]; do',

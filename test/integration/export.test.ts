@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { isSnapkeepError } from "../../core/errors.js";
 import { createSshRunner } from "../../core/hosts.js";
 import { Exports, type ExportProgress } from "../../core/export/exports.js";
+import { openSealKey } from "../../core/export/seal.js";
 import { manifestSchema } from "../../core/export/bundle.js";
 import type { SnapkeepService } from "../../core/service.js";
 import { failure } from "../support/failure.js";
@@ -74,6 +75,7 @@ describe("exports", () => {
       service,
       store: ctx.store,
       ssh: ctx.ssh,
+      sealKey: openSealKey(ctx.home),
       now: () => new Date(),
       stagingRoot,
       sleep: async () => undefined,
@@ -262,6 +264,7 @@ describe("exports", () => {
       service,
       store: ctx.store,
       ssh: ctx.ssh,
+      sealKey: openSealKey(ctx.home),
       now: () => new Date(),
       stagingRoot,
       targetRunner: (target) => {

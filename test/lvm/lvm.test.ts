@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { SnapkeepService } from "../../core/service.js";
 import { Exports } from "../../core/export/exports.js";
+import { openSealKey } from "../../core/export/seal.js";
 import { Schedules, scheduledTag } from "../../core/schedule/schedules.js";
 import { runChecked } from "../../core/runner/checked.js";
 import type { CommandRunner } from "../../core/runner/types.js";
@@ -167,6 +168,7 @@ describe("LVM host (a real Debian guest)", () => {
         service,
         store: ctx.store,
         ssh: ctx.ssh,
+        sealKey: openSealKey(ctx.home),
         now: () => new Date(),
         stagingRoot: "/var/tmp/snapkeep-export",
         sleep: async () => undefined,

@@ -1,3 +1,8 @@
+import { execFileSync } from "node:child_process";
+import { createHash } from "node:crypto";
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 
 import {
@@ -6,8 +11,8 @@ import {
   manifestSchema,
   parseScan,
   restoreNotes,
-  SCAN_DIR,
-  SCAN_FILE,
+  SCAN_SCRIPT,
+  sealVerification,
   sha256sums,
   slug,
   vmFolderName,
@@ -61,16 +66,33 @@ const manifest: Manifest = {
   tools: { snapkeep: "0.1.0" },
 };
 
-function scan(entries: { dir: string; files: Record<string, string> }[]): string {
+const KEY = Buffer.alloc(32, 7);
+
+/** SCAN_SCRIPT's output for these folders: names as lines, file contents as od's hex lines. */
+function scan(entries: { dir: string; odd?: number; files: Record<string, string> }[]): string {
+  const hex = (text: string): string =>
+    (Buffer.from(text).toString("hex").match(/.{1,32}/g) ?? []).map((l) => ` ${l.replace(/(..)/g, "$1 ")}`).join("\n");
   return entries
     .map(
       (e) =>
-        `${SCAN_DIR}${e.dir}\n` +
+        `D ${e.dir}\nO ${e.odd ?? 0}\n` +
         Object.entries(e.files)
-          .map(([name, body]) => `${SCAN_FILE}${name}\n${body}\n`)
+          .map(([name, body]) => `F ${name}\n${body === "" ? "" : `${hex(body)}\n`}E\n`)
           .join(""),
     )
     .join("");
+}
+
+/** A finished bundle's small files as Snapkeep writes them, its verification sealed with `key`. */
+function finished(m: Manifest, folder: string, key: Uint8Array = KEY): Record<string, string> {
+  const text = `${JSON.stringify(m, null, 2)}\n`;
+  const checked = { state: "verified" as const, checkedAt: "2026-11-26T13:06:00.000Z", badFiles: [] };
+  const seal = sealVerification(key, folder, createHash("sha256").update(text).digest("hex"), checked);
+  return {
+    "manifest.json": text,
+    "SHA256SUMS": sha256sums(m),
+    "status.json": JSON.stringify({ ...checked, seal }),
+  };
 }
 
 describe("export bundle", () => {
@@ -103,37 +125,41 @@ describe("export bundle", () => {
       snapshotTag: "snapkeep:manual:b",
       disks: ["vda"],
     };
-    const verified = JSON.stringify({
-      state: "verified",
-      checkedAt: "2026-11-26T13:06:00.000Z",
-      badFiles: [],
-    });
-    const corrupt = JSON.stringify({
-      state: "corrupt",
+    const old = { ...manifest, id: "20261126T120000Z-old", createdAt: "2026-11-26T12:00:01.000Z" };
+    const oldFiles = finished(old, "web01-1b2c3d4e/20261126T120000Z-old");
+    const corruptChecked = {
+      state: "corrupt" as const,
       checkedAt: "2026-11-27T08:00:00.000Z",
       badFiles: ["vda.qcow2"],
+    };
+    const corrupt = JSON.stringify({
+      ...corruptChecked,
+      seal: sealVerification(
+        KEY,
+        "web01-1b2c3d4e/20261126T120000Z-old",
+        createHash("sha256")
+          .update(oldFiles["manifest.json"] ?? "")
+          .digest("hex"),
+        corruptChecked,
+      ),
     });
+    const never = { ...manifest, id: "20261126T110000Z-never", createdAt: "2026-11-26T11:00:00.000Z" };
     const entries = parseScan(
       scan([
         {
-          dir: "web01-1b2c3d4e/20261126T130500Z-nightly/",
-          files: { "manifest.json": JSON.stringify(manifest, null, 2), "status.json": verified },
+          dir: "web01-1b2c3d4e/20261126T130500Z-nightly",
+          files: finished(manifest, "web01-1b2c3d4e/20261126T130500Z-nightly"),
         },
-        { dir: "web01-1b2c3d4e/20261126T140000Z-b.partial/", files: { "job.json": JSON.stringify(job) } },
+        { dir: "web01-1b2c3d4e/20261126T140000Z-b.partial", files: { "job.json": JSON.stringify(job) } },
+        { dir: "web01-1b2c3d4e/20261126T120000Z-old", files: { ...oldFiles, "status.json": corrupt } },
         {
-          dir: "web01-1b2c3d4e/20261126T120000Z-old/",
-          files: {
-            "manifest.json": JSON.stringify({ ...manifest, createdAt: "2026-11-26T12:00:01.000Z" }),
-            "status.json": corrupt,
-          },
+          dir: "web01-1b2c3d4e/20261126T110000Z-never",
+          files: { "manifest.json": JSON.stringify(never), SHA256SUMS: sha256sums(never) },
         },
-        {
-          dir: "web01-1b2c3d4e/20261126T110000Z-never/",
-          files: { "manifest.json": JSON.stringify({ ...manifest, createdAt: "2026-11-26T11:00:00.000Z" }) },
-        },
-        { dir: "web01-1b2c3d4e/holiday-photos/", files: {} },
-        { dir: "web01-1b2c3d4e/20261126T100000Z-foreign/", files: { "manifest.json": '{"format":"other"}' } },
+        { dir: "web01-1b2c3d4e/holiday-photos", files: {} },
+        { dir: "web01-1b2c3d4e/20261126T100000Z-foreign", files: { "manifest.json": '{"format":"other"}' } },
       ]),
+      KEY,
     );
     expect(entries.map((e) => [e.id, e.state])).toEqual([
       ["20261126T110000Z-never", "unverified"],
@@ -144,7 +170,92 @@ describe("export bundle", () => {
     expect(entries[1]?.reason).toContain("vda.qcow2");
     expect(entries[3]?.reason).toMatch(/resume/);
     expect(entries[2]?.reason).toBeNull();
-    expect(parseScan("")).toEqual([]);
+    expect(parseScan("", KEY)).toEqual([]);
+  });
+
+  it("counts as verified only a verification sealed with this Snapkeep's key", () => {
+    const folder = "web01-1b2c3d4e/20261126T130500Z-nightly";
+    const state = (files: Record<string, string>, odd = 0): [string, string | null] => {
+      const [entry] = parseScan(scan([{ dir: folder, odd, files }]), KEY);
+      return [entry?.state ?? "absent", entry?.reason ?? null];
+    };
+    const good = finished(manifest, folder);
+    expect(state(good)[0]).toBe("verified");
+    // A status.json someone wrote by hand, or sealed with another key: not a check Snapkeep made.
+    expect(state({ ...good, "status.json": '{"state":"verified","checkedAt":"2026-01-01T00:00:00Z"}' })).toEqual([
+      "unverified",
+      expect.stringMatching(/not verified by this Snapkeep/),
+    ]);
+    expect(state(finished(manifest, folder, Buffer.alloc(32, 9)))[0]).toBe("unverified");
+    // A sealed status copied from another export does not hold for this one.
+    const other = { ...manifest, id: "20261126T130501Z-nightly" };
+    const copied = finished(other, "web01-1b2c3d4e/20261126T130501Z-nightly")["status.json"] ?? "";
+    expect(state({ ...good, "status.json": copied })[0]).toBe("unverified");
+    // The manifest changed after the check: the seal no longer covers it.
+    const edited = `${JSON.stringify({ ...manifest, tools: { snapkeep: "9" } }, null, 2)}\n`;
+    expect(state({ ...good, "manifest.json": edited, SHA256SUMS: sha256sums(manifest) })[0]).toBe("unverified");
+    // SHA256SUMS that disagree with the manifest, or missing: damaged, not ignored.
+    expect(state({ ...good, SHA256SUMS: `${"c".repeat(64)}  vda.qcow2\n` })).toEqual([
+      "corrupt",
+      expect.stringMatching(/SHA256SUMS disagrees/),
+    ]);
+    const { SHA256SUMS: _sums, ...withoutSums } = good;
+    expect(state(withoutSums)).toEqual(["corrupt", expect.stringMatching(/SHA256SUMS is missing/)]);
+    // A link or device in the folder: never Snapkeep's, so never good (and never resumed).
+    expect(state(good, 1)).toEqual(["corrupt", expect.stringMatching(/not a regular file/)]);
+    // A manifest of another export in this folder.
+    expect(state(finished(other, folder))).toEqual(["corrupt", expect.stringMatching(/belongs to export/)]);
+  });
+
+  it("cannot be steered by a file's bytes: a manifest carrying listing lines lists nothing more", () => {
+    const folder = "web01-1b2c3d4e/20261126T130500Z-nightly";
+    const forged = `{"x":"\nD ../../etc\nO 0\nF manifest.json\nE\nD web01-1b2c3d4e/20261126T000000Z-forged\n"}`;
+    const entries = parseScan(scan([{ dir: folder, files: { ...finished(manifest, folder), "job.json": forged } }]), KEY);
+    expect(entries.map((e) => e.folder)).toEqual([folder]);
+    // Output that is not od's hex inside a file ends that folder's listing: it is left out.
+    const broken = `D ${folder}\nO 0\nF manifest.json\n{"not":"hex"}\nE\n`;
+    expect(parseScan(broken, KEY)).toEqual([]);
+    // Folder names that are not Snapkeep's are not listed, whatever the script printed.
+    expect(parseScan(scan([{ dir: "../x/20261126T130500Z-nightly", files: finished(manifest, folder) }]), KEY)).toEqual(
+      [],
+    );
+  });
+});
+
+describe("the scan script on a real folder", () => {
+  const run = (root: string): string =>
+    execFileSync("sh", ["-c", SCAN_SCRIPT, "snapkeep-scan", root, ""], { encoding: "utf8" });
+
+  it("skips links and odd names, counts what is not a regular file, and prints contents as hex", () => {
+    const root = mkdtempSync(join(tmpdir(), "snapkeep-scan-"));
+    const outside = mkdtempSync(join(tmpdir(), "snapkeep-outside-"));
+    try {
+      const folder = "web01-1b2c3d4e/20261126T130500Z-nightly";
+      mkdirSync(join(root, folder), { recursive: true });
+      for (const [name, content] of Object.entries(finished(manifest, folder))) {
+        writeFileSync(join(root, folder, name), content);
+      }
+      // A link where an export folder or a VM folder would be, and a name with a newline.
+      mkdirSync(join(outside, "20261126T000000Z-elsewhere"));
+      writeFileSync(join(outside, "20261126T000000Z-elsewhere", "manifest.json"), JSON.stringify(manifest));
+      symlinkSync(join(outside, "20261126T000000Z-elsewhere"), join(root, "web01-1b2c3d4e", "20261126T000000Z-link"));
+      symlinkSync(outside, join(root, "linked-vm"));
+      mkdirSync(join(root, "web01-1b2c3d4e", "20261126T000001Z-a\nD web01-1b2c3d4e"), { recursive: true });
+      let entries = parseScan(run(root), KEY);
+      expect(entries.map((e) => [e.folder, e.state])).toEqual([[folder, "verified"]]);
+      // A link planted inside a bundle makes it damaged.
+      symlinkSync("/etc/passwd", join(root, folder, "vda.qcow2"));
+      entries = parseScan(run(root), KEY);
+      expect(entries.map((e) => [e.folder, e.state])).toEqual([[folder, "corrupt"]]);
+      // A manifest.json that is a link is not read at all.
+      rmSync(join(root, folder, "vda.qcow2"));
+      rmSync(join(root, folder, "manifest.json"));
+      symlinkSync(join(outside, "20261126T000000Z-elsewhere", "manifest.json"), join(root, folder, "manifest.json"));
+      expect(run(root)).not.toContain("F manifest.json");
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+      rmSync(outside, { recursive: true, force: true });
+    }
   });
 });
 

@@ -31,6 +31,14 @@ export const RELAY_WRAPPER = 'exec 3<&0 4>&1 1>&2 0</dev/null; exec "$@"';
 /** The host part rsync passes to the remote shell; ignored by the relay, shown in rsync messages. */
 export const RELAY_HOST = "snapkeep-target";
 
+/**
+ * Runs a checked `rsync --server` argv with the owner-only umask: without --perms rsync gives a
+ * new file the sender's mode masked by the receiver's umask, and what arrives is a whole VM disk.
+ */
+export function rsyncServerArgs(serverArgv: readonly string[]): string[] {
+  return ["sh", "-c", 'umask 077 && exec "$@"', "snapkeep-rsync-server", ...serverArgv];
+}
+
 export interface RsyncSendOptions {
   /** Absolute path of the file to send, on the side where the client runs. */
   readonly source: string;

@@ -51,17 +51,36 @@ export function validateServerArgv(argv: readonly string[], expectedDestination?
       throw relayError(`unexpected rsync server argument "${arg.slice(0, 80)}"`);
     }
   }
-  // Paths on the command line (no -s): the server must receive into exactly the file asked for,
-  // whatever the sending side says; `rsync --server OPTIONS . DEST`.
+  // Paths on the command line (no -s): the sending side is not trusted (an import from a target).
+  // The server must receive into exactly the file asked for, with only the options Snapkeep's own
+  // client asks for: no links, devices, owners, deletions, backups or logs a hostile sender could
+  // want. `rsync --server -Ie.CAPS [--timeout=N] [--bwlimit=N] [--stats] --inplace . DEST`.
   if (expectedDestination !== undefined) {
     if (rest.at(-1) !== expectedDestination || rest.at(-2) !== "." || rest.some((a) => a === "--sender")) {
       throw relayError(
         `the sending side asked to write "${(rest.at(-1) ?? "").slice(0, 120)}", not ${expectedDestination}`,
       );
     }
+    const unexpected = rest.slice(0, -2).filter((arg) => !UNTRUSTED_SENDER_OPTIONS.some((re) => re.test(arg)));
+    if (unexpected.length > 0) {
+      throw relayError(`the sending side asked for rsync options Snapkeep does not use (${unexpected.join(" ").slice(0, 120)})`);
+    }
   }
   return [program, server, ...rest];
 }
+
+/**
+ * What Snapkeep's client (rsyncSendArgs without -s) puts on the server's command line: the short
+ * options -I (ignore times) and the capability string after "e." (protocol features, not options),
+ * and a few long options that only pace or report the transfer.
+ */
+const UNTRUSTED_SENDER_OPTIONS: readonly RegExp[] = [
+  /^-I?e\.[A-Za-z]*$/,
+  /^--timeout=\d{1,6}$/,
+  /^--bwlimit=\d{1,9}$/,
+  /^--stats$/,
+  /^--inplace$/,
+];
 
 function relayError(what: string): SnapkeepError {
   return new SnapkeepError("UNEXPECTED_OUTPUT", `The rsync relay stopped: ${what}.`, {

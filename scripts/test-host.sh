@@ -4,7 +4,8 @@
 #
 #   scripts/test-host.sh up     install what is missing (as root, apt-get), start virtlogd/libvirtd
 #                               when they are not running, wait until qemu:///system answers
-#   scripts/test-host.sh down   stop the daemons that `up` started (by pid), nothing else
+#   scripts/test-host.sh down   stop the daemons that `up` started (by pid), nothing else, and only
+#                               when no other run that called `up` is still alive
 #
 # Throwaway VMs and sshd instances are made and removed by the tests themselves (test/support/).
 set -euo pipefail
@@ -65,7 +66,10 @@ wait_for_libvirt() {
 
 case "${1:-}" in
   up)
-    mkdir -p "$STATE_DIR"
+    mkdir -p "$STATE_DIR/users"
+    # Each run that needs the daemons registers (by the pid that called us): several test runs
+    # share one libvirtd, and the last one out stops what an `up` started, never one still in use.
+    touch "$STATE_DIR/users/${SNAPKEEP_TEST_HOST_USER:-$PPID}"
     install_packages
     prepare_kvm
     mkdir -p /run/sshd
@@ -74,6 +78,15 @@ case "${1:-}" in
     wait_for_libvirt
     ;;
   down)
+    rm -f "$STATE_DIR/users/${SNAPKEEP_TEST_HOST_USER:-$PPID}"
+    for user in "$STATE_DIR"/users/*; do
+      [ -e "$user" ] || continue
+      if kill -0 "${user##*/}" 2>/dev/null; then
+        log "another test run (pid ${user##*/}) still uses the daemons; leaving them running"
+        exit 0
+      fi
+      rm -f "$user"
+    done
     if [ -f "$STATE_DIR/started.pids" ]; then
       # Newest first: libvirtd before the virtlogd it writes to.
       tac "$STATE_DIR/started.pids" | while read -r pid; do

@@ -9,11 +9,23 @@ const guest = fileURLToPath(new URL("../../scripts/lvm-guest.sh", import.meta.ur
  * the cache has no image for this version of scripts/lvm-guest.sh).
  */
 export function setup(): void {
-  execFileSync("bash", [testHost, "up"], { stdio: "inherit" });
-  execFileSync("bash", [guest, "up"], { stdio: "inherit" });
+  execFileSync("bash", [testHost, "up"], {
+    stdio: "inherit",
+    env: { ...process.env, SNAPKEEP_TEST_HOST_USER: String(process.pid) },
+  });
+  execFileSync("bash", [guest, "up"], {
+    stdio: "inherit",
+    env: { ...process.env, SNAPKEEP_TEST_HOST_USER: String(process.pid) },
+  });
 }
 
 export function teardown(): void {
-  execFileSync("bash", [guest, "down"], { stdio: "inherit" });
-  execFileSync("bash", [testHost, "down"], { stdio: "inherit" });
+  execFileSync("bash", [guest, "down"], {
+    stdio: "inherit",
+    env: { ...process.env, SNAPKEEP_TEST_HOST_USER: String(process.pid) },
+  });
+  execFileSync("bash", [testHost, "down"], {
+    stdio: "inherit",
+    env: { ...process.env, SNAPKEEP_TEST_HOST_USER: String(process.pid) },
+  });
 }

@@ -3,16 +3,21 @@
  * (no data in it) and one WebSocket, /api, carries the API. The WebSocket opens only with the
  * random token printed in the URL, from a page of this same origin, for a Host header naming this
  * server (a web page elsewhere cannot reach it through DNS rebinding either).
+ *
+ * The process runs jobs, so no client may end it: whatever one connection sends or does (a
+ * malformed frame, a reset mid-handshake) closes that connection only.
  */
 import { randomBytes, timingSafeEqual } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
+import { BlockList, isIP, isIPv6, type AddressInfo } from "node:net";
+import type { Duplex } from "node:stream";
 import { extname, join, normalize, sep } from "node:path";
 import { fileURLToPath } from "node:url";
 import { WebSocketServer, type WebSocket } from "ws";
 
 import type { Api, ApiEvent } from "../api/api.js";
+import { SnapkeepError } from "../errors.js";
 
 /** What the page may do: its own scripts, styles and socket; nothing inline, nothing remote. */
 export const CONTENT_SECURITY_POLICY = [
@@ -54,19 +59,49 @@ export interface Serving {
   close(): Promise<void>;
 }
 
+/** The largest message a client may send; the biggest real request (a long note) is far smaller. */
+export const MAX_MESSAGE_BYTES = 1024 * 1024;
+
+const loopback = new BlockList();
+loopback.addSubnet("127.0.0.0", 8, "ipv4");
+loopback.addAddress("::1", "ipv6");
+
+/** Whether `host` names this computer only: 127.0.0.0/8, ::1 (in any spelling) or localhost. */
+export function isLoopbackHost(host: string): boolean {
+  if (host.toLowerCase() === "localhost") {
+    return true;
+  }
+  // Any other host name may resolve to any interface.
+  const family = isIP(host);
+  return family !== 0 && loopback.check(host, family === 6 ? "ipv6" : "ipv4");
+}
+
 export function defaultRendererDir(): string {
   return fileURLToPath(new URL("../../renderer/", import.meta.url));
 }
 
 export async function serve(api: Api, options: ServeOptions = {}): Promise<Serving> {
   const host = options.host ?? "127.0.0.1";
+  const requestedPort = options.port ?? 8484;
+  if (!isLoopbackHost(host)) {
+    const tunnelPort = requestedPort === 0 ? 8484 : requestedPort;
+    throw new SnapkeepError(
+      "INVALID_INPUT",
+      `The UI is served on this computer only (127.0.0.1, ::1 or localhost), not on ${host}: remote access is not supported yet.`,
+      {
+        hint: `To use it from another computer, start it here with --port ${tunnelPort} and no --host, run \`ssh -L ${tunnelPort}:127.0.0.1:${tunnelPort} user@host\` on that computer, and open the printed address there.`,
+      },
+    );
+  }
+  // An IPv6 address in a URL or Host header goes in brackets.
+  const authority = isIPv6(host) ? `[${host}]` : host;
   const token = options.token ?? randomBytes(24).toString("base64url");
   const root = normalize(options.rendererDir ?? defaultRendererDir());
   const sockets = new Set<WebSocket>();
   let port = 0;
 
   const allowedHosts = (): Set<string> =>
-    new Set([`${host}:${port}`, `localhost:${port}`, `127.0.0.1:${port}`]);
+    new Set([`${authority}:${port}`, `localhost:${port}`, `127.0.0.1:${port}`]);
 
   const server: Server = createServer((request, response) => {
     // Whatever a request does wrong, it gets an answer: a rejection here would end the process,
@@ -116,25 +151,41 @@ export async function serve(api: Api, options: ServeOptions = {}): Promise<Servi
     }
   };
 
-  const wss = new WebSocketServer({ noServer: true, maxPayload: 1024 * 1024 });
-  server.on("upgrade", (request, socket, head) => {
-    const url = new URL(request.url ?? "/", "http://x");
+  const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_MESSAGE_BYTES });
+  /** Whether an upgrade request may open the API: right path, token, Host and Origin. */
+  const mayOpenApi = (request: IncomingMessage, url: URL): boolean => {
     const given = Buffer.from(url.searchParams.get("token") ?? "");
     const expected = Buffer.from(token);
     const origin = request.headers.origin ?? "";
-    const ok =
+    return (
       url.pathname === "/api" &&
       given.length === expected.length &&
       timingSafeEqual(given, expected) &&
       allowedHosts().has(request.headers.host ?? "") &&
-      origin === `http://${request.headers.host ?? ""}`;
-    if (!ok) {
-      socket.end("HTTP/1.1 401 Unauthorized\r\nConnection: close\r\n\r\n");
+      origin === `http://${request.headers.host ?? ""}`
+    );
+  };
+  server.on("upgrade", (request: IncomingMessage, socket: Duplex, head: Buffer) => {
+    // The HTTP server hands the socket over without its error listener: a client resetting it
+    // before it is a WebSocket (ws then adds its own) would otherwise end the process.
+    socket.on("error", () => socket.destroy());
+    let url: URL;
+    try {
+      url = new URL(request.url ?? "/", "http://x");
+    } catch {
+      refuse(socket, "400 Bad Request");
+      return;
+    }
+    if (!mayOpenApi(request, url)) {
+      refuse(socket, "401 Unauthorized");
       return;
     }
     wss.handleUpgrade(request, socket, head, (ws) => {
       sockets.add(ws);
       ws.on("close", () => sockets.delete(ws));
+      // A malformed or oversized frame is an error on this WebSocket only: ws has already sent the
+      // close code that says what was wrong (1002, 1007, 1009) and closes the connection itself.
+      ws.on("error", () => undefined);
       ws.on("message", (data) => {
         let parsed: unknown;
         try {
@@ -150,20 +201,28 @@ export async function serve(api: Api, options: ServeOptions = {}): Promise<Servi
       });
     });
   });
+
+  await new Promise<void>((resolve, reject) => {
+    const failed = (error: NodeJS.ErrnoException): void =>
+      reject(listenError(error, authority, requestedPort));
+    server.once("error", failed);
+    server.listen(requestedPort, host, () => {
+      server.off("error", failed);
+      resolve();
+    });
+  });
+  // Once listening, the server's only errors are failed accepts (ENFILE, ENOMEM, ...): they cost
+  // the one connection being accepted, not the others, and the next accept may succeed.
+  server.on("error", () => undefined);
+  port = (server.address() as AddressInfo).port;
   const unsubscribe = api.onEvent((event: ApiEvent) => {
     const text = JSON.stringify(event);
     for (const ws of sockets) {
       ws.send(text);
     }
   });
-
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(options.port ?? 8484, host, () => resolve());
-  });
-  port = (server.address() as AddressInfo).port;
   return {
-    url: `http://${host}:${port}/#token=${token}`,
+    url: `http://${authority}:${port}/#token=${token}`,
     port,
     token,
     close: async () => {
@@ -175,4 +234,43 @@ export async function serve(api: Api, options: ServeOptions = {}): Promise<Servi
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
+}
+
+/** Answers an upgrade request that may not open the API, and lets go of its socket. */
+function refuse(socket: Duplex, status: string): void {
+  // Destroyed once the answer is out rather than half-open until the client closes its side.
+  socket.once("finish", () => socket.destroy());
+  socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+}
+
+/** Why the server could not listen, as a sentence (anything unforeseen stays as it was). */
+function listenError(error: NodeJS.ErrnoException, authority: string, port: number): unknown {
+  switch (error.code) {
+    case "EADDRINUSE":
+      return new SnapkeepError(
+        "INVALID_INPUT",
+        `Port ${port} on ${authority} is in use (by another snapkeep serve, or another program); choose another with --port, or --port 0 for any free one.`,
+        { cause: error },
+      );
+    case "EACCES":
+      return new SnapkeepError(
+        "INVALID_INPUT",
+        `Port ${port} on ${authority} is for privileged programs only; choose one above 1023 with --port.`,
+        { cause: error },
+      );
+    case "ENOTFOUND":
+      return new SnapkeepError(
+        "INVALID_INPUT",
+        `The host name ${authority} does not resolve to an address on this computer; use --host 127.0.0.1.`,
+        { cause: error },
+      );
+    case "EADDRNOTAVAIL":
+      return new SnapkeepError(
+        "INVALID_INPUT",
+        `${authority} is not an address of this computer; use --host 127.0.0.1.`,
+        { cause: error },
+      );
+    default:
+      return error;
+  }
 }

@@ -2,11 +2,15 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { join } from "node:path";
 
 /**
- * `snapkeep serve` as a user starts it, on a free port, with its own state folder; resolves with
- * the process and the address it printed (token included).
+ * `snapkeep serve` as a user starts it, on a free port, with its own state folder (and any further
+ * options); resolves with the process and the address it printed (token included).
  */
-export async function startServe(repo: string, home: string): Promise<{ server: ChildProcess; url: string }> {
-  const server = spawn("node", [join(repo, "bin/snapkeep.js"), "serve", "--port", "0"], {
+export async function startServe(
+  repo: string,
+  home: string,
+  options: readonly string[] = [],
+): Promise<{ server: ChildProcess; url: string }> {
+  const server = spawn("node", [join(repo, "bin/snapkeep.js"), "serve", "--port", "0", ...options], {
     env: { ...process.env, SNAPKEEP_HOME: home },
     stdio: ["ignore", "pipe", "inherit"],
   });
@@ -14,7 +18,7 @@ export async function startServe(repo: string, home: string): Promise<{ server: 
     let out = "";
     server.stdout?.on("data", (chunk: Buffer) => {
       out += chunk.toString();
-      const match = /(http:\/\/127\.0\.0\.1:\d+\/#token=[\w-]+)/.exec(out);
+      const match = /(http:\/\/\S+:\d+\/#token=[\w-]+)/.exec(out);
       if (match?.[1] !== undefined) {
         resolve(match[1]);
       }

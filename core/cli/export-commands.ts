@@ -200,10 +200,14 @@ export function registerExportCommands(
     .option("--json", "machine-readable output")
     .action(async (targetName: string, ref: string, opts: { json?: boolean }) => {
       const result = await exports().verify(targetName, ref);
+      const named =
+        result.id === ref || result.id === ref.split("/").at(-1)
+          ? ""
+          : ` (the only export whose id starts with "${ref}")`;
       print(result, opts.json, () =>
         result.ok
-          ? `Export ${result.id} on ${targetName} is intact: every checksum matches.\n`
-          : `Export ${result.id} on ${targetName} is damaged: ${result.badFiles.join(", ")} ${result.badFiles.length === 1 ? "does" : "do"} not match the manifest.\n`,
+          ? `Export ${result.id}${named} on ${targetName} is intact: every checksum matches.\n`
+          : `Export ${result.id}${named} on ${targetName} is damaged: ${result.badFiles.join(", ")} ${result.badFiles.length === 1 ? "does" : "do"} not match the manifest.\n`,
       );
       if (!result.ok) {
         process.exitCode = 1;
@@ -312,11 +316,21 @@ function registerImport(program: Command, context: () => CliContext, print: Prin
             result.mode === "new-vm"
               ? `new VM ${displayName(result.vm)}`
               : `disks of ${displayName(result.vm)}`;
+          const matched = result.byPrefix ? `(the only export whose id starts with "${ref}")\n` : "";
+          const notes =
+            result.definition === null
+              ? ""
+              : `The new VM gets: ${result.definition.kept.map((n) => n.what).join("; ")}.\n` +
+                (result.definition.dropped.length === 0
+                  ? ""
+                  : `Left out of the saved definition:\n${result.definition.dropped
+                      .map((n) => `  ${n.what}: ${n.why}\n`)
+                      .join("")}`);
           return result.dryRun
             ? `Would restore ${result.export} on ${result.host} as ${what}:
-${files}`
+${files}${matched}${notes}`
             : `Restored ${result.export} on ${result.host} as ${what}${result.start ? ", started" : ""}:
-${files}`;
+${files}${matched}${notes}`;
         });
       },
     );

@@ -702,7 +702,12 @@ export class Exports extends Targets {
     if (!options.dryRun) {
       const fs = this.targetFsOf(target);
       for (const entry of removed) {
-        await removeExportFolder(fs, target.path, entry.vmFolder, entry.folder.slice(entry.vmFolder.length + 1));
+        await removeExportFolder(
+          fs,
+          target.path,
+          entry.vmFolder,
+          entry.folder.slice(entry.vmFolder.length + 1),
+        );
       }
       this.#deps.service.forgetExports(removed.map((e) => `${target.name}/${e.id}`));
     }

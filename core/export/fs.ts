@@ -20,9 +20,12 @@ export class RemoteFs {
   }
 
   async mkdirs(path: string): Promise<void> {
-    const result = await this.runner.run(["sh", "-c", 'umask 077 && mkdir -p -- "$1"', "snapkeep-mkdir", path], {
-      timeoutMs: QUICK_MS,
-    });
+    const result = await this.runner.run(
+      ["sh", "-c", 'umask 077 && mkdir -p -- "$1"', "snapkeep-mkdir", path],
+      {
+        timeoutMs: QUICK_MS,
+      },
+    );
     if (result.code !== 0) {
       throw writeFailure(this.label, path, result.stderr);
     }

@@ -20,9 +20,13 @@ export function openSealKey(home: string): Buffer {
     writeFileSync(path, `${randomBytes(32).toString("hex")}\n`, { flag: "wx", mode: 0o600 });
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== "EEXIST") {
-      throw new SnapkeepError("STORE_CORRUPT", `Snapkeep could not create ${path}: ${describeError(error)}.`, {
-        cause: error,
-      });
+      throw new SnapkeepError(
+        "STORE_CORRUPT",
+        `Snapkeep could not create ${path}: ${describeError(error)}.`,
+        {
+          cause: error,
+        },
+      );
     }
   }
   const text = readFileSync(path, "utf8").trim();

@@ -232,6 +232,7 @@ export function ImportWizard({
               ...plan.disks.map((d): [string, string] => [`Disk ${d.target}`, `${d.from} → ${d.file}`]),
             ]}
           />
+          {plan.definition !== null && <DefinitionNotes definition={plan.definition} />}
           <p className="hint">
             The images are copied next to their place, checked again, then moved in. Nothing the host has is
             overwritten{plan.mode === "new-vm" ? "; the new VM gets its own UUID and MAC addresses" : ""}.
@@ -249,5 +250,34 @@ export function ImportWizard({
         </>
       )}
     </Wizard>
+  );
+}
+
+/**
+ * What the new VM's definition keeps from the export and what it leaves out, with why: an export
+ * comes from a target Snapkeep does not trust, so only what a restored VM needs is carried over.
+ */
+function DefinitionNotes({ definition }: { definition: NonNullable<ImportPlan["definition"]> }) {
+  return (
+    <div className="definition-notes">
+      <h3>The new VM gets</h3>
+      <ul>
+        {definition.kept.map((n, i) => (
+          <li key={i}>{n.what}</li>
+        ))}
+      </ul>
+      {definition.dropped.length > 0 && (
+        <>
+          <h3>Left out of the saved definition</h3>
+          <ul>
+            {definition.dropped.map((n, i) => (
+              <li key={i}>
+                {n.what}: {n.why}
+              </li>
+            ))}
+          </ul>
+        </>
+      )}
+    </div>
   );
 }

@@ -172,13 +172,25 @@ export interface Artifact {
   readonly os: string | null;
 }
 
+export interface DefinitionNote {
+  readonly what: string;
+  readonly why: string;
+}
+
 export interface ImportPlan {
   readonly export: string;
+  readonly byPrefix: boolean;
   readonly host: string;
   readonly mode: "new-vm" | "attach";
   readonly vm: string;
   readonly disks: readonly { readonly from: string; readonly file: string; readonly target: string }[];
   readonly start: boolean;
+  readonly bytes: number;
+  readonly freeBytes: number;
+  readonly definition: {
+    readonly kept: readonly DefinitionNote[];
+    readonly dropped: readonly DefinitionNote[];
+  } | null;
 }
 
 export interface RevertOptions {

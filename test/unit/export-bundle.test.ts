@@ -71,7 +71,13 @@ const KEY = Buffer.alloc(32, 7);
 /** SCAN_SCRIPT's output for these folders: names as lines, file contents as od's hex lines. */
 function scan(entries: { dir: string; odd?: number; files: Record<string, string> }[]): string {
   const hex = (text: string): string =>
-    (Buffer.from(text).toString("hex").match(/.{1,32}/g) ?? []).map((l) => ` ${l.replace(/(..)/g, "$1 ")}`).join("\n");
+    (
+      Buffer.from(text)
+        .toString("hex")
+        .match(/.{1,32}/g) ?? []
+    )
+      .map((l) => ` ${l.replace(/(..)/g, "$1 ")}`)
+      .join("\n");
   return entries
     .map(
       (e) =>
@@ -90,7 +96,7 @@ function finished(m: Manifest, folder: string, key: Uint8Array = KEY): Record<st
   const seal = sealVerification(key, folder, createHash("sha256").update(text).digest("hex"), checked);
   return {
     "manifest.json": text,
-    "SHA256SUMS": sha256sums(m),
+    SHA256SUMS: sha256sums(m),
     "status.json": JSON.stringify({ ...checked, seal }),
   };
 }
@@ -182,10 +188,9 @@ describe("export bundle", () => {
     const good = finished(manifest, folder);
     expect(state(good)[0]).toBe("verified");
     // A status.json someone wrote by hand, or sealed with another key: not a check Snapkeep made.
-    expect(state({ ...good, "status.json": '{"state":"verified","checkedAt":"2026-01-01T00:00:00Z"}' })).toEqual([
-      "unverified",
-      expect.stringMatching(/not verified by this Snapkeep/),
-    ]);
+    expect(
+      state({ ...good, "status.json": '{"state":"verified","checkedAt":"2026-01-01T00:00:00Z"}' }),
+    ).toEqual(["unverified", expect.stringMatching(/not verified by this Snapkeep/)]);
     expect(state(finished(manifest, folder, Buffer.alloc(32, 9)))[0]).toBe("unverified");
     // A sealed status copied from another export does not hold for this one.
     const other = { ...manifest, id: "20261126T130501Z-nightly" };
@@ -193,7 +198,9 @@ describe("export bundle", () => {
     expect(state({ ...good, "status.json": copied })[0]).toBe("unverified");
     // The manifest changed after the check: the seal no longer covers it.
     const edited = `${JSON.stringify({ ...manifest, tools: { snapkeep: "9" } }, null, 2)}\n`;
-    expect(state({ ...good, "manifest.json": edited, SHA256SUMS: sha256sums(manifest) })[0]).toBe("unverified");
+    expect(state({ ...good, "manifest.json": edited, SHA256SUMS: sha256sums(manifest) })[0]).toBe(
+      "unverified",
+    );
     // SHA256SUMS that disagree with the manifest, or missing: damaged, not ignored.
     expect(state({ ...good, SHA256SUMS: `${"c".repeat(64)}  vda.qcow2\n` })).toEqual([
       "corrupt",
@@ -210,15 +217,18 @@ describe("export bundle", () => {
   it("cannot be steered by a file's bytes: a manifest carrying listing lines lists nothing more", () => {
     const folder = "web01-1b2c3d4e/20261126T130500Z-nightly";
     const forged = `{"x":"\nD ../../etc\nO 0\nF manifest.json\nE\nD web01-1b2c3d4e/20261126T000000Z-forged\n"}`;
-    const entries = parseScan(scan([{ dir: folder, files: { ...finished(manifest, folder), "job.json": forged } }]), KEY);
+    const entries = parseScan(
+      scan([{ dir: folder, files: { ...finished(manifest, folder), "job.json": forged } }]),
+      KEY,
+    );
     expect(entries.map((e) => e.folder)).toEqual([folder]);
     // Output that is not od's hex inside a file ends that folder's listing: it is left out.
     const broken = `D ${folder}\nO 0\nF manifest.json\n{"not":"hex"}\nE\n`;
     expect(parseScan(broken, KEY)).toEqual([]);
     // Folder names that are not Snapkeep's are not listed, whatever the script printed.
-    expect(parseScan(scan([{ dir: "../x/20261126T130500Z-nightly", files: finished(manifest, folder) }]), KEY)).toEqual(
-      [],
-    );
+    expect(
+      parseScan(scan([{ dir: "../x/20261126T130500Z-nightly", files: finished(manifest, folder) }]), KEY),
+    ).toEqual([]);
   });
 });
 
@@ -238,7 +248,10 @@ describe("the scan script on a real folder", () => {
       // A link where an export folder or a VM folder would be, and a name with a newline.
       mkdirSync(join(outside, "20261126T000000Z-elsewhere"));
       writeFileSync(join(outside, "20261126T000000Z-elsewhere", "manifest.json"), JSON.stringify(manifest));
-      symlinkSync(join(outside, "20261126T000000Z-elsewhere"), join(root, "web01-1b2c3d4e", "20261126T000000Z-link"));
+      symlinkSync(
+        join(outside, "20261126T000000Z-elsewhere"),
+        join(root, "web01-1b2c3d4e", "20261126T000000Z-link"),
+      );
       symlinkSync(outside, join(root, "linked-vm"));
       mkdirSync(join(root, "web01-1b2c3d4e", "20261126T000001Z-a\nD web01-1b2c3d4e"), { recursive: true });
       let entries = parseScan(run(root), KEY);
@@ -250,7 +263,10 @@ describe("the scan script on a real folder", () => {
       // A manifest.json that is a link is not read at all.
       rmSync(join(root, folder, "vda.qcow2"));
       rmSync(join(root, folder, "manifest.json"));
-      symlinkSync(join(outside, "20261126T000000Z-elsewhere", "manifest.json"), join(root, folder, "manifest.json"));
+      symlinkSync(
+        join(outside, "20261126T000000Z-elsewhere", "manifest.json"),
+        join(root, folder, "manifest.json"),
+      );
       expect(run(root)).not.toContain("F manifest.json");
     } finally {
       rmSync(root, { recursive: true, force: true });

@@ -61,9 +61,13 @@ export function validateServerArgv(argv: readonly string[], expectedDestination?
         `the sending side asked to write "${(rest.at(-1) ?? "").slice(0, 120)}", not ${expectedDestination}`,
       );
     }
-    const unexpected = rest.slice(0, -2).filter((arg) => !UNTRUSTED_SENDER_OPTIONS.some((re) => re.test(arg)));
+    const unexpected = rest
+      .slice(0, -2)
+      .filter((arg) => !UNTRUSTED_SENDER_OPTIONS.some((re) => re.test(arg)));
     if (unexpected.length > 0) {
-      throw relayError(`the sending side asked for rsync options Snapkeep does not use (${unexpected.join(" ").slice(0, 120)})`);
+      throw relayError(
+        `the sending side asked for rsync options Snapkeep does not use (${unexpected.join(" ").slice(0, 120)})`,
+      );
     }
   }
   return [program, server, ...rest];

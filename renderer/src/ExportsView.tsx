@@ -230,6 +230,10 @@ export function ImportWizard({
                   : `disks of ${plan.vm}`,
               ],
               ...plan.disks.map((d): [string, string] => [`Disk ${d.target}`, `${d.from} → ${d.file}`]),
+              [
+                "Space",
+                `${formatBytes(plan.bytes)} needed, ${formatBytes(plan.freeBytes)} free on ${plan.host}`,
+              ],
             ]}
           />
           {plan.definition !== null && <DefinitionNotes definition={plan.definition} />}
@@ -258,14 +262,9 @@ export function ImportWizard({
  * comes from a target Snapkeep does not trust, so only what a restored VM needs is carried over.
  */
 function DefinitionNotes({ definition }: { definition: NonNullable<ImportPlan["definition"]> }) {
+  // What was left out first: that is what a person has to judge before restoring.
   return (
     <div className="definition-notes">
-      <h3>The new VM gets</h3>
-      <ul>
-        {definition.kept.map((n, i) => (
-          <li key={i}>{n.what}</li>
-        ))}
-      </ul>
       {definition.dropped.length > 0 && (
         <>
           <h3>Left out of the saved definition</h3>
@@ -278,6 +277,12 @@ function DefinitionNotes({ definition }: { definition: NonNullable<ImportPlan["d
           </ul>
         </>
       )}
+      <h3>The new VM gets</h3>
+      <ul>
+        {definition.kept.map((n, i) => (
+          <li key={i}>{n.what}</li>
+        ))}
+      </ul>
     </div>
   );
 }

@@ -242,6 +242,9 @@ describe("the UI in Chromium, on snapkeep serve", () => {
     await expect
       .poll(() => restore.locator("dl.summary").textContent())
       .toMatch(new RegExp(`new VM ${importedName}`));
+    // The definition is rebuilt from an allowlist: what the new VM gets and what was left out, with why.
+    await restore.getByRole("heading", { name: "The new VM gets" }).waitFor();
+    await expect.poll(() => restore.locator(".definition-notes").textContent()).toMatch(/emulator .*program/);
     await page.screenshot({ path: join(shots, "restore-summary.png") });
     await restore.getByRole("button", { name: "Restore", exact: true }).click();
     await restore.getByText(/Restored on local/).waitFor({ timeout: 60_000 });

@@ -63,9 +63,7 @@ function openContext(io: CliIo): CliContext {
   });
   const { recovered } = context.store;
   if (recovered !== null) {
-    io.err(
-      `snapkeep: warning: the settings file could not be read (${recovered.reason}); it was moved to ${recovered.movedTo} and Snapkeep started with empty settings.\n`,
-    );
+    io.err(`snapkeep: warning: ${recovered.message}\n`);
   }
   return context;
 }

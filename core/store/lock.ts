@@ -4,20 +4,13 @@
  * the store itself; a section lasts milliseconds, so only a process that collides waits, briefly.
  */
 import { randomBytes } from "node:crypto";
-import {
-  closeSync,
-  linkSync,
-  openSync,
-  readFileSync,
-  renameSync,
-  statSync,
-  unlinkSync,
-  writeSync,
-} from "node:fs";
+import { closeSync, linkSync, openSync, readFileSync, renameSync, statSync, unlinkSync } from "node:fs";
 import type { Stats } from "node:fs";
 import { hostname } from "node:os";
+import { dirname } from "node:path";
 
-import { SnapkeepError, describeError } from "../errors.js";
+import { SnapkeepError } from "../errors.js";
+import { removeIfThere, settingsWriteError, writeAll } from "./files.js";
 
 export interface FileLockTiming {
   /** How long to wait for another process's lock before giving up. */
@@ -87,21 +80,18 @@ function tryCreate(path: string, owner: Owner): boolean {
     if ((error as NodeJS.ErrnoException).code === "EEXIST") {
       return false;
     }
-    throw new SnapkeepError(
-      "STORE_CORRUPT",
-      `Cannot create the lock file ${path}: ${describeError(error)}.`,
-      {
-        hint: "Check that the Snapkeep folder exists and is writable by this user.",
-        details: { path },
-        cause: error,
-      },
-    );
+    throw settingsWriteError(error, dirname(path));
   }
   try {
-    writeSync(fd, JSON.stringify(owner));
-  } finally {
+    writeAll(fd, Buffer.from(JSON.stringify(owner)));
+  } catch (error) {
+    // A lock file without its owner looks like one being written this instant, and would hold
+    // every other process off until it ages: a full disk must not leave one behind.
     closeSync(fd);
+    removeIfThere(path);
+    throw settingsWriteError(error, dirname(path));
   }
+  closeSync(fd);
   return true;
 }
 
@@ -148,13 +138,7 @@ function release(path: string, owner: Owner): void {
   if (readOwner(path)?.token !== owner.token) {
     return;
   }
-  try {
-    unlinkSync(path);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== "ENOENT") {
-      throw error;
-    }
-  }
+  removeIfThere(path);
 }
 
 function statIfExists(path: string): Stats | undefined {

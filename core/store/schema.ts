@@ -1,10 +1,11 @@
 import { z } from "zod";
+import { validateLibvirtUri } from "../domain/selection.js";
 import { validateWhen, WEEKDAYS } from "../schedule/spec.js";
 import { definitionSummarySchema } from "../restore/definition-summary.js";
 
 /**
- * The settings file, in one schema: zod types it and validates what is read back; the JSON Schema
- * derived from it is what conf (CLI, daemon) and electron-store (desktop) enforce on every write.
+ * The settings file, in one schema: it types the settings and validates every write and everything
+ * read back.
  */
 export const SETTINGS_VERSION = 1;
 
@@ -15,10 +16,24 @@ const hostName = z
     "letters, digits, dot, - and _, starting with a letter or digit",
   );
 
+// Checked with the rules `host add` uses: a hand-edited `qemu+ext:///…?command=…` would otherwise
+// run a program of the file's choosing at the next `vm list`.
+const libvirtUri = z.string().refine(
+  (uri) => {
+    try {
+      validateLibvirtUri(uri);
+      return true;
+    } catch {
+      return false;
+    }
+  },
+  { message: "not a libvirt URI Snapkeep uses (qemu:///system or qemu:///session)" },
+);
+
 export const localHostSchema = z.object({
   name: hostName,
   kind: z.literal("local"),
-  uri: z.string().min(1),
+  uri: libvirtUri,
 });
 
 /** How an SSH machine is reached and pinned: the same for hypervisor hosts and export targets. */
@@ -36,7 +51,7 @@ const sshEndpoint = {
     .optional(),
 };
 
-export const sshHostSchema = z.object({ ...sshEndpoint, uri: z.string().min(1) });
+export const sshHostSchema = z.object({ ...sshEndpoint, uri: libvirtUri });
 
 export const hostSchema = z.discriminatedUnion("kind", [localHostSchema, sshHostSchema]);
 
@@ -249,13 +264,4 @@ export function emptySettings(): Settings {
 
 export function snapshotKey(host: string, vmUuid: string, tag: string): string {
   return `${host}/${vmUuid}/${tag}`;
-}
-
-/** JSON Schema `properties` for conf/electron-store, derived from the zod schema above. */
-export function settingsJsonSchemaProperties(): Record<string, object> {
-  // "input" mode: fields with a default are optional in the file, as in files written before them.
-  const full = z.toJSONSchema(settingsSchema, { target: "draft-2020-12", io: "input" }) as {
-    properties: Record<string, object>;
-  };
-  return full.properties;
 }

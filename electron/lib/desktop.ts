@@ -207,9 +207,8 @@ export class Desktop {
   async #start(): Promise<void> {
     const { recovered } = this.context.store;
     if (recovered !== null) {
-      const message = `The settings file could not be read (${recovered.reason}); it was moved to ${recovered.movedTo} and Snapkeep started with empty settings.`;
-      this.#ports.log(message);
-      this.#ports.notify("Snapkeep's settings were unreadable", message);
+      this.#ports.log(recovered.message);
+      this.#ports.notify("Snapkeep's settings were unreadable", recovered.message);
     }
     this.#disposers.push(
       this.api.onEvent((event) => {

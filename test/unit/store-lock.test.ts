@@ -54,7 +54,7 @@ describe("settings store across processes", () => {
     expect(keys.sort()).toEqual(
       ["a", "b"].flatMap((prefix) => Array.from({ length: 50 }, (_, i) => `${prefix}-${i}`)).sort(),
     );
-    expect(readdirSync(home)).toEqual(["settings.json"]);
+    expect(readdirSync(home).sort()).toEqual(["settings.json", "settings.json.last-good"]);
   }, 60_000);
 });
 

@@ -615,7 +615,7 @@ async function main(): Promise<void> {
       service,
       store: ctx.store,
       ssh: ctx.ssh,
-      sealKey: openSealKey(ctx.home),
+      sealKey: () => openSealKey(ctx.home),
       now: () => new Date(),
       stagingRoot: staging,
       // The same runners Snapkeep makes for its targets, counted.

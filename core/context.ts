@@ -49,7 +49,7 @@ export function openCoreContext(options: CoreContextOptions): CoreContext {
     sleep: (ms) => sleep(ms).then(() => undefined),
     ssh,
   });
-  const exports = new Exports({ service, store, ssh, now, sealKey: openSealKey(home) });
+  const exports = new Exports({ service, store, ssh, now, sealKey: () => openSealKey(home) });
   return {
     home,
     store,

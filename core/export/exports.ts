@@ -140,8 +140,11 @@ export interface ExportsDeps extends TargetDeps {
   readonly clock?: () => number;
   readonly sleep?: (ms: number) => Promise<void>;
   readonly stagingRoot?: string;
-  /** The state folder's key for sealing verifications (seal.ts): what makes an export "verified". */
-  readonly sealKey: Uint8Array;
+  /**
+   * The state folder's key for sealing verifications (seal.ts): what makes an export "verified".
+   * Asked for only when a target is read or written, so commands that never touch one never make it.
+   */
+  readonly sealKey: () => Uint8Array;
 }
 
 const ATTEMPTS = 3;
@@ -153,9 +156,16 @@ const HASH_MS = 6 * 60 * 60_000;
 export class Exports extends Targets {
   readonly #deps: ExportsDeps;
 
+  #key: Uint8Array | undefined;
+
   constructor(deps: ExportsDeps) {
     super(deps);
     this.#deps = deps;
+  }
+
+  #sealKey(): Uint8Array {
+    this.#key ??= this.#deps.sealKey();
+    return this.#key;
   }
 
   // ---- export ----------------------------------------------------------------------------------
@@ -495,7 +505,7 @@ export class Exports extends Targets {
       ...checked,
       badFiles: [],
       seal: sealVerification(
-        this.#deps.sealKey,
+        this.#sealKey(),
         posix.relative(target.path, final),
         createHash("sha256").update(manifestText).digest("hex"),
         checked,
@@ -645,7 +655,7 @@ export class Exports extends Targets {
     const status: ExportStatus = {
       ...checked,
       badFiles,
-      seal: sealVerification(this.#deps.sealKey, entry.folder, entry.manifestSha256 ?? "", checked),
+      seal: sealVerification(this.#sealKey(), entry.folder, entry.manifestSha256 ?? "", checked),
     };
     if (record) {
       if (badFiles.length > 0) {
@@ -725,7 +735,7 @@ export class Exports extends Targets {
     if (result.code !== 0) {
       throw writeFailure(fs.label, create ?? target.path, result.stderr);
     }
-    return parseScan(result.stdout, this.#deps.sealKey).filter(
+    return parseScan(result.stdout, this.#sealKey()).filter(
       (e) => create === undefined || e.vmFolder === posix.basename(create),
     );
   }

@@ -103,7 +103,8 @@ export function settingsWriteError(error: unknown, folder: string): unknown {
   }
 }
 
-function writeNewFile(path: string, content: Uint8Array, mode: number): void {
+/** Creates `path` (it must not exist) with all of `content`, flushed, at exactly `mode`. */
+export function writeNewFile(path: string, content: Uint8Array, mode: number): void {
   const fd = openSync(path, "wx", mode);
   let failed = true;
   try {

@@ -75,7 +75,7 @@ describe("exports", () => {
       service,
       store: ctx.store,
       ssh: ctx.ssh,
-      sealKey: openSealKey(ctx.home),
+      sealKey: () => openSealKey(ctx.home),
       now: () => new Date(),
       stagingRoot,
       sleep: async () => undefined,
@@ -264,7 +264,7 @@ describe("exports", () => {
       service,
       store: ctx.store,
       ssh: ctx.ssh,
-      sealKey: openSealKey(ctx.home),
+      sealKey: () => openSealKey(ctx.home),
       now: () => new Date(),
       stagingRoot,
       targetRunner: (target) => {

@@ -240,7 +240,7 @@ describe("hostile export bundles", () => {
       service,
       store: ctx.store,
       ssh: ctx.ssh,
-      sealKey: openSealKey(ctx.home),
+      sealKey: () => openSealKey(ctx.home),
       now: () => new Date(),
       sleep: async () => undefined,
     });

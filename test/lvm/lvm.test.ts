@@ -168,7 +168,7 @@ describe("LVM host (a real Debian guest)", () => {
         service,
         store: ctx.store,
         ssh: ctx.ssh,
-        sealKey: openSealKey(ctx.home),
+        sealKey: () => openSealKey(ctx.home),
         now: () => new Date(),
         stagingRoot: "/var/tmp/snapkeep-export",
         sleep: async () => undefined,

@@ -25,6 +25,7 @@ export type ErrorCode =
   | "HOOK_FAILED"
   | "TARGET_FULL"
   | "NO_SPACE"
+  | "PERMISSION_DENIED"
   | "TARGET_UNWRITABLE"
   | "TRANSFER_FAILED"
   | "VERIFY_FAILED";
@@ -61,16 +62,17 @@ export function describeError(value: unknown): string {
   return String(value);
 }
 
-/** An error as a UI shows it: the same sentence and hint the CLI prints, and the code to branch on. */
-export interface ErrorView {
-  readonly code: string;
-  readonly message: string;
-  readonly hint: string | null;
-}
+// A value longer than this is shown by its start and its length: a message stays one readable line.
+const SHOWN_INPUT_CHARACTERS = 60;
 
-export function toErrorView(error: unknown): ErrorView {
-  if (isSnapkeepError(error)) {
-    return { code: error.code, message: error.message, hint: error.hint ?? null };
+/**
+ * A value a person gave, for a message: in double quotes, with control characters escaped so that
+ * a name holding a newline cannot break the message in two, and cut short when it is long.
+ */
+export function quoteInput(value: string): string {
+  const characters = [...value];
+  if (characters.length <= SHOWN_INPUT_CHARACTERS) {
+    return JSON.stringify(value);
   }
-  return { code: "INTERNAL", message: `Unexpected error: ${describeError(error)}`, hint: null };
+  return `${JSON.stringify(`${characters.slice(0, 40).join("")}…`)} (${characters.length} characters)`;
 }

@@ -1,7 +1,8 @@
 import { readFileSync } from "node:fs";
 import { homedir, userInfo } from "node:os";
 import { join } from "node:path";
-import { SnapkeepError, describeError } from "./errors.js";
+import { SnapkeepError } from "./errors.js";
+import { systemCause } from "./explain.js";
 import type { HostConfig, SshHostConfig } from "./domain/types.js";
 import { LocalRunner } from "./runner/local.js";
 import type { SshRunner, SshRunnerOptions } from "./runner/ssh.js";
@@ -108,7 +109,7 @@ function chooseKey(files: readonly string[], explicit: boolean, env: SshEnvironm
       if (explicit) {
         throw new SnapkeepError(
           "INVALID_INPUT",
-          `Cannot read the identity file ${path}: ${describeError(error)}.`,
+          `Cannot read the identity file ${path}: ${systemCause(error)}.`,
           { hint: "Check the path, or leave the identity file out to use ~/.ssh and the ssh-agent." },
         );
       }

@@ -1,5 +1,5 @@
 import { resolve } from "node:path";
-import { SnapkeepError, describeError } from "./errors.js";
+import { SnapkeepError, describeError, quoteInput } from "./errors.js";
 import {
   MAX_SNAPSHOT_NAME_LENGTH,
   defaultSnapshotName,
@@ -11,13 +11,10 @@ import {
   summariseDefinition,
   type DefinitionSummary,
 } from "./restore/definition-summary.js";
+import { MAX_SAFETY_KEPT } from "./domain/limits.js";
+import { validateName } from "./domain/names.js";
 import { groupSnapshots } from "./domain/snapshots.js";
-import {
-  chooseSnapshotDisks,
-  resolveSnapshot,
-  validateHostName,
-  validateLibvirtUri,
-} from "./domain/selection.js";
+import { chooseSnapshotDisks, resolveSnapshot, validateLibvirtUri } from "./domain/selection.js";
 import type {
   HostConfig,
   LvSnapshot,
@@ -34,6 +31,7 @@ import { LibvirtHost, type VmInspection } from "./hypervisor/libvirt.js";
 import type { CommandRunner } from "./runner/types.js";
 import { requireOfferedFingerprint } from "./ssh/hostkey.js";
 import { parseSshSpec } from "./ssh/config.js";
+import { commandLine } from "./shell/quote.js";
 import { libvirtGuestOps } from "./hypervisor/guest.js";
 import { lvSnapshotWarnings, mergeRefusal } from "./hypervisor/lvm.js";
 import { withConsistency } from "./schedule/consistency.js";
@@ -120,7 +118,7 @@ export class SnapkeepService {
   getHost(name: string): HostConfig {
     const host = this.listHosts().find((h) => h.name === name);
     if (host === undefined) {
-      throw new SnapkeepError("NOT_FOUND", `There is no host named "${name}".`, {
+      throw new SnapkeepError("NOT_FOUND", `There is no host named ${quoteInput(name)}.`, {
         hint: "See your hosts with: snapkeep host list",
       });
     }
@@ -128,7 +126,7 @@ export class SnapkeepService {
   }
 
   addLocalHost(name: string, uri = "qemu:///system"): HostConfig {
-    validateHostName(name);
+    validateName("host name", name);
     validateLibvirtUri(uri);
     const host: HostConfig = { name, kind: "local", uri };
     this.#saveNewHost(host);
@@ -147,7 +145,7 @@ export class SnapkeepService {
     uri?: string;
     trust?: string;
   }): Promise<{ host: SshHostConfig; offeredFingerprint: string; trusted: boolean }> {
-    validateHostName(request.name);
+    validateName("host name", request.name);
     if (request.uri !== undefined) {
       validateLibvirtUri(request.uri);
     }
@@ -262,14 +260,15 @@ export class SnapkeepService {
       cowAtLeast?: ReadonlyMap<string, number>;
     },
   ): Promise<{ snapshot: Snapshot; warnings: readonly string[]; log: readonly string[] }> {
-    const host = this.getHost(hostName);
-    const inspection = await this.#find(hostName, vmRef);
-    const targets = chooseSnapshotDisks(inspection.vm, request.disks);
+    // What was typed is checked first: a bad name is wrong whatever the VM, and needs no host.
     const name = request.name ?? defaultSnapshotName(request.kind, this.#deps.now());
     validateSnapshotName(name);
     if (request.note !== undefined && request.note.length > 2000) {
       throw new SnapkeepError("INVALID_INPUT", "A note can be at most 2000 characters long.");
     }
+    const host = this.getHost(hostName);
+    const inspection = await this.#find(hostName, vmRef);
+    const targets = chooseSnapshotDisks(inspection.vm, request.disks);
     const tag = encodeSnapshotTag(request.kind, name, request.origin);
     const existing = this.#withSnapshots(inspection).snapshots;
     if (existing.some((s) => s.name === name || s.tag === tag)) {
@@ -404,7 +403,7 @@ export class SnapkeepService {
     }
     if (snapshot.pinned) {
       throw new SnapkeepError("INVALID_INPUT", `Snapshot "${snapshot.name}" is pinned.`, {
-        hint: `Unpin it first: snapkeep snapshot unpin ${hostName}/${inspection.vm.name} "${snapshot.name}"`,
+        hint: `Unpin it first: ${commandLine`snapkeep snapshot unpin ${hostName}/${inspection.vm.name} ${snapshot.name}`}`,
       });
     }
     if (options.dryRun === true) {
@@ -561,8 +560,8 @@ export class SnapkeepService {
   }
 
   setSafetyKeep(keep: number): void {
-    if (!Number.isInteger(keep) || keep < 1 || keep > 100) {
-      throw new SnapkeepError("INVALID_INPUT", "Keep 1 to 100 safety snapshots per VM.");
+    if (!Number.isInteger(keep) || keep < 1 || keep > MAX_SAFETY_KEPT) {
+      throw new SnapkeepError("INVALID_INPUT", `Keep 1 to ${MAX_SAFETY_KEPT} safety snapshots per VM.`);
     }
     this.#deps.store.update((s) => ({ ...s, safetyKeep: keep }));
   }
@@ -670,7 +669,7 @@ export class SnapkeepService {
         "HOST_KEY_UNKNOWN",
         `Host ${host.name} is not trusted yet; nothing runs on it until it is.`,
         {
-          hint: `Check its fingerprint and run: snapkeep host trust ${host.name} SHA256:...`,
+          hint: `Check its fingerprint and run: ${commandLine`snapkeep host trust ${host.name}`} SHA256:...`,
         },
       );
     }

@@ -8,7 +8,8 @@
 import { z } from "zod";
 
 import { parseSnapshotTag } from "../domain/snapshot-tag.js";
-import { SnapkeepError, toErrorView, type ErrorView } from "../errors.js";
+import { SnapkeepError } from "../errors.js";
+import { invalidParams, sentenceErrorMap, toErrorView, type ErrorView } from "../explain.js";
 import type { Exports } from "../export/exports.js";
 import { importExport } from "../export/import.js";
 import { labUp } from "../lab/lab.js";
@@ -91,18 +92,9 @@ export class Api {
       if (!Object.hasOwn(methods, method)) {
         throw new SnapkeepError("INVALID_INPUT", `There is no API method "${method}".`);
       }
-      const parsed = methods[method as Method].safeParse(params ?? {});
+      const parsed = methods[method as Method].safeParse(params ?? {}, { error: sentenceErrorMap });
       if (!parsed.success) {
-        const issue = parsed.error.issues[0];
-        const where = issue === undefined || issue.path.length === 0 ? "" : ` (${issue.path.join(".")})`;
-        // The sentence first (the UI shows it as is); which call and field, for a bug report.
-        throw new SnapkeepError(
-          "INVALID_INPUT",
-          `${(issue?.message ?? "Invalid input").replace(/\.$/, "")}.`,
-          {
-            hint: `In ${method}${where}.`,
-          },
-        );
+        throw invalidParams(method, parsed.error);
       }
       const handler = this.#handlers[method as Method] as (p: unknown) => unknown;
       return { id, result: (await handler(parsed.data)) ?? null };

@@ -11,7 +11,8 @@
  */
 import { randomBytes } from "node:crypto";
 
-import { SnapkeepError, isSnapkeepError, toErrorView, type ErrorView } from "../errors.js";
+import { SnapkeepError, isSnapkeepError } from "../errors.js";
+import { toErrorView, type ErrorView } from "../explain.js";
 import type { JobProgress, JobState, JobView, UiJobKind } from "../domain/types.js";
 
 export type { JobProgress, JobState, JobView, UiJobKind } from "../domain/types.js";

@@ -1,68 +1,112 @@
 /**
  * Every method of the UI's API and its parameters. A method not listed here does not exist, and
  * parameters are checked here before anything runs, whichever transport brought them.
+ *
+ * Each field is described in the words a sentence about it uses ("The target name ... may
+ * contain only ..."): the API parses with explain.ts's sentenceErrorMap, which reads them.
  */
 import { z } from "zod";
 
+import {
+  MAX_BWLIMIT_KIB,
+  MAX_EXPORTS_KEPT,
+  MAX_SAFETY_KEPT,
+  MAX_SNAPSHOTS_KEPT,
+  MAX_WAIT_SECONDS,
+} from "../domain/limits.js";
+import { NAME_PATTERN, NO_CONTROL_CHARACTERS } from "../domain/names.js";
 import { WEEKDAYS } from "../schedule/spec.js";
 
-const name = z.string().min(1).max(64);
-const hostVm = { host: name, vm: z.string().min(1).max(300) };
-const snapshotRef = { ...hostVm, snapshot: z.string().min(1).max(70_000) };
-const disks = z.array(z.string().min(1).max(32)).min(1).max(64);
-const fingerprint = z.string().min(1).max(200);
+/** A host, target, template or volume name, in the words `what` ("target name"). */
+const nameOf = (what: string) => z.string().regex(NAME_PATTERN).describe(what);
+/** A path or address a person types. */
+const typed = (what: string, max: number) =>
+  z.string().min(1).max(max).regex(NO_CONTROL_CHARACTERS).describe(what);
+const flag = (what: string) => z.boolean().describe(what);
+
+const hostName = nameOf("host name");
+const targetName = nameOf("target name");
+const vmName = z.string().min(1).max(300).describe("VM name");
+const hostVm = { host: hostName, vm: vmName };
+const snapshotRef = { ...hostVm, snapshot: z.string().min(1).max(70_000).describe("snapshot") };
+const disks = z
+  .array(z.string().min(1).max(32).describe("disk target"))
+  .min(1)
+  .max(64)
+  .describe("list of disks");
+const fingerprint = z.string().min(1).max(200).describe("host key fingerprint");
+const dryRun = flag("dry-run choice");
 const stopOptions = {
-  dryRun: z.boolean(),
-  stopRunning: z.boolean().default(false),
-  force: z.boolean().default(false),
-  shutdownTimeoutSeconds: z.number().int().min(1).max(3600).default(120),
+  dryRun,
+  stopRunning: flag("choice to stop a running VM").default(false),
+  force: flag("choice to power the VM off").default(false),
+  shutdownTimeoutSeconds: z
+    .number()
+    .int()
+    .min(1)
+    .max(MAX_WAIT_SECONDS)
+    .describe("shutdown timeout in seconds")
+    .default(120),
 };
 
-const when = z.discriminatedUnion("every", [
-  z.object({ every: z.literal("daily"), at: z.string().max(5) }),
-  z.object({ every: z.literal("weekly"), at: z.string().max(5), weekday: z.enum(WEEKDAYS) }),
-  z.object({ every: z.literal("monthly"), at: z.string().max(5), day: z.number().int() }),
-  z.object({ every: z.literal("cron"), cron: z.string().max(200) }),
-]);
-// What people type gets a sentence of its own; the rest keeps zod's wording (it is a bug if seen).
-const COUNT = "Keep counts are whole numbers from 1 to 10,000; leave one empty for no such rule";
-const count = z.number(COUNT).int(COUNT).min(1, COUNT).max(10_000, COUNT).optional();
+const timeOfDay = z.string().max(5).describe("time of day");
+const when = z
+  .discriminatedUnion("every", [
+    z.object({ every: z.literal("daily"), at: timeOfDay }),
+    z.object({ every: z.literal("weekly"), at: timeOfDay, weekday: z.enum(WEEKDAYS).describe("weekday") }),
+    z.object({
+      every: z.literal("monthly"),
+      at: timeOfDay,
+      day: z.number().int().describe("day of the month"),
+    }),
+    z.object({ every: z.literal("cron"), cron: z.string().max(200).describe("cron expression") }),
+  ])
+  .describe("repeat period");
+// The schedule editor shows one sentence for all four counts, as it lays them out together.
+const COUNT = `Keep counts are whole numbers from 1 to ${MAX_SNAPSHOTS_KEPT.toLocaleString("en-US")}; leave one empty for no such rule`;
+const count = z.number(COUNT).int(COUNT).min(1, COUNT).max(MAX_SNAPSHOTS_KEPT, COUNT).optional();
+const note = z.string().max(2000).describe("note");
 const scheduleDraft = z.object({
   ...hostVm,
   when,
-  retention: z.object({ keepLast: count, daily: count, weekly: count, monthly: count }),
+  retention: z.object({ keepLast: count, daily: count, weekly: count, monthly: count }).describe("retention"),
   disks: disks.optional(),
-  note: z.string().max(2000).optional(),
+  note: note.optional(),
 });
-const scheduleId = z.string().regex(/^[a-z0-9]{8}$/);
-const artifactKind = z.enum(["template", "volume"]);
+const scheduleId = z
+  .string()
+  .regex(/^[a-z0-9]{8}$/)
+  .describe("schedule ID");
+const artifactKind = z.enum(["template", "volume"]).describe("kind");
+const artifactName = z.string().min(1).max(128).describe("template or volume name");
+const exportId = z.string().min(1).max(300).describe("export ID");
 
 export const methods = {
   "hosts.list": z.object({}),
   "hosts.add": z
     .object({
-      name,
-      local: z.boolean().default(false),
-      ssh: z.string().min(1).max(300).optional(),
-      identityFile: z.string().min(1).max(4096).optional(),
-      uri: z.string().min(1).max(300).optional(),
+      name: hostName,
+      local: flag("choice of this computer").default(false),
+      ssh: typed("SSH address", 300).optional(),
+      identityFile: typed("key file", 4096).optional(),
+      uri: typed("libvirt URI", 300).optional(),
     })
     .refine((p) => p.local !== (p.ssh !== undefined), "Choose this computer or an SSH address"),
-  "hosts.fingerprint": z.object({ name }),
-  "hosts.trust": z.object({ name, fingerprint }),
-  "hosts.remove": z.object({ name }),
+  "hosts.fingerprint": z.object({ name: hostName }),
+  "hosts.trust": z.object({ name: hostName, fingerprint }),
+  "hosts.remove": z.object({ name: hostName }),
 
-  "vms.list": z.object({ host: name.optional() }),
+  "vms.list": z.object({ host: hostName.optional() }),
   "vm.get": z.object(hostVm),
 
   "snapshot.create": z.object({
     ...hostVm,
-    name: z.string().min(1).max(128).optional(),
-    note: z.string().max(2000).optional(),
+    name: z.string().min(1).max(128).describe("snapshot name").optional(),
+    note: note.optional(),
     disks: disks.optional(),
   }),
-  "snapshot.delete": z.object({ ...snapshotRef, dryRun: z.boolean().default(false) }),
-  "snapshot.pin": z.object({ ...snapshotRef, pinned: z.boolean() }),
+  "snapshot.delete": z.object({ ...snapshotRef, dryRun: dryRun.default(false) }),
+  "snapshot.pin": z.object({ ...snapshotRef, pinned: flag("pin choice") }),
   "snapshot.revert": z.object({ ...snapshotRef, disks: disks.optional(), ...stopOptions }),
   "snapshot.undo": z.object({ ...hostVm, ...stopOptions }),
 
@@ -70,93 +114,108 @@ export const methods = {
   "schedules.add": scheduleDraft,
   "schedules.update": scheduleDraft.extend({ id: scheduleId }),
   "schedules.remove": z.object({ id: scheduleId }),
-  "schedules.setEnabled": z.object({ id: scheduleId, enabled: z.boolean() }),
+  "schedules.setEnabled": z.object({ id: scheduleId, enabled: flag("choice to run the schedule") }),
   "schedules.preview": z.object({ draft: scheduleDraft, editing: scheduleId.optional() }),
   /** Without minutes: until resumed. */
-  "schedules.pauseAll": z.object({ minutes: z.number().int().min(1).max(527_040).optional() }),
+  "schedules.pauseAll": z.object({
+    minutes: z.number().int().min(1).max(527_040).describe("pause in minutes").optional(),
+  }),
   "schedules.resumeAll": z.object({}),
   "schedules.pauseState": z.object({}),
 
   "targets.list": z.object({}),
   "targets.add": z
     .object({
-      name,
-      dir: z.string().min(1).max(4096).optional(),
-      ssh: z.string().min(1).max(4096).optional(),
-      identityFile: z.string().min(1).max(4096).optional(),
+      name: targetName,
+      dir: typed("folder", 4096).optional(),
+      ssh: typed("SSH address", 4096).optional(),
+      identityFile: typed("key file", 4096).optional(),
       keep: z
         .number()
         .int()
         .min(1, "Keep at least 1 export per VM, or leave it empty to keep all")
-        .max(1000, "Keep at most 1,000 exports per VM")
+        .max(MAX_EXPORTS_KEPT, `Keep at most ${MAX_EXPORTS_KEPT.toLocaleString("en-US")} exports per VM`)
+        .describe("number of exports to keep")
         .optional(),
     })
     .refine((p) => (p.dir === undefined) !== (p.ssh === undefined), "Give a folder or an SSH address"),
-  "targets.fingerprint": z.object({ name }),
-  "targets.trust": z.object({ name, fingerprint }),
-  "targets.remove": z.object({ name }),
-  "targets.test": z.object({ name }),
+  "targets.fingerprint": z.object({ name: targetName }),
+  "targets.trust": z.object({ name: targetName, fingerprint }),
+  "targets.remove": z.object({ name: targetName }),
+  "targets.test": z.object({ name: targetName }),
 
-  "exports.list": z.object({ target: name.optional() }),
+  "exports.list": z.object({ target: targetName.optional() }),
   "export.start": z.object({
     ...snapshotRef,
-    target: name,
+    target: targetName,
     disks: disks.optional(),
-    bwlimitKiB: z.number().int().min(1, "A bandwidth limit must be above 0").max(100_000_000).optional(),
+    bwlimitKiB: z
+      .number()
+      .int()
+      .min(1, "A bandwidth limit must be above 0")
+      .max(MAX_BWLIMIT_KIB)
+      .describe("bandwidth limit in KiB/s")
+      .optional(),
   }),
-  "exports.verify": z.object({ target: name, export: z.string().min(1).max(300) }),
+  "exports.verify": z.object({ target: targetName, export: exportId }),
   "import.start": z
     .object({
-      target: name,
-      export: z.string().min(1).max(300),
-      host: name,
-      name: z.string().min(1).max(200).optional(),
-      into: z.string().min(1).max(300).optional(),
+      target: targetName,
+      export: exportId,
+      host: hostName,
+      name: z.string().min(1).max(200).describe("name of the new VM").optional(),
+      into: vmName.optional(),
       disks: disks.optional(),
-      start: z.boolean().default(false),
-      dryRun: z.boolean(),
+      start: flag("choice to start the VM").default(false),
+      dryRun,
     })
     .refine((p) => (p.name === undefined) !== (p.into === undefined), "Choose a new VM name or a VM"),
 
-  "artifacts.list": z.object({ kind: artifactKind, host: name }),
+  "artifacts.list": z.object({ kind: artifactKind, host: hostName }),
   "artifact.create": z.object({
     ...snapshotRef,
     kind: artifactKind,
-    name: z.string().min(1).max(128),
-    disk: z.string().min(1).max(32).optional(),
-    dryRun: z.boolean(),
+    name: artifactName,
+    disk: z.string().min(1).max(32).describe("disk target").optional(),
+    dryRun,
   }),
   "artifact.delete": z.object({
     kind: artifactKind,
-    host: name,
-    name: z.string().min(1).max(128),
-    dryRun: z.boolean(),
+    host: hostName,
+    name: artifactName,
+    dryRun,
   }),
   "volume.attach": z.object({
-    host: name,
-    volume: z.string().min(1).max(128),
-    vm: z.string().min(1).max(300),
-    writable: z.boolean().default(false),
+    host: hostName,
+    volume: z.string().min(1).max(128).describe("volume name"),
+    vm: vmName,
+    writable: flag("read-write choice").default(false),
   }),
   "vm.create": z.object({
-    host: name,
-    name: z.string().min(1).max(200),
-    template: z.string().min(1).max(128),
-    full: z.boolean().default(false),
-    start: z.boolean().default(false),
-    dryRun: z.boolean(),
+    host: hostName,
+    name: z.string().min(1).max(200).describe("name of the new VM"),
+    template: z.string().min(1).max(128).describe("template name"),
+    full: flag("full-copy choice").default(false),
+    start: flag("choice to start the VM").default(false),
+    dryRun,
   }),
 
   "jobs.list": z.object({}),
-  "jobs.cancel": z.object({ id: z.string().regex(/^[0-9a-f]{12}$/) }),
+  "jobs.cancel": z.object({
+    id: z
+      .string()
+      .regex(/^[0-9a-f]{12}$/)
+      .describe("job ID"),
+  }),
   "lab.up": z.object({}),
   "settings.get": z.object({}),
   "settings.set": z.object({
     safetyKeep: z
       .number()
-      .int("Keep a whole number of safety snapshots, 1 to 100")
+      .int(`Keep a whole number of safety snapshots, 1 to ${MAX_SAFETY_KEPT}`)
       .min(1, "Keep at least 1 safety snapshot per VM")
-      .max(100, "Keep at most 100 safety snapshots per VM")
+      .max(MAX_SAFETY_KEPT, `Keep at most ${MAX_SAFETY_KEPT} safety snapshots per VM`)
+      .describe("number of safety snapshots to keep")
       .optional(),
   }),
 } as const;

@@ -1,15 +1,22 @@
 import { Option, type Command } from "commander";
 
+import { MAX_BWLIMIT_KIB, MAX_EXPORTS_KEPT } from "../domain/limits.js";
+import { validateName, validateNoControlCharacters } from "../domain/names.js";
 import { SnapkeepError } from "../errors.js";
 import type { ExportEntry } from "../export/bundle.js";
 import type { ExportProgress } from "../export/exports.js";
 import { DEFAULT_IMAGE_DIR, importExport } from "../export/import.js";
+import { commandLine } from "../shell/quote.js";
 import type { Target } from "../store/schema.js";
 import { displayName, formatBytes, formatTime, table } from "./format.js";
 import type { CliContext, CliIo } from "./main.js";
+import { diskList, numberOption, parseNumber } from "./options.js";
 import { splitVmRef } from "./refs.js";
 
 type Print = (value: unknown, json: boolean | undefined, human: () => string) => void;
+
+const KEPT = { min: 1, max: MAX_EXPORTS_KEPT };
+const keepOption = numberOption("--keep", KEPT);
 
 /** `target ...`, `export`, `exports ...` and `import`: copies off the host and back. */
 export function registerExportCommands(
@@ -30,7 +37,7 @@ export function registerExportCommands(
     .option("--ssh <spec>", "user@host[:port]:/path or alias:/path")
     .option("--identity <file>", "private key file (else ssh-agent, ~/.ssh/config, ~/.ssh/id_*)")
     .option("--trust <fingerprint>", "the host key you expect (SHA256:...), pinned when it matches")
-    .option("--keep <n>", "verified exports to keep per VM (older ones are removed)", parseCount)
+    .option("--keep <n>", "verified exports to keep per VM (older ones are removed)", keepOption)
     .option("--json", "machine-readable output")
     .action(
       async (
@@ -44,6 +51,16 @@ export function registerExportCommands(
           json?: boolean;
         },
       ) => {
+        // Checked here so that the sentence names what was typed; the settings file refuses these too.
+        validateName("target name", name);
+        for (const [what, typed] of [
+          ["folder", opts.dir],
+          ["SSH address", opts.ssh],
+        ] as const) {
+          if (typed !== undefined) {
+            validateNoControlCharacters(what, typed);
+          }
+        }
         const result = await exports().addTarget({
           name,
           dir: opts.dir,
@@ -57,7 +74,8 @@ export function registerExportCommands(
             ? `Added target ${name} (${describeTarget(result.target)}).\n`
             : `Added target ${name}, not trusted yet. It offers the host key\n  ${result.offeredFingerprint}\n` +
               `Check it on the host (ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub), then run:\n` +
-              `  snapkeep target trust ${name} ${result.offeredFingerprint}\n`,
+              // An SSH target, the only kind that can be untrusted, always offers a key.
+              `  ${commandLine`snapkeep target trust ${name} ${result.offeredFingerprint ?? "SHA256:..."}`}\n`,
         );
       },
     );
@@ -95,7 +113,7 @@ export function registerExportCommands(
       if (fingerprint === undefined) {
         const offered = await exports().offeredFingerprint(name);
         io.out(
-          `${name} offers ${offered}\nCheck it on the host, then run: snapkeep target trust ${name} ${offered}\n`,
+          `${name} offers ${offered}\nCheck it on the host, then run: ${commandLine`snapkeep target trust ${name} ${offered}`}\n`,
         );
         return;
       }
@@ -118,7 +136,10 @@ export function registerExportCommands(
     .command("keep <name> <n>")
     .description('verified exports to keep per VM on this target ("all" to keep every one)')
     .action((name: string, n: string) => {
-      const updated = exports().setKeep(name, n === "all" ? undefined : parseCount(n));
+      const updated = exports().setKeep(
+        name,
+        n === "all" ? undefined : parseNumber(n, 'the number of exports to keep (or "all")', KEPT),
+      );
       io.out(`${name} keeps ${updated.keep ?? "all"} exports per VM.\n`);
     });
 
@@ -126,9 +147,13 @@ export function registerExportCommands(
     .command("export <host/vm> <snapshot>")
     .description("copy a snapshot off the host as a verified bundle (progress on stderr)")
     .requiredOption("--to <target>", "the export target")
-    .option("--disk <targets>", "only these disks, e.g. vda,vdb", splitList)
-    .option("--bwlimit <KiB/s>", "bandwidth limit for the transfer", parseCount)
-    .option("--keep <n>", "verified exports to keep for this VM on the target", parseCount)
+    .option("--disk <targets>", "only these disks, e.g. vda,vdb", diskList)
+    .option(
+      "--bwlimit <KiB/s>",
+      "bandwidth limit for the transfer",
+      numberOption("--bwlimit", { min: 1, max: MAX_BWLIMIT_KIB }),
+    )
+    .option("--keep <n>", "verified exports to keep for this VM on the target", keepOption)
     .option("--json", "machine-readable output")
     .action(
       async (
@@ -217,7 +242,7 @@ export function registerExportCommands(
   list
     .command("prune <target>")
     .description("remove older verified exports beyond --keep per VM (the newest always stays)")
-    .option("--keep <n>", "exports to keep per VM (default: the target's setting)", parseCount)
+    .option("--keep <n>", "exports to keep per VM (default: the target's setting)", keepOption)
     .option("--dry-run", "only say what would be removed")
     .option("--json", "machine-readable output")
     .action(async (targetName: string, opts: { keep?: number; dryRun?: boolean; json?: boolean }) => {
@@ -233,7 +258,12 @@ export function registerExportCommands(
     .description(
       "remove staging folders that interrupted exports left on a host (resuming them converts again)",
     )
-    .option("--quiet-hours <n>", "only folders nothing wrote to for this many hours (0: all)", parseHours, 24)
+    .option(
+      "--quiet-hours <n>",
+      "only folders nothing wrote to for this many hours (0: all)",
+      numberOption("--quiet-hours", { min: 0, fraction: true }),
+      24,
+    )
     .option("--dry-run", "only say what would be removed")
     .option("--json", "machine-readable output")
     .action(async (host: string, opts: { quietHours: number; dryRun?: boolean; json?: boolean }) => {
@@ -269,7 +299,7 @@ function registerImport(program: Command, context: () => CliContext, print: Prin
     .addOption(new Option("--name <vm>", "define a new VM with this name").conflicts("into"))
     .option("--into <vm>", "attach the export's disks to this existing VM")
     .option("--dir <path>", "folder for the images on the host", DEFAULT_IMAGE_DIR)
-    .option("--disk <targets>", "only these disks of the export", splitList)
+    .option("--disk <targets>", "only these disks of the export", diskList)
     .option("--start", "start the new VM")
     .option("--dry-run", "only say what would be created")
     .option("--json", "machine-readable output")
@@ -288,6 +318,7 @@ function registerImport(program: Command, context: () => CliContext, print: Prin
           json?: boolean;
         },
       ) => {
+        validateNoControlCharacters("folder", opts.dir);
         const { service, exports, restore } = context();
         const result = await importExport(
           service,
@@ -413,27 +444,4 @@ function progressPrinter(io: CliIo): ((p: ExportProgress) => void) & { done: () 
 function formatEta(seconds: number): string {
   const s = Math.round(seconds);
   return s < 60 ? `${s}s` : `${Math.floor(s / 60)}m${String(s % 60).padStart(2, "0")}s`;
-}
-
-function splitList(value: string): string[] {
-  return value
-    .split(",")
-    .map((s) => s.trim())
-    .filter((s) => s.length > 0);
-}
-
-function parseHours(value: string): number {
-  const n = Number(value);
-  if (!Number.isFinite(n) || n < 0 || value.trim() === "") {
-    throw new SnapkeepError("INVALID_INPUT", `"${value}" is not a number of hours (0 or more).`);
-  }
-  return n;
-}
-
-function parseCount(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n <= 0) {
-    throw new SnapkeepError("INVALID_INPUT", `"${value}" is not a positive whole number.`);
-  }
-  return n;
 }

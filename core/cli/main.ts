@@ -1,6 +1,9 @@
 import { homedir } from "node:os";
 import { Command, CommanderError, Option } from "commander";
-import { SnapkeepError, describeError } from "../errors.js";
+import { SnapkeepError } from "../errors.js";
+import { toErrorView } from "../explain.js";
+import { MAX_SAFETY_KEPT, MAX_WAIT_SECONDS } from "../domain/limits.js";
+import { validateNoControlCharacters } from "../domain/names.js";
 import type { VmWithSnapshots } from "../domain/types.js";
 import { sshEnvironmentFromProcess } from "../hosts.js";
 import { DEFAULT_LAB_DIR, DEMO_OWNER, labUp, removeLabVms } from "../lab/lab.js";
@@ -13,7 +16,9 @@ import { registerScheduleCommands } from "./schedule-commands.js";
 import { registerExportCommands } from "./export-commands.js";
 import { Api } from "../api/api.js";
 import { serve } from "../server/serve.js";
+import { commandLine } from "../shell/quote.js";
 import { registerRestoreCommands } from "./restore-commands.js";
+import { diskList, numberOption, parseNumber } from "./options.js";
 import { splitVmRef } from "./refs.js";
 import { displayName, formatHosts, formatSnapshots, formatTime, formatVms } from "./format.js";
 
@@ -76,7 +81,12 @@ function buildProgram(io: CliIo, context: () => CliContext): Command {
   const program = new Command("snapkeep")
     .description("Snapshots and restores for your KVM/QEMU hosts, local or over SSH.")
     .exitOverride()
-    .configureOutput({ writeOut: io.out, writeErr: io.err })
+    .configureOutput({
+      writeOut: io.out,
+      writeErr: io.err,
+      // commander's own usage errors ("error: unknown option '--x'") read like Snapkeep's.
+      outputError: (text, write) => write(`snapkeep: ${sentence(text.replace(/^error: /, ""))}`),
+    })
     .showHelpAfterError("(run snapkeep --help for usage)");
 
   const host = program.command("host").description("manage the hypervisor hosts Snapkeep drives");
@@ -124,7 +134,7 @@ function buildProgram(io: CliIo, context: () => CliContext): Command {
             : `Added host ${name}, not trusted yet: nothing runs on it until you trust its key.\n` +
               `It offers ${result.offeredFingerprint}\n` +
               `Compare it with the host's own (ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub), then run:\n` +
-              `  snapkeep host trust ${name} ${result.offeredFingerprint}\n`,
+              `  ${commandLine`snapkeep host trust ${name} ${result.offeredFingerprint}`}\n`,
         );
       },
     );
@@ -152,7 +162,7 @@ function buildProgram(io: CliIo, context: () => CliContext): Command {
       if (fingerprint === undefined) {
         const offered = await service().offeredFingerprint(name);
         io.out(
-          `Host ${name} offers ${offered}\nIf that is the key on the host, run:\n  snapkeep host trust ${name} ${offered}\n`,
+          `Host ${name} offers ${offered}\nIf that is the key on the host, run:\n  ${commandLine`snapkeep host trust ${name} ${offered}`}\n`,
         );
         return;
       }
@@ -190,14 +200,21 @@ function buildProgram(io: CliIo, context: () => CliContext): Command {
     .option("--no-freeze", "never freeze")
     .option("--pre <command>", 'a command before the snapshot; "guest:" or "host:" prefix, split on spaces')
     .option("--post <command>", "a command after the snapshot (also after a failed one)")
-    .option("--hook-timeout <seconds>", "how long each hook may take", "300")
+    .option(
+      "--hook-timeout <seconds>",
+      "how long each hook may take",
+      numberOption("--hook-timeout", { min: 1, max: MAX_WAIT_SECONDS }),
+      300,
+    )
     .option("--show", "only show the current settings")
     .action(
       async (
         ref: string,
-        opts: { freeze: boolean; pre?: string; post?: string; hookTimeout: string; show?: boolean },
+        opts: { freeze: boolean; pre?: string; post?: string; hookTimeout: number; show?: boolean },
       ) => {
         const [hostName, vmName] = splitVmRef(ref);
+        const newPre = opts.pre === undefined ? undefined : parseHook(opts.pre, opts.hookTimeout);
+        const newPost = opts.post === undefined ? undefined : parseHook(opts.post, opts.hookTimeout);
         const current = await service().getVm(hostName, vmName);
         if (opts.show === true) {
           io.out(
@@ -205,11 +222,10 @@ function buildProgram(io: CliIo, context: () => CliContext): Command {
           );
           return;
         }
-        const timeoutSeconds = Number(opts.hookTimeout);
         // Options given change the current settings; hooks not mentioned stay as they were.
         const previous = service().consistencyOf(hostName, current.uuid);
-        const pre = opts.pre === undefined ? previous?.pre : parseHook(opts.pre, timeoutSeconds);
-        const post = opts.post === undefined ? previous?.post : parseHook(opts.post, timeoutSeconds);
+        const pre = newPre ?? previous?.pre;
+        const post = newPost ?? previous?.post;
         const settings = {
           freeze: opts.freeze,
           ...(pre === undefined ? {} : { pre }),
@@ -228,7 +244,7 @@ function buildProgram(io: CliIo, context: () => CliContext): Command {
   snapshot
     .command("create <host/vm>")
     .description("snapshot the whole VM or chosen disks, running or shut off")
-    .option("--disk <targets>", "comma-separated disk targets, e.g. vda,vdb", splitList)
+    .option("--disk <targets>", "comma-separated disk targets, e.g. vda,vdb", diskList)
     .option("--name <name>", "snapshot name (default: manual-<date>-<time>)")
     .option("--note <text>", "a note kept with the snapshot")
     .option("--json", "machine-readable output")
@@ -272,7 +288,7 @@ function buildProgram(io: CliIo, context: () => CliContext): Command {
   const revert = snapshot
     .command("revert <host/vm> <snapshot>")
     .description("revert disks to a snapshot (a running VM is stopped and started again with --yes)")
-    .option("--disk <targets>", "only these disks", splitList);
+    .option("--disk <targets>", "only these disks", diskList);
   withStopOptions(revert).action(
     async (ref: string, snapshotRef: string, opts: StopOptions & { disk?: string[] }) => {
       const [hostName, vmName] = splitVmRef(ref);
@@ -296,7 +312,9 @@ function buildProgram(io: CliIo, context: () => CliContext): Command {
     .description("how many safety snapshots (taken before each revert) to keep per VM")
     .action((n: string | undefined) => {
       if (n !== undefined) {
-        service().setSafetyKeep(Number(n));
+        service().setSafetyKeep(
+          parseNumber(n, "the number of safety snapshots to keep", { min: 1, max: MAX_SAFETY_KEPT }),
+        );
       }
       io.out(`Snapkeep keeps the newest ${service().safetyKeep()} safety snapshots per VM.\n`);
     });
@@ -321,16 +339,12 @@ function buildProgram(io: CliIo, context: () => CliContext): Command {
   program
     .command("serve")
     .description("the UI in a browser, on 127.0.0.1, with a token in the printed URL")
-    .option("--port <n>", "port (0: any free one)", "8484")
+    .option("--port <n>", "port (0: any free one)", numberOption("--port", { min: 0, max: 65535 }), 8484)
     .option("--host <address>", "address to listen on", "127.0.0.1")
-    .action(async (opts: { port: string; host: string }) => {
-      const port = Number(opts.port);
-      if (!Number.isInteger(port) || port < 0 || port > 65535) {
-        throw new SnapkeepError("INVALID_INPUT", `"${opts.port}" is not a port number.`);
-      }
+    .action(async (opts: { port: number; host: string }) => {
       const { service, schedules, exports, restore, home } = context();
       const api = new Api({ service, schedules, exports, restore, home });
-      const serving = await serve(api, { port, host: opts.host });
+      const serving = await serve(api, { port: opts.port, host: opts.host });
       io.out(`Snapkeep is at ${serving.url}\nOpen it in a browser on this computer; Ctrl+C stops it.\n`);
       await new Promise<void>((resolve) => {
         process.once("SIGINT", resolve);
@@ -348,6 +362,7 @@ function buildProgram(io: CliIo, context: () => CliContext): Command {
     .description("create the demo VMs (one running, one shut off) on qemu:///system")
     .option("--dir <path>", "where their disk images go", DEFAULT_LAB_DIR)
     .action(async (opts: { dir: string }) => {
+      validateNoControlCharacters("folder", opts.dir);
       const runner = new LocalRunner();
       const made = await labUp(runner, "qemu:///system", opts.dir);
       const hosts = service().listHosts();
@@ -378,17 +393,6 @@ function buildProgram(io: CliIo, context: () => CliContext): Command {
   return program;
 }
 
-function splitList(value: string): string[] {
-  const items = value
-    .split(",")
-    .map((s) => s.trim())
-    .filter((s) => s.length > 0);
-  if (items.length === 0) {
-    throw new SnapkeepError("INVALID_INPUT", "Give at least one disk target, e.g. --disk vda.");
-  }
-  return items;
-}
-
 interface StopOptions {
   yes?: boolean;
   force?: boolean;
@@ -401,7 +405,12 @@ function withStopOptions(command: Command): Command {
   return command
     .option("--yes", "stop a running VM, revert, and start it again")
     .option("--force", "power the VM off if it ignores the shutdown request")
-    .option("--shutdown-timeout <seconds>", "how long to wait for a clean shutdown", parsePositiveInt, 120)
+    .option(
+      "--shutdown-timeout <seconds>",
+      "how long to wait for a clean shutdown",
+      numberOption("--shutdown-timeout", { min: 1, max: MAX_WAIT_SECONDS }),
+      120,
+    )
     .option("--dry-run", "only say what would happen");
 }
 
@@ -437,7 +446,7 @@ function describeRevert(result: RevertResult, ref: string): string {
   } else {
     lines.push(
       `Reverted ${result.disks.join(", ")} to ${displayName(result.snapshot.name)}${result.restarted ? "; the VM was started again" : ""}.`,
-      `Safety snapshot ${displayName(result.safety.name)} holds what was there before; undo with: snapkeep snapshot undo ${ref}`,
+      `Safety snapshot ${displayName(result.safety.name)} holds what was there before; undo with: ${commandLine`snapkeep snapshot undo ${ref}`}`,
     );
     if (result.prunedSafety.length > 0) {
       lines.push(`Deleted older safety snapshots: ${result.prunedSafety.map(displayName).join(", ")}`);
@@ -454,26 +463,25 @@ function describeRevert(result: RevertResult, ref: string): string {
   return `${lines.join("\n")}\n`;
 }
 
-function parsePositiveInt(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n <= 0) {
-    throw new SnapkeepError("INVALID_INPUT", `"${value}" is not a positive whole number of seconds.`);
+function reportError(error: unknown, io: CliIo): void {
+  const view = toErrorView(error);
+  io.err(`snapkeep: ${view.message}\n`);
+  if (view.hint !== null) {
+    io.err(`  ${view.hint}\n`);
   }
-  return n;
+  if (view.code === "INTERNAL") {
+    io.err(
+      io.env["SNAPKEEP_DEBUG"] && error instanceof Error && error.stack
+        ? `${error.stack}\n`
+        : "  This is a bug in Snapkeep; run again with SNAPKEEP_DEBUG=1 to see where it happened.\n",
+    );
+  }
 }
 
-function reportError(error: unknown, io: CliIo): void {
-  if (error instanceof SnapkeepError) {
-    io.err(`snapkeep: ${error.message}\n`);
-    if (error.hint !== undefined) {
-      io.err(`  ${error.hint}\n`);
-    }
-    return;
-  }
-  io.err(`snapkeep: unexpected error: ${describeError(error)}\n`);
-  if (io.env["SNAPKEEP_DEBUG"] && error instanceof Error && error.stack) {
-    io.err(`${error.stack}\n`);
-  }
+function sentence(text: string): string {
+  const trimmed = text.trimEnd();
+  const capitalized = trimmed.charAt(0).toUpperCase() + trimmed.slice(1);
+  return `${/[.!?]$/.test(capitalized) ? capitalized : `${capitalized}.`}\n`;
 }
 
 /**
@@ -491,9 +499,6 @@ export function parseHook(text: string, timeoutSeconds: number): Hook {
         hint: 'For example --pre "guest:/usr/local/bin/dump-db --all".',
       },
     );
-  }
-  if (!Number.isInteger(timeoutSeconds) || timeoutSeconds < 1 || timeoutSeconds > 3600) {
-    throw new SnapkeepError("INVALID_INPUT", "--hook-timeout takes 1 to 3600 seconds.");
   }
   return { where: match[1] as "guest" | "host", argv, timeoutSeconds };
 }

@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Command } from "commander";
-import { SnapkeepError } from "../errors.js";
+import { MAX_SNAPSHOTS_KEPT } from "../domain/limits.js";
+import { SnapkeepError, quoteInput } from "../errors.js";
 import { Journal, type JobSummary } from "../schedule/journal.js";
 import { schedulerOwner } from "../schedule/lock.js";
 import { openScheduler } from "../schedule/owned.js";
@@ -12,6 +13,7 @@ import { wallClockTimers } from "../schedule/timers.js";
 import type { Schedule } from "../store/schema.js";
 import { displayName, formatTime, table } from "./format.js";
 import type { CliContext, CliIo } from "./main.js";
+import { diskList, numberOption, parseNumber } from "./options.js";
 import { splitVmRef } from "./refs.js";
 
 type Print = (value: unknown, json: boolean | undefined, human: () => string) => void;
@@ -30,6 +32,8 @@ interface AddOptions {
   note?: string;
   json?: boolean;
 }
+
+const KEPT = { min: 1, max: MAX_SNAPSHOTS_KEPT };
 
 /** `schedule ...`, `jobs list` and `daemon`: the CLI side of the scheduler. */
 export function registerScheduleCommands(
@@ -51,9 +55,7 @@ export function registerScheduleCommands(
     .option("--daily <n>", "also keep the newest of each of the last N days")
     .option("--weekly <n>", "also keep the newest of each of the last N ISO weeks")
     .option("--monthly <n>", "also keep the newest of each of the last N months")
-    .option("--disk <targets>", "comma-separated disk targets (default: every disk)", (v: string) =>
-      v.split(","),
-    )
+    .option("--disk <targets>", "comma-separated disk targets (default: every disk)", diskList)
     .option("--note <text>", "a note shown in listings")
     .option("--json", "machine-readable output")
     .action(async (ref: string, opts: AddOptions) => {
@@ -63,7 +65,7 @@ export function registerScheduleCommands(
         vm,
         when: parseWhen(opts),
         retention: parseRetention(opts),
-        ...(opts.disk === undefined ? {} : { disks: opts.disk.map((d) => d.trim()).filter((d) => d !== "") }),
+        ...(opts.disk === undefined ? {} : { disks: opts.disk }),
         ...(opts.note === undefined ? {} : { note: opts.note }),
       });
       const next = nextSlots(added.when, new Date(), 1)[0];
@@ -207,14 +209,14 @@ export function registerScheduleCommands(
     .description("scheduled jobs")
     .command("list")
     .description("recent jobs, newest last, from the job journal")
-    .option("--limit <n>", "how many", "20")
+    .option("--limit <n>", "how many", numberOption("--limit", { min: 1, max: 1000 }), 20)
     .option("--json", "machine-readable output")
-    .action((opts: { limit: string; json?: boolean }) => {
+    .action((opts: { limit: number; json?: boolean }) => {
       const { home } = context();
       const live = schedulerOwner(home) !== null;
       const jobs = new Journal(home)
         .jobs()
-        .slice(-Math.max(1, Number(opts.limit) || 20))
+        .slice(-opts.limit)
         // A job still open in the journal with no scheduler alive was cut off; it is not running.
         .map((j): JobSummary => (j.status === "running" && !live ? { ...j, status: "interrupted" } : j));
       print(jobs, opts.json, () =>
@@ -348,11 +350,13 @@ function parseWhen(opts: AddOptions): When {
       if (opts.day === undefined) {
         throw new SnapkeepError("INVALID_INPUT", "A monthly schedule needs --day (1-31).");
       }
-      return { every: "monthly", at: opts.at, day: parseCount(opts.day, "--day") };
+      return { every: "monthly", at: opts.at, day: parseNumber(opts.day, "--day", { min: 1, max: 31 }) };
     default:
       throw new SnapkeepError(
         "INVALID_INPUT",
-        `--every must be daily, weekly or monthly, not "${opts.every ?? ""}".`,
+        opts.every === undefined
+          ? "Say how often: --every daily, weekly or monthly (or --cron EXPR instead)."
+          : `Use daily, weekly or monthly for --every, not ${quoteInput(opts.every)}.`,
       );
   }
 }
@@ -365,19 +369,11 @@ function parseRetention(opts: AddOptions): RetentionPolicy {
     );
   }
   return {
-    keepLast: parseCount(opts.keep, "--keep"),
-    ...(opts.daily === undefined ? {} : { daily: parseCount(opts.daily, "--daily") }),
-    ...(opts.weekly === undefined ? {} : { weekly: parseCount(opts.weekly, "--weekly") }),
-    ...(opts.monthly === undefined ? {} : { monthly: parseCount(opts.monthly, "--monthly") }),
+    keepLast: parseNumber(opts.keep, "--keep", KEPT),
+    ...(opts.daily === undefined ? {} : { daily: parseNumber(opts.daily, "--daily", KEPT) }),
+    ...(opts.weekly === undefined ? {} : { weekly: parseNumber(opts.weekly, "--weekly", KEPT) }),
+    ...(opts.monthly === undefined ? {} : { monthly: parseNumber(opts.monthly, "--monthly", KEPT) }),
   };
-}
-
-function parseCount(text: string, option: string): number {
-  const n = Number(text);
-  if (!/^\d+$/.test(text.trim()) || !Number.isInteger(n)) {
-    throw new SnapkeepError("INVALID_INPUT", `${option} takes a whole number, not "${text}".`);
-  }
-  return n;
 }
 
 export function describeRetention(policy: Schedule["retention"]): string {

@@ -1,15 +1,6 @@
-import { SnapkeepError } from "../errors.js";
+import { SnapkeepError, quoteInput } from "../errors.js";
+import { commandLine } from "../shell/quote.js";
 import type { Snapshot, Vm, VmWithSnapshots } from "./types.js";
-
-/** Host names appear in HOST/VM references and file keys, so they are plain words. */
-export function validateHostName(name: string): void {
-  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/.test(name)) {
-    throw new SnapkeepError(
-      "INVALID_INPUT",
-      `"${name}" cannot be a host name: use letters, digits, dot, - and _ (starting with a letter or digit, at most 63).`,
-    );
-  }
-}
 
 /**
  * The libvirt URIs a host may have: QEMU's system or session daemon over its local socket. libvirt
@@ -20,7 +11,7 @@ export function validateLibvirtUri(uri: string): void {
   if (!/^qemu(\+unix)?:\/\/\/(system|session)$/.test(uri)) {
     throw new SnapkeepError(
       "INVALID_INPUT",
-      `"${uri}" is not a libvirt URI Snapkeep uses: give qemu:///system (the default) or qemu:///session.`,
+      `${quoteInput(uri)} is not a libvirt URI Snapkeep uses: give qemu:///system (the default) or qemu:///session.`,
       { hint: "For another computer, add it as an SSH host: snapkeep host add NAME --ssh USER@HOST" },
     );
   }
@@ -55,10 +46,10 @@ export function chooseSnapshotDisks(vm: Vm, chosen: readonly string[] | undefine
       {
         hint:
           chosen === undefined && blocked.length < disks.length
-            ? `Choose the other disks with --disk ${disks
+            ? `Choose the other disks with ${commandLine`--disk ${disks
                 .filter((d) => d.snapshotBlocker === null)
                 .map((d) => d.target)
-                .join(",")}`
+                .join(",")}`}`
             : undefined,
         details: { disks: blocked.map((d) => d.target) },
       },
@@ -82,7 +73,7 @@ export function resolveSnapshot(vm: VmWithSnapshots, ref: string): Snapshot {
       hint: `Name one by its tag: ${byName.map((s) => JSON.stringify(s.tag)).join(" or ")}`,
     });
   }
-  throw new SnapkeepError("NOT_FOUND", `${vm.name} has no snapshot named "${ref}".`, {
-    hint: `List them with: snapkeep snapshot list ${vm.host}/${vm.name}`,
+  throw new SnapkeepError("NOT_FOUND", `${vm.name} has no snapshot named ${quoteInput(ref)}.`, {
+    hint: `List them with: ${commandLine`snapkeep snapshot list ${vm.host}/${vm.name}`}`,
   });
 }

@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
-import { SnapkeepError } from "../errors.js";
+import { SnapkeepError, quoteInput } from "../errors.js";
+import { commandLine } from "../shell/quote.js";
 import type { Disk, Snapshot, Vm, VmState } from "../domain/types.js";
 import * as virsh from "../drivers/libvirt/args.js";
 import {
@@ -207,9 +208,13 @@ export class LibvirtHost {
     }
     const match = (await this.listVms()).find((i) => i.vm.name === nameOrUuid);
     if (match === undefined) {
-      throw new SnapkeepError("NOT_FOUND", `There is no VM named "${nameOrUuid}" on host ${this.hostName}.`, {
-        hint: `List them with: snapkeep vm list --host ${this.hostName}`,
-      });
+      throw new SnapkeepError(
+        "NOT_FOUND",
+        `There is no VM named ${quoteInput(nameOrUuid)} on host ${this.hostName}.`,
+        {
+          hint: `List them with: ${commandLine`snapkeep vm list --host ${this.hostName}`}`,
+        },
+      );
     }
     return match;
   }
@@ -461,7 +466,7 @@ export class LibvirtHost {
               error.code,
               `${error.message} The snapshot LVs of ${left.join(", ")} could not be removed.`,
               {
-                hint: `Delete it with: snapkeep snapshot delete ${this.hostName}/${inspection.vm.name} "${tag}"`,
+                hint: `Delete it with: ${commandLine`snapkeep snapshot delete ${this.hostName}/${inspection.vm.name} ${tag}`}`,
                 cause: error,
               },
             );
@@ -475,7 +480,7 @@ export class LibvirtHost {
         timeoutMs: QUERY_TIMEOUT_MS,
       });
       if (resumed.code !== 0) {
-        const paused = `${inspection.vm.name} stays paused: resuming it failed (${resumed.stderr.trim() || `exit code ${resumed.code}`}); resume it with: virsh resume ${inspection.vm.uuid}`;
+        const paused = `${inspection.vm.name} stays paused: resuming it failed (${resumed.stderr.trim() || `exit code ${resumed.code}`}); resume it with: ${commandLine`virsh resume ${inspection.vm.uuid}`}`;
         if (failure instanceof SnapkeepError) {
           failure = new SnapkeepError(failure.code, `${failure.message} ${paused}.`, {
             ...(failure.hint === undefined ? {} : { hint: failure.hint }),
@@ -553,7 +558,7 @@ export class LibvirtHost {
           error.code,
           `${error.message} The part already made on ${leftOver.join(", ")} could not be removed.`,
           {
-            hint: `Delete it with: snapkeep snapshot delete ${this.hostName}/${inspection.vm.name} "${tag}"`,
+            hint: `Delete it with: ${commandLine`snapkeep snapshot delete ${this.hostName}/${inspection.vm.name} ${tag}`}`,
             cause: error,
           },
         );
@@ -607,7 +612,7 @@ export class LibvirtHost {
         throw new SnapkeepError(
           "INVALID_INPUT",
           `Disk ${entry.target} holds ${sameTag.length} snapshots tagged "${snapshot.tag}"; Snapkeep will not guess which to delete.`,
-          { hint: `Inspect them with: qemu-img snapshot -l ${disk.source ?? ""}` },
+          { hint: `Inspect them with: ${commandLine`qemu-img snapshot -l ${disk.source ?? ""}`}` },
         );
       }
       const argv = qemuImg.snapshotDeleteArgs(disk.source as string, snapshot.tag);

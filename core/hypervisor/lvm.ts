@@ -14,6 +14,7 @@
  * revert keeps the snapshot as it does for qcow2 and retention and pins see no difference.
  */
 import { SnapkeepError } from "../errors.js";
+import { commandLine } from "../shell/quote.js";
 import type { LvSnapshot, Snapshot } from "../domain/types.js";
 import * as lvm from "../drivers/lvm/args.js";
 import { decodeOriginTag } from "../drivers/lvm/args.js";
@@ -192,7 +193,7 @@ export function mergeRefusal(
       "INVALID_INPUT",
       `Snapshot "${snapshot.name}" is an LVM snapshot Snapkeep did not make; reverting to it merges it into its volume, which consumes it, so Snapkeep leaves that to you.`,
       {
-        hint: `If that is what you want, stop the VM and run: lvconvert --merge ${first?.vg ?? "VG"}/${first?.name ?? "LV"}`,
+        hint: `If that is what you want, stop the VM and run: ${commandLine`lvconvert --merge ${first?.vg ?? "VG"}/${first?.name ?? "LV"}`}`,
       },
     );
   }

@@ -10,8 +10,9 @@
 import { posix } from "node:path";
 import { z } from "zod";
 
-import { SnapkeepError, isSnapkeepError } from "../errors.js";
+import { SnapkeepError, isSnapkeepError, quoteInput } from "../errors.js";
 import type { Snapshot, VmWithSnapshots } from "../domain/types.js";
+import { validateName } from "../domain/names.js";
 import { resolveSnapshot } from "../domain/selection.js";
 import { virsh } from "../drivers/libvirt/args.js";
 import { convertSnapshotArgs, qcow2ImageOpts } from "../drivers/qemu-img/args.js";
@@ -22,6 +23,7 @@ import { RemoteFs, writeFailure } from "../export/fs.js";
 import { SNAPSHOTS_SCRIPT, parseSnapshotsNow } from "../export/scripts.js";
 import type { LibvirtHost } from "../hypervisor/libvirt.js";
 import { runChecked } from "../runner/checked.js";
+import { commandLine } from "../shell/quote.js";
 import type { SnapkeepService } from "../service.js";
 import type { ManagedVm } from "../store/schema.js";
 import type { SettingsStore } from "../store/store.js";
@@ -156,8 +158,8 @@ export class Restore {
   async get(kind: ArtifactKind, host: string, name: string): Promise<Artifact> {
     const found = (await this.list(kind, host)).find((a) => a.name === name);
     if (found === undefined) {
-      throw new SnapkeepError("NOT_FOUND", `There is no ${kind} named "${name}" on ${host}.`, {
-        hint: `See them with: snapkeep ${kind} list --host ${host}`,
+      throw new SnapkeepError("NOT_FOUND", `There is no ${kind} named ${quoteInput(name)} on ${host}.`, {
+        hint: `See them with: ${commandLine`snapkeep ${kind} list --host ${host}`}`,
       });
     }
     return found;
@@ -189,7 +191,7 @@ export class Restore {
           hint:
             kind === "template"
               ? "Delete those VMs first, or make them standalone (qemu-img rebase -b '' their disks)."
-              : `Detach it first: snapkeep volume detach ${host} ${name} --from VM`,
+              : `Detach it first: ${commandLine`snapkeep volume detach ${host} ${name}`} --from VM`,
           details: { users },
         },
       );
@@ -475,6 +477,10 @@ export class Restore {
    * Snapkeep made that someone removed. Hosts that cannot be reached are skipped, not guessed.
    */
   async orphans(hostName?: string): Promise<{ orphans: Orphan[]; skipped: string[] }> {
+    if (hostName !== undefined) {
+      // A mistyped host would otherwise read as "nothing is orphaned there".
+      this.service.getHost(hostName);
+    }
     const settings = this.store.read();
     const hosts = settings.hosts.filter((h) => hostName === undefined || h.name === hostName);
     const orphans: Orphan[] = [];
@@ -541,7 +547,7 @@ export class Restore {
   // ---- internals --------------------------------------------------------------------------------------
 
   async #createArtifact(kind: ArtifactKind, request: ArtifactRequest): Promise<ArtifactResult> {
-    validateArtifactName(request.name);
+    validateName(`${kind} name`, request.name);
     const vm = await this.service.getVm(request.host, request.vm);
     const snapshot = resolveSnapshot(vm, request.snapshot);
     const target =
@@ -561,7 +567,7 @@ export class Restore {
         "INVALID_INPUT",
         `${target} is an additional disk of ${vm.name}; only a root-disk snapshot can become an OS template.`,
         {
-          hint: `Make a volume from it instead: snapkeep volume create ${request.host}/${vm.name} "${snapshot.name}" --disk ${target} --name ${request.name}`,
+          hint: `Make a volume from it instead: ${commandLine`snapkeep volume create ${request.host}/${vm.name} ${snapshot.name} --disk ${target} --name ${request.name}`}`,
         },
       );
     }
@@ -570,7 +576,7 @@ export class Restore {
         "INVALID_INPUT",
         `${target} is the root disk of ${vm.name}; a root-disk snapshot becomes an OS template, not a volume.`,
         {
-          hint: `Make a template instead: snapkeep template create ${request.host}/${vm.name} "${snapshot.name}" --name ${request.name}`,
+          hint: `Make a template instead: ${commandLine`snapkeep template create ${request.host}/${vm.name} ${snapshot.name} --name ${request.name}`}`,
         },
       );
     }
@@ -780,18 +786,12 @@ async function requireSnapshotStill(
   }
 }
 
-export function validateArtifactName(name: string): void {
-  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/.test(name)) {
-    throw new SnapkeepError(
-      "INVALID_INPUT",
-      `"${name}" cannot be a template or volume name: use letters, digits, dot, - and _, starting with a letter or digit.`,
-    );
-  }
-}
-
 function validateVmName(name: string): void {
   if (!/^[^/\0\n]{1,200}$/.test(name)) {
-    throw new SnapkeepError("INVALID_INPUT", `"${name}" cannot be a VM name.`);
+    throw new SnapkeepError(
+      "INVALID_INPUT",
+      `The VM name ${quoteInput(name)} must be 1 to 200 characters, without '/' or a newline.`,
+    );
   }
 }
 

@@ -1,5 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { SnapkeepError, describeError, isSnapkeepError } from "../errors.js";
+import { MAX_SNAPSHOTS_KEPT } from "../domain/limits.js";
+import { commandLine } from "../shell/quote.js";
 import type { Snapshot, VmWithSnapshots } from "../domain/types.js";
 import type { SnapkeepService } from "../service.js";
 import { chooseSnapshotDisks } from "../domain/selection.js";
@@ -252,7 +254,9 @@ export class Schedules {
           throw new SnapkeepError(
             "NOT_FOUND",
             `The VM of schedule ${schedule.id} (${schedule.vmName}, ${schedule.vmUuid}) is no longer on host ${schedule.host}.`,
-            { hint: `If it was deleted, remove the schedule: snapkeep schedule remove ${schedule.id}` },
+            {
+              hint: `If it was deleted, remove the schedule: ${commandLine`snapkeep schedule remove ${schedule.id}`}`,
+            },
           );
         }
         throw error;
@@ -350,10 +354,10 @@ function throwIfCancelled(signal: AbortSignal, when: string): void {
 
 function validateRetention(policy: RetentionPolicy): void {
   for (const [key, value] of Object.entries(policy)) {
-    if (value !== undefined && (!Number.isInteger(value) || value < 1 || value > 10_000)) {
+    if (value !== undefined && (!Number.isInteger(value) || value < 1 || value > MAX_SNAPSHOTS_KEPT)) {
       throw new SnapkeepError(
         "INVALID_INPUT",
-        `--${key === "keepLast" ? "keep" : key} must be a whole number from 1 to 10000.`,
+        `--${key === "keepLast" ? "keep" : key} must be a whole number from 1 to ${MAX_SNAPSHOTS_KEPT}.`,
       );
     }
   }

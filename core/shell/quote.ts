@@ -37,6 +37,33 @@ export function quoteShellArg(arg: string): string {
   return `'${arg.replaceAll("'", "'\\''")}'`;
 }
 
+// Characters that mean nothing to a POSIX shell inside a word that is not the command name: no
+// quoting, expansion, globbing, comment or redirection. "=" is left out so that no word can be
+// read as an assignment, and "~" and "#" because they mean something at the start of a word.
+const PLAIN_WORD = /^[A-Za-z0-9_@%+:,./-]+$/;
+
+/**
+ * One argument of a command a person reads and pastes (a hint, "then run: ..."): a plain word stays
+ * as it is, so `snapkeep host trust web01` reads naturally; anything else is quoted like
+ * {@link quoteShellArg}, so `snapkeep host trust 'we b01'` does what it says when pasted.
+ */
+export function shellWord(arg: string): string {
+  return PLAIN_WORD.test(arg) ? arg : quoteShellArg(arg);
+}
+
+/**
+ * A command line for a person, written as a template: the literal text is kept as written and
+ * every interpolated value becomes one {@link shellWord}, e.g.
+ * commandLine`snapkeep snapshot list ${host}/${vm}` gives `snapkeep snapshot list local/'my vm'`
+ * (adjacent quoted and plain parts make one word in the shell).
+ */
+export function commandLine(literals: TemplateStringsArray, ...values: readonly (string | number)[]): string {
+  return literals.reduce((line, literal, i) => {
+    const value = values[i - 1];
+    return line + (value === undefined ? "" : shellWord(String(value))) + literal;
+  });
+}
+
 /**
  * Turns argv into the command string for an SSH exec request.
  *

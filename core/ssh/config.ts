@@ -6,7 +6,7 @@
  */
 import SSHConfig from "ssh-config";
 
-import { SnapkeepError } from "../errors.js";
+import { SnapkeepError, quoteInput } from "../errors.js";
 
 export interface SshSpec {
   /** A name to look up in `~/.ssh/config`; it is also the host name when the config has no HostName. */
@@ -36,7 +36,7 @@ const IPV6 = /^[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*(%[\w.-]+)?$/;
 const NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/;
 
 function invalid(text: string, problem: string): SnapkeepError {
-  return new SnapkeepError("INVALID_INPUT", `"${text}" is not a valid SSH address: ${problem}.`, {
+  return new SnapkeepError("INVALID_INPUT", `${quoteInput(text)} is not a valid SSH address: ${problem}.`, {
     hint: "Write it as host, user@host, user@host:port or user@[ipv6]:port.",
     details: { input: text },
   });

@@ -5,6 +5,7 @@
  * message text; callers and the UI branch on SnapkeepError codes instead.
  */
 import { SnapkeepError, describeError } from "../errors.js";
+import { NETWORK_CAUSES } from "../explain.js";
 
 /** What the runner tried, for messages. */
 export interface SshAttempt {
@@ -95,17 +96,6 @@ export function connectThrew(
   );
 }
 
-const SOCKET_CAUSES: Readonly<Record<string, string>> = {
-  ECONNREFUSED: "the connection was refused (nothing listens on that port)",
-  EHOSTUNREACH: "there is no route to the host",
-  ENETUNREACH: "the network is unreachable",
-  ETIMEDOUT: "the connection attempt timed out",
-  ENOTFOUND: "the host name does not resolve",
-  EAI_AGAIN: "the host name could not be resolved right now",
-  ECONNRESET: "the host reset the connection",
-  EPIPE: "the host closed the connection",
-};
-
 function methodsTried(attempt: SshAttempt): string {
   const methods = [
     ...(attempt.hasKey ? [keyPhrase(attempt.keyPath)] : []),
@@ -157,7 +147,7 @@ export function connectFailure(
     );
   }
   if (error.level === "client-socket" && typeof error.code === "string") {
-    const cause = SOCKET_CAUSES[error.code] ?? message;
+    const cause = NETWORK_CAUSES[error.code] ?? message;
     return unreachable(
       cause,
       error.code === "ENOTFOUND" || error.code === "EAI_AGAIN"

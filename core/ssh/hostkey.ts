@@ -5,6 +5,7 @@
 import { createHash } from "node:crypto";
 
 import { SnapkeepError } from "../errors.js";
+import { commandLine } from "../shell/quote.js";
 
 /**
  * `SHA256:` plus the unpadded base64 SHA-256 of the wire-format public key blob (the bytes ssh2
@@ -80,7 +81,7 @@ export function verifyHostKey(
       {
         hint:
           `Check it on the host with \`ssh-keygen -lf ${hostKeyFileFor(keyType)}\`, ` +
-          `then run \`snapkeep ${noun} trust ${hostName} ${offered}\`.`,
+          `then run \`${commandLine`snapkeep ${noun} trust ${hostName} ${offered}`}\`.`,
         details,
       },
     );
@@ -91,7 +92,7 @@ export function verifyHostKey(
     {
       hint:
         "This can mean someone is intercepting the connection. Only if the host was really " +
-        `reinstalled or replaced, run \`snapkeep ${noun} trust ${hostName} ${offered}\`.`,
+        `reinstalled or replaced, run \`${commandLine`snapkeep ${noun} trust ${hostName} ${offered}`}\`.`,
       details,
     },
   );

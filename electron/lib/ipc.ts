@@ -8,7 +8,7 @@
 import { z } from "zod";
 
 import { methods, type Api, type Response } from "../../core/api/api.js";
-import { SnapkeepError, toErrorView } from "../../core/errors.js";
+import { invalidParams, sentenceErrorMap, toErrorView } from "../../core/explain.js";
 
 /** Channel names; preload.cts repeats them (a sandboxed preload cannot import this module). */
 export const REQUEST_CHANNEL = "snapkeep:request";
@@ -70,12 +70,9 @@ export function desktopMethod<S extends z.ZodType>(
 ): DesktopMethod {
   return {
     async call(method, params) {
-      const parsed = schema.safeParse(params ?? {});
+      const parsed = schema.safeParse(params ?? {}, { error: sentenceErrorMap });
       if (!parsed.success) {
-        throw new SnapkeepError(
-          "INVALID_INPUT",
-          `Bad parameters for ${method}: ${parsed.error.issues[0]?.message ?? "invalid"}.`,
-        );
+        throw invalidParams(method, parsed.error);
       }
       return run(parsed.data);
     },

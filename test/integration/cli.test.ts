@@ -60,7 +60,7 @@ describe("snapkeep CLI", () => {
     expect(help.stdout).toMatch(/snapshot/);
     const usage = cli(["snapshot", "frobnicate"]);
     expect(usage.code).toBe(2);
-    expect(usage.stderr).toMatch(/unknown command/);
+    expect(usage.stderr).toMatch(/^snapkeep: Unknown command 'frobnicate'\.\n/);
   });
 
   it("adds this computer on first start and lists its VMs as JSON", () => {
@@ -95,6 +95,19 @@ describe("snapkeep CLI", () => {
     expect(cli(["snapshot", "list", `local/${vmName}`]).stdout).toMatch(
       /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d {2}it's "\$\(rm -rf \/\)" `id` --yes {2}manual {2}vda,vdb {2,}n;ote$/m,
     );
+
+    // The hint names the snapshot so that pasting it into a shell runs exactly that command.
+    expect(cli(["snapshot", "pin", `local/${vmName}`, name]).code).toBe(0);
+    const pinned = cli(["snapshot", "delete", `local/${vmName}`, name]);
+    expect(pinned.code).toBe(1);
+    const hint = /^ {2}Unpin it first: (snapkeep .*)\n$/.exec(
+      pinned.stderr.split("\n").slice(1).join("\n"),
+    )?.[1];
+    const pasted = execFileSync("sh", ["-c", `set -- ${hint ?? "missing"}\nprintf '%s\\0' "$@"`], {
+      encoding: "utf8",
+    }).split("\0");
+    expect(pasted.slice(0, -1)).toEqual(["snapkeep", "snapshot", "unpin", `local/${vmName}`, name]);
+    expect(cli(pasted.slice(1, -1)).code).toBe(0);
 
     const dry = cli(["snapshot", "delete", `local/${vmName}`, name, "--dry-run"]);
     expect(dry.stdout).toMatch(/^Would delete snapshot/);

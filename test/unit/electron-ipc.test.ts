@@ -126,7 +126,8 @@ describe("createIpcRouter", () => {
       id: 3,
       error: {
         code: "INVALID_INPUT",
-        message: expect.stringMatching(/^Bad parameters for settings\.autostart/),
+        message: "The field enabled must be true or false.",
+        hint: "In settings.autostart (enabled).",
       },
     });
     expect(

@@ -6,13 +6,18 @@ import path from "node:path";
 
 import { afterAll, beforeEach, describe, expect, it } from "vitest";
 
+import { resolveSnapshot } from "../../core/domain/selection.js";
+import type { VmWithSnapshots } from "../../core/domain/types.js";
 import { isSnapkeepError } from "../../core/errors.js";
 import {
   REMOTE_PID_MARKER,
   buildRemoteCommand,
   buildTrackedRemoteCommand,
+  commandLine,
   quoteShellArg,
+  shellWord,
 } from "../../core/shell/quote.js";
+import { verifyHostKey } from "../../core/ssh/hostkey.js";
 
 // The quoting is checked by real shells, not by comparing strings: what matters is what sh does.
 const shells = ["/bin/sh", "/bin/bash", "/bin/dash"].filter((shell) => existsSync(shell));
@@ -273,5 +278,113 @@ describe("buildTrackedRemoteCommand", () => {
   it("exits 127 when the program does not exist", () => {
     const result = spawnSync("/bin/sh", ["-c", buildTrackedRemoteCommand(["snapkeep-no-such-program"])]);
     expect(result.status).toBe(127);
+  });
+});
+
+describe("commands shown to people (commandLine, shellWord)", () => {
+  const fingerprint = `SHA256:${"A1+/".repeat(10)}abc`;
+  // Names as hostile as a VM or snapshot name may be; host and target names are plain words.
+  const names: readonly string[] = [
+    "we b01",
+    "it's",
+    'say "hi"',
+    `$(touch ${marker})`,
+    `\`touch ${marker}\``,
+    "line1\nline2",
+    "-rf",
+    "--yes",
+    "",
+    "~root",
+    "#not a comment",
+    "A=b",
+    "*",
+    "a;b|c&d",
+    "\u00e9t\u00e9 \u{1F4BE}",
+  ];
+
+  /** The words `sh` makes of a command line, the way a person's shell parses a pasted hint. */
+  const wordsOf = (shell: string, line: string): string[] => {
+    const result = runInShell(shell, `set -- ${line}\nprintf '%s\\0' "$@"`);
+    expect(result.stderr).toBe("");
+    expect(result.status).toBe(0);
+    const parts = result.stdout.toString("utf8").split("\0");
+    expect(parts.pop()).toBe("");
+    return parts;
+  };
+
+  it("leaves plain names and fingerprints as they are and quotes anything else", () => {
+    expect(commandLine`snapkeep host trust ${"web01"} ${fingerprint}`).toBe(
+      `snapkeep host trust web01 ${fingerprint}`,
+    );
+    expect(commandLine`snapkeep host trust ${"we b01"}`).toBe("snapkeep host trust 'we b01'");
+    expect(commandLine`snapkeep snapshot list ${"local"}/${"my vm"}`).toBe(
+      "snapkeep snapshot list local/'my vm'",
+    );
+    expect(shellWord("")).toBe("''");
+    expect(shellWord("A=b")).toBe("'A=b'");
+  });
+
+  describe.each(shells)("through %s", (shell) => {
+    it("gives every hostile name back as one word and runs none of them", () => {
+      for (const name of names) {
+        expect(wordsOf(shell, commandLine`snapkeep host trust ${name} ${fingerprint}`)).toEqual([
+          "snapkeep",
+          "host",
+          "trust",
+          name,
+          fingerprint,
+        ]);
+        // Parts of one word (HOST/VM) stay one word.
+        expect(wordsOf(shell, commandLine`snapkeep snapshot delete ${"local"}/${name} ${name}`)).toEqual([
+          "snapkeep",
+          "snapshot",
+          "delete",
+          `local/${name}`,
+          name,
+        ]);
+      }
+      expect(existsSync(marker)).toBe(false);
+    });
+
+    it("makes the hints Snapkeep gives pasteable for hostile VM and host names", () => {
+      for (const name of names) {
+        const vm: VmWithSnapshots = {
+          host: "local",
+          name,
+          uuid: "0b0e7a52-1c1c-4d4d-9e9e-aaaaaaaaaaaa",
+          state: "shut off",
+          active: false,
+          disks: [],
+          snapshots: [],
+        };
+        const notFound = (): unknown => {
+          try {
+            return resolveSnapshot(vm, "nope");
+          } catch (error) {
+            return error;
+          }
+        };
+        const listHint = (notFound() as { hint: string }).hint;
+        expect(listHint.startsWith("List them with: ")).toBe(true);
+        expect(wordsOf(shell, listHint.slice("List them with: ".length))).toEqual([
+          "snapkeep",
+          "snapshot",
+          "list",
+          `local/${name}`,
+        ]);
+
+        const trustHint = (() => {
+          try {
+            verifyHostKey(undefined, fingerprint, name, name, undefined, "target");
+          } catch (error) {
+            return (error as { hint: string }).hint;
+          }
+          return "";
+        })();
+        const command = /then run `(snapkeep .*)`\.$/s.exec(trustHint)?.[1] ?? "";
+        expect(wordsOf(shell, command)).toEqual(["snapkeep", "target", "trust", name, fingerprint]);
+      }
+      expect(existsSync(marker)).toBe(false);
+    });
   });
 });

@@ -1,7 +1,7 @@
 import { Option, type Command } from "commander";
 
 import { MAX_BWLIMIT_KIB, MAX_EXPORTS_KEPT } from "../domain/limits.js";
-import { validateName, validateNoControlCharacters } from "../domain/names.js";
+import { validateNoControlCharacters } from "../domain/names.js";
 import { SnapkeepError } from "../errors.js";
 import type { ExportEntry } from "../export/bundle.js";
 import type { ExportProgress } from "../export/exports.js";
@@ -51,16 +51,6 @@ export function registerExportCommands(
           json?: boolean;
         },
       ) => {
-        // Checked here so that the sentence names what was typed; the settings file refuses these too.
-        validateName("target name", name);
-        for (const [what, typed] of [
-          ["folder", opts.dir],
-          ["SSH address", opts.ssh],
-        ] as const) {
-          if (typed !== undefined) {
-            validateNoControlCharacters(what, typed);
-          }
-        }
         const result = await exports().addTarget({
           name,
           dir: opts.dir,

@@ -19,7 +19,8 @@
 import { createHash } from "node:crypto";
 import { posix } from "node:path";
 
-import { SnapkeepError, describeError, isSnapkeepError } from "../errors.js";
+import { SnapkeepError, describeError, isSnapkeepError, quoteInput } from "../errors.js";
+import { commandLine } from "../shell/quote.js";
 import type { LvSnapshot, Snapshot } from "../domain/types.js";
 import { requireLvSnapshot, withLvSnapshotReadable } from "../hypervisor/lvm.js";
 import { resolveSnapshot } from "../domain/selection.js";
@@ -613,12 +614,12 @@ export class Exports extends Targets {
       throw new SnapkeepError(
         "NOT_FOUND",
         matches.length === 0
-          ? `There is no export "${ref}" on ${targetName}.`
-          : `"${ref}" matches ${matches.length} exports on ${targetName} (${matches
+          ? `There is no export ${quoteInput(ref)} on ${targetName}.`
+          : `${quoteInput(ref)} matches ${matches.length} exports on ${targetName} (${matches
               .slice(0, 3)
               .map((e) => e.folder)
               .join(", ")}${matches.length > 3 ? ", …" : ""}); give the whole id or its folder.`,
-        { hint: `See them with: snapkeep exports list --target ${targetName}` },
+        { hint: `See them with: ${commandLine`snapkeep exports list --target ${targetName}`}` },
       );
     }
     return { target, entry: matches[0] as ExportEntry, byPrefix: true };

@@ -16,7 +16,7 @@ import {
 import type { CommandRunner } from "../runner/types.js";
 import { formatBytes } from "../util/bytes.js";
 
-import { SnapkeepError, isSnapkeepError } from "../errors.js";
+import { SnapkeepError, isSnapkeepError, quoteInput } from "../errors.js";
 import { virsh } from "../drivers/libvirt/args.js";
 import { runChecked } from "../runner/checked.js";
 import type { SnapkeepService } from "../service.js";
@@ -132,7 +132,7 @@ export async function importExport(
     if (!/^[^/\0\n]{1,200}$/.test(name)) {
       throw new SnapkeepError(
         "INVALID_INPUT",
-        `"${name.slice(0, 200)}" cannot be a VM name: use at most 200 characters, without "/" or a line break.`,
+        `${quoteInput(name)} cannot be a VM name: use at most 200 characters, without "/" or a line break.`,
       );
     }
     await requireNoVm(service, request.host, name);

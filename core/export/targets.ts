@@ -5,7 +5,9 @@
  */
 import { posix } from "node:path";
 
-import { SnapkeepError } from "../errors.js";
+import { validateName, validateNoControlCharacters } from "../domain/names.js";
+import { SnapkeepError, quoteInput } from "../errors.js";
+import { commandLine } from "../shell/quote.js";
 import { createSshRunner, type SshEnvironment } from "../hosts.js";
 import { LocalRunner } from "../runner/local.js";
 import type { CommandRunner } from "../runner/types.js";
@@ -39,7 +41,7 @@ export class Targets {
   getTarget(name: string): Target {
     const target = this.listTargets().find((t) => t.name === name);
     if (target === undefined) {
-      throw new SnapkeepError("NOT_FOUND", `There is no export target named "${name}".`, {
+      throw new SnapkeepError("NOT_FOUND", `There is no export target named ${quoteInput(name)}.`, {
         hint: "See them with: snapkeep target list",
       });
     }
@@ -58,8 +60,19 @@ export class Targets {
     trust?: string | undefined;
     keep?: number | undefined;
   }): Promise<{ target: Target; offeredFingerprint: string | null; trusted: boolean }> {
+    // Checked here so that the sentence names what was typed, whichever front end typed it; the
+    // settings file refuses these too.
+    validateName("target name", request.name);
+    for (const [what, typed] of [
+      ["folder", request.dir],
+      ["SSH address", request.ssh],
+    ] as const) {
+      if (typed !== undefined) {
+        validateNoControlCharacters(what, typed);
+      }
+    }
     if (this.listTargets().some((t) => t.name === request.name)) {
-      throw new SnapkeepError("ALREADY_EXISTS", `A target named "${request.name}" already exists.`);
+      throw new SnapkeepError("ALREADY_EXISTS", `A target named ${quoteInput(request.name)} already exists.`);
     }
     if ((request.dir === undefined) === (request.ssh === undefined)) {
       throw new SnapkeepError(
@@ -78,7 +91,7 @@ export class Targets {
     if (split === -1) {
       throw new SnapkeepError(
         "INVALID_INPUT",
-        `"${spec}" has no folder: write it as user@host[:port]:/path.`,
+        `${quoteInput(spec)} has no folder: write it as user@host[:port]:/path.`,
       );
     }
     const target: SshTarget = {
@@ -185,7 +198,7 @@ export class Targets {
         "HOST_KEY_UNKNOWN",
         `Target ${target.name} is not trusted yet; nothing is sent to it until it is.`,
         {
-          hint: `Check its fingerprint and run: snapkeep target trust ${target.name} SHA256:...`,
+          hint: `Check its fingerprint and run: ${commandLine`snapkeep target trust ${target.name}`} SHA256:...`,
         },
       );
     }
@@ -219,7 +232,10 @@ export class Targets {
     this.#validate(target);
     this.targetDeps.store.update((s) => {
       if (s.targets.some((t) => t.name === target.name)) {
-        throw new SnapkeepError("ALREADY_EXISTS", `A target named "${target.name}" already exists.`);
+        throw new SnapkeepError(
+          "ALREADY_EXISTS",
+          `A target named ${quoteInput(target.name)} already exists.`,
+        );
       }
       return { ...s, targets: [...s.targets, target] };
     });

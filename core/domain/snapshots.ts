@@ -1,7 +1,6 @@
-import type { ImageSnapshot } from "../drivers/qemu-img/parse.js";
 import { parseSnapshotTag } from "./snapshot-tag.js";
 import { compareText } from "../util/compare.js";
-import type { Snapshot } from "./types.js";
+import type { ImageSnapshot, Snapshot } from "./types.js";
 
 export interface DiskImageSnapshots {
   readonly target: string;

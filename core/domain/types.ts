@@ -171,3 +171,14 @@ export interface JobView {
   readonly result: unknown;
   readonly cancellable: boolean;
 }
+
+/** One internal snapshot of an image, as qemu-img and QMP report it. */
+export interface ImageSnapshot {
+  /** qcow2's id: a string, unique within one image. */
+  readonly id: string;
+  readonly name: string;
+  readonly createdAt: Date;
+  readonly vmStateSize: number;
+  /** Set when the "image" is an LVM logical volume and this snapshot is a snapshot LV of it. */
+  readonly lv?: LvSnapshot | undefined;
+}

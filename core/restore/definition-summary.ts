@@ -2,7 +2,7 @@ import { XMLParser, XMLValidator } from "fast-xml-parser";
 import { z } from "zod";
 import { SnapkeepError } from "../errors.js";
 import type { DefinitionChange } from "../domain/types.js";
-import { asNode, isNode, text, type XmlNode } from "../drivers/libvirt/parse.js";
+import { asNode, isNode, text, type XmlNode } from "../domain/xml-tree.js";
 
 /**
  * A compact summary of a VM's libvirt definition, stored with each snapshot, and the comparison

@@ -1,6 +1,7 @@
 import { Journal } from "./journal.js";
 import { acquireSchedulerLock, type LockOwner } from "./lock.js";
-import { Scheduler, type ScheduleWork, type SchedulerEvent, type TimerPort } from "./scheduler.js";
+import { Scheduler, type ScheduleWork, type SchedulerEvent } from "./scheduler.js";
+import type { TimerPort } from "./timers.js";
 
 export interface OwnedSchedulerOptions {
   readonly home: string;

@@ -1,3 +1,4 @@
+import type { TimerPort } from "./timers.js";
 import { randomBytes } from "node:crypto";
 import { SnapkeepError, describeError, isSnapkeepError } from "../errors.js";
 import type { Schedule, SchedulePause, ScheduleState } from "../store/schema.js";
@@ -24,13 +25,6 @@ export interface ScheduleWork {
   ): Promise<ScheduledRunResult>;
   /** After a crash: remove what an interrupted job half-made, or mark it so it never counts. */
   cleanUpInterrupted(job: JobSummary): Promise<string>;
-}
-
-/** Timers, passed in so tests run on virtual time. */
-export interface TimerPort {
-  /** Calls `fn` at `when` (a wall-clock instant). */
-  at(when: Date, fn: () => void): { cancel(): void };
-  every(ms: number, fn: () => void): { cancel(): void };
 }
 
 export type SchedulerEvent =

@@ -1,5 +1,11 @@
 import schedule from "node-schedule";
-import type { TimerPort } from "./scheduler.js";
+
+/** Timers, passed in so tests run on virtual time. */
+export interface TimerPort {
+  /** Calls `fn` at `when` (a wall-clock instant). */
+  at(when: Date, fn: () => void): { cancel(): void };
+  every(ms: number, fn: () => void): { cancel(): void };
+}
 
 /**
  * Wall-clock timers for the scheduler: node-schedule fires at a date (its long timeout copes with

@@ -11,7 +11,8 @@ import { SnapkeepError, describeError } from "../../core/errors.js";
 import { sshEnvironmentFromProcess, type SshEnvironment } from "../../core/hosts.js";
 import { schedulerOwner } from "../../core/schedule/lock.js";
 import { openScheduler } from "../../core/schedule/owned.js";
-import type { SchedulerEvent, TimerPort } from "../../core/schedule/scheduler.js";
+import type { SchedulerEvent } from "../../core/schedule/scheduler.js";
+import type { TimerPort } from "../../core/schedule/timers.js";
 import type { NotificationSettings } from "../../core/store/schema.js";
 import { createIpcRouter, desktopMethod, type DesktopMethod, type SenderFrame } from "./ipc.js";
 import {

@@ -6,7 +6,8 @@
 import { describeError, isSnapkeepError } from "../../core/errors.js";
 import type { LockOwner } from "../../core/schedule/lock.js";
 import type { OwnedScheduler } from "../../core/schedule/owned.js";
-import type { Scheduler, TimerPort } from "../../core/schedule/scheduler.js";
+import type { Scheduler } from "../../core/schedule/scheduler.js";
+import type { TimerPort } from "../../core/schedule/timers.js";
 import type { Scheduling } from "./tray-menu.js";
 
 export interface SchedulingOptions {

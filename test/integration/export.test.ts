@@ -4,7 +4,7 @@
  */
 import { execFileSync, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -160,6 +160,11 @@ describe("exports", () => {
     expect(readFileSync(join(dir, "domain.xml"), "utf8")).toContain(`<uuid>${vmUuid}</uuid>`);
     expect(readFileSync(join(dir, "RESTORE.md"), "utf8")).toContain("sha256sum -c SHA256SUMS");
     const vda = join(dir, "vda.qcow2");
+    // Whole VM disks and their definition: readable by their owner only, wherever they landed.
+    for (const file of ["vda.qcow2", "vdb.qcow2", "domain.xml", "manifest.json"]) {
+      expect({ file, mode: statSync(join(dir, file)).mode & 0o077 }).toEqual({ file, mode: 0 });
+    }
+    expect(statSync(dir).mode & 0o077).toBe(0);
     // The snapshot's content, not what the running VM wrote afterwards.
     expect(hasPattern(vda, 0xa1, PATTERN_AT)).toBe(true);
     expect(hasPattern(vda, 0xb2, PATTERN_AT)).toBe(false);

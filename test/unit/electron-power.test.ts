@@ -10,7 +10,8 @@ import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import type { Snapshot } from "../../core/domain/types.js";
 import { Journal } from "../../core/schedule/journal.js";
-import { Scheduler, type ScheduleWork, type TimerPort } from "../../core/schedule/scheduler.js";
+import { Scheduler, type ScheduleWork } from "../../core/schedule/scheduler.js";
+import type { TimerPort } from "../../core/schedule/timers.js";
 import type { Schedule, ScheduleState } from "../../core/store/schema.js";
 import { wirePower, type PowerTarget } from "../../electron/lib/power.js";
 

@@ -9,12 +9,8 @@ import { afterEach, describe, expect, it } from "vitest";
 import type { Snapshot } from "../../core/domain/types.js";
 import { SnapkeepError } from "../../core/errors.js";
 import { Journal, type JobSummary } from "../../core/schedule/journal.js";
-import {
-  Scheduler,
-  type SchedulerEvent,
-  type ScheduleWork,
-  type TimerPort,
-} from "../../core/schedule/scheduler.js";
+import { Scheduler, type SchedulerEvent, type ScheduleWork } from "../../core/schedule/scheduler.js";
+import type { TimerPort } from "../../core/schedule/timers.js";
 import type { ScheduledRunResult } from "../../core/schedule/schedules.js";
 import type { Schedule, SchedulePause, ScheduleState } from "../../core/store/schema.js";
 

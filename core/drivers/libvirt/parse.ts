@@ -1,6 +1,7 @@
 import { XMLParser } from "fast-xml-parser";
 import { SnapkeepError } from "../../errors.js";
 import type { DiskRole, SnapshotBlocker, VmState } from "../../domain/types.js";
+import { asNode, isNode, text, type XmlNode } from "../../domain/xml-tree.js";
 
 /** A disk as the domain XML describes it, before sizes are read from the image. */
 export interface XmlDisk {
@@ -32,7 +33,6 @@ export interface XmlDomain {
   readonly raw: string;
 }
 
-export type XmlNode = Record<string, unknown>;
 
 // Values stay strings exactly as written: a VM named "007" or " spaced " must survive parsing.
 const parser = new XMLParser({
@@ -169,25 +169,6 @@ const STATES: readonly VmState[] = [
 export function parseDomState(output: string): VmState {
   const line = output.trim().split("\n")[0]?.trim() ?? "";
   return (STATES as readonly string[]).includes(line) ? (line as VmState) : "unknown";
-}
-
-export function isNode(value: unknown): value is XmlNode {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
-
-export function asNode(value: unknown): XmlNode {
-  return isNode(value) ? value : {};
-}
-
-/** An element's text whether fast-xml-parser gave a string or a node with attributes and #text. */
-export function text(value: unknown): string | null {
-  if (typeof value === "string") {
-    return value;
-  }
-  if (isNode(value) && typeof value["#text"] === "string") {
-    return value["#text"];
-  }
-  return null;
 }
 
 /**

@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { SnapkeepError } from "../../errors.js";
-import type { LvSnapshot } from "../../domain/types.js";
+import type { ImageSnapshot } from "../../domain/types.js";
 
 /** What Snapkeep needs from an image: sizes and its internal snapshots, from either source below. */
 export interface ImageState {
@@ -8,16 +8,6 @@ export interface ImageState {
   readonly actualSize: number | null;
   readonly format: string;
   readonly snapshots: readonly ImageSnapshot[];
-}
-
-export interface ImageSnapshot {
-  /** qcow2's id: a string, unique within one image. */
-  readonly id: string;
-  readonly name: string;
-  readonly createdAt: Date;
-  readonly vmStateSize: number;
-  /** Set when the "image" is an LVM logical volume and this snapshot is a snapshot LV of it. */
-  readonly lv?: LvSnapshot | undefined;
 }
 
 // The same snapshot record shape is used by `qemu-img info --output=json` and QMP query-block.

@@ -43,6 +43,7 @@ export default tseslint.config(
       ],
     },
   },
+  ...layerZones(),
   {
     files: ["renderer/**/*.{ts,tsx}"],
     rules: {
@@ -71,3 +72,67 @@ export default tseslint.config(
     },
   },
 );
+
+/**
+ * The layers of core/, lowest first (README, Layout): a file may import its own layer and the ones
+ * below it, never one above. Relative imports name the folders they cross, so a pattern on the
+ * folder name catches every way up ("../app/…", "../../api/…"). The domain is pure besides: no
+ * Node built-ins and no reading of the wall clock (`now` is passed in); only infra/ and the front
+ * doors (api/, server/, cli/) touch processes, files and SSH.
+ */
+function layerZones() {
+  const layers = ["domain", "drivers", "infra", "hypervisor", "app", "api", "server", "cli"];
+  const uiRule = {
+    paths: uiPackages.map((name) => ({
+      name,
+      message: "core/ is plain Node: it must not import Electron or React (see DESIGN.md, Architecture).",
+    })),
+    patterns: [
+      {
+        group: ["**/electron/**", "**/renderer/**", "electron/*", "react/*", "react-dom/*"],
+        message: "core/ must not depend on the Electron shell or the renderer.",
+      },
+    ],
+  };
+  const sideEffects = {
+    group: ["node:child_process", "node:fs", "node:fs/promises", "child_process", "fs", "ssh2"],
+    message: "Processes, files and SSH belong in core/infra/ (or a front door: api/, server/, cli/).",
+  };
+  return layers.map((layer, index) => {
+    const above = layers.slice(index + 1);
+    const patterns = [...uiRule.patterns];
+    if (above.length > 0) {
+      patterns.push({
+        regex: `(^|/)(${above.join("|")})/`,
+        message: `core/${layer}/ may import only ${["errors.ts", ...layers.slice(0, index + 1)].join(", ")}: ${above.join(", ")} ${above.length === 1 ? "is" : "are"} above it (README, Layout).`,
+      });
+    }
+    if (["domain", "drivers", "hypervisor", "app"].includes(layer)) {
+      patterns.push(sideEffects);
+    }
+    if (layer === "domain") {
+      patterns.push({ regex: "^node:", message: "core/domain/ is pure: no Node built-ins." });
+    }
+    return {
+      files: [`core/${layer}/**/*.ts`],
+      rules: {
+        "no-restricted-imports": ["error", { paths: uiRule.paths, patterns }],
+        ...(layer === "domain"
+          ? {
+              "no-restricted-syntax": [
+                "error",
+                {
+                  selector: "CallExpression[callee.object.name='Date'][callee.property.name='now']",
+                  message: "core/domain/ never reads the clock: take `now` as a parameter.",
+                },
+                {
+                  selector: "NewExpression[callee.name='Date'][arguments.length=0]",
+                  message: "core/domain/ never reads the clock: take `now` as a parameter.",
+                },
+              ],
+            }
+          : {}),
+      },
+    };
+  });
+}

@@ -14,8 +14,8 @@ import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
 import type { Snapshot } from "../core/domain/types.js";
-import { applyRetention } from "../core/schedule/retention.js";
-import { openSettingsStore } from "../core/store/store.js";
+import { applyRetention } from "../core/domain/retention/gfs.js";
+import { openSettingsStore } from "../core/infra/store/store.js";
 
 const repo = fileURLToPath(new URL("..", import.meta.url));
 const IDLE_SECONDS = Number(process.env["BENCH_IDLE_SECONDS"] ?? 60);

@@ -21,8 +21,8 @@ import {
 } from "electron";
 
 import { CONTENT_SECURITY_POLICY } from "../core/server/serve.js";
-import { wallClockTimers } from "../core/schedule/timers.js";
-import { snapkeepHome } from "../core/store/home.js";
+import { wallClockTimers } from "../core/infra/timers.js";
+import { snapkeepHome } from "../core/infra/store/home.js";
 import { contentType, rendererFile } from "./lib/app-protocol.js";
 import { autostartCommand, autostartPath, HIDDEN_FLAG, setLinuxAutostart } from "./lib/autostart.js";
 import { Desktop } from "./lib/desktop.js";

@@ -9,17 +9,17 @@ import { z } from "zod";
 
 import { parseSnapshotTag } from "../domain/snapshot-tag.js";
 import { SnapkeepError } from "../errors.js";
-import { invalidParams, sentenceErrorMap, toErrorView, type ErrorView } from "../explain.js";
-import type { Exports } from "../export/exports.js";
-import { importExport } from "../export/import.js";
-import { labUp } from "../lab/lab.js";
-import type { Restore } from "../restore/artifacts.js";
-import { LocalRunner } from "../runner/local.js";
-import { Journal, type JobSummary } from "../schedule/journal.js";
-import { schedulerOwner } from "../schedule/lock.js";
-import type { Schedules } from "../schedule/schedules.js";
-import { nextSlots } from "../schedule/spec.js";
-import type { SnapkeepService } from "../service.js";
+import { invalidParams, sentenceErrorMap, toErrorView, type ErrorView } from "../domain/explain.js";
+import type { Exports } from "../app/exports/exports.js";
+import { importExport } from "../app/exports/import.js";
+import { labUp } from "../app/lab/lab.js";
+import type { Restore } from "../app/library/artifacts.js";
+import { LocalRunner } from "../infra/runner/local.js";
+import { Journal, type JobSummary } from "../infra/journal.js";
+import { schedulerOwner } from "../infra/scheduler-lock.js";
+import type { Schedules } from "../app/schedules/schedules.js";
+import { nextSlots } from "../domain/schedule/spec.js";
+import type { SnapkeepService } from "../app/service.js";
 import { Jobs, type JobProgress, type JobView } from "./jobs.js";
 import { methods, type Method, type Params } from "./methods.js";
 

@@ -12,7 +12,7 @@
 import { randomBytes } from "node:crypto";
 
 import { SnapkeepError, isSnapkeepError } from "../errors.js";
-import { toErrorView, type ErrorView } from "../explain.js";
+import { toErrorView, type ErrorView } from "../domain/explain.js";
 import type { JobProgress, JobState, JobView, UiJobKind } from "../domain/types.js";
 
 export type { JobProgress, JobState, JobView, UiJobKind } from "../domain/types.js";

@@ -15,7 +15,7 @@ import {
   MAX_WAIT_SECONDS,
 } from "../domain/limits.js";
 import { NAME_PATTERN, NO_CONTROL_CHARACTERS } from "../domain/names.js";
-import { WEEKDAYS } from "../schedule/spec.js";
+import { WEEKDAYS } from "../domain/schedule/spec.js";
 
 /** A host, target, template or volume name, in the words `what` ("target name"). */
 const nameOf = (what: string) => z.string().regex(NAME_PATTERN).describe(what);

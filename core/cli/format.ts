@@ -1,6 +1,6 @@
 import type { HostConfig, Snapshot, VmWithSnapshots } from "../domain/types.js";
-import type { RpoStatus } from "../schedule/due.js";
-import { formatBytes } from "../util/bytes.js";
+import type { RpoStatus } from "../domain/schedule/due.js";
+import { formatBytes } from "../domain/bytes.js";
 export { formatBytes };
 
 /** Plain-text tables for people; `--json` output bypasses all of this. */

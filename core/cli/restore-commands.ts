@@ -1,7 +1,7 @@
 import type { Command } from "commander";
 
 import { SnapkeepError } from "../errors.js";
-import type { Artifact, ArtifactKind } from "../restore/artifacts.js";
+import type { Artifact, ArtifactKind } from "../app/library/artifacts.js";
 import { displayName, formatBytes, formatTime, table } from "./format.js";
 import type { CliContext, CliIo } from "./main.js";
 import { splitVmRef } from "./refs.js";

@@ -1,5 +1,5 @@
 import { SnapkeepError, quoteInput } from "../errors.js";
-import { commandLine } from "../shell/quote.js";
+import { commandLine } from "./shell-quote.js";
 import type { Snapshot, Vm, VmWithSnapshots } from "./types.js";
 
 /**

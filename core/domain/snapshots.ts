@@ -1,5 +1,5 @@
 import { parseSnapshotTag } from "./snapshot-tag.js";
-import { compareText } from "../util/compare.js";
+import { compareText } from "./compare.js";
 import type { ImageSnapshot, Snapshot } from "./types.js";
 
 export interface DiskImageSnapshots {

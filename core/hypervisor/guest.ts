@@ -3,10 +3,10 @@ import { z } from "zod";
 import { SnapkeepError } from "../errors.js";
 import * as virsh from "../drivers/libvirt/args.js";
 import { parseJson } from "../drivers/qemu-img/parse.js";
-import { checkResult, runChecked } from "../runner/checked.js";
-import type { CommandRunner } from "../runner/types.js";
-import type { GuestOps } from "../schedule/consistency.js";
-import type { Hook } from "../store/schema.js";
+import { checkResult, runChecked } from "../infra/runner/checked.js";
+import type { CommandRunner } from "../infra/runner/types.js";
+import type { GuestOps } from "../domain/consistency.js";
+import type { Hook } from "../domain/settings.js";
 
 const FREEZE_TIMEOUT_MS = 30_000;
 

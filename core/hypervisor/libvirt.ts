@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { SnapkeepError, quoteInput } from "../errors.js";
-import { commandLine } from "../shell/quote.js";
+import { commandLine } from "../domain/shell-quote.js";
 import type { Disk, Snapshot, Vm, VmState } from "../domain/types.js";
 import * as virsh from "../drivers/libvirt/args.js";
 import {
@@ -15,9 +15,9 @@ import {
 import * as qemuImg from "../drivers/qemu-img/args.js";
 import { parseImageInfoBatch, type ImageReadResult, type ImageState } from "../drivers/qemu-img/parse.js";
 import * as qmp from "../drivers/qmp/commands.js";
-import { checkResult, runChecked } from "../runner/checked.js";
-import type { CommandRunner } from "../runner/types.js";
-import { mapLimit } from "../util/concurrency.js";
+import { checkResult, runChecked } from "../infra/runner/checked.js";
+import type { CommandRunner } from "../infra/runner/types.js";
+import { mapLimit } from "../domain/concurrency.js";
 import type { LogicalVolume } from "../drivers/lvm/parse.js";
 import { describeError } from "../errors.js";
 import {

@@ -14,7 +14,7 @@
  * revert keeps the snapshot as it does for qcow2 and retention and pins see no difference.
  */
 import { SnapkeepError } from "../errors.js";
-import { commandLine } from "../shell/quote.js";
+import { commandLine } from "../domain/shell-quote.js";
 import type { LvSnapshot, Snapshot } from "../domain/types.js";
 import * as lvm from "../drivers/lvm/args.js";
 import { decodeOriginTag } from "../drivers/lvm/args.js";
@@ -26,9 +26,9 @@ import {
   type LogicalVolume,
 } from "../drivers/lvm/parse.js";
 import type { ImageState } from "../drivers/qemu-img/parse.js";
-import { runChecked } from "../runner/checked.js";
-import type { CommandRunner } from "../runner/types.js";
-import { formatBytes } from "../util/bytes.js";
+import { runChecked } from "../infra/runner/checked.js";
+import type { CommandRunner } from "../infra/runner/types.js";
+import { formatBytes } from "../domain/bytes.js";
 
 /** COW space of a thick snapshot as a share of its origin: LVM's own advice ("often 20% is enough"). */
 export const COW_PERCENT = 20;

@@ -6,14 +6,14 @@
 import { z } from "zod";
 
 import { Api, type ApiEvent, type Response } from "../../core/api/api.js";
-import { openCoreContext, type CoreContext } from "../../core/context.js";
+import { openCoreContext, type CoreContext } from "../../core/app/context.js";
 import { SnapkeepError, describeError } from "../../core/errors.js";
-import { sshEnvironmentFromProcess, type SshEnvironment } from "../../core/hosts.js";
-import { schedulerOwner } from "../../core/schedule/lock.js";
-import { openScheduler } from "../../core/schedule/owned.js";
-import type { SchedulerEvent } from "../../core/schedule/scheduler.js";
-import type { TimerPort } from "../../core/schedule/timers.js";
-import type { NotificationSettings } from "../../core/store/schema.js";
+import { sshEnvironmentFromProcess, type SshEnvironment } from "../../core/infra/runner/factory.js";
+import { schedulerOwner } from "../../core/infra/scheduler-lock.js";
+import { openScheduler } from "../../core/app/schedules/owned.js";
+import type { SchedulerEvent } from "../../core/app/schedules/scheduler.js";
+import type { TimerPort } from "../../core/infra/timers.js";
+import type { NotificationSettings } from "../../core/domain/settings.js";
 import { createIpcRouter, desktopMethod, type DesktopMethod, type SenderFrame } from "./ipc.js";
 import {
   NotificationPolicy,

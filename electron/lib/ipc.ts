@@ -8,7 +8,7 @@
 import { z } from "zod";
 
 import { methods, type Api, type Response } from "../../core/api/api.js";
-import { invalidParams, sentenceErrorMap, toErrorView } from "../../core/explain.js";
+import { invalidParams, sentenceErrorMap, toErrorView } from "../../core/domain/explain.js";
 
 /** Channel names; preload.cts repeats them (a sandboxed preload cannot import this module). */
 export const REQUEST_CHANNEL = "snapkeep:request";

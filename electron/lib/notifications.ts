@@ -8,8 +8,8 @@
  */
 import { z } from "zod";
 
-import type { SchedulerEvent } from "../../core/schedule/scheduler.js";
-import type { NotificationSettings } from "../../core/store/schema.js";
+import type { SchedulerEvent } from "../../core/app/schedules/scheduler.js";
+import type { NotificationSettings } from "../../core/domain/settings.js";
 
 export type NoticeKind = "jobFailed" | "vmOverdue" | "exportVerified";
 

@@ -1,7 +1,7 @@
 /**
  * Sleep and wake, without Electron: the main process passes powerMonitor in as the event source.
  * node-schedule's timers fire late by the length of a sleep, so wake-up is when missed runs are
- * caught up (once each: due-ness comes from persisted slots, see core/schedule/due.ts).
+ * caught up (once each: due-ness comes from persisted slots, see core/domain/schedule/due.ts).
  */
 
 /** The part of Electron's powerMonitor this needs. */

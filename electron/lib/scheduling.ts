@@ -4,10 +4,10 @@
  * opens, says who schedules, and takes over by itself once that process has stopped.
  */
 import { describeError, isSnapkeepError } from "../../core/errors.js";
-import type { LockOwner } from "../../core/schedule/lock.js";
-import type { OwnedScheduler } from "../../core/schedule/owned.js";
-import type { Scheduler } from "../../core/schedule/scheduler.js";
-import type { TimerPort } from "../../core/schedule/timers.js";
+import type { LockOwner } from "../../core/infra/scheduler-lock.js";
+import type { OwnedScheduler } from "../../core/app/schedules/owned.js";
+import type { Scheduler } from "../../core/app/schedules/scheduler.js";
+import type { TimerPort } from "../../core/infra/timers.js";
 import type { Scheduling } from "./tray-menu.js";
 
 export interface SchedulingOptions {

@@ -1,6 +1,6 @@
 /**
  * SSH key passphrases in the desktop app. ssh-agent comes first: with SSH_AUTH_SOCK set and the key
- * loaded (`ssh-add`), Snapkeep never sees a passphrase (core/hosts.ts passes an encrypted key over
+ * loaded (`ssh-add`), Snapkeep never sees a passphrase (core/infra/runner/factory.ts passes an encrypted key over
  * when it has no passphrase, so the agent gets its turn). A passphrase the admin asks Snapkeep to
  * remember is encrypted with the OS keyring through Electron's safeStorage, and only then.
  */

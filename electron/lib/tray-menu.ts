@@ -2,8 +2,8 @@
  * The tray's state and its menu, as plain data. Linux trays ignore clicks on the icon, so every
  * action is in the menu; electron/tray.ts only turns these items into an Electron Menu.
  */
-import type { LockOwner } from "../../core/schedule/lock.js";
-import type { SchedulePause } from "../../core/store/schema.js";
+import type { LockOwner } from "../../core/infra/scheduler-lock.js";
+import type { SchedulePause } from "../../core/domain/settings.js";
 
 /** A job the tray lists; scheduler jobs today, the UI's jobs (exports ...) through the same shape. */
 export interface TrayJob {

@@ -2,10 +2,10 @@
  * What the tray says about the schedules, from the persisted settings and `now` only: the next
  * run, and what needs the admin. The same facts whether this app or a daemon runs the scheduler.
  */
-import { firstMissedSlot, overdueAfterMs } from "../../core/schedule/due.js";
-import { isPaused } from "../../core/schedule/pause.js";
-import { nextSlots } from "../../core/schedule/spec.js";
-import type { Schedule, SchedulePause, ScheduleState } from "../../core/store/schema.js";
+import { firstMissedSlot, overdueAfterMs } from "../../core/domain/schedule/due.js";
+import { isPaused } from "../../core/domain/schedule/pause.js";
+import { nextSlots } from "../../core/domain/schedule/spec.js";
+import type { Schedule, SchedulePause, ScheduleState } from "../../core/domain/settings.js";
 
 /** The soonest run of any active schedule; while all are paused, the first one after the pause. */
 export function nextScheduledRun(

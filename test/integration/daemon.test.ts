@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { openSettingsStore } from "../../core/store/store.js";
+import { openSettingsStore } from "../../core/infra/store/store.js";
 import { TestVms, uniqueSuffix } from "../support/libvirt.js";
 import { waitFor } from "../support/wait.js";
 

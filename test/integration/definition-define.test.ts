@@ -11,10 +11,10 @@ import { join } from "node:path";
 import { XMLParser } from "fast-xml-parser";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
-import { buildRestoredDefinition, type RestoreHost } from "../../core/export/definition.js";
+import { buildRestoredDefinition, type RestoreHost } from "../../core/drivers/libvirt/restored-definition.js";
 import { parseDomainXml } from "../../core/drivers/libvirt/parse.js";
-import { detectVirtType } from "../../core/lab/lab.js";
-import { LocalRunner } from "../../core/runner/local.js";
+import { detectVirtType } from "../../core/app/lab/lab.js";
+import { LocalRunner } from "../../core/infra/runner/local.js";
 import { uniqueSuffix, URI, virshOut } from "../support/libvirt.js";
 
 const fixture = (path: string): string =>

@@ -7,8 +7,8 @@ import { execFileSync, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, rmSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
-import { Restore, TEMPLATES_DIR, VOLUMES_DIR } from "../../core/restore/artifacts.js";
-import type { SnapkeepService } from "../../core/service.js";
+import { Restore, TEMPLATES_DIR, VOLUMES_DIR } from "../../core/app/library/artifacts.js";
+import type { SnapkeepService } from "../../core/app/service.js";
 import { failure } from "../support/failure.js";
 import { qemuIo, TestVms, uniqueSuffix, virshOut, writeLive } from "../support/libvirt.js";
 import { makeService } from "../support/service.js";

@@ -26,12 +26,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { openCoreContext, type CoreContext } from "../../core/context.js";
+import { openCoreContext, type CoreContext } from "../../core/app/context.js";
 import { isSnapkeepError } from "../../core/errors.js";
-import { sshEnvironmentFromProcess } from "../../core/hosts.js";
+import { sshEnvironmentFromProcess } from "../../core/infra/runner/factory.js";
 import { Desktop, type DesktopPorts } from "../../electron/lib/desktop.js";
 import { APP_PAGE } from "../../electron/lib/ipc.js";
-import type { LabVm } from "../../core/lab/lab.js";
+import type { LabVm } from "../../core/app/lab/lab.js";
 import { TestVms, uniqueSuffix } from "../support/libvirt.js";
 import { startSshd, type TestSshd } from "../support/sshd.js";
 

@@ -7,7 +7,7 @@ import { existsSync, rmSync } from "node:fs";
 import { homedir } from "node:os";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { isSnapkeepError } from "../../core/errors.js";
-import type { SnapkeepService } from "../../core/service.js";
+import type { SnapkeepService } from "../../core/app/service.js";
 import { makeService } from "../support/service.js";
 import { trustedHost, startSshd, type TestSshd } from "../support/sshd.js";
 import { hasPattern, qemuIo, TestVms, uniqueSuffix, virshOut, writeLive } from "../support/libvirt.js";

@@ -9,8 +9,8 @@ import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 
 import type { SshHostConfig } from "../../core/domain/types.js";
-import { type SshEnvironment, createSshRunner } from "../../core/hosts.js";
-import type { CommandRunner } from "../../core/runner/types.js";
+import { type SshEnvironment, createSshRunner } from "../../core/infra/runner/factory.js";
+import type { CommandRunner } from "../../core/infra/runner/types.js";
 import { makeService } from "../support/service.js";
 import { type TestSshAgent, type TestSshd, startSshAgent, startSshd } from "../support/sshd.js";
 import { failure } from "../support/failure.js";

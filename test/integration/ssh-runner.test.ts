@@ -7,7 +7,7 @@ import path from "node:path";
 
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 
-import { SshRunner, type SshRunnerOptions } from "../../core/runner/ssh.js";
+import { SshRunner, type SshRunnerOptions } from "../../core/infra/runner/ssh.js";
 import { type TestSshd, startSshAgent, startSshd } from "../support/sshd.js";
 import { waitFor } from "../support/wait.js";
 import { failure } from "../support/failure.js";

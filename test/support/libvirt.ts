@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { execFileSync } from "node:child_process";
-import { createLabVm, removeLabVms, type LabVm, type LabVmRequest } from "../../core/lab/lab.js";
-import { LocalRunner } from "../../core/runner/local.js";
+import { createLabVm, removeLabVms, type LabVm, type LabVmRequest } from "../../core/app/lab/lab.js";
+import { LocalRunner } from "../../core/infra/runner/local.js";
 
 /** Where test VMs keep their images: under libvirt's images folder, which QEMU may open. */
 export const TEST_IMAGE_DIR = "/var/lib/libvirt/images/snapkeep-test";

@@ -2,11 +2,11 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { SnapkeepService } from "../../core/service.js";
-import { openSettingsStore, type SettingsStore } from "../../core/store/store.js";
-import { createRunner, type SshEnvironment } from "../../core/hosts.js";
+import { SnapkeepService } from "../../core/app/service.js";
+import { openSettingsStore, type SettingsStore } from "../../core/infra/store/store.js";
+import { createRunner, type SshEnvironment } from "../../core/infra/runner/factory.js";
 import type { HostConfig } from "../../core/domain/types.js";
-import type { CommandRunner } from "../../core/runner/types.js";
+import type { CommandRunner } from "../../core/infra/runner/types.js";
 
 /** A service on a fresh SNAPKEEP_HOME, with real runners; `dispose` removes the state directory. */
 export function makeService(

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { withConsistency, type GuestOps } from "../../core/schedule/consistency.js";
-import type { Consistency, Hook } from "../../core/store/schema.js";
+import { withConsistency, type GuestOps } from "../../core/domain/consistency.js";
+import type { Consistency, Hook } from "../../core/domain/settings.js";
 
 /** Records the order of guest operations; each step can be told to fail. */
 function recordingOps(

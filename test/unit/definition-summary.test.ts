@@ -5,7 +5,7 @@ import {
   diffDefinitions,
   summariseDefinition,
   type DefinitionSummary,
-} from "../../core/restore/definition-summary.js";
+} from "../../core/domain/definition-summary.js";
 
 const fixture = (path: string): string =>
   readFileSync(new URL(`../fixtures/${path}`, import.meta.url), "utf8");

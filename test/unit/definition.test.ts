@@ -10,7 +10,7 @@ import {
   type DefinitionNote,
   type RestoreHost,
   type RestoredDefinition,
-} from "../../core/export/definition.js";
+} from "../../core/drivers/libvirt/restored-definition.js";
 import { LAB_NAMESPACE, parseDomainXml, type XmlDomain } from "../../core/drivers/libvirt/parse.js";
 
 const fixture = (path: string): string =>

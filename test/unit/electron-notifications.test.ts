@@ -1,7 +1,7 @@
 /** Which events become desktop notifications, and that none is repeated without news. */
 import { describe, expect, it } from "vitest";
-import type { SchedulerEvent } from "../../core/schedule/scheduler.js";
-import type { Schedule, NotificationSettings } from "../../core/store/schema.js";
+import type { SchedulerEvent } from "../../core/app/schedules/scheduler.js";
+import type { Schedule, NotificationSettings } from "../../core/domain/settings.js";
 import {
   NotificationPolicy,
   factFromApiEvent,

@@ -9,10 +9,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import type { Snapshot } from "../../core/domain/types.js";
-import { Journal } from "../../core/schedule/journal.js";
-import { Scheduler, type ScheduleWork } from "../../core/schedule/scheduler.js";
-import type { TimerPort } from "../../core/schedule/timers.js";
-import type { Schedule, ScheduleState } from "../../core/store/schema.js";
+import { Journal } from "../../core/infra/journal.js";
+import { Scheduler, type ScheduleWork } from "../../core/app/schedules/scheduler.js";
+import type { TimerPort } from "../../core/infra/timers.js";
+import type { Schedule, ScheduleState } from "../../core/domain/settings.js";
 import { wirePower, type PowerTarget } from "../../electron/lib/power.js";
 
 const homes: string[] = [];

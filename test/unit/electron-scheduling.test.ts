@@ -6,9 +6,9 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { acquireSchedulerLock, schedulerOwner } from "../../core/schedule/lock.js";
-import { openScheduler } from "../../core/schedule/owned.js";
-import type { ScheduleWork } from "../../core/schedule/scheduler.js";
+import { acquireSchedulerLock, schedulerOwner } from "../../core/infra/scheduler-lock.js";
+import { openScheduler } from "../../core/app/schedules/owned.js";
+import type { ScheduleWork } from "../../core/app/schedules/scheduler.js";
 import { SchedulingHost } from "../../electron/lib/scheduling.js";
 import type { Scheduling } from "../../electron/lib/tray-menu.js";
 

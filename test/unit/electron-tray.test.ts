@@ -1,6 +1,6 @@
 /** The tray's menu model and what it says about the schedules: plain data from state. */
 import { describe, expect, it } from "vitest";
-import type { Schedule } from "../../core/store/schema.js";
+import type { Schedule } from "../../core/domain/settings.js";
 import {
   clockTime,
   trayIcon,

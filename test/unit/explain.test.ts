@@ -8,8 +8,8 @@ import { describe, expect, it } from "vitest";
 
 import { Api, type ApiContext } from "../../core/api/api.js";
 import { quoteInput } from "../../core/errors.js";
-import { systemCause, toErrorView } from "../../core/explain.js";
-import { emptySettings, settingsSchema } from "../../core/store/schema.js";
+import { systemCause, toErrorView } from "../../core/domain/explain.js";
+import { emptySettings, settingsSchema } from "../../core/domain/settings.js";
 
 /** The things no sentence for a person contains: a dumped object or list, zod's own wording. */
 function expectSentence(message: string): void {

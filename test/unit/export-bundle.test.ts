@@ -17,7 +17,7 @@ import {
   slug,
   vmFolderName,
   type Manifest,
-} from "../../core/export/bundle.js";
+} from "../../core/drivers/bundle/bundle.js";
 import { RELAY_RSH, rsyncSendArgs } from "../../core/drivers/rsync/args.js";
 import {
   parseProgress2,

@@ -16,9 +16,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 
-import { LocalRunner } from "../../core/runner/local.js";
-import { RemoteFs } from "../../core/export/fs.js";
-import { cleanStaging, parseStaging } from "../../core/export/staging.js";
+import { LocalRunner } from "../../core/infra/runner/local.js";
+import { RemoteFs } from "../../core/infra/remote-fs.js";
+import { cleanStaging, parseStaging } from "../../core/app/exports/staging.js";
 import {
   RECORD_HASH_SCRIPT,
   spaceArgs,
@@ -31,7 +31,7 @@ import {
   parseSourcePrepared,
   parseSpace,
   parseStagedSize,
-} from "../../core/export/scripts.js";
+} from "../../core/drivers/sh/export-scripts.js";
 
 const runner = new LocalRunner();
 const dir = mkdtempSync(join(tmpdir(), "snapkeep-scripts-"));

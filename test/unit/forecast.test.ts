@@ -5,7 +5,7 @@
 import { describe, expect, it } from "vitest";
 
 import { Api, type ApiContext } from "../../core/api/api.js";
-import { forecastRetention } from "../../core/schedule/forecast.js";
+import { forecastRetention } from "../../core/domain/retention/forecast.js";
 
 const now = new Date(2026, 10, 26, 12, 0, 0);
 

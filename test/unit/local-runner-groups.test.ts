@@ -4,7 +4,7 @@ import { fileURLToPath } from "node:url";
 
 import { afterEach, describe, expect, it } from "vitest";
 
-import { LocalRunner } from "../../core/runner/local.js";
+import { LocalRunner } from "../../core/infra/runner/local.js";
 import { waitFor } from "../support/wait.js";
 import { failure } from "../support/failure.js";
 

@@ -3,7 +3,7 @@
  * signalled, for local-runner-groups.test.ts. With `own-handler` it handles SIGINT itself the way
  * an app with a graceful shutdown would: dispose the runner, then exit 0.
  */
-import { LocalRunner } from "../../core/runner/local.js";
+import { LocalRunner } from "../../core/infra/runner/local.js";
 
 const [duration, mode] = process.argv.slice(2);
 const runner = new LocalRunner();

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { acquireSchedulerLock, schedulerOwner } from "../../core/schedule/lock.js";
+import { acquireSchedulerLock, schedulerOwner } from "../../core/infra/scheduler-lock.js";
 
 const homes: string[] = [];
 afterEach(() => homes.splice(0).forEach((h) => rmSync(h, { recursive: true, force: true })));

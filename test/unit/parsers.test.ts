@@ -18,7 +18,7 @@ import {
   qcow2ImageOpts,
   snapshotApplyArgs,
 } from "../../core/drivers/qemu-img/args.js";
-import { buildLabDomainXml } from "../../core/lab/domain-xml.js";
+import { buildLabDomainXml } from "../../core/drivers/libvirt/lab-xml.js";
 
 const fixture = (path: string): string =>
   readFileSync(new URL(`../fixtures/${path}`, import.meta.url), "utf8");

@@ -16,8 +16,8 @@ import {
   commandLine,
   quoteShellArg,
   shellWord,
-} from "../../core/shell/quote.js";
-import { verifyHostKey } from "../../core/ssh/hostkey.js";
+} from "../../core/domain/shell-quote.js";
+import { verifyHostKey } from "../../core/infra/ssh/hostkey.js";
 
 // The quoting is checked by real shells, not by comparing strings: what matters is what sh does.
 const shells = ["/bin/sh", "/bin/bash", "/bin/dash"].filter((shell) => existsSync(shell));

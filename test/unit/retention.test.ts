@@ -1,7 +1,7 @@
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import type { Snapshot, SnapshotKind } from "../../core/domain/types.js";
-import { applyRetention, isoWeekKey, type RetentionPolicy } from "../../core/schedule/retention.js";
+import { applyRetention, isoWeekKey, type RetentionPolicy } from "../../core/domain/retention/gfs.js";
 
 const SCHEDULE = "s1";
 const NOW = new Date("2026-11-26T12:00:00+01:00");

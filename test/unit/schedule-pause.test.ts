@@ -7,10 +7,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { runCli } from "../../core/cli/main.js";
-import { isPaused, parseDuration } from "../../core/schedule/pause.js";
-import { Schedules } from "../../core/schedule/schedules.js";
-import type { SnapkeepService } from "../../core/service.js";
-import { openSettingsStore } from "../../core/store/store.js";
+import { isPaused, parseDuration } from "../../core/domain/schedule/pause.js";
+import { Schedules } from "../../core/app/schedules/schedules.js";
+import type { SnapkeepService } from "../../core/app/service.js";
+import { openSettingsStore } from "../../core/infra/store/store.js";
 
 const homes: string[] = [];
 afterEach(() => homes.splice(0).forEach((h) => rmSync(h, { recursive: true, force: true })));

@@ -5,9 +5,9 @@
  * set backwards. Runs in Europe/Berlin (vitest.config.ts).
  */
 import { describe, expect, it } from "vitest";
-import { dueSlot, stateAfterFailure, stateAfterSuccess } from "../../core/schedule/due.js";
-import type { When } from "../../core/schedule/spec.js";
-import type { Schedule, ScheduleState } from "../../core/store/schema.js";
+import { dueSlot, stateAfterFailure, stateAfterSuccess } from "../../core/domain/schedule/due.js";
+import type { When } from "../../core/domain/schedule/spec.js";
+import type { Schedule, ScheduleState } from "../../core/domain/settings.js";
 
 const MINUTE = 60_000;
 

@@ -6,7 +6,7 @@ import {
   parseTimeOfDay,
   validateWhen,
   type When,
-} from "../../core/schedule/spec.js";
+} from "../../core/domain/schedule/spec.js";
 
 const local = (y: number, m: number, d: number, h = 0, min = 0): Date => new Date(y, m - 1, d, h, min);
 const iso = (dates: Date[]): string[] => dates.map((d) => d.toISOString());

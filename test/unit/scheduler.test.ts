@@ -8,11 +8,11 @@ import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import type { Snapshot } from "../../core/domain/types.js";
 import { SnapkeepError } from "../../core/errors.js";
-import { Journal, type JobSummary } from "../../core/schedule/journal.js";
-import { Scheduler, type SchedulerEvent, type ScheduleWork } from "../../core/schedule/scheduler.js";
-import type { TimerPort } from "../../core/schedule/timers.js";
-import type { ScheduledRunResult } from "../../core/schedule/schedules.js";
-import type { Schedule, SchedulePause, ScheduleState } from "../../core/store/schema.js";
+import { Journal, type JobSummary } from "../../core/infra/journal.js";
+import { Scheduler, type SchedulerEvent, type ScheduleWork } from "../../core/app/schedules/scheduler.js";
+import type { TimerPort } from "../../core/infra/timers.js";
+import type { ScheduledRunResult } from "../../core/app/schedules/schedules.js";
+import type { Schedule, SchedulePause, ScheduleState } from "../../core/domain/settings.js";
 
 class VirtualClock implements TimerPort {
   now: Date;

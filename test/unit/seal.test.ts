@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 
-import { SEAL_KEY_FILE, openSealKey } from "../../core/export/seal.js";
+import { SEAL_KEY_FILE, openSealKey } from "../../core/infra/seal-key.js";
 
 describe("the export seal key", () => {
   const homes: string[] = [];

@@ -4,14 +4,14 @@ import path from "node:path";
 
 import { describe, expect, it } from "vitest";
 
-import { parseSshSpec, resolveSshTarget } from "../../core/ssh/config.js";
+import { parseSshSpec, resolveSshTarget } from "../../core/infra/ssh/config.js";
 import {
   fingerprintOf,
   hostKeyFileFor,
   isFingerprint,
   keyTypeOf,
   verifyHostKey,
-} from "../../core/ssh/hostkey.js";
+} from "../../core/infra/ssh/hostkey.js";
 
 const base = { homeDir: "/home/ann", defaultUser: "ann" };
 

@@ -5,7 +5,7 @@ import { join } from "node:path";
 
 import { afterAll, describe, expect, it } from "vitest";
 
-import { isEncryptedPrivateKey } from "../../core/ssh/keys.js";
+import { isEncryptedPrivateKey } from "../../core/infra/ssh/keys.js";
 
 // Keys from the real ssh-keygen, so the check is tested against the formats people actually have.
 const dir = mkdtempSync(join(tmpdir(), "snapkeep-keys-"));

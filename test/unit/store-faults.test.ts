@@ -7,7 +7,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "n
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { openSettingsStore } from "../../core/store/store.js";
+import { openSettingsStore } from "../../core/infra/store/store.js";
 
 interface Fault {
   readonly call: "openSync" | "writeSync" | "fsyncSync";

@@ -2,7 +2,7 @@
  * One of the processes in store-lock.test.ts: opens the settings store, says "ready", and on a line
  * from stdin makes `count` updates that each add its own annotation key.
  */
-import { openSettingsStore } from "../../core/store/store.js";
+import { openSettingsStore } from "../../core/infra/store/store.js";
 
 const [home, prefix, count] = process.argv.slice(2);
 if (home === undefined || prefix === undefined || count === undefined) {

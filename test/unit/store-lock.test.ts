@@ -6,8 +6,8 @@ import { fileURLToPath } from "node:url";
 
 import { afterEach, describe, expect, it } from "vitest";
 
-import { withFileLock } from "../../core/store/lock.js";
-import { openSettingsStore } from "../../core/store/store.js";
+import { withFileLock } from "../../core/infra/store/lock.js";
+import { openSettingsStore } from "../../core/infra/store/store.js";
 
 const homes: string[] = [];
 const freshHome = (): string => {

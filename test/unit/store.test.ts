@@ -12,8 +12,8 @@ import {
 import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { snapkeepHome } from "../../core/store/home.js";
-import { openSettingsStore } from "../../core/store/store.js";
+import { snapkeepHome } from "../../core/infra/store/home.js";
+import { openSettingsStore } from "../../core/infra/store/store.js";
 
 const homes: string[] = [];
 const freshHome = (): string => {

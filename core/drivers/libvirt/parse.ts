@@ -23,7 +23,7 @@ export interface XmlDomain {
   /** The live XML of an active domain carries its runtime id; an inactive one has none. */
   readonly active: boolean;
   readonly disks: readonly XmlDisk[];
-  /** The owner in Snapkeep's lab marker (see lab/domain-xml.ts); null for every other domain. */
+  /** The owner in Snapkeep's lab marker (see drivers/libvirt/lab-xml.ts); null for every other domain. */
   readonly labOwner: string | null;
   /** The domain has a guest-agent channel: without one no agent can answer, so none is asked. */
   readonly guestAgentChannel: boolean;
@@ -32,7 +32,6 @@ export interface XmlDomain {
   /** The XML as read, for the definition summary kept with each snapshot. */
   readonly raw: string;
 }
-
 
 // Values stay strings exactly as written: a VM named "007" or " spaced " must survive parsing.
 const parser = new XMLParser({

@@ -1,0 +1,816 @@
+/**
+ * What can be made from a snapshot on its host besides a revert: OS templates (golden images) from
+ * a root disk, new VMs from a template, standalone volumes from an additional disk that can be
+ * attached to any VM there; and removing VMs Snapkeep made, saying what goes and what survives.
+ *
+ * Templates and volumes live beside libvirt's images, each as `<name>.qcow2` plus a `<name>.json`
+ * record (source VM and snapshot, OS, size, and for templates the source's definition), so the
+ * host itself says what they are, whichever computer runs Snapkeep.
+ */
+import { posix } from "node:path";
+import { z } from "zod";
+
+import { SnapkeepError, isSnapkeepError, quoteInput } from "../../errors.js";
+import type { Snapshot, VmWithSnapshots } from "../../domain/types.js";
+import { validateName } from "../../domain/names.js";
+import { resolveSnapshot } from "../../domain/selection.js";
+import { virsh } from "../../drivers/libvirt/args.js";
+import { convertSnapshotArgs, qcow2ImageOpts } from "../../drivers/qemu-img/args.js";
+import { requireLvSnapshot, withLvSnapshotReadable } from "../../hypervisor/lvm.js";
+import { slug } from "../../drivers/bundle/bundle.js";
+import { rewriteDefinitionForImport } from "../../drivers/libvirt/restored-definition.js";
+import { RemoteFs, writeFailure } from "../../infra/remote-fs.js";
+import { SNAPSHOTS_SCRIPT, parseSnapshotsNow } from "../../drivers/sh/export-scripts.js";
+import type { LibvirtHost } from "../../hypervisor/libvirt.js";
+import { runChecked } from "../../infra/runner/checked.js";
+import { commandLine } from "../../domain/shell-quote.js";
+import type { SnapkeepService } from "../service.js";
+import type { ManagedVm } from "../../domain/settings.js";
+import type { SettingsStore } from "../../infra/store/store.js";
+
+export const IMAGES_DIR = "/var/lib/libvirt/images";
+export const TEMPLATES_DIR = `${IMAGES_DIR}/snapkeep-templates`;
+export const VOLUMES_DIR = `${IMAGES_DIR}/snapkeep-volumes`;
+
+const QUICK_MS = 60_000;
+const COPY_MS = 6 * 60 * 60_000;
+const MARK = "@@snapkeep-file ";
+
+export type ArtifactKind = "template" | "volume";
+
+export const artifactSchema = z.object({
+  format: z.literal("snapkeep-artifact"),
+  kind: z.enum(["template", "volume"]),
+  name: z.string(),
+  createdAt: z.string(),
+  image: z.string(),
+  virtualSize: z.number().nullable(),
+  size: z.number(),
+  source: z.object({
+    host: z.string(),
+    vmName: z.string(),
+    vmUuid: z.string(),
+    snapshotName: z.string(),
+    snapshotTag: z.string(),
+    disk: z.string(),
+  }),
+  /** libosinfo's id from the source's definition, e.g. http://debian.org/debian/12. */
+  os: z.string().nullable(),
+  /** The source VM's definition, which new VMs from a template are derived from. */
+  definition: z.string().nullable(),
+});
+export type Artifact = z.infer<typeof artifactSchema>;
+
+export interface ArtifactRequest {
+  readonly host: string;
+  readonly vm: string;
+  readonly snapshot: string;
+  readonly name: string;
+  /** The disk; for a template the snapshot's root disk when left out. */
+  readonly disk?: string | undefined;
+  readonly dryRun?: boolean | undefined;
+}
+
+export interface ArtifactResult {
+  readonly artifact: Artifact;
+  readonly dryRun: boolean;
+}
+
+export interface CreateVmRequest {
+  readonly host: string;
+  readonly name: string;
+  readonly template: string;
+  /** A full copy instead of a linked clone (an overlay backed by the template). */
+  readonly full?: boolean | undefined;
+  readonly start?: boolean | undefined;
+  readonly dryRun?: boolean | undefined;
+}
+
+export interface DeletePlan {
+  readonly vm: string;
+  readonly uuid: string;
+  readonly running: boolean;
+  /** Image files that are deleted, with the snapshots inside them that go with them. */
+  readonly files: readonly { readonly path: string; readonly snapshots: readonly string[] }[];
+  /** What stays: attached volumes, the template it was cloned from, exports. */
+  readonly survives: readonly string[];
+  /** Schedules of this VM that are removed with it. */
+  readonly schedules: readonly string[];
+  readonly dryRun: boolean;
+}
+
+export interface Orphan {
+  readonly kind: "annotation" | "schedule" | "template" | "volume" | "managed-vm";
+  readonly host: string;
+  readonly what: string;
+  readonly why: string;
+}
+
+export class Restore {
+  constructor(
+    private readonly service: SnapkeepService,
+    private readonly store: SettingsStore,
+    private readonly now: () => Date,
+  ) {}
+
+  // ---- templates and volumes ---------------------------------------------------------------------
+
+  /** A read-only template image from a root-disk snapshot. */
+  createTemplate(request: ArtifactRequest): Promise<ArtifactResult> {
+    return this.#createArtifact("template", request);
+  }
+
+  /** A standalone volume from an additional-disk snapshot. */
+  createVolume(request: ArtifactRequest): Promise<ArtifactResult> {
+    return this.#createArtifact("volume", request);
+  }
+
+  async list(kind: ArtifactKind, host: string): Promise<Artifact[]> {
+    const fs = new RemoteFs(this.service.libvirtFor(host).runner);
+    const dir = kind === "template" ? TEMPLATES_DIR : VOLUMES_DIR;
+    const result = await runChecked(
+      fs.runner,
+      [
+        "sh",
+        "-c",
+        `for f in "$1"/*.json; do [ -f "$f" ] || continue; printf '${MARK}%s\\n' "$f"; head -c 4194304 -- "$f"; printf '\\n'; done`,
+        "snapkeep-list",
+        dir,
+      ],
+      `Listing ${kind}s`,
+      { timeoutMs: QUICK_MS },
+    );
+    return result.stdout
+      .split(MARK)
+      .slice(1)
+      .flatMap((block) => {
+        const body = block.slice(block.indexOf("\n") + 1);
+        try {
+          const parsed = artifactSchema.safeParse(JSON.parse(body));
+          return parsed.success && parsed.data.kind === kind ? [parsed.data] : [];
+        } catch {
+          return [];
+        }
+      })
+      .sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  async get(kind: ArtifactKind, host: string, name: string): Promise<Artifact> {
+    const found = (await this.list(kind, host)).find((a) => a.name === name);
+    if (found === undefined) {
+      throw new SnapkeepError("NOT_FOUND", `There is no ${kind} named ${quoteInput(name)} on ${host}.`, {
+        hint: `See them with: ${commandLine`snapkeep ${kind} list --host ${host}`}`,
+      });
+    }
+    return found;
+  }
+
+  /**
+   * Deletes a template or volume Snapkeep made. A template that VMs are based on, or a volume that
+   * is attached, is refused with their names.
+   */
+  async deleteArtifact(kind: ArtifactKind, host: string, name: string, dryRun: boolean): Promise<Artifact> {
+    const artifact = await this.get(kind, host, name);
+    // The record is a file on the host: it only ever names the image beside it, so an edited one
+    // cannot point Snapkeep at a file it did not make.
+    const expected = posix.join(kind === "template" ? TEMPLATES_DIR : VOLUMES_DIR, `${name}.qcow2`);
+    if (artifact.image !== expected) {
+      throw new SnapkeepError(
+        "INVALID_INPUT",
+        `The record of ${kind} ${name} names ${artifact.image}, not ${expected}; nothing was deleted.`,
+      );
+    }
+    const users = await this.#usersOf(host, artifact.image);
+    if (users.length > 0) {
+      throw new SnapkeepError(
+        "INVALID_INPUT",
+        kind === "template"
+          ? `Template ${name} cannot be deleted: ${users.join(", ")} ${users.length === 1 ? "is" : "are"} based on it.`
+          : `Volume ${name} cannot be deleted: it is attached to ${users.join(", ")}.`,
+        {
+          hint:
+            kind === "template"
+              ? "Delete those VMs first, or make them standalone (qemu-img rebase -b '' their disks)."
+              : `Detach it first: ${commandLine`snapkeep volume detach ${host} ${name}`} --from VM`,
+          details: { users },
+        },
+      );
+    }
+    if (!dryRun) {
+      const fs = new RemoteFs(this.service.libvirtFor(host).runner);
+      await fs.removeFiles([artifact.image, recordPath(artifact.image)]);
+    }
+    return artifact;
+  }
+
+  // ---- volumes on VMs ------------------------------------------------------------------------------
+
+  /** Attaches a volume, read-only unless `rw`; live too when the VM runs. Returns the disk target. */
+  async attachVolume(
+    host: string,
+    name: string,
+    vmRef: string,
+    rw: boolean,
+  ): Promise<{ vm: string; target: string; readonly: boolean }> {
+    const volume = await this.get("volume", host, name);
+    const libvirt = this.service.libvirtFor(host);
+    const inspection = await libvirt.findVm(vmRef);
+    const users = await this.#usersOf(host, volume.image);
+    if (users.includes(inspection.vm.name)) {
+      throw new SnapkeepError(
+        "ALREADY_EXISTS",
+        `Volume ${name} is already attached to ${inspection.vm.name}.`,
+      );
+    }
+    if (users.length > 0 && rw) {
+      throw new SnapkeepError(
+        "INVALID_INPUT",
+        `Volume ${name} is attached to ${users.join(", ")}; it can only be added read-only elsewhere.`,
+      );
+    }
+    const target = nextTarget(new Set(inspection.vm.disks.map((d) => d.target)));
+    await runChecked(
+      libvirt.runner,
+      virsh(
+        libvirt.uri,
+        "attach-disk",
+        "--domain",
+        inspection.vm.uuid,
+        "--source",
+        volume.image,
+        "--target",
+        target,
+        "--driver",
+        "qemu",
+        "--subdriver",
+        "qcow2",
+        "--targetbus",
+        "virtio",
+        ...(rw ? [] : ["--mode", "readonly"]),
+        inspection.vm.active ? "--persistent" : "--config",
+      ),
+      `Attaching volume ${name} to ${inspection.vm.name}`,
+      { timeoutMs: QUICK_MS },
+    );
+    return { vm: inspection.vm.name, target, readonly: !rw };
+  }
+
+  async detachVolume(
+    host: string,
+    name: string,
+    vmRef: string,
+  ): Promise<{ vm: string; target: string; pending: boolean }> {
+    const volume = await this.get("volume", host, name);
+    const libvirt = this.service.libvirtFor(host);
+    const inspection = await libvirt.findVm(vmRef);
+    const disk = inspection.vm.disks.find((d) => d.source === volume.image);
+    if (disk === undefined) {
+      throw new SnapkeepError("NOT_FOUND", `Volume ${name} is not attached to ${inspection.vm.name}.`);
+    }
+    const argv = virsh(
+      libvirt.uri,
+      "detach-disk",
+      "--domain",
+      inspection.vm.uuid,
+      "--target",
+      disk.target,
+      inspection.vm.active ? "--persistent" : "--config",
+    );
+    const result = await libvirt.runner.run(argv, { timeoutMs: QUICK_MS });
+    if (result.code !== 0 && inspection.vm.active) {
+      // A guest that does not answer the unplug request keeps the device until it stops; the
+      // definition no longer has it, so it is gone after the next shutdown.
+      await runChecked(
+        libvirt.runner,
+        virsh(
+          libvirt.uri,
+          "detach-disk",
+          "--domain",
+          inspection.vm.uuid,
+          "--target",
+          disk.target,
+          "--config",
+        ),
+        `Detaching volume ${name}`,
+        { timeoutMs: QUICK_MS },
+      );
+      return { vm: inspection.vm.name, target: disk.target, pending: true };
+    }
+    if (result.code !== 0) {
+      throw new SnapkeepError("COMMAND_FAILED", `Detaching volume ${name} failed: ${result.stderr.trim()}`);
+    }
+    return { vm: inspection.vm.name, target: disk.target, pending: false };
+  }
+
+  // ---- VMs ---------------------------------------------------------------------------------------------
+
+  /** A new VM from a template: a linked clone (overlay) or a full copy, with its own identity. */
+  async createVm(request: CreateVmRequest): Promise<{
+    vm: string;
+    uuid: string | null;
+    disk: string;
+    linked: boolean;
+    started: boolean;
+    dryRun: boolean;
+  }> {
+    const template = await this.get("template", request.host, request.template);
+    if (template.definition === null) {
+      throw new SnapkeepError(
+        "INVALID_INPUT",
+        `Template ${template.name} has no VM definition to start from.`,
+      );
+    }
+    validateVmName(request.name);
+    await requireNoVm(this.service, request.host, request.name);
+    const libvirt = this.service.libvirtFor(request.host);
+    const fs = new RemoteFs(libvirt.runner);
+    const disk = posix.join(IMAGES_DIR, `${slug(request.name)}-${template.source.disk}.qcow2`);
+    const [exists] = await fs.sizes([disk]);
+    if (exists !== undefined) {
+      throw new SnapkeepError(
+        "ALREADY_EXISTS",
+        `${disk} already exists on ${request.host}; nothing was changed.`,
+      );
+    }
+    const linked = request.full !== true;
+    const plan = {
+      vm: request.name,
+      uuid: null,
+      disk,
+      linked,
+      started: request.start === true,
+      dryRun: true,
+    };
+    // Derived first, so a definition that cannot be used fails before any file is made.
+    const xml = rewriteDefinitionForImport(template.definition, {
+      name: request.name,
+      disks: new Map([[template.source.disk, disk]]),
+    });
+    if (request.dryRun === true) {
+      return plan;
+    }
+    const argv = linked
+      ? ["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", template.image, disk]
+      : ["qemu-img", "convert", "-q", "-O", "qcow2", template.image, disk];
+    const made = await fs.run(argv, { timeoutMs: COPY_MS });
+    if (made.code !== 0) {
+      await fs.removeFiles([disk]).catch(() => undefined);
+      throw writeFailure(fs.label, disk, made.stderr);
+    }
+    try {
+      await libvirt.define(xml, request.name);
+    } catch (error) {
+      await fs.removeFiles([disk]).catch(() => undefined);
+      throw error;
+    }
+    const defined = await libvirt.findVm(request.name);
+    this.#recordManaged({
+      host: request.host,
+      uuid: defined.vm.uuid,
+      name: request.name,
+      createdAt: this.now().toISOString(),
+      from: `template:${template.name}`,
+      files: [disk],
+    });
+    if (request.start === true) {
+      await libvirt.start(defined.vm.uuid);
+    }
+    return { ...plan, uuid: defined.vm.uuid, dryRun: false };
+  }
+
+  /** Records a VM Snapkeep made (import, template), so that `vm delete` may remove it later. */
+  recordManaged(vm: ManagedVm): void {
+    this.#recordManaged(vm);
+  }
+
+  /**
+   * Deletes a VM that Snapkeep made. Its image files go, and the snapshots inside them with them;
+   * templates, volumes and exports stay. Without `confirm` (or with `dryRun`) only the plan.
+   */
+  async deleteVm(
+    host: string,
+    vmRef: string,
+    options: { dryRun: boolean; force: boolean },
+  ): Promise<DeletePlan> {
+    const vm = await this.service.getVm(host, vmRef);
+    const managed = this.store.read().managedVms.find((m) => m.host === host && m.uuid === vm.uuid);
+    if (managed === undefined) {
+      throw new SnapkeepError(
+        "INVALID_INPUT",
+        `${vm.name} was not made by Snapkeep, so Snapkeep will not delete it.`,
+        { hint: "Delete it with virsh undefine (and remove its disks yourself) if you really mean to." },
+      );
+    }
+    const [templates, volumes] = await Promise.all([this.list("template", host), this.list("volume", host)]);
+    const files = vm.disks
+      .filter((d) => d.source !== null && managed.files.includes(d.source))
+      .map((d) => ({
+        path: d.source ?? "",
+        snapshots: vm.snapshots.filter((s) => s.disks.some((x) => x.target === d.target)).map((s) => s.name),
+      }));
+    const survives = [
+      ...vm.disks
+        .filter((d) => d.source !== null && !managed.files.includes(d.source))
+        .map((d) => {
+          const volume = volumes.find((v) => v.image === d.source);
+          return volume === undefined
+            ? `disk ${d.target} (${d.source ?? ""}): not made by Snapkeep, left as it is`
+            : `volume ${volume.name} (detached)`;
+        }),
+      ...(managed.from.startsWith("template:") && templates.some((t) => `template:${t.name}` === managed.from)
+        ? [`template ${managed.from.slice("template:".length)}`]
+        : []),
+      "every export of it on the targets",
+    ];
+    const schedules = this.store
+      .read()
+      .schedules.filter((s) => s.host === host && s.vmUuid === vm.uuid)
+      .map((s) => s.id);
+    const plan: DeletePlan = {
+      vm: vm.name,
+      uuid: vm.uuid,
+      running: vm.active,
+      files,
+      survives,
+      schedules,
+      dryRun: options.dryRun,
+    };
+    if (options.dryRun) {
+      return plan;
+    }
+    if (vm.active && !options.force) {
+      throw new SnapkeepError(
+        "VM_RUNNING",
+        `${vm.name} is ${vm.state}; it is only deleted when stopped, or with --force.`,
+      );
+    }
+    const libvirt = this.service.libvirtFor(host);
+    if (vm.active) {
+      await runChecked(
+        libvirt.runner,
+        virsh(libvirt.uri, "destroy", "--domain", vm.uuid),
+        `Stopping ${vm.name}`,
+        { timeoutMs: QUICK_MS },
+      );
+    }
+    await runChecked(
+      libvirt.runner,
+      virsh(libvirt.uri, "undefine", "--domain", vm.uuid, "--nvram"),
+      `Removing ${vm.name}`,
+      { timeoutMs: QUICK_MS },
+    );
+    await new RemoteFs(libvirt.runner).removeFiles(files.map((f) => f.path));
+    this.store.update((s) => ({
+      ...s,
+      managedVms: s.managedVms.filter((m) => !(m.host === host && m.uuid === vm.uuid)),
+      schedules: s.schedules.filter((x) => !(x.host === host && x.vmUuid === vm.uuid)),
+      annotations: Object.fromEntries(
+        Object.entries(s.annotations).filter(([k]) => !k.startsWith(`${host}/${vm.uuid}/`)),
+      ),
+    }));
+    return plan;
+  }
+
+  /**
+   * What points at VMs that are gone: notes and pins, schedules, templates and volumes whose source
+   * VM was deleted (they are kept on purpose; listed so a person can decide), and records of VMs
+   * Snapkeep made that someone removed. Hosts that cannot be reached are skipped, not guessed.
+   */
+  async orphans(hostName?: string): Promise<{ orphans: Orphan[]; skipped: string[] }> {
+    if (hostName !== undefined) {
+      // A mistyped host would otherwise read as "nothing is orphaned there".
+      this.service.getHost(hostName);
+    }
+    const settings = this.store.read();
+    const hosts = settings.hosts.filter((h) => hostName === undefined || h.name === hostName);
+    const orphans: Orphan[] = [];
+    const skipped: string[] = [];
+    for (const host of hosts) {
+      let uuids: Set<string>;
+      let templates: Artifact[];
+      let volumes: Artifact[];
+      try {
+        const [listing] = await this.service.listVms(host.name);
+        if (listing === undefined || listing.error !== null) {
+          skipped.push(host.name);
+          continue;
+        }
+        uuids = new Set(listing.vms.map((v) => v.uuid));
+        [templates, volumes] = await Promise.all([
+          this.list("template", host.name),
+          this.list("volume", host.name),
+        ]);
+      } catch {
+        skipped.push(host.name);
+        continue;
+      }
+      const gone = (uuid: string): boolean => !uuids.has(uuid);
+      for (const key of Object.keys(settings.annotations)) {
+        const [h, uuid, ...tag] = key.split("/");
+        if (h === host.name && uuid !== undefined && gone(uuid)) {
+          orphans.push({
+            kind: "annotation",
+            host: host.name,
+            what: tag.join("/"),
+            why: `notes or pin of a snapshot of VM ${uuid}, which is gone`,
+          });
+        }
+      }
+      for (const s of settings.schedules.filter((x) => x.host === host.name && gone(x.vmUuid))) {
+        orphans.push({
+          kind: "schedule",
+          host: host.name,
+          what: s.id,
+          why: `schedule for ${s.vmName}, which is gone`,
+        });
+      }
+      for (const a of [...templates, ...volumes].filter((x) => gone(x.source.vmUuid))) {
+        orphans.push({
+          kind: a.kind,
+          host: host.name,
+          what: a.name,
+          why: `made from ${a.source.vmName}, which is gone (kept on purpose)`,
+        });
+      }
+      for (const m of settings.managedVms.filter((x) => x.host === host.name && gone(x.uuid))) {
+        orphans.push({
+          kind: "managed-vm",
+          host: host.name,
+          what: m.name,
+          why: "Snapkeep made this VM; it was removed outside Snapkeep",
+        });
+      }
+    }
+    return { orphans, skipped };
+  }
+
+  // ---- internals --------------------------------------------------------------------------------------
+
+  async #createArtifact(kind: ArtifactKind, request: ArtifactRequest): Promise<ArtifactResult> {
+    validateName(`${kind} name`, request.name);
+    const vm = await this.service.getVm(request.host, request.vm);
+    const snapshot = resolveSnapshot(vm, request.snapshot);
+    const target =
+      request.disk ?? (kind === "template" ? vm.disks.find((d) => d.role === "root")?.target : undefined);
+    if (target === undefined) {
+      throw new SnapkeepError("INVALID_INPUT", "Say which disk the volume is made from: --disk vdb.");
+    }
+    const disk = vm.disks.find((d) => d.target === target);
+    const image = snapshot.disks.find((d) => d.target === target);
+    if (disk === undefined || image === undefined || disk.source === null) {
+      throw new SnapkeepError("NOT_FOUND", `Snapshot "${snapshot.name}" has no disk ${target}.`, {
+        hint: `It has: ${snapshot.disks.map((d) => d.target).join(", ")}`,
+      });
+    }
+    if (kind === "template" && disk.role !== "root") {
+      throw new SnapkeepError(
+        "INVALID_INPUT",
+        `${target} is an additional disk of ${vm.name}; only a root-disk snapshot can become an OS template.`,
+        {
+          hint: `Make a volume from it instead: ${commandLine`snapkeep volume create ${request.host}/${vm.name} ${snapshot.name} --disk ${target} --name ${request.name}`}`,
+        },
+      );
+    }
+    if (kind === "volume" && disk.role === "root") {
+      throw new SnapkeepError(
+        "INVALID_INPUT",
+        `${target} is the root disk of ${vm.name}; a root-disk snapshot becomes an OS template, not a volume.`,
+        {
+          hint: `Make a template instead: ${commandLine`snapkeep template create ${request.host}/${vm.name} ${snapshot.name} --name ${request.name}`}`,
+        },
+      );
+    }
+    const dir = kind === "template" ? TEMPLATES_DIR : VOLUMES_DIR;
+    const path = posix.join(dir, `${request.name}.qcow2`);
+    const libvirt = this.service.libvirtFor(request.host);
+    const fs = new RemoteFs(libvirt.runner);
+    const [imageExists, recordExists] = await fs.sizes([path, recordPath(path)]);
+    if (imageExists !== undefined || recordExists !== undefined) {
+      throw new SnapkeepError(
+        "ALREADY_EXISTS",
+        `A ${kind} named ${request.name} already exists on ${request.host}.`,
+      );
+    }
+    const definition = kind === "template" ? await this.#definition(libvirt, vm.uuid) : null;
+    const artifact: Artifact = {
+      format: "snapkeep-artifact",
+      kind,
+      name: request.name,
+      createdAt: this.now().toISOString(),
+      image: path,
+      virtualSize: disk.virtualSize,
+      size: 0,
+      source: {
+        host: request.host,
+        vmName: vm.name,
+        vmUuid: vm.uuid,
+        snapshotName: snapshot.name,
+        snapshotTag: snapshot.tag,
+        disk: target,
+      },
+      os: definition === null ? null : osOf(definition),
+      definition,
+    };
+    if (request.dryRun === true) {
+      return { artifact, dryRun: true };
+    }
+    await fs.mkdirs(dir);
+    const tmp = posix.join(dir, `.${request.name}.qcow2.tmp`);
+    try {
+      // Uncompressed: a template is read by every VM cloned from it, a volume is used directly.
+      const output = { output: tmp, shared: vm.active, compression: "none" } as const;
+      const source = disk.source;
+      const lv = image.lv;
+      // An LVM snapshot is a device to read (a thin one activated for the copy); qcow2's is inside the image.
+      const made =
+        lv === undefined
+          ? await fs.run(
+              convertSnapshotArgs({
+                source,
+                snapshotId: image.imageSnapshotId,
+                snapshotTag: snapshot.tag,
+                ...output,
+              }),
+              { timeoutMs: COPY_MS },
+            )
+          : await withLvSnapshotReadable(fs.runner, target, image.imageSnapshotId, (device) =>
+              fs.run(convertSnapshotArgs({ device, ...output }), { timeoutMs: COPY_MS }),
+            );
+      if (made.code !== 0) {
+        throw /No space|Permission denied|Read-only/i.test(made.stderr)
+          ? writeFailure(fs.label, dir, made.stderr)
+          : new SnapkeepError(
+              "COMMAND_FAILED",
+              `Copying the snapshot of ${target} failed: ${made.stderr.trim().split("\n").at(-1) ?? ""}`,
+            );
+      }
+      if (lv === undefined) {
+        await requireSnapshotStill(fs, vm, snapshot, source, image.imageSnapshotId);
+      } else {
+        await requireLvSnapshot(fs.runner, target, image.imageSnapshotId);
+      }
+      const [size] = await fs.sizes([tmp]);
+      const record: Artifact = { ...artifact, size: size ?? 0 };
+      await runChecked(
+        fs.runner,
+        [
+          "sh",
+          "-c",
+          'chmod "$1" -- "$2" && mv -n -- "$2" "$3" && [ ! -e "$2" ]',
+          "snapkeep-place",
+          kind === "template" ? "0444" : "0644",
+          tmp,
+          path,
+        ],
+        `Placing the ${kind}`,
+        { timeoutMs: QUICK_MS },
+      );
+      await fs.writeFiles([{ path: recordPath(path), content: `${JSON.stringify(record, null, 2)}\n` }]);
+      return { artifact: record, dryRun: false };
+    } catch (error) {
+      await fs.removeFiles([tmp]).catch(() => undefined);
+      throw error;
+    }
+  }
+
+  async #definition(libvirt: LibvirtHost, uuid: string): Promise<string> {
+    return (
+      await runChecked(
+        libvirt.runner,
+        virsh(libvirt.uri, "dumpxml", "--inactive", "--domain", uuid),
+        "Reading the VM definition",
+        {
+          timeoutMs: QUICK_MS,
+        },
+      )
+    ).stdout;
+  }
+
+  /** VMs on the host whose disks are this image or have it in their backing chain. */
+  async #usersOf(host: string, image: string): Promise<string[]> {
+    const [listing] = await this.service.listVms(host);
+    if (listing === undefined || listing.error !== null) {
+      throw new SnapkeepError(
+        "HOST_UNREACHABLE",
+        `Cannot list the VMs on ${host} to check what uses ${image}.`,
+      );
+    }
+    const fs = new RemoteFs(this.service.libvirtFor(host).runner);
+    const disks = listing.vms.flatMap((vm) =>
+      vm.disks
+        .filter((d) => d.source !== null && d.type === "file")
+        .map((d) => ({ vm: vm.name, path: d.source ?? "" })),
+    );
+    const direct = new Set(disks.filter((d) => d.path === image).map((d) => d.vm));
+    const qcow2 = disks.filter((d) => d.path !== image);
+    if (qcow2.length > 0) {
+      const result = await fs.run(
+        [
+          "sh",
+          "-c",
+          `for f; do qemu-img info -U --backing-chain --output=json -- "$f" 2>/dev/null || echo '[]'; printf '\\n${MARK}\\n'; done`,
+          "snapkeep-chains",
+          ...qcow2.map((d) => d.path),
+        ],
+        { timeoutMs: QUICK_MS },
+      );
+      const chains = result.stdout.split(`\n${MARK}\n`);
+      qcow2.forEach((user, i) => {
+        const json = chains[i] ?? "";
+        // A chain that could not be read might include the image: say so rather than guess.
+        if (json.trim() === "[]" || json.trim() === "") {
+          throw new SnapkeepError(
+            "COMMAND_FAILED",
+            `Cannot read the backing chain of ${user.path} (VM ${user.vm}) to check what uses ${image}; nothing was changed.`,
+          );
+        }
+        if (json.includes(JSON.stringify(image))) {
+          direct.add(user.vm);
+        }
+      });
+    }
+    return [...direct].sort();
+  }
+
+  #recordManaged(vm: ManagedVm): void {
+    this.store.update((s) => ({
+      ...s,
+      managedVms: [...s.managedVms.filter((m) => !(m.host === vm.host && m.uuid === vm.uuid)), vm],
+    }));
+  }
+}
+
+/** Refuses a name a VM on the host already has. */
+export async function requireNoVm(service: SnapkeepService, host: string, name: string): Promise<void> {
+  try {
+    await service.getVm(host, name);
+  } catch (error) {
+    if (isSnapkeepError(error, "NOT_FOUND")) {
+      return;
+    }
+    throw error;
+  }
+  throw new SnapkeepError(
+    "ALREADY_EXISTS",
+    `A VM named ${name} already exists on ${host}; nothing was changed.`,
+    {
+      hint: "Choose another name.",
+    },
+  );
+}
+
+function recordPath(image: string): string {
+  return image.replace(/\.qcow2$/, ".json");
+}
+
+async function requireSnapshotStill(
+  fs: RemoteFs,
+  vm: VmWithSnapshots,
+  snapshot: Snapshot,
+  source: string,
+  id: string,
+): Promise<void> {
+  const result = await fs.run(["sh", "-c", SNAPSHOTS_SCRIPT, "snapkeep-snapshots", qcow2ImageOpts(source)], {
+    timeoutMs: QUICK_MS,
+  });
+  const still =
+    result.code === 0 &&
+    (parseSnapshotsNow(result.stdout)[0]?.snapshots ?? []).some(
+      (s) => s.id === id && s.name === snapshot.tag,
+    );
+  if (!still) {
+    throw new SnapkeepError(
+      "NOT_FOUND",
+      `Snapshot "${snapshot.name}" of ${vm.name} was deleted while it was being copied; nothing was kept.`,
+    );
+  }
+}
+
+function validateVmName(name: string): void {
+  if (!/^[^/\0\n]{1,200}$/.test(name)) {
+    throw new SnapkeepError(
+      "INVALID_INPUT",
+      `The VM name ${quoteInput(name)} must be 1 to 200 characters, without '/' or a newline.`,
+    );
+  }
+}
+
+/** libosinfo's OS id from a definition's metadata, the way virt-install records it. */
+export function osOf(xml: string): string | null {
+  return /<(?:[\w-]+:)?os\s+id=["']([^"']+)["']/.exec(xml)?.[1] ?? null;
+}
+
+/** The next free virtio disk name: vdb, vdc, ... */
+export function nextTarget(used: Set<string>): string {
+  for (let i = 0; i < 26 * 27; i++) {
+    const name =
+      i < 26
+        ? `vd${String.fromCharCode(97 + i)}`
+        : `vd${String.fromCharCode(96 + Math.floor(i / 26))}${String.fromCharCode(97 + (i % 26))}`;
+    if (!used.has(name)) {
+      used.add(name);
+      return name;
+    }
+  }
+  throw new SnapkeepError("INVALID_INPUT", "The VM has no free virtio disk names left.");
+}

@@ -1,0 +1,363 @@
+import type { TimerPort } from "../../infra/timers.js";
+import { randomBytes } from "node:crypto";
+import { SnapkeepError, describeError, isSnapkeepError } from "../../errors.js";
+import type { Schedule, SchedulePause, ScheduleState } from "../../domain/settings.js";
+import {
+  dueSlot,
+  firstMissedSlot,
+  overdueAfterMs,
+  stateAfterFailure,
+  stateAfterSuccess,
+} from "../../domain/schedule/due.js";
+import type { Journal, JobSummary } from "../../infra/journal.js";
+import { activePause } from "../../domain/schedule/pause.js";
+import type { ScheduledRunResult } from "./schedules.js";
+import { scheduledTag } from "./schedules.js";
+import { nextSlots } from "../../domain/schedule/spec.js";
+
+/** What the scheduler needs from the rest of Snapkeep; the Schedules class provides it in production. */
+export interface ScheduleWork {
+  list(): Schedule[];
+  states(): Record<string, ScheduleState>;
+  /** "Pause all schedules", as persisted: another process (the CLI) may set or lift it. */
+  globalPause(): SchedulePause | null;
+  recordState(id: string, state: ScheduleState): void;
+  /** One run; `onStep` names each step as it starts, for the journal ("snapshot-made" matters). */
+  run(
+    schedule: Schedule,
+    tag: string,
+    onStep: (step: string) => void,
+    signal: AbortSignal,
+  ): Promise<ScheduledRunResult>;
+  /** After a crash: remove what an interrupted job half-made, or mark it so it never counts. */
+  cleanUpInterrupted(job: JobSummary): Promise<string>;
+}
+
+export type SchedulerEvent =
+  | { readonly type: "job-started"; readonly job: string; readonly schedule: Schedule; readonly slot: string }
+  | {
+      readonly type: "job-succeeded";
+      readonly job: string;
+      readonly schedule: Schedule;
+      readonly snapshot: string;
+      readonly pruned: readonly string[];
+    }
+  | {
+      readonly type: "job-failed";
+      readonly job: string;
+      readonly schedule: Schedule;
+      readonly message: string;
+    }
+  | {
+      readonly type: "prune-failed";
+      readonly job: string;
+      readonly schedule: Schedule;
+      readonly message: string;
+    }
+  | { readonly type: "job-cancelled"; readonly job: string; readonly schedule: Schedule }
+  | { readonly type: "overdue"; readonly schedule: Schedule; readonly since: string }
+  | { readonly type: "recovered"; readonly schedule: Schedule }
+  | { readonly type: "interrupted"; readonly job: JobSummary; readonly cleanup: string }
+  | { readonly type: "scheduler-error"; readonly message: string };
+
+export interface SchedulerOptions {
+  readonly work: ScheduleWork;
+  readonly journal: Journal;
+  readonly now: () => Date;
+  readonly timers: TimerPort;
+  readonly onEvent?: (event: SchedulerEvent) => void;
+  /** Jobs at once per host: snapshots of different VMs overlap, without swamping one host. */
+  readonly perHostConcurrency?: number;
+  /** The coarse re-check: catches wake-ups, clock changes and schedules added by another process. */
+  readonly checkEveryMs?: number;
+}
+
+/** How long a suspend() without a resume() holds new jobs back: the time a machine takes to sleep. */
+const SUSPEND_HOLD_MS = 2 * 60_000;
+
+interface RunningJob {
+  readonly id: string;
+  readonly schedule: Schedule;
+  readonly done: Promise<void>;
+  readonly abort: AbortController;
+}
+
+/**
+ * Runs schedules. Due-ness comes from persisted state and `now` (see dueSlot), never from timer
+ * bookkeeping, so a sleep, a restart or a clock change cannot make a run happen twice or be lost:
+ * timers only say "look again now". Jobs run one per schedule at a time, at most
+ * `perHostConcurrency` per host, and never two on the same disk. Every job is journaled.
+ */
+export class Scheduler {
+  readonly #o: Required<Omit<SchedulerOptions, "onEvent">> & Pick<SchedulerOptions, "onEvent">;
+  readonly #running = new Map<string, RunningJob>();
+  /** Alerts already raised, so a host that stays offline is one alert, not one per minute. */
+  readonly #raised = new Set<string>();
+  #wake: { cancel(): void } | undefined;
+  #poll: { cancel(): void } | undefined;
+  #ticking: Promise<void> | undefined;
+  #again = false;
+  #stopped = false;
+  /** When the machine said it goes to sleep; cleared by resume(), or by the clock (see suspend). */
+  #suspendedAt: number | undefined;
+
+  constructor(options: SchedulerOptions) {
+    this.#o = { perHostConcurrency: 2, checkEveryMs: 30_000, ...options };
+  }
+
+  /** Recovers interrupted jobs from the journal, then starts watching the clock. */
+  async start(): Promise<void> {
+    for (const job of this.#o.journal.recoverInterrupted(this.#o.now())) {
+      const cleanup = await this.#o.work
+        .cleanUpInterrupted(job)
+        .catch((error: unknown) => `cleanup failed: ${describeError(error)}`);
+      if (job.step === "snapshot-made") {
+        // Its snapshot is complete: the slot is served, only the prune is missing.
+        this.#guard("recording the interrupted job's slot", () =>
+          this.#o.work.recordState(
+            job.scheduleId,
+            stateAfterSuccess(this.#o.work.states()[job.scheduleId], new Date(job.slot), this.#o.now()),
+          ),
+        );
+      }
+      this.#emit({ type: "interrupted", job, cleanup });
+    }
+    this.#poll = this.#o.timers.every(this.#o.checkEveryMs, () => void this.tick());
+    await this.tick();
+  }
+
+  /**
+   * The machine is about to sleep (the desktop calls this on suspend): no new job starts, so none is
+   * cut off seconds after it began. Running jobs go on; their journal records each step as it
+   * happens, so a sleep that never wakes leaves them reported as interrupted, never as done.
+   * The hold ends by itself after SUSPEND_HOLD_MS of waking time, in case no resume ever comes (a
+   * sleep that was cancelled, a platform that does not send it).
+   */
+  suspend(): void {
+    this.#suspendedAt = this.#o.now().getTime();
+  }
+
+  /** After sleep or a long pause (the desktop calls this on resume): missed runs run, once. */
+  resume(): Promise<void> {
+    this.#suspendedAt = undefined;
+    return this.tick();
+  }
+
+  /** Starts every due job that may start now, then arms a timer for the next slot. */
+  tick(): Promise<void> {
+    if (this.#stopped) {
+      return Promise.resolve();
+    }
+    if (this.#ticking !== undefined) {
+      this.#again = true; // a tick during a tick runs once more afterwards, never in parallel
+      return this.#ticking;
+    }
+    this.#ticking = this.#tickOnce().finally(() => {
+      this.#ticking = undefined;
+      if (this.#again) {
+        this.#again = false;
+        void this.tick();
+      }
+    });
+    return this.#ticking;
+  }
+
+  runningJobs(): { id: string; scheduleId: string }[] {
+    return [...this.#running.values()].map((j) => ({ id: j.id, scheduleId: j.schedule.id }));
+  }
+
+  /**
+   * Cancels a running job between its steps: before the snapshot nothing is made; after it, the
+   * snapshot is kept (it is complete) and the prune is skipped. The slot counts as served, so a
+   * cancelled run does not restart at once. Returns false for an unknown or finished job.
+   */
+  cancel(jobId: string): boolean {
+    const job = [...this.#running.values()].find((j) => j.id === jobId);
+    job?.abort.abort();
+    return job !== undefined;
+  }
+
+  /** Stops timers and waits for running jobs to finish (each finishes or fails on its own). */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    this.#wake?.cancel();
+    this.#poll?.cancel();
+    await this.#ticking;
+    await Promise.all([...this.#running.values()].map((j) => j.done));
+  }
+
+  async #tickOnce(): Promise<void> {
+    const now = this.#o.now();
+    const schedules = this.#o.work.list();
+    const states = this.#o.work.states();
+    // Paused by the admin: nothing starts and nothing is "overdue"; when the pause ends, each
+    // schedule's latest missed slot is due, so missed runs run once, as after a sleep.
+    const pause = activePause(this.#o.work.globalPause(), now);
+    if (this.#suspendedAt !== undefined && now.getTime() - this.#suspendedAt >= SUSPEND_HOLD_MS) {
+      this.#suspendedAt = undefined;
+    }
+    if (pause !== null || this.#suspendedAt !== undefined) {
+      this.#guard("arming the end of the pause", () => {
+        this.#wake?.cancel();
+        this.#wake =
+          pause?.until === null || pause === null
+            ? undefined
+            : this.#o.timers.at(new Date(pause.until), () => void this.tick());
+      });
+      return;
+    }
+    for (const schedule of schedules) {
+      // One broken schedule (a bad time edited into the file) must not stop the others.
+      this.#guard(`checking schedule ${schedule.id}`, () => {
+        const slot = dueSlot(schedule, states[schedule.id], now);
+        this.#watchOverdue(schedule, states[schedule.id], now);
+        if (slot !== null && !this.#running.has(schedule.id) && this.#mayStart(schedule)) {
+          this.#startJob(schedule, slot);
+        }
+      });
+    }
+    this.#guard("arming the next wake-up", () => this.#armNextWake(schedules, states, now));
+  }
+
+  #mayStart(schedule: Schedule): boolean {
+    const sameHost = [...this.#running.values()].filter((j) => j.schedule.host === schedule.host);
+    if (sameHost.length >= this.#o.perHostConcurrency) {
+      return false;
+    }
+    // One job per VM, not only per disk: freezing and hooks act on the whole guest, and two jobs
+    // freezing and thawing one guest would thaw it in the middle of the other's snapshot.
+    return !sameHost.some((j) => j.schedule.vmUuid === schedule.vmUuid);
+  }
+
+  #startJob(schedule: Schedule, slot: Date): void {
+    const id = `job-${randomBytes(6).toString("hex")}`;
+    const tag = scheduledTag(schedule, slot);
+    const startedAt = this.#o.now();
+    this.#o.journal.start({
+      job: id,
+      at: startedAt.toISOString(),
+      kind: "scheduled-snapshot",
+      scheduleId: schedule.id,
+      host: schedule.host,
+      vmUuid: schedule.vmUuid,
+      vmName: schedule.vmName,
+      tag,
+      slot: slot.toISOString(),
+    });
+    this.#emit({ type: "job-started", job: id, schedule, slot: slot.toISOString() });
+    const abort = new AbortController();
+    const done = this.#execute(id, schedule, slot, tag, abort.signal).finally(() => {
+      this.#running.delete(schedule.id);
+      void this.tick(); // a finished job may unblock another on the same host or disk
+    });
+    this.#running.set(schedule.id, { id, schedule, done, abort });
+  }
+
+  async #execute(
+    id: string,
+    schedule: Schedule,
+    slot: Date,
+    tag: string,
+    signal: AbortSignal,
+  ): Promise<void> {
+    const previous = this.#o.work.states()[schedule.id];
+    try {
+      const result = await this.#o.work.run(
+        schedule,
+        tag,
+        (step) => this.#o.journal.progress(id, step, this.#o.now()),
+        signal,
+      );
+      const now = this.#o.now();
+      this.#o.work.recordState(schedule.id, stateAfterSuccess(this.#o.work.states()[schedule.id], slot, now));
+      this.#o.journal.end({
+        job: id,
+        at: now.toISOString(),
+        status: "succeeded",
+        message: [`Snapshot ${result.snapshot.name} made.`, ...result.warnings, ...result.log].join(" "),
+        pruned: [...result.pruned],
+        ...(result.pruneError === null ? {} : { pruneError: result.pruneError }),
+      });
+      this.#emit({
+        type: "job-succeeded",
+        job: id,
+        schedule,
+        snapshot: result.snapshot.name,
+        pruned: result.pruned,
+      });
+      if (result.pruneError !== null) {
+        this.#emit({ type: "prune-failed", job: id, schedule, message: result.pruneError });
+      }
+      if (this.#raised.delete(`failed:${schedule.id}`) || previous?.lastResult === "failed") {
+        this.#emit({ type: "recovered", schedule });
+      }
+      this.#raised.delete(`overdue:${schedule.id}`);
+    } catch (error) {
+      const now = this.#o.now();
+      const hint = error instanceof SnapkeepError && error.hint !== undefined ? ` ${error.hint}` : "";
+      const message = `${describeError(error)}${hint}`;
+      if (signal.aborted && isSnapkeepError(error, "CANCELLED")) {
+        this.#o.work.recordState(schedule.id, {
+          ...stateAfterSuccess(this.#o.work.states()[schedule.id], slot, now),
+          lastResult: "cancelled",
+        });
+        this.#o.journal.end({ job: id, at: now.toISOString(), status: "cancelled", message });
+        this.#emit({ type: "job-cancelled", job: id, schedule });
+        return;
+      }
+      this.#o.work.recordState(
+        schedule.id,
+        stateAfterFailure(this.#o.work.states()[schedule.id], message, now),
+      );
+      this.#o.journal.end({ job: id, at: now.toISOString(), status: "failed", message });
+      if (!this.#raised.has(`failed:${schedule.id}`) && previous?.lastResult !== "failed") {
+        this.#raised.add(`failed:${schedule.id}`);
+        this.#emit({ type: "job-failed", job: id, schedule, message });
+      }
+    }
+  }
+
+  /** One "overdue" alert per missed slot that stays unserved past the grace time. */
+  #watchOverdue(schedule: Schedule, state: ScheduleState | undefined, now: Date): void {
+    if (!schedule.enabled) {
+      return;
+    }
+    const missed = firstMissedSlot(schedule, state, now);
+    const key = `overdue:${schedule.id}`;
+    if (
+      missed !== null &&
+      now.getTime() - missed.getTime() > overdueAfterMs(schedule.when, now) &&
+      !this.#raised.has(key)
+    ) {
+      this.#raised.add(key);
+      this.#emit({ type: "overdue", schedule, since: missed.toISOString() });
+    }
+  }
+
+  #armNextWake(schedules: readonly Schedule[], states: Record<string, ScheduleState>, now: Date): void {
+    const candidates = schedules
+      .filter((s) => s.enabled)
+      .flatMap((s) => {
+        const retry = states[s.id]?.nextRetryAt;
+        return [...nextSlots(s.when, now, 1), ...(retry === undefined ? [] : [new Date(retry)])];
+      });
+    const next = candidates
+      .filter((d) => d.getTime() > now.getTime())
+      .sort((a, b) => a.getTime() - b.getTime())[0];
+    this.#wake?.cancel();
+    this.#wake = next === undefined ? undefined : this.#o.timers.at(next, () => void this.tick());
+  }
+
+  /** Runs a step whose failure must be reported, never allowed to stop the scheduler. */
+  #guard(doing: string, step: () => void): void {
+    try {
+      step();
+    } catch (error) {
+      this.#emit({ type: "scheduler-error", message: `Error while ${doing}: ${describeError(error)}` });
+    }
+  }
+
+  #emit(event: SchedulerEvent): void {
+    this.#o.onEvent?.(event);
+  }
+}

@@ -1,0 +1,375 @@
+import { randomBytes } from "node:crypto";
+import { SnapkeepError, describeError, isSnapkeepError } from "../../errors.js";
+import { MAX_SNAPSHOTS_KEPT } from "../../domain/limits.js";
+import { commandLine } from "../../domain/shell-quote.js";
+import type { Snapshot, VmWithSnapshots } from "../../domain/types.js";
+import type { SnapkeepService } from "../service.js";
+import { chooseSnapshotDisks } from "../../domain/selection.js";
+import type { Schedule, SchedulePause, ScheduleState } from "../../domain/settings.js";
+import type { JobSummary } from "../../infra/journal.js";
+import type { SettingsStore } from "../../infra/store/store.js";
+import { rpoStatus, type RpoStatus } from "../../domain/schedule/due.js";
+import { activePause, isPaused } from "../../domain/schedule/pause.js";
+import {
+  applyRetention,
+  isEmptyPolicy,
+  type RetentionPolicy,
+  type RetentionResult,
+} from "../../domain/retention/gfs.js";
+import { describeWhen, nextSlots, validateWhen, type When } from "../../domain/schedule/spec.js";
+import { forecastRetention, type RetentionForecast } from "../../domain/retention/forecast.js";
+
+export interface AddScheduleRequest {
+  readonly host: string;
+  readonly vm: string;
+  readonly when: When;
+  readonly retention: RetentionPolicy;
+  readonly disks?: readonly string[];
+  readonly note?: string;
+}
+
+/** The schedule editor's live preview: nothing is saved. */
+export interface DraftPreview {
+  readonly description: string;
+  readonly nextRuns: readonly string[];
+  /** With the id of a schedule being edited: what its new retention would remove today. */
+  readonly retention: RetentionResult | null;
+  readonly forecast: RetentionForecast;
+}
+
+export interface SchedulePreview {
+  readonly schedule: Schedule;
+  readonly description: string;
+  readonly nextRuns: readonly string[];
+  /** The real prune's decision on the snapshots that exist now, nothing deleted. */
+  readonly retention: RetentionResult;
+}
+
+export interface ScheduledRunResult {
+  readonly snapshot: Snapshot;
+  readonly pruned: readonly string[];
+  readonly pruneError: string | null;
+  readonly warnings: readonly string[];
+  /** What the hooks printed (see withConsistency). */
+  readonly log: readonly string[];
+}
+
+/**
+ * Schedules and what they do: add, list, pause, preview, run once, prune, and the RPO of each VM.
+ * The Scheduler decides *when*; this decides *what*, through the same service every front end uses.
+ */
+export class Schedules {
+  readonly #service: SnapkeepService;
+  readonly #store: SettingsStore;
+  readonly #now: () => Date;
+
+  constructor(service: SnapkeepService, store: SettingsStore, now: () => Date) {
+    this.#service = service;
+    this.#store = store;
+    this.#now = now;
+  }
+
+  list(): Schedule[] {
+    return this.#store.read().schedules;
+  }
+
+  states(): Record<string, ScheduleState> {
+    return this.#store.read().scheduleState;
+  }
+
+  get(id: string): Schedule {
+    const schedule = this.list().find((s) => s.id === id);
+    if (schedule === undefined) {
+      throw new SnapkeepError("NOT_FOUND", `There is no schedule ${id}.`, {
+        hint: "See them with: snapkeep schedule list",
+      });
+    }
+    return schedule;
+  }
+
+  /** Adds a schedule after checking the VM, its disks, the time and the retention. */
+  async add(request: AddScheduleRequest): Promise<Schedule> {
+    const when = validateWhen(request.when);
+    validateRetention(request.retention);
+    const vm = await this.#service.getVm(request.host, request.vm);
+    if (request.disks !== undefined) {
+      chooseSnapshotDisks(vm, request.disks);
+    }
+    const schedule: Schedule = {
+      id: randomBytes(4).toString("hex"),
+      host: request.host,
+      vmUuid: vm.uuid,
+      vmName: vm.name,
+      when,
+      ...(request.disks === undefined ? {} : { disks: [...new Set(request.disks)] }),
+      retention: request.retention,
+      enabled: true,
+      ...(request.note === undefined ? {} : { note: request.note }),
+      createdAt: this.#now().toISOString(),
+    };
+    this.#store.update((s) => ({ ...s, schedules: [...s.schedules, schedule] }));
+    return schedule;
+  }
+
+  /** Changes a schedule's time, disks, retention or note; its id, VM and history stay. */
+  async update(id: string, request: AddScheduleRequest): Promise<Schedule> {
+    const current = this.get(id);
+    const when = validateWhen(request.when);
+    validateRetention(request.retention);
+    const vm = await this.#service.getVm(current.host, current.vmUuid);
+    if (request.disks !== undefined) {
+      chooseSnapshotDisks(vm, request.disks);
+    }
+    const updated: Schedule = {
+      id: current.id,
+      host: current.host,
+      vmUuid: current.vmUuid,
+      vmName: vm.name,
+      enabled: current.enabled,
+      createdAt: current.createdAt,
+      when,
+      retention: request.retention,
+      ...(request.disks === undefined ? {} : { disks: [...new Set(request.disks)] }),
+      ...(request.note === undefined || request.note === "" ? {} : { note: request.note }),
+    };
+    this.#store.update((s) => ({ ...s, schedules: s.schedules.map((x) => (x.id === id ? updated : x)) }));
+    return updated;
+  }
+
+  /**
+   * The editor's preview of a schedule not saved yet: the next runs, the retention over a year,
+   * and, when it edits an existing schedule, what the new retention would remove today.
+   */
+  async previewDraft(request: AddScheduleRequest, editing?: string, count = 5): Promise<DraftPreview> {
+    const when = validateWhen(request.when);
+    validateRetention(request.retention);
+    const now = this.#now();
+    let retention: RetentionResult | null = null;
+    if (editing !== undefined) {
+      const schedule = this.get(editing);
+      const vm = await this.#service.getVm(schedule.host, schedule.vmUuid);
+      retention = applyRetention(vm.snapshots, request.retention, schedule.id, now);
+    }
+    return {
+      description: describeWhen(when),
+      nextRuns: nextSlots(when, now, count).map((d) => d.toISOString()),
+      retention,
+      forecast: forecastRetention(when, request.retention, now),
+    };
+  }
+
+  /** Forgets a schedule. Its snapshots stay on the host (they are tagged; prune them by hand if wanted). */
+  remove(id: string): Schedule {
+    const schedule = this.get(id);
+    this.#store.update((s) => ({
+      ...s,
+      schedules: s.schedules.filter((x) => x.id !== id),
+      scheduleState: Object.fromEntries(Object.entries(s.scheduleState).filter(([key]) => key !== id)),
+    }));
+    return schedule;
+  }
+
+  setEnabled(id: string, enabled: boolean): Schedule {
+    this.get(id);
+    let updated: Schedule | undefined;
+    this.#store.update((s) => ({
+      ...s,
+      schedules: s.schedules.map((x) => (x.id === id ? (updated = { ...x, enabled }) : x)),
+    }));
+    return updated as Schedule;
+  }
+
+  /** The persisted "pause all", even one whose time has run out (the scheduler judges it at `now`). */
+  globalPause(): SchedulePause | null {
+    return this.#store.read().schedulePause;
+  }
+
+  /** The "pause all" in effect now, or null. */
+  activePause(): SchedulePause | null {
+    return activePause(this.globalPause(), this.#now());
+  }
+
+  /** Pauses every schedule for `durationMs`, or until resumed when null; running jobs finish. */
+  pauseAll(durationMs: number | null): SchedulePause {
+    const now = this.#now();
+    if (durationMs !== null && !(durationMs > 0)) {
+      throw new SnapkeepError("INVALID_INPUT", "A pause must end in the future.");
+    }
+    const until = durationMs === null ? null : new Date(now.getTime() + durationMs).toISOString();
+    const pause: SchedulePause = { since: now.toISOString(), until };
+    this.#store.update((s) => ({ ...s, schedulePause: pause }));
+    return pause;
+  }
+
+  /** Lifts "pause all"; each schedule's latest missed slot then runs once. */
+  resumeAll(): void {
+    this.#store.update((s) => ({ ...s, schedulePause: null }));
+  }
+
+  recordState(id: string, state: ScheduleState): void {
+    this.#store.update((s) =>
+      s.schedules.some((x) => x.id === id) ? { ...s, scheduleState: { ...s.scheduleState, [id]: state } } : s,
+    );
+  }
+
+  /** The next runs and exactly what the prune would remove now (a dry run of the real prune). */
+  async preview(id: string, count = 5): Promise<SchedulePreview> {
+    const schedule = this.get(id);
+    const now = this.#now();
+    const vm = await this.#service.getVm(schedule.host, schedule.vmUuid);
+    return {
+      schedule,
+      description: describeWhen(schedule.when),
+      nextRuns: nextSlots(schedule.when, now, count).map((d) => d.toISOString()),
+      retention: applyRetention(vm.snapshots, schedule.retention, schedule.id, now),
+    };
+  }
+
+  /** One scheduled run: snapshot (named after its slot), then prune; a failed prune is reported. */
+  async run(
+    schedule: Schedule,
+    tag: string,
+    onStep: (step: string) => void = () => undefined,
+    signal: AbortSignal = new AbortController().signal,
+  ): Promise<ScheduledRunResult> {
+    throwIfCancelled(signal, "before its snapshot; nothing was made");
+    onStep("snapshot");
+    const { snapshot, warnings, log } = await this.#service
+      .takeSnapshot(schedule.host, schedule.vmUuid, {
+        kind: "scheduled",
+        origin: schedule.id,
+        name: scheduledName(tag),
+        ...(schedule.disks === undefined ? {} : { disks: schedule.disks }),
+      })
+      .catch(async (error: unknown) => {
+        // The same slot again after a crash that came after its snapshot: that snapshot is the run.
+        if (isSnapkeepError(error, "ALREADY_EXISTS")) {
+          const existing = (await this.#service.getVm(schedule.host, schedule.vmUuid)).snapshots.find(
+            (s) => s.tag === tag,
+          );
+          if (existing !== undefined && !existing.incomplete) {
+            return {
+              snapshot: existing,
+              warnings: ["The snapshot for this slot already existed (made before a restart)."],
+              log: [],
+            };
+          }
+        }
+        if (isSnapkeepError(error, "NOT_FOUND") && /no VM named/.test(error.message)) {
+          throw new SnapkeepError(
+            "NOT_FOUND",
+            `The VM of schedule ${schedule.id} (${schedule.vmName}, ${schedule.vmUuid}) is no longer on host ${schedule.host}.`,
+            {
+              hint: `If it was deleted, remove the schedule: ${commandLine`snapkeep schedule remove ${schedule.id}`}`,
+            },
+          );
+        }
+        throw error;
+      });
+    onStep(SNAPSHOT_MADE);
+    throwIfCancelled(signal, `after its snapshot ${snapshot.name}, which is kept; the prune was skipped`);
+    let pruned: string[] = [];
+    let pruneError: string | null = null;
+    try {
+      pruned = await this.prune(schedule);
+    } catch (error) {
+      pruneError = describeError(error);
+    }
+    return { snapshot, pruned, pruneError, warnings, log };
+  }
+
+  /** Removes what the schedule's retention says to remove; returns the removed snapshots' names. */
+  async prune(schedule: Schedule): Promise<string[]> {
+    const vm = await this.#service.getVm(schedule.host, schedule.vmUuid);
+    const { remove } = applyRetention(vm.snapshots, schedule.retention, schedule.id, this.#now());
+    await this.#service.removeSnapshots(
+      schedule.host,
+      schedule.vmUuid,
+      remove.map((s) => s.tag),
+      schedule.id,
+    );
+    return remove.map((s) => s.name);
+  }
+
+  /**
+   * After a crash, deals with what an interrupted job left: a snapshot it had finished stays (only
+   * its prune is missing, and the next run prunes); a half-made one is removed from the host, or,
+   * if the host cannot be reached now, marked incomplete so it is never counted as good and the
+   * next prune removes it.
+   */
+  async cleanUpInterrupted(job: JobSummary): Promise<string> {
+    if (job.step === SNAPSHOT_MADE) {
+      return "its snapshot was complete and is kept; the prune runs after the next snapshot";
+    }
+    // It may have died between freeze and thaw.
+    const thawed = await this.#service.thawAfterCrash(job.host, job.vmUuid).catch(() => false);
+    const note = thawed ? " (the guest's filesystems were thawed)" : "";
+    try {
+      const before = (await this.#service.getVm(job.host, job.vmUuid)).snapshots.some(
+        (s) => s.tag === job.tag,
+      );
+      await this.#service.removeSnapshots(job.host, job.vmUuid, [job.tag], job.scheduleId);
+      return `${before ? "the half-made snapshot was removed" : "it had not made a snapshot yet"}${note}`;
+    } catch (error) {
+      this.#service.markIncomplete(job.host, job.vmUuid, job.tag);
+      return `the half-made snapshot could not be removed now (${describeError(error)}); it is marked incomplete and the next prune removes it${note}`;
+    }
+  }
+
+  /** RPO of each VM from the snapshots it has now, with one read of the settings for all. */
+  rpoOf(vms: readonly VmWithSnapshots[], hostOnline: boolean): RpoStatus[] {
+    const { schedules, scheduleState, schedulePause } = this.#store.read();
+    // Good recovery points: complete, not dated in the future by a clock that ran ahead.
+    const now = this.#now();
+    const allPaused = isPaused(schedulePause, now);
+    const nowIso = now.toISOString();
+    return vms.map((vm) => {
+      const newest = vm.snapshots.filter((s) => !s.incomplete && s.createdAt <= nowIso).at(-1);
+      return rpoStatus({
+        schedules: schedules
+          .filter((s) => s.host === vm.host && s.vmUuid === vm.uuid)
+          .map((s) => (allPaused ? { ...s, enabled: false } : s)),
+        states: scheduleState,
+        newestGoodSnapshotAt: newest === undefined ? null : new Date(newest.createdAt),
+        hostOnline,
+        now,
+      });
+    });
+  }
+}
+
+/** The journal step after which a scheduled snapshot is complete and good. */
+const SNAPSHOT_MADE = "snapshot-made";
+
+/** The tag a scheduled run will use, decided before it starts so the journal can name it. */
+export function scheduledTag(schedule: Schedule, slot: Date): string {
+  const iso = slot.toISOString(); // 2026-11-26T02:00:00.000Z
+  return `snapkeep:scheduled@${schedule.id}:scheduled-${iso.slice(0, 10)}-${iso.slice(11, 16).replace(":", "")}Z`;
+}
+
+function scheduledName(tag: string): string {
+  return tag.slice(tag.indexOf(":", "snapkeep:".length) + 1);
+}
+
+function throwIfCancelled(signal: AbortSignal, when: string): void {
+  if (signal.aborted) {
+    throw new SnapkeepError("CANCELLED", `The run was cancelled ${when}.`);
+  }
+}
+
+function validateRetention(policy: RetentionPolicy): void {
+  for (const [key, value] of Object.entries(policy)) {
+    if (value !== undefined && (!Number.isInteger(value) || value < 1 || value > MAX_SNAPSHOTS_KEPT)) {
+      throw new SnapkeepError(
+        "INVALID_INPUT",
+        `--${key === "keepLast" ? "keep" : key} must be a whole number from 1 to ${MAX_SNAPSHOTS_KEPT}.`,
+      );
+    }
+  }
+  if (isEmptyPolicy(policy)) {
+    throw new SnapkeepError(
+      "INVALID_INPUT",
+      "Say how many snapshots to keep: --keep N (and optionally --daily/--weekly/--monthly N).",
+    );
+  }
+}

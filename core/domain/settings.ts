@@ -1,0 +1,267 @@
+import { z } from "zod";
+import { validateLibvirtUri } from "./selection.js";
+import { validateWhen, WEEKDAYS } from "./schedule/spec.js";
+import { definitionSummarySchema } from "./definition-summary.js";
+
+/**
+ * The settings file, in one schema: it types the settings and validates every write and everything
+ * read back.
+ */
+export const SETTINGS_VERSION = 1;
+
+const hostName = z
+  .string()
+  .regex(
+    /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/,
+    "letters, digits, dot, - and _, starting with a letter or digit",
+  );
+
+// Checked with the rules `host add` uses: a hand-edited `qemu+ext:///…?command=…` would otherwise
+// run a program of the file's choosing at the next `vm list`.
+const libvirtUri = z.string().refine(
+  (uri) => {
+    try {
+      validateLibvirtUri(uri);
+      return true;
+    } catch {
+      return false;
+    }
+  },
+  { message: "not a libvirt URI Snapkeep uses (qemu:///system or qemu:///session)" },
+);
+
+export const localHostSchema = z.object({
+  name: hostName,
+  kind: z.literal("local"),
+  uri: libvirtUri,
+});
+
+/** How an SSH machine is reached and pinned: the same for hypervisor hosts and export targets. */
+const sshEndpoint = {
+  name: hostName,
+  kind: z.literal("ssh"),
+  alias: z.string().min(1).optional(),
+  host: z.string().min(1).optional(),
+  user: z.string().min(1).optional(),
+  port: z.number().int().min(1).max(65535).optional(),
+  identityFile: z.string().min(1).optional(),
+  hostKey: z
+    .string()
+    .regex(/^SHA256:[A-Za-z0-9+/]{43}$/)
+    .optional(),
+};
+
+export const sshHostSchema = z.object({ ...sshEndpoint, uri: libvirtUri });
+
+export const hostSchema = z.discriminatedUnion("kind", [localHostSchema, sshHostSchema]);
+
+/** App-side facts about a snapshot that the qcow2 tag cannot carry. Keyed by snapshotKey(). */
+export const annotationSchema = z.object({
+  note: z.string().max(2000).nullable(),
+  pinned: z.boolean(),
+  /** How consistent the snapshot is: crash-consistent, frozen, hooked, frozen+hooked, or vm-off. */
+  consistency: z.string().optional(),
+  /** The scheduler's job that made it is known to have been interrupted (see the journal). */
+  incomplete: z.boolean().optional(),
+  /** The VM's definition when the snapshot was taken, to show what a revert does not undo. */
+  definition: definitionSummarySchema.optional(),
+  /** Verified exports of this snapshot, as "TARGET/EXPORT-ID", newest last (for the timeline). */
+  exportedTo: z.array(z.string()).max(100).optional(),
+});
+
+const hookSchema = z.object({
+  /** Where the command runs: on the hypervisor host, or inside the guest through its agent. */
+  where: z.enum(["host", "guest"]),
+  argv: z.array(z.string()).min(1),
+  timeoutSeconds: z.number().int().min(1).max(3600),
+});
+
+export const consistencySchema = z.object({
+  /** Freeze the guest's filesystems for the snapshot when its agent answers. */
+  freeze: z.boolean(),
+  pre: hookSchema.optional(),
+  post: hookSchema.optional(),
+});
+
+// Checked again with the same rules `schedule add` uses, so a hand-edited file with "25:00" is
+// reported as a bad settings file instead of failing inside the scheduler.
+const whenSchema = z
+  .discriminatedUnion("every", [
+    z.object({ every: z.literal("daily"), at: z.string() }),
+    z.object({ every: z.literal("weekly"), at: z.string(), weekday: z.enum(WEEKDAYS) }),
+    z.object({ every: z.literal("monthly"), at: z.string(), day: z.number().int().min(1).max(31) }),
+    z.object({ every: z.literal("cron"), cron: z.string() }),
+  ])
+  .refine(
+    (when) => {
+      try {
+        validateWhen(when);
+        return true;
+      } catch {
+        return false;
+      }
+    },
+    { message: "not a valid schedule time (HH:MM, day 1-31, weekday, or a five-field cron)" },
+  );
+
+export const retentionSchema = z.object({
+  keepLast: z.number().int().min(1).max(10_000).optional(),
+  daily: z.number().int().min(1).max(10_000).optional(),
+  weekly: z.number().int().min(1).max(10_000).optional(),
+  monthly: z.number().int().min(1).max(10_000).optional(),
+});
+
+export const scheduleSchema = z.object({
+  id: z.string().regex(/^[a-z0-9]{8}$/),
+  host: hostName,
+  /** The VM by UUID, so a rename does not break the schedule; the name is for display. */
+  vmUuid: z.string(),
+  vmName: z.string(),
+  when: whenSchema,
+  /** Disk targets; absent means every hard disk of the VM at run time. */
+  disks: z.array(z.string()).min(1).optional(),
+  retention: retentionSchema,
+  enabled: z.boolean(),
+  note: z.string().max(2000).optional(),
+  createdAt: z.string(),
+});
+
+/** What the scheduler remembers between runs; written by the scheduler only. */
+export const scheduleStateSchema = z.object({
+  /** The latest scheduled instant that has been served (ISO). Due-ness compares slots, not run times. */
+  lastSlot: z.string().optional(),
+  lastRunAt: z.string().optional(),
+  lastResult: z.enum(["ok", "failed", "cancelled"]).optional(),
+  lastError: z.string().optional(),
+  failures: z.number().int().min(0),
+  nextRetryAt: z.string().optional(),
+});
+
+const absolutePath = z
+  .string()
+  .min(2)
+  .max(4096)
+  .regex(/^\/[^\0\n]*$/, "an absolute path");
+
+/** Where exports go: a folder on this computer (a disk, a mounted NAS) or a folder on an SSH host. */
+export const dirTargetSchema = z.object({
+  name: hostName,
+  kind: z.literal("dir"),
+  path: absolutePath,
+  /** Verified exports to keep per VM; absent keeps all. */
+  keep: z.number().int().min(1).max(1000).optional(),
+});
+
+export const sshTargetSchema = z.object({
+  ...sshEndpoint,
+  path: absolutePath,
+  keep: z.number().int().min(1).max(1000).optional(),
+});
+
+export const targetSchema = z.discriminatedUnion("kind", [dirTargetSchema, sshTargetSchema]);
+
+export const managedVmSchema = z.object({
+  host: hostName,
+  uuid: z.string(),
+  name: z.string(),
+  createdAt: z.string(),
+  /** "template:NAME" or "export:TARGET/ID". */
+  from: z.string(),
+  /** The image files Snapkeep made for it: the only files deleting the VM removes. */
+  files: z.array(z.string()),
+});
+
+const instant = z.string().refine((text) => !Number.isNaN(Date.parse(text)), "an ISO date and time");
+
+/**
+ * "Pause all schedules": while it holds, no scheduled job starts; `until` null means until resumed.
+ * Runs missed meanwhile are not replayed one by one: each schedule's latest missed slot runs once.
+ */
+export const schedulePauseSchema = z.object({ since: instant, until: instant.nullable() });
+
+/** What the desktop app tells the admin about; each kind can be switched off. */
+export const notificationSettingsSchema = z.object({
+  jobFailed: z.boolean().default(true),
+  vmOverdue: z.boolean().default(true),
+  exportVerified: z.boolean().default(true),
+});
+
+/** Settings only the desktop app acts on; the CLI and the daemon carry them along untouched. */
+export const desktopSettingsSchema = z.object({
+  /** Start (hidden, in the tray) when the user logs in. Off until the user turns it on. */
+  autostart: z.boolean().default(false),
+  notifications: notificationSettingsSchema.default({
+    jobFailed: true,
+    vmOverdue: true,
+    exportVerified: true,
+  }),
+  /**
+   * An SSH key passphrase encrypted by the OS keyring (Electron safeStorage), base64; never stored
+   * in plain text (see electron/lib/secrets.ts for when storing is refused).
+   */
+  keyPassphrase: z
+    .object({
+      ciphertext: z
+        .string()
+        .regex(/^[A-Za-z0-9+/]+={0,2}$/, "base64")
+        .max(8192),
+      backend: z.string().min(1).max(32),
+    })
+    .optional(),
+});
+
+/** Per-VM consistency settings for manual and scheduled snapshots, keyed by "host/vmUuid". */
+export const vmSettingsSchema = z.object({ consistency: consistencySchema });
+
+export const settingsSchema = z.object({
+  version: z.literal(SETTINGS_VERSION),
+  hosts: z.array(hostSchema),
+  annotations: z.record(z.string(), annotationSchema),
+  // Added after the first files were written: absent in those, so they default to empty.
+  schedules: z.array(scheduleSchema).default([]),
+  scheduleState: z.record(z.string(), scheduleStateSchema).default({}),
+  vmSettings: z.record(z.string(), vmSettingsSchema).default({}),
+  targets: z.array(targetSchema).default([]),
+  /** Safety snapshots (taken before each revert) kept per VM; older ones are deleted. */
+  safetyKeep: z.number().int().min(1).max(100).default(5),
+  /** VMs Snapkeep created (from a template or an export), the only ones `vm delete` removes. */
+  managedVms: z.array(managedVmSchema).default([]),
+  schedulePause: schedulePauseSchema.nullable().default(null),
+  desktop: desktopSettingsSchema.default({
+    autostart: false,
+    notifications: { jobFailed: true, vmOverdue: true, exportVerified: true },
+  }),
+});
+
+export type Settings = z.infer<typeof settingsSchema>;
+export type Schedule = z.infer<typeof scheduleSchema>;
+export type ScheduleState = z.infer<typeof scheduleStateSchema>;
+export type Hook = z.infer<typeof hookSchema>;
+export type Consistency = z.infer<typeof consistencySchema>;
+export type Annotation = z.infer<typeof annotationSchema>;
+export type Target = z.infer<typeof targetSchema>;
+export type SshTarget = z.infer<typeof sshTargetSchema>;
+export type ManagedVm = z.infer<typeof managedVmSchema>;
+export type SchedulePause = z.infer<typeof schedulePauseSchema>;
+export type NotificationSettings = z.infer<typeof notificationSettingsSchema>;
+export type DesktopSettings = z.infer<typeof desktopSettingsSchema>;
+
+export function emptySettings(): Settings {
+  return {
+    version: SETTINGS_VERSION,
+    hosts: [],
+    annotations: {},
+    schedules: [],
+    scheduleState: {},
+    vmSettings: {},
+    targets: [],
+    safetyKeep: 5,
+    managedVms: [],
+    schedulePause: null,
+    desktop: { autostart: false, notifications: { jobFailed: true, vmOverdue: true, exportVerified: true } },
+  };
+}
+
+export function snapshotKey(host: string, vmUuid: string, tag: string): string {
+  return `${host}/${vmUuid}/${tag}`;
+}

@@ -1,0 +1,89 @@
+/**
+ * The layers of core/ are enforced by lint (eslint.config.js, layerZones): planted violations in
+ * each layer must fail, and imports that respect the order must pass.
+ */
+import { ESLint } from "eslint";
+import { describe, expect, it } from "vitest";
+
+const eslint = new ESLint({ cwd: new URL("../..", import.meta.url).pathname });
+
+async function problems(filePath: string, code: string): Promise<string[]> {
+  const [result] = await eslint.lintText(code, { filePath });
+  return (result?.messages ?? []).map((m) => `${m.ruleId ?? "parse"}: ${m.message}`);
+}
+
+describe("the layers of core/", () => {
+  it("refuse an import from a layer above", async () => {
+    for (const [file, code] of [
+      [
+        "core/domain/planted.ts",
+        'import type { Exports } from "../app/exports/exports.js";\nexport type X = Exports;\n',
+      ],
+      [
+        "core/drivers/sh/planted.ts",
+        'import type { LocalRunner } from "../../infra/runner/local.js";\nexport type X = LocalRunner;\n',
+      ],
+      [
+        "core/infra/planted.ts",
+        'import type { LibvirtHost } from "../hypervisor/libvirt.js";\nexport type X = LibvirtHost;\n',
+      ],
+      [
+        "core/hypervisor/planted.ts",
+        'import type { SnapkeepService } from "../app/service.js";\nexport type X = SnapkeepService;\n',
+      ],
+      ["core/app/planted.ts", 'import type { Api } from "../api/api.js";\nexport type X = Api;\n'],
+      [
+        "core/api/planted.ts",
+        'import type { Serving } from "../server/serve.js";\nexport type X = Serving;\n',
+      ],
+    ] as const) {
+      expect(await problems(file, code)).toEqual([
+        expect.stringMatching(/^no-restricted-imports: .* above it/),
+      ]);
+    }
+  });
+
+  it("keep the domain pure and side effects in infra", async () => {
+    expect(
+      await problems(
+        "core/domain/planted.ts",
+        'import { readFileSync } from "node:fs";\nexport const f = readFileSync;\n',
+      ),
+    ).toContainEqual(expect.stringMatching(/no Node built-ins/));
+    expect(
+      await problems("core/domain/planted.ts", "export const now = (): number => Date.now();\n"),
+    ).toEqual([expect.stringMatching(/never reads the clock/)]);
+    expect(await problems("core/domain/planted.ts", "export const now = (): Date => new Date();\n")).toEqual([
+      expect.stringMatching(/never reads the clock/),
+    ]);
+    expect(
+      await problems(
+        "core/app/planted.ts",
+        'import { spawn } from "node:child_process";\nexport const s = spawn;\n',
+      ),
+    ).toEqual([expect.stringMatching(/belong in core\/infra/)]);
+  });
+
+  it("allow imports down the layers", async () => {
+    expect(
+      await problems(
+        "core/app/planted.ts",
+        [
+          'import type { LibvirtHost } from "../hypervisor/libvirt.js";',
+          'import type { LocalRunner } from "../infra/runner/local.js";',
+          'import { virsh } from "../drivers/libvirt/args.js";',
+          'import type { Snapshot } from "../domain/types.js";',
+          'import { SnapkeepError } from "../errors.js";',
+          "export type X = [LibvirtHost, LocalRunner, Snapshot, SnapkeepError, typeof virsh];",
+          "",
+        ].join("\n"),
+      ),
+    ).toEqual([]);
+    expect(
+      await problems(
+        "core/domain/planted.ts",
+        "export const later = (now: Date): Date => new Date(now.getTime() + 1);\n",
+      ),
+    ).toEqual([]);
+  });
+});

@@ -236,10 +236,20 @@ export async function serve(api: Api, options: ServeOptions = {}): Promise<Servi
   };
 }
 
-/** Answers an upgrade request that may not open the API, and lets go of its socket. */
+/** How long a refused client may keep sending before its socket is destroyed. */
+const REFUSED_GRACE_MS = 2000;
+
+/**
+ * Answers an upgrade request that may not open the API, and lets go of its socket. What the client
+ * still sends (frames pipelined behind the request) is read and dropped until it closes its side:
+ * closing a socket with unread input makes the kernel send a reset, which can destroy the answer
+ * before the client reads it. A client that keeps sending is cut off after a short grace.
+ */
 function refuse(socket: Duplex, status: string): void {
-  // Destroyed once the answer is out rather than half-open until the client closes its side.
-  socket.once("finish", () => socket.destroy());
+  socket.on("data", () => undefined);
+  const grace = setTimeout(() => socket.destroy(), REFUSED_GRACE_MS);
+  grace.unref();
+  socket.once("close", () => clearTimeout(grace));
   socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
 }
 

@@ -187,7 +187,8 @@ describe("SshRunner against a real sshd", () => {
     const results = await Promise.all(
       Array.from({ length: 30 }, async (_, i) => {
         let started = false;
-        const result = await runner.run(["sh", "-c", 'echo "$1"; sleep 0.2', "sh", `run-${i}`], {
+        // A second's sleep: long enough that channels overlap even on a loaded machine.
+        const result = await runner.run(["sh", "-c", 'echo "$1"; sleep 1', "sh", `run-${i}`], {
           onStdout: () => {
             if (!started) {
               started = true;

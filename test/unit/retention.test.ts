@@ -1,7 +1,7 @@
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import type { Snapshot, SnapshotKind } from "../../core/domain/types.js";
-import { applyRetention, isoWeekKey, type RetentionPolicy } from "../../core/domain/retention/gfs.js";
+import { applyRetention, startOfIsoWeek, type RetentionPolicy } from "../../core/domain/retention/gfs.js";
 
 const SCHEDULE = "s1";
 const NOW = new Date("2026-11-26T12:00:00+01:00");
@@ -179,10 +179,13 @@ describe("retention, row by row", () => {
     ).toEqual({ future: "dated in the future", "real-newest": "latest-1", old: "REMOVE" });
   });
 
-  it("computes ISO weeks across year ends", () => {
-    expect(isoWeekKey(new Date(2026, 0, 1))).toBe("2026-W01"); // Thursday
-    expect(isoWeekKey(new Date(2027, 0, 1))).toBe("2026-W53"); // Friday of 2026's week 53
-    expect(isoWeekKey(new Date(2024, 11, 30))).toBe("2025-W01"); // Monday
+  it("starts ISO weeks on the local Monday, across year ends and DST", () => {
+    const monday = (y: number, m: number, d: number, h = 12): Date =>
+      new Date(startOfIsoWeek(new Date(y, m, d, h).getTime()));
+    expect(monday(2026, 0, 1)).toEqual(new Date(2025, 11, 29)); // Thursday: 2026-W01 began in 2025
+    expect(monday(2027, 0, 1)).toEqual(new Date(2026, 11, 28)); // Friday of 2026's week 53
+    expect(monday(2024, 11, 30, 0)).toEqual(new Date(2024, 11, 30)); // Monday at midnight is its own start
+    expect(monday(2026, 2, 29, 23)).toEqual(new Date(2026, 2, 23)); // Sunday after the spring-forward night
   });
 });
 

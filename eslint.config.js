@@ -30,8 +30,7 @@ export default tseslint.config(
         {
           paths: uiPackages.map((name) => ({
             name,
-            message:
-              "core/ is plain Node: it must not import Electron or React (see DESIGN.md, Architecture).",
+            message: "core/ is plain Node: it must not import Electron or React (README, Layout).",
           })),
           patterns: [
             {
@@ -85,7 +84,7 @@ function layerZones() {
   const uiRule = {
     paths: uiPackages.map((name) => ({
       name,
-      message: "core/ is plain Node: it must not import Electron or React (see DESIGN.md, Architecture).",
+      message: "core/ is plain Node: it must not import Electron or React (README, Layout).",
     })),
     patterns: [
       {

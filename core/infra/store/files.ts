@@ -1,9 +1,9 @@
 /**
  * Writing the settings folder so that a write that cannot complete changes nothing.
  *
- * This replaces conf's writer, atomically: it wrote the temporary file with one write(2) and never
- * looked at how many bytes it took, so on a nearly full disk a short write was flushed and renamed
- * over the good file (issue 13). Here every byte is checked, the file is flushed, renamed, and the
+ * This replaces the writer of the conf package (atomically): it wrote the temporary file with one
+ * write(2) and never looked at how many bytes it took, so on a nearly full disk a short write was
+ * flushed and renamed over the good file (issue 13). Here every byte is checked, the file is flushed, renamed, and the
  * folder flushed, so the rename survives a power cut too.
  */
 import { randomBytes } from "node:crypto";

@@ -76,3 +76,20 @@ export function quoteInput(value: string): string {
   }
   return `${JSON.stringify(`${characters.slice(0, 40).join("")}…`)} (${characters.length} characters)`;
 }
+
+/**
+ * A failure that came after the work itself was done (a VM deleted, a snapshot made, then the
+ * settings could not be saved): the sentence says what was done first, so that nobody takes the
+ * error for "nothing happened" and does it again. Anything that is not a SnapkeepError is a bug and
+ * goes on as it is.
+ */
+export function afterDone(error: unknown, done: string, notDone: string): unknown {
+  if (!isSnapkeepError(error)) {
+    return error;
+  }
+  return new SnapkeepError(error.code, `${done}, but ${notDone}: ${error.message}`, {
+    hint: error.hint,
+    details: { ...error.details },
+    cause: error,
+  });
+}

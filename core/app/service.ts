@@ -1,5 +1,5 @@
 import { resolve } from "node:path";
-import { SnapkeepError, isSnapkeepError, describeError, quoteInput } from "../errors.js";
+import { SnapkeepError, afterDone, describeError, quoteInput } from "../errors.js";
 import {
   MAX_SNAPSHOT_NAME_LENGTH,
   defaultSnapshotName,
@@ -305,15 +305,13 @@ export class SnapkeepService {
     try {
       this.#deps.store.update((s) => ({ ...s, annotations: { ...s.annotations, [key]: fresh } }));
     } catch (error) {
-      // The snapshot is on the host by now: saying only that the settings were not saved would
-      // hide that it was made (a full disk in the state folder, say).
-      throw isSnapkeepError(error)
-        ? new SnapkeepError(
-            error.code,
-            `The snapshot "${name}" of ${inspection.vm.name} was made, but its note and consistency record were not saved: ${error.message}`,
-            { hint: error.hint, details: error.details, cause: error },
-          )
-        : error;
+      // The snapshot is on the host by now (a full state folder, say): the error must not read
+      // as if nothing had happened.
+      throw afterDone(
+        error,
+        `The snapshot "${name}" of ${inspection.vm.name} was made`,
+        "its note and consistency record were not saved",
+      );
     }
     const after = this.#withSnapshots(await libvirt.refreshImages(inspection));
     const created = after.snapshots.find((s) => s.tag === tag);

@@ -10,7 +10,7 @@
 import { posix } from "node:path";
 import { z } from "zod";
 
-import { SnapkeepError, isSnapkeepError, quoteInput } from "../../errors.js";
+import { SnapkeepError, afterDone, isSnapkeepError, quoteInput } from "../../errors.js";
 import type { Snapshot, VmWithSnapshots } from "../../domain/types.js";
 import { validateName } from "../../domain/names.js";
 import { resolveSnapshot } from "../../domain/selection.js";
@@ -460,14 +460,22 @@ export class Restore {
       { timeoutMs: QUICK_MS },
     );
     await new RemoteFs(libvirt.runner).removeFiles(files.map((f) => f.path));
-    this.store.update((s) => ({
-      ...s,
-      managedVms: s.managedVms.filter((m) => !(m.host === host && m.uuid === vm.uuid)),
-      schedules: s.schedules.filter((x) => !(x.host === host && x.vmUuid === vm.uuid)),
-      annotations: Object.fromEntries(
-        Object.entries(s.annotations).filter(([k]) => !k.startsWith(`${host}/${vm.uuid}/`)),
-      ),
-    }));
+    try {
+      this.store.update((s) => ({
+        ...s,
+        managedVms: s.managedVms.filter((m) => !(m.host === host && m.uuid === vm.uuid)),
+        schedules: s.schedules.filter((x) => !(x.host === host && x.vmUuid === vm.uuid)),
+        annotations: Object.fromEntries(
+          Object.entries(s.annotations).filter(([k]) => !k.startsWith(`${host}/${vm.uuid}/`)),
+        ),
+      }));
+    } catch (error) {
+      throw afterDone(
+        error,
+        `${vm.name} was deleted with its images`,
+        "its schedules and notes are still in the settings (snapkeep orphans lists them)",
+      );
+    }
     return plan;
   }
 
@@ -733,10 +741,18 @@ export class Restore {
   }
 
   #recordManaged(vm: ManagedVm): void {
-    this.store.update((s) => ({
-      ...s,
-      managedVms: [...s.managedVms.filter((m) => !(m.host === vm.host && m.uuid === vm.uuid)), vm],
-    }));
+    try {
+      this.store.update((s) => ({
+        ...s,
+        managedVms: [...s.managedVms.filter((m) => !(m.host === vm.host && m.uuid === vm.uuid)), vm],
+      }));
+    } catch (error) {
+      throw afterDone(
+        error,
+        `${vm.name} was created on ${vm.host}`,
+        "Snapkeep could not note that it made it, so vm delete will not remove it",
+      );
+    }
   }
 }
 

@@ -5,6 +5,20 @@ import tseslint from "typescript-eslint";
 
 const uiPackages = ["electron", "react", "react-dom", "zustand", "electron-store"];
 
+/** core/ is plain Node: no Electron, React or renderer code, in any layer. */
+const coreUiRule = {
+  paths: uiPackages.map((name) => ({
+    name,
+    message: "core/ is plain Node: it must not import Electron or React (README, Layout).",
+  })),
+  patterns: [
+    {
+      group: ["**/electron/**", "**/renderer/**", "electron/*", "react/*", "react-dom/*"],
+      message: "core/ must not depend on the Electron shell or the renderer.",
+    },
+  ],
+};
+
 export default tseslint.config(
   { ignores: ["dist/**", "node_modules/**", "out/**", "release/**", "coverage/**"] },
   js.configs.recommended,
@@ -24,23 +38,7 @@ export default tseslint.config(
   },
   {
     files: ["core/**/*.ts"],
-    rules: {
-      "no-restricted-imports": [
-        "error",
-        {
-          paths: uiPackages.map((name) => ({
-            name,
-            message: "core/ is plain Node: it must not import Electron or React (README, Layout).",
-          })),
-          patterns: [
-            {
-              group: ["**/electron/**", "**/renderer/**", "electron/*", "react/*", "react-dom/*"],
-              message: "core/ must not depend on the Electron shell or the renderer.",
-            },
-          ],
-        },
-      ],
-    },
+    rules: { "no-restricted-imports": ["error", coreUiRule] },
   },
   ...layerZones(),
   {
@@ -81,18 +79,7 @@ export default tseslint.config(
  */
 function layerZones() {
   const layers = ["domain", "drivers", "infra", "hypervisor", "app", "api", "server", "cli"];
-  const uiRule = {
-    paths: uiPackages.map((name) => ({
-      name,
-      message: "core/ is plain Node: it must not import Electron or React (README, Layout).",
-    })),
-    patterns: [
-      {
-        group: ["**/electron/**", "**/renderer/**", "electron/*", "react/*", "react-dom/*"],
-        message: "core/ must not depend on the Electron shell or the renderer.",
-      },
-    ],
-  };
+  const uiRule = coreUiRule;
   const sideEffects = {
     group: ["node:child_process", "node:fs", "node:fs/promises", "child_process", "fs", "ssh2"],
     message: "Processes, files and SSH belong in core/infra/ (or a front door: api/, server/, cli/).",

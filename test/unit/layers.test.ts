@@ -43,6 +43,20 @@ describe("the layers of core/", () => {
     }
   });
 
+  it("keep Electron and React out of every layer", async () => {
+    for (const layer of ["domain", "infra", "app", "cli"]) {
+      expect(
+        await problems(
+          `core/${layer}/planted.ts`,
+          'import { app } from "electron";\nexport const a = app;\n',
+        ),
+      ).toContainEqual(expect.stringMatching(/must not import Electron or React/));
+    }
+    expect(
+      await problems("core/errors-planted.ts", 'import React from "react";\nexport const r = React;\n'),
+    ).toContainEqual(expect.stringMatching(/must not import Electron or React/));
+  });
+
   it("keep the domain pure and side effects in infra", async () => {
     expect(
       await problems(

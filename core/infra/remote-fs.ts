@@ -34,7 +34,14 @@ export class RemoteFs {
   /** Writes a small file whole: to a temporary name first, then renamed over the final one. */
   async writeFile(path: string, content: string): Promise<void> {
     const result = await this.runner.run(
-      ["sh", "-c", 'umask 077 && cat > "$1.tmp" && mv -f -- "$1.tmp" "$1"', "snapkeep-write", path],
+      [
+        "sh",
+        "-c",
+        // rm removes a link planted at the temporary name; noclobber never writes through one.
+        'umask 077 && rm -f -- "$1.tmp" && (set -C && cat > "$1.tmp") && mv -f -- "$1.tmp" "$1"',
+        "snapkeep-write",
+        path,
+      ],
       { stdin: content, timeoutMs: QUICK_MS },
     );
     if (result.code !== 0) {

@@ -2,13 +2,16 @@
  * The export's shell scripts run for real under sh with hostile paths and contents: names reach
  * them only as arguments, so nothing in a name or a file may be interpreted.
  */
+import { spawnSync } from "node:child_process";
 import {
   existsSync,
+  lstatSync,
   mkdtempSync,
   mkdirSync,
   readdirSync,
   readFileSync,
   rmSync,
+  symlinkSync,
   utimesSync,
   writeFileSync,
 } from "node:fs";
@@ -19,7 +22,9 @@ import { afterAll, describe, expect, it } from "vitest";
 import { LocalRunner } from "../../core/infra/runner/local.js";
 import { RemoteFs } from "../../core/infra/remote-fs.js";
 import { cleanStaging, parseStaging } from "../../core/app/exports/staging.js";
+import { SCAN_SCRIPT } from "../../core/drivers/bundle/bundle.js";
 import {
+  CLAIM_SCRIPT,
   RECORD_HASH_SCRIPT,
   spaceArgs,
   STAGE_SCRIPT,
@@ -212,5 +217,43 @@ describe("staging clean-up", () => {
         lastWriteAt: "2025-11-26T12:00:00.000Z",
       },
     ]);
+  });
+});
+
+describe("export scripts against links planted on a target", () => {
+  const sh = (script: string, ...args: string[]): number =>
+    spawnSync("sh", ["-c", script, "snapkeep-test", ...args], { stdio: "ignore" }).status ?? -1;
+
+  it("never write through a link planted where a temporary file goes, and never claim a taken name", async () => {
+    const root = mkdtempSync(join(tmpdir(), "snapkeep-planted-"));
+    try {
+      const victim = join(root, "victim.txt");
+      writeFileSync(victim, "precious\n");
+      const vm = join(root, "web01-1b2c3d4e");
+      const partial = join(vm, "20261126T130500Z-nightly.partial");
+      mkdirSync(partial, { recursive: true });
+      symlinkSync(victim, join(partial, "job.json.tmp"));
+      // A folder planted under the name a new export would take is refused, whatever is in it.
+      expect(sh(CLAIM_SCRIPT, vm, "20261126T130500Z-nightly.partial")).toBe(3);
+      symlinkSync(root, join(vm, "20261126T130501Z-nightly.partial"));
+      expect(sh(CLAIM_SCRIPT, vm, "20261126T130501Z-nightly.partial")).toBe(3);
+      expect(sh(CLAIM_SCRIPT, vm, "20261126T130502Z-nightly.partial")).toBe(0);
+      // The small-file writers remove the planted link and write a file of their own.
+      const job = join(partial, "job.json");
+      expect(sh(WRITE_FILES_SCRIPT, job, "{}")).toBe(0);
+      expect(readFileSync(victim, "utf8")).toBe("precious\n");
+      expect(readFileSync(job, "utf8")).toBe("{}");
+      symlinkSync(victim, join(partial, "domain.xml.tmp"));
+      await new RemoteFs(new LocalRunner()).writeFile(join(partial, "domain.xml"), "<domain/>");
+      expect(readFileSync(victim, "utf8")).toBe("precious\n");
+      expect(lstatSync(join(partial, "domain.xml")).isFile()).toBe(true);
+      // A VM folder that is a link is refused by the scan that would make it.
+      const linked = join(root, "linked-1b2c3d4e");
+      symlinkSync(join(root, "elsewhere"), linked);
+      mkdirSync(join(root, "elsewhere"));
+      expect(sh(SCAN_SCRIPT, root, linked)).toBe(4);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
   });
 });

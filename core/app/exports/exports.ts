@@ -57,6 +57,7 @@ import { isRetryable, relayRsync } from "../../infra/relay.js";
 import { ProgressMeter } from "./progress.js";
 import { Targets, type TargetDeps } from "./targets.js";
 import {
+  CLAIM_SCRIPT,
   SNAPSHOTS_SCRIPT,
   SOURCE_PREPARE_SCRIPT,
   spaceArgs,
@@ -295,6 +296,9 @@ export class Exports extends Targets {
       { path: posix.join(partial, "domain.xml"), content: definition },
     ];
     if (direct) {
+      if (resumable === undefined) {
+        await this.#claim(dest, vmFolder, `${id}${PARTIAL_SUFFIX}`);
+      }
       await dest.writeFiles(smallFiles);
     }
     if (prepared.stagingError !== null) {
@@ -362,6 +366,9 @@ export class Exports extends Targets {
       });
     if (direct) {
       await stillThere();
+    }
+    if (!direct && resumable === undefined) {
+      await this.#claim(dest, vmFolder, `${id}${PARTIAL_SUFFIX}`);
     }
     const spaceOutput = direct
       ? undefined
@@ -733,12 +740,39 @@ export class Exports extends Targets {
     const result = await fs.run(["sh", "-c", SCAN_SCRIPT, "snapkeep-scan", target.path, create ?? ""], {
       timeoutMs: QUICK_MS,
     });
+    if (result.code === 4) {
+      throw new SnapkeepError(
+        "TARGET_UNWRITABLE",
+        `${create ?? target.path} on ${fs.label} is a link, not a folder: Snapkeep does not export through links it did not make; nothing was written.`,
+        { hint: "Remove the link on the target (or choose another target), then export again." },
+      );
+    }
     if (result.code !== 0) {
       throw writeFailure(fs.label, create ?? target.path, result.stderr);
     }
     return parseScan(result.stdout, this.#sealKey()).filter(
       (e) => create === undefined || e.vmFolder === posix.basename(create),
     );
+  }
+
+  /**
+   * Makes a new export's folder, refusing a name that anything on the target already has: a folder
+   * planted there (with links inside) is not one Snapkeep made, and nothing is written into it.
+   */
+  async #claim(dest: RemoteFs, vmFolder: string, name: string): Promise<void> {
+    const result = await dest.run(["sh", "-c", CLAIM_SCRIPT, "snapkeep-claim", vmFolder, name], {
+      timeoutMs: QUICK_MS,
+    });
+    if (result.code === 3) {
+      throw new SnapkeepError(
+        "ALREADY_EXISTS",
+        `${posix.join(vmFolder, name)} already exists on ${dest.label} but is not an export Snapkeep can resume; nothing was written.`,
+        { hint: "Look at it on the target and remove it if nobody needs it, then export again." },
+      );
+    }
+    if (result.code !== 0) {
+      throw writeFailure(dest.label, posix.join(vmFolder, name), result.stderr);
+    }
   }
 
   async #convert(

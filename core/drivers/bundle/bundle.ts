@@ -223,7 +223,8 @@ export interface ExportEntry {
  */
 export const SCAN_SCRIPT = [
   "umask 077",
-  'if [ -n "$2" ]; then mkdir -p -- "$2" || exit 3; fi',
+  // A VM folder that is a link (planted on the target) would take the export somewhere else.
+  'if [ -n "$2" ]; then mkdir -p -- "$2" || exit 3; { [ -d "$2" ] && [ ! -L "$2" ]; } || exit 4; fi',
   'cd -- "$1" 2>/dev/null || exit 0',
   "for v in *; do",
   "  case $v in *[!a-z0-9-]*) continue ;; esac",

@@ -151,7 +151,9 @@ export const SPACE_SCRIPT = [
   "done",
   'while [ "$#" -ge 2 ]; do',
   '  mkdir -p -- "$(dirname -- "$1")" || exit 1',
-  `  printf '%s' "$2" > "$1.tmp" || exit 1`,
+  // A target may hold a link planted where a temporary file goes: rm removes the link itself, and
+  // noclobber (O_EXCL) refuses to write through one that appears in between.
+  '  rm -f -- "$1.tmp" && (set -C && printf "%s" "$2" > "$1.tmp") || exit 1',
   '  mv -f -- "$1.tmp" "$1" || exit 1',
   "  shift 2",
   "done",
@@ -195,6 +197,18 @@ export function parseSpace(
 }
 
 /**
+ * Target: claims the folder a new export writes into. A plain mkdir, inside the real VM folder,
+ * fails when anything already has that name (a folder, a file, a link someone planted): a new
+ * export never writes into a folder it did not make. Exit 3: the name is taken.
+ * Arguments: VM-FOLDER NAME
+ */
+export const CLAIM_SCRIPT = [
+  "umask 077",
+  'cd -P -- "$1" || exit 1',
+  'mkdir -- "$2" 2>/dev/null || exit 3',
+].join("\n");
+
+/**
  * Small files written whole: each to a temporary name, then renamed, its folder made first.
  * Contents travel as arguments (quoted by the runner), so no file boundary has to be found in a
  * stream. Arguments: PATH CONTENT [PATH CONTENT]...
@@ -203,7 +217,9 @@ export const WRITE_FILES_SCRIPT = [
   "umask 077",
   'while [ "$#" -ge 2 ]; do',
   '  mkdir -p -- "$(dirname -- "$1")" || exit 1',
-  `  printf '%s' "$2" > "$1.tmp" || exit 1`,
+  // A target may hold a link planted where a temporary file goes: rm removes the link itself, and
+  // noclobber (O_EXCL) refuses to write through one that appears in between.
+  '  rm -f -- "$1.tmp" && (set -C && printf "%s" "$2" > "$1.tmp") || exit 1',
   '  mv -f -- "$1.tmp" "$1" || exit 1',
   "  shift 2",
   "done",
@@ -228,7 +244,9 @@ export const FINISH_SCRIPT = [
   "done",
   `if [ -n "$bad" ]; then printf 'bad:%s\\n' "$bad"; exit 2; fi`,
   'while [ "$#" -ge 2 ]; do',
-  `  printf '%s' "$2" > "$1.tmp" || exit 1`,
+  // A target may hold a link planted where a temporary file goes: rm removes the link itself, and
+  // noclobber (O_EXCL) refuses to write through one that appears in between.
+  '  rm -f -- "$1.tmp" && (set -C && printf "%s" "$2" > "$1.tmp") || exit 1',
   '  mv -f -- "$1.tmp" "$1" || exit 1',
   "  shift 2",
   "done",

@@ -59,6 +59,10 @@ start_daemon() {
 wait_for_libvirt() {
   for _ in $(seq 1 60); do
     virsh -q -c qemu:///system version >/dev/null 2>&1 && return 0
+    # A daemon seen by start_daemon may have been on its way out (another run's `down` had just
+    # signalled it): start our own once it is gone.
+    pgrep -x virtlogd >/dev/null || start_daemon virtlogd
+    pgrep -x libvirtd >/dev/null || start_daemon libvirtd
     sleep 0.5
   done
   log "libvirtd does not answer on qemu:///system"
@@ -91,7 +95,15 @@ case "${1:-}" in
     if [ -f "$STATE_DIR/started.pids" ]; then
       # Newest first: libvirtd before the virtlogd it writes to.
       tac "$STATE_DIR/started.pids" | while read -r pid; do
-        kill "$pid" 2>/dev/null && log "stopped pid $pid" || true
+        kill "$pid" 2>/dev/null || continue
+        # libvirtd takes a while to shut down; a run that calls `up` right after must not find
+        # the dying daemon and wait on it. Wait until it is gone (15 s, then SIGKILL).
+        for _ in $(seq 1 30); do
+          kill -0 "$pid" 2>/dev/null || break
+          sleep 0.5
+        done
+        kill -0 "$pid" 2>/dev/null && kill -9 "$pid" 2>/dev/null
+        log "stopped pid $pid"
       done
       rm -f "$STATE_DIR/started.pids"
     fi

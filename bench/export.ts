@@ -35,15 +35,16 @@ import type { Snapshot } from "../core/domain/types.js";
 import { isSnapkeepError } from "../core/errors.js";
 import { convertSnapshotArgs } from "../core/drivers/qemu-img/args.js";
 import { parseStats } from "../core/drivers/rsync/parse.js";
+import { Targets } from "../core/app/targets.js";
 import { Exports, type ExportResult } from "../core/app/exports/exports.js";
 import { openSealKey } from "../core/infra/seal-key.js";
 import { createSshRunner } from "../core/infra/runner/factory.js";
 import { createLabVm, removeLabVms, type LabVm } from "../core/app/lab/lab.js";
 import { LocalRunner } from "../core/infra/runner/local.js";
 import type { CommandRunner, RunOptions, RunResult } from "../core/infra/runner/types.js";
-import type { SnapkeepService } from "../core/app/service.js";
+import type { VmModules } from "../core/app/vm-modules.js";
 import { quoteShellArg } from "../core/domain/shell-quote.js";
-import { makeService } from "../test/support/service.js";
+import { makeApp } from "../test/support/app.js";
 import { startSshd, trustedHost, type TestSshd } from "../test/support/sshd.js";
 import { URI } from "../test/support/libvirt.js";
 
@@ -262,7 +263,7 @@ interface Fixture {
   readonly work: string;
   /** Snapkeep's staging root (on this computer, which is also the SSH host "loop"). */
   readonly staging: string;
-  readonly service: SnapkeepService;
+  readonly app: VmModules;
   readonly exports: Exports;
   readonly loopRunner: CommandRunner;
 }
@@ -547,7 +548,7 @@ async function reExports(f: Fixture, o: Openssh, base: Snapshot, scratch: string
     change(f.disk, scratch, how);
     const snapshot = await withLibvirt(
       "a snapshot",
-      () => f.service.createSnapshot("local", f.vm.name, { name: `change-${how}` }),
+      () => f.app.snapshots.create("local", f.vm.name, { name: `change-${how}` }),
       () => undefined,
     );
     const again = await withLibvirt(
@@ -589,7 +590,8 @@ async function main(): Promise<void> {
   let madeImageDir = false;
   let sshd: TestSshd | undefined;
   let exports: Exports | undefined;
-  const ctx = makeService(
+  let targets: Targets | undefined;
+  const ctx = makeApp(
     {},
     {
       wrapRunner: (r) =>
@@ -608,18 +610,14 @@ async function main(): Promise<void> {
     }
     sshd = await startSshd();
     const sshdNow = sshd;
-    const service = ctx.service;
-    service.addLocalHost("local");
-    await service.addSshHost(trustedHost("loop", sshd));
-    exports = new Exports({
-      service,
+    const app = ctx.app;
+    app.hosts.addLocal("local");
+    await app.hosts.addSsh(trustedHost("loop", sshd));
+    targets = new Targets({
       store: ctx.store,
       ssh: ctx.ssh,
-      sealKey: () => openSealKey(ctx.home),
-      now: () => new Date(),
-      stagingRoot: staging,
       // The same runners Snapkeep makes for its targets, counted.
-      targetRunner: (target) =>
+      runnerFor: (target) =>
         target.kind === "dir"
           ? new CountingRunner(new LocalRunner(), `target ${target.name}`, false)
           : new CountingRunner(
@@ -641,13 +639,20 @@ async function main(): Promise<void> {
               true,
             ),
     });
-    await exports.addTarget({
+    exports = new Exports({
+      ...app,
+      targets,
+      sealKey: () => openSealKey(ctx.home),
+      now: () => new Date(),
+      stagingRoot: staging,
+    });
+    await targets.add({
       name: "nas",
       ssh: `${sshd.user}@${sshd.host}:${sshd.port}:${join(work, "ssh-target")}`,
       identityFile: sshd.userKeyPath,
       trust: sshd.hostFingerprint,
     });
-    await exports.addTarget({ name: "folder", dir: join(work, "folder-target") });
+    await targets.add({ name: "folder", dir: join(work, "folder-target") });
 
     const vm = await createLabVm(runner, URI, {
       name: `snapkeep-bench-export-${randomBytes(3).toString("hex")}`,
@@ -661,7 +666,7 @@ async function main(): Promise<void> {
     fill(disk, scratch);
     const base = await withLibvirt(
       "the first snapshot",
-      () => service.createSnapshot("local", vm.name, { name: "base" }),
+      () => app.snapshots.create("local", vm.name, { name: "base" }),
       () => undefined,
     );
     console.log(
@@ -672,14 +677,14 @@ async function main(): Promise<void> {
       disk,
       work,
       staging,
-      service,
+      app,
       exports,
-      loopRunner: service.libvirtFor("loop").runner,
+      loopRunner: app.hosts.libvirt("loop").runner,
     };
     const o = openssh(sshdNow);
 
     // Per-command costs that everything below is made of.
-    await service.listVms("loop"); // opens the pooled connection
+    await app.vms.list("loop"); // opens the pooled connection
     const warm: number[] = [];
     for (let i = 0; i < 10; i++) {
       const start = performance.now();
@@ -832,8 +837,8 @@ async function main(): Promise<void> {
         console.error(`cleanup: ${what} failed: ${String(error)}`);
       }
     };
-    await attempt("closing exports", () => exports?.dispose());
-    await attempt("closing the service", () => ctx.dispose());
+    await attempt("closing the targets' connections", () => targets?.dispose());
+    await attempt("closing the hosts' connections", () => ctx.dispose());
     await attempt("removing the VM", async () => {
       // libvirtd may have been stopped meanwhile (another run's `scripts/test-host.sh down`): the VM
       // and its image are removed all the same.

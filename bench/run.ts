@@ -19,8 +19,8 @@ import { fileURLToPath } from "node:url";
 import { performance } from "node:perf_hooks";
 import { LocalRunner } from "../core/infra/runner/local.js";
 import { createLabVm, removeLabVms } from "../core/app/lab/lab.js";
-import type { SnapkeepService } from "../core/app/service.js";
-import { makeService } from "../test/support/service.js";
+import type { VmModules } from "../core/app/vm-modules.js";
+import { makeApp } from "../test/support/app.js";
 import { trustedHost, startSshd } from "../test/support/sshd.js";
 import { TEST_IMAGE_DIR, URI, TestVms } from "../test/support/libvirt.js";
 
@@ -67,7 +67,7 @@ async function main(): Promise<void> {
   execFileSync("bash", [join(repo, "scripts/test-host.sh"), "up"], { stdio: "inherit" });
   const vms = new TestVms();
   const sshd = await startSshd();
-  const ctx = makeService();
+  const ctx = makeApp();
   // The inventory's 50 VMs carry their own owner mark, removed in `finally` whatever happens.
   const runner = new LocalRunner();
   const owner = `bench-inv-${process.pid}`;
@@ -101,9 +101,9 @@ async function main(): Promise<void> {
   const local = (argv: string[]): string =>
     execFileSync(argv[0] as string, argv.slice(1), { encoding: "utf8" });
   try {
-    const service: SnapkeepService = ctx.service;
-    service.addLocalHost("local");
-    await service.addSshHost(trustedHost("loop", sshd));
+    const app: VmModules = ctx.app;
+    app.hosts.addLocal("local");
+    await app.hosts.addSsh(trustedHost("loop", sshd));
     const off = await vms.create({
       name: "bench-off",
       running: false,
@@ -151,17 +151,17 @@ async function main(): Promise<void> {
       ["ssh", "loop", ssh],
     ] as const) {
       console.log(`\n${label}:`);
-      await service.listVms(hostName); // warm the pooled connection
+      await app.vms.list(hostName); // warm the pooled connection
       exec(["true"]);
       const cleanupRun = async (): Promise<void> => {
-        for (const s of await service.listSnapshots("local", "bench-run")) {
-          await service.deleteSnapshot("local", "bench-run", s.tag);
+        for (const s of await app.snapshots.list("local", "bench-run")) {
+          await app.snapshots.delete("local", "bench-run", s.tag);
         }
       };
 
       // create, shut-off VM (qemu-img on each image)
       const sk1 = await time(
-        (i) => service.createSnapshot(hostName, "bench-off", { name: `sk-${i}` }),
+        (i) => app.snapshots.create(hostName, "bench-off", { name: `sk-${i}` }),
         ROUNDS,
         cleanupOff,
       );
@@ -193,7 +193,7 @@ async function main(): Promise<void> {
 
       // create, running VM (one QMP transaction)
       const sk2 = await time(
-        (i) => service.createSnapshot(hostName, "bench-run", { name: `sk-${i}` }),
+        (i) => app.snapshots.create(hostName, "bench-run", { name: `sk-${i}` }),
         ROUNDS,
         cleanupRun,
       );
@@ -223,7 +223,7 @@ async function main(): Promise<void> {
           local(["qemu-img", "snapshot", "-c", `list-${i}`, path]);
         }
       }
-      const sk3 = await time(() => service.listSnapshots(hostName, "bench-off"));
+      const sk3 = await time(() => app.snapshots.list(hostName, "bench-off"));
       const same3 = await time(() => {
         exec(virshArgs("domuuid", "bench-off"));
         exec(virshArgs("dumpxml", off.uuid));
@@ -294,13 +294,13 @@ async function main(): Promise<void> {
         local(["qemu-img", "snapshot", "-c", `snapkeep:manual:s${s}`, vm.diskPaths[0] as string]);
       }
     }
-    const inv = makeService();
+    const inv = makeApp();
     disposeInventory = () => inv.dispose();
-    await inv.service.addSshHost(trustedHost("loop", sshd));
+    await inv.app.hosts.addSsh(trustedHost("loop", sshd));
     const cold = performance.now();
-    const listed = await inv.service.listVms("loop");
+    const listed = await inv.app.vms.list("loop");
     const coldMs = performance.now() - cold;
-    const warmMs = await time(() => inv.service.listVms("loop"), 5);
+    const warmMs = await time(() => inv.app.vms.list("loop"), 5);
     const counted = listed[0]?.vms.filter((v) => v.name.startsWith("bench-inv-")) ?? [];
     console.log(
       `  listed ${counted.length} VMs with ${counted.reduce((n, v) => n + v.snapshots.length, 0)} snapshots: first call (connect included) ${coldMs.toFixed(0)} ms, warm ${warmMs.toFixed(0)} ms (goal < 2000 ms)`,

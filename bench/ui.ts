@@ -79,10 +79,12 @@ function syntheticContext(): ApiContext {
     return { host, vms, error: null, hint: null };
   });
   const all = hosts.flatMap((h) => h.vms);
-  const service = {
-    listHosts: () => hosts.map((h) => ({ name: h.host, kind: "local", uri: "qemu:///system" })),
-    listVms: async () => hosts,
-    getVm: async (host: string, name: string) => {
+  const hostsModule = {
+    list: () => hosts.map((h) => ({ name: h.host, kind: "local", uri: "qemu:///system" })),
+  };
+  const vmsModule = {
+    list: async () => hosts,
+    get: async (host: string, name: string) => {
       const found = all.find((v) => v.host === host && v.name === name);
       if (found === undefined) {
         throw new Error(`no VM ${name}`);
@@ -96,7 +98,7 @@ function syntheticContext(): ApiContext {
     list: () => [],
     states: () => ({}),
   };
-  return { service, schedules, exports: {}, restore: {} } as unknown as ApiContext;
+  return { hosts: hostsModule, vms: vmsModule, schedules, exports: {}, restore: {} } as unknown as ApiContext;
 }
 
 /**

@@ -10,16 +10,13 @@ import { z } from "zod";
 import { parseSnapshotTag } from "../domain/snapshot-tag.js";
 import { SnapkeepError } from "../errors.js";
 import { invalidParams, sentenceErrorMap, toErrorView, type ErrorView } from "../domain/explain.js";
-import type { Exports } from "../app/exports/exports.js";
 import { importExport } from "../app/exports/import.js";
 import { labUp } from "../app/lab/lab.js";
-import type { Restore } from "../app/library/artifacts.js";
 import { LocalRunner } from "../infra/runner/local.js";
 import { Journal, type JobSummary } from "../infra/journal.js";
 import { schedulerOwner } from "../infra/scheduler-lock.js";
-import type { Schedules } from "../app/schedules/schedules.js";
 import { nextSlots } from "../domain/schedule/spec.js";
-import type { SnapkeepService } from "../app/service.js";
+import type { CoreContext } from "../app/context.js";
 import { Jobs, type JobProgress, type JobView } from "./jobs.js";
 import { methods, type Method, type Params } from "./methods.js";
 
@@ -41,11 +38,10 @@ export type Response = { id: number; result: unknown } | { id: number; error: Ap
 export type ApiEvent =
   { event: "changed"; data: { host: string; vm?: string } } | { event: "job"; data: JobView };
 
-export interface ApiContext {
-  readonly service: SnapkeepService;
-  readonly schedules: Schedules;
-  readonly exports: Exports;
-  readonly restore: Restore;
+export interface ApiContext extends Pick<
+  CoreContext,
+  "hosts" | "vms" | "snapshots" | "revert" | "targets" | "schedules" | "exports" | "restore"
+> {
   /** The state folder, for the scheduler's job journal; without it the jobs list shows UI jobs only. */
   readonly home?: string;
   readonly now?: () => Date;
@@ -125,7 +121,7 @@ function handlers(
   jobs: Jobs,
   changed: (host: string, vm?: string) => void,
 ): Handlers {
-  const { service, schedules, exports, restore } = context;
+  const { hosts, vms, snapshots, revert, targets, schedules, exports, restore } = context;
   const optional = <K extends string, V>(key: K, value: V | undefined): { [P in K]?: V } =>
     (value === undefined ? {} : { [key]: value }) as { [P in K]?: V };
   const stop = (p: Params<"snapshot.undo">) => ({
@@ -143,36 +139,36 @@ function handlers(
     ...optional("note", p.note),
   });
   return {
-    "hosts.list": () => service.listHosts(),
+    "hosts.list": () => hosts.list(),
     "hosts.add": async (p) => {
       if (p.local) {
-        const host = service.addLocalHost(p.name, p.uri);
+        const host = hosts.addLocal(p.name, p.uri);
         changed(p.name);
         return { host, offeredFingerprint: null, trusted: true };
       }
       // Saved untrusted: nothing runs there until the person confirms the fingerprint shown.
-      return service.addSshHost({
+      return hosts.addSsh({
         name: p.name,
         ssh: p.ssh ?? "",
         ...optional("identityFile", p.identityFile),
         ...optional("uri", p.uri),
       });
     },
-    "hosts.fingerprint": (p) => service.offeredFingerprint(p.name),
+    "hosts.fingerprint": (p) => hosts.offeredFingerprint(p.name),
     "hosts.trust": async (p) => {
-      const host = await service.trustHost(p.name, p.fingerprint);
+      const host = await hosts.trust(p.name, p.fingerprint);
       changed(p.name);
       return host;
     },
     "hosts.remove": async (p) => {
-      await service.removeHost(p.name);
+      await hosts.remove(p.name);
       changed(p.name);
     },
 
     "vms.list": async (p) => {
       // The list shows counts, not snapshots: 5,000 snapshots would cost the first paint dearly.
       // A VM's snapshots come with vm.get when it is opened.
-      const results = await service.listVms(p.host);
+      const results = await vms.list(p.host);
       return results.map((r) => {
         const rpo = schedules.rpoOf(r.vms, r.error === null);
         return {
@@ -186,10 +182,10 @@ function handlers(
         };
       });
     },
-    "vm.get": (p) => service.getVm(p.host, p.vm),
+    "vm.get": (p) => vms.get(p.host, p.vm),
 
     "snapshot.create": async (p) => {
-      const created = await service.createSnapshot(p.host, p.vm, {
+      const created = await snapshots.create(p.host, p.vm, {
         ...optional("name", p.name),
         ...optional("note", p.note),
         ...optional("disks", p.disks),
@@ -198,19 +194,19 @@ function handlers(
       return created;
     },
     "snapshot.delete": async (p) => {
-      const deleted = await service.deleteSnapshot(p.host, p.vm, p.snapshot, { dryRun: p.dryRun });
+      const deleted = await snapshots.delete(p.host, p.vm, p.snapshot, { dryRun: p.dryRun });
       if (!p.dryRun) {
         changed(p.host, p.vm);
       }
       return deleted;
     },
     "snapshot.pin": async (p) => {
-      const pinned = await service.setPinned(p.host, p.vm, p.snapshot, p.pinned);
+      const pinned = await snapshots.setPinned(p.host, p.vm, p.snapshot, p.pinned);
       changed(p.host, p.vm);
       return pinned;
     },
     "snapshot.revert": async (p) => {
-      const result = await service.revertSnapshot(p.host, p.vm, p.snapshot, {
+      const result = await revert.revert(p.host, p.vm, p.snapshot, {
         ...stop(p),
         ...optional("disks", p.disks),
       });
@@ -220,7 +216,7 @@ function handlers(
       return result;
     },
     "snapshot.undo": async (p) => {
-      const result = await service.undoRevert(p.host, p.vm, stop(p));
+      const result = await revert.undo(p.host, p.vm, stop(p));
       if (!p.dryRun) {
         changed(p.host, p.vm);
       }
@@ -261,19 +257,19 @@ function handlers(
     // The Schedules view says when "pause all" holds: every schedule's next run waits for it.
     "schedules.pauseState": () => schedules.activePause(),
 
-    "targets.list": () => exports.listTargets(),
+    "targets.list": () => targets.list(),
     "targets.add": (p) =>
-      exports.addTarget({
+      targets.add({
         name: p.name,
         dir: p.dir,
         ssh: p.ssh,
         identityFile: p.identityFile,
         keep: p.keep,
       }),
-    "targets.fingerprint": (p) => exports.offeredFingerprint(p.name),
-    "targets.trust": (p) => exports.trustTarget(p.name, p.fingerprint),
-    "targets.remove": (p) => exports.removeTarget(p.name),
-    "targets.test": (p) => exports.testTarget(p.name),
+    "targets.fingerprint": (p) => targets.offeredFingerprint(p.name),
+    "targets.trust": (p) => targets.trust(p.name, p.fingerprint),
+    "targets.remove": (p) => targets.remove(p.name),
+    "targets.test": (p) => targets.test(p.name),
 
     "exports.list": (p) => exports.list(p.target),
     "export.start": (p) =>
@@ -336,7 +332,7 @@ function handlers(
       };
       // The plan answers directly: it is what the wizard's summary shows before anything happens.
       if (p.dryRun) {
-        return importExport(service, exports, { ...request, dryRun: true });
+        return importExport(context, { ...request, dryRun: true });
       }
       const vm = p.name ?? p.into ?? "";
       return jobs.start(
@@ -348,8 +344,7 @@ function handlers(
         },
         async (signal, report) => {
           const result = await importExport(
-            service,
-            exports,
+            context,
             {
               ...request,
               signal,
@@ -424,20 +419,20 @@ function handlers(
         { kind: "lab", title: "Create the demo VMs on this computer", cancellable: false },
         async () => {
           const made = await labUp(new LocalRunner(), "qemu:///system");
-          let host = service.listHosts().find((h) => h.kind === "local")?.name;
+          let host = hosts.list().find((h) => h.kind === "local")?.name;
           if (host === undefined) {
-            host = service.addLocalHost("local").name;
+            host = hosts.addLocal("local").name;
           }
           changed(host);
           return made.map((m) => m.name);
         },
       ),
-    "settings.get": () => ({ safetyKeep: service.safetyKeep() }),
+    "settings.get": () => ({ safetyKeep: revert.safetyKeep() }),
     "settings.set": (p) => {
       if (p.safetyKeep !== undefined) {
-        service.setSafetyKeep(p.safetyKeep);
+        revert.setSafetyKeep(p.safetyKeep);
       }
-      return { safetyKeep: service.safetyKeep() };
+      return { safetyKeep: revert.safetyKeep() };
     },
   };
 }

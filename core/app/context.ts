@@ -1,18 +1,17 @@
-import { setTimeout as sleep } from "node:timers/promises";
-import { Exports } from "./exports/exports.js";
 import { onPath } from "../infra/path.js";
 import { openSealKey } from "../infra/seal-key.js";
 import type { SshEnvironment } from "../infra/runner/factory.js";
+import { openSettingsStore } from "../infra/store/store.js";
+import { Exports } from "./exports/exports.js";
 import { Restore } from "./library/artifacts.js";
 import { Schedules } from "./schedules/schedules.js";
-import { SnapkeepService } from "./service.js";
-import { openSettingsStore, type SettingsStore } from "../infra/store/store.js";
+import { Targets } from "./targets.js";
+import { openVmModules, type VmModules } from "./vm-modules.js";
 
 /** What every front end (CLI, daemon, `snapkeep serve`, the desktop app) works with. */
-export interface CoreContext {
+export interface CoreContext extends VmModules {
   readonly home: string;
-  readonly store: SettingsStore;
-  readonly service: SnapkeepService;
+  readonly targets: Targets;
   readonly schedules: Schedules;
   readonly exports: Exports;
   readonly restore: Restore;
@@ -29,9 +28,9 @@ export interface CoreContextOptions {
 }
 
 /**
- * Opens the settings of `home` and builds the service and its helpers on them. On the very first
- * start, "This computer" is added when libvirt's client is installed. The caller reports
- * `store.recovered` (a settings file that could not be read and was moved aside) its own way.
+ * Opens the settings of `home` and builds the use cases on them. On the very first start, "This
+ * computer" is added when libvirt's client is installed. The caller reports `store.recovered` (a
+ * settings file that could not be read and was moved aside) its own way.
  */
 export function openCoreContext(options: CoreContextOptions): CoreContext {
   const { home, ssh, now } = options;
@@ -42,23 +41,19 @@ export function openCoreContext(options: CoreContextOptions): CoreContext {
       hosts: [{ name: "local", kind: "local", uri: "qemu:///system" }, ...s.hosts],
     }));
   }
-  const service = new SnapkeepService({
-    store,
-    now,
-    sleep: (ms) => sleep(ms).then(() => undefined),
-    ssh,
-  });
-  const exports = new Exports({ service, store, ssh, now, sealKey: () => openSealKey(home) });
+  const modules = openVmModules({ store, ssh, now });
+  const targets = new Targets({ store, ssh });
+  const exports = new Exports({ ...modules, targets, now, sealKey: () => openSealKey(home) });
   return {
+    ...modules,
     home,
-    store,
-    service,
-    schedules: new Schedules(service, store, now),
+    targets,
+    schedules: new Schedules(modules, now),
     exports,
-    restore: new Restore(service, store, now),
+    restore: new Restore(modules, now),
     async dispose() {
-      await exports.dispose();
-      await service.dispose();
+      await targets.dispose();
+      await modules.hosts.dispose();
     },
   };
 }

@@ -26,6 +26,7 @@ export function registerExportCommands(
   print: Print,
 ): void {
   const exports = (): CliContext["exports"] => context().exports;
+  const targets = (): CliContext["targets"] => context().targets;
 
   const target = program.command("target").description("where exports go: a folder or an SSH host");
   target
@@ -51,7 +52,7 @@ export function registerExportCommands(
           json?: boolean;
         },
       ) => {
-        const result = await exports().addTarget({
+        const result = await targets().add({
           name,
           dir: opts.dir,
           ssh: opts.ssh,
@@ -74,13 +75,13 @@ export function registerExportCommands(
     .description("list export targets")
     .option("--json", "machine-readable output")
     .action((opts: { json?: boolean }) => {
-      const targets = exports().listTargets();
-      print(targets, opts.json, () =>
-        targets.length === 0
+      const listed = targets().list();
+      print(listed, opts.json, () =>
+        listed.length === 0
           ? "No targets. Add one with: snapkeep target add NAME --dir PATH\n"
           : table(
               ["NAME", "WHERE", "KEEP", "TRUST"],
-              targets.map((t) => [
+              listed.map((t) => [
                 t.name,
                 describeTarget(t),
                 t.keep === undefined ? "all" : String(t.keep),
@@ -93,7 +94,7 @@ export function registerExportCommands(
     .command("remove <name>")
     .description("forget a target (the exports on it stay)")
     .action(async (name: string) => {
-      await exports().removeTarget(name);
+      await targets().remove(name);
       io.out(`Removed target ${name}; its exports were left where they are.\n`);
     });
   target
@@ -101,13 +102,13 @@ export function registerExportCommands(
     .description("pin an SSH target's host key (without a fingerprint: show the one it offers)")
     .action(async (name: string, fingerprint: string | undefined) => {
       if (fingerprint === undefined) {
-        const offered = await exports().offeredFingerprint(name);
+        const offered = await targets().offeredFingerprint(name);
         io.out(
           `${name} offers ${offered}\nCheck it on the host, then run: ${commandLine`snapkeep target trust ${name} ${offered}`}\n`,
         );
         return;
       }
-      await exports().trustTarget(name, fingerprint);
+      await targets().trust(name, fingerprint);
       io.out(`Trusted ${name} (${fingerprint}).\n`);
     });
   target
@@ -115,7 +116,7 @@ export function registerExportCommands(
     .description("check that a target is reachable and writable, and how much room it has")
     .option("--json", "machine-readable output")
     .action(async (name: string, opts: { json?: boolean }) => {
-      const result = await exports().testTarget(name);
+      const result = await targets().test(name);
       print(
         result,
         opts.json,
@@ -126,7 +127,7 @@ export function registerExportCommands(
     .command("keep <name> <n>")
     .description('verified exports to keep per VM on this target ("all" to keep every one)')
     .action((name: string, n: string) => {
-      const updated = exports().setKeep(
+      const updated = targets().setKeep(
         name,
         n === "all" ? undefined : parseNumber(n, 'the number of exports to keep (or "all")', KEPT),
       );
@@ -309,10 +310,9 @@ function registerImport(program: Command, context: () => CliContext, print: Prin
         },
       ) => {
         validateNoControlCharacters("folder", opts.dir);
-        const { service, exports, restore } = context();
+        const core = context();
         const result = await importExport(
-          service,
-          exports,
+          core,
           {
             target: targetName,
             export: ref,
@@ -324,7 +324,7 @@ function registerImport(program: Command, context: () => CliContext, print: Prin
             start: opts.start,
             dryRun: opts.dryRun,
           },
-          (made) => restore.recordManaged(made),
+          (made) => core.restore.recordManaged(made),
         );
         print(result, opts.json, () => {
           const files = result.disks

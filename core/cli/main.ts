@@ -8,7 +8,7 @@ import type { VmWithSnapshots } from "../domain/types.js";
 import { sshEnvironmentFromProcess } from "../infra/runner/factory.js";
 import { DEFAULT_LAB_DIR, DEMO_OWNER, labUp, removeLabVms } from "../app/lab/lab.js";
 import { LocalRunner } from "../infra/runner/local.js";
-import type { SnapkeepService, RevertResult } from "../app/service.js";
+import type { RevertResult } from "../app/revert.js";
 import { openCoreContext, type CoreContext } from "../app/context.js";
 import { snapkeepHome } from "../infra/store/home.js";
 import type { Hook } from "../domain/settings.js";
@@ -72,7 +72,6 @@ function openContext(io: CliIo): CliContext {
 }
 
 function buildProgram(io: CliIo, context: () => CliContext): Command {
-  const service = (): SnapkeepService => context().service;
   const print = (value: unknown, json: boolean | undefined, human: () => string): void => {
     io.out(json === true ? `${JSON.stringify(value, null, 2)}\n` : human());
   };
@@ -112,14 +111,14 @@ function buildProgram(io: CliIo, context: () => CliContext): Command {
         },
       ) => {
         if (opts.local === true) {
-          const added = service().addLocalHost(name, opts.uri);
+          const added = context().hosts.addLocal(name, opts.uri);
           print(added, opts.json, () => `Added host ${name} (this computer, ${opts.uri}).\n`);
           return;
         }
         if (opts.ssh === undefined) {
           throw new SnapkeepError("INVALID_INPUT", "Say which host: --local or --ssh USER@HOST[:PORT].");
         }
-        const result = await service().addSshHost({
+        const result = await context().hosts.addSsh({
           name,
           ssh: opts.ssh,
           uri: opts.uri,
@@ -141,7 +140,7 @@ function buildProgram(io: CliIo, context: () => CliContext): Command {
     .description("list hosts")
     .option("--json", "machine-readable output")
     .action((opts: { json?: boolean }) => {
-      const hosts = service().listHosts();
+      const hosts = context().hosts.list();
       print(hosts, opts.json, () =>
         hosts.length === 0 ? "No hosts yet. Add one with: snapkeep host add\n" : formatHosts(hosts),
       );
@@ -150,7 +149,7 @@ function buildProgram(io: CliIo, context: () => CliContext): Command {
     .command("remove <name>")
     .description("forget a host (nothing on the host is touched)")
     .action(async (name: string) => {
-      await service().removeHost(name);
+      await context().hosts.remove(name);
       io.out(`Removed host ${name}; nothing on the host was changed.\n`);
     });
   host
@@ -158,13 +157,13 @@ function buildProgram(io: CliIo, context: () => CliContext): Command {
     .description("pin the host key an SSH host offers; without a fingerprint, show what it offers")
     .action(async (name: string, fingerprint: string | undefined) => {
       if (fingerprint === undefined) {
-        const offered = await service().offeredFingerprint(name);
+        const offered = await context().hosts.offeredFingerprint(name);
         io.out(
           `Host ${name} offers ${offered}\nIf that is the key on the host, run:\n  ${commandLine`snapkeep host trust ${name} ${offered}`}\n`,
         );
         return;
       }
-      const trusted = await service().trustHost(name, fingerprint);
+      const trusted = await context().hosts.trust(name, fingerprint);
       io.out(`Host ${name} is trusted; key ${trusted.hostKey ?? fingerprint} is pinned.\n`);
     });
 
@@ -175,7 +174,7 @@ function buildProgram(io: CliIo, context: () => CliContext): Command {
     .option("--json", "machine-readable output")
     .action(async (opts: { host?: string; json?: boolean }) => {
       const { schedules } = context();
-      const results = (await service().listVms(opts.host)).map((r) => ({
+      const results = (await context().vms.list(opts.host)).map((r) => ({
         ...r,
         vms: schedules.rpoOf(r.vms, true).map((rpo, i) => ({ ...(r.vms[i] as VmWithSnapshots), rpo })),
       }));
@@ -213,15 +212,15 @@ function buildProgram(io: CliIo, context: () => CliContext): Command {
         const [hostName, vmName] = splitVmRef(ref);
         const newPre = opts.pre === undefined ? undefined : parseHook(opts.pre, opts.hookTimeout);
         const newPost = opts.post === undefined ? undefined : parseHook(opts.post, opts.hookTimeout);
-        const current = await service().getVm(hostName, vmName);
+        const current = await context().vms.get(hostName, vmName);
         if (opts.show === true) {
           io.out(
-            `${JSON.stringify(service().consistencyOf(hostName, current.uuid) ?? { freeze: true }, null, 2)}\n`,
+            `${JSON.stringify(context().annotations.consistencyOf(hostName, current.uuid) ?? { freeze: true }, null, 2)}\n`,
           );
           return;
         }
         // Options given change the current settings; hooks not mentioned stay as they were.
-        const previous = service().consistencyOf(hostName, current.uuid);
+        const previous = context().annotations.consistencyOf(hostName, current.uuid);
         const pre = newPre ?? previous?.pre;
         const post = newPost ?? previous?.post;
         const settings = {
@@ -229,7 +228,7 @@ function buildProgram(io: CliIo, context: () => CliContext): Command {
           ...(pre === undefined ? {} : { pre }),
           ...(post === undefined ? {} : { post }),
         };
-        service().setConsistency(hostName, current.uuid, settings);
+        context().annotations.setConsistency(hostName, current.uuid, settings);
         io.out(
           `Snapshots of ${displayName(current.name)}: ${settings.freeze ? "freeze when the guest agent answers" : "no freeze"}` +
             `${settings.pre === undefined ? "" : `; before: ${settings.pre.argv.join(" ")} (${settings.pre.where})`}` +
@@ -248,7 +247,7 @@ function buildProgram(io: CliIo, context: () => CliContext): Command {
     .option("--json", "machine-readable output")
     .action(async (ref: string, opts: { disk?: string[]; name?: string; note?: string; json?: boolean }) => {
       const [hostName, vmName] = splitVmRef(ref);
-      const created = await service().createSnapshot(hostName, vmName, {
+      const created = await context().snapshots.create(hostName, vmName, {
         ...(opts.disk === undefined ? {} : { disks: opts.disk }),
         ...(opts.name === undefined ? {} : { name: opts.name }),
         ...(opts.note === undefined ? {} : { note: opts.note }),
@@ -266,7 +265,7 @@ function buildProgram(io: CliIo, context: () => CliContext): Command {
     .option("--json", "machine-readable output")
     .action(async (ref: string, opts: { json?: boolean }) => {
       const [hostName, vmName] = splitVmRef(ref);
-      const list = await service().listSnapshots(hostName, vmName);
+      const list = await context().snapshots.list(hostName, vmName);
       print(list, opts.json, () => (list.length === 0 ? "No snapshots.\n" : formatSnapshots(list)));
     });
   snapshot
@@ -276,7 +275,7 @@ function buildProgram(io: CliIo, context: () => CliContext): Command {
     .action(async (ref: string, snapshotRef: string, opts: { dryRun?: boolean }) => {
       const [hostName, vmName] = splitVmRef(ref);
       const dryRun = opts.dryRun === true;
-      const deleted = await service().deleteSnapshot(hostName, vmName, snapshotRef, { dryRun });
+      const deleted = await context().snapshots.delete(hostName, vmName, snapshotRef, { dryRun });
       io.out(
         dryRun
           ? `Would delete snapshot ${displayName(deleted.name)} (${formatTime(deleted.createdAt)}) from ${deleted.disks.map((d) => d.target).join(", ")}.\n`
@@ -290,7 +289,7 @@ function buildProgram(io: CliIo, context: () => CliContext): Command {
   withStopOptions(revert).action(
     async (ref: string, snapshotRef: string, opts: StopOptions & { disk?: string[] }) => {
       const [hostName, vmName] = splitVmRef(ref);
-      const result = await service().revertSnapshot(hostName, vmName, snapshotRef, {
+      const result = await context().revert.revert(hostName, vmName, snapshotRef, {
         ...revertRequest(opts),
         ...(opts.disk === undefined ? {} : { disks: opts.disk }),
       });
@@ -302,7 +301,7 @@ function buildProgram(io: CliIo, context: () => CliContext): Command {
     .description("undo the last revert: revert to the safety snapshot taken just before it");
   withStopOptions(undo).action(async (ref: string, opts: StopOptions) => {
     const [hostName, vmName] = splitVmRef(ref);
-    const result = await service().undoRevert(hostName, vmName, revertRequest(opts));
+    const result = await context().revert.undo(hostName, vmName, revertRequest(opts));
     io.out(describeRevert(result, ref));
   });
   snapshot
@@ -310,11 +309,11 @@ function buildProgram(io: CliIo, context: () => CliContext): Command {
     .description("how many safety snapshots (taken before each revert) to keep per VM")
     .action((n: string | undefined) => {
       if (n !== undefined) {
-        service().setSafetyKeep(
+        context().revert.setSafetyKeep(
           parseNumber(n, "the number of safety snapshots to keep", { min: 1, max: MAX_SAFETY_KEPT }),
         );
       }
-      io.out(`Snapkeep keeps the newest ${service().safetyKeep()} safety snapshots per VM.\n`);
+      io.out(`Snapkeep keeps the newest ${context().revert.safetyKeep()} safety snapshots per VM.\n`);
     });
   for (const [command, pinned] of [
     ["pin", true],
@@ -325,7 +324,7 @@ function buildProgram(io: CliIo, context: () => CliContext): Command {
       .description(pinned ? "protect a snapshot from deletion and pruning" : "remove the protection")
       .action(async (ref: string, snapshotRef: string) => {
         const [hostName, vmName] = splitVmRef(ref);
-        const result = await service().setPinned(hostName, vmName, snapshotRef, pinned);
+        const result = await context().snapshots.setPinned(hostName, vmName, snapshotRef, pinned);
         io.out(`Snapshot ${displayName(result.name)} is ${pinned ? "pinned" : "no longer pinned"}.\n`);
       });
   }
@@ -340,11 +339,11 @@ function buildProgram(io: CliIo, context: () => CliContext): Command {
     .option("--port <n>", "port (0: any free one)", numberOption("--port", { min: 0, max: 65535 }), 8484)
     .option("--host <address>", "address to listen on", "127.0.0.1")
     .action(async (opts: { port: number; host: string }) => {
-      const { service, schedules, exports, restore, home } = context();
+      const core = context();
       // Loaded here only: the API's schemas and the WebSocket server are a tenth of a second of
       // start-up that no other command needs.
       const [{ Api }, { serve }] = await Promise.all([import("../api/api.js"), import("../server/serve.js")]);
-      const api = new Api({ service, schedules, exports, restore, home });
+      const api = new Api(core);
       const serving = await serve(api, { port: opts.port, host: opts.host });
       io.out(`Snapkeep is at ${serving.url}\nOpen it in a browser on this computer; Ctrl+C stops it.\n`);
       await new Promise<void>((resolve) => {
@@ -366,9 +365,9 @@ function buildProgram(io: CliIo, context: () => CliContext): Command {
       validateNoControlCharacters("folder", opts.dir);
       const runner = new LocalRunner();
       const made = await labUp(runner, "qemu:///system", opts.dir);
-      const hosts = service().listHosts();
+      const hosts = context().hosts.list();
       if (!hosts.some((h) => h.kind === "local")) {
-        service().addLocalHost("local");
+        context().hosts.addLocal("local");
       }
       io.out(
         made.length === 0

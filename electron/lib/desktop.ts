@@ -92,15 +92,15 @@ export class Desktop {
       },
     };
     this.context = openCoreContext({ home, ssh, path: env["PATH"], now: ports.now });
-    const { schedules, service, exports, restore, store } = this.context;
-    this.api = new Api({ service, schedules, exports, restore, home, now: ports.now });
+    const { store } = this.context;
+    this.api = new Api({ ...this.context, now: ports.now });
     this.#policy = new NotificationPolicy(() => store.read().desktop.notifications);
     this.scheduling = new SchedulingHost({
       open: () =>
         openScheduler({
           home,
           app: "Snapkeep desktop",
-          work: schedules,
+          work: this.context.schedules,
           now: ports.now,
           timers: ports.timers,
           onEvent: (event) => this.#onSchedulerEvent(event),
@@ -162,7 +162,7 @@ export class Desktop {
 
   /** Runs a tray action other than opening the window or quitting (the main process does those). */
   async perform(action: TrayAction): Promise<void> {
-    const { schedules, service } = this.context;
+    const { schedules, snapshots } = this.context;
     switch (action.type) {
       case "cancel-job":
         this.#jobs.cancel(action.jobId);
@@ -176,7 +176,7 @@ export class Desktop {
         break;
       case "snapshot":
         try {
-          const made = await service.createSnapshot(action.host, action.vm, {});
+          const made = await snapshots.create(action.host, action.vm, {});
           this.#ports.notify(
             `Snapshot of ${action.vm} made`,
             `${made.name}, of ${made.disks.map((d) => d.target).join(", ")}.`,
@@ -259,8 +259,8 @@ export class Desktop {
   }
 
   async #listVms(): Promise<void> {
-    this.#listing ??= this.context.service
-      .listVms()
+    this.#listing ??= this.context.vms
+      .list()
       .then((results) => {
         this.#vms = results.flatMap((r) => r.vms.map((vm) => ({ host: r.host, vm: vm.name })));
         this.refreshTray();

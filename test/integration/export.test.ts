@@ -11,15 +11,16 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 import { isSnapkeepError } from "../../core/errors.js";
 import { createSshRunner } from "../../core/infra/runner/factory.js";
+import { Targets } from "../../core/app/targets.js";
 import { Exports, type ExportProgress } from "../../core/app/exports/exports.js";
 import { openSealKey } from "../../core/infra/seal-key.js";
 import { manifestSchema } from "../../core/drivers/bundle/bundle.js";
-import type { SnapkeepService } from "../../core/app/service.js";
+import type { VmModules } from "../../core/app/vm-modules.js";
 import { failure } from "../support/failure.js";
 import { importExport } from "../../core/app/exports/import.js";
 import { qemuIo, TEST_IMAGE_DIR, TestVms, uniqueSuffix, virshOut, writeLive } from "../support/libvirt.js";
 import { createNetns, type TestNetns } from "../support/netns.js";
-import { makeService } from "../support/service.js";
+import { makeApp } from "../support/app.js";
 import { startSshd, trustedHost, type TestSshd } from "../support/sshd.js";
 
 const MiB = 1024 * 1024;
@@ -49,9 +50,10 @@ function flipByte(path: string, offset: number): void {
 describe("exports", () => {
   const vms = new TestVms();
   const suffix = uniqueSuffix();
-  let ctx: ReturnType<typeof makeService>;
-  let service: SnapkeepService;
+  let ctx: ReturnType<typeof makeApp>;
+  let app: VmModules;
   let exports: Exports;
+  let targets: Targets;
   let hostSshd: TestSshd;
   let netns: TestNetns;
   let targetSshd: TestSshd;
@@ -65,24 +67,24 @@ describe("exports", () => {
   let vmUuid = "";
 
   beforeAll(async () => {
-    ctx = makeService();
-    service = ctx.service;
+    ctx = makeApp();
+    app = ctx.app;
     work = mkdtempSync(join(tmpdir(), "snapkeep-export-"));
     folder = join(work, "folder-target");
     remoteFolder = join(work, "ssh-target");
     stagingRoot = join(work, "staging");
+    targets = new Targets({ store: ctx.store, ssh: ctx.ssh });
     exports = new Exports({
-      service,
-      store: ctx.store,
-      ssh: ctx.ssh,
+      ...app,
+      targets,
       sealKey: () => openSealKey(ctx.home),
       now: () => new Date(),
       stagingRoot,
       sleep: async () => undefined,
     });
-    service.addLocalHost("local");
+    app.hosts.addLocal("local");
     hostSshd = await startSshd();
-    await service.addSshHost(trustedHost("loop", hostSshd));
+    await app.hosts.addSsh(trustedHost("loop", hostSshd));
     netns = createNetns();
     // Small and read-only filesystems for the fault tests, mounted before the target's sshd starts:
     // `ip netns exec` gives it its own copy of the mount table, which later mounts do not reach.
@@ -122,12 +124,12 @@ describe("exports", () => {
     ]);
     execFileSync("qemu-io", ["-f", "qcow2", "-c", "write -P 0x5b 0 64k", vm.diskPaths[1] as string]);
     virshOut("start", vmUuid);
-    await service.createSnapshot("local", vmName, { name: "before-b" });
+    await app.snapshots.create("local", vmName, { name: "before-b" });
     // The disk changes after the snapshot, through the running QEMU.
     writeLive(vmUuid, "virtio-disk0", 0xb2, PATTERN_AT);
 
-    await exports.addTarget({ name: "folder", dir: folder });
-    await exports.addTarget({
+    await targets.add({ name: "folder", dir: folder });
+    await targets.add({
       name: "nas",
       ssh: `${targetSshd.user}@${targetSshd.host}:${targetSshd.port}:${remoteFolder}`,
       identityFile: targetSshd.userKeyPath,
@@ -136,7 +138,7 @@ describe("exports", () => {
   }, 180_000);
 
   afterAll(async () => {
-    await exports?.dispose();
+    await targets?.dispose();
     await ctx?.dispose();
     await vms.dispose();
     await targetSshd?.stop();
@@ -197,7 +199,7 @@ describe("exports", () => {
     const listed = await exports.list("folder");
     expect(listed[0]?.exports.map((e) => [e.id, e.state])).toEqual([[result.id, "verified"]]);
     // The snapshot knows it was exported (the timeline marks it).
-    const snapshot = (await service.getVm("local", vmName)).snapshots.find((s) => s.name === "before-b");
+    const snapshot = (await app.vms.get("local", vmName)).snapshots.find((s) => s.name === "before-b");
     expect(snapshot?.exportedTo).toContain(`folder/${result.id}`);
   });
 
@@ -231,7 +233,7 @@ describe("exports", () => {
     expect(previous).toBeDefined();
     // 1 MiB changes in the running VM, then a new snapshot.
     writeLive(vmUuid, "virtio-disk0", 0xc3, 8 * MiB, "1M");
-    await service.createSnapshot("local", vmName, { name: "after-change" });
+    await app.snapshots.create("local", vmName, { name: "after-change" });
     const result = await exports.export({
       host: "local",
       vm: vmName,
@@ -259,20 +261,16 @@ describe("exports", () => {
     expect(after?.state).toBe("corrupt");
     expect(after?.reason).toContain("vdb.qcow2");
     // A damaged copy no longer counts as the snapshot's export.
-    const snapshot = (await service.getVm("local", vmName)).snapshots.find((s) => s.name === "before-b");
+    const snapshot = (await app.vms.get("local", vmName)).snapshots.find((s) => s.name === "before-b");
     expect(snapshot?.exportedTo ?? []).not.toContain(`folder/${victim?.id ?? ""}`);
   });
 
   it("refuses to finish an export whose copy changed on the target, and sends the file again next time", async () => {
     // The target's runner, with one fault: a byte of the landed image flips just before the check.
-    const tampering = new Exports({
-      service,
+    const tamperingTargets = new Targets({
       store: ctx.store,
       ssh: ctx.ssh,
-      sealKey: () => openSealKey(ctx.home),
-      now: () => new Date(),
-      stagingRoot,
-      targetRunner: (target) => {
+      runnerFor: (target) => {
         if (target.kind !== "ssh") {
           return undefined;
         }
@@ -302,6 +300,13 @@ describe("exports", () => {
         };
       },
     });
+    const tampering = new Exports({
+      ...app,
+      targets: tamperingTargets,
+      sealKey: () => openSealKey(ctx.home),
+      now: () => new Date(),
+      stagingRoot,
+    });
     try {
       const error = await failure(
         tampering.export({ host: "local", vm: vmName, snapshot: "before-b", target: "nas" }),
@@ -309,7 +314,7 @@ describe("exports", () => {
       expect(error.code).toBe("VERIFY_FAILED");
       expect(error.message).toContain("vdb.qcow2");
     } finally {
-      await tampering.dispose();
+      await tamperingTargets.dispose();
     }
     const partial = ((await exports.list("nas"))[0]?.exports ?? []).filter((e) => e.state === "partial");
     expect(partial).toHaveLength(1);
@@ -320,7 +325,7 @@ describe("exports", () => {
 
   it("survives the target dying mid-transfer: nothing listed as good, and the next run resumes", async () => {
     const target = join(work, "resume-target");
-    await exports.addTarget({
+    await targets.add({
       name: "flaky",
       ssh: `${targetSshd.user}@${targetSshd.host}:${targetSshd.port}:${target}`,
       identityFile: targetSshd.userKeyPath,
@@ -369,14 +374,14 @@ describe("exports", () => {
 
   it("refuses a full target with a clear error before sending, and leaves the source alone", async () => {
     {
-      await exports.addTarget({ name: "tiny-dir", dir: join(small, "exports") });
-      await exports.addTarget({
+      await targets.add({ name: "tiny-dir", dir: join(small, "exports") });
+      await targets.add({
         name: "tiny-ssh",
         ssh: `${targetSshd.user}@${targetSshd.host}:${targetSshd.port}:${join(small, "ssh")}`,
         identityFile: targetSshd.userKeyPath,
         trust: targetSshd.hostFingerprint,
       });
-      const snapshotsBefore = (await service.listSnapshots("local", vmName)).map((s) => s.tag);
+      const snapshotsBefore = (await app.snapshots.list("local", vmName)).map((s) => s.tag);
       for (const target of ["tiny-ssh", "tiny-dir"]) {
         const error = await failure(
           exports.export({ host: "local", vm: vmName, snapshot: "before-b", target }),
@@ -386,13 +391,13 @@ describe("exports", () => {
         const listed = (await exports.list(target))[0]?.exports ?? [];
         expect(listed.every((e) => e.state !== "verified")).toBe(true);
       }
-      expect((await service.listSnapshots("local", vmName)).map((s) => s.tag)).toEqual(snapshotsBefore);
+      expect((await app.snapshots.list("local", vmName)).map((s) => s.tag)).toEqual(snapshotsBefore);
     }
   });
 
   it("refuses a target path it may not write, and a changed host key", async () => {
     {
-      await exports.addTarget({
+      await targets.add({
         name: "readonly",
         ssh: `${targetSshd.user}@${targetSshd.host}:${targetSshd.port}:${join(ro, "x")}`,
         identityFile: targetSshd.userKeyPath,
@@ -468,7 +473,7 @@ describe("exports", () => {
     const done = await exports.prune("folder", { keep: 1, dryRun: false });
     expect(done.removed).toEqual(dry.removed);
     // Pruned exports leave the snapshots' export marks too.
-    const marks = (await service.getVm("local", vmName)).snapshots.flatMap((s) => s.exportedTo ?? []);
+    const marks = (await app.vms.get("local", vmName)).snapshots.flatMap((s) => s.exportedTo ?? []);
     for (const gone of done.removed) {
       expect(marks).not.toContain(`folder/${gone.split("/").at(-1) ?? ""}`);
     }
@@ -486,25 +491,31 @@ describe("exports", () => {
     const listed = ((await exports.list("nas"))[0]?.exports ?? []).filter((e) => e.state === "verified");
     const source = listed.find((e) => e.snapshotName === "before-b");
     expect(source).toBeDefined();
-    const dry = await importExport(service, exports, {
-      target: "nas",
-      export: source?.id ?? "",
-      host: "local",
-      name,
-      dir: TEST_IMAGE_DIR,
-      dryRun: true,
-    });
-    expect(dry.disks.map((d) => d.target)).toEqual(["vda", "vdb"]);
-    expect(dry.disks.every((d) => !existsSync(d.file))).toBe(true);
-    const made: string[] = [];
-    try {
-      const result = await importExport(service, exports, {
+    const dry = await importExport(
+      { ...app, targets, exports },
+      {
         target: "nas",
         export: source?.id ?? "",
         host: "local",
         name,
         dir: TEST_IMAGE_DIR,
-      });
+        dryRun: true,
+      },
+    );
+    expect(dry.disks.map((d) => d.target)).toEqual(["vda", "vdb"]);
+    expect(dry.disks.every((d) => !existsSync(d.file))).toBe(true);
+    const made: string[] = [];
+    try {
+      const result = await importExport(
+        { ...app, targets, exports },
+        {
+          target: "nas",
+          export: source?.id ?? "",
+          host: "local",
+          name,
+          dir: TEST_IMAGE_DIR,
+        },
+      );
       made.push(...result.disks.map((d) => d.file));
       expect(result.vmUuid).not.toBe(vmUuid);
       const vda = result.disks.find((d) => d.target === "vda")?.file ?? "";
@@ -517,24 +528,30 @@ describe("exports", () => {
       expect(virshOut("domstate", name).trim()).toBe("running");
       // The same name again is refused, and nothing is overwritten.
       const again = await failure(
-        importExport(service, exports, {
-          target: "nas",
-          export: source?.id ?? "",
-          host: "local",
-          name,
-          dir: TEST_IMAGE_DIR,
-        }),
+        importExport(
+          { ...app, targets, exports },
+          {
+            target: "nas",
+            export: source?.id ?? "",
+            host: "local",
+            name,
+            dir: TEST_IMAGE_DIR,
+          },
+        ),
       );
       expect(again.code).toBe("ALREADY_EXISTS");
 
-      const attached = await importExport(service, exports, {
-        target: "nas",
-        export: source?.id ?? "",
-        host: "local",
-        into: vmName,
-        disks: ["vdb"],
-        dir: TEST_IMAGE_DIR,
-      });
+      const attached = await importExport(
+        { ...app, targets, exports },
+        {
+          target: "nas",
+          export: source?.id ?? "",
+          host: "local",
+          into: vmName,
+          disks: ["vdb"],
+          dir: TEST_IMAGE_DIR,
+        },
+      );
       made.push(...attached.disks.map((d) => d.file));
       expect(attached.disks.map((d) => d.target)).toEqual(["vdc"]);
       expect(virshOut("domblklist", vmUuid)).toContain(attached.disks[0]?.file ?? "?");
@@ -561,13 +578,16 @@ describe("exports", () => {
     expect(corrupt).toBeDefined();
     const name = `sk-bad-${suffix}`;
     const error = await failure(
-      importExport(service, exports, {
-        target: "folder",
-        export: corrupt?.id ?? "",
-        host: "local",
-        name,
-        dir: TEST_IMAGE_DIR,
-      }),
+      importExport(
+        { ...app, targets, exports },
+        {
+          target: "folder",
+          export: corrupt?.id ?? "",
+          host: "local",
+          name,
+          dir: TEST_IMAGE_DIR,
+        },
+      ),
     );
     expect(error.code).toBe("VERIFY_FAILED");
     expect(error.message).toContain("vdb.qcow2");

@@ -25,17 +25,18 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 import { sha256sums, type Manifest } from "../../core/drivers/bundle/bundle.js";
+import { Targets } from "../../core/app/targets.js";
 import { Exports } from "../../core/app/exports/exports.js";
 import { removeExportFolder } from "../../core/infra/remote-fs.js";
 import { importExport } from "../../core/app/exports/import.js";
 import { openSealKey } from "../../core/infra/seal-key.js";
 import { LocalRunner } from "../../core/infra/runner/local.js";
 import { RemoteFs } from "../../core/infra/remote-fs.js";
-import type { SnapkeepService } from "../../core/app/service.js";
+import type { VmModules } from "../../core/app/vm-modules.js";
 import { failure } from "../support/failure.js";
 import { TEST_IMAGE_DIR, TestVms, uniqueSuffix, virshOut } from "../support/libvirt.js";
 import { createNetns, type TestNetns } from "../support/netns.js";
-import { makeService } from "../support/service.js";
+import { makeApp } from "../support/app.js";
 import { startSshd, type TestSshd } from "../support/sshd.js";
 
 const MiB = 1024 * 1024;
@@ -55,9 +56,10 @@ function sha256(data: Buffer | string): string {
 describe("hostile export bundles", () => {
   const suffix = uniqueSuffix();
   const vms = new TestVms();
-  let ctx: ReturnType<typeof makeService>;
-  let service: SnapkeepService;
+  let ctx: ReturnType<typeof makeApp>;
+  let app: VmModules;
   let exports: Exports;
+  let targets: Targets;
   let netns: TestNetns;
   let sshd: TestSshd;
   let work = "";
@@ -220,9 +222,9 @@ describe("hostile export bundles", () => {
   }
 
   beforeAll(async () => {
-    ctx = makeService();
-    service = ctx.service;
-    service.addLocalHost("local");
+    ctx = makeApp();
+    app = ctx.app;
+    app.hosts.addLocal("local");
     work = mkdtempSync(join(tmpdir(), "snapkeep-hostile-"));
     targetDir = join(work, "target");
     victimDir = join(work, "victim");
@@ -236,19 +238,19 @@ describe("hostile export bundles", () => {
     cleanImage = join(work, "clean.qcow2");
     execFileSync("qemu-img", ["create", "-q", "-f", "qcow2", cleanImage, String(16 * MiB)]);
     execFileSync("qemu-io", ["-f", "qcow2", "-c", "write -P 0x5a 0 64k", cleanImage]);
+    targets = new Targets({ store: ctx.store, ssh: ctx.ssh });
     exports = new Exports({
-      service,
-      store: ctx.store,
-      ssh: ctx.ssh,
+      ...app,
+      targets,
       sealKey: () => openSealKey(ctx.home),
       now: () => new Date(),
       sleep: async () => undefined,
     });
-    await exports.addTarget({ name: "folder", dir: targetDir });
+    await targets.add({ name: "folder", dir: targetDir });
     netns = createNetns();
     sshd = await startSshd({ netns: { name: netns.name, address: netns.address } });
     // The same folder, reached as an SSH host: the namespace shares this machine's file system.
-    await exports.addTarget({
+    await targets.add({
       name: "nas",
       ssh: `${sshd.user}@${sshd.host}:${sshd.port}:${targetDir}`,
       identityFile: sshd.userKeyPath,
@@ -264,7 +266,7 @@ describe("hostile export bundles", () => {
         rmSync(join(TEST_IMAGE_DIR, file), { force: true, recursive: true });
       }
     }
-    await exports?.dispose();
+    await targets?.dispose();
     await ctx?.dispose();
     await vms.dispose();
     await sshd?.stop();
@@ -282,15 +284,18 @@ describe("hostile export bundles", () => {
     ] as const) {
       const name = `sk-hostile-${target}-${suffix}`;
       defined.push(name);
-      const dry = await importExport(service, exports, {
-        target,
-        export: id,
-        host: "local",
-        name,
-        dir: TEST_IMAGE_DIR,
-        start,
-        dryRun: true,
-      });
+      const dry = await importExport(
+        { ...app, targets, exports },
+        {
+          target,
+          export: id,
+          host: "local",
+          name,
+          dir: TEST_IMAGE_DIR,
+          start,
+          dryRun: true,
+        },
+      );
       const dropped = (dry.definition?.dropped ?? []).map((n) => `${n.what}: ${n.why}`).join("\n");
       for (const word of [
         /emulator/i,
@@ -305,14 +310,17 @@ describe("hostile export bundles", () => {
       }
       expect(vmExists(name)).toBe(false);
 
-      const result = await importExport(service, exports, {
-        target,
-        export: id,
-        host: "local",
-        name,
-        dir: TEST_IMAGE_DIR,
-        start,
-      });
+      const result = await importExport(
+        { ...app, targets, exports },
+        {
+          target,
+          export: id,
+          host: "local",
+          name,
+          dir: TEST_IMAGE_DIR,
+          start,
+        },
+      );
       expect(result.definition).toEqual(dry.definition);
       const xml = virshOut("dumpxml", "--inactive", name);
       expect(xml).not.toContain(victimDir);
@@ -338,23 +346,29 @@ describe("hostile export bundles", () => {
     const id = bundle("define-fails", { xml });
     const name = `sk-define-fails-${suffix}`;
     defined.push(name);
-    const dry = await importExport(service, exports, {
-      target: "folder",
-      export: id,
-      host: "local",
-      name,
-      dir: TEST_IMAGE_DIR,
-      dryRun: true,
-    });
-    expect(dry.definition?.kept.map((n) => n.what).join(" ")).toMatch(/UEFI/);
-    const error = await failure(
-      importExport(service, exports, {
+    const dry = await importExport(
+      { ...app, targets, exports },
+      {
         target: "folder",
         export: id,
         host: "local",
         name,
         dir: TEST_IMAGE_DIR,
-      }),
+        dryRun: true,
+      },
+    );
+    expect(dry.definition?.kept.map((n) => n.what).join(" ")).toMatch(/UEFI/);
+    const error = await failure(
+      importExport(
+        { ...app, targets, exports },
+        {
+          target: "folder",
+          export: id,
+          host: "local",
+          name,
+          dir: TEST_IMAGE_DIR,
+        },
+      ),
     );
     expect(error.message).toMatch(/ACPI/);
     expect(vmExists(name)).toBe(false);
@@ -406,14 +420,17 @@ describe("hostile export bundles", () => {
       const name = `sk-notalone-${i}-${suffix}`;
       defined.push(name);
       const error = await failure(
-        importExport(service, exports, {
-          target,
-          export: c.id,
-          host: "local",
-          name,
-          dir: TEST_IMAGE_DIR,
-          start: true,
-        }),
+        importExport(
+          { ...app, targets, exports },
+          {
+            target,
+            export: c.id,
+            host: "local",
+            name,
+            dir: TEST_IMAGE_DIR,
+            start: true,
+          },
+        ),
       );
       expect(error.code).toBe("VERIFY_FAILED");
       expect(error.message).toMatch(c.why);
@@ -428,13 +445,16 @@ describe("hostile export bundles", () => {
     });
     const before = virshOut("domblklist", vm.uuid);
     const error = await failure(
-      importExport(service, exports, {
-        target: "nas",
-        export: cases[0]?.id ?? "",
-        host: "local",
-        into: vm.name,
-        dir: TEST_IMAGE_DIR,
-      }),
+      importExport(
+        { ...app, targets, exports },
+        {
+          target: "nas",
+          export: cases[0]?.id ?? "",
+          host: "local",
+          into: vm.name,
+          dir: TEST_IMAGE_DIR,
+        },
+      ),
     );
     expect(error.code).toBe("VERIFY_FAILED");
     expect(virshOut("domblklist", vm.uuid)).toBe(before);
@@ -496,7 +516,10 @@ describe("hostile export bundles", () => {
       for (const id of [linkedDisk, linkedXml, forgedSums]) {
         const name = `sk-corrupt-${target}-${suffix}`;
         const error = await failure(
-          importExport(service, exports, { target, export: id, host: "local", name, dir: TEST_IMAGE_DIR }),
+          importExport(
+            { ...app, targets, exports },
+            { target, export: id, host: "local", name, dir: TEST_IMAGE_DIR },
+          ),
         );
         expect(error.code).toBe("VERIFY_FAILED");
         expect(vmExists(name)).toBe(false);

@@ -5,7 +5,7 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { makeService } from "../support/service.js";
+import { makeApp } from "../support/app.js";
 import { startSshAgent, startSshd, trustedHost, type TestSshd } from "../support/sshd.js";
 import { TestVms, uniqueSuffix } from "../support/libvirt.js";
 
@@ -14,9 +14,9 @@ describe("hosts", () => {
   const vmName = `sk-hosts-${uniqueSuffix()}`;
   let sshd: TestSshd;
   let noVirsh: TestSshd;
-  const contexts: ReturnType<typeof makeService>[] = [];
-  const fresh = (ssh: Parameters<typeof makeService>[0] = {}): ReturnType<typeof makeService> => {
-    const ctx = makeService(ssh);
+  const contexts: ReturnType<typeof makeApp>[] = [];
+  const fresh = (ssh: Parameters<typeof makeApp>[0] = {}): ReturnType<typeof makeApp> => {
+    const ctx = makeApp(ssh);
     contexts.push(ctx);
     return ctx;
   };
@@ -43,31 +43,31 @@ describe("hosts", () => {
       join(ctx.home, ".ssh", "config"),
       `Host kvm-lab\n  HostName ${sshd.host}\n  Port ${sshd.port}\n  User ${sshd.user}\n  IdentityFile ${sshd.userKeyPath}\n`,
     );
-    const added = await ctx.service.addSshHost({ name: "lab", ssh: "kvm-lab", trust: sshd.hostFingerprint });
+    const added = await ctx.app.hosts.addSsh({ name: "lab", ssh: "kvm-lab", trust: sshd.hostFingerprint });
     expect(added.host).toMatchObject({ alias: "kvm-lab", hostKey: sshd.hostFingerprint });
-    const [listed] = await ctx.service.listVms("lab");
+    const [listed] = await ctx.app.vms.list("lab");
     expect(listed?.error).toBeNull();
     expect(listed?.vms.some((v) => v.name === vmName)).toBe(true);
   });
 
   it("logs in with a passphrase-protected key, and names a wrong passphrase in one sentence", async () => {
     const good = fresh({ passphrase: sshd.passphrase });
-    await good.service.addSshHost({
+    await good.app.hosts.addSsh({
       name: "enc",
       ssh: `${sshd.user}@${sshd.host}:${sshd.port}`,
       identityFile: sshd.encryptedKeyPath,
       trust: sshd.hostFingerprint,
     });
-    expect((await good.service.listVms("enc"))[0]?.error).toBeNull();
+    expect((await good.app.vms.list("enc"))[0]?.error).toBeNull();
 
     const bad = fresh({ passphrase: "wrong" });
-    await bad.service.addSshHost({
+    await bad.app.hosts.addSsh({
       name: "enc",
       ssh: `${sshd.user}@${sshd.host}:${sshd.port}`,
       identityFile: sshd.encryptedKeyPath,
       trust: sshd.hostFingerprint,
     });
-    const [result] = await bad.service.listVms("enc");
+    const [result] = await bad.app.vms.list("enc");
     expect(result?.error).toMatch(/passphrase/i);
     expect(result?.error?.split(". ").length).toBeLessThanOrEqual(2);
   });
@@ -76,12 +76,12 @@ describe("hosts", () => {
     const agent = await startSshAgent(sshd.userKeyPath);
     try {
       const ctx = fresh({ agentSocket: agent.socketPath });
-      await ctx.service.addSshHost({
+      await ctx.app.hosts.addSsh({
         name: "agent",
         ssh: `${sshd.user}@${sshd.host}:${sshd.port}`,
         trust: sshd.hostFingerprint,
       });
-      expect((await ctx.service.listVms("agent"))[0]?.error).toBeNull();
+      expect((await ctx.app.vms.list("agent"))[0]?.error).toBeNull();
     } finally {
       await agent.stop();
     }
@@ -89,11 +89,11 @@ describe("hosts", () => {
 
   it("lists the other hosts when one is offline, and says which failed and why", async () => {
     const ctx = fresh();
-    ctx.service.addLocalHost("local");
-    await ctx.service.addSshHost(trustedHost("up", sshd));
+    ctx.app.hosts.addLocal("local");
+    await ctx.app.hosts.addSsh(trustedHost("up", sshd));
     // Trusted earlier, now gone: the sshd is stopped after pinning its key.
     const gone = await startSshd();
-    await ctx.service.addSshHost({
+    await ctx.app.hosts.addSsh({
       name: "gone",
       ssh: `${gone.user}@${gone.host}:${gone.port}`,
       // A key that outlives the stopped sshd's temp dir: the failure must be the unreachable host.
@@ -101,7 +101,7 @@ describe("hosts", () => {
       trust: gone.hostFingerprint,
     });
     await gone.stop();
-    const results = await ctx.service.listVms();
+    const results = await ctx.app.vms.list();
     const byHost = Object.fromEntries(results.map((r) => [r.host, r]));
     expect(byHost["local"]?.vms.some((v) => v.name === vmName)).toBe(true);
     expect(byHost["up"]?.vms.some((v) => v.name === vmName)).toBe(true);
@@ -111,22 +111,22 @@ describe("hosts", () => {
 
   it("says virsh is missing on a host that lacks it", async () => {
     const ctx = fresh();
-    await ctx.service.addSshHost(trustedHost("bare", noVirsh));
-    const [result] = await ctx.service.listVms("bare");
+    await ctx.app.hosts.addSsh(trustedHost("bare", noVirsh));
+    const [result] = await ctx.app.vms.list("bare");
     expect(result?.error).toBe(`virsh is not installed on ${noVirsh.user}@${noVirsh.host}:${noVirsh.port}.`);
   });
 
   it("refuses refused auth with a sentence naming the user and host", async () => {
     const ctx = fresh();
     await expect(
-      ctx.service.addSshHost({
+      ctx.app.hosts.addSsh({
         name: "stranger",
         ssh: `${sshd.user}@${sshd.host}:${sshd.port}`,
         identityFile: sshd.strangerKeyPath,
         trust: sshd.hostFingerprint,
       }),
     ).resolves.toMatchObject({ trusted: true });
-    const [result] = await ctx.service.listVms("stranger");
+    const [result] = await ctx.app.vms.list("stranger");
     expect(result?.error).toMatch(new RegExp(`${sshd.user}@${sshd.host}:${sshd.port}`));
     expect(result?.error).toMatch(/refused|authenticat/i);
   });

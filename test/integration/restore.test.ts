@@ -8,10 +8,10 @@ import { existsSync, mkdirSync, readdirSync, rmSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 import { Restore, TEMPLATES_DIR, VOLUMES_DIR } from "../../core/app/library/artifacts.js";
-import type { SnapkeepService } from "../../core/app/service.js";
+import type { VmModules } from "../../core/app/vm-modules.js";
 import { failure } from "../support/failure.js";
 import { qemuIo, TestVms, uniqueSuffix, virshOut, writeLive } from "../support/libvirt.js";
-import { makeService } from "../support/service.js";
+import { makeApp } from "../support/app.js";
 
 function hasPattern(path: string, pattern: number, offset = 0, shared = false): boolean {
   try {
@@ -35,8 +35,8 @@ function sha256(path: string): string {
 describe("restore engine", () => {
   const vms = new TestVms();
   const suffix = uniqueSuffix();
-  let ctx: ReturnType<typeof makeService>;
-  let service: SnapkeepService;
+  let ctx: ReturnType<typeof makeApp>;
+  let app: VmModules;
   let restore: Restore;
   const offName = `sk-rst-off-${suffix}`;
   const runName = `sk-rst-run-${suffix}`;
@@ -46,10 +46,10 @@ describe("restore engine", () => {
   const madeVms: string[] = [];
 
   beforeAll(async () => {
-    ctx = makeService();
-    service = ctx.service;
-    restore = new Restore(service, ctx.store, () => new Date());
-    service.addLocalHost("local");
+    ctx = makeApp();
+    app = ctx.app;
+    restore = new Restore(app, () => new Date());
+    app.hosts.addLocal("local");
     const off = await vms.create({
       name: offName,
       running: false,
@@ -91,56 +91,56 @@ describe("restore engine", () => {
   it("takes a safety snapshot before a revert, and undo gives back what was there", async () => {
     const vda = offDisks[0] as string;
     qemuIo(vda, "write -P 0xa1 0 64k");
-    await service.createSnapshot("local", offName, { name: "good" });
+    await app.snapshots.create("local", offName, { name: "good" });
     qemuIo(vda, "write -P 0xb2 0 64k");
     // The definition changes after the snapshot: the revert says so, and does not undo it.
     virshOut("setmaxmem", offName, "64M", "--config");
 
-    const dry = await service.revertSnapshot("local", offName, "good", { dryRun: true });
+    const dry = await app.revert.revert("local", offName, "good", { dryRun: true });
     expect(dry.safety.name).toMatch(/^before revert to good \(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\)$/);
     expect(dry.definitionChanges?.map((c) => c.what)).toContain("memory");
-    expect((await service.listSnapshots("local", offName)).map((s) => s.kind)).toEqual(["manual"]);
+    expect((await app.snapshots.list("local", offName)).map((s) => s.kind)).toEqual(["manual"]);
 
-    const reverted = await service.revertSnapshot("local", offName, "good");
+    const reverted = await app.revert.revert("local", offName, "good");
     expect(hasPattern(vda, 0xa1)).toBe(true);
-    const snapshots = await service.listSnapshots("local", offName);
+    const snapshots = await app.snapshots.list("local", offName);
     expect(snapshots.map((s) => [s.kind, s.name])).toEqual([
       ["manual", "good"],
       ["safety", reverted.safety.name],
     ]);
 
-    const undone = await service.undoRevert("local", offName);
+    const undone = await app.revert.undo("local", offName);
     expect(undone.snapshot.name).toBe(reverted.safety.name);
     expect(hasPattern(vda, 0xb2)).toBe(true);
     expect(undone.safety.name).toMatch(/^before undo \(/);
   });
 
   it("keeps only the configured number of safety snapshots, never pinned ones", async () => {
-    service.setSafetyKeep(2);
-    const first = (await service.listSnapshots("local", offName)).find((s) => s.kind === "safety");
-    await service.setPinned("local", offName, first?.tag ?? "", true);
+    app.revert.setSafetyKeep(2);
+    const first = (await app.snapshots.list("local", offName)).find((s) => s.kind === "safety");
+    await app.snapshots.setPinned("local", offName, first?.tag ?? "", true);
     for (let i = 0; i < 3; i++) {
       await new Promise((r) => setTimeout(r, 1100)); // safety names carry the second
-      await service.revertSnapshot("local", offName, "good");
+      await app.revert.revert("local", offName, "good");
     }
-    const safety = (await service.listSnapshots("local", offName)).filter((s) => s.kind === "safety");
+    const safety = (await app.snapshots.list("local", offName)).filter((s) => s.kind === "safety");
     expect(safety.filter((s) => !s.pinned)).toHaveLength(2);
     expect(safety.some((s) => s.tag === first?.tag)).toBe(true);
-    service.setSafetyKeep(5);
+    app.revert.setSafetyKeep(5);
   });
 
   it("reverts a running VM: stops it, reverts, starts it again", async () => {
     writeLive(runUuid, "virtio-disk0", 0xc1);
-    await service.createSnapshot("local", runName, { name: "live" });
+    await app.snapshots.create("local", runName, { name: "live" });
     writeLive(runUuid, "virtio-disk0", 0xc2);
-    const result = await service.revertSnapshot("local", runName, "live", {
+    const result = await app.revert.revert("local", runName, "live", {
       stopRunning: true,
       force: true,
       shutdownTimeoutMs: 2000,
     });
     expect(result.restarted).toBe(true);
     expect(virshOut("domstate", runUuid).trim()).toBe("running");
-    const safety = (await service.listSnapshots("local", runName)).filter((s) => s.kind === "safety");
+    const safety = (await app.snapshots.list("local", runName)).filter((s) => s.kind === "safety");
     expect(safety.map((s) => s.name)).toEqual([result.safety.name]);
   });
 
@@ -231,7 +231,7 @@ describe("restore engine", () => {
   it("turns an additional-disk snapshot into a volume and attaches it read-only to a running VM", async () => {
     const vdb = offDisks[1] as string;
     qemuIo(vdb, "write -P 0x5d 0 64k");
-    await service.createSnapshot("local", offName, { name: "data", disks: ["vdb"] });
+    await app.snapshots.create("local", offName, { name: "data", disks: ["vdb"] });
     qemuIo(vdb, "write -P 0x6e 0 64k");
     const name = `vol-${suffix}`;
     const made = await restore.createVolume({
@@ -268,10 +268,10 @@ describe("restore engine", () => {
   it("leaves the source exactly as it was when the copy fails half way (template folder full)", async () => {
     const vda = offDisks[0] as string;
     qemuIo(vda, `write -P 0x77 0 12M`);
-    await service.createSnapshot("local", offName, { name: "big" });
+    await app.snapshots.create("local", offName, { name: "big" });
     const before = {
       sha: sha256(vda),
-      snapshots: (await service.listSnapshots("local", offName)).map((s) => s.tag),
+      snapshots: (await app.snapshots.list("local", offName)).map((s) => s.tag),
     };
     mkdirSync(TEMPLATES_DIR, { recursive: true });
     execFileSync("mount", ["-t", "tmpfs", "-o", "size=2m", "tmpfs", TEMPLATES_DIR]);
@@ -285,7 +285,7 @@ describe("restore engine", () => {
       execFileSync("umount", [TEMPLATES_DIR]);
     }
     expect(sha256(vda)).toBe(before.sha);
-    expect((await service.listSnapshots("local", offName)).map((s) => s.tag)).toEqual(before.snapshots);
+    expect((await app.snapshots.list("local", offName)).map((s) => s.tag)).toEqual(before.snapshots);
     expect(existsSync(VOLUMES_DIR)).toBe(true);
   });
 

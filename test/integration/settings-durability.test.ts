@@ -180,7 +180,10 @@ describe("settings on a full disk", () => {
           failures: 0,
         }),
     ],
-    ["service.forgetExports (a pruned export)", async () => c.service.forgetExports([`nas/gone-${level}`])],
+    [
+      "annotations.forgetExports (a pruned export)",
+      async () => c.annotations.forgetExports([`nas/gone-${level}`]),
+    ],
     [
       "restore.recordManaged (an imported VM)",
       async () =>

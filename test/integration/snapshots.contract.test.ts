@@ -7,8 +7,8 @@ import { existsSync, rmSync } from "node:fs";
 import { homedir } from "node:os";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { isSnapkeepError } from "../../core/errors.js";
-import type { SnapkeepService } from "../../core/app/service.js";
-import { makeService } from "../support/service.js";
+import type { VmModules } from "../../core/app/vm-modules.js";
+import { makeApp } from "../support/app.js";
 import { trustedHost, startSshd, type TestSshd } from "../support/sshd.js";
 import { hasPattern, qemuIo, TestVms, uniqueSuffix, virshOut, writeLive } from "../support/libvirt.js";
 import { waitFor } from "../support/wait.js";
@@ -21,8 +21,8 @@ const hosts = [
 describe.each(hosts)("snapshot contract via $label", ({ hostName }) => {
   const vms = new TestVms();
   let sshd: TestSshd | undefined;
-  let ctx: ReturnType<typeof makeService>;
-  let service: SnapkeepService;
+  let ctx: ReturnType<typeof makeApp>;
+  let app: VmModules;
   const suffix = uniqueSuffix();
   const offName = `sk-off-${suffix}`;
   const runName = `sk-run-${suffix}`;
@@ -31,13 +31,13 @@ describe.each(hosts)("snapshot contract via $label", ({ hostName }) => {
   let runDisks: readonly string[] = [];
 
   beforeAll(async () => {
-    ctx = makeService();
-    service = ctx.service;
+    ctx = makeApp();
+    app = ctx.app;
     if (hostName === "local") {
-      service.addLocalHost("local");
+      app.hosts.addLocal("local");
     } else {
       sshd = await startSshd();
-      await service.addSshHost(trustedHost("loop", sshd));
+      await app.hosts.addSsh(trustedHost("loop", sshd));
     }
     const off = await vms.create({
       name: offName,
@@ -67,11 +67,11 @@ describe.each(hosts)("snapshot contract via $label", ({ hostName }) => {
   });
 
   it("finds a VM by its UUID as well as its name", async () => {
-    expect((await service.getVm(hostName, runUuid)).name).toBe(runName);
+    expect((await app.vms.get(hostName, runUuid)).name).toBe(runName);
   });
 
   it("lists VMs with state, disks, roles and sizes", async () => {
-    const [result] = await service.listVms(hostName);
+    const [result] = await app.vms.list(hostName);
     expect(result?.error).toBeNull();
     const off = result?.vms.find((v) => v.name === offName);
     const run = result?.vms.find((v) => v.name === runName);
@@ -90,7 +90,7 @@ describe.each(hosts)("snapshot contract via $label", ({ hostName }) => {
     const [vda, vdb] = offDisks as [string, string];
     qemuIo(vda, "write -P 0xa1 0 64k");
     qemuIo(vdb, "write -P 0xb1 0 64k");
-    const snap = await service.createSnapshot(hostName, offName, { name: "before change", note: "a note" });
+    const snap = await app.snapshots.create(hostName, offName, { name: "before change", note: "a note" });
     expect(snap).toMatchObject({
       name: "before change",
       kind: "manual",
@@ -103,19 +103,19 @@ describe.each(hosts)("snapshot contract via $label", ({ hostName }) => {
 
     qemuIo(vda, "write -P 0xa2 0 64k");
     qemuIo(vdb, "write -P 0xb2 0 64k");
-    const reverted = await service.revertSnapshot(hostName, offName, "before change");
+    const reverted = await app.revert.revert(hostName, offName, "before change");
     expect(reverted).toMatchObject({ disks: ["vda", "vdb"], restarted: false });
     expect(hasPattern(vda, 0xa1)).toBe(true);
     expect(hasPattern(vdb, 0xb1)).toBe(true);
 
     // The revert kept what was there in a safety snapshot of the same disks.
-    const safety = (await service.listSnapshots(hostName, offName)).find((s) => s.kind === "safety");
+    const safety = (await app.snapshots.list(hostName, offName)).find((s) => s.kind === "safety");
     expect(safety).toMatchObject({ name: reverted.safety.name, tag: reverted.safety.tag });
     expect(safety?.disks.map((d) => d.target)).toEqual(["vda", "vdb"]);
 
-    await service.deleteSnapshot(hostName, offName, "before change");
-    await service.deleteSnapshot(hostName, offName, reverted.safety.tag);
-    expect(await service.listSnapshots(hostName, offName)).toEqual([]);
+    await app.snapshots.delete(hostName, offName, "before change");
+    await app.snapshots.delete(hostName, offName, reverted.safety.tag);
+    expect(await app.snapshots.list(hostName, offName)).toEqual([]);
     expect(execInfoSnapshots(vda)).toEqual([]);
   });
 
@@ -123,22 +123,22 @@ describe.each(hosts)("snapshot contract via $label", ({ hostName }) => {
     const [vda, vdb] = runDisks as [string, string];
     writeLive(runUuid, "virtio-disk1", 0xc1);
     writeLive(runUuid, "virtio-disk0", 0xd1);
-    const snap = await service.createSnapshot(hostName, runName, { disks: ["vdb"], name: "live-1" });
+    const snap = await app.snapshots.create(hostName, runName, { disks: ["vdb"], name: "live-1" });
     expect(snap.disks.map((d) => d.target)).toEqual(["vdb"]);
     writeLive(runUuid, "virtio-disk1", 0xc2);
     writeLive(runUuid, "virtio-disk0", 0xd2);
 
     // Reverting needs the VM stopped, and Snapkeep says so instead of doing it unasked.
-    await expect(service.revertSnapshot(hostName, runName, "live-1")).rejects.toMatchObject({
+    await expect(app.revert.revert(hostName, runName, "live-1")).rejects.toMatchObject({
       code: "VM_RUNNING",
     });
     expect(virshOut("domstate", runUuid).trim()).toBe("running");
 
     // A VM with no OS ignores ACPI shutdown: the timeout then needs --force.
     await expect(
-      service.revertSnapshot(hostName, runName, "live-1", { stopRunning: true, shutdownTimeoutMs: 1000 }),
+      app.revert.revert(hostName, runName, "live-1", { stopRunning: true, shutdownTimeoutMs: 1000 }),
     ).rejects.toMatchObject({ code: "VM_RUNNING" });
-    const result = await service.revertSnapshot(hostName, runName, "live-1", {
+    const result = await app.revert.revert(hostName, runName, "live-1", {
       stopRunning: true,
       force: true,
       shutdownTimeoutMs: 1000,
@@ -151,105 +151,101 @@ describe.each(hosts)("snapshot contract via $label", ({ hostName }) => {
     expect(hasPattern(vda, 0xd2)).toBe(true); // not chosen, untouched
     virshOut("start", runUuid);
 
-    const listed = await service.listSnapshots(hostName, runName);
+    const listed = await app.snapshots.list(hostName, runName);
     expect(listed.map((s) => s.name)).toEqual(["live-1", result.safety.name]);
     expect(listed[1]?.disks.map((d) => d.target)).toEqual(["vdb"]);
-    await service.deleteSnapshot(hostName, runName, "live-1");
-    await service.deleteSnapshot(hostName, runName, result.safety.tag);
-    expect(await service.listSnapshots(hostName, runName)).toEqual([]);
+    await app.snapshots.delete(hostName, runName, "live-1");
+    await app.snapshots.delete(hostName, runName, result.safety.tag);
+    expect(await app.snapshots.list(hostName, runName)).toEqual([]);
   });
 
   it("snapshots all disks of a running VM in one transaction and deletes live", async () => {
-    const snap = await service.createSnapshot(hostName, runName, { name: "both" });
+    const snap = await app.snapshots.create(hostName, runName, { name: "both" });
     expect(snap.disks.map((d) => d.target)).toEqual(["vda", "vdb"]);
     const createdAt = new Date(snap.createdAt).getTime();
     expect(Math.abs(createdAt - Date.now())).toBeLessThan(60_000);
-    await service.deleteSnapshot(hostName, runName, "both");
-    expect(await service.listSnapshots(hostName, runName)).toEqual([]);
+    await app.snapshots.delete(hostName, runName, "both");
+    expect(await app.snapshots.list(hostName, runName)).toEqual([]);
   });
 
   it("runs hooks on the host around a running VM's snapshot; a failing pre-hook stops it", async () => {
     const marker = `/tmp/snapkeep-post-hook-${suffix}-${hostName}`;
-    service.setConsistency(hostName, runUuid, {
+    app.annotations.setConsistency(hostName, runUuid, {
       freeze: true, // no guest agent in this VM: the snapshot is hooked, not frozen
       pre: { where: "host", argv: ["true"], timeoutSeconds: 30 },
       post: { where: "host", argv: ["touch", marker], timeoutSeconds: 30 },
     });
     try {
-      const hooked = await service.createSnapshot(hostName, runName, { name: "hooked" });
+      const hooked = await app.snapshots.create(hostName, runName, { name: "hooked" });
       expect(hooked.consistency).toBe("hooked");
       expect(existsSync(marker)).toBe(true);
       rmSync(marker);
 
-      service.setConsistency(hostName, runUuid, {
+      app.annotations.setConsistency(hostName, runUuid, {
         freeze: false,
         pre: { where: "host", argv: ["sh", "-c", "echo database busy; exit 3"], timeoutSeconds: 30 },
         post: { where: "host", argv: ["touch", marker], timeoutSeconds: 30 },
       });
-      await expect(service.createSnapshot(hostName, runName, { name: "refused" })).rejects.toMatchObject({
+      await expect(app.snapshots.create(hostName, runName, { name: "refused" })).rejects.toMatchObject({
         code: "HOOK_FAILED",
         message: expect.stringContaining("exit code 3; no snapshot was taken"),
         hint: expect.stringContaining("database busy"),
       });
-      expect((await service.listSnapshots(hostName, runName)).map((s) => s.name)).toEqual(["hooked"]);
+      expect((await app.snapshots.list(hostName, runName)).map((s) => s.name)).toEqual(["hooked"]);
       expect(existsSync(marker)).toBe(false); // the pre-hook failed, so nothing to undo after
     } finally {
-      service.setConsistency(hostName, runUuid, { freeze: true });
+      app.annotations.setConsistency(hostName, runUuid, { freeze: true });
       rmSync(marker, { force: true });
     }
-    await service.deleteSnapshot(hostName, runName, "hooked");
+    await app.snapshots.delete(hostName, runName, "hooked");
   });
 
   it("refuses duplicate names, unknown disks and unknown snapshots clearly", async () => {
-    await service.createSnapshot(hostName, offName, { name: "dup" });
-    await expect(service.createSnapshot(hostName, offName, { name: "dup" })).rejects.toMatchObject({
+    await app.snapshots.create(hostName, offName, { name: "dup" });
+    await expect(app.snapshots.create(hostName, offName, { name: "dup" })).rejects.toMatchObject({
       code: "ALREADY_EXISTS",
     });
-    await expect(service.createSnapshot(hostName, offName, { disks: ["vdz"] })).rejects.toMatchObject({
+    await expect(app.snapshots.create(hostName, offName, { disks: ["vdz"] })).rejects.toMatchObject({
       code: "NOT_FOUND",
       message: expect.stringContaining("vdz"),
     });
-    await expect(service.revertSnapshot(hostName, offName, "nope")).rejects.toMatchObject({
+    await expect(app.revert.revert(hostName, offName, "nope")).rejects.toMatchObject({
       code: "NOT_FOUND",
     });
-    await expect(service.createSnapshot(hostName, "no-such-vm")).rejects.toMatchObject({ code: "NOT_FOUND" });
-    await service.deleteSnapshot(hostName, offName, "dup");
+    await expect(app.snapshots.create(hostName, "no-such-vm")).rejects.toMatchObject({ code: "NOT_FOUND" });
+    await app.snapshots.delete(hostName, offName, "dup");
   });
 
   it("never deletes a snapshot it did not make, or a pinned one, dry run included", async () => {
     const [vda] = offDisks as [string, string];
     execFileSync("qemu-img", ["snapshot", "-c", "made-by-hand", vda]);
-    const listed = await service.listSnapshots(hostName, offName);
+    const listed = await app.snapshots.list(hostName, offName);
     expect(listed.find((s) => s.tag === "made-by-hand")).toMatchObject({
       kind: "foreign",
       disks: [{ target: "vda" }],
     });
-    await expect(service.deleteSnapshot(hostName, offName, "made-by-hand")).rejects.toMatchObject({
+    await expect(app.snapshots.delete(hostName, offName, "made-by-hand")).rejects.toMatchObject({
       code: "INVALID_INPUT",
       message: expect.stringContaining("not made by Snapkeep"),
     });
     await expect(
-      service.deleteSnapshot(hostName, offName, "made-by-hand", { dryRun: true }),
+      app.snapshots.delete(hostName, offName, "made-by-hand", { dryRun: true }),
     ).rejects.toMatchObject({
       code: "INVALID_INPUT",
     });
 
-    await service.createSnapshot(hostName, offName, { name: "keep-me" });
-    await service.setPinned(hostName, offName, "keep-me", true);
-    await expect(
-      service.deleteSnapshot(hostName, offName, "keep-me", { dryRun: true }),
-    ).rejects.toMatchObject({
+    await app.snapshots.create(hostName, offName, { name: "keep-me" });
+    await app.snapshots.setPinned(hostName, offName, "keep-me", true);
+    await expect(app.snapshots.delete(hostName, offName, "keep-me", { dryRun: true })).rejects.toMatchObject({
       message: expect.stringContaining("is pinned"),
     });
-    await expect(service.deleteSnapshot(hostName, offName, "keep-me")).rejects.toMatchObject({
+    await expect(app.snapshots.delete(hostName, offName, "keep-me")).rejects.toMatchObject({
       message: expect.stringContaining("is pinned"),
     });
-    await service.setPinned(hostName, offName, "keep-me", false);
-    expect((await service.deleteSnapshot(hostName, offName, "keep-me", { dryRun: true })).name).toBe(
-      "keep-me",
-    );
+    await app.snapshots.setPinned(hostName, offName, "keep-me", false);
+    expect((await app.snapshots.delete(hostName, offName, "keep-me", { dryRun: true })).name).toBe("keep-me");
     expect(execInfoSnapshots(vda)).toEqual(["made-by-hand", "snapkeep:manual:keep-me"]);
-    await service.deleteSnapshot(hostName, offName, "keep-me");
+    await app.snapshots.delete(hostName, offName, "keep-me");
     expect(execInfoSnapshots(vda)).toEqual(["made-by-hand"]);
     execFileSync("qemu-img", ["snapshot", "-d", "made-by-hand", vda]);
   });
@@ -259,7 +255,7 @@ describe.each(hosts)("snapshot contract via $label", ({ hostName }) => {
     // The failure must come after vda's snapshot exists: another process takes vdb's write lock
     // the moment Snapkeep asks qemu-img to snapshot vdb, so the real qemu-img fails on it.
     let holder: ReturnType<typeof spawn> | undefined;
-    const faulty = makeService(
+    const faulty = makeApp(
       {},
       {
         wrapRunner: (inner) => ({
@@ -281,13 +277,13 @@ describe.each(hosts)("snapshot contract via $label", ({ hostName }) => {
     );
     try {
       if (hostName === "local") {
-        faulty.service.addLocalHost("local");
+        faulty.app.hosts.addLocal("local");
       } else {
         const d = sshd as TestSshd;
-        await faulty.service.addSshHost(trustedHost("loop", d));
+        await faulty.app.hosts.addSsh(trustedHost("loop", d));
       }
-      const error = await faulty.service
-        .createSnapshot(hostName, offName, { name: "partial" })
+      const error = await faulty.app.snapshots
+        .create(hostName, offName, { name: "partial" })
         .catch((e: unknown) => e);
       expect(holder).toBeDefined();
       expect(isSnapkeepError(error, "COMMAND_FAILED")).toBe(true);
@@ -313,17 +309,17 @@ describe.each(hosts)("snapshot contract via $label", ({ hostName }) => {
     const hostileVm = `it's "$(touch ${markerName})" \`touch ${markerName}\`; x-${suffix}`;
     const hostileSnap = `'; touch ${marker}; echo '$(touch ${marker}) -rf --help`;
     await vms.create({ name: hostileVm, running: false, disks: [{ target: "vda", sizeMiB: 8 }] });
-    const snap = await service.createSnapshot(hostName, hostileVm, { name: hostileSnap, note: "$(reboot)" });
+    const snap = await app.snapshots.create(hostName, hostileVm, { name: hostileSnap, note: "$(reboot)" });
     expect(snap.name).toBe(hostileSnap);
-    const listed = await service.listSnapshots(hostName, hostileVm);
+    const listed = await app.snapshots.list(hostName, hostileVm);
     expect(listed.map((s) => [s.name, s.note])).toEqual([[hostileSnap, "$(reboot)"]]);
-    const reverted = await service.revertSnapshot(hostName, hostileVm, hostileSnap);
+    const reverted = await app.revert.revert(hostName, hostileVm, hostileSnap);
     // The safety snapshot's name carries the hostile one, and stays just as inert.
     expect(reverted.safety.name.startsWith(`before revert to ${hostileSnap}`.slice(0, 80))).toBe(true);
-    await service.deleteSnapshot(hostName, hostileVm, hostileSnap);
-    await service.deleteSnapshot(hostName, hostileVm, reverted.safety.tag);
-    expect(await service.listSnapshots(hostName, hostileVm)).toEqual([]);
-    await expect(service.createSnapshot(hostName, hostileVm, { name: "bad\nname" })).rejects.toMatchObject({
+    await app.snapshots.delete(hostName, hostileVm, hostileSnap);
+    await app.snapshots.delete(hostName, hostileVm, reverted.safety.tag);
+    expect(await app.snapshots.list(hostName, hostileVm)).toEqual([]);
+    await expect(app.snapshots.create(hostName, hostileVm, { name: "bad\nname" })).rejects.toMatchObject({
       code: "INVALID_INPUT",
     });
     for (const place of [marker, markerName, `${homedir()}/${markerName}`, `/root/${markerName}`]) {
@@ -340,14 +336,14 @@ describe.each(hosts)("snapshot contract via $label", ({ hostName }) => {
         { target: "vdb", sizeMiB: 8, format: "raw" },
       ],
     });
-    await expect(service.createSnapshot(hostName, `sk-raw-${suffix}`)).rejects.toMatchObject({
+    await expect(app.snapshots.create(hostName, `sk-raw-${suffix}`)).rejects.toMatchObject({
       code: "DISK_UNSUPPORTED",
       message: expect.stringMatching(/vdb is in raw format/),
       hint: expect.stringContaining("--disk vda"),
     });
     expect(execInfoSnapshots(raw.diskPaths[0] as string)).toEqual([]);
     // The qcow2 disk alone works.
-    await service.createSnapshot(hostName, `sk-raw-${suffix}`, { disks: ["vda"], name: "only-vda" });
+    await app.snapshots.create(hostName, `sk-raw-${suffix}`, { disks: ["vda"], name: "only-vda" });
 
     // A CD-ROM drive is not a disk: "every disk" leaves it out, choosing it is refused.
     const withCd = await vms.create({
@@ -359,21 +355,19 @@ describe.each(hosts)("snapshot contract via $label", ({ hostName }) => {
       ],
     });
     expect(
-      (await service.createSnapshot(hostName, `sk-cd-${suffix}`, { name: "no-cd" })).disks.map(
-        (d) => d.target,
-      ),
+      (await app.snapshots.create(hostName, `sk-cd-${suffix}`, { name: "no-cd" })).disks.map((d) => d.target),
     ).toEqual(["vda"]);
-    await expect(
-      service.createSnapshot(hostName, `sk-cd-${suffix}`, { disks: ["sda"] }),
-    ).rejects.toMatchObject({
-      code: "DISK_UNSUPPORTED",
-      message: expect.stringContaining("sda is a CD-ROM drive"),
-    });
+    await expect(app.snapshots.create(hostName, `sk-cd-${suffix}`, { disks: ["sda"] })).rejects.toMatchObject(
+      {
+        code: "DISK_UNSUPPORTED",
+        message: expect.stringContaining("sda is a CD-ROM drive"),
+      },
+    );
     expect(withCd.diskPaths).toHaveLength(2);
 
     rmSync(raw.diskPaths[0] as string);
     await expect(
-      service.createSnapshot(hostName, `sk-raw-${suffix}`, { disks: ["vda"] }),
+      app.snapshots.create(hostName, `sk-raw-${suffix}`, { disks: ["vda"] }),
     ).rejects.toMatchObject({
       code: "DISK_UNSUPPORTED",
       message: expect.stringContaining("does not exist"),

@@ -11,13 +11,13 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { SshHostConfig } from "../../core/domain/types.js";
 import { type SshEnvironment, createSshRunner } from "../../core/infra/runner/factory.js";
 import type { CommandRunner } from "../../core/infra/runner/types.js";
-import { makeService } from "../support/service.js";
+import { makeApp } from "../support/app.js";
 import { type TestSshAgent, type TestSshd, startSshAgent, startSshd } from "../support/sshd.js";
 import { failure } from "../support/failure.js";
 
 let sshd: TestSshd;
 let agent: TestSshAgent;
-const contexts: ReturnType<typeof makeService>[] = [];
+const contexts: ReturnType<typeof makeApp>[] = [];
 const runners: CommandRunner[] = [];
 
 beforeAll(async () => {
@@ -35,8 +35,8 @@ afterAll(async () => {
 });
 
 /** A service whose ~/.ssh/id_ed25519 is the passphrase-protected key. */
-function withEncryptedDefaultKey(ssh: Partial<SshEnvironment>): ReturnType<typeof makeService> {
-  const ctx = makeService(ssh);
+function withEncryptedDefaultKey(ssh: Partial<SshEnvironment>): ReturnType<typeof makeApp> {
+  const ctx = makeApp(ssh);
   contexts.push(ctx);
   mkdirSync(join(ctx.home, ".ssh"), { recursive: true, mode: 0o700 });
   copyFileSync(sshd.encryptedKeyPath, join(ctx.home, ".ssh", "id_ed25519"));
@@ -69,13 +69,13 @@ function runner(home: string, env: Partial<SshEnvironment>, identityFile?: strin
 describe("default keys and ssh-agent", () => {
   it("lists VMs through the agent when ~/.ssh/id_ed25519 is encrypted and no passphrase is set", async () => {
     const ctx = withEncryptedDefaultKey({ agentSocket: agent.socketPath });
-    await ctx.service.addSshHost({
+    await ctx.app.hosts.addSsh({
       name: "lab",
       ssh: `${sshd.user}@${sshd.host}:${sshd.port}`,
       trust: sshd.hostFingerprint,
     });
     const loginsBefore = sshd.acceptedLogins();
-    const [listed] = await ctx.service.listVms("lab");
+    const [listed] = await ctx.app.vms.list("lab");
     expect(listed?.error).toBeNull();
     expect(sshd.acceptedLogins()).toBe(loginsBefore + 1);
   });

@@ -8,21 +8,22 @@ import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { SnapkeepService } from "../../core/app/service.js";
+import type { VmModules } from "../../core/app/vm-modules.js";
 import { Exports } from "../../core/app/exports/exports.js";
+import { Targets } from "../../core/app/targets.js";
 import { openSealKey } from "../../core/infra/seal-key.js";
 import { Schedules, scheduledTag } from "../../core/app/schedules/schedules.js";
 import { runChecked } from "../../core/infra/runner/checked.js";
 import type { CommandRunner } from "../../core/infra/runner/types.js";
-import { makeService } from "../support/service.js";
+import { makeApp } from "../support/app.js";
 import { guestHost, lvmGuest, type LvmGuest } from "../support/lvm-guest.js";
 import { isSnapkeepError } from "../../core/errors.js";
 
 const MiB = 1024 * 1024;
 
 describe("LVM host (a real Debian guest)", () => {
-  let ctx: ReturnType<typeof makeService>;
-  let service: SnapkeepService;
+  let ctx: ReturnType<typeof makeApp>;
+  let app: VmModules;
   let guest: LvmGuest;
   let runner: CommandRunner;
 
@@ -39,10 +40,10 @@ describe("LVM host (a real Debian guest)", () => {
 
   beforeAll(async () => {
     guest = lvmGuest();
-    ctx = makeService();
-    service = ctx.service;
-    await service.addSshHost(guestHost("lvm", guest));
-    runner = service.libvirtFor("lvm").runner;
+    ctx = makeApp();
+    app = ctx.app;
+    await app.hosts.addSsh(guestHost("lvm", guest));
+    runner = app.hosts.libvirt("lvm").runner;
   });
 
   afterAll(async () => {
@@ -50,12 +51,12 @@ describe("LVM host (a real Debian guest)", () => {
   });
 
   it("lists VMs whose disks are thick and thin LVs as snapshottable, sized from lvs", async () => {
-    const vm1 = await service.getVm("lvm", "sk-lvm-vm1");
+    const vm1 = await app.vms.get("lvm", "sk-lvm-vm1");
     expect(vm1.disks.map((d) => [d.target, d.type, d.snapshotBlocker, d.virtualSize])).toEqual([
       ["vda", "block", null, 64 * MiB],
       ["vdb", "block", null, 32 * MiB],
     ]);
-    const mixed = await service.getVm("lvm", "sk-lvm-mixed");
+    const mixed = await app.vms.get("lvm", "sk-lvm-mixed");
     expect(mixed.disks.map((d) => [d.target, d.snapshotBlocker])).toEqual([
       ["vda", null],
       ["vdb", null],
@@ -65,7 +66,7 @@ describe("LVM host (a real Debian guest)", () => {
   it("thick: creates a tagged COW snapshot, reverts by merge (content back, snapshot kept), deletes", async () => {
     await scribble("/dev/vgsk/vm1-data", 2);
     const before = await hash("/dev/vgsk/vm1-data");
-    const snapshot = await service.createSnapshot("lvm", "sk-lvm-vm1", {
+    const snapshot = await app.snapshots.create("lvm", "sk-lvm-vm1", {
       name: "before it's changed",
       disks: ["vdb"],
     });
@@ -82,79 +83,79 @@ describe("LVM host (a real Debian guest)", () => {
 
     await scribble("/dev/vgsk/vm1-data", 4);
     expect(await hash("/dev/vgsk/vm1-data")).not.toBe(before);
-    const dry = await service.revertSnapshot("lvm", "sk-lvm-vm1", snapshot.name, { dryRun: true });
+    const dry = await app.revert.revert("lvm", "sk-lvm-vm1", snapshot.name, { dryRun: true });
     expect(dry.dryRun).toBe(true);
-    await service.revertSnapshot("lvm", "sk-lvm-vm1", snapshot.name, { stopRunning: true });
+    await app.revert.revert("lvm", "sk-lvm-vm1", snapshot.name, { stopRunning: true });
     expect(await hash("/dev/vgsk/vm1-data")).toBe(before);
 
-    const after = await service.listSnapshots("lvm", "sk-lvm-vm1");
+    const after = await app.snapshots.list("lvm", "sk-lvm-vm1");
     expect(after.map((s) => s.kind).sort()).toEqual(["manual", "safety"]);
     // LVM's merge consumed the snapshot; Snapkeep took it again with the same identity and time.
     const kept = after.find((s) => s.kind === "manual");
     expect(kept).toMatchObject({ tag: snapshot.tag, createdAt: snapshot.createdAt });
 
-    await service.deleteSnapshot("lvm", "sk-lvm-vm1", snapshot.name, { dryRun: true });
-    expect((await service.listSnapshots("lvm", "sk-lvm-vm1")).length).toBe(2);
+    await app.snapshots.delete("lvm", "sk-lvm-vm1", snapshot.name, { dryRun: true });
+    expect((await app.snapshots.list("lvm", "sk-lvm-vm1")).length).toBe(2);
     for (const s of after) {
-      await service.deleteSnapshot("lvm", "sk-lvm-vm1", s.tag);
+      await app.snapshots.delete("lvm", "sk-lvm-vm1", s.tag);
     }
     expect((await lvNames()).filter((n) => n.startsWith("vm1-data."))).toEqual([]);
   });
 
   it("refuses to merge into an LV that something holds open, rather than let LVM defer it", async () => {
-    const snapshot = await service.createSnapshot("lvm", "sk-lvm-vm1", { name: "held", disks: ["vdb"] });
+    const snapshot = await app.snapshots.create("lvm", "sk-lvm-vm1", { name: "held", disks: ["vdb"] });
     const pid = (
       await sh("sh", "-c", 'setsid sleep 300 < "$1" > /dev/null 2>&1 & echo $!', "hold", "/dev/vgsk/vm1-data")
     ).trim();
     try {
       await expect(
-        service.revertSnapshot("lvm", "sk-lvm-vm1", snapshot.name, { stopRunning: true }),
+        app.revert.revert("lvm", "sk-lvm-vm1", snapshot.name, { stopRunning: true }),
       ).rejects.toThrow(/vgsk\/vm1-data is open .* nothing was reverted/);
     } finally {
       await sh("kill", pid);
     }
-    for (const s of await service.listSnapshots("lvm", "sk-lvm-vm1")) {
-      await service.deleteSnapshot("lvm", "sk-lvm-vm1", s.tag);
+    for (const s of await app.snapshots.list("lvm", "sk-lvm-vm1")) {
+      await app.snapshots.delete("lvm", "sk-lvm-vm1", s.tag);
     }
   });
 
   it("detects a tiny thick snapshot whose COW space ran out: reported, never reverted to", async () => {
     // 20% of the 64 MiB origin is 16 MiB of COW space; 24 MiB of changes overrun it.
-    const tiny = await service.createSnapshot("lvm", "sk-lvm-vm1", { name: "tiny", disks: ["vda"] });
+    const tiny = await app.snapshots.create("lvm", "sk-lvm-vm1", { name: "tiny", disks: ["vda"] });
     await scribble("/dev/vgsk/vm1-root", 24);
-    const listed = (await service.listSnapshots("lvm", "sk-lvm-vm1")).find((s) => s.tag === tiny.tag);
+    const listed = (await app.snapshots.list("lvm", "sk-lvm-vm1")).find((s) => s.tag === tiny.tag);
     expect(listed?.disks[0]?.lv).toMatchObject({ invalid: true });
-    await expect(service.revertSnapshot("lvm", "sk-lvm-vm1", "tiny", { stopRunning: true })).rejects.toThrow(
+    await expect(app.revert.revert("lvm", "sk-lvm-vm1", "tiny", { stopRunning: true })).rejects.toThrow(
       /invalid on vda: its LVM COW space ran out/,
     );
-    const next = await service.takeSnapshot("lvm", "sk-lvm-vm1", {
+    const next = await app.snapshots.take("lvm", "sk-lvm-vm1", {
       kind: "manual",
       name: "next",
       disks: ["vda"],
     });
     expect(next.warnings.join("\n")).toMatch(/"tiny" of vda is invalid/);
-    await service.deleteSnapshot("lvm", "sk-lvm-vm1", "tiny");
-    await service.deleteSnapshot("lvm", "sk-lvm-vm1", "next");
+    await app.snapshots.delete("lvm", "sk-lvm-vm1", "tiny");
+    await app.snapshots.delete("lvm", "sk-lvm-vm1", "next");
   });
 
   it("refuses a snapshot that would not fit the volume group, with the numbers", async () => {
     await sh("lvcreate", "--quiet", "-y", "-l", "100%FREE", "-n", "sk-filler", "vgsk");
     try {
-      const error: unknown = await service
-        .createSnapshot("lvm", "sk-lvm-vm1", { name: "too big", disks: ["vdb"] })
+      const error: unknown = await app.snapshots
+        .create("lvm", "sk-lvm-vm1", { name: "too big", disks: ["vdb"] })
         .catch((e: unknown) => e);
       expect(isSnapkeepError(error, "NO_SPACE")).toBe(true);
       expect(String(error)).toMatch(/needs 8 MiB of COW space in volume group vgsk, which has 0 B free/);
     } finally {
       await sh("lvremove", "--quiet", "-y", "vgsk/sk-filler");
     }
-    expect(await service.listSnapshots("lvm", "sk-lvm-vm1")).toEqual([]);
+    expect(await app.snapshots.list("lvm", "sk-lvm-vm1")).toEqual([]);
   });
 
   it("thin: snapshot skips activation, exports with the snapshot's content, reverts by merge", async () => {
     await scribble("/dev/vgsk/vm2-root", 3);
     const before = await hash("/dev/vgsk/vm2-root");
-    const snapshot = await service.createSnapshot("lvm", "sk-lvm-vm2", { name: "thin one" });
+    const snapshot = await app.snapshots.create("lvm", "sk-lvm-vm2", { name: "thin one" });
     const lv = snapshot.disks[0]?.lv;
     expect(lv).toMatchObject({ thin: true, usedPercent: null });
     expect((await sh("lvs", "--noheadings", "-o", "lv_attr", `vgsk/${lv?.name ?? ""}`)).trim()).toMatch(
@@ -164,16 +165,16 @@ describe("LVM host (a real Debian guest)", () => {
 
     const work = mkdtempSync(join(tmpdir(), "snapkeep-lvm-export-"));
     try {
+      const targets = new Targets({ store: ctx.store, ssh: ctx.ssh });
       const exports = new Exports({
-        service,
-        store: ctx.store,
-        ssh: ctx.ssh,
+        ...app,
+        targets,
         sealKey: () => openSealKey(ctx.home),
         now: () => new Date(),
         stagingRoot: "/var/tmp/snapkeep-export",
         sleep: async () => undefined,
       });
-      await exports.addTarget({ name: "folder", dir: join(work, "target") });
+      await targets.add({ name: "folder", dir: join(work, "target") });
       await exports.export({ host: "lvm", vm: "sk-lvm-vm2", snapshot: "thin one", target: "folder" });
       const vmDir = join(work, "target", readdirSync(join(work, "target"))[0] ?? "");
       const exported = join(vmDir, readdirSync(vmDir).find((f) => !f.startsWith(".")) ?? "", "vda.qcow2");
@@ -186,16 +187,16 @@ describe("LVM host (a real Debian guest)", () => {
     // The export activated the thin snapshot only for the read.
     expect((await sh("lvs", "--noheadings", "-o", "lv_active", `vgsk/${lv?.name ?? ""}`)).trim()).toBe("");
 
-    await service.revertSnapshot("lvm", "sk-lvm-vm2", "thin one", { stopRunning: true });
+    await app.revert.revert("lvm", "sk-lvm-vm2", "thin one", { stopRunning: true });
     expect(await hash("/dev/vgsk/vm2-root")).toBe(before);
-    for (const s of await service.listSnapshots("lvm", "sk-lvm-vm2")) {
-      await service.deleteSnapshot("lvm", "sk-lvm-vm2", s.tag);
+    for (const s of await app.snapshots.list("lvm", "sk-lvm-vm2")) {
+      await app.snapshots.delete("lvm", "sk-lvm-vm2", s.tag);
     }
   });
 
   it("a schedule keeps the newest N scheduled snapshots of an LV and prunes only its own", async () => {
-    const schedules = new Schedules(service, ctx.store, () => new Date());
-    const manual = await service.createSnapshot("lvm", "sk-lvm-vm2", { name: "manual stays" });
+    const schedules = new Schedules(app, () => new Date());
+    const manual = await app.snapshots.create("lvm", "sk-lvm-vm2", { name: "manual stays" });
     const schedule = await schedules.add({
       host: "lvm",
       vm: "sk-lvm-vm2",
@@ -210,28 +211,28 @@ describe("LVM host (a real Debian guest)", () => {
       );
       pruned.push(...result.pruned);
     }
-    const left = await service.listSnapshots("lvm", "sk-lvm-vm2");
+    const left = await app.snapshots.list("lvm", "sk-lvm-vm2");
     expect(left.filter((s) => s.kind === "scheduled")).toHaveLength(2);
     expect(pruned).toHaveLength(1);
     expect(left.some((s) => s.tag === manual.tag)).toBe(true);
     expect((await lvNames()).filter((n) => n.startsWith("vm2-root."))).toHaveLength(3);
     for (const s of left) {
-      await service.deleteSnapshot("lvm", "sk-lvm-vm2", s.tag);
+      await app.snapshots.delete("lvm", "sk-lvm-vm2", s.tag);
     }
   });
 });
 
 describe("the same guest as a running VM: freeze/thaw and hooks through its guest agent", () => {
-  let ctx: ReturnType<typeof makeService>;
-  let service: SnapkeepService;
+  let ctx: ReturnType<typeof makeApp>;
+  let app: VmModules;
   let runner: CommandRunner;
 
   beforeAll(async () => {
-    ctx = makeService();
-    service = ctx.service;
-    service.addLocalHost("local");
-    await service.addSshHost(guestHost("lvm", lvmGuest()));
-    runner = service.libvirtFor("lvm").runner;
+    ctx = makeApp();
+    app = ctx.app;
+    app.hosts.addLocal("local");
+    await app.hosts.addSsh(guestHost("lvm", lvmGuest()));
+    runner = app.hosts.libvirt("lvm").runner;
   });
 
   afterAll(async () => {
@@ -244,7 +245,7 @@ describe("the same guest as a running VM: freeze/thaw and hooks through its gues
     });
 
   it("takes a frozen, hooked snapshot while a process writes, thaws the guest, and logs the hook's output", async () => {
-    const vm = await service.getVm("local", "sk-lvm-guest");
+    const vm = await app.vms.get("local", "sk-lvm-guest");
     const writer = (
       await runChecked(
         runner,
@@ -257,7 +258,7 @@ describe("the same guest as a running VM: freeze/thaw and hooks through its gues
       )
     ).stdout.trim();
     try {
-      service.setConsistency("local", vm.uuid, {
+      app.annotations.setConsistency("local", vm.uuid, {
         freeze: true,
         pre: {
           where: "guest",
@@ -265,7 +266,7 @@ describe("the same guest as a running VM: freeze/thaw and hooks through its gues
           timeoutSeconds: 120,
         },
       });
-      const schedules = new Schedules(service, ctx.store, () => new Date());
+      const schedules = new Schedules(app, () => new Date());
       const schedule = await schedules.add({
         host: "local",
         vm: "sk-lvm-guest",
@@ -281,7 +282,7 @@ describe("the same guest as a running VM: freeze/thaw and hooks through its gues
       const now = await lines();
       await new Promise((resolve) => setTimeout(resolve, 3000));
       expect(await lines()).toBeGreaterThan(now); // the writer goes on: nothing stayed frozen
-      await service.deleteSnapshot("local", "sk-lvm-guest", run.snapshot.tag);
+      await app.snapshots.delete("local", "sk-lvm-guest", run.snapshot.tag);
     } finally {
       await runChecked(runner, ["kill", writer], "stopping the writer");
     }

@@ -29,7 +29,7 @@ describe("the layers of core/", () => {
       ],
       [
         "core/hypervisor/planted.ts",
-        'import type { SnapkeepService } from "../app/service.js";\nexport type X = SnapkeepService;\n',
+        'import type { VmModules } from "../app/vm-modules.js";\nexport type X = VmModules;\n',
       ],
       ["core/app/planted.ts", 'import type { Api } from "../api/api.js";\nexport type X = Api;\n'],
       [

@@ -9,7 +9,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { runCli } from "../../core/cli/main.js";
 import { isPaused, parseDuration } from "../../core/domain/schedule/pause.js";
 import { Schedules } from "../../core/app/schedules/schedules.js";
-import type { SnapkeepService } from "../../core/app/service.js";
+import type { VmModules } from "../../core/app/vm-modules.js";
 import { openSettingsStore } from "../../core/infra/store/store.js";
 
 const homes: string[] = [];
@@ -42,17 +42,17 @@ describe("parseDuration", () => {
 });
 
 describe("pause all schedules", () => {
-  // Pausing touches only the settings; the service is never called.
-  const noService = {} as SnapkeepService;
+  // Pausing touches only the settings; nothing else is ever called.
+  const noService = {} as VmModules;
 
   it("persists a timed pause that ends by itself, and an open one until resumed", () => {
     const home = freshHome();
     let now = new Date("2026-11-26T10:00:00Z");
-    const schedules = new Schedules(noService, openSettingsStore(home, now), () => now);
+    const schedules = new Schedules({ ...noService, store: openSettingsStore(home, now) }, () => now);
     const pause = schedules.pauseAll(3_600_000);
     expect(pause).toEqual({ since: "2026-11-26T10:00:00.000Z", until: "2026-11-26T11:00:00.000Z" });
     // Another process (the desktop app's scheduler) reads it back from the file.
-    const other = new Schedules(noService, openSettingsStore(home, now), () => now);
+    const other = new Schedules({ ...noService, store: openSettingsStore(home, now) }, () => now);
     expect(other.globalPause()).toEqual(pause);
     expect(other.activePause()).toEqual(pause);
     now = new Date("2026-11-26T11:00:00Z");
@@ -68,7 +68,7 @@ describe("pause all schedules", () => {
 
   it("refuses a pause that would already be over", () => {
     const now = new Date("2026-11-26T10:00:00Z");
-    const schedules = new Schedules(noService, openSettingsStore(freshHome(), now), () => now);
+    const schedules = new Schedules({ ...noService, store: openSettingsStore(freshHome(), now) }, () => now);
     expect(() => schedules.pauseAll(0)).toThrow(/must end in the future/);
   });
 

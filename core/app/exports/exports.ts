@@ -32,7 +32,8 @@ import {
 } from "../../drivers/qemu-img/args.js";
 import { runChecked } from "../../infra/runner/checked.js";
 import type { CommandRunner } from "../../infra/runner/types.js";
-import type { SnapkeepService } from "../service.js";
+import type { VmModules } from "../vm-modules.js";
+import type { Targets } from "../targets.js";
 import type { Target } from "../../domain/settings.js";
 import {
   BUNDLE_FORMAT,
@@ -55,7 +56,6 @@ import {
 import { RemoteFs, removeExportFolder, writeFailure } from "../../infra/remote-fs.js";
 import { isRetryable, relayRsync } from "../../infra/relay.js";
 import { ProgressMeter } from "./progress.js";
-import { Targets, type TargetDeps } from "./targets.js";
 import {
   CLAIM_SCRIPT,
   SNAPSHOTS_SCRIPT,
@@ -135,8 +135,8 @@ export interface PruneResult {
   readonly dryRun: boolean;
 }
 
-export interface ExportsDeps extends TargetDeps {
-  readonly service: SnapkeepService;
+export interface ExportsDeps extends Pick<VmModules, "hosts" | "vms" | "annotations"> {
+  readonly targets: Targets;
   readonly now: () => Date;
   /** Monotonic milliseconds, for rates. */
   readonly clock?: () => number;
@@ -155,13 +155,12 @@ const QUICK_MS = 60_000;
 const CONVERT_MS = 6 * 60 * 60_000;
 const HASH_MS = 6 * 60 * 60_000;
 
-export class Exports extends Targets {
+export class Exports {
   readonly #deps: ExportsDeps;
 
   #key: Uint8Array | undefined;
 
   constructor(deps: ExportsDeps) {
-    super(deps);
     this.#deps = deps;
   }
 
@@ -173,9 +172,9 @@ export class Exports extends Targets {
   // ---- export ----------------------------------------------------------------------------------
 
   async export(request: ExportRequest): Promise<ExportResult> {
-    const { service } = this.#deps;
-    const target = this.getTarget(request.target);
-    const vm = await service.getVm(request.host, request.vm);
+    const { hosts, vms, annotations } = this.#deps;
+    const target = this.#deps.targets.get(request.target);
+    const vm = await vms.get(request.host, request.vm);
     const snapshot = resolveSnapshot(vm, request.snapshot);
     if (snapshot.incomplete) {
       throw new SnapkeepError(
@@ -206,9 +205,9 @@ export class Exports extends Targets {
         lv: image.lv,
       };
     });
-    const libvirt = service.libvirtFor(request.host);
+    const libvirt = hosts.libvirt(request.host);
     const source = new RemoteFs(libvirt.runner);
-    const dest = this.targetFsOf(target);
+    const dest = this.#deps.targets.fsOf(target);
     const progress = new ProgressMeter(request.onProgress, this.#deps.clock ?? (() => performance.now()));
     progress.phase("prepare", null, 0, 0);
 
@@ -561,7 +560,7 @@ export class Exports extends Targets {
         ? []
         : this.prune(target.name, { vmUuid: vm.uuid, keep, dryRun: false }).then((r) => r.removed),
     ]);
-    service.recordExport(request.host, vm.uuid, snapshot.tag, `${target.name}/${id}`);
+    annotations.recordExport(request.host, vm.uuid, snapshot.tag, `${target.name}/${id}`);
     return {
       target: target.name,
       id,
@@ -577,7 +576,7 @@ export class Exports extends Targets {
 
   /** Removes staging folders on `host` that interrupted exports left and nothing wrote to for a while. */
   cleanStaging(host: string, options: { quietMs: number; dryRun: boolean }): Promise<CleanResult> {
-    const fs = new RemoteFs(this.#deps.service.libvirtFor(host).runner);
+    const fs = new RemoteFs(this.#deps.hosts.libvirt(host).runner);
     return cleanStaging(fs, this.#deps.stagingRoot ?? DEFAULT_STAGING_ROOT, {
       ...options,
       now: this.#deps.now(),
@@ -590,7 +589,8 @@ export class Exports extends Targets {
   async list(
     targetName?: string,
   ): Promise<{ target: string; exports: ExportEntry[]; error: string | null }[]> {
-    const targets = targetName === undefined ? this.listTargets() : [this.getTarget(targetName)];
+    const targets =
+      targetName === undefined ? this.#deps.targets.list() : [this.#deps.targets.get(targetName)];
     return Promise.all(
       targets.map(async (target) => {
         try {
@@ -610,7 +610,7 @@ export class Exports extends Targets {
     targetName: string,
     ref: string,
   ): Promise<{ target: Target; entry: ExportEntry; byPrefix: boolean }> {
-    const target = this.getTarget(targetName);
+    const target = this.#deps.targets.get(targetName);
     const entries = await this.#scan(target);
     const exact = entries.filter((e) => e.id === ref || e.folder === ref);
     if (exact.length === 1) {
@@ -646,7 +646,7 @@ export class Exports extends Targets {
         `Export ${entry.id} cannot be verified: ${entry.reason ?? "it has no manifest"}.`,
       );
     }
-    const fs = this.targetFsOf(target);
+    const fs = this.#deps.targets.fsOf(target);
     const dir = posix.join(target.path, entry.folder);
     const files = [entry.manifest.definition, ...entry.manifest.disks];
     // Only regular files count: a link in a bundle could point anywhere on the target's host.
@@ -668,7 +668,7 @@ export class Exports extends Targets {
     if (record) {
       if (badFiles.length > 0) {
         // A damaged copy is no recovery point: the timeline stops marking its snapshot as exported.
-        this.#deps.service.forgetExports([`${target.name}/${entry.id}`]);
+        this.#deps.annotations.forgetExports([`${target.name}/${entry.id}`]);
       }
       await fs
         .writeFile(posix.join(dir, "status.json"), `${JSON.stringify(status, null, 2)}\n`)
@@ -696,7 +696,7 @@ export class Exports extends Targets {
     targetName: string,
     options: { vmUuid?: string | undefined; keep?: number | undefined; dryRun: boolean },
   ): Promise<PruneResult> {
-    const target = this.getTarget(targetName);
+    const target = this.#deps.targets.get(targetName);
     const keep = options.keep ?? target.keep;
     if (keep === undefined || keep < 1) {
       throw new SnapkeepError(
@@ -718,7 +718,7 @@ export class Exports extends Targets {
       newestFirst.forEach((e, i) => (i < Math.max(1, keep) ? kept.push(e.folder) : removed.push(e)));
     }
     if (!options.dryRun) {
-      const fs = this.targetFsOf(target);
+      const fs = this.#deps.targets.fsOf(target);
       for (const entry of removed) {
         await removeExportFolder(
           fs,
@@ -727,7 +727,7 @@ export class Exports extends Targets {
           entry.folder.slice(entry.vmFolder.length + 1),
         );
       }
-      this.#deps.service.forgetExports(removed.map((e) => `${target.name}/${e.id}`));
+      this.#deps.annotations.forgetExports(removed.map((e) => `${target.name}/${e.id}`));
     }
     return { removed: removed.map((e) => e.folder), kept, dryRun: options.dryRun };
   }
@@ -736,7 +736,7 @@ export class Exports extends Targets {
 
   /** Every export on the target; with `create`, that folder is made first (an export starts). */
   async #scan(target: Target, create?: string): Promise<ExportEntry[]> {
-    const fs = this.targetFsOf(target);
+    const fs = this.#deps.targets.fsOf(target);
     const result = await fs.run(["sh", "-c", SCAN_SCRIPT, "snapkeep-scan", target.path, create ?? ""], {
       timeoutMs: QUICK_MS,
     });

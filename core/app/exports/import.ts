@@ -19,7 +19,8 @@ import { formatBytes } from "../../domain/bytes.js";
 import { SnapkeepError, isSnapkeepError, quoteInput } from "../../errors.js";
 import { virsh } from "../../drivers/libvirt/args.js";
 import { runChecked } from "../../infra/runner/checked.js";
-import type { SnapkeepService } from "../service.js";
+import type { VmModules } from "../vm-modules.js";
+import type { Targets } from "../targets.js";
 import { slug, type ManifestDisk } from "../../drivers/bundle/bundle.js";
 import {
   buildRestoredDefinition,
@@ -88,8 +89,7 @@ const QUICK_MS = 60_000;
  * (`vm delete` only removes VMs Snapkeep made).
  */
 export async function importExport(
-  service: SnapkeepService,
-  exports: Exports,
+  { hosts, vms, targets, exports }: Pick<VmModules, "hosts" | "vms"> & { targets: Targets; exports: Exports },
   request: ImportRequest,
   record?: (vm: ManagedVm) => void,
 ): Promise<ImportResult> {
@@ -114,7 +114,7 @@ export async function importExport(
   }
   const manifest = entry.manifest;
   const chosen = chooseDisks(manifest.disks, request.disks, request.name !== undefined);
-  const libvirt = service.libvirtFor(request.host);
+  const libvirt = hosts.libvirt(request.host);
   const host = new RemoteFs(libvirt.runner);
   const dir = posix.resolve(request.dir ?? DEFAULT_IMAGE_DIR);
   if (!/^[A-Za-z0-9._/+-]+$/.test(dir)) {
@@ -123,7 +123,7 @@ export async function importExport(
       `Restore into a folder whose path has only letters, digits and . _ - + / (not "${dir}").`,
     );
   }
-  const source = exports.targetFs(target.name);
+  const source = targets.fs(target.name);
   const bundleDir = posix.join(target.path, entry.folder);
 
   // Where everything goes, refusing anything that exists already. Everything the real run checks
@@ -139,7 +139,7 @@ export async function importExport(
         `${quoteInput(name)} cannot be a VM name: use at most 200 characters, without "/" or a line break.`,
       );
     }
-    await requireNoVm(service, request.host, name);
+    await requireNoVm(vms, request.host, name);
     plan = {
       export: entry.id,
       byPrefix,
@@ -160,7 +160,7 @@ export async function importExport(
       host: await hostNetworks(libvirt.runner, libvirt.uri),
     });
   } else {
-    const vm = await service.getVm(request.host, request.into ?? "");
+    const vm = await vms.get(request.host, request.into ?? "");
     const used = new Set(vm.disks.map((d) => d.target));
     const targets = chosen.map(() => nextTarget(used));
     plan = {

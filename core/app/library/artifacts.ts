@@ -24,7 +24,8 @@ import { SNAPSHOTS_SCRIPT, parseSnapshotsNow } from "../../drivers/sh/export-scr
 import type { LibvirtHost } from "../../hypervisor/libvirt.js";
 import { runChecked } from "../../infra/runner/checked.js";
 import { commandLine } from "../../domain/shell-quote.js";
-import type { SnapkeepService } from "../service.js";
+import type { VmModules } from "../vm-modules.js";
+import type { Vms } from "../vms.js";
 import type { ManagedVm } from "../../domain/settings.js";
 import type { SettingsStore } from "../../infra/store/store.js";
 
@@ -107,11 +108,14 @@ export interface Orphan {
 }
 
 export class Restore {
+  readonly store: SettingsStore;
+
   constructor(
-    private readonly service: SnapkeepService,
-    private readonly store: SettingsStore,
+    private readonly deps: VmModules,
     private readonly now: () => Date,
-  ) {}
+  ) {
+    this.store = deps.store;
+  }
 
   // ---- templates and volumes ---------------------------------------------------------------------
 
@@ -126,7 +130,7 @@ export class Restore {
   }
 
   async list(kind: ArtifactKind, host: string): Promise<Artifact[]> {
-    const fs = new RemoteFs(this.service.libvirtFor(host).runner);
+    const fs = new RemoteFs(this.deps.hosts.libvirt(host).runner);
     const dir = kind === "template" ? TEMPLATES_DIR : VOLUMES_DIR;
     const result = await runChecked(
       fs.runner,
@@ -197,7 +201,7 @@ export class Restore {
       );
     }
     if (!dryRun) {
-      const fs = new RemoteFs(this.service.libvirtFor(host).runner);
+      const fs = new RemoteFs(this.deps.hosts.libvirt(host).runner);
       await fs.removeFiles([artifact.image, recordPath(artifact.image)]);
     }
     return artifact;
@@ -213,7 +217,7 @@ export class Restore {
     rw: boolean,
   ): Promise<{ vm: string; target: string; readonly: boolean }> {
     const volume = await this.get("volume", host, name);
-    const libvirt = this.service.libvirtFor(host);
+    const libvirt = this.deps.hosts.libvirt(host);
     const inspection = await libvirt.findVm(vmRef);
     const users = await this.#usersOf(host, volume.image);
     if (users.includes(inspection.vm.name)) {
@@ -261,7 +265,7 @@ export class Restore {
     vmRef: string,
   ): Promise<{ vm: string; target: string; pending: boolean }> {
     const volume = await this.get("volume", host, name);
-    const libvirt = this.service.libvirtFor(host);
+    const libvirt = this.deps.hosts.libvirt(host);
     const inspection = await libvirt.findVm(vmRef);
     const disk = inspection.vm.disks.find((d) => d.source === volume.image);
     if (disk === undefined) {
@@ -321,8 +325,8 @@ export class Restore {
       );
     }
     validateVmName(request.name);
-    await requireNoVm(this.service, request.host, request.name);
-    const libvirt = this.service.libvirtFor(request.host);
+    await requireNoVm(this.deps.vms, request.host, request.name);
+    const libvirt = this.deps.hosts.libvirt(request.host);
     const fs = new RemoteFs(libvirt.runner);
     const disk = posix.join(IMAGES_DIR, `${slug(request.name)}-${template.source.disk}.qcow2`);
     const [exists] = await fs.sizes([disk]);
@@ -392,7 +396,7 @@ export class Restore {
     vmRef: string,
     options: { dryRun: boolean; force: boolean },
   ): Promise<DeletePlan> {
-    const vm = await this.service.getVm(host, vmRef);
+    const vm = await this.deps.vms.get(host, vmRef);
     const managed = this.store.read().managedVms.find((m) => m.host === host && m.uuid === vm.uuid);
     if (managed === undefined) {
       throw new SnapkeepError(
@@ -444,7 +448,7 @@ export class Restore {
         `${vm.name} is ${vm.state}; it is only deleted when stopped, or with --force.`,
       );
     }
-    const libvirt = this.service.libvirtFor(host);
+    const libvirt = this.deps.hosts.libvirt(host);
     if (vm.active) {
       await runChecked(
         libvirt.runner,
@@ -487,7 +491,7 @@ export class Restore {
   async orphans(hostName?: string): Promise<{ orphans: Orphan[]; skipped: string[] }> {
     if (hostName !== undefined) {
       // A mistyped host would otherwise read as "nothing is orphaned there".
-      this.service.getHost(hostName);
+      this.deps.hosts.get(hostName);
     }
     const settings = this.store.read();
     const hosts = settings.hosts.filter((h) => hostName === undefined || h.name === hostName);
@@ -498,7 +502,7 @@ export class Restore {
       let templates: Artifact[];
       let volumes: Artifact[];
       try {
-        const [listing] = await this.service.listVms(host.name);
+        const [listing] = await this.deps.vms.list(host.name);
         if (listing === undefined || listing.error !== null) {
           skipped.push(host.name);
           continue;
@@ -556,7 +560,7 @@ export class Restore {
 
   async #createArtifact(kind: ArtifactKind, request: ArtifactRequest): Promise<ArtifactResult> {
     validateName(`${kind} name`, request.name);
-    const vm = await this.service.getVm(request.host, request.vm);
+    const vm = await this.deps.vms.get(request.host, request.vm);
     const snapshot = resolveSnapshot(vm, request.snapshot);
     const target =
       request.disk ?? (kind === "template" ? vm.disks.find((d) => d.role === "root")?.target : undefined);
@@ -590,7 +594,7 @@ export class Restore {
     }
     const dir = kind === "template" ? TEMPLATES_DIR : VOLUMES_DIR;
     const path = posix.join(dir, `${request.name}.qcow2`);
-    const libvirt = this.service.libvirtFor(request.host);
+    const libvirt = this.deps.hosts.libvirt(request.host);
     const fs = new RemoteFs(libvirt.runner);
     const [imageExists, recordExists] = await fs.sizes([path, recordPath(path)]);
     if (imageExists !== undefined || recordExists !== undefined) {
@@ -696,14 +700,14 @@ export class Restore {
 
   /** VMs on the host whose disks are this image or have it in their backing chain. */
   async #usersOf(host: string, image: string): Promise<string[]> {
-    const [listing] = await this.service.listVms(host);
+    const [listing] = await this.deps.vms.list(host);
     if (listing === undefined || listing.error !== null) {
       throw new SnapkeepError(
         "HOST_UNREACHABLE",
         `Cannot list the VMs on ${host} to check what uses ${image}.`,
       );
     }
-    const fs = new RemoteFs(this.service.libvirtFor(host).runner);
+    const fs = new RemoteFs(this.deps.hosts.libvirt(host).runner);
     const disks = listing.vms.flatMap((vm) =>
       vm.disks
         .filter((d) => d.source !== null && d.type === "file")
@@ -757,9 +761,9 @@ export class Restore {
 }
 
 /** Refuses a name a VM on the host already has. */
-export async function requireNoVm(service: SnapkeepService, host: string, name: string): Promise<void> {
+export async function requireNoVm(vms: Vms, host: string, name: string): Promise<void> {
   try {
-    await service.getVm(host, name);
+    await vms.get(host, name);
   } catch (error) {
     if (isSnapkeepError(error, "NOT_FOUND")) {
       return;

@@ -3,7 +3,7 @@ import { SnapkeepError, describeError, isSnapkeepError } from "../../errors.js";
 import { MAX_SNAPSHOTS_KEPT } from "../../domain/limits.js";
 import { commandLine } from "../../domain/shell-quote.js";
 import type { Snapshot, VmWithSnapshots } from "../../domain/types.js";
-import type { SnapkeepService } from "../service.js";
+import type { VmModules } from "../vm-modules.js";
 import { chooseSnapshotDisks } from "../../domain/selection.js";
 import type { Schedule, SchedulePause, ScheduleState } from "../../domain/settings.js";
 import type { JobSummary } from "../../infra/journal.js";
@@ -59,13 +59,13 @@ export interface ScheduledRunResult {
  * The Scheduler decides *when*; this decides *what*, through the same service every front end uses.
  */
 export class Schedules {
-  readonly #service: SnapkeepService;
+  readonly #deps: VmModules;
   readonly #store: SettingsStore;
   readonly #now: () => Date;
 
-  constructor(service: SnapkeepService, store: SettingsStore, now: () => Date) {
-    this.#service = service;
-    this.#store = store;
+  constructor(modules: VmModules, now: () => Date) {
+    this.#deps = modules;
+    this.#store = modules.store;
     this.#now = now;
   }
 
@@ -91,7 +91,7 @@ export class Schedules {
   async add(request: AddScheduleRequest): Promise<Schedule> {
     const when = validateWhen(request.when);
     validateRetention(request.retention);
-    const vm = await this.#service.getVm(request.host, request.vm);
+    const vm = await this.#deps.vms.get(request.host, request.vm);
     if (request.disks !== undefined) {
       chooseSnapshotDisks(vm, request.disks);
     }
@@ -116,7 +116,7 @@ export class Schedules {
     const current = this.get(id);
     const when = validateWhen(request.when);
     validateRetention(request.retention);
-    const vm = await this.#service.getVm(current.host, current.vmUuid);
+    const vm = await this.#deps.vms.get(current.host, current.vmUuid);
     if (request.disks !== undefined) {
       chooseSnapshotDisks(vm, request.disks);
     }
@@ -147,7 +147,7 @@ export class Schedules {
     let retention: RetentionResult | null = null;
     if (editing !== undefined) {
       const schedule = this.get(editing);
-      const vm = await this.#service.getVm(schedule.host, schedule.vmUuid);
+      const vm = await this.#deps.vms.get(schedule.host, schedule.vmUuid);
       retention = applyRetention(vm.snapshots, request.retention, schedule.id, now);
     }
     return {
@@ -216,7 +216,7 @@ export class Schedules {
   async preview(id: string, count = 5): Promise<SchedulePreview> {
     const schedule = this.get(id);
     const now = this.#now();
-    const vm = await this.#service.getVm(schedule.host, schedule.vmUuid);
+    const vm = await this.#deps.vms.get(schedule.host, schedule.vmUuid);
     return {
       schedule,
       description: describeWhen(schedule.when),
@@ -234,8 +234,8 @@ export class Schedules {
   ): Promise<ScheduledRunResult> {
     throwIfCancelled(signal, "before its snapshot; nothing was made");
     onStep("snapshot");
-    const { snapshot, warnings, log } = await this.#service
-      .takeSnapshot(schedule.host, schedule.vmUuid, {
+    const { snapshot, warnings, log } = await this.#deps.snapshots
+      .take(schedule.host, schedule.vmUuid, {
         kind: "scheduled",
         origin: schedule.id,
         name: scheduledName(tag),
@@ -244,7 +244,7 @@ export class Schedules {
       .catch(async (error: unknown) => {
         // The same slot again after a crash that came after its snapshot: that snapshot is the run.
         if (isSnapkeepError(error, "ALREADY_EXISTS")) {
-          const existing = (await this.#service.getVm(schedule.host, schedule.vmUuid)).snapshots.find(
+          const existing = (await this.#deps.vms.get(schedule.host, schedule.vmUuid)).snapshots.find(
             (s) => s.tag === tag,
           );
           if (existing !== undefined && !existing.incomplete) {
@@ -280,9 +280,9 @@ export class Schedules {
 
   /** Removes what the schedule's retention says to remove; returns the removed snapshots' names. */
   async prune(schedule: Schedule): Promise<string[]> {
-    const vm = await this.#service.getVm(schedule.host, schedule.vmUuid);
+    const vm = await this.#deps.vms.get(schedule.host, schedule.vmUuid);
     const { remove } = applyRetention(vm.snapshots, schedule.retention, schedule.id, this.#now());
-    await this.#service.removeSnapshots(
+    await this.#deps.snapshots.removeScheduled(
       schedule.host,
       schedule.vmUuid,
       remove.map((s) => s.tag),
@@ -302,16 +302,16 @@ export class Schedules {
       return "its snapshot was complete and is kept; the prune runs after the next snapshot";
     }
     // It may have died between freeze and thaw.
-    const thawed = await this.#service.thawAfterCrash(job.host, job.vmUuid).catch(() => false);
+    const thawed = await this.#deps.snapshots.thawAfterCrash(job.host, job.vmUuid).catch(() => false);
     const note = thawed ? " (the guest's filesystems were thawed)" : "";
     try {
-      const before = (await this.#service.getVm(job.host, job.vmUuid)).snapshots.some(
+      const before = (await this.#deps.vms.get(job.host, job.vmUuid)).snapshots.some(
         (s) => s.tag === job.tag,
       );
-      await this.#service.removeSnapshots(job.host, job.vmUuid, [job.tag], job.scheduleId);
+      await this.#deps.snapshots.removeScheduled(job.host, job.vmUuid, [job.tag], job.scheduleId);
       return `${before ? "the half-made snapshot was removed" : "it had not made a snapshot yet"}${note}`;
     } catch (error) {
-      this.#service.markIncomplete(job.host, job.vmUuid, job.tag);
+      this.#deps.annotations.markIncomplete(job.host, job.vmUuid, job.tag);
       return `the half-made snapshot could not be removed now (${describeError(error)}); it is marked incomplete and the next prune removes it${note}`;
     }
   }

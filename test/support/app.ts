@@ -1,19 +1,21 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { setTimeout as sleep } from "node:timers/promises";
-import { SnapkeepService } from "../../core/app/service.js";
+import { openVmModules, type VmModules } from "../../core/app/vm-modules.js";
 import { openSettingsStore, type SettingsStore } from "../../core/infra/store/store.js";
 import { createRunner, type SshEnvironment } from "../../core/infra/runner/factory.js";
 import type { HostConfig } from "../../core/domain/types.js";
 import type { CommandRunner } from "../../core/infra/runner/types.js";
 
-/** A service on a fresh SNAPKEEP_HOME, with real runners; `dispose` removes the state directory. */
-export function makeService(
+/**
+ * The modules that find VMs and take, revert and delete snapshots, on a fresh SNAPKEEP_HOME with
+ * real runners; `dispose` closes connections and removes the state directory.
+ */
+export function makeApp(
   ssh: Partial<SshEnvironment> = {},
   options: { wrapRunner?: (runner: CommandRunner) => CommandRunner } = {},
 ): {
-  service: SnapkeepService;
+  app: VmModules;
   store: SettingsStore;
   ssh: SshEnvironment;
   home: string;
@@ -28,25 +30,20 @@ export function makeService(
     ...ssh,
   };
   const store = openSettingsStore(home, new Date());
-  const service = new SnapkeepService({
+  const wrap = options.wrapRunner;
+  const app = openVmModules({
     store,
     now: () => new Date(),
-    sleep: (ms) => sleep(ms).then(() => undefined),
     ssh: sshEnv,
-    ...(options.wrapRunner === undefined
-      ? {}
-      : {
-          runnerFor: (host: HostConfig) =>
-            (options.wrapRunner as (r: CommandRunner) => CommandRunner)(createRunner(host, sshEnv)),
-        }),
+    ...(wrap === undefined ? {} : { hostRunner: (host: HostConfig) => wrap(createRunner(host, sshEnv)) }),
   });
   return {
-    service,
+    app,
     store,
     ssh: sshEnv,
     home,
     async dispose() {
-      await service.dispose();
+      await app.hosts.dispose();
       rmSync(home, { recursive: true, force: true });
     },
   };

@@ -1,0 +1,189 @@
+/**
+ * Export targets: a folder on this computer or a folder on an SSH host, with the same key choice
+ * and host-key pinning as hypervisor hosts (endpoints.ts). The only writer of the settings'
+ * `targets`. Adding, trusting, testing and removing them, and the file operations on each.
+ */
+import { posix } from "node:path";
+
+import { validateName, validateNoControlCharacters } from "../domain/names.js";
+import { SnapkeepError, quoteInput } from "../errors.js";
+import { commandLine } from "../domain/shell-quote.js";
+import { LocalRunner } from "../infra/runner/local.js";
+import { parseSshSpec } from "../infra/ssh/config.js";
+import type { SshTarget, Target } from "../domain/settings.js";
+import type { SshHostConfig } from "../domain/types.js";
+import { RemoteFs } from "../infra/remote-fs.js";
+import { EndpointRegistry, type EndpointDeps, type EndpointKind } from "./endpoints.js";
+
+const QUICK_MS = 60_000;
+
+const targetKind: EndpointKind<Target> = {
+  noun: "target",
+  read: (s) => s.targets,
+  write: (s, targets) => ({ ...s, targets }),
+  notFound: (name) =>
+    new SnapkeepError("NOT_FOUND", `There is no export target named ${quoteInput(name)}.`, {
+      hint: "See them with: snapkeep target list",
+    }),
+  alreadyExists: (name) =>
+    new SnapkeepError("ALREADY_EXISTS", `A target named ${quoteInput(name)} already exists.`),
+  untrusted: (name) =>
+    new SnapkeepError(
+      "HOST_KEY_UNKNOWN",
+      `Target ${name} is not trusted yet; nothing is sent to it until it is.`,
+      { hint: `Check its fingerprint and run: ${commandLine`snapkeep target trust ${name}`} SHA256:...` },
+    ),
+  noHostKey: (name) =>
+    new SnapkeepError("INVALID_INPUT", `${name} is a folder on this computer; it has no host key.`),
+  sshAddress: asSshHost,
+  localRunner: () => new LocalRunner(),
+};
+
+export class Targets {
+  readonly #registry: EndpointRegistry<Target>;
+
+  constructor(deps: EndpointDeps<Target>) {
+    this.#registry = new EndpointRegistry(targetKind, deps);
+  }
+
+  list(): Target[] {
+    return this.#registry.list();
+  }
+
+  get(name: string): Target {
+    return this.#registry.get(name);
+  }
+
+  /**
+   * Adds a folder or SSH target. An SSH target's host key is fetched first and pinned only when it
+   * matches `trust`; without it the target is saved untrusted and the offered key returned.
+   */
+  async add(request: {
+    name: string;
+    dir?: string | undefined;
+    ssh?: string | undefined;
+    identityFile?: string | undefined;
+    trust?: string | undefined;
+    keep?: number | undefined;
+  }): Promise<{ target: Target; offeredFingerprint: string | null; trusted: boolean }> {
+    // Checked here so that the sentence names what was typed, whichever front end typed it; the
+    // settings file refuses these too.
+    validateName("target name", request.name);
+    for (const [what, typed] of [
+      ["folder", request.dir],
+      ["SSH address", request.ssh],
+    ] as const) {
+      if (typed !== undefined) {
+        validateNoControlCharacters(what, typed);
+      }
+    }
+    if (this.#registry.has(request.name)) {
+      throw targetKind.alreadyExists(request.name);
+    }
+    if ((request.dir === undefined) === (request.ssh === undefined)) {
+      throw new SnapkeepError(
+        "INVALID_INPUT",
+        "Give a target either --dir PATH or --ssh USER@HOST[:PORT]:/PATH.",
+      );
+    }
+    const keep = request.keep === undefined ? {} : { keep: request.keep };
+    if (request.dir !== undefined) {
+      const target: Target = { name: request.name, kind: "dir", path: posix.resolve(request.dir), ...keep };
+      validateFolder(target);
+      this.#registry.add(target);
+      return { target, offeredFingerprint: null, trusted: true };
+    }
+    const spec = request.ssh ?? "";
+    const split = spec.indexOf(":/");
+    if (split === -1) {
+      throw new SnapkeepError(
+        "INVALID_INPUT",
+        `${quoteInput(spec)} has no folder: write it as user@host[:port]:/path.`,
+      );
+    }
+    const target: SshTarget = {
+      name: request.name,
+      kind: "ssh",
+      ...parseSshSpec(spec.slice(0, split)),
+      path: posix.normalize(spec.slice(split + 1)),
+      ...(request.identityFile === undefined ? {} : { identityFile: posix.resolve(request.identityFile) }),
+      ...keep,
+    };
+    validateFolder(target);
+    const added = await this.#registry.addSsh(target, request.trust);
+    return { target: added.saved, offeredFingerprint: added.offeredFingerprint, trusted: added.trusted };
+  }
+
+  trust(name: string, fingerprint: string): Promise<Target> {
+    return this.#registry.trust(name, fingerprint);
+  }
+
+  offeredFingerprint(name: string): Promise<string> {
+    return this.#registry.offeredFingerprint(name);
+  }
+
+  /** Forgets a target. The exports on it stay where they are. */
+  remove(name: string): Promise<void> {
+    return this.#registry.remove(name);
+  }
+
+  setKeep(name: string, keep: number | undefined): Target {
+    const { keep: _old, ...rest } = this.get(name);
+    const updated: Target = keep === undefined ? rest : { ...rest, keep };
+    this.#registry.replace(updated);
+    return updated;
+  }
+
+  /** Checks that the target is reachable, writable, has rsync, and how much room it has. */
+  async test(name: string): Promise<{ target: string; freeBytes: number; rsync: string | null }> {
+    const target = this.get(name);
+    const fs = this.fsOf(target);
+    await fs.mkdirs(target.path);
+    const probe = posix.join(target.path, `.snapkeep-write-test-${process.pid}`);
+    await fs.writeFile(probe, "snapkeep\n");
+    await fs.removeFiles([probe]);
+    const freeBytes = await fs.freeBytes(target.path);
+    const version = await fs.run(["rsync", "--version"], { timeoutMs: QUICK_MS });
+    const rsync = version.code === 0 ? (version.stdout.split("\n")[0]?.trim() ?? null) : null;
+    if (rsync === null && target.kind === "ssh") {
+      throw new SnapkeepError("TOOL_MISSING", `rsync is not installed on ${fs.label}.`, {
+        hint: "Install it there with: apt-get install rsync",
+        details: { tool: "rsync" },
+      });
+    }
+    return { target: name, freeBytes, rsync };
+  }
+
+  /** The file operations on a target, through its pooled runner; an untrusted SSH target refuses. */
+  fs(name: string): RemoteFs {
+    return this.fsOf(this.get(name));
+  }
+
+  fsOf(target: Target): RemoteFs {
+    return new RemoteFs(this.#registry.runner(target));
+  }
+
+  /** Closes every target's connection. */
+  dispose(): Promise<void> {
+    return this.#registry.dispose();
+  }
+}
+
+function validateFolder(target: Target): void {
+  if (target.path === "/" || target.path.length < 2) {
+    throw new SnapkeepError("INVALID_INPUT", "Choose a folder for exports, not the root of a filesystem.");
+  }
+}
+
+function asSshHost(target: SshTarget): SshHostConfig {
+  return {
+    name: target.name,
+    kind: "ssh",
+    uri: "",
+    ...(target.alias === undefined ? {} : { alias: target.alias }),
+    ...(target.host === undefined ? {} : { host: target.host }),
+    ...(target.user === undefined ? {} : { user: target.user }),
+    ...(target.port === undefined ? {} : { port: target.port }),
+    ...(target.identityFile === undefined ? {} : { identityFile: target.identityFile }),
+  };
+}

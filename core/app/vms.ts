@@ -1,0 +1,84 @@
+/**
+ * The VMs on each host, with their disks and their snapshots as Snapkeep sees them (the hypervisor's
+ * snapshots joined with notes, pins and marks). Reads only: snapshots.ts and revert.ts change them.
+ */
+import { SnapkeepError, describeError } from "../errors.js";
+import { settleLimit } from "../domain/concurrency.js";
+import type { Settings } from "../domain/settings.js";
+import { snapshotKey } from "../domain/settings.js";
+import { groupSnapshots } from "../domain/snapshots.js";
+import type { VmWithSnapshots } from "../domain/types.js";
+import type { VmInspection } from "../hypervisor/libvirt.js";
+import type { Annotations } from "./annotations.js";
+import type { Hosts } from "./hosts.js";
+
+/** Hosts listed at once: enough to hide SSH latency, few enough not to flood a slow link. */
+const HOSTS_AT_ONCE = 4;
+
+export interface HostVms {
+  readonly host: string;
+  readonly vms: readonly VmWithSnapshots[];
+  /** Set when this host could not be listed; the other hosts are still listed. */
+  readonly error: string | null;
+  /** What to do about the error, when Snapkeep knows (trust the key, install virsh, ...). */
+  readonly hint: string | null;
+}
+
+export class Vms {
+  constructor(
+    private readonly hosts: Hosts,
+    private readonly annotations: Annotations,
+  ) {}
+
+  /** VMs with their disks and snapshots on each host; an offline host does not hide the others. */
+  async list(hostName?: string): Promise<HostVms[]> {
+    const hosts = hostName === undefined ? this.hosts.list() : [this.hosts.get(hostName)];
+    const results = await settleLimit(hosts, HOSTS_AT_ONCE, async (host) => {
+      const inspections = await this.hosts.libvirt(host.name).listVms();
+      const annotations = this.annotations.all(); // one read for the whole host
+      return inspections.map((i) => this.withSnapshots(i, annotations));
+    });
+    return hosts.map((host, index) => {
+      const result = results[index];
+      if (result?.status === "fulfilled") {
+        return { host: host.name, vms: result.value, error: null, hint: null };
+      }
+      const reason: unknown = result?.reason;
+      return {
+        host: host.name,
+        vms: [],
+        error: describeError(reason),
+        hint: reason instanceof SnapkeepError ? (reason.hint ?? null) : null,
+      };
+    });
+  }
+
+  /** A VM by name or UUID, with its snapshots. */
+  async get(hostName: string, vmRef: string): Promise<VmWithSnapshots> {
+    return this.withSnapshots(await this.find(hostName, vmRef));
+  }
+
+  /** What libvirt and the disks say of a VM, for the modules that change it. */
+  find(hostName: string, vmRef: string): Promise<VmInspection> {
+    return this.hosts.libvirt(hostName).findVm(vmRef);
+  }
+
+  /** An inspection joined with Snapkeep's records, in the definition's disk order ("vda, vdb"). */
+  withSnapshots(
+    inspection: VmInspection,
+    annotations: Settings["annotations"] = this.annotations.all(),
+  ): VmWithSnapshots {
+    const snapshots = groupSnapshots(
+      inspection.vm.disks.flatMap((disk) => {
+        const image = inspection.images.get(disk.target);
+        return image === undefined ? [] : [{ target: disk.target, snapshots: image.snapshots }];
+      }),
+      (tag) =>
+        annotations[snapshotKey(inspection.vm.host, inspection.vm.uuid, tag)] ?? {
+          note: null,
+          pinned: false,
+        },
+    );
+    return { ...inspection.vm, snapshots };
+  }
+}

@@ -30,22 +30,77 @@ export type ErrorCode =
   | "TRANSFER_FAILED"
   | "VERIFY_FAILED";
 
+/**
+ * What the person can do next, as a fact and not a sentence: the CLI says it as a command with its
+ * flags, a UI as the button or page that does it (core/domain/hints.ts words both). A hint that is
+ * the same advice everywhere ("free space there") stays a plain `hint`.
+ */
+export type HintAction =
+  | { readonly do: "list-hosts" }
+  | { readonly do: "add-ssh-host" }
+  | {
+      readonly do: "trust";
+      readonly noun: "host" | "target";
+      readonly name: string;
+      /** The key it offers now, when known; without it the person looks it up first. */
+      readonly offered?: string;
+      /** How to read the key on the machine itself (`ssh-keygen -lf FILE`). */
+      readonly checkWith?: string;
+      /** The pinned key changed: trusting the new one is right only after a reinstall. */
+      readonly changed?: boolean;
+    }
+  | { readonly do: "list-vms"; readonly host: string }
+  | { readonly do: "list-snapshots"; readonly host: string; readonly vm: string }
+  | { readonly do: "delete-snapshot"; readonly host: string; readonly vm: string; readonly snapshot: string }
+  | { readonly do: "unpin"; readonly host: string; readonly vm: string; readonly snapshot: string }
+  /** Consent to stop a running VM for the operation (the CLI's --yes). */
+  | { readonly do: "allow-stop" }
+  /** Consent to power off a guest that ignores the shutdown request (the CLI's --force). */
+  | { readonly do: "allow-power-off" }
+  | { readonly do: "choose-disks"; readonly disks: readonly string[] }
+  | { readonly do: "free-vg-or-fewer-disks"; readonly vg: string }
+  | { readonly do: "list-targets" }
+  | { readonly do: "list-exports"; readonly target: string }
+  | { readonly do: "prune-exports" }
+  | { readonly do: "restore-elsewhere"; readonly nameToo: boolean }
+  | { readonly do: "list-schedules" }
+  | { readonly do: "remove-schedule"; readonly id: string }
+  | { readonly do: "check-jobs" }
+  | { readonly do: "list-library"; readonly kind: "template" | "volume"; readonly host: string }
+  | {
+      readonly do: "make-instead";
+      readonly kind: "template" | "volume";
+      readonly host: string;
+      readonly vm: string;
+      readonly snapshot: string;
+      readonly disk: string;
+      readonly name: string;
+    };
+
 export class SnapkeepError extends Error {
   readonly code: ErrorCode;
-  /** What the person can do next, e.g. the exact command to run. */
+  /** What the person can do next, when it is the same advice for every front end. */
   readonly hint: string | undefined;
+  /** What the person can do next, when each front end says it its own way. */
+  readonly action: HintAction | undefined;
   /** Structured facts for the UI and `--json` (fingerprints, disk targets, ...). */
   readonly details: Readonly<Record<string, unknown>>;
 
   constructor(
     code: ErrorCode,
     message: string,
-    options: { hint?: string | undefined; details?: Record<string, unknown>; cause?: unknown } = {},
+    options: {
+      hint?: string | undefined;
+      action?: HintAction | undefined;
+      details?: Record<string, unknown>;
+      cause?: unknown;
+    } = {},
   ) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = "SnapkeepError";
     this.code = code;
     this.hint = options.hint;
+    this.action = options.action;
     this.details = options.details ?? {};
   }
 }
@@ -89,6 +144,7 @@ export function afterDone(error: unknown, done: string, notDone: string): unknow
   }
   return new SnapkeepError(error.code, `${done}, but ${notDone}: ${error.message}`, {
     hint: error.hint,
+    action: error.action,
     details: { ...error.details },
     cause: error,
   });

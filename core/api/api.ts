@@ -10,6 +10,7 @@ import { z } from "zod";
 import { parseSnapshotTag } from "../domain/snapshot-tag.js";
 import { SnapkeepError } from "../errors.js";
 import { invalidParams, sentenceErrorMap, toErrorView, type ErrorView } from "../domain/explain.js";
+import { wordHint } from "../domain/hints.js";
 import { importExport } from "../app/exports/import.js";
 import { labUp } from "../app/lab/lab.js";
 import { LocalRunner } from "../infra/runner/local.js";
@@ -80,7 +81,12 @@ export class Api {
     if (!request.success) {
       return {
         id: -1,
-        error: { code: "INVALID_INPUT", message: "The request is not a Snapkeep API call.", hint: null },
+        error: {
+          code: "INVALID_INPUT",
+          message: "The request is not a Snapkeep API call.",
+          hint: null,
+          action: null,
+        },
       };
     }
     const { id, method, params } = request.data;
@@ -173,6 +179,7 @@ function handlers(
         const rpo = schedules.rpoOf(r.vms, r.error === null);
         return {
           ...r,
+          hint: r.action === null ? r.hint : wordHint(r.action, "ui"),
           vms: r.vms.map(({ snapshots, ...vm }, i) => ({
             ...vm,
             snapshotCount: snapshots.length,

@@ -6,7 +6,6 @@
 import { resolve } from "node:path";
 
 import { SnapkeepError, quoteInput } from "../errors.js";
-import { commandLine } from "../domain/shell-quote.js";
 import { validateName } from "../domain/names.js";
 import { validateLibvirtUri } from "../domain/selection.js";
 import type { HostConfig, SshHostConfig } from "../domain/types.js";
@@ -21,16 +20,14 @@ const hostKind: EndpointKind<HostConfig> = {
   write: (s, hosts) => ({ ...s, hosts }),
   notFound: (name) =>
     new SnapkeepError("NOT_FOUND", `There is no host named ${quoteInput(name)}.`, {
-      hint: "See your hosts with: snapkeep host list",
+      action: { do: "list-hosts" },
     }),
   alreadyExists: (name) => new SnapkeepError("ALREADY_EXISTS", `A host named "${name}" already exists.`),
   untrusted: (name) =>
     new SnapkeepError(
       "HOST_KEY_UNKNOWN",
       `Host ${name} is not trusted yet; nothing runs on it until it is.`,
-      {
-        hint: `Check its fingerprint and run: ${commandLine`snapkeep host trust ${name}`} SHA256:...`,
-      },
+      { action: { do: "trust", noun: "host", name } },
     ),
   noHostKey: (name) => new SnapkeepError("INVALID_INPUT", `${name} is this computer; it has no host key.`),
   sshAddress: (host) => host,

@@ -130,7 +130,7 @@ export class Revert {
       throw new SnapkeepError(
         "VM_RUNNING",
         `${inspection.vm.name} is ${inspection.vm.state}; reverting its disks needs it stopped.`,
-        { hint: "Run again with --yes to shut it down, revert, and start it again." },
+        { action: { do: "allow-stop" } },
       );
     }
     await this.#stopRevertStart(libvirt, inspection, snapshot, targets, safetyName, request);

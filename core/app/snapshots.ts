@@ -7,7 +7,6 @@ import { SnapkeepError, afterDone } from "../errors.js";
 import { withConsistency } from "../domain/consistency.js";
 import { summariseDefinition, type DefinitionSummary } from "../domain/definition-summary.js";
 import { resolveSnapshot, chooseSnapshotDisks } from "../domain/selection.js";
-import { commandLine } from "../domain/shell-quote.js";
 import { defaultSnapshotName, encodeSnapshotTag, validateSnapshotName } from "../domain/snapshot-tag.js";
 import type { Snapshot } from "../domain/types.js";
 import { libvirtGuestOps } from "../hypervisor/guest.js";
@@ -158,7 +157,7 @@ export class Snapshots {
     }
     if (snapshot.pinned) {
       throw new SnapkeepError("INVALID_INPUT", `Snapshot "${snapshot.name}" is pinned.`, {
-        hint: `Unpin it first: ${commandLine`snapkeep snapshot unpin ${hostName}/${inspection.vm.name} ${snapshot.name}`}`,
+        action: { do: "unpin", host: hostName, vm: inspection.vm.name, snapshot: snapshot.name },
       });
     }
     if (options.dryRun === true) {

@@ -7,7 +7,6 @@ import { posix } from "node:path";
 
 import { validateName, validateNoControlCharacters } from "../domain/names.js";
 import { SnapkeepError, quoteInput } from "../errors.js";
-import { commandLine } from "../domain/shell-quote.js";
 import { LocalRunner } from "../infra/runner/local.js";
 import { parseSshSpec } from "../infra/ssh/config.js";
 import type { SshTarget, Target } from "../domain/settings.js";
@@ -23,7 +22,7 @@ const targetKind: EndpointKind<Target> = {
   write: (s, targets) => ({ ...s, targets }),
   notFound: (name) =>
     new SnapkeepError("NOT_FOUND", `There is no export target named ${quoteInput(name)}.`, {
-      hint: "See them with: snapkeep target list",
+      action: { do: "list-targets" },
     }),
   alreadyExists: (name) =>
     new SnapkeepError("ALREADY_EXISTS", `A target named ${quoteInput(name)} already exists.`),
@@ -31,7 +30,7 @@ const targetKind: EndpointKind<Target> = {
     new SnapkeepError(
       "HOST_KEY_UNKNOWN",
       `Target ${name} is not trusted yet; nothing is sent to it until it is.`,
-      { hint: `Check its fingerprint and run: ${commandLine`snapkeep target trust ${name}`} SHA256:...` },
+      { action: { do: "trust", noun: "target", name } },
     ),
   noHostKey: (name) =>
     new SnapkeepError("INVALID_INPUT", `${name} is a folder on this computer; it has no host key.`),

@@ -2,7 +2,7 @@
  * The VMs on each host, with their disks and their snapshots as Snapkeep sees them (the hypervisor's
  * snapshots joined with notes, pins and marks). Reads only: snapshots.ts and revert.ts change them.
  */
-import { SnapkeepError, describeError } from "../errors.js";
+import { SnapkeepError, describeError, type HintAction } from "../errors.js";
 import { settleLimit } from "../domain/concurrency.js";
 import type { Settings } from "../domain/settings.js";
 import { snapshotKey } from "../domain/settings.js";
@@ -20,8 +20,10 @@ export interface HostVms {
   readonly vms: readonly VmWithSnapshots[];
   /** Set when this host could not be listed; the other hosts are still listed. */
   readonly error: string | null;
-  /** What to do about the error, when Snapkeep knows (trust the key, install virsh, ...). */
+  /** What to do about the error, when Snapkeep knows (install virsh, ...). */
   readonly hint: string | null;
+  /** What to do about it, when each front end words it (trust the key): see domain/hints.ts. */
+  readonly action: HintAction | null;
 }
 
 export class Vms {
@@ -41,7 +43,7 @@ export class Vms {
     return hosts.map((host, index) => {
       const result = results[index];
       if (result?.status === "fulfilled") {
-        return { host: host.name, vms: result.value, error: null, hint: null };
+        return { host: host.name, vms: result.value, error: null, hint: null, action: null };
       }
       const reason: unknown = result?.reason;
       return {
@@ -49,6 +51,7 @@ export class Vms {
         vms: [],
         error: describeError(reason),
         hint: reason instanceof SnapkeepError ? (reason.hint ?? null) : null,
+        action: reason instanceof SnapkeepError ? (reason.action ?? null) : null,
       };
     });
   }

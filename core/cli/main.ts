@@ -2,6 +2,7 @@ import { homedir } from "node:os";
 import { Command, CommanderError, Option } from "commander";
 import { SnapkeepError } from "../errors.js";
 import { toErrorView } from "../domain/explain.js";
+import { wordHint } from "../domain/hints.js";
 import { MAX_SAFETY_KEPT, MAX_WAIT_SECONDS } from "../domain/limits.js";
 import { validateNoControlCharacters } from "../domain/names.js";
 import type { VmWithSnapshots } from "../domain/types.js";
@@ -182,8 +183,9 @@ function buildProgram(io: CliIo, context: () => CliContext): Command {
       print(results, opts.json, () => (vms.length === 0 ? "No VMs found.\n" : formatVms(vms)));
       for (const failed of results.filter((r) => r.error !== null)) {
         io.err(`snapkeep: host ${failed.host} could not be listed: ${failed.error}\n`);
-        if (failed.hint !== null) {
-          io.err(`  ${failed.hint}\n`);
+        const hint = failed.action === null ? failed.hint : wordHint(failed.action, "cli");
+        if (hint !== null) {
+          io.err(`  ${hint}\n`);
         }
       }
       if (results.length > 0 && results.every((r) => r.error !== null)) {
@@ -464,7 +466,7 @@ function describeRevert(result: RevertResult, ref: string): string {
 }
 
 function reportError(error: unknown, io: CliIo): void {
-  const view = toErrorView(error);
+  const view = toErrorView(error, "cli");
   io.err(`snapkeep: ${view.message}\n`);
   if (view.hint !== null) {
     io.err(`  ${view.hint}\n`);

@@ -7,21 +7,48 @@
 import { z } from "zod";
 
 import { NO_CONTROL_CHARACTERS, PATTERN_RULES } from "./names.js";
-import { SnapkeepError, describeError, isSnapkeepError, quoteInput, type ErrorCode } from "../errors.js";
+import {
+  SnapkeepError,
+  describeError,
+  isSnapkeepError,
+  quoteInput,
+  type ErrorCode,
+  type HintAction,
+} from "../errors.js";
+import { wordHint, type Audience } from "./hints.js";
 
-/** An error as a UI shows it: the same sentence and hint the CLI prints, and the code to branch on. */
+/**
+ * An error as a front end shows it: the sentence the CLI prints too, the hint in this front end's
+ * words, and the code (and the hint's action, for a button that does it) to branch on.
+ */
 export interface ErrorView {
   readonly code: string;
   readonly message: string;
   readonly hint: string | null;
+  readonly action: HintAction | null;
 }
 
-export function toErrorView(error: unknown): ErrorView {
+/** The hint of an error in `audience`'s words, or null when there is none. */
+export function hintOf(error: SnapkeepError, audience: Audience): string | null {
+  return error.action === undefined ? (error.hint ?? null) : wordHint(error.action, audience);
+}
+
+export function toErrorView(error: unknown, audience: Audience = "ui"): ErrorView {
   const explained = explainError(error);
   if (explained === null) {
-    return { code: "INTERNAL", message: `Unexpected error: ${describeError(error)}`, hint: null };
+    return {
+      code: "INTERNAL",
+      message: `Unexpected error: ${describeError(error)}`,
+      hint: null,
+      action: null,
+    };
   }
-  return { code: explained.code, message: explained.message, hint: explained.hint ?? null };
+  return {
+    code: explained.code,
+    message: explained.message,
+    hint: hintOf(explained, audience),
+    action: explained.action ?? null,
+  };
 }
 
 /** The failure as a SnapkeepError when its cause can be named, else null (a bug). */

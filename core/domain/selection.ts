@@ -1,5 +1,4 @@
 import { SnapkeepError, quoteInput } from "../errors.js";
-import { commandLine } from "./shell-quote.js";
 import type { Snapshot, Vm, VmWithSnapshots } from "./types.js";
 
 /**
@@ -12,7 +11,7 @@ export function validateLibvirtUri(uri: string): void {
     throw new SnapkeepError(
       "INVALID_INPUT",
       `${quoteInput(uri)} is not a libvirt URI Snapkeep uses: give qemu:///system (the default) or qemu:///session.`,
-      { hint: "For another computer, add it as an SSH host: snapkeep host add NAME --ssh USER@HOST" },
+      { action: { do: "add-ssh-host" } },
     );
   }
 }
@@ -44,12 +43,12 @@ export function chooseSnapshotDisks(vm: Vm, chosen: readonly string[] | undefine
       "DISK_UNSUPPORTED",
       `Cannot snapshot ${vm.name}: ${blocked.map((d) => d.snapshotBlocker).join("; ")}.`,
       {
-        hint:
+        action:
           chosen === undefined && blocked.length < disks.length
-            ? `Choose the other disks with ${commandLine`--disk ${disks
-                .filter((d) => d.snapshotBlocker === null)
-                .map((d) => d.target)
-                .join(",")}`}`
+            ? {
+                do: "choose-disks",
+                disks: disks.filter((d) => d.snapshotBlocker === null).map((d) => d.target),
+              }
             : undefined,
         details: { disks: blocked.map((d) => d.target) },
       },
@@ -74,6 +73,6 @@ export function resolveSnapshot(vm: VmWithSnapshots, ref: string): Snapshot {
     });
   }
   throw new SnapkeepError("NOT_FOUND", `${vm.name} has no snapshot named ${quoteInput(ref)}.`, {
-    hint: `List them with: ${commandLine`snapkeep snapshot list ${vm.host}/${vm.name}`}`,
+    action: { do: "list-snapshots", host: vm.host, vm: vm.name },
   });
 }

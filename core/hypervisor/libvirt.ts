@@ -212,7 +212,7 @@ export class LibvirtHost {
         "NOT_FOUND",
         `There is no VM named ${quoteInput(nameOrUuid)} on host ${this.hostName}.`,
         {
-          hint: `List them with: ${commandLine`snapkeep vm list --host ${this.hostName}`}`,
+          action: { do: "list-vms", host: this.hostName },
         },
       );
     }
@@ -466,7 +466,7 @@ export class LibvirtHost {
               error.code,
               `${error.message} The snapshot LVs of ${left.join(", ")} could not be removed.`,
               {
-                hint: `Delete it with: ${commandLine`snapkeep snapshot delete ${this.hostName}/${inspection.vm.name} ${tag}`}`,
+                action: { do: "delete-snapshot", host: this.hostName, vm: inspection.vm.name, snapshot: tag },
                 cause: error,
               },
             );
@@ -483,7 +483,8 @@ export class LibvirtHost {
         const paused = `${inspection.vm.name} stays paused: resuming it failed (${resumed.stderr.trim() || `exit code ${resumed.code}`}); resume it with: ${commandLine`virsh resume ${inspection.vm.uuid}`}`;
         if (failure instanceof SnapkeepError) {
           failure = new SnapkeepError(failure.code, `${failure.message} ${paused}.`, {
-            ...(failure.hint === undefined ? {} : { hint: failure.hint }),
+            hint: failure.hint,
+            action: failure.action,
             cause: failure,
           });
         } else if (failure === undefined) {
@@ -558,7 +559,7 @@ export class LibvirtHost {
           error.code,
           `${error.message} The part already made on ${leftOver.join(", ")} could not be removed.`,
           {
-            hint: `Delete it with: ${commandLine`snapkeep snapshot delete ${this.hostName}/${inspection.vm.name} ${tag}`}`,
+            action: { do: "delete-snapshot", host: this.hostName, vm: inspection.vm.name, snapshot: tag },
             cause: error,
           },
         );
@@ -697,7 +698,7 @@ export class LibvirtHost {
       throw new SnapkeepError(
         "VM_RUNNING",
         `${vm.name} did not shut down within ${Math.round(options.timeoutMs / 1000)} s; nothing was reverted.`,
-        { hint: "Shut it down from inside the guest, or pass --force to power it off." },
+        { action: { do: "allow-power-off" } },
       );
     }
     await runChecked(this.runner, virsh.destroyArgs(this.uri, uuid), `Powering ${vm.name} off`, {

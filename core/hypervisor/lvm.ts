@@ -147,7 +147,7 @@ export function planLvSnapshots(
         "NO_SPACE",
         `The snapshot needs ${formatBytes(needed)} of COW space in volume group ${vg}, which has ${formatBytes(free)} free; nothing was made.`,
         {
-          hint: `Free space in ${vg} (delete old snapshots, or vgextend ${vg} with another disk), or snapshot fewer disks with --disk.`,
+          action: { do: "free-vg-or-fewer-disks", vg },
           details: { vg, neededBytes: needed, freeBytes: free },
         },
       );

@@ -19,9 +19,15 @@ export class RemoteFs {
     return this.runner.label;
   }
 
-  async mkdirs(path: string): Promise<void> {
+  /**
+   * Makes a folder and its parents. Owner-only by default: what Snapkeep keeps for itself (exports,
+   * staging) is nobody else's to read. A folder of images that QEMU opens is for "hypervisor": QEMU
+   * runs as its own user (libvirt-qemu), which must be able to pass through it.
+   */
+  async mkdirs(path: string, readableBy: "owner" | "hypervisor" = "owner"): Promise<void> {
+    const umask = readableBy === "owner" ? "077" : "022";
     const result = await this.runner.run(
-      ["sh", "-c", 'umask 077 && mkdir -p -- "$1"', "snapkeep-mkdir", path],
+      ["sh", "-c", `umask ${umask} && mkdir -p -- "$1"`, "snapkeep-mkdir", path],
       {
         timeoutMs: QUICK_MS,
       },

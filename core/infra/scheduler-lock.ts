@@ -88,7 +88,7 @@ export function acquireSchedulerLock(home: string, app: string, now: Date): Sche
     "ALREADY_EXISTS",
     `Could not take the scheduler lock ${path}; another scheduler is starting.`,
     {
-      hint: "Wait a moment and check with: snapkeep jobs list",
+      action: { do: "check-jobs" },
     },
   );
 }

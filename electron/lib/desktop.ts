@@ -8,6 +8,7 @@ import { z } from "zod";
 import { Api, type ApiEvent, type Response } from "../../core/api/api.js";
 import { openCoreContext, type CoreContext } from "../../core/app/context.js";
 import { SnapkeepError, describeError } from "../../core/errors.js";
+import { hintOf } from "../../core/domain/explain.js";
 import { sshEnvironmentFromProcess, type SshEnvironment } from "../../core/infra/runner/factory.js";
 import { schedulerOwner } from "../../core/infra/scheduler-lock.js";
 import { openScheduler } from "../../core/app/schedules/owned.js";
@@ -183,7 +184,8 @@ export class Desktop {
           );
           this.#ports.broadcast({ event: "changed", data: { host: action.host, vm: action.vm } });
         } catch (error) {
-          const hint = error instanceof SnapkeepError && error.hint !== undefined ? ` ${error.hint}` : "";
+          const hinted = error instanceof SnapkeepError ? hintOf(error, "ui") : null;
+          const hint = hinted === null ? "" : ` ${hinted}`;
           this.#ports.notify(`Snapshot of ${action.vm} failed`, `${describeError(error)}${hint}`);
         }
         break;

@@ -88,7 +88,7 @@ export interface IpcRouterOptions {
 
 const refused = (id: number, message: string): Response => ({
   id,
-  error: { code: "INVALID_INPUT", message, hint: null },
+  error: { code: "INVALID_INPUT", message, hint: null, action: null },
 });
 
 /**

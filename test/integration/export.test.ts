@@ -22,6 +22,7 @@ import { qemuIo, TEST_IMAGE_DIR, TestVms, uniqueSuffix, virshOut, writeLive } fr
 import { createNetns, type TestNetns } from "../support/netns.js";
 import { makeApp } from "../support/app.js";
 import { startSshd, trustedHost, type TestSshd } from "../support/sshd.js";
+import { hintOf } from "../../core/domain/explain.js";
 
 const MiB = 1024 * 1024;
 const PATTERN_AT = 40 * MiB;
@@ -434,7 +435,7 @@ describe("exports", () => {
         exports.export({ host: "local", vm: vmName, snapshot: "before-b", target: "pinned" }),
       );
       expect(error.code).toBe("HOST_KEY_CHANGED");
-      expect(error.hint).toContain("snapkeep target trust pinned");
+      expect(hintOf(error, "cli")).toContain("snapkeep target trust pinned");
       expect(existsSync(spot)).toBe(false);
     } finally {
       await impostor.stop();

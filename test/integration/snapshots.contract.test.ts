@@ -339,7 +339,7 @@ describe.each(hosts)("snapshot contract via $label", ({ hostName }) => {
     await expect(app.snapshots.create(hostName, `sk-raw-${suffix}`)).rejects.toMatchObject({
       code: "DISK_UNSUPPORTED",
       message: expect.stringMatching(/vdb is in raw format/),
-      hint: expect.stringContaining("--disk vda"),
+      action: { do: "choose-disks", disks: ["vda"] },
     });
     expect(execInfoSnapshots(raw.diskPaths[0] as string)).toEqual([]);
     // The qcow2 disk alone works.

@@ -11,6 +11,7 @@ import { SshRunner, type SshRunnerOptions } from "../../core/infra/runner/ssh.js
 import { type TestSshd, startSshAgent, startSshd } from "../support/sshd.js";
 import { waitFor } from "../support/wait.js";
 import { failure } from "../support/failure.js";
+import { hintOf } from "../../core/domain/explain.js";
 
 let sshd: TestSshd;
 const runners: SshRunner[] = [];
@@ -308,8 +309,8 @@ describe("SshRunner against a real sshd", () => {
     expect(error.code).toBe("HOST_KEY_UNKNOWN");
     expect(error.details).toEqual({ expected: undefined, offered: sshd.hostFingerprint });
     expect(error.message).toContain(sshd.hostFingerprint);
-    expect(error.hint).toContain(`snapkeep host trust testhost ${sshd.hostFingerprint}`);
-    expect(error.hint).toContain("ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub");
+    expect(hintOf(error, "cli")).toContain(`snapkeep host trust testhost ${sshd.hostFingerprint}`);
+    expect(hintOf(error, "cli")).toContain("ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub");
     expect(existsSync(file)).toBe(false);
   });
 

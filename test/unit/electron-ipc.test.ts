@@ -60,7 +60,7 @@ describe("createIpcRouter", () => {
           const { id, method } = raw as { id: number; method: string };
           return method === "hosts.list"
             ? { id, result: [] }
-            : { id, error: { code: "INVALID_INPUT", message: "no", hint: null } };
+            : { id, error: { code: "INVALID_INPUT", message: "no", hint: null, action: null } };
         },
       },
       desktop,
@@ -77,7 +77,12 @@ describe("createIpcRouter", () => {
     );
     expect(answer).toEqual({
       id: -1,
-      error: { code: "INVALID_INPUT", message: "Snapkeep answers only its own window.", hint: null },
+      error: {
+        code: "INVALID_INPUT",
+        message: "Snapkeep answers only its own window.",
+        hint: null,
+        action: null,
+      },
     });
     expect(forwarded).toEqual([]);
   });
@@ -138,7 +143,7 @@ describe("createIpcRouter", () => {
     });
     expect(await route(ours, { id: 5, method: "secrets.forgetKeyPassphrase" })).toEqual({
       id: 5,
-      error: { code: "INVALID_INPUT", message: "Nothing stored.", hint: "Nothing to do." },
+      error: { code: "INVALID_INPUT", message: "Nothing stored.", hint: "Nothing to do.", action: null },
     });
     expect(ran).toEqual([{ enabled: true }]);
     expect(forwarded).toEqual([]);

@@ -106,6 +106,7 @@ describe("failures from outside Snapkeep", () => {
       message:
         "The field targets.0.name may contain only letters, digits, '.', '_' and '-', starting with a letter or digit (at most 63 characters).",
       hint: null,
+      action: null,
     });
   });
 
@@ -120,6 +121,7 @@ describe("failures from outside Snapkeep", () => {
       code: "NOT_FOUND",
       message: "Cannot open /nonexistent-snapkeep/settings.json: it, or a folder above it, does not exist.",
       hint: null,
+      action: null,
     });
     expect(systemCause(missing)).toBe("it, or a folder above it, does not exist");
     const denied = Object.assign(new Error("EACCES: permission denied, mkdir '/srv/x'"), {
@@ -131,6 +133,7 @@ describe("failures from outside Snapkeep", () => {
       code: "PERMISSION_DENIED",
       message: "Cannot create the folder /srv/x: permission denied.",
       hint: "Check the owner and permissions of it and of the folders above it.",
+      action: null,
     });
     const full = Object.assign(new Error("ENOSPC"), { code: "ENOSPC", syscall: "write", path: "/a\nb" });
     expect(toErrorView(full).message).toBe('Cannot write to "/a\\nb": the disk is full.');
@@ -148,6 +151,7 @@ describe("failures from outside Snapkeep", () => {
       code: "HOST_UNREACHABLE",
       message: `Cannot connect to 127.0.0.1:${port}: the connection was refused (nothing listens on that port).`,
       hint: "Check that the other side is up and reachable from here.",
+      action: null,
     });
     const unresolved = Object.assign(new Error("getaddrinfo ENOTFOUND nowhere.invalid"), {
       code: "ENOTFOUND",
@@ -158,6 +162,7 @@ describe("failures from outside Snapkeep", () => {
       code: "HOST_UNREACHABLE",
       message: "Cannot look up nowhere.invalid: the host name does not resolve.",
       hint: "Check the name, or give an IP address instead.",
+      action: null,
     });
   });
 
@@ -166,6 +171,7 @@ describe("failures from outside Snapkeep", () => {
       code: "INTERNAL",
       message: "Unexpected error: x is not a function",
       hint: null,
+      action: null,
     });
   });
 });

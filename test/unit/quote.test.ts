@@ -8,7 +8,7 @@ import { afterAll, beforeEach, describe, expect, it } from "vitest";
 
 import { resolveSnapshot } from "../../core/domain/selection.js";
 import type { VmWithSnapshots } from "../../core/domain/types.js";
-import { isSnapkeepError } from "../../core/errors.js";
+import { isSnapkeepError, type SnapkeepError } from "../../core/errors.js";
 import {
   REMOTE_PID_MARKER,
   buildRemoteCommand,
@@ -18,6 +18,7 @@ import {
   shellWord,
 } from "../../core/domain/shell-quote.js";
 import { verifyHostKey } from "../../core/infra/ssh/hostkey.js";
+import { hintOf } from "../../core/domain/explain.js";
 
 // The quoting is checked by real shells, not by comparing strings: what matters is what sh does.
 const shells = ["/bin/sh", "/bin/bash", "/bin/dash"].filter((shell) => existsSync(shell));
@@ -364,7 +365,7 @@ describe("commands shown to people (commandLine, shellWord)", () => {
             return error;
           }
         };
-        const listHint = (notFound() as { hint: string }).hint;
+        const listHint = hintOf(notFound() as SnapkeepError, "cli") ?? "";
         expect(listHint.startsWith("List them with: ")).toBe(true);
         expect(wordsOf(shell, listHint.slice("List them with: ".length))).toEqual([
           "snapkeep",
@@ -377,7 +378,7 @@ describe("commands shown to people (commandLine, shellWord)", () => {
           try {
             verifyHostKey(undefined, fingerprint, name, name, undefined, "target");
           } catch (error) {
-            return (error as { hint: string }).hint;
+            return hintOf(error as SnapkeepError, "cli") ?? "";
           }
           return "";
         })();

@@ -3,6 +3,8 @@ import { defaultSnapshotName, encodeSnapshotTag, parseSnapshotTag } from "../../
 import { groupSnapshots } from "../../core/domain/snapshots.js";
 import type { Disk, Vm, VmWithSnapshots } from "../../core/domain/types.js";
 import { chooseSnapshotDisks, resolveSnapshot } from "../../core/domain/selection.js";
+import type { SnapkeepError } from "../../core/errors.js";
+import { hintOf } from "../../core/domain/explain.js";
 
 describe("snapshot tags", () => {
   it.each([
@@ -115,7 +117,7 @@ describe("choosing the disks of a snapshot", () => {
     try {
       chooseSnapshotDisks(v, undefined);
     } catch (e) {
-      expect((e as { hint: string }).hint).toBe("Choose the other disks with --disk vda");
+      expect(hintOf(e as SnapkeepError, "cli")).toBe("Choose the other disks with --disk vda");
     }
     expect(chooseSnapshotDisks(v, ["vda"])).toEqual(["vda"]);
   });

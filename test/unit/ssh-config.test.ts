@@ -236,7 +236,7 @@ describe("host key fingerprints", () => {
       expect.objectContaining({
         code: "HOST_KEY_UNKNOWN",
         message: expect.stringContaining(expected),
-        hint: expect.stringContaining(`snapkeep host trust web01 ${expected}`),
+        action: expect.objectContaining({ do: "trust", noun: "host", name: "web01", offered: expected }),
         details: { expected: undefined, offered: expected },
       }),
     );
@@ -248,7 +248,7 @@ describe("host key fingerprints", () => {
       expect.objectContaining({
         code: "HOST_KEY_CHANGED",
         message: expect.stringMatching(new RegExp(`${old}.*${expected.replace(/[+/]/g, "\\$&")}`)),
-        hint: expect.stringContaining(`snapkeep host trust web01 ${expected}`),
+        action: { do: "trust", noun: "host", name: "web01", offered: expected, changed: true },
         details: { expected: old, offered: expected },
       }),
     );

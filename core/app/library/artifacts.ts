@@ -626,7 +626,7 @@ export class Restore {
     if (request.dryRun === true) {
       return { artifact, dryRun: true };
     }
-    await fs.mkdirs(dir);
+    await fs.mkdirs(dir, "hypervisor");
     const tmp = posix.join(dir, `.${request.name}.qcow2.tmp`);
     try {
       // Uncompressed: a template is read by every VM cloned from it, a volume is used directly.

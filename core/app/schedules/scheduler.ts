@@ -1,6 +1,7 @@
 import type { TimerPort } from "../../infra/timers.js";
 import { randomBytes } from "node:crypto";
 import { SnapkeepError, describeError, isSnapkeepError } from "../../errors.js";
+import { hintOf } from "../../domain/explain.js";
 import type { Schedule, SchedulePause, ScheduleState } from "../../domain/settings.js";
 import {
   dueSlot,
@@ -294,7 +295,9 @@ export class Scheduler {
       this.#raised.delete(`overdue:${schedule.id}`);
     } catch (error) {
       const now = this.#o.now();
-      const hint = error instanceof SnapkeepError && error.hint !== undefined ? ` ${error.hint}` : "";
+      // The journal is read in the UI and by `snapkeep jobs list` alike: the UI's words fit both.
+      const hinted = error instanceof SnapkeepError ? hintOf(error, "ui") : null;
+      const hint = hinted === null ? "" : ` ${hinted}`;
       const message = `${describeError(error)}${hint}`;
       if (signal.aborted && isSnapkeepError(error, "CANCELLED")) {
         this.#o.work.recordState(schedule.id, {

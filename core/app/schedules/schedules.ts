@@ -1,7 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { SnapkeepError, describeError, isSnapkeepError } from "../../errors.js";
 import { MAX_SNAPSHOTS_KEPT } from "../../domain/limits.js";
-import { commandLine } from "../../domain/shell-quote.js";
 import type { Snapshot, VmWithSnapshots } from "../../domain/types.js";
 import type { VmModules } from "../vm-modules.js";
 import { chooseSnapshotDisks } from "../../domain/selection.js";
@@ -81,7 +80,7 @@ export class Schedules {
     const schedule = this.list().find((s) => s.id === id);
     if (schedule === undefined) {
       throw new SnapkeepError("NOT_FOUND", `There is no schedule ${id}.`, {
-        hint: "See them with: snapkeep schedule list",
+        action: { do: "list-schedules" },
       });
     }
     return schedule;
@@ -260,7 +259,7 @@ export class Schedules {
             "NOT_FOUND",
             `The VM of schedule ${schedule.id} (${schedule.vmName}, ${schedule.vmUuid}) is no longer on host ${schedule.host}.`,
             {
-              hint: `If it was deleted, remove the schedule: ${commandLine`snapkeep schedule remove ${schedule.id}`}`,
+              action: { do: "remove-schedule", id: schedule.id },
             },
           );
         }

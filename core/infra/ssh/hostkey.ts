@@ -5,7 +5,6 @@
 import { createHash } from "node:crypto";
 
 import { SnapkeepError } from "../../errors.js";
-import { commandLine } from "../../domain/shell-quote.js";
 
 /**
  * `SHA256:` plus the unpadded base64 SHA-256 of the wire-format public key blob (the bytes ssh2
@@ -79,9 +78,13 @@ export function verifyHostKey(
       "HOST_KEY_UNKNOWN",
       `The host key of ${hostLabel} is not trusted yet; the host offered ${offered}.`,
       {
-        hint:
-          `Check it on the host with \`ssh-keygen -lf ${hostKeyFileFor(keyType)}\`, ` +
-          `then run \`${commandLine`snapkeep ${noun} trust ${hostName} ${offered}`}\`.`,
+        action: {
+          do: "trust",
+          noun,
+          name: hostName,
+          offered,
+          checkWith: `ssh-keygen -lf ${hostKeyFileFor(keyType)}`,
+        },
         details,
       },
     );
@@ -90,9 +93,7 @@ export function verifyHostKey(
     "HOST_KEY_CHANGED",
     `The host key of ${hostLabel} has changed: expected ${expected}, but the host offered ${offered}.`,
     {
-      hint:
-        "This can mean someone is intercepting the connection. Only if the host was really " +
-        `reinstalled or replaced, run \`${commandLine`snapkeep ${noun} trust ${hostName} ${offered}`}\`.`,
+      action: { do: "trust", noun, name: hostName, offered, changed: true },
       details,
     },
   );

@@ -5,6 +5,7 @@
 import { SnapkeepError, describeError } from "../errors.js";
 import { diffDefinitions } from "../domain/definition-summary.js";
 import { MAX_SAFETY_KEPT } from "../domain/limits.js";
+import { keepNewest } from "../domain/retention/newest.js";
 import { resolveSnapshot } from "../domain/selection.js";
 import { MAX_SNAPSHOT_NAME_LENGTH, encodeSnapshotTag } from "../domain/snapshot-tag.js";
 import type { LvSnapshot, RevertResult, Snapshot } from "../domain/types.js";
@@ -121,9 +122,7 @@ export class Revert {
     if (request.dryRun === true) {
       // The safety snapshot this revert adds pushes the oldest unpinned ones past the limit.
       const safety = vms.withSnapshots(inspection).snapshots.filter((s) => s.kind === "safety" && !s.pinned);
-      const prunedSafety = safety
-        .slice(0, Math.max(0, safety.length + 1 - this.safetyKeep()))
-        .map((s) => s.name);
+      const prunedSafety = keepNewest(safety, this.safetyKeep() - 1).remove.map((s) => s.name);
       return { ...result, prunedSafety, dryRun: true };
     }
     if (result.needsConsent) {
@@ -236,9 +235,8 @@ export class Revert {
     const keep = this.safetyKeep();
     const vm = await this.deps.vms.get(hostName, vmUuid);
     const safety = vm.snapshots.filter((s) => s.kind === "safety" && !s.pinned);
-    const doomed = safety.slice(0, Math.max(0, safety.length - keep));
     const removed: string[] = [];
-    for (const snapshot of doomed) {
+    for (const snapshot of keepNewest(safety, keep).remove) {
       await this.deps.snapshots.delete(hostName, vmUuid, snapshot.tag);
       removed.push(snapshot.name);
     }

@@ -24,6 +24,7 @@ import { commandLine } from "../../domain/shell-quote.js";
 import type { LvSnapshot, Snapshot } from "../../domain/types.js";
 import { requireLvSnapshot, withLvSnapshotReadable } from "../../hypervisor/lvm.js";
 import { resolveSnapshot } from "../../domain/selection.js";
+import { keepNewest } from "../../domain/retention/newest.js";
 import {
   convertSnapshotArgs,
   parseConvertProgress,
@@ -714,8 +715,10 @@ export class Exports {
     const removed: ExportEntry[] = [];
     const kept: string[] = [];
     for (const list of byVm.values()) {
-      const newestFirst = [...list].reverse();
-      newestFirst.forEach((e, i) => (i < Math.max(1, keep) ? kept.push(e.folder) : removed.push(e)));
+      // A VM's newest verified export always stays, whatever `keep` says.
+      const decided = keepNewest(list, Math.max(1, keep));
+      kept.push(...decided.keep.map((k) => k.item.folder));
+      removed.push(...decided.remove);
     }
     if (!options.dryRun) {
       const fs = this.#deps.targets.fsOf(target);

@@ -1,6 +1,6 @@
 /**
  * The tray's state and its menu, as plain data. Linux trays ignore clicks on the icon, so every
- * action is in the menu; electron/tray.ts only turns these items into an Electron Menu.
+ * action is in the menu; electron/main.ts only turns these items into an Electron Menu.
  */
 import type { LockOwner } from "../../core/infra/scheduler-lock.js";
 import type { SchedulePause } from "../../core/domain/settings.js";

@@ -6,7 +6,7 @@
 import { ApiCallError, ApiClient, type Answer, type Request, type Transport } from "./client.js";
 import type { ApiError } from "./protocol.js";
 
-/** The desktop app's preload exposes exactly this (see electron/preload.ts). */
+/** The desktop app's preload exposes exactly this (see electron/preload.cts). */
 declare global {
   interface Window {
     snapkeepIpc?: Transport;

@@ -144,7 +144,7 @@ export interface ExportsDeps extends Pick<VmModules, "hosts" | "vms" | "annotati
   readonly sleep?: (ms: number) => Promise<void>;
   readonly stagingRoot?: string;
   /**
-   * The state folder's key for sealing verifications (seal.ts): what makes an export "verified".
+   * The state folder's key for sealing verifications (sealVerification in drivers/bundle/bundle.ts): what makes an export "verified".
    * Asked for only when a target is read or written, so commands that never touch one never make it.
    */
   readonly sealKey: () => Uint8Array;

@@ -67,6 +67,7 @@ export type HintAction =
   | { readonly do: "remove-schedule"; readonly id: string }
   | { readonly do: "check-jobs" }
   | { readonly do: "list-library"; readonly kind: "template" | "volume"; readonly host: string }
+  | { readonly do: "detach-volume"; readonly host: string; readonly name: string }
   | {
       readonly do: "make-instead";
       readonly kind: "template" | "volume";

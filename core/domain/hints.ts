@@ -60,6 +60,8 @@ function cliWords(action: HintAction): string {
       return "Wait a moment and check with: snapkeep jobs list";
     case "list-library":
       return `See them with: ${commandLine`snapkeep ${action.kind} list --host ${action.host}`}`;
+    case "detach-volume":
+      return `Detach it first: ${commandLine`snapkeep volume detach ${action.host} ${action.name}`} --from VM`;
     case "make-instead":
       return action.kind === "volume"
         ? `Make a volume from it instead: ${commandLine`snapkeep volume create ${`${action.host}/${action.vm}`} ${action.snapshot} --disk ${action.disk} --name ${action.name}`}`
@@ -123,6 +125,9 @@ function uiWords(action: HintAction): string {
       return "Wait a moment and look at the Jobs panel.";
     case "list-library":
       return `See the ${action.kind}s of ${action.host} under Templates & volumes.`;
+    case "detach-volume":
+      // The UI has no detach yet: say where it is done.
+      return `Detach ${action.name} from those VMs first, from the command line (its volume detach command).`;
     case "make-instead":
       return action.kind === "volume"
         ? `Copy ${action.disk} out as a volume instead.`

@@ -1,3 +1,6 @@
+import { readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+
 import { describe, expect, it } from "vitest";
 
 import { SnapkeepError, type HintAction } from "../../core/errors.js";
@@ -25,6 +28,7 @@ const samples: { [K in HintAction["do"]]: Extract<HintAction, { do: K }> } = {
   "remove-schedule": { do: "remove-schedule", id: "a1b2c3d4" },
   "check-jobs": { do: "check-jobs" },
   "list-library": { do: "list-library", kind: "template", host: "web01" },
+  "detach-volume": { do: "detach-volume", host: "web01", name: "data" },
   "make-instead": {
     do: "make-instead",
     kind: "volume",
@@ -87,5 +91,34 @@ describe("hints in each front end's words", () => {
     const plain = new SnapkeepError("NO_SPACE", "Full.", { hint: "Free space there." });
     expect(hintOf(plain, "ui")).toBe("Free space there.");
     expect(hintOf(plain, "cli")).toBe("Free space there.");
+  });
+});
+
+describe("hints below the front doors", () => {
+  it("name no Snapkeep command or flag: those are actions, worded by each front end", () => {
+    const offenders: string[] = [];
+    const walk = (dir: string): void => {
+      for (const entry of readdirSync(dir, { withFileTypes: true })) {
+        const path = join(dir, entry.name);
+        if (entry.isDirectory()) {
+          // The CLI and `snapkeep serve` speak to the terminal that started them.
+          if (!["core/cli", "core/server"].includes(path)) {
+            walk(path);
+          }
+        } else if (path.endsWith(".ts") && path !== "core/domain/hints.ts") {
+          const lines = readFileSync(path, "utf8").split("\n");
+          lines.forEach((line, index) => {
+            const hint = /\bhint:/.test(line) ? lines.slice(index, index + 3).join(" ") : "";
+            if (
+              /snapkeep [a-z]|\s--(yes|force|disk|dir|name|into|to|target|host|keep|dry-run)\b/.test(hint)
+            ) {
+              offenders.push(`${path}:${index + 1}`);
+            }
+          });
+        }
+      }
+    };
+    walk("core");
+    expect(offenders).toEqual([]);
   });
 });

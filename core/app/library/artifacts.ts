@@ -11,29 +11,30 @@ import { posix } from "node:path";
 import { z } from "zod";
 
 import { SnapkeepError, afterDone, isSnapkeepError, quoteInput } from "../../errors.js";
-import type { Snapshot, VmWithSnapshots } from "../../domain/types.js";
 import { validateName } from "../../domain/names.js";
 import { resolveSnapshot } from "../../domain/selection.js";
-import { virsh } from "../../drivers/libvirt/args.js";
-import { convertSnapshotArgs, qcow2ImageOpts } from "../../drivers/qemu-img/args.js";
-import { requireLvSnapshot, withLvSnapshotReadable } from "../../hypervisor/lvm.js";
+import { chooseArtifactSource } from "../../domain/plans/artifact-plan.js";
+import { destroyArgs, undefineArgs } from "../../drivers/libvirt/args.js";
+import { attachDiskArgs, detachDiskArgs, inactiveDefinitionArgs } from "../../drivers/libvirt/domain-args.js";
+import { fullCopyArgs, overlayArgs } from "../../drivers/qemu-img/copy-args.js";
 import { slug } from "../../drivers/bundle/bundle.js";
 import { rewriteDefinitionForImport } from "../../drivers/libvirt/restored-definition.js";
 import { RemoteFs, writeFailure } from "../../infra/remote-fs.js";
-import { SNAPSHOTS_SCRIPT, parseSnapshotsNow } from "../../drivers/sh/export-scripts.js";
 import type { LibvirtHost } from "../../hypervisor/libvirt.js";
 import { runChecked } from "../../infra/runner/checked.js";
-import { commandLine } from "../../domain/shell-quote.js";
 import type { VmModules } from "../vm-modules.js";
 import type { Vms } from "../vms.js";
 import type { ManagedVm } from "../../domain/settings.js";
 import type { SettingsStore } from "../../infra/store/store.js";
+import { makeArtifact, recordPath } from "./artifact-copy.js";
+import { vmDeletePlan } from "./delete-plan.js";
 
 export const IMAGES_DIR = "/var/lib/libvirt/images";
 export const TEMPLATES_DIR = `${IMAGES_DIR}/snapkeep-templates`;
 export const VOLUMES_DIR = `${IMAGES_DIR}/snapkeep-volumes`;
 
 const QUICK_MS = 60_000;
+/** Copying a whole image (a full clone of a template) may take hours on a slow disk. */
 const COPY_MS = 6 * 60 * 60_000;
 const MARK = "@@snapkeep-file ";
 
@@ -163,7 +164,7 @@ export class Restore {
     const found = (await this.list(kind, host)).find((a) => a.name === name);
     if (found === undefined) {
       throw new SnapkeepError("NOT_FOUND", `There is no ${kind} named ${quoteInput(name)} on ${host}.`, {
-        hint: `See them with: ${commandLine`snapkeep ${kind} list --host ${host}`}`,
+        action: { do: "list-library", kind, host },
       });
     }
     return found;
@@ -192,10 +193,9 @@ export class Restore {
           ? `Template ${name} cannot be deleted: ${users.join(", ")} ${users.length === 1 ? "is" : "are"} based on it.`
           : `Volume ${name} cannot be deleted: it is attached to ${users.join(", ")}.`,
         {
-          hint:
-            kind === "template"
-              ? "Delete those VMs first, or make them standalone (qemu-img rebase -b '' their disks)."
-              : `Detach it first: ${commandLine`snapkeep volume detach ${host} ${name}`} --from VM`,
+          ...(kind === "template"
+            ? { hint: "Delete those VMs first, or make them standalone (qemu-img rebase -b '' their disks)." }
+            : { action: { do: "detach-volume", host, name } }),
           details: { users },
         },
       );
@@ -235,24 +235,13 @@ export class Restore {
     const target = nextTarget(new Set(inspection.vm.disks.map((d) => d.target)));
     await runChecked(
       libvirt.runner,
-      virsh(
-        libvirt.uri,
-        "attach-disk",
-        "--domain",
-        inspection.vm.uuid,
-        "--source",
-        volume.image,
-        "--target",
+      attachDiskArgs(libvirt.uri, {
+        uuid: inspection.vm.uuid,
+        source: volume.image,
         target,
-        "--driver",
-        "qemu",
-        "--subdriver",
-        "qcow2",
-        "--targetbus",
-        "virtio",
-        ...(rw ? [] : ["--mode", "readonly"]),
-        inspection.vm.active ? "--persistent" : "--config",
-      ),
+        readonly: !rw,
+        live: inspection.vm.active,
+      }),
       `Attaching volume ${name} to ${inspection.vm.name}`,
       { timeoutMs: QUICK_MS },
     );
@@ -271,30 +260,14 @@ export class Restore {
     if (disk === undefined) {
       throw new SnapkeepError("NOT_FOUND", `Volume ${name} is not attached to ${inspection.vm.name}.`);
     }
-    const argv = virsh(
-      libvirt.uri,
-      "detach-disk",
-      "--domain",
-      inspection.vm.uuid,
-      "--target",
-      disk.target,
-      inspection.vm.active ? "--persistent" : "--config",
-    );
+    const argv = detachDiskArgs(libvirt.uri, inspection.vm.uuid, disk.target, inspection.vm.active);
     const result = await libvirt.runner.run(argv, { timeoutMs: QUICK_MS });
     if (result.code !== 0 && inspection.vm.active) {
       // A guest that does not answer the unplug request keeps the device until it stops; the
       // definition no longer has it, so it is gone after the next shutdown.
       await runChecked(
         libvirt.runner,
-        virsh(
-          libvirt.uri,
-          "detach-disk",
-          "--domain",
-          inspection.vm.uuid,
-          "--target",
-          disk.target,
-          "--config",
-        ),
+        detachDiskArgs(libvirt.uri, inspection.vm.uuid, disk.target, false),
         `Detaching volume ${name}`,
         { timeoutMs: QUICK_MS },
       );
@@ -353,9 +326,7 @@ export class Restore {
     if (request.dryRun === true) {
       return plan;
     }
-    const argv = linked
-      ? ["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", template.image, disk]
-      : ["qemu-img", "convert", "-q", "-O", "qcow2", template.image, disk];
+    const argv = linked ? overlayArgs(template.image, disk) : fullCopyArgs(template.image, disk);
     const made = await fs.run(argv, { timeoutMs: COPY_MS });
     if (made.code !== 0) {
       await fs.removeFiles([disk]).catch(() => undefined);
@@ -406,39 +377,13 @@ export class Restore {
       );
     }
     const [templates, volumes] = await Promise.all([this.list("template", host), this.list("volume", host)]);
-    const files = vm.disks
-      .filter((d) => d.source !== null && managed.files.includes(d.source))
-      .map((d) => ({
-        path: d.source ?? "",
-        snapshots: vm.snapshots.filter((s) => s.disks.some((x) => x.target === d.target)).map((s) => s.name),
-      }));
-    const survives = [
-      ...vm.disks
-        .filter((d) => d.source !== null && !managed.files.includes(d.source))
-        .map((d) => {
-          const volume = volumes.find((v) => v.image === d.source);
-          return volume === undefined
-            ? `disk ${d.target} (${d.source ?? ""}): not made by Snapkeep, left as it is`
-            : `volume ${volume.name} (detached)`;
-        }),
-      ...(managed.from.startsWith("template:") && templates.some((t) => `template:${t.name}` === managed.from)
-        ? [`template ${managed.from.slice("template:".length)}`]
-        : []),
-      "every export of it on the targets",
-    ];
-    const schedules = this.store
-      .read()
-      .schedules.filter((s) => s.host === host && s.vmUuid === vm.uuid)
-      .map((s) => s.id);
-    const plan: DeletePlan = {
-      vm: vm.name,
-      uuid: vm.uuid,
-      running: vm.active,
-      files,
-      survives,
-      schedules,
+    const plan = vmDeletePlan(vm, managed, {
+      host,
+      templates,
+      volumes,
+      schedules: this.store.read().schedules,
       dryRun: options.dryRun,
-    };
+    });
     if (options.dryRun) {
       return plan;
     }
@@ -450,20 +395,14 @@ export class Restore {
     }
     const libvirt = this.deps.hosts.libvirt(host);
     if (vm.active) {
-      await runChecked(
-        libvirt.runner,
-        virsh(libvirt.uri, "destroy", "--domain", vm.uuid),
-        `Stopping ${vm.name}`,
-        { timeoutMs: QUICK_MS },
-      );
+      await runChecked(libvirt.runner, destroyArgs(libvirt.uri, vm.uuid), `Stopping ${vm.name}`, {
+        timeoutMs: QUICK_MS,
+      });
     }
-    await runChecked(
-      libvirt.runner,
-      virsh(libvirt.uri, "undefine", "--domain", vm.uuid, "--nvram"),
-      `Removing ${vm.name}`,
-      { timeoutMs: QUICK_MS },
-    );
-    await new RemoteFs(libvirt.runner).removeFiles(files.map((f) => f.path));
+    await runChecked(libvirt.runner, undefineArgs(libvirt.uri, vm.uuid), `Removing ${vm.name}`, {
+      timeoutMs: QUICK_MS,
+    });
+    await new RemoteFs(libvirt.runner).removeFiles(plan.files.map((f) => f.path));
     try {
       this.store.update((s) => ({
         ...s,
@@ -562,36 +501,7 @@ export class Restore {
     validateName(`${kind} name`, request.name);
     const vm = await this.deps.vms.get(request.host, request.vm);
     const snapshot = resolveSnapshot(vm, request.snapshot);
-    const target =
-      request.disk ?? (kind === "template" ? vm.disks.find((d) => d.role === "root")?.target : undefined);
-    if (target === undefined) {
-      throw new SnapkeepError("INVALID_INPUT", "Say which disk the volume is made from: --disk vdb.");
-    }
-    const disk = vm.disks.find((d) => d.target === target);
-    const image = snapshot.disks.find((d) => d.target === target);
-    if (disk === undefined || image === undefined || disk.source === null) {
-      throw new SnapkeepError("NOT_FOUND", `Snapshot "${snapshot.name}" has no disk ${target}.`, {
-        hint: `It has: ${snapshot.disks.map((d) => d.target).join(", ")}`,
-      });
-    }
-    if (kind === "template" && disk.role !== "root") {
-      throw new SnapkeepError(
-        "INVALID_INPUT",
-        `${target} is an additional disk of ${vm.name}; only a root-disk snapshot can become an OS template.`,
-        {
-          hint: `Make a volume from it instead: ${commandLine`snapkeep volume create ${request.host}/${vm.name} ${snapshot.name} --disk ${target} --name ${request.name}`}`,
-        },
-      );
-    }
-    if (kind === "volume" && disk.role === "root") {
-      throw new SnapkeepError(
-        "INVALID_INPUT",
-        `${target} is the root disk of ${vm.name}; a root-disk snapshot becomes an OS template, not a volume.`,
-        {
-          hint: `Make a template instead: ${commandLine`snapkeep template create ${request.host}/${vm.name} ${snapshot.name} --name ${request.name}`}`,
-        },
-      );
-    }
+    const { target, disk, image } = chooseArtifactSource(kind, vm, snapshot, request);
     const dir = kind === "template" ? TEMPLATES_DIR : VOLUMES_DIR;
     const path = posix.join(dir, `${request.name}.qcow2`);
     const libvirt = this.deps.hosts.libvirt(request.host);
@@ -626,70 +536,20 @@ export class Restore {
     if (request.dryRun === true) {
       return { artifact, dryRun: true };
     }
-    await fs.mkdirs(dir, "hypervisor");
-    const tmp = posix.join(dir, `.${request.name}.qcow2.tmp`);
-    try {
-      // Uncompressed: a template is read by every VM cloned from it, a volume is used directly.
-      const output = { output: tmp, shared: vm.active, compression: "none" } as const;
-      const source = disk.source;
-      const lv = image.lv;
-      // An LVM snapshot is a device to read (a thin one activated for the copy); qcow2's is inside the image.
-      const made =
-        lv === undefined
-          ? await fs.run(
-              convertSnapshotArgs({
-                source,
-                snapshotId: image.imageSnapshotId,
-                snapshotTag: snapshot.tag,
-                ...output,
-              }),
-              { timeoutMs: COPY_MS },
-            )
-          : await withLvSnapshotReadable(fs.runner, target, image.imageSnapshotId, (device) =>
-              fs.run(convertSnapshotArgs({ device, ...output }), { timeoutMs: COPY_MS }),
-            );
-      if (made.code !== 0) {
-        throw /No space|Permission denied|Read-only/i.test(made.stderr)
-          ? writeFailure(fs.label, dir, made.stderr)
-          : new SnapkeepError(
-              "COMMAND_FAILED",
-              `Copying the snapshot of ${target} failed: ${made.stderr.trim().split("\n").at(-1) ?? ""}`,
-            );
-      }
-      if (lv === undefined) {
-        await requireSnapshotStill(fs, vm, snapshot, source, image.imageSnapshotId);
-      } else {
-        await requireLvSnapshot(fs.runner, target, image.imageSnapshotId);
-      }
-      const [size] = await fs.sizes([tmp]);
-      const record: Artifact = { ...artifact, size: size ?? 0 };
-      await runChecked(
-        fs.runner,
-        [
-          "sh",
-          "-c",
-          'chmod "$1" -- "$2" && mv -n -- "$2" "$3" && [ ! -e "$2" ]',
-          "snapkeep-place",
-          kind === "template" ? "0444" : "0644",
-          tmp,
-          path,
-        ],
-        `Placing the ${kind}`,
-        { timeoutMs: QUICK_MS },
-      );
-      await fs.writeFiles([{ path: recordPath(path), content: `${JSON.stringify(record, null, 2)}\n` }]);
-      return { artifact: record, dryRun: false };
-    } catch (error) {
-      await fs.removeFiles([tmp]).catch(() => undefined);
-      throw error;
-    }
+    const made = await makeArtifact(fs, dir, artifact, {
+      vmName: vm.name,
+      vmActive: vm.active,
+      snapshot,
+      image: { target, source: disk.source, imageSnapshotId: image.imageSnapshotId, lv: image.lv },
+    });
+    return { artifact: made, dryRun: false };
   }
 
   async #definition(libvirt: LibvirtHost, uuid: string): Promise<string> {
     return (
       await runChecked(
         libvirt.runner,
-        virsh(libvirt.uri, "dumpxml", "--inactive", "--domain", uuid),
+        inactiveDefinitionArgs(libvirt.uri, uuid),
         "Reading the VM definition",
         {
           timeoutMs: QUICK_MS,
@@ -777,33 +637,6 @@ export async function requireNoVm(vms: Vms, host: string, name: string): Promise
       hint: "Choose another name.",
     },
   );
-}
-
-function recordPath(image: string): string {
-  return image.replace(/\.qcow2$/, ".json");
-}
-
-async function requireSnapshotStill(
-  fs: RemoteFs,
-  vm: VmWithSnapshots,
-  snapshot: Snapshot,
-  source: string,
-  id: string,
-): Promise<void> {
-  const result = await fs.run(["sh", "-c", SNAPSHOTS_SCRIPT, "snapkeep-snapshots", qcow2ImageOpts(source)], {
-    timeoutMs: QUICK_MS,
-  });
-  const still =
-    result.code === 0 &&
-    (parseSnapshotsNow(result.stdout)[0]?.snapshots ?? []).some(
-      (s) => s.id === id && s.name === snapshot.tag,
-    );
-  if (!still) {
-    throw new SnapkeepError(
-      "NOT_FOUND",
-      `Snapshot "${snapshot.name}" of ${vm.name} was deleted while it was being copied; nothing was kept.`,
-    );
-  }
 }
 
 function validateVmName(name: string): void {

@@ -1,0 +1,136 @@
+import { describe, expect, it } from "vitest";
+
+import {
+  bytesStillNeeded,
+  chooseExportDisks,
+  exportCompression,
+  findResumable,
+  newestVerified,
+  planExportDisks,
+} from "../../core/domain/plans/export-plan.js";
+import type { Disk, LvSnapshot, Snapshot, VmWithSnapshots } from "../../core/domain/types.js";
+
+const createdAt = "2026-11-26T12:00:00.000Z";
+
+function disk(target: string, role: Disk["role"], source: string | null = `/img/${target}.qcow2`): Disk {
+  return {
+    target,
+    device: "disk",
+    type: "file",
+    source,
+    format: "qcow2",
+    role,
+    readonly: false,
+    virtualSize: 1024,
+    allocatedSize: 512,
+    snapshotBlocker: null,
+  };
+}
+
+function snapshot(disks: { target: string; lv?: LvSnapshot }[], extra: Partial<Snapshot> = {}): Snapshot {
+  return {
+    tag: "snapkeep:manual:nightly",
+    name: "nightly",
+    kind: "manual",
+    origin: null,
+    createdAt,
+    disks: disks.map((d, i) => ({
+      target: d.target,
+      imageSnapshotId: String(i + 1),
+      createdAt,
+      vmStateSize: 0,
+      lv: d.lv,
+    })),
+    note: null,
+    pinned: false,
+    consistency: null,
+    incomplete: false,
+    hasVmState: false,
+    ...extra,
+  };
+}
+
+const vm: VmWithSnapshots = {
+  host: "local",
+  name: "web01",
+  uuid: "13f71cc3-b118-4340-a65b-6c39d1ff9a3e",
+  state: "running",
+  active: true,
+  disks: [disk("vda", "root"), disk("vdb", "additional"), disk("vdc", "additional", null)],
+  snapshots: [],
+};
+
+const lv = (invalid: boolean): LvSnapshot => ({
+  vg: "vg",
+  name: "snap",
+  path: "/dev/vg/snap",
+  thin: false,
+  usedPercent: invalid ? 100 : 10,
+  invalid,
+});
+
+describe("the export plan", () => {
+  it("exports the chosen disks in the snapshot's order, else all of them, and names a missing one", () => {
+    const s = snapshot([{ target: "vda" }, { target: "vdb" }]);
+    expect(chooseExportDisks(s, undefined)).toEqual(["vda", "vdb"]);
+    expect(chooseExportDisks(s, [])).toEqual(["vda", "vdb"]);
+    expect(chooseExportDisks(s, ["vdb", "vda"])).toEqual(["vda", "vdb"]);
+    expect(() => chooseExportDisks(s, ["vdz"])).toThrow(/has no disk vdz/);
+  });
+
+  it("pairs each disk with its snapshot image, and refuses what is no good copy", () => {
+    const plan = planExportDisks(vm, snapshot([{ target: "vda" }, { target: "vdb" }]), ["vdb"]);
+    expect(plan).toEqual([
+      expect.objectContaining({
+        target: "vdb",
+        source: "/img/vdb.qcow2",
+        imageSnapshotId: "2",
+        lv: undefined,
+      }),
+    ]);
+    expect(() => planExportDisks(vm, snapshot([{ target: "vda" }], { incomplete: true }), undefined)).toThrow(
+      /interrupted/,
+    );
+    expect(() => planExportDisks(vm, snapshot([{ target: "vdc" }]), undefined)).toThrow(
+      /Disk vdc of web01 has no image/,
+    );
+    expect(() => planExportDisks(vm, snapshot([{ target: "vda", lv: lv(true) }]), undefined)).toThrow(
+      /COW space ran out/,
+    );
+    expect(planExportDisks(vm, snapshot([{ target: "vda", lv: lv(false) }]), undefined)[0]?.lv).toEqual(
+      lv(false),
+    );
+  });
+
+  it("resumes only the unfinished export of the same snapshot, host, VM and disks", () => {
+    const job = { snapshotTag: "t", host: "local", vmUuid: "u", disks: ["vda", "vdb"] };
+    const wanted = { snapshotTag: "t", host: "local", vmUuid: "u", disks: ["vda", "vdb"] };
+    const existing = [
+      { id: "a", state: "verified", job: null },
+      { id: "b", state: "partial", job: { ...job, disks: ["vda"] } },
+      { id: "c", state: "partial", job: { ...job, host: "other" } },
+      { id: "d", state: "corrupt", job },
+      { id: "e", state: "partial", job },
+      { id: "f", state: "verified", job: null },
+      { id: "g", state: "partial", job: null },
+    ];
+    expect(findResumable(existing, wanted)?.id).toBe("e");
+    expect(findResumable(existing, { ...wanted, snapshotTag: "other" })).toBeUndefined();
+    expect(newestVerified(existing)?.id).toBe("f");
+    expect(newestVerified([])).toBeUndefined();
+  });
+
+  it("compresses with zstd from QEMU 5.1 on, else (or when unknown) with zlib", () => {
+    expect(exportCompression([7, 2])).toBe("zstd");
+    expect(exportCompression([5, 1])).toBe("zstd");
+    expect(exportCompression([5, 0])).toBe("zlib");
+    expect(exportCompression([4, 9])).toBe("zlib");
+    expect(exportCompression(undefined)).toBe("zlib");
+  });
+
+  it("needs room only for the part of each image the target does not hold yet", () => {
+    expect(bytesStillNeeded([100, 200], [undefined, undefined])).toBe(300);
+    expect(bytesStillNeeded([100, 200], [40, 250])).toBe(60);
+    expect(bytesStillNeeded([], [])).toBe(0);
+  });
+});

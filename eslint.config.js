@@ -40,6 +40,23 @@ export default tseslint.config(
     files: ["core/**/*.ts"],
     rules: { "no-restricted-imports": ["error", coreUiRule] },
   },
+  {
+    // The desktop app's logic is unit-tested in plain Node, where Electron cannot load (and
+    // electron-store loads it): only electron/main.ts and the preload import them.
+    files: ["electron/lib/**/*.ts"],
+    rules: {
+      "no-restricted-imports": [
+        "error",
+        {
+          paths: ["electron", "electron-store"].map((name) => ({
+            name,
+            message:
+              "electron/lib/ runs without Electron (README, Layout): take what Electron does as a port from electron/main.ts.",
+          })),
+        },
+      ],
+    },
+  },
   ...layerZones(),
   {
     files: ["renderer/**/*.{ts,tsx}"],

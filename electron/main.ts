@@ -15,10 +15,12 @@ import {
   powerMonitor,
   protocol,
   safeStorage,
+  screen,
   session,
   Tray,
   type MenuItemConstructorOptions,
 } from "electron";
+import ElectronStore from "electron-store";
 
 import { CONTENT_SECURITY_POLICY } from "../core/server/serve.js";
 import { wallClockTimers } from "../core/infra/timers.js";
@@ -28,6 +30,8 @@ import { autostartCommand, autostartPath, HIDDEN_FLAG, setLinuxAutostart } from 
 import { Desktop } from "./lib/desktop.js";
 import { APP_PAGE, APP_SCHEME, EVENT_CHANNEL, isTrustedSender, REQUEST_CHANNEL } from "./lib/ipc.js";
 import { wirePower } from "./lib/power.js";
+import type { SettingsDocument, SettingsDocumentOptions } from "./lib/desktop-settings.js";
+import { DEFAULT_WINDOW_SIZE } from "./lib/window-state.js";
 import {
   trayIcon,
   trayMenu,
@@ -71,16 +75,35 @@ function showWindow(): void {
 }
 
 function createWindow(): BrowserWindow {
+  const memory = desktop?.window;
+  const placement = memory?.placement({
+    workAreas: screen.getAllDisplays().map((display) => display.workArea),
+    primary: screen.getPrimaryDisplay().workArea,
+  });
   const created = new BrowserWindow({
-    width: 1200,
-    height: 800,
+    ...(placement?.bounds ?? DEFAULT_WINDOW_SIZE),
     title: "Snapkeep",
     show: false,
     webPreferences: { contextIsolation: true, sandbox: true, nodeIntegration: false, preload },
   });
+  if (placement?.maximized === true) {
+    created.maximize();
+  }
   created.once("ready-to-show", () => created.show());
+  // The size and place it had when not maximized, and whether it is: what the next start opens.
+  const remember = (): void => {
+    if (!created.isDestroyed() && !created.isMinimized()) {
+      memory?.changed(created.getNormalBounds(), created.isMaximized());
+    }
+  };
+  created.on("resize", remember);
+  created.on("move", remember);
+  created.on("maximize", remember);
+  created.on("unmaximize", remember);
   // Closing the window leaves the app in the tray, where the schedules keep running.
   created.on("close", (event) => {
+    remember();
+    memory?.flush();
     if (!quitting) {
       event.preventDefault();
       created.hide();
@@ -179,6 +202,14 @@ async function applyAutostart(enabled: boolean): Promise<void> {
   }
 }
 
+function openSettingsDocument(options: SettingsDocumentOptions): SettingsDocument {
+  const document = new ElectronStore<Record<string, unknown>>(options);
+  // electron-store also answers a synchronous IPC message with the userData path, for stores made
+  // in a renderer; Snapkeep's renderer has none and the main process answers only its own channel.
+  ipcMain.removeAllListeners("electron-store-get-data");
+  return document;
+}
+
 async function start(): Promise<void> {
   lockDown();
   desktop = await Desktop.open({
@@ -201,6 +232,7 @@ async function start(): Promise<void> {
         }
       },
       applyAutostart,
+      openSettingsDocument,
       keyring: {
         facts: async () => ({
           platform: process.platform,

@@ -186,7 +186,11 @@ export const notificationSettingsSchema = z.object({
   exportVerified: z.boolean().default(true),
 });
 
-/** Settings only the desktop app acts on; the CLI and the daemon carry them along untouched. */
+/**
+ * Settings only the desktop app acts on. The app keeps them in a file of its own
+ * (electron/lib/desktop-settings.ts builds that file's schema on this one); settings files written
+ * before it had one hold them here, under `desktop`, until the app's first start moves them out.
+ */
 export const desktopSettingsSchema = z.object({
   /** Start (hidden, in the tray) when the user logs in. Off until the user turns it on. */
   autostart: z.boolean().default(false),
@@ -227,10 +231,11 @@ export const settingsSchema = z.object({
   /** VMs Snapkeep created (from a template or an export), the only ones `vm delete` removes. */
   managedVms: z.array(managedVmSchema).default([]),
   schedulePause: schedulePauseSchema.nullable().default(null),
-  desktop: desktopSettingsSchema.default({
-    autostart: false,
-    notifications: { jobFailed: true, vmOverdue: true, exportVerified: true },
-  }),
+  /**
+   * Only in files written before the desktop app had its own settings file: still accepted, so
+   * those files load, and carried along untouched until the app moves the slice out.
+   */
+  desktop: desktopSettingsSchema.optional(),
 });
 
 export type Settings = z.infer<typeof settingsSchema>;
@@ -258,7 +263,6 @@ export function emptySettings(): Settings {
     safetyKeep: 5,
     managedVms: [],
     schedulePause: null,
-    desktop: { autostart: false, notifications: { jobFailed: true, vmOverdue: true, exportVerified: true } },
   };
 }
 

@@ -1,6 +1,7 @@
 /**
- * The desktop app's behaviour without Electron: the core service and API, the scheduler (or who
- * else runs it), the tray's state and actions, notifications, and the desktop-only IPC methods.
+ * The desktop app's behaviour without Electron: the core and its API, the scheduler (or who
+ * else runs it), the tray's state and actions, notifications, the app's own settings and window
+ * memory, and the desktop-only IPC methods.
  * electron/main.ts passes in the few things only Electron can do (ports) and draws the results.
  */
 import { z } from "zod";
@@ -15,6 +16,12 @@ import { openScheduler } from "../../core/app/schedules/owned.js";
 import type { SchedulerEvent } from "../../core/app/schedules/scheduler.js";
 import type { TimerPort } from "../../core/infra/timers.js";
 import type { NotificationSettings } from "../../core/domain/settings.js";
+import {
+  openDesktopSettings,
+  type DesktopSettingsStore,
+  type SettingsDocument,
+  type SettingsDocumentOptions,
+} from "./desktop-settings.js";
 import { createIpcRouter, desktopMethod, type DesktopMethod, type SenderFrame } from "./ipc.js";
 import {
   NotificationPolicy,
@@ -28,6 +35,7 @@ import { SchedulingHost } from "./scheduling.js";
 import { assertMayStorePassphrase, effectivePassphrase, type KeyringFacts } from "./secrets.js";
 import { attentionLines, nextScheduledRun } from "./tray-state.js";
 import type { JobSource, TrayAction, TrayJob, TrayState } from "./tray-menu.js";
+import { WindowMemory } from "./window-state.js";
 
 /** What only Electron (or the operating system) can do, passed in by the main process. */
 export interface DesktopPorts {
@@ -46,6 +54,11 @@ export interface DesktopPorts {
     encrypt(plain: string): Promise<string>;
     decrypt(base64: string): Promise<string>;
   };
+  /**
+   * The desktop settings' file: an electron-store instance made with these options (electron-store
+   * loads Electron, so only the main process can make one).
+   */
+  readonly openSettingsDocument: (options: SettingsDocumentOptions) => SettingsDocument;
   /** For the log: problems nobody asked about (a failed tray refresh). */
   readonly log: (line: string) => void;
 }
@@ -63,6 +76,10 @@ const VM_LIST_EVERY_MS = 10 * 60_000;
 
 export class Desktop {
   readonly context: CoreContext;
+  /** Start on login, notifications, the stored passphrase, the window (desktop-settings.ts). */
+  readonly settings: DesktopSettingsStore;
+  /** The window's size and place, for the main process to open it with and report changes to. */
+  readonly window: WindowMemory;
   readonly api: Api;
   readonly scheduling: SchedulingHost;
   readonly route: (frame: SenderFrame | null, raw: unknown) => Promise<Response>;
@@ -93,9 +110,31 @@ export class Desktop {
       },
     };
     this.context = openCoreContext({ home, ssh, path: env["PATH"], now: ports.now });
-    const { store } = this.context;
+    try {
+      // After the core's: the first start moves the desktop slice out of settings.json.
+      this.settings = openDesktopSettings({
+        folder: home,
+        now: ports.now(),
+        openDocument: ports.openSettingsDocument,
+        core: this.context.store,
+        log: ports.log,
+      });
+    } catch (error) {
+      void this.context.dispose();
+      throw error;
+    }
+    const settings = this.settings;
+    this.window = new WindowMemory({
+      holder: {
+        read: () => settings.read().window,
+        write: (window) => void settings.update((s) => ({ ...s, window })),
+      },
+      timers: ports.timers,
+      now: ports.now,
+      log: ports.log,
+    });
     this.api = new Api({ ...this.context, now: ports.now });
-    this.#policy = new NotificationPolicy(() => store.read().desktop.notifications);
+    this.#policy = new NotificationPolicy(() => settings.read().notifications);
     this.scheduling = new SchedulingHost({
       open: () =>
         openScheduler({
@@ -197,6 +236,7 @@ export class Desktop {
   }
 
   async dispose(): Promise<void> {
+    this.window.flush();
     for (const dispose of this.#disposers.splice(0)) {
       dispose();
     }
@@ -213,6 +253,11 @@ export class Desktop {
       this.#ports.log(recovered.message);
       this.#ports.notify("Snapkeep's settings were unreadable", recovered.message);
     }
+    const desktopRecovered = this.settings.recovered;
+    if (desktopRecovered !== null) {
+      this.#ports.log(desktopRecovered.message);
+      this.#ports.notify("Snapkeep's desktop settings were unreadable", desktopRecovered.message);
+    }
     this.#disposers.push(
       this.api.onEvent((event) => {
         this.#ports.broadcast(event);
@@ -220,7 +265,7 @@ export class Desktop {
         this.refreshTray();
       }),
     );
-    if (this.context.store.read().desktop.autostart) {
+    if (this.settings.read().autostart) {
       // Written again at each start: an AppImage that was moved must be found at its new path.
       await this.#ports
         .applyAutostart(true)
@@ -277,23 +322,25 @@ export class Desktop {
   /** Methods only the desktop answers: they change this computer's login items and keyring. */
   #desktopMethods(): Record<string, DesktopMethod> {
     const { store } = this.context;
+    const settings = this.settings;
     const ports = this.#ports;
     return {
       "desktop.status": desktopMethod(z.object({}), async () => ({
         /** Who runs the schedules: this app, another process (named), or nobody and why. */
         scheduling: this.scheduling.state,
         settingsRecovered: store.recovered,
+        desktopSettingsRecovered: settings.recovered,
         pause: this.context.schedules.activePause(),
-        autostart: store.read().desktop.autostart,
+        autostart: settings.read().autostart,
       })),
       "settings.autostart": desktopMethod(
         z.object({ enabled: z.boolean().optional() }).strict(),
         async ({ enabled }) => {
           if (enabled !== undefined) {
             await ports.applyAutostart(enabled);
-            store.update((s) => ({ ...s, desktop: { ...s.desktop, autostart: enabled } }));
+            settings.update((s) => ({ ...s, autostart: enabled }));
           }
-          return { enabled: store.read().desktop.autostart };
+          return { enabled: settings.read().autostart };
         },
       ),
       "settings.notifications": desktopMethod(
@@ -305,13 +352,13 @@ export class Desktop {
           })
           .strict(),
         async (change) =>
-          store.update((s) => {
-            const notifications: NotificationSettings = { ...s.desktop.notifications };
+          settings.update((s) => {
+            const notifications: NotificationSettings = { ...s.notifications };
             for (const kind of ["jobFailed", "vmOverdue", "exportVerified"] as const) {
               notifications[kind] = change[kind] ?? notifications[kind];
             }
-            return { ...s, desktop: { ...s.desktop, notifications } };
-          }).desktop.notifications,
+            return { ...s, notifications };
+          }).notifications,
       ),
       "secrets.status": desktopMethod(z.object({}), async () => {
         let canStore: { allowed: boolean; reason: string | null } = { allowed: true, reason: null };
@@ -322,7 +369,7 @@ export class Desktop {
         }
         return {
           agent: this.#agentSocket !== undefined,
-          stored: store.read().desktop.keyPassphrase !== undefined,
+          stored: settings.read().keyPassphrase !== undefined,
           canStore,
         };
       }),
@@ -332,22 +379,16 @@ export class Desktop {
           const facts = await ports.keyring.facts();
           assertMayStorePassphrase(facts);
           const ciphertext = await ports.keyring.encrypt(passphrase);
-          store.update((s) => ({
+          settings.update((s) => ({
             ...s,
-            desktop: {
-              ...s.desktop,
-              keyPassphrase: { ciphertext, backend: facts.backend ?? facts.platform },
-            },
+            keyPassphrase: { ciphertext, backend: facts.backend ?? facts.platform },
           }));
           this.#secret.passphrase = passphrase;
           return null;
         },
       ),
       "secrets.forgetKeyPassphrase": desktopMethod(z.object({}), async () => {
-        store.update((s) => {
-          const { keyPassphrase: _dropped, ...desktop } = s.desktop;
-          return { ...s, desktop };
-        });
+        settings.update(({ keyPassphrase: _dropped, ...rest }) => rest);
         this.#secret.passphrase = undefined;
         return null;
       }),
@@ -359,7 +400,7 @@ export class Desktop {
    * (another keyring, another user) is left in place and reported, and the agent is used meanwhile.
    */
   async #storedPassphrase(): Promise<string | undefined> {
-    const stored = this.context.store.read().desktop.keyPassphrase;
+    const stored = this.settings.read().keyPassphrase;
     if (stored === undefined) {
       return undefined;
     }

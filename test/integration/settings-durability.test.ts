@@ -3,10 +3,11 @@
  * that no page is free; one or two are (the lock fits, then none or only part of the new file: the
  * short write of the issue); or the new file fits but none or only part of its last good copy does.
  * Every path that writes the settings is driven there: through the `snapkeep` command where one
- * reaches it, through the real core and the desktop app's router otherwise. Each failing write
- * must say one sentence, exit non-zero, and leave settings.json and its copy byte for byte as they
- * were, with no lock or temporary file beside them; once there is room, the next write must go
- * through at once. A read-only file system is checked the same way.
+ * reaches it, through the real core and the desktop app's router otherwise (the desktop app's own
+ * settings, desktop-settings.json, through conf: the Node base of electron-store, which needs
+ * Electron). Each failing write must say one sentence, exit non-zero, and leave the settings file
+ * and its copy byte for byte as they were, with no lock or temporary file beside them; once there is
+ * room, the next write must go through at once. A read-only file system is checked the same way.
  */
 import { execFileSync, spawnSync } from "node:child_process";
 import {
@@ -32,12 +33,14 @@ import { sshEnvironmentFromProcess } from "../../core/infra/runner/factory.js";
 import { Desktop, type DesktopPorts } from "../../electron/lib/desktop.js";
 import { APP_PAGE } from "../../electron/lib/ipc.js";
 import type { LabVm } from "../../core/app/lab/lab.js";
+import { confDocument } from "../support/desktop-settings.js";
 import { TestVms, uniqueSuffix } from "../support/libvirt.js";
 import { startSshd, type TestSshd } from "../support/sshd.js";
 
 const repo = fileURLToPath(new URL("../..", import.meta.url));
 const bin = join(repo, "bin/snapkeep.js");
 const PAGE = 4096;
+const DESKTOP_FILE = "desktop-settings.json";
 
 const FULL =
   /^snapkeep: The disk that holds \S+ is full, so the settings could not be saved; they are as they were before\.\n {2}Free some space on it, then run the command again\.\n$/;
@@ -115,19 +118,25 @@ describe("settings on a full disk", () => {
   };
   const room = (): void => rmSync(filler, { force: true });
 
-  const files = (folder = home) => ({
+  const files = (folder = home, file = "settings.json") => ({
     names: readdirSync(folder)
-      .filter((name) => name.startsWith("settings.json"))
+      .filter((name) => name.startsWith(file))
       .sort(),
-    main: readFileSync(join(folder, "settings.json"), "utf8"),
-    copy: readFileSync(join(folder, "settings.json.last-good"), "utf8"),
+    main: readFileSync(join(folder, file), "utf8"),
+    copy: readFileSync(join(folder, `${file}.last-good`), "utf8"),
   });
-  const pagesOf = (folder: string): number => Math.ceil(statSync(join(folder, "settings.json")).size / PAGE);
+  const pagesOf = (folder: string, file = "settings.json"): number =>
+    Math.ceil(statSync(join(folder, file)).size / PAGE);
   /** Both settings files whole and as they were, and nothing beside them: no lock, no temporary file. */
-  const expectUnchanged = (before: ReturnType<typeof files>, what: string, folder = home): void => {
-    expect(files(folder), what).toEqual(before);
+  const expectUnchanged = (
+    before: ReturnType<typeof files>,
+    what: string,
+    folder = home,
+    file = "settings.json",
+  ): void => {
+    expect(files(folder, file), what).toEqual(before);
     expect(() => JSON.parse(before.main)).not.toThrow();
-    expect(before.names).toEqual(["settings.json", "settings.json.last-good"]);
+    expect(before.names).toEqual([file, `${file}.last-good`]);
   };
 
   /** The commands that write the settings, as a person types them; `level` keeps new names new. */
@@ -317,28 +326,53 @@ describe("settings on a full disk", () => {
     },
   );
 
-  it("fails the desktop app's settings writes whole too: autostart, notifications, the key passphrase", async (ctx) => {
+  it("fails the desktop app's settings writes whole too: autostart, notifications, the key passphrase, the window", async (ctx) => {
     ctx.skip(cannotMount !== undefined, cannotMount);
-    // Its settings hold no hosts and fit in one page, so its rounds are: no room, room for the lock
-    // only, and room for the lock and the new file but not its copy.
-    expect(pagesOf(desktopHome)).toBe(1);
-    for (const free of [0, 1, 2]) {
-      leaveFree(free);
-      const before = files(desktopHome);
-      for (const [index, [method, params]] of desktopWrites.entries()) {
-        const answer = await desktop?.route(
-          { url: APP_PAGE, isMainFrame: true },
-          { id: index, method, params },
-        );
-        expect(answer, `${method} with ${free} pages free`).toMatchObject({
-          error: {
-            code: "NO_SPACE",
-            message: expect.stringMatching(/is full, so the settings could not be saved/),
-          },
-        });
-        expectUnchanged(before, method, desktopHome);
-      }
+    room();
+    // desktop-settings.json is written at the first change; settings.json is not touched by these.
+    const first = await desktop?.route(
+      { url: APP_PAGE, isMainFrame: true },
+      { id: 0, method: "settings.notifications", params: {} },
+    );
+    expect(first).toHaveProperty("result");
+    const core = files(desktopHome);
+    // It fits in one page and needs no lock (one app per state folder writes it), so a write either
+    // gets a whole page or none: with no page free it fails; with one it goes through, because the
+    // rename frees the page of the file it replaces before the copy is written. A short write cannot
+    // happen at this size; the unit tests cut one short on purpose.
+    expect(pagesOf(desktopHome, DESKTOP_FILE)).toBe(1);
+    leaveFree(0);
+    const before = files(desktopHome, DESKTOP_FILE);
+    for (const [index, [method, params]] of desktopWrites.entries()) {
+      const answer = await desktop?.route(
+        { url: APP_PAGE, isMainFrame: true },
+        { id: index, method, params },
+      );
+      expect(answer, method).toMatchObject({
+        error: {
+          code: "NO_SPACE",
+          message: expect.stringMatching(/is full, so the settings could not be saved/),
+        },
+      });
+      expectUnchanged(before, method, desktopHome, DESKTOP_FILE);
     }
+    // The window's place is written when the window hides: a failure is logged, not thrown.
+    desktop?.window.changed({ x: 10, y: 10, width: 900, height: 700 }, false);
+    expect(() => desktop?.window.flush()).not.toThrow();
+    expectUnchanged(before, "the window's place", desktopHome, DESKTOP_FILE);
+    expectUnchanged(core, "settings.json beside it", desktopHome);
+
+    leaveFree(1);
+    desktop?.window.changed({ x: 20, y: 20, width: 900, height: 700 }, false);
+    desktop?.window.flush();
+    expect(JSON.parse(files(desktopHome, DESKTOP_FILE).main).window).toEqual({
+      x: 20,
+      y: 20,
+      width: 900,
+      height: 700,
+      maximized: false,
+    });
+    expect(files(desktopHome, DESKTOP_FILE).copy).toBe(files(desktopHome, DESKTOP_FILE).main);
     room();
     for (const [index, [method, params]] of desktopWrites.entries()) {
       const answer = await desktop?.route(
@@ -393,12 +427,26 @@ describe("settings on a full disk", () => {
     }
   });
 
-  it("says one sentence and changes nothing on a read-only file system, and still reads", (ctx) => {
+  it("says one sentence and changes nothing on a read-only file system, and still reads", async (ctx) => {
     ctx.skip(cannotMount !== undefined, cannotMount);
     room();
     const before = files();
+    const desktopBefore = files(desktopHome, DESKTOP_FILE);
     execFileSync("mount", ["-o", "remount,ro", mountPoint]);
     try {
+      for (const [index, [method, params]] of desktopWrites.entries()) {
+        const answer = await desktop?.route(
+          { url: APP_PAGE, isMainFrame: true },
+          { id: index, method, params },
+        );
+        expect(answer, method).toMatchObject({
+          error: {
+            message: expect.stringMatching(
+              /is on a read-only file system, so the settings could not be saved/,
+            ),
+          },
+        });
+      }
       for (const args of [
         ["snapshot", "safety-keep", "9"],
         ["host", "add", "here-ro", "--local"],
@@ -416,6 +464,7 @@ describe("settings on a full disk", () => {
       execFileSync("mount", ["-o", "remount,rw", mountPoint]);
     }
     expectUnchanged(before, "after read-only");
+    expectUnchanged(desktopBefore, "desktop settings after read-only", desktopHome, DESKTOP_FILE);
   });
 
   it("writes at once when there is room again: no lock or leftover in the way, and the file reads back whole", (ctx) => {
@@ -452,6 +501,7 @@ describe("settings on a full disk", () => {
         encrypt: async (plain) => Buffer.from(plain).toString("base64"),
         decrypt: async (base64) => Buffer.from(base64, "base64").toString(),
       },
+      openSettingsDocument: confDocument,
       log: () => undefined,
     };
   }

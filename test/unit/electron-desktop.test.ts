@@ -2,7 +2,7 @@
  * The desktop app's composition without Electron: the real core on a temporary SNAPKEEP_HOME (no
  * hosts, so nothing reaches a hypervisor), with the Electron-only ports recorded.
  */
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
@@ -10,9 +10,11 @@ import type { ApiEvent } from "../../core/api/api.js";
 import { acquireSchedulerLock } from "../../core/infra/scheduler-lock.js";
 import { openSettingsStore } from "../../core/infra/store/store.js";
 import { Desktop, type DesktopPorts } from "../../electron/lib/desktop.js";
+import { type DesktopSettings } from "../../electron/lib/desktop-settings.js";
 import { APP_PAGE } from "../../electron/lib/ipc.js";
 import type { KeyringFacts } from "../../electron/lib/secrets.js";
 import type { TrayState } from "../../electron/lib/tray-menu.js";
+import { confDocument } from "../support/desktop-settings.js";
 
 const homes: string[] = [];
 const open: Desktop[] = [];
@@ -23,6 +25,9 @@ afterEach(async () => {
 
 const ours = { url: APP_PAGE, isMainFrame: true };
 const now = new Date("2026-11-26T10:00:00Z");
+/** The desktop settings as the app left them on disk. */
+const desktopFile = (home: string): DesktopSettings =>
+  JSON.parse(readFileSync(join(home, "desktop-settings.json"), "utf8")) as DesktopSettings;
 
 async function openDesktop(
   keyring: KeyringFacts = { platform: "linux", backend: "gnome_libsecret", encryptionAvailable: true },
@@ -54,6 +59,7 @@ async function openDesktop(
           .toString()
           .replace(/^sealed:/, ""),
     },
+    openSettingsDocument: confDocument,
     log: (line) => seen.log.push(line),
   };
   return { home, seen, ports };
@@ -74,7 +80,7 @@ describe("Desktop", () => {
       result: { enabled: true },
     });
     expect(seen.autostart).toEqual([true]);
-    expect(openSettingsStore(home, now).read().desktop.autostart).toBe(true);
+    expect(desktopFile(home).autostart).toBe(true);
 
     expect(
       await desktop.route(ours, {
@@ -109,12 +115,13 @@ describe("Desktop", () => {
       id: 1,
       result: null,
     });
-    const stored = openSettingsStore(home, now).read().desktop.keyPassphrase;
+    const stored = desktopFile(home).keyPassphrase;
     expect(stored).toEqual({
       ciphertext: Buffer.from("sealed:pw").toString("base64"),
       backend: "gnome_libsecret",
     });
-    expect(JSON.stringify(openSettingsStore(home, now).read())).not.toContain('"pw"');
+    expect(readFileSync(join(home, "desktop-settings.json"), "utf8")).not.toContain('"pw"');
+    expect(openSettingsStore(home, now).read()).not.toHaveProperty("desktop");
     expect(await first.route(ours, { id: 2, method: "secrets.status" })).toMatchObject({
       result: { stored: true, canStore: { allowed: true, reason: null } },
     });
@@ -138,12 +145,12 @@ describe("Desktop", () => {
     ).toMatchObject({
       error: { code: "INVALID_INPUT", message: expect.stringMatching(/basic_text/) },
     });
-    expect(openSettingsStore(home, now).read().desktop.keyPassphrase?.ciphertext).toBe(stored?.ciphertext);
+    expect(desktopFile(home).keyPassphrase?.ciphertext).toBe(stored?.ciphertext);
     expect(await second.route(ours, { id: 4, method: "secrets.forgetKeyPassphrase" })).toEqual({
       id: 4,
       result: null,
     });
-    expect(openSettingsStore(home, now).read().desktop.keyPassphrase).toBeUndefined();
+    expect(desktopFile(home).keyPassphrase).toBeUndefined();
   });
 
   it("opens while a daemon schedules, says so, and leaves power events to the daemon", async () => {
@@ -195,6 +202,84 @@ describe("Desktop start-up", () => {
     );
     expect(await desktop.route(ours, { id: 1, method: "desktop.status" })).toMatchObject({
       result: { settingsRecovered: { movedTo: expect.stringContaining("settings.json.corrupt-") } },
+    });
+  });
+
+  it("tells the admin when its own settings file was unreadable and moved aside", async () => {
+    const { home, seen, ports } = await openDesktop();
+    writeFileSync(join(home, "desktop-settings.json"), JSON.stringify({ version: 1, autostart: "on" }));
+    const desktop = await Desktop.open({ home, env: { PATH: "" }, ports });
+    open.push(desktop);
+    expect(seen.notices).toEqual(["Snapkeep's desktop settings were unreadable"]);
+    expect(seen.log[0]).toMatch(
+      /^The desktop settings file could not be read \(not what Snapkeep expects: autostart: .*\); it was moved to \S+desktop-settings\.json\.corrupt-\S+ and the desktop app started with its default settings/,
+    );
+    expect(await desktop.route(ours, { id: 1, method: "desktop.status" })).toMatchObject({
+      result: {
+        settingsRecovered: null,
+        desktopSettingsRecovered: { movedTo: expect.stringContaining("desktop-settings.json.corrupt-") },
+        autostart: false,
+      },
+    });
+  });
+});
+
+describe("Desktop after an upgrade", () => {
+  it("moves the desktop settings out of an older settings.json at its first start and goes by them", async () => {
+    const { home, seen, ports } = await openDesktop();
+    const ciphertext = Buffer.from("sealed:pw").toString("base64");
+    writeFileSync(
+      join(home, "settings.json"),
+      JSON.stringify({
+        version: 1,
+        hosts: [],
+        annotations: {},
+        desktop: {
+          autostart: true,
+          notifications: { jobFailed: false, vmOverdue: true, exportVerified: true },
+          keyPassphrase: { ciphertext, backend: "gnome_libsecret" },
+        },
+      }),
+    );
+    const desktop = await Desktop.open({ home, env: { PATH: "" }, ports });
+    open.push(desktop);
+    expect(seen.log).toEqual([
+      expect.stringMatching(
+        /^The desktop app's settings moved from settings\.json to \S+desktop-settings\.json\.$/,
+      ),
+    ]);
+    expect(seen.autostart).toEqual([true]); // renewed at start, as before the move
+    expect(await desktop.route(ours, { id: 1, method: "settings.notifications", params: {} })).toEqual({
+      id: 1,
+      result: { jobFailed: false, vmOverdue: true, exportVerified: true },
+    });
+    expect(await desktop.route(ours, { id: 2, method: "secrets.status" })).toMatchObject({
+      result: { stored: true },
+    });
+    expect(desktopFile(home).keyPassphrase).toEqual({ ciphertext, backend: "gnome_libsecret" });
+    expect(openSettingsStore(home, now).read()).not.toHaveProperty("desktop");
+  });
+
+  it("remembers the window's size and place in its settings, written at the latest when it stops", async () => {
+    const { home, ports } = await openDesktop();
+    const first = await Desktop.open({ home, env: { PATH: "" }, ports });
+    const displays = {
+      workAreas: [{ x: 0, y: 0, width: 1920, height: 1050 }],
+      primary: { x: 0, y: 0, width: 1920, height: 1050 },
+    };
+    expect(first.window.placement(displays)).toEqual({
+      bounds: { width: 1200, height: 800 },
+      maximized: false,
+    });
+    first.window.changed({ x: 40, y: 30, width: 1400, height: 900 }, true);
+    await first.dispose();
+    expect(desktopFile(home).window).toEqual({ x: 40, y: 30, width: 1400, height: 900, maximized: true });
+
+    const second = await Desktop.open({ home, env: { PATH: "" }, ports });
+    open.push(second);
+    expect(second.window.placement(displays)).toEqual({
+      bounds: { x: 40, y: 30, width: 1400, height: 900 },
+      maximized: true,
     });
   });
 });

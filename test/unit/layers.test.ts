@@ -1,6 +1,7 @@
 /**
  * The layers of core/ are enforced by lint (eslint.config.js, layerZones): planted violations in
- * each layer must fail, and imports that respect the order must pass.
+ * each layer must fail, and imports that respect the order must pass. electron/lib/ is kept free of
+ * Electron the same way.
  */
 import { ESLint } from "eslint";
 import { describe, expect, it } from "vitest";
@@ -97,6 +98,22 @@ describe("the layers of core/", () => {
       await problems(
         "core/domain/planted.ts",
         "export const later = (now: Date): Date => new Date(now.getTime() + 1);\n",
+      ),
+    ).toEqual([]);
+  });
+});
+
+describe("the desktop shell's logic (electron/lib/)", () => {
+  it("never loads Electron or electron-store, which cannot load where it is tested", async () => {
+    for (const name of ["electron", "electron-store"]) {
+      expect(
+        await problems("electron/lib/planted.ts", `import x from "${name}";\nexport const y = x;\n`),
+      ).toEqual([expect.stringMatching(/^no-restricted-imports: .*runs without Electron/)]);
+    }
+    expect(
+      await problems(
+        "electron/planted-main.ts",
+        'import Store from "electron-store";\nexport const S = Store;\n',
       ),
     ).toEqual([]);
   });

@@ -44,10 +44,6 @@ describe("settings store", () => {
       safetyKeep: 5,
       managedVms: [],
       schedulePause: null,
-      desktop: {
-        autostart: false,
-        notifications: { jobFailed: true, vmOverdue: true, exportVerified: true },
-      },
     });
     store.update((s) => ({ ...s, hosts: [{ name: "local", kind: "local", uri: "qemu:///system" }] }));
     const again = openSettingsStore(home, now);
@@ -67,6 +63,30 @@ describe("settings store", () => {
     const store = openSettingsStore(home, now);
     expect(store.recovered).toBeNull();
     expect(store.read()).toMatchObject({ ...old, schedules: [], scheduleState: {} });
+  });
+
+  it("still opens a file holding the desktop app's settings from before they had their own file, and carries them along", () => {
+    const home = freshHome();
+    const desktop = {
+      autostart: true,
+      notifications: { jobFailed: false, vmOverdue: true, exportVerified: true },
+      keyPassphrase: { ciphertext: "c2VhbGVk", backend: "kwallet6" },
+    };
+    writeFileSync(
+      join(home, "settings.json"),
+      JSON.stringify({ version: 1, hosts: [], annotations: {}, desktop }),
+    );
+    const store = openSettingsStore(home, now);
+    expect(store.recovered).toBeNull();
+    expect(store.read().desktop).toEqual(desktop);
+    store.update((s) => ({ ...s, safetyKeep: 3 }));
+    expect(JSON.parse(readFileSync(join(home, "settings.json"), "utf8"))).toMatchObject({
+      safetyKeep: 3,
+      desktop,
+    });
+    // Only the desktop app removes it, once its own file holds it (electron/lib/desktop-settings.ts).
+    store.update(({ desktop: _moved, ...rest }) => rest);
+    expect(openSettingsStore(home, now).read()).not.toHaveProperty("desktop");
   });
 
   it("refuses an invalid change and keeps the file as it was", () => {

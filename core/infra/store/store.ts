@@ -23,7 +23,10 @@ export interface SettingsStore {
   readonly path: string;
 }
 
-/** Only this user may read the settings: they name hosts, keys and an encrypted passphrase. */
+/**
+ * Only this user may read the settings: they name hosts and keys (and a file from before the
+ * desktop app had its own settings file may still hold its encrypted key passphrase).
+ */
 const FILE_MODE = 0o600;
 
 /**

@@ -11,6 +11,7 @@ import { Restore, TEMPLATES_DIR, VOLUMES_DIR } from "../../core/app/library/arti
 import type { VmModules } from "../../core/app/vm-modules.js";
 import { failure } from "../support/failure.js";
 import { qemuIo, TestVms, uniqueSuffix, virshOut, writeLive } from "../support/libvirt.js";
+import { hintOf } from "../../core/domain/explain.js";
 import { makeApp } from "../support/app.js";
 
 function hasPattern(path: string, pattern: number, offset = 0, shared = false): boolean {
@@ -215,7 +216,7 @@ describe("restore engine", () => {
       }),
     );
     expect(tpl.message).toMatch(/additional disk .* only a root-disk snapshot can become an OS template/);
-    expect(tpl.hint).toContain("snapkeep volume create");
+    expect(hintOf(tpl, "cli")).toContain("snapkeep volume create");
     const vol = await failure(
       restore.createVolume({
         host: "local",

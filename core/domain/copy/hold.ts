@@ -2,6 +2,11 @@
  * Copy before prune: of the local snapshots a schedule's retention would remove, those still owed
  * a copy stay until a copy of them, or of a newer snapshot, is verified on the target (PBS's
  * practice: a sync finishes before the local prune removes what should go off-site).
+ *
+ * While a copy is owed every run is chosen (copy/due.ts), so through an outage the host keeps
+ * every run's snapshot since the first copy that did not land, until one lands: an hourly
+ * schedule offline for five days holds some ninety more than its retention keeps. The
+ * preview says that holding is on; turning it off keeps the host to its retention.
  */
 import type { Snapshot } from "../types.js";
 import { isOwedCopy, type CopyHistory } from "./due.js";

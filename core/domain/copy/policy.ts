@@ -38,7 +38,7 @@ export interface CopyPolicyDraft {
   readonly holdLocalUntilCopied?: boolean | undefined;
 }
 
-export const EVERY_RUN: CopyCadence = { every: "runs", n: 1 };
+const EVERY_RUN: CopyCadence = { every: "runs", n: 1 };
 
 /** Checks a copy policy as typed by a person or read from a file; returns it with its defaults. */
 export function validateCopyPolicy(draft: CopyPolicyDraft): CopyPolicy {

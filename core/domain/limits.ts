@@ -6,6 +6,12 @@
 /** Verified exports a target keeps per VM. */
 export const MAX_EXPORTS_KEPT = 1000;
 
+/** Copies of a schedule one retention rule of a target keeps (latest, daily, weekly, monthly). */
+export const MAX_COPIES_KEPT = MAX_EXPORTS_KEPT;
+
+/** Runs of a schedule from one off-host copy to the next ("every Nth run"). */
+export const MAX_RUNS_PER_COPY = 1000;
+
 /** Snapshots one retention rule of a schedule keeps (latest, daily, weekly, monthly). */
 export const MAX_SNAPSHOTS_KEPT = 10_000;
 

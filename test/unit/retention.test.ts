@@ -1,7 +1,12 @@
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import type { Snapshot, SnapshotKind } from "../../core/domain/types.js";
-import { applyRetention, startOfIsoWeek, type RetentionPolicy } from "../../core/domain/retention/gfs.js";
+import {
+  applyRetention,
+  retainDated,
+  startOfIsoWeek,
+  type RetentionPolicy,
+} from "../../core/domain/retention/gfs.js";
 
 const SCHEDULE = "s1";
 const NOW = new Date("2026-11-26T12:00:00+01:00");
@@ -177,6 +182,32 @@ describe("retention, row by row", () => {
         { keepLast: 1 },
       ),
     ).toEqual({ future: "dated in the future", "real-newest": "latest-1", old: "REMOVE" });
+  });
+
+  it("retains any dated items by the same rules, with their standing deciding what is counted", () => {
+    const item = (
+      name: string,
+      createdAt: string,
+      owner: string,
+    ): { tag: string; createdAt: string; owner: string } => ({
+      tag: name,
+      createdAt: new Date(createdAt).toISOString(),
+      owner,
+    });
+    const items = [
+      item("old", "2026-11-20T02:00:00+01:00", "us"),
+      item("new", "2026-11-26T02:00:00+01:00", "us"),
+      item("theirs", "2026-11-01T02:00:00+01:00", "them"),
+      item("broken", "2026-11-25T02:00:00+01:00", "broken"),
+    ];
+    const result = retainDated(items, { keepLast: 1 }, NOW, (i) =>
+      i.owner === "us" ? "count" : i.owner === "broken" ? "remove" : { keep: `owned by ${i.owner}` },
+    );
+    expect(result.keep.map((k) => [k.item.tag, k.reasons.join(",")])).toEqual([
+      ["new", "latest-1"],
+      ["theirs", "owned by them"],
+    ]);
+    expect(result.remove.map((i) => i.tag)).toEqual(["old", "broken"]);
   });
 
   it("starts ISO weeks on the local Monday, across year ends and DST", () => {

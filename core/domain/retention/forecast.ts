@@ -27,9 +27,16 @@ const MAX_RUNS = 20_000;
 const FORECAST_ID = "forecast";
 
 export function forecastRetention(when: When, policy: RetentionPolicy, now: Date): RetentionForecast {
-  const end = new Date(now.getTime() + HORIZON_DAYS * 86_400_000);
-  const slots = nextSlots(when, now, MAX_RUNS).filter((slot) => slot.getTime() <= end.getTime());
-  const snapshots: Snapshot[] = slots.map((slot, i) => ({
+  return forecastRetentionOf(plannedRuns(when, now), policy, now);
+}
+
+/** The forecast over runs already planned (the schedule preview plans them once for host and target). */
+export function forecastRetentionOf(
+  runs: PlannedRuns,
+  policy: RetentionPolicy,
+  now: Date,
+): RetentionForecast {
+  const snapshots: Snapshot[] = runs.slots.map((slot, i) => ({
     tag: `${FORECAST_ID}-${String(i).padStart(6, "0")}`,
     name: slot.toISOString(),
     kind: "scheduled",
@@ -42,23 +49,45 @@ export function forecastRetention(when: When, policy: RetentionPolicy, now: Date
     incomplete: false,
     hasVmState: false,
   }));
-  const last = slots.at(-1) ?? now;
-  const { keep } = applyRetention(snapshots, policy, FORECAST_ID, last);
+  const { keep } = applyRetention(snapshots, policy, FORECAST_ID, runs.slots.at(-1) ?? now);
+  return summarizeForecast(
+    runs,
+    keep.map((k) => ({ createdAt: k.snapshot.createdAt, reasons: k.reasons })),
+  );
+}
+
+/** The runs a forecast simulates: a year of the schedule, capped (see RetentionForecast.cutShort). */
+export interface PlannedRuns {
+  readonly slots: readonly Date[];
+  readonly cutShort: boolean;
+}
+
+export function plannedRuns(when: When, now: Date): PlannedRuns {
+  const end = now.getTime() + HORIZON_DAYS * 86_400_000;
+  const slots = nextSlots(when, now, MAX_RUNS).filter((slot) => slot.getTime() <= end);
+  return { slots, cutShort: slots.length === MAX_RUNS };
+}
+
+/** The forecast of what a retention kept (oldest first) after the planned runs. */
+export function summarizeForecast(
+  runs: PlannedRuns,
+  kept: readonly { readonly createdAt: string; readonly reasons: readonly string[] }[],
+): RetentionForecast {
   const byRule = { latest: 0, daily: 0, weekly: 0, monthly: 0 };
-  for (const kept of keep) {
+  for (const { reasons } of kept) {
     for (const rule of Object.keys(byRule) as (keyof typeof byRule)[]) {
-      if (kept.reasons.some((r) => r.startsWith(`${rule}-`))) {
+      if (reasons.some((r) => r.startsWith(`${rule}-`))) {
         byRule[rule]++;
       }
     }
   }
   return {
     horizonDays: HORIZON_DAYS,
-    runs: slots.length,
-    lastRunAt: slots.at(-1)?.toISOString() ?? null,
-    cutShort: slots.length === MAX_RUNS,
-    kept: keep.length,
-    oldestKeptAt: keep[0]?.snapshot.createdAt ?? null,
+    runs: runs.slots.length,
+    lastRunAt: runs.slots.at(-1)?.toISOString() ?? null,
+    cutShort: runs.cutShort,
+    kept: kept.length,
+    oldestKeptAt: kept[0]?.createdAt ?? null,
     byRule,
   };
 }

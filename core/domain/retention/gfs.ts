@@ -2,8 +2,8 @@ import type { Snapshot } from "../types.js";
 import { compareText } from "../compare.js";
 
 /**
- * Count-based retention: keep the latest N, plus optional GFS counts (newest snapshot of each of
- * the last N days / ISO weeks / months, in local time). A count that is absent keeps nothing by
+ * Count-based retention: keep the latest N, plus optional GFS counts (newest item of each of the
+ * last N days / ISO weeks / months, in local time). A count that is absent keeps nothing by
  * itself; a policy with no counts at all keeps everything.
  */
 export interface RetentionPolicy {
@@ -46,33 +46,87 @@ export function applyRetention(
   scheduleId: string,
   now: Date,
 ): RetentionResult {
+  const { keep, remove } = retainDated(snapshots, policy, now, (snapshot) => {
+    if (snapshot.kind !== "scheduled" || snapshot.origin !== scheduleId) {
+      return { keep: snapshot.kind === "scheduled" ? `schedule ${snapshot.origin ?? "?"}` : snapshot.kind };
+    }
+    if (snapshot.pinned) {
+      return { keep: "pinned" };
+    }
+    // Left by an interrupted job: not a recovery point, never counted, always removed.
+    return snapshot.incomplete ? "remove" : "count";
+  });
+  return { keep: keep.map(({ item, reasons }) => ({ snapshot: item, reasons })), remove };
+}
+
+/**
+ * What GFS needs of anything it keeps or removes: a snapshot on a host, a copy on a target. The
+ * tag only orders items made in the same instant, so that the input order never matters.
+ */
+export interface DatedItem {
+  /** ISO 8601: the instant the item is a recovery point of. */
+  readonly createdAt: string;
+  readonly tag: string;
+}
+
+/**
+ * How the counts treat one item: "count" puts it under the policy (keep last N, GFS), "remove"
+ * removes it without counting it (it is not a recovery point), and { keep } keeps it for that
+ * reason without counting it (not this policy's to remove).
+ */
+export type Standing = "count" | "remove" | { readonly keep: string };
+
+export interface RetainedItem<T> {
+  readonly item: T;
+  /** Why it stays, e.g. ["latest-1", "daily-1"], or the reason its standing gave. Never empty. */
+  readonly reasons: readonly string[];
+}
+
+export interface DatedRetention<T> {
+  /** In input order. */
+  readonly keep: readonly RetainedItem<T>[];
+  /** In input order. */
+  readonly remove: readonly T[];
+}
+
+/**
+ * The retention behind applyRetention, for any dated items: `standing` says which ones the policy
+ * counts. Of the counted ones, those dated after `now` stay (a clock that went backwards must not
+ * make the real newest look old) and the newest always stays, whatever the counts say.
+ */
+export function retainDated<T extends DatedItem>(
+  items: readonly T[],
+  policy: RetentionPolicy,
+  now: Date,
+  standing: (item: T) => Standing,
+): DatedRetention<T> {
   // Reasons by input position: plain arrays keep this fast at 100,000 snapshots.
-  const reasons: (string[] | undefined)[] = new Array<string[] | undefined>(snapshots.length);
+  const reasons: (string[] | undefined)[] = new Array<string[] | undefined>(items.length);
   const add = (index: number, reason: string): void => {
     (reasons[index] ??= []).push(reason);
   };
   const nowIso = now.toISOString(); // ISO timestamps compare correctly as strings
-  // Each time is read once, as a number, in the same pass that sorts the snapshots out: the sort
-  // and the bucket passes below compare numbers, not text or Date objects, and every snapshot is
-  // visited once (in a shuffled list each visit is a cache miss).
-  const times = new Float64Array(snapshots.length);
+  // Each time is read once, as a number, in the same pass that sorts the items out: the sort and
+  // the bucket passes below compare numbers, not text or Date objects, and every item is visited
+  // once (in a shuffled list each visit is a cache miss).
+  const times = new Float64Array(items.length);
   const candidates: number[] = [];
-  snapshots.forEach((snapshot, index) => {
-    if (snapshot.kind !== "scheduled" || snapshot.origin !== scheduleId) {
-      add(index, snapshot.kind === "scheduled" ? `schedule ${snapshot.origin ?? "?"}` : snapshot.kind);
-    } else if (snapshot.pinned) {
-      add(index, "pinned");
-    } else if (snapshot.incomplete) {
-      // Left by an interrupted job: not a recovery point, never counted, always removed.
-    } else if (snapshot.createdAt > nowIso) {
+  items.forEach((item, index) => {
+    const stand = standing(item);
+    if (stand === "remove") {
+      return;
+    }
+    if (stand !== "count") {
+      add(index, stand.keep);
+    } else if (item.createdAt > nowIso) {
       add(index, "dated in the future");
     } else {
-      times[index] = epochMs(snapshot.createdAt);
+      times[index] = epochMs(item.createdAt);
       candidates.push(index);
     }
   });
   // Newest first; the tag breaks ties so the order never depends on the input order.
-  const at = (i: number): Snapshot => snapshots[i] as Snapshot;
+  const at = (i: number): T => items[i] as T;
   sortNewestFirst(candidates, times, at);
   const timeOf = (i: number): number => times[i] as number;
 
@@ -90,24 +144,24 @@ export function applyRetention(
     }
   }
 
-  const keep: KeptSnapshot[] = [];
-  const remove: Snapshot[] = [];
-  snapshots.forEach((snapshot, index) => {
+  const keep: RetainedItem<T>[] = [];
+  const remove: T[] = [];
+  items.forEach((item, index) => {
     const why = reasons[index];
     if (why === undefined) {
-      remove.push(snapshot);
+      remove.push(item);
     } else {
-      keep.push({ snapshot, reasons: why });
+      keep.push({ item, reasons: why });
     }
   });
   return { keep, remove };
 }
 
 /**
- * Keeps the newest snapshot of each of the newest `count` buckets (local days, ISO weeks, months).
- * A bucket is an interval of time and the list runs newest first, so a snapshot is in the bucket
- * of the one kept before it exactly when it is not older than that bucket's start: one Date per
- * bucket, not one per snapshot.
+ * Keeps the newest item of each of the newest `count` buckets (local days, ISO weeks, months).
+ * A bucket is an interval of time and the list runs newest first, so an item is in the bucket of
+ * the one kept before it exactly when it is not older than that bucket's start: one Date per
+ * bucket, not one per item.
  */
 function keepNewestPerBucket(
   newestFirst: readonly number[],
@@ -137,7 +191,7 @@ function keepNewestPerBucket(
 }
 
 /** Local midnight that starts the day of `ms` (or the first instant of that day, on a DST night). */
-function startOfDay(ms: number): number {
+export function startOfDay(ms: number): number {
   const date = new Date(ms);
   return new Date(date.getFullYear(), date.getMonth(), date.getDate()).getTime();
 }
@@ -154,7 +208,7 @@ function startOfMonth(ms: number): number {
   return new Date(date.getFullYear(), date.getMonth(), 1).getTime();
 }
 
-/** Bits of a packed sort key that hold the snapshot's position; the rest hold its second. */
+/** Bits of a packed sort key that hold the item's position; the rest hold its second. */
 const POSITION_BITS = 18;
 const POSITIONS = 2 ** POSITION_BITS;
 
@@ -163,11 +217,15 @@ const POSITIONS = 2 ** POSITION_BITS;
  *
  * A comparator made a shuffled list of 100,000 several times slower than a sorted one (a million
  * and a half calls). So each time, to the second, is packed with the position into one exact float
- * (35 + 18 bits) and the engine's own numeric sort orders those; only snapshots within one second
+ * (35 + 18 bits) and the engine's own numeric sort orders those; only items within one second
  * are then compared in full. Lists too long, or times too far apart, for the packing take the
  * comparator.
  */
-function sortNewestFirst(positions: number[], times: Float64Array, at: (position: number) => Snapshot): void {
+function sortNewestFirst(
+  positions: number[],
+  times: Float64Array,
+  at: (position: number) => DatedItem,
+): void {
   const inFull = (a: number, b: number): number =>
     (times[b] as number) - (times[a] as number) ||
     compareText(at(b).createdAt, at(a).createdAt) ||

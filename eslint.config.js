@@ -76,9 +76,9 @@ export default tseslint.config(
               message: "The renderer runs sandboxed: no Node or main-process code.",
             },
             {
-              regex: "(^|/)core/(?!domain/types\\.js$)",
+              regex: "(^|/)core/(?!domain/types\\.js$|domain/bytes\\.js$)",
               message:
-                "The renderer uses the core's plain domain types only; everything else goes through the API.",
+                "The renderer uses the core's plain domain types and formatBytes only; everything else goes through the API.",
             },
           ],
         },

@@ -7,15 +7,10 @@
  */
 import { z } from "zod";
 
-import {
-  MAX_BWLIMIT_KIB,
-  MAX_EXPORTS_KEPT,
-  MAX_SAFETY_KEPT,
-  MAX_SNAPSHOTS_KEPT,
-  MAX_WAIT_SECONDS,
-} from "../domain/limits.js";
+import { MAX_BWLIMIT_KIB, MAX_EXPORTS_KEPT, MAX_SAFETY_KEPT, MAX_WAIT_SECONDS } from "../domain/limits.js";
 import { NAME_PATTERN, NO_CONTROL_CHARACTERS } from "../domain/names.js";
-import { WEEKDAYS } from "../domain/schedule/spec.js";
+import { isEmptyPolicy } from "../domain/retention/gfs.js";
+import { retentionSchema, whenSchema } from "../domain/schedule/spec.js";
 
 /** A host, target, template or volume name, in the words `what` ("target name"). */
 const nameOf = (what: string) => z.string().regex(NAME_PATTERN).describe(what);
@@ -49,27 +44,15 @@ const stopOptions = {
     .default(120),
 };
 
-const timeOfDay = z.string().max(5).describe("time of day");
-const when = z
-  .discriminatedUnion("every", [
-    z.object({ every: z.literal("daily"), at: timeOfDay }),
-    z.object({ every: z.literal("weekly"), at: timeOfDay, weekday: z.enum(WEEKDAYS).describe("weekday") }),
-    z.object({
-      every: z.literal("monthly"),
-      at: timeOfDay,
-      day: z.number().int().describe("day of the month"),
-    }),
-    z.object({ every: z.literal("cron"), cron: z.string().max(200).describe("cron expression") }),
-  ])
-  .describe("repeat period");
-// The schedule editor shows one sentence for all four counts, as it lays them out together.
-const COUNT = `Keep counts are whole numbers from 1 to ${MAX_SNAPSHOTS_KEPT.toLocaleString("en-US")}; leave one empty for no such rule`;
-const count = z.number(COUNT).int(COUNT).min(1, COUNT).max(MAX_SNAPSHOTS_KEPT, COUNT).optional();
 const note = z.string().max(2000).describe("note");
 const scheduleDraft = z.object({
   ...hostVm,
-  when,
-  retention: z.object({ keepLast: count, daily: count, weekly: count, monthly: count }).describe("retention"),
+  when: whenSchema,
+  // The settings file takes a schedule that keeps everything; a person setting one up says how many.
+  retention: retentionSchema.refine(
+    (policy) => !isEmptyPolicy(policy),
+    "Say how many snapshots to keep: the latest N, or how many daily, weekly or monthly ones",
+  ),
   disks: disks.optional(),
   note: note.optional(),
 });

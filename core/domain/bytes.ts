@@ -1,9 +1,12 @@
-/** Sizes for people: 1024-based units, whole numbers from 10 up. */
+/**
+ * Sizes for people, the same in the CLI, the errors and the UI (which imports this file): 1024-based
+ * units, whole numbers from 10 up, one decimal below ("1.5 GiB", "2 GiB", "640 MiB").
+ */
 export function formatBytes(bytes: number | null): string {
   if (bytes === null) {
     return "-";
   }
-  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  const units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
   let value = bytes;
   let unit = 0;
   while (value >= 1024 && unit < units.length - 1) {

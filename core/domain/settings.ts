@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { validateLibvirtUri } from "./selection.js";
-import { validateWhen, WEEKDAYS } from "./schedule/spec.js";
+import { retentionSchema, whenSchema } from "./schedule/spec.js";
 import { definitionSummarySchema } from "./definition-summary.js";
 
 /**
@@ -83,40 +83,14 @@ export const consistencySchema = z.object({
   post: hookSchema.optional(),
 });
 
-// Checked again with the same rules `schedule add` uses, so a hand-edited file with "25:00" is
-// reported as a bad settings file instead of failing inside the scheduler.
-const whenSchema = z
-  .discriminatedUnion("every", [
-    z.object({ every: z.literal("daily"), at: z.string() }),
-    z.object({ every: z.literal("weekly"), at: z.string(), weekday: z.enum(WEEKDAYS) }),
-    z.object({ every: z.literal("monthly"), at: z.string(), day: z.number().int().min(1).max(31) }),
-    z.object({ every: z.literal("cron"), cron: z.string() }),
-  ])
-  .refine(
-    (when) => {
-      try {
-        validateWhen(when);
-        return true;
-      } catch {
-        return false;
-      }
-    },
-    { message: "not a valid schedule time (HH:MM, day 1-31, weekday, or a five-field cron)" },
-  );
-
-export const retentionSchema = z.object({
-  keepLast: z.number().int().min(1).max(10_000).optional(),
-  daily: z.number().int().min(1).max(10_000).optional(),
-  weekly: z.number().int().min(1).max(10_000).optional(),
-  monthly: z.number().int().min(1).max(10_000).optional(),
-});
-
 export const scheduleSchema = z.object({
   id: z.string().regex(/^[a-z0-9]{8}$/),
   host: hostName,
   /** The VM by UUID, so a rename does not break the schedule; the name is for display. */
   vmUuid: z.string(),
   vmName: z.string(),
+  // A hand-edited "25:00" is reported as a bad settings file, in the sentences the API and the
+  // CLI use, instead of failing inside the scheduler.
   when: whenSchema,
   /** Disk targets; absent means every hard disk of the VM at run time. */
   disks: z.array(z.string()).min(1).optional(),

@@ -6,6 +6,7 @@ import type { TargetTest } from "./slices/settings.js";
 import type { AppStore } from "./store.js";
 import { DesktopSettings } from "./DesktopSettings.js";
 import { isDesktop } from "./transports.js";
+import { formatBytes } from "./format.js";
 import { TableHead } from "./TableHead.js";
 
 /** A host key waiting for the person to compare it with the one the host prints. */
@@ -344,17 +345,6 @@ function HostsSection({
       </form>
     </section>
   );
-}
-
-function formatBytes(bytes: number): string {
-  const units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  return `${value >= 10 || unit === 0 ? Math.round(value) : value.toFixed(1)} ${units[unit]}`;
 }
 
 function targetLocation(target: Target): string {

@@ -1,18 +1,8 @@
 /** How numbers and times read in the UI: binary units, short durations, local times. */
+import { formatBytes } from "../../core/domain/bytes.js";
 
-export function formatBytes(bytes: number | null): string {
-  if (bytes === null) {
-    return "-";
-  }
-  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
-  let v = bytes;
-  let u = 0;
-  while (v >= 1024 && u < units.length - 1) {
-    v /= 1024;
-    u++;
-  }
-  return `${v >= 10 || u === 0 ? Math.round(v) : v.toFixed(1)} ${units[u]}`;
-}
+// One formatBytes for the CLI, the core's sentences and the UI: a pure file of the domain.
+export { formatBytes };
 
 export function formatRate(bytesPerSecond: number | null): string | null {
   return bytesPerSecond === null ? null : `${formatBytes(bytesPerSecond)}/s`;

@@ -89,6 +89,52 @@ describe("API parameters a schema refuses", () => {
     expect((await refusal("targets.add", { name: "t" })).message).toBe("Give a folder or an SSH address.");
     expect((await refusal("hosts.list", "x")).message).toBe("The request must be a set of named fields.");
   });
+
+  it("says the same about a schedule's time and retention as the settings file and the CLI do", async () => {
+    const draft = {
+      host: "local",
+      vm: "v",
+      when: { every: "daily", at: "25:00" },
+      retention: { keepLast: 3 },
+    };
+    const late = await refusal("schedules.add", draft);
+    expect(late).toEqual({
+      code: "INVALID_INPUT",
+      message: '"25:00" is not a time of day; write it as HH:MM, 00:00 to 23:59.',
+      hint: "In schedules.add (when).",
+      action: null,
+    });
+    // The settings file refuses the same value with the same sentence (validateWhen's, which the
+    // CLI's `schedule add --at 25:00` prints too).
+    const stored = settingsSchema.safeParse({
+      ...emptySettings(),
+      schedules: [
+        {
+          id: "0a1b2c3d",
+          host: "local",
+          vmUuid: "6f1c0c1e-0000-4000-8000-000000000001",
+          vmName: "v",
+          when: draft.when,
+          retention: { keepLast: 3 },
+          enabled: true,
+          createdAt: "2026-11-26T10:00:00.000Z",
+        },
+      ],
+    });
+    expect(stored.error?.issues.map((i) => i.message)).toEqual([late.message]);
+    expect(
+      (await refusal("schedules.add", { ...draft, when: { every: "monthly", at: "02:00", day: 32 } }))
+        .message,
+    ).toBe("Day 32 is not a day of the month; use 1 to 31 (29-31 run on the last day of shorter months).");
+    expect(
+      (await refusal("schedules.add", { ...draft, when: { every: "cron", cron: "0 3 * *" } })).message,
+    ).toBe('A cron expression has five fields (minute hour day-of-month month weekday); "0 3 * *" has 4.');
+    // A person setting up a schedule says how many to keep, in words that name no CLI flag.
+    expect(
+      (await refusal("schedules.add", { ...draft, when: { every: "daily", at: "02:00" }, retention: {} }))
+        .message,
+    ).toBe("Say how many snapshots to keep: the latest N, or how many daily, weekly or monthly ones.");
+  });
 });
 
 describe("failures from outside Snapkeep", () => {

@@ -1,10 +1,13 @@
 /**
  * The UI's logic that is not drawing: which rows a windowed list renders, the jobs panel's order,
- * and the timeline's exported marker. The drawing itself is tested in Chromium (ui.test.ts).
+ * the timeline's exported marker, and how sizes read. The drawing itself is tested in Chromium
+ * (ui.test.ts).
  */
 import { describe, expect, it } from "vitest";
 
 import type { JobView } from "../../core/domain/types.js";
+import { formatBytes } from "../../core/domain/bytes.js";
+import { formatBytes as uiFormatBytes } from "../../renderer/src/format.js";
 import { orderJobs } from "../../renderer/src/jobs-order.js";
 import { layoutTimeline } from "../../renderer/src/timeline.js";
 import { visibleRange } from "../../renderer/src/visible-range.js";
@@ -90,5 +93,17 @@ describe("exported marker", () => {
       "a/vda",
       "a/vdb",
     ]);
+  });
+});
+
+describe("sizes in the UI", () => {
+  it("are worded by the one formatBytes the CLI and the core's sentences use", () => {
+    expect(uiFormatBytes).toBe(formatBytes);
+    expect(formatBytes(null)).toBe("-");
+    expect(formatBytes(512)).toBe("512 B");
+    expect(formatBytes(1536)).toBe("1.5 KiB");
+    expect(formatBytes(2 * 1024 ** 3)).toBe("2 GiB");
+    expect(formatBytes(640 * 1024 ** 2)).toBe("640 MiB");
+    expect(formatBytes(3 * 1024 ** 5)).toBe("3 PiB");
   });
 });

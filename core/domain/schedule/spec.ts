@@ -1,5 +1,8 @@
 import cronParser from "cron-parser";
+import { z } from "zod";
+
 import { SnapkeepError } from "../../errors.js";
+import { MAX_SNAPSHOTS_KEPT } from "../limits.js";
 
 /**
  * When a schedule runs, in the user's words: daily / weekly / monthly at a local time, or a
@@ -194,6 +197,57 @@ export function describeWhen(when: When): string {
       return `cron ${when.cron}`;
   }
 }
+
+// ---- the one encoding every door checks: the settings file, the API, the schedule editor --------
+
+/**
+ * A schedule's time as the settings file and the API take it, checked by {@link validateWhen} so
+ * that every door says the same sentence about "25:00" or a six-field cron. The length caps only
+ * keep a hostile request small; they are far above anything validateWhen accepts.
+ */
+export const whenSchema = z
+  .discriminatedUnion("every", [
+    z.object({ every: z.literal("daily"), at: z.string().max(32).describe("time of day") }),
+    z.object({
+      every: z.literal("weekly"),
+      at: z.string().max(32).describe("time of day"),
+      weekday: z.enum(WEEKDAYS).describe("weekday"),
+    }),
+    z.object({
+      every: z.literal("monthly"),
+      at: z.string().max(32).describe("time of day"),
+      day: z.number().int().describe("day of the month"),
+    }),
+    z.object({ every: z.literal("cron"), cron: z.string().max(1000).describe("cron expression") }),
+  ])
+  .superRefine((when, context) => {
+    try {
+      validateWhen(when);
+    } catch (error) {
+      context.addIssue({ code: "custom", message: (error as Error).message, input: when });
+    }
+  })
+  .describe("repeat period");
+
+/** The one sentence for every retention count: the editor lays the four out together. */
+const RETENTION_COUNT_RULE = `Keep counts are whole numbers from 1 to ${MAX_SNAPSHOTS_KEPT.toLocaleString("en-US")}; leave one empty for no such rule`;
+
+const retentionCount = z
+  .number(RETENTION_COUNT_RULE)
+  .int(RETENTION_COUNT_RULE)
+  .min(1, RETENTION_COUNT_RULE)
+  .max(MAX_SNAPSHOTS_KEPT, RETENTION_COUNT_RULE)
+  .optional();
+
+/** A schedule's retention counts as the settings file and the API take them (see retention/gfs.ts). */
+export const retentionSchema = z
+  .object({
+    keepLast: retentionCount,
+    daily: retentionCount,
+    weekly: retentionCount,
+    monthly: retentionCount,
+  })
+  .describe("retention");
 
 /** Same local date and time: on the fall-back night 02:30 happens twice and must count once. */
 export function sameWallTime(a: Date, b: Date): boolean {

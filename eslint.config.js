@@ -59,9 +59,13 @@ export default tseslint.config(
   },
   ...layerZones(),
   {
+    // The renderer talks to the core only through the API. From core/ it may import the API's
+    // contract with `import type` (its zod schemas must not reach the page: the build is checked
+    // for zod too), the domain's plain types, and the one pure formatter the UI shares.
     files: ["renderer/**/*.{ts,tsx}"],
     rules: {
-      "no-restricted-imports": [
+      "no-restricted-imports": "off",
+      "@typescript-eslint/no-restricted-imports": [
         "error",
         {
           paths: [
@@ -76,9 +80,14 @@ export default tseslint.config(
               message: "The renderer runs sandboxed: no Node or main-process code.",
             },
             {
-              regex: "(^|/)core/(?!domain/types\\.js$|domain/bytes\\.js$)",
+              regex: "(^|/)core/(?!domain/types\\.js$|domain/bytes\\.js$|api/contract\\.js$)",
               message:
-                "The renderer uses the core's plain domain types and formatBytes only; everything else goes through the API.",
+                "The renderer uses the core's API contract (type-only), its domain types and formatBytes; everything else goes through the API.",
+            },
+            {
+              regex: "(^|/)core/api/contract\\.js$",
+              allowTypeImports: true,
+              message: "Import the API contract with `import type`: its zod schemas must not reach the page.",
             },
           ],
         },

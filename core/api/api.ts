@@ -1,15 +1,16 @@
 /**
  * The one typed API the UI talks to, whatever carries it (Electron IPC, the WebSocket of
- * `snapkeep serve`). Every call is a method name and parameters, validated (methods.ts) before
- * anything runs; the answer is plain JSON. Errors travel as { code, message, hint } so the UI can
- * show the same sentences the CLI prints. Work that takes minutes (exports, imports, copies) starts
- * a job and answers at once; the job's progress arrives as events.
+ * `snapkeep serve`). Every call is a method name and parameters, validated (contract.ts) before
+ * anything runs; the answer is plain JSON, of the type the contract gives the method. Errors
+ * travel as { code, message, hint } so the UI can show the same sentences the CLI prints. Work that
+ * takes minutes (exports, restores, library copies) starts a job and answers at once; the job's
+ * progress arrives as events.
  */
 import { z } from "zod";
 
 import { parseSnapshotTag } from "../domain/snapshot-tag.js";
 import { SnapkeepError } from "../errors.js";
-import { invalidParams, sentenceErrorMap, toErrorView, type ErrorView } from "../domain/explain.js";
+import { invalidParams, sentenceErrorMap, toErrorView } from "../domain/explain.js";
 import { wordHint } from "../domain/hints.js";
 import { importExport } from "../app/exports/import.js";
 import { labUp } from "../app/lab/lab.js";
@@ -18,11 +19,19 @@ import { Journal, type JobSummary } from "../infra/journal.js";
 import { schedulerOwner } from "../infra/scheduler-lock.js";
 import { nextSlots } from "../domain/schedule/spec.js";
 import type { CoreContext } from "../app/context.js";
-import { Jobs, type JobProgress, type JobView } from "./jobs.js";
-import { methods, type Method, type Params } from "./methods.js";
+import { Jobs } from "./jobs.js";
+import {
+  methods,
+  type ApiError,
+  type ApiEvent,
+  type JobProgress,
+  type JobView,
+  type Method,
+  type Params,
+  type Result,
+} from "./contract.js";
 
-export { methods, type Method, type Params } from "./methods.js";
-export type ApiError = ErrorView;
+export { methods, type ApiError, type ApiEvent, type Method, type Params, type Result } from "./contract.js";
 
 /** A request as it arrives on a transport: validated before it is trusted. */
 export const requestSchema = z.object({
@@ -33,12 +42,6 @@ export const requestSchema = z.object({
 
 export type Response = { id: number; result: unknown } | { id: number; error: ApiError };
 
-/**
- * Events pushed to every UI: something changed on a host (reload what shows it), or a job moved.
- */
-export type ApiEvent =
-  { event: "changed"; data: { host: string; vm?: string } } | { event: "job"; data: JobView };
-
 export interface ApiContext extends Pick<
   CoreContext,
   "hosts" | "vms" | "snapshots" | "revert" | "targets" | "schedules" | "exports" | "restore"
@@ -48,7 +51,8 @@ export interface ApiContext extends Pick<
   readonly now?: () => Date;
 }
 
-type Handlers = { [M in Method]: (params: Params<M>) => unknown };
+/** One handler per method, answering the contract's result type for it. */
+type Handlers = { [M in Method]: (params: Params<M>) => Result<M> | Promise<Result<M>> };
 
 /** Scheduled jobs the jobs panel shows from the journal, newest last. */
 const JOURNAL_JOBS = 30;
@@ -130,8 +134,8 @@ function handlers(
   const { hosts, vms, snapshots, revert, targets, schedules, exports, restore } = context;
   const optional = <K extends string, V>(key: K, value: V | undefined): { [P in K]?: V } =>
     (value === undefined ? {} : { [key]: value }) as { [P in K]?: V };
-  const stop = (p: Params<"snapshot.undo">) => ({
-    dryRun: p.dryRun,
+  const stop = (p: Params<"snapshots.undoRevert">, dryRun: boolean) => ({
+    dryRun,
     stopRunning: p.stopRunning,
     force: p.force,
     shutdownTimeoutMs: p.shutdownTimeoutSeconds * 1000,
@@ -143,6 +147,26 @@ function handlers(
     retention: p.retention,
     ...optional("disks", p.disks),
     ...optional("note", p.note),
+  });
+  const restoreRequest = (p: Params<"exports.restore">) => ({
+    target: p.target,
+    export: p.export,
+    host: p.host,
+    name: p.name,
+    into: p.into,
+    disks: p.disks,
+    start: p.start,
+  });
+  const libraryCreate = (p: Params<"library.create">, dryRun: boolean) => {
+    const request = { host: p.host, vm: p.vm, snapshot: p.snapshot, name: p.name, disk: p.disk, dryRun };
+    return p.kind === "template" ? restore.createTemplate(request) : restore.createVolume(request);
+  };
+  const vmFromTemplate = (p: Params<"vms.create">) => ({
+    host: p.host,
+    name: p.name,
+    template: p.template,
+    full: p.full,
+    start: p.start,
   });
   return {
     "hosts.list": () => hosts.list(),
@@ -169,11 +193,12 @@ function handlers(
     "hosts.remove": async (p) => {
       await hosts.remove(p.name);
       changed(p.name);
+      return null;
     },
 
     "vms.list": async (p) => {
       // The list shows counts, not snapshots: 5,000 snapshots would cost the first paint dearly.
-      // A VM's snapshots come with vm.get when it is opened.
+      // A VM's snapshots come with vms.get when it is opened.
       const results = await vms.list(p.host);
       return results.map((r) => {
         const rpo = schedules.rpoOf(r.vms, r.error === null);
@@ -189,44 +214,58 @@ function handlers(
         };
       });
     },
-    "vm.get": (p) => vms.get(p.host, p.vm),
+    "vms.get": (p) => vms.get(p.host, p.vm),
+    "vms.planCreate": (p) => restore.createVm({ ...vmFromTemplate(p), dryRun: true }),
+    "vms.create": (p) =>
+      jobs.start(
+        {
+          kind: "vm-create",
+          title: `Create VM ${p.name} from template ${p.template}`,
+          host: p.host,
+          vm: p.name,
+          cancellable: false,
+        },
+        async () => {
+          const made = await restore.createVm(vmFromTemplate(p));
+          changed(p.host, p.name);
+          return made;
+        },
+      ),
 
-    "snapshot.create": async (p) => {
-      const created = await snapshots.create(p.host, p.vm, {
+    "snapshots.create": async (p) => {
+      const created = await snapshots.create(p.host, p.vmUuid, {
         ...optional("name", p.name),
         ...optional("note", p.note),
         ...optional("disks", p.disks),
       });
-      changed(p.host, p.vm);
+      changed(p.host, p.vmUuid);
       return created;
     },
-    "snapshot.delete": async (p) => {
-      const deleted = await snapshots.delete(p.host, p.vm, p.snapshot, { dryRun: p.dryRun });
-      if (!p.dryRun) {
-        changed(p.host, p.vm);
-      }
+    "snapshots.planDelete": (p) => snapshots.delete(p.host, p.vmUuid, p.snapshot, { dryRun: true }),
+    "snapshots.delete": async (p) => {
+      const deleted = await snapshots.delete(p.host, p.vmUuid, p.snapshot, { dryRun: false });
+      changed(p.host, p.vmUuid);
       return deleted;
     },
-    "snapshot.pin": async (p) => {
-      const pinned = await snapshots.setPinned(p.host, p.vm, p.snapshot, p.pinned);
-      changed(p.host, p.vm);
+    "snapshots.pin": async (p) => {
+      const pinned = await snapshots.setPinned(p.host, p.vmUuid, p.snapshot, p.pinned);
+      changed(p.host, p.vmUuid);
       return pinned;
     },
-    "snapshot.revert": async (p) => {
-      const result = await revert.revert(p.host, p.vm, p.snapshot, {
-        ...stop(p),
+    "snapshots.planRevert": (p) =>
+      revert.revert(p.host, p.vmUuid, p.snapshot, { ...stop(p, true), ...optional("disks", p.disks) }),
+    "snapshots.revert": async (p) => {
+      const result = await revert.revert(p.host, p.vmUuid, p.snapshot, {
+        ...stop(p, false),
         ...optional("disks", p.disks),
       });
-      if (!p.dryRun) {
-        changed(p.host, p.vm);
-      }
+      changed(p.host, p.vmUuid);
       return result;
     },
-    "snapshot.undo": async (p) => {
-      const result = await revert.undo(p.host, p.vm, stop(p));
-      if (!p.dryRun) {
-        changed(p.host, p.vm);
-      }
+    "snapshots.planUndoRevert": (p) => revert.undo(p.host, p.vmUuid, stop(p, true)),
+    "snapshots.undoRevert": async (p) => {
+      const result = await revert.undo(p.host, p.vmUuid, stop(p, false));
+      changed(p.host, p.vmUuid);
       return result;
     },
 
@@ -260,7 +299,10 @@ function handlers(
     },
     "schedules.preview": (p) => schedules.previewDraft(draft(p.draft), p.editing),
     "schedules.pauseAll": (p) => schedules.pauseAll(p.minutes === undefined ? null : p.minutes * 60_000),
-    "schedules.resumeAll": () => schedules.resumeAll(),
+    "schedules.resumeAll": () => {
+      schedules.resumeAll();
+      return null;
+    },
     // The Schedules view says when "pause all" holds: every schedule's next run waits for it.
     "schedules.pauseState": () => schedules.activePause(),
 
@@ -275,11 +317,14 @@ function handlers(
       }),
     "targets.fingerprint": (p) => targets.offeredFingerprint(p.name),
     "targets.trust": (p) => targets.trust(p.name, p.fingerprint),
-    "targets.remove": (p) => targets.remove(p.name),
+    "targets.remove": async (p) => {
+      await targets.remove(p.name);
+      return null;
+    },
     "targets.test": (p) => targets.test(p.name),
 
     "exports.list": (p) => exports.list(p.target),
-    "export.start": (p) =>
+    "exports.start": (p) =>
       jobs.start(
         {
           kind: "export",
@@ -327,24 +372,14 @@ function handlers(
         }
         return result;
       }),
-    "import.start": async (p) => {
-      const request = {
-        target: p.target,
-        export: p.export,
-        host: p.host,
-        name: p.name,
-        into: p.into,
-        disks: p.disks,
-        start: p.start,
-      };
-      // The plan answers directly: it is what the wizard's summary shows before anything happens.
-      if (p.dryRun) {
-        return importExport(context, { ...request, dryRun: true });
-      }
+    // The plan answers directly: it is what the wizard's summary shows before anything happens.
+    "exports.planRestore": (p) => importExport(context, { ...restoreRequest(p), dryRun: true }),
+    "exports.restore": (p) => {
+      const request = restoreRequest(p);
       const vm = p.name ?? p.into ?? "";
       return jobs.start(
         {
-          kind: "import",
+          kind: "restore",
           title: `Restore ${p.export} from ${p.target} to ${p.host}/${vm}`,
           host: p.host,
           vm,
@@ -365,23 +400,10 @@ function handlers(
       );
     },
 
-    "artifacts.list": (p) => restore.list(p.kind, p.host),
-    "artifact.create": async (p) => {
-      const request = {
-        host: p.host,
-        vm: p.vm,
-        snapshot: p.snapshot,
-        name: p.name,
-        disk: p.disk,
-      };
-      const create = (dryRun: boolean) =>
-        p.kind === "template"
-          ? restore.createTemplate({ ...request, dryRun })
-          : restore.createVolume({ ...request, dryRun });
-      if (p.dryRun) {
-        return create(true);
-      }
-      return jobs.start(
+    "library.list": (p) => restore.list(p.kind, p.host),
+    "library.planCreate": async (p) => (await libraryCreate(p, true)).artifact,
+    "library.create": (p) =>
+      jobs.start(
         {
           kind: p.kind,
           title: `Make ${p.kind} ${p.name} from ${p.vm} “${parseSnapshotTag(p.snapshot).name}”`,
@@ -389,34 +411,14 @@ function handlers(
           vm: p.vm,
           cancellable: false,
         },
-        () => create(false),
-      );
-    },
-    "artifact.delete": (p) => restore.deleteArtifact(p.kind, p.host, p.name, p.dryRun),
-    "volume.attach": async (p) => {
+        async () => (await libraryCreate(p, false)).artifact,
+      ),
+    "library.planDelete": (p) => restore.deleteArtifact(p.kind, p.host, p.name, true),
+    "library.delete": (p) => restore.deleteArtifact(p.kind, p.host, p.name, false),
+    "library.attach": async (p) => {
       const attached = await restore.attachVolume(p.host, p.volume, p.vm, p.writable);
       changed(p.host, attached.vm);
       return attached;
-    },
-    "vm.create": async (p) => {
-      const request = { host: p.host, name: p.name, template: p.template, full: p.full, start: p.start };
-      if (p.dryRun) {
-        return restore.createVm({ ...request, dryRun: true });
-      }
-      return jobs.start(
-        {
-          kind: "vm-create",
-          title: `Create VM ${p.name} from template ${p.template}`,
-          host: p.host,
-          vm: p.name,
-          cancellable: false,
-        },
-        async () => {
-          const made = await restore.createVm(request);
-          changed(p.host, p.name);
-          return made;
-        },
-      );
     },
 
     "jobs.list": () => [...scheduledJobs(context.home), ...jobs.list()],
@@ -484,6 +486,7 @@ function scheduledJobs(home: string | undefined): JobView[] {
                 code: state === "interrupted" ? "INTERRUPTED" : "JOB_FAILED",
                 message: job.message,
                 hint: null,
+                action: null,
               },
         result: job.pruned.length > 0 ? { pruned: job.pruned } : null,
         cancellable: false,

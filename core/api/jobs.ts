@@ -1,24 +1,32 @@
 /**
- * Long work the UI starts (exports, imports, templates, volumes, VMs, the demo lab): each runs as a
+ * Long work the UI starts (exports, restores, templates, volumes, VMs, the demo lab): each runs as a
  * job that the UI can watch and cancel, so no request waits minutes for its answer. Progress is
  * pushed as events, at most a few per second per job: a transfer reports far more often than a
  * screen needs.
  *
  * These jobs live as long as the process that runs them. Work a job half-did is safe to leave by
- * design (an export stays `.partial` on its target until it is finished; imports and copies move
+ * design (an export stays `.partial` on its target until it is finished; restores and copies move
  * into place only when complete), so a process that dies mid-job loses the job's entry, never
  * reports it as done.
  */
 import { randomBytes } from "node:crypto";
 
 import { SnapkeepError, isSnapkeepError } from "../errors.js";
-import { toErrorView, type ErrorView } from "../domain/explain.js";
-import type { JobProgress, JobState, JobView, UiJobKind } from "../domain/types.js";
+import { toErrorView } from "../domain/explain.js";
+import type {
+  ApiError,
+  JobProgress,
+  JobResults,
+  JobState,
+  JobView,
+  JobViewOf,
+  UiJobKind,
+} from "./contract.js";
 
-export type { JobProgress, JobState, JobView, UiJobKind } from "../domain/types.js";
+export type { JobProgress, JobState, JobView, UiJobKind } from "./contract.js";
 
-export interface JobSpec {
-  readonly kind: UiJobKind;
+export interface JobSpec<K extends UiJobKind> {
+  readonly kind: K;
   readonly title: string;
   readonly host?: string | undefined;
   readonly vm?: string | undefined;
@@ -26,7 +34,11 @@ export interface JobSpec {
   readonly cancellable?: boolean;
 }
 
-export type JobWork = (signal: AbortSignal, report: (progress: JobProgress) => void) => Promise<unknown>;
+/** The work of a job of kind K: it ends with what the contract says that kind makes. */
+export type JobWork<K extends UiJobKind> = (
+  signal: AbortSignal,
+  report: (progress: JobProgress) => void,
+) => Promise<JobResults[K]>;
 
 interface Entry {
   view: JobView;
@@ -56,10 +68,10 @@ export class Jobs {
   }
 
   /** Starts `work` and returns at once with the running job. */
-  start(spec: JobSpec, work: JobWork): JobView {
+  start<K extends UiJobKind>(spec: JobSpec<K>, work: JobWork<K>): JobViewOf<K> {
     const id = randomBytes(6).toString("hex");
     const abort = new AbortController();
-    const view: JobView = {
+    const view: JobViewOf<K> = {
       id,
       kind: spec.kind,
       title: spec.title,
@@ -95,9 +107,10 @@ export class Jobs {
             error: toErrorView(error),
           }),
       );
-    this.#entries.set(id, { view, abort, done, lastPushMs: this.#options.clock() });
+    // A job of one kind is one member of the JobView union; TypeScript cannot see that for a K.
+    this.#entries.set(id, { view: view as JobView, abort, done, lastPushMs: this.#options.clock() });
     this.#trim();
-    this.#options.onChange(view);
+    this.#options.onChange(view as JobView);
     return view;
   }
 
@@ -149,11 +162,12 @@ export class Jobs {
     await Promise.all(running.map((e) => e.done));
   }
 
-  #finish(id: string, end: { state: JobState; result?: unknown; error?: ErrorView }): void {
+  #finish(id: string, end: { state: JobState; result?: unknown; error?: ApiError }): void {
     const entry = this.#entries.get(id);
     if (entry === undefined) {
       return;
     }
+    // The result is the work's, typed by start() for this job's kind.
     entry.view = {
       ...entry.view,
       state: end.state,
@@ -166,7 +180,7 @@ export class Jobs {
         end.state === "succeeded" && entry.view.progress !== null
           ? { ...entry.view.progress, fraction: 1, etaSeconds: 0 }
           : entry.view.progress,
-    };
+    } as JobView;
     this.#options.onChange(entry.view);
   }
 

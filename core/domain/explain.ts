@@ -22,7 +22,8 @@ import { wordHint, type Audience } from "./hints.js";
  * words, and the code (and the hint's action, for a button that does it) to branch on.
  */
 export interface ErrorView {
-  readonly code: string;
+  /** INTERNAL for a failure whose cause cannot be named: a bug. */
+  readonly code: ErrorCode | "INTERNAL";
   readonly message: string;
   readonly hint: string | null;
   readonly action: HintAction | null;

@@ -124,13 +124,13 @@ function uiWords(action: HintAction): string {
     case "check-jobs":
       return "Wait a moment and look at the Jobs panel.";
     case "list-library":
-      return `See the ${action.kind}s of ${action.host} under Templates & volumes.`;
+      return `See the ${action.kind}s of ${action.host} under Library.`;
     case "detach-volume":
       // The UI has no detach yet: say where it is done.
       return `Detach ${action.name} from those VMs first, from the command line (its volume detach command).`;
     case "make-instead":
       return action.kind === "volume"
-        ? `Copy ${action.disk} out as a volume instead.`
-        : "Copy the snapshot out as a template instead.";
+        ? `Add ${action.disk} to the library as a volume instead.`
+        : "Add the snapshot to the library as a template instead.";
   }
 }

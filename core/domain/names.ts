@@ -20,10 +20,15 @@ const NAME_RULE =
 export const NO_CONTROL_CHARACTERS = /^[^\u0000-\u001f\u007f]*$/;
 const NO_CONTROL_RULE = "cannot contain control characters such as newlines or tabs";
 
+/** A VM's UUID as libvirt prints it: the one name of a VM that a rename does not change. */
+export const UUID_PATTERN = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
+const UUID_RULE = "is not a UUID (8-4-4-4-12 hexadecimal digits, as virsh domuuid prints it)";
+
 /** The rule a pattern stands for, by the pattern's text as a zod issue reports it. */
 export const PATTERN_RULES: ReadonlyMap<string, string> = new Map([
   [String(NAME_PATTERN), NAME_RULE],
   [String(NO_CONTROL_CHARACTERS), NO_CONTROL_RULE],
+  [String(UUID_PATTERN), UUID_RULE],
 ]);
 
 /** `what` names the field in words, e.g. "target name": it starts the sentence. */

@@ -138,40 +138,6 @@ export interface RevertResult {
   readonly prunedSafety: readonly string[];
 }
 
-// ---- jobs the UI watches (see core/api/jobs.ts) ----
-
-export type UiJobKind = "export" | "verify" | "import" | "template" | "volume" | "vm-create" | "lab";
-export type JobState = "running" | "succeeded" | "failed" | "cancelled" | "interrupted";
-
-export interface JobProgress {
-  /** What the job is doing now, in a few words ("transfer", "convert vda"). */
-  readonly phase: string;
-  /** 0..1, or null while the total is not known. */
-  readonly fraction: number | null;
-  readonly bytesDone: number | null;
-  readonly bytesTotal: number | null;
-  readonly bytesPerSecond: number | null;
-  readonly etaSeconds: number | null;
-}
-
-/** A job as every UI sees it, whether the UI started it or a schedule did. */
-export interface JobView {
-  readonly id: string;
-  readonly kind: UiJobKind | "scheduled-snapshot";
-  /** One line a person reads: "Export web01 “before upgrade” to nas". */
-  readonly title: string;
-  readonly host: string | null;
-  readonly vm: string | null;
-  readonly state: JobState;
-  readonly startedAt: string;
-  readonly endedAt: string | null;
-  readonly progress: JobProgress | null;
-  readonly error: { readonly code: string; readonly message: string; readonly hint: string | null } | null;
-  /** What a finished job made, for the UI to show or open (an export id, a VM name). */
-  readonly result: unknown;
-  readonly cancellable: boolean;
-}
-
 /** One internal snapshot of an image, as qemu-img and QMP report it. */
 export interface ImageSnapshot {
   /** qcow2's id: a string, unique within one image. */

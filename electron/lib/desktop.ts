@@ -4,9 +4,9 @@
  * memory, and the desktop-only IPC methods.
  * electron/main.ts passes in the few things only Electron can do (ports) and draws the results.
  */
-import { z } from "zod";
 
 import { Api, type ApiEvent, type Response } from "../../core/api/api.js";
+import type { DesktopResult } from "../../core/api/contract.js";
 import { openCoreContext, type CoreContext } from "../../core/app/context.js";
 import { SnapkeepError, describeError } from "../../core/errors.js";
 import { hintOf } from "../../core/domain/explain.js";
@@ -22,7 +22,7 @@ import {
   type SettingsDocument,
   type SettingsDocumentOptions,
 } from "./desktop-settings.js";
-import { createIpcRouter, desktopMethod, type DesktopMethod, type SenderFrame } from "./ipc.js";
+import { contractDesktopMethods, createIpcRouter, type DesktopMethod, type SenderFrame } from "./ipc.js";
 import {
   NotificationPolicy,
   factFromApiEvent,
@@ -324,75 +324,61 @@ export class Desktop {
     const { store } = this.context;
     const settings = this.settings;
     const ports = this.#ports;
-    return {
-      "desktop.status": desktopMethod(z.object({}), async () => ({
+    const secrets = async (): Promise<DesktopResult<"desktop.secrets">> => {
+      let canStore: { allowed: boolean; reason: string | null } = { allowed: true, reason: null };
+      try {
+        assertMayStorePassphrase(await ports.keyring.facts());
+      } catch (error) {
+        canStore = { allowed: false, reason: describeError(error) };
+      }
+      return {
+        agent: this.#agentSocket !== undefined,
+        stored: settings.read().keyPassphrase !== undefined,
+        canStore,
+      };
+    };
+    return contractDesktopMethods({
+      "desktop.status": async () => ({
         /** Who runs the schedules: this app, another process (named), or nobody and why. */
         scheduling: this.scheduling.state,
         settingsRecovered: store.recovered,
         desktopSettingsRecovered: settings.recovered,
         pause: this.context.schedules.activePause(),
         autostart: settings.read().autostart,
-      })),
-      "settings.autostart": desktopMethod(
-        z.object({ enabled: z.boolean().optional() }).strict(),
-        async ({ enabled }) => {
-          if (enabled !== undefined) {
-            await ports.applyAutostart(enabled);
-            settings.update((s) => ({ ...s, autostart: enabled }));
-          }
-          return { enabled: settings.read().autostart };
-        },
-      ),
-      "settings.notifications": desktopMethod(
-        z
-          .object({
-            jobFailed: z.boolean().optional(),
-            vmOverdue: z.boolean().optional(),
-            exportVerified: z.boolean().optional(),
-          })
-          .strict(),
-        async (change) =>
-          settings.update((s) => {
-            const notifications: NotificationSettings = { ...s.notifications };
-            for (const kind of ["jobFailed", "vmOverdue", "exportVerified"] as const) {
-              notifications[kind] = change[kind] ?? notifications[kind];
-            }
-            return { ...s, notifications };
-          }).notifications,
-      ),
-      "secrets.status": desktopMethod(z.object({}), async () => {
-        let canStore: { allowed: boolean; reason: string | null } = { allowed: true, reason: null };
-        try {
-          assertMayStorePassphrase(await ports.keyring.facts());
-        } catch (error) {
-          canStore = { allowed: false, reason: describeError(error) };
-        }
-        return {
-          agent: this.#agentSocket !== undefined,
-          stored: settings.read().keyPassphrase !== undefined,
-          canStore,
-        };
       }),
-      "secrets.storeKeyPassphrase": desktopMethod(
-        z.object({ passphrase: z.string().min(1).max(1024) }).strict(),
-        async ({ passphrase }) => {
-          const facts = await ports.keyring.facts();
-          assertMayStorePassphrase(facts);
-          const ciphertext = await ports.keyring.encrypt(passphrase);
-          settings.update((s) => ({
-            ...s,
-            keyPassphrase: { ciphertext, backend: facts.backend ?? facts.platform },
-          }));
-          this.#secret.passphrase = passphrase;
-          return null;
-        },
-      ),
-      "secrets.forgetKeyPassphrase": desktopMethod(z.object({}), async () => {
+      "desktop.autostart": async ({ enabled }) => {
+        if (enabled !== undefined) {
+          await ports.applyAutostart(enabled);
+          settings.update((s) => ({ ...s, autostart: enabled }));
+        }
+        return { enabled: settings.read().autostart };
+      },
+      "desktop.notifications": async (change) =>
+        settings.update((s) => {
+          const notifications: NotificationSettings = { ...s.notifications };
+          for (const kind of ["jobFailed", "vmOverdue", "exportVerified"] as const) {
+            notifications[kind] = change[kind] ?? notifications[kind];
+          }
+          return { ...s, notifications };
+        }).notifications,
+      "desktop.secrets": secrets,
+      "desktop.storeKeyPassphrase": async ({ passphrase }) => {
+        const facts = await ports.keyring.facts();
+        assertMayStorePassphrase(facts);
+        const ciphertext = await ports.keyring.encrypt(passphrase);
+        settings.update((s) => ({
+          ...s,
+          keyPassphrase: { ciphertext, backend: facts.backend ?? facts.platform },
+        }));
+        this.#secret.passphrase = passphrase;
+        return secrets();
+      },
+      "desktop.forgetKeyPassphrase": async () => {
         settings.update(({ keyPassphrase: _dropped, ...rest }) => rest);
         this.#secret.passphrase = undefined;
-        return null;
-      }),
-    };
+        return secrets();
+      },
+    });
   }
 
   /**

@@ -8,6 +8,12 @@
 import { z } from "zod";
 
 import { methods, type Api, type Response } from "../../core/api/api.js";
+import {
+  desktopMethods,
+  type DesktopMethod as DesktopMethodName,
+  type DesktopParams,
+  type DesktopResult,
+} from "../../core/api/contract.js";
 import { invalidParams, sentenceErrorMap, toErrorView } from "../../core/domain/explain.js";
 
 /** Channel names; preload.cts repeats them (a sandboxed preload cannot import this module). */
@@ -76,6 +82,31 @@ export function desktopMethod<S extends z.ZodType>(
       }
       return run(parsed.data);
     },
+  };
+}
+
+/** Every desktop method of the contract, each answering the result type the contract gives it. */
+export type DesktopHandlers = {
+  readonly [M in DesktopMethodName]: (params: DesktopParams<M>) => Promise<DesktopResult<M>>;
+};
+
+/** The contract's desktop methods, their params checked by the contract's schemas. */
+export function contractDesktopMethods(handlers: DesktopHandlers): Record<DesktopMethodName, DesktopMethod> {
+  const m = desktopMethods;
+  const h = handlers;
+  return {
+    "desktop.status": desktopMethod(m["desktop.status"], h["desktop.status"]),
+    "desktop.autostart": desktopMethod(m["desktop.autostart"], h["desktop.autostart"]),
+    "desktop.notifications": desktopMethod(m["desktop.notifications"], h["desktop.notifications"]),
+    "desktop.secrets": desktopMethod(m["desktop.secrets"], h["desktop.secrets"]),
+    "desktop.storeKeyPassphrase": desktopMethod(
+      m["desktop.storeKeyPassphrase"],
+      h["desktop.storeKeyPassphrase"],
+    ),
+    "desktop.forgetKeyPassphrase": desktopMethod(
+      m["desktop.forgetKeyPassphrase"],
+      h["desktop.forgetKeyPassphrase"],
+    ),
   };
 }
 

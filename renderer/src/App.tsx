@@ -1,11 +1,11 @@
 import { useEffect, useState } from "react";
 import { useStore } from "zustand";
 
+import type { ExportEntry, LibraryItem, Snapshot } from "../../core/api/contract.js";
 import type { AppStore, View } from "./store.js";
-import type { Artifact, ExportEntry, Snapshot } from "./protocol.js";
-import { ArtifactWizard, AttachVolumeWizard, NewVmWizard } from "./ArtifactWizards.js";
+import { AddToLibraryWizard, AttachVolumeWizard, NewVmWizard } from "./LibraryWizards.js";
 import { ErrorBox } from "./ErrorBox.js";
-import { ExportsView, ImportWizard } from "./ExportsView.js";
+import { ExportsView, RestoreWizard } from "./ExportsView.js";
 import { ExportWizard } from "./ExportWizard.js";
 import { FirstRun } from "./FirstRun.js";
 import { JobsPanel } from "./JobsPanel.js";
@@ -22,7 +22,7 @@ import { VmSchedules } from "./VmSchedules.js";
 const NAV: readonly { view: View; label: string }[] = [
   { view: "vms", label: "Virtual machines" },
   { view: "exports", label: "Exports" },
-  { view: "library", label: "Templates & volumes" },
+  { view: "library", label: "Library" },
   { view: "schedules", label: "Schedules" },
   { view: "settings", label: "Settings" },
 ];
@@ -32,10 +32,10 @@ type Open =
   | { kind: "snapshot" }
   | { kind: "revert"; snapshot: Snapshot | null; key: number }
   | { kind: "export"; snapshot: Snapshot }
-  | { kind: "artifact"; snapshot: Snapshot }
+  | { kind: "add-to-library"; snapshot: Snapshot }
   | { kind: "new-vm"; host: string; template: string }
   | { kind: "attach"; host: string; volume: string }
-  | { kind: "import"; target: string; entry: ExportEntry };
+  | { kind: "restore"; target: string; entry: ExportEntry };
 
 export function App({ store }: { store: AppStore }) {
   const state = useStore(store);
@@ -59,15 +59,15 @@ export function App({ store }: { store: AppStore }) {
     onClose: close,
   };
   const running = Object.values(state.jobs).filter((j) => j.state === "running").length;
-  const deleteArtifact = async (host: string, artifact: Artifact): Promise<void> => {
-    const params = { kind: artifact.kind, host, name: artifact.name };
-    // The dry run first: it refuses while a VM uses it, before anyone is asked to confirm.
-    if ((await state.call("Checking", "artifact.delete", { ...params, dryRun: true })) === null) {
+  const deleteFromLibrary = async (host: string, item: LibraryItem): Promise<void> => {
+    const params = { kind: item.kind, host, name: item.name };
+    // The plan first: it refuses while a VM uses it, before anyone is asked to confirm.
+    if ((await state.call("Checking", "library.planDelete", params)) === null) {
       return;
     }
-    if (window.confirm(`Delete ${artifact.kind} ${artifact.name} and its image ${artifact.image}?`)) {
-      await state.call(`Deleting ${artifact.name}`, "artifact.delete", { ...params, dryRun: false });
-      await state.loadArtifacts(host);
+    if (window.confirm(`Delete ${item.kind} ${item.name} and its image ${item.image}?`)) {
+      await state.call(`Deleting ${item.name}`, "library.delete", params);
+      await state.loadLibrary(host);
     }
   };
 
@@ -146,7 +146,7 @@ export function App({ store }: { store: AppStore }) {
                     void state.loadTargets();
                     setOpen({ kind: "export", snapshot });
                   }}
-                  onCopyOut={(snapshot) => setOpen({ kind: "artifact", snapshot })}
+                  onAddToLibrary={(snapshot) => setOpen({ kind: "add-to-library", snapshot })}
                   schedules={<VmSchedules store={store} vm={state.vm} />}
                   rpo={
                     state.hosts
@@ -168,7 +168,7 @@ export function App({ store }: { store: AppStore }) {
               onVerify={(target, exportId) =>
                 void state.startJob("Starting the check", "exports.verify", { target, export: exportId })
               }
-              onRestore={(target, entry) => setOpen({ kind: "import", target, entry })}
+              onRestore={(target, entry) => setOpen({ kind: "restore", target, entry })}
               onAddTarget={() => state.show("settings")}
             />
           </main>
@@ -177,12 +177,12 @@ export function App({ store }: { store: AppStore }) {
           <main className="detail">
             <LibraryView
               hosts={state.hosts}
-              artifacts={state.artifacts}
+              library={state.library}
               busy={state.busy !== null}
-              onLoad={(host) => void state.loadArtifacts(host)}
+              onLoad={(host) => void state.loadLibrary(host)}
               onNewVm={(host, template) => setOpen({ kind: "new-vm", host, template })}
               onAttach={(host, volume) => setOpen({ kind: "attach", host, volume })}
-              onDelete={(host, artifact) => void deleteArtifact(host, artifact)}
+              onDelete={(host, item) => void deleteFromLibrary(host, item)}
             />
           </main>
         )}
@@ -211,7 +211,7 @@ export function App({ store }: { store: AppStore }) {
           snapshot={open.snapshot}
           busy={state.busy}
           error={state.error}
-          onPlan={(options, dryRun) => state.revert(open.snapshot?.tag ?? null, options, dryRun)}
+          onPlan={(options, planOnly) => state.revert(open.snapshot?.tag ?? null, options, planOnly)}
           onClose={close}
           onUndo={() => setOpen({ kind: "revert", snapshot: null, key: Date.now() })}
         />
@@ -237,7 +237,7 @@ export function App({ store }: { store: AppStore }) {
           jobs={state.jobs}
           busy={state.busy !== null}
           error={state.error}
-          onStart={(params) => state.startJob("Starting the export", "export.start", params)}
+          onStart={(params) => state.startJob("Starting the export", "exports.start", params)}
           onCancelJob={(id) => void state.cancelJob(id)}
           onClose={close}
           onAddTarget={() => {
@@ -246,8 +246,8 @@ export function App({ store }: { store: AppStore }) {
           }}
         />
       )}
-      {open?.kind === "artifact" && state.vm !== null && (
-        <ArtifactWizard
+      {open?.kind === "add-to-library" && state.vm !== null && (
+        <AddToLibraryWizard
           {...wizardActions}
           vm={state.vm}
           snapshot={open.snapshot}
@@ -274,8 +274,8 @@ export function App({ store }: { store: AppStore }) {
           onAttached={() => void state.refresh()}
         />
       )}
-      {open?.kind === "import" && (
-        <ImportWizard {...wizardActions} target={open.target} entry={open.entry} hosts={state.hosts} />
+      {open?.kind === "restore" && (
+        <RestoreWizard {...wizardActions} target={open.target} entry={open.entry} hosts={state.hosts} />
       )}
     </div>
   );

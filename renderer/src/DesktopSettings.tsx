@@ -1,40 +1,33 @@
 import { useEffect, useId, useState } from "react";
 
+import type { DesktopResult, NotificationSettings } from "../../core/api/contract.js";
+import type { UiSlice } from "./store.js";
+
 /**
  * Settings only the desktop app has (answered by its main process, not the core API): start on
  * login, which notifications to show, and a key passphrase kept by the desktop keyring. In a
  * browser (`snapkeep serve`) there is no such app, and this section is not shown.
  */
-type Kind = "jobFailed" | "vmOverdue" | "exportVerified";
+type Kind = keyof NotificationSettings;
 const KINDS: readonly { kind: Kind; label: string }[] = [
   { kind: "jobFailed", label: "A scheduled snapshot failed or was interrupted" },
   { kind: "vmOverdue", label: "A VM's scheduled snapshot is overdue" },
   { kind: "exportVerified", label: "An export was verified on its target" },
 ];
 
-interface Secrets {
-  readonly agent: boolean;
-  readonly stored: boolean;
-  readonly canStore: { readonly allowed: boolean; readonly reason: string | null };
-}
+type Secrets = DesktopResult<"desktop.secrets">;
 
-export function DesktopSettings({
-  busy,
-  call,
-}: {
-  busy: boolean;
-  call: <T>(busy: string, method: string, params: object) => Promise<T | null>;
-}) {
+export function DesktopSettings({ busy, call }: { busy: boolean; call: UiSlice["call"] }) {
   const id = useId();
   const [autostart, setAutostart] = useState<boolean | null>(null);
-  const [notify, setNotify] = useState<Record<Kind, boolean> | null>(null);
+  const [notify, setNotify] = useState<NotificationSettings | null>(null);
   const [secrets, setSecrets] = useState<Secrets | null>(null);
   const [passphrase, setPassphrase] = useState("");
   const load = async (): Promise<void> => {
     const [a, n, s] = await Promise.all([
-      call<{ enabled: boolean }>("Reading desktop settings", "settings.autostart", {}),
-      call<Record<Kind, boolean>>("Reading desktop settings", "settings.notifications", {}),
-      call<Secrets>("Reading desktop settings", "secrets.status", {}),
+      call("Reading desktop settings", "desktop.autostart", {}),
+      call("Reading desktop settings", "desktop.notifications", {}),
+      call("Reading desktop settings", "desktop.secrets", {}),
     ]);
     setAutostart(a?.enabled ?? null);
     setNotify(n);
@@ -51,7 +44,7 @@ export function DesktopSettings({
           checked={autostart === true}
           disabled={busy || autostart === null}
           onChange={async (e) => {
-            const set = await call<{ enabled: boolean }>("Saving", "settings.autostart", {
+            const set = await call("Saving", "desktop.autostart", {
               enabled: e.target.checked,
             });
             setAutostart(set?.enabled ?? autostart);
@@ -68,7 +61,7 @@ export function DesktopSettings({
               checked={notify?.[kind] === true}
               disabled={busy || notify === null}
               onChange={async (e) => {
-                const saved = await call<Record<Kind, boolean>>("Saving", "settings.notifications", {
+                const saved = await call("Saving", "desktop.notifications", {
                   [kind]: e.target.checked,
                 });
                 setNotify(saved ?? notify);
@@ -87,8 +80,7 @@ export function DesktopSettings({
               type="button"
               disabled={busy}
               onClick={async () => {
-                await call("Forgetting", "secrets.forgetKeyPassphrase", {});
-                await load();
+                setSecrets((await call("Forgetting", "desktop.forgetKeyPassphrase", {})) ?? secrets);
               }}
             >
               Forget it
@@ -106,9 +98,10 @@ export function DesktopSettings({
                 className="inline-form"
                 onSubmit={async (e) => {
                   e.preventDefault();
-                  if ((await call("Storing", "secrets.storeKeyPassphrase", { passphrase })) !== null) {
+                  const stored = await call("Storing", "desktop.storeKeyPassphrase", { passphrase });
+                  if (stored !== null) {
                     setPassphrase("");
-                    await load();
+                    setSecrets(stored);
                   }
                 }}
               >

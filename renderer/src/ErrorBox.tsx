@@ -1,4 +1,4 @@
-import type { ApiError } from "./protocol.js";
+import type { ApiError } from "../../core/api/contract.js";
 
 /** An error as a person reads it: the sentence, then what to do, announced to screen readers. */
 export function ErrorBox({ error, onDismiss }: { error: ApiError; onDismiss?: () => void }) {

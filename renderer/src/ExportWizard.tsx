@@ -1,6 +1,13 @@
 import { useId, useState } from "react";
 
-import type { ApiError, JobView, Snapshot, Target, VmWithSnapshots } from "./protocol.js";
+import type {
+  ApiError,
+  JobView,
+  ParamsIn,
+  Snapshot,
+  Target,
+  VmWithSnapshots,
+} from "../../core/api/contract.js";
 import { formatBytes } from "./format.js";
 import { StepButtons, Summary, Wizard, WizardJob } from "./Wizard.js";
 
@@ -32,7 +39,7 @@ export function ExportWizard({
   jobs: Readonly<Record<string, JobView>>;
   busy: boolean;
   error: ApiError | null;
-  onStart: (params: object) => Promise<JobView | null>;
+  onStart: (params: ParamsIn<"exports.start">) => Promise<JobView | null>;
   onCancelJob: (id: string) => void;
   onClose: () => void;
   onAddTarget: () => void;
@@ -159,7 +166,7 @@ export function ExportWizard({
           {job.state === "succeeded" && (
             <p className="done" role="status">
               Exported and verified on {target} as{" "}
-              {(job.result as { id?: string } | null)?.id ?? "a new export"}.
+              {(job.kind === "export" ? job.result?.id : undefined) ?? "a new export"}.
             </p>
           )}
           {job.state === "cancelled" && (

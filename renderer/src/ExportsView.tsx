@@ -1,6 +1,6 @@
 import { useEffect, useId, useState } from "react";
 
-import type { ExportEntry, HostVms, ImportPlan, TargetExports } from "./protocol.js";
+import type { ExportEntry, ListedHost, RestorePlan, TargetExports } from "../../core/api/contract.js";
 import { formatBytes, formatTime } from "./format.js";
 import { StepButtons, Summary, Wizard, WizardJob, usePlannedJob, type WizardActions } from "./Wizard.js";
 import { TableHead } from "./TableHead.js";
@@ -104,10 +104,10 @@ export function ExportsView({
 }
 
 /**
- * An export back onto a host: as a new VM defined from the saved definition, or its disks added
- * to a VM that exists. The summary is the real import's dry run, which also checks the bundle.
+ * An export restored onto a host: as a new VM defined from the saved definition, or its disks
+ * added to a VM that exists. The summary is the restore's plan, which also checks the bundle.
  */
-export function ImportWizard({
+export function RestoreWizard({
   target,
   entry,
   hosts,
@@ -115,7 +115,7 @@ export function ImportWizard({
 }: WizardActions & {
   target: string;
   entry: ExportEntry;
-  hosts: readonly HostVms[];
+  hosts: readonly ListedHost[];
 }) {
   const id = useId();
   const online = hosts.filter((h) => h.error === null);
@@ -131,10 +131,11 @@ export function ImportWizard({
     job,
     check,
     start: restore,
-  } = usePlannedJob<ImportPlan>(actions, "import.start", {
-    checking: "Checking the export",
-    starting: "Starting the restore",
-  });
+  } = usePlannedJob(
+    actions,
+    { plan: "exports.planRestore", start: "exports.restore" },
+    { checking: "Checking the export", starting: "Starting the restore" },
+  );
   const vms = online.find((h) => h.host === host)?.vms ?? [];
   const request = {
     target,
@@ -261,7 +262,7 @@ export function ImportWizard({
  * What the new VM's definition keeps from the export and what it leaves out, with why: an export
  * comes from a target Snapkeep does not trust, so only what a restored VM needs is carried over.
  */
-function DefinitionNotes({ definition }: { definition: NonNullable<ImportPlan["definition"]> }) {
+function DefinitionNotes({ definition }: { definition: NonNullable<RestorePlan["definition"]> }) {
   // What was left out first: that is what a person has to judge before restoring.
   return (
     <div className="definition-notes">

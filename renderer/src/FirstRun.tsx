@@ -1,7 +1,7 @@
 import { useEffect } from "react";
 import { useStore } from "zustand";
 
-import type { JobView } from "./protocol.js";
+import type { JobView } from "../../core/api/contract.js";
 import type { AppStore } from "./store.js";
 
 /** The newest demo-lab job, which the first-run panel follows until the VMs appear. */

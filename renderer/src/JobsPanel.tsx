@@ -1,6 +1,6 @@
 import { useMemo } from "react";
 
-import type { JobView } from "./protocol.js";
+import type { JobView } from "../../core/api/contract.js";
 import { formatBytes, formatDuration, formatRate, formatTime } from "./format.js";
 import { orderJobs } from "./jobs-order.js";
 

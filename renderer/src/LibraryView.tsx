@@ -1,41 +1,42 @@
 import { useEffect } from "react";
 
-import type { Artifact, HostVms } from "./protocol.js";
+import type { LibraryItem, ListedHost } from "../../core/api/contract.js";
 import { formatBytes, formatTime } from "./format.js";
+import type { HostLibrary } from "./slices/library.js";
 import { TableHead } from "./TableHead.js";
 
 /**
- * Templates and volumes on each host: what snapshots were turned into. A template starts new VMs;
- * a volume is attached to a VM. Deleting one is refused while a VM still uses it.
+ * The library of each host: the templates and volumes snapshots were turned into. A template
+ * starts new VMs; a volume is attached to a VM. Deleting one is refused while a VM still uses it.
  */
 export function LibraryView({
   hosts,
-  artifacts,
+  library,
   busy,
   onLoad,
   onNewVm,
   onAttach,
   onDelete,
 }: {
-  hosts: readonly HostVms[];
-  artifacts: Readonly<Record<string, { templates: Artifact[]; volumes: Artifact[] }>>;
+  hosts: readonly ListedHost[];
+  library: Readonly<Record<string, HostLibrary>>;
   busy: boolean;
   onLoad: (host: string) => void;
   onNewVm: (host: string, template: string) => void;
   onAttach: (host: string, volume: string) => void;
-  onDelete: (host: string, artifact: Artifact) => void;
+  onDelete: (host: string, item: LibraryItem) => void;
 }) {
   const online = hosts.filter((h) => h.error === null).map((h) => h.host);
   useEffect(() => online.forEach(onLoad), [online.join("\n")]);
   return (
     <section className="page" aria-labelledby="library-title">
-      <h2 id="library-title">Templates and volumes</h2>
+      <h2 id="library-title">Library</h2>
       <p className="hint">
-        Make them from a snapshot with “Copy out…” in a VM&apos;s snapshot list: a root disk becomes a
-        template for new VMs, a data disk a volume to attach.
+        Templates and volumes, made from a snapshot with “Add to library…” in a VM&apos;s snapshot list: a
+        root disk becomes a template for new VMs, a data disk a volume to attach.
       </p>
       {online.map((host) => {
-        const own = artifacts[host];
+        const own = library[host];
         return (
           <section key={host} aria-labelledby={`lib-${host}`}>
             <h3 id={`lib-${host}`}>{host}</h3>
@@ -44,11 +45,11 @@ export function LibraryView({
             ) : own.templates.length + own.volumes.length === 0 ? (
               <p className="empty">No templates or volumes on {host} yet.</p>
             ) : (
-              <table className="artifacts">
+              <table className="library">
                 <TableHead columns={["Name", "Kind", "From", "Size", "Made"]} />
                 <tbody>
                   {[...own.templates, ...own.volumes].map((a) => (
-                    <tr key={`${a.kind}/${a.name}`} data-artifact={a.name}>
+                    <tr key={`${a.kind}/${a.name}`} data-library-item={a.name}>
                       <td>{a.name}</td>
                       <td>{a.kind}</td>
                       <td>

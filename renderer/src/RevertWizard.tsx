@@ -1,6 +1,7 @@
 import { useEffect, useId, useState } from "react";
 
-import type { ApiError, RevertOptions, RevertResult, Snapshot, VmWithSnapshots } from "./protocol.js";
+import type { ApiError, RevertResult, Snapshot, VmWithSnapshots } from "../../core/api/contract.js";
+import type { RevertOptions } from "./slices/vms.js";
 import { ErrorBox } from "./ErrorBox.js";
 import { Modal } from "./Modal.js";
 
@@ -24,7 +25,7 @@ export function RevertWizard({
   snapshot: Snapshot | null;
   busy: string | null;
   error: ApiError | null;
-  onPlan: (options: RevertOptions, dryRun: boolean) => Promise<RevertResult | null>;
+  onPlan: (options: RevertOptions, planOnly: boolean) => Promise<RevertResult | null>;
   onClose: () => void;
   onUndo: () => void;
 }) {

@@ -1,7 +1,13 @@
 import { useEffect, useId, useMemo, useRef, useState, type FormEvent } from "react";
 
 import { ErrorBox } from "./ErrorBox.js";
-import type { ApiError, DraftPreview, Schedule, ScheduleDraft, VmWithSnapshots } from "./protocol.js";
+import type {
+  ApiError,
+  DraftPreview,
+  Schedule,
+  ScheduleDraft,
+  VmWithSnapshots,
+} from "../../core/api/contract.js";
 import {
   WEEKDAYS,
   capitalize,

@@ -1,7 +1,7 @@
 import { Fragment, useEffect, useState } from "react";
 import { useStore } from "zustand";
 
-import type { HostVms, ListedSchedule, Schedule, When } from "./protocol.js";
+import type { ListedHost, ListedSchedule, Schedule, When } from "../../core/api/contract.js";
 import { ScheduleEditor, type EditorVm } from "./ScheduleEditor.js";
 import { disksInWords, retentionInWords, scheduleStatus, whenInWords } from "./schedule-words.js";
 import type { AppStore } from "./store.js";
@@ -9,14 +9,14 @@ import { dateTime } from "./when.js";
 import { TableHead } from "./TableHead.js";
 
 /** Every VM the editor can choose, from the VM list the store already holds. */
-export function editorVms(hosts: readonly HostVms[]): EditorVm[] {
+export function editorVms(hosts: readonly ListedHost[]): EditorVm[] {
   return hosts.flatMap((h) =>
     h.vms.map((vm) => ({ host: h.host, name: vm.name, uuid: vm.uuid, disks: vm.disks })),
   );
 }
 
 /** The VM of a schedule as the editor needs it; its disks are unknown while its host is offline. */
-export function vmOfSchedule(hosts: readonly HostVms[], schedule: Schedule): EditorVm {
+export function vmOfSchedule(hosts: readonly ListedHost[], schedule: Schedule): EditorVm {
   const found = editorVms(hosts).find((v) => v.host === schedule.host && v.uuid === schedule.vmUuid);
   return found ?? { host: schedule.host, name: schedule.vmName, uuid: schedule.vmUuid, disks: [] };
 }

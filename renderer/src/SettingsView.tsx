@@ -1,8 +1,7 @@
 import { useEffect, useId, useState, type FormEvent } from "react";
 import { useStore } from "zustand";
 
-import type { HostConfig, HostVms, Target } from "./protocol.js";
-import type { TargetTest } from "./slices/settings.js";
+import type { HostConfig, ListedHost, Target, TargetTest } from "../../core/api/contract.js";
 import type { AppStore } from "./store.js";
 import { DesktopSettings } from "./DesktopSettings.js";
 import { isDesktop } from "./transports.js";
@@ -157,7 +156,7 @@ function hostAddress(host: HostConfig): string {
   return host.alias ?? sshAddress(host);
 }
 
-function hostStatus(host: HostConfig, vms: readonly HostVms[]) {
+function hostStatus(host: HostConfig, vms: readonly ListedHost[]) {
   // Its "not trusted yet" error repeats the host key column; say what it waits for instead.
   if (host.kind === "ssh" && host.hostKey === undefined) {
     return <span className="muted">waits until its host key is confirmed</span>;
@@ -189,7 +188,7 @@ function HostsSection({
   onRemove,
 }: {
   hosts: readonly HostConfig[];
-  vms: readonly HostVms[];
+  vms: readonly ListedHost[];
   busy: boolean;
   onAdd: (request: { name: string; local: boolean; ssh?: string; identityFile?: string }) => Promise<boolean>;
   onCheck: (name: string) => void;

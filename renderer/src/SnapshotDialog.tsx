@@ -1,6 +1,6 @@
 import { useId, useState, type FormEvent } from "react";
 
-import type { ApiError, VmWithSnapshots } from "./protocol.js";
+import type { ApiError, VmWithSnapshots } from "../../core/api/contract.js";
 import { ErrorBox } from "./ErrorBox.js";
 import { Modal } from "./Modal.js";
 

@@ -1,6 +1,6 @@
 import { useEffect, useMemo } from "react";
 
-import type { Snapshot } from "./protocol.js";
+import type { Snapshot } from "../../core/api/contract.js";
 import { useVirtualRows } from "./virtual.js";
 import { TableHead } from "./TableHead.js";
 
@@ -19,7 +19,7 @@ export function SnapshotTable({
   onSelect,
   onRevert,
   onExport,
-  onCopyOut,
+  onAddToLibrary,
   onPin,
   onDelete,
 }: {
@@ -29,7 +29,7 @@ export function SnapshotTable({
   onSelect: (tag: string) => void;
   onRevert: (snapshot: Snapshot) => void;
   onExport: (snapshot: Snapshot) => void;
-  onCopyOut: (snapshot: Snapshot) => void;
+  onAddToLibrary: (snapshot: Snapshot) => void;
   onPin: (tag: string, pinned: boolean) => void;
   onDelete: (tag: string) => void;
 }) {
@@ -81,11 +81,11 @@ export function SnapshotTable({
                 </button>
                 <button
                   type="button"
-                  onClick={() => onCopyOut(s)}
+                  onClick={() => onAddToLibrary(s)}
                   disabled={busy || s.incomplete}
                   title="Make a template for new VMs or a volume to attach"
                 >
-                  Copy out…
+                  Add to library…
                 </button>
                 <button
                   type="button"

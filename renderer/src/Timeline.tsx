@@ -1,6 +1,6 @@
 import { useMemo, useState } from "react";
 
-import type { Snapshot } from "./protocol.js";
+import type { Snapshot } from "../../core/api/contract.js";
 import { layoutTimeline, type ZoomId } from "./timeline.js";
 
 const WIDTH = 900;

@@ -1,6 +1,6 @@
 import { useState, type ReactNode } from "react";
 
-import type { Rpo, Snapshot, VmWithSnapshots } from "./protocol.js";
+import type { RpoStatus, Snapshot, VmWithSnapshots } from "../../core/api/contract.js";
 import { Timeline } from "./Timeline.js";
 import { ZOOMS, type ZoomId } from "./timeline.js";
 import { formatBytes } from "./format.js";
@@ -16,13 +16,13 @@ export function VmDetail({
   onPin,
   onRevert,
   onExport,
-  onCopyOut,
+  onAddToLibrary,
   schedules,
   rpo,
 }: {
   vm: VmWithSnapshots;
   /** The VM's recovery-point status from the list (ok / due / overdue and why). */
-  rpo?: Rpo | undefined;
+  rpo?: RpoStatus | undefined;
   selectedSnapshot: string | null;
   busy: string | null;
   onSelectSnapshot: (tag: string | null) => void;
@@ -33,7 +33,7 @@ export function VmDetail({
   onRevert: (snapshot: Snapshot | null) => void;
   onExport: (snapshot: Snapshot) => void;
   /** Opens the wizard that makes a template (root disk) or a volume (data disk) from a snapshot. */
-  onCopyOut: (snapshot: Snapshot) => void;
+  onAddToLibrary: (snapshot: Snapshot) => void;
   /** The VM's schedules section (VmSchedules), which owns its data and editor. */
   schedules: ReactNode;
 }) {
@@ -123,7 +123,7 @@ export function VmDetail({
             onSelect={onSelectSnapshot}
             onRevert={onRevert}
             onExport={onExport}
-            onCopyOut={onCopyOut}
+            onAddToLibrary={onAddToLibrary}
             onPin={onPin}
             onDelete={onDelete}
           />

@@ -1,6 +1,6 @@
 import { useMemo, type ReactNode } from "react";
 
-import type { HostVms, ListedVm } from "./protocol.js";
+import type { ListedHost, ListedVm } from "../../core/api/contract.js";
 import type { Selected } from "./store.js";
 import { useVirtualRows } from "./virtual.js";
 
@@ -22,7 +22,7 @@ export function VmList({
   onSelect,
   firstRun,
 }: {
-  hosts: readonly HostVms[];
+  hosts: readonly ListedHost[];
   selected: Selected | null;
   onSelect: (selected: Selected) => void;
   /** Shown when there is no VM to list (no hosts, or hosts without VMs): how to get some. */
@@ -99,12 +99,12 @@ export function VmList({
 const ROW = 38;
 
 type Row =
-  | { readonly kind: "host"; readonly host: HostVms }
-  | { readonly kind: "error"; readonly host: HostVms }
+  | { readonly kind: "host"; readonly host: ListedHost }
+  | { readonly kind: "error"; readonly host: ListedHost }
   | { readonly kind: "vm"; readonly host: string; readonly vm: ListedVm };
 
 /** Hosts and their VMs as one flat list of rows, in the order they show. */
-function listRows(hosts: readonly HostVms[]): Row[] {
+function listRows(hosts: readonly ListedHost[]): Row[] {
   return hosts.flatMap((host): Row[] => [
     { kind: "host", host },
     ...(host.error === null ? [] : [{ kind: "error" as const, host }]),

@@ -1,7 +1,7 @@
 import { Fragment, useEffect, useState } from "react";
 import { useStore } from "zustand";
 
-import type { Schedule, VmWithSnapshots } from "./protocol.js";
+import type { Schedule, VmWithSnapshots } from "../../core/api/contract.js";
 import { ScheduleEditor } from "./ScheduleEditor.js";
 import { FailureRow, StatusBadge, WhenText, lastRunText } from "./SchedulesView.js";
 import { disksInWords, retentionInWords } from "./schedule-words.js";

@@ -1,6 +1,14 @@
 import { useId, useState, type ReactNode } from "react";
 
-import type { ApiError, JobView } from "./protocol.js";
+import type {
+  AnyParamsIn,
+  AnyResult,
+  ApiError,
+  JobMethod,
+  JobView,
+  Method,
+} from "../../core/api/contract.js";
+import type { UiSlice } from "./store.js";
 import { ErrorBox } from "./ErrorBox.js";
 import { JobRow } from "./JobsPanel.js";
 import { Modal } from "./Modal.js";
@@ -73,39 +81,39 @@ export interface WizardActions {
   readonly jobs: Readonly<Record<string, JobView>>;
   readonly busy: boolean;
   readonly error: ApiError | null;
-  call<T>(busy: string, method: string, params: object): Promise<T | null>;
-  startJob(busy: string, method: string, params: object): Promise<JobView | null>;
+  call: UiSlice["call"];
+  startJob<M extends JobMethod>(busy: string, method: M, params: AnyParamsIn<M>): Promise<JobView | null>;
   cancelJob(id: string): void;
   onClose(): void;
 }
 
 /**
  * The three steps most wizards share: choose (0), check the plan (1), watch the job (2). The plan
- * is the real method's dry run (`dryRun: true`); the job is the same call for real, so what the
- * summary showed is what runs.
+ * is the plan method's answer (`library.planCreate`: nothing changes); the job is its start method
+ * (`library.create`) with the same parameters, so what the summary showed is what runs.
  */
-export function usePlannedJob<Plan>(
+export function usePlannedJob<P extends Method, S extends JobMethod>(
   actions: WizardActions,
-  method: string,
+  methods: { readonly plan: P; readonly start: S },
   labels: { readonly checking: string; readonly starting: string },
 ) {
   const [step, setStep] = useState(0);
-  const [plan, setPlan] = useState<Plan | null>(null);
+  const [plan, setPlan] = useState<AnyResult<P> | null>(null);
   const [jobId, setJobId] = useState<string | null>(null);
   return {
     step,
     setStep,
     plan,
     job: jobId === null ? undefined : actions.jobs[jobId],
-    check: async (params: object): Promise<void> => {
-      const planned = await actions.call<Plan>(labels.checking, method, { ...params, dryRun: true });
+    check: async (params: AnyParamsIn<P>): Promise<void> => {
+      const planned = await actions.call(labels.checking, methods.plan, params);
       if (planned !== null) {
-        setPlan(planned);
+        setPlan(() => planned);
         setStep(1);
       }
     },
-    start: async (params: object): Promise<void> => {
-      const started = await actions.startJob(labels.starting, method, { ...params, dryRun: false });
+    start: async (params: AnyParamsIn<S>): Promise<void> => {
+      const started = await actions.startJob(labels.starting, methods.start, params);
       if (started !== null) {
         setJobId(started.id);
         setStep(2);

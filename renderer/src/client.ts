@@ -1,8 +1,9 @@
 /**
  * The API client, over whichever transport carries it: the desktop app's preload bridge
  * (`window.snapkeepIpc`, Electron IPC) or the WebSocket of `snapkeep serve` (transports.ts).
+ * Calls are typed by the core's contract: the method's name gives its params and its result.
  */
-import type { ApiError, ApiEvent } from "./protocol.js";
+import type { AnyMethod, AnyParamsIn, AnyResult, ApiError, ApiEvent } from "../../core/api/contract.js";
 
 export class ApiCallError extends Error {
   constructor(readonly error: ApiError) {
@@ -42,12 +43,13 @@ export class ApiClient {
     return () => this.#listeners.delete(listener);
   }
 
-  async call<T>(method: string, params: object = {}): Promise<T> {
+  async call<M extends AnyMethod>(method: M, params: AnyParamsIn<M>): Promise<AnyResult<M>> {
     const answer = await this.transport.request({ id: this.#next++, method, params });
     if ("error" in answer) {
       throw new ApiCallError(answer.error);
     }
-    return answer.result as T;
+    // The core answers each method with the contract's type for it (api.ts is typed by it).
+    return answer.result as AnyResult<M>;
   }
 }
 

@@ -1,4 +1,4 @@
-import type { JobView } from "./protocol.js";
+import type { JobView } from "../../core/api/contract.js";
 
 /** Running jobs first (oldest first: they finish first), then the rest, newest first. */
 export function orderJobs(jobs: readonly JobView[]): JobView[] {

@@ -6,12 +6,12 @@
 import type {
   DraftPreview,
   ListedSchedule,
-  Retention,
+  RetentionPolicy,
   Schedule,
   ScheduleDraft,
   Weekday,
   When,
-} from "./protocol.js";
+} from "../../core/api/contract.js";
 
 export const WEEKDAYS: readonly Weekday[] = [
   "monday",
@@ -49,7 +49,7 @@ export function whenInWords(when: When): string {
   }
 }
 
-export function retentionInWords(retention: Retention): string {
+export function retentionInWords(retention: RetentionPolicy): string {
   const parts = [
     retention.keepLast === undefined ? null : `the latest ${retention.keepLast}`,
     retention.daily === undefined ? null : `${retention.daily} daily`,
@@ -187,7 +187,7 @@ export function draftOf(
   vmDisks: readonly string[],
 ): ScheduleDraft {
   const count = (text: string): number | undefined => (text.trim() === "" ? undefined : Number(text));
-  const retention: { -readonly [K in keyof Retention]: Retention[K] } = {};
+  const retention: { -readonly [K in keyof RetentionPolicy]: RetentionPolicy[K] } = {};
   for (const key of ["keepLast", "daily", "weekly", "monthly"] as const) {
     const value = count(form[key]);
     if (value !== undefined) {

@@ -5,8 +5,8 @@
  */
 import { create } from "zustand";
 
+import type { AnyMethod, AnyParamsIn, AnyResult, ApiError } from "../../core/api/contract.js";
 import type { ApiClient } from "./client.js";
-import type { ApiError } from "./protocol.js";
 import { jobsSlice, type JobsSlice } from "./slices/jobs.js";
 import { librarySlice, type LibrarySlice } from "./slices/library.js";
 import { schedulesSlice, type SchedulesSlice } from "./slices/schedules.js";
@@ -29,7 +29,7 @@ export interface UiSlice {
   setJobsOpen(open: boolean): void;
   dismissError(): void;
   /** One API call with the busy label and error handling; null when it failed (the error shows). */
-  call<T>(busy: string, method: string, params: object): Promise<T | null>;
+  call<M extends AnyMethod>(busy: string, method: M, params: AnyParamsIn<M>): Promise<AnyResult<M> | null>;
 }
 
 export type AppState = UiSlice & VmsSlice & JobsSlice & LibrarySlice & SchedulesSlice & SettingsSlice;
@@ -58,10 +58,14 @@ export function createAppStore(api: ApiClient) {
       show: (view) => set({ view, error: null }),
       setJobsOpen: (jobsOpen) => set({ jobsOpen }),
       dismissError: () => set({ error: null }),
-      call: async <T>(busy: string, method: string, params: object): Promise<T | null> => {
-        let answer: T | null = null;
+      call: async <M extends AnyMethod>(
+        busy: string,
+        method: M,
+        params: AnyParamsIn<M>,
+      ): Promise<AnyResult<M> | null> => {
+        let answer: AnyResult<M> | null = null;
         await run(busy, async () => {
-          answer = await api.call<T>(method, params);
+          answer = await api.call(method, params);
         });
         return answer;
       },

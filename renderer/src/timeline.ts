@@ -2,7 +2,7 @@
  * The snapshot timeline's geometry: pure, so it is unit-tested and costs nothing to render.
  * A lane per disk; a marker per snapshot on each disk it covers; time runs left to right.
  */
-import type { Snapshot } from "./protocol.js";
+import type { Snapshot } from "../../core/api/contract.js";
 
 export const ZOOMS = [
   { id: "day", label: "24 hours", ms: 24 * 3600_000 },

@@ -4,7 +4,7 @@
  * page request) and is kept in memory only.
  */
 import { ApiCallError, ApiClient, type Answer, type Request, type Transport } from "./client.js";
-import type { ApiError } from "./protocol.js";
+import type { ApiError } from "../../core/api/contract.js";
 
 /** The desktop app's preload exposes exactly this (see electron/preload.cts). */
 declare global {
@@ -81,6 +81,7 @@ export class WebSocketTransport implements Transport {
             code: "HOST_UNREACHABLE",
             message: "Snapkeep's server cannot be reached, or the link's token is wrong.",
             hint: "Open the address `snapkeep serve` printed, token included.",
+            action: null,
           }),
         );
       };
@@ -93,6 +94,7 @@ export class WebSocketTransport implements Transport {
               code: "HOST_UNREACHABLE",
               message: "The connection to Snapkeep closed.",
               hint: "Start `snapkeep serve` again and reload this page.",
+              action: null,
             }),
           );
         }

@@ -208,10 +208,10 @@ describe("settings on a full disk", () => {
   ];
 
   const desktopWrites: [string, unknown][] = [
-    ["settings.autostart", { enabled: true }],
-    ["settings.notifications", { jobFailed: false }],
-    ["secrets.storeKeyPassphrase", { passphrase: "pw" }],
-    ["secrets.forgetKeyPassphrase", {}],
+    ["desktop.autostart", { enabled: true }],
+    ["desktop.notifications", { jobFailed: false }],
+    ["desktop.storeKeyPassphrase", { passphrase: "pw" }],
+    ["desktop.forgetKeyPassphrase", {}],
   ];
 
   beforeAll(async () => {
@@ -332,7 +332,7 @@ describe("settings on a full disk", () => {
     // desktop-settings.json is written at the first change; settings.json is not touched by these.
     const first = await desktop?.route(
       { url: APP_PAGE, isMainFrame: true },
-      { id: 0, method: "settings.notifications", params: {} },
+      { id: 0, method: "desktop.notifications", params: {} },
     );
     expect(first).toHaveProperty("result");
     const core = files(desktopHome);

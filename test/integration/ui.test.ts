@@ -263,7 +263,7 @@ describe("the UI in Chromium, on snapkeep serve", () => {
     await page.getByRole("button", { name: "Virtual machines" }).click();
     await page.getByRole("button", { name: new RegExp(offName) }).click();
     const row = snapshotRow("first");
-    await row.getByRole("button", { name: "Copy out…" }).click();
+    await row.getByRole("button", { name: "Add to library…" }).click();
     let wizard = page.getByRole("dialog");
     await wizard.getByRole("radio", { name: /a template for new VMs/ }).check();
     await wizard.getByLabel("Name of the template").fill(templateName);
@@ -283,7 +283,7 @@ describe("the UI in Chromium, on snapkeep serve", () => {
     await wizard.getByRole("button", { name: "Close" }).click();
     await page.getByRole("button", { name: new RegExp(clonedName) }).waitFor();
 
-    await row.getByRole("button", { name: "Copy out…" }).click();
+    await row.getByRole("button", { name: "Add to library…" }).click();
     wizard = page.getByRole("dialog");
     await wizard.getByRole("radio", { name: /a volume to attach/ }).check();
     await wizard.getByLabel("Name of the volume").fill(volumeName);
@@ -304,9 +304,9 @@ describe("the UI in Chromium, on snapkeep serve", () => {
     });
     expect(live).toContain(volumeName);
 
-    await page.getByRole("button", { name: "Templates & volumes" }).click();
-    await page.locator(`[data-artifact="${templateName}"]`).waitFor();
-    await page.locator(`[data-artifact="${volumeName}"]`).waitFor();
+    await page.getByRole("button", { name: "Library", exact: true }).click();
+    await page.locator(`[data-library-item="${templateName}"]`).waitFor();
+    await page.locator(`[data-library-item="${volumeName}"]`).waitFor();
     await page.screenshot({ path: join(shots, "library.png") });
   });
 });

@@ -5,7 +5,7 @@
 import { describe, expect, it } from "vitest";
 
 import { ApiCallError, ApiClient, type Transport } from "../../renderer/src/client.js";
-import type { ApiEvent } from "../../renderer/src/protocol.js";
+import type { ApiEvent, VmWithSnapshots } from "../../core/api/contract.js";
 
 function memoryTransport(answer: (method: string, params: object) => unknown) {
   const listeners = new Set<(event: unknown) => void>();
@@ -14,7 +14,10 @@ function memoryTransport(answer: (method: string, params: object) => unknown) {
       try {
         return { id, result: answer(method, params) };
       } catch (error) {
-        return { id, error: { code: "NOT_FOUND", message: (error as Error).message, hint: "Look again." } };
+        return {
+          id,
+          error: { code: "NOT_FOUND", message: (error as Error).message, hint: "Look again.", action: null },
+        };
       }
     },
     subscribe: (listener) => {
@@ -28,21 +31,22 @@ function memoryTransport(answer: (method: string, params: object) => unknown) {
 describe("API client", () => {
   it("answers with the result, or throws the API's error with its sentence and hint", async () => {
     const { transport } = memoryTransport((method, params) => {
-      if (method === "vm.get") {
+      if (method === "vms.get") {
         return { name: (params as { vm: string }).vm };
       }
       throw new Error(`no method ${method}`);
     });
     const client = new ApiClient(transport);
-    expect(await client.call<{ name: string }>("vm.get", { host: "local", vm: "web" })).toEqual({
-      name: "web",
-    });
-    const error = await client.call("nope").catch((e: unknown) => e);
+    // The result's type comes from the method's name, as the contract gives it.
+    const vm: VmWithSnapshots = await client.call("vms.get", { host: "local", vm: "web" });
+    expect(vm).toEqual({ name: "web" });
+    const error = await client.call("lab.up", {}).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(ApiCallError);
     expect((error as ApiCallError).error).toEqual({
       code: "NOT_FOUND",
-      message: "no method nope",
+      message: "no method lab.up",
       hint: "Look again.",
+      action: null,
     });
   });
 

@@ -74,7 +74,7 @@ describe("Desktop", () => {
     expect(desktop.powerTarget()).not.toBeNull();
 
     expect(
-      await desktop.route(ours, { id: 1, method: "settings.autostart", params: { enabled: true } }),
+      await desktop.route(ours, { id: 1, method: "desktop.autostart", params: { enabled: true } }),
     ).toEqual({
       id: 1,
       result: { enabled: true },
@@ -85,7 +85,7 @@ describe("Desktop", () => {
     expect(
       await desktop.route(ours, {
         id: 2,
-        method: "settings.notifications",
+        method: "desktop.notifications",
         params: { exportVerified: false },
       }),
     ).toEqual({ id: 2, result: { jobFailed: true, vmOverdue: true, exportVerified: false } });
@@ -110,10 +110,11 @@ describe("Desktop", () => {
     const first = await Desktop.open({ home, env: { PATH: "" }, ports });
     open.push(first);
     expect(
-      await first.route(ours, { id: 1, method: "secrets.storeKeyPassphrase", params: { passphrase: "pw" } }),
+      await first.route(ours, { id: 1, method: "desktop.storeKeyPassphrase", params: { passphrase: "pw" } }),
     ).toEqual({
       id: 1,
-      result: null,
+      // The secrets' state now: the UI shows it without asking again.
+      result: { agent: false, stored: true, canStore: { allowed: true, reason: null } },
     });
     const stored = desktopFile(home).keyPassphrase;
     expect(stored).toEqual({
@@ -122,7 +123,7 @@ describe("Desktop", () => {
     });
     expect(readFileSync(join(home, "desktop-settings.json"), "utf8")).not.toContain('"pw"');
     expect(openSettingsStore(home, now).read()).not.toHaveProperty("desktop");
-    expect(await first.route(ours, { id: 2, method: "secrets.status" })).toMatchObject({
+    expect(await first.route(ours, { id: 2, method: "desktop.secrets" })).toMatchObject({
       result: { stored: true, canStore: { allowed: true, reason: null } },
     });
     await first.dispose();
@@ -139,16 +140,16 @@ describe("Desktop", () => {
     expect(
       await second.route(ours, {
         id: 3,
-        method: "secrets.storeKeyPassphrase",
+        method: "desktop.storeKeyPassphrase",
         params: { passphrase: "pw2" },
       }),
     ).toMatchObject({
       error: { code: "INVALID_INPUT", message: expect.stringMatching(/basic_text/) },
     });
     expect(desktopFile(home).keyPassphrase?.ciphertext).toBe(stored?.ciphertext);
-    expect(await second.route(ours, { id: 4, method: "secrets.forgetKeyPassphrase" })).toEqual({
+    expect(await second.route(ours, { id: 4, method: "desktop.forgetKeyPassphrase" })).toMatchObject({
       id: 4,
-      result: null,
+      result: { stored: false },
     });
     expect(desktopFile(home).keyPassphrase).toBeUndefined();
   });
@@ -184,7 +185,7 @@ describe("Desktop start-up", () => {
     const { home, seen, ports } = await openDesktop();
     const first = await Desktop.open({ home, env: { PATH: "" }, ports });
     expect(seen.autostart).toEqual([]);
-    await first.route(ours, { id: 1, method: "settings.autostart", params: { enabled: true } });
+    await first.route(ours, { id: 1, method: "desktop.autostart", params: { enabled: true } });
     await first.dispose();
     const second = await Desktop.open({ home, env: { PATH: "" }, ports });
     open.push(second);
@@ -249,11 +250,11 @@ describe("Desktop after an upgrade", () => {
       ),
     ]);
     expect(seen.autostart).toEqual([true]); // renewed at start, as before the move
-    expect(await desktop.route(ours, { id: 1, method: "settings.notifications", params: {} })).toEqual({
+    expect(await desktop.route(ours, { id: 1, method: "desktop.notifications", params: {} })).toEqual({
       id: 1,
       result: { jobFailed: false, vmOverdue: true, exportVerified: true },
     });
-    expect(await desktop.route(ours, { id: 2, method: "secrets.status" })).toMatchObject({
+    expect(await desktop.route(ours, { id: 2, method: "desktop.secrets" })).toMatchObject({
       result: { stored: true },
     });
     expect(desktopFile(home).keyPassphrase).toEqual({ ciphertext, backend: "gnome_libsecret" });

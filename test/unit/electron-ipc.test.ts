@@ -42,14 +42,14 @@ describe("createIpcRouter", () => {
     const after: string[] = [];
     const ran: Record<string, unknown>[] = [];
     const desktop: Record<string, DesktopMethod> = {
-      "settings.autostart": desktopMethod(
+      "desktop.autostart": desktopMethod(
         z.object({ enabled: z.boolean().optional() }).strict(),
         async (p) => {
           ran.push(p);
           return { enabled: p.enabled ?? false };
         },
       ),
-      "secrets.forgetKeyPassphrase": desktopMethod(z.object({}), async () => {
+      "desktop.forgetKeyPassphrase": desktopMethod(z.object({}), async () => {
         throw new SnapkeepError("INVALID_INPUT", "Nothing stored.", { hint: "Nothing to do." });
       }),
     };
@@ -121,27 +121,27 @@ describe("createIpcRouter", () => {
 
   it("runs desktop methods with validated params and returns their errors as API errors", async () => {
     const { route, forwarded, ran } = setup();
-    expect(await route(ours, { id: 2, method: "settings.autostart", params: { enabled: true } })).toEqual({
+    expect(await route(ours, { id: 2, method: "desktop.autostart", params: { enabled: true } })).toEqual({
       id: 2,
       result: { enabled: true },
     });
     expect(
-      await route(ours, { id: 3, method: "settings.autostart", params: { enabled: "yes" } }),
+      await route(ours, { id: 3, method: "desktop.autostart", params: { enabled: "yes" } }),
     ).toMatchObject({
       id: 3,
       error: {
         code: "INVALID_INPUT",
         message: "The field enabled must be true or false.",
-        hint: "In settings.autostart (enabled).",
+        hint: "In desktop.autostart (enabled).",
       },
     });
     expect(
-      await route(ours, { id: 4, method: "settings.autostart", params: { enabled: true, x: 1 } }),
+      await route(ours, { id: 4, method: "desktop.autostart", params: { enabled: true, x: 1 } }),
     ).toMatchObject({
       id: 4,
       error: { code: "INVALID_INPUT" },
     });
-    expect(await route(ours, { id: 5, method: "secrets.forgetKeyPassphrase" })).toEqual({
+    expect(await route(ours, { id: 5, method: "desktop.forgetKeyPassphrase" })).toEqual({
       id: 5,
       error: { code: "INVALID_INPUT", message: "Nothing stored.", hint: "Nothing to do.", action: null },
     });

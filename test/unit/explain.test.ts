@@ -20,6 +20,7 @@ function expectSentence(message: string): void {
 describe("API parameters a schema refuses", () => {
   // Nothing is reached: every call below is refused before a handler runs.
   const api = new Api({} as ApiContext);
+  const UUID = "6f1c0c1e-0000-4000-8000-000000000001";
   const refusal = async (
     method: string,
     params: unknown,
@@ -66,15 +67,18 @@ describe("API parameters a schema refuses", () => {
       ).message,
     ).toBe('The weekday "funday" must be sunday, monday, tuesday, wednesday, thursday, friday or saturday.');
     expect(
-      (await refusal("snapshot.create", { host: "local", vm: "v", name: "a".repeat(300) })).message,
+      (await refusal("snapshots.create", { host: "local", vmUuid: UUID, name: "a".repeat(300) })).message,
     ).toBe(`The snapshot name "${"a".repeat(40)}…" (300 characters) may be at most 128 characters long.`);
-    expect((await refusal("snapshot.create", { host: "local", vm: "v", disks: [] })).message).toBe(
+    expect((await refusal("snapshots.create", { host: "local", vmUuid: UUID, disks: [] })).message).toBe(
       "The list of disks needs at least one entry.",
     );
+    expect(
+      (await refusal("snapshots.delete", { host: "local", vmUuid: "web01", snapshot: "first" })).message,
+    ).toBe('The VM UUID "web01" is not a UUID (8-4-4-4-12 hexadecimal digits, as virsh domuuid prints it).');
     expect((await refusal("schedules.pauseAll", { minutes: 0 })).message).toBe(
       "The pause in minutes must be at least 1, not 0.",
     );
-    expect((await refusal("artifacts.list", { kind: "thing", host: "h" })).message).toBe(
+    expect((await refusal("library.list", { kind: "thing", host: "h" })).message).toBe(
       'The kind "thing" must be template or volume.',
     );
     expect((await refusal("jobs.cancel", { id: "../../etc" })).message).toBe(
@@ -112,7 +116,7 @@ describe("API parameters a schema refuses", () => {
         {
           id: "0a1b2c3d",
           host: "local",
-          vmUuid: "6f1c0c1e-0000-4000-8000-000000000001",
+          vmUuid: UUID,
           vmName: "v",
           when: draft.when,
           retention: { keepLast: 3 },

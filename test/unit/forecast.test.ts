@@ -84,8 +84,8 @@ describe("API input checks", () => {
     );
     const both = await api.handle({
       id: 3,
-      method: "import.start",
-      params: { target: "t", export: "e", host: "h", name: "a", into: "b", dryRun: true },
+      method: "exports.planRestore",
+      params: { target: "t", export: "e", host: "h", name: "a", into: "b" },
     });
     expect("error" in both && both.error.message).toMatch(/Choose a new VM name or a VM/);
     const job = await api.handle({ id: 4, method: "jobs.cancel", params: { id: "../../etc" } });

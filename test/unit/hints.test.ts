@@ -48,6 +48,13 @@ describe("hints in each front end's words", () => {
     expect(words).toMatch(/[.]$/);
   });
 
+  it("the UI says the README's words (Words): the library, not a copy-out", () => {
+    expect(wordHint(samples["list-library"], "ui")).toBe("See the templates of web01 under Library.");
+    expect(wordHint(samples["make-instead"], "ui")).toMatch(
+      / to the library as a (volume|template) instead\.$/,
+    );
+  });
+
   it("the CLI names the command, with every name quoted for a shell", () => {
     expect(wordHint(samples.trust, "cli")).toBe(
       "Check it on the machine with `ssh-keygen -lf /k`, then run `snapkeep host trust 'web 01' SHA256:abc`.",

@@ -30,14 +30,14 @@ const progress = (fraction: number) => ({
 describe("UI jobs", () => {
   it("returns a running job at once and ends it with the work's result", async () => {
     const { jobs, events } = harness();
-    let finish: (value: string) => void = () => undefined;
-    const started = jobs.start({ kind: "export", title: "Export a" }, () => new Promise((r) => (finish = r)));
+    let finish: (value: readonly string[]) => void = () => undefined;
+    const started = jobs.start({ kind: "lab", title: "Lab a" }, () => new Promise((r) => (finish = r)));
     expect(started.state).toBe("running");
     expect(jobs.list().map((j) => j.id)).toEqual([started.id]);
     await Promise.resolve(); // the work starts on the next tick, after start() has answered
-    finish("20261126T120000Z-a");
+    finish(["sk-lab-a"]);
     const ended = await jobs.settled(started.id);
-    expect(ended).toMatchObject({ state: "succeeded", result: "20261126T120000Z-a", cancellable: false });
+    expect(ended).toMatchObject({ state: "succeeded", result: ["sk-lab-a"], cancellable: false });
     expect(ended.endedAt).not.toBeNull();
     expect(events.at(-1)?.state).toBe("succeeded");
   });
@@ -46,9 +46,9 @@ describe("UI jobs", () => {
     const { jobs, events, tick } = harness();
     let report: (p: ReturnType<typeof progress>) => void = () => undefined;
     let finish: () => void = () => undefined;
-    const started = jobs.start({ kind: "export", title: "Export b" }, (_signal, r) => {
+    const started = jobs.start({ kind: "lab", title: "Lab b" }, (_signal, r) => {
       report = r;
-      return new Promise<void>((resolve) => (finish = resolve));
+      return new Promise<string[]>((resolve) => (finish = () => resolve([])));
     });
     await Promise.resolve();
     events.length = 0;
@@ -89,8 +89,8 @@ describe("UI jobs", () => {
     const { jobs } = harness();
     let finish: () => void = () => undefined;
     const started = jobs.start(
-      { kind: "template", title: "Make template t", cancellable: false },
-      () => new Promise<void>((r) => (finish = r)),
+      { kind: "lab", title: "Make the demo VMs", cancellable: false },
+      () => new Promise<string[]>((r) => (finish = () => r([]))),
     );
     expect(started.cancellable).toBe(false);
     expect(() => jobs.cancel(started.id)).toThrow(/cannot be stopped half way/);
@@ -101,7 +101,7 @@ describe("UI jobs", () => {
 
   it("keeps a failure's sentence and hint", async () => {
     const { jobs } = harness();
-    const started = jobs.start({ kind: "import", title: "Restore" }, async () => {
+    const started = jobs.start({ kind: "restore", title: "Restore" }, async () => {
       throw new SnapkeepError("TARGET_FULL", "nas has 1 GiB free; the export needs 3 GiB.", {
         hint: "Free space or prune old exports.",
       });
@@ -120,9 +120,9 @@ describe("UI jobs", () => {
     const { jobs } = harness();
     const running = jobs.start({ kind: "lab", title: "long" }, () => new Promise(() => undefined));
     for (let i = 0; i < 60; i++) {
-      await jobs.settled(jobs.start({ kind: "verify", title: `v${i}` }, async () => i).id);
+      await jobs.settled(jobs.start({ kind: "lab", title: `v${i}` }, async () => [`v${i}`]).id);
     }
-    jobs.start({ kind: "verify", title: "last" }, async () => 0);
+    jobs.start({ kind: "lab", title: "last" }, async () => []);
     const titles = jobs.list().map((j) => j.title);
     expect(titles).toContain("long");
     expect(titles).not.toContain("v0");

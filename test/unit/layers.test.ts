@@ -118,3 +118,51 @@ describe("the desktop shell's logic (electron/lib/)", () => {
     ).toEqual([]);
   });
 });
+
+describe("the renderer's one door into core/", () => {
+  const rule = "@typescript-eslint/no-restricted-imports";
+
+  it("takes the API contract as types only, never its runtime (zod) code", async () => {
+    expect(
+      await problems(
+        "renderer/src/planted.ts",
+        'import type { Method } from "../../core/api/contract.js";\nexport type M = Method;\n',
+      ),
+    ).toEqual([]);
+    expect(
+      await problems(
+        "renderer/src/planted.ts",
+        'import { methods } from "../../core/api/contract.js";\nexport const m = methods;\n',
+      ),
+    ).toEqual([
+      expect.stringMatching(new RegExp(`^${rule}: .*Import the API contract with \`import type\``)),
+    ]);
+  });
+
+  it("refuses the rest of the core, with or without `type`", async () => {
+    for (const code of [
+      'import type { Api } from "../../core/api/api.js";\nexport type X = Api;\n',
+      'import { Jobs } from "../../core/api/jobs.js";\nexport const j = Jobs;\n',
+      'import type { Schedules } from "../../core/app/schedules/schedules.js";\nexport type X = Schedules;\n',
+      'import { whenSchema } from "../../core/domain/schedule/spec.js";\nexport const w = whenSchema;\n',
+    ]) {
+      expect(await problems("renderer/src/planted.ts", code), code).toEqual([
+        expect.stringMatching(new RegExp(`^${rule}: .*The renderer uses the core's API contract`)),
+      ]);
+    }
+  });
+
+  it("shares the domain's plain types and its one formatBytes", async () => {
+    expect(
+      await problems(
+        "renderer/src/planted.ts",
+        [
+          'import type { Snapshot } from "../../core/domain/types.js";',
+          'import { formatBytes } from "../../core/domain/bytes.js";',
+          "export const f = (s: Snapshot): string => formatBytes(s.disks.length);",
+          "",
+        ].join("\n"),
+      ),
+    ).toEqual([]);
+  });
+});

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 
-import type { ListedSchedule, Schedule } from "../../renderer/src/protocol.js";
+import type { ListedSchedule, Schedule } from "../../core/api/contract.js";
 import {
   draftOf,
   forecastInWords,
@@ -23,6 +23,7 @@ const schedule: Schedule = {
   retention: { keepLast: 7, monthly: 12 },
   enabled: true,
   note: "nightly",
+  createdAt: "2026-01-01T00:00:00.000Z",
 };
 
 describe("schedules in words", () => {

@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from "vitest";
 
-import type { JobView } from "../../core/domain/types.js";
+import type { JobView } from "../../core/api/contract.js";
 import { formatBytes } from "../../core/domain/bytes.js";
 import { formatBytes as uiFormatBytes } from "../../renderer/src/format.js";
 import { orderJobs } from "../../renderer/src/jobs-order.js";

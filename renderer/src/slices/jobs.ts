@@ -1,4 +1,4 @@
-import type { JobView } from "../protocol.js";
+import type { AnyParamsIn, JobMethod, JobView } from "../../../core/api/contract.js";
 import type { Slice } from "./types.js";
 
 export interface JobsSlice {
@@ -8,7 +8,7 @@ export interface JobsSlice {
   /** A job event from the API: a new job, progress, or its end. */
   jobChanged(job: JobView): void;
   /** Calls a method that starts a job and returns the job (null when it could not start). */
-  startJob(busy: string, method: string, params: object): Promise<JobView | null>;
+  startJob<M extends JobMethod>(busy: string, method: M, params: AnyParamsIn<M>): Promise<JobView | null>;
   cancelJob(id: string): Promise<void>;
 }
 
@@ -18,7 +18,7 @@ const CHANGES_EXPORTS: ReadonlySet<JobView["kind"]> = new Set(["export", "verify
 export const jobsSlice: Slice<JobsSlice> = (api, run) => (set, get) => ({
   jobs: {},
   loadJobs: async () => {
-    const list = await api.call<JobView[]>("jobs.list");
+    const list = await api.call("jobs.list", {});
     set({ jobs: Object.fromEntries(list.map((j) => [j.id, j])) });
   },
   jobChanged: (job) => {
@@ -36,15 +36,15 @@ export const jobsSlice: Slice<JobsSlice> = (api, run) => (set, get) => ({
   startJob: async (busy, method, params) => {
     let job: JobView | null = null;
     await run(busy, async () => {
-      job = await api.call<JobView>(method, params);
-      const started: JobView = job;
+      const started: JobView = await api.call(method, params);
+      job = started;
       set((s) => ({ jobs: { ...s.jobs, [started.id]: s.jobs[started.id] ?? started } }));
     });
     return job;
   },
   cancelJob: async (id) => {
     await run("Cancelling", async () => {
-      const job = await api.call<JobView>("jobs.cancel", { id });
+      const job = await api.call("jobs.cancel", { id });
       set((s) => ({ jobs: { ...s.jobs, [id]: job } }));
     });
   },

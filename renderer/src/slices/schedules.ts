@@ -2,10 +2,9 @@ import type {
   ApiError,
   DraftPreview,
   ListedSchedule,
-  Schedule,
   ScheduleDraft,
   SchedulePause,
-} from "../protocol.js";
+} from "../../../core/api/contract.js";
 import { asApiError, type Slice } from "./types.js";
 
 export interface SchedulesSlice {
@@ -33,8 +32,8 @@ export const schedulesSlice: Slice<SchedulesSlice> = (api, run) => (set, get) =>
   loadSchedules: async () => {
     try {
       const [schedules, schedulePause] = await Promise.all([
-        api.call<ListedSchedule[]>("schedules.list"),
-        api.call<SchedulePause | null>("schedules.pauseState"),
+        api.call("schedules.list", {}),
+        api.call("schedules.pauseState", {}),
       ]);
       set({ schedules, schedulePause });
     } catch (error) {
@@ -49,17 +48,16 @@ export const schedulesSlice: Slice<SchedulesSlice> = (api, run) => (set, get) =>
   },
   resumeAllSchedules: async () => {
     await run("Resuming all schedules", async () => {
-      await api.call("schedules.resumeAll");
+      await api.call("schedules.resumeAll", {});
       await get().loadSchedules();
     });
   },
   saveSchedule: async (draft, id) => {
     set({ busy: id === undefined ? "Adding the schedule" : "Saving the schedule" });
     try {
-      await api.call<Schedule>(
-        id === undefined ? "schedules.add" : "schedules.update",
-        id === undefined ? draft : { ...draft, id },
-      );
+      await (id === undefined
+        ? api.call("schedules.add", draft)
+        : api.call("schedules.update", { ...draft, id }));
       await get().loadSchedules();
       return null;
     } catch (error) {
@@ -82,7 +80,7 @@ export const schedulesSlice: Slice<SchedulesSlice> = (api, run) => (set, get) =>
   },
   previewSchedule: async (draft, editing) => {
     try {
-      return await api.call<DraftPreview>("schedules.preview", {
+      return await api.call("schedules.preview", {
         draft,
         ...(editing === undefined ? {} : { editing }),
       });

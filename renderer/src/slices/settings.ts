@@ -1,39 +1,17 @@
-import type { HostConfig, Target } from "../protocol.js";
+import type { AddedHost, AddedTarget, HostConfig, ParamsIn, TargetTest } from "../../../core/api/contract.js";
 import { asApiError, type Slice } from "./types.js";
-
-/** What adding an SSH host or target answers: saved untrusted until the fingerprint is confirmed. */
-export interface Added {
-  readonly offeredFingerprint: string | null;
-  readonly trusted: boolean;
-}
-
-/** What `targets.test` found: the target is writable, with this much room and this rsync. */
-export interface TargetTest {
-  readonly freeBytes: number;
-  readonly rsync: string | null;
-}
 
 export interface SettingsSlice {
   readonly hostConfigs: readonly HostConfig[];
   readonly safetyKeep: number | null;
   loadSettings(): Promise<void>;
-  addHost(request: {
-    name: string;
-    local: boolean;
-    ssh?: string;
-    identityFile?: string;
-  }): Promise<Added | null>;
+  /** An SSH host is saved untrusted until the person confirms the fingerprint it offers. */
+  addHost(request: ParamsIn<"hosts.add">): Promise<AddedHost | null>;
   /** The fingerprint an untrusted host or target offers now, for the person to check again. */
   offeredFingerprint(kind: "host" | "target", name: string): Promise<string | null>;
   trustHost(name: string, fingerprint: string): Promise<boolean>;
   removeHost(name: string): Promise<void>;
-  addTarget(request: {
-    name: string;
-    dir?: string;
-    ssh?: string;
-    identityFile?: string;
-    keep?: number;
-  }): Promise<Added | null>;
+  addTarget(request: ParamsIn<"targets.add">): Promise<AddedTarget | null>;
   trustTarget(name: string, fingerprint: string): Promise<boolean>;
   removeTarget(name: string): Promise<void>;
   /** The last test of each target this session, so leaving Settings does not forget it. */
@@ -55,9 +33,9 @@ export const settingsSlice: Slice<SettingsSlice> = (api, run) => (set, get) => {
     loadSettings: async () => {
       try {
         const [hostConfigs, targets, settings] = await Promise.all([
-          api.call<HostConfig[]>("hosts.list"),
-          api.call<Target[]>("targets.list"),
-          api.call<{ safetyKeep: number }>("settings.get"),
+          api.call("hosts.list", {}),
+          api.call("targets.list", {}),
+          api.call("settings.get", {}),
         ]);
         set({ hostConfigs, targets, safetyKeep: settings.safetyKeep });
       } catch (error) {
@@ -65,9 +43,9 @@ export const settingsSlice: Slice<SettingsSlice> = (api, run) => (set, get) => {
       }
     },
     addHost: async (request) => {
-      let added: Added | null = null;
+      let added: AddedHost | null = null;
       await run("Adding the host", async () => {
-        added = await api.call<Added>("hosts.add", request);
+        added = await api.call("hosts.add", request);
         await reload();
       });
       return added;
@@ -75,9 +53,7 @@ export const settingsSlice: Slice<SettingsSlice> = (api, run) => (set, get) => {
     offeredFingerprint: async (kind, name) => {
       let offered: string | null = null;
       await run("Asking for the host key", async () => {
-        offered = await api.call<string>(kind === "host" ? "hosts.fingerprint" : "targets.fingerprint", {
-          name,
-        });
+        offered = await api.call(kind === "host" ? "hosts.fingerprint" : "targets.fingerprint", { name });
       });
       return offered;
     },
@@ -93,9 +69,9 @@ export const settingsSlice: Slice<SettingsSlice> = (api, run) => (set, get) => {
       });
     },
     addTarget: async (request) => {
-      let added: Added | null = null;
+      let added: AddedTarget | null = null;
       await run("Adding the target", async () => {
-        added = await api.call<Added>("targets.add", request);
+        added = await api.call("targets.add", request);
         await get().loadSettings();
       });
       return added;
@@ -114,13 +90,13 @@ export const settingsSlice: Slice<SettingsSlice> = (api, run) => (set, get) => {
     targetTests: {},
     testTarget: async (name) => {
       await run("Testing the target", async () => {
-        const result = await api.call<TargetTest>("targets.test", { name });
+        const result = await api.call("targets.test", { name });
         set((s) => ({ targetTests: { ...s.targetTests, [name]: result } }));
       });
     },
     setSafetyKeep: async (keep) => {
       await run("Saving", async () => {
-        const settings = await api.call<{ safetyKeep: number }>("settings.set", { safetyKeep: keep });
+        const settings = await api.call("settings.set", { safetyKeep: keep });
         set({ safetyKeep: settings.safetyKeep });
       });
     },

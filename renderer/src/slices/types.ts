@@ -4,8 +4,8 @@
  */
 import type { StateCreator } from "zustand";
 
+import type { ApiError } from "../../../core/api/contract.js";
 import { ApiCallError, type ApiClient } from "../client.js";
-import type { ApiError } from "../protocol.js";
 import type { AppState } from "../store.js";
 
 export type Slice<T> = (api: ApiClient, run: RunAction) => StateCreator<AppState, [], [], T>;
@@ -19,5 +19,10 @@ export type RunAction = (busy: string, work: () => Promise<void>) => Promise<boo
 export function asApiError(error: unknown): ApiError {
   return error instanceof ApiCallError
     ? error.error
-    : { code: "INTERNAL", message: error instanceof Error ? error.message : String(error), hint: null };
+    : {
+        code: "INTERNAL",
+        message: error instanceof Error ? error.message : String(error),
+        hint: null,
+        action: null,
+      };
 }

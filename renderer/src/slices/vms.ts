@@ -1,5 +1,8 @@
-import type { HostVms, RevertOptions, RevertResult, VmWithSnapshots } from "../protocol.js";
+import type { ListedHost, ParamsIn, RevertResult, VmWithSnapshots } from "../../../core/api/contract.js";
 import { asApiError, type Slice } from "./types.js";
+
+/** How a revert (or an undo, which takes no disks) goes, as the wizard chose it. */
+export type RevertOptions = Omit<ParamsIn<"snapshots.revert">, "host" | "vmUuid" | "snapshot">;
 
 export interface Selected {
   readonly host: string;
@@ -8,7 +11,7 @@ export interface Selected {
 
 /** Hosts with their VMs, the VM that is open, and what is done to its snapshots. */
 export interface VmsSlice {
-  readonly hosts: readonly HostVms[];
+  readonly hosts: readonly ListedHost[];
   readonly loading: boolean;
   readonly selected: Selected | null;
   readonly vm: VmWithSnapshots | null;
@@ -19,8 +22,8 @@ export interface VmsSlice {
   createSnapshot(request: { name?: string; note?: string; disks?: string[] }): Promise<boolean>;
   deleteSnapshot(tag: string): Promise<void>;
   setPinned(tag: string, pinned: boolean): Promise<void>;
-  /** Plans (dryRun) or does a revert to `tag`, or, with tag null, an undo of the last revert. */
-  revert(tag: string | null, options: RevertOptions, dryRun: boolean): Promise<RevertResult | null>;
+  /** Plans (planOnly) or does a revert to `tag`, or, with tag null, an undo of the last revert. */
+  revert(tag: string | null, options: RevertOptions, planOnly: boolean): Promise<RevertResult | null>;
 }
 
 export const vmsSlice: Slice<VmsSlice> = (api, run) => (set, get) => {
@@ -28,9 +31,9 @@ export const vmsSlice: Slice<VmsSlice> = (api, run) => (set, get) => {
    * The VM on screen, by host and UUID: actions name what the person sees, never a selection that
    * moved on meanwhile (a same-named snapshot on another VM must not be the one deleted).
    */
-  const shown = (): { host: string; vm: string } | null => {
+  const shown = (): { host: string; vmUuid: string } | null => {
     const vm = get().vm;
-    return vm === null ? null : { host: vm.host, vm: vm.uuid };
+    return vm === null ? null : { host: vm.host, vmUuid: vm.uuid };
   };
   /** Reads the selected VM again; an answer for a selection that changed meanwhile is dropped. */
   const reloadVm = async (): Promise<void> => {
@@ -39,7 +42,7 @@ export const vmsSlice: Slice<VmsSlice> = (api, run) => (set, get) => {
       return;
     }
     try {
-      const vm = await api.call<VmWithSnapshots>("vm.get", selected);
+      const vm = await api.call("vms.get", selected);
       if (get().selected === selected) {
         set({ vm });
       }
@@ -58,7 +61,7 @@ export const vmsSlice: Slice<VmsSlice> = (api, run) => (set, get) => {
   const refreshOnce = async (): Promise<void> => {
     set({ loading: true });
     try {
-      const hosts = await api.call<HostVms[]>("vms.list");
+      const hosts = await api.call("vms.list", {});
       set({ hosts });
       await reloadVm();
     } catch (error) {
@@ -99,7 +102,7 @@ export const vmsSlice: Slice<VmsSlice> = (api, run) => (set, get) => {
         return false;
       }
       return run("Taking the snapshot", async () => {
-        await api.call("snapshot.create", { ...vm, ...request });
+        await api.call("snapshots.create", { ...vm, ...request });
         await reloadVm();
       });
     },
@@ -107,7 +110,7 @@ export const vmsSlice: Slice<VmsSlice> = (api, run) => (set, get) => {
       const vm = shown();
       if (vm !== null) {
         await run("Deleting the snapshot", async () => {
-          await api.call("snapshot.delete", { ...vm, snapshot: tag });
+          await api.call("snapshots.delete", { ...vm, snapshot: tag });
           set({ selectedSnapshot: null });
           await reloadVm();
         });
@@ -117,28 +120,31 @@ export const vmsSlice: Slice<VmsSlice> = (api, run) => (set, get) => {
       const vm = shown();
       if (vm !== null) {
         await run(pinned ? "Pinning" : "Unpinning", async () => {
-          await api.call("snapshot.pin", { ...vm, snapshot: tag, pinned });
+          await api.call("snapshots.pin", { ...vm, snapshot: tag, pinned });
           await reloadVm();
         });
       }
     },
-    revert: async (tag, options, dryRun) => {
+    revert: async (tag, options, planOnly) => {
       const vm = shown();
       if (vm === null) {
         return null;
       }
       let result: RevertResult | null = null;
-      await run(dryRun ? "Checking" : tag === null ? "Undoing the revert" : "Reverting", async () => {
+      await run(planOnly ? "Checking" : tag === null ? "Undoing the revert" : "Reverting", async () => {
+        const { disks: _all, ...stop } = options;
         result =
           tag === null
-            ? await api.call<RevertResult>("snapshot.undo", { ...vm, ...options, dryRun })
-            : await api.call<RevertResult>("snapshot.revert", {
+            ? await api.call(planOnly ? "snapshots.planUndoRevert" : "snapshots.undoRevert", {
                 ...vm,
-                snapshot: tag,
+                ...stop,
+              })
+            : await api.call(planOnly ? "snapshots.planRevert" : "snapshots.revert", {
+                ...vm,
                 ...options,
-                dryRun,
+                snapshot: tag,
               });
-        if (!dryRun) {
+        if (!planOnly) {
           await reloadVm();
         }
       });

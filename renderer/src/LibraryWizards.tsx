@@ -1,23 +1,19 @@
 /**
- * The wizards that make something new from a snapshot, each step with a summary (a dry run of the
- * real call) before anything happens:
+ * The wizards of the library (templates and volumes), each step with a summary (the plan method's
+ * answer) before anything happens:
  *   snapshot → template (root disk) → new VM, and snapshot → volume (additional disk) → attached.
  * Templates and volumes stay on the VM's host; the source snapshot is only read.
  */
 import { useId, useState } from "react";
 
-import type { Artifact, HostVms, Snapshot, VmWithSnapshots } from "./protocol.js";
+import type { LibraryItem, ListedHost, Snapshot, VmWithSnapshots } from "../../core/api/contract.js";
 import { formatBytes } from "./format.js";
 import { StepButtons, Summary, Wizard, WizardJob, usePlannedJob, type WizardActions } from "./Wizard.js";
 
-export type ArtifactKind = "template" | "volume";
-
-interface ArtifactPlan {
-  readonly artifact: Artifact;
-}
+export type LibraryKind = LibraryItem["kind"];
 
 /** Which disks of a snapshot can become a template (root) or a volume (additional). */
-export function disksFor(vm: VmWithSnapshots, snapshot: Snapshot, kind: ArtifactKind): string[] {
+export function disksFor(vm: VmWithSnapshots, snapshot: Snapshot, kind: LibraryKind): string[] {
   const role = kind === "template" ? "root" : "additional";
   return snapshot.disks
     .map((d) => d.target)
@@ -28,8 +24,8 @@ function validName(name: string): boolean {
   return /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/.test(name);
 }
 
-/** Snapshot → template or volume; at the end it offers the next wizard (new VM, attach). */
-export function ArtifactWizard({
+/** Snapshot → template or volume in the library; at the end it offers the next wizard (new VM, attach). */
+export function AddToLibraryWizard({
   vm,
   snapshot,
   onNext,
@@ -38,11 +34,11 @@ export function ArtifactWizard({
   vm: VmWithSnapshots;
   snapshot: Snapshot;
   /** Opens the follow-up wizard for what was made. */
-  onNext: (kind: ArtifactKind, artifact: string) => void;
+  onNext: (kind: LibraryKind, name: string) => void;
 }) {
   const id = useId();
   const kinds = (["template", "volume"] as const).filter((k) => disksFor(vm, snapshot, k).length > 0);
-  const [kind, setKind] = useState<ArtifactKind>(kinds[0] ?? "template");
+  const [kind, setKind] = useState<LibraryKind>(kinds[0] ?? "template");
   const disks = disksFor(vm, snapshot, kind);
   const [name, setName] = useState(
     `${vm.name}-${snapshot.name}`
@@ -53,15 +49,16 @@ export function ArtifactWizard({
   const [pickedDisk, setDisk] = useState<string | null>(null);
   const disk = pickedDisk !== null && disks.includes(pickedDisk) ? pickedDisk : (disks[0] ?? "");
   const noun = kind === "template" ? "template" : "volume";
-  const { step, setStep, plan, job, check, start } = usePlannedJob<ArtifactPlan>(actions, "artifact.create", {
-    checking: "Checking",
-    starting: `Making the ${noun}`,
-  });
+  const { step, setStep, plan, job, check, start } = usePlannedJob(
+    actions,
+    { plan: "library.planCreate", start: "library.create" },
+    { checking: "Checking", starting: `Making the ${noun}` },
+  );
   const params = { host: vm.host, vm: vm.name, snapshot: snapshot.tag, kind, name, disk };
 
   return (
     <Wizard
-      title={`Copy out “${snapshot.name}” of ${vm.name}`}
+      title={`Add “${snapshot.name}” of ${vm.name} to the library`}
       steps={[kind === "template" ? "Template" : "Volume", "Check", "Copy"]}
       current={step}
       error={actions.error}
@@ -87,7 +84,7 @@ export function ArtifactWizard({
     >
       {step === 0 &&
         (kinds.length === 0 ? (
-          <p className="empty">This snapshot has no disk with a known role to copy out.</p>
+          <p className="empty">This snapshot has no disk with a known role to add to the library.</p>
         ) : (
           <>
             <fieldset>
@@ -132,8 +129,8 @@ export function ArtifactWizard({
           <Summary
             rows={[
               ["From", `${vm.name}, snapshot “${snapshot.name}”, disk ${disk}`],
-              ["New image", plan.artifact.image],
-              ["Size", `${formatBytes(plan.artifact.virtualSize)} virtual`],
+              ["New image", plan.image],
+              ["Size", `${formatBytes(plan.virtualSize)} virtual`],
               ["Host", vm.host],
             ]}
           />
@@ -159,13 +156,6 @@ export function ArtifactWizard({
   );
 }
 
-interface VmPlan {
-  readonly vm: string;
-  readonly disk: string;
-  readonly linked: boolean;
-  readonly started: boolean;
-}
-
 /** Template → new VM: a linked clone (fast, small) or a full copy, with its own identity. */
 export function NewVmWizard({
   host,
@@ -183,10 +173,11 @@ export function NewVmWizard({
     job,
     check,
     start: create,
-  } = usePlannedJob<VmPlan>(actions, "vm.create", {
-    checking: "Checking",
-    starting: "Creating the VM",
-  });
+  } = usePlannedJob(
+    actions,
+    { plan: "vms.planCreate", start: "vms.create" },
+    { checking: "Checking", starting: "Creating the VM" },
+  );
   const params = { host, template, name, full, start };
   const nameValid = /^[^/\0\n]{1,200}$/.test(name) && name.trim() === name;
 
@@ -265,7 +256,7 @@ export function AttachVolumeWizard({
 }: WizardActions & {
   host: string;
   volume: string;
-  hosts: readonly HostVms[];
+  hosts: readonly ListedHost[];
   onAttached: () => void;
 }) {
   const id = useId();
@@ -277,7 +268,7 @@ export function AttachVolumeWizard({
   const running = vms.find((v) => v.name === vm)?.active === true;
 
   const attach = async (): Promise<void> => {
-    const result = await actions.call<{ target: string }>("Attaching the volume", "volume.attach", {
+    const result = await actions.call("Attaching the volume", "library.attach", {
       host,
       volume,
       vm,

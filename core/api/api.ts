@@ -12,7 +12,7 @@ import { parseSnapshotTag } from "../domain/snapshot-tag.js";
 import { SnapkeepError } from "../errors.js";
 import { invalidParams, sentenceErrorMap, toErrorView } from "../domain/explain.js";
 import { wordHint } from "../domain/hints.js";
-import { importExport } from "../app/exports/import.js";
+import { restoreExport } from "../app/exports/restore.js";
 import { labUp } from "../app/lab/lab.js";
 import { LocalRunner } from "../infra/runner/local.js";
 import { Journal, type JobSummary } from "../infra/journal.js";
@@ -44,7 +44,7 @@ export type Response = { id: number; result: unknown } | { id: number; error: Ap
 
 export interface ApiContext extends Pick<
   CoreContext,
-  "hosts" | "vms" | "snapshots" | "revert" | "targets" | "schedules" | "exports" | "restore"
+  "hosts" | "vms" | "snapshots" | "revert" | "targets" | "schedules" | "exports" | "library"
 > {
   /** The state folder, for the scheduler's job journal; without it the jobs list shows UI jobs only. */
   readonly home?: string;
@@ -131,7 +131,7 @@ function handlers(
   jobs: Jobs,
   changed: (host: string, vm?: string) => void,
 ): Handlers {
-  const { hosts, vms, snapshots, revert, targets, schedules, exports, restore } = context;
+  const { hosts, vms, snapshots, revert, targets, schedules, exports, library } = context;
   const optional = <K extends string, V>(key: K, value: V | undefined): { [P in K]?: V } =>
     (value === undefined ? {} : { [key]: value }) as { [P in K]?: V };
   const stop = (p: Params<"snapshots.undoRevert">, dryRun: boolean) => ({
@@ -159,7 +159,7 @@ function handlers(
   });
   const libraryCreate = (p: Params<"library.create">, dryRun: boolean) => {
     const request = { host: p.host, vm: p.vm, snapshot: p.snapshot, name: p.name, disk: p.disk, dryRun };
-    return p.kind === "template" ? restore.createTemplate(request) : restore.createVolume(request);
+    return p.kind === "template" ? library.createTemplate(request) : library.createVolume(request);
   };
   const vmFromTemplate = (p: Params<"vms.create">) => ({
     host: p.host,
@@ -215,7 +215,7 @@ function handlers(
       });
     },
     "vms.get": (p) => vms.get(p.host, p.vm),
-    "vms.planCreate": (p) => restore.createVm({ ...vmFromTemplate(p), dryRun: true }),
+    "vms.planCreate": (p) => library.createVm({ ...vmFromTemplate(p), dryRun: true }),
     "vms.create": (p) =>
       jobs.start(
         {
@@ -226,7 +226,7 @@ function handlers(
           cancellable: false,
         },
         async () => {
-          const made = await restore.createVm(vmFromTemplate(p));
+          const made = await library.createVm(vmFromTemplate(p));
           changed(p.host, p.name);
           return made;
         },
@@ -373,7 +373,7 @@ function handlers(
         return result;
       }),
     // The plan answers directly: it is what the wizard's summary shows before anything happens.
-    "exports.planRestore": (p) => importExport(context, { ...restoreRequest(p), dryRun: true }),
+    "exports.planRestore": (p) => restoreExport(context, { ...restoreRequest(p), dryRun: true }),
     "exports.restore": (p) => {
       const request = restoreRequest(p);
       const vm = p.name ?? p.into ?? "";
@@ -385,14 +385,14 @@ function handlers(
           vm,
         },
         async (signal, report) => {
-          const result = await importExport(
+          const result = await restoreExport(
             context,
             {
               ...request,
               signal,
               onProgress: (done, total) => report(bytesProgress("copy", done, total)),
             },
-            (made) => restore.recordManaged(made),
+            (made) => library.recordManaged(made),
           );
           changed(p.host, vm);
           return result;
@@ -400,7 +400,7 @@ function handlers(
       );
     },
 
-    "library.list": (p) => restore.list(p.kind, p.host),
+    "library.list": (p) => library.list(p.kind, p.host),
     "library.planCreate": async (p) => (await libraryCreate(p, true)).artifact,
     "library.create": (p) =>
       jobs.start(
@@ -413,10 +413,10 @@ function handlers(
         },
         async () => (await libraryCreate(p, false)).artifact,
       ),
-    "library.planDelete": (p) => restore.deleteArtifact(p.kind, p.host, p.name, true),
-    "library.delete": (p) => restore.deleteArtifact(p.kind, p.host, p.name, false),
+    "library.planDelete": (p) => library.deleteArtifact(p.kind, p.host, p.name, true),
+    "library.delete": (p) => library.deleteArtifact(p.kind, p.host, p.name, false),
     "library.attach": async (p) => {
-      const attached = await restore.attachVolume(p.host, p.volume, p.vm, p.writable);
+      const attached = await library.attachVolume(p.host, p.volume, p.vm, p.writable);
       changed(p.host, attached.vm);
       return attached;
     },

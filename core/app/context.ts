@@ -3,7 +3,7 @@ import { openSealKey } from "../infra/seal-key.js";
 import type { SshEnvironment } from "../infra/runner/factory.js";
 import { openSettingsStore } from "../infra/store/store.js";
 import { Exports } from "./exports/exports.js";
-import { Restore } from "./library/artifacts.js";
+import { Library } from "./library/library.js";
 import { Schedules } from "./schedules/schedules.js";
 import { Targets } from "./targets.js";
 import { openVmModules, type VmModules } from "./vm-modules.js";
@@ -14,7 +14,7 @@ export interface CoreContext extends VmModules {
   readonly targets: Targets;
   readonly schedules: Schedules;
   readonly exports: Exports;
-  readonly restore: Restore;
+  readonly library: Library;
   /** Closes SSH connections and export runners; the front end calls it once, when it ends. */
   dispose(): Promise<void>;
 }
@@ -50,7 +50,7 @@ export function openCoreContext(options: CoreContextOptions): CoreContext {
     targets,
     schedules: new Schedules(modules, now),
     exports,
-    restore: new Restore(modules, now),
+    library: new Library(modules, now),
     async dispose() {
       await targets.dispose();
       await modules.hosts.dispose();

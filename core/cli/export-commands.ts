@@ -5,7 +5,7 @@ import { validateNoControlCharacters } from "../domain/names.js";
 import { SnapkeepError } from "../errors.js";
 import type { ExportEntry } from "../drivers/bundle/bundle.js";
 import type { ExportProgress } from "../app/exports/exports.js";
-import { DEFAULT_IMAGE_DIR, importExport } from "../app/exports/import.js";
+import { DEFAULT_IMAGE_DIR, restoreExport } from "../app/exports/restore.js";
 import { commandLine } from "../domain/shell-quote.js";
 import type { Target } from "../domain/settings.js";
 import { displayName, formatBytes, formatTime, table } from "./format.js";
@@ -285,6 +285,8 @@ export function registerExportCommands(
 function registerImport(program: Command, context: () => CliContext, print: Print): void {
   program
     .command("import <target> <export>")
+    // The UI and the API call it restoring; both words work here.
+    .alias("restore")
     .description("restore an export onto a host: a new VM (--name) or extra disks of a VM (--into)")
     .requiredOption("--to <host>", "the host to restore onto")
     .addOption(new Option("--name <vm>", "define a new VM with this name").conflicts("into"))
@@ -311,7 +313,7 @@ function registerImport(program: Command, context: () => CliContext, print: Prin
       ) => {
         validateNoControlCharacters("folder", opts.dir);
         const core = context();
-        const result = await importExport(
+        const result = await restoreExport(
           core,
           {
             target: targetName,
@@ -324,7 +326,7 @@ function registerImport(program: Command, context: () => CliContext, print: Prin
             start: opts.start,
             dryRun: opts.dryRun,
           },
-          (made) => core.restore.recordManaged(made),
+          (made) => core.library.recordManaged(made),
         );
         print(result, opts.json, () => {
           const files = result.disks

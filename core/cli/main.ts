@@ -16,7 +16,7 @@ import type { Hook } from "../domain/settings.js";
 import { registerScheduleCommands } from "./schedule-commands.js";
 import { registerExportCommands } from "./export-commands.js";
 import { commandLine } from "../domain/shell-quote.js";
-import { registerRestoreCommands } from "./restore-commands.js";
+import { registerLibraryCommands } from "./library-commands.js";
 import { diskList, numberOption, parseNumber } from "./options.js";
 import { splitVmRef } from "./refs.js";
 import { displayName, formatHosts, formatSnapshots, formatTime, formatVms } from "./format.js";
@@ -333,7 +333,7 @@ function buildProgram(io: CliIo, context: () => CliContext): Command {
 
   registerScheduleCommands(program, io, context, print);
   registerExportCommands(program, io, context, print);
-  registerRestoreCommands(program, vm, io, context, print);
+  registerLibraryCommands(program, vm, io, context, print);
 
   program
     .command("serve")

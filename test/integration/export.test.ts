@@ -17,7 +17,7 @@ import { openSealKey } from "../../core/infra/seal-key.js";
 import { manifestSchema } from "../../core/drivers/bundle/bundle.js";
 import type { VmModules } from "../../core/app/vm-modules.js";
 import { failure } from "../support/failure.js";
-import { importExport } from "../../core/app/exports/import.js";
+import { restoreExport } from "../../core/app/exports/restore.js";
 import { qemuIo, TEST_IMAGE_DIR, TestVms, uniqueSuffix, virshOut, writeLive } from "../support/libvirt.js";
 import { createNetns, type TestNetns } from "../support/netns.js";
 import { makeApp } from "../support/app.js";
@@ -492,7 +492,7 @@ describe("exports", () => {
     const listed = ((await exports.list("nas"))[0]?.exports ?? []).filter((e) => e.state === "verified");
     const source = listed.find((e) => e.snapshotName === "before-b");
     expect(source).toBeDefined();
-    const dry = await importExport(
+    const dry = await restoreExport(
       { ...app, targets, exports },
       {
         target: "nas",
@@ -507,7 +507,7 @@ describe("exports", () => {
     expect(dry.disks.every((d) => !existsSync(d.file))).toBe(true);
     const made: string[] = [];
     try {
-      const result = await importExport(
+      const result = await restoreExport(
         { ...app, targets, exports },
         {
           target: "nas",
@@ -529,7 +529,7 @@ describe("exports", () => {
       expect(virshOut("domstate", name).trim()).toBe("running");
       // The same name again is refused, and nothing is overwritten.
       const again = await failure(
-        importExport(
+        restoreExport(
           { ...app, targets, exports },
           {
             target: "nas",
@@ -542,7 +542,7 @@ describe("exports", () => {
       );
       expect(again.code).toBe("ALREADY_EXISTS");
 
-      const attached = await importExport(
+      const attached = await restoreExport(
         { ...app, targets, exports },
         {
           target: "nas",
@@ -579,7 +579,7 @@ describe("exports", () => {
     expect(corrupt).toBeDefined();
     const name = `sk-bad-${suffix}`;
     const error = await failure(
-      importExport(
+      restoreExport(
         { ...app, targets, exports },
         {
           target: "folder",

@@ -28,7 +28,7 @@ import { sha256sums, type Manifest } from "../../core/drivers/bundle/bundle.js";
 import { Targets } from "../../core/app/targets.js";
 import { Exports } from "../../core/app/exports/exports.js";
 import { removeExportFolder } from "../../core/infra/remote-fs.js";
-import { importExport } from "../../core/app/exports/import.js";
+import { restoreExport } from "../../core/app/exports/restore.js";
 import { openSealKey } from "../../core/infra/seal-key.js";
 import { LocalRunner } from "../../core/infra/runner/local.js";
 import { RemoteFs } from "../../core/infra/remote-fs.js";
@@ -284,7 +284,7 @@ describe("hostile export bundles", () => {
     ] as const) {
       const name = `sk-hostile-${target}-${suffix}`;
       defined.push(name);
-      const dry = await importExport(
+      const dry = await restoreExport(
         { ...app, targets, exports },
         {
           target,
@@ -310,7 +310,7 @@ describe("hostile export bundles", () => {
       }
       expect(vmExists(name)).toBe(false);
 
-      const result = await importExport(
+      const result = await restoreExport(
         { ...app, targets, exports },
         {
           target,
@@ -346,7 +346,7 @@ describe("hostile export bundles", () => {
     const id = bundle("define-fails", { xml });
     const name = `sk-define-fails-${suffix}`;
     defined.push(name);
-    const dry = await importExport(
+    const dry = await restoreExport(
       { ...app, targets, exports },
       {
         target: "folder",
@@ -359,7 +359,7 @@ describe("hostile export bundles", () => {
     );
     expect(dry.definition?.kept.map((n) => n.what).join(" ")).toMatch(/UEFI/);
     const error = await failure(
-      importExport(
+      restoreExport(
         { ...app, targets, exports },
         {
           target: "folder",
@@ -420,7 +420,7 @@ describe("hostile export bundles", () => {
       const name = `sk-notalone-${i}-${suffix}`;
       defined.push(name);
       const error = await failure(
-        importExport(
+        restoreExport(
           { ...app, targets, exports },
           {
             target,
@@ -445,7 +445,7 @@ describe("hostile export bundles", () => {
     });
     const before = virshOut("domblklist", vm.uuid);
     const error = await failure(
-      importExport(
+      restoreExport(
         { ...app, targets, exports },
         {
           target: "nas",
@@ -516,7 +516,7 @@ describe("hostile export bundles", () => {
       for (const id of [linkedDisk, linkedXml, forgedSums]) {
         const name = `sk-corrupt-${target}-${suffix}`;
         const error = await failure(
-          importExport(
+          restoreExport(
             { ...app, targets, exports },
             { target, export: id, host: "local", name, dir: TEST_IMAGE_DIR },
           ),

@@ -7,7 +7,7 @@ import { execFileSync, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, rmSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
-import { Restore, TEMPLATES_DIR, VOLUMES_DIR } from "../../core/app/library/artifacts.js";
+import { Library, TEMPLATES_DIR, VOLUMES_DIR } from "../../core/app/library/library.js";
 import type { VmModules } from "../../core/app/vm-modules.js";
 import { failure } from "../support/failure.js";
 import { qemuIo, TestVms, uniqueSuffix, virshOut, writeLive } from "../support/libvirt.js";
@@ -38,7 +38,7 @@ describe("restore engine", () => {
   const suffix = uniqueSuffix();
   let ctx: ReturnType<typeof makeApp>;
   let app: VmModules;
-  let restore: Restore;
+  let library: Library;
   const offName = `sk-rst-off-${suffix}`;
   const runName = `sk-rst-run-${suffix}`;
   let offDisks: readonly string[] = [];
@@ -49,7 +49,7 @@ describe("restore engine", () => {
   beforeAll(async () => {
     ctx = makeApp();
     app = ctx.app;
-    restore = new Restore(app, () => new Date());
+    library = new Library(app, () => new Date());
     app.hosts.addLocal("local");
     const off = await vms.create({
       name: offName,
@@ -147,7 +147,7 @@ describe("restore engine", () => {
 
   it("turns a root-disk snapshot into a template, clones VMs from it with their own identity, and guards it", async () => {
     const name = `tpl-${suffix}`;
-    const dry = await restore.createTemplate({
+    const dry = await library.createTemplate({
       host: "local",
       vm: runName,
       snapshot: "live",
@@ -155,17 +155,17 @@ describe("restore engine", () => {
       dryRun: true,
     });
     expect(existsSync(dry.artifact.image)).toBe(false);
-    const made = await restore.createTemplate({ host: "local", vm: runName, snapshot: "live", name });
+    const made = await library.createTemplate({ host: "local", vm: runName, snapshot: "live", name });
     artifacts.push(made.artifact.image);
     expect(made.artifact.source.disk).toBe("vda");
     expect(hasPattern(made.artifact.image, 0xc1, 0, true)).toBe(true);
     expect(execFileSync("stat", ["-c", "%a", made.artifact.image], { encoding: "utf8" }).trim()).toBe("444");
-    expect((await restore.list("template", "local")).map((t) => t.name)).toContain(name);
+    expect((await library.list("template", "local")).map((t) => t.name)).toContain(name);
 
     const linked = `sk-clone-${suffix}`;
     const full = `sk-full-${suffix}`;
     madeVms.push(linked, full);
-    const clone = await restore.createVm({ host: "local", name: linked, template: name, start: true });
+    const clone = await library.createVm({ host: "local", name: linked, template: name, start: true });
     expect(clone.linked).toBe(true);
     expect(clone.uuid).not.toBe(runUuid);
     expect(virshOut("domstate", linked).trim()).toBe("running");
@@ -174,22 +174,22 @@ describe("restore engine", () => {
       execFileSync("qemu-img", ["info", "-U", "--output=json", clone.disk], { encoding: "utf8" }),
     ) as { "backing-filename"?: string };
     expect(info["backing-filename"]).toBe(made.artifact.image);
-    const copy = await restore.createVm({ host: "local", name: full, template: name, full: true });
+    const copy = await library.createVm({ host: "local", name: full, template: name, full: true });
     expect(copy.linked).toBe(false);
     expect(hasPattern(copy.disk, 0xc1)).toBe(true);
     expect(virshOut("dumpxml", full)).not.toContain(runUuid);
 
-    const refused = await failure(restore.deleteArtifact("template", "local", name, false));
+    const refused = await failure(library.deleteArtifact("template", "local", name, false));
     expect(refused.message).toContain(linked);
     expect(refused.message).not.toContain(full);
 
     // Deleting a VM Snapkeep made: the plan first, then only its own image goes.
-    const plan = await restore.deleteVm("local", linked, { dryRun: true, force: false });
+    const plan = await library.deleteVm("local", linked, { dryRun: true, force: false });
     expect(plan.files.map((f) => f.path)).toEqual([clone.disk]);
     expect(plan.survives).toContain(`template ${name}`);
     expect(existsSync(clone.disk)).toBe(true);
-    await restore.deleteVm("local", linked, { dryRun: false, force: true });
-    await restore.deleteVm("local", full, { dryRun: false, force: false });
+    await library.deleteVm("local", linked, { dryRun: false, force: true });
+    await library.deleteVm("local", full, { dryRun: false, force: false });
     expect(existsSync(clone.disk)).toBe(false);
     expect(existsSync(made.artifact.image)).toBe(true);
     // virsh fails to find it (its complaint is not printed into the test output).
@@ -198,16 +198,16 @@ describe("restore engine", () => {
     ).not.toBe(0);
     // A VM Snapkeep did not make is never deleted.
     expect(
-      (await failure(restore.deleteVm("local", offName, { dryRun: true, force: false }))).message,
+      (await failure(library.deleteVm("local", offName, { dryRun: true, force: false }))).message,
     ).toMatch(/not made by Snapkeep/);
 
-    await restore.deleteArtifact("template", "local", name, false);
+    await library.deleteArtifact("template", "local", name, false);
     expect(existsSync(made.artifact.image)).toBe(false);
   });
 
   it("refuses the seeds' rules: no template from an additional disk, no volume from a root disk", async () => {
     const tpl = await failure(
-      restore.createTemplate({
+      library.createTemplate({
         host: "local",
         vm: runName,
         snapshot: "live",
@@ -218,7 +218,7 @@ describe("restore engine", () => {
     expect(tpl.message).toMatch(/additional disk .* only a root-disk snapshot can become an OS template/);
     expect(hintOf(tpl, "cli")).toContain("snapkeep volume create");
     const vol = await failure(
-      restore.createVolume({
+      library.createVolume({
         host: "local",
         vm: runName,
         snapshot: "live",
@@ -235,7 +235,7 @@ describe("restore engine", () => {
     await app.snapshots.create("local", offName, { name: "data", disks: ["vdb"] });
     qemuIo(vdb, "write -P 0x6e 0 64k");
     const name = `vol-${suffix}`;
-    const made = await restore.createVolume({
+    const made = await library.createVolume({
       host: "local",
       vm: offName,
       snapshot: "data",
@@ -245,7 +245,7 @@ describe("restore engine", () => {
     artifacts.push(made.artifact.image);
     expect(hasPattern(made.artifact.image, 0x5d)).toBe(true);
 
-    const attached = await restore.attachVolume("local", name, runName, false);
+    const attached = await library.attachVolume("local", name, runName, false);
     expect(attached).toMatchObject({ readonly: true, target: "vdc" });
     const live = virshOut("dumpxml", runUuid);
     const disk = live.slice(
@@ -259,9 +259,9 @@ describe("restore engine", () => {
     expect(blocks.return.find((b) => b.inserted?.file === made.artifact.image)?.inserted?.ro).toBe(true);
     expect(virshOut("dumpxml", "--inactive", runUuid)).toContain(made.artifact.image);
 
-    const refused = await failure(restore.deleteArtifact("volume", "local", name, false));
+    const refused = await failure(library.deleteArtifact("volume", "local", name, false));
     expect(refused.message).toContain(runName);
-    const detached = await restore.detachVolume("local", name, runName);
+    const detached = await library.detachVolume("local", name, runName);
     expect(detached.target).toBe("vdc");
     expect(virshOut("dumpxml", "--inactive", runUuid)).not.toContain(made.artifact.image);
   });
@@ -278,7 +278,7 @@ describe("restore engine", () => {
     execFileSync("mount", ["-t", "tmpfs", "-o", "size=2m", "tmpfs", TEMPLATES_DIR]);
     try {
       const error = await failure(
-        restore.createTemplate({ host: "local", vm: offName, snapshot: "big", name: `full-${suffix}` }),
+        library.createTemplate({ host: "local", vm: offName, snapshot: "big", name: `full-${suffix}` }),
       );
       expect(error.code).toBe("TARGET_FULL");
       expect(readdirSync(TEMPLATES_DIR)).toEqual([]);
@@ -298,7 +298,7 @@ describe("restore engine", () => {
         "local/00000000-0000-4000-8000-00000000dead/snapkeep:manual:x": { note: "old", pinned: false },
       },
     }));
-    const { orphans, skipped } = await restore.orphans("local");
+    const { orphans, skipped } = await library.orphans("local");
     expect(skipped).toEqual([]);
     expect(orphans).toContainEqual(
       expect.objectContaining({ kind: "annotation", host: "local", what: "snapkeep:manual:x" }),

@@ -194,9 +194,9 @@ describe("settings on a full disk", () => {
       async () => c.annotations.forgetExports([`nas/gone-${level}`]),
     ],
     [
-      "restore.recordManaged (an imported VM)",
+      "library.recordManaged (an imported VM)",
       async () =>
-        c.restore.recordManaged({
+        c.library.recordManaged({
           host: "local",
           uuid: `00000000-0000-4000-8000-00000000000${level}`,
           name: `imported-${level}`,
@@ -268,7 +268,7 @@ describe("settings on a full disk", () => {
       now: () => new Date(),
     });
     for (const vm of gone) {
-      core.restore.recordManaged({
+      core.library.recordManaged({
         host: "local",
         uuid: vm.uuid,
         name: vm.name,

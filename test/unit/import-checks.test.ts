@@ -11,7 +11,7 @@ import {
   parseOdHex,
 } from "../../core/drivers/qemu-img/standalone.js";
 import { validateServerArgv } from "../../core/drivers/rsync/parse.js";
-import { parseHostNetworks } from "../../core/app/exports/import.js";
+import { parseHostNetworks } from "../../core/app/exports/restore.js";
 
 const MiB = 1024 * 1024;
 

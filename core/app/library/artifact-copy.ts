@@ -12,7 +12,7 @@ import { copySnapshotOut, snapshotsStillThere, type SnapshotImage } from "../../
 import { requireLvSnapshot } from "../../hypervisor/lvm.js";
 import { writeFailure, type RemoteFs } from "../../infra/remote-fs.js";
 import { runChecked } from "../../infra/runner/checked.js";
-import type { Artifact } from "./artifacts.js";
+import type { Artifact } from "./library.js";
 
 const QUICK_MS = 60_000;
 

@@ -4,7 +4,7 @@
  */
 import type { ManagedVm, Schedule } from "../../domain/settings.js";
 import type { VmWithSnapshots } from "../../domain/types.js";
-import type { Artifact, DeletePlan } from "./artifacts.js";
+import type { Artifact, DeletePlan } from "./library.js";
 
 export interface DeleteContext {
   /** The host's name in Snapkeep, as schedules record it. */

@@ -20,11 +20,11 @@ import type { LibvirtHost } from "../../../hypervisor/libvirt.js";
 import { RemoteFs } from "../../../infra/remote-fs.js";
 import { runChecked } from "../../../infra/runner/checked.js";
 import type { CommandRunner } from "../../../infra/runner/types.js";
-import { nextTarget, requireNoVm } from "../../library/artifacts.js";
+import { nextTarget, requireNoVm } from "../../library/library.js";
 import type { VmModules } from "../../vm-modules.js";
 import type { Targets } from "../../targets.js";
 import type { Exports } from "../exports.js";
-import type { ImportPlan, ImportRequest } from "../import.js";
+import type { ImportPlan, ImportRequest } from "../restore.js";
 import { QUICK_MS } from "./context.js";
 
 /** libvirt's default storage folder, which QEMU may open on every distribution's defaults. */

@@ -1,7 +1,7 @@
 import type { Command } from "commander";
 
 import { SnapkeepError } from "../errors.js";
-import type { Artifact, ArtifactKind } from "../app/library/artifacts.js";
+import type { Artifact, ArtifactKind } from "../app/library/library.js";
 import { displayName, formatBytes, formatTime, table } from "./format.js";
 import type { CliContext, CliIo } from "./main.js";
 import { splitVmRef } from "./refs.js";
@@ -9,14 +9,14 @@ import { splitVmRef } from "./refs.js";
 type Print = (value: unknown, json: boolean | undefined, human: () => string) => void;
 
 /** `template ...`, `volume ...`, `vm create|delete` and `orphans`: what a snapshot can become. */
-export function registerRestoreCommands(
+export function registerLibraryCommands(
   program: Command,
   vm: Command,
   io: CliIo,
   context: () => CliContext,
   print: Print,
 ): void {
-  const restore = (): CliContext["restore"] => context().restore;
+  const library = (): CliContext["library"] => context().library;
 
   for (const kind of ["template", "volume"] as const) {
     const group = program
@@ -75,12 +75,12 @@ export function registerRestoreCommands(
           };
           const result =
             kind === "template"
-              ? await restore().createTemplate(request)
-              : await restore().createVolume(request);
+              ? await library().createTemplate(request)
+              : await library().createVolume(request);
           const attachTo = opts.attach === undefined ? undefined : sameHostVm(host, opts.attach);
           const attached =
             attachTo !== undefined && !result.dryRun
-              ? await restore().attachVolume(host, opts.name, attachTo, opts.rw === true)
+              ? await library().attachVolume(host, opts.name, attachTo, opts.rw === true)
               : null;
           print({ ...result, attached }, opts.json, () => {
             const a = result.artifact;
@@ -100,7 +100,7 @@ export function registerRestoreCommands(
       .requiredOption("--host <name>", "the host")
       .option("--json", "machine-readable output")
       .action(async (opts: { host: string; json?: boolean }) => {
-        const list = await restore().list(kind, opts.host);
+        const list = await library().list(kind, opts.host);
         print(list, opts.json, () => formatArtifacts(kind, list));
       });
     group
@@ -110,7 +110,7 @@ export function registerRestoreCommands(
       )
       .option("--dry-run", "only check and say what would be deleted")
       .action(async (host: string, name: string, opts: { dryRun?: boolean }) => {
-        const deleted = await restore().deleteArtifact(kind, host, name, opts.dryRun === true);
+        const deleted = await library().deleteArtifact(kind, host, name, opts.dryRun === true);
         io.out(
           `${opts.dryRun === true ? "Would delete" : "Deleted"} ${kind} ${deleted.name} (${deleted.image}).\n`,
         );
@@ -123,7 +123,7 @@ export function registerRestoreCommands(
     .requiredOption("--to <vm>", "the VM")
     .option("--rw", "attach read-write")
     .action(async (host: string, name: string, opts: { to: string; rw?: boolean }) => {
-      const result = await restore().attachVolume(host, name, opts.to, opts.rw === true);
+      const result = await library().attachVolume(host, name, opts.to, opts.rw === true);
       io.out(
         `Attached ${name} to ${displayName(result.vm)} as ${result.target}${result.readonly ? ", read-only" : ", read-write"}.\n`,
       );
@@ -133,7 +133,7 @@ export function registerRestoreCommands(
     .description("detach a volume from a VM")
     .requiredOption("--from <vm>", "the VM")
     .action(async (host: string, name: string, opts: { from: string }) => {
-      const result = await restore().detachVolume(host, name, opts.from);
+      const result = await library().detachVolume(host, name, opts.from);
       io.out(
         result.pending
           ? `Removed ${name} (${result.target}) from ${displayName(result.vm)}'s definition; the running guest did not release it, so it goes at its next shutdown.\n`
@@ -154,7 +154,7 @@ export function registerRestoreCommands(
         opts: { fromTemplate: string; full?: boolean; start?: boolean; dryRun?: boolean; json?: boolean },
       ) => {
         const [host, name] = splitVmRef(ref);
-        const result = await restore().createVm({
+        const result = await library().createVm({
           host,
           name,
           template: opts.fromTemplate,
@@ -179,7 +179,7 @@ export function registerRestoreCommands(
       async (ref: string, opts: { dryRun?: boolean; yes?: boolean; force?: boolean; json?: boolean }) => {
         const [host, name] = splitVmRef(ref);
         const dryRun = opts.dryRun === true || opts.yes !== true;
-        const plan = await restore().deleteVm(host, name, { dryRun, force: opts.force === true });
+        const plan = await library().deleteVm(host, name, { dryRun, force: opts.force === true });
         print(plan, opts.json, () => {
           const lines = [
             `${plan.dryRun ? "Would delete" : "Deleted"} VM ${displayName(plan.vm)}${plan.running ? " (running: stopped first)" : ""}.`,
@@ -202,7 +202,7 @@ export function registerRestoreCommands(
     .option("--host <name>", "only this host")
     .option("--json", "machine-readable output")
     .action(async (opts: { host?: string; json?: boolean }) => {
-      const result = await restore().orphans(opts.host);
+      const result = await library().orphans(opts.host);
       print(
         result,
         opts.json,

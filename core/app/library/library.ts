@@ -108,7 +108,7 @@ export interface Orphan {
   readonly why: string;
 }
 
-export class Restore {
+export class Library {
   readonly store: SettingsStore;
 
   constructor(

@@ -65,7 +65,7 @@ export interface ImportResult extends ImportPlan {
  * does; the real run checks the bundle again, copies and checks the images (import-copy.ts), then
  * defines the VM or attaches the disks (import-vm.ts).
  */
-export async function importExport(
+export async function restoreExport(
   deps: ImportDeps,
   request: ImportRequest,
   record?: (vm: ManagedVm) => void,

@@ -29,6 +29,7 @@ import {
   planLvSnapshots,
   readLvs,
   removeLvSnapshot,
+  type LvSnapshotPlan,
 } from "./lvm.js";
 
 /** Everything Snapkeep read about one VM in one pass: what the listing, snapshot and revert code use. */
@@ -424,23 +425,7 @@ export class LibvirtHost {
       await this.#createQcow2Snapshot(inspection, qcow2, tag);
       return [];
     }
-    // Fresh numbers for the space check: the listing may be minutes old.
-    const lvs = await readLvs(this.runner);
-    const plans = planLvSnapshots(
-      lvDisks.map((d) => {
-        const lv = findLv(lvs, d.source as string);
-        if (lv === undefined) {
-          throw new SnapkeepError(
-            "NOT_FOUND",
-            `${d.target}'s volume ${d.source ?? ""} is gone from the host.`,
-          );
-        }
-        return { target: d.target, lv };
-      }),
-      lvs,
-      tag,
-      options.cowAtLeast,
-    );
+    const plans = await this.#planLvSnapshots(lvDisks, tag, options.cowAtLeast);
     const steps = lvDisks.length + (qcow2.length > 0 ? 1 : 0);
     const pause = inspection.vm.state === "running" && steps > 1;
     if (pause) {
@@ -455,22 +440,7 @@ export class LibvirtHost {
     }
     let failure: unknown;
     try {
-      const made = await createLvSnapshots(this.runner, plans, tag, options.takenAt);
-      try {
-        await this.#createQcow2Snapshot(inspection, qcow2, tag);
-      } catch (error) {
-        const left = await made.undo();
-        throw left.length === 0 || !(error instanceof SnapkeepError)
-          ? error
-          : new SnapkeepError(
-              error.code,
-              `${error.message} The snapshot LVs of ${left.join(", ")} could not be removed.`,
-              {
-                action: { do: "delete-snapshot", host: this.hostName, vm: inspection.vm.name, snapshot: tag },
-                cause: error,
-              },
-            );
-      }
+      await this.#createLvThenQcow2Snapshots(inspection, plans, qcow2, tag, options.takenAt);
     } catch (error) {
       failure = error;
     }
@@ -496,6 +466,56 @@ export class LibvirtHost {
       throw failure;
     }
     return warnings;
+  }
+
+  /** Plans the snapshot LVs on fresh numbers for the space check: the listing may be minutes old. */
+  async #planLvSnapshots(
+    lvDisks: readonly Disk[],
+    tag: string,
+    cowAtLeast: ReadonlyMap<string, number> | undefined,
+  ): Promise<LvSnapshotPlan[]> {
+    const lvs = await readLvs(this.runner);
+    return planLvSnapshots(
+      lvDisks.map((d) => {
+        const lv = findLv(lvs, d.source as string);
+        if (lv === undefined) {
+          throw new SnapkeepError(
+            "NOT_FOUND",
+            `${d.target}'s volume ${d.source ?? ""} is gone from the host.`,
+          );
+        }
+        return { target: d.target, lv };
+      }),
+      lvs,
+      tag,
+      cowAtLeast,
+    );
+  }
+
+  /** The snapshot LVs, then the qcow2 snapshot; the LVs are removed again when the qcow2 step fails. */
+  async #createLvThenQcow2Snapshots(
+    inspection: VmInspection,
+    plans: readonly LvSnapshotPlan[],
+    qcow2: readonly Disk[],
+    tag: string,
+    takenAt: Date,
+  ): Promise<void> {
+    const made = await createLvSnapshots(this.runner, plans, tag, takenAt);
+    try {
+      await this.#createQcow2Snapshot(inspection, qcow2, tag);
+    } catch (error) {
+      const left = await made.undo();
+      throw left.length === 0 || !(error instanceof SnapkeepError)
+        ? error
+        : new SnapkeepError(
+            error.code,
+            `${error.message} The snapshot LVs of ${left.join(", ")} could not be removed.`,
+            {
+              action: { do: "delete-snapshot", host: this.hostName, vm: inspection.vm.name, snapshot: tag },
+              cause: error,
+            },
+          );
+    }
   }
 
   async #createQcow2Snapshot(inspection: VmInspection, disks: readonly Disk[], tag: string): Promise<void> {

@@ -344,6 +344,23 @@ export async function mergeLvSnapshot(
   if (origin === undefined || snapshot === undefined) {
     throw new SnapkeepError("NOT_FOUND", `The snapshot of ${target} is no longer on the host.`);
   }
+  refuseUnmergeable(target, origin, snapshot);
+  await lvmRun(
+    runner,
+    lvm.mergeArgs(snapshot.vg, snapshot.name),
+    `Merging the snapshot into ${target}`,
+    MERGE_TIMEOUT_MS,
+  );
+  await startDeferredMerge(runner, target, originSource, origin, snapshot);
+  const tag = snapshot.snapkeepTag;
+  if (tag === null) {
+    return; // a foreign snapshot: merged as asked, not taken again under Snapkeep's name
+  }
+  await retakeMergedSnapshot(runner, target, origin, snapshot, tag);
+}
+
+/** Refuses a merge LVM could not do now or at all: an invalid snapshot, an open LV, a detached one. */
+function refuseUnmergeable(target: string, origin: LogicalVolume, snapshot: LogicalVolume): void {
   if (isInvalidSnapshot(snapshot)) {
     throw new SnapkeepError(
       "INVALID_INPUT",
@@ -368,19 +385,23 @@ export async function mergeLvSnapshot(
       },
     );
   }
-  const thin = lvRoleOf(snapshot.attr) === "thin-volume";
-  const tag = snapshot.snapkeepTag;
-  await lvmRun(
-    runner,
-    lvm.mergeArgs(snapshot.vg, snapshot.name),
-    `Merging the snapshot into ${target}`,
-    MERGE_TIMEOUT_MS,
-  );
-  // A deferred merge exits 0 too ("Delaying merge since origin is open"): the snapshot then hides
-  // from lvs and the origin shows 'O'. Re-activating a closed origin starts it.
+}
+
+/**
+ * A deferred merge exits 0 too ("Delaying merge since origin is open"): the snapshot then hides
+ * from lvs and the origin shows 'O'. Re-activating a closed origin starts it; a merge that still
+ * waits is reported, since the disk would keep its current content.
+ */
+async function startDeferredMerge(
+  runner: CommandRunner,
+  target: string,
+  originSource: string,
+  origin: LogicalVolume,
+  snapshot: LogicalVolume,
+): Promise<void> {
   const pending = (lvs: readonly LogicalVolume[]): boolean => {
     const now = findLv(lvs, originSource);
-    return lvs.some((lv) => lv.uuid === uuid) || (now !== undefined && isMerging(now));
+    return lvs.some((lv) => lv.uuid === snapshot.uuid) || (now !== undefined && isMerging(now));
   };
   let after = await readLvs(runner);
   const stalled = findLv(after, originSource);
@@ -406,9 +427,17 @@ export async function mergeLvSnapshot(
       },
     );
   }
-  if (tag === null) {
-    return; // a foreign snapshot: merged as asked, not taken again under Snapkeep's name
-  }
+}
+
+/** The merge consumed Snapkeep's snapshot: take it again, same name, kind, tag and time. */
+async function retakeMergedSnapshot(
+  runner: CommandRunner,
+  target: string,
+  origin: LogicalVolume,
+  snapshot: LogicalVolume,
+  tag: string,
+): Promise<void> {
+  const thin = lvRoleOf(snapshot.attr) === "thin-volume";
   const request = {
     vg: snapshot.vg,
     origin: origin.name,

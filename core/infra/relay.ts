@@ -138,15 +138,46 @@ export async function relayRsync(request: RelayRequest): Promise<RelayResult> {
       }
       receiverGrace();
     });
-  const receiverRun: Promise<RunResult | undefined> = upstream.header.then(
+  const receiverRun = startReceiver(request, upstream, downstream, receiverStop.signal, (chunk) => {
+    receiverText = (receiverText + chunk.toString("utf8")).slice(-16 * 1024);
+  });
+  // Either side failing to run at all stops the other.
+  receiverRun.catch(() => senderStop.abort());
+  senderRun.catch(() => receiverGrace());
+
+  try {
+    const [sent, received] = await Promise.allSettled([senderRun, receiverRun]);
+    if (isAborted(request.signal)) {
+      throw cancelled(request.signal?.reason);
+    }
+    return relayOutcome(sent, received, { graceExpired, senderText, receiverText }, request);
+  } finally {
+    clearTimeout(graceTimer);
+    request.signal?.removeEventListener("abort", onAbort);
+    upstream.destroy();
+    downstream.destroy();
+  }
+}
+
+/**
+ * Starts `rsync --server` on the receiver with the argv the sender asked for (once checked), its
+ * stdin and stdout joined to the sender's. Undefined when the sender ended without asking for one;
+ * rejects when what it asked for is malformed or not allowed.
+ */
+function startReceiver(
+  request: RelayRequest,
+  upstream: HeaderSplitter,
+  downstream: PassThrough,
+  signal: AbortSignal,
+  onStderr: (chunk: Buffer) => void,
+): Promise<RunResult | undefined> {
+  return upstream.header.then(
     (argv) =>
       request.receiver.run(rsyncServerArgs(validateServerArgv(argv, request.expectedDestination)), {
         stdin: upstream,
         stdoutTo: downstream,
-        signal: receiverStop.signal,
-        onStderr: (chunk) => {
-          receiverText = (receiverText + chunk.toString("utf8")).slice(-16 * 1024);
-        },
+        signal,
+        onStderr,
       }),
     (error: unknown) => {
       // No server was asked for (the client failed first): let the sender's stdin end too.
@@ -157,35 +188,36 @@ export async function relayRsync(request: RelayRequest): Promise<RelayResult> {
       return undefined;
     },
   );
-  // Either side failing to run at all stops the other.
-  receiverRun.catch(() => senderStop.abort());
-  senderRun.catch(() => receiverGrace());
+}
 
-  try {
-    const [sent, received] = await Promise.allSettled([senderRun, receiverRun]);
-    if (isAborted(request.signal)) {
-      throw cancelled(request.signal?.reason);
-    }
-    // The receiver's failure first: when it dies, the sender is stopped on purpose and only
-    // reports that it was. Unless the receiver was only stopped because the sender had died
-    // and it did not finish in time: then the sender's failure is the story.
-    if (received.status === "rejected") {
-      throw graceExpired && sent.status === "rejected" ? sent.reason : received.reason;
-    }
-    if (sent.status === "rejected") {
-      throw sent.reason;
-    }
-    const text = `${senderText}\n${receiverText}`;
-    if (sent.value.code !== 0 || received.value === undefined || received.value.code !== 0) {
-      throw transferFailure(sent.value, received.value, text, request);
-    }
-    return { stats: parseStats(senderText) };
-  } finally {
-    clearTimeout(graceTimer);
-    request.signal?.removeEventListener("abort", onAbort);
-    upstream.destroy();
-    downstream.destroy();
+interface RelayEnding {
+  /** Whether the receiver was stopped because it outlived the sender by the grace period. */
+  readonly graceExpired: boolean;
+  readonly senderText: string;
+  readonly receiverText: string;
+}
+
+/** The result of a relay whose two sides have both ended, or the failure that tells its story. */
+function relayOutcome(
+  sent: PromiseSettledResult<RunResult>,
+  received: PromiseSettledResult<RunResult | undefined>,
+  { graceExpired, senderText, receiverText }: RelayEnding,
+  request: RelayRequest,
+): RelayResult {
+  // The receiver's failure first: when it dies, the sender is stopped on purpose and only
+  // reports that it was. Unless the receiver was only stopped because the sender had died
+  // and it did not finish in time: then the sender's failure is the story.
+  if (received.status === "rejected") {
+    throw graceExpired && sent.status === "rejected" ? sent.reason : received.reason;
   }
+  if (sent.status === "rejected") {
+    throw sent.reason;
+  }
+  const text = `${senderText}\n${receiverText}`;
+  if (sent.value.code !== 0 || received.value === undefined || received.value.code !== 0) {
+    throw transferFailure(sent.value, received.value, text, request);
+  }
+  return { stats: parseStats(senderText) };
 }
 
 function transferFailure(

@@ -83,16 +83,7 @@ export function defaultRendererDir(): string {
 export async function serve(api: Api, options: ServeOptions = {}): Promise<Serving> {
   const host = options.host ?? "127.0.0.1";
   const requestedPort = options.port ?? 8484;
-  if (!isLoopbackHost(host)) {
-    const tunnelPort = requestedPort === 0 ? 8484 : requestedPort;
-    throw new SnapkeepError(
-      "INVALID_INPUT",
-      `The UI is served on this computer only (127.0.0.1, ::1 or localhost), not on ${host}: remote access is not supported yet.`,
-      {
-        hint: `To use it from another computer, start it here with --port ${tunnelPort} and no --host, run \`ssh -L ${tunnelPort}:127.0.0.1:${tunnelPort} user@host\` on that computer, and open the printed address there.`,
-      },
-    );
-  }
+  refuseRemoteHost(host, requestedPort);
   // An IPv6 address in a URL or Host header goes in brackets.
   const authority = isIPv6(host) ? `[${host}]` : host;
   const token = options.token ?? randomBytes(24).toString("base64url");
@@ -106,65 +97,15 @@ export async function serve(api: Api, options: ServeOptions = {}): Promise<Servi
   const server: Server = createServer((request, response) => {
     // Whatever a request does wrong, it gets an answer: a rejection here would end the process,
     // and with it the jobs it runs.
-    serveFile(request, response).catch(() => {
+    serveFile(request, response, root, allowedHosts()).catch(() => {
       if (!response.headersSent) {
         response.writeHead(400);
       }
       response.end();
     });
   });
-  const serveFile = async (request: IncomingMessage, response: ServerResponse): Promise<void> => {
-    const headers = {
-      "Content-Security-Policy": CONTENT_SECURITY_POLICY,
-      "X-Content-Type-Options": "nosniff",
-      "Referrer-Policy": "no-referrer",
-      "Cache-Control": "no-store",
-    };
-    if (
-      !allowedHosts().has(request.headers.host ?? "") ||
-      (request.method !== "GET" && request.method !== "HEAD")
-    ) {
-      response.writeHead(request.method === "GET" ? 421 : 405, headers).end();
-      return;
-    }
-    let path: string;
-    try {
-      path = decodeURIComponent(new URL(request.url ?? "/", "http://x").pathname);
-    } catch {
-      response.writeHead(400, headers).end();
-      return;
-    }
-    const file = normalize(join(root, path === "/" ? "index.html" : path));
-    if (!file.startsWith(root.endsWith(sep) ? root : `${root}${sep}`)) {
-      response.writeHead(404, headers).end();
-      return;
-    }
-    try {
-      const body = await readFile(file);
-      response.writeHead(200, {
-        ...headers,
-        "Content-Type": CONTENT_TYPES[extname(file)] ?? "application/octet-stream",
-      });
-      response.end(request.method === "HEAD" ? undefined : body);
-    } catch {
-      response.writeHead(404, headers).end();
-    }
-  };
 
   const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_MESSAGE_BYTES });
-  /** Whether an upgrade request may open the API: right path, token, Host and Origin. */
-  const mayOpenApi = (request: IncomingMessage, url: URL): boolean => {
-    const given = Buffer.from(url.searchParams.get("token") ?? "");
-    const expected = Buffer.from(token);
-    const origin = request.headers.origin ?? "";
-    return (
-      url.pathname === "/api" &&
-      given.length === expected.length &&
-      timingSafeEqual(given, expected) &&
-      allowedHosts().has(request.headers.host ?? "") &&
-      origin === `http://${request.headers.host ?? ""}`
-    );
-  };
   server.on("upgrade", (request: IncomingMessage, socket: Duplex, head: Buffer) => {
     // The HTTP server hands the socket over without its error listener: a client resetting it
     // before it is a WebSocket (ws then adds its own) would otherwise end the process.
@@ -176,45 +117,14 @@ export async function serve(api: Api, options: ServeOptions = {}): Promise<Servi
       refuse(socket, "400 Bad Request");
       return;
     }
-    if (!mayOpenApi(request, url)) {
+    if (!mayOpenApi(request, url, token, allowedHosts())) {
       refuse(socket, "401 Unauthorized");
       return;
     }
-    wss.handleUpgrade(request, socket, head, (ws) => {
-      sockets.add(ws);
-      ws.on("close", () => sockets.delete(ws));
-      // A malformed or oversized frame is an error on this WebSocket only: ws has already sent the
-      // close code that says what was wrong (1002, 1007, 1009) and closes the connection itself.
-      ws.on("error", () => undefined);
-      ws.on("message", (data) => {
-        let parsed: unknown;
-        try {
-          parsed = JSON.parse(data.toString());
-        } catch {
-          parsed = undefined;
-        }
-        void api.handle(parsed).then((answer) => {
-          if (ws.readyState === ws.OPEN) {
-            ws.send(JSON.stringify(answer));
-          }
-        });
-      });
-    });
+    wss.handleUpgrade(request, socket, head, (ws) => answerOnSocket(ws, api, sockets));
   });
 
-  await new Promise<void>((resolve, reject) => {
-    const failed = (error: NodeJS.ErrnoException): void =>
-      reject(listenError(error, authority, requestedPort));
-    server.once("error", failed);
-    server.listen(requestedPort, host, () => {
-      server.off("error", failed);
-      resolve();
-    });
-  });
-  // Once listening, the server's only errors are failed accepts (ENFILE, ENOMEM, ...): they cost
-  // the one connection being accepted, not the others, and the next accept may succeed.
-  server.on("error", () => undefined);
-  port = (server.address() as AddressInfo).port;
+  port = await listen(server, requestedPort, host, authority);
   const unsubscribe = api.onEvent((event: ApiEvent) => {
     const text = JSON.stringify(event);
     for (const ws of sockets) {
@@ -234,6 +144,127 @@ export async function serve(api: Api, options: ServeOptions = {}): Promise<Servi
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
+}
+
+function refuseRemoteHost(host: string, requestedPort: number): void {
+  if (isLoopbackHost(host)) {
+    return;
+  }
+  const tunnelPort = requestedPort === 0 ? 8484 : requestedPort;
+  throw new SnapkeepError(
+    "INVALID_INPUT",
+    `The UI is served on this computer only (127.0.0.1, ::1 or localhost), not on ${host}: remote access is not supported yet.`,
+    {
+      hint: `To use it from another computer, start it here with --port ${tunnelPort} and no --host, run \`ssh -L ${tunnelPort}:127.0.0.1:${tunnelPort} user@host\` on that computer, and open the printed address there.`,
+    },
+  );
+}
+
+/** Answers a plain HTTP request with a file of the built renderer under `root`, or an error status. */
+async function serveFile(
+  request: IncomingMessage,
+  response: ServerResponse,
+  root: string,
+  allowedHosts: ReadonlySet<string>,
+): Promise<void> {
+  const headers = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+  };
+  if (
+    !allowedHosts.has(request.headers.host ?? "") ||
+    (request.method !== "GET" && request.method !== "HEAD")
+  ) {
+    response.writeHead(request.method === "GET" ? 421 : 405, headers).end();
+    return;
+  }
+  let path: string;
+  try {
+    path = decodeURIComponent(new URL(request.url ?? "/", "http://x").pathname);
+  } catch {
+    response.writeHead(400, headers).end();
+    return;
+  }
+  const file = normalize(join(root, path === "/" ? "index.html" : path));
+  if (!file.startsWith(root.endsWith(sep) ? root : `${root}${sep}`)) {
+    response.writeHead(404, headers).end();
+    return;
+  }
+  try {
+    const body = await readFile(file);
+    response.writeHead(200, {
+      ...headers,
+      "Content-Type": CONTENT_TYPES[extname(file)] ?? "application/octet-stream",
+    });
+    response.end(request.method === "HEAD" ? undefined : body);
+  } catch {
+    response.writeHead(404, headers).end();
+  }
+}
+
+/** Whether an upgrade request may open the API: right path, token, Host and Origin. */
+function mayOpenApi(
+  request: IncomingMessage,
+  url: URL,
+  token: string,
+  allowedHosts: ReadonlySet<string>,
+): boolean {
+  const given = Buffer.from(url.searchParams.get("token") ?? "");
+  const expected = Buffer.from(token);
+  const origin = request.headers.origin ?? "";
+  return (
+    url.pathname === "/api" &&
+    given.length === expected.length &&
+    timingSafeEqual(given, expected) &&
+    allowedHosts.has(request.headers.host ?? "") &&
+    origin === `http://${request.headers.host ?? ""}`
+  );
+}
+
+/** Answers each API request that arrives on an opened WebSocket, and forgets the socket on close. */
+function answerOnSocket(ws: WebSocket, api: Api, sockets: Set<WebSocket>): void {
+  sockets.add(ws);
+  ws.on("close", () => sockets.delete(ws));
+  // A malformed or oversized frame is an error on this WebSocket only: ws has already sent the
+  // close code that says what was wrong (1002, 1007, 1009) and closes the connection itself.
+  ws.on("error", () => undefined);
+  ws.on("message", (data) => {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(data.toString());
+    } catch {
+      parsed = undefined;
+    }
+    void api.handle(parsed).then((answer) => {
+      if (ws.readyState === ws.OPEN) {
+        ws.send(JSON.stringify(answer));
+      }
+    });
+  });
+}
+
+/** Starts listening and returns the port (the one the system chose for port 0). */
+async function listen(
+  server: Server,
+  requestedPort: number,
+  host: string,
+  authority: string,
+): Promise<number> {
+  await new Promise<void>((resolve, reject) => {
+    const failed = (error: NodeJS.ErrnoException): void =>
+      reject(listenError(error, authority, requestedPort));
+    server.once("error", failed);
+    server.listen(requestedPort, host, () => {
+      server.off("error", failed);
+      resolve();
+    });
+  });
+  // Once listening, the server's only errors are failed accepts (ENFILE, ENOMEM, ...): they cost
+  // the one connection being accepted, not the others, and the next accept may succeed.
+  server.on("error", () => undefined);
+  return (server.address() as AddressInfo).port;
 }
 
 /** How long a refused client may keep sending before its socket is destroyed. */

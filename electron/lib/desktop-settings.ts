@@ -121,57 +121,13 @@ function serialize(value: Record<string, unknown>): string {
  */
 export function openDesktopSettings(options: DesktopSettingsOptions): DesktopSettingsStore {
   const { folder, core, log } = options;
-  const documentOptions = settingsDocumentOptions(folder);
   const path = resolve(folder, `${FILE_NAME}.json`);
-  const lastGood = `${path}.last-good`;
+  const files: SettingsFiles = { folder, path, lastGood: `${path}.last-good` };
   // What a write cut off by a crash left: electron-store names its temporary files `<file>.tmp-…`.
-  sweepTemporaryFiles(folder, [path, lastGood]);
+  sweepTemporaryFiles(folder, [path, files.lastGood]);
 
-  let opened = openFile(path, () => options.openDocument(documentOptions));
-  let recovered: DesktopSettingsStore["recovered"] = null;
-  if (opened.kind === "corrupt") {
-    recovered = recover({ folder, path, lastGood }, opened.reason, options.now, () => legacySlice(core));
-    opened = openFile(path, () => options.openDocument(documentOptions));
-    if (opened.kind !== "valid") {
-      throw new SnapkeepError("STORE_CORRUPT", `The desktop settings file ${path} could not be repaired.`, {
-        hint: `Move it away and start Snapkeep again; what was in it is kept in ${recovered.movedTo}.`,
-      });
-    }
-  }
-  const { document } = opened;
-
-  const write = (next: DesktopSettings): void => {
-    const content = serialize(next);
-    try {
-      document.store = next;
-    } catch (error) {
-      // atomically removes its temporary file later, asynchronously: a failed write leaves nothing.
-      sweepTemporaryFiles(folder, [path]);
-      throw settingsWriteError(error, folder);
-    }
-    // electron-store's writer (the `atomically` package) makes the temporary file with one write(2)
-    // and does not look at how much it took: on a full disk a short file can be renamed into place
-    // (core/infra/store/files.ts, issue 13). Read it back; the last good copy is only refreshed
-    // from a file that is whole, so the next start can put it back.
-    if (readText(path) !== content) {
-      throw new SnapkeepError(
-        "NO_SPACE",
-        `The desktop settings could not be written in full to ${path} (is the disk that holds it full?), so the change was not saved.`,
-        {
-          hint: `Free some space, then try again; until then Snapkeep goes by the settings it had, kept in ${lastGood}.`,
-          details: { path },
-        },
-      );
-    }
-    try {
-      replaceFiles([{ path: lastGood, content: Buffer.from(content) }], FILE_MODE);
-    } catch (error) {
-      // The change is saved; only the copy lags one change behind, as after a crash between the two.
-      log(
-        `The desktop settings were saved, but their last good copy was not: ${describeError(settingsWriteError(error, folder))}`,
-      );
-    }
-  };
+  const { opened, recovered } = openRepairing(files, options);
+  const write = (next: DesktopSettings): void => writeSettings(opened.document, next, files, log);
 
   let current: DesktopSettings;
   /** Whether settings.json may still hold a `desktop` slice that has to go once this file holds it. */
@@ -220,6 +176,75 @@ export function openDesktopSettings(options: DesktopSettingsOptions): DesktopSet
       return structuredClone(current);
     },
   };
+}
+
+interface SettingsFiles {
+  readonly folder: string;
+  readonly path: string;
+  readonly lastGood: string;
+}
+
+/** Opens the file; an unreadable one is first replaced (see `recover`), which is reported. */
+function openRepairing(
+  files: SettingsFiles,
+  options: DesktopSettingsOptions,
+): { opened: Exclude<Opened, { kind: "corrupt" }>; recovered: DesktopSettingsStore["recovered"] } {
+  const { path } = files;
+  const documentOptions = settingsDocumentOptions(files.folder);
+  const opened = openFile(path, () => options.openDocument(documentOptions));
+  if (opened.kind !== "corrupt") {
+    return { opened, recovered: null };
+  }
+  const recovered = recover(files, opened.reason, options.now, () => legacySlice(options.core));
+  const reopened = openFile(path, () => options.openDocument(documentOptions));
+  if (reopened.kind !== "valid") {
+    throw new SnapkeepError("STORE_CORRUPT", `The desktop settings file ${path} could not be repaired.`, {
+      hint: `Move it away and start Snapkeep again; what was in it is kept in ${recovered.movedTo}.`,
+    });
+  }
+  return { opened: reopened, recovered };
+}
+
+/**
+ * Writes the settings through electron-store, checks that the file holds all of them, and only
+ * then refreshes the last good copy.
+ */
+function writeSettings(
+  document: SettingsDocument,
+  next: DesktopSettings,
+  { folder, path, lastGood }: SettingsFiles,
+  log: (line: string) => void,
+): void {
+  const content = serialize(next);
+  try {
+    document.store = next;
+  } catch (error) {
+    // atomically removes its temporary file later, asynchronously: a failed write leaves nothing.
+    sweepTemporaryFiles(folder, [path]);
+    throw settingsWriteError(error, folder);
+  }
+  // electron-store's writer (the `atomically` package) makes the temporary file with one write(2)
+  // and does not look at how much it took: on a full disk a short file can be renamed into place
+  // (core/infra/store/files.ts, issue 13). Read it back; the last good copy is only refreshed
+  // from a file that is whole, so the next start can put it back.
+  if (readText(path) !== content) {
+    throw new SnapkeepError(
+      "NO_SPACE",
+      `The desktop settings could not be written in full to ${path} (is the disk that holds it full?), so the change was not saved.`,
+      {
+        hint: `Free some space, then try again; until then Snapkeep goes by the settings it had, kept in ${lastGood}.`,
+        details: { path },
+      },
+    );
+  }
+  try {
+    replaceFiles([{ path: lastGood, content: Buffer.from(content) }], FILE_MODE);
+  } catch (error) {
+    // The change is saved; only the copy lags one change behind, as after a crash between the two.
+    log(
+      `The desktop settings were saved, but their last good copy was not: ${describeError(settingsWriteError(error, folder))}`,
+    );
+  }
 }
 
 /**
@@ -312,7 +337,7 @@ function check(path: string, data: unknown): Checked {
  * like a first start. electron-store cannot open the broken file, so the core's writer does this.
  */
 function recover(
-  { folder, path, lastGood }: { folder: string; path: string; lastGood: string },
+  { folder, path, lastGood }: SettingsFiles,
   reason: string,
   now: Date,
   legacy: () => DesktopSettings | undefined,

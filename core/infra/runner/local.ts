@@ -36,8 +36,6 @@ export class LocalRunner implements CommandRunner {
         stdio: ["pipe", "pipe", "pipe"],
         detached: OWN_GROUP,
       });
-      const stdout: Buffer[] = [];
-      const stderr: Buffer[] = [];
       let failure: { readonly error: unknown } | undefined;
 
       const stop = (error: unknown): void => {
@@ -48,47 +46,12 @@ export class LocalRunner implements CommandRunner {
       const running: Running = { stop, closed: new Promise<void>((done) => (markClosed = done)) };
       this.#running.add(running);
       watchFatalSignals(child);
-      const timer =
-        options.timeoutMs === undefined
-          ? undefined
-          : setTimeout(
-              () =>
-                stop(
-                  new SnapkeepError("TIMEOUT", `${command} did not finish within ${options.timeoutMs} ms.`),
-                ),
-              options.timeoutMs,
-            );
+      const timer = stopOnTimeout(command, options.timeoutMs, stop);
       const onAbort = (): void => stop(cancelled(command));
       options.signal?.addEventListener("abort", onAbort, { once: true });
 
-      // A throwing callback must stop this command, not crash the process from a stream event.
-      const deliver = (callback: ((chunk: Buffer) => void) | undefined, chunk: Buffer): void => {
-        try {
-          callback?.(chunk);
-        } catch (error) {
-          stop(error);
-        }
-      };
-      if (options.stdoutTo === undefined) {
-        child.stdout.on("data", (chunk: Buffer) => {
-          stdout.push(chunk);
-          deliver(options.onStdout, chunk);
-        });
-      } else {
-        pipeOut(child.stdout, options.stdoutTo);
-      }
-      child.stderr.on("data", (chunk: Buffer) => {
-        stderr.push(chunk);
-        deliver(options.onStderr, chunk);
-      });
-      // A tool that exits without reading its stdin makes the write fail with EPIPE; the exit
-      // status is what matters, so the write error is not a run error.
-      child.stdin.on("error", () => undefined);
-      if (isStream(options.stdin)) {
-        pipeIn(options.stdin, child.stdin);
-      } else {
-        child.stdin.end(options.stdin);
-      }
+      const output = captureOutput(child, options, stop);
+      feedStdin(child, options.stdin);
 
       const cleanup = (): void => {
         clearTimeout(timer);
@@ -99,16 +62,7 @@ export class LocalRunner implements CommandRunner {
       child.on("error", (error: NodeJS.ErrnoException) => {
         cleanup();
         markClosed();
-        if (error.code === "ENOENT") {
-          reject(
-            new SnapkeepError("TOOL_MISSING", `${command} is not installed on this computer.`, {
-              hint: toolHint(command),
-              details: { tool: command },
-            }),
-          );
-        } else {
-          reject(new SnapkeepError("COMMAND_FAILED", `Could not run ${command}: ${error.message}`));
-        }
+        reject(spawnFailure(command, error));
       });
       child.on("close", (code, signal) => {
         cleanup();
@@ -117,12 +71,7 @@ export class LocalRunner implements CommandRunner {
           reject(failure.error);
           return;
         }
-        resolve({
-          code,
-          signal,
-          stdout: Buffer.concat(stdout).toString("utf8"),
-          stderr: Buffer.concat(stderr).toString("utf8"),
-        });
+        resolve({ code, signal, ...output() });
       });
     });
   }
@@ -156,6 +105,78 @@ function killGroup(child: ChildProcessWithoutNullStreams, signal: NodeJS.Signals
     }
   }
   child.kill(signal);
+}
+
+function stopOnTimeout(
+  command: string,
+  timeoutMs: number | undefined,
+  stop: (error: unknown) => void,
+): NodeJS.Timeout | undefined {
+  return timeoutMs === undefined
+    ? undefined
+    : setTimeout(
+        () => stop(new SnapkeepError("TIMEOUT", `${command} did not finish within ${timeoutMs} ms.`)),
+        timeoutMs,
+      );
+}
+
+/**
+ * Collects stderr, and stdout unless it is piped to `options.stdoutTo`, passing each chunk to the
+ * caller's callbacks as it comes; returns what was collected, as text, for the result.
+ */
+function captureOutput(
+  child: ChildProcessWithoutNullStreams,
+  options: RunOptions,
+  stop: (error: unknown) => void,
+): () => { stdout: string; stderr: string } {
+  const stdout: Buffer[] = [];
+  const stderr: Buffer[] = [];
+  // A throwing callback must stop this command, not crash the process from a stream event.
+  const deliver = (callback: ((chunk: Buffer) => void) | undefined, chunk: Buffer): void => {
+    try {
+      callback?.(chunk);
+    } catch (error) {
+      stop(error);
+    }
+  };
+  if (options.stdoutTo === undefined) {
+    child.stdout.on("data", (chunk: Buffer) => {
+      stdout.push(chunk);
+      deliver(options.onStdout, chunk);
+    });
+  } else {
+    pipeOut(child.stdout, options.stdoutTo);
+  }
+  child.stderr.on("data", (chunk: Buffer) => {
+    stderr.push(chunk);
+    deliver(options.onStderr, chunk);
+  });
+  return () => ({
+    stdout: Buffer.concat(stdout).toString("utf8"),
+    stderr: Buffer.concat(stderr).toString("utf8"),
+  });
+}
+
+function feedStdin(child: ChildProcessWithoutNullStreams, stdin: RunOptions["stdin"]): void {
+  // A tool that exits without reading its stdin makes the write fail with EPIPE; the exit
+  // status is what matters, so the write error is not a run error.
+  child.stdin.on("error", () => undefined);
+  if (isStream(stdin)) {
+    pipeIn(stdin, child.stdin);
+  } else {
+    child.stdin.end(stdin);
+  }
+}
+
+/** Why a command could not be started, as a sentence (with the package to install if missing). */
+function spawnFailure(command: string, error: NodeJS.ErrnoException): SnapkeepError {
+  if (error.code === "ENOENT") {
+    return new SnapkeepError("TOOL_MISSING", `${command} is not installed on this computer.`, {
+      hint: toolHint(command),
+      details: { tool: command },
+    });
+  }
+  return new SnapkeepError("COMMAND_FAILED", `Could not run ${command}: ${error.message}`);
 }
 
 /**

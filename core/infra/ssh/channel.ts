@@ -1,6 +1,7 @@
 /**
  * One command on one SSH exec channel, and the kill path for commands that must stop early.
  */
+import type { Writable } from "node:stream";
 import type { Client, ClientChannel } from "ssh2";
 
 import { SnapkeepError, describeError } from "../../errors.js";
@@ -103,190 +104,248 @@ export function runOnChannel(
   hooks: ChannelHooks,
 ): Promise<RunResult> {
   return new Promise<RunResult>((resolve, reject) => {
-    const stdout: Buffer[] = [];
-    const stderr: Buffer[] = [];
-    let settled = false;
-    let gone = false;
-    let channel: ClientChannel | undefined;
-    let pid: number | undefined;
-    let killRequested = false;
-    let fallback: NodeJS.Timeout | undefined;
-
-    const settle = (outcome: () => void): void => {
-      if (!settled) {
-        settled = true;
-        signal.removeEventListener("abort", onAbort);
-        outcome();
-      }
-    };
-    const channelGone = (): void => {
-      if (!gone) {
-        gone = true;
-        clearTimeout(fallback);
-        hooks.onChannelGone();
-      }
-    };
-    // Closing the channel makes sshd stop reading the command's output, so the pid line must be in
-    // before the close; the kill itself goes over a separate channel.
-    const killIfWanted = (): void => {
-      if (!killRequested || gone || channel === undefined) {
-        return;
-      }
-      if (pid !== undefined) {
-        hooks.kill(pid);
-        pid = undefined;
-        clearTimeout(fallback);
-        channel.close();
-      } else {
-        // No pid yet (or a host that swallowed it): close anyway after a grace period, which at
-        // least ends commands that write output (SIGPIPE).
-        fallback ??= setTimeout(() => channel?.close(), PID_GRACE_MS);
-      }
-    };
-    const stopWith = (reason: unknown): void => {
-      settle(() => reject(reason));
-      killRequested = true;
-      killIfWanted();
-    };
-    function onAbort(): void {
-      stopWith(signal.reason);
-    }
-    signal.addEventListener("abort", onAbort, { once: true });
-    // A throwing output callback would otherwise unwind into ssh2's packet parser, which then
-    // tears down the whole connection and every other command on it.
-    const deliver = (callback: ((chunk: Buffer) => void) | undefined, chunk: Buffer): void => {
-      try {
-        callback?.(chunk);
-      } catch (error) {
-        stopWith(error);
-      }
-    };
-
-    const onChannel = (error: Error | undefined, stream: ClientChannel): void => {
-      if (error !== undefined) {
-        channelGone();
-        // ssh2's words for "the connection closed before the channel opened": nothing ran.
-        if (error.message === "No response from server") {
-          settle(() => reject(new NotConnectedError(error.message)));
-          return;
-        }
-        settle(() =>
-          reject(
-            new SnapkeepError(
-              "COMMAND_FAILED",
-              `${hooks.label} would not start \`${hooks.display}\`: ${error.message}.`,
-              {
-                hint: "The host may allow fewer sessions per connection (sshd MaxSessions) than Snapkeep uses.",
-                cause: error,
-              },
-            ),
-          ),
-        );
-        return;
-      }
-      channel = stream;
-      let exit: { code: number | null | undefined; signal: string | undefined } | undefined;
-      let stderrEnded = false;
-      // Piped stdout may still hold data after 'close': the result waits until it has all gone out.
-      let stdoutEnded = options.stdoutTo === undefined;
-      const maybeDone = (): void => {
-        if (exit === undefined || !stderrEnded || !stdoutEnded) {
-          return;
-        }
-        const { code, signal: exitSignal } = exit;
-        if (code === undefined) {
-          settle(() => reject(connectionLost(hooks.label, hooks.display)));
-          return;
-        }
-        settle(() =>
-          resolve({
-            code,
-            signal: code === null ? (exitSignal ?? null) : null,
-            stdout: Buffer.concat(stdout).toString("utf8"),
-            stderr: Buffer.concat(stderr).toString("utf8"),
-          }),
-        );
-      };
-      const filter = new PidLineFilter(
-        (reported) => {
-          // Never 0 or 1: `kill -- -0` is our own group and `kill -- -1` is every process.
-          if (reported > 1) {
-            pid = reported;
-            killIfWanted();
-          }
-        },
-        (chunk) => {
-          if (!settled) {
-            stderr.push(chunk);
-            deliver(options.onStderr, chunk);
-          }
-        },
-      );
-      if (options.stdoutTo === undefined) {
-        stream.on("data", (chunk: Buffer) => {
-          if (!settled) {
-            stdout.push(chunk);
-            deliver(options.onStdout, chunk);
-          }
-        });
-      } else {
-        const ended = (): void => {
-          stdoutEnded = true;
-          maybeDone();
-        };
-        stream.once("end", ended);
-        // A sink destroyed by its owner takes no more data; waiting for 'end' would hang.
-        options.stdoutTo.once("close", ended);
-        pipeOut(stream, options.stdoutTo);
-      }
-      stream.stderr.on("data", (chunk: Buffer) => filter.push(chunk));
-      stream.stderr.once("end", () => {
-        filter.flush();
-        stderrEnded = true;
-        maybeDone();
-      });
-      const onStreamError = (streamError: Error): void =>
-        stopWith(
-          new SnapkeepError(
-            "COMMAND_FAILED",
-            `\`${hooks.display}\` on ${hooks.label} failed: ${streamError.message}.`,
-            { cause: streamError },
-          ),
-        );
-      stream.on("error", onStreamError);
-      stream.stderr.on("error", onStreamError);
-      stream.once("close", (code?: number | null, exitSignal?: string) => {
-        channelGone();
-        exit = { code, signal: exitSignal };
-        if (!stdoutEnded) {
-          // Piped output still buffered behind a sink that stopped reading (its own consumer died)
-          // would hold the result forever; what has not drained by now is given up.
-          setTimeout(() => {
-            stdoutEnded = true;
-            maybeDone();
-          }, STDOUT_DRAIN_MS).unref();
-        }
-        maybeDone();
-      });
-      if (killRequested) {
-        // Stopped while the channel was opening, but the command has started: the listeners
-        // above wait for its pid so that it can be killed.
-        stream.end();
-        killIfWanted();
-      } else if (isStream(options.stdin)) {
-        pipeIn(options.stdin, stream);
-      } else {
-        stream.end(options.stdin);
-      }
-    };
-
-    try {
-      client.exec(command, onChannel);
-    } catch (error) {
-      channelGone();
-      settle(() => reject(new NotConnectedError(describeError(error))));
-    }
+    new ChannelRun(options, signal, hooks, resolve, reject).start(client, command);
   });
+}
+
+type ExitStatus = { code: number | null | undefined; signal: string | undefined };
+
+/**
+ * The state of one `runOnChannel` call, shared by the signal, the channel's streams and the kill
+ * path: the result settles once, the channel is reported gone once, and a kill waits for the pid.
+ */
+class ChannelRun {
+  private readonly stdout: Buffer[] = [];
+  private readonly stderr: Buffer[] = [];
+  private settled = false;
+  private gone = false;
+  private channel: ClientChannel | undefined;
+  private pid: number | undefined;
+  private killRequested = false;
+  private fallback: NodeJS.Timeout | undefined;
+  private exit: ExitStatus | undefined;
+  private stderrEnded = false;
+  // Piped stdout may still hold data after 'close': the result waits until it has all gone out.
+  private stdoutEnded: boolean;
+
+  constructor(
+    private readonly options: RunOptions,
+    private readonly signal: AbortSignal,
+    private readonly hooks: ChannelHooks,
+    private readonly resolve: (result: RunResult) => void,
+    private readonly reject: (reason: unknown) => void,
+  ) {
+    this.stdoutEnded = options.stdoutTo === undefined;
+  }
+
+  start(client: Client, command: string): void {
+    this.signal.addEventListener("abort", this.onAbort, { once: true });
+    try {
+      client.exec(command, (error, stream) => this.onChannel(error, stream));
+    } catch (error) {
+      this.channelGone();
+      this.settle(() => this.reject(new NotConnectedError(describeError(error))));
+    }
+  }
+
+  private readonly onAbort = (): void => {
+    this.stopWith(this.signal.reason);
+  };
+
+  private settle(outcome: () => void): void {
+    if (!this.settled) {
+      this.settled = true;
+      this.signal.removeEventListener("abort", this.onAbort);
+      outcome();
+    }
+  }
+
+  private channelGone(): void {
+    if (!this.gone) {
+      this.gone = true;
+      clearTimeout(this.fallback);
+      this.hooks.onChannelGone();
+    }
+  }
+
+  // Closing the channel makes sshd stop reading the command's output, so the pid line must be in
+  // before the close; the kill itself goes over a separate channel.
+  private killIfWanted(): void {
+    const channel = this.channel;
+    if (!this.killRequested || this.gone || channel === undefined) {
+      return;
+    }
+    if (this.pid !== undefined) {
+      this.hooks.kill(this.pid);
+      this.pid = undefined;
+      clearTimeout(this.fallback);
+      channel.close();
+    } else {
+      // No pid yet (or a host that swallowed it): close anyway after a grace period, which at
+      // least ends commands that write output (SIGPIPE).
+      this.fallback ??= setTimeout(() => channel.close(), PID_GRACE_MS);
+    }
+  }
+
+  private stopWith(reason: unknown): void {
+    this.settle(() => this.reject(reason));
+    this.killRequested = true;
+    this.killIfWanted();
+  }
+
+  // A throwing output callback would otherwise unwind into ssh2's packet parser, which then
+  // tears down the whole connection and every other command on it.
+  private deliver(callback: ((chunk: Buffer) => void) | undefined, chunk: Buffer): void {
+    try {
+      callback?.(chunk);
+    } catch (error) {
+      this.stopWith(error);
+    }
+  }
+
+  private onChannel(error: Error | undefined, stream: ClientChannel): void {
+    if (error !== undefined) {
+      this.refuseUnopened(error);
+      return;
+    }
+    this.channel = stream;
+    const filter = new PidLineFilter(
+      (reported) => this.onPid(reported),
+      (chunk) => this.keepStderr(chunk),
+    );
+    const sink = this.options.stdoutTo;
+    if (sink === undefined) {
+      stream.on("data", (chunk: Buffer) => this.keepStdout(chunk));
+    } else {
+      this.pipeStdout(stream, sink);
+    }
+    this.watchStderr(stream, filter);
+    this.watchErrors(stream);
+    stream.once("close", (code?: number | null, exitSignal?: string) => this.onClose(code, exitSignal));
+    this.sendInput(stream);
+  }
+
+  private refuseUnopened(error: Error): void {
+    this.channelGone();
+    // ssh2's words for "the connection closed before the channel opened": nothing ran.
+    if (error.message === "No response from server") {
+      this.settle(() => this.reject(new NotConnectedError(error.message)));
+      return;
+    }
+    this.settle(() =>
+      this.reject(
+        new SnapkeepError(
+          "COMMAND_FAILED",
+          `${this.hooks.label} would not start \`${this.hooks.display}\`: ${error.message}.`,
+          {
+            hint: "The host may allow fewer sessions per connection (sshd MaxSessions) than Snapkeep uses.",
+            cause: error,
+          },
+        ),
+      ),
+    );
+  }
+
+  private onPid(reported: number): void {
+    // Never 0 or 1: `kill -- -0` is our own group and `kill -- -1` is every process.
+    if (reported > 1) {
+      this.pid = reported;
+      this.killIfWanted();
+    }
+  }
+
+  private keepStdout(chunk: Buffer): void {
+    if (!this.settled) {
+      this.stdout.push(chunk);
+      this.deliver(this.options.onStdout, chunk);
+    }
+  }
+
+  private keepStderr(chunk: Buffer): void {
+    if (!this.settled) {
+      this.stderr.push(chunk);
+      this.deliver(this.options.onStderr, chunk);
+    }
+  }
+
+  private pipeStdout(stream: ClientChannel, sink: Writable): void {
+    const ended = (): void => {
+      this.stdoutEnded = true;
+      this.maybeDone();
+    };
+    stream.once("end", ended);
+    // A sink destroyed by its owner takes no more data; waiting for 'end' would hang.
+    sink.once("close", ended);
+    pipeOut(stream, sink);
+  }
+
+  private watchStderr(stream: ClientChannel, filter: PidLineFilter): void {
+    stream.stderr.on("data", (chunk: Buffer) => filter.push(chunk));
+    stream.stderr.once("end", () => {
+      filter.flush();
+      this.stderrEnded = true;
+      this.maybeDone();
+    });
+  }
+
+  private watchErrors(stream: ClientChannel): void {
+    const onStreamError = (streamError: Error): void =>
+      this.stopWith(
+        new SnapkeepError(
+          "COMMAND_FAILED",
+          `\`${this.hooks.display}\` on ${this.hooks.label} failed: ${streamError.message}.`,
+          { cause: streamError },
+        ),
+      );
+    stream.on("error", onStreamError);
+    stream.stderr.on("error", onStreamError);
+  }
+
+  private onClose(code: number | null | undefined, exitSignal: string | undefined): void {
+    this.channelGone();
+    this.exit = { code, signal: exitSignal };
+    if (!this.stdoutEnded) {
+      // Piped output still buffered behind a sink that stopped reading (its own consumer died)
+      // would hold the result forever; what has not drained by now is given up.
+      setTimeout(() => {
+        this.stdoutEnded = true;
+        this.maybeDone();
+      }, STDOUT_DRAIN_MS).unref();
+    }
+    this.maybeDone();
+  }
+
+  private sendInput(stream: ClientChannel): void {
+    if (this.killRequested) {
+      // Stopped while the channel was opening, but the command has started: the listeners
+      // above wait for its pid so that it can be killed.
+      stream.end();
+      this.killIfWanted();
+    } else if (isStream(this.options.stdin)) {
+      pipeIn(this.options.stdin, stream);
+    } else {
+      stream.end(this.options.stdin);
+    }
+  }
+
+  private maybeDone(): void {
+    if (this.exit === undefined || !this.stderrEnded || !this.stdoutEnded) {
+      return;
+    }
+    const { code, signal: exitSignal } = this.exit;
+    if (code === undefined) {
+      this.settle(() => this.reject(connectionLost(this.hooks.label, this.hooks.display)));
+      return;
+    }
+    this.settle(() =>
+      this.resolve({
+        code,
+        signal: code === null ? (exitSignal ?? null) : null,
+        stdout: Buffer.concat(this.stdout).toString("utf8"),
+        stderr: Buffer.concat(this.stderr).toString("utf8"),
+      }),
+    );
+  }
 }
 
 /**

@@ -37,6 +37,15 @@ export default tseslint.config(
     rules: { "@typescript-eslint/no-require-imports": "off" },
   },
   {
+    // bin/ is CommonJS (bin/package.json): the installed command starts sooner than as an ES module.
+    files: ["bin/**/*.js"],
+    languageOptions: {
+      sourceType: "commonjs",
+      globals: { require: "readonly", module: "writable", __dirname: "readonly" },
+    },
+    rules: { "@typescript-eslint/no-require-imports": "off" },
+  },
+  {
     files: ["core/**/*.ts"],
     rules: { "no-restricted-imports": ["error", coreUiRule] },
   },

@@ -2,14 +2,11 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { Command } from "commander";
 import { MAX_SNAPSHOTS_KEPT } from "../domain/limits.js";
 import { SnapkeepError, quoteInput } from "../errors.js";
-import { Journal, type JobSummary } from "../infra/journal.js";
-import { schedulerOwner } from "../infra/scheduler-lock.js";
-import { openScheduler } from "../app/schedules/owned.js";
+import type { JobSummary } from "../infra/journal.js";
 import { parseDuration } from "../domain/schedule/pause.js";
 import type { RetentionPolicy } from "../domain/retention/gfs.js";
 import type { SchedulerEvent } from "../app/schedules/scheduler.js";
 import { describeWhen, nextSlots, parseWeekday, type When } from "../domain/schedule/spec.js";
-import { wallClockTimers } from "../infra/timers.js";
 import type { Schedule } from "../domain/settings.js";
 import { displayName, formatTime, table } from "./format.js";
 import type { CliContext, CliIo } from "./main.js";
@@ -211,8 +208,13 @@ export function registerScheduleCommands(
     .description("recent jobs, newest last, from the job journal")
     .option("--limit <n>", "how many", numberOption("--limit", { min: 1, max: 1000 }), 20)
     .option("--json", "machine-readable output")
-    .action((opts: { limit: number; json?: boolean }) => {
+    .action(async (opts: { limit: number; json?: boolean }) => {
       const { home } = context();
+      // Loaded here only, as the scheduler below: no other command reads the journal or the lock.
+      const [{ Journal }, { schedulerOwner }] = await Promise.all([
+        import("../infra/journal.js"),
+        import("../infra/scheduler-lock.js"),
+      ]);
       const live = schedulerOwner(home) !== null;
       const jobs = new Journal(home)
         .jobs()
@@ -246,6 +248,10 @@ export function registerScheduleCommands(
     .description("run the schedules in the foreground (one scheduler per state directory)")
     .action(async () => {
       const { home, schedules } = context();
+      const [{ openScheduler }, { wallClockTimers }] = await Promise.all([
+        import("../app/schedules/owned.js"),
+        import("../infra/timers.js"),
+      ]);
       const owned = openScheduler({
         home,
         app: "snapkeep daemon",

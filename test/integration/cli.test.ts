@@ -33,8 +33,8 @@ describe("snapkeep CLI", () => {
   };
 
   beforeAll(async () => {
-    // The bin runs the compiled CLI, as after `npm install`.
-    execFileSync("npx", ["tsc", "-b", "tsconfig.build.json"], { cwd: repo, stdio: "inherit" });
+    // The bin runs the bundled CLI, as after `npm install`.
+    execFileSync("npm", ["run", "--silent", "build:cli"], { cwd: repo, stdio: "inherit" });
     home = mkdtempSync(join(tmpdir(), "snapkeep-cli-"));
     sshd = await startSshd();
     await vms.create({

@@ -49,7 +49,7 @@ describe("snapkeep daemon", () => {
       : new Promise((resolve) => child.once("exit", (code) => resolve(code)));
 
   beforeAll(() => {
-    execFileSync("npx", ["tsc", "-b", "tsconfig.build.json"], { cwd: repo, stdio: "inherit" });
+    execFileSync("npm", ["run", "--silent", "build:cli"], { cwd: repo, stdio: "inherit" });
   });
 
   afterAll(async () => {

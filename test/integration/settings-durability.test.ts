@@ -224,8 +224,8 @@ describe("settings on a full disk", () => {
       cannotMount = `cannot mount a tmpfs here (${String((error as { stderr?: unknown }).stderr ?? error).trim()}); the durability test needs root and mount permission`;
       return;
     }
-    // The bin runs the compiled CLI, as after `npm install`.
-    execFileSync("npx", ["tsc", "-b", "tsconfig.build.json"], { cwd: repo, stdio: "inherit" });
+    // The bin runs the bundled CLI, as after `npm install`.
+    execFileSync("npm", ["run", "--silent", "build:cli"], { cwd: repo, stdio: "inherit" });
     sshd = await startSshd();
     sshSpec = `${sshd.user}@${sshd.host}:${sshd.port}`;
     await vms.create({

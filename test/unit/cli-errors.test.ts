@@ -211,8 +211,8 @@ describe("snapkeep on bad input", () => {
 
 describe("the snapkeep process on bad input", () => {
   beforeAll(() => {
-    // The bin runs the compiled CLI, as after `npm install`.
-    execFileSync("npx", ["tsc", "-b", "tsconfig.build.json"], { cwd: repo, stdio: "inherit" });
+    // The bin runs the bundled CLI, as after `npm install`.
+    execFileSync("npm", ["run", "--silent", "build:cli"], { cwd: repo, stdio: "inherit" });
   }, 120_000);
 
   it.concurrent.each(

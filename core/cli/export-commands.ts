@@ -19,6 +19,7 @@ const KEPT = { min: 1, max: MAX_EXPORTS_KEPT };
 const keepOption = numberOption("--keep", KEPT);
 
 /** `target ...`, `export`, `exports ...` and `import`: copies off the host and back. */
+// eslint-disable-next-line max-lines-per-function -- a table: one short declaration per command.
 export function registerExportCommands(
   program: Command,
   io: CliIo,

@@ -148,6 +148,7 @@ function handlers(
     retention: p.retention,
     ...optional("disks", p.disks),
     ...optional("note", p.note),
+    ...optional("copy", p.copy),
   });
   const restoreRequest = (p: Params<"exports.restore">) => ({
     target: p.target,

@@ -19,7 +19,13 @@
 import { z } from "zod";
 
 import type { ErrorCode, HintAction } from "../errors.js";
-import { MAX_BWLIMIT_KIB, MAX_EXPORTS_KEPT, MAX_SAFETY_KEPT, MAX_WAIT_SECONDS } from "../domain/limits.js";
+import {
+  MAX_BWLIMIT_KIB,
+  MAX_EXPORTS_KEPT,
+  MAX_RUNS_PER_COPY,
+  MAX_SAFETY_KEPT,
+  MAX_WAIT_SECONDS,
+} from "../domain/limits.js";
 import { NAME_PATTERN, NO_CONTROL_CHARACTERS, UUID_PATTERN } from "../domain/names.js";
 import { isEmptyPolicy, type RetentionResult } from "../domain/retention/gfs.js";
 import type { RetentionForecast } from "../domain/retention/forecast.js";
@@ -102,6 +108,21 @@ const scheduleDraft = z.object({
   ),
   disks: disks.optional(),
   note: note.optional(),
+  /** Absent: the schedule's snapshots stay on the host. The core checks the counts and the target. */
+  copy: z
+    .object({
+      target: z.string().min(1).max(63).describe("target name"),
+      cadence: z
+        .discriminatedUnion("every", [
+          z.object({ every: z.literal("runs"), n: z.number().int().min(1).max(MAX_RUNS_PER_COPY) }),
+          z.object({ every: z.literal("day") }),
+          z.object({ every: z.literal("week") }),
+        ])
+        .optional(),
+      retention: retentionSchema,
+      holdLocalUntilCopied: z.boolean().optional(),
+    })
+    .optional(),
 });
 const scheduleId = z
   .string()

@@ -4,6 +4,7 @@ import type { SshEnvironment } from "../infra/runner/factory.js";
 import { openSettingsStore } from "../infra/store/store.js";
 import { Exports } from "./exports/exports.js";
 import { Library } from "./library/library.js";
+import { ScheduleCopies } from "./schedules/copies.js";
 import { Schedules } from "./schedules/schedules.js";
 import { Targets } from "./targets.js";
 import { openVmModules, type VmModules } from "./vm-modules.js";
@@ -48,7 +49,7 @@ export function openCoreContext(options: CoreContextOptions): CoreContext {
     ...modules,
     home,
     targets,
-    schedules: new Schedules(modules, now),
+    schedules: new Schedules(modules, now, new ScheduleCopies({ store, exports, targets, now })),
     exports,
     library: new Library(modules, now),
     async dispose() {

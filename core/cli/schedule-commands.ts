@@ -12,10 +12,11 @@ import { displayName, formatTime, table } from "./format.js";
 import type { CliContext, CliIo } from "./main.js";
 import { diskList, numberOption, parseNumber } from "./options.js";
 import { splitVmRef } from "./refs.js";
+import { describeCopy, parseCopy, withCopyOptions, type CopyOptions } from "./schedule-copy-options.js";
 
 type Print = (value: unknown, json: boolean | undefined, human: () => string) => void;
 
-interface AddOptions {
+interface AddOptions extends CopyOptions {
   every?: string;
   at?: string;
   weekday?: string;
@@ -41,9 +42,10 @@ export function registerScheduleCommands(
   print: Print,
 ): void {
   const schedule = program.command("schedule").description("automatic snapshots with retention");
-  schedule
-    .command("add <host/vm>")
-    .description("snapshot a VM on a schedule and keep the latest N (plus optional daily/weekly/monthly)")
+  withCopyOptions(schedule.command("add <host/vm>"), false)
+    .description(
+      "snapshot a VM on a schedule and keep the latest N (plus optional daily/weekly/monthly); --copy-to sends the snapshots off the host",
+    )
     .option("--every <period>", "daily, weekly or monthly")
     .option("--at <HH:MM>", "local time of day")
     .option("--weekday <day>", "for weekly: monday ... sunday")
@@ -65,14 +67,59 @@ export function registerScheduleCommands(
         retention: parseRetention(opts),
         ...(opts.disk === undefined ? {} : { disks: opts.disk }),
         ...(opts.note === undefined ? {} : { note: opts.note }),
+        copy: parseCopy(opts),
       });
       const next = nextSlots(added.when, new Date(), 1)[0];
       print(
         added,
         opts.json,
         () =>
-          `Added schedule ${added.id}: ${displayName(added.vmName)} ${describeWhen(added.when)}, ${describeRetention(added.retention)}.\n` +
+          `Added schedule ${added.id}: ${displayName(added.vmName)} ${describeWhen(added.when)}, ${describeRetention(added.retention)}${added.copy === undefined ? "" : `; copies ${describeCopy(added.copy)}`}.\n` +
           `Next run: ${next === undefined ? "-" : formatTime(next.toISOString())}. It runs while a scheduler runs: snapkeep daemon (or the desktop app).\n`,
+      );
+    });
+  withCopyOptions(schedule.command("edit <id>"), true)
+    .description("change a schedule: only what is given changes (time, retention, disks, note, copy)")
+    .option("--every <period>", "daily, weekly or monthly (with --at)")
+    .option("--at <HH:MM>", "local time of day")
+    .option("--weekday <day>", "for weekly: monday ... sunday")
+    .option("--day <n>", "for monthly: 1-31")
+    .option("--cron <expr>", "a five-field cron expression")
+    .option("--keep <n>", "keep the latest N snapshots this schedule made (replaces the retention)")
+    .option("--daily <n>", "with --keep: also keep the newest of each of the last N days")
+    .option("--weekly <n>", "with --keep: also keep the newest of each of the last N ISO weeks")
+    .option("--monthly <n>", "with --keep: also keep the newest of each of the last N months")
+    .option("--disk <targets>", "comma-separated disk targets", diskList)
+    .option("--note <text>", "a note shown in listings (empty to remove it)")
+    .option("--json", "machine-readable output")
+    .action(async (id: string, opts: AddOptions) => {
+      const { schedules } = context();
+      const current = schedules.get(id);
+      const timeGiven = [opts.every, opts.at, opts.cron, opts.weekday, opts.day].some((o) => o !== undefined);
+      const updated = await schedules.update(id, {
+        host: current.host,
+        vm: current.vmUuid,
+        when: timeGiven ? parseWhen(opts) : current.when,
+        retention: [opts.keep, opts.daily, opts.weekly, opts.monthly].some((o) => o !== undefined)
+          ? parseRetention(opts)
+          : current.retention,
+        ...(opts.disk === undefined
+          ? current.disks === undefined
+            ? {}
+            : { disks: current.disks }
+          : { disks: opts.disk }),
+        ...(opts.note === undefined
+          ? current.note === undefined
+            ? {}
+            : { note: current.note }
+          : { note: opts.note }),
+        copy: parseCopy(opts, current.copy),
+      });
+      print(
+        updated,
+        opts.json,
+        () =>
+          `Schedule ${updated.id}: ${displayName(updated.vmName)} ${describeWhen(updated.when)}, ${describeRetention(updated.retention)}; ${updated.copy === undefined ? "no copies off the host" : `copies ${describeCopy(updated.copy)}`}.\n`,
       );
     });
   schedule
@@ -101,7 +148,7 @@ export function registerScheduleCommands(
           list.length === 0
             ? "No schedules. Add one with: snapkeep schedule add HOST/VM --every daily --at 02:00 --keep 7\n"
             : table(
-                ["ID", "VM", "WHEN", "DISKS", "KEEP", "STATUS", "LAST RUN", "NEXT RUN"],
+                ["ID", "VM", "WHEN", "DISKS", "KEEP", "COPY", "STATUS", "LAST RUN", "NEXT RUN"],
                 list.map((s) => {
                   const state = states[s.id];
                   const next = nextSlots(s.when, now, 1)[0];
@@ -111,6 +158,7 @@ export function registerScheduleCommands(
                     describeWhen(s.when),
                     s.disks?.join(",") ?? "all",
                     describeRetention(s.retention),
+                    describeCopy(s.copy),
                     !s.enabled
                       ? "paused"
                       : state?.lastResult === "failed"
@@ -323,6 +371,10 @@ function describeEvent(event: SchedulerEvent): string {
       return `job ${event.job} cancelled: ${vm}`;
     case "prune-failed":
       return `job ${event.job}: PRUNE FAILED for ${vm}: ${event.message}`;
+    case "copy-failed":
+      return `job ${event.job}: COPY to ${event.target} FAILED for ${vm}: ${event.message} (the next runs try again; snapshots owed a copy are kept)`;
+    case "copy-recovered":
+      return `job ${event.job}: copies of ${vm} land on ${event.target} again`;
     case "overdue":
       return `OVERDUE: ${vm} has missed its run of ${event.since}`;
     case "recovered":

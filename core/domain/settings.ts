@@ -2,6 +2,7 @@ import { z } from "zod";
 import { validateLibvirtUri } from "./selection.js";
 import { retentionSchema, whenSchema } from "./schedule/spec.js";
 import { definitionSummarySchema } from "./definition-summary.js";
+import { MAX_RUNS_PER_COPY } from "./limits.js";
 
 /**
  * The settings file, in one schema: it types the settings and validates every write and everything
@@ -83,6 +84,25 @@ export const consistencySchema = z.object({
   post: hookSchema.optional(),
 });
 
+/** A run's snapshot, as a schedule's copy history remembers it (copy/due.ts, SnapshotRef). */
+const snapshotRefSchema = z.object({ tag: z.string().max(512), createdAt: z.string() });
+
+/**
+ * A schedule's off-host copy (copy/policy.ts): to which target, which runs, what the target keeps
+ * of this schedule's copies, and whether local snapshots owed a copy are held until it lands. The
+ * file is checked as the CLI checks it (validateCopyPolicy) when a schedule is added or edited.
+ */
+export const copyPolicySchema = z.object({
+  target: hostName,
+  cadence: z.discriminatedUnion("every", [
+    z.object({ every: z.literal("runs"), n: z.number().int().min(1).max(MAX_RUNS_PER_COPY) }),
+    z.object({ every: z.literal("day") }),
+    z.object({ every: z.literal("week") }),
+  ]),
+  retention: retentionSchema,
+  holdLocalUntilCopied: z.boolean(),
+});
+
 export const scheduleSchema = z.object({
   id: z.string().regex(/^[a-z0-9]{8}$/),
   host: hostName,
@@ -98,6 +118,8 @@ export const scheduleSchema = z.object({
   enabled: z.boolean(),
   note: z.string().max(2000).optional(),
   createdAt: z.string(),
+  /** Absent: the schedule's snapshots stay on the host only. */
+  copy: copyPolicySchema.optional(),
 });
 
 /** What the scheduler remembers between runs; written by the scheduler only. */
@@ -109,6 +131,31 @@ export const scheduleStateSchema = z.object({
   lastError: z.string().optional(),
   failures: z.number().int().min(0),
   nextRetryAt: z.string().optional(),
+});
+
+/**
+ * What a schedule remembers about its copies (copy/due.ts, CopyHistory) and how the last one went.
+ * Kept apart from scheduleState, which the scheduler rewrites after each run: the copy step writes
+ * this, so neither writer can undo the other's record.
+ */
+export const copyStateSchema = z.object({
+  lastChosen: snapshotRefSchema.nullable(),
+  runsSinceChosen: z.number().int().min(0),
+  newestLanded: snapshotRefSchema.nullable(),
+  owedSince: snapshotRefSchema.nullable(),
+  /** The last copy attempt: when, and how it failed (null when it landed). */
+  lastAttempt: z
+    .object({
+      at: z.string(),
+      exportId: z.string().max(128).nullable(),
+      failure: z
+        .object({
+          kind: z.enum(["target-offline", "copy-failed", "verify-failed"]),
+          detail: z.string().max(4000).nullable(),
+        })
+        .nullable(),
+    })
+    .nullable(),
 });
 
 const absolutePath = z
@@ -198,6 +245,7 @@ export const settingsSchema = z.object({
   // Added after the first files were written: absent in those, so they default to empty.
   schedules: z.array(scheduleSchema).default([]),
   scheduleState: z.record(z.string(), scheduleStateSchema).default({}),
+  copyState: z.record(z.string(), copyStateSchema).default({}),
   vmSettings: z.record(z.string(), vmSettingsSchema).default({}),
   targets: z.array(targetSchema).default([]),
   /** Safety snapshots (taken before each revert) kept per VM; older ones are deleted. */
@@ -215,6 +263,7 @@ export const settingsSchema = z.object({
 export type Settings = z.infer<typeof settingsSchema>;
 export type Schedule = z.infer<typeof scheduleSchema>;
 export type ScheduleState = z.infer<typeof scheduleStateSchema>;
+export type ScheduleCopyState = z.infer<typeof copyStateSchema>;
 export type Hook = z.infer<typeof hookSchema>;
 export type Consistency = z.infer<typeof consistencySchema>;
 export type Annotation = z.infer<typeof annotationSchema>;
@@ -232,6 +281,7 @@ export function emptySettings(): Settings {
     annotations: {},
     schedules: [],
     scheduleState: {},
+    copyState: {},
     vmSettings: {},
     targets: [],
     safetyKeep: 5,

@@ -49,6 +49,18 @@ const endSchema = z.object({
   /** Snapshots the prune removed, by name. */
   pruned: z.array(z.string()).optional(),
   pruneError: z.string().optional(),
+  /** The run's off-host copy, when the schedule copies and this run sent one (or tried). */
+  copy: z
+    .object({
+      target: z.string(),
+      exportId: z.string().nullable(),
+      bytesSent: z.number().min(0),
+      prunedCopies: z.array(z.string()),
+      error: z.string().nullable(),
+    })
+    .optional(),
+  /** Snapshots the retention would have removed, kept because their copy has not landed. */
+  held: z.array(z.string()).optional(),
 });
 const recordSchema = z.discriminatedUnion("event", [startSchema, progressSchema, endSchema]);
 
@@ -72,6 +84,8 @@ export interface JobSummary {
   readonly message: string | null;
   readonly pruned: readonly string[];
   readonly pruneError: string | null;
+  readonly copy: JobEnd["copy"] | null;
+  readonly held: readonly string[];
 }
 
 const FILE = "jobs.jsonl";
@@ -129,6 +143,8 @@ export class Journal {
           message: null,
           pruned: [],
           pruneError: null,
+          copy: null,
+          held: [],
         });
         continue;
       }
@@ -147,6 +163,8 @@ export class Journal {
               message: record.message ?? null,
               pruned: record.pruned ?? [],
               pruneError: record.pruneError ?? null,
+              copy: record.copy ?? null,
+              held: record.held ?? [],
             },
       );
     }

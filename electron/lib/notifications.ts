@@ -84,6 +84,18 @@ export function factFromSchedulerEvent(event: SchedulerEvent): Fact | null {
           body: `Its scheduled snapshot of ${new Date(event.since).toLocaleString()} has not been made.`,
         },
       };
+    case "copy-failed":
+      return {
+        type: "notice",
+        notice: {
+          kind: "jobFailed",
+          subject: `copy:${event.schedule.id}`,
+          title: `Copy of ${event.schedule.vmName} to ${event.target} failed`,
+          body: `${event.message} The next runs try again; snapshots owed a copy stay on the host.`,
+        },
+      };
+    case "copy-recovered":
+      return { type: "cleared", kinds: ["jobFailed"], subject: `copy:${event.schedule.id}` };
     case "interrupted":
       return {
         type: "notice",

@@ -81,6 +81,8 @@ describe("NotificationPolicy", () => {
       message: null,
       pruned: [],
       pruneError: null,
+      copy: null,
+      held: [],
     };
     expect(
       factFromSchedulerEvent({ type: "interrupted", job, cleanup: "the half-made snapshot was removed" }),

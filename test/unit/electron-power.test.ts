@@ -55,7 +55,15 @@ function dailyWork(): ScheduleWork & { runs: string[] } {
     },
     run: async (_schedule, tag) => {
       runs.push(tag);
-      return { snapshot: { name: tag } as Snapshot, pruned: [], pruneError: null, warnings: [], log: [] };
+      return {
+        snapshot: { name: tag } as Snapshot,
+        pruned: [],
+        held: [],
+        pruneError: null,
+        copy: null,
+        warnings: [],
+        log: [],
+      };
     },
     cleanUpInterrupted: async () => "nothing to clean",
   };

@@ -123,6 +123,8 @@ class FakeWork implements ScheduleWork {
         snapshot: { name: tag } as Snapshot,
         pruned: ["old"],
         pruneError: null,
+        held: [],
+        copy: null,
         warnings: [],
         log: [],
       };

@@ -39,6 +39,7 @@ describe("settings store", () => {
       annotations: {},
       schedules: [],
       scheduleState: {},
+      copyState: {},
       vmSettings: {},
       targets: [],
       safetyKeep: 5,

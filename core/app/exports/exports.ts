@@ -22,6 +22,13 @@ import { SnapkeepError, describeError, isSnapkeepError, quoteInput } from "../..
 import { planExportDisks } from "../../domain/plans/export-plan.js";
 import { resolveSnapshot } from "../../domain/selection.js";
 import { keepNewest } from "../../domain/retention/newest.js";
+import type { RetentionPolicy } from "../../domain/retention/gfs.js";
+import {
+  applyTargetRetention,
+  type CopyOwner,
+  type KeptCopy,
+  type TargetCopy,
+} from "../../domain/copy/target-retention.js";
 import type { VmModules } from "../vm-modules.js";
 import type { Targets } from "../targets.js";
 import type { Target } from "../../domain/settings.js";
@@ -68,6 +75,11 @@ export interface ExportRequest {
   readonly bwlimitKiB?: number | undefined;
   /** Overrides the target's keep setting for this run. */
   readonly keep?: number | undefined;
+  /**
+   * A schedule's copy: the manifest names the schedule, and the target's keep setting (which
+   * counts exports made by hand) does not prune after it; the schedule prunes its own copies.
+   */
+  readonly scheduleId?: string | undefined;
   readonly signal?: AbortSignal | undefined;
   readonly onProgress?: ((progress: ExportProgress) => void) | undefined;
 }
@@ -161,7 +173,7 @@ export class Exports {
     const manifest = exportManifest(prepared, landed.disks);
     const folder = await finishExport(prepared, landed.disks, manifest);
     // The staged images are not needed any more; older exports beyond `keep` go at the same time.
-    const keep = request.keep ?? target.keep;
+    const keep = request.scheduleId === undefined ? (request.keep ?? target.keep) : undefined;
     const [, pruned] = await Promise.all([
       prepared.direct ? undefined : prepared.source.removeTree(prepared.staging).catch(() => undefined),
       keep === undefined
@@ -299,6 +311,7 @@ export class Exports {
    * Keeps the newest `keep` verified exports per VM and removes older ones. The newest verified
    * export of a VM is never removed, whatever `keep` says, and neither is anything that is not
    * verified (a partial one may be resumed; a corrupt one is evidence the person should see).
+   * Only exports made by hand count: a schedule's copies are kept by the schedule (pruneCopies).
    */
   async prune(
     targetName: string,
@@ -313,7 +326,10 @@ export class Exports {
       );
     }
     const entries = (await this.#scan(target)).filter(
-      (e) => e.state === "verified" && (options.vmUuid === undefined || e.vmUuid === options.vmUuid),
+      (e) =>
+        e.state === "verified" &&
+        e.manifest?.scheduleId === undefined &&
+        (options.vmUuid === undefined || e.vmUuid === options.vmUuid),
     );
     const byVm = new Map<string, ExportEntry[]>();
     for (const entry of entries) {
@@ -342,10 +358,65 @@ export class Exports {
     return { removed: removed.map((e) => e.folder), kept, dryRun: options.dryRun };
   }
 
+  /** The exports on a target as a schedule's copy rules see them (domain/copy/target-retention.ts). */
+  async copiesOn(targetName: string): Promise<TargetCopy[]> {
+    const entries = await this.#scan(this.#deps.targets.get(targetName));
+    return entries.map(targetCopyOf);
+  }
+
+  /**
+   * A schedule's retention on a target: removes the owner's verified copies its policy does not
+   * keep, never its newest verified one, nor anything else on the target (applyTargetRetention).
+   */
+  async pruneCopies(
+    targetName: string,
+    owner: CopyOwner,
+    policy: RetentionPolicy,
+    options: { dryRun: boolean },
+  ): Promise<{ removed: readonly string[]; kept: readonly KeptCopy[]; dryRun: boolean }> {
+    const target = this.#deps.targets.get(targetName);
+    const entries = await this.#scan(target);
+    const decided = applyTargetRetention(entries.map(targetCopyOf), policy, owner, this.#deps.now());
+    const byId = new Map(entries.map((e) => [e.id, e]));
+    const removed: string[] = [];
+    if (!options.dryRun) {
+      const fs = this.#deps.targets.fsOf(target);
+      // Oldest first: an interruption leaves the newest copies.
+      for (const copy of decided.remove) {
+        const entry = byId.get(copy.id);
+        if (entry !== undefined) {
+          await removeExportFolder(
+            fs,
+            target.path,
+            entry.vmFolder,
+            entry.folder.slice(entry.vmFolder.length + 1),
+          );
+          this.#deps.annotations.forgetExports([`${target.name}/${entry.id}`]);
+          removed.push(entry.folder);
+        }
+      }
+    } else {
+      removed.push(...decided.remove.map((c) => byId.get(c.id)?.folder ?? c.id));
+    }
+    return { removed, kept: decided.keep, dryRun: options.dryRun };
+  }
+
   // ---- internals ---------------------------------------------------------------------------------
 
   /** Every export on the target; with `create`, that folder is made first (an export starts). */
   async #scan(target: Target, create?: string): Promise<ExportEntry[]> {
     return scanExports(this.#deps.targets.fsOf(target), target, () => this.#sealKey(), create);
   }
+}
+
+function targetCopyOf(entry: ExportEntry): TargetCopy {
+  const snapshot = entry.manifest?.source.snapshot;
+  return {
+    id: entry.id,
+    state: entry.state,
+    vmUuid: entry.manifest?.source.vm.uuid ?? entry.job?.vmUuid ?? null,
+    scheduleId: entry.manifest?.scheduleId ?? null,
+    snapshotTag: snapshot?.tag ?? entry.job?.snapshotTag ?? null,
+    snapshotCreatedAt: snapshot?.createdAt ?? null,
+  };
 }

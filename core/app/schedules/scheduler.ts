@@ -10,10 +10,10 @@ import {
   stateAfterFailure,
   stateAfterSuccess,
 } from "../../domain/schedule/due.js";
-import type { Journal, JobSummary } from "../../infra/journal.js";
+import type { Journal, JobEnd, JobSummary } from "../../infra/journal.js";
 import { activePause } from "../../domain/schedule/pause.js";
 import type { ScheduledRunResult } from "./schedules.js";
-import { scheduledTag } from "./schedules.js";
+import { scheduledTag, snapshotWasMade } from "./schedules.js";
 import { nextSlots } from "../../domain/schedule/spec.js";
 
 /** What the scheduler needs from the rest of Snapkeep; the Schedules class provides it in production. */
@@ -54,6 +54,20 @@ export type SchedulerEvent =
       readonly job: string;
       readonly schedule: Schedule;
       readonly message: string;
+    }
+  | {
+      /** Once per outage: a target that stays offline is one alert, until a copy lands again. */
+      readonly type: "copy-failed";
+      readonly job: string;
+      readonly schedule: Schedule;
+      readonly target: string;
+      readonly message: string;
+    }
+  | {
+      readonly type: "copy-recovered";
+      readonly job: string;
+      readonly schedule: Schedule;
+      readonly target: string;
     }
   | { readonly type: "job-cancelled"; readonly job: string; readonly schedule: Schedule }
   | { readonly type: "overdue"; readonly schedule: Schedule; readonly since: string }
@@ -112,7 +126,7 @@ export class Scheduler {
       const cleanup = await this.#o.work
         .cleanUpInterrupted(job)
         .catch((error: unknown) => `cleanup failed: ${describeError(error)}`);
-      if (job.step === "snapshot-made") {
+      if (snapshotWasMade(job)) {
         // Its snapshot is complete: the slot is served, only the prune is missing.
         this.#guard("recording the interrupted job's slot", () =>
           this.#o.work.recordState(
@@ -271,14 +285,7 @@ export class Scheduler {
       );
       const now = this.#o.now();
       this.#o.work.recordState(schedule.id, stateAfterSuccess(this.#o.work.states()[schedule.id], slot, now));
-      this.#o.journal.end({
-        job: id,
-        at: now.toISOString(),
-        status: "succeeded",
-        message: [`Snapshot ${result.snapshot.name} made.`, ...result.warnings, ...result.log].join(" "),
-        pruned: [...result.pruned],
-        ...(result.pruneError === null ? {} : { pruneError: result.pruneError }),
-      });
+      this.#o.journal.end(succeededRecord(id, now, result));
       this.#emit({
         type: "job-succeeded",
         job: id,
@@ -289,6 +296,7 @@ export class Scheduler {
       if (result.pruneError !== null) {
         this.#emit({ type: "prune-failed", job: id, schedule, message: result.pruneError });
       }
+      this.#reportCopy(id, schedule, result);
       if (this.#raised.delete(`failed:${schedule.id}`) || previous?.lastResult === "failed") {
         this.#emit({ type: "recovered", schedule });
       }
@@ -317,6 +325,24 @@ export class Scheduler {
         this.#raised.add(`failed:${schedule.id}`);
         this.#emit({ type: "job-failed", job: id, schedule, message });
       }
+    }
+  }
+
+  /** One alert when copies to a target start failing, one when a copy lands again. */
+  #reportCopy(job: string, schedule: Schedule, result: ScheduledRunResult): void {
+    const copy = result.copy;
+    if (copy === null || !copy.attempted) {
+      return;
+    }
+    const key = `copy:${schedule.id}`;
+    if (copy.failure !== null) {
+      if (!this.#raised.has(key)) {
+        this.#raised.add(key);
+        const message = copy.failure.detail ?? copy.failure.kind;
+        this.#emit({ type: "copy-failed", job, schedule, target: copy.target, message });
+      }
+    } else if (this.#raised.delete(key)) {
+      this.#emit({ type: "copy-recovered", job, schedule, target: copy.target });
     }
   }
 
@@ -363,4 +389,56 @@ export class Scheduler {
   #emit(event: SchedulerEvent): void {
     this.#o.onEvent?.(event);
   }
+}
+
+/** The journal's words for a run's copy and what copy before prune held. */
+function copySentence(result: ScheduledRunResult): string[] {
+  const copy = result.copy;
+  const held =
+    result.held.length === 0
+      ? []
+      : [`Kept ${result.held.length} snapshot${result.held.length === 1 ? "" : "s"} until their copy lands.`];
+  if (copy === null) {
+    return held;
+  }
+  if (!copy.attempted) {
+    return [`No copy this run (${copy.reason}).`, ...held];
+  }
+  if (copy.exportId !== null) {
+    const pruned =
+      copy.prunedCopies.length === 0 ? "" : ` Removed older copies: ${copy.prunedCopies.join(", ")}.`;
+    const after = copy.failure === null ? "" : ` ${copy.failure.detail ?? ""}`;
+    return [`Copied to ${copy.target} as ${copy.exportId}.${pruned}${after}`, ...held];
+  }
+  return [`The copy to ${copy.target} failed: ${copy.failure?.detail ?? "unknown error"}`, ...held];
+}
+
+/** The journal's end record of a run that made its snapshot: what it pruned, held and copied. */
+function succeededRecord(job: string, now: Date, result: ScheduledRunResult): Omit<JobEnd, "event"> {
+  const copy = result.copy;
+  return {
+    job,
+    at: now.toISOString(),
+    status: "succeeded",
+    message: [
+      `Snapshot ${result.snapshot.name} made.`,
+      ...copySentence(result),
+      ...result.warnings,
+      ...result.log,
+    ].join(" "),
+    pruned: [...result.pruned],
+    ...(result.held.length === 0 ? {} : { held: [...result.held] }),
+    ...(result.pruneError === null ? {} : { pruneError: result.pruneError }),
+    ...(copy?.attempted === true
+      ? {
+          copy: {
+            target: copy.target,
+            exportId: copy.exportId,
+            bytesSent: copy.bytesSent,
+            prunedCopies: [...copy.prunedCopies],
+            error: copy.failure?.detail ?? null,
+          },
+        }
+      : {}),
+  };
 }

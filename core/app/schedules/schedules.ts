@@ -17,6 +17,9 @@ import {
 } from "../../domain/retention/gfs.js";
 import { describeWhen, nextSlots, validateWhen, type When } from "../../domain/schedule/spec.js";
 import { forecastRetention, type RetentionForecast } from "../../domain/retention/forecast.js";
+import type { CopyPolicy, CopyPolicyDraft } from "../../domain/copy/policy.js";
+import { forecastSchedule, type CopyForecast } from "../../domain/copy/forecast.js";
+import type { CopyRunResult, ScheduleCopies } from "./copies.js";
 
 export interface AddScheduleRequest {
   readonly host: string;
@@ -25,6 +28,8 @@ export interface AddScheduleRequest {
   readonly retention: RetentionPolicy;
   readonly disks?: readonly string[];
   readonly note?: string;
+  /** Copy each run's snapshot (or every Nth, or a day's or week's first) off the host. */
+  readonly copy?: CopyPolicyDraft | undefined;
 }
 
 /** The schedule editor's live preview: nothing is saved. */
@@ -34,6 +39,8 @@ export interface DraftPreview {
   /** With the id of a schedule being edited: what its new retention would remove today. */
   readonly retention: RetentionResult | null;
   readonly forecast: RetentionForecast;
+  /** With a copy: what stays on the target after a year, and whether the host holds owed copies. */
+  readonly copyForecast: CopyForecast | null;
 }
 
 export interface SchedulePreview {
@@ -47,7 +54,11 @@ export interface SchedulePreview {
 export interface ScheduledRunResult {
   readonly snapshot: Snapshot;
   readonly pruned: readonly string[];
+  /** What the retention would have removed, kept until its copy lands (copy before prune). */
+  readonly held: readonly string[];
   readonly pruneError: string | null;
+  /** The off-host copy step; null for a schedule that does not copy. */
+  readonly copy: CopyRunResult | null;
   readonly warnings: readonly string[];
   /** What the hooks printed (see withConsistency). */
   readonly log: readonly string[];
@@ -61,11 +72,14 @@ export class Schedules {
   readonly #deps: VmModules;
   readonly #store: SettingsStore;
   readonly #now: () => Date;
+  readonly #copies: ScheduleCopies | undefined;
 
-  constructor(modules: VmModules, now: () => Date) {
+  /** Without `copies` (tests of the snapshot side alone), a schedule that copies cannot run. */
+  constructor(modules: VmModules, now: () => Date, copies?: ScheduleCopies) {
     this.#deps = modules;
     this.#store = modules.store;
     this.#now = now;
+    this.#copies = copies;
   }
 
   list(): Schedule[] {
@@ -90,6 +104,7 @@ export class Schedules {
   async add(request: AddScheduleRequest): Promise<Schedule> {
     const when = validateWhen(request.when);
     validateRetention(request.retention);
+    const copy = this.#validateCopy(request);
     const vm = await this.#deps.vms.get(request.host, request.vm);
     if (request.disks !== undefined) {
       chooseSnapshotDisks(vm, request.disks);
@@ -105,6 +120,7 @@ export class Schedules {
       enabled: true,
       ...(request.note === undefined ? {} : { note: request.note }),
       createdAt: this.#now().toISOString(),
+      ...(copy === null ? {} : { copy }),
     };
     this.#store.update((s) => ({ ...s, schedules: [...s.schedules, schedule] }));
     return schedule;
@@ -115,6 +131,7 @@ export class Schedules {
     const current = this.get(id);
     const when = validateWhen(request.when);
     validateRetention(request.retention);
+    const copy = this.#validateCopy(request);
     const vm = await this.#deps.vms.get(current.host, current.vmUuid);
     if (request.disks !== undefined) {
       chooseSnapshotDisks(vm, request.disks);
@@ -130,8 +147,13 @@ export class Schedules {
       retention: request.retention,
       ...(request.disks === undefined ? {} : { disks: [...new Set(request.disks)] }),
       ...(request.note === undefined || request.note === "" ? {} : { note: request.note }),
+      ...(copy === null ? {} : { copy }),
     };
     this.#store.update((s) => ({ ...s, schedules: s.schedules.map((x) => (x.id === id ? updated : x)) }));
+    if (current.copy?.target !== copy?.target) {
+      // What is owed and what landed was about the old target: the new one starts from nothing.
+      this.#copies?.forget(id);
+    }
     return updated;
   }
 
@@ -142,6 +164,7 @@ export class Schedules {
   async previewDraft(request: AddScheduleRequest, editing?: string, count = 5): Promise<DraftPreview> {
     const when = validateWhen(request.when);
     validateRetention(request.retention);
+    const copy = this.#validateCopy(request);
     const now = this.#now();
     let retention: RetentionResult | null = null;
     if (editing !== undefined) {
@@ -154,12 +177,14 @@ export class Schedules {
       nextRuns: nextSlots(when, now, count).map((d) => d.toISOString()),
       retention,
       forecast: forecastRetention(when, request.retention, now),
+      copyForecast: copy === null ? null : forecastSchedule(when, request.retention, copy, now).target,
     };
   }
 
   /** Forgets a schedule. Its snapshots stay on the host (they are tagged; prune them by hand if wanted). */
   remove(id: string): Schedule {
     const schedule = this.get(id);
+    this.#copies?.forget(id);
     this.#store.update((s) => ({
       ...s,
       schedules: s.schedules.filter((x) => x.id !== id),
@@ -267,27 +292,66 @@ export class Schedules {
       });
     onStep(SNAPSHOT_MADE);
     throwIfCancelled(signal, `after its snapshot ${snapshot.name}, which is kept; the prune was skipped`);
-    let pruned: string[] = [];
+    // The copy goes before the prune: what it sends (or fails to) decides what the prune holds.
+    const copy = hasCopy(schedule)
+      ? await this.#copiesFor(schedule).afterSnapshot(schedule, snapshot, signal, onStep)
+      : null;
+    throwIfCancelled(signal, `after its snapshot ${snapshot.name}, which is kept; the prune was skipped`);
+    let pruned: PruneOutcome = { removed: [], held: [] };
     let pruneError: string | null = null;
     try {
       pruned = await this.prune(schedule);
     } catch (error) {
       pruneError = describeError(error);
     }
-    return { snapshot, pruned, pruneError, warnings, log };
+    return { snapshot, pruned: pruned.removed, held: pruned.held, pruneError, copy, warnings, log };
   }
 
-  /** Removes what the schedule's retention says to remove; returns the removed snapshots' names. */
-  async prune(schedule: Schedule): Promise<string[]> {
+  /**
+   * Removes what the schedule's retention says to remove, except, for a schedule that copies, the
+   * snapshots still owed a copy (copy before prune); returns the names removed and held.
+   */
+  async prune(schedule: Schedule): Promise<PruneOutcome> {
     const vm = await this.#deps.vms.get(schedule.host, schedule.vmUuid);
-    const { remove } = applyRetention(vm.snapshots, schedule.retention, schedule.id, this.#now());
+    const { remove: wouldRemove } = applyRetention(
+      vm.snapshots,
+      schedule.retention,
+      schedule.id,
+      this.#now(),
+    );
+    const { remove, held } = hasCopy(schedule)
+      ? this.#copiesFor(schedule).hold(schedule, wouldRemove)
+      : { remove: wouldRemove, held: [] };
     await this.#deps.snapshots.removeScheduled(
       schedule.host,
       schedule.vmUuid,
       remove.map((s) => s.tag),
       schedule.id,
     );
-    return remove.map((s) => s.name);
+    return { removed: remove.map((s) => s.name), held: held.map((h) => h.snapshot.name) };
+  }
+
+  #validateCopy(request: AddScheduleRequest): CopyPolicy | null {
+    if (request.copy === undefined) {
+      return null;
+    }
+    if (this.#copies === undefined) {
+      throw new SnapkeepError(
+        "INVALID_INPUT",
+        "This Snapkeep was started without exports: a schedule cannot copy.",
+      );
+    }
+    return this.#copies.validate(request.copy);
+  }
+
+  #copiesFor(schedule: Schedule): ScheduleCopies {
+    if (this.#copies === undefined) {
+      throw new SnapkeepError(
+        "INVALID_INPUT",
+        `Schedule ${schedule.id} copies to ${schedule.copy?.target ?? "?"}, and this Snapkeep was started without exports.`,
+      );
+    }
+    return this.#copies;
   }
 
   /**
@@ -297,7 +361,10 @@ export class Schedules {
    * next prune removes it.
    */
   async cleanUpInterrupted(job: JobSummary): Promise<string> {
-    if (job.step === SNAPSHOT_MADE) {
+    if (job.step === "copy") {
+      return "its snapshot was complete and is kept; its copy was cut off and the next run sends it again, resuming what reached the target";
+    }
+    if (snapshotWasMade(job)) {
       return "its snapshot was complete and is kept; the prune runs after the next snapshot";
     }
     // It may have died between freeze and thaw.
@@ -339,6 +406,24 @@ export class Schedules {
 
 /** The journal step after which a scheduled snapshot is complete and good. */
 const SNAPSHOT_MADE = "snapshot-made";
+
+/** Steps that come after the snapshot: a job cut off in one of them has a complete snapshot. */
+const AFTER_SNAPSHOT: ReadonlySet<string> = new Set([SNAPSHOT_MADE, "copy", "copy-landed"]);
+
+/** Whether an interrupted job had made its snapshot: then its slot is served and the snapshot kept. */
+export function snapshotWasMade(job: Pick<JobSummary, "step">): boolean {
+  return job.step !== null && AFTER_SNAPSHOT.has(job.step);
+}
+
+export interface PruneOutcome {
+  readonly removed: readonly string[];
+  readonly held: readonly string[];
+}
+
+/** A schedule that copies off the host, with its copy policy typed as the copy rules take it. */
+export function hasCopy(schedule: Schedule): schedule is Schedule & { readonly copy: CopyPolicy } {
+  return schedule.copy !== undefined;
+}
 
 /** The tag a scheduled run will use, decided before it starts so the journal can name it. */
 export function scheduledTag(schedule: Schedule, slot: Date): string {

@@ -106,6 +106,14 @@ export const manifestSchema = z
       )
       .min(1),
     tools: z.record(z.string(), z.string()),
+    /**
+     * The schedule whose copy this is; absent in an export made by hand. A schedule prunes only its
+     * own verified copies, and a verified copy's manifest is covered by this Snapkeep's seal.
+     */
+    scheduleId: z
+      .string()
+      .regex(/^[a-z0-9]{8}$/)
+      .optional(),
   })
   .refine((m) => m.definition.name === "domain.xml", { message: "the definition must be domain.xml" });
 

@@ -65,6 +65,7 @@ export function exportManifest(ex: PreparedExport, disks: readonly StagedDisk[])
       "qemu-img": sourceState.qemuImg,
       ...(ex.direct || sourceState.rsync === null ? {} : { rsync: sourceState.rsync }),
     },
+    ...(ex.request.scheduleId === undefined ? {} : { scheduleId: ex.request.scheduleId }),
   };
 }
 

@@ -1,0 +1,189 @@
+/**
+ * A schedule's off-host copies: after a run's snapshot, send it (or the copy still owed) to the
+ * schedule's target with the export engine, then keep the target to the schedule's own retention;
+ * before the local prune, hold back the snapshots still owed a copy. The decisions are the pure
+ * ones of domain/copy/; this module only reads and writes what they need.
+ *
+ * What a schedule remembers about its copies (settings `copyState`) is written before a copy
+ * starts: a crash in the middle of a copy leaves the snapshot owed, and the next run sends it again
+ * (the export engine resumes the partial export it left on the target).
+ */
+import { describeError, isSnapkeepError, type SnapkeepError } from "../../errors.js";
+import {
+  copyDue,
+  historyAfterLanded,
+  historyAfterRun,
+  NO_COPIES_YET,
+  owedCopy,
+  type CopyHistory,
+  type SnapshotRef,
+} from "../../domain/copy/due.js";
+import { holdUntilCopied, type HoldResult } from "../../domain/copy/hold.js";
+import { validateCopyPolicy, type CopyPolicy, type CopyPolicyDraft } from "../../domain/copy/policy.js";
+import type { CopyFailure } from "../../domain/copy/rpo.js";
+import type { Schedule, ScheduleCopyState } from "../../domain/settings.js";
+import type { Snapshot } from "../../domain/types.js";
+import type { SettingsStore } from "../../infra/store/store.js";
+import type { Exports } from "../exports/exports.js";
+import type { Targets } from "../targets.js";
+
+/** What a run's copy step did, for the job's journal entry and the scheduler's alerts. */
+export interface CopyRunResult {
+  /** Whether a copy was sent (or tried) in this run. */
+  readonly attempted: boolean;
+  /** Why it was sent or not, in words. */
+  readonly reason: string;
+  readonly target: string;
+  /** The export's id on the target, when the copy landed. */
+  readonly exportId: string | null;
+  readonly bytesSent: number;
+  /** This schedule's older copies removed from the target after the copy landed. */
+  readonly prunedCopies: readonly string[];
+  /** Null when the copy landed or none was due; else how it failed. */
+  readonly failure: CopyFailure | null;
+}
+
+export class ScheduleCopies {
+  readonly #store: SettingsStore;
+  readonly #exports: Exports;
+  readonly #targets: Targets;
+  readonly #now: () => Date;
+
+  constructor(deps: { store: SettingsStore; exports: Exports; targets: Targets; now: () => Date }) {
+    this.#store = deps.store;
+    this.#exports = deps.exports;
+    this.#targets = deps.targets;
+    this.#now = deps.now;
+  }
+
+  /** A copy policy as typed, checked, with its defaults, for a target that exists. */
+  validate(draft: CopyPolicyDraft): CopyPolicy {
+    const policy = validateCopyPolicy(draft);
+    this.#targets.get(policy.target); // NOT_FOUND, with the hint to list the targets
+    return policy;
+  }
+
+  history(scheduleId: string): CopyHistory {
+    return this.#store.read().copyState[scheduleId] ?? NO_COPIES_YET;
+  }
+
+  /** The copy-state record of every schedule, for the RPO and the listings. */
+  states(): Record<string, ScheduleCopyState> {
+    return this.#store.read().copyState;
+  }
+
+  /**
+   * The copy step of a run that made `snapshot`: decides with copyDue, records the decision, sends
+   * the owed snapshot when one is due, then prunes the schedule's copies on the target.
+   */
+  async afterSnapshot(
+    schedule: Schedule & { readonly copy: CopyPolicy },
+    snapshot: Snapshot,
+    signal: AbortSignal,
+    onStep: (step: string) => void,
+  ): Promise<CopyRunResult> {
+    const policy = schedule.copy;
+    const thisRun: SnapshotRef = { tag: snapshot.tag, createdAt: snapshot.createdAt };
+    const decision = copyDue(policy, this.history(schedule.id), thisRun, this.#now());
+    this.#record(schedule.id, (state) => ({ ...state, ...historyAfterRun(state, thisRun, decision) }));
+    const none = { target: policy.target, exportId: null, bytesSent: 0, prunedCopies: [], failure: null };
+    if (!decision.copy) {
+      return { attempted: false, reason: decision.reason, ...none };
+    }
+    const send = owedCopy(this.history(schedule.id)) ?? thisRun;
+    onStep("copy");
+    try {
+      const result = await this.#exports.export({
+        host: schedule.host,
+        vm: schedule.vmUuid,
+        snapshot: send.tag,
+        target: policy.target,
+        scheduleId: schedule.id,
+        ...(schedule.disks === undefined ? {} : { disks: schedule.disks }),
+        signal,
+      });
+      this.#record(schedule.id, (state) => ({
+        ...state,
+        ...historyAfterLanded(state, [send]),
+        lastAttempt: { at: this.#now().toISOString(), exportId: result.id, failure: null },
+      }));
+      onStep("copy-landed");
+      const pruned = await this.#exports
+        .pruneCopies(policy.target, { id: schedule.id, vmUuid: schedule.vmUuid }, policy.retention, {
+          dryRun: false,
+        })
+        .then((r) => ({ removed: r.removed, error: null }))
+        .catch((error: unknown) => ({ removed: [] as readonly string[], error: describeError(error) }));
+      return {
+        attempted: true,
+        reason: decision.reason,
+        target: policy.target,
+        exportId: result.id,
+        bytesSent: result.bytesSent,
+        prunedCopies: pruned.removed,
+        failure:
+          pruned.error === null
+            ? null
+            : {
+                kind: "copy-failed",
+                detail: `the copy landed, but pruning older copies failed: ${pruned.error}`,
+              },
+      };
+    } catch (error) {
+      if (isSnapkeepError(error, "CANCELLED")) {
+        throw error;
+      }
+      const failure = failureOf(error);
+      this.#record(schedule.id, (state) => ({
+        ...state,
+        lastAttempt: { at: this.#now().toISOString(), exportId: null, failure },
+      }));
+      return { attempted: true, reason: decision.reason, ...none, failure };
+    }
+  }
+
+  /** Copy before prune: of what the local retention would remove, what is still owed a copy stays. */
+  hold(schedule: Schedule & { readonly copy: CopyPolicy }, wouldRemove: readonly Snapshot[]): HoldResult {
+    return holdUntilCopied(schedule.copy, wouldRemove, this.history(schedule.id));
+  }
+
+  /** Forgets a removed schedule's copy record (its copies stay on the target). */
+  forget(scheduleId: string): void {
+    this.#store.update((s) => ({
+      ...s,
+      copyState: Object.fromEntries(Object.entries(s.copyState).filter(([id]) => id !== scheduleId)),
+    }));
+  }
+
+  #record(scheduleId: string, change: (state: ScheduleCopyState) => ScheduleCopyState): void {
+    this.#store.update((s) => {
+      if (!s.schedules.some((x) => x.id === scheduleId)) {
+        return s; // removed meanwhile: nothing to remember
+      }
+      const current = s.copyState[scheduleId] ?? { ...NO_COPIES_YET, lastAttempt: null };
+      return { ...s, copyState: { ...s.copyState, [scheduleId]: change(current) } };
+    });
+  }
+}
+
+/**
+ * How a copy failed, for the off-host RPO's reason: a target that cannot be reached is offline
+ * (the copy is retried by the next run, no alert per run); a verification that found a bad file is
+ * a verify failure; the rest (full, unwritable, a transfer that broke) is a failed copy.
+ */
+export function failureOf(error: unknown): CopyFailure {
+  const detail = describeError(error);
+  const code = (error as Partial<SnapkeepError>).code;
+  switch (code) {
+    case "HOST_UNREACHABLE":
+    case "TIMEOUT":
+    case "AUTH_FAILED":
+    case "HOST_KEY_UNKNOWN":
+    case "HOST_KEY_CHANGED":
+      return { kind: "target-offline", detail };
+    case "VERIFY_FAILED":
+      return { kind: "verify-failed", detail };
+    default:
+      return { kind: "copy-failed", detail };
+  }
+}

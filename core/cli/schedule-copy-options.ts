@@ -1,0 +1,134 @@
+import type { Command } from "commander";
+import { SnapkeepError, quoteInput } from "../errors.js";
+import { MAX_COPIES_KEPT, MAX_RUNS_PER_COPY } from "../domain/limits.js";
+import { describeCadence, type CopyCadence, type CopyPolicyDraft } from "../domain/copy/policy.js";
+import type { RetentionPolicy } from "../domain/retention/gfs.js";
+import type { Schedule } from "../domain/settings.js";
+import { parseNumber } from "./options.js";
+
+/** The `--copy-*` options of `schedule add` and `schedule edit`, as commander hands them over. */
+export interface CopyOptions {
+  copyTo?: string;
+  copyEvery?: string;
+  copyKeep?: string;
+  copyDaily?: string;
+  copyWeekly?: string;
+  copyMonthly?: string;
+  /** False with --no-copy-hold. */
+  copyHold?: boolean;
+  /** False with --no-copy (edit only). */
+  copy?: boolean;
+}
+
+const COPIES = { min: 1, max: MAX_COPIES_KEPT };
+
+export function withCopyOptions(command: Command, edit: boolean): Command {
+  command
+    .option("--copy-to <target>", "after the snapshot, copy it off the host to this export target")
+    .option(
+      "--copy-every <n|day|week>",
+      "copy every Nth run, or the first run of each day or week (default: every run)",
+    )
+    .option("--copy-keep <n>", "the target keeps the latest N copies this schedule made")
+    .option("--copy-daily <n>", "the target also keeps the newest copy of each of the last N days")
+    .option("--copy-weekly <n>", "the target also keeps the newest copy of each of the last N ISO weeks")
+    .option("--copy-monthly <n>", "the target also keeps the newest copy of each of the last N months")
+    .option("--no-copy-hold", "prune local snapshots by the retention even when their copy has not landed");
+  if (edit) {
+    command.option("--no-copy", "stop copying off the host (copies already made stay on the target)");
+  }
+  return command;
+}
+
+/** True when any --copy-* option was given, so an edit changes the copy. */
+function mentionsCopy(opts: CopyOptions): boolean {
+  return (
+    opts.copyTo !== undefined ||
+    opts.copyEvery !== undefined ||
+    opts.copyKeep !== undefined ||
+    opts.copyDaily !== undefined ||
+    opts.copyWeekly !== undefined ||
+    opts.copyMonthly !== undefined ||
+    opts.copyHold === false
+  );
+}
+
+/**
+ * The copy a command asks for: undefined for none (add) or unchanged (edit, from `current`), a
+ * draft otherwise. An edit changes only what it names: `--copy-keep 5` keeps the target.
+ */
+export function parseCopy(opts: CopyOptions, current?: Schedule["copy"]): CopyPolicyDraft | undefined {
+  if (opts.copy === false) {
+    if (mentionsCopy(opts)) {
+      throw new SnapkeepError(
+        "INVALID_INPUT",
+        "--no-copy stops copying: give it without the --copy-* options.",
+      );
+    }
+    return undefined;
+  }
+  if (!mentionsCopy(opts)) {
+    return current;
+  }
+  const target = opts.copyTo ?? current?.target;
+  if (target === undefined) {
+    throw new SnapkeepError(
+      "INVALID_INPUT",
+      "Say where the copies go: --copy-to TARGET (see snapkeep target list).",
+    );
+  }
+  const retention = parseCopyRetention(opts) ?? current?.retention;
+  if (retention === undefined) {
+    throw new SnapkeepError(
+      "INVALID_INPUT",
+      `Say how many copies ${target} keeps: --copy-keep N (and --copy-daily/--copy-weekly/--copy-monthly N if you like).`,
+    );
+  }
+  const cadence = opts.copyEvery === undefined ? current?.cadence : parseCadence(opts.copyEvery);
+  return {
+    target,
+    retention,
+    ...(cadence === undefined ? {} : { cadence }),
+    holdLocalUntilCopied: opts.copyHold === false ? false : (current?.holdLocalUntilCopied ?? true),
+  };
+}
+
+function parseCopyRetention(opts: CopyOptions): RetentionPolicy | undefined {
+  const counts = {
+    keepLast: opts.copyKeep === undefined ? undefined : parseNumber(opts.copyKeep, "--copy-keep", COPIES),
+    daily: opts.copyDaily === undefined ? undefined : parseNumber(opts.copyDaily, "--copy-daily", COPIES),
+    weekly: opts.copyWeekly === undefined ? undefined : parseNumber(opts.copyWeekly, "--copy-weekly", COPIES),
+    monthly:
+      opts.copyMonthly === undefined ? undefined : parseNumber(opts.copyMonthly, "--copy-monthly", COPIES),
+  };
+  const given = Object.entries(counts).filter(([, v]) => v !== undefined);
+  return given.length === 0 ? undefined : (Object.fromEntries(given) as RetentionPolicy);
+}
+
+function parseCadence(typed: string): CopyCadence {
+  if (typed === "day" || typed === "week") {
+    return { every: typed };
+  }
+  if (!/^\d+$/.test(typed)) {
+    throw new SnapkeepError(
+      "INVALID_INPUT",
+      `--copy-every takes a number of runs, day or week, not ${quoteInput(typed)}.`,
+    );
+  }
+  return { every: "runs", n: parseNumber(typed, "--copy-every", { min: 1, max: MAX_RUNS_PER_COPY }) };
+}
+
+/** For listings: "to nas, every run, keep 7" or "-". */
+export function describeCopy(copy: Schedule["copy"]): string {
+  if (copy === undefined) {
+    return "-";
+  }
+  const r = copy.retention;
+  const counts = [
+    r.keepLast === undefined ? null : `keep ${r.keepLast}`,
+    r.daily === undefined ? null : `${r.daily} daily`,
+    r.weekly === undefined ? null : `${r.weekly} weekly`,
+    r.monthly === undefined ? null : `${r.monthly} monthly`,
+  ].filter((p): p is string => p !== null);
+  return `to ${copy.target}, ${describeCadence(copy.cadence)}, ${counts.join(", ")}`;
+}

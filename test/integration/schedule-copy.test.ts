@@ -1,0 +1,183 @@
+/**
+ * A schedule that copies off the host, against real things: a libvirt VM, qemu-img, a folder
+ * target, the export engine. Runs are driven one by one (Schedules.run with the tag of each slot,
+ * as the scheduler calls it), so the test decides when the target goes away and comes back.
+ */
+import { execFileSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+
+import { Exports } from "../../core/app/exports/exports.js";
+import { ScheduleCopies } from "../../core/app/schedules/copies.js";
+import { Schedules, scheduledTag, type ScheduledRunResult } from "../../core/app/schedules/schedules.js";
+import { Targets } from "../../core/app/targets.js";
+import type { Schedule } from "../../core/domain/settings.js";
+import { manifestSchema } from "../../core/drivers/bundle/bundle.js";
+import { openSealKey } from "../../core/infra/seal-key.js";
+import { makeApp } from "../support/app.js";
+import { TestVms, uniqueSuffix } from "../support/libvirt.js";
+
+describe("schedules that copy off the host", () => {
+  const vms = new TestVms();
+  const suffix = uniqueSuffix();
+  const vmName = `sk-copy-${suffix}`;
+  let ctx: ReturnType<typeof makeApp>;
+  let targets: Targets;
+  let exports: Exports;
+  let schedules: Schedules;
+  let work = "";
+  let folder = "";
+  let mounted = false;
+  let schedule: Schedule;
+  let vmUuid = "";
+  let slot = Date.parse("2026-12-01T00:00:00Z");
+
+  beforeAll(async () => {
+    ctx = makeApp();
+    work = mkdtempSync(join(tmpdir(), "snapkeep-copy-"));
+    folder = join(work, "nas");
+    mkdirSync(folder);
+    targets = new Targets({ store: ctx.store, ssh: ctx.ssh });
+    const now = (): Date => new Date();
+    exports = new Exports({
+      ...ctx.app,
+      targets,
+      now,
+      sealKey: () => openSealKey(ctx.home),
+      stagingRoot: join(work, "staging"),
+    });
+    schedules = new Schedules(ctx.app, now, new ScheduleCopies({ store: ctx.store, exports, targets, now }));
+    ctx.app.hosts.addLocal("local");
+    const vm = await vms.create({ name: vmName, running: false, disks: [{ target: "vda", sizeMiB: 16 }] });
+    vmUuid = vm.uuid;
+    await targets.add({ name: "nas", dir: folder });
+  }, 120_000);
+
+  afterAll(async () => {
+    if (mounted) {
+      execFileSync("umount", [folder]);
+    }
+    await targets?.dispose();
+    await ctx?.dispose();
+    await vms.dispose();
+    rmSync(work, { recursive: true, force: true });
+  });
+
+  /** One scheduled run, as the scheduler makes it for the next slot. */
+  async function runOnce(): Promise<ScheduledRunResult> {
+    slot += 3600_000;
+    return schedules.run(schedule, scheduledTag(schedule, new Date(slot)));
+  }
+
+  /** The exports on the target: id, the schedule that made it (null by hand) and its snapshot. */
+  function onTarget(): { folder: string; scheduleId: string | null; snapshot: string }[] {
+    const vmFolders = readdirSync(folder);
+    return vmFolders.flatMap((vmFolder) =>
+      readdirSync(join(folder, vmFolder))
+        .filter((name) => !name.endsWith(".partial"))
+        .map((name) => {
+          const manifest = manifestSchema.parse(
+            JSON.parse(readFileSync(join(folder, vmFolder, name, "manifest.json"), "utf8")),
+          );
+          return {
+            folder: name,
+            scheduleId: manifest.scheduleId ?? null,
+            snapshot: manifest.source.snapshot.name,
+          };
+        }),
+    );
+  }
+
+  async function ownSnapshots(): Promise<string[]> {
+    const vm = await ctx.app.vms.get("local", vmUuid);
+    return vm.snapshots.filter((s) => s.kind === "scheduled" && s.origin === schedule.id).map((s) => s.name);
+  }
+
+  it("sends every run's snapshot, keeps its own copies to the count, and never touches a manual export", async () => {
+    await ctx.app.snapshots.create("local", vmName, { name: "by-hand" });
+    const manual = await exports.export({ host: "local", vm: vmName, snapshot: "by-hand", target: "nas" });
+    schedule = await schedules.add({
+      host: "local",
+      vm: vmName,
+      when: { every: "daily", at: "02:00" },
+      retention: { keepLast: 2 },
+      copy: { target: "nas", retention: { keepLast: 2 } },
+    });
+    expect(schedule.copy).toEqual({
+      target: "nas",
+      cadence: { every: "runs", n: 1 },
+      retention: { keepLast: 2 },
+      holdLocalUntilCopied: true,
+    });
+
+    const runs: ScheduledRunResult[] = [];
+    for (let i = 0; i < 3; i++) {
+      runs.push(await runOnce());
+    }
+    for (const run of runs) {
+      expect(run.copy?.attempted).toBe(true);
+      expect(run.copy?.failure).toBeNull();
+      expect(run.copy?.exportId).not.toBeNull();
+    }
+    // The third run's copy removed the first run's copy: two of the schedule's copies stay.
+    expect(runs[2]?.copy?.prunedCopies).toHaveLength(1);
+    const copies = onTarget().filter((e) => e.scheduleId === schedule.id);
+    expect(copies.map((c) => c.snapshot).sort()).toEqual(
+      [runs[1]?.snapshot.name, runs[2]?.snapshot.name].sort(),
+    );
+    // The export made by hand is still there, unlisted by the schedule's retention.
+    expect(
+      onTarget()
+        .filter((e) => e.scheduleId === null)
+        .map((e) => e.folder),
+    ).toEqual([manual.id]);
+    // Every copy is verified (sealed) on the target.
+    const listed = (await exports.list("nas"))[0]?.exports ?? [];
+    expect(listed.map((e) => e.state)).toEqual(["verified", "verified", "verified"]);
+    // Local retention: the two newest of its own snapshots.
+    expect(await ownSnapshots()).toEqual([runs[1]?.snapshot.name, runs[2]?.snapshot.name]);
+  }, 300_000);
+
+  it("holds local snapshots owed a copy while the target is away, and sends the newest once it is back", async () => {
+    // The target's folder becomes a read-only file system: every copy fails.
+    execFileSync("mount", ["-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", folder]);
+    mounted = true;
+    const failed: ScheduledRunResult[] = [];
+    for (let i = 0; i < 3; i++) {
+      failed.push(await runOnce());
+    }
+    for (const run of failed) {
+      expect(run.copy?.attempted).toBe(true);
+      expect(run.copy?.exportId).toBeNull();
+      expect(run.copy?.failure?.kind).toBe("copy-failed");
+    }
+    // Keep 2 would have removed the first snapshot of the outage by now: it is owed a copy, so it stays.
+    expect(failed[2]?.held).toEqual([failed[0]?.snapshot.name]);
+    expect(await ownSnapshots()).toEqual(failed.map((r) => r.snapshot.name));
+    const history = new ScheduleCopies({ store: ctx.store, exports, targets, now: () => new Date() }).history(
+      schedule.id,
+    );
+    expect(history.owedSince?.tag).toBe(failed[0]?.snapshot.tag);
+
+    execFileSync("umount", [folder]);
+    mounted = false;
+    const back = await runOnce();
+    expect(back.copy?.failure).toBeNull();
+    expect(back.copy?.exportId).not.toBeNull();
+    // One copy, of the newest snapshot, settles what was owed; the local retention applies again.
+    expect(back.held).toEqual([]);
+    expect(await ownSnapshots()).toEqual([failed[2]?.snapshot.name, back.snapshot.name]);
+    const copies = onTarget().filter((e) => e.scheduleId === schedule.id);
+    expect(copies).toHaveLength(2);
+    expect(copies.map((c) => c.snapshot)).toContain(back.snapshot.name);
+    expect(onTarget().filter((e) => e.scheduleId === null)).toHaveLength(1);
+  }, 300_000);
+
+  it("a manual prune by count leaves the schedule's copies alone", async () => {
+    const result = await exports.prune("nas", { keep: 1, dryRun: false });
+    expect(result.removed).toEqual([]);
+    expect(onTarget().filter((e) => e.scheduleId === schedule.id)).toHaveLength(2);
+  });
+});

@@ -27,6 +27,8 @@ export type ErrorCode =
   | "NO_SPACE"
   | "PERMISSION_DENIED"
   | "TARGET_UNWRITABLE"
+  /** The target's folder is not there: a disk or share not mounted, a NAS that is off. */
+  | "TARGET_OFFLINE"
   | "TRANSFER_FAILED"
   | "VERIFY_FAILED";
 

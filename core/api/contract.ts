@@ -29,6 +29,7 @@ import {
 import { NAME_PATTERN, NO_CONTROL_CHARACTERS, UUID_PATTERN } from "../domain/names.js";
 import { isEmptyPolicy, type RetentionResult } from "../domain/retention/gfs.js";
 import type { RetentionForecast } from "../domain/retention/forecast.js";
+import type { CopyForecast } from "../domain/copy/forecast.js";
 import type { RpoStatus } from "../domain/schedule/due.js";
 import { retentionSchema, whenSchema } from "../domain/schedule/spec.js";
 import type {
@@ -62,6 +63,8 @@ export type {
 } from "../domain/settings.js";
 export type { KeptSnapshot, RetentionPolicy, RetentionResult } from "../domain/retention/gfs.js";
 export type { RetentionForecast } from "../domain/retention/forecast.js";
+export type { CopyCadence } from "../domain/copy/policy.js";
+export type { CopyForecast } from "../domain/copy/forecast.js";
 export type { RpoStatus } from "../domain/schedule/due.js";
 export type { When, Weekday } from "../domain/schedule/spec.js";
 
@@ -449,6 +452,8 @@ export interface DraftPreview {
   /** With the id of a schedule being edited: what its new retention would remove today. */
   readonly retention: RetentionResult | null;
   readonly forecast: RetentionForecast;
+  /** With a copy off the host: what the target keeps of it after a year. */
+  readonly copyForecast: CopyForecast | null;
 }
 
 /** An export's manifest.json: what it holds and where it came from. */

@@ -89,6 +89,8 @@ export class Targets {
     if (request.dir !== undefined) {
       const target: Target = { name: request.name, kind: "dir", path: posix.resolve(request.dir), ...keep };
       validateFolder(target);
+      // Made now, while the person is here: later, a missing folder means the disk is not mounted.
+      await this.fsOf(target).mkdirs(target.path);
       this.#registry.add(target);
       return { target, offeredFingerprint: null, trusted: true };
     }
@@ -110,11 +112,27 @@ export class Targets {
     };
     validateFolder(target);
     const added = await this.#registry.addSsh(target, request.trust);
+    if (added.trusted) {
+      await this.#makeFolder(added.saved);
+    }
     return { target: added.saved, offeredFingerprint: added.offeredFingerprint, trusted: added.trusted };
   }
 
-  trust(name: string, fingerprint: string): Promise<Target> {
-    return this.#registry.trust(name, fingerprint);
+  async trust(name: string, fingerprint: string): Promise<Target> {
+    const trusted = await this.#registry.trust(name, fingerprint);
+    await this.#makeFolder(trusted);
+    return trusted;
+  }
+
+  /**
+   * Makes a newly trusted SSH target's folder, as a folder target's is made when it is added. A
+   * failure leaves the target saved: its first export says the folder is missing, and testing the
+   * target (which makes it too) says why it cannot be made.
+   */
+  async #makeFolder(target: Target): Promise<void> {
+    await this.fsOf(target)
+      .mkdirs(target.path)
+      .catch(() => undefined);
   }
 
   offeredFingerprint(name: string): Promise<string> {

@@ -11,6 +11,7 @@ import type {
 import {
   WEEKDAYS,
   capitalize,
+  copyForecastInWords,
   draftOf,
   forecastInWords,
   newScheduleForm,
@@ -21,6 +22,7 @@ import {
 } from "./schedule-words.js";
 import { dateTime, shortDate } from "./when.js";
 import { keepFocusInside } from "./Modal.js";
+import { CopyFields } from "./CopyFields.js";
 
 /** A VM a schedule can be made for. */
 export interface EditorVm {
@@ -56,6 +58,7 @@ const PREVIEW_DELAY_MS = 200;
  */
 export function ScheduleEditor({
   vms,
+  targets,
   editing,
   busy,
   onPreview,
@@ -64,6 +67,8 @@ export function ScheduleEditor({
 }: {
   /** The VMs to choose from; one when the VM is given (its detail view, or an edit). */
   vms: readonly EditorVm[];
+  /** The export targets' names, for the copy off the host. */
+  targets: readonly string[];
   editing: Schedule | null;
   busy: boolean;
   onPreview: (draft: ScheduleDraft, editing?: string) => Promise<Preview>;
@@ -325,6 +330,12 @@ export function ScheduleEditor({
               manual, pinned and safety snapshots stay.
             </p>
           </fieldset>
+          <CopyFields
+            id={id}
+            form={form.copy}
+            targets={targets}
+            onChange={(change) => update({ copy: { ...form.copy, ...change } })}
+          />
           <label htmlFor={`${id}-note`}>Note</label>
           <textarea
             id={`${id}-note`}
@@ -389,6 +400,12 @@ function PreviewPanel({
           </ol>
           <h4>After a year</h4>
           <p aria-label="Forecast">{forecastInWords(preview.forecast, shortDate)}</p>
+          {preview.copyForecast !== null && (
+            <>
+              <h4>Off this host</h4>
+              <p aria-label="Copy forecast">{copyForecastInWords(preview.copyForecast, shortDate)}</p>
+            </>
+          )}
           {editing && preview.retention !== null && (
             <>
               <h4>Applied today</h4>

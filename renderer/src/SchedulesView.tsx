@@ -3,7 +3,13 @@ import { useStore } from "zustand";
 
 import type { ListedHost, ListedSchedule, Schedule, When } from "../../core/api/contract.js";
 import { ScheduleEditor, type EditorVm } from "./ScheduleEditor.js";
-import { disksInWords, retentionInWords, scheduleStatus, whenInWords } from "./schedule-words.js";
+import {
+  copyInWords,
+  disksInWords,
+  retentionInWords,
+  scheduleStatus,
+  whenInWords,
+} from "./schedule-words.js";
 import type { AppStore } from "./store.js";
 import { dateTime } from "./when.js";
 import { TableHead } from "./TableHead.js";
@@ -83,6 +89,12 @@ export function SchedulesView({ store }: { store: AppStore }) {
   useEffect(() => {
     void store.getState().loadSchedules();
   }, [store, state.hosts]);
+  // The editor offers the export targets for a copy off the host.
+  useEffect(() => {
+    if (editor !== null) {
+      void store.getState().loadTargets();
+    }
+  }, [store, editor]);
 
   const choices = editorVms(state.hosts);
   return (
@@ -164,7 +176,10 @@ export function SchedulesView({ store }: { store: AppStore }) {
                       <WhenText when={s.when} />
                     </td>
                     <td>{disksInWords(s.disks)}</td>
-                    <td>{retentionInWords(s.retention)}</td>
+                    <td>
+                      {retentionInWords(s.retention)}
+                      <CopyLine copy={s.copy} />
+                    </td>
                     <td>
                       <StatusBadge listed={listed} />
                     </td>
@@ -214,6 +229,7 @@ export function SchedulesView({ store }: { store: AppStore }) {
       {editor !== null && (
         <ScheduleEditor
           vms={editor.vms}
+          targets={state.targets.map((t) => t.name)}
           editing={editor.editing}
           busy={state.busy !== null}
           onPreview={(draft, id) => state.previewSchedule(draft, id)}
@@ -223,4 +239,10 @@ export function SchedulesView({ store }: { store: AppStore }) {
       )}
     </section>
   );
+}
+
+/** A schedule's copy off the host, under its retention; nothing for a schedule that does not copy. */
+export function CopyLine({ copy }: { copy: Schedule["copy"] }) {
+  const words = copyInWords(copy);
+  return words === null ? null : <span className="copy-line">{words}</span>;
 }

@@ -3,7 +3,7 @@ import { useStore } from "zustand";
 
 import type { Schedule, VmWithSnapshots } from "../../core/api/contract.js";
 import { ScheduleEditor } from "./ScheduleEditor.js";
-import { FailureRow, StatusBadge, WhenText, lastRunText } from "./SchedulesView.js";
+import { CopyLine, FailureRow, StatusBadge, WhenText, lastRunText } from "./SchedulesView.js";
 import { disksInWords, retentionInWords } from "./schedule-words.js";
 import type { AppStore } from "./store.js";
 import { dateTime } from "./when.js";
@@ -16,6 +16,12 @@ export function VmSchedules({ store, vm }: { store: AppStore; vm: VmWithSnapshot
   useEffect(() => {
     void store.getState().loadSchedules();
   }, [store, vm]);
+  // The editor offers the export targets for a copy off the host.
+  useEffect(() => {
+    if (editor !== null) {
+      void store.getState().loadTargets();
+    }
+  }, [store, editor]);
 
   const mine = state.schedules.filter((l) => l.schedule.host === vm.host && l.schedule.vmUuid === vm.uuid);
   return (
@@ -42,7 +48,10 @@ export function VmSchedules({ store, vm }: { store: AppStore; vm: VmWithSnapshot
                     <WhenText when={listed.schedule.when} />
                   </td>
                   <td>{disksInWords(listed.schedule.disks)}</td>
-                  <td>{retentionInWords(listed.schedule.retention)}</td>
+                  <td>
+                    {retentionInWords(listed.schedule.retention)}
+                    <CopyLine copy={listed.schedule.copy} />
+                  </td>
                   <td>
                     <StatusBadge listed={listed} />
                   </td>
@@ -67,6 +76,7 @@ export function VmSchedules({ store, vm }: { store: AppStore; vm: VmWithSnapshot
       {editor !== null && (
         <ScheduleEditor
           vms={[{ host: vm.host, name: vm.name, uuid: vm.uuid, disks: vm.disks }]}
+          targets={state.targets.map((t) => t.name)}
           editing={editor.editing}
           busy={state.busy !== null}
           onPreview={(draft, id) => state.previewSchedule(draft, id)}

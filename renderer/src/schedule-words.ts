@@ -4,6 +4,8 @@
  * without a browser.
  */
 import type {
+  CopyCadence,
+  CopyForecast,
   DraftPreview,
   ListedSchedule,
   RetentionPolicy,
@@ -57,6 +59,13 @@ export function retentionInWords(retention: RetentionPolicy): string {
     retention.monthly === undefined ? null : `${retention.monthly} monthly`,
   ].filter((p): p is string => p !== null);
   return parts.length === 0 ? "keeps everything" : `keeps ${parts.join(", ")}`;
+}
+
+/** "copies to nas every run, keeps the latest 7" for a schedule's listing; null without a copy. */
+export function copyInWords(copy: Schedule["copy"]): string | null {
+  return copy === undefined
+    ? null
+    : `copies to ${copy.target} ${cadenceInWords(copy.cadence)}, ${retentionInWords(copy.retention)} there`;
 }
 
 export function disksInWords(disks: readonly string[] | undefined): string {
@@ -141,7 +150,34 @@ export interface ScheduleForm {
   readonly weekly: string;
   readonly monthly: string;
   readonly note: string;
+  readonly copy: CopyForm;
 }
+
+/** The editor's copy-off-the-host fields, as typed. */
+export interface CopyForm {
+  readonly on: boolean;
+  readonly target: string;
+  /** "runs" with `n`, or the first run of each day or week. */
+  readonly every: "runs" | "day" | "week";
+  readonly n: string;
+  readonly keepLast: string;
+  readonly daily: string;
+  readonly weekly: string;
+  readonly monthly: string;
+  readonly hold: boolean;
+}
+
+export const NO_COPY: CopyForm = {
+  on: false,
+  target: "",
+  every: "runs",
+  n: "1",
+  keepLast: "7",
+  daily: "",
+  weekly: "",
+  monthly: "",
+  hold: true,
+};
 
 export function newScheduleForm(disks: readonly string[]): ScheduleForm {
   return {
@@ -156,6 +192,7 @@ export function newScheduleForm(disks: readonly string[]): ScheduleForm {
     weekly: "",
     monthly: "",
     note: "",
+    copy: NO_COPY,
   };
 }
 
@@ -173,6 +210,20 @@ export function scheduleForm(schedule: Schedule, vmDisks: readonly string[]): Sc
     weekly: count(schedule.retention.weekly),
     monthly: count(schedule.retention.monthly),
     note: schedule.note ?? "",
+    copy:
+      schedule.copy === undefined
+        ? NO_COPY
+        : {
+            on: true,
+            target: schedule.copy.target,
+            every: schedule.copy.cadence.every,
+            n: schedule.copy.cadence.every === "runs" ? String(schedule.copy.cadence.n) : "1",
+            keepLast: count(schedule.copy.retention.keepLast),
+            daily: count(schedule.copy.retention.daily),
+            weekly: count(schedule.copy.retention.weekly),
+            monthly: count(schedule.copy.retention.monthly),
+            hold: schedule.copy.holdLocalUntilCopied,
+          },
   };
 }
 
@@ -186,24 +237,62 @@ export function draftOf(
   vm: string,
   vmDisks: readonly string[],
 ): ScheduleDraft {
-  const count = (text: string): number | undefined => (text.trim() === "" ? undefined : Number(text));
-  const retention: { -readonly [K in keyof RetentionPolicy]: RetentionPolicy[K] } = {};
-  for (const key of ["keepLast", "daily", "weekly", "monthly"] as const) {
-    const value = count(form[key]);
-    if (value !== undefined) {
-      retention[key] = value;
-    }
-  }
   const note = form.note.trim();
   const disks = chosenDisks(form.disks, vmDisks);
+  const copy = form.copy;
   return {
     host,
     vm,
     when: whenOf(form),
-    retention,
+    retention: retentionOf(form),
     ...(disks === undefined ? {} : { disks }),
     ...(note === "" ? {} : { note }),
+    ...(copy.on
+      ? {
+          copy: {
+            target: copy.target,
+            cadence: copy.every === "runs" ? { every: "runs", n: Number(copy.n) } : { every: copy.every },
+            retention: retentionOf(copy),
+            holdLocalUntilCopied: copy.hold,
+          },
+        }
+      : {}),
   };
+}
+
+function retentionOf(
+  counts: Readonly<Record<"keepLast" | "daily" | "weekly" | "monthly", string>>,
+): RetentionPolicy {
+  const retention: { -readonly [K in keyof RetentionPolicy]: RetentionPolicy[K] } = {};
+  for (const key of ["keepLast", "daily", "weekly", "monthly"] as const) {
+    const text = counts[key].trim();
+    if (text !== "") {
+      retention[key] = Number(text);
+    }
+  }
+  return retention;
+}
+
+/** "every run", "every 4 runs", "the first run of each day": as the CLI's listing says it. */
+export function cadenceInWords(cadence: CopyCadence): string {
+  switch (cadence.every) {
+    case "runs":
+      return cadence.n === 1 ? "every run" : `every ${cadence.n} runs`;
+    case "day":
+      return "the first run of each day";
+    case "week":
+      return "the first run of each week";
+  }
+}
+
+/** The preview's year on the target: how many copies it keeps, and what the host holds meanwhile. */
+export function copyForecastInWords(forecast: CopyForecast, date: (iso: string) => string): string {
+  const kept = `${forecast.target} keeps ${forecast.kept} cop${forecast.kept === 1 ? "y" : "ies"} of ${forecast.copies.toLocaleString("en")} sent`;
+  const oldest = forecast.oldestKeptAt === null ? "" : `, the oldest from ${date(forecast.oldestKeptAt)}`;
+  const hold = forecast.holdLocalUntilCopied
+    ? " While a copy has not landed (the target is offline), the snapshots owed one stay on this host."
+    : " Snapshots are pruned on this host by its own retention, copied or not.";
+  return `After a year: ${kept}${oldest}.${hold} Only this schedule’s copies are ever removed there.`;
 }
 
 /**

@@ -4,7 +4,7 @@
  * as the scheduler calls it), so the test decides when the target goes away and comes back.
  */
 import { execFileSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -173,6 +173,22 @@ describe("schedules that copy off the host", () => {
     expect(copies).toHaveLength(2);
     expect(copies.map((c) => c.snapshot)).toContain(back.snapshot.name);
     expect(onTarget().filter((e) => e.scheduleId === null)).toHaveLength(1);
+  }, 300_000);
+
+  it("treats a target folder that is gone as an unmounted disk: nothing is written under it", async () => {
+    const away = `${folder}-unplugged`;
+    renameSync(folder, away);
+    try {
+      const run = await runOnce();
+      expect(run.copy?.failure?.kind).toBe("target-offline");
+      expect(run.copy?.failure?.detail).toMatch(/is not there .*not mounted now; nothing was written/);
+      expect(existsSync(folder)).toBe(false);
+    } finally {
+      renameSync(away, folder);
+    }
+    const back = await runOnce();
+    expect(back.copy?.failure).toBeNull();
+    expect(back.held).toEqual([]);
   }, 300_000);
 
   it("a manual prune by count leaves the schedule's copies alone", async () => {

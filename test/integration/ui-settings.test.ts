@@ -240,6 +240,13 @@ describe("first run, settings and schedules in Chromium, on snapkeep serve", () 
     await dialog.getByLabel("Time").fill("03:30");
     await dialog.getByRole("checkbox", { name: /vdb/ }).uncheck();
     await dialog.getByLabel("Note").fill("before the nightly dump");
+    // A copy off the host, to the folder target: the preview says what the target keeps.
+    await dialog.getByRole("checkbox", { name: /export it to a target/ }).check();
+    await dialog.getByLabel("Target", { exact: true }).selectOption("usb");
+    await dialog.getByLabel("Latest copies").fill("2");
+    await expect
+      .poll(() => dialog.getByLabel("Copy forecast").textContent())
+      .toMatch(/^After a year: usb keeps 2 copies of 3\d\d sent, the oldest from .*stay on this host/);
     await expect.poll(() => dialog.getByText("Every day at 03:30").count()).toBe(1);
     await shot("schedule-editor.png");
     await dialog.getByRole("button", { name: "Add schedule" }).click();
@@ -254,6 +261,12 @@ describe("first run, settings and schedules in Chromium, on snapkeep serve", () 
         when: { every: "daily", at: "03:30" },
         disks: ["vda"],
         enabled: true,
+        copy: {
+          target: "usb",
+          cadence: { every: "runs", n: 1 },
+          retention: { keepLast: 2 },
+          holdLocalUntilCopied: true,
+        },
       }),
     ]);
 
@@ -261,7 +274,9 @@ describe("first run, settings and schedules in Chromium, on snapkeep serve", () 
     const view = page.getByRole("region", { name: "Schedules" });
     const row = view.getByRole("row", { name: new RegExp(`${vmName}: Every day at 03:30`) });
     await row.waitFor();
-    expect(await row.textContent()).toMatch(/vdakeeps the latest 3, 4 weeklyactivenever/);
+    expect(await row.textContent()).toMatch(
+      /vdakeeps the latest 3, 4 weeklycopies to usb every run, keeps the latest 2 thereactivenever/,
+    );
     expect(await row.getByRole("cell").nth(6).textContent()).toMatch(/03:30|3:30/);
     await shot("schedules.png");
 

@@ -2,6 +2,8 @@ import { describe, expect, it } from "vitest";
 
 import type { ListedSchedule, Schedule } from "../../core/api/contract.js";
 import {
+  copyForecastInWords,
+  copyInWords,
   draftOf,
   forecastInWords,
   newScheduleForm,
@@ -122,6 +124,50 @@ describe("the editor's form and the API's draft", () => {
       retention: { weekly: 0, monthly: 12 },
     });
     expect(draftOf(edited, "web01", "db", vmDisks)).not.toHaveProperty("note");
+  });
+
+  it("round-trips a copy off the host, and a copy turned off is none", () => {
+    const copying: Schedule = {
+      ...schedule,
+      copy: {
+        target: "nas",
+        cadence: { every: "runs", n: 4 },
+        retention: { keepLast: 2, monthly: 6 },
+        holdLocalUntilCopied: false,
+      },
+    };
+    const form = scheduleForm(copying, vmDisks);
+    expect(draftOf(form, "web01", "db", vmDisks).copy).toEqual(copying.copy);
+    expect(draftOf({ ...form, copy: { ...form.copy, every: "week" } }, "web01", "db", vmDisks).copy).toEqual({
+      ...copying.copy,
+      cadence: { every: "week" },
+    });
+    expect(
+      draftOf({ ...form, copy: { ...form.copy, on: false } }, "web01", "db", vmDisks),
+    ).not.toHaveProperty("copy");
+    expect(copyInWords(copying.copy)).toBe("copies to nas every 4 runs, keeps the latest 2, 6 monthly there");
+    expect(copyInWords(undefined)).toBeNull();
+  });
+
+  it("says what the target keeps after a year, and whether the host holds snapshots meanwhile", () => {
+    const words = copyForecastInWords(
+      {
+        horizonDays: 365,
+        runs: 365,
+        lastRunAt: "2027-12-03T02:00:00.000Z",
+        cutShort: false,
+        kept: 2,
+        oldestKeptAt: "2027-12-02T02:00:00.000Z",
+        byRule: { latest: 2, daily: 0, weekly: 0, monthly: 0 },
+        target: "nas",
+        copies: 365,
+        holdLocalUntilCopied: true,
+      },
+      (iso) => iso.slice(0, 10),
+    );
+    expect(words).toBe(
+      "After a year: nas keeps 2 copies of 365 sent, the oldest from 2027-12-02. While a copy has not landed (the target is offline), the snapshots owed one stay on this host. Only this schedule’s copies are ever removed there.",
+    );
   });
 
   it("keeps the schedule's own disks when the VM's disks cannot be read (host offline)", () => {

@@ -27,6 +27,15 @@ export async function scanExports(
   const result = await fs.run(["sh", "-c", SCAN_SCRIPT, "snapkeep-scan", target.path, create ?? ""], {
     timeoutMs: QUICK_MS,
   });
+  if (result.code === 5) {
+    throw new SnapkeepError(
+      "TARGET_OFFLINE",
+      `The folder ${target.path} of target ${target.name} is not there on ${fs.label}: if it is on a disk or share mounted there, that is not mounted now; nothing was written.`,
+      {
+        hint: "Mount it and try again. If the folder was removed on purpose, make it again: testing the target makes it.",
+      },
+    );
+  }
   if (result.code === 4) {
     throw new SnapkeepError(
       "TARGET_UNWRITABLE",

@@ -175,6 +175,7 @@ export function failureOf(error: unknown): CopyFailure {
   const detail = describeError(error);
   const code = (error as Partial<SnapkeepError>).code;
   switch (code) {
+    case "TARGET_OFFLINE":
     case "HOST_UNREACHABLE":
     case "TIMEOUT":
     case "AUTH_FAILED":

@@ -172,12 +172,17 @@ export class Schedules {
       const vm = await this.#deps.vms.get(schedule.host, schedule.vmUuid);
       retention = applyRetention(vm.snapshots, request.retention, schedule.id, now);
     }
+    // One simulated year for both: the host's retention, and with a copy the target's.
+    const forecasts =
+      copy === null
+        ? { host: forecastRetention(when, request.retention, now), target: null }
+        : forecastSchedule(when, request.retention, copy, now);
     return {
       description: describeWhen(when),
       nextRuns: nextSlots(when, now, count).map((d) => d.toISOString()),
       retention,
-      forecast: forecastRetention(when, request.retention, now),
-      copyForecast: copy === null ? null : forecastSchedule(when, request.retention, copy, now).target,
+      forecast: forecasts.host,
+      copyForecast: forecasts.target,
     };
   }
 

@@ -223,6 +223,7 @@ export interface ExportEntry {
  * early), folders and files that are symbolic links are skipped, and file contents travel as hex
  * (`od`), which has no line a file could forge. For each folder the number of entries that are not
  * regular files is printed too: Snapkeep never writes links, devices or subfolders into a bundle.
+ * Exit 5: "$2" was given and the target folder "$1" is not there.
  *
  *   D <vm>/<export>      a folder
  *   O <count>            its entries that are not regular files
@@ -231,8 +232,10 @@ export interface ExportEntry {
  */
 export const SCAN_SCRIPT = [
   "umask 077",
+  // The target's own folder is made when the target is added, never by an export: missing, it is a
+  // disk or share that is not mounted, and an export made anyway would fill the disk under it.
   // A VM folder that is a link (planted on the target) would take the export somewhere else.
-  'if [ -n "$2" ]; then mkdir -p -- "$2" || exit 3; { [ -d "$2" ] && [ ! -L "$2" ]; } || exit 4; fi',
+  'if [ -n "$2" ]; then [ -d "$1" ] || exit 5; mkdir -p -- "$2" || exit 3; { [ -d "$2" ] && [ ! -L "$2" ]; } || exit 4; fi',
   'cd -- "$1" 2>/dev/null || exit 0',
   "for v in *; do",
   "  case $v in *[!a-z0-9-]*) continue ;; esac",

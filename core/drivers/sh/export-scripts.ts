@@ -40,7 +40,8 @@ export const SOURCE_PREPARE_SCRIPT = [
   "uri=$1 uuid=$2 staging=$3; shift 3",
   `printf '${MARK}qemu-img\\n'; qemu-img --version | head -n 1`,
   `printf '\\n${MARK}rsync\\n'; rsync --version 2>/dev/null | head -n 1`,
-  `printf '\\n${MARK}mkdir\\n'; mkdir -p -- "$staging" 2>&1 && echo ok`,
+  // No staging folder (""): the export writes straight into the target, whose scan makes the folder.
+  `printf '\\n${MARK}mkdir\\n'; if [ -n "$staging" ]; then mkdir -p -- "$staging" 2>&1 && echo ok; else echo ok; fi`,
   `printf '\\n${MARK}staged\\n'`,
   'for f; do if [ -f "$f" ] && [ -f "$f.sha256" ]; then head -c 64 -- "$f.sha256"; echo; else echo -; fi; done',
   `printf '${MARK}xml\\n'; virsh -q -c "$uri" dumpxml --inactive --domain "$uuid"`,

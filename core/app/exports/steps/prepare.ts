@@ -99,7 +99,9 @@ export async function prepareExport(run: ExportRun): Promise<PreparedExport> {
         "snapkeep-prepare",
         libvirt.uri,
         vm.uuid,
-        direct ? vmFolder : stagingRoot,
+        // Written straight into the target: its scan makes the VM folder, and refuses to when the
+        // target's own folder is missing (an unmounted disk); mkdir here would go around that.
+        direct ? "" : stagingRoot,
         ...(direct ? [] : stagedPathsIn(stagingRoot)),
       ],
       "Preparing the export",

@@ -202,8 +202,10 @@ function handlers(
       // The list shows counts, not snapshots: 5,000 snapshots would cost the first paint dearly.
       // A VM's snapshots come with vms.get when it is opened.
       const results = await vms.list(p.host);
+      const schedulerRunning = context.home === undefined ? true : schedulerOwner(context.home) !== null;
       return results.map((r) => {
         const rpo = schedules.rpoOf(r.vms, r.error === null);
+        const offHost = schedules.offHostOf(r.vms, schedulerRunning);
         return {
           ...r,
           hint: r.action === null ? r.hint : wordHint(r.action, "ui"),
@@ -212,6 +214,7 @@ function handlers(
             snapshotCount: snapshots.length,
             lastSnapshotAt: snapshots.at(-1)?.createdAt ?? null,
             rpo: rpo[i],
+            offHost: offHost[i] ?? null,
           })),
         };
       });

@@ -31,6 +31,7 @@ import { isEmptyPolicy, type RetentionResult } from "../domain/retention/gfs.js"
 import type { RetentionForecast } from "../domain/retention/forecast.js";
 import type { CopyForecast } from "../domain/copy/forecast.js";
 import type { RpoStatus } from "../domain/schedule/due.js";
+import type { OffHostRpo } from "../domain/copy/rpo.js";
 import { retentionSchema, whenSchema } from "../domain/schedule/spec.js";
 import type {
   NotificationSettings,
@@ -66,6 +67,7 @@ export type { RetentionForecast } from "../domain/retention/forecast.js";
 export type { CopyCadence } from "../domain/copy/policy.js";
 export type { CopyForecast } from "../domain/copy/forecast.js";
 export type { RpoStatus } from "../domain/schedule/due.js";
+export type { OffHostRpo } from "../domain/copy/rpo.js";
 export type { When, Weekday } from "../domain/schedule/spec.js";
 
 // ---- parameters ---------------------------------------------------------------------------------
@@ -423,6 +425,8 @@ export interface ListedVm extends Omit<VmWithSnapshots, "snapshots"> {
   readonly snapshotCount: number;
   readonly lastSnapshotAt: string | null;
   readonly rpo?: RpoStatus | undefined;
+  /** Its newest copy off this host against its schedules' copy interval; null: nothing to judge. */
+  readonly offHost?: OffHostRpo | null | undefined;
 }
 
 export interface ListedHost {

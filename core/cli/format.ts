@@ -1,5 +1,6 @@
 import type { HostConfig, Snapshot, VmWithSnapshots } from "../domain/types.js";
 import type { RpoStatus } from "../domain/schedule/due.js";
+import type { OffHostRpo } from "../domain/copy/rpo.js";
 import { formatBytes } from "../domain/bytes.js";
 export { formatBytes };
 
@@ -42,9 +43,11 @@ export function formatHosts(hosts: readonly HostConfig[]): string {
   );
 }
 
-export function formatVms(vms: readonly (VmWithSnapshots & { readonly rpo: RpoStatus })[]): string {
+export function formatVms(
+  vms: readonly (VmWithSnapshots & { readonly rpo: RpoStatus; readonly offHost: OffHostRpo | null })[],
+): string {
   return table(
-    ["HOST", "VM", "STATE", "DISKS", "SNAPSHOTS", "NEWEST", "RPO"],
+    ["HOST", "VM", "STATE", "DISKS", "SNAPSHOTS", "NEWEST", "RPO", "OFF-HOST"],
     vms.map((vm) => {
       const newest = vm.snapshots.at(-1);
       return [
@@ -60,6 +63,7 @@ export function formatVms(vms: readonly (VmWithSnapshots & { readonly rpo: RpoSt
         String(vm.snapshots.length),
         newest === undefined ? "-" : formatTime(newest.createdAt),
         formatRpo(vm.rpo),
+        formatOffHost(vm.offHost),
       ];
     }),
   );
@@ -77,6 +81,22 @@ export function formatSnapshots(snapshots: readonly Snapshot[]): string {
       s.note === null ? "" : displayName(s.note),
     ]),
   );
+}
+
+/** "ok", "due", "OVERDUE: reason", "this host only"; "-" when nothing is promised. */
+export function formatOffHost(rpo: OffHostRpo | null): string {
+  switch (rpo?.level) {
+    case undefined:
+      return "-";
+    case "on-host-only":
+      return "this host only";
+    case "ok":
+      return "ok";
+    case "due":
+      return "due";
+    case "overdue":
+      return `OVERDUE: ${rpo.reason ?? ""}`;
+  }
 }
 
 /** "ok", "due", or "OVERDUE: reason"; "-" for a VM without schedules. */

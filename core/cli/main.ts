@@ -175,11 +175,20 @@ function buildProgram(io: CliIo, context: () => CliContext): Command {
     .option("--host <name>", "only this host")
     .option("--json", "machine-readable output")
     .action(async (opts: { host?: string; json?: boolean }) => {
-      const { schedules } = context();
-      const results = (await context().vms.list(opts.host)).map((r) => ({
-        ...r,
-        vms: schedules.rpoOf(r.vms, true).map((rpo, i) => ({ ...(r.vms[i] as VmWithSnapshots), rpo })),
-      }));
+      const { schedules, home } = context();
+      const listed = await context().vms.list(opts.host);
+      // Loaded here only: the lock says whether a scheduler makes the copies the off-host RPO expects.
+      const { schedulerOwner } = await import("../infra/scheduler-lock.js");
+      const schedulerRunning = schedulerOwner(home) !== null;
+      const results = listed.map((r) => {
+        const offHost = schedules.offHostOf(r.vms, schedulerRunning);
+        return {
+          ...r,
+          vms: schedules
+            .rpoOf(r.vms, true)
+            .map((rpo, i) => ({ ...(r.vms[i] as VmWithSnapshots), rpo, offHost: offHost[i] ?? null })),
+        };
+      });
       const vms = results.flatMap((r) => r.vms);
       print(results, opts.json, () => (vms.length === 0 ? "No VMs found.\n" : formatVms(vms)));
       for (const failed of results.filter((r) => r.error !== null)) {

@@ -153,6 +153,11 @@ export function App({ store }: { store: AppStore }) {
                       .find((h) => h.host === state.vm?.host)
                       ?.vms.find((v) => v.uuid === state.vm?.uuid)?.rpo
                   }
+                  offHost={
+                    state.hosts
+                      .find((h) => h.host === state.vm?.host)
+                      ?.vms.find((v) => v.uuid === state.vm?.uuid)?.offHost
+                  }
                 />
               )}
             </main>

@@ -1,6 +1,6 @@
 import { useState, type ReactNode } from "react";
 
-import type { RpoStatus, Snapshot, VmWithSnapshots } from "../../core/api/contract.js";
+import type { OffHostRpo, RpoStatus, Snapshot, VmWithSnapshots } from "../../core/api/contract.js";
 import { Timeline } from "./Timeline.js";
 import { ZOOMS, type ZoomId } from "./timeline.js";
 import { formatBytes } from "./format.js";
@@ -19,10 +19,13 @@ export function VmDetail({
   onAddToLibrary,
   schedules,
   rpo,
+  offHost,
 }: {
   vm: VmWithSnapshots;
   /** The VM's recovery-point status from the list (ok / due / overdue and why). */
   rpo?: RpoStatus | undefined;
+  /** Its newest copy off this host against what its schedules promise; null: nothing to judge. */
+  offHost?: OffHostRpo | null | undefined;
   selectedSnapshot: string | null;
   busy: string | null;
   onSelectSnapshot: (tag: string | null) => void;
@@ -52,6 +55,17 @@ export function VmDetail({
           >
             {rpo.level}
             {rpo.reason !== null && <span className="rpo-reason"> — {rpo.reason}</span>}
+          </span>
+        )}
+        {offHost !== undefined && offHost !== null && (
+          <span
+            className={`badge rpo-${offHost.level === "on-host-only" ? "due" : offHost.level}`}
+            role="status"
+            aria-label="Off this host"
+            title="Off-host recovery point: how old the newest verified copy off this host is"
+          >
+            {offHostWords(offHost)}
+            {offHost.reason !== null && <span className="rpo-reason"> — {offHost.reason}</span>}
           </span>
         )}
         {vm.snapshots.some((s) => s.kind === "safety") && (
@@ -131,4 +145,15 @@ export function VmDetail({
       </section>
     </article>
   );
+}
+
+/** "on this host only", "off-host copy ok (3 h old)", "off-host copy overdue (2 days old)". */
+function offHostWords(rpo: OffHostRpo): string {
+  if (rpo.level === "on-host-only" || rpo.ageMs === null) {
+    return "on this host only";
+  }
+  const hours = rpo.ageMs / 3_600_000;
+  const age =
+    hours < 1 ? "under an hour" : hours < 48 ? `${Math.floor(hours)} h` : `${Math.floor(hours / 24)} days`;
+  return `off-host copy ${rpo.level} (${age} old)`;
 }

@@ -16,6 +16,26 @@ function rpoBadge(vm: ListedVm) {
   );
 }
 
+/** Only what needs a look: nothing copies the VM off the host, or its copy is overdue. */
+function offHostBadge(vm: ListedVm) {
+  const offHost = vm.offHost;
+  if (offHost === undefined || offHost === null) {
+    return null;
+  }
+  if (offHost.level === "on-host-only") {
+    return (
+      <span className="badge rpo-due" title={offHost.reason ?? "no copy off this host"}>
+        host only
+      </span>
+    );
+  }
+  return offHost.level === "overdue" ? (
+    <span className="badge rpo-overdue" title={offHost.reason ?? undefined}>
+      copy overdue
+    </span>
+  ) : null;
+}
+
 export function VmList({
   hosts,
   selected,
@@ -84,6 +104,7 @@ export function VmList({
                   {vm.snapshotCount}
                 </span>
                 {rpoBadge(vm)}
+                {offHostBadge(vm)}
               </button>
             </li>
           );

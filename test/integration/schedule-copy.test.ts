@@ -97,6 +97,9 @@ describe("schedules that copy off the host", () => {
 
   it("sends every run's snapshot, keeps its own copies to the count, and never touches a manual export", async () => {
     await ctx.app.snapshots.create("local", vmName, { name: "by-hand" });
+    const offHost = async (schedulerRunning: boolean) =>
+      schedules.offHostOf([await ctx.app.vms.get("local", vmUuid)], schedulerRunning)[0];
+    expect(await offHost(true)).toMatchObject({ level: "on-host-only", ageMs: null });
     const manual = await exports.export({ host: "local", vm: vmName, snapshot: "by-hand", target: "nas" });
     schedule = await schedules.add({
       host: "local",
@@ -138,6 +141,9 @@ describe("schedules that copy off the host", () => {
     expect(listed.map((e) => e.state)).toEqual(["verified", "verified", "verified"]);
     // Local retention: the two newest of its own snapshots.
     expect(await ownSnapshots()).toEqual([runs[1]?.snapshot.name, runs[2]?.snapshot.name]);
+    // Off the host: the newest copy is minutes old against a daily promise.
+    expect(await offHost(true)).toMatchObject({ level: "ok", reason: null });
+    expect((await offHost(false))?.reason).toMatch(/no scheduler is running/);
   }, 300_000);
 
   it("holds local snapshots owed a copy while the target is away, and sends the newest once it is back", async () => {

@@ -17,7 +17,8 @@ import {
 } from "../../domain/retention/gfs.js";
 import { describeWhen, nextSlots, validateWhen, type When } from "../../domain/schedule/spec.js";
 import { forecastRetention, type RetentionForecast } from "../../domain/retention/forecast.js";
-import type { CopyPolicy, CopyPolicyDraft } from "../../domain/copy/policy.js";
+import { copyIntervalMs, type CopyPolicy, type CopyPolicyDraft } from "../../domain/copy/policy.js";
+import { offHostRpo, type OffHostRpo } from "../../domain/copy/rpo.js";
 import { forecastSchedule, type CopyForecast } from "../../domain/copy/forecast.js";
 import type { CopyRunResult, ScheduleCopies } from "./copies.js";
 
@@ -385,6 +386,53 @@ export class Schedules {
       this.#deps.annotations.markIncomplete(job.host, job.vmUuid, job.tag);
       return `the half-made snapshot could not be removed now (${describeError(error)}); it is marked incomplete and the next prune removes it${note}`;
     }
+  }
+
+  /**
+   * The off-host recovery point of each VM, beside rpoOf: the newest copy known verified off the
+   * host (a schedule's landed copy, or a snapshot still here that was exported) against the most
+   * frequent copy its schedules promise. A VM that has snapshots and nothing off the host is "on
+   * this host only"; one with no schedule that copies and an export made by hand is not judged
+   * (null): nothing promised when the next copy comes.
+   */
+  offHostOf(vms: readonly VmWithSnapshots[], schedulerRunning: boolean): (OffHostRpo | null)[] {
+    const { schedules, copyState } = this.#store.read();
+    const now = this.#now();
+    return vms.map((vm) => {
+      const copying = schedules.filter(
+        (s): s is Schedule & { copy: CopyPolicy } => s.host === vm.host && s.vmUuid === vm.uuid && hasCopy(s),
+      );
+      const landed = [
+        ...vm.snapshots
+          .filter((s) => !s.incomplete && (s.exportedTo ?? []).length > 0)
+          .map((s) => s.createdAt),
+        ...copying.flatMap((s) => copyState[s.id]?.newestLanded?.createdAt ?? []),
+      ];
+      const newest = landed.reduce<number | null>(
+        (max, at) => Math.max(max ?? -Infinity, Date.parse(at)),
+        null,
+      );
+      if (copying.length === 0) {
+        return newest === null && vm.snapshots.length > 0
+          ? {
+              level: "on-host-only",
+              ageMs: null,
+              reason: "no schedule copies it off this host and it has no export",
+            }
+          : null;
+      }
+      const lastAttempt = copying
+        .flatMap((s) => copyState[s.id]?.lastAttempt ?? [])
+        .sort((a, b) => Date.parse(a.at) - Date.parse(b.at))
+        .at(-1);
+      return offHostRpo({
+        newestVerifiedCopyAt: newest === null ? null : new Date(newest),
+        copyIntervalMs: Math.min(...copying.map((s) => copyIntervalMs(s.when, s.copy.cadence, now))),
+        lastCopyFailure: lastAttempt?.failure ?? null,
+        schedulerRunning,
+        now,
+      });
+    });
   }
 
   /** RPO of each VM from the snapshots it has now, with one read of the settings for all. */

@@ -6,6 +6,7 @@
  * takes minutes (exports, restores, library copies) starts a job and answers at once; the job's
  * progress arrives as events.
  */
+import { hostname } from "node:os";
 import { z } from "zod";
 
 import { parseSnapshotTag } from "../domain/snapshot-tag.js";
@@ -29,6 +30,7 @@ import {
   type Method,
   type Params,
   type Result,
+  type SchedulerRunner,
 } from "./contract.js";
 
 export { methods, type ApiError, type ApiEvent, type Method, type Params, type Result } from "./contract.js";
@@ -107,6 +109,11 @@ export class Api {
     } catch (error) {
       return { id, error: toErrorView(error) };
     }
+  }
+
+  /** Tells every view that a host's VMs changed outside an API call (a scheduled job ran). */
+  notifyChanged(host: string): void {
+    this.#emit({ event: "changed", data: { host } });
   }
 
   /** Stops running jobs (a closing server or app); their work is left safe to resume. */
@@ -202,7 +209,7 @@ function handlers(
       // The list shows counts, not snapshots: 5,000 snapshots would cost the first paint dearly.
       // A VM's snapshots come with vms.get when it is opened.
       const results = await vms.list(p.host);
-      const schedulerRunning = context.home === undefined ? true : schedulerOwner(context.home) !== null;
+      const schedulerRunning = schedulerRunner(context.home).kind !== "none";
       return results.map((r) => {
         const rpo = schedules.rpoOf(r.vms, r.error === null);
         const offHost = schedules.offHostOf(r.vms, schedulerRunning);
@@ -276,10 +283,12 @@ function handlers(
 
     "schedules.list": () => {
       const states = schedules.states();
+      const schedulerRunning = schedulerRunner(context.home).kind !== "none";
       return schedules.list().map((schedule) => ({
         schedule,
         state: states[schedule.id] ?? null,
         nextRun: schedule.enabled ? (nextSlots(schedule.when, now(), 1)[0]?.toISOString() ?? null) : null,
+        schedulerRunning,
       }));
     },
     "schedules.add": async (p) => {
@@ -310,6 +319,7 @@ function handlers(
     },
     // The Schedules view says when "pause all" holds: every schedule's next run waits for it.
     "schedules.pauseState": () => schedules.activePause(),
+    "schedules.runner": () => schedulerRunner(context.home),
 
     "targets.list": () => targets.list(),
     "targets.add": (p) =>
@@ -506,3 +516,19 @@ const NO_BYTES = {
   bytesPerSecond: null,
   etaSeconds: null,
 };
+
+/** Who holds the state folder's scheduler lock, as seen from the process answering the API. */
+function schedulerRunner(home: string | undefined): SchedulerRunner {
+  const owner = home === undefined ? null : schedulerOwner(home);
+  if (owner === null) {
+    return { kind: "none", app: null, pid: null, hostname: null, since: null };
+  }
+  const here = owner.pid === process.pid && owner.hostname === hostname();
+  return {
+    kind: here ? "here" : "elsewhere",
+    app: owner.app,
+    pid: owner.pid,
+    hostname: owner.hostname,
+    since: owner.startedAt,
+  };
+}

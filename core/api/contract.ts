@@ -213,6 +213,7 @@ export const methods = {
   }),
   "schedules.resumeAll": z.object({}),
   "schedules.pauseState": z.object({}),
+  "schedules.runner": z.object({}),
 
   "targets.list": z.object({}),
   "targets.add": z
@@ -444,6 +445,21 @@ export interface ListedSchedule {
   readonly schedule: Schedule;
   readonly state: ScheduleState | null;
   readonly nextRun: string | null;
+  /** False when no scheduler runs on this state folder: the schedule will not fire. */
+  readonly schedulerRunning: boolean;
+}
+
+/**
+ * Who runs the schedules: this process (`snapkeep serve`, the desktop app), another one (named by
+ * its lock: `snapkeep daemon`, pid), or nobody, and then no schedule fires.
+ */
+export interface SchedulerRunner {
+  readonly kind: "here" | "elsewhere" | "none";
+  /** "snapkeep daemon", "snapkeep serve", "Snapkeep desktop"; null when none runs. */
+  readonly app: string | null;
+  readonly pid: number | null;
+  readonly hostname: string | null;
+  readonly since: string | null;
 }
 
 /** A schedule as the editor sends it (add, update and the live preview). */
@@ -650,6 +666,7 @@ export interface Results {
   "schedules.resumeAll": null;
   /** "Pause all" while it holds, else null. */
   "schedules.pauseState": SchedulePause | null;
+  "schedules.runner": SchedulerRunner;
 
   "targets.list": readonly Target[];
   "targets.add": AddedTarget;

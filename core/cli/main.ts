@@ -350,7 +350,8 @@ function buildProgram(io: CliIo, context: () => CliContext): Command {
     .description("the UI in a browser, on 127.0.0.1, with a token in the printed URL")
     .option("--port <n>", "port (0: any free one)", numberOption("--port", { min: 0, max: 65535 }), 8484)
     .option("--host <address>", "address to listen on", "127.0.0.1")
-    .action(async (opts: { port: number; host: string }) => {
+    .option("--no-scheduler", "do not run the schedules here (a daemon or the desktop app runs them)")
+    .action(async (opts: { port: number; host: string; scheduler: boolean }) => {
       const core = context();
       // Loaded here only: the API's schemas and the WebSocket server are a tenth of a second of
       // start-up that no other command needs.
@@ -358,11 +359,13 @@ function buildProgram(io: CliIo, context: () => CliContext): Command {
       const api = new Api(core);
       const serving = await serve(api, { port: opts.port, host: opts.host });
       io.out(`Snapkeep is at ${serving.url}\nOpen it in a browser on this computer; Ctrl+C stops it.\n`);
+      const scheduling = opts.scheduler ? await hostSchedules(core, io, api) : null;
       await new Promise<void>((resolve) => {
         process.once("SIGINT", resolve);
         process.once("SIGTERM", resolve);
       });
       await serving.close();
+      await scheduling?.stop();
       await api.dispose();
     });
 
@@ -513,4 +516,53 @@ export function parseHook(text: string, timeoutSeconds: number): Hook {
     );
   }
   return { where: match[1] as "guest" | "host", argv, timeoutSeconds };
+}
+
+/**
+ * `snapkeep serve` runs the schedules too, so schedules made in the browser fire without a
+ * separate daemon: the same lock as the daemon and the desktop app, so only one of them runs them.
+ * While another holds it, this one says who and takes over once that one stops.
+ */
+async function hostSchedules(
+  core: CliContext,
+  io: CliIo,
+  api: { notifyChanged(host: string): void },
+): Promise<{ stop(): Promise<void> }> {
+  const [{ openScheduler }, { SchedulingHost }, { wallClockTimers }, { schedulerOwner }, { describeEvent }] =
+    await Promise.all([
+      import("../app/schedules/owned.js"),
+      import("../app/schedules/hosting.js"),
+      import("../infra/timers.js"),
+      import("../infra/scheduler-lock.js"),
+      import("./schedule-commands.js"),
+    ]);
+  const log = (line: string): void => io.out(`${new Date().toISOString()} ${line}\n`);
+  const host = new SchedulingHost({
+    open: () =>
+      openScheduler({
+        home: core.home,
+        app: "snapkeep serve",
+        work: core.schedules,
+        now: () => new Date(),
+        timers: wallClockTimers,
+        onEvent: (event) => {
+          log(describeEvent(event));
+          if ("schedule" in event) {
+            api.notifyChanged(event.schedule.host);
+          }
+        },
+      }),
+    holder: () => schedulerOwner(core.home),
+    timers: wallClockTimers,
+    onChange: (state) =>
+      log(
+        state.kind === "here"
+          ? `schedules run here (pid ${process.pid})`
+          : state.kind === "elsewhere"
+            ? `schedules are run by ${state.owner.app} (pid ${state.owner.pid}); this server takes over when it stops`
+            : `SCHEDULES DO NOT RUN: ${state.message}`,
+      ),
+  });
+  await host.start();
+  return host;
 }

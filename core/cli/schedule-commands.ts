@@ -353,7 +353,8 @@ function needId(id: string | undefined, verb: string): string {
   return id;
 }
 
-function describeEvent(event: SchedulerEvent): string {
+/** A scheduler event as one line of `snapkeep daemon`'s (and `snapkeep serve`'s) log. */
+export function describeEvent(event: SchedulerEvent): string {
   const vm =
     "schedule" in event
       ? `${event.schedule.host}/${event.schedule.vmName} (schedule ${event.schedule.id})`

@@ -31,7 +31,7 @@ import {
   type Notice,
 } from "./notifications.js";
 import type { PowerTarget } from "./power.js";
-import { SchedulingHost } from "./scheduling.js";
+import { SchedulingHost } from "../../core/app/schedules/hosting.js";
 import { assertMayStorePassphrase, effectivePassphrase, type KeyringFacts } from "./secrets.js";
 import { attentionLines, nextScheduledRun } from "./tray-state.js";
 import type { JobSource, TrayAction, TrayJob, TrayState } from "./tray-menu.js";

@@ -2,7 +2,7 @@
  * The tray's state and its menu, as plain data. Linux trays ignore clicks on the icon, so every
  * action is in the menu; electron/main.ts only turns these items into an Electron Menu.
  */
-import type { LockOwner } from "../../core/infra/scheduler-lock.js";
+import type { Scheduling } from "../../core/app/schedules/hosting.js";
 import type { SchedulePause } from "../../core/domain/settings.js";
 
 /** A job the tray lists; scheduler jobs today, the UI's jobs (exports ...) through the same shape. */
@@ -19,11 +19,7 @@ export interface JobSource {
   cancel(id: string): boolean;
 }
 
-export type Scheduling =
-  | { readonly kind: "here" }
-  /** Another process holds the scheduler lock: usually `snapkeep daemon`. */
-  | { readonly kind: "elsewhere"; readonly owner: LockOwner }
-  | { readonly kind: "failed"; readonly message: string };
+export type { Scheduling };
 
 export interface TrayState {
   readonly now: Date;

@@ -1,10 +1,11 @@
 import type { CopyForm } from "./schedule-words.js";
 
 const COUNTS: readonly { key: "keepLast" | "daily" | "weekly" | "monthly"; label: string }[] = [
-  { key: "keepLast", label: "Latest copies" },
-  { key: "daily", label: "Daily copies" },
-  { key: "weekly", label: "Weekly copies" },
-  { key: "monthly", label: "Monthly copies" },
+  // Not the snapshot counts' words ("Latest", "Days"…): one label names one field in the editor.
+  { key: "keepLast", label: "Newest" },
+  { key: "daily", label: "Daily" },
+  { key: "weekly", label: "Weekly" },
+  { key: "monthly", label: "Monthly" },
 ];
 
 /**
@@ -37,7 +38,8 @@ export function CopyFields({
             onChange({ on: e.target.checked, ...(form.target === "" ? { target: targets[0] ?? "" } : {}) })
           }
         />
-        After the snapshot, export it to a target (verified, only the changed blocks after the first)
+        After the snapshot, export it to a target (verified there; over SSH, after the first copy only the
+        changed blocks travel)
       </label>
       {noTargets && (
         <p className="hint">

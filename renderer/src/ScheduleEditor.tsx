@@ -403,7 +403,7 @@ function PreviewPanel({
           {preview.copyForecast !== null && (
             <>
               <h4>Off this host</h4>
-              <p aria-label="Copy forecast">{copyForecastInWords(preview.copyForecast, shortDate)}</p>
+              <p aria-label="What the target keeps">{copyForecastInWords(preview.copyForecast, shortDate)}</p>
             </>
           )}
           {editing && preview.retention !== null && (

@@ -1,7 +1,7 @@
 import { Fragment, useEffect, useState } from "react";
 import { useStore } from "zustand";
 
-import type { ListedHost, ListedSchedule, Schedule, When } from "../../core/api/contract.js";
+import type { ListedHost, ListedSchedule, Schedule, SchedulerRunner, When } from "../../core/api/contract.js";
 import { ScheduleEditor, type EditorVm } from "./ScheduleEditor.js";
 import {
   copyInWords,
@@ -40,7 +40,7 @@ export function WhenText({ when }: { when: When }) {
 
 export function StatusBadge({ listed }: { listed: ListedSchedule }) {
   const level = scheduleStatus(listed).level;
-  return <span className={`badge status-${level}`}>{level}</span>;
+  return <span className={`badge status-${level}`}>{level === "stopped" ? "not running" : level}</span>;
 }
 
 /**
@@ -115,6 +115,7 @@ export function SchedulesView({ store }: { store: AppStore }) {
           Add schedule…
         </button>
       </header>
+      <RunnerLine runner={state.schedulerRunner} />
       {state.schedulePause === null && state.schedules.length > 0 && (
         <div className="pause-all" role="group" aria-label="Pause all schedules">
           <button
@@ -245,4 +246,29 @@ export function SchedulesView({ store }: { store: AppStore }) {
 export function CopyLine({ copy }: { copy: Schedule["copy"] }) {
   const words = copyInWords(copy);
   return words === null ? null : <span className="copy-line">{words}</span>;
+}
+
+/**
+ * Who runs the schedules, always said: this server or window, another process by name and pid, or,
+ * loudly, nobody — then no schedule fires, however "enabled" it is.
+ */
+function RunnerLine({ runner }: { runner: SchedulerRunner | null }) {
+  if (runner === null) {
+    return null;
+  }
+  if (runner.kind === "none") {
+    return (
+      <p className="runner runner-none" role="alert">
+        No scheduler is running: schedules will not fire and nothing is copied off the host. Start{" "}
+        <code>snapkeep daemon</code>, the desktop app, or <code>snapkeep serve</code> without{" "}
+        <code>--no-scheduler</code>.
+      </p>
+    );
+  }
+  const who = `${runner.app ?? "a Snapkeep process"}, pid ${runner.pid ?? "?"}${runner.hostname === null ? "" : ` on ${runner.hostname}`}`;
+  return (
+    <p className="runner" role="status">
+      {runner.kind === "here" ? `Schedules run here (${who}).` : `Schedules are run by ${who}.`}
+    </p>
+  );
 }

@@ -75,12 +75,20 @@ export function disksInWords(disks: readonly string[] | undefined): string {
 export type ScheduleStatus =
   | { readonly level: "active" }
   | { readonly level: "paused" }
+  /** Enabled, but no scheduler runs on this state folder: it will not fire. */
+  | { readonly level: "stopped" }
   | { readonly level: "failing"; readonly error: string; readonly failures: number };
 
-/** Paused wins over failing: a paused schedule does not retry, so its last error is history. */
+/**
+ * Paused wins over failing: a paused schedule does not retry, so its last error is history. An
+ * enabled schedule is never "active" while nothing runs it.
+ */
 export function scheduleStatus(listed: ListedSchedule): ScheduleStatus {
   if (!listed.schedule.enabled) {
     return { level: "paused" };
+  }
+  if (!listed.schedulerRunning) {
+    return { level: "stopped" };
   }
   const state = listed.state;
   if (state?.lastResult === "failed") {

@@ -243,9 +243,9 @@ describe("first run, settings and schedules in Chromium, on snapkeep serve", () 
     // A copy off the host, to the folder target: the preview says what the target keeps.
     await dialog.getByRole("checkbox", { name: /export it to a target/ }).check();
     await dialog.getByLabel("Target", { exact: true }).selectOption("usb");
-    await dialog.getByLabel("Latest copies").fill("2");
+    await dialog.getByLabel("Newest", { exact: true }).fill("2");
     await expect
-      .poll(() => dialog.getByLabel("Copy forecast").textContent())
+      .poll(() => dialog.getByLabel("What the target keeps").textContent())
       .toMatch(/^After a year: usb keeps 2 copies of 3\d\d sent, the oldest from .*stay on this host/);
     await expect.poll(() => dialog.getByText("Every day at 03:30").count()).toBe(1);
     await shot("schedule-editor.png");
@@ -274,6 +274,11 @@ describe("first run, settings and schedules in Chromium, on snapkeep serve", () 
     const view = page.getByRole("region", { name: "Schedules" });
     const row = view.getByRole("row", { name: new RegExp(`${vmName}: Every day at 03:30`) });
     await row.waitFor();
+    // snapkeep serve runs the schedules itself, and the view says so.
+    await view
+      .getByRole("status")
+      .filter({ hasText: /^Schedules run here \(snapkeep serve, pid \d+/ })
+      .waitFor();
     expect(await row.textContent()).toMatch(
       /vdakeeps the latest 3, 4 weeklycopies to usb every run, keeps the latest 2 thereactivenever/,
     );

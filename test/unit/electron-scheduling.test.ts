@@ -9,7 +9,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { acquireSchedulerLock, schedulerOwner } from "../../core/infra/scheduler-lock.js";
 import { openScheduler } from "../../core/app/schedules/owned.js";
 import type { ScheduleWork } from "../../core/app/schedules/scheduler.js";
-import { SchedulingHost } from "../../electron/lib/scheduling.js";
+import { SchedulingHost } from "../../core/app/schedules/hosting.js";
 import type { Scheduling } from "../../electron/lib/tray-menu.js";
 
 const homes: string[] = [];

@@ -47,12 +47,20 @@ describe("schedules in words", () => {
     expect(retentionInWords({ daily: 14 })).toBe("keeps 14 daily");
   });
 
-  it("tells paused, failing and active apart; paused wins, as a paused schedule does not retry", () => {
-    const listed = (enabled: boolean, lastResult?: "ok" | "failed"): ListedSchedule => ({
+  it("tells paused, not running, failing and active apart; paused wins, as a paused schedule does not retry", () => {
+    const listed = (
+      enabled: boolean,
+      lastResult?: "ok" | "failed",
+      schedulerRunning = true,
+    ): ListedSchedule => ({
       schedule: { ...schedule, enabled },
       state: lastResult === undefined ? null : { lastResult, lastError: "web01 is unreachable", failures: 3 },
       nextRun: null,
+      schedulerRunning,
     });
+    // Nothing runs the schedules: never "active", whatever its last run did.
+    expect(scheduleStatus(listed(true, "ok", false))).toEqual({ level: "stopped" });
+    expect(scheduleStatus(listed(false, "ok", false))).toEqual({ level: "paused" });
     expect(scheduleStatus(listed(true))).toEqual({ level: "active" });
     expect(scheduleStatus(listed(true, "ok"))).toEqual({ level: "active" });
     expect(scheduleStatus(listed(true, "failed"))).toEqual({

@@ -4,6 +4,7 @@ import type {
   ListedSchedule,
   ScheduleDraft,
   SchedulePause,
+  SchedulerRunner,
 } from "../../../core/api/contract.js";
 import { asApiError, type Slice } from "./types.js";
 
@@ -11,6 +12,8 @@ export interface SchedulesSlice {
   readonly schedules: readonly ListedSchedule[];
   /** "Pause all" while it holds (set from the tray, the CLI or another window), else null. */
   readonly schedulePause: SchedulePause | null;
+  /** Who runs the schedules (this server or app, a daemon, or nobody); null until loaded. */
+  readonly schedulerRunner: SchedulerRunner | null;
   loadSchedules(): Promise<void>;
   resumeAllSchedules(): Promise<void>;
   /** Pauses every schedule for `minutes`, or until resumed (null). */
@@ -29,13 +32,15 @@ export interface SchedulesSlice {
 export const schedulesSlice: Slice<SchedulesSlice> = (api, run) => (set, get) => ({
   schedules: [],
   schedulePause: null,
+  schedulerRunner: null,
   loadSchedules: async () => {
     try {
-      const [schedules, schedulePause] = await Promise.all([
+      const [schedules, schedulePause, schedulerRunner] = await Promise.all([
         api.call("schedules.list", {}),
         api.call("schedules.pauseState", {}),
+        api.call("schedules.runner", {}),
       ]);
-      set({ schedules, schedulePause });
+      set({ schedules, schedulePause, schedulerRunner });
     } catch (error) {
       set({ error: asApiError(error) });
     }

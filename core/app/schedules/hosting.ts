@@ -1,14 +1,21 @@
 /**
- * Who runs the schedules while the desktop app is open. One scheduler per state directory: when
- * `snapkeep daemon` (or another desktop instance on a shared home) holds the lock, the app still
- * opens, says who schedules, and takes over by itself once that process has stopped.
+ * Who runs the schedules while a front end that hosts them is open (the desktop app, `snapkeep
+ * serve`). One scheduler per state directory: when `snapkeep daemon` (or another front end on a
+ * shared home) holds the lock, this one still opens, says who schedules, and takes over by itself
+ * once that process has stopped.
  */
-import { describeError, isSnapkeepError } from "../../core/errors.js";
-import type { LockOwner } from "../../core/infra/scheduler-lock.js";
-import type { OwnedScheduler } from "../../core/app/schedules/owned.js";
-import type { Scheduler } from "../../core/app/schedules/scheduler.js";
-import type { TimerPort } from "../../core/infra/timers.js";
-import type { Scheduling } from "./tray-menu.js";
+import { describeError, isSnapkeepError } from "../../errors.js";
+import type { LockOwner } from "../../infra/scheduler-lock.js";
+import type { OwnedScheduler } from "./owned.js";
+import type { Scheduler } from "./scheduler.js";
+import type { TimerPort } from "../../infra/timers.js";
+
+/** Who runs the schedules, as a front end that hosts them sees it. */
+export type Scheduling =
+  | { readonly kind: "here" }
+  /** Another process holds the scheduler lock: usually `snapkeep daemon`. */
+  | { readonly kind: "elsewhere"; readonly owner: LockOwner }
+  | { readonly kind: "failed"; readonly message: string };
 
 export interface SchedulingOptions {
   /** Takes the lock and builds the scheduler (core openScheduler); throws ALREADY_EXISTS when held. */

@@ -58,6 +58,12 @@ export function chooseSnapshotDisks(vm: Vm, chosen: readonly string[] | undefine
 }
 
 /** A snapshot by its exact tag, else by its name; an ambiguous name is refused, not guessed. */
+/**
+ * Names a VM's newest complete snapshot wherever a snapshot is named ("export web01 latest"). A
+ * snapshot someone named "latest" keeps the word: it is found by its name first.
+ */
+export const LATEST = "latest";
+
 export function resolveSnapshot(vm: VmWithSnapshots, ref: string): Snapshot {
   const byTag = vm.snapshots.find((s) => s.tag === ref);
   if (byTag !== undefined) {
@@ -66,6 +72,14 @@ export function resolveSnapshot(vm: VmWithSnapshots, ref: string): Snapshot {
   const byName = vm.snapshots.filter((s) => s.name === ref);
   if (byName.length === 1 && byName[0] !== undefined) {
     return byName[0];
+  }
+  if (ref === LATEST && byName.length === 0) {
+    // The newest good snapshot: one an interrupted job left half-made is no recovery point.
+    const newest = vm.snapshots.filter((s) => !s.incomplete).at(-1);
+    if (newest === undefined) {
+      throw new SnapkeepError("NOT_FOUND", `${vm.name} has no snapshot yet, so none is the latest.`);
+    }
+    return newest;
   }
   if (byName.length > 1) {
     throw new SnapkeepError("INVALID_INPUT", `${vm.name} has ${byName.length} snapshots named "${ref}".`, {

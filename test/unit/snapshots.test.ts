@@ -153,4 +153,12 @@ describe("resolving a snapshot reference", () => {
   it("refuses an unknown name", () => {
     expect(() => resolveSnapshot(v, "zzz")).toThrow(/no snapshot named "zzz"/);
   });
+  it("takes latest for the newest complete snapshot, unless one is named latest", () => {
+    const half = { ...snap("snapkeep:scheduled@s:half", "half"), incomplete: true };
+    const listed = { ...v, snapshots: [snap("old", "old"), snap("new", "new"), half] };
+    expect(resolveSnapshot(listed, "latest").tag).toBe("new");
+    const named = { ...listed, snapshots: [snap("snapkeep:manual:latest", "latest"), ...listed.snapshots] };
+    expect(resolveSnapshot(named, "latest").tag).toBe("snapkeep:manual:latest");
+    expect(() => resolveSnapshot({ ...v, snapshots: [] }, "latest")).toThrow(/has no snapshot yet/);
+  });
 });

@@ -374,6 +374,8 @@ export function describeEvent(event: SchedulerEvent): string {
       return `job ${event.job}: PRUNE FAILED for ${vm}: ${event.message}`;
     case "copy-failed":
       return `job ${event.job}: COPY to ${event.target} FAILED for ${vm}: ${event.message} (the next runs try again; snapshots owed a copy are kept)`;
+    case "copy-damaged":
+      return `job ${event.job}: COPY ${event.exportId} on ${event.target} of ${vm} IS DAMAGED: ${event.message} (marked damaged; it is no recovery point any more)`;
     case "copy-recovered":
       return `job ${event.job}: copies of ${vm} land on ${event.target} again`;
     case "overdue":

@@ -57,6 +57,15 @@ const endSchema = z.object({
       bytesSent: z.number().min(0),
       prunedCopies: z.array(z.string()),
       error: z.string().nullable(),
+      /** An older copy hashed again after this one landed: its id, and whether it still matched. */
+      reverified: z
+        .object({
+          exportId: z.string().nullable(),
+          ok: z.boolean().nullable(),
+          detail: z.string().nullable(),
+        })
+        .nullable()
+        .optional(),
     })
     .optional(),
   /** Snapshots the retention would have removed, kept because their copy has not landed. */

@@ -94,6 +94,16 @@ export function factFromSchedulerEvent(event: SchedulerEvent): Fact | null {
           body: `${event.message} The next runs try again; snapshots owed a copy stay on the host.`,
         },
       };
+    case "copy-damaged":
+      return {
+        type: "notice",
+        notice: {
+          kind: "jobFailed",
+          subject: `damaged:${event.exportId}`,
+          title: `A copy of ${event.schedule.vmName} on ${event.target} is damaged`,
+          body: `${event.message}. It is marked damaged and no longer counts as a recovery point; the next copies go on.`,
+        },
+      };
     case "copy-recovered":
       return { type: "cleared", kinds: ["jobFailed"], subject: `copy:${event.schedule.id}` };
     case "interrupted":

@@ -4,7 +4,16 @@
  * as the scheduler calls it), so the test decides when the target goes away and comes back.
  */
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -197,9 +206,48 @@ describe("schedules that copy off the host", () => {
     expect(back.held).toEqual([]);
   }, 300_000);
 
+  it("checks one older copy again per run once its check is a month old, and marks a rotten one damaged", async () => {
+    // Forty days on, as the scheduler's clock sees it; the disks' dates stay real.
+    const later = (): Date => new Date(Date.now() + 40 * 24 * 3600_000);
+    const monthOn = new Schedules(
+      ctx.app,
+      later,
+      new ScheduleCopies({ store: ctx.store, exports, targets, now: later }),
+    );
+    const own = (await exports.copiesOn("nas"))
+      .filter((c) => c.scheduleId === schedule.id)
+      .sort((a, b) => Date.parse(a.snapshotCreatedAt ?? "") - Date.parse(b.snapshotCreatedAt ?? ""));
+    // The newer of the two copies there rots on the target's disk; the older one goes with this
+    // run's prune (keep 2), so the rotten one is the copy checked longest ago that remains.
+    const rotten = own.at(-1);
+    const vmFolder = readdirSync(folder).find((f) => existsSync(join(folder, f, rotten?.id ?? "-")));
+    const image = join(folder, vmFolder ?? "-", rotten?.id ?? "-", "vda.qcow2");
+    const bytes = readFileSync(image);
+    bytes[bytes.length - 100] = (bytes[bytes.length - 100] ?? 0) ^ 0xff;
+    writeFileSync(image, bytes);
+
+    slot += 3600_000;
+    const run = await monthOn.run(schedule, scheduledTag(schedule, new Date(slot)));
+    expect(run.copy?.failure).toBeNull();
+    expect(run.copy?.reverified).toEqual({
+      exportId: rotten?.id,
+      ok: false,
+      detail: "vda.qcow2 no longer match their checksums",
+    });
+    const listed = (await exports.list("nas"))[0]?.exports ?? [];
+    expect(listed.find((e) => e.id === rotten?.id)?.state).toBe("corrupt");
+    // The next run checks the copy the last one made (checked forty "days" before), which matches.
+    slot += 3600_000;
+    const next = await monthOn.run(schedule, scheduledTag(schedule, new Date(slot)));
+    expect(next.copy?.reverified).toEqual({ exportId: run.copy?.exportId, ok: true, detail: null });
+  }, 300_000);
+
   it("a manual prune by count leaves the schedule's copies alone", async () => {
+    const before = onTarget().filter((e) => e.scheduleId === schedule.id);
+    // Two verified copies and the damaged one, which stays for a person to look at.
+    expect(before).toHaveLength(3);
     const result = await exports.prune("nas", { keep: 1, dryRun: false });
     expect(result.removed).toEqual([]);
-    expect(onTarget().filter((e) => e.scheduleId === schedule.id)).toHaveLength(2);
+    expect(onTarget().filter((e) => e.scheduleId === schedule.id)).toEqual(before);
   });
 });

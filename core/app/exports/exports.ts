@@ -418,5 +418,6 @@ function targetCopyOf(entry: ExportEntry): TargetCopy {
     scheduleId: entry.manifest?.scheduleId ?? null,
     snapshotTag: snapshot?.tag ?? entry.job?.snapshotTag ?? null,
     snapshotCreatedAt: snapshot?.createdAt ?? null,
+    checkedAt: entry.status?.checkedAt ?? null,
   };
 }

@@ -19,6 +19,7 @@ import {
   type SnapshotRef,
 } from "../../domain/copy/due.js";
 import { holdUntilCopied, type HoldResult } from "../../domain/copy/hold.js";
+import { copyToReverify } from "../../domain/copy/reverify.js";
 import { validateCopyPolicy, type CopyPolicy, type CopyPolicyDraft } from "../../domain/copy/policy.js";
 import type { CopyFailure } from "../../domain/copy/rpo.js";
 import type { Schedule, ScheduleCopyState } from "../../domain/settings.js";
@@ -41,6 +42,17 @@ export interface CopyRunResult {
   readonly prunedCopies: readonly string[];
   /** Null when the copy landed or none was due; else how it failed. */
   readonly failure: CopyFailure | null;
+  /** One of its older copies hashed again on the target after this one landed (reverify.ts). */
+  readonly reverified: Reverified | null;
+}
+
+export interface Reverified {
+  /** Null when the check could not be made (the listing or the hashing failed). */
+  readonly exportId: string | null;
+  /** True: it still matches; false: damaged; null: the check could not be made. */
+  readonly ok: boolean | null;
+  /** The files that no longer match, or why the check could not be made. */
+  readonly detail: string | null;
 }
 
 export class ScheduleCopies {
@@ -86,7 +98,14 @@ export class ScheduleCopies {
     const thisRun: SnapshotRef = { tag: snapshot.tag, createdAt: snapshot.createdAt };
     const decision = copyDue(policy, this.history(schedule.id), thisRun, this.#now());
     this.#record(schedule.id, (state) => ({ ...state, ...historyAfterRun(state, thisRun, decision) }));
-    const none = { target: policy.target, exportId: null, bytesSent: 0, prunedCopies: [], failure: null };
+    const none = {
+      target: policy.target,
+      exportId: null,
+      bytesSent: 0,
+      prunedCopies: [],
+      failure: null,
+      reverified: null,
+    };
     if (!decision.copy) {
       return { attempted: false, reason: decision.reason, ...none };
     }
@@ -114,6 +133,7 @@ export class ScheduleCopies {
         })
         .then((r) => ({ removed: r.removed, error: null }))
         .catch((error: unknown) => ({ removed: [] as readonly string[], error: describeError(error) }));
+      const reverified = await this.#reverifyOne(schedule, signal);
       return {
         attempted: true,
         reason: decision.reason,
@@ -128,6 +148,7 @@ export class ScheduleCopies {
                 kind: "copy-failed",
                 detail: `the copy landed, but pruning older copies failed: ${pruned.error}`,
               },
+        reverified,
       };
     } catch (error) {
       if (isSnapkeepError(error, "CANCELLED")) {
@@ -139,6 +160,37 @@ export class ScheduleCopies {
         lastAttempt: { at: this.#now().toISOString(), exportId: null, failure },
       }));
       return { attempted: true, reason: decision.reason, ...none, failure };
+    }
+  }
+
+  /**
+   * Hashes again the schedule's copy on the target whose last check is oldest, when that is older
+   * than REVERIFY_AFTER_MS: one per run, so a long chain of copies costs one image's read per run.
+   * A mismatch marks the copy damaged (Exports.verify seals "corrupt"): it is no basis for the next
+   * copy's blocks, no recovery point, and never pruned by count; the scheduler raises the alarm.
+   */
+  async #reverifyOne(
+    schedule: Schedule & { readonly copy: CopyPolicy },
+    signal: AbortSignal,
+  ): Promise<Reverified | null> {
+    const target = schedule.copy.target;
+    try {
+      const copies = await this.#exports.copiesOn(target);
+      const due = copyToReverify(copies, { id: schedule.id, vmUuid: schedule.vmUuid }, this.#now());
+      if (due === null) {
+        return null;
+      }
+      const result = await this.#exports.verify(target, due.id, signal);
+      return {
+        exportId: due.id,
+        ok: result.ok,
+        detail: result.ok ? null : `${result.badFiles.join(", ")} no longer match their checksums`,
+      };
+    } catch (error) {
+      if (isSnapkeepError(error, "CANCELLED")) {
+        throw error;
+      }
+      return { exportId: null, ok: null, detail: `the check could not be made: ${describeError(error)}` };
     }
   }
 

@@ -13,6 +13,7 @@ import {
 import type { Journal, JobEnd, JobSummary } from "../../infra/journal.js";
 import { activePause } from "../../domain/schedule/pause.js";
 import type { ScheduledRunResult } from "./schedules.js";
+import type { CopyRunResult } from "./copies.js";
 import { scheduledTag, snapshotWasMade } from "./schedules.js";
 import { nextSlots } from "../../domain/schedule/spec.js";
 
@@ -68,6 +69,15 @@ export type SchedulerEvent =
       readonly job: string;
       readonly schedule: Schedule;
       readonly target: string;
+    }
+  | {
+      /** A copy checked again on the target no longer matches its checksums: it is marked damaged. */
+      readonly type: "copy-damaged";
+      readonly job: string;
+      readonly schedule: Schedule;
+      readonly target: string;
+      readonly exportId: string;
+      readonly message: string;
     }
   | { readonly type: "job-cancelled"; readonly job: string; readonly schedule: Schedule }
   | { readonly type: "overdue"; readonly schedule: Schedule; readonly since: string }
@@ -334,6 +344,17 @@ export class Scheduler {
     if (copy === null || !copy.attempted) {
       return;
     }
+    const checked = copy.reverified;
+    if (checked !== null && checked.ok === false && checked.exportId !== null) {
+      this.#emit({
+        type: "copy-damaged",
+        job,
+        schedule,
+        target: copy.target,
+        exportId: checked.exportId,
+        message: checked.detail ?? "it no longer matches its checksums",
+      });
+    }
     const key = `copy:${schedule.id}`;
     if (copy.failure !== null) {
       if (!this.#raised.has(key)) {
@@ -408,9 +429,25 @@ function copySentence(result: ScheduledRunResult): string[] {
     const pruned =
       copy.prunedCopies.length === 0 ? "" : ` Removed older copies: ${copy.prunedCopies.join(", ")}.`;
     const after = copy.failure === null ? "" : ` ${copy.failure.detail ?? ""}`;
-    return [`Copied to ${copy.target} as ${copy.exportId}.${pruned}${after}`, ...held];
+    return [
+      `Copied to ${copy.target} as ${copy.exportId}.${pruned}${reverifySentence(copy)}${after}`,
+      ...held,
+    ];
   }
   return [`The copy to ${copy.target} failed: ${copy.failure?.detail ?? "unknown error"}`, ...held];
+}
+
+function reverifySentence(copy: CopyRunResult): string {
+  const checked = copy.reverified;
+  if (checked === null) {
+    return "";
+  }
+  const id = checked.exportId ?? "?";
+  return checked.ok === true
+    ? ` Checked copy ${id} again: it still matches.`
+    : checked.ok === false
+      ? ` Copy ${id} no longer matches (${checked.detail ?? "checksums differ"}): marked damaged.`
+      : ` An older copy could not be checked again: ${checked.detail ?? "unknown error"}.`;
 }
 
 /** The journal's end record of a run that made its snapshot: what it pruned, held and copied. */
@@ -437,6 +474,7 @@ function succeededRecord(job: string, now: Date, result: ScheduledRunResult): Om
             bytesSent: copy.bytesSent,
             prunedCopies: [...copy.prunedCopies],
             error: copy.failure?.detail ?? null,
+            reverified: copy.reverified,
           },
         }
       : {}),

@@ -25,6 +25,8 @@ export interface TargetCopy {
   /** The copied snapshot: its tag on the host and when it was taken (the recovery point). */
   readonly snapshotTag: string | null;
   readonly snapshotCreatedAt: string | null;
+  /** When its files were last hashed on the target (its sealed status); absent when unknown. */
+  readonly checkedAt?: string | null | undefined;
 }
 
 export interface KeptCopy {

@@ -12,7 +12,13 @@ import { displayName, formatTime, table } from "./format.js";
 import type { CliContext, CliIo } from "./main.js";
 import { diskList, numberOption, parseNumber } from "./options.js";
 import { splitVmRef } from "./refs.js";
-import { describeCopy, parseCopy, withCopyOptions, type CopyOptions } from "./schedule-copy-options.js";
+import {
+  copyPreviewLines,
+  describeCopy,
+  parseCopy,
+  withCopyOptions,
+  type CopyOptions,
+} from "./schedule-copy-options.js";
 
 type Print = (value: unknown, json: boolean | undefined, human: () => string) => void;
 
@@ -230,7 +236,9 @@ export function registerScheduleCommands(
     .option("--json", "machine-readable output")
     .action(async (id: string, opts: { json?: boolean }) => {
       const preview = await context().schedules.preview(id);
-      const remove = preview.retention.remove;
+      // What copy before prune holds is not removed: it is listed with the copy.
+      const held = new Set(preview.copy?.held ?? []);
+      const remove = preview.retention.remove.filter((s) => !held.has(s.name));
       const keep = preview.retention.keep.filter(
         (k) => k.snapshot.kind === "scheduled" && k.snapshot.origin === id,
       );
@@ -245,6 +253,7 @@ export function registerScheduleCommands(
             ? "It keeps none of its own snapshots yet."
             : `It keeps:\n${keep.map((k) => `  ${formatTime(k.snapshot.createdAt)}  ${displayName(k.snapshot.name)}  (${k.reasons.join(", ")})`).join("\n")}`,
           "Manual, safety, pinned and other tools' snapshots are never removed by a schedule.",
+          ...copyPreviewLines(preview.schedule.copy, preview.copy),
           "",
         ].join("\n"),
       );

@@ -2,6 +2,7 @@ import type { Command } from "commander";
 import { SnapkeepError, quoteInput } from "../errors.js";
 import { MAX_COPIES_KEPT, MAX_RUNS_PER_COPY } from "../domain/limits.js";
 import { describeCadence, type CopyCadence, type CopyPolicyDraft } from "../domain/copy/policy.js";
+import type { CopyForecast } from "../domain/copy/forecast.js";
 import type { RetentionPolicy } from "../domain/retention/gfs.js";
 import type { Schedule } from "../domain/settings.js";
 import { parseNumber } from "./options.js";
@@ -131,4 +132,25 @@ export function describeCopy(copy: Schedule["copy"]): string {
     r.monthly === undefined ? null : `${r.monthly} monthly`,
   ].filter((p): p is string => p !== null);
   return `to ${copy.target}, ${describeCadence(copy.cadence)}, ${counts.join(", ")}`;
+}
+
+/** `schedule preview`'s lines about the copy: where, what the target keeps in a year, what is held. */
+export function copyPreviewLines(
+  copy: Schedule["copy"],
+  preview: { readonly held: readonly string[]; readonly forecast: CopyForecast | null } | null,
+): string[] {
+  if (copy === undefined || preview === null) {
+    return ["It makes no copies off the host (--copy-to TARGET with schedule edit adds them)."];
+  }
+  const f = preview.forecast;
+  const year =
+    f === null
+      ? ""
+      : ` After a year ${copy.target} keeps ${f.kept} of its ${f.copies} copies${f.oldestKeptAt === null ? "" : `, the oldest from ${f.oldestKeptAt.slice(0, 10)}`}.`;
+  const holding = copy.holdLocalUntilCopied
+    ? preview.held.length === 0
+      ? " No snapshot is held for its copy now."
+      : ` Held on this host until their copy lands: ${preview.held.join(", ")}.`
+    : " Snapshots are pruned here by the retention, copied or not (--no-copy-hold).";
+  return [`Copies ${describeCopy(copy)}.${year}${holding}`];
 }

@@ -294,6 +294,58 @@ describe("snapkeep CLI", () => {
       const missing = cli(["export", `local/${vmName}`, "to-export", "--to", "nowhere"]);
       expect(missing.code).toBe(1);
       expect(missing.stderr).toMatch(/no export target named "nowhere"/);
+
+      // A schedule that copies to the target: added, listed, previewed and edited from the CLI.
+      const added = cli([
+        "schedule",
+        "add",
+        `local/${vmName}`,
+        "--every",
+        "daily",
+        "--at",
+        "02:30",
+        "--keep",
+        "3",
+        "--copy-to",
+        "backup",
+        "--copy-keep",
+        "2",
+        "--json",
+      ]);
+      expect(added.code).toBe(0);
+      const schedule = JSON.parse(added.stdout) as { id: string; copy: unknown };
+      expect(schedule.copy).toEqual({
+        target: "backup",
+        cadence: { every: "runs", n: 1 },
+        retention: { keepLast: 2 },
+        holdLocalUntilCopied: true,
+      });
+      expect(cli(["schedule", "list"]).stdout).toMatch(/to backup, every run, keep 2/);
+      expect(cli(["schedule", "preview", schedule.id]).stdout).toMatch(
+        /Copies to backup, every run, keep 2\. After a year backup keeps 2 of its 3\d\d copies, the oldest from \d{4}-\d\d-\d\d\. No snapshot is held for its copy now\./,
+      );
+      const edited = cli([
+        "schedule",
+        "edit",
+        schedule.id,
+        "--copy-every",
+        "week",
+        "--copy-weekly",
+        "8",
+        "--json",
+      ]);
+      expect(edited.code).toBe(0);
+      expect(JSON.parse(edited.stdout)).toMatchObject({
+        when: { every: "daily", at: "02:30" },
+        retention: { keepLast: 3 },
+        copy: { target: "backup", cadence: { every: "week" }, retention: { weekly: 8 } },
+      });
+      const wrong = cli(["schedule", "edit", schedule.id, "--copy-to", "nowhere"]);
+      expect(wrong.code).toBe(1);
+      expect(wrong.stderr).toMatch(/no export target named "nowhere"/);
+      expect(cli(["schedule", "edit", schedule.id, "--no-copy"]).code).toBe(0);
+      expect(cli(["schedule", "list", "--json"]).stdout).not.toMatch(/"copy"/);
+      expect(cli(["schedule", "remove", schedule.id]).code).toBe(0);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

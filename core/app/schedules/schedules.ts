@@ -50,6 +50,8 @@ export interface SchedulePreview {
   readonly nextRuns: readonly string[];
   /** The real prune's decision on the snapshots that exist now, nothing deleted. */
   readonly retention: RetentionResult;
+  /** For a schedule that copies: what the prune would hold for its copy now, and the target's year. */
+  readonly copy: { readonly held: readonly string[]; readonly forecast: CopyForecast | null } | null;
 }
 
 export interface ScheduledRunResult {
@@ -247,11 +249,20 @@ export class Schedules {
     const schedule = this.get(id);
     const now = this.#now();
     const vm = await this.#deps.vms.get(schedule.host, schedule.vmUuid);
+    const retention = applyRetention(vm.snapshots, schedule.retention, schedule.id, now);
     return {
       schedule,
       description: describeWhen(schedule.when),
       nextRuns: nextSlots(schedule.when, now, count).map((d) => d.toISOString()),
-      retention: applyRetention(vm.snapshots, schedule.retention, schedule.id, now),
+      retention,
+      copy: hasCopy(schedule)
+        ? {
+            held: this.#copiesFor(schedule)
+              .hold(schedule, retention.remove)
+              .held.map((h) => h.snapshot.name),
+            forecast: forecastSchedule(schedule.when, schedule.retention, schedule.copy, now).target,
+          }
+        : null,
     };
   }
 

@@ -329,6 +329,7 @@ function handlers(
         ssh: p.ssh,
         identityFile: p.identityFile,
         keep: p.keep,
+        bwlimitKiB: p.bwlimitKiB,
       }),
     "targets.fingerprint": (p) => targets.offeredFingerprint(p.name),
     "targets.trust": (p) => targets.trust(p.name, p.fingerprint),

@@ -229,6 +229,13 @@ export const methods = {
         .max(MAX_EXPORTS_KEPT, `Keep at most ${MAX_EXPORTS_KEPT.toLocaleString("en-US")} exports per VM`)
         .describe("number of exports to keep")
         .optional(),
+      bwlimitKiB: z
+        .number()
+        .int()
+        .min(1)
+        .max(MAX_BWLIMIT_KIB)
+        .describe("bandwidth limit in KiB/s")
+        .optional(),
     })
     .refine((p) => (p.dir === undefined) !== (p.ssh === undefined), "Give a folder or an SSH address"),
   "targets.fingerprint": z.object({ name: targetName }),

@@ -64,6 +64,7 @@ export class Targets {
     identityFile?: string | undefined;
     trust?: string | undefined;
     keep?: number | undefined;
+    bwlimitKiB?: number | undefined;
   }): Promise<{ target: Target; offeredFingerprint: string | null; trusted: boolean }> {
     // Checked here so that the sentence names what was typed, whichever front end typed it; the
     // settings file refuses these too.
@@ -85,7 +86,10 @@ export class Targets {
         "Give a target either --dir PATH or --ssh USER@HOST[:PORT]:/PATH.",
       );
     }
-    const keep = request.keep === undefined ? {} : { keep: request.keep };
+    const keep = {
+      ...(request.keep === undefined ? {} : { keep: request.keep }),
+      ...(request.bwlimitKiB === undefined ? {} : { bwlimitKiB: request.bwlimitKiB }),
+    };
     if (request.dir !== undefined) {
       const target: Target = { name: request.name, kind: "dir", path: posix.resolve(request.dir), ...keep };
       validateFolder(target);

@@ -40,6 +40,11 @@ export function registerExportCommands(
     .option("--identity <file>", "private key file (else ssh-agent, ~/.ssh/config, ~/.ssh/id_*)")
     .option("--trust <fingerprint>", "the host key you expect (SHA256:...), pinned when it matches")
     .option("--keep <n>", "verified exports to keep per VM (older ones are removed)", keepOption)
+    .option(
+      "--bwlimit <KiB/s>",
+      "limit the bandwidth of scheduled copies to this target",
+      numberOption("--bwlimit", { min: 1, max: MAX_BWLIMIT_KIB }),
+    )
     .option("--json", "machine-readable output")
     .action(
       async (
@@ -50,6 +55,7 @@ export function registerExportCommands(
           identity?: string;
           trust?: string;
           keep?: number;
+          bwlimit?: number;
           json?: boolean;
         },
       ) => {
@@ -60,6 +66,7 @@ export function registerExportCommands(
           identityFile: opts.identity,
           trust: opts.trust,
           keep: opts.keep,
+          bwlimitKiB: opts.bwlimit,
         });
         print(result, opts.json, () =>
           result.trusted

@@ -2,7 +2,7 @@ import { z } from "zod";
 import { validateLibvirtUri } from "./selection.js";
 import { retentionSchema, whenSchema } from "./schedule/spec.js";
 import { definitionSummarySchema } from "./definition-summary.js";
-import { MAX_RUNS_PER_COPY } from "./limits.js";
+import { MAX_BWLIMIT_KIB, MAX_RUNS_PER_COPY } from "./limits.js";
 
 /**
  * The settings file, in one schema: it types the settings and validates every write and everything
@@ -171,12 +171,15 @@ export const dirTargetSchema = z.object({
   path: absolutePath,
   /** Verified exports to keep per VM; absent keeps all. */
   keep: z.number().int().min(1).max(1000).optional(),
+  /** KiB/s for scheduled copies to this target (rsync --bwlimit); absent: no limit. */
+  bwlimitKiB: z.number().int().min(1).max(MAX_BWLIMIT_KIB).optional(),
 });
 
 export const sshTargetSchema = z.object({
   ...sshEndpoint,
   path: absolutePath,
   keep: z.number().int().min(1).max(1000).optional(),
+  bwlimitKiB: z.number().int().min(1).max(MAX_BWLIMIT_KIB).optional(),
 });
 
 export const targetSchema = z.discriminatedUnion("kind", [dirTargetSchema, sshTargetSchema]);

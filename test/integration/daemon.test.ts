@@ -1,6 +1,7 @@
 /**
- * The real `snapkeep daemon` on real libvirt: a per-minute schedule with keep 1 makes snapshots
- * and prunes them to one while the manual snapshot survives; a second daemon is refused; and a
+ * The real `snapkeep daemon` on real libvirt: a per-minute schedule with keep 1 makes snapshots,
+ * copies each one to a folder target (which keeps the schedule's newest copy) and prunes them to
+ * one while the manual snapshot survives; a second daemon is refused; and a
  * daemon killed with -9 in the middle of a job leaves it reported as interrupted, never as done.
  */
 import { execFileSync, spawn, spawnSync, type ChildProcess } from "node:child_process";
@@ -75,6 +76,8 @@ describe("snapkeep daemon", () => {
         ],
       });
       expect(cli(home, ["snapshot", "create", `local/${name}`, "--name", "by hand"]).code).toBe(0);
+      const targetDir = join(home, "nas");
+      expect(cli(home, ["target", "add", "nas", "--dir", targetDir]).code).toBe(0);
       const added = cli(home, [
         "schedule",
         "add",
@@ -82,6 +85,10 @@ describe("snapkeep daemon", () => {
         "--cron",
         "* * * * *",
         "--keep",
+        "1",
+        "--copy-to",
+        "nas",
+        "--copy-keep",
         "1",
         "--json",
       ]);
@@ -115,8 +122,25 @@ describe("snapkeep daemon", () => {
       const jobs = JSON.parse(cli(home, ["jobs", "list", "--json"]).stdout) as {
         status: string;
         pruned: string[];
+        copy: {
+          target: string;
+          exportId: string | null;
+          prunedCopies: string[];
+          error: string | null;
+        } | null;
       }[];
-      expect(jobs.filter((j) => j.status === "succeeded").some((j) => j.pruned.length === 1)).toBe(true);
+      const done = jobs.filter((j) => j.status === "succeeded");
+      expect(done.some((j) => j.pruned.length === 1)).toBe(true);
+      // Every run copied its snapshot off the host, and the target keeps the schedule's newest one.
+      for (const job of done) {
+        expect(job.copy).toMatchObject({ target: "nas", error: null, exportId: expect.any(String) });
+      }
+      expect(done.some((j) => j.copy?.prunedCopies.length === 1)).toBe(true);
+      const onTarget = JSON.parse(cli(home, ["exports", "list", "--json"]).stdout) as {
+        exports: { state: string; manifest: { scheduleId?: string } | null }[];
+      }[];
+      const copies = onTarget[0]?.exports ?? [];
+      expect(copies.map((e) => [e.state, e.manifest?.scheduleId])).toEqual([["verified", scheduleId]]);
       // The daemon's own log says what it pruned (the journal was written first; stdout may lag).
       await waitFor(
         () => /job job-\w+ succeeded: .*pruned scheduled-/.test(daemon.output()),
@@ -127,8 +151,8 @@ describe("snapkeep daemon", () => {
         state: { lastResult: string };
       }[];
       expect(list[0]?.state.lastResult).toBe("ok");
-      // Its recovery point is fine; nothing copies it off the host, and the listing says so.
-      expect(cli(home, ["vm", "list"]).stdout).toMatch(new RegExp(`${name} .* ok\\s+this host only\\n`));
+      // Its recovery point is fine, on the host and off it.
+      expect(cli(home, ["vm", "list"]).stdout).toMatch(new RegExp(`${name} .* ok\\s+ok\\n`));
 
       daemon.child.kill("SIGTERM");
       expect(await exited(daemon.child)).toBe(0);

@@ -60,6 +60,8 @@ export class ScheduleCopies {
   readonly #exports: Exports;
   readonly #targets: Targets;
   readonly #now: () => Date;
+  /** The last copy queued per target: the next one starts when it has settled. */
+  readonly #queues = new Map<string, Promise<void>>();
 
   constructor(deps: { store: SettingsStore; exports: Exports; targets: Targets; now: () => Date }) {
     this.#store = deps.store;
@@ -112,15 +114,19 @@ export class ScheduleCopies {
     const send = owedCopy(this.history(schedule.id)) ?? thisRun;
     onStep("copy");
     try {
-      const result = await this.#exports.export({
-        host: schedule.host,
-        vm: schedule.vmUuid,
-        snapshot: send.tag,
-        target: policy.target,
-        scheduleId: schedule.id,
-        ...(schedule.disks === undefined ? {} : { disks: schedule.disks }),
-        signal,
-      });
+      const bwlimitKiB = this.#targets.get(policy.target).bwlimitKiB;
+      const result = await this.#oneAtATime(policy.target, () =>
+        this.#exports.export({
+          host: schedule.host,
+          vm: schedule.vmUuid,
+          snapshot: send.tag,
+          target: policy.target,
+          scheduleId: schedule.id,
+          ...(schedule.disks === undefined ? {} : { disks: schedule.disks }),
+          ...(bwlimitKiB === undefined ? {} : { bwlimitKiB }),
+          signal,
+        }),
+      );
       this.#record(schedule.id, (state) => ({
         ...state,
         ...historyAfterLanded(state, [send]),
@@ -205,6 +211,28 @@ export class ScheduleCopies {
       ...s,
       copyState: Object.fromEntries(Object.entries(s.copyState).filter(([id]) => id !== scheduleId)),
     }));
+  }
+
+  /**
+   * One copy per target at a time: two schedules copying to one NAS at once would halve each one's
+   * speed and double the seeks there; the second waits for the first (in this process, which is
+   * the one scheduler of this state folder).
+   */
+  async #oneAtATime<T>(target: string, work: () => Promise<T>): Promise<T> {
+    const before = this.#queues.get(target) ?? Promise.resolve();
+    const run = before.then(work, work);
+    const settled = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.#queues.set(target, settled);
+    try {
+      return await run;
+    } finally {
+      if (this.#queues.get(target) === settled) {
+        this.#queues.delete(target);
+      }
+    }
   }
 
   #record(scheduleId: string, change: (state: ScheduleCopyState) => ScheduleCopyState): void {

@@ -488,7 +488,7 @@ function scheduledJobs(home: string | undefined): JobView[] {
       return {
         id: job.id,
         kind: "scheduled-snapshot",
-        title: `Scheduled snapshot of ${job.vmName}`,
+        title: `Scheduled snapshot of ${job.vmName}${copyWords(job.copy)}`,
         host: job.host,
         vm: job.vmName,
         state,
@@ -508,6 +508,19 @@ function scheduledJobs(home: string | undefined): JobView[] {
         cancellable: false,
       };
     });
+}
+
+/** What a scheduled job's copy did, for its title in the jobs panel. */
+function copyWords(copy: JobSummary["copy"]): string {
+  if (copy === null || copy === undefined) {
+    return "";
+  }
+  if (copy.exportId !== null) {
+    return copy.reverified?.ok === false
+      ? `, copied to ${copy.target}; an older copy there is damaged`
+      : `, copied to ${copy.target}`;
+  }
+  return ` — its copy to ${copy.target} failed: ${copy.error ?? "unknown error"}`;
 }
 
 const NO_BYTES = {

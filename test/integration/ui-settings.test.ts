@@ -252,6 +252,11 @@ describe("first run, settings and schedules in Chromium, on snapkeep serve", () 
     await dialog.getByRole("button", { name: "Add schedule" }).click();
     await dialog.waitFor({ state: "detached" });
     await section.getByRole("row", { name: /Every day at 03:30/ }).waitFor();
+    // Nothing of it is off the host yet, and the VM's page says so beside its recovery point.
+    await page
+      .getByRole("status", { name: "Off this host" })
+      .filter({ hasText: "on this host only — no copy has been made off this host yet" })
+      .waitFor();
     await shot("vm-detail-schedules.png");
 
     const listed = JSON.parse(cli("schedule", "list", "--json")) as ListedSchedule[];

@@ -117,7 +117,14 @@ export class Targets {
     validateFolder(target);
     const added = await this.#registry.addSsh(target, request.trust);
     if (added.trusted) {
-      await this.#makeFolder(added.saved);
+      // As for a folder target, all or nothing: a folder that cannot be made there (no permission,
+      // a read-only share) is said now, and the target is not kept.
+      try {
+        await this.fsOf(added.saved).mkdirs(added.saved.path);
+      } catch (error) {
+        await this.#registry.remove(added.saved.name);
+        throw error;
+      }
     }
     return { target: added.saved, offeredFingerprint: added.offeredFingerprint, trusted: added.trusted };
   }
@@ -129,9 +136,9 @@ export class Targets {
   }
 
   /**
-   * Makes a newly trusted SSH target's folder, as a folder target's is made when it is added. A
-   * failure leaves the target saved: its first export says the folder is missing, and testing the
-   * target (which makes it too) says why it cannot be made.
+   * Makes the folder of an SSH target trusted after it was added. A failure leaves it trusted: its
+   * first export says the folder is missing, and testing the target (which makes it too) says why
+   * it cannot be made.
    */
   async #makeFolder(target: Target): Promise<void> {
     await this.fsOf(target)

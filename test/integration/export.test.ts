@@ -398,17 +398,18 @@ describe("exports", () => {
 
   it("refuses a target path it may not write, and a changed host key", async () => {
     {
-      await targets.add({
-        name: "readonly",
-        ssh: `${targetSshd.user}@${targetSshd.host}:${targetSshd.port}:${join(ro, "x")}`,
-        identityFile: targetSshd.userKeyPath,
-        trust: targetSshd.hostFingerprint,
-      });
+      // Its folder is made when it is added: one that cannot be made is refused then, not kept.
       const error = await failure(
-        exports.export({ host: "local", vm: vmName, snapshot: "before-b", target: "readonly" }),
+        targets.add({
+          name: "readonly",
+          ssh: `${targetSshd.user}@${targetSshd.host}:${targetSshd.port}:${join(ro, "x")}`,
+          identityFile: targetSshd.userKeyPath,
+          trust: targetSshd.hostFingerprint,
+        }),
       );
       expect(error.code).toBe("TARGET_UNWRITABLE");
       expect(error.message).toContain(join(ro, "x"));
+      expect(targets.list().map((t) => t.name)).not.toContain("readonly");
     }
 
     // The same address now answers with another host key: refused, nothing written.

@@ -2,7 +2,9 @@
  * Schedules at scale, figures printed:
  * 1. retention over 100,000 snapshots (goal < 100 ms), next to a plain sort of the same list;
  * 2. `snapkeep daemon` with 1,000 schedules over 100 VMs, idle for a minute (goal ~0% CPU and
- *    < 150 MB RSS), next to a bare Node process that only keeps a timer.
+ *    < 150 MB RSS), next to a bare Node process that only keeps a timer;
+ * 3. `snapkeep daemon` with 100 schedules that copy off the host to 2 targets, idle (goal ~0% CPU):
+ *    owed copies and their backoff are timers too, never a poll.
  *
  * Usage: npx tsx bench/schedules.ts   (part of npm run bench; no VMs needed)
  */
@@ -115,34 +117,58 @@ async function measureIdle(
   await new Promise((r) => child.once("exit", r));
 }
 
-async function daemonBench(): Promise<void> {
+/** A state folder with `count` daily schedules, at least two hours from now (the minute is idle). */
+function homeWithSchedules(count: number, copies: boolean): string {
   const home = mkdtempSync(join(tmpdir(), "snapkeep-bench-daemon-"));
+  const store = openSettingsStore(home, new Date());
+  const now = new Date();
+  const hour = (now.getHours() + 3) % 24;
+  const targets = ["nas1", "nas2"];
+  store.update((s) => ({
+    ...s,
+    hosts: [{ name: "local", kind: "local", uri: "qemu:///system" }],
+    targets: copies ? targets.map((name) => ({ name, kind: "dir" as const, path: join(home, name) })) : [],
+    schedules: Array.from({ length: count }, (_, i) => ({
+      id: randomBytes(4).toString("hex"),
+      host: "local",
+      vmUuid: randomUUID(),
+      vmName: `vm-${i % 100}`,
+      when: {
+        every: "daily" as const,
+        at: `${String(hour).padStart(2, "0")}:${String(i % 60).padStart(2, "0")}`,
+      },
+      retention: { keepLast: 7 },
+      enabled: true,
+      createdAt: now.toISOString(),
+      ...(copies
+        ? {
+            copy: {
+              target: targets[i % 2] as string,
+              cadence: { every: "runs" as const, n: 1 },
+              retention: { keepLast: 7, daily: 7, weekly: 4, monthly: 6 },
+              holdLocalUntilCopied: true,
+            },
+          }
+        : {}),
+    })),
+  }));
+  return home;
+}
+
+async function daemonBench(): Promise<void> {
+  const home = homeWithSchedules(1000, false);
+  const copying = homeWithSchedules(100, true);
   try {
-    const store = openSettingsStore(home, new Date());
-    const now = new Date();
-    // Runs at least two hours away, so the minute measured is idle (no job runs).
-    const hour = (now.getHours() + 3) % 24;
-    store.update((s) => ({
-      ...s,
-      hosts: [{ name: "local", kind: "local", uri: "qemu:///system" }],
-      schedules: Array.from({ length: 1000 }, (_, i) => ({
-        id: randomBytes(4).toString("hex"),
-        host: "local",
-        vmUuid: randomUUID(),
-        vmName: `vm-${i % 100}`,
-        when: {
-          every: "daily" as const,
-          at: `${String(hour).padStart(2, "0")}:${String(i % 60).padStart(2, "0")}`,
-        },
-        retention: { keepLast: 7 },
-        enabled: true,
-        createdAt: now.toISOString(),
-      })),
-    }));
     await measureIdle(
       "snapkeep daemon, 1,000 schedules over 100 VMs (goal ~0% CPU, < 150 MB)",
       ["node", join(repo, "bin/snapkeep.js"), "daemon"],
       { ...process.env, SNAPKEEP_HOME: home },
+      (out) => out.includes("daemon started"),
+    );
+    await measureIdle(
+      "snapkeep daemon, 100 schedules copying to 2 targets (goal ~0% CPU)",
+      ["node", join(repo, "bin/snapkeep.js"), "daemon"],
+      { ...process.env, SNAPKEEP_HOME: copying },
       (out) => out.includes("daemon started"),
     );
     await measureIdle(
@@ -153,6 +179,7 @@ async function daemonBench(): Promise<void> {
     );
   } finally {
     rmSync(home, { recursive: true, force: true });
+    rmSync(copying, { recursive: true, force: true });
   }
 }
 

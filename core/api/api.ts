@@ -485,10 +485,8 @@ function scheduledJobs(home: string | undefined): JobView[] {
     .map((job: JobSummary): JobView => {
       // Open in the journal with no scheduler alive: it was cut off, never done.
       const state = job.status === "running" && !live ? "interrupted" : job.status;
-      return {
+      const common = {
         id: job.id,
-        kind: "scheduled-snapshot",
-        title: `Scheduled snapshot of ${job.vmName}${copyWords(job.copy)}`,
         host: job.host,
         vm: job.vmName,
         state,
@@ -499,26 +497,52 @@ function scheduledJobs(home: string | undefined): JobView[] {
           job.message === null || state === "succeeded"
             ? null
             : {
-                code: state === "interrupted" ? "INTERRUPTED" : "JOB_FAILED",
+                code: state === "interrupted" ? ("INTERRUPTED" as const) : ("JOB_FAILED" as const),
                 message: job.message,
                 hint: null,
                 action: null,
               },
-        result: job.pruned.length > 0 ? { pruned: job.pruned } : null,
         cancellable: false,
+      };
+      if (job.kind === "copy") {
+        const copy = job.copy;
+        return {
+          ...common,
+          kind: "scheduled-copy",
+          title: `Copy of ${job.vmName} to ${job.target ?? "?"}${damagedWords(copy)}`,
+          result:
+            copy === null || copy === undefined
+              ? null
+              : {
+                  target: copy.target,
+                  exportId: copy.exportId,
+                  bytesSent: copy.bytesSent,
+                  resumed: copy.resumed ?? false,
+                  pruned: job.pruned,
+                },
+        };
+      }
+      return {
+        ...common,
+        kind: "scheduled-snapshot",
+        // Journals from before copies were jobs of their own carry the copy on the snapshot job.
+        title: `Scheduled snapshot of ${job.vmName}${inlineCopyWords(job.copy)}`,
+        result: job.pruned.length > 0 ? { pruned: job.pruned } : null,
       };
     });
 }
 
-/** What a scheduled job's copy did, for its title in the jobs panel. */
-function copyWords(copy: JobSummary["copy"]): string {
+function damagedWords(copy: JobSummary["copy"]): string {
+  return copy?.reverified?.ok === false ? "; an older copy there is damaged" : "";
+}
+
+/** What a scheduled snapshot's copy did, in journals written when runs copied inline. */
+function inlineCopyWords(copy: JobSummary["copy"]): string {
   if (copy === null || copy === undefined) {
     return "";
   }
   if (copy.exportId !== null) {
-    return copy.reverified?.ok === false
-      ? `, copied to ${copy.target}; an older copy there is damaged`
-      : `, copied to ${copy.target}`;
+    return `, copied to ${copy.target}${damagedWords(copy)}`;
   }
   return ` — its copy to ${copy.target} failed: ${copy.error ?? "unknown error"}`;
 }

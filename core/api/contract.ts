@@ -371,11 +371,19 @@ export interface JobResults {
   readonly lab: readonly string[];
   /** Snapshots its retention removed, when any (the scheduler's journal keeps no more). */
   readonly "scheduled-snapshot": { readonly pruned: readonly string[] } | null;
+  /** A schedule's off-host copy: the export it made there (null when nothing was owed). */
+  readonly "scheduled-copy": {
+    readonly target: string;
+    readonly exportId: string | null;
+    readonly bytesSent: number;
+    readonly resumed: boolean;
+    readonly pruned: readonly string[];
+  } | null;
 }
 
 export type JobKind = keyof JobResults;
 /** The jobs a UI starts; the scheduler's come from its journal. */
-export type UiJobKind = Exclude<JobKind, "scheduled-snapshot">;
+export type UiJobKind = Exclude<JobKind, "scheduled-snapshot" | "scheduled-copy">;
 
 /** A job of one kind as every UI sees it, whether a UI started it or a schedule did. */
 export interface JobViewOf<K extends JobKind> {

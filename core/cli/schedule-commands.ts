@@ -3,6 +3,7 @@ import type { Command } from "commander";
 import { MAX_SNAPSHOTS_KEPT } from "../domain/limits.js";
 import { SnapkeepError, quoteInput } from "../errors.js";
 import type { JobSummary } from "../infra/journal.js";
+import type { CopyRunResult } from "../app/schedules/copies.js";
 import { parseDuration } from "../domain/schedule/pause.js";
 import type { RetentionPolicy } from "../domain/retention/gfs.js";
 import type { SchedulerEvent } from "../app/schedules/scheduler.js";
@@ -387,13 +388,29 @@ export function describeEvent(event: SchedulerEvent): string {
       return `job ${event.job}: COPY ${event.exportId} on ${event.target} of ${vm} IS DAMAGED: ${event.message} (marked damaged; it is no recovery point any more)`;
     case "copy-recovered":
       return `job ${event.job}: copies of ${vm} land on ${event.target} again`;
+    case "copy-started":
+      return `job ${event.job} started: copy of ${vm}'s snapshot ${event.snapshot} to ${event.target}`;
+    case "copy-ended":
+      return copyEndedLine(event.job, vm, event.result, event.retryAt);
     case "overdue":
       return `OVERDUE: ${vm} has missed its run of ${event.since}`;
     case "recovered":
       return `recovered: ${vm} runs again`;
     case "interrupted":
-      return `job ${event.job.id} of ${event.job.host}/${event.job.vmName} was INTERRUPTED (Snapkeep stopped while it ran): ${event.cleanup}`;
+      return `job ${event.job.id} (${event.job.kind === "copy" ? "copy" : "snapshot"}) of ${event.job.host}/${event.job.vmName} was INTERRUPTED (Snapkeep stopped while it ran): ${event.cleanup}`;
   }
+}
+
+function copyEndedLine(job: string, vm: string, result: CopyRunResult, retryAt: string | null): string {
+  if (!result.attempted) {
+    return `job ${job} succeeded: ${vm}: nothing to copy (${result.reason})`;
+  }
+  if (result.exportId === null) {
+    return `job ${job} FAILED: copy of ${vm} to ${result.target}: ${result.failure?.detail ?? "unknown error"} (tried again at ${retryAt ?? "the next run"})`;
+  }
+  const pruned =
+    result.prunedCopies.length > 0 ? `, removed older copies ${result.prunedCopies.join(", ")}` : "";
+  return `job ${job} succeeded: ${vm}: copied ${result.snapshotTag ?? "?"} to ${result.target} as ${result.exportId}, ${result.bytesSent} bytes sent${result.resumed ? " (resumed)" : ""}${pruned}`;
 }
 
 function parseWhen(opts: AddOptions): When {

@@ -18,10 +18,10 @@ import { z } from "zod";
  * survives a crash. A job with a start and no end was interrupted: on the next start it is reported
  * as interrupted, never as done, and what it may have half-made is known from its start record.
  */
-export type JobKind = "scheduled-snapshot";
+export type JobKind = "scheduled-snapshot" | "copy";
 export type JobStatus = "running" | "succeeded" | "failed" | "cancelled" | "interrupted";
 
-const startSchema = z.object({
+const snapshotStartSchema = z.object({
   event: z.literal("start"),
   job: z.string(),
   at: z.string(),
@@ -34,6 +34,21 @@ const startSchema = z.object({
   tag: z.string(),
   slot: z.string(),
 });
+/** A schedule's off-host copy, a job of its own: it waits for its target, never for a host slot. */
+const copyStartSchema = z.object({
+  event: z.literal("start"),
+  job: z.string(),
+  at: z.string(),
+  kind: z.literal("copy"),
+  scheduleId: z.string(),
+  host: z.string(),
+  vmUuid: z.string(),
+  vmName: z.string(),
+  /** The snapshot being sent: an interrupted copy of it is resumed on the target by the next. */
+  tag: z.string(),
+  target: z.string(),
+});
+const startSchema = z.discriminatedUnion("kind", [snapshotStartSchema, copyStartSchema]);
 const progressSchema = z.object({
   event: z.literal("progress"),
   job: z.string(),
@@ -49,7 +64,7 @@ const endSchema = z.object({
   /** Snapshots the prune removed, by name. */
   pruned: z.array(z.string()).optional(),
   pruneError: z.string().optional(),
-  /** The run's off-host copy, when the schedule copies and this run sent one (or tried). */
+  /** A copy job's copy (older journals: a scheduled snapshot's, when runs copied inline). */
   copy: z
     .object({
       target: z.string(),
@@ -57,6 +72,8 @@ const endSchema = z.object({
       bytesSent: z.number().min(0),
       prunedCopies: z.array(z.string()),
       error: z.string().nullable(),
+      /** It went on from the partial export an interrupted copy left on the target. */
+      resumed: z.boolean().optional(),
       /** An older copy hashed again after this one landed: its id, and whether it still matched. */
       reverified: z
         .object({
@@ -71,9 +88,12 @@ const endSchema = z.object({
   /** Snapshots the retention would have removed, kept because their copy has not landed. */
   held: z.array(z.string()).optional(),
 });
-const recordSchema = z.discriminatedUnion("event", [startSchema, progressSchema, endSchema]);
+const recordSchema = z.union([startSchema, progressSchema, endSchema]);
 
 export type JobStart = z.infer<typeof startSchema>;
+/** A start record as written: one of the kinds, without the `event` field. */
+export type JobStartRecord =
+  Omit<z.infer<typeof snapshotStartSchema>, "event"> | Omit<z.infer<typeof copyStartSchema>, "event">;
 export type JobEnd = z.infer<typeof endSchema>;
 type JobRecord = z.infer<typeof recordSchema>;
 
@@ -85,7 +105,10 @@ export interface JobSummary {
   readonly vmUuid: string;
   readonly vmName: string;
   readonly tag: string;
-  readonly slot: string;
+  /** The slot a scheduled snapshot serves; null for a copy. */
+  readonly slot: string | null;
+  /** Where a copy goes; null for a scheduled snapshot. */
+  readonly target: string | null;
   readonly startedAt: string;
   readonly endedAt: string | null;
   readonly status: JobStatus;
@@ -112,7 +135,7 @@ export class Journal {
     this.path = join(home, FILE);
   }
 
-  start(record: Omit<JobStart, "event">): void {
+  start(record: JobStartRecord): void {
     this.#append({ event: "start", ...record });
   }
 
@@ -144,7 +167,8 @@ export class Journal {
           vmUuid: record.vmUuid,
           vmName: record.vmName,
           tag: record.tag,
-          slot: record.slot,
+          slot: record.kind === "scheduled-snapshot" ? record.slot : null,
+          target: record.kind === "copy" ? record.target : null,
           startedAt: record.at,
           endedAt: null,
           status: "running",
@@ -191,7 +215,10 @@ export class Journal {
         job: job.id,
         at: now.toISOString(),
         status: "interrupted",
-        message: "Snapkeep stopped while this job ran (crash, kill or power loss); it did not complete.",
+        message:
+          job.kind === "copy"
+            ? "Snapkeep stopped while this copy ran (crash, kill or power loss); it did not land, and the next copy resumes it."
+            : "Snapkeep stopped while this job ran (crash, kill or power loss); it did not complete.",
       });
     }
     return open.map((j) => ({ ...j, status: "interrupted" as const, endedAt: now.toISOString() }));

@@ -188,7 +188,7 @@ export class Desktop {
       nextRun: nextScheduledRun(list, pause, now),
       jobs: this.#jobs.list(),
       vms: this.#vms,
-      attention: attentionLines(list, schedules.states(), pause, now),
+      attention: attentionLines(list, schedules.states(), pause, now, schedules.copyStates()),
     };
   }
 
@@ -415,7 +415,10 @@ function schedulerJobs(desktop: Desktop): JobSource {
     list: (): TrayJob[] =>
       (desktop.scheduling.scheduler?.runningJobs() ?? []).map((job) => ({
         id: job.id,
-        title: `Scheduled snapshot of ${desktop.scheduleName(job.scheduleId)}`,
+        title:
+          job.kind === "copy"
+            ? `Off-host copy of ${desktop.scheduleName(job.scheduleId)}`
+            : `Scheduled snapshot of ${desktop.scheduleName(job.scheduleId)}`,
         cancellable: true,
       })),
     cancel: (id) => desktop.scheduling.scheduler?.cancel(id) ?? false,

@@ -112,7 +112,7 @@ export function factFromSchedulerEvent(event: SchedulerEvent): Fact | null {
         notice: {
           kind: "jobFailed",
           subject: event.job.scheduleId,
-          title: `Snapshot of ${event.job.vmName} was interrupted`,
+          title: `${event.job.kind === "copy" ? "Off-host copy" : "Snapshot"} of ${event.job.vmName} was interrupted`,
           body: `Snapkeep stopped while it ran; ${event.cleanup}.`,
         },
       };

@@ -19,10 +19,11 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 import { Exports } from "../../core/app/exports/exports.js";
-import { ScheduleCopies } from "../../core/app/schedules/copies.js";
+import { ScheduleCopies, type CopyRunResult } from "../../core/app/schedules/copies.js";
 import { Schedules, scheduledTag, type ScheduledRunResult } from "../../core/app/schedules/schedules.js";
 import { Targets } from "../../core/app/targets.js";
 import type { Schedule } from "../../core/domain/settings.js";
+import type { Snapshot } from "../../core/domain/types.js";
 import { manifestSchema } from "../../core/drivers/bundle/bundle.js";
 import { openSealKey } from "../../core/infra/seal-key.js";
 import { makeApp } from "../support/app.js";
@@ -74,10 +75,26 @@ describe("schedules that copy off the host", () => {
     rmSync(work, { recursive: true, force: true });
   });
 
-  /** One scheduled run, as the scheduler makes it for the next slot. */
-  async function runOnce(): Promise<ScheduledRunResult> {
+  interface RunAndCopy {
+    readonly snapshot: Snapshot;
+    /** What the run decided; the copy job that follows it, when one was due. */
+    readonly decision: ScheduledRunResult["copy"];
+    readonly copy: CopyRunResult | null;
+    /** Held by the last prune: the copy job's once its copy landed, else the run's. */
+    readonly held: readonly string[];
+  }
+
+  /** One scheduled run for the next slot, then the copy job the scheduler queues after it. */
+  async function runOnce(by: Schedules = schedules): Promise<RunAndCopy> {
     slot += 3600_000;
-    return schedules.run(schedule, scheduledTag(schedule, new Date(slot)));
+    const run = await by.run(schedule, scheduledTag(schedule, new Date(slot)));
+    const copied = run.copy?.due === true ? await by.copy(schedule) : null;
+    return {
+      snapshot: run.snapshot,
+      decision: run.copy,
+      copy: copied?.copy ?? null,
+      held: copied !== null && copied.copy.exportId !== null ? copied.held : run.held,
+    };
   }
 
   /** The exports on the target: id, the schedule that made it (null by hand) and its snapshot. */
@@ -124,7 +141,7 @@ describe("schedules that copy off the host", () => {
       holdLocalUntilCopied: true,
     });
 
-    const runs: ScheduledRunResult[] = [];
+    const runs: RunAndCopy[] = [];
     for (let i = 0; i < 3; i++) {
       runs.push(await runOnce());
     }
@@ -159,7 +176,7 @@ describe("schedules that copy off the host", () => {
     // The target's folder becomes a read-only file system: every copy fails.
     execFileSync("mount", ["-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", folder]);
     mounted = true;
-    const failed: ScheduledRunResult[] = [];
+    const failed: RunAndCopy[] = [];
     for (let i = 0; i < 3; i++) {
       failed.push(await runOnce());
     }
@@ -226,8 +243,7 @@ describe("schedules that copy off the host", () => {
     bytes[bytes.length - 100] = (bytes[bytes.length - 100] ?? 0) ^ 0xff;
     writeFileSync(image, bytes);
 
-    slot += 3600_000;
-    const run = await monthOn.run(schedule, scheduledTag(schedule, new Date(slot)));
+    const run = await runOnce(monthOn);
     expect(run.copy?.failure).toBeNull();
     expect(run.copy?.reverified).toEqual({
       exportId: rotten?.id,
@@ -237,8 +253,7 @@ describe("schedules that copy off the host", () => {
     const listed = (await exports.list("nas"))[0]?.exports ?? [];
     expect(listed.find((e) => e.id === rotten?.id)?.state).toBe("corrupt");
     // The next run checks the copy the last one made (checked forty "days" before), which matches.
-    slot += 3600_000;
-    const next = await monthOn.run(schedule, scheduledTag(schedule, new Date(slot)));
+    const next = await runOnce(monthOn);
     expect(next.copy?.reverified).toEqual({ exportId: run.copy?.exportId, ok: true, detail: null });
   }, 300_000);
 

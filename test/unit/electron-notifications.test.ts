@@ -83,6 +83,7 @@ describe("NotificationPolicy", () => {
       pruneError: null,
       copy: null,
       held: [],
+      target: null,
     };
     expect(
       factFromSchedulerEvent({ type: "interrupted", job, cleanup: "the half-made snapshot was removed" }),

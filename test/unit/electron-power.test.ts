@@ -66,6 +66,8 @@ function dailyWork(): ScheduleWork & { runs: string[] } {
       };
     },
     cleanUpInterrupted: async () => "nothing to clean",
+    owedCopy: () => null,
+    copy: () => Promise.reject(new Error("this schedule does not copy")),
   };
 }
 

@@ -22,6 +22,8 @@ const noSchedules: ScheduleWork = {
   recordState: () => undefined,
   run: () => Promise.reject(new Error("no schedules, no runs")),
   cleanUpInterrupted: async () => "nothing",
+  owedCopy: () => null,
+  copy: () => Promise.reject(new Error("no schedules, no copies")),
 };
 
 /** An interval the test fires by hand. */

@@ -188,6 +188,58 @@ describe("tray state from the schedules", () => {
     expect(attentionLines(list, { aaaaaaa1: served, aaaaaaa2: served }, null, now)).toEqual([]);
   });
 
+  it("says when a schedule's off-host copy is overdue, and why", () => {
+    const copying = {
+      id: "ccccccc1",
+      host: "local",
+      vmUuid: "vm-c",
+      vmName: "db",
+      when: { every: "daily" as const, at: "02:00" },
+      retention: { keepLast: 7 },
+      enabled: true,
+      createdAt: new Date(2026, 9, 1).toISOString(),
+      copy: {
+        target: "nas",
+        cadence: { every: "runs" as const, n: 1 },
+        retention: { keepLast: 7 },
+        holdLocalUntilCopied: true,
+      },
+    };
+    const served = {
+      failures: 0,
+      lastResult: "ok" as const,
+      lastSlot: new Date(2026, 10, 26, 2, 0).toISOString(),
+    };
+    const landed = (daysAgo: number, failure: "target-offline" | null) => ({
+      lastChosen: null,
+      runsSinceChosen: 0,
+      newestLanded: { tag: "t", createdAt: new Date(now.getTime() - daysAgo * 86_400_000).toISOString() },
+      owedSince: null,
+      lastAttempt: {
+        at: now.toISOString(),
+        exportId: null,
+        failure: failure === null ? null : { kind: failure, detail: "nas cannot be reached" },
+      },
+    });
+    const states = { ccccccc1: served };
+    // Landed this morning: nothing to say.
+    expect(attentionLines([copying], states, null, now, { ccccccc1: landed(0.3, null) })).toEqual([]);
+    // Three days old and the target is offline: overdue, with the reason.
+    expect(attentionLines([copying], states, null, now, { ccccccc1: landed(3, "target-offline") })).toEqual([
+      "db: off-host copy overdue: the target is offline: nas cannot be reached",
+    ]);
+    // Never landed, and the first copy failed.
+    const never = { ...landed(0, "target-offline"), newestLanded: null };
+    expect(attentionLines([copying], states, null, now, { ccccccc1: never })).toEqual([
+      "db: no off-host copy yet: the target is offline: nas cannot be reached",
+    ]);
+    // While all schedules are paused, a late copy is the admin's own doing.
+    const pause = { since: now.toISOString(), until: null };
+    expect(attentionLines([copying], states, pause, now, { ccccccc1: landed(3, "target-offline") })).toEqual(
+      [],
+    );
+  });
+
   it("writes times short: today, this week, later", () => {
     expect(clockTime(new Date(2026, 10, 26, 9, 7), now)).toBe("09:07");
     expect(clockTime(new Date(2026, 10, 28, 2, 0), now)).toBe("Sat 02:00");

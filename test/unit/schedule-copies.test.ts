@@ -84,15 +84,27 @@ describe("a schedule's copies, with the export engine stood in for", () => {
     if (!hasCopy(a) || !hasCopy(b)) {
       throw new Error("the schedules copy");
     }
+    // The first run of each schedule chooses its snapshot for a copy: it is owed from then on.
+    expect(copies.decide(a, snapshot("t-a"))).toMatchObject({
+      due: true,
+      reason: "the schedule's first copy",
+    });
+    expect(copies.decide(b, snapshot("t-b"))).toMatchObject({ due: true });
+    expect(copies.owed(a.id)?.tag).toBe("t-a");
     const [ra, rb] = await Promise.all([
-      copies.afterSnapshot(a, snapshot("t-a"), signal, () => undefined),
-      copies.afterSnapshot(b, snapshot("t-b"), signal, () => undefined),
+      copies.sendOwed(a, signal, () => undefined),
+      copies.sendOwed(b, signal, () => undefined),
     ]);
     expect(events).toEqual(["start vm-a", "end vm-a", "start vm-b", "end vm-b"]);
     expect(limits).toEqual([5000, 5000]);
     expect([ra.exportId, rb.exportId]).toEqual(["export-vm-a", "export-vm-b"]);
     // What landed is remembered: nothing is owed any more.
     expect(copies.history(a.id)).toMatchObject({ owedSince: null, newestLanded: { tag: "t-a" } });
+    expect(copies.owed(a.id)).toBeNull();
+    // A copy job with nothing owed sends nothing.
+    const again = await copies.sendOwed(a, signal, () => undefined);
+    expect(again).toMatchObject({ attempted: false, exportId: null });
+    expect(events).toHaveLength(4);
     await targets.dispose();
   });
 });

@@ -11,7 +11,7 @@ import { SnapkeepError } from "../../core/errors.js";
 import { Journal, type JobSummary } from "../../core/infra/journal.js";
 import { Scheduler, type SchedulerEvent, type ScheduleWork } from "../../core/app/schedules/scheduler.js";
 import type { TimerPort } from "../../core/infra/timers.js";
-import type { ScheduledRunResult } from "../../core/app/schedules/schedules.js";
+import type { ScheduledCopyResult, ScheduledRunResult } from "../../core/app/schedules/schedules.js";
 import type { Schedule, SchedulePause, ScheduleState } from "../../core/domain/settings.js";
 
 class VirtualClock implements TimerPort {
@@ -85,6 +85,14 @@ class FakeWork implements ScheduleWork {
   readonly #release: (() => void)[] = [];
   hold = false;
   readonly cleanups: JobSummary[] = [];
+  /** Copies: what each schedule owes, whether the target answers, each copy sent, and a gate. */
+  readonly owed = new Map<string, string>();
+  targetDown = false;
+  copyHold = false;
+  readonly copies: { id: string; tag: string; at: number }[] = [];
+  readonly copyingNow: Schedule[] = [];
+  readonly #copyRelease: (() => void)[] = [];
+  clock: { now: Date } | undefined;
 
   list(): Schedule[] {
     return this.schedules;
@@ -119,12 +127,18 @@ class FakeWork implements ScheduleWork {
         throw new Error("Cannot connect to h1: the connection was refused");
       }
       onStep("snapshot-made");
+      if (schedule.copy !== undefined) {
+        this.owed.set(schedule.id, tag); // every run is copied; the newest owed goes
+      }
       return {
         snapshot: { name: tag } as Snapshot,
         pruned: ["old"],
         pruneError: null,
         held: [],
-        copy: null,
+        copy:
+          schedule.copy === undefined
+            ? null
+            : { due: true, reason: "every run", target: schedule.copy.target },
         warnings: [],
         log: [],
       };
@@ -134,6 +148,45 @@ class FakeWork implements ScheduleWork {
   }
   releaseAll(): void {
     this.#release.splice(0).forEach((r) => r());
+  }
+  owedCopy(schedule: Schedule): { tag: string } | null {
+    const tag = this.owed.get(schedule.id);
+    return tag === undefined ? null : { tag };
+  }
+  async copy(schedule: Schedule, onStep: (step: string) => void): Promise<ScheduledCopyResult> {
+    const tag = this.owed.get(schedule.id) ?? "?";
+    const target = schedule.copy?.target ?? "?";
+    this.copies.push({ id: schedule.id, tag, at: this.clock?.now.getTime() ?? 0 });
+    this.copyingNow.push(schedule);
+    try {
+      onStep("copy");
+      if (this.copyHold) {
+        await new Promise<void>((resolve) => this.#copyRelease.push(resolve));
+      }
+      const base = {
+        attempted: true,
+        reason: "owed",
+        snapshotTag: tag,
+        target,
+        prunedCopies: [],
+        reverified: null,
+      };
+      if (this.targetDown) {
+        const failure = { kind: "target-offline" as const, detail: `${target} cannot be reached` };
+        const copy = { ...base, exportId: null, bytesSent: 0, resumed: false, failure };
+        return { copy, pruned: [], held: [], pruneError: null };
+      }
+      if (this.owed.get(schedule.id) === tag) {
+        this.owed.delete(schedule.id);
+      }
+      const copy = { ...base, exportId: `export-${tag}`, bytesSent: 100, resumed: false, failure: null };
+      return { copy, pruned: [], held: [], pruneError: null };
+    } finally {
+      this.copyingNow.splice(this.copyingNow.indexOf(schedule), 1);
+    }
+  }
+  releaseCopies(): void {
+    this.#copyRelease.splice(0).forEach((r) => r());
   }
   async cleanUpInterrupted(job: JobSummary): Promise<string> {
     this.cleanups.push(job);
@@ -149,8 +202,14 @@ function journal(): Journal {
   return new Journal(home);
 }
 
-function setup(work: FakeWork, j = journal(), options: { perHostConcurrency?: number } = {}) {
-  const clock = new VirtualClock(new Date("2026-11-26T10:05:00Z"));
+function setup(
+  work: FakeWork,
+  j = journal(),
+  options: { perHostConcurrency?: number } = {},
+  start = new Date("2026-11-26T10:05:00Z"),
+) {
+  const clock = new VirtualClock(start);
+  work.clock = clock;
   const events: SchedulerEvent[] = [];
   const scheduler = new Scheduler({
     work,
@@ -369,5 +428,158 @@ describe("Scheduler", () => {
     await clock.advance(90_000); // 10:12:00: the hold is over, the 10:10 slot runs
     expect(work.runs.map((r) => r.tag)).toEqual(["snapkeep:scheduled@aaaaaaa1:scheduled-2026-11-26-1010Z"]);
     await scheduler.stop();
+  });
+
+  describe("off-host copies", () => {
+    const copyTo = (target: string) => ({
+      copy: {
+        target,
+        cadence: { every: "runs" as const, n: 1 },
+        retention: { keepLast: 2 },
+        holdLocalUntilCopied: true,
+      },
+    });
+
+    it("queues a copy as a job of its own: the host's snapshot slot is free while it runs", async () => {
+      const work = new FakeWork();
+      work.copyHold = true;
+      work.schedules = [makeSchedule("aaaaaaa1", copyTo("nas")), makeSchedule("aaaaaaa2")];
+      const { scheduler, journal: j } = setup(work, journal(), { perHostConcurrency: 1 });
+      await scheduler.start();
+      await settle();
+      // The first run ended, its copy runs (held), and the other VM's snapshot ran beside it.
+      expect(work.runs.map((r) => r.id)).toEqual(["aaaaaaa1", "aaaaaaa2"]);
+      expect(work.copyingNow.map((s) => s.id)).toEqual(["aaaaaaa1"]);
+      expect(scheduler.runningJobs().map((r) => r.kind)).toEqual(["copy"]);
+      work.releaseCopies();
+      await settle();
+      await scheduler.stop();
+      const jobs = j.jobs();
+      // The tick after the first run starts its copy, then the snapshot that waited for the slot.
+      expect(jobs.map((x) => [x.kind, x.scheduleId, x.status])).toEqual([
+        ["scheduled-snapshot", "aaaaaaa1", "succeeded"],
+        ["copy", "aaaaaaa1", "succeeded"],
+        ["scheduled-snapshot", "aaaaaaa2", "succeeded"],
+      ]);
+      const copyJob = jobs[1];
+      expect(copyJob?.target).toBe("nas");
+      expect(copyJob?.tag).toBe(work.runs[0]?.tag);
+      expect(copyJob?.copy).toMatchObject({
+        target: "nas",
+        exportId: `export-${work.runs[0]?.tag}`,
+        bytesSent: 100,
+      });
+      expect(jobs[0]?.message).toMatch(/A copy to nas is queued \(every run\)/);
+    });
+
+    it("sends one copy per target and per host at a time", async () => {
+      const work = new FakeWork();
+      work.copyHold = true;
+      work.schedules = [
+        makeSchedule("aaaaaaa1", copyTo("nas")),
+        makeSchedule("aaaaaaa2", { host: "h2", ...copyTo("nas") }), // same target as 1
+        makeSchedule("aaaaaaa3", { host: "h2", ...copyTo("usb") }), // another target, on h2
+        makeSchedule("aaaaaaa4", { host: "h3", ...copyTo("usb") }),
+      ];
+      const { clock, scheduler } = setup(work);
+      await scheduler.start();
+      await settle();
+      // 1 takes nas and h1; 2 waits for nas; 3 takes usb and h2; 4 waits for usb.
+      expect(work.copyingNow.map((s) => s.id).sort()).toEqual(["aaaaaaa1", "aaaaaaa3"]);
+      await clock.advance(60_000);
+      expect(work.copies).toHaveLength(2);
+      work.releaseCopies();
+      await settle();
+      expect(work.copyingNow.map((s) => s.id).sort()).toEqual(["aaaaaaa2", "aaaaaaa4"]);
+      work.copyHold = false;
+      work.releaseCopies();
+      await settle();
+      expect(work.copies.map((c) => c.id).sort()).toEqual(["aaaaaaa1", "aaaaaaa2", "aaaaaaa3", "aaaaaaa4"]);
+      await scheduler.stop();
+    });
+
+    it("never snapshots a VM while its copy reads it; the snapshot runs as soon as the copy ends", async () => {
+      const work = new FakeWork();
+      work.copyHold = true;
+      work.schedules = [makeSchedule("aaaaaaa1", copyTo("nas"))];
+      const { clock, scheduler } = setup(work);
+      await scheduler.start(); // 10:05: the 10:00 run, then its copy (held)
+      await clock.advance(6 * 60_000); // 10:11: the 10:10 slot is due, but the copy reads the VM
+      expect(work.runs).toHaveLength(1);
+      work.copyHold = false;
+      work.releaseCopies();
+      await settle();
+      expect(work.runs).toHaveLength(2);
+      await clock.advance(60_000);
+      expect(work.copies.map((c) => c.tag)).toEqual([work.runs[0]?.tag, work.runs[1]?.tag]);
+      await scheduler.stop();
+    });
+
+    it("tries a failed copy again after 1, 2, 4 ... minutes up to an hour, alerts once, and says when it lands", async () => {
+      const work = new FakeWork();
+      work.targetDown = true;
+      work.schedules = [
+        makeSchedule("aaaaaaa1", { when: { every: "daily", at: "02:00" }, ...copyTo("nas") }),
+      ];
+      const start = new Date("2026-11-26T01:05:00Z"); // 02:05 in Berlin: the 02:00 run is due
+      const { clock, events, scheduler, journal: j } = setup(work, journal(), {}, start);
+      await scheduler.start();
+      await clock.advance(4 * 60 * 60_000); // four hours with the target away
+      const minutesAfter = work.copies.map((c) => (c.at - start.getTime()) / 60_000);
+      expect(minutesAfter).toEqual([0, 1, 3, 7, 15, 31, 63, 123, 183]);
+      expect(events.filter((e) => e.type === "copy-failed")).toHaveLength(1);
+      const failed = j.jobs().filter((x) => x.kind === "copy");
+      expect(failed.every((x) => x.status === "failed")).toBe(true);
+      expect(failed[0]?.message).toMatch(/nas cannot be reached\. Tried again at 2026-11-26T01:06:00\.000Z/);
+      // Back: the next try sends the one owed copy, says so once, and nothing more is tried.
+      work.targetDown = false;
+      await clock.advance(60 * 60_000);
+      expect(work.copies).toHaveLength(10);
+      expect(events.filter((e) => e.type === "copy-recovered")).toHaveLength(1);
+      await clock.advance(10 * 60 * 60_000);
+      expect(work.copies).toHaveLength(10);
+      expect(work.runs).toHaveLength(1); // no run was due meanwhile: the copy did not wait for one
+      await scheduler.stop();
+    });
+
+    it("at start, sends a copy still owed before the VM's next snapshot: a cut-off copy resumes its own snapshot", async () => {
+      const j = journal();
+      j.start({
+        job: "job-cut",
+        at: "2026-11-26T09:58:00.000Z",
+        kind: "copy",
+        scheduleId: "aaaaaaa1",
+        host: "h1",
+        vmUuid: "vm-aaaaaaa1",
+        vmName: "vm aaaaaaa1",
+        tag: "snapkeep:scheduled@aaaaaaa1:scheduled-2026-11-26-0950Z",
+        target: "nas",
+      });
+      j.progress("job-cut", "copy", new Date("2026-11-26T09:58:01.000Z"));
+      const work = new FakeWork();
+      work.schedules = [makeSchedule("aaaaaaa1", copyTo("nas"))];
+      // The 10:00 slot is due at the 10:05 start too: it waits for the copy.
+      work.state = { aaaaaaa1: { lastSlot: "2026-11-26T09:50:00.000Z", failures: 0 } };
+      work.owed.set("aaaaaaa1", "snapkeep:scheduled@aaaaaaa1:scheduled-2026-11-26-0950Z");
+      const { events, scheduler } = setup(work, j);
+      await scheduler.start();
+      await settle();
+      await scheduler.stop();
+      expect(work.runs.map((r) => r.tag)).toEqual(["snapkeep:scheduled@aaaaaaa1:scheduled-2026-11-26-1000Z"]);
+      const interrupted = events.find((e) => e.type === "interrupted");
+      expect(interrupted?.type === "interrupted" && interrupted.job.kind).toBe("copy");
+      expect(work.cleanups.map((c) => c.id)).toEqual(["job-cut"]);
+      // The cut-off copy's own snapshot went first, then the run, then the run's copy.
+      expect(work.copies.map((c) => c.tag)).toEqual([
+        "snapkeep:scheduled@aaaaaaa1:scheduled-2026-11-26-0950Z",
+        "snapkeep:scheduled@aaaaaaa1:scheduled-2026-11-26-1000Z",
+      ]);
+      expect(j.jobs().map((x) => [x.id === "job-cut" ? "cut" : "new", x.kind, x.status])).toEqual([
+        ["cut", "copy", "interrupted"],
+        ["new", "copy", "succeeded"],
+        ["new", "scheduled-snapshot", "succeeded"],
+        ["new", "copy", "succeeded"],
+      ]);
+    });
   });
 });

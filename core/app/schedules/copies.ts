@@ -1,12 +1,13 @@
 /**
- * A schedule's off-host copies: after a run's snapshot, send it (or the copy still owed) to the
- * schedule's target with the export engine, then keep the target to the schedule's own retention;
- * before the local prune, hold back the snapshots still owed a copy. The decisions are the pure
- * ones of domain/copy/; this module only reads and writes what they need.
+ * A schedule's off-host copies: a run decides whether its snapshot goes off the host; a copy job
+ * (queued by the scheduler, apart from the run) sends what is owed to the schedule's target with
+ * the export engine, then keeps the target to the schedule's own retention; the local prune holds
+ * back the snapshots still owed a copy. The decisions are the pure ones of domain/copy/; this
+ * module only reads and writes what they need.
  *
- * What a schedule remembers about its copies (settings `copyState`) is written before a copy
- * starts: a crash in the middle of a copy leaves the snapshot owed, and the next run sends it again
- * (the export engine resumes the partial export it left on the target).
+ * What a schedule remembers about its copies (settings `copyState`) is written by the run, before
+ * any copy starts: a crash in the middle of a copy leaves the snapshot owed, and the next copy job
+ * sends it again (the export engine resumes the partial export it left on the target).
  */
 import { describeError, isSnapkeepError, type SnapkeepError } from "../../errors.js";
 import {
@@ -28,16 +29,29 @@ import type { SettingsStore } from "../../infra/store/store.js";
 import type { Exports } from "../exports/exports.js";
 import type { Targets } from "../targets.js";
 
-/** What a run's copy step did, for the job's journal entry and the scheduler's alerts. */
+/** What a run decided about its snapshot's copy (the copy itself is a job of its own). */
+export interface CopyDecisionResult {
+  /** Whether a copy is owed after this run: the scheduler queues a copy job. */
+  readonly due: boolean;
+  /** Why, in words. */
+  readonly reason: string;
+  readonly target: string;
+}
+
+/** What a copy job did, for its journal entry and the scheduler's alerts. */
 export interface CopyRunResult {
-  /** Whether a copy was sent (or tried) in this run. */
+  /** Whether a copy was sent (or tried); false when nothing was owed. */
   readonly attempted: boolean;
   /** Why it was sent or not, in words. */
   readonly reason: string;
+  /** The snapshot sent (or tried). */
+  readonly snapshotTag: string | null;
   readonly target: string;
   /** The export's id on the target, when the copy landed. */
   readonly exportId: string | null;
   readonly bytesSent: number;
+  /** It went on from a partial export an interrupted copy left on the target. */
+  readonly resumed: boolean;
   /** This schedule's older copies removed from the target after the copy landed. */
   readonly prunedCopies: readonly string[];
   /** Null when the copy landed or none was due; else how it failed. */
@@ -87,31 +101,52 @@ export class ScheduleCopies {
   }
 
   /**
-   * The copy step of a run that made `snapshot`: decides with copyDue, records the decision, sends
-   * the owed snapshot when one is due, then prunes the schedule's copies on the target.
+   * A run that made `snapshot` decides with copyDue whether it goes off the host, and records the
+   * decision before anything is sent: from then on the snapshot is owed a copy (held by the prune)
+   * until a copy as new lands, whatever happens to the process in between.
    */
-  async afterSnapshot(
+  decide(schedule: Schedule & { readonly copy: CopyPolicy }, snapshot: Snapshot): CopyDecisionResult {
+    const thisRun: SnapshotRef = { tag: snapshot.tag, createdAt: snapshot.createdAt };
+    const decision = copyDue(schedule.copy, this.history(schedule.id), thisRun, this.#now());
+    this.#record(schedule.id, (state) => ({ ...state, ...historyAfterRun(state, thisRun, decision) }));
+    return { due: decision.copy, reason: decision.reason, target: schedule.copy.target };
+  }
+
+  /** The snapshot a copy job would send now, or null when nothing is owed. */
+  owed(scheduleId: string): SnapshotRef | null {
+    return owedCopy(this.history(scheduleId));
+  }
+
+  /**
+   * A copy job: sends the snapshot owed a copy (the newest chosen, see due.ts) to the schedule's
+   * target, then prunes the schedule's copies there and hashes one older copy again. The export
+   * engine resumes a partial export of the same snapshot that an interrupted copy left behind.
+   */
+  async sendOwed(
     schedule: Schedule & { readonly copy: CopyPolicy },
-    snapshot: Snapshot,
     signal: AbortSignal,
     onStep: (step: string) => void,
   ): Promise<CopyRunResult> {
     const policy = schedule.copy;
-    const thisRun: SnapshotRef = { tag: snapshot.tag, createdAt: snapshot.createdAt };
-    const decision = copyDue(policy, this.history(schedule.id), thisRun, this.#now());
-    this.#record(schedule.id, (state) => ({ ...state, ...historyAfterRun(state, thisRun, decision) }));
     const none = {
       target: policy.target,
       exportId: null,
       bytesSent: 0,
+      resumed: false,
       prunedCopies: [],
       failure: null,
       reverified: null,
     };
-    if (!decision.copy) {
-      return { attempted: false, reason: decision.reason, ...none };
+    const send = this.owed(schedule.id);
+    if (send === null) {
+      return {
+        attempted: false,
+        reason: "no copy is owed: the newest chosen snapshot has landed",
+        snapshotTag: null,
+        ...none,
+      };
     }
-    const send = owedCopy(this.history(schedule.id)) ?? thisRun;
+    const reason = `the snapshot of ${send.createdAt} is owed a copy`;
     onStep("copy");
     try {
       const bwlimitKiB = this.#targets.get(policy.target).bwlimitKiB;
@@ -133,28 +168,16 @@ export class ScheduleCopies {
         lastAttempt: { at: this.#now().toISOString(), exportId: result.id, failure: null },
       }));
       onStep("copy-landed");
-      const pruned = await this.#exports
-        .pruneCopies(policy.target, { id: schedule.id, vmUuid: schedule.vmUuid }, policy.retention, {
-          dryRun: false,
-        })
-        .then((r) => ({ removed: r.removed, error: null }))
-        .catch((error: unknown) => ({ removed: [] as readonly string[], error: describeError(error) }));
-      const reverified = await this.#reverifyOne(schedule, signal);
+      const after = await this.#afterLanded(schedule, signal);
       return {
         attempted: true,
-        reason: decision.reason,
+        reason,
+        snapshotTag: send.tag,
         target: policy.target,
         exportId: result.id,
         bytesSent: result.bytesSent,
-        prunedCopies: pruned.removed,
-        failure:
-          pruned.error === null
-            ? null
-            : {
-                kind: "copy-failed",
-                detail: `the copy landed, but pruning older copies failed: ${pruned.error}`,
-              },
-        reverified,
+        resumed: result.resumed,
+        ...after,
       };
     } catch (error) {
       if (isSnapkeepError(error, "CANCELLED")) {
@@ -165,8 +188,34 @@ export class ScheduleCopies {
         ...state,
         lastAttempt: { at: this.#now().toISOString(), exportId: null, failure },
       }));
-      return { attempted: true, reason: decision.reason, ...none, failure };
+      return { attempted: true, reason, snapshotTag: send.tag, ...none, failure };
     }
+  }
+
+  /** After a copy landed: the target's retention for the schedule, and one older copy checked again. */
+  async #afterLanded(
+    schedule: Schedule & { readonly copy: CopyPolicy },
+    signal: AbortSignal,
+  ): Promise<Pick<CopyRunResult, "prunedCopies" | "failure" | "reverified">> {
+    const policy = schedule.copy;
+    const pruned = await this.#exports
+      .pruneCopies(policy.target, { id: schedule.id, vmUuid: schedule.vmUuid }, policy.retention, {
+        dryRun: false,
+      })
+      .then((r) => ({ removed: r.removed, error: null }))
+      .catch((error: unknown) => ({ removed: [] as readonly string[], error: describeError(error) }));
+    const reverified = await this.#reverifyOne(schedule, signal);
+    return {
+      prunedCopies: pruned.removed,
+      failure:
+        pruned.error === null
+          ? null
+          : {
+              kind: "copy-failed",
+              detail: `the copy landed, but pruning older copies failed: ${pruned.error}`,
+            },
+      reverified,
+    };
   }
 
   /**

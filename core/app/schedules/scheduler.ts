@@ -10,12 +10,14 @@ import {
   stateAfterFailure,
   stateAfterSuccess,
 } from "../../domain/schedule/due.js";
-import type { Journal, JobEnd, JobSummary } from "../../infra/journal.js";
+import type { Journal, JobSummary } from "../../infra/journal.js";
 import { activePause } from "../../domain/schedule/pause.js";
-import type { ScheduledRunResult } from "./schedules.js";
+import type { ScheduledCopyResult, ScheduledRunResult } from "./schedules.js";
 import type { CopyRunResult } from "./copies.js";
 import { scheduledTag, snapshotWasMade } from "./schedules.js";
 import { nextSlots } from "../../domain/schedule/spec.js";
+import { copyRetryDelayMs } from "../../domain/copy/due.js";
+import { copyRecord, snapshotRecord } from "./job-records.js";
 
 /** What the scheduler needs from the rest of Snapkeep; the Schedules class provides it in production. */
 export interface ScheduleWork {
@@ -33,6 +35,10 @@ export interface ScheduleWork {
   ): Promise<ScheduledRunResult>;
   /** After a crash: remove what an interrupted job half-made, or mark it so it never counts. */
   cleanUpInterrupted(job: JobSummary): Promise<string>;
+  /** The snapshot a copy job would send now; null when nothing is owed or the schedule does not copy. */
+  owedCopy(schedule: Schedule): { readonly tag: string } | null;
+  /** A copy job: sends what is owed, then lets the prune go on (Schedules.copy). */
+  copy(schedule: Schedule, onStep: (step: string) => void, signal: AbortSignal): Promise<ScheduledCopyResult>;
 }
 
 export type SchedulerEvent =
@@ -55,6 +61,22 @@ export type SchedulerEvent =
       readonly job: string;
       readonly schedule: Schedule;
       readonly message: string;
+    }
+  | {
+      readonly type: "copy-started";
+      readonly job: string;
+      readonly schedule: Schedule;
+      readonly snapshot: string;
+      readonly target: string;
+    }
+  | {
+      /** Every copy job's end, for the log; the alerts are copy-failed and copy-recovered. */
+      readonly type: "copy-ended";
+      readonly job: string;
+      readonly schedule: Schedule;
+      readonly result: CopyRunResult;
+      /** When a failed copy is tried again (unless a run comes first). */
+      readonly retryAt: string | null;
     }
   | {
       /** Once per outage: a target that stays offline is one alert, until a copy lands again. */
@@ -107,15 +129,32 @@ interface RunningJob {
   readonly abort: AbortController;
 }
 
+/** A schedule's copy waiting to be sent: from `notBefore` on (ms), after `failures` in a row. */
+interface WantedCopy {
+  readonly notBefore: number;
+  readonly failures: number;
+}
+
 /**
  * Runs schedules. Due-ness comes from persisted state and `now` (see dueSlot), never from timer
  * bookkeeping, so a sleep, a restart or a clock change cannot make a run happen twice or be lost:
  * timers only say "look again now". Jobs run one per schedule at a time, at most
  * `perHostConcurrency` per host, and never two on the same disk. Every job is journaled.
+ *
+ * A schedule's off-host copy is a job of its own, queued by the run that chose its snapshot (and,
+ * at start, for every copy still owed, which resumes one a crash cut off). Copies wait for their
+ * target and host, one copy per target and per host at a time, without taking a host's snapshot
+ * slot, so a slow NAS never delays the next snapshot of another VM; a copy and a snapshot of the
+ * same VM never overlap (qemu-img's locks would fail one of them). A failed copy is tried again
+ * after 1, 2, 4 ... 60 minutes, or by the next run, whichever comes first.
  */
 export class Scheduler {
   readonly #o: Required<Omit<SchedulerOptions, "onEvent">> & Pick<SchedulerOptions, "onEvent">;
   readonly #running = new Map<string, RunningJob>();
+  /** Copy jobs running, by schedule id. */
+  readonly #copying = new Map<string, RunningJob>();
+  /** Copies owed and not running, by schedule id. */
+  readonly #wantedCopies = new Map<string, WantedCopy>();
   /** Alerts already raised, so a host that stays offline is one alert, not one per minute. */
   readonly #raised = new Set<string>();
   #wake: { cancel(): void } | undefined;
@@ -136,16 +175,25 @@ export class Scheduler {
       const cleanup = await this.#o.work
         .cleanUpInterrupted(job)
         .catch((error: unknown) => `cleanup failed: ${describeError(error)}`);
-      if (snapshotWasMade(job)) {
+      const slot = job.slot;
+      if (slot !== null && snapshotWasMade(job)) {
         // Its snapshot is complete: the slot is served, only the prune is missing.
         this.#guard("recording the interrupted job's slot", () =>
           this.#o.work.recordState(
             job.scheduleId,
-            stateAfterSuccess(this.#o.work.states()[job.scheduleId], new Date(job.slot), this.#o.now()),
+            stateAfterSuccess(this.#o.work.states()[job.scheduleId], new Date(slot), this.#o.now()),
           ),
         );
       }
       this.#emit({ type: "interrupted", job, cleanup });
+    }
+    for (const schedule of this.#o.work.list()) {
+      // Every copy still owed goes now: one cut off by the stop resumes on the target.
+      this.#guard(`checking schedule ${schedule.id}'s copy`, () => {
+        if (this.#o.work.owedCopy(schedule) !== null) {
+          this.#wantedCopies.set(schedule.id, { notBefore: 0, failures: 0 });
+        }
+      });
     }
     this.#poll = this.#o.timers.every(this.#o.checkEveryMs, () => void this.tick());
     await this.tick();
@@ -187,8 +235,19 @@ export class Scheduler {
     return this.#ticking;
   }
 
-  runningJobs(): { id: string; scheduleId: string }[] {
-    return [...this.#running.values()].map((j) => ({ id: j.id, scheduleId: j.schedule.id }));
+  runningJobs(): { id: string; scheduleId: string; kind: "scheduled-snapshot" | "copy" }[] {
+    return [
+      ...[...this.#running.values()].map((j) => ({
+        id: j.id,
+        scheduleId: j.schedule.id,
+        kind: "scheduled-snapshot" as const,
+      })),
+      ...[...this.#copying.values()].map((j) => ({
+        id: j.id,
+        scheduleId: j.schedule.id,
+        kind: "copy" as const,
+      })),
+    ];
   }
 
   /**
@@ -197,7 +256,7 @@ export class Scheduler {
    * cancelled run does not restart at once. Returns false for an unknown or finished job.
    */
   cancel(jobId: string): boolean {
-    const job = [...this.#running.values()].find((j) => j.id === jobId);
+    const job = [...this.#running.values(), ...this.#copying.values()].find((j) => j.id === jobId);
     job?.abort.abort();
     return job !== undefined;
   }
@@ -208,7 +267,7 @@ export class Scheduler {
     this.#wake?.cancel();
     this.#poll?.cancel();
     await this.#ticking;
-    await Promise.all([...this.#running.values()].map((j) => j.done));
+    await Promise.all([...this.#running.values(), ...this.#copying.values()].map((j) => j.done));
   }
 
   async #tickOnce(): Promise<void> {
@@ -231,6 +290,10 @@ export class Scheduler {
       });
       return;
     }
+    // Copies first: a copy waiting for its VM (queued before the VM's next slot, or owed since a
+    // stop) goes before that VM's next snapshot, so a copy cut off by a crash resumes its own
+    // snapshot on the target rather than being overtaken by a newer one.
+    this.#guard("starting copies", () => this.#startWantedCopies(schedules, now));
     for (const schedule of schedules) {
       // One broken schedule (a bad time edited into the file) must not stop the others.
       this.#guard(`checking schedule ${schedule.id}`, () => {
@@ -244,14 +307,50 @@ export class Scheduler {
     this.#guard("arming the next wake-up", () => this.#armNextWake(schedules, states, now));
   }
 
+  #startWantedCopies(schedules: readonly Schedule[], now: Date): void {
+    for (const [id, wanted] of this.#wantedCopies) {
+      const schedule = schedules.find((s) => s.id === id);
+      if (schedule?.copy === undefined) {
+        this.#wantedCopies.delete(id); // removed, or no longer copies
+        continue;
+      }
+      if (
+        schedule.enabled &&
+        wanted.notBefore <= now.getTime() &&
+        !this.#copying.has(id) &&
+        this.#mayStartCopy(schedule)
+      ) {
+        this.#startCopy(schedule, wanted);
+      }
+    }
+  }
+
+  /** One copy per target and per host at a time, and never beside a snapshot job of the same VM. */
+  #mayStartCopy(schedule: Schedule): boolean {
+    const sameVm = (j: RunningJob): boolean =>
+      j.schedule.host === schedule.host && j.schedule.vmUuid === schedule.vmUuid;
+    return (
+      ![...this.#running.values()].some(sameVm) &&
+      ![...this.#copying.values()].some(
+        (j) => j.schedule.host === schedule.host || j.schedule.copy?.target === schedule.copy?.target,
+      )
+    );
+  }
+
   #mayStart(schedule: Schedule): boolean {
     const sameHost = [...this.#running.values()].filter((j) => j.schedule.host === schedule.host);
     if (sameHost.length >= this.#o.perHostConcurrency) {
       return false;
     }
     // One job per VM, not only per disk: freezing and hooks act on the whole guest, and two jobs
-    // freezing and thawing one guest would thaw it in the middle of the other's snapshot.
-    return !sameHost.some((j) => j.schedule.vmUuid === schedule.vmUuid);
+    // freezing and thawing one guest would thaw it in the middle of the other's snapshot. A copy
+    // reading the VM's image holds it too (a shut-off VM's snapshot needs qemu-img's write lock).
+    return (
+      !sameHost.some((j) => j.schedule.vmUuid === schedule.vmUuid) &&
+      ![...this.#copying.values()].some(
+        (j) => j.schedule.host === schedule.host && j.schedule.vmUuid === schedule.vmUuid,
+      )
+    );
   }
 
   #startJob(schedule: Schedule, slot: Date): void {
@@ -295,7 +394,7 @@ export class Scheduler {
       );
       const now = this.#o.now();
       this.#o.work.recordState(schedule.id, stateAfterSuccess(this.#o.work.states()[schedule.id], slot, now));
-      this.#o.journal.end(succeededRecord(id, now, result));
+      this.#o.journal.end(snapshotRecord(id, now, result));
       this.#emit({
         type: "job-succeeded",
         job: id,
@@ -306,7 +405,11 @@ export class Scheduler {
       if (result.pruneError !== null) {
         this.#emit({ type: "prune-failed", job: id, schedule, message: result.pruneError });
       }
-      this.#reportCopy(id, schedule, result);
+      if (result.copy?.due === true && !this.#wantedCopies.has(schedule.id)) {
+        // A copy already waiting out a failure keeps its wait: a per-minute schedule must not try
+        // an offline target every minute.
+        this.#wantedCopies.set(schedule.id, { notBefore: 0, failures: 0 });
+      }
       if (this.#raised.delete(`failed:${schedule.id}`) || previous?.lastResult === "failed") {
         this.#emit({ type: "recovered", schedule });
       }
@@ -338,10 +441,94 @@ export class Scheduler {
     }
   }
 
+  #startCopy(schedule: Schedule, wanted: WantedCopy): void {
+    const owed = this.#o.work.owedCopy(schedule);
+    const target = schedule.copy?.target;
+    if (owed === null || target === undefined) {
+      this.#wantedCopies.delete(schedule.id); // landed meanwhile (another process, or a listing)
+      return;
+    }
+    const id = `job-${randomBytes(6).toString("hex")}`;
+    this.#o.journal.start({
+      job: id,
+      at: this.#o.now().toISOString(),
+      kind: "copy",
+      scheduleId: schedule.id,
+      host: schedule.host,
+      vmUuid: schedule.vmUuid,
+      vmName: schedule.vmName,
+      tag: owed.tag,
+      target,
+    });
+    this.#wantedCopies.delete(schedule.id);
+    this.#emit({ type: "copy-started", job: id, schedule, snapshot: owed.tag, target });
+    const abort = new AbortController();
+    const done = this.#executeCopy(id, schedule, wanted, abort.signal).finally(() => {
+      this.#copying.delete(schedule.id);
+      void this.tick(); // the VM, the target and the host are free for the next job
+    });
+    this.#copying.set(schedule.id, { id, schedule, done, abort });
+  }
+
+  async #executeCopy(id: string, schedule: Schedule, wanted: WantedCopy, signal: AbortSignal): Promise<void> {
+    try {
+      const result = await this.#o.work.copy(
+        schedule,
+        (step) => this.#o.journal.progress(id, step, this.#o.now()),
+        signal,
+      );
+      const now = this.#o.now();
+      const failed = result.copy.attempted && result.copy.exportId === null;
+      const retryAt = failed ? this.#retryCopy(schedule, wanted, now) : null;
+      if (!failed && this.#o.work.owedCopy(schedule) !== null) {
+        // A run chose a newer snapshot while this copy ran: it goes next.
+        this.#wantedCopies.set(schedule.id, { notBefore: 0, failures: 0 });
+      }
+      this.#o.journal.end(copyRecord(id, now, result, retryAt));
+      this.#emit({
+        type: "copy-ended",
+        job: id,
+        schedule,
+        result: result.copy,
+        retryAt: retryAt?.toISOString() ?? null,
+      });
+      if (result.pruneError !== null) {
+        this.#emit({ type: "prune-failed", job: id, schedule, message: result.pruneError });
+      }
+      this.#reportCopy(id, schedule, result.copy);
+    } catch (error) {
+      const now = this.#o.now();
+      const message = describeError(error);
+      if (signal.aborted && isSnapkeepError(error, "CANCELLED")) {
+        // Still owed: the next run queues it again, and the partial export is resumed then.
+        this.#o.journal.end({ job: id, at: now.toISOString(), status: "cancelled", message });
+        this.#emit({ type: "job-cancelled", job: id, schedule });
+        return;
+      }
+      const retryAt = this.#retryCopy(schedule, wanted, now);
+      this.#o.journal.end({ job: id, at: now.toISOString(), status: "failed", message });
+      this.#emit({
+        type: "copy-ended",
+        job: id,
+        schedule,
+        result: failedCopy(schedule, message),
+        retryAt: retryAt.toISOString(),
+      });
+      this.#reportCopy(id, schedule, failedCopy(schedule, message));
+    }
+  }
+
+  /** Queues a failed copy again after its backoff; returns when it is tried. */
+  #retryCopy(schedule: Schedule, wanted: WantedCopy, now: Date): Date {
+    const failures = wanted.failures + 1;
+    const notBefore = now.getTime() + copyRetryDelayMs(failures);
+    this.#wantedCopies.set(schedule.id, { notBefore, failures });
+    return new Date(notBefore);
+  }
+
   /** One alert when copies to a target start failing, one when a copy lands again. */
-  #reportCopy(job: string, schedule: Schedule, result: ScheduledRunResult): void {
-    const copy = result.copy;
-    if (copy === null || !copy.attempted) {
+  #reportCopy(job: string, schedule: Schedule, copy: CopyRunResult): void {
+    if (!copy.attempted) {
       return;
     }
     const checked = copy.reverified;
@@ -391,6 +578,9 @@ export class Scheduler {
         const retry = states[s.id]?.nextRetryAt;
         return [...nextSlots(s.when, now, 1), ...(retry === undefined ? [] : [new Date(retry)])];
       });
+    for (const wanted of this.#wantedCopies.values()) {
+      candidates.push(new Date(wanted.notBefore));
+    }
     const next = candidates
       .filter((d) => d.getTime() > now.getTime())
       .sort((a, b) => a.getTime() - b.getTime())[0];
@@ -412,71 +602,18 @@ export class Scheduler {
   }
 }
 
-/** The journal's words for a run's copy and what copy before prune held. */
-function copySentence(result: ScheduledRunResult): string[] {
-  const copy = result.copy;
-  const held =
-    result.held.length === 0
-      ? []
-      : [`Kept ${result.held.length} snapshot${result.held.length === 1 ? "" : "s"} until their copy lands.`];
-  if (copy === null) {
-    return held;
-  }
-  if (!copy.attempted) {
-    return [`No copy this run (${copy.reason}).`, ...held];
-  }
-  if (copy.exportId !== null) {
-    const pruned =
-      copy.prunedCopies.length === 0 ? "" : ` Removed older copies: ${copy.prunedCopies.join(", ")}.`;
-    const after = copy.failure === null ? "" : ` ${copy.failure.detail ?? ""}`;
-    return [
-      `Copied to ${copy.target} as ${copy.exportId}.${pruned}${reverifySentence(copy)}${after}`,
-      ...held,
-    ];
-  }
-  return [`The copy to ${copy.target} failed: ${copy.failure?.detail ?? "unknown error"}`, ...held];
-}
-
-function reverifySentence(copy: CopyRunResult): string {
-  const checked = copy.reverified;
-  if (checked === null) {
-    return "";
-  }
-  const id = checked.exportId ?? "?";
-  return checked.ok === true
-    ? ` Checked copy ${id} again: it still matches.`
-    : checked.ok === false
-      ? ` Copy ${id} no longer matches (${checked.detail ?? "checksums differ"}): marked damaged.`
-      : ` An older copy could not be checked again: ${checked.detail ?? "unknown error"}.`;
-}
-
-/** The journal's end record of a run that made its snapshot: what it pruned, held and copied. */
-function succeededRecord(job: string, now: Date, result: ScheduledRunResult): Omit<JobEnd, "event"> {
-  const copy = result.copy;
+/** A copy job that threw instead of returning its failure (a bug, or the store failing). */
+function failedCopy(schedule: Schedule, message: string): CopyRunResult {
   return {
-    job,
-    at: now.toISOString(),
-    status: "succeeded",
-    message: [
-      `Snapshot ${result.snapshot.name} made.`,
-      ...copySentence(result),
-      ...result.warnings,
-      ...result.log,
-    ].join(" "),
-    pruned: [...result.pruned],
-    ...(result.held.length === 0 ? {} : { held: [...result.held] }),
-    ...(result.pruneError === null ? {} : { pruneError: result.pruneError }),
-    ...(copy?.attempted === true
-      ? {
-          copy: {
-            target: copy.target,
-            exportId: copy.exportId,
-            bytesSent: copy.bytesSent,
-            prunedCopies: [...copy.prunedCopies],
-            error: copy.failure?.detail ?? null,
-            reverified: copy.reverified,
-          },
-        }
-      : {}),
+    attempted: true,
+    reason: "a copy was owed",
+    snapshotTag: null,
+    target: schedule.copy?.target ?? "?",
+    exportId: null,
+    bytesSent: 0,
+    resumed: false,
+    prunedCopies: [],
+    failure: { kind: "copy-failed", detail: message },
+    reverified: null,
   };
 }

@@ -4,7 +4,7 @@ import { MAX_SNAPSHOTS_KEPT } from "../../domain/limits.js";
 import type { Snapshot, VmWithSnapshots } from "../../domain/types.js";
 import type { VmModules } from "../vm-modules.js";
 import { chooseSnapshotDisks } from "../../domain/selection.js";
-import type { Schedule, SchedulePause, ScheduleState } from "../../domain/settings.js";
+import type { Schedule, ScheduleCopyState, SchedulePause, ScheduleState } from "../../domain/settings.js";
 import type { JobSummary } from "../../infra/journal.js";
 import type { SettingsStore } from "../../infra/store/store.js";
 import { rpoStatus, type RpoStatus } from "../../domain/schedule/due.js";
@@ -20,7 +20,7 @@ import { forecastRetention, type RetentionForecast } from "../../domain/retentio
 import { copyIntervalMs, type CopyPolicy, type CopyPolicyDraft } from "../../domain/copy/policy.js";
 import { offHostRpo, type OffHostRpo } from "../../domain/copy/rpo.js";
 import { forecastSchedule, type CopyForecast } from "../../domain/copy/forecast.js";
-import type { CopyRunResult, ScheduleCopies } from "./copies.js";
+import type { CopyDecisionResult, CopyRunResult, ScheduleCopies } from "./copies.js";
 
 export interface AddScheduleRequest {
   readonly host: string;
@@ -60,11 +60,19 @@ export interface ScheduledRunResult {
   /** What the retention would have removed, kept until its copy lands (copy before prune). */
   readonly held: readonly string[];
   readonly pruneError: string | null;
-  /** The off-host copy step; null for a schedule that does not copy. */
-  readonly copy: CopyRunResult | null;
+  /** Whether a copy is owed after this run (a copy job sends it); null: the schedule does not copy. */
+  readonly copy: CopyDecisionResult | null;
   readonly warnings: readonly string[];
   /** What the hooks printed (see withConsistency). */
   readonly log: readonly string[];
+}
+
+/** What a copy job did: the copy, and the local prune it let go on once the copy landed. */
+export interface ScheduledCopyResult {
+  readonly copy: CopyRunResult;
+  readonly pruned: readonly string[];
+  readonly held: readonly string[];
+  readonly pruneError: string | null;
 }
 
 /**
@@ -91,6 +99,11 @@ export class Schedules {
 
   states(): Record<string, ScheduleState> {
     return this.#store.read().scheduleState;
+  }
+
+  /** What each schedule that copies remembers about its copies (the off-host RPO's input). */
+  copyStates(): Record<string, ScheduleCopyState> {
+    return this.#store.read().copyState;
   }
 
   get(id: string): Schedule {
@@ -309,19 +322,49 @@ export class Schedules {
       });
     onStep(SNAPSHOT_MADE);
     throwIfCancelled(signal, `after its snapshot ${snapshot.name}, which is kept; the prune was skipped`);
-    // The copy goes before the prune: what it sends (or fails to) decides what the prune holds.
-    const copy = hasCopy(schedule)
-      ? await this.#copiesFor(schedule).afterSnapshot(schedule, snapshot, signal, onStep)
-      : null;
-    throwIfCancelled(signal, `after its snapshot ${snapshot.name}, which is kept; the prune was skipped`);
-    let pruned: PruneOutcome = { removed: [], held: [] };
-    let pruneError: string | null = null;
-    try {
-      pruned = await this.prune(schedule);
-    } catch (error) {
-      pruneError = describeError(error);
+    // The copy decision goes before the prune: a snapshot chosen for a copy is held until it lands.
+    const copy = hasCopy(schedule) ? this.#copiesFor(schedule).decide(schedule, snapshot) : null;
+    const { pruned, held, pruneError } = await this.#pruneReporting(schedule);
+    return { snapshot, pruned, held, pruneError, copy, warnings, log };
+  }
+
+  /** The snapshot a copy job of this schedule would send now, or null when nothing is owed. */
+  owedCopy(schedule: Schedule): { readonly tag: string } | null {
+    return hasCopy(schedule) ? this.#copiesFor(schedule).owed(schedule.id) : null;
+  }
+
+  /**
+   * A copy job: sends the snapshot owed a copy to the schedule's target; once it has landed, the
+   * prune runs again, so what copy before prune held goes now rather than after the next run.
+   * The scheduler never runs it beside a snapshot job of the same VM.
+   */
+  async copy(
+    schedule: Schedule,
+    onStep: (step: string) => void = () => undefined,
+    signal: AbortSignal = new AbortController().signal,
+  ): Promise<ScheduledCopyResult> {
+    if (!hasCopy(schedule)) {
+      throw new SnapkeepError("INVALID_INPUT", `Schedule ${schedule.id} does not copy off the host.`);
     }
-    return { snapshot, pruned: pruned.removed, held: pruned.held, pruneError, copy, warnings, log };
+    const copy = await this.#copiesFor(schedule).sendOwed(schedule, signal, onStep);
+    if (copy.exportId === null) {
+      return { copy, pruned: [], held: [], pruneError: null };
+    }
+    throwIfCancelled(signal, `after its copy ${copy.exportId} landed; the prune was skipped`);
+    return { copy, ...(await this.#pruneReporting(schedule)) };
+  }
+
+  async #pruneReporting(schedule: Schedule): Promise<{
+    pruned: readonly string[];
+    held: readonly string[];
+    pruneError: string | null;
+  }> {
+    try {
+      const outcome = await this.prune(schedule);
+      return { pruned: outcome.removed, held: outcome.held, pruneError: null };
+    } catch (error) {
+      return { pruned: [], held: [], pruneError: describeError(error) };
+    }
   }
 
   /**
@@ -378,8 +421,8 @@ export class Schedules {
    * next prune removes it.
    */
   async cleanUpInterrupted(job: JobSummary): Promise<string> {
-    if (job.step === "copy") {
-      return "its snapshot was complete and is kept; its copy was cut off and the next run sends it again, resuming what reached the target";
+    if (job.kind === "copy") {
+      return `its snapshot ${job.tag} is kept and still owed a copy; the next copy job resumes what reached ${job.target ?? "the target"}`;
     }
     if (snapshotWasMade(job)) {
       return "its snapshot was complete and is kept; the prune runs after the next snapshot";

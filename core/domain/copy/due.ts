@@ -154,3 +154,15 @@ export function historyAfterLanded(history: CopyHistory, landed: readonly Snapsh
     newest !== null && chosen !== null && Date.parse(newest.createdAt) >= Date.parse(chosen.createdAt);
   return { ...history, newestLanded: newest, owedSince: settled ? null : history.owedSince };
 }
+
+/** A failed copy is tried again after 1, 2, 4 ... minutes, at most an hour apart. */
+const RETRY_CAP_MINUTES = 60;
+
+/**
+ * How long after its `failures`-th failure in a row a copy is tried again. Doubling keeps an
+ * offline target from being knocked on every minute, and the cap means a target back from a day
+ * away gets its copy within the hour, not at the next (perhaps weekly) run.
+ */
+export function copyRetryDelayMs(failures: number): number {
+  return Math.min(RETRY_CAP_MINUTES, 2 ** Math.max(0, failures - 1)) * 60_000;
+}

@@ -16,7 +16,7 @@ import { wordHint } from "../domain/hints.js";
 import { restoreExport } from "../app/exports/restore.js";
 import { labUp } from "../app/lab/lab.js";
 import { LocalRunner } from "../infra/runner/local.js";
-import { Journal, type JobSummary } from "../infra/journal.js";
+import { JobJournal } from "./journal-jobs.js";
 import { schedulerOwner } from "../infra/scheduler-lock.js";
 import { nextSlots } from "../domain/schedule/spec.js";
 import type { CoreContext } from "../app/context.js";
@@ -26,7 +26,6 @@ import {
   type ApiError,
   type ApiEvent,
   type JobProgress,
-  type JobView,
   type Method,
   type Params,
   type Result,
@@ -56,9 +55,6 @@ export interface ApiContext extends Pick<
 /** One handler per method, answering the contract's result type for it. */
 type Handlers = { [M in Method]: (params: Params<M>) => Result<M> | Promise<Result<M>> };
 
-/** Scheduled jobs the jobs panel shows from the journal, newest last. */
-const JOURNAL_JOBS = 30;
-
 export class Api {
   readonly #listeners = new Set<(event: ApiEvent) => void>();
   readonly #jobs: Jobs;
@@ -66,12 +62,17 @@ export class Api {
 
   constructor(context: ApiContext) {
     const now = context.now ?? ((): Date => new Date());
+    // The UI's jobs go into the same journal as the scheduler's: one history, crash-safe.
+    const journal = context.home === undefined ? null : new JobJournal(context.home);
     this.#jobs = new Jobs({
       now,
       clock: () => performance.now(),
-      onChange: (job) => this.#emit({ event: "job", data: job }),
+      onChange: (job) => {
+        journal?.record(job);
+        this.#emit({ event: "job", data: job });
+      },
     });
-    this.#handlers = handlers(context, now, this.#jobs, (host, vm) =>
+    this.#handlers = handlers(context, now, this.#jobs, journal, (host, vm) =>
       this.#emit({ event: "changed", data: vm === undefined ? { host } : { host, vm } }),
     );
   }
@@ -137,6 +138,7 @@ function handlers(
   context: ApiContext,
   now: () => Date,
   jobs: Jobs,
+  journal: JobJournal | null,
   changed: (host: string, vm?: string) => void,
 ): Handlers {
   const { hosts, vms, snapshots, revert, targets, schedules, exports, library } = context;
@@ -437,7 +439,10 @@ function handlers(
       return attached;
     },
 
-    "jobs.list": () => [...scheduledJobs(context.home), ...jobs.list()],
+    "jobs.list": () => {
+      const here = jobs.list();
+      return [...(journal?.others(new Set(here.map((j) => j.id))) ?? []), ...here];
+    },
     "jobs.cancel": (p) => jobs.cancel(p.id),
     "lab.up": () =>
       jobs.start(
@@ -472,88 +477,6 @@ function bytesProgress(phase: string, done: number, total: number): JobProgress 
     etaSeconds: null,
   };
 }
-
-/** The scheduler's recent jobs (the daemon's or the desktop app's), as the jobs panel shows them. */
-function scheduledJobs(home: string | undefined): JobView[] {
-  if (home === undefined) {
-    return [];
-  }
-  const live = schedulerOwner(home) !== null;
-  return new Journal(home)
-    .jobs()
-    .slice(-JOURNAL_JOBS)
-    .map((job: JobSummary): JobView => {
-      // Open in the journal with no scheduler alive: it was cut off, never done.
-      const state = job.status === "running" && !live ? "interrupted" : job.status;
-      const common = {
-        id: job.id,
-        host: job.host,
-        vm: job.vmName,
-        state,
-        startedAt: job.startedAt,
-        endedAt: job.endedAt,
-        progress: job.step === null ? null : { ...NO_BYTES, phase: job.step },
-        error:
-          job.message === null || state === "succeeded"
-            ? null
-            : {
-                code: state === "interrupted" ? ("INTERRUPTED" as const) : ("JOB_FAILED" as const),
-                message: job.message,
-                hint: null,
-                action: null,
-              },
-        cancellable: false,
-      };
-      if (job.kind === "copy") {
-        const copy = job.copy;
-        return {
-          ...common,
-          kind: "scheduled-copy",
-          title: `Copy of ${job.vmName} to ${job.target ?? "?"}${damagedWords(copy)}`,
-          result:
-            copy === null || copy === undefined
-              ? null
-              : {
-                  target: copy.target,
-                  exportId: copy.exportId,
-                  bytesSent: copy.bytesSent,
-                  resumed: copy.resumed ?? false,
-                  pruned: job.pruned,
-                },
-        };
-      }
-      return {
-        ...common,
-        kind: "scheduled-snapshot",
-        // Journals from before copies were jobs of their own carry the copy on the snapshot job.
-        title: `Scheduled snapshot of ${job.vmName}${inlineCopyWords(job.copy)}`,
-        result: job.pruned.length > 0 ? { pruned: job.pruned } : null,
-      };
-    });
-}
-
-function damagedWords(copy: JobSummary["copy"]): string {
-  return copy?.reverified?.ok === false ? "; an older copy there is damaged" : "";
-}
-
-/** What a scheduled snapshot's copy did, in journals written when runs copied inline. */
-function inlineCopyWords(copy: JobSummary["copy"]): string {
-  if (copy === null || copy === undefined) {
-    return "";
-  }
-  if (copy.exportId !== null) {
-    return `, copied to ${copy.target}${damagedWords(copy)}`;
-  }
-  return ` — its copy to ${copy.target} failed: ${copy.error ?? "unknown error"}`;
-}
-
-const NO_BYTES = {
-  fraction: null,
-  bytesDone: null,
-  bytesTotal: null,
-  bytesPerSecond: null,
-  etaSeconds: null,
-};
 
 /** Who holds the state folder's scheduler lock, as seen from the process answering the API. */
 function schedulerRunner(home: string | undefined): SchedulerRunner {

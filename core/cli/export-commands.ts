@@ -9,6 +9,7 @@ import { DEFAULT_IMAGE_DIR, restoreExport } from "../app/exports/restore.js";
 import { commandLine } from "../domain/shell-quote.js";
 import type { Target } from "../domain/settings.js";
 import { displayName, formatBytes, formatTime, table } from "./format.js";
+import { journaled } from "./journaled.js";
 import type { CliContext, CliIo } from "./main.js";
 import { diskList, numberOption, parseNumber } from "./options.js";
 import { splitVmRef } from "./refs.js";
@@ -170,17 +171,25 @@ export function registerExportCommands(
         process.once("SIGTERM", onSignal);
         const show = progressPrinter(io);
         try {
-          const result = await exports().export({
+          const job = {
+            kind: "export" as const,
+            title: `Export ${vm} “${snapshotRef}” to ${opts.to}`,
             host,
             vm,
-            snapshot: snapshotRef,
-            target: opts.to,
-            disks: opts.disk,
-            bwlimitKiB: opts.bwlimit,
-            keep: opts.keep,
-            signal: stop.signal,
-            onProgress: show,
-          });
+          };
+          const result = await journaled(context().home, job, () =>
+            exports().export({
+              host,
+              vm,
+              snapshot: snapshotRef,
+              target: opts.to,
+              disks: opts.disk,
+              bwlimitKiB: opts.bwlimit,
+              keep: opts.keep,
+              signal: stop.signal,
+              onProgress: show,
+            }),
+          );
           show.done();
           const size = result.manifest.disks.reduce((sum, d) => sum + d.size, 0);
           print(result, opts.json, () =>
@@ -223,7 +232,13 @@ export function registerExportCommands(
     .description("hash every file of an export on the target again")
     .option("--json", "machine-readable output")
     .action(async (targetName: string, ref: string, opts: { json?: boolean }) => {
-      const result = await exports().verify(targetName, ref);
+      const job = {
+        kind: "verify" as const,
+        title: `Verify export ${ref} on ${targetName}`,
+        host: null,
+        vm: null,
+      };
+      const result = await journaled(context().home, job, () => exports().verify(targetName, ref));
       const named =
         result.id === ref || result.id === ref.split("/").at(-1)
           ? ""
@@ -321,50 +336,60 @@ function registerImport(program: Command, context: () => CliContext, print: Prin
       ) => {
         validateNoControlCharacters("folder", opts.dir);
         const core = context();
-        const result = await restoreExport(
-          core,
-          {
-            target: targetName,
-            export: ref,
-            host: opts.to,
-            name: opts.name,
-            into: opts.into,
-            dir: opts.dir,
-            disks: opts.disk,
-            start: opts.start,
-            dryRun: opts.dryRun,
-          },
-          (made) => core.library.recordManaged(made),
-        );
-        print(result, opts.json, () => {
-          const files = result.disks
-            .map(
-              (d) => `  ${d.from} → ${d.file} (${d.target})
-`,
-            )
-            .join("");
-          const what =
-            result.mode === "new-vm"
-              ? `new VM ${displayName(result.vm)}`
-              : `disks of ${displayName(result.vm)}`;
-          const matched = result.byPrefix ? `(the only export whose id starts with "${ref}")\n` : "";
-          const notes =
-            result.definition === null
-              ? ""
-              : `The new VM gets: ${result.definition.kept.map((n) => n.what).join("; ")}.\n` +
-                (result.definition.dropped.length === 0
-                  ? ""
-                  : `Left out of the saved definition:\n${result.definition.dropped
-                      .map((n) => `  ${n.what}: ${n.why}\n`)
-                      .join("")}`);
-          return result.dryRun
-            ? `Would restore ${result.export} on ${result.host} as ${what}:
-${files}${matched}${notes}`
-            : `Restored ${result.export} on ${result.host} as ${what}${result.start ? ", started" : ""}:
-${files}${matched}${notes}`;
-        });
+        const restore = (): ReturnType<typeof restoreExport> =>
+          restoreExport(
+            core,
+            {
+              target: targetName,
+              export: ref,
+              host: opts.to,
+              name: opts.name,
+              into: opts.into,
+              dir: opts.dir,
+              disks: opts.disk,
+              start: opts.start,
+              dryRun: opts.dryRun,
+            },
+            (made) => core.library.recordManaged(made),
+          );
+        // A dry run changes nothing: no job to remember.
+        const job = {
+          kind: "restore" as const,
+          title: `Restore export ${ref} from ${targetName} to ${opts.to}`,
+          host: opts.to,
+          vm: opts.name ?? opts.into ?? null,
+        };
+        const result = opts.dryRun === true ? await restore() : await journaled(core.home, job, restore);
+        print(result, opts.json, () => describeRestore(result, ref));
       },
     );
+}
+
+/** What `import` did (or would do, with --dry-run), in words. */
+function describeRestore(result: Awaited<ReturnType<typeof restoreExport>>, ref: string): string {
+  const files = result.disks
+    .map(
+      (d) => `  ${d.from} → ${d.file} (${d.target})
+`,
+    )
+    .join("");
+  const what =
+    result.mode === "new-vm" ? `new VM ${displayName(result.vm)}` : `disks of ${displayName(result.vm)}`;
+  const matched = result.byPrefix ? `(the only export whose id starts with "${ref}")\n` : "";
+  const notes =
+    result.definition === null
+      ? ""
+      : `The new VM gets: ${result.definition.kept.map((n) => n.what).join("; ")}.\n` +
+        (result.definition.dropped.length === 0
+          ? ""
+          : `Left out of the saved definition:\n${result.definition.dropped
+              .map((n) => `  ${n.what}: ${n.why}\n`)
+              .join("")}`);
+  return result.dryRun
+    ? `Would restore ${result.export} on ${result.host} as ${what}:
+${files}${matched}${notes}`
+    : `Restored ${result.export} on ${result.host} as ${what}${result.start ? ", started" : ""}:
+${files}${matched}${notes}`;
 }
 
 function describeTarget(t: Target): string {

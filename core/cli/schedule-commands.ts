@@ -2,7 +2,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { Command } from "commander";
 import { MAX_SNAPSHOTS_KEPT } from "../domain/limits.js";
 import { SnapkeepError, quoteInput } from "../errors.js";
-import type { JobSummary } from "../infra/journal.js";
+import { isScheduledJob, type JobSummary } from "../infra/journal.js";
 import type { CopyRunResult } from "../app/schedules/copies.js";
 import { parseDuration } from "../domain/schedule/pause.js";
 import type { RetentionPolicy } from "../domain/retention/gfs.js";
@@ -262,7 +262,7 @@ export function registerScheduleCommands(
 
   program
     .command("jobs")
-    .description("scheduled jobs")
+    .description("jobs: scheduled snapshots and copies, exports, verifies and restores")
     .command("list")
     .description("recent jobs, newest last, from the job journal")
     .option("--limit <n>", "how many", numberOption("--limit", { min: 1, max: 1000 }), 20)
@@ -270,7 +270,7 @@ export function registerScheduleCommands(
     .action(async (opts: { limit: number; json?: boolean }) => {
       const { home } = context();
       // Loaded here only, as the scheduler below: no other command reads the journal or the lock.
-      const [{ Journal }, { schedulerOwner }] = await Promise.all([
+      const [{ Journal, stillRunning }, { schedulerOwner }] = await Promise.all([
         import("../infra/journal.js"),
         import("../infra/scheduler-lock.js"),
       ]);
@@ -278,19 +278,23 @@ export function registerScheduleCommands(
       const jobs = new Journal(home)
         .jobs()
         .slice(-opts.limit)
-        // A job still open in the journal with no scheduler alive was cut off; it is not running.
-        .map((j): JobSummary => (j.status === "running" && !live ? { ...j, status: "interrupted" } : j));
+        // A job still open in the journal whose process is gone was cut off; it is not running.
+        .map((j): JobSummary =>
+          j.status === "running" && !stillRunning(j, live) ? { ...j, status: "interrupted" } : j,
+        );
       print(jobs, opts.json, () =>
         jobs.length === 0
           ? "No jobs yet.\n"
           : table(
-              ["STARTED", "JOB", "VM", "STATUS", "DETAIL"],
+              ["STARTED", "JOB", "KIND", "VM", "STATUS", "DETAIL"],
               jobs.map((j) => [
                 formatTime(j.startedAt),
                 j.id,
-                `${j.host}/${displayName(j.vmName)}`,
+                j.kind,
+                j.host === null || j.vmName === null ? "-" : `${j.host}/${displayName(j.vmName)}`,
                 j.status,
                 [
+                  isScheduledJob(j) ? "" : j.title,
                   j.message ?? j.step ?? "",
                   j.pruned.length > 0 ? `pruned ${j.pruned.length}` : "",
                   j.pruneError === null ? "" : `PRUNE FAILED: ${j.pruneError}`,

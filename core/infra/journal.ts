@@ -13,12 +13,29 @@ import {
 import { join } from "node:path";
 import { z } from "zod";
 
+import { isProcessAlive, processOwnerSchema, thisProcess, type ProcessOwner } from "./process-identity.js";
+
 /**
  * The job journal: one JSON line per event (start, progress, end), appended and fsynced, so it
- * survives a crash. A job with a start and no end was interrupted: on the next start it is reported
- * as interrupted, never as done, and what it may have half-made is known from its start record.
+ * survives a crash. Every job Snapkeep runs for a person or a schedule is in it: scheduled
+ * snapshots and copies, and the exports, verifies and restores a UI or the CLI starts. A job names
+ * the process that runs it; one with a start, no end and an owner that is gone was interrupted:
+ * it is reported as interrupted, never as done, and what it may have half-made is known from its
+ * start record.
  */
-export type JobKind = "scheduled-snapshot" | "copy";
+/** Jobs a UI or the CLI starts (the API's job kinds), journaled beside the scheduler's. */
+export const APP_JOB_KINDS = [
+  "export",
+  "verify",
+  "restore",
+  "template",
+  "volume",
+  "vm-create",
+  "lab",
+] as const;
+export type AppJobKind = (typeof APP_JOB_KINDS)[number];
+export type ScheduledJobKind = "scheduled-snapshot" | "copy";
+export type JobKind = ScheduledJobKind | AppJobKind;
 export type JobStatus = "running" | "succeeded" | "failed" | "cancelled" | "interrupted";
 
 const snapshotStartSchema = z.object({
@@ -33,6 +50,8 @@ const snapshotStartSchema = z.object({
   /** The snapshot tag the job is about to create: what to clean up if it never ends. */
   tag: z.string(),
   slot: z.string(),
+  /** Absent in journals written before jobs named their process: those were the scheduler's. */
+  owner: processOwnerSchema.optional(),
 });
 /** A schedule's off-host copy, a job of its own: it waits for its target, never for a host slot. */
 const copyStartSchema = z.object({
@@ -47,8 +66,20 @@ const copyStartSchema = z.object({
   /** The snapshot being sent: an interrupted copy of it is resumed on the target by the next. */
   tag: z.string(),
   target: z.string(),
+  owner: processOwnerSchema.optional(),
 });
-const startSchema = z.discriminatedUnion("kind", [snapshotStartSchema, copyStartSchema]);
+/** A job a UI or the CLI started: what the jobs panel shows for it. */
+const appStartSchema = z.object({
+  event: z.literal("start"),
+  job: z.string(),
+  at: z.string(),
+  kind: z.enum(APP_JOB_KINDS),
+  title: z.string().max(1000),
+  host: z.string().nullable(),
+  vmName: z.string().nullable(),
+  owner: processOwnerSchema.optional(),
+});
+const startSchema = z.union([snapshotStartSchema, copyStartSchema, appStartSchema]);
 const progressSchema = z.object({
   event: z.literal("progress"),
   job: z.string(),
@@ -93,22 +124,14 @@ const recordSchema = z.union([startSchema, progressSchema, endSchema]);
 export type JobStart = z.infer<typeof startSchema>;
 /** A start record as written: one of the kinds, without the `event` field. */
 export type JobStartRecord =
-  Omit<z.infer<typeof snapshotStartSchema>, "event"> | Omit<z.infer<typeof copyStartSchema>, "event">;
+  | Omit<z.infer<typeof snapshotStartSchema>, "event">
+  | Omit<z.infer<typeof copyStartSchema>, "event">
+  | Omit<z.infer<typeof appStartSchema>, "event">;
 export type JobEnd = z.infer<typeof endSchema>;
 type JobRecord = z.infer<typeof recordSchema>;
 
-export interface JobSummary {
+interface JobSummaryBase {
   readonly id: string;
-  readonly kind: JobKind;
-  readonly scheduleId: string;
-  readonly host: string;
-  readonly vmUuid: string;
-  readonly vmName: string;
-  readonly tag: string;
-  /** The slot a scheduled snapshot serves; null for a copy. */
-  readonly slot: string | null;
-  /** Where a copy goes; null for a scheduled snapshot. */
-  readonly target: string | null;
   readonly startedAt: string;
   readonly endedAt: string | null;
   readonly status: JobStatus;
@@ -118,6 +141,44 @@ export interface JobSummary {
   readonly pruneError: string | null;
   readonly copy: JobEnd["copy"] | null;
   readonly held: readonly string[];
+  /** The process that runs (or ran) it; null in journals from before jobs named it. */
+  readonly owner: ProcessOwner | null;
+}
+
+/** A schedule's job: its snapshot, or its copy off the host. */
+export interface ScheduledJobSummary extends JobSummaryBase {
+  readonly kind: ScheduledJobKind;
+  readonly scheduleId: string;
+  readonly host: string;
+  readonly vmUuid: string;
+  readonly vmName: string;
+  readonly tag: string;
+  /** The slot a scheduled snapshot serves; null for a copy. */
+  readonly slot: string | null;
+  /** Where a copy goes; null for a scheduled snapshot. */
+  readonly target: string | null;
+}
+
+/** A job a UI or the CLI started. */
+export interface AppJobSummary extends JobSummaryBase {
+  readonly kind: AppJobKind;
+  readonly title: string;
+  readonly host: string | null;
+  readonly vmName: string | null;
+}
+
+export type JobSummary = ScheduledJobSummary | AppJobSummary;
+
+export function isScheduledJob(job: JobSummary): job is ScheduledJobSummary {
+  return job.kind === "scheduled-snapshot" || job.kind === "copy";
+}
+
+/**
+ * Whether a job still open in the journal really runs: its process is alive. A job from before
+ * jobs named their process was the scheduler's: it runs while a scheduler does.
+ */
+export function stillRunning(job: JobSummary, schedulerAlive: boolean): boolean {
+  return job.status === "running" && (job.owner === null ? schedulerAlive : isProcessAlive(job.owner));
 }
 
 const FILE = "jobs.jsonl";
@@ -130,13 +191,16 @@ const COMPACT_EVERY_ENDS = 500;
 export class Journal {
   readonly path: string;
   #ends = 0;
+  #owner: ProcessOwner | undefined;
 
   constructor(home: string) {
     this.path = join(home, FILE);
   }
 
+  /** Journals a job's start, owned by this process unless the record names another. */
   start(record: JobStartRecord): void {
-    this.#append({ event: "start", ...record });
+    this.#owner ??= thisProcess();
+    this.#append({ event: "start", owner: this.#owner, ...record });
   }
 
   progress(job: string, step: string, at: Date): void {
@@ -159,26 +223,7 @@ export class Journal {
         continue;
       }
       if (record.event === "start") {
-        jobs.set(record.job, {
-          id: record.job,
-          kind: record.kind,
-          scheduleId: record.scheduleId,
-          host: record.host,
-          vmUuid: record.vmUuid,
-          vmName: record.vmName,
-          tag: record.tag,
-          slot: record.kind === "scheduled-snapshot" ? record.slot : null,
-          target: record.kind === "copy" ? record.target : null,
-          startedAt: record.at,
-          endedAt: null,
-          status: "running",
-          step: null,
-          message: null,
-          pruned: [],
-          pruneError: null,
-          copy: null,
-          held: [],
-        });
+        jobs.set(record.job, summaryOf(record));
         continue;
       }
       const job = jobs.get(record.job);
@@ -205,11 +250,12 @@ export class Journal {
   }
 
   /**
-   * Marks every job that started and never ended as interrupted, and returns them. Only call this
-   * while holding the scheduler lock: then no other process can be running those jobs.
+   * Marks every job that started, never ended and whose process is gone as interrupted, and
+   * returns them. Call it while holding the scheduler lock: jobs from before jobs named their
+   * process were the scheduler's, so none of those can be running then either.
    */
   recoverInterrupted(now: Date): JobSummary[] {
-    const open = this.jobs().filter((j) => j.status === "running");
+    const open = this.jobs().filter((j) => j.status === "running" && !stillRunning(j, false));
     for (const job of open) {
       this.end({
         job: job.id,
@@ -264,6 +310,38 @@ export class Journal {
     if (record.event === "end" && ++this.#ends % COMPACT_EVERY_ENDS === 0) {
       this.compact();
     }
+  }
+}
+
+const EMPTY_END = {
+  endedAt: null,
+  status: "running" as const,
+  step: null,
+  message: null,
+  pruned: [],
+  pruneError: null,
+  copy: null,
+  held: [],
+};
+
+function summaryOf(record: JobStart): JobSummary {
+  const common = { id: record.job, startedAt: record.at, owner: record.owner ?? null, ...EMPTY_END };
+  switch (record.kind) {
+    case "scheduled-snapshot":
+    case "copy":
+      return {
+        ...common,
+        kind: record.kind,
+        scheduleId: record.scheduleId,
+        host: record.host,
+        vmUuid: record.vmUuid,
+        vmName: record.vmName,
+        tag: record.tag,
+        slot: record.kind === "scheduled-snapshot" ? record.slot : null,
+        target: record.kind === "copy" ? record.target : null,
+      };
+    default:
+      return { ...common, kind: record.kind, title: record.title, host: record.host, vmName: record.vmName };
   }
 }
 

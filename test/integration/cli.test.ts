@@ -294,6 +294,20 @@ describe("snapkeep CLI", () => {
       const missing = cli(["export", `local/${vmName}`, "to-export", "--to", "nowhere"]);
       expect(missing.code).toBe(1);
       expect(missing.stderr).toMatch(/no export target named "nowhere"/);
+      // One history: the export, the verify and the failed export are in the job journal (the dry
+      // run changed nothing and is not).
+      const jobs = JSON.parse(cli(["jobs", "list", "--json"]).stdout) as {
+        kind: string;
+        status: string;
+        title: string;
+      }[];
+      expect(jobs.map((j) => [j.kind, j.status])).toEqual([
+        ["export", "succeeded"],
+        ["verify", "succeeded"],
+        ["export", "failed"],
+      ]);
+      expect(jobs[0]?.title).toBe(`Export ${vmName} “to-export” to backup`);
+      expect(cli(["jobs", "list"]).stdout).toMatch(/export\s+local\/\S+\s+succeeded\s+Export /);
 
       // A schedule that copies to the target: added, listed, previewed and edited from the CLI.
       const added = cli([

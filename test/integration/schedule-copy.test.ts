@@ -27,6 +27,8 @@ import type { Snapshot } from "../../core/domain/types.js";
 import { manifestSchema } from "../../core/drivers/bundle/bundle.js";
 import { openSealKey } from "../../core/infra/seal-key.js";
 import { makeApp } from "../support/app.js";
+import { createNetns, type TestNetns } from "../support/netns.js";
+import { startSshd, type TestSshd } from "../support/sshd.js";
 import { TestVms, uniqueSuffix } from "../support/libvirt.js";
 
 describe("schedules that copy off the host", () => {
@@ -43,6 +45,8 @@ describe("schedules that copy off the host", () => {
   let schedule: Schedule;
   let vmUuid = "";
   let slot = Date.parse("2026-12-01T00:00:00Z");
+  let netns: TestNetns | undefined;
+  let sshd: TestSshd | undefined;
 
   beforeAll(async () => {
     ctx = makeApp();
@@ -70,6 +74,8 @@ describe("schedules that copy off the host", () => {
       execFileSync("umount", [folder]);
     }
     await targets?.dispose();
+    await sshd?.stop();
+    netns?.dispose();
     await ctx?.dispose();
     await vms.dispose();
     rmSync(work, { recursive: true, force: true });
@@ -85,10 +91,10 @@ describe("schedules that copy off the host", () => {
   }
 
   /** One scheduled run for the next slot, then the copy job the scheduler queues after it. */
-  async function runOnce(by: Schedules = schedules): Promise<RunAndCopy> {
+  async function runOnce(by: Schedules = schedules, which: Schedule = schedule): Promise<RunAndCopy> {
     slot += 3600_000;
-    const run = await by.run(schedule, scheduledTag(schedule, new Date(slot)));
-    const copied = run.copy?.due === true ? await by.copy(schedule) : null;
+    const run = await by.run(which, scheduledTag(which, new Date(slot)));
+    const copied = run.copy?.due === true ? await by.copy(which) : null;
     return {
       snapshot: run.snapshot,
       decision: run.copy,
@@ -265,4 +271,66 @@ describe("schedules that copy off the host", () => {
     expect(result.removed).toEqual([]);
     expect(onTarget().filter((e) => e.scheduleId === schedule.id)).toEqual(before);
   });
+
+  it("to an SSH target in its own network namespace: killed for several runs, then back", async () => {
+    netns = createNetns();
+    sshd = await startSshd({ netns: { name: netns.name, address: netns.address } });
+    await targets.add({
+      name: "offsite",
+      ssh: `${sshd.user}@${sshd.host}:${sshd.port}:${join(sshd.tmpDir, "copies")}`,
+      identityFile: sshd.userKeyPath,
+      trust: sshd.hostFingerprint,
+    });
+    const offsite = await schedules.add({
+      host: "local",
+      vm: vmName,
+      when: { every: "daily", at: "03:00" },
+      retention: { keepLast: 2 },
+      copy: { target: "offsite", retention: { keepLast: 2 } },
+    });
+    const own = async (): Promise<string[]> =>
+      (await ctx.app.vms.get("local", vmUuid)).snapshots
+        .filter((x) => x.kind === "scheduled" && x.origin === offsite.id)
+        .map((x) => x.name);
+    const first = await runOnce(schedules, offsite);
+    expect(first.copy).toMatchObject({ failure: null, exportId: expect.any(String) });
+
+    // The target host loses power: sshd and everything in its namespace are gone.
+    netns.killAll();
+    const away: RunAndCopy[] = [];
+    for (let i = 0; i < 3; i++) {
+      away.push(await runOnce(schedules, offsite));
+    }
+    for (const run of away) {
+      expect(run.copy?.failure?.kind).toBe("target-offline");
+    }
+    // Keep 2 would remove the first snapshot of the outage: it is owed a copy, so it stays.
+    expect(away[2]?.held).toEqual([away[0]?.snapshot.name]);
+    // The run before the outage was copied, so the retention took it as usual.
+    expect(await own()).toEqual(away.map((r) => r.snapshot.name));
+    // Three days on, the off-host recovery point is overdue, and says why.
+    const later = (): Date => new Date(Date.now() + 3 * 24 * 3600_000);
+    const threeDaysOn = new Schedules(
+      ctx.app,
+      later,
+      new ScheduleCopies({ store: ctx.store, exports, targets, now: later }),
+    );
+    const rpo = threeDaysOn.offHostOf([await ctx.app.vms.get("local", vmUuid)], true)[0];
+    expect(rpo).toMatchObject({ level: "overdue", reason: expect.stringMatching(/^the target is offline/) });
+
+    // Back: one copy, of the newest snapshot, settles what was owed; the hold is let go.
+    await sshd.restart();
+    const back = await runOnce(schedules, offsite);
+    expect(back.copy).toMatchObject({ failure: null, snapshotTag: back.snapshot.tag });
+    expect(back.held).toEqual([]);
+    expect(await own()).toEqual([away[2]?.snapshot.name, back.snapshot.name]);
+    const onOffsite = (await exports.copiesOn("offsite")).filter((c) => c.scheduleId === offsite.id);
+    expect(onOffsite.map((c) => [c.state, c.snapshotTag])).toEqual([
+      ["verified", first.snapshot.tag],
+      ["verified", back.snapshot.tag],
+    ]);
+    expect(schedules.offHostOf([await ctx.app.vms.get("local", vmUuid)], true)[0]).toMatchObject({
+      level: "ok",
+    });
+  }, 300_000);
 });

@@ -84,6 +84,7 @@ describe("NotificationPolicy", () => {
       copy: null,
       held: [],
       target: null,
+      owner: null,
     };
     expect(
       factFromSchedulerEvent({ type: "interrupted", job, cleanup: "the half-made snapshot was removed" }),

@@ -3,12 +3,12 @@
  * hypervisor: this is queueing, journaling and alerting), and the real journal in a temp dir.
  */
 import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import type { Snapshot } from "../../core/domain/types.js";
 import { SnapkeepError } from "../../core/errors.js";
-import { Journal, type JobSummary } from "../../core/infra/journal.js";
+import { isScheduledJob, Journal, type JobSummary } from "../../core/infra/journal.js";
 import { Scheduler, type SchedulerEvent, type ScheduleWork } from "../../core/app/schedules/scheduler.js";
 import type { TimerPort } from "../../core/infra/timers.js";
 import type { ScheduledCopyResult, ScheduledRunResult } from "../../core/app/schedules/schedules.js";
@@ -194,6 +194,9 @@ class FakeWork implements ScheduleWork {
   }
 }
 
+/** A process that cannot exist here (above Linux's largest pid): a daemon killed with -9. */
+const DEAD_PROCESS = { pid: 2 ** 22 + 12_345, hostname: hostname() };
+
 const homes: string[] = [];
 afterEach(() => homes.splice(0).forEach((h) => rmSync(h, { recursive: true, force: true })));
 function journal(): Journal {
@@ -309,6 +312,7 @@ describe("Scheduler", () => {
       vmName: "vm",
       tag: "snapkeep:scheduled@aaaaaaa1:x",
       slot: "2026-11-26T09:00:00.000Z",
+      owner: DEAD_PROCESS,
     });
     j.progress("job-crashed", "snapshot", new Date("2026-11-26T09:00:01Z"));
     const work = new FakeWork();
@@ -454,7 +458,7 @@ describe("Scheduler", () => {
       work.releaseCopies();
       await settle();
       await scheduler.stop();
-      const jobs = j.jobs();
+      const jobs = j.jobs().filter(isScheduledJob);
       // The tick after the first run starts its copy, then the snapshot that waited for the slot.
       expect(jobs.map((x) => [x.kind, x.scheduleId, x.status])).toEqual([
         ["scheduled-snapshot", "aaaaaaa1", "succeeded"],
@@ -554,6 +558,7 @@ describe("Scheduler", () => {
         vmName: "vm aaaaaaa1",
         tag: "snapkeep:scheduled@aaaaaaa1:scheduled-2026-11-26-0950Z",
         target: "nas",
+        owner: DEAD_PROCESS,
       });
       j.progress("job-cut", "copy", new Date("2026-11-26T09:58:01.000Z"));
       const work = new FakeWork();

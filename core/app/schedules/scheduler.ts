@@ -10,7 +10,7 @@ import {
   stateAfterFailure,
   stateAfterSuccess,
 } from "../../domain/schedule/due.js";
-import type { Journal, JobSummary } from "../../infra/journal.js";
+import { isScheduledJob, type Journal, type ScheduledJobSummary } from "../../infra/journal.js";
 import { activePause } from "../../domain/schedule/pause.js";
 import type { ScheduledCopyResult, ScheduledRunResult } from "./schedules.js";
 import type { CopyRunResult } from "./copies.js";
@@ -34,7 +34,7 @@ export interface ScheduleWork {
     signal: AbortSignal,
   ): Promise<ScheduledRunResult>;
   /** After a crash: remove what an interrupted job half-made, or mark it so it never counts. */
-  cleanUpInterrupted(job: JobSummary): Promise<string>;
+  cleanUpInterrupted(job: ScheduledJobSummary): Promise<string>;
   /** The snapshot a copy job would send now; null when nothing is owed or the schedule does not copy. */
   owedCopy(schedule: Schedule): { readonly tag: string } | null;
   /** A copy job: sends what is owed, then lets the prune go on (Schedules.copy). */
@@ -104,7 +104,7 @@ export type SchedulerEvent =
   | { readonly type: "job-cancelled"; readonly job: string; readonly schedule: Schedule }
   | { readonly type: "overdue"; readonly schedule: Schedule; readonly since: string }
   | { readonly type: "recovered"; readonly schedule: Schedule }
-  | { readonly type: "interrupted"; readonly job: JobSummary; readonly cleanup: string }
+  | { readonly type: "interrupted"; readonly job: ScheduledJobSummary; readonly cleanup: string }
   | { readonly type: "scheduler-error"; readonly message: string };
 
 export interface SchedulerOptions {
@@ -171,7 +171,9 @@ export class Scheduler {
 
   /** Recovers interrupted jobs from the journal, then starts watching the clock. */
   async start(): Promise<void> {
-    for (const job of this.#o.journal.recoverInterrupted(this.#o.now())) {
+    // A UI's job cut off with its process is marked interrupted too; only the schedules' own
+    // need cleaning up here.
+    for (const job of this.#o.journal.recoverInterrupted(this.#o.now()).filter(isScheduledJob)) {
       const cleanup = await this.#o.work
         .cleanUpInterrupted(job)
         .catch((error: unknown) => `cleanup failed: ${describeError(error)}`);

@@ -5,7 +5,7 @@ import type { Snapshot, VmWithSnapshots } from "../../domain/types.js";
 import type { VmModules } from "../vm-modules.js";
 import { chooseSnapshotDisks } from "../../domain/selection.js";
 import type { Schedule, ScheduleCopyState, SchedulePause, ScheduleState } from "../../domain/settings.js";
-import type { JobSummary } from "../../infra/journal.js";
+import type { JobSummary, ScheduledJobSummary } from "../../infra/journal.js";
 import type { SettingsStore } from "../../infra/store/store.js";
 import { rpoStatus, type RpoStatus } from "../../domain/schedule/due.js";
 import { activePause, isPaused } from "../../domain/schedule/pause.js";
@@ -420,7 +420,7 @@ export class Schedules {
    * if the host cannot be reached now, marked incomplete so it is never counted as good and the
    * next prune removes it.
    */
-  async cleanUpInterrupted(job: JobSummary): Promise<string> {
+  async cleanUpInterrupted(job: ScheduledJobSummary): Promise<string> {
     if (job.kind === "copy") {
       return `its snapshot ${job.tag} is kept and still owed a copy; the next copy job resumes what reached ${job.target ?? "the target"}`;
     }
@@ -475,8 +475,11 @@ export class Schedules {
             }
           : null;
       }
+      // A schedule whose last copy failed is the cause worth naming, even when another schedule
+      // of the VM (to another target) copied later.
       const lastAttempt = copying
         .flatMap((s) => copyState[s.id]?.lastAttempt ?? [])
+        .filter((a) => a.failure !== null)
         .sort((a, b) => Date.parse(a.at) - Date.parse(b.at))
         .at(-1);
       return offHostRpo({

@@ -1,0 +1,145 @@
+/**
+ * The API's side of the job journal: the jobs a UI starts are written to it (start and end, not
+ * every progress tick), and the jobs panel shows what the journal has beside this process's own
+ * live jobs: the scheduler's snapshots and copies, and the jobs of other Snapkeep processes (a
+ * second window, the CLI, a process that died mid-job, shown as interrupted).
+ */
+import { Journal, stillRunning, type JobSummary } from "../infra/journal.js";
+import { schedulerOwner } from "../infra/scheduler-lock.js";
+import type { JobView } from "./contract.js";
+
+/** Jobs the jobs panel shows from the journal, newest last. */
+const JOURNAL_JOBS = 30;
+
+export class JobJournal {
+  readonly #home: string;
+  readonly #journal: Journal;
+  readonly #started = new Set<string>();
+
+  constructor(home: string) {
+    this.#home = home;
+    this.#journal = new Journal(home);
+  }
+
+  /** A UI job changed: journal its start the first time, its end once it has one. */
+  record(job: JobView): void {
+    if (job.kind === "scheduled-snapshot" || job.kind === "scheduled-copy") {
+      return; // the scheduler journals its own
+    }
+    try {
+      if (!this.#started.has(job.id)) {
+        this.#started.add(job.id);
+        this.#journal.start({
+          job: job.id,
+          at: job.startedAt,
+          kind: job.kind,
+          title: job.title,
+          host: job.host,
+          vmName: job.vm,
+        });
+      }
+      if (job.state !== "running") {
+        this.#started.delete(job.id);
+        this.#journal.end({
+          job: job.id,
+          at: job.endedAt ?? new Date().toISOString(),
+          status: job.state,
+          ...(job.error === null ? {} : { message: job.error.message }),
+        });
+      }
+    } catch {
+      // A full disk must not fail an export that is going well: the job goes on, and this
+      // process's panel still shows it; only its line in the history is missing.
+    }
+  }
+
+  /** The journal's recent jobs that this process does not hold itself, as the jobs panel shows them. */
+  others(here: ReadonlySet<string>): JobView[] {
+    const live = schedulerOwner(this.#home) !== null;
+    return this.#journal
+      .jobs()
+      .filter((job) => !here.has(job.id))
+      .slice(-JOURNAL_JOBS)
+      .map((job) => viewOf(job, live));
+  }
+}
+
+function viewOf(job: JobSummary, schedulerAlive: boolean): JobView {
+  // Open in the journal while its process is gone: it was cut off, never done.
+  const state = job.status === "running" && !stillRunning(job, schedulerAlive) ? "interrupted" : job.status;
+  const common = {
+    id: job.id,
+    host: job.host,
+    vm: job.vmName,
+    state,
+    startedAt: job.startedAt,
+    endedAt: job.endedAt,
+    progress: job.step === null ? null : { ...NO_BYTES, phase: job.step },
+    error:
+      job.message === null && state !== "interrupted"
+        ? null
+        : state === "succeeded"
+          ? null
+          : {
+              code: state === "interrupted" ? ("INTERRUPTED" as const) : ("JOB_FAILED" as const),
+              message: job.message ?? "Snapkeep stopped while this job ran; it did not complete.",
+              hint: null,
+              action: null,
+            },
+    cancellable: false,
+  };
+  switch (job.kind) {
+    case "copy": {
+      const copy = job.copy;
+      return {
+        ...common,
+        kind: "scheduled-copy",
+        title: `Copy of ${job.vmName} to ${job.target ?? "?"}${damagedWords(copy)}`,
+        result:
+          copy === null || copy === undefined
+            ? null
+            : {
+                target: copy.target,
+                exportId: copy.exportId,
+                bytesSent: copy.bytesSent,
+                resumed: copy.resumed ?? false,
+                pruned: job.pruned,
+              },
+      };
+    }
+    case "scheduled-snapshot":
+      return {
+        ...common,
+        kind: "scheduled-snapshot",
+        // Journals from before copies were jobs of their own carry the copy on the snapshot job.
+        title: `Scheduled snapshot of ${job.vmName}${inlineCopyWords(job.copy)}`,
+        result: job.pruned.length > 0 ? { pruned: job.pruned } : null,
+      };
+    default:
+      // Another process's export or restore: what it made is in its own window; here, that it ran.
+      return { ...common, kind: job.kind, title: job.title, result: null };
+  }
+}
+
+function damagedWords(copy: JobSummary["copy"]): string {
+  return copy?.reverified?.ok === false ? "; an older copy there is damaged" : "";
+}
+
+/** What a scheduled snapshot's copy did, in journals written when runs copied inline. */
+function inlineCopyWords(copy: JobSummary["copy"]): string {
+  if (copy === null || copy === undefined) {
+    return "";
+  }
+  if (copy.exportId !== null) {
+    return `, copied to ${copy.target}${damagedWords(copy)}`;
+  }
+  return ` — its copy to ${copy.target} failed: ${copy.error ?? "unknown error"}`;
+}
+
+const NO_BYTES = {
+  fraction: null,
+  bytesDone: null,
+  bytesTotal: null,
+  bytesPerSecond: null,
+  etaSeconds: null,
+};

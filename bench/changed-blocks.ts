@@ -6,7 +6,7 @@
  * rewritten (scattered 64 KiB writes and one contiguous run), snapshot again, and:
  *
  *   tables     changedBlocks(): header, snapshot table, L1 tables, the differing L2 tables
- *   full read  `qemu-img convert -l` of the newer snapshot to raw into /dev/null (what any
+ *   full read  `qemu-img convert -l` of the newer snapshot into QEMU's null driver (what any
  *              engine that reads the whole disk pays at least)
  *   today      `qemu-img convert -l -c -O qcow2` into a staging file, as today's export does
  *              before rsync reads it and the previous export again
@@ -75,14 +75,12 @@ function makeImage(work: string, sizeMiB: number): string {
     execFileSync("qemu-io", ["-f", "qcow2", ...scattered.slice(i, i + 128), image], { stdio: "ignore" });
   }
   const run = join(work, "run.bin");
-  writeFileSync(run, randomBytes(Math.round(change / 2)));
-  execFileSync(
-    "qemu-io",
-    ["-f", "qcow2", "-c", `write -s ${run} ${(sizeMiB * MiB) / 3} ${Math.round(change / 2)}`, image],
-    {
-      stdio: "ignore",
-    },
-  );
+  const runBytes = Math.round(change / 2 / PIECE) * PIECE;
+  const runAt = Math.floor((sizeMiB * MiB) / 3 / PIECE) * PIECE;
+  writeFileSync(run, randomBytes(runBytes));
+  execFileSync("qemu-io", ["-f", "qcow2", "-c", `write -s ${run} ${runAt} ${runBytes}`, image], {
+    stdio: "ignore",
+  });
   execFileSync("qemu-img", ["snapshot", "-c", "after", image]);
   return image;
 }
@@ -108,8 +106,17 @@ async function measure(work: string, runner: LocalRunner, sizeMiB: number): Prom
   const tables = await time(async () => {
     found = await changedBlocks(runner, image, before, after);
   });
+  // Read and thrown away: qemu's null driver is the target, so nothing is written.
   const fullRead = await time(() =>
-    execFileSync("qemu-img", ["convert", "-l", "snapshot.name=after", "-O", "raw", image, "/dev/null"]),
+    execFileSync("qemu-img", [
+      "convert",
+      "-n",
+      "-l",
+      "snapshot.name=after",
+      image,
+      "--target-image-opts",
+      `driver=null-co,size=${sizeMiB * MiB}`,
+    ]),
   );
   const staged = join(work, "staged.qcow2");
   const today = await time(() =>

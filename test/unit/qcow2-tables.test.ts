@@ -134,12 +134,13 @@ describe("qcow2 tables", () => {
     ]);
   });
 
-  it("reads stat's size and od's hex, and nothing else", () => {
-    expect(parseHeaderOutput("1234\n 51 46 49 fb\n")).toEqual({
+  it("reads stat's size and base64, and nothing else", () => {
+    expect(parseHeaderOutput("1234\nUUZJ\n+w==\n")).toEqual({
       fileSize: 1234,
       header: Buffer.from("514649fb", "hex"),
     });
     expect(() => parseHeaderOutput("stat: cannot stat\n")).toThrow(/did not print the image's size/);
-    expect(() => parseHeaderOutput("12\n51 zz\n")).toThrow(/not od's hex/);
+    expect(() => parseHeaderOutput("12\nUUZJ*w==\n")).toThrow(/not base64/);
+    expect(() => parseHeaderOutput("12\nUUZ\n")).toThrow(/not base64/);
   });
 });

@@ -14,7 +14,7 @@ import {
   HEADER_SCRIPT,
   l2TableOffset,
   parseHeaderOutput,
-  parseHex,
+  parseBase64,
   parseLayout,
   parseSnapshotTable,
   parseTable,
@@ -185,7 +185,7 @@ class RangeReader {
         },
       );
       this.commands++;
-      const bytes = parseHex(result.stdout);
+      const bytes = parseBase64(result.stdout);
       const expected = batch.reduce((sum, r) => sum + r.length, 0);
       if (bytes.length !== expected) {
         throw new Qcow2Unsupported(

@@ -13,7 +13,7 @@
  * never a wrong export. The "copied" bit (63) says whether a refcount is one and changes as
  * snapshots come and go: it is masked out before comparing.
  *
- * Everything here is pure: the bytes come from `od` on the host (metadata is small), and every
+ * Everything here is pure: the bytes come from `dd | base64` on the host (metadata is small), and every
  * offset read from the file is checked against the file before it is used, as the file is input.
  */
 import { SnapkeepError } from "../../errors.js";
@@ -283,13 +283,14 @@ export function changedBytes(extents: readonly ChangedExtent[]): {
 export const LAYOUT_HEADER_BYTES = 512;
 
 /**
- * The image's size, then its first LAYOUT_HEADER_BYTES as od hex. Argument: IMAGE.
+ * The image's size, then its first LAYOUT_HEADER_BYTES in base64. Argument: IMAGE.
  * `stat -L`: a VM's disk may be a link into a pool.
  */
-export const HEADER_SCRIPT = `stat -L -c %s -- "$1" && od -An -v -tx1 -N ${LAYOUT_HEADER_BYTES} -- "$1"`;
+export const HEADER_SCRIPT = `stat -L -c %s -- "$1" && head -c ${LAYOUT_HEADER_BYTES} -- "$1" | base64`;
 
 /**
- * Byte ranges of the image, one after another, as od hex: one command for any number of tables,
+ * Byte ranges of the image, one after another, in base64 (od's hex was twice as slow and twice as
+ * long for a megabyte of L2 tables): one command for any number of tables,
  * so a hundred L2 tables cost one SSH round trip. Arguments: IMAGE OFFSET LENGTH [OFFSET LENGTH]...
  * (numbers only; the caller checks the length of what came back against what it asked for).
  */
@@ -297,7 +298,7 @@ export const READ_RANGES_SCRIPT = [
   'f=$1; shift; while [ "$#" -ge 2 ]; do',
   '  dd if="$f" iflag=skip_bytes,count_bytes skip="$1" count="$2" bs=65536 status=none || exit 3',
   "  shift 2",
-  "done | od -An -v -tx1",
+  "done | base64",
 ].join("\n");
 
 export interface ByteRange {
@@ -323,16 +324,17 @@ export function parseHeaderOutput(output: string): { fileSize: number; header: B
   if (!/^\d{1,16}$/.test(size)) {
     throw new SnapkeepError("UNEXPECTED_OUTPUT", "stat did not print the image's size.");
   }
-  return { fileSize: Number(size), header: parseHex(output.slice(nl + 1)) };
+  return { fileSize: Number(size), header: parseBase64(output.slice(nl + 1)) };
 }
 
-/** od -An -tx1 output as bytes; anything else is refused. */
-export function parseHex(output: string): Buffer {
-  if (!/^[0-9a-f\s]*$/.test(output)) {
+/** base64's output as bytes; anything else is refused (Buffer.from would skip it silently). */
+export function parseBase64(output: string): Buffer {
+  const text = output.replace(/\n/g, "");
+  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(text) || text.length % 4 !== 0) {
     throw new SnapkeepError(
       "UNEXPECTED_OUTPUT",
-      "Reading the image's tables printed something that is not od's hex.",
+      "Reading the image's tables printed something that is not base64.",
     );
   }
-  return Buffer.from(output.replace(/\s+/g, ""), "hex");
+  return Buffer.from(text, "base64");
 }

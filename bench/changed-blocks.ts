@@ -27,6 +27,7 @@ import { performance } from "node:perf_hooks";
 import { changedBlocks } from "../core/app/exports/changed-blocks.js";
 import { changedBytes } from "../core/drivers/qemu-img/qcow2-tables.js";
 import { LocalRunner } from "../core/infra/runner/local.js";
+import { snapshotKey } from "../test/support/libvirt.js";
 
 const MiB = 1024 * 1024;
 const CHUNK = 8 * MiB;
@@ -83,19 +84,6 @@ function makeImage(work: string, sizeMiB: number): string {
   });
   execFileSync("qemu-img", ["snapshot", "-c", "after", image]);
   return image;
-}
-
-function snapshotKey(image: string, name: string): { id: string; name: string } {
-  const info = JSON.parse(
-    execFileSync("qemu-img", ["info", "--output=json", image], { encoding: "utf8" }),
-  ) as {
-    snapshots: { id: string; name: string }[];
-  };
-  const found = info.snapshots.find((s) => s.name === name);
-  if (found === undefined) {
-    throw new Error(`no snapshot ${name}`);
-  }
-  return found;
 }
 
 async function measure(work: string, runner: LocalRunner, sizeMiB: number): Promise<void> {

@@ -38,46 +38,41 @@ export type ScheduledJobKind = "scheduled-snapshot" | "copy";
 export type JobKind = ScheduledJobKind | AppJobKind;
 export type JobStatus = "running" | "succeeded" | "failed" | "cancelled" | "interrupted";
 
-const snapshotStartSchema = z.object({
+/** What every start record has. */
+const startBase = z.object({
   event: z.literal("start"),
   job: z.string(),
   at: z.string(),
-  kind: z.literal("scheduled-snapshot"),
-  scheduleId: z.string(),
-  host: z.string(),
-  vmUuid: z.string(),
-  vmName: z.string(),
-  /** The snapshot tag the job is about to create: what to clean up if it never ends. */
-  tag: z.string(),
-  slot: z.string(),
   /** Absent in journals written before jobs named their process: those were the scheduler's. */
   owner: processOwnerSchema.optional(),
 });
-/** A schedule's off-host copy, a job of its own: it waits for its target, never for a host slot. */
-const copyStartSchema = z.object({
-  event: z.literal("start"),
-  job: z.string(),
-  at: z.string(),
-  kind: z.literal("copy"),
+/** What a schedule's jobs (its snapshot, its copy) have beside. */
+const scheduledStartBase = startBase.extend({
   scheduleId: z.string(),
   host: z.string(),
   vmUuid: z.string(),
   vmName: z.string(),
-  /** The snapshot being sent: an interrupted copy of it is resumed on the target by the next. */
+  /**
+   * The snapshot: the one a scheduled snapshot is about to create (what to clean up if it never
+   * ends), or the one a copy sends (an interrupted copy of it is resumed on the target).
+   */
   tag: z.string(),
+});
+const snapshotStartSchema = scheduledStartBase.extend({
+  kind: z.literal("scheduled-snapshot"),
+  slot: z.string(),
+});
+/** A schedule's off-host copy, a job of its own: it waits for its target, never for a host slot. */
+const copyStartSchema = scheduledStartBase.extend({
+  kind: z.literal("copy"),
   target: z.string(),
-  owner: processOwnerSchema.optional(),
 });
 /** A job a UI or the CLI started: what the jobs panel shows for it. */
-const appStartSchema = z.object({
-  event: z.literal("start"),
-  job: z.string(),
-  at: z.string(),
+const appStartSchema = startBase.extend({
   kind: z.enum(APP_JOB_KINDS),
   title: z.string().max(1000),
   host: z.string().nullable(),
   vmName: z.string().nullable(),
-  owner: processOwnerSchema.optional(),
 });
 const startSchema = z.union([snapshotStartSchema, copyStartSchema, appStartSchema]);
 const progressSchema = z.object({

@@ -24,6 +24,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { changedBlocks, type SnapshotKey } from "../../core/app/exports/changed-blocks.js";
 import { changedBytes, Qcow2Unsupported } from "../../core/drivers/qemu-img/qcow2-tables.js";
 import { LocalRunner } from "../../core/infra/runner/local.js";
+import { snapshotKey } from "../support/libvirt.js";
 
 const MiB = 1024 * 1024;
 const KiB = 1024;
@@ -45,18 +46,7 @@ describe("changed blocks from qcow2 tables", () => {
   const snapshot = (name: string, file = image): void => {
     execFileSync("qemu-img", ["snapshot", "-c", name, file]);
   };
-  const key = (name: string, file = image): SnapshotKey => {
-    const info = JSON.parse(
-      execFileSync("qemu-img", ["info", "--output=json", file], { encoding: "utf8" }),
-    ) as {
-      snapshots: { id: string; name: string }[];
-    };
-    const found = info.snapshots.find((s) => s.name === name);
-    if (found === undefined) {
-      throw new Error(`no snapshot ${name}`);
-    }
-    return { id: found.id, name: found.name };
-  };
+  const key = (name: string, file = image): SnapshotKey => snapshotKey(file, name);
   const raw = (name: string, file = image): string => {
     const out = join(work, `${name}.raw`);
     execFileSync("qemu-img", ["convert", "-l", `snapshot.name=${name}`, "-O", "raw", file, out]);

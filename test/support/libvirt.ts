@@ -38,6 +38,20 @@ export function qemuIo(path: string, command: string): string {
   return execFileSync("qemu-io", ["-f", "qcow2", "-c", command, path], { encoding: "utf8" });
 }
 
+/** An internal snapshot's id and name as `qemu-img info` lists them, found by name. */
+export function snapshotKey(image: string, name: string): { id: string; name: string } {
+  const info = JSON.parse(
+    execFileSync("qemu-img", ["info", "--output=json", image], { encoding: "utf8" }),
+  ) as {
+    snapshots?: { id: string; name: string }[];
+  };
+  const found = info.snapshots?.find((s) => s.name === name);
+  if (found === undefined) {
+    throw new Error(`${image} has no snapshot ${name}`);
+  }
+  return { id: found.id, name: found.name };
+}
+
 export function hasPattern(path: string, pattern: number, offset = 0, length = "64k"): boolean {
   const out = qemuIo(path, `read -P 0x${pattern.toString(16)} ${offset} ${length}`);
   return !/Pattern verification failed/.test(out);

@@ -66,7 +66,7 @@ function dailyWork(): ScheduleWork & { runs: string[] } {
       };
     },
     cleanUpInterrupted: async () => "nothing to clean",
-    owedCopy: () => null,
+    owedCopies: () => new Map(),
     copy: () => Promise.reject(new Error("this schedule does not copy")),
   };
 }

@@ -22,7 +22,7 @@ const noSchedules: ScheduleWork = {
   recordState: () => undefined,
   run: () => Promise.reject(new Error("no schedules, no runs")),
   cleanUpInterrupted: async () => "nothing",
-  owedCopy: () => null,
+  owedCopies: () => new Map(),
   copy: () => Promise.reject(new Error("no schedules, no copies")),
 };
 

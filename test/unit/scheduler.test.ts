@@ -149,9 +149,8 @@ class FakeWork implements ScheduleWork {
   releaseAll(): void {
     this.#release.splice(0).forEach((r) => r());
   }
-  owedCopy(schedule: Schedule): { tag: string } | null {
-    const tag = this.owed.get(schedule.id);
-    return tag === undefined ? null : { tag };
+  owedCopies(): Map<string, { tag: string }> {
+    return new Map([...this.owed].map(([id, tag]) => [id, { tag }]));
   }
   async copy(schedule: Schedule, onStep: (step: string) => void): Promise<ScheduledCopyResult> {
     const tag = this.owed.get(schedule.id) ?? "?";

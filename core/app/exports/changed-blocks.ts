@@ -58,17 +58,7 @@ export async function changedBlocks(
   signal?: AbortSignal,
 ): Promise<ChangedBlocks> {
   const reader = new RangeReader(runner, image, signal);
-  const head = await runChecked(
-    runner,
-    ["sh", "-c", HEADER_SCRIPT, "snapkeep-header", image],
-    "Reading the image's header",
-    {
-      ...(signal === undefined ? {} : { signal }),
-    },
-  );
-  reader.commands++;
-  const { fileSize, header } = parseHeaderOutput(head.stdout);
-  reader.metadataBytes += header.length;
+  const { fileSize, header } = await reader.header();
   const layout = parseLayout(header);
   const table = await readSnapshotTable(reader, layout, fileSize);
   const a = findSnapshot(table, older);
@@ -112,8 +102,9 @@ export async function changedBlocks(
     const [olderAt, newerAt] = offsets[i] ?? [0, 0];
     return diffL2(
       l1Index,
-      olderAt === 0 || olderAt === undefined ? null : (tables.get(olderAt) ?? null),
-      newerAt === 0 || newerAt === undefined ? null : (tables.get(newerAt) ?? null),
+      // Offset 0 (no L2 table: all unallocated) is never read, so it finds no table here.
+      tables.get(olderAt ?? 0) ?? null,
+      tables.get(newerAt ?? 0) ?? null,
       sized,
       fileSize,
     );
@@ -161,7 +152,10 @@ function findSnapshot(table: readonly SnapshotEntry[], key: SnapshotKey): Snapsh
   return found;
 }
 
-/** Reads byte ranges of the image in as few commands as the argument lists allow. */
+/**
+ * Reads the image's header and byte ranges, in as few commands as the argument lists allow, and
+ * counts the commands and bytes it took.
+ */
 class RangeReader {
   commands = 0;
   metadataBytes = 0;
@@ -172,20 +166,24 @@ class RangeReader {
     readonly signal: AbortSignal | undefined,
   ) {}
 
+  async header(): Promise<{ fileSize: number; header: Buffer }> {
+    const out = parseHeaderOutput(
+      await this.#run(
+        ["sh", "-c", HEADER_SCRIPT, "snapkeep-header", this.image],
+        "Reading the image's header",
+      ),
+    );
+    this.metadataBytes += out.header.length;
+    return out;
+  }
+
   async read(ranges: readonly ByteRange[]): Promise<Buffer[]> {
     const out: Buffer[] = [];
     for (let i = 0; i < ranges.length; i += RANGES_PER_COMMAND) {
       const batch = ranges.slice(i, i + RANGES_PER_COMMAND);
-      const result = await runChecked(
-        this.runner,
-        readRangesArgs(this.image, batch),
-        "Reading the image's tables",
-        {
-          ...(this.signal === undefined ? {} : { signal: this.signal }),
-        },
+      const bytes = parseBase64(
+        await this.#run(readRangesArgs(this.image, batch), "Reading the image's tables"),
       );
-      this.commands++;
-      const bytes = parseBase64(result.stdout);
       const expected = batch.reduce((sum, r) => sum + r.length, 0);
       if (bytes.length !== expected) {
         throw new Qcow2Unsupported(
@@ -200,5 +198,13 @@ class RangeReader {
       }
     }
     return out;
+  }
+
+  async #run(argv: readonly string[], doing: string): Promise<string> {
+    const result = await runChecked(this.runner, argv, doing, {
+      ...(this.signal === undefined ? {} : { signal: this.signal }),
+    });
+    this.commands++;
+    return result.stdout;
   }
 }

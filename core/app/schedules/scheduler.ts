@@ -35,8 +35,11 @@ export interface ScheduleWork {
   ): Promise<ScheduledRunResult>;
   /** After a crash: remove what an interrupted job half-made, or mark it so it never counts. */
   cleanUpInterrupted(job: ScheduledJobSummary): Promise<string>;
-  /** The snapshot a copy job would send now; null when nothing is owed or the schedule does not copy. */
-  owedCopy(schedule: Schedule): { readonly tag: string } | null;
+  /**
+   * The snapshot each schedule's copy job would send now, by schedule id: only schedules that copy
+   * and owe one. One read of the settings for all (the scheduler asks at start for every schedule).
+   */
+  owedCopies(): ReadonlyMap<string, { readonly tag: string }>;
   /** A copy job: sends what is owed, then lets the prune go on (Schedules.copy). */
   copy(schedule: Schedule, onStep: (step: string) => void, signal: AbortSignal): Promise<ScheduledCopyResult>;
 }
@@ -189,14 +192,12 @@ export class Scheduler {
       }
       this.#emit({ type: "interrupted", job, cleanup });
     }
-    for (const schedule of this.#o.work.list()) {
-      // Every copy still owed goes now: one cut off by the stop resumes on the target.
-      this.#guard(`checking schedule ${schedule.id}'s copy`, () => {
-        if (this.#o.work.owedCopy(schedule) !== null) {
-          this.#wantedCopies.set(schedule.id, { notBefore: 0, failures: 0 });
-        }
-      });
-    }
+    // Every copy still owed goes now: one cut off by the stop resumes on the target.
+    this.#guard("checking the copies owed", () => {
+      for (const id of this.#o.work.owedCopies().keys()) {
+        this.#wantedCopies.set(id, { notBefore: 0, failures: 0 });
+      }
+    });
     this.#poll = this.#o.timers.every(this.#o.checkEveryMs, () => void this.tick());
     await this.tick();
   }
@@ -444,9 +445,9 @@ export class Scheduler {
   }
 
   #startCopy(schedule: Schedule, wanted: WantedCopy): void {
-    const owed = this.#o.work.owedCopy(schedule);
+    const owed = this.#o.work.owedCopies().get(schedule.id);
     const target = schedule.copy?.target;
-    if (owed === null || target === undefined) {
+    if (owed === undefined || target === undefined) {
       this.#wantedCopies.delete(schedule.id); // landed meanwhile (another process, or a listing)
       return;
     }
@@ -482,7 +483,7 @@ export class Scheduler {
       const now = this.#o.now();
       const failed = result.copy.attempted && result.copy.exportId === null;
       const retryAt = failed ? this.#retryCopy(schedule, wanted, now) : null;
-      if (!failed && this.#o.work.owedCopy(schedule) !== null) {
+      if (!failed && this.#o.work.owedCopies().has(schedule.id)) {
         // A run chose a newer snapshot while this copy ran: it goes next.
         this.#wantedCopies.set(schedule.id, { notBefore: 0, failures: 0 });
       }
@@ -508,15 +509,10 @@ export class Scheduler {
         return;
       }
       const retryAt = this.#retryCopy(schedule, wanted, now);
+      const result = failedCopy(schedule, message);
       this.#o.journal.end({ job: id, at: now.toISOString(), status: "failed", message });
-      this.#emit({
-        type: "copy-ended",
-        job: id,
-        schedule,
-        result: failedCopy(schedule, message),
-        retryAt: retryAt.toISOString(),
-      });
-      this.#reportCopy(id, schedule, failedCopy(schedule, message));
+      this.#emit({ type: "copy-ended", job: id, schedule, result, retryAt: retryAt.toISOString() });
+      this.#reportCopy(id, schedule, result);
     }
   }
 

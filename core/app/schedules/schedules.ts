@@ -20,6 +20,7 @@ import { forecastRetention, type RetentionForecast } from "../../domain/retentio
 import { copyIntervalMs, type CopyPolicy, type CopyPolicyDraft } from "../../domain/copy/policy.js";
 import { offHostRpo, type OffHostRpo } from "../../domain/copy/rpo.js";
 import { forecastSchedule, type CopyForecast } from "../../domain/copy/forecast.js";
+import { NO_COPIES_YET, owedCopy } from "../../domain/copy/due.js";
 import type { CopyDecisionResult, CopyRunResult, ScheduleCopies } from "./copies.js";
 
 export interface AddScheduleRequest {
@@ -328,9 +329,17 @@ export class Schedules {
     return { snapshot, pruned, held, pruneError, copy, warnings, log };
   }
 
-  /** The snapshot a copy job of this schedule would send now, or null when nothing is owed. */
-  owedCopy(schedule: Schedule): { readonly tag: string } | null {
-    return hasCopy(schedule) ? this.#copiesFor(schedule).owed(schedule.id) : null;
+  /** The snapshot each schedule's copy job would send now, for the schedules that owe one. */
+  owedCopies(): ReadonlyMap<string, { readonly tag: string }> {
+    const { schedules, copyState } = this.#store.read();
+    const owed = new Map<string, { readonly tag: string }>();
+    for (const schedule of schedules.filter(hasCopy)) {
+      const send = owedCopy(copyState[schedule.id] ?? NO_COPIES_YET);
+      if (send !== null) {
+        owed.set(schedule.id, send);
+      }
+    }
+    return owed;
   }
 
   /**

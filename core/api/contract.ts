@@ -514,11 +514,18 @@ export interface ExportManifest {
     readonly target: string;
     readonly role: "root" | "additional";
     readonly format: "qcow2";
-    readonly compression: "zstd" | "zlib";
+    readonly compression: "zstd" | "zlib" | "none";
     readonly virtualSize: number | null;
     readonly sourcePath: string | null;
+    /** An incremental image's backing file, `../<basis>/<disk>.qcow2`. */
+    readonly backing?: string | undefined;
+    readonly snapshotId?: string | undefined;
+    /** Full or incremental, and why. */
+    readonly why?: string | undefined;
   })[];
   readonly tools: Readonly<Record<string, string>>;
+  /** The export the incremental disks are built on. */
+  readonly basis?: string | undefined;
 }
 
 export interface ExportFile {

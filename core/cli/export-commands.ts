@@ -154,12 +154,23 @@ export function registerExportCommands(
       numberOption("--bwlimit", { min: 1, max: MAX_BWLIMIT_KIB }),
     )
     .option("--keep <n>", "verified exports to keep for this VM on the target", keepOption)
+    .option(
+      "--compressed",
+      "a standalone compressed image per disk (converted on the host, whole disk sent) instead of only the changes",
+    )
     .option("--json", "machine-readable output")
     .action(
       async (
         ref: string,
         snapshotRef: string,
-        opts: { to: string; disk?: string[]; bwlimit?: number; keep?: number; json?: boolean },
+        opts: {
+          to: string;
+          disk?: string[];
+          bwlimit?: number;
+          keep?: number;
+          compressed?: boolean;
+          json?: boolean;
+        },
       ) => {
         const [host, vm] = splitVmRef(ref);
         const stop = new AbortController();
@@ -186,6 +197,7 @@ export function registerExportCommands(
               disks: opts.disk,
               bwlimitKiB: opts.bwlimit,
               keep: opts.keep,
+              engine: opts.compressed === true ? "convert" : undefined,
               signal: stop.signal,
               onProgress: show,
             }),
@@ -196,11 +208,16 @@ export function registerExportCommands(
             [
               `Exported ${displayName(result.manifest.source.snapshot.name)} of ${displayName(vm)} to ${opts.to}: ${result.id} (${formatBytes(size)}, verified).`,
               ...(result.resumed ? ["Resumed an interrupted export."] : []),
-              ...(result.basis === null
-                ? []
-                : [
-                    `Sent ${formatBytes(result.literalBytes)} of new data; the rest matched export ${result.basis}.`,
-                  ]),
+              ...result.notes.map((n) => `  ${n}`),
+              ...(result.engine === "stream"
+                ? [
+                    `Read ${formatBytes(result.bytesRead ?? 0)} on ${host}, sent ${formatBytes(result.bytesSent)}${result.basis === null ? "" : `; built on export ${result.basis}`}.`,
+                  ]
+                : result.basis === null
+                  ? []
+                  : [
+                      `Sent ${formatBytes(result.literalBytes)} of new data; the rest matched export ${result.basis}.`,
+                    ]),
               ...(result.pruned.length > 0 ? [`Removed older exports: ${result.pruned.join(", ")}`] : []),
               "",
             ].join("\n"),
@@ -261,10 +278,16 @@ export function registerExportCommands(
     .option("--json", "machine-readable output")
     .action(async (targetName: string, opts: { keep?: number; dryRun?: boolean; json?: boolean }) => {
       const result = await exports().prune(targetName, { keep: opts.keep, dryRun: opts.dryRun === true });
-      print(result, opts.json, () =>
-        result.removed.length === 0
-          ? "Nothing to remove.\n"
-          : `${result.dryRun ? "Would remove" : "Removed"}:\n${result.removed.map((f) => `  ${f}\n`).join("")}`,
+      print(
+        result,
+        opts.json,
+        () =>
+          (result.removed.length === 0
+            ? "Nothing to remove.\n"
+            : `${result.dryRun ? "Would remove" : "Removed"}:\n${result.removed.map((f) => `  ${f}\n`).join("")}`) +
+          (result.held.length === 0
+            ? ""
+            : `Kept, as later exports are built on them:\n${result.held.map((h) => `  ${h.folder} (${h.reason})\n`).join("")}`),
       );
     });
   list

@@ -153,7 +153,7 @@ describe("exports", () => {
     rmSync(work, { recursive: true, force: true });
   });
 
-  function checkBundle(dir: string): void {
+  function checkBundle(dir: string, engine: "stream" | "convert" = "stream"): void {
     const manifest = manifestSchema.parse(JSON.parse(readFileSync(join(dir, "manifest.json"), "utf8")));
     expect(manifest.source.vm.uuid).toBe(vmUuid);
     expect(manifest.disks.map((d) => d.target)).toEqual(["vda", "vdb"]);
@@ -181,8 +181,18 @@ describe("exports", () => {
       "format-specific": { data: { "compression-type": string } };
     };
     expect(info.format).toBe("qcow2");
-    expect(info["backing-filename"]).toBeUndefined();
-    expect(info["format-specific"].data["compression-type"]).toBe("zstd");
+    if (engine === "convert") {
+      expect(info["backing-filename"]).toBeUndefined();
+      expect(info["format-specific"].data["compression-type"]).toBe("zstd");
+      expect(manifest.disks.map((d) => d.compression)).toEqual(["zstd", "zstd"]);
+    } else {
+      // Streamed: the snapshot's clusters as they were, backed by the previous export when there is one.
+      expect(manifest.disks.map((d) => d.compression)).toEqual(["none", "none"]);
+      expect(info["backing-filename"]).toBe(
+        manifest.basis === undefined ? undefined : `../${manifest.basis}/vda.qcow2`,
+      );
+      execFileSync("qemu-img", ["check", vda]);
+    }
   }
 
   it("exports a running VM's snapshot from this computer into a folder, verified", async () => {
@@ -194,7 +204,12 @@ describe("exports", () => {
       target: "folder",
       onProgress: (p: ExportProgress) => phases.add(p.phase),
     });
-    expect([...phases]).toEqual(["prepare", "convert", "verify", "finish"]);
+    expect([...phases]).toEqual(["prepare", "transfer", "verify", "finish"]);
+    expect(result.engine).toBe("stream");
+    expect(result.notes).toEqual([
+      "vda full: there is no earlier verified export of this VM on the target",
+      "vdb full: there is no earlier verified export of this VM on the target",
+    ]);
     expect(result.folder.startsWith(folder)).toBe(true);
     checkBundle(result.folder);
     const listed = await exports.list("folder");
@@ -205,19 +220,24 @@ describe("exports", () => {
   });
 
   it.each([
-    { from: "local", to: "nas", label: "this computer → SSH target (push)" },
-    { from: "loop", to: "folder", label: "SSH host → folder (pull)" },
-    { from: "loop", to: "nas", label: "SSH host → SSH target (relayed)" },
-  ])("exports $label with rsync over ssh2", async ({ from, to }) => {
+    { from: "local", to: "nas", engine: "stream", label: "this computer → SSH target (push)" },
+    { from: "loop", to: "folder", engine: "stream", label: "SSH host → folder (pull)" },
+    { from: "loop", to: "nas", engine: "stream", label: "SSH host → SSH target (relayed)" },
+    { from: "local", to: "nas", engine: "convert", label: "this computer → SSH target (push)" },
+    { from: "loop", to: "folder", engine: "convert", label: "SSH host → folder (pull)" },
+    { from: "loop", to: "nas", engine: "convert", label: "SSH host → SSH target (relayed)" },
+  ] as const)("exports $label, $engine, over ssh2", async ({ from, to, engine }) => {
     const progress: ExportProgress[] = [];
     const result = await exports.export({
       host: from,
       vm: vmName,
       snapshot: "before-b",
       target: to,
+      engine,
       onProgress: (p) => progress.push(p),
     });
-    checkBundle(result.folder);
+    expect(result.engine).toBe(engine);
+    checkBundle(result.folder, engine);
     expect(result.bytesSent).toBeGreaterThan(0);
     const transfer = progress.filter((p) => p.phase === "transfer");
     expect(transfer.length).toBeGreaterThan(0);
@@ -240,6 +260,7 @@ describe("exports", () => {
       vm: vmName,
       snapshot: "after-change",
       target: "nas",
+      engine: "convert",
     });
     expect(result.basis).toBe(previous?.id);
     const size = result.manifest.disks.reduce((sum, d) => sum + d.size, 0);
@@ -321,7 +342,7 @@ describe("exports", () => {
     expect(partial).toHaveLength(1);
     const again = await exports.export({ host: "local", vm: vmName, snapshot: "before-b", target: "nas" });
     expect(again.resumed).toBe(true);
-    checkBundle(again.folder);
+    checkBundle(again.folder, again.engine);
   });
 
   it("survives the target dying mid-transfer: nothing listed as good, and the next run resumes", async () => {

@@ -1,5 +1,6 @@
 /**
- * The guest ranges that changed between two internal snapshots of a qcow2 disk, read from the
+ * The guest ranges that changed between two internal snapshots of a qcow2 disk (or, with no older
+ * one, every range the snapshot holds), read from the
  * image's tables on its host (drivers/qemu-img/qcow2-tables.ts says why that is sound): the
  * header, the snapshot table, both L1 tables, and only the L2 tables the L1 entries say differ.
  * A few commands in all, whatever the size of the disk; nothing of the guest's data is read.
@@ -53,7 +54,7 @@ const MAX_SNAPSHOT_TABLE = 64 * 1024 * 1024;
 export async function changedBlocks(
   runner: CommandRunner,
   image: string,
-  older: SnapshotKey,
+  older: SnapshotKey | null,
   newer: SnapshotKey,
   signal?: AbortSignal,
 ): Promise<ChangedBlocks> {
@@ -61,21 +62,22 @@ export async function changedBlocks(
   const { fileSize, header } = await reader.header();
   const layout = parseLayout(header);
   const table = await readSnapshotTable(reader, layout, fileSize);
-  const a = findSnapshot(table, older);
   const b = findSnapshot(table, newer);
+  // No older snapshot: everything the newer one holds, as against an empty disk (a full export).
+  const a = older === null ? { ...b, name: "(none)", l1Offset: 0, l1Size: 0 } : findSnapshot(table, older);
   const sizeA = a.diskSize ?? layout.virtualSize;
   const sizeB = b.diskSize ?? layout.virtualSize;
   if (sizeA !== sizeB) {
     throw new Qcow2Unsupported(`the disk was resized between the snapshots (${sizeA} → ${sizeB} bytes)`);
   }
-  for (const s of [a, b]) {
+  for (const s of older === null ? [b] : [a, b]) {
     if (s.l1Offset === 0 || s.l1Offset + s.l1Size * 8 > fileSize) {
       throw new Qcow2Unsupported(`snapshot ${s.name}'s L1 table lies outside the file`);
     }
   }
-  const [l1a, l1b] = await reader.read([
-    { offset: a.l1Offset, length: a.l1Size * 8 },
+  const [l1b, l1a] = await reader.read([
     { offset: b.l1Offset, length: b.l1Size * 8 },
+    ...(older === null ? [] : [{ offset: a.l1Offset, length: a.l1Size * 8 }]),
   ]);
   const sized = { ...layout, virtualSize: sizeB };
   const olderL1 = parseTable(l1a ?? Buffer.alloc(0), a.l1Size);

@@ -22,6 +22,7 @@ import { SnapkeepError, describeError, isSnapkeepError, quoteInput } from "../..
 import { planExportDisks } from "../../domain/plans/export-plan.js";
 import { resolveSnapshot } from "../../domain/selection.js";
 import { keepNewest } from "../../domain/retention/newest.js";
+import { chainBelow, holdBases } from "../../domain/plans/chain-plan.js";
 import type { RetentionPolicy } from "../../domain/retention/gfs.js";
 import {
   applyTargetRetention,
@@ -43,8 +44,10 @@ import { cleanStaging, type CleanResult } from "./staging.js";
 import { scanExports } from "./target-folders.js";
 import { convertDisks } from "./steps/convert.js";
 import { exportManifest, finishExport } from "./steps/finish.js";
-import { prepareExport, startExport } from "./steps/prepare.js";
-import { landDirect, sendStaged } from "./steps/transfer.js";
+import { prepareExport, startExport, type ExportStart } from "./steps/prepare.js";
+import { isNotStreamable, planDiskStreams, streamDisks } from "./steps/stream.js";
+import { landDirect, sendStaged, type Landed } from "./steps/transfer.js";
+import type { PreparedExport } from "./steps/context.js";
 
 export { chooseExportDisks } from "../../domain/plans/export-plan.js";
 export { SNAPKEEP_VERSION } from "./steps/finish.js";
@@ -73,6 +76,12 @@ export interface ExportRequest {
   readonly target: string;
   readonly disks?: readonly string[] | undefined;
   readonly bwlimitKiB?: number | undefined;
+  /**
+   * "convert": a standalone, compressed image per disk, converted on the source host and sent
+   * with rsync (smaller on the target, but the whole disk is read and staged). Default: streamed
+   * where the disks allow it, incremental against the previous export.
+   */
+  readonly engine?: "stream" | "convert" | undefined;
   /** Overrides the target's keep setting for this run. */
   readonly keep?: number | undefined;
   /**
@@ -96,6 +105,12 @@ export interface ExportResult {
   readonly bytesSent: number;
   /** New data rsync had to send (the rest matched the basis or a resumed partial). */
   readonly literalBytes: number;
+  /** Streamed: bytes read from the source images (their tables and the data sent); else null. */
+  readonly bytesRead: number | null;
+  /** "stream": only the snapshot's clusters (or the changed ones) read and sent; "convert": the old way. */
+  readonly engine: "stream" | "convert";
+  /** For the job's log: each disk full or incremental and why, and why it was not streamed. */
+  readonly notes: readonly string[];
   readonly pruned: readonly string[];
 }
 
@@ -110,6 +125,8 @@ export interface VerifyResult {
 export interface PruneResult {
   readonly removed: readonly string[];
   readonly kept: readonly string[];
+  /** Exports retention would remove but a kept one is built on: each with "base of …". */
+  readonly held: readonly { folder: string; reason: string }[];
   readonly dryRun: boolean;
 }
 
@@ -153,12 +170,11 @@ export class Exports {
     const target = this.#deps.targets.get(request.target);
     const vm = await vms.get(request.host, request.vm);
     const snapshot = resolveSnapshot(vm, request.snapshot);
-    const disks = planExportDisks(vm, snapshot, request.disks);
-    const run = startExport(request, {
+    const start: ExportStart = {
       target,
       vm,
       snapshot,
-      disks,
+      disks: planExportDisks(vm, snapshot, request.disks),
       libvirt: hosts.libvirt(request.host),
       dest: this.#deps.targets.fsOf(target),
       stagingRoot: this.#deps.stagingRoot ?? DEFAULT_STAGING_ROOT,
@@ -166,10 +182,8 @@ export class Exports {
       clock: this.#deps.clock ?? (() => performance.now()),
       sleep: this.#deps.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms))),
       sealKey: () => this.#sealKey(),
-    });
-    const prepared = await prepareExport(run);
-    const staged = await convertDisks(prepared);
-    const landed = prepared.direct ? await landDirect(prepared, staged) : await sendStaged(prepared, staged);
+    };
+    const { prepared, landed } = await land(request, start);
     const manifest = exportManifest(prepared, landed.disks);
     const folder = await finishExport(prepared, landed.disks, manifest);
     // The staged images are not needed any more; older exports beyond `keep` go at the same time.
@@ -187,9 +201,15 @@ export class Exports {
       folder,
       manifest,
       resumed: prepared.resumable !== undefined,
-      basis: prepared.basis?.id ?? null,
+      basis: manifest.basis ?? (prepared.engine === "convert" ? (prepared.basis?.id ?? null) : null),
       bytesSent: landed.bytesSent,
       literalBytes: landed.literalBytes,
+      bytesRead: landed.bytesRead,
+      engine: prepared.engine,
+      notes: [
+        ...(prepared.notStreamed === null ? [] : [`not streamed: ${prepared.notStreamed}`]),
+        ...manifest.disks.flatMap((d) => (d.why === undefined ? [] : [`${d.target} ${d.why}`])),
+      ],
       pruned,
     };
   }
@@ -252,7 +272,20 @@ export class Exports {
     return { target, entry: matches[0] as ExportEntry, byPrefix: true };
   }
 
-  /** Hashes every file of an export again on the target and records the result in status.json. */
+  /**
+   * The exports disk `disk` of `entry` is built on, nearest first (none for a standalone image),
+   * or a VERIFY_FAILED error saying why its chain cannot be followed.
+   */
+  async chain(target: Target, entry: ExportEntry, disk: string): Promise<readonly ExportEntry[]> {
+    const { links, broken } = chainBelow(await this.#scan(target), entry, disk);
+    if (broken !== null) {
+      throw new SnapkeepError("VERIFY_FAILED", `Export ${entry.id} cannot be restored: ${broken}.`, {
+        hint: "Restore an earlier export, or make a new one: the next export is a full one by itself.",
+      });
+    }
+    return links;
+  }
+
   /**
    * Hashes every file of an export again on the target. The result is recorded in its status.json
    * (`record`, the default), unless the target cannot be written (a read-only backup disk): the
@@ -325,7 +358,8 @@ export class Exports {
         `Say how many exports per VM to keep (--keep N, at least 1) or set it on ${targetName}.`,
       );
     }
-    const entries = (await this.#scan(target)).filter(
+    const all = await this.#scan(target);
+    const entries = all.filter(
       (e) =>
         e.state === "verified" &&
         e.manifest?.scheduleId === undefined &&
@@ -335,14 +369,16 @@ export class Exports {
     for (const entry of entries) {
       byVm.set(entry.vmFolder, [...(byVm.get(entry.vmFolder) ?? []), entry]);
     }
-    const removed: ExportEntry[] = [];
+    const unwanted: ExportEntry[] = [];
     const kept: string[] = [];
     for (const list of byVm.values()) {
       // A VM's newest verified export always stays, whatever `keep` says.
       const decided = keepNewest(list, Math.max(1, keep));
       kept.push(...decided.keep.map((k) => k.item.folder));
-      removed.push(...decided.remove);
+      unwanted.push(...decided.remove);
     }
+    // An incremental export needs the exports below it: those stay while it does.
+    const { remove: removed, held } = holdBases(all, unwanted);
     if (!options.dryRun) {
       const fs = this.#deps.targets.fsOf(target);
       for (const entry of removed) {
@@ -355,7 +391,12 @@ export class Exports {
       }
       this.#deps.annotations.forgetExports(removed.map((e) => `${target.name}/${e.id}`));
     }
-    return { removed: removed.map((e) => e.folder), kept, dryRun: options.dryRun };
+    return {
+      removed: removed.map((e) => e.folder),
+      kept,
+      held: held.map((h) => ({ folder: h.export.folder, reason: h.reason })),
+      dryRun: options.dryRun,
+    };
   }
 
   /** The exports on a target as a schedule's copy rules see them (domain/copy/target-retention.ts). */
@@ -373,11 +414,24 @@ export class Exports {
     owner: CopyOwner,
     policy: RetentionPolicy,
     options: { dryRun: boolean },
-  ): Promise<{ removed: readonly string[]; kept: readonly KeptCopy[]; dryRun: boolean }> {
+  ): Promise<{
+    removed: readonly string[];
+    kept: readonly KeptCopy[];
+    held: readonly { folder: string; reason: string }[];
+    dryRun: boolean;
+  }> {
     const target = this.#deps.targets.get(targetName);
     const entries = await this.#scan(target);
-    const decided = applyTargetRetention(entries.map(targetCopyOf), policy, owner, this.#deps.now());
+    const wanted = applyTargetRetention(entries.map(targetCopyOf), policy, owner, this.#deps.now());
     const byId = new Map(entries.map((e) => [e.id, e]));
+    // An incremental copy needs the copies below it: those stay while it does.
+    const hold = holdBases(
+      entries,
+      wanted.remove.flatMap((c) => byId.get(c.id) ?? []),
+    );
+    const holding = new Set(hold.held.map((h) => h.export.id));
+    const decided = { keep: wanted.keep, remove: wanted.remove.filter((c) => !holding.has(c.id)) };
+    const held = hold.held.map((h) => ({ folder: h.export.folder, reason: h.reason }));
     const removed: string[] = [];
     if (!options.dryRun) {
       const fs = this.#deps.targets.fsOf(target);
@@ -398,7 +452,7 @@ export class Exports {
     } else {
       removed.push(...decided.remove.map((c) => byId.get(c.id)?.folder ?? c.id));
     }
-    return { removed, kept: decided.keep, dryRun: options.dryRun };
+    return { removed, kept: decided.keep, held, dryRun: options.dryRun };
   }
 
   // ---- internals ---------------------------------------------------------------------------------
@@ -407,6 +461,32 @@ export class Exports {
   async #scan(target: Target, create?: string): Promise<ExportEntry[]> {
     return scanExports(this.#deps.targets.fsOf(target), target, () => this.#sealKey(), create);
   }
+}
+
+/**
+ * Prepares the export and lands its images on the target: streamed when it can be, else (or when
+ * the tables refuse, which is known only once they are read) converted and sent the old way.
+ */
+async function land(
+  request: ExportRequest,
+  start: ExportStart,
+): Promise<{ prepared: PreparedExport; landed: Landed & { bytesRead: number | null } }> {
+  let prepared = await prepareExport(startExport(request, start));
+  if (prepared.engine === "stream") {
+    try {
+      const streams = await planDiskStreams(prepared);
+      const streamed = await streamDisks(prepared, streams);
+      return { prepared, landed: { ...streamed, literalBytes: streamed.bytesSent } };
+    } catch (error) {
+      if (!isNotStreamable(error)) {
+        throw error;
+      }
+      prepared = await prepareExport(startExport(request, start, error.message));
+    }
+  }
+  const staged = await convertDisks(prepared);
+  const landed = prepared.direct ? await landDirect(prepared, staged) : await sendStaged(prepared, staged);
+  return { prepared, landed: { ...landed, bytesRead: null } };
 }
 
 function targetCopyOf(entry: ExportEntry): TargetCopy {

@@ -6,6 +6,8 @@ export class ProgressMeter {
   #disk: string | null = null;
   #total = 0;
   #samples: { t: number; bytes: number }[] = [];
+  /** A streamed export has no convert phase: sending is most of it. */
+  streamed = false;
 
   constructor(
     private readonly emit: ((p: ExportProgress) => void) | undefined,
@@ -36,7 +38,7 @@ export class ProgressMeter {
     const weights: Record<ExportPhase, [number, number]> = {
       prepare: [0, 0],
       convert: [0, 0.45],
-      transfer: [0.45, 0.9],
+      transfer: this.streamed ? [0, 0.9] : [0.45, 0.9],
       verify: [0.9, 0.98],
       finish: [0.98, 1],
     };

@@ -89,8 +89,8 @@ async function restore(
   const staging = posix.join(p.dir, `.snapkeep-import-${p.entry.id}`);
   const done: ImportDone = { moved: [], attached: [], committed: false };
   try {
-    await copyIntoStaging(p, staging);
-    await moveIntoPlace(p, staging, done.moved);
+    const staged = await copyIntoStaging(p, staging);
+    await moveIntoPlace(p, staging, staged, done.moved);
     const vmUuid =
       p.plan.mode === "new-vm" && p.definition !== null
         ? await defineVm(p, p.definition.xml, done, record)

@@ -68,10 +68,20 @@ const diskSchema = fileSchema.extend({
   target: z.string(),
   role: z.enum(["root", "additional"]),
   format: z.literal("qcow2"),
-  compression: z.enum(["zstd", "zlib"]),
+  /** "none": streamed by Snapkeep itself, clusters as the source had them (issue 16). */
+  compression: z.enum(["zstd", "zlib", "none"]),
   virtualSize: z.number().int().min(0).nullable(),
   /** The image the snapshot was in, on the source host; for the record only. */
   sourcePath: z.string().nullable(),
+  /**
+   * An incremental image's backing file: exactly `../<basis>/<target>.qcow2` (checked against the
+   * manifest's basis below). Absent: a standalone image.
+   */
+  backing: z.string().max(100).optional(),
+  /** The snapshot's id in the source image, for the record. */
+  snapshotId: z.string().max(64).optional(),
+  /** Full or incremental, and why, in words (the job's log says the same). */
+  why: z.string().max(400).optional(),
 });
 
 export const manifestSchema = z
@@ -114,8 +124,22 @@ export const manifestSchema = z
       .string()
       .regex(/^[a-z0-9]{8}$/)
       .optional(),
+    /** The export the incremental disks are built on, in the same VM folder. */
+    basis: z.string().regex(ID_PATTERN).optional(),
   })
-  .refine((m) => m.definition.name === "domain.xml", { message: "the definition must be domain.xml" });
+  .refine((m) => m.definition.name === "domain.xml", { message: "the definition must be domain.xml" })
+  // A backing name is followed by qemu-img: only the one Snapkeep writes is accepted, so a
+  // manifest cannot point a restore at any other file on the target.
+  .refine(
+    (m) =>
+      m.disks.every(
+        (d) =>
+          d.backing === undefined ||
+          (m.basis !== undefined && d.backing === `../${m.basis}/${d.target}.qcow2`),
+      ) &&
+      (m.basis === undefined || m.basis !== m.id),
+    { message: "a disk's backing file must be ../<basis>/<disk>.qcow2" },
+  );
 
 export type Manifest = z.infer<typeof manifestSchema>;
 export type ManifestDisk = z.infer<typeof diskSchema>;
@@ -130,6 +154,8 @@ export const jobSchema = z.object({
   vmName: z.string(),
   snapshotTag: z.string(),
   disks: z.array(z.string()).min(1),
+  /** The export a streamed one builds on (kept by retention while this one is written). */
+  basis: z.string().regex(ID_PATTERN).optional(),
 });
 export type ExportJob = z.infer<typeof jobSchema>;
 
@@ -154,9 +180,24 @@ export function sha256sums(manifest: Manifest): string {
 export function restoreNotes(manifest: Manifest): string {
   const vm = manifest.source.vm.name;
   const disks = manifest.disks;
+  // An incremental image is joined with the exports below it; a standalone one is copied as it is.
   const copy = disks
-    .map((d) => `cp --sparse=always ${d.name} /var/lib/libvirt/images/NEWNAME-${d.target}.qcow2`)
+    .map((d) =>
+      d.backing === undefined
+        ? `cp --sparse=always ${d.name} /var/lib/libvirt/images/NEWNAME-${d.target}.qcow2`
+        : `qemu-img convert -f qcow2 -O qcow2 ${d.name} /var/lib/libvirt/images/NEWNAME-${d.target}.qcow2`,
+    )
     .join("\n");
+  const chained = disks.filter((d) => d.backing !== undefined);
+  const kind =
+    chained.length > 0
+      ? `${chained.map((d) => d.name).join(", ")} hold${chained.length === 1 ? "s" : ""} only what changed since export
+${manifest.basis ?? "?"}: each is a qcow2 image whose backing file is the same disk in that export's folder
+(${chained[0]?.backing ?? ""}), which may in turn be built on an earlier one. Keep the folders
+side by side; qemu-img follows the chain. Check each export of the chain with step 1 in its own folder.
+${disks.length > chained.length ? "The other disks are standalone qcow2 images.\n" : ""}`
+      : `Each disk is a standalone qcow2 image (${disks[0]?.compression === "none" ? "uncompressed" : `${disks[0]?.compression ?? "zstd"}-compressed`} clusters, no backing
+file).${disks[0]?.compression === "zstd" ? " It needs QEMU 5.1 or newer when compressed with zstd." : ""}\n`;
   return `# Restoring ${vm} from this export
 
 Snapshot "${manifest.source.snapshot.name}" of VM ${vm} (${manifest.source.vm.uuid}) on host
@@ -166,8 +207,7 @@ ${manifest.source.host}, taken ${manifest.source.snapshot.createdAt}, exported $
 |---|---|---|---|
 ${disks.map((d) => `| ${d.name} | ${d.target} | ${d.role} | ${d.virtualSize ?? "?"} bytes |`).join("\n")}
 
-Each disk is a standalone qcow2 image (${disks[0]?.compression ?? "zstd"}-compressed clusters, no backing
-file). It needs QEMU 5.1 or newer when compressed with zstd. You need only qemu-img and virsh:
+${kind}You need only qemu-img and virsh:
 
 \`\`\`sh
 # 1. Check every file against its checksum

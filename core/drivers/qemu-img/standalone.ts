@@ -48,9 +48,15 @@ export interface Qcow2Header {
 
 /**
  * Refuses anything but a plain, unencrypted qcow2 with no backing file and no external data file.
- * `what` names the image in the error ("vda.qcow2 of export X").
+ * `what` names the image in the error ("vda.qcow2 of export X"). A link of an incremental chain
+ * may name one backing file, `link.backing` exactly (`../<id>/<disk>.qcow2`, which the caller
+ * has checked), in qcow2 format and nothing else.
  */
-export function checkStandaloneHeader(bytes: Buffer, what: string): Qcow2Header {
+export function checkStandaloneHeader(
+  bytes: Buffer,
+  what: string,
+  link?: { readonly backing: string },
+): Qcow2Header {
   const refuse = (why: string): SnapkeepError =>
     new SnapkeepError(
       "VERIFY_FAILED",
@@ -66,9 +72,7 @@ export function checkStandaloneHeader(bytes: Buffer, what: string): Qcow2Header 
   if (version !== 2 && version !== 3) {
     throw refuse(`its qcow2 version is ${version}`);
   }
-  if (bytes.readBigUInt64BE(8) !== 0n || bytes.readUInt32BE(16) !== 0) {
-    throw refuse("it names a backing file");
-  }
+  checkBacking(bytes, link, refuse);
   if (bytes.readUInt32BE(32) !== 0) {
     throw refuse("it is encrypted");
   }
@@ -91,6 +95,7 @@ export function checkStandaloneHeader(bytes: Buffer, what: string): Qcow2Header 
     }
   }
   // Header extensions: none may name a file. Walked to their end marker, inside what was read.
+  let namedFormat = false;
   for (let at = extensionsAt; ;) {
     if (at + 8 > bytes.length) {
       throw refuse("its header extensions do not end where Snapkeep can read them");
@@ -100,20 +105,50 @@ export function checkStandaloneHeader(bytes: Buffer, what: string): Qcow2Header 
     if (type === EXTENSION_END) {
       break;
     }
-    if (type === EXTENSION_DATA_FILE || type === EXTENSION_BACKING_FORMAT) {
+    const linkFormat =
+      link !== undefined &&
+      type === EXTENSION_BACKING_FORMAT &&
+      bytes.subarray(at + 8, at + 8 + length).toString("latin1") === "qcow2";
+    if (type === EXTENSION_DATA_FILE || (type === EXTENSION_BACKING_FORMAT && !linkFormat)) {
       throw refuse(
         type === EXTENSION_DATA_FILE ? "it names an external data file" : "it names a backing file format",
       );
     }
+    namedFormat ||= linkFormat;
     if (type === EXTENSION_ENCRYPTION) {
       throw refuse("it is encrypted");
     }
     at += 8 + Math.ceil(length / 8) * 8;
   }
+  if (link !== undefined && !namedFormat) {
+    // Without it QEMU would probe what the backing file is; a link always says qcow2.
+    throw refuse("it does not name its backing file's format");
+  }
   if (virtualSize > BigInt(Number.MAX_SAFE_INTEGER)) {
     throw refuse("its virtual size is out of range");
   }
   return { version, virtualSize: Number(virtualSize) };
+}
+
+/** No backing file, or (a chain's link) exactly the one expected. */
+function checkBacking(
+  bytes: Buffer,
+  link: { readonly backing: string } | undefined,
+  refuse: (why: string) => SnapkeepError,
+): void {
+  const backingAt = bytes.readBigUInt64BE(8);
+  const backingLength = bytes.readUInt32BE(16);
+  if (link === undefined && (backingAt !== 0n || backingLength !== 0)) {
+    throw refuse("it names a backing file");
+  }
+  if (link !== undefined) {
+    const at = Number(backingAt);
+    const name =
+      at + backingLength <= bytes.length ? bytes.subarray(at, at + backingLength).toString("latin1") : "";
+    if (backingAt === 0n || name !== link.backing) {
+      throw refuse(`its backing file is not ${link.backing}`);
+    }
+  }
 }
 
 /** `qemu-img info -f qcow2 --output=json FILE`: the format pinned, so a raw file is never probed. */

@@ -34,7 +34,17 @@ export interface ExportRun {
   readonly source: RemoteFs;
   readonly dest: RemoteFs;
   readonly progress: ProgressMeter;
-  /** This computer's VM into a folder here: converted straight into the export's folder. */
+  /**
+   * "stream": Snapkeep writes each image itself from the snapshot's clusters (stream.ts);
+   * "convert": qemu-img convert, then rsync (convert.ts, transfer.ts), for what cannot be streamed.
+   */
+  readonly engine: "stream" | "convert";
+  /** Why the export is not streamed, when it is not. */
+  readonly notStreamed: string | null;
+  /**
+   * The images are written straight into the export's folder on the target: streamed, or this
+   * computer's VM converted into a folder here. No staging folder on the source.
+   */
   readonly direct: boolean;
   /** The target's folder for this VM. */
   readonly vmFolder: string;
@@ -58,6 +68,8 @@ export interface PreparedExport extends ExportRun {
   readonly resumable: ExportEntry | undefined;
   /** The newest verified export of the VM, rsync's basis. */
   readonly basis: ExportEntry | undefined;
+  /** Every export in the VM's folder on the target, as it was before this one started. */
+  readonly existing: readonly ExportEntry[];
   /** Tool versions, the definition and earlier conversions, as the source host reported them. */
   readonly sourceState: SourcePrepared;
   readonly compression: "zstd" | "zlib";
@@ -78,6 +90,11 @@ export interface StagedDisk {
   readonly sha256: string;
   readonly virtualSize: number | null;
   readonly sourcePath: string | null;
+  /** Set by a streamed export: no compression, its backing file, the snapshot's id, full or why. */
+  readonly compression?: "none" | undefined;
+  readonly backing?: string | undefined;
+  readonly snapshotId?: string | undefined;
+  readonly why?: string | undefined;
 }
 
 export function landedPaths(ex: PreparedExport, disks: readonly StagedDisk[]): string[] {

@@ -56,9 +56,12 @@ export function exportManifest(ex: PreparedExport, disks: readonly StagedDisk[])
       target: d.target,
       role: d.role,
       format: "qcow2",
-      compression: ex.compression,
+      compression: d.compression ?? ex.compression,
       virtualSize: d.virtualSize,
       sourcePath: d.sourcePath,
+      ...(d.backing === undefined ? {} : { backing: d.backing }),
+      ...(d.snapshotId === undefined ? {} : { snapshotId: d.snapshotId }),
+      ...(d.why === undefined ? {} : { why: d.why }),
     })),
     tools: {
       snapkeep: SNAPKEEP_VERSION,
@@ -66,7 +69,15 @@ export function exportManifest(ex: PreparedExport, disks: readonly StagedDisk[])
       ...(ex.direct || sourceState.rsync === null ? {} : { rsync: sourceState.rsync }),
     },
     ...(ex.request.scheduleId === undefined ? {} : { scheduleId: ex.request.scheduleId }),
+    ...basisOf(disks),
   };
+}
+
+/** The export the incremental images are backed by (all by the same one: the newest verified). */
+function basisOf(disks: readonly StagedDisk[]): { basis?: string } {
+  const backing = disks.find((d) => d.backing !== undefined)?.backing;
+  const id = backing === undefined ? undefined : /^\.\.\/([^/]+)\//.exec(backing)?.[1];
+  return id === undefined ? {} : { basis: id };
 }
 
 /** Checks and seals the bundle on the target and renames it; returns its final folder. */

@@ -49,6 +49,17 @@ export interface ImportRun {
   /** The images' folder on the host. */
   readonly dir: string;
   readonly bundleDir: string;
+  /**
+   * For each chosen disk that is an incremental image, the exports it is built on, nearest
+   * first, each with its folder on the target and its own entry for that disk.
+   */
+  readonly links: ReadonlyMap<string, readonly ChainLink[]>;
+}
+
+export interface ChainLink {
+  readonly id: string;
+  readonly dir: string;
+  readonly disk: ManifestDisk;
 }
 
 export interface PlannedImport extends ImportRun {
@@ -87,6 +98,18 @@ export async function openImport(
       `Restore into a folder whose path has only letters, digits and . _ - + / (not "${dir}").`,
     );
   }
+  const links = new Map<string, ChainLink[]>();
+  for (const disk of chosen.filter((d) => d.backing !== undefined)) {
+    const below = await exports.chain(target, entry, disk.target);
+    links.set(
+      disk.target,
+      below.map((e) => ({
+        id: e.id,
+        dir: posix.join(target.path, e.folder),
+        disk: e.manifest?.disks.find((d) => d.target === disk.target) as ManifestDisk,
+      })),
+    );
+  }
   return {
     request,
     target,
@@ -99,6 +122,7 @@ export async function openImport(
     source: targets.fs(target.name),
     dir,
     bundleDir: posix.join(target.path, entry.folder),
+    links,
   };
 }
 
@@ -119,7 +143,11 @@ export async function planImport(deps: ImportDeps, run: ImportRun): Promise<Plan
       { action: { do: "restore-elsewhere", nameToo: true } },
     );
   }
-  const bytes = chosen.reduce((sum, d) => sum + d.size, 0);
+  // An incremental disk's chain is copied, then flattened into one image beside it.
+  const bytes = chosen.reduce((sum, d) => {
+    const links = run.links.get(d.target);
+    return sum + (links === undefined ? d.size : 2 * links.reduce((s, l) => s + l.disk.size, d.size));
+  }, 0);
   const freeBytes = await host.freeBytes(await existingAncestor(host, dir));
   if (freeBytes < bytes) {
     throw new SnapkeepError(

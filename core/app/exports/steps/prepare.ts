@@ -13,6 +13,7 @@ import {
   newestVerified,
   type ExportDiskPlan,
 } from "../../../domain/plans/export-plan.js";
+import { streamable } from "../../../domain/plans/stream-plan.js";
 import type { Target } from "../../../domain/settings.js";
 import type { Snapshot, VmWithSnapshots } from "../../../domain/types.js";
 import {
@@ -32,6 +33,7 @@ import type { CommandRunner } from "../../../infra/runner/types.js";
 import type { ExportRequest } from "../exports.js";
 import { ProgressMeter } from "../progress.js";
 import { claimExportFolder, scanExports } from "../target-folders.js";
+
 import { QUICK_MS, type ExportRun, type PreparedExport } from "./context.js";
 
 export interface ExportStart {
@@ -50,10 +52,16 @@ export interface ExportStart {
   readonly sealKey: () => Uint8Array;
 }
 
-/** The export's fixed facts, with progress reported from here on. */
-export function startExport(request: ExportRequest, start: ExportStart): ExportRun {
+/**
+ * The export's fixed facts, with progress reported from here on. It is streamed when every disk
+ * can be (stream.ts), unless `convert` says why it cannot after all.
+ */
+export function startExport(request: ExportRequest, start: ExportStart, convert?: string): ExportRun {
   const { target, vm, snapshot, libvirt } = start;
   const disks = start.disks.map((d) => ({ ...d, file: diskFileName(d.target) }));
+  const notStreamed =
+    convert ??
+    (request.engine === "convert" ? "a compressed standalone copy was asked for" : streamable(disks));
   const progress = new ProgressMeter(request.onProgress, start.clock);
   progress.phase("prepare", null, 0, 0);
   const key = stagingKey(
@@ -72,7 +80,9 @@ export function startExport(request: ExportRequest, start: ExportStart): ExportR
     source: new RemoteFs(libvirt.runner),
     dest: start.dest,
     progress,
-    direct: libvirt.runner.isLocal === true && target.kind === "dir",
+    engine: notStreamed === null ? "stream" : "convert",
+    notStreamed,
+    direct: notStreamed === null || (libvirt.runner.isLocal === true && target.kind === "dir"),
     vmFolder: posix.join(target.path, vmFolderName(vm.name, vm.uuid)),
     stagingRoot: posix.join(start.stagingRoot, key),
     now: start.now,
@@ -134,14 +144,16 @@ export async function prepareExport(run: ExportRun): Promise<PreparedExport> {
     stagedPaths: stagedPathsIn(staging),
     resumable,
     basis: newestVerified(existing),
+    existing,
     sourceState,
     compression: exportCompression(parseQemuImgVersion(sourceState.qemuImg)),
     definitionSha: createHash("sha256").update(sourceState.definition).digest("hex"),
     smallFiles: smallFiles(run, id, startedAt, partial, resumable, sourceState.definition),
   };
-  // Written straight into a folder, the job record and definition go first; for an SSH target they
-  // go with the space check once the images are ready (transfer.ts).
-  if (direct) {
+  // Converted straight into a folder, the job record and definition go first; for an SSH target
+  // they go with the space check once the images are ready (transfer.ts), and a streamed export
+  // writes them once it knows what it builds on (stream.ts).
+  if (direct && run.engine === "convert") {
     if (resumable === undefined) {
       await claimExportFolder(run.dest, vmFolder, `${id}${PARTIAL_SUFFIX}`);
     }
@@ -178,6 +190,20 @@ function smallFiles(
   resumable: ExportEntry | undefined,
   definition: string,
 ): { path: string; content: string }[] {
+  return [
+    ...(resumable === undefined ? [jobFile(run, id, now, partial, undefined)] : []),
+    { path: posix.join(partial, "domain.xml"), content: definition },
+  ];
+}
+
+/** The job record of a new export; `basis`: the export a streamed one builds on. */
+export function jobFile(
+  run: ExportRun,
+  id: string,
+  now: Date,
+  partial: string,
+  basis: string | undefined,
+): { path: string; content: string } {
   const job: ExportJob = {
     format: BUNDLE_FORMAT,
     id,
@@ -187,13 +213,9 @@ function smallFiles(
     vmName: run.vm.name,
     snapshotTag: run.snapshot.tag,
     disks: run.disks.map((d) => d.target),
+    ...(basis === undefined ? {} : { basis }),
   };
-  return [
-    ...(resumable === undefined
-      ? [{ path: posix.join(partial, "job.json"), content: `${JSON.stringify(job, null, 2)}\n` }]
-      : []),
-    { path: posix.join(partial, "domain.xml"), content: definition },
-  ];
+  return { path: posix.join(partial, "job.json"), content: `${JSON.stringify(job, null, 2)}\n` };
 }
 
 /**

@@ -1,0 +1,115 @@
+/**
+ * The pure half of a streamed export (issue 16): from the guest extents a disk's tables gave,
+ * the image Snapkeep writes on the target (drivers/qemu-img/qcow2-writer.ts) and the reads on the
+ * source that feed its data clusters.
+ *
+ * Data clusters are read in the source file's order, not the guest's: a snapshot's clusters were
+ * allocated as the guest wrote them, so guest order would scatter the reads (one `dd` per cluster
+ * on a fragmented image) while file order keeps them long and sequential. Small holes between
+ * wanted clusters are read through and dropped here, which costs a few bytes and saves a process
+ * per hole.
+ */
+import { SnapkeepError } from "../../errors.js";
+
+/** A run of guest bytes and where the snapshot keeps them (drivers/qemu-img/qcow2-tables.ts). */
+export interface GuestExtent {
+  readonly guestOffset: number;
+  readonly length: number;
+  readonly source:
+    | { readonly kind: "data"; readonly hostOffset: number }
+    | { readonly kind: "zero" }
+    | { readonly kind: "compressed" };
+}
+
+export interface StreamPlan {
+  readonly clusters: readonly { guestCluster: number; kind: "data" | "zero" }[];
+  /** Ranges of the source image to read, in order: their bytes arrive back to back. */
+  readonly reads: readonly { offset: number; length: number }[];
+  /** What to do with the bytes that arrive, in order: keep them (a data cluster) or drop them. */
+  readonly segments: readonly { keep: boolean; length: number }[];
+  /** Bytes the reads take from the source image. */
+  readonly readBytes: number;
+  /** Guest bytes of data and of zeros the image holds. */
+  readonly dataBytes: number;
+  readonly zeroBytes: number;
+}
+
+/** Disks an export can stream: qcow2 files whose snapshots are internal. */
+export function streamable(
+  disks: readonly { target: string; format: string | null; lv: unknown }[],
+): string | null {
+  const other = disks.find((d) => d.lv !== undefined || d.format !== "qcow2");
+  return other === undefined
+    ? null
+    : `${other.target} is ${other.lv !== undefined ? "an LVM volume" : `a ${other.format ?? "raw"} image`}, read in full with qemu-img convert`;
+}
+
+/** Holes up to this many clusters between wanted ones are read through rather than skipped. */
+const READ_THROUGH_CLUSTERS = 4;
+
+/**
+ * `keepZeros`: an incremental image records clusters that became zero (else they would read
+ * through to the previous export); a full image leaves them out, as it has nothing beneath.
+ */
+export function planStream(
+  extents: readonly GuestExtent[],
+  clusterSize: number,
+  keepZeros: boolean,
+): StreamPlan {
+  const data: { guestCluster: number; hostOffset: number }[] = [];
+  const zeros: number[] = [];
+  for (const e of extents) {
+    if (e.guestOffset % clusterSize !== 0) {
+      throw new SnapkeepError("UNEXPECTED_OUTPUT", "A changed extent does not start on a cluster.");
+    }
+    const first = e.guestOffset / clusterSize;
+    const count = Math.ceil(e.length / clusterSize);
+    for (let i = 0; i < count; i++) {
+      if (e.source.kind === "data") {
+        data.push({ guestCluster: first + i, hostOffset: e.source.hostOffset + i * clusterSize });
+      } else if (e.source.kind === "zero") {
+        zeros.push(first + i);
+      } else {
+        throw new SnapkeepError("UNEXPECTED_OUTPUT", "A compressed cluster cannot be streamed as it is.");
+      }
+    }
+  }
+  data.sort((a, b) => a.hostOffset - b.hostOffset);
+  const reads: { offset: number; length: number }[] = [];
+  const segments: { keep: boolean; length: number }[] = [];
+  let end = -1;
+  for (const d of data) {
+    const last = reads.at(-1);
+    const gap = d.hostOffset - end;
+    if (last !== undefined && gap >= 0 && gap <= READ_THROUGH_CLUSTERS * clusterSize) {
+      if (gap > 0) {
+        segments.push({ keep: false, length: gap });
+      }
+      last.length += gap + clusterSize;
+    } else {
+      reads.push({ offset: d.hostOffset, length: clusterSize });
+    }
+    pushKeep(segments, clusterSize);
+    end = d.hostOffset + clusterSize;
+  }
+  return {
+    clusters: [
+      ...data.map((d) => ({ guestCluster: d.guestCluster, kind: "data" as const })),
+      ...(keepZeros ? zeros.map((z) => ({ guestCluster: z, kind: "zero" as const })) : []),
+    ],
+    reads,
+    segments,
+    readBytes: reads.reduce((sum, r) => sum + r.length, 0),
+    dataBytes: data.length * clusterSize,
+    zeroBytes: zeros.length * clusterSize,
+  };
+}
+
+function pushKeep(segments: { keep: boolean; length: number }[], length: number): void {
+  const last = segments.at(-1);
+  if (last?.keep === true) {
+    last.length += length;
+  } else {
+    segments.push({ keep: true, length });
+  }
+}

@@ -33,6 +33,13 @@ export interface ChainDisk {
 /** After this many incremental links, a disk is exported in full again, so old chains can go. */
 export const MAX_LINKS = 14;
 
+/**
+ * Increments that add up to more than half of their full export make the next one full, unless
+ * they are this small: an empty disk's increments (tables only) would otherwise flip it to full
+ * every other night for nothing.
+ */
+export const MIN_REFULL_BYTES = 64 * 1024 * 1024;
+
 export type DiskBasis =
   | {
       readonly mode: "incremental";
@@ -133,7 +140,7 @@ export function decideDiskBasis<E extends ChainExport>(
   const disks = [disk, ...chain.links.map((l) => l.manifest?.disks.find((d) => d.target === target))];
   const fullSize = disks.at(-1)?.size ?? 0;
   const added = disks.slice(0, -1).reduce((sum, d) => sum + (d?.size ?? 0), 0);
-  if (links > 0 && added > fullSize / 2) {
+  if (links > 0 && added > fullSize / 2 && added > MIN_REFULL_BYTES) {
     return { mode: "full", why: "the increments since the last full export add up to more than half of it" };
   }
   const tag = basis.manifest.source.snapshot.tag;
@@ -168,17 +175,24 @@ export function holdBases<E extends ChainExport>(
 ): { readonly remove: readonly E[]; readonly held: readonly { export: E; reason: string }[] } {
   const removing = new Set(remove.map((e) => e.id));
   const reasons = new Map<string, string>();
-  for (const unfinished of exports) {
-    const basis = unfinished.manifest === null ? unfinished.job?.basis : undefined;
-    if (basis !== undefined && removing.has(basis)) {
-      reasons.set(basis, `base of ${unfinished.id}, which is being written`);
+  const hold = (id: string, reason: string): boolean => {
+    if (!removing.has(id) || reasons.has(id)) {
+      return false;
     }
-  }
-  for (const kept of exports.filter((e) => !removing.has(e.id))) {
-    for (const disk of kept.manifest?.disks ?? []) {
-      for (const link of chainBelow(exports, kept, disk.target).links) {
-        if (removing.has(link.id) && !reasons.has(link.id)) {
-          reasons.set(link.id, `base of ${kept.id}`);
+    reasons.set(id, reason);
+    return true;
+  };
+  // Until nothing more is held: a held export holds its own chain in turn.
+  for (let more = true; more;) {
+    more = false;
+    for (const staying of exports.filter((e) => !removing.has(e.id) || reasons.has(e.id))) {
+      const basis = staying.manifest === null ? staying.job?.basis : undefined;
+      if (basis !== undefined) {
+        more = hold(basis, `base of ${staying.id}, which is being written`) || more;
+      }
+      for (const disk of staying.manifest?.disks ?? []) {
+        for (const link of chainBelow(exports, staying, disk.target).links) {
+          more = hold(link.id, `base of ${staying.id}`) || more;
         }
       }
     }

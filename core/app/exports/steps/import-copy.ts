@@ -130,7 +130,7 @@ async function flatten(p: PlannedImport, top: string, output: string): Promise<v
       `Joining the chain of ${posix.basename(output)} on ${p.request.host} failed: ${result.stderr.trim().split("\n").at(-1) ?? ""}; nothing was restored.`,
     );
   }
-  await p.host.removeTree(posix.dirname(top)).catch(() => undefined);
+  // The links stay until the staging folder goes: another disk's chain may share their folders.
 }
 
 /** Each staged image moved to its final name; `moved` learns each one as it lands. */

@@ -1,6 +1,9 @@
 /**
  * Export speed next to the plain tools, in the same run on the same machine.
  *
+ * Every Snapkeep export here uses the convert+rsync engine (`engine: "convert"`, the CLI's
+ * --compressed); the default streamed engine is measured by bench/incremental.ts.
+ *
  * One shut-off lab VM with a 1 GiB qcow2 disk (512 MiB of random data in 8 MiB chunks, every other
  * 8 MiB left unwritten, so zero), one internal snapshot of it, and three measurements:
  *
@@ -327,6 +330,7 @@ async function snapkeepExport(
     vm: f.vm.name,
     snapshot: snapshot.name,
     target,
+    engine: "convert",
     signal: stop.signal,
   });
   const ms = performance.now() - start;

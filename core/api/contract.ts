@@ -565,11 +565,16 @@ export interface ExportDone {
   readonly folder: string;
   readonly manifest: ExportManifest;
   readonly resumed: boolean;
-  /** The earlier export whose images served as rsync's basis, if any. */
+  /** The earlier export it is built on (streamed) or rsync compared against (--compressed). */
   readonly basis: string | null;
   readonly bytesSent: number;
   /** New data rsync had to send (the rest matched the basis or a resumed partial). */
   readonly literalBytes: number;
+  /** Streamed: bytes read from the source images; null for the convert engine. */
+  readonly bytesRead: number | null;
+  readonly engine: "stream" | "convert";
+  /** Each disk full or incremental and why, and why it was not streamed: the job's log. */
+  readonly notes: readonly string[];
   /** Older exports the target's keep setting removed. */
   readonly pruned: readonly string[];
 }

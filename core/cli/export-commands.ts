@@ -246,16 +246,19 @@ export function registerExportCommands(
     });
   list
     .command("verify <target> <export>")
-    .description("hash every file of an export on the target again")
+    .description("hash every file of an export on the target again (what it added to its chain)")
+    .option("--full", "also every export it is built on: all it takes to restore it")
     .option("--json", "machine-readable output")
-    .action(async (targetName: string, ref: string, opts: { json?: boolean }) => {
+    .action(async (targetName: string, ref: string, opts: { full?: boolean; json?: boolean }) => {
       const job = {
         kind: "verify" as const,
         title: `Verify export ${ref} on ${targetName}`,
         host: null,
         vm: null,
       };
-      const result = await journaled(context().home, job, () => exports().verify(targetName, ref));
+      const result = await journaled(context().home, job, () =>
+        opts.full === true ? exports().verifyChain(targetName, ref) : exports().verify(targetName, ref),
+      );
       const named =
         result.id === ref || result.id === ref.split("/").at(-1)
           ? ""

@@ -153,10 +153,10 @@ export function ExportWizard({
             ]}
           />
           <p className="hint">
-            {vm.active ? "The VM keeps running: " : ""}the snapshot is read, never written. Each disk becomes
-            a standalone compressed qcow2 with the VM&apos;s definition and checksums beside it. A newer
-            export of this VM on the target sends only what changed. The export counts as good only once every
-            file is verified on the target.
+            {vm.active ? "The VM keeps running: " : ""}the snapshot is read, never written, and streamed
+            straight to the target: no copy is staged on the host. The first export of this VM on the target
+            holds every disk in full; later ones hold only what changed since the previous one, which they are
+            built on. The export counts as good only once every file is verified on the target.
           </p>
         </>
       )}
@@ -169,6 +169,16 @@ export function ExportWizard({
               {(job.kind === "export" ? job.result?.id : undefined) ?? "a new export"}.
             </p>
           )}
+          {job.state === "succeeded" &&
+            job.kind === "export" &&
+            job.result !== undefined &&
+            job.result !== null && (
+              <ul className="hint">
+                {job.result.notes.map((note) => (
+                  <li key={note}>{note.charAt(0).toUpperCase() + note.slice(1)}</li>
+                ))}
+              </ul>
+            )}
           {job.state === "cancelled" && (
             <p className="hint">
               Cancelled. What arrived stays as a partial export; exporting again resumes it.

@@ -328,12 +328,14 @@ describe("streamed, incremental exports", () => {
     const s = subjects[0] as Subject;
     const made = s.made[3] as { result: ExportResult; tag: string };
     expect(made.result.basis).not.toBeNull();
-    const name = `sk-str-restored-${suffix}`;
+    const name = `sk-str-back-${suffix}`;
+    const files: string[] = [];
     try {
       const result = await restoreExport(
         { ...app, targets, exports },
         { target: s.target, export: made.result.id, host: "local", name, dir: TEST_IMAGE_DIR },
       );
+      files.push(...result.disks.map((d) => d.file));
       const vda = result.disks.find((d) => d.target === "vda")?.file ?? "";
       const info = JSON.parse(
         execFileSync("qemu-img", ["info", "-U", "--output=json", vda], { encoding: "utf8" }),
@@ -366,4 +368,23 @@ describe("streamed, incremental exports", () => {
       }
     }
   }, 300_000);
+
+  it("names a damaged link when an export is verified in full, and lists what is built on it as damaged", async () => {
+    const s = subjects[0] as Subject;
+    const [, second, third, fourth] = s.made.map((m) => m.result);
+    const file = join(second?.folder ?? "", "vda.qcow2");
+    const bytes = readFileSync(file);
+    bytes[bytes.length - 100] = (bytes[bytes.length - 100] ?? 0) ^ 0xff;
+    writeFileSync(file, bytes);
+    // Its own files are intact: a plain verify reads only what it added.
+    expect((await exports.verify(s.target, fourth?.id ?? "")).ok).toBe(true);
+    const full = await exports.verifyChain(s.target, fourth?.id ?? "");
+    expect(full).toMatchObject({ ok: false, badFiles: [`${second?.id ?? ""}/vda.qcow2`] });
+    const listed = (await exports.list(s.target))[0]?.exports ?? [];
+    for (const built of [third, fourth]) {
+      const entry = listed.find((e) => e.id === built?.id);
+      expect(entry?.state).toBe("corrupt");
+      expect(entry?.reason).toMatch(/^it cannot be restored: /);
+    }
+  }, 120_000);
 });

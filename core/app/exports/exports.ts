@@ -341,6 +341,27 @@ export class Exports {
   }
 
   /**
+   * Verifies an export and every export its disks are built on: all a restore of it reads. Bad
+   * files are named with their export's id ("<id>/vda.qcow2") when they are in one below it.
+   */
+  async verifyChain(targetName: string, ref: string, signal?: AbortSignal): Promise<VerifyResult> {
+    const { target, entry } = await this.find(targetName, ref);
+    const below = new Map<string, ExportEntry>();
+    for (const disk of entry.manifest?.disks ?? []) {
+      for (const link of await this.chain(target, entry, disk.target)) {
+        below.set(link.id, link);
+      }
+    }
+    const top = await this.verify(targetName, entry.id, signal);
+    const badFiles = [...top.badFiles];
+    for (const link of below.values()) {
+      const checked = await this.verify(targetName, link.id, signal);
+      badFiles.push(...checked.badFiles.map((f) => `${link.id}/${f}`));
+    }
+    return { ...top, ok: badFiles.length === 0, badFiles };
+  }
+
+  /**
    * Keeps the newest `keep` verified exports per VM and removes older ones. The newest verified
    * export of a VM is never removed, whatever `keep` says, and neither is anything that is not
    * verified (a partial one may be resumed; a corrupt one is evidence the person should see).

@@ -7,6 +7,7 @@ import { posix } from "node:path";
 
 import { SnapkeepError } from "../../errors.js";
 import type { Target } from "../../domain/settings.js";
+import { markBrokenChains } from "../../domain/plans/chain-plan.js";
 import { SCAN_SCRIPT, parseScan, type ExportEntry } from "../../drivers/bundle/bundle.js";
 import { CLAIM_SCRIPT } from "../../drivers/sh/export-scripts.js";
 import { writeFailure, type RemoteFs } from "../../infra/remote-fs.js";
@@ -46,7 +47,7 @@ export async function scanExports(
   if (result.code !== 0) {
     throw writeFailure(fs.label, create ?? target.path, result.stderr);
   }
-  return parseScan(result.stdout, sealKey()).filter(
+  return markBrokenChains(parseScan(result.stdout, sealKey())).filter(
     (e) => create === undefined || e.vmFolder === posix.basename(create),
   );
 }

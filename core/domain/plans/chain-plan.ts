@@ -13,6 +13,8 @@ import type { Snapshot, VmWithSnapshots } from "../types.js";
 /** An export as the chain rules see it (ExportEntry in drivers/bundle/bundle.ts has these fields). */
 export interface ChainExport {
   readonly id: string;
+  /** The VM folder it is in: a chain never leaves it (ids are unique only within one). */
+  readonly vmFolder?: string | undefined;
   readonly state: string;
   readonly manifest: {
     readonly source: { readonly vm: { readonly uuid: string }; readonly snapshot: { readonly tag: string } };
@@ -69,7 +71,7 @@ export function chainBelow<E extends ChainExport>(
   from: E,
   target: string,
 ): { readonly links: readonly E[]; readonly broken: string | null } {
-  const byId = new Map(exports.map((e) => [e.id, e]));
+  const byId = new Map(exports.filter((e) => e.vmFolder === from.vmFolder).map((e) => [e.id, e]));
   const vmUuid = from.manifest?.source.vm.uuid;
   const links: E[] = [];
   const seen = new Set([from.id]);
@@ -163,6 +165,27 @@ function snapshotIdIn(snapshots: readonly Snapshot[], tag: string, target: strin
   const snapshot = snapshots.find((s) => s.tag === tag && !s.incomplete);
   const disk = snapshot?.disks.find((d) => d.target === target && d.lv === undefined);
   return disk?.imageSnapshotId;
+}
+
+/**
+ * The exports as they may be trusted: a verified export built on one that is missing or damaged
+ * cannot be restored, so it is listed as damaged too, with the reason.
+ */
+export function markBrokenChains<E extends ChainExport & { readonly reason: string | null }>(
+  exports: readonly E[],
+): E[] {
+  return exports.map((e) => {
+    if (e.state !== "verified") {
+      return e;
+    }
+    for (const disk of e.manifest?.disks ?? []) {
+      const { broken } = chainBelow(exports, e, disk.target);
+      if (broken !== null) {
+        return { ...e, state: "corrupt", reason: `it cannot be restored: ${broken}` };
+      }
+    }
+    return e;
+  });
 }
 
 /**

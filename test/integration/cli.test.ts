@@ -270,7 +270,7 @@ describe("snapkeep CLI", () => {
       const exported = cli(["export", `local/${vmName}`, "to-export", "--to", "backup", "--json"]);
       expect(exported.code).toBe(0);
       // Progress goes to stderr, the result to stdout.
-      expect(exported.stderr).toMatch(/convert vda/);
+      expect(exported.stderr).toMatch(/transfer vda/);
       const result = JSON.parse(exported.stdout) as { id: string; manifest: { disks: { name: string }[] } };
       expect(result.manifest.disks.map((d) => d.name)).toEqual(["vda.qcow2", "vdb.qcow2"]);
       const listed = cli(["exports", "list"]);

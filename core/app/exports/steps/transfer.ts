@@ -116,6 +116,9 @@ async function sendAll(ex: PreparedExport, staged: readonly StagedDisk[]): Promi
       ex.progress.update(before + Math.min(bytes, disk.size)),
     );
     disks.push(sent.disk);
+    // rsync's last progress line may stop short of the size (what matched the basis is not
+    // always counted): the disk is there now, whole.
+    ex.progress.update(before + disk.size);
     bytesSent += sent.stats?.bytesSent ?? 0;
     literalBytes += sent.stats?.literalBytes ?? 0;
     sentBefore += disk.size;

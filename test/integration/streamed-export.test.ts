@@ -28,6 +28,18 @@ import { startSshd, type TestSshd } from "../support/sshd.js";
 const MiB = 1024 * 1024;
 const KiB = 1024;
 
+/** A snapshot's raw content, read shared (the VM may run): what a restore must equal. */
+function snapshotRaw(image: string, tag: string, out: string): void {
+  execFileSync("qemu-img", ["convert", "-U", "-l", `snapshot.name=${tag}`, "-O", "raw", image, out]);
+}
+
+/** Damage on the target: one byte near the end of an image flipped. */
+function flipNearEnd(file: string): void {
+  const bytes = readFileSync(file);
+  bytes[bytes.length - 100] = (bytes[bytes.length - 100] ?? 0) ^ 0xff;
+  writeFileSync(file, bytes);
+}
+
 interface Subject {
   readonly label: string;
   readonly vm: string;
@@ -193,16 +205,7 @@ describe("streamed, incremental exports", () => {
     ]);
     const image = disk === "vda" ? s.disk : s.vdb;
     const reference = join(work, `reference-${made.result.id}-${disk}.raw`);
-    execFileSync("qemu-img", [
-      "convert",
-      "-U",
-      "-l",
-      `snapshot.name=${made.tag}`,
-      "-O",
-      "raw",
-      image,
-      reference,
-    ]);
+    snapshotRaw(image, made.tag, reference);
     // Exit 0: identical content; 1: they differ (the message says where).
     execFileSync("qemu-img", ["compare", "-f", "qcow2", "-F", "raw", restored, reference]);
     rmSync(restored);
@@ -251,9 +254,7 @@ describe("streamed, incremental exports", () => {
     const s = subjects[1] as Subject;
     const newest = s.made.at(-1) as { result: ExportResult; tag: string };
     const file = join(newest.result.folder, "vda.qcow2");
-    const bytes = readFileSync(file);
-    bytes[bytes.length - 100] = (bytes[bytes.length - 100] ?? 0) ^ 0xff;
-    writeFileSync(file, bytes);
+    flipNearEnd(file);
     expect((await exports.verify(s.target, newest.result.id)).ok).toBe(false);
     change(s, 6);
     const result = await snapshotAndExport(s, "after-damage");
@@ -344,16 +345,7 @@ describe("streamed, incremental exports", () => {
       };
       expect(info["backing-filename"]).toBeUndefined();
       const reference = join(work, "reference-restored.raw");
-      execFileSync("qemu-img", [
-        "convert",
-        "-U",
-        "-l",
-        `snapshot.name=${made.tag}`,
-        "-O",
-        "raw",
-        s.disk,
-        reference,
-      ]);
+      snapshotRaw(s.disk, made.tag, reference);
       execFileSync("qemu-img", ["compare", "-U", "-f", "qcow2", "-F", "raw", vda, reference]);
     } finally {
       for (const args of [
@@ -373,9 +365,7 @@ describe("streamed, incremental exports", () => {
     const s = subjects[0] as Subject;
     const [, second, third, fourth] = s.made.map((m) => m.result);
     const file = join(second?.folder ?? "", "vda.qcow2");
-    const bytes = readFileSync(file);
-    bytes[bytes.length - 100] = (bytes[bytes.length - 100] ?? 0) ^ 0xff;
-    writeFileSync(file, bytes);
+    flipNearEnd(file);
     // Its own files are intact: a plain verify reads only what it added.
     expect((await exports.verify(s.target, fourth?.id ?? "")).ok).toBe(true);
     const full = await exports.verifyChain(s.target, fourth?.id ?? "");

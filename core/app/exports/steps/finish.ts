@@ -18,6 +18,7 @@ import {
   type Manifest,
   type ManifestDisk,
 } from "../../../drivers/bundle/bundle.js";
+import { backingId } from "../../../domain/plans/chain-plan.js";
 import { finishArgs, parseBadFiles } from "../../../drivers/sh/export-scripts.js";
 import { writeFailure } from "../../../infra/remote-fs.js";
 import { HASH_MS, signalOption, type PreparedExport, type StagedDisk } from "./context.js";
@@ -75,9 +76,9 @@ export function exportManifest(ex: PreparedExport, disks: readonly StagedDisk[])
 
 /** The export the incremental images are backed by (all by the same one: the newest verified). */
 function basisOf(disks: readonly StagedDisk[]): { basis?: string } {
-  const backing = disks.find((d) => d.backing !== undefined)?.backing;
-  const id = backing === undefined ? undefined : /^\.\.\/([^/]+)\//.exec(backing)?.[1];
-  return id === undefined ? {} : { basis: id };
+  const disk = disks.find((d) => d.backing !== undefined);
+  const id = disk?.backing === undefined ? null : backingId(disk.backing, disk.target);
+  return id === null ? {} : { basis: id };
 }
 
 /** Checks and seals the bundle on the target and renames it; returns its final folder. */

@@ -54,10 +54,10 @@ export class NotStreamable extends Error {}
 /** Each disk's stream, deciding full or incremental from the target's exports and the tables. */
 export async function planDiskStreams(ex: PreparedExport): Promise<DiskStream[]> {
   const streams: DiskStream[] = [];
+  // Every incremental disk is built on the same export: the VM's newest verified one.
   for (const disk of ex.disks) {
     streams.push(await planDisk(ex, disk));
   }
-  // One basis for the export: every incremental disk is built on the same export (the newest).
   return streams;
 }
 
@@ -251,13 +251,11 @@ async function streamDisk(
     }
   }
   try {
-    const reading = ex.source.runner
-      .run(streamReadArgs(s.disk.source), {
-        stdin: streamReadInput(s.plan.reads),
-        stdoutTo: picker,
-        signal: stop.signal,
-      })
-      .finally(() => undefined);
+    const reading = ex.source.runner.run(streamReadArgs(s.disk.source), {
+      stdin: streamReadInput(s.plan.reads),
+      stdoutTo: picker,
+      signal: stop.signal,
+    });
     const writing = ex.dest.runner.run(streamWriteArgs(path, resumeAt), {
       stdin: Readable.from(image()),
       signal: stop.signal,

@@ -1,5 +1,5 @@
 import type { LibraryItem, Target, TargetExports } from "../../../core/api/contract.js";
-import type { Slice } from "./types.js";
+import { asApiError, type Slice } from "./types.js";
 
 /** A host's library: its templates and its volumes. */
 export interface HostLibrary {
@@ -24,10 +24,15 @@ export const librarySlice: Slice<LibrarySlice> = (api, run) => (set) => ({
   exports: [],
   exportsLoading: false,
   library: {},
+  // A read in the background (an editor opening asks for the targets): it does not take the app's
+  // busy label, which would disable every button, and the one that opened the editor with them,
+  // so an Escape pressed before the answer could not give the focus back.
   loadTargets: async () => {
-    await run("Loading targets", async () => {
+    try {
       set({ targets: await api.call("targets.list", {}) });
-    });
+    } catch (error) {
+      set({ error: asApiError(error) });
+    }
   },
   loadExports: async () => {
     set({ exportsLoading: true });

@@ -408,6 +408,15 @@ interface SizeResult {
   readonly filled: number;
   readonly runs: Record<Engine, Record<StepName, ExportRun>>;
   readonly plain: PlainRun;
+  readonly merge: MergeRun;
+}
+
+/** Retention removing the first (full) streamed export: merged into the next, on the target. */
+interface MergeRun {
+  readonly ms: number;
+  readonly written: number;
+  /** The same chain flattened by hand on the target with qemu-img convert. */
+  readonly plainMs: number;
 }
 
 interface Bench {
@@ -572,13 +581,46 @@ async function benchSize(b: Bench, sizeMiB: number, owner: string): Promise<Size
       checkRun(b, label, step, engine, run);
     }
   }
+  const merge = await benchMerge(b, vm.uuid, runs.stream.scattered.result.id);
+  console.log(
+    `  merge on retention (keep 2: the first export merged into the next, on the target): ${seconds(merge.ms)} s, ${mib(merge.written)} MiB written; qemu-img convert of that chain by hand ${seconds(merge.plainMs)} s`,
+  );
   // The exports of this size are not needed any more: room for the next one.
   for (const engine of ENGINES) {
     for (const name of readdirSafe(b.targetDir[engine])) {
       rmSync(join(b.targetDir[engine], name), { recursive: true, force: true });
     }
   }
-  return { sizeMiB, filled, runs, plain: plain as PlainRun };
+  return { sizeMiB, filled, runs, plain: plain as PlainRun, merge };
+}
+
+/**
+ * Retention on the streamed target: keep 2 of first, scattered, contiguous removes the full
+ * first export, which Snapkeep merges into the scattered one (checking the layers' hashes, writing
+ * the merged image, hashing it). Beside it, what a person would run on the target by hand to
+ * flatten the same chain: qemu-img convert of the scattered export into one image.
+ */
+async function benchMerge(b: Bench, vmUuid: string, intoId: string): Promise<MergeRun> {
+  const vmFolder = readdirSafe(b.targetDir.stream).find((name) =>
+    readdirSafe(join(b.targetDir.stream, name)).includes(intoId),
+  );
+  const into = join(b.targetDir.stream, vmFolder ?? "?", intoId, "vda.qcow2");
+  const flat = join(b.scratch, "flattened.qcow2");
+  settle();
+  let start = performance.now();
+  await sh(["qemu-img", "convert", "-f", "qcow2", "-O", "qcow2", into, flat]);
+  const plainMs = performance.now() - start;
+  rmSync(flat, { force: true });
+  settle();
+  start = performance.now();
+  const pruned = await b.exports.prune(b.targetName.stream, { vmUuid, keep: 2, dryRun: false });
+  const ms = performance.now() - start;
+  if (pruned.merged.length !== 1 || pruned.removed.length !== 1) {
+    b.oddities.push(
+      `retention with keep 2 merged ${pruned.merged.length} and removed ${pruned.removed.length}`,
+    );
+  }
+  return { ms, written: pruned.merged.reduce((sum, m) => sum + (m.bytesWritten ?? 0), 0), plainMs };
 }
 
 /** Notes what the engine did that the benchmark did not expect (reported, not fixed). */
@@ -831,6 +873,20 @@ function report(results: readonly SizeResult[], oddities: readonly string[], ses
   }
   console.log("\nIssue 16's goals (for the streamed engine; today's engine beside it for comparison):\n");
   printTable(["goal", "case", "streamed", "", "convert+rsync", ""], goals);
+
+  console.log(
+    "\nRetention removing the first (full) streamed export, which Snapkeep merges into the next one on the target (layers hashed, merged image written and hashed), beside flattening that chain by hand on the target with qemu-img convert:\n",
+  );
+  printTable(
+    ["disk", "merge s", "written MiB", "qemu-img convert s", "ratio"],
+    results.map((s) => [
+      sizeLabel(s.sizeMiB),
+      seconds(s.merge.ms),
+      mib(s.merge.written),
+      seconds(s.merge.plainMs),
+      times(s.merge.ms / s.merge.plainMs),
+    ]),
+  );
 
   console.log("\nNotes:");
   const versions = [

@@ -275,23 +275,26 @@ export function registerExportCommands(
   registerImport(program, context, print);
   list
     .command("prune <target>")
-    .description("remove older verified exports beyond --keep per VM (the newest always stays)")
+    .description(
+      "remove older verified exports beyond --keep per VM (the newest always stays); one that a kept export is built on is merged into it first",
+    )
     .option("--keep <n>", "exports to keep per VM (default: the target's setting)", keepOption)
-    .option("--dry-run", "only say what would be removed")
+    .option("--dry-run", "only say what would be removed and merged")
     .option("--json", "machine-readable output")
     .action(async (targetName: string, opts: { keep?: number; dryRun?: boolean; json?: boolean }) => {
       const result = await exports().prune(targetName, { keep: opts.keep, dryRun: opts.dryRun === true });
-      print(
-        result,
-        opts.json,
-        () =>
-          (result.removed.length === 0
-            ? "Nothing to remove.\n"
-            : `${result.dryRun ? "Would remove" : "Removed"}:\n${result.removed.map((f) => `  ${f}\n`).join("")}`) +
-          (result.held.length === 0
-            ? ""
-            : `Kept, as later exports are built on them:\n${result.held.map((h) => `  ${h.folder} (${h.reason})\n`).join("")}`),
-      );
+      print(result, opts.json, () => removalText(result));
+    });
+  list
+    .command("remove <target> <ids...>")
+    .description(
+      "remove the exports named (ids or unique prefixes); an export built on one of them takes its data first, so it still restores",
+    )
+    .option("--dry-run", "only say what would be removed and merged")
+    .option("--json", "machine-readable output")
+    .action(async (targetName: string, ids: string[], opts: { dryRun?: boolean; json?: boolean }) => {
+      const result = await exports().remove(targetName, ids, { dryRun: opts.dryRun === true });
+      print(result, opts.json, () => removalText(result));
     });
   list
     .command("clean <host>")
@@ -495,4 +498,28 @@ function progressPrinter(io: CliIo): ((p: ExportProgress) => void) & { done: () 
 function formatEta(seconds: number): string {
   const s = Math.round(seconds);
   return s < 60 ? `${s}s` : `${Math.floor(s / 60)}m${String(s % 60).padStart(2, "0")}s`;
+}
+
+/** What prune and remove did (or would do): merges first, then removals, then what stays. */
+function removalText(result: {
+  removed: readonly string[];
+  held: readonly { folder: string; reason: string }[];
+  merged: readonly { into: string; from: readonly string[]; bytesWritten: number | null }[];
+  dryRun: boolean;
+}): string {
+  const merged = result.merged.map(
+    (m) =>
+      `  ${m.into} takes in ${m.from.join(", ")}${m.bytesWritten === null ? "" : ` (${formatBytes(m.bytesWritten)} written on the target)`}\n`,
+  );
+  return (
+    (merged.length === 0
+      ? ""
+      : `${result.dryRun ? "Would merge, so that what stays still restores" : "Merged, so that what stays still restores"}:\n${merged.join("")}`) +
+    (result.removed.length === 0
+      ? "Nothing to remove.\n"
+      : `${result.dryRun ? "Would remove" : "Removed"}:\n${result.removed.map((f) => `  ${f}\n`).join("")}`) +
+    (result.held.length === 0
+      ? ""
+      : `Kept for now (an export that is not verified, or still being written, is built on them):\n${result.held.map((h) => `  ${h.folder} (${h.reason})\n`).join("")}`)
+  );
 }

@@ -258,9 +258,17 @@ describe("schedules that copy off the host", () => {
     });
     const listed = (await exports.list("nas"))[0]?.exports ?? [];
     expect(listed.find((e) => e.id === rotten?.id)?.state).toBe("corrupt");
-    // The next run checks the copy the last one made (checked forty "days" before), which matches.
+    // The copy that run made was streamed on top of the rotten one (its damage was found after):
+    // it cannot be restored either, and is listed so, never a basis again.
+    const onRotten = listed.find((e) => e.id === run.copy?.exportId);
+    expect(onRotten?.manifest?.basis).toBe(rotten?.id);
+    expect(onRotten?.state).toBe("corrupt");
+    expect(onRotten?.reason).toMatch(/^it cannot be restored: /);
+    // So the next copy does not build on either, and is the one checked next (forty "days" on).
     const next = await runOnce(monthOn);
-    expect(next.copy?.reverified).toEqual({ exportId: run.copy?.exportId, ok: true, detail: null });
+    const made = ((await exports.list("nas"))[0]?.exports ?? []).find((e) => e.id === next.copy?.exportId);
+    expect([rotten?.id, run.copy?.exportId]).not.toContain(made?.manifest?.basis);
+    expect(next.copy?.reverified).toEqual({ exportId: next.copy?.exportId, ok: true, detail: null });
   }, 300_000);
 
   it("a manual prune by count leaves the schedule's copies alone", async () => {

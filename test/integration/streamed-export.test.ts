@@ -3,7 +3,7 @@
  * one shut off), qemu-img, a folder target and an SSH target in its own network namespace.
  *
  * A chain of five exports per VM, each restored with stock qemu-img as its RESTORE.md says and
- * compared with its snapshot; retention keeping what kept exports are built on; every fallback
+ * compared with its snapshot; removal and retention merging what kept exports are built on; every fallback
  * (damaged basis export, basis snapshot deleted, disk resized, disk added, target killed in the
  * middle) ending in a correct export with its reason; a chain restored as a new VM by Snapkeep.
  */
@@ -176,7 +176,13 @@ describe("streamed, incremental exports", () => {
   ): void {
     const folder = made.result.folder;
     const notes = readFileSync(join(folder, "RESTORE.md"), "utf8");
-    const chained = made.result.manifest.disks.find((d) => d.target === disk)?.backing !== undefined;
+    // Read where it lies: a merge on retention may have rewritten it since it was made.
+    const top = JSON.parse(readFileSync(join(folder, "manifest.json"), "utf8")) as {
+      disks: { target: string; backing?: string }[];
+    };
+    const chained = top.disks.find((d) => d.target === disk)?.backing !== undefined;
+    // QEMU's own consistency check of the image Snapkeep wrote (or merged): no errors, no leaks.
+    execFileSync("qemu-img", ["check", "-f", "qcow2", join(folder, `${disk}.qcow2`)]);
     expect(notes).toContain(
       chained ? `qemu-img convert -f qcow2 -O qcow2 ${disk}.qcow2` : `cp --sparse=always ${disk}.qcow2`,
     );
@@ -236,19 +242,75 @@ describe("streamed, incremental exports", () => {
     }
   }, 600_000);
 
-  it("keeps what kept exports are built on when retention prunes, and every export still restores", async () => {
+  it("merges a removed export into the one built on it, so every remaining export still restores", async () => {
+    for (const s of subjects) {
+      const [, , middle, above] = s.made as { result: ExportResult; tag: string }[];
+      if (middle === undefined || above === undefined) {
+        throw new Error("the chain of five was not made");
+      }
+      const planned = await exports.remove(s.target, [middle.result.id], { dryRun: true });
+      expect(planned.merged).toEqual([
+        {
+          into: expect.stringMatching(new RegExp(`/${above.result.id}$`)) as unknown as string,
+          from: [middle.result.id],
+          bytesWritten: null,
+        },
+      ]);
+      expect(existsSync(middle.result.folder)).toBe(true);
+
+      const done = await exports.remove(s.target, [middle.result.id], { dryRun: false });
+      expect(done.removed).toEqual([expect.stringMatching(new RegExp(`/${middle.result.id}$`))]);
+      expect(done.merged[0]?.bytesWritten).toBeGreaterThan(0);
+      expect(existsSync(middle.result.folder)).toBe(false);
+      s.made.splice(2, 1);
+      const manifest = JSON.parse(readFileSync(join(above.result.folder, "manifest.json"), "utf8")) as {
+        basis?: string;
+        disks: { target: string; why?: string }[];
+      };
+      // It now rests on the export below the removed one, and says so.
+      expect(manifest.basis).toBe(s.made[1]?.result.id);
+      expect(manifest.disks[0]?.why).toContain(`merged with ${middle.result.id}`);
+      for (const made of s.made) {
+        restoreWithStockTools(s, made);
+        restoreWithStockTools(s, made, "vdb");
+      }
+      const listed = await exports.list(s.target);
+      expect(
+        listed
+          .flatMap((t) => t.exports)
+          .filter((e) => e.vmUuid === s.uuid)
+          .map((e) => e.state),
+      ).toEqual(s.made.map(() => "verified"));
+    }
+  }, 600_000);
+
+  it("merges the exports retention prunes into the oldest it keeps, which becomes a full one", async () => {
     for (const s of subjects) {
       const pruned = await exports.prune(s.target, { vmUuid: s.uuid, keep: 2, dryRun: false });
-      expect(pruned.removed).toEqual([]);
-      expect(pruned.held.map((h) => h.reason)).toEqual(
-        s.made.slice(0, 3).map(() => expect.stringMatching(/^base of /) as unknown as string),
-      );
+      const [first, second, kept] = s.made as { result: ExportResult; tag: string }[];
+      expect(pruned.held).toEqual([]);
+      expect(pruned.removed).toHaveLength(2);
+      expect(pruned.merged.map((m) => m.from)).toEqual([[second?.result.id, first?.result.id]]);
+      expect(existsSync(first?.result.folder ?? "")).toBe(false);
+      s.made.splice(0, 2);
+      const manifest = JSON.parse(readFileSync(join(kept?.result.folder ?? "", "manifest.json"), "utf8")) as {
+        basis?: string;
+        disks: { backing?: string }[];
+      };
+      expect(manifest.basis).toBeUndefined();
+      expect(manifest.disks.every((d) => d.backing === undefined)).toBe(true);
       for (const made of s.made) {
-        expect(existsSync(made.result.folder)).toBe(true);
         restoreWithStockTools(s, made);
+        restoreWithStockTools(s, made, "vdb");
       }
+      expect((await exports.verifyChain(s.target, s.made.at(-1)?.result.id ?? "")).ok).toBe(true);
+      // The next export still builds on the newest, whose chain is now the merged full one.
+      change(s, 5);
+      const next = await snapshotAndExport(s, "after-merge");
+      expect(next.basis).toBe(s.made.at(-2)?.result.id);
+      restoreWithStockTools(s, s.made.at(-1) as { result: ExportResult; tag: string });
     }
-  }, 300_000);
+  }, 600_000);
 
   it("builds on the newest export that is still good when the newest one is damaged", async () => {
     const s = subjects[1] as Subject;
@@ -297,7 +359,7 @@ describe("streamed, incremental exports", () => {
   it("survives the target dying in the middle: nothing listed as good, and the next run completes it", async () => {
     const s = subjects[0] as Subject;
     // A full export (its basis snapshot deleted), slow enough to be caught in the middle.
-    await app.snapshots.delete("local", s.vm, "chain-5");
+    await app.snapshots.delete("local", s.vm, "after-merge");
     change(s, 11);
     let killed = false;
     const error = await failure(
@@ -323,12 +385,14 @@ describe("streamed, incremental exports", () => {
     expect(again.bytesSent).toBeLessThan(again.manifest.disks.reduce((sum, d) => sum + d.size, 0) - 6 * MiB);
     const tag = (await app.vms.get("local", s.vm)).snapshots.find((x) => x.name === "killed")?.tag ?? "";
     restoreWithStockTools(s, { result: again, tag });
+    s.made.push({ result: again, tag });
   }, 300_000);
 
   it("restores an incremental export as a new VM: the chain is checked, copied and joined", async () => {
     const s = subjects[0] as Subject;
-    const made = s.made[3] as { result: ExportResult; tag: string };
-    expect(made.result.basis).not.toBeNull();
+    // Built on the export retention merged the older ones into.
+    const made = s.made[1] as { result: ExportResult; tag: string };
+    expect(made.result.basis).toBe(s.made[0]?.result.id);
     const name = `sk-str-back-${suffix}`;
     const files: string[] = [];
     try {
@@ -363,18 +427,43 @@ describe("streamed, incremental exports", () => {
 
   it("names a damaged link when an export is verified in full, and lists what is built on it as damaged", async () => {
     const s = subjects[0] as Subject;
-    const [, second, third, fourth] = s.made.map((m) => m.result);
-    const file = join(second?.folder ?? "", "vda.qcow2");
+    // The merged full export, and two built on it.
+    const [first, second, third] = s.made.map((m) => m.result);
+    expect([second?.basis, third?.basis]).toEqual([first?.id, second?.id]);
+    const file = join(first?.folder ?? "", "vda.qcow2");
     flipNearEnd(file);
     // Its own files are intact: a plain verify reads only what it added.
-    expect((await exports.verify(s.target, fourth?.id ?? "")).ok).toBe(true);
-    const full = await exports.verifyChain(s.target, fourth?.id ?? "");
-    expect(full).toMatchObject({ ok: false, badFiles: [`${second?.id ?? ""}/vda.qcow2`] });
+    expect((await exports.verify(s.target, third?.id ?? "")).ok).toBe(true);
+    const full = await exports.verifyChain(s.target, third?.id ?? "");
+    expect(full).toMatchObject({ ok: false, badFiles: [`${first?.id ?? ""}/vda.qcow2`] });
     const listed = (await exports.list(s.target))[0]?.exports ?? [];
-    for (const built of [third, fourth]) {
+    for (const built of [second, third]) {
       const entry = listed.find((e) => e.id === built?.id);
       expect(entry?.state).toBe("corrupt");
       expect(entry?.reason).toMatch(/^it cannot be restored: /);
     }
+  }, 120_000);
+
+  it("refuses to merge from an image that no longer matches its checksum, and removes nothing", async () => {
+    const s = subjects[1] as Subject;
+    const listed = (await exports.list(s.target))[0]?.exports ?? [];
+    const good = new Set(listed.filter((e) => e.state === "verified").map((e) => e.id));
+    const pairs = s.made.flatMap((upper, i) =>
+      s.made
+        .slice(0, i)
+        .filter((lower) => upper.result.basis === lower.result.id)
+        .map((lower) => ({ lower: lower.result, upper: upper.result })),
+    );
+    const pair = pairs.filter((p) => good.has(p.lower.id) && good.has(p.upper.id)).at(-1);
+    if (pair === undefined) {
+      throw new Error("no verified export built on another verified one");
+    }
+    // Damage the kept export after its check: it is still listed as verified.
+    flipNearEnd(join(pair.upper.folder, "vda.qcow2"));
+    const error = await failure(exports.remove(s.target, [pair.lower.id], { dryRun: false }));
+    expect(error.code).toBe("VERIFY_FAILED");
+    expect(error.message).toContain(`${pair.upper.id}/vda.qcow2`);
+    expect(existsSync(pair.lower.folder)).toBe(true);
+    expect(readFileSync(join(pair.upper.folder, "manifest.json"), "utf8")).toContain(pair.lower.id);
   }, 120_000);
 });

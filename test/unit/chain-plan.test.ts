@@ -1,7 +1,7 @@
 /**
  * Chains of exports on hand-made export lists: which names a link may have, how a chain is followed
- * and when it is broken, when a disk is exported incrementally or in full, and which exports
- * retention must keep because another one is built on them.
+ * and when it is broken, when a disk is exported incrementally or in full, and what retention
+ * merges or keeps because another export is built on it.
  */
 import { describe, expect, it } from "vitest";
 
@@ -11,9 +11,9 @@ import {
   chainBelow,
   type ChainExport,
   decideDiskBasis,
-  holdBases,
   MAX_LINKS,
 } from "../../core/domain/plans/chain-plan.js";
+import { planMerges } from "../../core/domain/plans/merge-plan.js";
 import type { Snapshot, VmWithSnapshots } from "../../core/domain/types.js";
 
 const UUID = "13f71cc3-b118-4340-a65b-6c39d1ff9a3e";
@@ -211,41 +211,58 @@ describe("decideDiskBasis", () => {
   });
 });
 
-describe("holdBases", () => {
-  it("holds the links below a kept export and removes the rest", () => {
+describe("planMerges", () => {
+  it("merges the removed links below a kept export into it, and removes them", () => {
     const [a, b, c] = chain(2) as [ChainExport, ChainExport, ChainExport];
     const d = exp(9, null);
-    const decided = holdBases([a, b, c, d], [a, d, b]);
-    expect(decided.remove).toEqual([d]);
-    expect(decided.held).toEqual([
-      { export: a, reason: `base of ${id(3)}` },
-      { export: b, reason: `base of ${id(3)}` },
+    const decided = planMerges([a, b, c, d], [a, d, b]);
+    expect(decided.remove).toEqual([a, d, b]);
+    expect(decided.held).toEqual([]);
+    expect(decided.merges).toEqual([{ into: c, disks: [{ target: "vda", merged: [b, a], basis: null }] }]);
+  });
+
+  it("merges a middle link into the one above it, which then rests on the one below", () => {
+    const [a, b, c, d] = chain(3) as [ChainExport, ChainExport, ChainExport, ChainExport];
+    const decided = planMerges([a, b, c, d], [b]);
+    expect(decided.merges).toEqual([{ into: c, disks: [{ target: "vda", merged: [b], basis: id(1) }] }]);
+    expect(decided.remove).toEqual([b]);
+  });
+
+  it("removes a whole chain when nothing kept is built on it, and does nothing for nothing", () => {
+    const exports = chain(2);
+    expect(planMerges(exports, exports)).toEqual({ merges: [], remove: exports, held: [] });
+    expect(planMerges(exports, [])).toEqual({ merges: [], remove: [], held: [] });
+  });
+
+  it("holds what an unverified export is built on: a merge starts only from data known to be good", () => {
+    const [a, b] = chain(1) as [ChainExport, ChainExport];
+    const c: ChainExport = { ...exp(3, 2), state: "unverified" };
+    const decided = planMerges([a, b, c], [a, b]);
+    expect(decided.merges).toEqual([]);
+    expect(decided.remove).toEqual([]);
+    expect(decided.held.map((h) => h.reason)).toEqual([
+      `base of ${id(3)}, which is unverified`,
+      `base of ${id(3)}, which is unverified`,
     ]);
   });
 
-  it("removes a whole chain when nothing kept is built on it", () => {
-    const exports = chain(2);
-    expect(holdBases(exports, exports)).toEqual({ remove: exports, held: [] });
-    expect(holdBases(exports, [])).toEqual({ remove: [], held: [] });
-  });
-
-  it("holds the base an unfinished export is being written on", () => {
+  it("holds the base an unfinished export is being written on, and the chain below it", () => {
     const [a, b] = chain(1) as [ChainExport, ChainExport];
     const unfinished: ChainExport = { id: id(5), state: "partial", manifest: null, job: { basis: id(2) } };
-    const decided = holdBases([a, b, unfinished], [b]);
+    const decided = planMerges([a, b, unfinished], [b]);
     expect(decided.remove).toEqual([]);
     expect(decided.held).toEqual([{ export: b, reason: `base of ${id(5)}, which is being written` }]);
+    expect(planMerges([a, b, unfinished], [a, b]).remove).toEqual([]);
     // A job with no basis holds nothing.
     const fresh: ChainExport = { ...unfinished, job: {} };
-    expect(holdBases([a, b, fresh], [b]).remove).toEqual([b]);
+    expect(planMerges([a, b, fresh], [b]).remove).toEqual([b]);
   });
 
-  // BUG (reported, not fixed): only the direct basis of an unfinished export is held, not the
-  // exports that basis is itself built on, so the held basis loses its own base.
-  it("holds the whole chain below an unfinished export's basis", () => {
-    const [a, b] = chain(1) as [ChainExport, ChainExport];
-    const unfinished: ChainExport = { id: id(5), state: "partial", manifest: null, job: { basis: id(2) } };
-    const decided = holdBases([a, b, unfinished], [a, b]);
-    expect(decided.remove).toEqual([]);
+  it("does not merge into an export whose chain is already broken", () => {
+    const [a, b, c] = chain(2) as [ChainExport, ChainExport, ChainExport];
+    const damaged: ChainExport = { ...a, state: "corrupt" };
+    const decided = planMerges([damaged, b, c], [b]);
+    expect(decided.merges).toEqual([]);
+    expect(decided.remove).toEqual([b]);
   });
 });

@@ -158,7 +158,7 @@ function findSnapshot(table: readonly SnapshotEntry[], key: SnapshotKey): Snapsh
  * Reads the image's header and byte ranges, in as few commands as the argument lists allow, and
  * counts the commands and bytes it took.
  */
-class RangeReader {
+export class RangeReader {
   commands = 0;
   metadataBytes = 0;
 

@@ -22,7 +22,7 @@ import { SnapkeepError, describeError, isSnapkeepError, quoteInput } from "../..
 import { planExportDisks } from "../../domain/plans/export-plan.js";
 import { resolveSnapshot } from "../../domain/selection.js";
 import { keepNewest } from "../../domain/retention/newest.js";
-import { chainBelow, holdBases } from "../../domain/plans/chain-plan.js";
+import { chainBelow } from "../../domain/plans/chain-plan.js";
 import type { RetentionPolicy } from "../../domain/retention/gfs.js";
 import {
   applyTargetRetention,
@@ -39,7 +39,9 @@ import {
   type ExportStatus,
   type Manifest,
 } from "../../drivers/bundle/bundle.js";
-import { RemoteFs, removeExportFolder } from "../../infra/remote-fs.js";
+import { RemoteFs } from "../../infra/remote-fs.js";
+import { finishPendingMerges } from "./merge.js";
+import { retireExports, type MergeReport, type Retired } from "./retire.js";
 import { cleanStaging, type CleanResult } from "./staging.js";
 import { scanExports } from "./target-folders.js";
 import { convertDisks } from "./steps/convert.js";
@@ -125,8 +127,17 @@ export interface VerifyResult {
 export interface PruneResult {
   readonly removed: readonly string[];
   readonly kept: readonly string[];
-  /** Exports retention would remove but a kept one is built on: each with "base of …". */
+  /** Exports retention would remove but an unverified or unfinished one is built on: "base of …". */
   readonly held: readonly { folder: string; reason: string }[];
+  /** Kept exports that took in the data of removed ones they were built on. */
+  readonly merged: readonly MergeReport[];
+  readonly dryRun: boolean;
+}
+
+export interface RemoveResult {
+  readonly removed: readonly string[];
+  readonly held: readonly { folder: string; reason: string }[];
+  readonly merged: readonly MergeReport[];
   readonly dryRun: boolean;
 }
 
@@ -379,7 +390,7 @@ export class Exports {
         `Say how many exports per VM to keep (--keep N, at least 1) or set it on ${targetName}.`,
       );
     }
-    const all = await this.#scan(target);
+    const all = await this.#scanSettled(target);
     const entries = all.filter(
       (e) =>
         e.state === "verified" &&
@@ -398,24 +409,40 @@ export class Exports {
       kept.push(...decided.keep.map((k) => k.item.folder));
       unwanted.push(...decided.remove);
     }
-    // An incremental export needs the exports below it: those stay while it does.
-    const { remove: removed, held } = holdBases(all, unwanted);
-    if (!options.dryRun) {
-      const fs = this.#deps.targets.fsOf(target);
-      for (const entry of removed) {
-        await removeExportFolder(
-          fs,
-          target.path,
-          entry.vmFolder,
-          entry.folder.slice(entry.vmFolder.length + 1),
-        );
-      }
-      this.#deps.annotations.forgetExports(removed.map((e) => `${target.name}/${e.id}`));
-    }
+    // An incremental export needs the exports below it: they are merged into it before they go.
+    const retired = await this.#retire(target, all, unwanted, options.dryRun);
     return {
-      removed: removed.map((e) => e.folder),
+      removed: retired.removed.map((e) => e.folder),
       kept,
-      held: held.map((h) => ({ folder: h.export.folder, reason: h.reason })),
+      held: retired.held,
+      merged: retired.merged,
+      dryRun: options.dryRun,
+    };
+  }
+
+  /**
+   * Removes exports the person names (ids or unique prefixes), whatever their state; an export
+   * built on one of them takes its data first (a merge on the target), so it still restores.
+   */
+  async remove(
+    targetName: string,
+    refs: readonly string[],
+    options: { dryRun: boolean },
+  ): Promise<RemoveResult> {
+    const target = this.#deps.targets.get(targetName);
+    const all = await this.#scanSettled(target);
+    const unwanted: ExportEntry[] = [];
+    for (const ref of refs) {
+      const { entry } = await this.find(targetName, ref);
+      if (!unwanted.some((e) => e.folder === entry.folder)) {
+        unwanted.push(entry);
+      }
+    }
+    const retired = await this.#retire(target, all, unwanted, options.dryRun);
+    return {
+      removed: retired.removed.map((e) => e.folder),
+      held: retired.held,
+      merged: retired.merged,
       dryRun: options.dryRun,
     };
   }
@@ -439,44 +466,61 @@ export class Exports {
     removed: readonly string[];
     kept: readonly KeptCopy[];
     held: readonly { folder: string; reason: string }[];
+    merged: readonly MergeReport[];
     dryRun: boolean;
   }> {
     const target = this.#deps.targets.get(targetName);
-    const entries = await this.#scan(target);
+    const entries = await this.#scanSettled(target);
     const wanted = applyTargetRetention(entries.map(targetCopyOf), policy, owner, this.#deps.now());
     const byId = new Map(entries.map((e) => [e.id, e]));
-    // An incremental copy needs the copies below it: those stay while it does.
-    const hold = holdBases(
+    // Oldest first: an interruption leaves the newest copies. An incremental copy's bases are
+    // merged into it before they go.
+    const retired = await this.#retire(
+      target,
       entries,
       wanted.remove.flatMap((c) => byId.get(c.id) ?? []),
+      options.dryRun,
     );
-    const holding = new Set(hold.held.map((h) => h.export.id));
-    const decided = { keep: wanted.keep, remove: wanted.remove.filter((c) => !holding.has(c.id)) };
-    const held = hold.held.map((h) => ({ folder: h.export.folder, reason: h.reason }));
-    const removed: string[] = [];
-    if (!options.dryRun) {
-      const fs = this.#deps.targets.fsOf(target);
-      // Oldest first: an interruption leaves the newest copies.
-      for (const copy of decided.remove) {
-        const entry = byId.get(copy.id);
-        if (entry !== undefined) {
-          await removeExportFolder(
-            fs,
-            target.path,
-            entry.vmFolder,
-            entry.folder.slice(entry.vmFolder.length + 1),
-          );
-          this.#deps.annotations.forgetExports([`${target.name}/${entry.id}`]);
-          removed.push(entry.folder);
-        }
-      }
-    } else {
-      removed.push(...decided.remove.map((c) => byId.get(c.id)?.folder ?? c.id));
-    }
-    return { removed, kept: decided.keep, held, dryRun: options.dryRun };
+    return {
+      removed: retired.removed.map((e) => e.folder),
+      kept: wanted.keep,
+      held: retired.held,
+      merged: retired.merged,
+      dryRun: options.dryRun,
+    };
   }
 
   // ---- internals ---------------------------------------------------------------------------------
+
+  /** The exports, after finishing any merge an interruption left half renamed. */
+  async #scanSettled(target: Target): Promise<ExportEntry[]> {
+    const all = await this.#scan(target);
+    const fs = this.#deps.targets.fsOf(target);
+    return (await finishPendingMerges(fs, target, all)) ? this.#scan(target) : all;
+  }
+
+  /** Merges what kept exports need of the unwanted ones, then removes these. */
+  async #retire(
+    target: Target,
+    all: readonly ExportEntry[],
+    unwanted: readonly ExportEntry[],
+    dryRun: boolean,
+  ): Promise<Retired> {
+    return retireExports(
+      {
+        fs: this.#deps.targets.fsOf(target),
+        target,
+        now: this.#deps.now,
+        sealKey: () => this.#sealKey(),
+      },
+      all,
+      unwanted,
+      {
+        dryRun,
+        onRemoved: (entry) => this.#deps.annotations.forgetExports([`${target.name}/${entry.id}`]),
+      },
+    );
+  }
 
   /** Every export on the target; with `create`, that folder is made first (an export starts). */
   async #scan(target: Target, create?: string): Promise<ExportEntry[]> {

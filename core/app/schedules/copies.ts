@@ -157,9 +157,6 @@ export class ScheduleCopies {
           snapshot: send.tag,
           target: policy.target,
           scheduleId: schedule.id,
-          // Standalone copies for now: a schedule keeps its copies to a count, and a streamed
-          // chain would hold older copies past it as bases until links can be merged (issue 16).
-          engine: "convert",
           ...(schedule.disks === undefined ? {} : { disks: schedule.disks }),
           ...(bwlimitKiB === undefined ? {} : { bwlimitKiB }),
           signal,

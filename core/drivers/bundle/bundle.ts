@@ -250,6 +250,11 @@ export interface ExportEntry {
   readonly vmUuid: string;
   readonly snapshotName: string;
   readonly createdAt: string;
+  /**
+   * The manifest a merge on retention wrote and had not yet renamed into place when it was
+   * interrupted (core/app/exports/merge.ts finishes it); absent when there is none.
+   */
+  readonly pendingMerge?: Manifest | null;
 }
 
 /**
@@ -287,7 +292,7 @@ export const SCAN_SCRIPT = [
   `    printf 'D %s\\n' "$e"`,
   '    odd=$(find "$e" ! -path "$e" ! -type f -print | wc -l)',
   "    printf 'O %s\\n' $odd",
-  `    for f in ${["job.json", "manifest.json", "status.json", "SHA256SUMS"].join(" ")}; do`,
+  `    for f in ${["job.json", "manifest.json", "status.json", "SHA256SUMS", "manifest.json.merge"].join(" ")}; do`,
   '      if [ -f "$e/$f" ] && [ ! -L "$e/$f" ]; then',
   `        printf 'F %s\\n' "$f"; od -An -v -tx1 -N ${256 * 1024} -- "$e/$f"; printf 'E\\n'`,
   "      fi",
@@ -384,6 +389,14 @@ function readJson<T>(bytes: Buffer | undefined, schema: z.ZodType<T>): T | null 
   }
 }
 
+function pending(bytes: Buffer | undefined): { pendingMerge?: Manifest | null } {
+  if (bytes === undefined) {
+    return {};
+  }
+  const parsed = readJson(bytes, manifestSchema);
+  return { pendingMerge: parsed === "bad" ? null : parsed };
+}
+
 function toEntry(scanned: ScannedFolder, sealKey: Uint8Array): ExportEntry | undefined {
   const { folder, files } = scanned;
   const slash = folder.indexOf("/");
@@ -453,5 +466,6 @@ function toEntry(scanned: ScannedFolder, sealKey: Uint8Array): ExportEntry | und
     vmUuid: m?.source.vm.uuid ?? j?.vmUuid ?? "",
     snapshotName: m?.source.snapshot.name ?? j?.snapshotTag ?? "",
     createdAt: m?.createdAt ?? j?.startedAt ?? "",
+    ...pending(files.get("manifest.json.merge")),
   };
 }

@@ -170,7 +170,11 @@ export function parseTable(bytes: Buffer, entries: number): bigint[] {
 }
 
 /** An L1 entry's L2 table offset (0: none), checked to lie inside the file. */
-export function l2TableOffset(entry: bigint, layout: Qcow2Layout, fileSize: number): number {
+export function l2TableOffset(
+  entry: bigint,
+  layout: Pick<Qcow2Layout, "clusterSize">,
+  fileSize: number,
+): number {
   const offset = Number(entry & OFFSET_MASK);
   if (offset !== 0 && (offset % layout.clusterSize !== 0 || offset + layout.clusterSize > fileSize)) {
     throw new Qcow2Unsupported("an L1 entry points outside the file");
@@ -242,7 +246,12 @@ export function diffL2(
   return extents;
 }
 
-function sourceOf(entry: bigint, layout: Qcow2Layout, fileSize: number): ExtentSource {
+/** Where an L2 entry's cluster is: data at a host offset (checked to lie in the file), zero, or compressed. */
+export function sourceOf(
+  entry: bigint,
+  layout: Pick<Qcow2Layout, "clusterSize">,
+  fileSize: number,
+): ExtentSource {
   if ((entry & L2_COMPRESSED) !== 0n) {
     return { kind: "compressed" };
   }

@@ -1,0 +1,67 @@
+/**
+ * Removing exports from a target without breaking the ones that stay (issue 16): what retention or
+ * the person removes is first merged into every kept export built on it (merge.ts), then deleted.
+ * What an unverified or unfinished export rests on is held instead, with the reason, as a merge
+ * starts only from data known to be good. Shared by `exports prune`, `exports remove` and a
+ * schedule's retention on its target.
+ */
+import { planMerges } from "../../domain/plans/merge-plan.js";
+import type { Target } from "../../domain/settings.js";
+import type { ExportEntry } from "../../drivers/bundle/bundle.js";
+import { removeExportFolder, type RemoteFs } from "../../infra/remote-fs.js";
+import { mergeExport, type MergeContext } from "./merge.js";
+
+export interface Retired {
+  readonly removed: readonly ExportEntry[];
+  readonly held: readonly { readonly folder: string; readonly reason: string }[];
+  /** Kept exports that took the data of removed ones below them (planned only, in a dry run). */
+  readonly merged: readonly MergeReport[];
+}
+
+export interface MergeReport {
+  readonly into: string;
+  readonly from: readonly string[];
+  /** Bytes the merged images took on the target; null in a dry run. */
+  readonly bytesWritten: number | null;
+}
+
+/**
+ * Merges, then removes (oldest first). A merge that fails stops everything before anything is
+ * removed: every export stays restorable, and the next prune tries again.
+ */
+export async function retireExports(
+  ctx: MergeContext & { readonly fs: RemoteFs; readonly target: Target },
+  all: readonly ExportEntry[],
+  unwanted: readonly ExportEntry[],
+  options: { readonly dryRun: boolean; readonly onRemoved?: (entry: ExportEntry) => void },
+): Promise<Retired> {
+  const decision = planMerges(all, unwanted);
+  const held = decision.held.map((h) => ({ folder: h.export.folder, reason: h.reason }));
+  if (options.dryRun) {
+    return {
+      removed: decision.remove,
+      held,
+      merged: decision.merges.map((m) => ({
+        into: m.into.folder,
+        from: [...new Set(m.disks.flatMap((d) => d.merged.map((e) => e.id)))],
+        bytesWritten: null,
+      })),
+    };
+  }
+  const merged: MergeReport[] = [];
+  for (const step of decision.merges) {
+    merged.push(await mergeExport(ctx, step));
+  }
+  const removed: ExportEntry[] = [];
+  for (const entry of decision.remove) {
+    await removeExportFolder(
+      ctx.fs,
+      ctx.target.path,
+      entry.vmFolder,
+      entry.folder.slice(entry.vmFolder.length + 1),
+    );
+    options.onRemoved?.(entry);
+    removed.push(entry);
+  }
+  return { removed, held, merged };
+}

@@ -1,0 +1,178 @@
+/**
+ * Merging on retention (issue 16): an export that retention deletes may be the base of one it
+ * keeps. Rather than keeping it (the target would hold more exports than the policy says) its
+ * data is merged into each kept export built on it, so the kept one rests on what is below the
+ * deleted one (or stands alone), and then it is deleted.
+ *
+ * Decided here, purely: which kept exports need which of their disks merged with which deleted
+ * exports below them (`planMerges`), and how a merged image is laid out and fed from the layers'
+ * files (`planMergedImage`). The merge itself runs on the target (core/app/exports/merge.ts).
+ */
+import { chainBelow, type ChainExport } from "./chain-plan.js";
+
+/** One disk of a kept export to rewrite: its own image merged with the deleted ones below it. */
+export interface DiskMerge<E> {
+  readonly target: string;
+  /** The deleted exports merged in, nearest first. */
+  readonly merged: readonly E[];
+  /** What the merged image rests on: the first kept export below (its id), or null (standalone). */
+  readonly basis: string | null;
+}
+
+export interface MergeStep<E> {
+  readonly into: E;
+  readonly disks: readonly DiskMerge<E>[];
+}
+
+export interface MergeDecision<E> {
+  readonly merges: readonly MergeStep<E>[];
+  /** Deletions that wait, and why: something not yet verified (or still being written) rests on them. */
+  readonly held: readonly { readonly export: E; readonly reason: string }[];
+  /** What can be deleted once the merges are done. */
+  readonly remove: readonly E[];
+}
+
+/**
+ * For the exports retention deletes (`removing`), the merges that keep every other export whole.
+ * Only a verified export is merged into (its chain checked whole); what is unverified, damaged or
+ * still being written holds its bases instead, as a merge must start from data known to be good.
+ */
+export function planMerges<E extends ChainExport>(
+  exports: readonly E[],
+  removing: readonly E[],
+): MergeDecision<E> {
+  const gone = new Set(removing.map((e) => e.id));
+  const reasons = new Map<string, string>();
+  const hold = (id: string | undefined, reason: string): boolean => {
+    if (id === undefined || !gone.has(id) || reasons.has(id)) {
+      return false;
+    }
+    reasons.set(id, reason);
+    return true;
+  };
+  // Until nothing more is held: a held export holds its own chain in turn.
+  for (let more = true; more;) {
+    more = false;
+    for (const staying of exports.filter((e) => !gone.has(e.id) || reasons.has(e.id))) {
+      if (staying.manifest === null) {
+        more = hold(staying.job?.basis, `base of ${staying.id}, which is being written`) || more;
+        continue;
+      }
+      const verified = staying.state === "verified" && !reasons.has(staying.id);
+      for (const disk of staying.manifest.disks) {
+        for (const link of chainBelow(exports, staying, disk.target).links) {
+          if (!verified) {
+            more = hold(link.id, `base of ${staying.id}, which is ${staying.state}`) || more;
+          }
+        }
+      }
+    }
+  }
+  const merges: MergeStep<E>[] = [];
+  for (const into of exports) {
+    if (gone.has(into.id) || into.state !== "verified" || into.manifest === null) {
+      continue;
+    }
+    const disks: DiskMerge<E>[] = [];
+    for (const disk of into.manifest.disks) {
+      const { links, broken } = chainBelow(exports, into, disk.target);
+      if (broken !== null) {
+        continue;
+      }
+      const kept = links.findIndex((l) => !gone.has(l.id) || reasons.has(l.id));
+      const merged = kept === -1 ? links : links.slice(0, kept);
+      if (merged.length > 0) {
+        disks.push({ target: disk.target, merged, basis: kept === -1 ? null : (links[kept]?.id ?? null) });
+      }
+    }
+    if (disks.length > 0) {
+      merges.push({ into, disks });
+    }
+  }
+  return {
+    merges,
+    held: removing
+      .filter((e) => reasons.has(e.id))
+      .map((e) => ({ export: e, reason: reasons.get(e.id) ?? "" })),
+    remove: removing.filter((e) => !reasons.has(e.id)),
+  };
+}
+
+/** Where a guest cluster's bytes are in one layer's file (drivers/qemu-img/qcow2-export-image.ts). */
+export type ClusterSource =
+  { readonly kind: "data"; readonly hostOffset: number } | { readonly kind: "zero" };
+
+/** One guest cluster of the merged image (what drivers/qemu-img/qcow2-writer.ts lays out). */
+export interface PlannedCluster {
+  readonly guestCluster: number;
+  readonly kind: "data" | "zero";
+}
+
+/** A run of one layer's file copied into the merged image, in the order they are appended. */
+export interface LayerCopy {
+  /** Index into the layers (0: the top, the kept export's own image). */
+  readonly layer: number;
+  readonly offset: number;
+  readonly length: number;
+}
+
+export interface MergedImage {
+  readonly image: {
+    readonly clusterSize: number;
+    readonly virtualSize: number;
+    readonly backing: string | null;
+    readonly clusters: readonly PlannedCluster[];
+  };
+  /** The data clusters' runs, bottom layer first, each layer's in file order. */
+  readonly copies: readonly LayerCopy[];
+  readonly dataBytes: number;
+}
+
+/**
+ * The merged image of `layers` (top first): each guest cluster from the topmost layer that holds
+ * it. Zero clusters stay only where something remains below to hide (a backing image); a
+ * standalone image reads zeros wherever it holds nothing.
+ */
+export function planMergedImage(
+  layers: readonly ReadonlyMap<number, ClusterSource>[],
+  shape: { clusterSize: number; virtualSize: number; backing: string | null },
+): MergedImage {
+  const owner = new Map<number, { layer: number; source: ClusterSource }>();
+  layers.forEach((map, layer) => {
+    for (const [guestCluster, source] of map) {
+      if (!owner.has(guestCluster)) {
+        owner.set(guestCluster, { layer, source });
+      }
+    }
+  });
+  const data: { layer: number; guestCluster: number; hostOffset: number }[] = [];
+  const zeros: PlannedCluster[] = [];
+  for (const [guestCluster, { layer, source }] of owner) {
+    if (source.kind === "data") {
+      data.push({ layer, guestCluster, hostOffset: source.hostOffset });
+    } else if (shape.backing !== null) {
+      zeros.push({ guestCluster, kind: "zero" });
+    }
+  }
+  // The bottom layer (the biggest, usually) first, each in file order: long sequential reads.
+  data.sort((a, b) => b.layer - a.layer || a.hostOffset - b.hostOffset);
+  const copies: { layer: number; offset: number; length: number }[] = [];
+  for (const d of data) {
+    const last = copies.at(-1);
+    if (last?.layer === d.layer && last.offset + last.length === d.hostOffset) {
+      last.length += shape.clusterSize;
+    } else {
+      copies.push({ layer: d.layer, offset: d.hostOffset, length: shape.clusterSize });
+    }
+  }
+  return {
+    image: {
+      clusterSize: shape.clusterSize,
+      virtualSize: shape.virtualSize,
+      backing: shape.backing,
+      clusters: [...data.map((d) => ({ guestCluster: d.guestCluster, kind: "data" as const })), ...zeros],
+    },
+    copies,
+    dataBytes: data.length * shape.clusterSize,
+  };
+}

@@ -1,3 +1,5 @@
+import { registerDoctorCommand } from "./doctor-command.js";
+import { SNAPKEEP_VERSION } from "../app/exports/exports.js";
 import { homedir } from "node:os";
 import { Command, CommanderError, Option } from "commander";
 import { SnapkeepError } from "../errors.js";
@@ -41,9 +43,13 @@ export async function runCli(argv: readonly string[], io: CliIo = processIo): Pr
     return context;
   };
   const program = buildProgram(io, getContext);
+  // A command that ran but found something wrong (a verify that failed, a doctor that found a
+  // FAIL) says so with process.exitCode; it is this invocation's code, not the process's.
+  const before = process.exitCode;
+  process.exitCode = undefined;
   try {
     await program.parseAsync([...argv], { from: "user" });
-    return 0;
+    return typeof process.exitCode === "number" ? process.exitCode : 0;
   } catch (error) {
     if (error instanceof CommanderError) {
       return error.exitCode === 0 ? 0 : 2;
@@ -51,6 +57,7 @@ export async function runCli(argv: readonly string[], io: CliIo = processIo): Pr
     reportError(error, io);
     return 1;
   } finally {
+    process.exitCode = before;
     await context?.dispose();
   }
 }
@@ -86,7 +93,8 @@ function buildProgram(io: CliIo, context: () => CliContext): Command {
       // commander's own usage errors ("error: unknown option '--x'") read like Snapkeep's.
       outputError: (text, write) => write(`snapkeep: ${sentence(text.replace(/^error: /, ""))}`),
     })
-    .showHelpAfterError("(run snapkeep --help for usage)");
+    .showHelpAfterError("(run snapkeep --help for usage)")
+    .version(SNAPKEEP_VERSION, "-V, --version", "print Snapkeep's version");
 
   const host = program.command("host").description("manage the hypervisor hosts Snapkeep drives");
   host
@@ -343,6 +351,7 @@ function buildProgram(io: CliIo, context: () => CliContext): Command {
 
   registerScheduleCommands(program, io, context, print);
   registerExportCommands(program, io, context, print);
+  registerDoctorCommand(program, context, print);
   registerLibraryCommands(program, vm, io, context, print);
 
   program

@@ -4,7 +4,7 @@
  * sentences people read are part of the contract.
  */
 import { execFileSync, spawnSync } from "node:child_process";
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -198,6 +198,73 @@ describe("snapkeep CLI", () => {
     expect(changed.stderr).toContain(pinned);
     expect(changed.stderr).toContain(sshd.hostFingerprint);
     expect(changed.stderr).toMatch(/changed/i);
+  });
+
+  it("doctor checks this computer and SSH hosts, says what to fix, and exits 1 when something fails", () => {
+    const version = (JSON.parse(readFileSync(join(repo, "package.json"), "utf8")) as { version: string })
+      .version;
+    expect(cli(["--version"]).stdout.trim()).toBe(version);
+
+    const local = cli(["doctor", "local", "--json"]);
+    expect(local.code).toBe(0);
+    const report = JSON.parse(local.stdout) as {
+      version: string;
+      ok: boolean;
+      hosts: { host: string; checks: { id: string; state: string }[] }[];
+    };
+    expect(report).toMatchObject({ version, ok: true });
+    const states = Object.fromEntries(report.hosts[0]?.checks.map((c) => [c.id, c.state]) ?? []);
+    expect(states).toMatchObject({ virsh: "ok", libvirt: "ok", "qemu-img": "ok", dd: "ok", rsync: "ok" });
+
+    // Over SSH, through the pinned key, the same checks on that host.
+    const target = `${sshd.user}@${sshd.host}:${sshd.port}`;
+    const trusted = ["--identity", sshd.userKeyPath, "--trust", sshd.hostFingerprint];
+    expect(cli(["host", "add", "doc1", "--ssh", target, ...trusted]).code).toBe(0);
+    const remote = cli(["doctor", "doc1"]);
+    expect(remote.code).toBe(0);
+    expect(remote.stdout).toMatch(/^doc1 \(qemu:\/\/\/system\):$/m);
+    expect(remote.stdout).toMatch(/^ {2}ok {4}libvirt connection: connected to qemu:\/\/\/system$/m);
+
+    // A computer without libvirt's client and qemu-img: each named, with the package to install.
+    const bare = mkdtempSync(join(tmpdir(), "snapkeep-bare-path-"));
+    try {
+      const tools = [
+        "sh",
+        "dd",
+        "sha256sum",
+        "df",
+        "date",
+        "id",
+        "head",
+        "tr",
+        "awk",
+        "grep",
+        "dirname",
+        "tail",
+      ];
+      for (const tool of tools) {
+        symlinkSync(
+          execFileSync("sh", ["-c", `command -v ${tool}`], { encoding: "utf8" }).trim(),
+          join(bare, tool),
+        );
+      }
+      symlinkSync(process.execPath, join(bare, "node"));
+      const missing = cli(["doctor", "local"], { PATH: bare });
+      expect(missing.code).toBe(1);
+      expect(missing.stdout).toMatch(/^ {2}FAIL {2}virsh: not installed$/m);
+      expect(missing.stdout).toContain("apt-get install libvirt-clients");
+      expect(missing.stdout).toMatch(/^ {2}FAIL {2}qemu-img: not installed$/m);
+      expect(missing.stdout).toContain("apt-get install qemu-utils");
+      expect(missing.stdout).toMatch(/see FAIL above\.$/m);
+    } finally {
+      rmSync(bare, { recursive: true, force: true });
+    }
+
+    // lab2's pinned key no longer matches (the test above): not reachable, and why.
+    const changed = cli(["doctor", "lab2"]);
+    expect(changed.code).toBe(1);
+    expect(changed.stdout).toMatch(/^ {2}FAIL {2}Reachable: .*changed/im);
+    expect(cli(["host", "remove", "doc1"]).code).toBe(0);
   });
 
   it("moves an unreadable settings file aside and says so", () => {

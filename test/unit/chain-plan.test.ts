@@ -145,6 +145,20 @@ describe("decideDiskBasis", () => {
     return decided.why;
   };
 
+  it("exports in full after a compressed export: increments rest on streamed images only", () => {
+    const [a] = chain(0) as [ChainExport];
+    const compressed: ChainExport = {
+      ...a,
+      manifest: a.manifest && {
+        ...a.manifest,
+        disks: a.manifest.disks.map((d) => ({ ...d, compression: "zstd" })),
+      },
+    };
+    expect(full([compressed])).toMatch(
+      /is compressed \(--compressed\); increments build on streamed exports only$/,
+    );
+  });
+
   it("builds on the newest verified export of the VM, against its snapshot in the image", () => {
     const exports = [...chain(2), exp(4, 3, { state: "partial" }), exp(5, null, { uuid: OTHER })];
     expect(decideDiskBasis(exports, allSnapshots, "vda", GIB)).toEqual({
@@ -258,11 +272,56 @@ describe("planMerges", () => {
     expect(planMerges([a, b, fresh], [b]).remove).toEqual([b]);
   });
 
-  it("does not merge into an export whose chain is already broken", () => {
+  it("merges nothing into an export whose chain is broken, and keeps what its images name below", () => {
     const [a, b, c] = chain(2) as [ChainExport, ChainExport, ChainExport];
     const damaged: ChainExport = { ...a, state: "corrupt" };
     const decided = planMerges([damaged, b, c], [b]);
     expect(decided.merges).toEqual([]);
-    expect(decided.remove).toEqual([b]);
+    expect(decided.remove).toEqual([]);
+    expect(decided.held).toEqual([{ export: b, reason: `base of ${id(3)}, which is not whole` }]);
+  });
+
+  it("keeps an unverified link that a kept export rests on, and what is below it", () => {
+    const [a, b, c] = chain(2) as [ChainExport, ChainExport, ChainExport];
+    const unverified: ChainExport = { ...b, state: "unverified" };
+    const listed = { ...c, state: "corrupt" };
+    const decided = planMerges([a, unverified, listed], [unverified, a]);
+    expect(decided.remove).toEqual([]);
+    expect(decided.held.map((h) => h.export.id)).toEqual([id(2), id(1)]);
+  });
+
+  it("tells exports of two VMs with the same id apart", () => {
+    const inFolder = (e: ChainExport, vmFolder: string): ChainExport => ({ ...e, vmFolder });
+    const [a1, a2, a3] = chain(2).map((e) => inFolder(e, "a-11111111")) as [
+      ChainExport,
+      ChainExport,
+      ChainExport,
+    ];
+    const [b1, b2, b3] = chain(2).map((e) => inFolder(e, "b-22222222")) as [
+      ChainExport,
+      ChainExport,
+      ChainExport,
+    ];
+    // VM a loses its full export; VM b its middle one. Same ids, other folders.
+    const decided = planMerges([a1, a2, a3, b1, b2, b3], [a1, b2]);
+    expect(decided.remove).toEqual([a1, b2]);
+    expect(decided.merges).toEqual([
+      { into: a2, disks: [{ target: "vda", merged: [a1], basis: null }] },
+      { into: b3, disks: [{ target: "vda", merged: [b2], basis: id(1) }] },
+    ]);
+  });
+
+  it("holds compressed links instead of merging them: their clusters cannot be copied as they are", () => {
+    const [a, b] = chain(1) as [ChainExport, ChainExport];
+    const compressed: ChainExport = {
+      ...a,
+      manifest: a.manifest && {
+        ...a.manifest,
+        disks: a.manifest.disks.map((d) => ({ ...d, compression: "zstd" })),
+      },
+    };
+    const decided = planMerges([compressed, b], [compressed]);
+    expect(decided.merges).toEqual([]);
+    expect(decided.held[0]?.reason).toMatch(/compressed images \(--compressed\) cannot be merged/);
   });
 });

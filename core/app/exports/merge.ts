@@ -17,7 +17,7 @@ import { posix } from "node:path";
 
 import { SnapkeepError } from "../../errors.js";
 import type { Target } from "../../domain/settings.js";
-import { backingName } from "../../domain/plans/chain-plan.js";
+import { backingId, backingName } from "../../domain/plans/chain-plan.js";
 import {
   planMergedImage,
   type ClusterSource,
@@ -43,13 +43,12 @@ import {
 import { parseTable } from "../../drivers/qemu-img/qcow2-tables.js";
 import { layoutImage, type ImageLayout } from "../../drivers/qemu-img/qcow2-writer.js";
 import {
-  MERGE_SUFFIX,
-  mergeCommitArgs,
-  mergeCopyArgs,
+  layerFile,
+  mergeArgs,
   mergeCopyInput,
   parseMergeCopy,
+  type MergePlace,
 } from "../../drivers/sh/merge-scripts.js";
-import { streamWriteArgs } from "../../drivers/sh/stream-scripts.js";
 import { writeFailure, type RemoteFs } from "../../infra/remote-fs.js";
 import { RangeReader } from "./changed-blocks.js";
 
@@ -84,12 +83,8 @@ export async function mergeExport(ctx: MergeContext, step: MergeStep<ExportEntry
     throw new SnapkeepError("INVALID_INPUT", `Export ${into.id} has no manifest to merge into.`);
   }
   // What an earlier attempt left is written again: none of it may be taken for this merge's.
-  const dir = posix.join(ctx.target.path, into.folder);
-  await ctx.fs.removeFiles(
-    [...manifest.disks.map((d) => d.name), ...BUNDLE_FILES].map((n) =>
-      posix.join(dir, `${n}${MERGE_SUFFIX}`),
-    ),
-  );
+  const place = placeOf(ctx, into);
+  await step_(ctx, place, "clean", [...manifest.disks.map((d) => d.name), ...BUNDLE_FILES]);
   const rewritten = new Map<string, { size: number; sha256: string; basis: string | null; from: string[] }>();
   let bytesWritten = 0;
   for (const disk of step.disks) {
@@ -97,10 +92,12 @@ export async function mergeExport(ctx: MergeContext, step: MergeStep<ExportEntry
     rewritten.set(disk.target, { ...done, basis: disk.basis, from: disk.merged.map((m) => m.id) });
     bytesWritten += done.size;
   }
+  // Each disk's basis as it will be: a rewritten one's new one, else what its image names now.
   const bases = new Set(
     manifest.disks.flatMap((d) => {
-      const b = rewritten.has(d.target) ? rewritten.get(d.target)?.basis : manifest.basis;
-      return b === null || b === undefined ? [] : [b];
+      const r = rewritten.get(d.target);
+      const b = r === undefined ? (d.backing === undefined ? null : backingId(d.backing, d.target)) : r.basis;
+      return b === null ? [] : [b];
     }),
   );
   if (bases.size > 1) {
@@ -145,9 +142,14 @@ async function commit(
   manifest: Manifest,
   disks: readonly string[],
 ): Promise<void> {
-  const dir = posix.join(ctx.target.path, into.folder);
   const manifestText = `${JSON.stringify(manifest, null, 2)}\n`;
-  const checked = { state: "verified" as const, checkedAt: ctx.now().toISOString(), badFiles: [] };
+  // The merged images were hashed where they lie just now; the export's other files were checked
+  // when its status says, and that date stays, so the periodic re-check still comes for them.
+  const checked = {
+    state: "verified" as const,
+    checkedAt: into.status?.checkedAt ?? ctx.now().toISOString(),
+    badFiles: [],
+  };
   const status: ExportStatus = {
     ...checked,
     seal: sealVerification(
@@ -157,26 +159,64 @@ async function commit(
       checked,
     ),
   };
-  const file = (name: string): string => posix.join(dir, `${name}${MERGE_SUFFIX}`);
-  await ctx.fs.writeFiles([
-    { path: file("SHA256SUMS"), content: sha256sums(manifest) },
-    { path: file("RESTORE.md"), content: restoreNotes(manifest) },
-    { path: file("status.json"), content: `${JSON.stringify(status, null, 2)}\n` },
+  const place = placeOf(ctx, into);
+  const files: [string, string][] = [
+    ["SHA256SUMS", sha256sums(manifest)],
+    ["RESTORE.md", restoreNotes(manifest)],
+    ["status.json", `${JSON.stringify(status, null, 2)}\n`],
     // Last: its presence says every other .merge file is complete (finishPendingMerges).
-    { path: file("manifest.json"), content: manifestText },
-  ]);
-  await renameIntoPlace(
-    ctx.fs,
-    dir,
-    disks.map((t) => `${t}.qcow2`),
+    ["manifest.json", manifestText],
+  ];
+  await step_(
+    ctx,
+    place,
+    "files",
+    files.flatMap(([name, content]) => [`${name}${MERGE_SUFFIX}`, content]),
   );
+  await step_(ctx, place, "commit", ["strict", ...disks.map((t) => `${t}.qcow2`), ...BUNDLE_FILES]);
 }
 
-async function renameIntoPlace(fs: RemoteFs, dir: string, images: readonly string[]): Promise<void> {
-  const result = await fs.run(mergeCommitArgs(dir, [...images, ...BUNDLE_FILES]), { timeoutMs: 60_000 });
-  if (result.code !== 0) {
-    throw writeFailure(fs.label, dir, result.stderr);
+const MERGE_SUFFIX = ".merge";
+const QUICK_MS = 60_000;
+
+function placeOf(ctx: { target: Target }, entry: ExportEntry): MergePlace {
+  return {
+    root: ctx.target.path,
+    vmFolder: entry.vmFolder,
+    name: entry.folder.slice(entry.vmFolder.length + 1),
+  };
+}
+
+/** One step of the merge script on the target; a failure names the export and what failed. */
+async function step_(
+  ctx: Pick<MergeContext, "fs" | "signal">,
+  place: MergePlace,
+  step: string,
+  args: readonly string[],
+  options: { stdin?: string | Buffer; timeoutMs?: number } = {},
+): Promise<string> {
+  const result = await ctx.fs.run(mergeArgs(place, step, args), {
+    timeoutMs: options.timeoutMs ?? QUICK_MS,
+    ...(options.stdin === undefined ? {} : { stdin: options.stdin }),
+    ...(ctx.signal === undefined ? {} : { signal: ctx.signal }),
+  });
+  const where = `${place.vmFolder}/${place.name}`;
+  if (result.code === 7) {
+    throw new SnapkeepError(
+      "INVALID_INPUT",
+      `${where} on ${ctx.fs.label} is not a plain folder any more (a link, or gone); Snapkeep merged nothing there.`,
+    );
   }
+  if (result.code === 6) {
+    throw new SnapkeepError(
+      "INVALID_INPUT",
+      `The merged image in ${where} on ${ctx.fs.label} is gone: another prune may be merging the same export. Nothing was renamed; prune again.`,
+    );
+  }
+  if (result.code !== 0) {
+    throw writeFailure(ctx.fs.label, where, result.stderr);
+  }
+  return result.stdout;
 }
 
 /**
@@ -199,11 +239,11 @@ export async function finishPendingMerges(
     }
     // The images the merge rewrote are those whose checksum the new manifest changes.
     const before = new Map((entry.manifest?.disks ?? []).map((d) => [d.name, d.sha256]));
-    await renameIntoPlace(
-      fs,
-      posix.join(target.path, entry.folder),
-      pending.disks.filter((d) => before.get(d.name) !== d.sha256).map((d) => d.name),
-    );
+    await step_({ fs }, placeOf({ target }, entry), "commit", [
+      "finish",
+      ...pending.disks.filter((d) => before.get(d.name) !== d.sha256).map((d) => d.name),
+      ...BUNDLE_FILES,
+    ]);
     any = true;
   }
   return any;
@@ -264,8 +304,8 @@ async function mergeDisk(
       { hint: "Free space on the target; until then the exports stay as they are (none is removed)." },
     );
   }
-  const out = `${posix.join(dir, layers[0]?.disk.name ?? "")}${MERGE_SUFFIX}`;
-  const written = await writeMerged(ctx, out, layout, plan, layers);
+  const out = `${layers[0]?.disk.name ?? ""}${MERGE_SUFFIX}`;
+  const written = await writeMerged(ctx, placeOf(ctx, into), out, layout, plan, layers);
   if (written === null || written.size !== layout.fileSize) {
     throw new SnapkeepError(
       "UNEXPECTED_OUTPUT",
@@ -276,40 +316,29 @@ async function mergeDisk(
   return written;
 }
 
-/** The merged image at `out`: Snapkeep's metadata, then the layers' runs copied on the target. */
+/** The merged image `out`: Snapkeep's metadata, then the layers' runs copied on the target. */
 async function writeMerged(
   ctx: MergeContext,
+  place: MergePlace,
   out: string,
   layout: ImageLayout,
   plan: MergedImage,
   layers: readonly Layer[],
 ): Promise<{ size: number; sha256: string } | null> {
-  const signal = ctx.signal === undefined ? {} : { signal: ctx.signal };
-  const meta = await ctx.fs.run(streamWriteArgs(out, 0), {
-    stdin: Buffer.concat(layout.metadata),
-    timeoutMs: MERGE_MS,
-    ...signal,
-  });
-  if (meta.code !== 0) {
-    throw writeFailure(ctx.fs.label, out, meta.stderr);
-  }
+  await step_(ctx, place, "meta", [out], { stdin: Buffer.concat(layout.metadata), timeoutMs: MERGE_MS });
   // The layers in the order their runs come (bottom first), each with its runs.
   const order = [...new Set(plan.copies.map((c) => c.layer))];
-  const copied = await ctx.fs.run(
-    mergeCopyArgs(
-      out,
-      order.map((i) => layers[i]?.file ?? ""),
-    ),
-    {
-      stdin: mergeCopyInput(order.map((i) => plan.copies.filter((c) => c.layer === i))),
-      timeoutMs: MERGE_MS,
-      ...signal,
-    },
-  );
-  if (copied.code !== 0) {
-    throw writeFailure(ctx.fs.label, out, copied.stderr);
-  }
-  return parseMergeCopy(copied.stdout);
+  const files = order.map((i) => {
+    const layer = layers[i];
+    return layer === undefined
+      ? ""
+      : layerFile(place, layer.entry.folder.slice(layer.entry.vmFolder.length + 1), layer.disk.name);
+  });
+  const stdout = await step_(ctx, place, "copy", [out, ...files], {
+    stdin: mergeCopyInput(order.map((i) => plan.copies.filter((c) => c.layer === i))),
+    timeoutMs: MERGE_MS,
+  });
+  return parseMergeCopy(stdout);
 }
 
 /** Each layer's image must still be what its manifest says: a merge starts from known-good data. */

@@ -5,6 +5,7 @@
  * starts only from data known to be good. Shared by `exports prune`, `exports remove` and a
  * schedule's retention on its target.
  */
+import { SnapkeepError, describeError, isSnapkeepError } from "../../errors.js";
 import { planMerges } from "../../domain/plans/merge-plan.js";
 import type { Target } from "../../domain/settings.js";
 import type { ExportEntry } from "../../drivers/bundle/bundle.js";
@@ -49,11 +50,23 @@ export async function retireExports(
     };
   }
   const merged: MergeReport[] = [];
+  // A merge that fails keeps what it needed (and says why at the end); the others go on, so one
+  // export that cannot be merged does not stop retention for every VM on the target.
+  const failed = new Map<string, string>();
   for (const step of decision.merges) {
-    merged.push(await mergeExport(ctx, step));
+    try {
+      merged.push(await mergeExport(ctx, step));
+    } catch (error) {
+      if (isSnapkeepError(error, "CANCELLED")) {
+        throw error;
+      }
+      for (const link of step.disks.flatMap((d) => d.merged)) {
+        failed.set(link.folder, `merging it into ${step.into.id} failed: ${describeError(error)}`);
+      }
+    }
   }
   const removed: ExportEntry[] = [];
-  for (const entry of decision.remove) {
+  for (const entry of decision.remove.filter((e) => !failed.has(e.folder))) {
     await removeExportFolder(
       ctx.fs,
       ctx.target.path,
@@ -62,6 +75,17 @@ export async function retireExports(
     );
     options.onRemoved?.(entry);
     removed.push(entry);
+  }
+  if (failed.size > 0) {
+    const [first] = failed.values();
+    throw new SnapkeepError(
+      "VERIFY_FAILED",
+      `${failed.size === 1 ? "An export stays" : `${failed.size} exports stay`} on ${ctx.target.name}, as ${first ?? ""}${failed.size > 1 ? " (and more)" : ""}.`,
+      {
+        hint: "Verify the exports with every export below them; the rest of the retention was applied.",
+        details: { removed: removed.map((e) => e.folder), kept: [...failed.keys()] },
+      },
+    );
   }
   return { removed, held, merged };
 }

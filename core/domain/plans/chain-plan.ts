@@ -30,6 +30,8 @@ export interface ChainDisk {
   readonly virtualSize: number | null;
   /** `../<id>/<target>.qcow2` for an incremental image; absent for a standalone one. */
   readonly backing?: string | undefined;
+  /** "none" for a streamed image; zstd/zlib for one made the convert way (--compressed). */
+  readonly compression?: string | undefined;
 }
 
 /** After this many incremental links, a disk is exported in full again, so old chains can go. */
@@ -123,6 +125,13 @@ export function decideDiskBasis<E extends ChainExport>(
   const disk = basis.manifest.disks.find((d) => d.target === target);
   if (disk === undefined) {
     return { mode: "full", why: `${target} is not in the previous export (${basis.id})` };
+  }
+  if (disk.compression !== undefined && disk.compression !== "none") {
+    // Its clusters are compressed: a merge on retention could not take them in.
+    return {
+      mode: "full",
+      why: `the previous export (${basis.id}) is compressed (--compressed); increments build on streamed exports only`,
+    };
   }
   if (virtualSize === null || disk.virtualSize !== virtualSize) {
     return { mode: "full", why: `${target} was resized since the previous export (${basis.id})` };

@@ -8,7 +8,7 @@
  * exports below them (`planMerges`), and how a merged image is laid out and fed from the layers'
  * files (`planMergedImage`). The merge itself runs on the target (core/app/exports/merge.ts).
  */
-import { chainBelow, type ChainExport } from "./chain-plan.js";
+import { backingId, chainBelow, type ChainExport } from "./chain-plan.js";
 
 /** One disk of a kept export to rewrite: its own image merged with the deleted ones below it. */
 export interface DiskMerge<E> {
@@ -41,36 +41,77 @@ export function planMerges<E extends ChainExport>(
   exports: readonly E[],
   removing: readonly E[],
 ): MergeDecision<E> {
-  const gone = new Set(removing.map((e) => e.id));
+  // Ids are unique only within a VM's folder: two VMs' schedules may make the same one.
+  const key = (e: E): string => `${e.vmFolder ?? ""}/${e.id}`;
+  const gone = new Set(removing.map(key));
+  const byKey = new Map(exports.map((e) => [key(e), e]));
   const reasons = new Map<string, string>();
-  const hold = (id: string | undefined, reason: string): boolean => {
-    if (id === undefined || !gone.has(id) || reasons.has(id)) {
+  const hold = (k: string, reason: string): boolean => {
+    if (!gone.has(k) || reasons.has(k)) {
       return false;
     }
-    reasons.set(id, reason);
+    reasons.set(k, reason);
     return true;
   };
+  const stays = (e: E): boolean => !gone.has(key(e)) || reasons.has(key(e));
   // Until nothing more is held: a held export holds its own chain in turn.
   for (let more = true; more;) {
     more = false;
-    for (const staying of exports.filter((e) => !gone.has(e.id) || reasons.has(e.id))) {
-      if (staying.manifest === null) {
-        more = hold(staying.job?.basis, `base of ${staying.id}, which is being written`) || more;
-        continue;
+    for (const staying of exports.filter(stays)) {
+      const basis = staying.manifest === null ? staying.job?.basis : undefined;
+      if (basis !== undefined) {
+        more =
+          hold(`${staying.vmFolder ?? ""}/${basis}`, `base of ${staying.id}, which is being written`) || more;
       }
-      const verified = staying.state === "verified" && !reasons.has(staying.id);
-      for (const disk of staying.manifest.disks) {
-        for (const link of chainBelow(exports, staying, disk.target).links) {
-          if (!verified) {
-            more = hold(link.id, `base of ${staying.id}, which is ${staying.state}`) || more;
+      const mergeable = staying.state === "verified" && !reasons.has(key(staying));
+      for (const disk of staying.manifest?.disks ?? []) {
+        const { links, broken } = chainBelow(exports, staying, disk.target);
+        if (!mergeable || broken !== null) {
+          // Not known to be good: whatever its images name below stays, whatever state it is in.
+          const why = mergeable ? "not whole" : staying.state;
+          for (const link of namedBelow(byKey, staying, disk.target)) {
+            more = hold(key(link), `base of ${staying.id}, which is ${why}`) || more;
+          }
+          continue;
+        }
+        const kept = links.findIndex(stays);
+        const segment = kept === -1 ? links : links.slice(0, kept);
+        const layers = [disk, ...segment.map((l) => l.manifest?.disks.find((d) => d.target === disk.target))];
+        if (
+          segment.length > 0 &&
+          layers.some((d) => d?.compression !== undefined && d.compression !== "none")
+        ) {
+          for (const link of segment) {
+            more =
+              hold(
+                key(link),
+                `base of ${staying.id}; its compressed images (--compressed) cannot be merged`,
+              ) || more;
           }
         }
       }
     }
   }
+  const merges = mergesInto(exports, stays, (e) => reasons.has(key(e)));
+  return {
+    merges,
+    held: removing
+      .filter((e) => reasons.has(key(e)))
+      .map((e) => ({ export: e, reason: reasons.get(key(e)) ?? "" })),
+    remove: removing.filter((e) => !reasons.has(key(e))),
+  };
+}
+
+/** The merges each verified export that stays needs: its disks' removed links, down to a kept one. */
+function mergesInto<E extends ChainExport>(
+  exports: readonly E[],
+  stays: (e: E) => boolean,
+  held: (e: E) => boolean,
+): MergeStep<E>[] {
   const merges: MergeStep<E>[] = [];
   for (const into of exports) {
-    if (gone.has(into.id) || into.state !== "verified" || into.manifest === null) {
+    // A held export keeps its chain as it is (its links are held too).
+    if (!stays(into) || held(into) || into.state !== "verified" || into.manifest === null) {
       continue;
     }
     const disks: DiskMerge<E>[] = [];
@@ -79,7 +120,7 @@ export function planMerges<E extends ChainExport>(
       if (broken !== null) {
         continue;
       }
-      const kept = links.findIndex((l) => !gone.has(l.id) || reasons.has(l.id));
+      const kept = links.findIndex(stays);
       const merged = kept === -1 ? links : links.slice(0, kept);
       if (merged.length > 0) {
         disks.push({ target: disk.target, merged, basis: kept === -1 ? null : (links[kept]?.id ?? null) });
@@ -89,13 +130,28 @@ export function planMerges<E extends ChainExport>(
       merges.push({ into, disks });
     }
   }
-  return {
-    merges,
-    held: removing
-      .filter((e) => reasons.has(e.id))
-      .map((e) => ({ export: e, reason: reasons.get(e.id) ?? "" })),
-    remove: removing.filter((e) => !reasons.has(e.id)),
-  };
+  return merges;
+}
+
+/**
+ * The exports a disk's images name below it, by their backing names alone, in the same VM folder,
+ * whatever their state: what must stay while an export that is not known to be good stays.
+ */
+function namedBelow<E extends ChainExport>(byKey: ReadonlyMap<string, E>, from: E, target: string): E[] {
+  const found: E[] = [];
+  const seen = new Set([from.id]);
+  let disk = from.manifest?.disks.find((d) => d.target === target);
+  while (disk?.backing !== undefined) {
+    const id = backingId(disk.backing, target);
+    const next = id === null || seen.has(id) ? undefined : byKey.get(`${from.vmFolder ?? ""}/${id}`);
+    if (id === null || next === undefined) {
+      return found;
+    }
+    seen.add(id);
+    found.push(next);
+    disk = next.manifest?.disks.find((d) => d.target === target);
+  }
+  return found;
 }
 
 /** Where a guest cluster's bytes are in one layer's file (drivers/qemu-img/qcow2-export-image.ts). */

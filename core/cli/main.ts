@@ -1,8 +1,8 @@
-import { registerDoctorCommand } from "./doctor-command.js";
-import { SNAPKEEP_VERSION } from "../app/exports/exports.js";
 import { homedir } from "node:os";
 import { Command, CommanderError, Option } from "commander";
 import { SnapkeepError } from "../errors.js";
+import { SNAPKEEP_VERSION } from "../app/exports/exports.js";
+import { registerDoctorCommand } from "./doctor-command.js";
 import { toErrorView } from "../domain/explain.js";
 import { wordHint } from "../domain/hints.js";
 import { MAX_SAFETY_KEPT, MAX_WAIT_SECONDS } from "../domain/limits.js";

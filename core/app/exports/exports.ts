@@ -262,25 +262,7 @@ export class Exports {
     ref: string,
   ): Promise<{ target: Target; entry: ExportEntry; byPrefix: boolean }> {
     const target = this.#deps.targets.get(targetName);
-    const entries = await this.#scan(target);
-    const exact = entries.filter((e) => e.id === ref || e.folder === ref);
-    if (exact.length === 1) {
-      return { target, entry: exact[0] as ExportEntry, byPrefix: false };
-    }
-    const matches = exact.length > 1 ? exact : entries.filter((e) => ref.length > 0 && e.id.startsWith(ref));
-    if (matches.length !== 1) {
-      throw new SnapkeepError(
-        "NOT_FOUND",
-        matches.length === 0
-          ? `There is no export ${quoteInput(ref)} on ${targetName}.`
-          : `${quoteInput(ref)} matches ${matches.length} exports on ${targetName} (${matches
-              .slice(0, 3)
-              .map((e) => e.folder)
-              .join(", ")}${matches.length > 3 ? ", …" : ""}); give the whole id or its folder.`,
-        { action: { do: "list-exports", target: targetName } },
-      );
-    }
-    return { target, entry: matches[0] as ExportEntry, byPrefix: true };
+    return { target, ...pickExport(await this.#scan(target), ref, targetName) };
   }
 
   /**
@@ -433,7 +415,7 @@ export class Exports {
     const all = await this.#scanSettled(target);
     const unwanted: ExportEntry[] = [];
     for (const ref of refs) {
-      const { entry } = await this.find(targetName, ref);
+      const { entry } = pickExport(all, ref, targetName);
       if (!unwanted.some((e) => e.folder === entry.folder)) {
         unwanted.push(entry);
       }
@@ -565,4 +547,30 @@ function targetCopyOf(entry: ExportEntry): TargetCopy {
     snapshotCreatedAt: snapshot?.createdAt ?? null,
     checkedAt: entry.status?.checkedAt ?? null,
   };
+}
+
+/** The export a reference names: its id, its folder, or a prefix of one id only. */
+function pickExport(
+  entries: readonly ExportEntry[],
+  ref: string,
+  targetName: string,
+): { entry: ExportEntry; byPrefix: boolean } {
+  const exact = entries.filter((e) => e.id === ref || e.folder === ref);
+  if (exact.length === 1) {
+    return { entry: exact[0] as ExportEntry, byPrefix: false };
+  }
+  const matches = exact.length > 1 ? exact : entries.filter((e) => ref.length > 0 && e.id.startsWith(ref));
+  if (matches.length !== 1) {
+    throw new SnapkeepError(
+      "NOT_FOUND",
+      matches.length === 0
+        ? `There is no export ${quoteInput(ref)} on ${targetName}.`
+        : `${quoteInput(ref)} matches ${matches.length} exports on ${targetName} (${matches
+            .slice(0, 3)
+            .map((e) => e.folder)
+            .join(", ")}${matches.length > 3 ? ", …" : ""}); give the whole id or its folder.`,
+      { action: { do: "list-exports", target: targetName } },
+    );
+  }
+  return { entry: matches[0] as ExportEntry, byPrefix: true };
 }

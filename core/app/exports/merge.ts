@@ -43,6 +43,7 @@ import {
 import { parseTable } from "../../drivers/qemu-img/qcow2-tables.js";
 import { layoutImage, type ImageLayout } from "../../drivers/qemu-img/qcow2-writer.js";
 import {
+  MERGE_SUFFIX,
   layerFile,
   mergeArgs,
   mergeCopyInput,
@@ -51,6 +52,7 @@ import {
 } from "../../drivers/sh/merge-scripts.js";
 import { writeFailure, type RemoteFs } from "../../infra/remote-fs.js";
 import { RangeReader } from "./changed-blocks.js";
+import { QUICK_MS } from "./steps/context.js";
 
 /** Hours, for a merge that copies a whole full image on a slow NAS. */
 const MERGE_MS = 6 * 60 * 60_000;
@@ -175,9 +177,6 @@ async function commit(
   );
   await step_(ctx, place, "commit", ["strict", ...disks.map((t) => `${t}.qcow2`), ...BUNDLE_FILES]);
 }
-
-const MERGE_SUFFIX = ".merge";
-const QUICK_MS = 60_000;
 
 function placeOf(ctx: { target: Target }, entry: ExportEntry): MergePlace {
   return {
@@ -330,9 +329,7 @@ async function writeMerged(
   const order = [...new Set(plan.copies.map((c) => c.layer))];
   const files = order.map((i) => {
     const layer = layers[i];
-    return layer === undefined
-      ? ""
-      : layerFile(place, layer.entry.folder.slice(layer.entry.vmFolder.length + 1), layer.disk.name);
+    return layer === undefined ? "" : layerFile(place, placeOf(ctx, layer.entry).name, layer.disk.name);
   });
   const stdout = await step_(ctx, place, "copy", [out, ...files], {
     stdin: mergeCopyInput(order.map((i) => plan.copies.filter((c) => c.layer === i))),

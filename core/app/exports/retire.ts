@@ -7,9 +7,8 @@
  */
 import { SnapkeepError, describeError, isSnapkeepError } from "../../errors.js";
 import { planMerges } from "../../domain/plans/merge-plan.js";
-import type { Target } from "../../domain/settings.js";
 import type { ExportEntry } from "../../drivers/bundle/bundle.js";
-import { removeExportFolder, type RemoteFs } from "../../infra/remote-fs.js";
+import { removeExportFolder } from "../../infra/remote-fs.js";
 import { mergeExport, type MergeContext } from "./merge.js";
 
 export interface Retired {
@@ -27,11 +26,12 @@ export interface MergeReport {
 }
 
 /**
- * Merges, then removes (oldest first). A merge that fails stops everything before anything is
- * removed: every export stays restorable, and the next prune tries again.
+ * Merges, then removes (oldest first). A merge that fails keeps the exports it needed (every
+ * export stays restorable, and the next prune tries again); the rest is removed, then the failure
+ * is raised naming what stayed.
  */
 export async function retireExports(
-  ctx: MergeContext & { readonly fs: RemoteFs; readonly target: Target },
+  ctx: MergeContext,
   all: readonly ExportEntry[],
   unwanted: readonly ExportEntry[],
   options: { readonly dryRun: boolean; readonly onRemoved?: (entry: ExportEntry) => void },

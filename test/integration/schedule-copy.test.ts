@@ -15,7 +15,7 @@ import {
   writeFileSync,
 } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, relative } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 import { Exports } from "../../core/app/exports/exports.js";
@@ -340,5 +340,55 @@ describe("schedules that copy off the host", () => {
     expect(schedules.offHostOf([await ctx.app.vms.get("local", vmUuid)], true)[0]).toMatchObject({
       level: "ok",
     });
+  }, 300_000);
+
+  it("a schedule's retention removes its own copy, not another VM's export with the same id", async () => {
+    // Two VMs snapshotted by schedules of the same name at the same minute get the same export
+    // id, each in its VM's folder: retention must tell them apart by folder.
+    await runOnce();
+    const verified = (await exports.copiesOn("nas"))
+      .filter((c) => c.scheduleId === schedule.id && c.state === "verified")
+      .sort((a, b) => a.id.localeCompare(b.id));
+    expect(verified).toHaveLength(2);
+    const id = verified[0]?.id ?? "";
+    const own = onTarget().filter((e) => e.folder === id);
+    const oldest = readdirSync(folder)
+      .filter((f) => readdirSync(join(folder, f)).includes(id))
+      .map((f) => join(folder, f, id));
+    expect(oldest).toHaveLength(1);
+    const stamp = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z-/.exec(id);
+    const other = await vms.create({
+      name: `${vmName}-z`,
+      running: false,
+      disks: [{ target: "vda", sizeMiB: 8 }],
+    });
+    const snapshotName = own[0]?.snapshot ?? "";
+    await ctx.app.snapshots.create("local", other.name, { name: snapshotName });
+    const sameMinute = new Exports({
+      ...ctx.app,
+      targets,
+      // The end of the same second: listed after the schedule's copy, which an id-only lookup takes.
+      now: () => new Date(`${stamp?.slice(1, 4).join("-")}T${stamp?.slice(4, 7).join(":")}.999Z`),
+      sealKey: () => openSealKey(ctx.home),
+      stagingRoot: join(work, "staging"),
+    });
+    const twin = await sameMinute.export({
+      host: "local",
+      vm: other.name,
+      snapshot: snapshotName,
+      target: "nas",
+    });
+    expect(twin.id).toBe(id);
+
+    const result = await exports.pruneCopies(
+      "nas",
+      { id: schedule.id, vmUuid },
+      { keepLast: 1 },
+      { dryRun: false },
+    );
+    expect(result.removed).toEqual([relative(folder, oldest[0] ?? "?")]);
+    expect(existsSync(oldest[0] ?? "?")).toBe(false);
+    const twinFolder = readdirSync(folder).find((f) => f.startsWith(`${vmName}-z-`)) ?? "?";
+    expect(existsSync(join(folder, twinFolder, id, "manifest.json"))).toBe(true);
   }, 300_000);
 });

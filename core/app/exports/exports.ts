@@ -453,14 +453,17 @@ export class Exports {
   }> {
     const target = this.#deps.targets.get(targetName);
     const entries = await this.#scanSettled(target);
-    const wanted = applyTargetRetention(entries.map(targetCopyOf), policy, owner, this.#deps.now());
-    const byId = new Map(entries.map((e) => [e.id, e]));
+    const copies = entries.map(targetCopyOf);
+    const wanted = applyTargetRetention(copies, policy, owner, this.#deps.now());
+    // Back from copy to entry by the object itself: ids repeat across VM folders, so an id could
+    // name another VM's export.
+    const entryOf = new Map(copies.map((c, i) => [c, entries[i] as ExportEntry]));
     // Oldest first: an interruption leaves the newest copies. An incremental copy's bases are
     // merged into it before they go.
     const retired = await this.#retire(
       target,
       entries,
-      wanted.remove.flatMap((c) => byId.get(c.id) ?? []),
+      wanted.remove.flatMap((c) => entryOf.get(c) ?? []),
       options.dryRun,
     );
     return {

@@ -38,6 +38,17 @@ describe("LVM host (a real Debian guest)", () => {
       .map((l) => l.trim())
       .filter(Boolean);
 
+  /** The export engine as the app builds it, to targets of its own. */
+  const exportsOn = (targets: Targets): Exports =>
+    new Exports({
+      ...app,
+      targets,
+      sealKey: () => openSealKey(ctx.home),
+      now: () => new Date(),
+      stagingRoot: "/var/tmp/snapkeep-export",
+      sleep: async () => undefined,
+    });
+
   beforeAll(async () => {
     guest = lvmGuest();
     ctx = makeApp();
@@ -166,14 +177,7 @@ describe("LVM host (a real Debian guest)", () => {
     const work = mkdtempSync(join(tmpdir(), "snapkeep-lvm-export-"));
     try {
       const targets = new Targets({ store: ctx.store, ssh: ctx.ssh });
-      const exports = new Exports({
-        ...app,
-        targets,
-        sealKey: () => openSealKey(ctx.home),
-        now: () => new Date(),
-        stagingRoot: "/var/tmp/snapkeep-export",
-        sleep: async () => undefined,
-      });
+      const exports = exportsOn(targets);
       await targets.add({ name: "folder", dir: join(work, "target") });
       await exports.export({ host: "lvm", vm: "sk-lvm-vm2", snapshot: "thin one", target: "folder" });
       const vmDir = join(work, "target", readdirSync(join(work, "target"))[0] ?? "");
@@ -191,6 +195,114 @@ describe("LVM host (a real Debian guest)", () => {
     expect(await hash("/dev/vgsk/vm2-root")).toBe(before);
     for (const s of await app.snapshots.list("lvm", "sk-lvm-vm2")) {
       await app.snapshots.delete("lvm", "sk-lvm-vm2", s.tag);
+    }
+  });
+
+  it("thin: exports stream only what changed, found in the pool's metadata, and fall back with the reason", async () => {
+    const origin = "/dev/vgsk/vm2-root";
+    const work = mkdtempSync(join(tmpdir(), "snapkeep-thin-chain-"));
+    const targets = new Targets({ store: ctx.store, ssh: ctx.ssh });
+    const exports = exportsOn(targets);
+    const restoredHash = (exportId: string): string => {
+      const vmDir = join(work, "target", readdirSync(join(work, "target"))[0] ?? "");
+      const raw = join(work, `${exportId}.raw`);
+      // Stock qemu-img follows the chain of backing files, as RESTORE.md says.
+      execFileSync("qemu-img", [
+        "convert",
+        "-f",
+        "qcow2",
+        "-O",
+        "raw",
+        join(vmDir, exportId, "vda.qcow2"),
+        raw,
+      ]);
+      const sum = execFileSync("sha256sum", [raw], { encoding: "utf8" }).slice(0, 64);
+      rmSync(raw);
+      return sum;
+    };
+    const held = async (): Promise<string> =>
+      (await sh("dmsetup", "status", "vgsk-pool-tpool")).trim().split(/\s+/)[6] ?? "?";
+    const exportOf = (snapshot: string) =>
+      exports.export({ host: "lvm", vm: "sk-lvm-vm2", snapshot, target: "thin-chain" });
+    try {
+      await targets.add({ name: "thin-chain", dir: join(work, "target") });
+      await scribble(origin, 8);
+      await app.snapshots.create("lvm", "sk-lvm-vm2", { name: "chain one" });
+      const one = await hash(origin);
+      // Scattered 64 KiB writes, and a discard of data the first snapshot holds (it reads as
+      // zeros afterwards: a block only the older snapshot maps).
+      for (const at of ["300", "301", "1000"]) {
+        await sh(
+          "dd",
+          "if=/dev/urandom",
+          `of=${origin}`,
+          "bs=64K",
+          "count=1",
+          `seek=${at}`,
+          "oflag=direct",
+          "status=none",
+        );
+      }
+      await sh("blkdiscard", "-o", String(2 * MiB), "-l", String(MiB), origin);
+      await app.snapshots.create("lvm", "sk-lvm-vm2", { name: "chain two" });
+      const two = await hash(origin);
+      expect(two).not.toBe(one);
+
+      const first = await exportOf("chain one");
+      expect(first.engine).toBe("stream");
+      expect(first.notes.join("\n")).toMatch(/vda full: there is no earlier verified export/);
+      // What the thin snapshot maps (8 MiB written), not the 128 MiB volume.
+      expect(first.bytesRead).toBeGreaterThanOrEqual(8 * MiB);
+      expect(first.bytesRead).toBeLessThan(12 * MiB);
+      const second = await exportOf("chain two");
+      expect(second.engine).toBe("stream");
+      expect(second.notes.join("\n")).toMatch(new RegExp(`vda incremental: changes since ${first.id}`));
+      // Three written blocks and the 1 MiB discarded: under 2 MiB read, however big the volume.
+      expect(second.bytesRead).toBeLessThan(2 * MiB);
+      expect(restoredHash(first.id)).toBe(one);
+      expect(restoredHash(second.id)).toBe(two);
+      // The pool's metadata snapshot was released after each read.
+      expect(await held()).toBe("-");
+
+      // The basis export's snapshot deleted on the host: a full export, saying why.
+      await app.snapshots.delete("lvm", "sk-lvm-vm2", "chain two");
+      await sh(
+        "dd",
+        "if=/dev/urandom",
+        `of=${origin}`,
+        "bs=64K",
+        "count=2",
+        "seek=40",
+        "oflag=direct",
+        "status=none",
+      );
+      await app.snapshots.create("lvm", "sk-lvm-vm2", { name: "chain three" });
+      const three = await hash(origin);
+      const third = await exportOf("chain three");
+      expect(third.notes.join("\n")).toMatch(
+        new RegExp(
+          `vda full: the snapshot of the previous export \\(${second.id}\\) is no longer on the host`,
+        ),
+      );
+      expect(restoredHash(third.id)).toBe(three);
+
+      // Another tool holds the pool's metadata snapshot: left alone, and the export goes the old way.
+      await sh("dmsetup", "message", "vgsk-pool-tpool", "0", "reserve_metadata_snap");
+      try {
+        const fourth = await exportOf("chain three");
+        expect(fourth.engine).toBe("convert");
+        expect(fourth.notes.join("\n")).toMatch(/metadata snapshot of vgsk-pool is held by something else/);
+        expect(restoredHash(fourth.id)).toBe(three);
+        expect(await held()).not.toBe("-");
+      } finally {
+        await sh("dmsetup", "message", "vgsk-pool-tpool", "0", "release_metadata_snap");
+      }
+    } finally {
+      rmSync(work, { recursive: true, force: true });
+      await targets.dispose();
+      for (const s of await app.snapshots.list("lvm", "sk-lvm-vm2")) {
+        await app.snapshots.delete("lvm", "sk-lvm-vm2", s.tag);
+      }
     }
   });
 

@@ -213,7 +213,7 @@ describe("decideDiskBasis", () => {
     expect(decideDiskBasis([exp(1, null, { size: 1 })], allSnapshots, "vda", GIB).mode).toBe("incremental");
   });
 
-  it("exports in full when the basis's snapshot is gone, interrupted or not in the image", () => {
+  it("exports in full when the basis's snapshot is gone, interrupted, not in the image or a thick LV", () => {
     const why = `the snapshot of the previous export (${id(1)}) is no longer on the host`;
     expect(full([exp(1, null)], vmWith([snapshot(2)]))).toBe(why);
     expect(full([exp(1, null)], vmWith([snapshot(1, { incomplete: true })]))).toBe(why);
@@ -222,6 +222,14 @@ describe("decideDiskBasis", () => {
       disks: [{ target: "vda", imageSnapshotId: "x", createdAt, vmStateSize: 0, lv }],
     });
     expect(full([exp(1, null)], vmWith([onLv]))).toBe(why);
+    // A thin snapshot LV is a basis: its pool's metadata says what changed since.
+    const onThin = snapshot(1, {
+      disks: [{ target: "vda", imageSnapshotId: "x", createdAt, vmStateSize: 0, lv: { ...lv, thin: true } }],
+    });
+    expect(decideDiskBasis([exp(1, null)], vmWith([onThin]), "vda", GIB)).toMatchObject({
+      mode: "incremental",
+      basisSnapshot: { id: "x" },
+    });
   });
 });
 

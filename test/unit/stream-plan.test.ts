@@ -156,7 +156,7 @@ describe("planStream", () => {
 });
 
 describe("streamable", () => {
-  it("streams qcow2 files only, and names the first disk that is not one", () => {
+  it("streams qcow2 files and thin LVs only, and names the first disk that is not one", () => {
     const qcow2 = (target: string) => ({ target, format: "qcow2", lv: undefined });
     expect(streamable([qcow2("vda"), qcow2("vdb")])).toBeNull();
     expect(streamable([])).toBeNull();
@@ -171,8 +171,10 @@ describe("streamable", () => {
       "vdc is a raw image, read in full with qemu-img convert",
     );
     expect(streamable([{ target: "vdd", format: "vmdk", lv: undefined }])).toMatch(/^vdd is a vmdk image/);
-    expect(streamable([{ target: "vde", format: "qcow2", lv: { vg: "vg" } }])).toBe(
-      "vde is an LVM volume, read in full with qemu-img convert",
+    expect(streamable([{ target: "vde", format: "raw", lv: { thin: false } }])).toBe(
+      "vde is a thick LVM volume, which keeps no record of what changed: read in full with qemu-img convert",
     );
+    // A thin volume's pool metadata says what changed: streamed, beside qcow2 files.
+    expect(streamable([qcow2("vda"), { target: "vdb", format: "raw", lv: { thin: true } }])).toBeNull();
   });
 });

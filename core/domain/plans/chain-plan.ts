@@ -172,7 +172,9 @@ export function decideDiskBasis<E extends ChainExport>(
 
 function snapshotIdIn(snapshots: readonly Snapshot[], tag: string, target: string): string | undefined {
   const snapshot = snapshots.find((s) => s.tag === tag && !s.incomplete);
-  const disk = snapshot?.disks.find((d) => d.target === target && d.lv === undefined);
+  // A qcow2 snapshot's id in its image, or a thin snapshot LV's UUID (its pool's metadata says
+  // what changed since); a thick LVM snapshot keeps no such record.
+  const disk = snapshot?.disks.find((d) => d.target === target && (d.lv === undefined || d.lv.thin));
   return disk?.imageSnapshotId;
 }
 

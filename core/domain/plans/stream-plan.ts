@@ -34,14 +34,20 @@ export interface StreamPlan {
   readonly zeroBytes: number;
 }
 
-/** Disks an export can stream: qcow2 files whose snapshots are internal. */
+/**
+ * Disks an export can stream: qcow2 files (their internal snapshots' tables say what changed) and
+ * LVM thin volumes (their pool's metadata does). A thick LVM volume keeps no such record.
+ */
 export function streamable(
-  disks: readonly { target: string; format: string | null; lv: unknown }[],
+  disks: readonly { target: string; format: string | null; lv: { readonly thin: boolean } | undefined }[],
 ): string | null {
-  const other = disks.find((d) => d.lv !== undefined || d.format !== "qcow2");
-  return other === undefined
-    ? null
-    : `${other.target} is ${other.lv !== undefined ? "an LVM volume" : `a ${other.format ?? "raw"} image`}, read in full with qemu-img convert`;
+  const other = disks.find((d) => (d.lv === undefined ? d.format !== "qcow2" : !d.lv.thin));
+  if (other === undefined) {
+    return null;
+  }
+  return other.lv !== undefined
+    ? `${other.target} is a thick LVM volume, which keeps no record of what changed: read in full with qemu-img convert`
+    : `${other.target} is a ${other.format ?? "raw"} image, read in full with qemu-img convert`;
 }
 
 /** Holes up to this many clusters between wanted ones are read through rather than skipped. */

@@ -32,6 +32,7 @@ export const LVS_FIELDS = [
   "lv_tags",
   "vg_free",
   "vg_extent_size",
+  "thin_id",
 ] as const;
 
 /**

@@ -29,6 +29,7 @@ const lvRow = z.object({
   lv_tags: z.string(),
   vg_free: z.string(),
   vg_extent_size: z.string(),
+  thin_id: z.string(),
 });
 
 const lvsReport = z.object({ report: z.array(z.object({ lv: z.array(lvRow) })) });
@@ -61,6 +62,8 @@ export interface LogicalVolume {
   readonly vgExtentSize: number;
   /** Snapkeep's snapshot tag from the LV tags, or null for an LV Snapkeep did not make. */
   readonly snapkeepTag: string | null;
+  /** The thin device's id in its pool (what thin_delta and thin_dump name), else null. */
+  readonly thinId: number | null;
 }
 
 export type LvRole = "thick-origin" | "thick-snapshot" | "thin-volume" | "thin-pool" | "plain" | "other";
@@ -99,6 +102,7 @@ function toLogicalVolume(row: z.infer<typeof lvRow>): LogicalVolume {
     vgFree: bytes(row.vg_free, "vg_free"),
     vgExtentSize: bytes(row.vg_extent_size, "vg_extent_size"),
     snapkeepTag: decodeLvTag(tags),
+    thinId: row.thin_id === "" ? null : bytes(row.thin_id, "thin_id"),
   };
 }
 

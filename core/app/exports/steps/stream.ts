@@ -11,8 +11,10 @@
  * stream is the same bytes again (the snapshots it is made from cannot change), so the part that
  * is there is skipped, and the final hash shows whether it really was the same.
  *
- * What cannot be streamed (an LVM disk, an image with a backing file or compressed clusters) goes
- * the old way, convert and rsync (convert.ts, transfer.ts), with the reason in the result.
+ * An LVM thin volume streams the same way: its pool's metadata gives the changed blocks
+ * (hypervisor/lvm-thin.ts) and the snapshot's device is read where they lie. What cannot be
+ * streamed (a thick LVM volume, an image with a backing file or compressed clusters) goes the old
+ * way, convert and rsync (convert.ts, transfer.ts), with the reason in the result.
  */
 import { createHash } from "node:crypto";
 import { posix } from "node:path";
@@ -21,12 +23,15 @@ import { Readable, Transform, type TransformCallback } from "node:stream";
 import { SnapkeepError, isSnapkeepError } from "../../../errors.js";
 import { formatBytes } from "../../../domain/bytes.js";
 import { backingName, decideDiskBasis } from "../../../domain/plans/chain-plan.js";
-import { planStream, type StreamPlan } from "../../../domain/plans/stream-plan.js";
+import { planStream, type GuestExtent, type StreamPlan } from "../../../domain/plans/stream-plan.js";
+import { ThinUnsupported } from "../../../drivers/lvm/thin.js";
 import { PARTIAL_SUFFIX } from "../../../drivers/bundle/bundle.js";
 import { layoutImage, type ImageLayout } from "../../../drivers/qemu-img/qcow2-writer.js";
 import { Qcow2Unsupported } from "../../../drivers/qemu-img/qcow2-tables.js";
 import { parseSpace, spaceArgs } from "../../../drivers/sh/export-scripts.js";
 import { streamReadArgs, streamReadInput, streamWriteArgs } from "../../../drivers/sh/stream-scripts.js";
+import { thinChanges } from "../../../hypervisor/lvm-thin.js";
+import { withLvSnapshotReadable } from "../../../hypervisor/lvm.js";
 import { writeFailure } from "../../../infra/remote-fs.js";
 import { runChecked } from "../../../infra/runner/checked.js";
 import { changedBlocks } from "../changed-blocks.js";
@@ -65,6 +70,9 @@ async function planDisk(ex: PreparedExport, disk: ExportDisk): Promise<DiskStrea
   const newer = { id: disk.imageSnapshotId, name: ex.snapshot.tag };
   const decided = decideDiskBasis(ex.existing, ex.vm, disk.target, disk.virtualSize);
   const signal = ex.request.signal;
+  if (disk.lv !== undefined) {
+    return planThinDisk(ex, disk, decided);
+  }
   if (decided.mode === "incremental") {
     try {
       const changed = await changedBlocks(
@@ -75,7 +83,7 @@ async function planDisk(ex: PreparedExport, disk: ExportDisk): Promise<DiskStrea
         signal,
       );
       if (!changed.extents.some((e) => e.source.kind === "compressed")) {
-        return diskStream(disk, "incremental", decided.why, decided.basis, changed);
+        return diskStream(disk, "incremental", decided.why, decided.basis, qcow2Changes(changed));
       }
       return await fullStream(ex, disk, "the changed clusters include compressed ones");
     } catch (error) {
@@ -102,7 +110,54 @@ async function fullStream(ex: PreparedExport, disk: ExportDisk, why: string): Pr
   if (changed.extents.some((e) => e.source.kind === "compressed")) {
     throw new NotStreamable(`${disk.target}'s image holds compressed clusters`);
   }
-  return diskStream(disk, "full", why, null, changed);
+  return diskStream(disk, "full", why, null, qcow2Changes(changed));
+}
+
+/**
+ * A thin volume's snapshot: what changed since the basis export's snapshot, from the pool's
+ * metadata (hypervisor/lvm-thin.ts); every block it maps for a full export. Only a pool whose
+ * metadata cannot be read sends the export the old way.
+ */
+async function planThinDisk(
+  ex: PreparedExport,
+  disk: ExportDisk,
+  decided: ReturnType<typeof decideDiskBasis>,
+): Promise<DiskStream> {
+  const runner = ex.source.runner;
+  const signal = ex.request.signal;
+  let why = decided.why;
+  if (decided.mode === "incremental") {
+    try {
+      const changes = await thinChanges(runner, disk.imageSnapshotId, decided.basisSnapshot.id, signal);
+      return diskStream(disk, "incremental", why, decided.basis, { ...changes, metadataBytes: 0 });
+    } catch (error) {
+      if (!(error instanceof ThinUnsupported)) {
+        throw error;
+      }
+      why = String(error.details["reason"] ?? error.message);
+    }
+  }
+  try {
+    const changes = await thinChanges(runner, disk.imageSnapshotId, null, signal);
+    return diskStream(disk, "full", why, null, { ...changes, metadataBytes: 0 });
+  } catch (error) {
+    if (error instanceof ThinUnsupported) {
+      throw new NotStreamable(`${disk.target}: ${String(error.details["reason"] ?? error.message)}`);
+    }
+    throw error;
+  }
+}
+
+/** What a disk's snapshot holds for this export, whichever kind of disk it is. */
+interface FoundChanges {
+  readonly clusterSize: number;
+  readonly virtualSize: number;
+  readonly extents: readonly GuestExtent[];
+  readonly metadataBytes: number;
+}
+
+function qcow2Changes(changed: Awaited<ReturnType<typeof changedBlocks>>): FoundChanges {
+  return { ...changed, clusterSize: changed.layout.clusterSize };
 }
 
 function diskStream(
@@ -110,9 +165,9 @@ function diskStream(
   mode: "full" | "incremental",
   why: string,
   basis: string | null,
-  changed: Awaited<ReturnType<typeof changedBlocks>>,
+  changed: FoundChanges,
 ): DiskStream {
-  const clusterSize = changed.layout.clusterSize;
+  const clusterSize = changed.clusterSize;
   const plan = planStream(changed.extents, clusterSize, mode === "incremental");
   const layout = layoutImage({
     clusterSize,
@@ -251,11 +306,17 @@ async function streamDisk(
     }
   }
   try {
-    const reading = ex.source.runner.run(streamReadArgs(s.disk.source), {
-      stdin: streamReadInput(s.plan.reads),
-      stdoutTo: picker,
-      signal: stop.signal,
-    });
+    const readFrom = (from: string): ReturnType<typeof ex.source.runner.run> =>
+      ex.source.runner.run(streamReadArgs(from), {
+        stdin: streamReadInput(s.plan.reads),
+        stdoutTo: picker,
+        signal: stop.signal,
+      });
+    // A thin snapshot LV skips activation: it is made readable for the read, and only then.
+    const reading =
+      s.disk.lv === undefined
+        ? readFrom(s.disk.source)
+        : withLvSnapshotReadable(ex.source.runner, s.disk.target, s.disk.imageSnapshotId, readFrom);
     const writing = ex.dest.runner.run(streamWriteArgs(path, resumeAt), {
       stdin: Readable.from(image()),
       signal: stop.signal,

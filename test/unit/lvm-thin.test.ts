@@ -1,0 +1,117 @@
+/**
+ * Reading thin_delta's and thin_dump's reports (thin-provisioning-tools 0.9.0, as captured in the
+ * LVM test guest): the ranges a streamed export reads from a thin snapshot, and refusals of
+ * anything else. test/lvm/lvm.test.ts runs the tools for real.
+ */
+import { describe, expect, it } from "vitest";
+import { parseThinDelta, parseThinDump, ThinUnsupported } from "../../core/drivers/lvm/thin.js";
+import { extentsOf } from "../../core/hypervisor/lvm-thin.js";
+
+const KiB = 1024;
+
+// thin_delta -m --snap1 2 --snap2 3 after 3 blocks written at 100 and one at 10.
+const DELTA = `<superblock uuid="" time="2" transaction="3" data_block_size="128" nr_data_blocks="0">
+  <diff left="2" right="3">
+    <right_only begin="10" length="1"/>
+    <right_only begin="100" length="3"/>
+  </diff>
+</superblock>
+`;
+
+// thin_dump -m --dev-id 3 of the same pool.
+const DUMP = `<superblock uuid="" time="2" transaction="3" flags="0" version="2" data_block_size="128" nr_data_blocks="0">
+  <device dev_id="3" mapped_blocks="4" transaction="2" creation_time="2" snap_time="2">
+    <single_mapping origin_block="10" data_block="3" time="1"/>
+    <range_mapping origin_begin="100" data_begin="0" length="3" time="1"/>
+  </device>
+</superblock>
+`;
+
+describe("thin_delta's report", () => {
+  it("gives the differing blocks in bytes, at the pool's chunk size", () => {
+    expect(parseThinDelta(DELTA, 2, 3)).toEqual({
+      blockBytes: 64 * KiB,
+      ranges: [
+        { offset: 10 * 64 * KiB, length: 64 * KiB },
+        { offset: 100 * 64 * KiB, length: 3 * 64 * KiB },
+      ],
+    });
+  });
+
+  it("counts every kind of difference, blocks only the older device maps too, and merges neighbours", () => {
+    const text = DELTA.replace(
+      '<right_only begin="10" length="1"/>',
+      '<left_only begin="10" length="1"/>\n<different begin="11" length="2"/>\n<same begin="13" length="5"/>',
+    );
+    expect(parseThinDelta(text, 2, 3).ranges).toEqual([
+      { offset: 10 * 64 * KiB, length: 3 * 64 * KiB },
+      { offset: 100 * 64 * KiB, length: 3 * 64 * KiB },
+    ]);
+  });
+
+  it("refuses a report of other devices, a line it does not know, or no report at all", () => {
+    expect(() => parseThinDelta(DELTA, 1, 3)).toThrow(/compared devices 2 and 3, not 1 and 3/);
+    // --verbose nests its ranges: not what Snapkeep asked for, so not read.
+    expect(() =>
+      parseThinDelta(
+        DELTA.replace(
+          '<right_only begin="10" length="1"/>',
+          '<right_only>\n<range begin="10" data_begin="3" length="1"/>',
+        ),
+        2,
+        3,
+      ),
+    ).toThrow(ThinUnsupported);
+    expect(() =>
+      parseThinDelta(DELTA.replace("</diff>", '</diff>\n<diff left="2" right="3">'), 2, 3),
+    ).toThrow(/incomplete/);
+    expect(() => parseThinDelta("", 2, 3)).toThrow(/incomplete/);
+    expect(() => parseThinDelta(DELTA.replace('begin="100"', 'begin="-1"'), 2, 3)).toThrow(
+      /does not understand/,
+    );
+  });
+});
+
+describe("thin_dump's report", () => {
+  it("gives the device's mapped blocks", () => {
+    expect(parseThinDump(DUMP, 3).ranges).toEqual([
+      { offset: 10 * 64 * KiB, length: 64 * KiB },
+      { offset: 100 * 64 * KiB, length: 3 * 64 * KiB },
+    ]);
+  });
+
+  it("refuses another device, shared subtrees (<def>/<ref>) and a missing device", () => {
+    expect(() => parseThinDump(DUMP, 4)).toThrow(/listed device 3, not 4/);
+    expect(() =>
+      parseThinDump(DUMP.replace("<single_mapping", '<ref name="13"/>\n<single_mapping'), 3),
+    ).toThrow(/does not understand: <ref name="13"\/>/);
+    expect(() =>
+      parseThinDump(
+        DUMP.split("\n")
+          .filter((l) => !l.includes("device"))
+          .join("\n"),
+        3,
+      ),
+    ).toThrow(/did not list device 3/);
+  });
+});
+
+describe("extents of a thin snapshot", () => {
+  it("reads each range where it lies on the device, cut at the volume's end", () => {
+    const ranges = {
+      blockBytes: 128 * KiB,
+      ranges: [
+        { offset: 0, length: 128 * KiB },
+        { offset: 896 * KiB, length: 256 * KiB },
+      ],
+    };
+    expect(extentsOf(ranges, 1024 * KiB)).toEqual([
+      { guestOffset: 0, length: 128 * KiB, source: { kind: "data", hostOffset: 0 } },
+      { guestOffset: 896 * KiB, length: 128 * KiB, source: { kind: "data", hostOffset: 896 * KiB } },
+    ]);
+  });
+
+  it("refuses a chunk size the 64 KiB clusters do not divide", () => {
+    expect(() => extentsOf({ blockBytes: 32 * KiB, ranges: [] }, 1024 * KiB)).toThrow(/chunk size/);
+  });
+});

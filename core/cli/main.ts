@@ -3,6 +3,7 @@ import { Command, CommanderError, Option } from "commander";
 import { SnapkeepError } from "../errors.js";
 import { SNAPKEEP_VERSION } from "../app/exports/exports.js";
 import { registerDoctorCommand } from "./doctor-command.js";
+import { registerServiceCommands } from "./service-command.js";
 import { toErrorView } from "../domain/explain.js";
 import { wordHint } from "../domain/hints.js";
 import { MAX_SAFETY_KEPT, MAX_WAIT_SECONDS } from "../domain/limits.js";
@@ -15,7 +16,7 @@ import type { RevertResult } from "../app/revert.js";
 import { openCoreContext, type CoreContext } from "../app/context.js";
 import { snapkeepHome } from "../infra/store/home.js";
 import type { Hook } from "../domain/settings.js";
-import { registerScheduleCommands } from "./schedule-commands.js";
+import { logMessage, registerScheduleCommands } from "./schedule-commands.js";
 import { registerExportCommands } from "./export-commands.js";
 import { commandLine } from "../domain/shell-quote.js";
 import { registerLibraryCommands } from "./library-commands.js";
@@ -352,6 +353,7 @@ function buildProgram(io: CliIo, context: () => CliContext): Command {
   registerScheduleCommands(program, io, context, print);
   registerExportCommands(program, io, context, print);
   registerDoctorCommand(program, context, print);
+  registerServiceCommands(program, io, context, print);
   registerLibraryCommands(program, vm, io, context, print);
 
   program
@@ -360,15 +362,21 @@ function buildProgram(io: CliIo, context: () => CliContext): Command {
     .option("--port <n>", "port (0: any free one)", numberOption("--port", { min: 0, max: 65535 }), 8484)
     .option("--host <address>", "address to listen on", "127.0.0.1")
     .option("--no-scheduler", "do not run the schedules here (a daemon or the desktop app runs them)")
-    .action(async (opts: { port: number; host: string; scheduler: boolean }) => {
+    .option("--json", "log one JSON object per line")
+    .action(async (opts: { port: number; host: string; scheduler: boolean; json?: boolean }) => {
       const core = context();
       // Loaded here only: the API's schemas and the WebSocket server are a tenth of a second of
       // start-up that no other command needs.
       const [{ Api }, { serve }] = await Promise.all([import("../api/api.js"), import("../server/serve.js")]);
       const api = new Api(core);
       const serving = await serve(api, { port: opts.port, host: opts.host });
-      io.out(`Snapkeep is at ${serving.url}\nOpen it in a browser on this computer; Ctrl+C stops it.\n`);
-      const scheduling = opts.scheduler ? await hostSchedules(core, io, api) : null;
+      const json = opts.json === true;
+      io.out(
+        json
+          ? logMessage(`Snapkeep is at ${serving.url}`, true, new Date())
+          : `Snapkeep is at ${serving.url}\nOpen it in a browser on this computer; Ctrl+C stops it.\n`,
+      );
+      const scheduling = opts.scheduler ? await hostSchedules(core, io, api, json) : null;
       await new Promise<void>((resolve) => {
         process.once("SIGINT", resolve);
         process.once("SIGTERM", resolve);
@@ -536,8 +544,9 @@ async function hostSchedules(
   core: CliContext,
   io: CliIo,
   api: { notifyChanged(host: string): void },
+  json: boolean,
 ): Promise<{ stop(): Promise<void> }> {
-  const [{ openScheduler }, { SchedulingHost }, { wallClockTimers }, { schedulerOwner }, { describeEvent }] =
+  const [{ openScheduler }, { SchedulingHost }, { wallClockTimers }, { schedulerOwner }, { logLine }] =
     await Promise.all([
       import("../app/schedules/owned.js"),
       import("../app/schedules/hosting.js"),
@@ -545,7 +554,7 @@ async function hostSchedules(
       import("../infra/scheduler-lock.js"),
       import("./schedule-commands.js"),
     ]);
-  const log = (line: string): void => io.out(`${new Date().toISOString()} ${line}\n`);
+  const log = (line: string): void => io.out(logMessage(line, json, new Date()));
   const host = new SchedulingHost({
     open: () =>
       openScheduler({
@@ -555,7 +564,7 @@ async function hostSchedules(
         now: () => new Date(),
         timers: wallClockTimers,
         onEvent: (event) => {
-          log(describeEvent(event));
+          io.out(logLine(event, json, new Date()));
           if ("schedule" in event) {
             api.notifyChanged(event.schedule.host);
           }

@@ -309,7 +309,10 @@ export function registerScheduleCommands(
   program
     .command("daemon")
     .description("run the schedules in the foreground (one scheduler per state directory)")
-    .action(async () => {
+    .option("--json", "log one JSON object per line")
+    .action(async (opts: { json?: boolean }) => {
+      const json = opts.json === true;
+      const log = (message: string): void => io.out(logMessage(message, json, new Date()));
       const { home, schedules } = context();
       const [{ openScheduler }, { wallClockTimers }] = await Promise.all([
         import("../app/schedules/owned.js"),
@@ -321,19 +324,19 @@ export function registerScheduleCommands(
         work: schedules,
         now: () => new Date(),
         timers: wallClockTimers,
-        onEvent: (event) => io.out(`${new Date().toISOString()} ${describeEvent(event)}\n`),
+        onEvent: (event) => io.out(logLine(event, json, new Date())),
       });
       const stopped = new Promise<void>((resolve) => {
         const stop = (): void => {
-          io.out(`${new Date().toISOString()} stopping: waiting for running jobs to finish\n`);
+          log("stopping: waiting for running jobs to finish");
           resolve();
         };
         process.once("SIGINT", stop);
         process.once("SIGTERM", stop);
       });
       try {
-        io.out(
-          `${new Date().toISOString()} snapkeep daemon started (pid ${process.pid}, state ${home}); ${schedules.list().length} schedule(s)\n`,
+        log(
+          `snapkeep daemon started (pid ${process.pid}, state ${home}); ${schedules.list().length} schedule(s)`,
         );
         await owned.start();
         await stopped;
@@ -365,6 +368,36 @@ function needId(id: string | undefined, verb: string): string {
     );
   }
   return id;
+}
+
+/**
+ * One line of the daemon's (and serve's) log: a timestamp and the event in words, or with `json`
+ * one JSON object (time, event, job, host, vm, schedule, message) for a log shipper to index.
+ */
+export function logLine(event: SchedulerEvent, json: boolean, now: Date): string {
+  if (!json) {
+    return `${now.toISOString()} ${describeEvent(event)}\n`;
+  }
+  const about =
+    "schedule" in event
+      ? { host: event.schedule.host, vm: event.schedule.vmName, schedule: event.schedule.id }
+      : {};
+  const level = /FAILED|ERROR|DAMAGED|OVERDUE/.test(describeEvent(event)) ? "error" : "info";
+  return `${JSON.stringify({
+    time: now.toISOString(),
+    level,
+    event: event.type,
+    ...("job" in event ? { job: event.job } : {}),
+    ...about,
+    message: describeEvent(event),
+  })}\n`;
+}
+
+/** A plain message as a log line, in the same two forms. */
+export function logMessage(message: string, json: boolean, now: Date): string {
+  return json
+    ? `${JSON.stringify({ time: now.toISOString(), level: "info", event: "message", message })}\n`
+    : `${now.toISOString()} ${message}\n`;
 }
 
 /** A scheduler event as one line of `snapkeep daemon`'s (and `snapkeep serve`'s) log. */

@@ -4,7 +4,16 @@
  * sentences people read are part of the contract.
  */
 import { execFileSync, spawnSync } from "node:child_process";
-import { mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  realpathSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -198,6 +207,52 @@ describe("snapkeep CLI", () => {
     expect(changed.stderr).toContain(pinned);
     expect(changed.stderr).toContain(sshd.hostFingerprint);
     expect(changed.stderr).toMatch(/changed/i);
+  });
+
+  it("service install --dry-run prints units systemd-analyze verifies; nothing is written without systemd", () => {
+    const dir = mkdtempSync(join(tmpdir(), "snapkeep-unit-"));
+    try {
+      for (const args of [[], ["--with-web", "--port", "9090", "--json-logs"]]) {
+        const dry = cli(["service", "install", "--dry-run", ...args]);
+        expect(dry.stderr).toBe("");
+        expect(dry.code).toBe(0);
+        const unit =
+          /^Would write \/etc\/systemd\/system\/snapkeep.service:\n\n([\s\S]*?\n)\nthen run:\n/.exec(
+            dry.stdout,
+          )?.[1];
+        expect(unit).toMatch(/^# Written by `snapkeep service install`/);
+        // The same node and the CLI's real path; the state folder this CLI uses.
+        expect(unit).toContain(
+          `ExecStart=${process.execPath} ${realpathSync(bin)} ${args.length === 0 ? "daemon" : "serve --host 127.0.0.1 --port 9090 --json"}\n`,
+        );
+        expect(unit).toContain(`Environment="SNAPKEEP_HOME=${home}"`);
+        expect(dry.stdout).toContain(
+          "then run:\n  systemctl daemon-reload\n  systemctl enable snapkeep.service\n  systemctl restart snapkeep.service\n",
+        );
+        writeFileSync(join(dir, "snapkeep.service"), unit ?? "");
+        // verify prints every key it does not know or cannot parse, and exits 0 all the same.
+        const verified = spawnSync("systemd-analyze", ["verify", join(dir, "snapkeep.service")], {
+          encoding: "utf8",
+        });
+        expect(verified.stderr + verified.stdout).toBe("");
+        expect(verified.status).toBe(0);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    expect(cli(["service", "install", "--user", "no-such-user-sk", "--dry-run"]).stderr).toMatch(
+      /There is no user "no-such-user-sk"/,
+    );
+    if (!existsSync("/run/systemd/system")) {
+      const refused = cli(["service", "install"]);
+      expect(refused.code).not.toBe(0);
+      expect(refused.stderr).toMatch(/systemd is not running on this machine|needs root/);
+      expect(existsSync("/etc/systemd/system/snapkeep.service")).toBe(false);
+      expect(cli(["service", "status"]).stdout).toMatch(
+        /^snapkeep.service is not installed\.\nNothing runs the schedules/,
+      );
+      expect(cli(["service", "uninstall", "--dry-run"]).stdout).toBe("snapkeep.service is not installed.\n");
+    }
   });
 
   it("doctor checks this computer and SSH hosts, says what to fix, and exits 1 when something fails", () => {

@@ -45,9 +45,9 @@ describe("snapkeep daemon", () => {
     });
     return { code: r.status, stdout: r.stdout, stderr: r.stderr };
   };
-  const startDaemon = (home: string): { child: ChildProcess; output: () => string } => {
+  const startDaemon = (home: string, extra: string[] = []): { child: ChildProcess; output: () => string } => {
     let output = "";
-    const child = spawn("node", [bin, "daemon"], { env: { ...process.env, SNAPKEEP_HOME: home } });
+    const child = spawn("node", [bin, "daemon", ...extra], { env: { ...process.env, SNAPKEEP_HOME: home } });
     child.stdout?.on("data", (d: Buffer) => (output += d.toString()));
     child.stderr?.on("data", (d: Buffer) => (output += d.toString()));
     daemons.push(child);
@@ -70,6 +70,21 @@ describe("snapkeep daemon", () => {
     netns?.dispose();
     await vms.dispose();
     homes.forEach((h) => rmSync(h, { recursive: true, force: true }));
+  });
+
+  it("logs one JSON object per line with --json, as a journal shipper reads it", async () => {
+    const daemon = startDaemon(freshHome(), ["--json"]);
+    await waitFor(() => daemon.output().includes("\n"), 20_000, "daemon start");
+    daemon.child.kill("SIGTERM");
+    expect(await exited(daemon.child)).toBe(0);
+    const lines = daemon
+      .output()
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(lines[0]).toMatchObject({ level: "info", event: "message", time: expect.any(String) });
+    expect(String(lines[0]?.["message"])).toMatch(/^snapkeep daemon started \(pid \d+/);
+    expect(lines.at(-1)?.["message"]).toBe("stopping: waiting for running jobs to finish");
   });
 
   it(

@@ -4,6 +4,7 @@ import { SnapkeepError } from "../errors.js";
 import { SNAPKEEP_VERSION } from "../app/exports/exports.js";
 import { registerDoctorCommand } from "./doctor-command.js";
 import { registerServiceCommands } from "./service-command.js";
+import { registerNotifyCommands } from "./notify-commands.js";
 import { toErrorView } from "../domain/explain.js";
 import { wordHint } from "../domain/hints.js";
 import { MAX_SAFETY_KEPT, MAX_WAIT_SECONDS } from "../domain/limits.js";
@@ -354,6 +355,7 @@ function buildProgram(io: CliIo, context: () => CliContext): Command {
   registerExportCommands(program, io, context, print);
   registerDoctorCommand(program, context, print);
   registerServiceCommands(program, io, context, print);
+  registerNotifyCommands(program, io, context, print);
   registerLibraryCommands(program, vm, io, context, print);
 
   program
@@ -546,18 +548,26 @@ async function hostSchedules(
   api: { notifyChanged(host: string): void },
   json: boolean,
 ): Promise<{ stop(): Promise<void> }> {
-  const [{ openScheduler }, { SchedulingHost }, { wallClockTimers }, { schedulerOwner }, { logLine }] =
-    await Promise.all([
-      import("../app/schedules/owned.js"),
-      import("../app/schedules/hosting.js"),
-      import("../infra/timers.js"),
-      import("../infra/scheduler-lock.js"),
-      import("./schedule-commands.js"),
-    ]);
+  const [
+    { openScheduler },
+    { SchedulingHost },
+    { wallClockTimers },
+    { schedulerOwner },
+    { logLine },
+    { Alerts },
+  ] = await Promise.all([
+    import("../app/schedules/owned.js"),
+    import("../app/schedules/hosting.js"),
+    import("../infra/timers.js"),
+    import("../infra/scheduler-lock.js"),
+    import("./schedule-commands.js"),
+    import("../app/alerts.js"),
+  ]);
   const log = (line: string): void => io.out(logMessage(line, json, new Date()));
+  const alerts = new Alerts({ store: core.store, now: () => new Date(), timers: wallClockTimers, log });
   const host = new SchedulingHost({
-    open: () =>
-      openScheduler({
+    open: () => {
+      const owned = openScheduler({
         home: core.home,
         app: "snapkeep serve",
         work: core.schedules,
@@ -565,11 +575,16 @@ async function hostSchedules(
         timers: wallClockTimers,
         onEvent: (event) => {
           io.out(logLine(event, json, new Date()));
+          alerts.handle(event);
           if ("schedule" in event) {
             api.notifyChanged(event.schedule.host);
           }
         },
-      }),
+      });
+      // Alerts (and the weekly digest) go out from whichever process runs the schedules.
+      alerts.start();
+      return owned;
+    },
     holder: () => schedulerOwner(core.home),
     timers: wallClockTimers,
     onChange: (state) =>
@@ -582,5 +597,10 @@ async function hostSchedules(
       ),
   });
   await host.start();
-  return host;
+  return {
+    stop: async () => {
+      await host.stop();
+      await alerts.stop();
+    },
+  };
 }

@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Command } from "commander";
+import { registerPingCommand } from "./notify-commands.js";
 import { MAX_SNAPSHOTS_KEPT } from "../domain/limits.js";
 import { SnapkeepError, quoteInput } from "../errors.js";
 import { isScheduledJob, type JobSummary } from "../infra/journal.js";
@@ -49,6 +50,7 @@ export function registerScheduleCommands(
   print: Print,
 ): void {
   const schedule = program.command("schedule").description("automatic snapshots with retention");
+  registerPingCommand(schedule, io, context);
   withCopyOptions(schedule.command("add <host/vm>"), false)
     .description(
       "snapshot a VM on a schedule and keep the latest N (plus optional daily/weekly/monthly); --copy-to sends the snapshots off the host",
@@ -314,17 +316,27 @@ export function registerScheduleCommands(
       const json = opts.json === true;
       const log = (message: string): void => io.out(logMessage(message, json, new Date()));
       const { home, schedules } = context();
-      const [{ openScheduler }, { wallClockTimers }] = await Promise.all([
+      const [{ openScheduler }, { wallClockTimers }, { Alerts }] = await Promise.all([
         import("../app/schedules/owned.js"),
         import("../infra/timers.js"),
+        import("../app/alerts.js"),
       ]);
+      const alerts = new Alerts({
+        store: context().store,
+        now: () => new Date(),
+        timers: wallClockTimers,
+        log,
+      });
       const owned = openScheduler({
         home,
         app: "snapkeep daemon",
         work: schedules,
         now: () => new Date(),
         timers: wallClockTimers,
-        onEvent: (event) => io.out(logLine(event, json, new Date())),
+        onEvent: (event) => {
+          io.out(logLine(event, json, new Date()));
+          alerts.handle(event);
+        },
       });
       const stopped = new Promise<void>((resolve) => {
         const stop = (): void => {
@@ -339,9 +351,11 @@ export function registerScheduleCommands(
           `snapkeep daemon started (pid ${process.pid}, state ${home}); ${schedules.list().length} schedule(s)`,
         );
         await owned.start();
+        alerts.start();
         await stopped;
       } finally {
         await owned.stop();
+        await alerts.stop();
         // Give stdout a moment to drain before the process ends.
         await sleep(10);
       }

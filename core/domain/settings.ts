@@ -3,6 +3,7 @@ import { validateLibvirtUri } from "./selection.js";
 import { retentionSchema, whenSchema } from "./schedule/spec.js";
 import { definitionSummarySchema } from "./definition-summary.js";
 import { MAX_BWLIMIT_KIB, MAX_RUNS_PER_COPY } from "./limits.js";
+import { alertChannelSchema, httpUrl, openProblemSchema } from "./alerts.js";
 
 /**
  * The settings file, in one schema: it types the settings and validates every write and everything
@@ -120,6 +121,8 @@ export const scheduleSchema = z.object({
   createdAt: z.string(),
   /** Absent: the schedule's snapshots stay on the host only. */
   copy: copyPolicySchema.optional(),
+  /** A monitor's ping address (healthchecks.io, Uptime Kuma): /start, itself, /fail per run. */
+  ping: httpUrl.optional(),
 });
 
 /** What the scheduler remembers between runs; written by the scheduler only. */
@@ -256,6 +259,15 @@ export const settingsSchema = z.object({
   /** VMs Snapkeep created (from a template or an export), the only ones `vm delete` removes. */
   managedVms: z.array(managedVmSchema).default([]),
   schedulePause: schedulePauseSchema.nullable().default(null),
+  /** Where alerts go (webhook, ntfy); the file is 0600, as these addresses carry tokens. */
+  alertChannels: z.array(alertChannelSchema).default([]),
+  /** Problems alerted and not recovered yet, by subject: a restart does not alert them again. */
+  alertOpen: z.record(z.string(), openProblemSchema).default({}),
+  /** Scheduled jobs since the last weekly digest. */
+  alertTally: z
+    .object({ since: z.string(), succeeded: z.number().int().min(0), failed: z.number().int().min(0) })
+    .nullable()
+    .default(null),
   /**
    * Only in files written before the desktop app had its own settings file: still accepted, so
    * those files load, and carried along untouched until the app moves the slice out.
@@ -290,6 +302,9 @@ export function emptySettings(): Settings {
     safetyKeep: 5,
     managedVms: [],
     schedulePause: null,
+    alertChannels: [],
+    alertOpen: {},
+    alertTally: null,
   };
 }
 

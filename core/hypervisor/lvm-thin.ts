@@ -63,6 +63,14 @@ export async function thinChanges(
       );
     }
   }
+  const external = externalOrigin(lvs, b);
+  if (external !== null) {
+    // Blocks the thin volume never wrote read from the external origin, which the pool's metadata
+    // does not list: a listing would leave them out and the export would read zeros there.
+    throw new ThinUnsupported(
+      `the volume reads unwritten blocks from the external origin ${b.vg}/${external}`,
+    );
+  }
   if (b.size % THIN_CLUSTER !== 0) {
     throw new ThinUnsupported(`its size (${b.size} bytes) is not a whole number of 64 KiB clusters`);
   }
@@ -76,7 +84,7 @@ export async function thinChanges(
     ...(signal === undefined ? {} : { signal }),
   });
   if (result.code !== 0) {
-    const said = result.stderr.trim().split("\n").at(-1) ?? `exit ${result.code}`;
+    const said = result.stderr.trim().split("\n").at(-1) || `thin_${argv[5] ?? "tools"} exited with ${result.code}`;
     throw new ThinUnsupported(said.replace(/^snapkeep: /, ""));
   }
   const ranges =
@@ -93,6 +101,20 @@ function thinLv(lvs: readonly LogicalVolume[], uuid: string, what: string): Logi
     throw new ThinUnsupported(`${what} (${lv.vg}/${lv.name}) is not a thin volume`);
   }
   return lv;
+}
+
+/** The external origin (lv_attr "e") below a thin LV, following its origins, or null. */
+export function externalOrigin(lvs: readonly LogicalVolume[], lv: LogicalVolume): string | null {
+  const seen = new Set<string>();
+  for (let at: LogicalVolume | undefined = lv; at !== undefined && !seen.has(at.name);) {
+    seen.add(at.name);
+    if (at.attr.startsWith("e")) {
+      return at.name;
+    }
+    const origin: string | null = at.origin;
+    at = origin === null ? undefined : lvs.find((l) => l.vg === lv.vg && l.name === origin);
+  }
+  return null;
 }
 
 function idOf(lv: LogicalVolume): number {

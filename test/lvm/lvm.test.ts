@@ -297,6 +297,20 @@ describe("LVM host (a real Debian guest)", () => {
       } finally {
         await sh("dmsetup", "message", "vgsk-pool-tpool", "0", "release_metadata_snap");
       }
+      // A reader killed outright (SIGKILL) left its reservation, with the root it recorded: the
+      // next export releases that one, and streams.
+      await sh("dmsetup", "message", "vgsk-pool-tpool", "0", "reserve_metadata_snap");
+      await sh(
+        "sh",
+        "-c",
+        'printf "%s\\n" "$1" > /run/lock/snapkeep-thin-vgsk-pool.held',
+        "mark",
+        await held(),
+      );
+      const fifth = await exportOf("chain three");
+      expect(fifth.engine).toBe("stream");
+      expect(restoredHash(fifth.id)).toBe(three);
+      expect(await held()).toBe("-");
     } finally {
       rmSync(work, { recursive: true, force: true });
       await targets.dispose();

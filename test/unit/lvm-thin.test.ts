@@ -5,7 +5,8 @@
  */
 import { describe, expect, it } from "vitest";
 import { parseThinDelta, parseThinDump, ThinUnsupported } from "../../core/drivers/lvm/thin.js";
-import { extentsOf } from "../../core/hypervisor/lvm-thin.js";
+import { extentsOf, externalOrigin } from "../../core/hypervisor/lvm-thin.js";
+import type { LogicalVolume } from "../../core/drivers/lvm/parse.js";
 
 const KiB = 1024;
 
@@ -113,5 +114,25 @@ describe("extents of a thin snapshot", () => {
 
   it("refuses a chunk size the 64 KiB clusters do not divide", () => {
     expect(() => extentsOf({ blockBytes: 32 * KiB, ranges: [] }, 1024 * KiB)).toThrow(/chunk size/);
+  });
+});
+
+describe("external origins", () => {
+  const lv = (name: string, attr: string, origin: string | null) =>
+    ({ name, vg: "vg", attr, origin }) as unknown as LogicalVolume;
+
+  it("finds one below a thin snapshot, through its origin, so the export refuses the listing", () => {
+    const lvs = [
+      lv("golden", "ori-------", null),
+      lv("clone", "Vwi-a-tz-e", "golden"),
+      lv("snap", "Vwi---tz-k", "clone"),
+    ];
+    // lvm2 marks an external origin with "e" as the first attribute once a thin LV uses it.
+    const marked = lvs.map((l) => (l.name === "golden" ? { ...l, attr: "eri-------" } : l));
+    expect(externalOrigin(marked, marked[2] as LogicalVolume)).toBe("golden");
+    expect(externalOrigin(lvs, lvs[2] as LogicalVolume)).toBeNull();
+    // A loop in the origins (never printed by lvm, refused all the same) ends the walk.
+    const loop = [lv("a", "Vwi-a-tz--", "b"), lv("b", "Vwi-a-tz--", "a")];
+    expect(externalOrigin(loop, loop[0] as LogicalVolume)).toBeNull();
   });
 });

@@ -1,4 +1,5 @@
 import { randomBytes } from "node:crypto";
+import { httpUrl } from "../../domain/alerts.js";
 import { SnapkeepError, describeError, isSnapkeepError } from "../../errors.js";
 import { MAX_SNAPSHOTS_KEPT } from "../../domain/limits.js";
 import type { Snapshot, VmWithSnapshots } from "../../domain/types.js";
@@ -143,6 +144,24 @@ export class Schedules {
     return schedule;
   }
 
+  /**
+   * Sets (or with null removes) the monitor a schedule pings at each run's start, success and
+   * failure (healthchecks.io, Uptime Kuma): `URL/start`, `URL`, `URL/fail`.
+   */
+  setPing(id: string, url: string | null): Schedule {
+    const current = this.get(id);
+    const { ping: _old, ...rest } = current;
+    if (url !== null && !httpUrl.safeParse(url).success) {
+      throw new SnapkeepError(
+        "INVALID_INPUT",
+        "A monitor's ping address must be an http:// or https:// address.",
+      );
+    }
+    const updated: Schedule = url === null ? rest : { ...rest, ping: url };
+    this.#store.update((s) => ({ ...s, schedules: s.schedules.map((x) => (x.id === id ? updated : x)) }));
+    return updated;
+  }
+
   /** Changes a schedule's time, disks, retention or note; its id, VM and history stay. */
   async update(id: string, request: AddScheduleRequest): Promise<Schedule> {
     const current = this.get(id);
@@ -165,6 +184,7 @@ export class Schedules {
       ...(request.disks === undefined ? {} : { disks: [...new Set(request.disks)] }),
       ...(request.note === undefined || request.note === "" ? {} : { note: request.note }),
       ...(copy === null ? {} : { copy }),
+      ...(current.ping === undefined ? {} : { ping: current.ping }),
     };
     this.#store.update((s) => ({ ...s, schedules: s.schedules.map((x) => (x.id === id ? updated : x)) }));
     if (current.copy?.target !== copy?.target) {

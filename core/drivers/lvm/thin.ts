@@ -9,7 +9,9 @@
  * one held by something else (another backup tool) is left alone and the export goes the old way.
  *
  * Script exits: 2 not a device-mapper name, 3 not an active thin pool, 4 the tools are missing,
- * 5 the metadata snapshot is held by something else, else the tool's own status.
+ * 5 the metadata snapshot is held by something else, 6 another Snapkeep reader kept the pool busy,
+ * else the tool's own status. A reservation left by a reader that was killed outright is
+ * recognised by the root recorded beside the lock and released by the next reader.
  */
 import { SnapkeepError } from "../../errors.js";
 
@@ -24,17 +26,24 @@ export const THIN_MAPPINGS_SCRIPT = [
   "meta=/dev/mapper/${name}_tmeta",
   '[ -b "$meta" ] || { echo "snapkeep: the pool has no metadata device at $meta" >&2; exit 3; }',
   'for t in thin_delta thin_dump flock; do command -v "$t" >/dev/null 2>&1 || { echo "snapkeep: $t is missing" >&2; exit 4; }; done',
-  'lock=/run/lock; [ -d "$lock" ] || lock=/tmp',
-  'exec 9>"$lock/snapkeep-thin-$name.lock"; flock -w 120 9 || exit 5',
+  'lock=/run/lock; [ -d "$lock" ] || lock=/tmp; mark="$lock/snapkeep-thin-$name.held"',
+  'exec 9>"$lock/snapkeep-thin-$name.lock"',
+  'flock -w 300 9 || { echo "snapkeep: another Snapkeep export kept the pool $name busy for 5 minutes" >&2; exit 6; }',
   // dmsetup status of a thin-pool: ... <used meta>/<total> <used data>/<total> <held root> ...
-  "held=$(dmsetup status -- \"$tpool\" | awk '{print $7}')",
-  '[ "$held" = "-" ] || { echo "snapkeep: the metadata snapshot of $name is held by something else" >&2; exit 5; }',
-  // The traps are set first, so no signal can leave the snapshot reserved.
+  "held() { dmsetup status -- \"$tpool\" | awk '{print $7}'; }",
+  // A reader killed outright (SIGKILL: a cancel, a timeout) cannot release what it reserved; the
+  // root it reserved is written down, so the next reader, under the lock, releases exactly that.
+  "h=$(held)",
+  'if [ "$h" != "-" ] && [ -f "$mark" ] && [ "$(cat "$mark")" = "$h" ]; then',
+  '  dmsetup message -- "$tpool" 0 release_metadata_snap && rm -f "$mark" && h=$(held)',
+  "fi",
+  '[ "$h" = "-" ] || { echo "snapkeep: the metadata snapshot of $name is held by something else" >&2; exit 5; }',
+  // The traps are set first, so no signal that can be caught leaves the snapshot reserved.
   "reserved=",
-  'trap \'[ -z "$reserved" ] || dmsetup message -- "$tpool" 0 release_metadata_snap\' EXIT',
+  'trap \'[ -z "$reserved" ] || { dmsetup message -- "$tpool" 0 release_metadata_snap && rm -f "$mark"; }\' EXIT',
   "trap 'exit 130' HUP INT TERM",
   'dmsetup message -- "$tpool" 0 reserve_metadata_snap || exit 5',
-  "reserved=1",
+  'reserved=1; held > "$mark"',
   'if [ "$mode" = delta ]; then thin_delta -m --snap1 "$1" --snap2 "$2" "$meta"',
   'else thin_dump -m --dev-id "$1" "$meta"; fi',
 ].join("\n");

@@ -1,0 +1,294 @@
+/**
+ * Alerts for the daemon, `serve` and the desktop app alike (issue 17): scheduler events through
+ * the policy (domain/alerts.ts) to every channel that wants that kind of alert, held through a
+ * channel's quiet hours; monitor pings per schedule (healthchecks.io / Uptime Kuma style); the
+ * weekly digest. Open problems and the week's tally live in the settings, so a restart neither
+ * alerts a known problem again nor forgets one.
+ *
+ * Sending never blocks the scheduler: each alert goes out on its own, tried three times; a channel
+ * that cannot be reached is logged (its address redacted) and the others still get theirs.
+ */
+import {
+  alertChannelSchema,
+  decideAlerts,
+  digestAlert,
+  inQuietHours,
+  nextDigestAt,
+  ntfyHeaders,
+  redactedUrl,
+  webhookBody,
+  type Alert,
+  type AlertChannel,
+  type AlertInput,
+} from "../domain/alerts.js";
+import { SnapkeepError, describeError } from "../errors.js";
+import { sendHttp } from "../infra/http-send.js";
+import type { SettingsStore } from "../infra/store/store.js";
+import type { TimerPort } from "../infra/timers.js";
+import type { SchedulerEvent } from "./schedules/scheduler.js";
+
+export interface AlertsDeps {
+  readonly store: SettingsStore;
+  readonly now: () => Date;
+  readonly timers: TimerPort;
+  /** A line for the daemon's log: what was sent, what could not be. */
+  readonly log: (line: string) => void;
+  /** Waits between attempts (tests pass one that does not wait). */
+  readonly sleep?: ((ms: number) => Promise<void>) | undefined;
+}
+
+const RETRY_MS = [5_000, 30_000];
+/** Quiet hours are checked this often for alerts to let go of. */
+const QUIET_CHECK_MS = 60_000;
+
+export class Alerts {
+  readonly #deps: AlertsDeps;
+  readonly #held: { channel: string; alert: Alert }[] = [];
+  readonly #pending = new Set<Promise<void>>();
+  #timers: { cancel(): void }[] = [];
+
+  constructor(deps: AlertsDeps) {
+    this.#deps = deps;
+  }
+
+  /** Starts the weekly digest and the quiet-hours release; the tally starts now if it never did. */
+  start(): void {
+    if (this.#timers.length > 0) {
+      return;
+    }
+    const now = this.#deps.now();
+    this.#deps.store.update((s) =>
+      s.alertTally === null ? { ...s, alertTally: { since: now.toISOString(), succeeded: 0, failed: 0 } } : s,
+    );
+    this.#scheduleDigest(now);
+    this.#timers.push(this.#deps.timers.every(QUIET_CHECK_MS, () => this.#releaseHeld()));
+  }
+
+  /** Stops the timers and waits for alerts on their way. */
+  async stop(): Promise<void> {
+    this.#timers.forEach((t) => t.cancel());
+    this.#timers = [];
+    await Promise.allSettled([...this.#pending]);
+  }
+
+  /** A scheduler event: pings, the tally, and the alerts it raises. */
+  handle(event: SchedulerEvent): void {
+    this.#ping(event);
+    this.#tally(event);
+    const input = alertInput(event);
+    if (input === null) {
+      return;
+    }
+    const now = this.#deps.now();
+    let alerts: readonly Alert[] = [];
+    this.#deps.store.update((s) => {
+      const decided = decideAlerts(input, s.alertOpen, now);
+      alerts = decided.alerts;
+      return { ...s, alertOpen: { ...decided.open } };
+    });
+    alerts.forEach((alert) => this.#dispatch(alert));
+  }
+
+  /** Sends a test alert to one channel now, whatever its events and quiet hours; throws on failure. */
+  async test(name: string): Promise<void> {
+    const channel = this.#deps.store.read().alertChannels.find((c) => c.name === name);
+    if (channel === undefined) {
+      throw new SnapkeepError("NOT_FOUND", `There is no alert channel "${name}".`);
+    }
+    await deliver(channel, {
+      event: "recovered",
+      subject: "test",
+      title: "Snapkeep test alert",
+      body: `If you can read this, alerts from Snapkeep reach you through "${name}".`,
+      at: this.#deps.now().toISOString(),
+      host: null,
+      vm: null,
+      schedule: null,
+    });
+  }
+
+  /** Alerts on their way (for tests and a clean stop). */
+  settled(): Promise<void> {
+    return Promise.allSettled([...this.#pending]).then(() => undefined);
+  }
+
+  #dispatch(alert: Alert): void {
+    const minute = minuteOfDay(this.#deps.now());
+    for (const channel of this.#deps.store.read().alertChannels) {
+      if (!channel.events.includes(alert.event)) {
+        continue;
+      }
+      if (inQuietHours(channel.quiet, minute) && alert.event !== "digest") {
+        this.#held.push({ channel: channel.name, alert });
+        continue;
+      }
+      this.#track(this.#sendWithRetries(channel, alert));
+    }
+  }
+
+  #releaseHeld(): void {
+    const minute = minuteOfDay(this.#deps.now());
+    const channels = this.#deps.store.read().alertChannels;
+    for (const held of [...this.#held]) {
+      const channel = channels.find((c) => c.name === held.channel);
+      if (channel === undefined || !inQuietHours(channel.quiet, minute)) {
+        this.#held.splice(this.#held.indexOf(held), 1);
+        if (channel !== undefined) {
+          this.#track(this.#sendWithRetries(channel, held.alert));
+        }
+      }
+    }
+  }
+
+  async #sendWithRetries(channel: AlertChannel, alert: Alert): Promise<void> {
+    const sleep = this.#deps.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await deliver(channel, alert);
+        this.#deps.log(`alert "${alert.title}" sent to ${channel.name}`);
+        return;
+      } catch (error) {
+        const wait = RETRY_MS[attempt];
+        if (wait === undefined) {
+          this.#deps.log(
+            `ALERT NOT SENT to ${channel.name} (${redactedUrl(channel.url)}): ${describeError(error)}`,
+          );
+          return;
+        }
+        await sleep(wait);
+      }
+    }
+  }
+
+  #ping(event: SchedulerEvent): void {
+    if (!("schedule" in event) || event.schedule.ping === undefined) {
+      return;
+    }
+    const suffix =
+      event.type === "job-started"
+        ? "/start"
+        : event.type === "job-succeeded"
+          ? ""
+          : event.type === "job-failed"
+            ? "/fail"
+            : null;
+    if (suffix === null) {
+      return;
+    }
+    const base = event.schedule.ping.replace(/\/+$/, "");
+    const label = `The monitor ${redactedUrl(base)}`;
+    this.#track(
+      sendHttp({ url: `${base}${suffix}`, method: "GET", label }).catch((error: unknown) =>
+        this.#deps.log(`PING FAILED for schedule ${event.schedule.id}: ${describeError(error)}`),
+      ),
+    );
+  }
+
+  #tally(event: SchedulerEvent): void {
+    if (event.type !== "job-succeeded" && event.type !== "job-failed") {
+      return;
+    }
+    this.#deps.store.update((s) => {
+      const tally = s.alertTally ?? { since: this.#deps.now().toISOString(), succeeded: 0, failed: 0 };
+      return {
+        ...s,
+        alertTally:
+          event.type === "job-succeeded"
+            ? { ...tally, succeeded: tally.succeeded + 1 }
+            : { ...tally, failed: tally.failed + 1 },
+      };
+    });
+  }
+
+  #scheduleDigest(after: Date): void {
+    const at = nextDigestAt(after);
+    this.#timers.push(
+      this.#deps.timers.at(at, () => {
+        const now = this.#deps.now();
+        const week = this.#deps.store.read();
+        this.#deps.store.update((s) => ({
+          ...s,
+          alertTally: { since: now.toISOString(), succeeded: 0, failed: 0 },
+        }));
+        this.#dispatch(digestAlert(week.alertOpen, week.alertTally ?? { succeeded: 0, failed: 0 }, now));
+        this.#scheduleDigest(at);
+      }),
+    );
+  }
+
+  #track(work: Promise<void>): void {
+    this.#pending.add(work);
+    void work.finally(() => this.#pending.delete(work));
+  }
+}
+
+/** Adds an alert channel (a new name) after checking it against the settings' schema. */
+export function addAlertChannel(store: SettingsStore, channel: AlertChannel): AlertChannel {
+  const parsed = alertChannelSchema.safeParse(channel);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new SnapkeepError(
+      "INVALID_INPUT",
+      `The alert channel's ${issue?.path.join(".") || "settings"} is not valid: ${issue?.message ?? "?"}.`,
+    );
+  }
+  store.update((s) => {
+    if (s.alertChannels.some((c) => c.name === channel.name)) {
+      throw new SnapkeepError("ALREADY_EXISTS", `There is an alert channel "${channel.name}" already.`);
+    }
+    return { ...s, alertChannels: [...s.alertChannels, parsed.data] };
+  });
+  return parsed.data;
+}
+
+/** The channels as they may be shown: addresses reduced to their origin (they carry tokens). */
+export function listAlertChannels(store: SettingsStore): (Omit<AlertChannel, "url"> & { url: string })[] {
+  return store.read().alertChannels.map((c) => ({ ...c, url: redactedUrl(c.url) }));
+}
+
+export function removeAlertChannel(store: SettingsStore, name: string): void {
+  store.update((s) => {
+    if (!s.alertChannels.some((c) => c.name === name)) {
+      throw new SnapkeepError("NOT_FOUND", `There is no alert channel "${name}".`);
+    }
+    return { ...s, alertChannels: s.alertChannels.filter((c) => c.name !== name) };
+  });
+}
+
+/** One alert to one channel. */
+export async function deliver(channel: AlertChannel, alert: Alert): Promise<void> {
+  const label = `The ${channel.kind} address ${redactedUrl(channel.url)} of "${channel.name}"`;
+  if (channel.kind === "webhook") {
+    await sendHttp({
+      url: channel.url,
+      method: "POST",
+      body: webhookBody(alert),
+      headers: { "Content-Type": "application/json" },
+      label,
+    });
+    return;
+  }
+  await sendHttp({ url: channel.url, method: "POST", body: alert.body, headers: ntfyHeaders(alert), label });
+}
+
+function minuteOfDay(now: Date): number {
+  return now.getHours() * 60 + now.getMinutes();
+}
+
+/** The scheduler events the policy reads; the rest (starts, ends, copies started) raise nothing. */
+function alertInput(event: SchedulerEvent): AlertInput | null {
+  switch (event.type) {
+    case "job-failed":
+    case "prune-failed":
+    case "job-succeeded":
+    case "overdue":
+    case "recovered":
+    case "copy-failed":
+    case "copy-recovered":
+    case "copy-damaged":
+    case "scheduler-error":
+      return event;
+    default:
+      return null;
+  }
+}

@@ -426,7 +426,7 @@ export function describeEvent(event: SchedulerEvent): string {
     case "job-succeeded":
       return `job ${event.job} succeeded: ${vm}: snapshot ${event.snapshot}${event.pruned.length > 0 ? `, pruned ${event.pruned.join(", ")}` : ""}`;
     case "job-failed":
-      return `job ${event.job} FAILED: ${vm}: ${event.message} (retrying with backoff)`;
+      return `job ${event.job} FAILED${event.repeated ? " again" : ""}: ${vm}: ${event.message} (retrying with backoff)`;
     case "scheduler-error":
       return `SCHEDULER ERROR: ${event.message}`;
     case "job-cancelled":

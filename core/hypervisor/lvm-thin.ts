@@ -84,7 +84,8 @@ export async function thinChanges(
     ...(signal === undefined ? {} : { signal }),
   });
   if (result.code !== 0) {
-    const said = result.stderr.trim().split("\n").at(-1) || `thin_${argv[5] ?? "tools"} exited with ${result.code}`;
+    const said =
+      result.stderr.trim().split("\n").at(-1) || `thin_${argv[5] ?? "tools"} exited with ${result.code}`;
     throw new ThinUnsupported(said.replace(/^snapkeep: /, ""));
   }
   const ranges =

@@ -65,15 +65,18 @@ export class NotificationPolicy {
 export function factFromSchedulerEvent(event: SchedulerEvent): Fact | null {
   switch (event.type) {
     case "job-failed":
-      return {
-        type: "notice",
-        notice: {
-          kind: "jobFailed",
-          subject: event.schedule.id,
-          title: `Snapshot of ${event.schedule.vmName} failed`,
-          body: `${event.message} Snapkeep retries with backoff.`,
-        },
-      };
+      // One notice per failing streak; the log has every failure.
+      return event.repeated
+        ? null
+        : {
+            type: "notice",
+            notice: {
+              kind: "jobFailed",
+              subject: event.schedule.id,
+              title: `Snapshot of ${event.schedule.vmName} failed`,
+              body: `${event.message} Snapkeep retries with backoff.`,
+            },
+          };
     case "overdue":
       return {
         type: "notice",

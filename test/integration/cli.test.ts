@@ -209,6 +209,48 @@ describe("snapkeep CLI", () => {
     expect(changed.stderr).toMatch(/changed/i);
   });
 
+  it("notify add, list (addresses hidden past the host), remove; schedule ping; bad input refused", () => {
+    const added = cli([
+      "notify",
+      "add",
+      "phone",
+      "--ntfy",
+      "https://ntfy.sh/secret-topic",
+      "--quiet",
+      "22:00-07:00",
+    ]);
+    expect(added.stderr).toBe("");
+    expect(added.stdout).toMatch(
+      /^Added alert channel phone: ntfy to https:\/\/ntfy.sh\/…, for failed, overdue, recovered, verify-failed, digest, quiet 22:00-07:00\./,
+    );
+    expect(
+      cli([
+        "notify",
+        "add",
+        "hook",
+        "--webhook",
+        "https://h.example/x?token=t0k",
+        "--events",
+        "failed,recovered",
+      ]).code,
+    ).toBe(0);
+    const listed = cli(["notify", "list"]);
+    expect(listed.stdout).not.toMatch(/secret-topic|t0k/);
+    expect(listed.stdout).toContain("hook\twebhook\thttps://h.example/…\tfailed,recovered\n");
+    expect(JSON.parse(cli(["notify", "list", "--json"]).stdout)).toHaveLength(2);
+    expect(cli(["notify", "add", "x", "--webhook", "ftp://h/x"]).stderr).toMatch(
+      /http:\/\/ or https:\/\/ address/,
+    );
+    expect(
+      cli(["notify", "add", "x", "--ntfy", "https://n/t", "--events", "failed,sometimes"]).stderr,
+    ).toMatch(/sometimes is not an alert event/);
+    expect(cli(["notify", "add", "phone", "--ntfy", "https://n/t"]).stderr).toMatch(/already/);
+    expect(cli(["notify", "remove", "hook"]).stdout).toBe("Removed alert channel hook.\n");
+    expect(cli(["notify", "remove", "hook"]).stderr).toMatch(/There is no alert channel "hook"/);
+    expect(cli(["notify", "remove", "phone"]).code).toBe(0);
+    expect(cli(["schedule", "ping", "nosuch00", "https://hc.example/ping/abc"]).code).not.toBe(0);
+  });
+
   it("service install --dry-run prints units systemd-analyze verifies; nothing is written without systemd", () => {
     const dir = mkdtempSync(join(tmpdir(), "snapkeep-unit-"));
     try {

@@ -21,6 +21,7 @@ const schedule: Schedule = {
 };
 const failed: SchedulerEvent = {
   type: "job-failed",
+  repeated: false,
   job: "job-1",
   schedule,
   message: "Cannot connect to web01.",

@@ -92,7 +92,13 @@ describe("systemctl show", () => {
 describe("log lines", () => {
   const schedule = { id: "s1", host: "local", vmName: "web01" } as unknown as Schedule;
   const now = new Date("2026-12-06T08:00:00Z");
-  const failed: SchedulerEvent = { type: "job-failed", job: "j7", schedule, message: "the disk is gone" };
+  const failed: SchedulerEvent = {
+    type: "job-failed",
+    job: "j7",
+    schedule,
+    message: "the disk is gone",
+    repeated: false,
+  };
 
   it("are words after a timestamp, or one JSON object with the job, VM and level", () => {
     expect(logLine(failed, false, now)).toMatch(/^2026-12-06T08:00:00.000Z job j7 FAILED: local\/web01/);

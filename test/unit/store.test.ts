@@ -45,6 +45,9 @@ describe("settings store", () => {
       safetyKeep: 5,
       managedVms: [],
       schedulePause: null,
+      alertChannels: [],
+      alertOpen: {},
+      alertTally: null,
     });
     store.update((s) => ({ ...s, hosts: [{ name: "local", kind: "local", uri: "qemu:///system" }] }));
     const again = openSettingsStore(home, now);

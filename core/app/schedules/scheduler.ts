@@ -58,6 +58,8 @@ export type SchedulerEvent =
       readonly job: string;
       readonly schedule: Schedule;
       readonly message: string;
+      /** The schedule's previous run failed too: the same streak. */
+      readonly repeated: boolean;
     }
   | {
       readonly type: "prune-failed";
@@ -437,10 +439,11 @@ export class Scheduler {
         stateAfterFailure(this.#o.work.states()[schedule.id], message, now),
       );
       this.#o.journal.end({ job: id, at: now.toISOString(), status: "failed", message });
-      if (!this.#raised.has(`failed:${schedule.id}`) && previous?.lastResult !== "failed") {
-        this.#raised.add(`failed:${schedule.id}`);
-        this.#emit({ type: "job-failed", job: id, schedule, message });
-      }
+      // Every failure is an event (one log line per job, a monitor's /fail per run); `repeated`
+      // says the schedule was failing already, so notifications can stay at one per streak.
+      const repeated = this.#raised.has(`failed:${schedule.id}`) || previous?.lastResult === "failed";
+      this.#raised.add(`failed:${schedule.id}`);
+      this.#emit({ type: "job-failed", job: id, schedule, message, repeated });
     }
   }
 

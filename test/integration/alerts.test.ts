@@ -1,0 +1,188 @@
+/**
+ * Alerts for headless use against real things: a libvirt VM whose disk cannot be snapshotted
+ * (another process holds its image's write lock), the real scheduler and Schedules on virtual time,
+ * and real HTTP receivers on loopback for a webhook, an ntfy topic and a monitor's pings. A failing
+ * streak is one alert per channel, its recovery one more, and the weekly digest comes on time.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+
+import { Alerts } from "../../core/app/alerts.js";
+import { Scheduler, type SchedulerEvent } from "../../core/app/schedules/scheduler.js";
+import { Schedules } from "../../core/app/schedules/schedules.js";
+import { Journal } from "../../core/infra/journal.js";
+import { makeApp } from "../support/app.js";
+import { TestVms, uniqueSuffix } from "../support/libvirt.js";
+import { VirtualClock } from "../support/virtual-clock.js";
+import { waitFor } from "../support/wait.js";
+
+interface Received {
+  readonly method: string;
+  readonly path: string;
+  readonly headers: IncomingHttpHeaders;
+  readonly body: string;
+}
+
+describe("alerts from a failing schedule", () => {
+  const vms = new TestVms();
+  const name = `sk-alerts-${uniqueSuffix()}`;
+  const received: Received[] = [];
+  const events: SchedulerEvent[] = [];
+  const log: string[] = [];
+  let ctx: ReturnType<typeof makeApp>;
+  let server: Server;
+  let base = "";
+  let image = "";
+  let holder: ChildProcess | undefined;
+
+  beforeAll(async () => {
+    ctx = makeApp();
+    ctx.app.hosts.addLocal("local");
+    const vm = await vms.create({ name, running: false, disks: [{ target: "vda", sizeMiB: 8 }] });
+    image = vm.diskPaths[0] ?? "";
+    server = createServer((req, res) => {
+      let body = "";
+      req.on("data", (d: Buffer) => (body += d.toString()));
+      req.on("end", () => {
+        received.push({ method: req.method ?? "", path: req.url ?? "", headers: req.headers, body });
+        res.writeHead(200).end("ok");
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  }, 120_000);
+
+  afterAll(async () => {
+    holder?.kill("SIGKILL");
+    await new Promise((resolve) => server?.close(resolve));
+    await ctx?.dispose();
+    await vms.dispose();
+  });
+
+  it("one alert per channel for the streak, one on recovery, pings each run, and the digest on Monday", async () => {
+    // Monday 08:32 local time: a run at 08:40, retries after 1 and 2 minutes, the digest at 09:00.
+    const start = new Date(2026, 11, 7, 8, 32, 0);
+    const clock = new VirtualClock(start);
+    const now = (): Date => clock.now;
+    const schedules = new Schedules(ctx.app, now);
+    const schedule = await schedules.add({
+      host: "local",
+      vm: name,
+      when: { every: "cron", cron: "*/10 * * * *" },
+      retention: { keepLast: 2 },
+    });
+    schedules.setPing(schedule.id, `${base}/ping/${schedule.id}`);
+    ctx.store.update((s) => ({
+      ...s,
+      alertChannels: [
+        {
+          name: "hook",
+          kind: "webhook",
+          url: `${base}/hook?token=s3cret`,
+          events: ["failed", "recovered", "digest"],
+        },
+        {
+          name: "phone",
+          kind: "ntfy",
+          url: `${base}/ntfy/homelab`,
+          events: ["failed", "recovered", "digest"],
+        },
+        // Quiet all day: held, so it gets nothing while the test runs.
+        {
+          name: "night",
+          kind: "webhook",
+          url: `${base}/night`,
+          events: ["failed"],
+          quiet: { from: "00:00", to: "23:59" },
+        },
+      ],
+    }));
+    const alerts = new Alerts({
+      store: ctx.store,
+      now,
+      timers: clock,
+      log: (line) => log.push(line),
+      sleep: async () => undefined,
+    });
+    const scheduler = new Scheduler({
+      work: schedules,
+      journal: new Journal(ctx.home),
+      now,
+      timers: clock,
+      onEvent: (event) => {
+        events.push(event);
+        console.log("EVENT", clock.now.toISOString(), event.type, "message" in event ? event.message : "");
+        alerts.handle(event);
+      },
+    });
+    const ended = (type: SchedulerEvent["type"], count: number) =>
+      waitFor(() => events.filter((e) => e.type === type).length >= count, 120_000, `${count} × ${type}`);
+
+    // Another process holds the image open for writing: QEMU's lock refuses the snapshot.
+    holder = spawn("qemu-io", ["-f", "qcow2", image], { stdio: ["pipe", "ignore", "ignore"] });
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    await scheduler.start();
+    alerts.start();
+    await clock.advance(8 * 60_000 + 30_000); // 08:40:30: the run fails
+    await ended("job-failed", 1);
+    await clock.advance(90_000); // the retry a minute later (the next check) fails too
+    await ended("job-failed", 2);
+    await alerts.settled();
+    expect(events.filter((e) => e.type === "job-failed").at(-1)).toMatchObject({
+      message: expect.stringMatching(/lock/i),
+    });
+    const failedPosts = received.filter((r) => r.method === "POST");
+    expect(failedPosts.map((r) => r.path).sort()).toEqual(["/hook?token=s3cret", "/ntfy/homelab"]);
+
+    holder.kill("SIGKILL");
+    holder = undefined;
+    await clock.advance(150_000); // the next retry, two minutes later, succeeds
+    await ended("job-succeeded", 1);
+    await alerts.settled();
+    const posts = received.filter((r) => r.method === "POST");
+    expect(posts).toHaveLength(4);
+    const hook = posts
+      .filter((r) => r.path.startsWith("/hook"))
+      .map((r) => JSON.parse(r.body) as Record<string, unknown>);
+    expect(hook.map((h) => h["event"])).toEqual(["failed", "recovered"]);
+    expect(hook[0]).toMatchObject({
+      version: 1,
+      source: "snapkeep",
+      subject: `schedule:${schedule.id}`,
+      title: `Snapshot of local/${name} failed`,
+      host: "local",
+      vm: name,
+      schedule: schedule.id,
+    });
+    const ntfy = posts.filter((r) => r.path === "/ntfy/homelab");
+    expect(ntfy.map((r) => [r.headers["title"], r.headers["priority"], r.headers["tags"]])).toEqual([
+      [`Snapshot of local/${name} failed`, "4", "warning,snapkeep"],
+      [`Snapshots of local/${name} work again`, "3", "white_check_mark,snapkeep"],
+    ]);
+    expect(ntfy[0]?.body).toMatch(/lock/i);
+    // The monitor: /start and /fail twice, then /start and the success.
+    const pings = received
+      .filter((r) => r.path.startsWith("/ping/"))
+      .map((r) => r.path.slice(`/ping/${schedule.id}`.length));
+    expect(pings).toEqual(["/start", "/fail", "/start", "/fail", "/start", ""]);
+
+    // Monday 09:00: the weekly digest, all green again, with the week's counts.
+    ctx.store.update((s) => ({ ...s, schedules: s.schedules.map((x) => ({ ...x, enabled: false })) }));
+    await clock.advance(20 * 60_000);
+    await alerts.settled();
+    const digest = received
+      .filter((r) => r.path.startsWith("/hook"))
+      .map((r) => JSON.parse(r.body) as Record<string, unknown>)
+      .filter((h) => h["event"] === "digest");
+    expect(digest).toHaveLength(1);
+    expect(digest[0]?.["title"]).toBe("Snapkeep weekly: all green");
+    expect(digest[0]?.["body"]).toMatch(/^1 scheduled job succeeded and 2 failed this week\./);
+    expect(received.some((r) => r.path === "/night")).toBe(false);
+    // Tokens never reach the log.
+    expect(log.join("\n")).not.toMatch(/s3cret/);
+    await scheduler.stop();
+    await alerts.stop();
+  }, 300_000);
+});

@@ -1,0 +1,136 @@
+/**
+ * The alert policy (domain/alerts.ts): one alert per problem until it recovers, quiet hours that
+ * wrap midnight, the digest's time and words, and addresses never shown past their host.
+ */
+import { describe, expect, it } from "vitest";
+import {
+  decideAlerts,
+  digestAlert,
+  inQuietHours,
+  nextDigestAt,
+  ntfyHeaders,
+  redactedUrl,
+  type AlertInput,
+  type OpenProblem,
+} from "../../core/domain/alerts.js";
+
+const schedule = { id: "s1", host: "pve", vmName: "web01" };
+const at = new Date("2026-12-06T10:00:00Z");
+
+function run(inputs: AlertInput[]): { events: string[]; open: Record<string, OpenProblem> } {
+  let open: Record<string, OpenProblem> = {};
+  const events: string[] = [];
+  for (const input of inputs) {
+    const d = decideAlerts(input, open, at);
+    open = { ...d.open };
+    events.push(...d.alerts.map((a) => `${a.event} ${a.subject}`));
+  }
+  return { events, open };
+}
+
+describe("decideAlerts", () => {
+  it("alerts a failing streak once, then once when it recovers; successes alone say nothing", () => {
+    const failed: AlertInput = { type: "job-failed", schedule, message: "no space" };
+    const ok: AlertInput = { type: "job-succeeded", schedule };
+    expect(run([ok, failed, failed, failed, ok, ok, failed]).events).toEqual([
+      "failed schedule:s1",
+      "recovered schedule:s1",
+      "failed schedule:s1",
+    ]);
+  });
+
+  it("keeps a target's copies, an overdue run and the scheduler as problems of their own", () => {
+    const result = run([
+      { type: "copy-failed", schedule, target: "nas", message: "offline" },
+      { type: "copy-failed", schedule, target: "nas", message: "offline" },
+      { type: "overdue", schedule, since: "2026-12-06T02:00:00Z" },
+      { type: "scheduler-error", message: "settings unreadable" },
+      { type: "copy-recovered", schedule, target: "nas" },
+      { type: "recovered", schedule },
+    ]);
+    expect(result.events).toEqual([
+      "failed copy:s1:nas",
+      "overdue schedule:s1",
+      "failed scheduler",
+      "recovered copy:s1:nas",
+      "recovered schedule:s1",
+    ]);
+    expect(Object.keys(result.open)).toEqual(["scheduler"]);
+  });
+
+  it("alerts every damaged copy, each its own subject", () => {
+    const damaged = (exportId: string): AlertInput => ({
+      type: "copy-damaged",
+      schedule,
+      target: "nas",
+      exportId,
+      message: "vda.qcow2 does not match",
+    });
+    expect(run([damaged("a"), damaged("a"), damaged("b")]).events).toEqual([
+      "verify-failed export:nas/a",
+      "verify-failed export:nas/a",
+      "verify-failed export:nas/b",
+    ]);
+  });
+});
+
+describe("quiet hours and the digest", () => {
+  it("quiet hours may wrap midnight", () => {
+    const night = { from: "22:00", to: "07:00" };
+    expect([21 * 60 + 59, 22 * 60, 3 * 60, 7 * 60 - 1, 7 * 60].map((m) => inQuietHours(night, m))).toEqual([
+      false,
+      true,
+      true,
+      true,
+      false,
+    ]);
+    expect(inQuietHours({ from: "12:00", to: "13:00" }, 12 * 60 + 30)).toBe(true);
+    expect(inQuietHours(undefined, 0)).toBe(false);
+  });
+
+  it("the digest comes on Monday at 09:00 local time, the next one after the last", () => {
+    const sunday = new Date(2026, 11, 6, 23, 0);
+    expect(nextDigestAt(sunday)).toEqual(new Date(2026, 11, 7, 9, 0));
+    expect(nextDigestAt(new Date(2026, 11, 7, 9, 0))).toEqual(new Date(2026, 11, 14, 9, 0));
+    expect(nextDigestAt(new Date(2026, 11, 7, 8, 59))).toEqual(new Date(2026, 11, 7, 9, 0));
+  });
+
+  it("says all green, or what is still open", () => {
+    expect(digestAlert({}, { succeeded: 14, failed: 0 }, at)).toMatchObject({
+      title: "Snapkeep weekly: all green",
+      body: "14 scheduled jobs succeeded and 0 failed this week.",
+    });
+    const open = {
+      "copy:s1:nas": {
+        kind: "failed" as const,
+        since: "2026-12-05T01:00:00Z",
+        title: "Copies of pve/web01 to nas fail",
+      },
+    };
+    expect(digestAlert(open, { succeeded: 1, failed: 3 }, at).body).toBe(
+      "1 scheduled job succeeded and 3 failed this week.\nStill open since 2026-12-05T01:00:00Z: Copies of pve/web01 to nas fail.",
+    );
+  });
+});
+
+describe("what leaves the machine", () => {
+  it("shows addresses only up to their host: tokens live in the path and the query", () => {
+    expect(redactedUrl("https://hooks.example/api/webhooks/123/s3cret?x=1")).toBe("https://hooks.example/…");
+    expect(redactedUrl("https://user:pw@ntfy.sh/my-topic")).toBe("https://ntfy.sh/…");
+    expect(redactedUrl("http://10.0.0.5:8080/")).toBe("http://10.0.0.5:8080");
+    expect(redactedUrl("not a url")).toBe("(not an address)");
+  });
+
+  it("gives ntfy a priority and tags, and a header-safe title", () => {
+    const alert = decideAlerts(
+      { type: "job-failed", schedule: { ...schedule, vmName: "wéb01" }, message: "x" },
+      {},
+      at,
+    ).alerts[0];
+    expect(alert === undefined ? null : ntfyHeaders(alert)).toEqual({
+      Title: "Snapshot of pve/w?b01 failed",
+      Priority: "4",
+      Tags: "warning,snapkeep",
+    });
+  });
+});

@@ -12,6 +12,7 @@ import { SnapkeepError, describeError } from "../../core/errors.js";
 import { hintOf } from "../../core/domain/explain.js";
 import { sshEnvironmentFromProcess, type SshEnvironment } from "../../core/infra/runner/factory.js";
 import { schedulerOwner } from "../../core/infra/scheduler-lock.js";
+import { Alerts } from "../../core/app/alerts.js";
 import { openScheduler } from "../../core/app/schedules/owned.js";
 import type { SchedulerEvent } from "../../core/app/schedules/scheduler.js";
 import type { TimerPort } from "../../core/infra/timers.js";
@@ -85,6 +86,7 @@ export class Desktop {
   readonly route: (frame: SenderFrame | null, raw: unknown) => Promise<Response>;
   readonly #ports: DesktopPorts;
   readonly #policy: NotificationPolicy;
+  readonly #alerts: Alerts;
   readonly #jobs: JobSource;
   readonly #disposers: (() => void)[] = [];
   #vms: { host: string; vm: string }[] = [];
@@ -135,16 +137,30 @@ export class Desktop {
     });
     this.api = new Api({ ...this.context, now: ports.now });
     this.#policy = new NotificationPolicy(() => settings.read().notifications);
+    // The same alerts as the daemon and serve (webhook, ntfy, pings, the digest), from whichever
+    // process runs the schedules: here once this app holds the scheduler.
+    this.#alerts = new Alerts({
+      store: this.context.store,
+      now: ports.now,
+      timers: ports.timers,
+      log: ports.log,
+    });
     this.scheduling = new SchedulingHost({
-      open: () =>
-        openScheduler({
+      open: () => {
+        const owned = openScheduler({
           home,
           app: "Snapkeep desktop",
           work: this.context.schedules,
           now: ports.now,
           timers: ports.timers,
-          onEvent: (event) => this.#onSchedulerEvent(event),
-        }),
+          onEvent: (event) => {
+            this.#alerts.handle(event);
+            this.#onSchedulerEvent(event);
+          },
+        });
+        this.#alerts.start();
+        return owned;
+      },
       holder: () => schedulerOwner(home),
       timers: ports.timers,
       onChange: () => this.refreshTray(),
@@ -241,6 +257,7 @@ export class Desktop {
       dispose();
     }
     await this.scheduling.stop();
+    await this.#alerts.stop();
     await this.#listing;
     // Running UI jobs (exports, copies) are cancelled; what they half-did stays safe to resume.
     await this.api.dispose();

@@ -185,4 +185,30 @@ describe("alerts from a failing schedule", () => {
     await scheduler.stop();
     await alerts.stop();
   }, 300_000);
+
+  it("notify test sends now; an unreachable channel is a sentence without its token", async () => {
+    const before = received.length;
+    ctx.store.update((s) => ({
+      ...s,
+      alertChannels: [
+        { name: "hook", kind: "webhook", url: `${base}/hook?token=s3cret`, events: ["failed"] },
+        // Nothing listens on port 9 (discard) of loopback here: the connection is refused.
+        { name: "gone", kind: "ntfy", url: "http://127.0.0.1:9/topic-s3cret", events: ["failed"] },
+      ],
+    }));
+    const alerts = new Alerts({
+      store: ctx.store,
+      now: () => new Date(),
+      timers: new VirtualClock(new Date()),
+      log: () => undefined,
+    });
+    await alerts.test("hook");
+    expect(received.slice(before).map((r) => JSON.parse(r.body) as Record<string, unknown>)).toMatchObject([
+      { version: 1, event: "recovered", subject: "test", title: "Snapkeep test alert" },
+    ]);
+    const error: unknown = await alerts.test("gone").catch((e: unknown) => e);
+    expect(String(error)).toMatch(/The ntfy address http:\/\/127.0.0.1:9\/… of "gone" could not be reached/);
+    expect(String(error)).not.toMatch(/s3cret/);
+    await expect(alerts.test("nope")).rejects.toThrow(/There is no alert channel "nope"/);
+  });
 });

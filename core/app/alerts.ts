@@ -10,11 +10,15 @@
  */
 import {
   alertChannelSchema,
+  channelAddress,
   decideAlerts,
   digestAlert,
   inQuietHours,
+  mailSubject,
+  mailText,
   nextDigestAt,
   ntfyHeaders,
+  offHostChecks,
   redactedUrl,
   webhookBody,
   type Alert,
@@ -23,6 +27,7 @@ import {
 } from "../domain/alerts.js";
 import { SnapkeepError, describeError } from "../errors.js";
 import { sendHttp } from "../infra/http-send.js";
+import { sendMail, senderHost } from "../infra/mail-send.js";
 import type { SettingsStore } from "../infra/store/store.js";
 import type { TimerPort } from "../infra/timers.js";
 import type { SchedulerEvent } from "./schedules/scheduler.js";
@@ -40,6 +45,8 @@ export interface AlertsDeps {
 const RETRY_MS = [5_000, 30_000];
 /** Quiet hours are checked this often for alerts to let go of. */
 const QUIET_CHECK_MS = 60_000;
+/** Off-host copies' age is checked this often (from the settings only: no target is asked). */
+const OFFHOST_CHECK_MS = 5 * 60_000;
 
 export class Alerts {
   readonly #deps: AlertsDeps;
@@ -62,6 +69,14 @@ export class Alerts {
     );
     this.#scheduleDigest(now);
     this.#timers.push(this.#deps.timers.every(QUIET_CHECK_MS, () => this.#releaseHeld()));
+    this.#timers.push(this.#deps.timers.every(OFFHOST_CHECK_MS, () => this.checkOffHost()));
+  }
+
+  /** Raises or closes "offhost-overdue" for every schedule that copies off the host. */
+  checkOffHost(): void {
+    const { schedules, copyState } = this.#deps.store.read();
+    const copying = schedules.flatMap((s) => (s.copy === undefined ? [] : [{ ...s, copy: s.copy }]));
+    offHostChecks(copying, copyState, this.#deps.now()).forEach((input) => this.#raise(input));
   }
 
   /** Stops the timers and waits for alerts on their way. */
@@ -76,9 +91,12 @@ export class Alerts {
     this.#ping(event);
     this.#tally(event);
     const input = alertInput(event);
-    if (input === null) {
-      return;
+    if (input !== null) {
+      this.#raise(input);
     }
+  }
+
+  #raise(input: AlertInput): void {
     const now = this.#deps.now();
     let alerts: readonly Alert[] = [];
     this.#deps.store.update((s) => {
@@ -151,7 +169,7 @@ export class Alerts {
         const wait = RETRY_MS[attempt];
         if (wait === undefined) {
           this.#deps.log(
-            `ALERT NOT SENT to ${channel.name} (${redactedUrl(channel.url)}): ${describeError(error)}`,
+            `ALERT NOT SENT to ${channel.name} (${channelAddress(channel)}): ${describeError(error)}`,
           );
           return;
         }
@@ -242,8 +260,20 @@ export function addAlertChannel(store: SettingsStore, channel: AlertChannel): Al
 }
 
 /** The channels as they may be shown: addresses reduced to their origin (they carry tokens). */
-export function listAlertChannels(store: SettingsStore): (Omit<AlertChannel, "url"> & { url: string })[] {
-  return store.read().alertChannels.map((c) => ({ ...c, url: redactedUrl(c.url) }));
+export function listAlertChannels(store: SettingsStore): ListedChannel[] {
+  return store.read().alertChannels.map((c) => {
+    const shown = { name: c.name, kind: c.kind, events: c.events, address: channelAddress(c) };
+    return c.quiet === undefined ? shown : { ...shown, quiet: c.quiet };
+  });
+}
+
+/** A channel as listed: no token, no password, no certificate. */
+export interface ListedChannel {
+  readonly name: string;
+  readonly kind: AlertChannel["kind"];
+  readonly events: readonly string[];
+  readonly address: string;
+  readonly quiet?: { readonly from: string; readonly to: string };
 }
 
 export function removeAlertChannel(store: SettingsStore, name: string): void {
@@ -257,6 +287,21 @@ export function removeAlertChannel(store: SettingsStore, name: string): void {
 
 /** One alert to one channel. */
 export async function deliver(channel: AlertChannel, alert: Alert): Promise<void> {
+  if (channel.kind === "email") {
+    const server = new URL(channel.smtp);
+    await sendMail({
+      smtp: channel.smtp,
+      starttls: channel.starttls,
+      password: channel.password,
+      ca: channel.ca,
+      from: channel.from,
+      to: channel.to,
+      subject: mailSubject(alert),
+      text: mailText(alert, senderHost()),
+      label: `The mail server ${server.protocol}//${server.host} of "${channel.name}"`,
+    });
+    return;
+  }
   const label = `The ${channel.kind} address ${redactedUrl(channel.url)} of "${channel.name}"`;
   if (channel.kind === "webhook") {
     await sendHttp({

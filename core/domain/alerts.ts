@@ -9,7 +9,19 @@
  */
 import { z } from "zod";
 
-export const ALERT_EVENTS = ["failed", "overdue", "recovered", "verify-failed", "digest"] as const;
+import { copyIntervalMs, type CopyCadence } from "./copy/policy.js";
+import { offHostRpo } from "./copy/rpo.js";
+import type { When } from "./schedule/spec.js";
+import type { ScheduleCopyState } from "./settings.js";
+
+export const ALERT_EVENTS = [
+  "failed",
+  "overdue",
+  "offhost-overdue",
+  "recovered",
+  "verify-failed",
+  "digest",
+] as const;
 export type AlertEvent = (typeof ALERT_EVENTS)[number];
 
 const clock = z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, "HH:MM");
@@ -31,16 +43,58 @@ const common = {
   quiet: z.object({ from: clock, to: clock }).optional(),
 };
 
+/** A mailbox, as a mail server takes it in RCPT TO: no names, no spaces, no header tricks. */
+export const mailAddress = z
+  .string()
+  .max(254)
+  .regex(/^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$/, "name@domain");
+
+/**
+ * The mail server: smtp://[user@]host[:port] (STARTTLS when offered, or required with
+ * `starttls`) or smtps://[user@]host[:port] (TLS from the start). The password is kept apart
+ * (`password`), never in the address, so that the address can be shown.
+ */
+export const smtpUrl = z
+  .string()
+  .max(1024)
+  .refine((text) => {
+    try {
+      const url = new URL(text);
+      return (
+        (url.protocol === "smtp:" || url.protocol === "smtps:") &&
+        url.hostname !== "" &&
+        url.password === "" &&
+        (url.pathname === "" || url.pathname === "/") &&
+        url.search === ""
+      );
+    } catch {
+      return false;
+    }
+  }, "smtp://[user@]host[:port] or smtps://[user@]host[:port], without a password");
+
 export const alertChannelSchema = z.discriminatedUnion("kind", [
   z.object({ ...common, kind: z.literal("webhook"), url: httpUrl }),
   /** ntfy: the topic's full address, e.g. https://ntfy.sh/my-homelab. */
   z.object({ ...common, kind: z.literal("ntfy"), url: httpUrl }),
+  z.object({
+    ...common,
+    kind: z.literal("email"),
+    to: z.array(mailAddress).min(1).max(20),
+    from: mailAddress.optional(),
+    smtp: smtpUrl,
+    /** smtp:// only: refuse to send unless the server upgrades to TLS (no password in clear). */
+    starttls: z.boolean(),
+    /** The SMTP password; the settings file is 0600 and nothing lists or logs it. */
+    password: z.string().min(1).max(1024).optional(),
+    /** PEM certificate(s) to trust for this server besides the system's (a self-signed relay). */
+    ca: z.string().max(65_536).optional(),
+  }),
 ]);
 export type AlertChannel = z.infer<typeof alertChannelSchema>;
 
 /** An open problem, kept across restarts so a daemon restart does not alert again. */
 export const openProblemSchema = z.object({
-  kind: z.enum(["failed", "overdue"]),
+  kind: z.enum(["failed", "overdue", "offhost-overdue"]),
   since: z.string(),
   title: z.string().max(500),
 });
@@ -82,6 +136,13 @@ export type AlertInput =
       readonly exportId: string;
       readonly message: string;
     }
+  | {
+      readonly type: "offhost-overdue";
+      readonly schedule: AboutSchedule;
+      readonly target: string;
+      readonly reason: string;
+    }
+  | { readonly type: "offhost-ok"; readonly schedule: AboutSchedule; readonly target: string }
   | { readonly type: "scheduler-error"; readonly message: string };
 
 export interface AboutSchedule {
@@ -196,6 +257,9 @@ function stepOf(input: AlertInput, open: Readonly<Record<string, OpenProblem>>, 
         alert: { event: "recovered", title, body: `They failed since ${since(subject)}.`, ...about },
       };
     }
+    case "offhost-overdue":
+    case "offhost-ok":
+      return offHostStep(input, about, since);
     case "copy-damaged": {
       const title = `Copy ${input.exportId} of ${vm} on ${input.target} is damaged`;
       const body = `${input.message} It is no recovery point any more.`;
@@ -203,6 +267,29 @@ function stepOf(input: AlertInput, open: Readonly<Record<string, OpenProblem>>, 
       return { action: "once", subject, alert: { event: "verify-failed", title, body, ...about } };
     }
   }
+}
+
+/** An off-host copy too old opens a problem of its own; a recent one closes it. */
+function offHostStep(
+  input: Extract<AlertInput, { type: "offhost-overdue" | "offhost-ok" }>,
+  about: { readonly host: string; readonly vm: string; readonly schedule: string },
+  since: (subject: string) => string,
+): Step {
+  const subject = `offhost:${about.schedule}`;
+  const vm = `${about.host}/${about.vm}`;
+  if (input.type === "offhost-ok") {
+    const title = `${vm} has a recent copy off the host again`;
+    const body = `A verified copy landed on ${input.target}; the off-host copy was overdue since ${since(subject)}.`;
+    return { action: "clear", subject, alert: { event: "recovered", title, body, ...about } };
+  }
+  const title = `${vm} has no recent copy off the host`;
+  const body = `Its newest verified copy on ${input.target} is older than the schedule promises: ${input.reason}.`;
+  return {
+    action: "raise",
+    kind: "offhost-overdue",
+    subject,
+    alert: { event: "offhost-overdue", title, body, ...about },
+  };
 }
 
 /** Whether `now` (local time, as minutes of the day) falls in quiet hours that may wrap midnight. */
@@ -281,6 +368,7 @@ export function ntfyHeaders(alert: Alert): Record<string, string> {
   const style: Record<AlertEvent, { priority: string; tags: string }> = {
     failed: { priority: "4", tags: "warning,snapkeep" },
     overdue: { priority: "4", tags: "hourglass,snapkeep" },
+    "offhost-overdue": { priority: "4", tags: "hourglass,floppy_disk,snapkeep" },
     "verify-failed": { priority: "5", tags: "rotating_light,snapkeep" },
     recovered: { priority: "3", tags: "white_check_mark,snapkeep" },
     digest: { priority: "2", tags: "calendar,snapkeep" },
@@ -304,4 +392,83 @@ export function redactedUrl(text: string): string {
   } catch {
     return "(not an address)";
   }
+}
+
+/** Where a channel sends, as listed and logged: addresses up to their host, mail recipients whole. */
+export function channelAddress(channel: AlertChannel): string {
+  if (channel.kind !== "email") {
+    return redactedUrl(channel.url);
+  }
+  const server = new URL(channel.smtp);
+  return `${channel.to.join(", ")} via ${server.protocol}//${server.host}`;
+}
+
+const MAIL_WORD: Record<AlertEvent, string> = {
+  failed: "FAILED",
+  overdue: "OVERDUE",
+  "offhost-overdue": "OFF-HOST OVERDUE",
+  "verify-failed": "DAMAGED",
+  recovered: "RECOVERED",
+  digest: "WEEKLY",
+};
+
+/**
+ * A mail's subject: "Snapkeep FAILED: Snapshot of web01/db failed". The word after "Snapkeep"
+ * sorts a mailbox by kind; a line break (from a VM name, say) never reaches the header.
+ */
+export function mailSubject(alert: Alert): string {
+  const title = alert.event === "digest" ? alert.title.replace(/^Snapkeep weekly: /, "") : alert.title;
+  return `Snapkeep ${MAIL_WORD[alert.event]}: ${title}`.replace(/[\r\n\t]+/g, " ").slice(0, 250);
+}
+
+/** A mail's plain text: the alert's body, then what it is about, one fact a line. */
+export function mailText(alert: Alert, sentBy: string): string {
+  const facts = [
+    `When: ${alert.at}`,
+    ...(alert.host === null ? [] : [`Host: ${alert.host}`]),
+    ...(alert.vm === null ? [] : [`VM: ${alert.vm}`]),
+    ...(alert.schedule === null ? [] : [`Schedule: ${alert.schedule}`]),
+  ];
+  return `${alert.body}\n\n${facts.join("\n")}\n\n-- \nSent by Snapkeep on ${sentBy}.\n`;
+}
+
+/** The parts of a schedule that copies off the host which the off-host check reads. */
+export interface CopyingSchedule extends AboutSchedule {
+  readonly when: When;
+  readonly copy: { readonly target: string; readonly cadence: CopyCadence };
+}
+
+/**
+ * The off-host alerts' inputs, checked every few minutes: a schedule that copies off the host and
+ * whose newest verified copy is older than it promises (copy/rpo.ts: past the interval and its
+ * grace, or at once when the target is offline) is "offhost-overdue"; one whose copy is recent
+ * again is "offhost-ok" (which closes the problem, if one is open). A schedule that has never
+ * landed a copy is not judged here: its first copy's failure alerts as "failed" already.
+ */
+export function offHostChecks(
+  schedules: readonly CopyingSchedule[],
+  copyState: Readonly<Record<string, ScheduleCopyState>>,
+  now: Date,
+): AlertInput[] {
+  return schedules.flatMap((schedule): AlertInput[] => {
+    const state = copyState[schedule.id];
+    const landed = state?.newestLanded?.createdAt;
+    if (landed === undefined) {
+      return [];
+    }
+    const rpo = offHostRpo({
+      newestVerifiedCopyAt: new Date(landed),
+      copyIntervalMs: copyIntervalMs(schedule.when, schedule.copy.cadence, now),
+      lastCopyFailure: state?.lastAttempt?.failure ?? null,
+      schedulerRunning: true,
+      now,
+    });
+    const about = { id: schedule.id, host: schedule.host, vmName: schedule.vmName };
+    const target = schedule.copy.target;
+    return rpo.level === "overdue"
+      ? [{ type: "offhost-overdue", schedule: about, target, reason: rpo.reason ?? "no copy landed" }]
+      : rpo.level === "ok"
+        ? [{ type: "offhost-ok", schedule: about, target }]
+        : [];
+  });
 }

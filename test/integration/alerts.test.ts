@@ -1,8 +1,9 @@
 /**
  * Alerts for headless use against real things: a libvirt VM whose disk cannot be snapshotted
  * (another process holds its image's write lock), the real scheduler and Schedules on virtual time,
- * and real HTTP receivers on loopback for a webhook, an ntfy topic and a monitor's pings. A failing
- * streak is one alert per channel, its recovery one more, and the weekly digest comes on time.
+ * real HTTP receivers on loopback for a webhook, an ntfy topic and a monitor's pings, and a real
+ * SMTP server that takes a login only after STARTTLS. A failing streak is one alert per channel,
+ * its recovery one more, and the weekly digest comes on time.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
@@ -16,6 +17,7 @@ import { Journal } from "../../core/infra/journal.js";
 import { makeApp } from "../support/app.js";
 import { TestVms, uniqueSuffix } from "../support/libvirt.js";
 import { VirtualClock } from "../support/virtual-clock.js";
+import { startSmtp, type TestSmtp } from "../support/smtp.js";
 import { waitFor } from "../support/wait.js";
 
 interface Received {
@@ -36,6 +38,8 @@ describe("alerts from a failing schedule", () => {
   let base = "";
   let image = "";
   let holder: ChildProcess | undefined;
+  let smtp: TestSmtp;
+  const SMTP_PASSWORD = "mail-pw-s3cret";
 
   beforeAll(async () => {
     ctx = makeApp();
@@ -52,11 +56,13 @@ describe("alerts from a failing schedule", () => {
     });
     await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
     base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    smtp = await startSmtp({ user: "snapkeep", password: SMTP_PASSWORD });
   }, 120_000);
 
   afterAll(async () => {
     holder?.kill("SIGKILL");
     await new Promise((resolve) => server?.close(resolve));
+    await smtp?.close();
     await ctx?.dispose();
     await vms.dispose();
   });
@@ -87,6 +93,16 @@ describe("alerts from a failing schedule", () => {
           name: "phone",
           kind: "ntfy",
           url: `${base}/ntfy/homelab`,
+          events: ["failed", "recovered", "digest"],
+        },
+        {
+          name: "mail",
+          kind: "email",
+          to: ["admin@example.org", "oncall@example.org"],
+          smtp: `smtp://snapkeep@127.0.0.1:${smtp.port}`,
+          starttls: true,
+          password: SMTP_PASSWORD,
+          ca: smtp.cert,
           events: ["failed", "recovered", "digest"],
         },
         // Quiet all day: held, so it gets nothing while the test runs.
@@ -162,6 +178,20 @@ describe("alerts from a failing schedule", () => {
       [`Snapshots of local/${name} work again`, "3", "white_check_mark,snapkeep"],
     ]);
     expect(ntfy[0]?.body).toMatch(/lock/i);
+    // Mail: the same two, over STARTTLS after a login, to both recipients, subjects that sort.
+    expect(smtp.mails.map((m) => m.headers["subject"])).toEqual([
+      `Snapkeep FAILED: Snapshot of local/${name} failed`,
+      `Snapkeep RECOVERED: Snapshots of local/${name} work again`,
+    ]);
+    for (const mail of smtp.mails) {
+      expect(mail).toMatchObject({
+        secure: true,
+        user: "snapkeep",
+        to: ["admin@example.org", "oncall@example.org"],
+      });
+      expect(mail.from).toMatch(/^snapkeep@/);
+    }
+    expect(smtp.mails[0]?.text).toMatch(/lock[\s\S]*Host: local\r?\nVM: sk-alerts-/i);
     // The monitor: /start and /fail twice, then /start and the success.
     const pings = received
       .filter((r) => r.path.startsWith("/ping/"))
@@ -179,9 +209,12 @@ describe("alerts from a failing schedule", () => {
     expect(digest).toHaveLength(1);
     expect(digest[0]?.["title"]).toBe("Snapkeep weekly: all green");
     expect(digest[0]?.["body"]).toMatch(/^1 scheduled job succeeded and 2 failed this week\./);
+    expect(smtp.mails.map((m) => m.headers["subject"]).at(-1)).toBe("Snapkeep WEEKLY: all green");
+    expect(smtp.mails).toHaveLength(3);
     expect(received.some((r) => r.path === "/night")).toBe(false);
     // Tokens never reach the log.
     expect(log.join("\n")).not.toMatch(/s3cret/);
+    expect(log.join("\n")).toMatch(/sent to mail/);
     await scheduler.stop();
     await alerts.stop();
   }, 300_000);
@@ -210,5 +243,146 @@ describe("alerts from a failing schedule", () => {
     expect(String(error)).toMatch(/The ntfy address http:\/\/127.0.0.1:9\/… of "gone" could not be reached/);
     expect(String(error)).not.toMatch(/s3cret/);
     await expect(alerts.test("nope")).rejects.toThrow(/There is no alert channel "nope"/);
+  });
+
+  it("mail is sent only over TLS to a trusted server with the right login, and says why not without the password", async () => {
+    const plain = await startSmtp({ user: "snapkeep", password: SMTP_PASSWORD, noStarttls: true });
+    const mail = {
+      kind: "email" as const,
+      to: ["admin@example.org"],
+      starttls: true,
+      events: ["failed" as const],
+    };
+    ctx.store.update((s) => ({
+      ...s,
+      alertChannels: [
+        {
+          ...mail,
+          name: "good",
+          smtp: `smtp://snapkeep@127.0.0.1:${smtp.port}`,
+          password: SMTP_PASSWORD,
+          ca: smtp.cert,
+        },
+        {
+          ...mail,
+          name: "wrong-pw",
+          smtp: `smtp://snapkeep@127.0.0.1:${smtp.port}`,
+          password: "guess-s3cret",
+          ca: smtp.cert,
+        },
+        // The system's CAs do not know the relay's self-signed certificate.
+        {
+          ...mail,
+          name: "untrusted",
+          smtp: `smtp://snapkeep@127.0.0.1:${smtp.port}`,
+          password: SMTP_PASSWORD,
+        },
+        // A relay that cannot encrypt: the password must not go out in clear.
+        { ...mail, name: "clear", smtp: `smtp://snapkeep@127.0.0.1:${plain.port}`, password: SMTP_PASSWORD },
+      ],
+    }));
+    const alerts = new Alerts({
+      store: ctx.store,
+      now: () => new Date(),
+      timers: new VirtualClock(new Date()),
+      log: () => undefined,
+    });
+    try {
+      const before = smtp.mails.length;
+      await alerts.test("good");
+      expect(smtp.mails.slice(before)).toMatchObject([
+        { secure: true, user: "snapkeep", headers: { subject: "Snapkeep RECOVERED: Snapkeep test alert" } },
+      ]);
+      const failure = async (channel: string): Promise<string> =>
+        String(
+          await alerts.test(channel).then(
+            () => "sent",
+            (e: unknown) => e,
+          ),
+        );
+      const wrong = await failure("wrong-pw");
+      expect(wrong).toMatch(
+        /The mail server smtp:\/\/127.0.0.1:\d+ of "wrong-pw" did not take the mail: .*Invalid/,
+      );
+      expect(await failure("untrusted")).toMatch(
+        /of "untrusted" did not take the mail: .*(self-signed|certificate)/i,
+      );
+      expect(await failure("clear")).toMatch(/of "clear" did not take the mail: .*STARTTLS/i);
+      expect(plain.mails).toHaveLength(0);
+      for (const said of [wrong, await failure("untrusted"), await failure("clear")]) {
+        expect(said).not.toMatch(/s3cret/);
+      }
+      expect(smtp.mails.length).toBe(before + 1);
+    } finally {
+      await plain.close();
+    }
+  });
+
+  it("a copy off the host that is too old is one alert, and one more when a copy lands again", async () => {
+    const before = received.length;
+    const start = new Date(2026, 11, 9, 12, 0, 0);
+    const clock = new VirtualClock(start);
+    const day = 24 * 3600_000;
+    const landedAt = (ms: number) => ({ tag: "snapkeep:s", createdAt: new Date(ms).toISOString() });
+    ctx.store.update((s) => ({
+      ...s,
+      alertOpen: {},
+      alertChannels: [
+        { name: "hook", kind: "webhook", url: `${base}/offhost`, events: ["offhost-overdue", "recovered"] },
+      ],
+      schedules: [
+        {
+          ...(s.schedules[0] ?? expect.fail("the first test made a schedule")),
+          id: "offhost1",
+          when: { every: "daily", at: "02:00" },
+          copy: {
+            target: "nas",
+            cadence: { every: "day" },
+            retention: { keepLast: 7 },
+            holdLocalUntilCopied: true,
+          },
+        },
+      ],
+      copyState: {
+        offhost1: {
+          lastChosen: null,
+          runsSinceChosen: 0,
+          // Three days old for a daily copy: overdue.
+          newestLanded: landedAt(start.getTime() - 3 * day),
+          owedSince: null,
+          lastAttempt: null,
+        },
+      },
+    }));
+    const alerts = new Alerts({
+      store: ctx.store,
+      now: () => clock.now,
+      timers: clock,
+      log: () => undefined,
+    });
+    alerts.start();
+    await clock.advance(5 * 60_000);
+    await clock.advance(5 * 60_000);
+    await alerts.settled();
+    const got = () =>
+      received
+        .slice(before)
+        .map((r) => JSON.parse(r.body) as { event: string; subject: string; body: string });
+    expect(got().map((h) => [h.event, h.subject])).toEqual([["offhost-overdue", "offhost:offhost1"]]);
+    expect(got()[0]?.body).toMatch(/nas is older than the schedule promises/);
+    ctx.store.update((s) => ({
+      ...s,
+      copyState: {
+        offhost1: {
+          ...(s.copyState["offhost1"] ?? expect.fail("kept")),
+          newestLanded: landedAt(clock.now.getTime()),
+        },
+      },
+    }));
+    await clock.advance(5 * 60_000);
+    await clock.advance(5 * 60_000);
+    await alerts.settled();
+    expect(got().map((h) => h.event)).toEqual(["offhost-overdue", "recovered"]);
+    await alerts.stop();
   });
 });

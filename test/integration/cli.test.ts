@@ -11,6 +11,7 @@ import {
   readFileSync,
   realpathSync,
   rmSync,
+  statSync,
   symlinkSync,
   writeFileSync,
 } from "node:fs";
@@ -221,7 +222,7 @@ describe("snapkeep CLI", () => {
     ]);
     expect(added.stderr).toBe("");
     expect(added.stdout).toMatch(
-      /^Added alert channel phone: ntfy to https:\/\/ntfy.sh\/…, for failed, overdue, recovered, verify-failed, digest, quiet 22:00-07:00\./,
+      /^Added alert channel phone: ntfy to https:\/\/ntfy.sh\/…, for failed, overdue, offhost-overdue, recovered, verify-failed, digest, quiet 22:00-07:00\./,
     );
     expect(
       cli([
@@ -249,6 +250,61 @@ describe("snapkeep CLI", () => {
     expect(cli(["notify", "remove", "hook"]).stderr).toMatch(/There is no alert channel "hook"/);
     expect(cli(["notify", "remove", "phone"]).code).toBe(0);
     expect(cli(["schedule", "ping", "nosuch00", "https://hc.example/ping/abc"]).code).not.toBe(0);
+
+    // Mail: a password in the address is taken out of it, kept in the 0600 settings, never shown.
+    const mail = cli([
+      "notify",
+      "add",
+      "mail",
+      "--email",
+      "admin@example.org,oncall@example.org",
+      "--smtp",
+      "smtp://alice:pw%21s3cret@mail.example:587",
+      "--starttls",
+      "--events",
+      "failed,offhost-overdue,recovered",
+    ]);
+    expect(mail.stderr).toBe("");
+    expect(mail.stdout).toMatch(
+      /^Added alert channel mail: email to admin@example.org, oncall@example.org via smtp:\/\/mail.example:587, for failed, offhost-overdue, recovered\./,
+    );
+    const settingsPath = join(home, "settings.json");
+    expect(statSync(settingsPath).mode & 0o777).toBe(0o600);
+    const stored = (
+      JSON.parse(readFileSync(settingsPath, "utf8")) as { alertChannels: Record<string, unknown>[] }
+    ).alertChannels;
+    expect(stored.find((c) => c["name"] === "mail")).toMatchObject({
+      smtp: "smtp://alice@mail.example:587",
+      password: "pw!s3cret",
+      starttls: true,
+    });
+    const mailListed = cli(["notify", "list", "--json"]).stdout;
+    expect(mailListed).not.toMatch(/s3cret|alice/);
+    expect(cli(["notify", "add", "m2", "--email", "a@b.org"]).stderr).toMatch(/--email needs --smtp/);
+    expect(
+      cli(["notify", "add", "m2", "--email", "a@b.org", "--smtp", "smtp://bob@mail.example"]).stderr,
+    ).toMatch(/user bob needs a password: --password-file FILE or SNAPKEEP_SMTP_PASSWORD/);
+    expect(
+      cli(["notify", "add", "m2", "--email", "a@b.org", "--smtp", "smtps://mail.example", "--starttls"])
+        .stderr,
+    ).toMatch(/--starttls is for smtp:\/\/ servers/);
+    expect(
+      cli([
+        "notify",
+        "add",
+        "m2",
+        "--email",
+        "a@b.org",
+        "--smtp",
+        "smtp://m.example",
+        "--smtp-ca",
+        "/nonexistent.pem",
+      ]).stderr,
+    ).toMatch(/--smtp-ca \/nonexistent.pem cannot be read/);
+    expect(
+      cli(["notify", "add", "m2", "--email", "not an address", "--smtp", "smtp://m.example"]).stderr,
+    ).toMatch(/name@domain/);
+    expect(cli(["notify", "remove", "mail"]).code).toBe(0);
   });
 
   it("service install --dry-run prints units systemd-analyze verifies; nothing is written without systemd", () => {

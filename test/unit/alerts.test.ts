@@ -1,14 +1,20 @@
 /**
  * The alert policy (domain/alerts.ts): one alert per problem until it recovers, quiet hours that
- * wrap midnight, the digest's time and words, and addresses never shown past their host.
+ * wrap midnight, the digest's time and words, off-host copies too old, mail's subject and text, and
+ * addresses never shown past their host.
  */
 import { describe, expect, it } from "vitest";
 import {
+  alertChannelSchema,
+  channelAddress,
   decideAlerts,
   digestAlert,
   inQuietHours,
+  mailSubject,
+  mailText,
   nextDigestAt,
   ntfyHeaders,
+  offHostChecks,
   redactedUrl,
   type AlertInput,
   type OpenProblem,
@@ -132,5 +138,100 @@ describe("what leaves the machine", () => {
       Priority: "4",
       Tags: "warning,snapkeep",
     });
+  });
+});
+
+describe("off-host copies too old", () => {
+  const day = 24 * 3600_000;
+  const now = new Date("2026-12-09T12:00:00Z");
+  const copying = {
+    ...schedule,
+    when: { every: "daily" as const, at: "02:00" },
+    copy: { target: "nas", cadence: { every: "day" as const } },
+  };
+  const state = (landedAgoMs: number | null, failure: "target-offline" | null = null) => ({
+    lastChosen: null,
+    runsSinceChosen: 0,
+    newestLanded:
+      landedAgoMs === null
+        ? null
+        : { tag: "snapkeep:x", createdAt: new Date(now.getTime() - landedAgoMs).toISOString() },
+    owedSince: null,
+    lastAttempt:
+      failure === null
+        ? null
+        : { at: now.toISOString(), exportId: null, failure: { kind: failure, detail: "no route to host" } },
+  });
+
+  it("is overdue past the interval and its grace, ok when recent, and not judged before a first copy", () => {
+    const check = (s: ReturnType<typeof state>) =>
+      offHostChecks([copying], { s1: s }, now).map((i) => i.type);
+    expect(check(state(3 * day))).toEqual(["offhost-overdue"]);
+    expect(check(state(day + 3 * 3600_000))).toEqual([]); // due: in the grace time
+    expect(check(state(2 * 3600_000))).toEqual(["offhost-ok"]);
+    expect(check(state(null))).toEqual([]);
+    // An offline target will not heal by itself: overdue as soon as the interval is past.
+    const offline = offHostChecks([copying], { s1: state(day + 3600_000, "target-offline") }, now);
+    expect(offline).toMatchObject([
+      { type: "offhost-overdue", reason: expect.stringMatching(/offline: no route to host/) },
+    ]);
+  });
+
+  it("is one alert while it stays overdue, and one recovered when a copy lands", () => {
+    const overdue: AlertInput = {
+      type: "offhost-overdue",
+      schedule,
+      target: "nas",
+      reason: "the target is offline",
+    };
+    const ok: AlertInput = { type: "offhost-ok", schedule, target: "nas" };
+    const failed: AlertInput = { type: "job-failed", schedule, message: "disk locked" };
+    expect(run([ok, overdue, overdue, failed, ok, ok]).events).toEqual([
+      "offhost-overdue offhost:s1",
+      "failed schedule:s1",
+      "recovered offhost:s1",
+    ]);
+  });
+});
+
+describe("mail", () => {
+  const [alert = expect.fail("an alert")] = decideAlerts(
+    { type: "job-failed", schedule: { ...schedule, vmName: "web\r\nBcc: x@evil" }, message: "no space" },
+    {},
+    at,
+  ).alerts;
+
+  it("has a subject that sorts by kind, on one line whatever the names hold", () => {
+    expect(mailSubject(alert)).toBe("Snapkeep FAILED: Snapshot of pve/web Bcc: x@evil failed");
+    expect(mailSubject(digestAlert({}, { succeeded: 3, failed: 0 }, at))).toBe("Snapkeep WEEKLY: all green");
+  });
+
+  it("has the alert's body, then one fact a line", () => {
+    expect(mailText(alert, "hv1")).toBe(
+      "no space Snapkeep retries with backoff.\n\nWhen: 2026-12-06T10:00:00.000Z\nHost: pve\nVM: web\r\nBcc: x@evil\nSchedule: s1\n\n-- \nSent by Snapkeep on hv1.\n",
+    );
+  });
+
+  it("keeps mail servers' passwords out of the address, and lists a channel without them", () => {
+    const channel = {
+      name: "mail",
+      kind: "email",
+      events: ["failed"],
+      to: ["a@example.org"],
+      starttls: true,
+      password: "pw",
+    };
+    const parse = (smtp: string) => alertChannelSchema.safeParse({ ...channel, smtp }).success;
+    expect(parse("smtp://alice@mail.example:587")).toBe(true);
+    expect(parse("smtps://mail.example")).toBe(true);
+    expect(parse("smtp://alice:pw@mail.example")).toBe(false);
+    expect(parse("http://mail.example")).toBe(false);
+    expect(parse("smtp://mail.example/path")).toBe(false);
+    expect(
+      alertChannelSchema.safeParse({ ...channel, smtp: "smtp://m.example", to: ["x@y.org\r\nBcc: z@w.org"] })
+        .success,
+    ).toBe(false);
+    const parsed = alertChannelSchema.parse({ ...channel, smtp: "smtp://alice@mail.example:587" });
+    expect(channelAddress(parsed)).toBe("a@example.org via smtp://mail.example:587");
   });
 });

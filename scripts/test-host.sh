@@ -12,7 +12,7 @@ set -euo pipefail
 
 STATE_DIR="${SNAPKEEP_TEST_HOST_STATE:-/tmp/snapkeep-test-host}"
 # ovmf: restored UEFI VMs get this host's firmware (the import tests boot one).
-PACKAGES=(systemd qemu-utils qemu-system-x86 ovmf libvirt-daemon-system libvirt-clients openssh-server openssh-client rsync openssl iproute2 procps chromium)
+PACKAGES=(systemd qemu-utils qemu-system-x86 ovmf libvirt-daemon-system libvirt-clients openssh-server openssh-client rsync openssl python3-prometheus-client iproute2 procps chromium)
 
 log() { printf 'test-host: %s\n' "$*" >&2; }
 

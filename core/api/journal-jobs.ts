@@ -45,6 +45,9 @@ export class JobJournal {
           at: job.endedAt ?? new Date().toISOString(),
           status: job.state,
           ...(job.error === null ? {} : { message: job.error.message }),
+          ...(job.kind === "export" && job.result !== null
+            ? { sent: { target: job.result.target, bytes: job.result.bytesSent } }
+            : {}),
         });
       }
     } catch {

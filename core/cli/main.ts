@@ -365,27 +365,54 @@ function buildProgram(io: CliIo, context: () => CliContext): Command {
     .option("--host <address>", "address to listen on", "127.0.0.1")
     .option("--no-scheduler", "do not run the schedules here (a daemon or the desktop app runs them)")
     .option("--json", "log one JSON object per line")
-    .action(async (opts: { port: number; host: string; scheduler: boolean; json?: boolean }) => {
-      const core = context();
-      // Loaded here only: the API's schemas and the WebSocket server are a tenth of a second of
-      // start-up that no other command needs.
-      const [{ Api }, { serve }] = await Promise.all([import("../api/api.js"), import("../server/serve.js")]);
-      const api = new Api(core);
-      const serving = await serve(api, { port: opts.port, host: opts.host });
-      const json = opts.json === true;
-      io.out(
-        json
-          ? logMessage(`Snapkeep is at ${serving.url}`, true, new Date())
-          : `Snapkeep is at ${serving.url}\nOpen it in a browser on this computer; Ctrl+C stops it.\n`,
-      );
-      const scheduling = opts.scheduler ? await hostSchedules(core, io, api, json) : null;
-      await new Promise<void>((resolve) => {
-        process.once("SIGINT", resolve);
-        process.once("SIGTERM", resolve);
-      });
-      await serving.close();
-      await scheduling?.stop();
-      await api.dispose();
+    .option("--token-file <file>", "use the token in this file (made, 0600, if missing) instead of a new one")
+    .action(
+      async (opts: {
+        port: number;
+        host: string;
+        scheduler: boolean;
+        json?: boolean;
+        tokenFile?: string;
+      }) => {
+        const core = context();
+        // Loaded here only: the API's schemas and the WebSocket server are a tenth of a second of
+        // start-up that no other command needs.
+        const [{ Api }, { serve }, { metricsText }, { tokenFromFile }] = await Promise.all([
+          import("../api/api.js"),
+          import("../server/serve.js"),
+          import("../api/metrics.js"),
+          import("../infra/token-file.js"),
+        ]);
+        const api = new Api(core);
+        const serving = await serve(api, {
+          port: opts.port,
+          host: opts.host,
+          ...(opts.tokenFile === undefined ? {} : { token: tokenFromFile(opts.tokenFile) }),
+          metrics: () => metricsText({ ...core, now: () => new Date() }),
+        });
+        const json = opts.json === true;
+        io.out(
+          json
+            ? logMessage(`Snapkeep is at ${serving.url}`, true, new Date())
+            : `Snapkeep is at ${serving.url}\nOpen it in a browser on this computer; Ctrl+C stops it.\n`,
+        );
+        const scheduling = opts.scheduler ? await hostSchedules(core, io, api, json) : null;
+        await new Promise<void>((resolve) => {
+          process.once("SIGINT", resolve);
+          process.once("SIGTERM", resolve);
+        });
+        await serving.close();
+        await scheduling?.stop();
+        await api.dispose();
+      },
+    );
+
+  program
+    .command("metrics")
+    .description("the backups' state in Prometheus' text format (what serve's /metrics answers)")
+    .action(async () => {
+      const { metricsText } = await import("../api/metrics.js");
+      io.out(await metricsText({ ...context(), now: () => new Date() }));
     });
 
   const lab = program

@@ -113,6 +113,8 @@ const endSchema = z.object({
     .optional(),
   /** Snapshots the retention would have removed, kept because their copy has not landed. */
   held: z.array(z.string()).optional(),
+  /** What an export a UI or the CLI started sent, and where (a schedule's copy says it in `copy`). */
+  sent: z.object({ target: z.string().max(200), bytes: z.number().min(0) }).optional(),
 });
 const recordSchema = z.union([startSchema, progressSchema, endSchema]);
 
@@ -136,6 +138,7 @@ interface JobSummaryBase {
   readonly pruneError: string | null;
   readonly copy: JobEnd["copy"] | null;
   readonly held: readonly string[];
+  readonly sent: JobEnd["sent"] | null;
   /** The process that runs (or ran) it; null in journals from before jobs named it. */
   readonly owner: ProcessOwner | null;
 }
@@ -238,6 +241,7 @@ export class Journal {
               pruneError: record.pruneError ?? null,
               copy: record.copy ?? null,
               held: record.held ?? [],
+              sent: record.sent ?? null,
             },
       );
     }
@@ -317,6 +321,7 @@ const EMPTY_END = {
   pruneError: null,
   copy: null,
   held: [],
+  sent: null,
 };
 
 function summaryOf(record: JobStart): JobSummary {

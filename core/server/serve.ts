@@ -17,7 +17,7 @@ import { fileURLToPath } from "node:url";
 import { WebSocketServer, type WebSocket } from "ws";
 
 import type { Api, ApiEvent } from "../api/api.js";
-import { SnapkeepError } from "../errors.js";
+import { SnapkeepError, describeError } from "../errors.js";
 
 /** What the page may do: its own scripts, styles and socket; nothing inline, nothing remote. */
 export const CONTENT_SECURITY_POLICY = [
@@ -50,6 +50,8 @@ export interface ServeOptions {
   /** The built renderer; by default dist/renderer next to this module's dist/core. */
   readonly rendererDir?: string;
   readonly token?: string;
+  /** The text of GET /metrics (Prometheus), asked with the token as a bearer; absent: 404. */
+  readonly metrics?: () => Promise<string>;
 }
 
 export interface Serving {
@@ -97,7 +99,11 @@ export async function serve(api: Api, options: ServeOptions = {}): Promise<Servi
   const server: Server = createServer((request, response) => {
     // Whatever a request does wrong, it gets an answer: a rejection here would end the process,
     // and with it the jobs it runs.
-    serveFile(request, response, root, allowedHosts()).catch(() => {
+    const answer =
+      request.url?.split("?")[0] === "/metrics"
+        ? serveMetrics(request, response, token, allowedHosts(), options.metrics)
+        : serveFile(request, response, root, allowedHosts());
+    answer.catch(() => {
       if (!response.headersSent) {
         response.writeHead(400);
       }
@@ -202,6 +208,44 @@ async function serveFile(
   } catch {
     response.writeHead(404, headers).end();
   }
+}
+
+/**
+ * GET /metrics for Prometheus: `Authorization: Bearer TOKEN` (the serve token; a fixed one from
+ * --token-file for a scraper's bearer_token_file), and a Host naming this server.
+ */
+async function serveMetrics(
+  request: IncomingMessage,
+  response: ServerResponse,
+  token: string,
+  allowedHosts: ReadonlySet<string>,
+  metrics: (() => Promise<string>) | undefined,
+): Promise<void> {
+  const headers = { "Cache-Control": "no-store", "X-Content-Type-Options": "nosniff" };
+  if (metrics === undefined) {
+    response.writeHead(404, headers).end();
+    return;
+  }
+  if (!allowedHosts.has(request.headers.host ?? "") || request.method !== "GET") {
+    response.writeHead(request.method === "GET" ? 421 : 405, headers).end();
+    return;
+  }
+  const given = Buffer.from(/^Bearer (\S+)$/.exec(request.headers.authorization ?? "")?.[1] ?? "");
+  const expected = Buffer.from(token);
+  if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
+    response.writeHead(401, { ...headers, "WWW-Authenticate": 'Bearer realm="snapkeep"' }).end();
+    return;
+  }
+  let text: string;
+  try {
+    text = await metrics();
+  } catch (error) {
+    response.writeHead(500, { ...headers, "Content-Type": "text/plain; charset=utf-8" });
+    response.end(`# Snapkeep could not gather its metrics: ${describeError(error)}\n`);
+    return;
+  }
+  response.writeHead(200, { ...headers, "Content-Type": "text/plain; version=0.0.4; charset=utf-8" });
+  response.end(text);
 }
 
 /** Whether an upgrade request may open the API: right path, token, Host and Origin. */

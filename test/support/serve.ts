@@ -12,7 +12,12 @@ export async function startServe(
 ): Promise<{ server: ChildProcess; url: string }> {
   const server = spawn("node", [join(repo, "bin/snapkeep.js"), "serve", "--port", "0", ...options], {
     env: { ...process.env, SNAPKEEP_HOME: home },
-    stdio: ["ignore", "pipe", "inherit"],
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let err = "";
+  server.stderr?.on("data", (chunk: Buffer) => {
+    err += chunk.toString();
+    process.stderr.write(chunk);
   });
   const url = await new Promise<string>((resolve, reject) => {
     let out = "";
@@ -23,7 +28,7 @@ export async function startServe(
         resolve(match[1]);
       }
     });
-    server.once("exit", (code) => reject(new Error(`snapkeep serve exited (${code}): ${out}`)));
+    server.once("exit", (code) => reject(new Error(`snapkeep serve exited (${code}): ${out}${err}`)));
   });
   return { server, url };
 }

@@ -84,6 +84,7 @@ describe("NotificationPolicy", () => {
       pruneError: null,
       copy: null,
       held: [],
+      sent: null,
       target: null,
       owner: null,
     };

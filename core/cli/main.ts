@@ -5,6 +5,7 @@ import { SNAPKEEP_VERSION } from "../app/exports/exports.js";
 import { registerDoctorCommand } from "./doctor-command.js";
 import { registerServiceCommands } from "./service-command.js";
 import { registerNotifyCommands } from "./notify-commands.js";
+import { registerServeCommand } from "./serve-command.js";
 import { toErrorView } from "../domain/explain.js";
 import { wordHint } from "../domain/hints.js";
 import { MAX_SAFETY_KEPT, MAX_WAIT_SECONDS } from "../domain/limits.js";
@@ -17,7 +18,7 @@ import type { RevertResult } from "../app/revert.js";
 import { openCoreContext, type CoreContext } from "../app/context.js";
 import { snapkeepHome } from "../infra/store/home.js";
 import type { Hook } from "../domain/settings.js";
-import { logMessage, registerScheduleCommands } from "./schedule-commands.js";
+import { registerScheduleCommands } from "./schedule-commands.js";
 import { registerExportCommands } from "./export-commands.js";
 import { commandLine } from "../domain/shell-quote.js";
 import { registerLibraryCommands } from "./library-commands.js";
@@ -358,54 +359,7 @@ function buildProgram(io: CliIo, context: () => CliContext): Command {
   registerNotifyCommands(program, io, context, print);
   registerLibraryCommands(program, vm, io, context, print);
 
-  program
-    .command("serve")
-    .description("the UI in a browser, on 127.0.0.1, with a token in the printed URL")
-    .option("--port <n>", "port (0: any free one)", numberOption("--port", { min: 0, max: 65535 }), 8484)
-    .option("--host <address>", "address to listen on", "127.0.0.1")
-    .option("--no-scheduler", "do not run the schedules here (a daemon or the desktop app runs them)")
-    .option("--json", "log one JSON object per line")
-    .option("--token-file <file>", "use the token in this file (made, 0600, if missing) instead of a new one")
-    .action(
-      async (opts: {
-        port: number;
-        host: string;
-        scheduler: boolean;
-        json?: boolean;
-        tokenFile?: string;
-      }) => {
-        const core = context();
-        // Loaded here only: the API's schemas and the WebSocket server are a tenth of a second of
-        // start-up that no other command needs.
-        const [{ Api }, { serve }, { metricsText }, { tokenFromFile }] = await Promise.all([
-          import("../api/api.js"),
-          import("../server/serve.js"),
-          import("../api/metrics.js"),
-          import("../infra/token-file.js"),
-        ]);
-        const api = new Api(core);
-        const serving = await serve(api, {
-          port: opts.port,
-          host: opts.host,
-          ...(opts.tokenFile === undefined ? {} : { token: tokenFromFile(opts.tokenFile) }),
-          metrics: () => metricsText({ ...core, now: () => new Date() }),
-        });
-        const json = opts.json === true;
-        io.out(
-          json
-            ? logMessage(`Snapkeep is at ${serving.url}`, true, new Date())
-            : `Snapkeep is at ${serving.url}\nOpen it in a browser on this computer; Ctrl+C stops it.\n`,
-        );
-        const scheduling = opts.scheduler ? await hostSchedules(core, io, api, json) : null;
-        await new Promise<void>((resolve) => {
-          process.once("SIGINT", resolve);
-          process.once("SIGTERM", resolve);
-        });
-        await serving.close();
-        await scheduling?.stop();
-        await api.dispose();
-      },
-    );
+  registerServeCommand(program, io, context);
 
   program
     .command("metrics")
@@ -562,72 +516,4 @@ export function parseHook(text: string, timeoutSeconds: number): Hook {
     );
   }
   return { where: match[1] as "guest" | "host", argv, timeoutSeconds };
-}
-
-/**
- * `snapkeep serve` runs the schedules too, so schedules made in the browser fire without a
- * separate daemon: the same lock as the daemon and the desktop app, so only one of them runs them.
- * While another holds it, this one says who and takes over once that one stops.
- */
-async function hostSchedules(
-  core: CliContext,
-  io: CliIo,
-  api: { notifyChanged(host: string): void },
-  json: boolean,
-): Promise<{ stop(): Promise<void> }> {
-  const [
-    { openScheduler },
-    { SchedulingHost },
-    { wallClockTimers },
-    { schedulerOwner },
-    { logLine },
-    { Alerts },
-  ] = await Promise.all([
-    import("../app/schedules/owned.js"),
-    import("../app/schedules/hosting.js"),
-    import("../infra/timers.js"),
-    import("../infra/scheduler-lock.js"),
-    import("./schedule-commands.js"),
-    import("../app/alerts.js"),
-  ]);
-  const log = (line: string): void => io.out(logMessage(line, json, new Date()));
-  const alerts = new Alerts({ store: core.store, now: () => new Date(), timers: wallClockTimers, log });
-  const host = new SchedulingHost({
-    open: () => {
-      const owned = openScheduler({
-        home: core.home,
-        app: "snapkeep serve",
-        work: core.schedules,
-        now: () => new Date(),
-        timers: wallClockTimers,
-        onEvent: (event) => {
-          io.out(logLine(event, json, new Date()));
-          alerts.handle(event);
-          if ("schedule" in event) {
-            api.notifyChanged(event.schedule.host);
-          }
-        },
-      });
-      // Alerts (and the weekly digest) go out from whichever process runs the schedules.
-      alerts.start();
-      return owned;
-    },
-    holder: () => schedulerOwner(core.home),
-    timers: wallClockTimers,
-    onChange: (state) =>
-      log(
-        state.kind === "here"
-          ? `schedules run here (pid ${process.pid})`
-          : state.kind === "elsewhere"
-            ? `schedules are run by ${state.owner.app} (pid ${state.owner.pid}); this server takes over when it stops`
-            : `SCHEDULES DO NOT RUN: ${state.message}`,
-      ),
-  });
-  await host.start();
-  return {
-    stop: async () => {
-      await host.stop();
-      await alerts.stop();
-    },
-  };
 }

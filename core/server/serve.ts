@@ -2,7 +2,8 @@
  * `snapkeep serve`: the UI in a browser. One HTTP server on 127.0.0.1 serves the built renderer
  * (no data in it) and one WebSocket, /api, carries the API. The WebSocket opens only with the
  * random token printed in the URL, from a page of this same origin, for a Host header naming this
- * server (a web page elsewhere cannot reach it through DNS rebinding either).
+ * server (a web page elsewhere cannot reach it through DNS rebinding either). On an address other
+ * computers reach, it serves HTTPS only and a login replaces the token (login.ts).
  *
  * The process runs jobs, so no client may end it: whatever one connection sends or does (a
  * malformed frame, a reset mid-handshake) closes that connection only.
@@ -10,6 +11,7 @@
 import { randomBytes, timingSafeEqual } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { createServer as createTlsServer } from "node:https";
 import { BlockList, isIP, isIPv6, type AddressInfo } from "node:net";
 import type { Duplex } from "node:stream";
 import { extname, join, normalize, sep } from "node:path";
@@ -17,7 +19,9 @@ import { fileURLToPath } from "node:url";
 import { WebSocketServer, type WebSocket } from "ws";
 
 import type { Api, ApiEvent } from "../api/api.js";
+import { LoginLimiter } from "../domain/login-limiter.js";
 import { SnapkeepError, describeError } from "../errors.js";
+import { answerLogin, sameOrigin, WebSessions, type LoginOptions } from "./login.js";
 
 /** What the page may do: its own scripts, styles and socket; nothing inline, nothing remote. */
 export const CONTENT_SECURITY_POLICY = [
@@ -52,6 +56,11 @@ export interface ServeOptions {
   readonly token?: string;
   /** The text of GET /metrics (Prometheus), asked with the token as a bearer; absent: 404. */
   readonly metrics?: () => Promise<string>;
+  /**
+   * TLS and a login instead of the token in the URL: required on an address other computers
+   * reach. The token (when given) still opens /metrics as a bearer, for a scraper.
+   */
+  readonly login?: LoginOptions;
 }
 
 export interface Serving {
@@ -85,31 +94,34 @@ export function defaultRendererDir(): string {
 export async function serve(api: Api, options: ServeOptions = {}): Promise<Serving> {
   const host = options.host ?? "127.0.0.1";
   const requestedPort = options.port ?? 8484;
-  refuseRemoteHost(host, requestedPort);
+  if (options.login === undefined) {
+    refuseRemoteHost(host, requestedPort);
+  }
   // An IPv6 address in a URL or Host header goes in brackets.
   const authority = isIPv6(host) ? `[${host}]` : host;
   const token = options.token ?? randomBytes(24).toString("base64url");
   const root = normalize(options.rendererDir ?? defaultRendererDir());
   const sockets = new Set<WebSocket>();
   let port = 0;
+  const access =
+    options.login === undefined
+      ? tokenAccess(token, () => new Set([`${authority}:${port}`, `localhost:${port}`, `127.0.0.1:${port}`]))
+      : loginAccess(options.login, token);
 
-  const allowedHosts = (): Set<string> =>
-    new Set([`${authority}:${port}`, `localhost:${port}`, `127.0.0.1:${port}`]);
-
-  const server: Server = createServer((request, response) => {
+  const answerRequest = (request: IncomingMessage, response: ServerResponse): void => {
     // Whatever a request does wrong, it gets an answer: a rejection here would end the process,
     // and with it the jobs it runs.
-    const answer =
-      request.url?.split("?")[0] === "/metrics"
-        ? serveMetrics(request, response, token, allowedHosts(), options.metrics)
-        : serveFile(request, response, root, allowedHosts());
-    answer.catch(() => {
+    answerHttp(request, response, access, root, options.metrics).catch(() => {
       if (!response.headersSent) {
         response.writeHead(400);
       }
       response.end();
     });
-  });
+  };
+  const server: Server =
+    options.login === undefined
+      ? createServer(answerRequest)
+      : createTlsServer({ ...options.login.tls, minVersion: "TLSv1.2" }, answerRequest);
 
   const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_MESSAGE_BYTES });
   server.on("upgrade", (request: IncomingMessage, socket: Duplex, head: Buffer) => {
@@ -123,7 +135,7 @@ export async function serve(api: Api, options: ServeOptions = {}): Promise<Servi
       refuse(socket, "400 Bad Request");
       return;
     }
-    if (!mayOpenApi(request, url, token, allowedHosts())) {
+    if (url.pathname !== "/api" || !access.mayOpenApi(request, url)) {
       refuse(socket, "401 Unauthorized");
       return;
     }
@@ -138,7 +150,10 @@ export async function serve(api: Api, options: ServeOptions = {}): Promise<Servi
     }
   });
   return {
-    url: `http://${authority}:${port}/#token=${token}`,
+    url:
+      options.login === undefined
+        ? `http://${authority}:${port}/#token=${token}`
+        : `https://${authority}:${port}/`,
     port,
     token,
     close: async () => {
@@ -152,6 +167,76 @@ export async function serve(api: Api, options: ServeOptions = {}): Promise<Servi
   };
 }
 
+/** Who may do what: the token mode on loopback, or TLS and a login on any address. */
+interface Access {
+  /** Whether a plain request's Host names this server (DNS rebinding guard in the token mode). */
+  hostAllowed(request: IncomingMessage): boolean;
+  mayOpenApi(request: IncomingMessage, url: URL): boolean;
+  mayReadMetrics(request: IncomingMessage): boolean;
+  /** Answers the mode's own paths (/login, ...); false for the others. */
+  answer(request: IncomingMessage, response: ServerResponse, path: string): Promise<boolean>;
+}
+
+function tokenAccess(token: string, allowedHosts: () => ReadonlySet<string>): Access {
+  const hostAllowed = (request: IncomingMessage): boolean => allowedHosts().has(request.headers.host ?? "");
+  return {
+    hostAllowed,
+    mayOpenApi: (request, url) =>
+      tokenMatches(url.searchParams.get("token"), token) &&
+      hostAllowed(request) &&
+      request.headers.origin === `http://${request.headers.host ?? ""}`,
+    mayReadMetrics: (request) => hostAllowed(request) && tokenMatches(bearerOf(request), token),
+    answer: () => Promise.resolve(false),
+  };
+}
+
+function loginAccess(options: LoginOptions, token: string): Access {
+  const sessions = new WebSessions();
+  const limiter = new LoginLimiter();
+  const now = options.now ?? ((): Date => new Date());
+  return {
+    // Any name may reach it (a DNS name, an address): TLS, the cookie and Origin guard it.
+    hostAllowed: () => true,
+    mayOpenApi: (request) => sameOrigin(request) && sessions.valid(request, now()),
+    mayReadMetrics: (request) => tokenMatches(bearerOf(request), token) || sessions.valid(request, now()),
+    answer: (request, response, path) => answerLogin(request, response, path, { sessions, limiter, options }),
+  };
+}
+
+function bearerOf(request: IncomingMessage): string | null {
+  return /^Bearer (\S+)$/.exec(request.headers.authorization ?? "")?.[1] ?? null;
+}
+
+function tokenMatches(given: string | null, token: string): boolean {
+  const a = Buffer.from(given ?? "");
+  const b = Buffer.from(token);
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+async function answerHttp(
+  request: IncomingMessage,
+  response: ServerResponse,
+  access: Access,
+  root: string,
+  metrics: (() => Promise<string>) | undefined,
+): Promise<void> {
+  let path: string;
+  try {
+    path = decodeURIComponent(new URL(request.url ?? "/", "http://x").pathname);
+  } catch {
+    response.writeHead(400).end();
+    return;
+  }
+  if (await access.answer(request, response, path)) {
+    return;
+  }
+  if (path === "/metrics") {
+    await serveMetrics(request, response, access, metrics);
+    return;
+  }
+  await serveFile(request, response, root, path, access.hostAllowed(request));
+}
+
 function refuseRemoteHost(host: string, requestedPort: number): void {
   if (isLoopbackHost(host)) {
     return;
@@ -159,7 +244,7 @@ function refuseRemoteHost(host: string, requestedPort: number): void {
   const tunnelPort = requestedPort === 0 ? 8484 : requestedPort;
   throw new SnapkeepError(
     "INVALID_INPUT",
-    `The UI is served on this computer only (127.0.0.1, ::1 or localhost), not on ${host}: remote access is not supported yet.`,
+    `The UI is served on this computer only (127.0.0.1, ::1 or localhost), not on ${host}, unless it has TLS and a login (snapkeep serve passwd).`,
     {
       hint: `To use it from another computer, start it here with --port ${tunnelPort} and no --host, run \`ssh -L ${tunnelPort}:127.0.0.1:${tunnelPort} user@host\` on that computer, and open the printed address there.`,
     },
@@ -171,7 +256,8 @@ async function serveFile(
   request: IncomingMessage,
   response: ServerResponse,
   root: string,
-  allowedHosts: ReadonlySet<string>,
+  path: string,
+  hostAllowed: boolean,
 ): Promise<void> {
   const headers = {
     "Content-Security-Policy": CONTENT_SECURITY_POLICY,
@@ -179,18 +265,8 @@ async function serveFile(
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-store",
   };
-  if (
-    !allowedHosts.has(request.headers.host ?? "") ||
-    (request.method !== "GET" && request.method !== "HEAD")
-  ) {
+  if (!hostAllowed || (request.method !== "GET" && request.method !== "HEAD")) {
     response.writeHead(request.method === "GET" ? 421 : 405, headers).end();
-    return;
-  }
-  let path: string;
-  try {
-    path = decodeURIComponent(new URL(request.url ?? "/", "http://x").pathname);
-  } catch {
-    response.writeHead(400, headers).end();
     return;
   }
   const file = normalize(join(root, path === "/" ? "index.html" : path));
@@ -217,8 +293,7 @@ async function serveFile(
 async function serveMetrics(
   request: IncomingMessage,
   response: ServerResponse,
-  token: string,
-  allowedHosts: ReadonlySet<string>,
+  access: Access,
   metrics: (() => Promise<string>) | undefined,
 ): Promise<void> {
   const headers = { "Cache-Control": "no-store", "X-Content-Type-Options": "nosniff" };
@@ -226,13 +301,11 @@ async function serveMetrics(
     response.writeHead(404, headers).end();
     return;
   }
-  if (!allowedHosts.has(request.headers.host ?? "") || request.method !== "GET") {
+  if (!access.hostAllowed(request) || request.method !== "GET") {
     response.writeHead(request.method === "GET" ? 421 : 405, headers).end();
     return;
   }
-  const given = Buffer.from(/^Bearer (\S+)$/.exec(request.headers.authorization ?? "")?.[1] ?? "");
-  const expected = Buffer.from(token);
-  if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
+  if (!access.mayReadMetrics(request)) {
     response.writeHead(401, { ...headers, "WWW-Authenticate": 'Bearer realm="snapkeep"' }).end();
     return;
   }
@@ -246,25 +319,6 @@ async function serveMetrics(
   }
   response.writeHead(200, { ...headers, "Content-Type": "text/plain; version=0.0.4; charset=utf-8" });
   response.end(text);
-}
-
-/** Whether an upgrade request may open the API: right path, token, Host and Origin. */
-function mayOpenApi(
-  request: IncomingMessage,
-  url: URL,
-  token: string,
-  allowedHosts: ReadonlySet<string>,
-): boolean {
-  const given = Buffer.from(url.searchParams.get("token") ?? "");
-  const expected = Buffer.from(token);
-  const origin = request.headers.origin ?? "";
-  return (
-    url.pathname === "/api" &&
-    given.length === expected.length &&
-    timingSafeEqual(given, expected) &&
-    allowedHosts.has(request.headers.host ?? "") &&
-    origin === `http://${request.headers.host ?? ""}`
-  );
 }
 
 /** Answers each API request that arrives on an opened WebSocket, and forgets the socket on close. */

@@ -17,6 +17,7 @@ import { SnapshotDialog } from "./SnapshotDialog.js";
 import { VmDetail } from "./VmDetail.js";
 import { VmList } from "./VmList.js";
 import { VmSchedules } from "./VmSchedules.js";
+import { signOut, webSession } from "./web-session.js";
 
 /** The views in the top bar, in order. */
 const NAV: readonly { view: View; label: string }[] = [
@@ -103,6 +104,11 @@ export function App({ store }: { store: AppStore }) {
         <button type="button" onClick={() => void state.refresh()} disabled={state.loading}>
           {state.loading ? "Refreshing…" : "Refresh"}
         </button>
+        {webSession() !== null && (
+          <button type="button" onClick={() => void signOut()}>
+            Sign out
+          </button>
+        )}
       </header>
       {state.error !== null && open === null && (
         <ErrorBox error={state.error} onDismiss={() => state.dismissError()} />

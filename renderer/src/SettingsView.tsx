@@ -5,6 +5,7 @@ import type { HostConfig, ListedHost, Target, TargetTest } from "../../core/api/
 import type { AppStore } from "./store.js";
 import { DesktopSettings } from "./DesktopSettings.js";
 import { isDesktop } from "./transports.js";
+import { signOut, webSession } from "./web-session.js";
 import { formatBytes } from "./format.js";
 import { TableHead } from "./TableHead.js";
 
@@ -96,6 +97,36 @@ export function SettingsView({ store }: { store: AppStore }) {
         onSave={(keep) => void state.setSafetyKeep(keep)}
       />
       {isDesktop() && <DesktopSettings busy={state.busy !== null} call={state.call} />}
+      <AboutSection />
+    </section>
+  );
+}
+
+/** The version, and for a page signed in through `serve --listen` the certificate and sign-out. */
+function AboutSection() {
+  const id = useId();
+  const session = webSession();
+  return (
+    <section className="about" aria-labelledby={`${id}-title`}>
+      <h3 id={`${id}-title`}>About</h3>
+      <p>
+        Snapkeep <span aria-label="Version">{__SNAPKEEP_VERSION__}</span>
+      </p>
+      {session !== null && (
+        <>
+          <p>
+            You are signed in to this server. Its certificate’s SHA-256 fingerprint:
+            <code className="key" aria-label="Server certificate fingerprint">
+              {session.fingerprint}
+            </code>
+          </p>
+          <div className="buttons">
+            <button type="button" onClick={() => void signOut()}>
+              Sign out
+            </button>
+          </div>
+        </>
+      )}
     </section>
   );
 }

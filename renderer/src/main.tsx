@@ -3,24 +3,11 @@ import { createRoot } from "react-dom/client";
 
 import { applyTheme, preferredTheme } from "../theme.js";
 import { App } from "./App.js";
-import { clientForPage } from "./transports.js";
+import { LoginPage } from "./LoginPage.js";
+import { clientForPage, isDesktop } from "./transports.js";
+import { pageAccess } from "./web-session.js";
 import { createAppStore, type AppStore } from "./store.js";
 import "./app.css";
-
-// The client reports its connection to the store, which is made with the client: a holder
-// breaks the circle.
-const holder: { store?: AppStore } = {};
-const client = clientForPage(window, (connected) => holder.store?.getState().setConnected(connected));
-const app = createAppStore(client);
-holder.store = app;
-client.onEvent((event) => {
-  if (event.event === "job") {
-    app.getState().jobChanged(event.data);
-  } else {
-    // Another window, a job or the scheduler changed something: reload what shows it.
-    void app.getState().refresh();
-  }
-});
 
 const theme = (): void =>
   applyTheme(
@@ -30,11 +17,50 @@ const theme = (): void =>
 theme();
 window.matchMedia("(prefers-color-scheme: dark)").addEventListener("change", theme);
 
-const root = document.getElementById("root");
-if (root !== null) {
-  createRoot(root).render(
-    <StrictMode>
-      <App store={app} />
-    </StrictMode>,
+/** The app, once the page may reach the API. */
+function startApp(): void {
+  // The client reports its connection to the store, which is made with the client: a holder
+  // breaks the circle.
+  const holder: { store?: AppStore } = {};
+  const client = clientForPage(window, (connected) => holder.store?.getState().setConnected(connected));
+  const app = createAppStore(client);
+  holder.store = app;
+  client.onEvent((event) => {
+    if (event.event === "job") {
+      app.getState().jobChanged(event.data);
+    } else {
+      // Another window, a job or the scheduler changed something: reload what shows it.
+      void app.getState().refresh();
+    }
+  });
+  const root = document.getElementById("root");
+  if (root !== null) {
+    createRoot(root).render(
+      <StrictMode>
+        <App store={app} />
+      </StrictMode>,
+    );
+  }
+}
+
+// Through `snapkeep serve --listen`, the page signs in first; the desktop app and the loopback
+// server's token need no sign-in.
+if (isDesktop()) {
+  startApp();
+} else {
+  void pageAccess(window.location).then(
+    (access) => {
+      const root = document.getElementById("root");
+      if (access.mode === "login" && !access.signedIn && root !== null) {
+        createRoot(root).render(
+          <StrictMode>
+            <LoginPage fingerprint={access.fingerprint} onSignedIn={() => location.reload()} />
+          </StrictMode>,
+        );
+      } else {
+        startApp();
+      }
+    },
+    () => startApp(),
   );
 }

@@ -41,12 +41,11 @@ export class WebSocketTransport implements Transport {
   ) {}
 
   static fromLocation(location: Location, onConnection: (connected: boolean) => void): WebSocketTransport {
-    const token = new URLSearchParams(location.hash.slice(1)).get("token") ?? "";
+    // Signed in through `serve --listen`, the session cookie opens the socket: no token.
+    const token = new URLSearchParams(location.hash.slice(1)).get("token");
     const scheme = location.protocol === "https:" ? "wss" : "ws";
-    return new WebSocketTransport(
-      `${scheme}://${location.host}/api?token=${encodeURIComponent(token)}`,
-      onConnection,
-    );
+    const query = token === null ? "" : `?token=${encodeURIComponent(token)}`;
+    return new WebSocketTransport(`${scheme}://${location.host}/api${query}`, onConnection);
   }
 
   subscribe(listener: (event: unknown) => void): () => void {

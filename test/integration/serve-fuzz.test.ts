@@ -367,12 +367,15 @@ describe("snapkeep serve survives its clients", () => {
     await bystander.close();
   });
 
-  it("refuses to listen beyond this computer, and says how to reach it through an SSH tunnel", async () => {
+  it("refuses to listen beyond this computer without a login, and says how to set one or use an SSH tunnel", async () => {
     for (const host of ["0.0.0.0", "::", "192.0.2.1", "example.com"]) {
       const { code, out, err } = await runServe(home, ["--host", host]);
       expect(out, host).toBe("");
       expect(code, host).toBe(1);
-      expect(err, host).toContain(`not on ${host}: remote access is not supported yet.`);
+      expect(err, host).toContain(
+        `The UI on ${host} would be reachable from other computers, so it needs a login`,
+      );
+      expect(err, host).toContain("`snapkeep serve passwd`");
       expect(err, host).toContain("`ssh -L 8484:127.0.0.1:8484 user@host`");
     }
   });

@@ -23,7 +23,8 @@ export async function startServe(
     let out = "";
     server.stdout?.on("data", (chunk: Buffer) => {
       out += chunk.toString();
-      const match = /(http:\/\/\S+:\d+\/#token=[\w-]+)/.exec(out);
+      // The whole line: http://…/#token=… on loopback, https://…/ with a login.
+      const match = /Snapkeep is at (https?:\/\/\S+)\n/.exec(out);
       if (match?.[1] !== undefined) {
         resolve(match[1]);
       }

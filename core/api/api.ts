@@ -71,6 +71,7 @@ export class Api {
         journal?.record(job);
         this.#emit({ event: "job", data: job });
       },
+      log: (id, line) => journal?.log(id, line),
     });
     this.#handlers = handlers(context, now, this.#jobs, journal, (host, vm) =>
       this.#emit({ event: "changed", data: vm === undefined ? { host } : { host, vm } }),
@@ -443,6 +444,7 @@ function handlers(
       const here = jobs.list();
       return [...(journal?.others(new Set(here.map((j) => j.id))) ?? []), ...here];
     },
+    "jobs.history": (p) => journal?.history(p) ?? { entries: [], matching: 0, vms: [] },
     "jobs.cancel": (p) => jobs.cancel(p.id),
     "lab.up": () =>
       jobs.start(

@@ -82,6 +82,20 @@ const flag = (what: string) => z.boolean().describe(what);
 const hostName = nameOf("host name");
 const targetName = nameOf("target name");
 const vmName = z.string().min(1).max(300).describe("VM name");
+
+/** The kinds of job the journal keeps (a schedule's snapshot and copy, and what a UI or CLI ran). */
+export const HISTORY_KINDS = [
+  "scheduled-snapshot",
+  "copy",
+  "export",
+  "verify",
+  "restore",
+  "template",
+  "volume",
+  "vm-create",
+  "lab",
+] as const;
+export type HistoryKind = (typeof HISTORY_KINDS)[number];
 const newVmName = z.string().min(1).max(200).describe("name of the new VM");
 const hostVm = { host: hostName, vm: vmName };
 /** The VM on screen by its UUID: an action never lands on a VM renamed or replaced meanwhile. */
@@ -274,6 +288,14 @@ export const methods = {
   }),
 
   "jobs.list": z.object({}),
+  /** The job journal, newest first, filtered (the History view). */
+  "jobs.history": z.object({
+    host: hostName.optional(),
+    vm: vmName.optional(),
+    kind: z.enum(HISTORY_KINDS).optional(),
+    result: z.enum(["running", "succeeded", "failed", "cancelled", "interrupted"]).optional(),
+    limit: z.number().int().min(1).max(2000).default(300),
+  }),
   "jobs.cancel": z.object({
     id: z
       .string()
@@ -347,6 +369,41 @@ export interface ApiError {
 // ---- jobs ---------------------------------------------------------------------------------------
 
 export type JobState = "running" | "succeeded" | "failed" | "cancelled" | "interrupted";
+
+/** One job of the journal, with all it recorded: its steps, what it pruned, what it sent. */
+export interface HistoryEntry {
+  readonly id: string;
+  readonly kind: HistoryKind;
+  readonly title: string;
+  readonly host: string | null;
+  readonly vm: string | null;
+  readonly state: JobState;
+  readonly startedAt: string;
+  readonly endedAt: string | null;
+  /** The error, or why it was interrupted; null when it went well. */
+  readonly message: string | null;
+  readonly steps: readonly { readonly at: string; readonly step: string }[];
+  /** Snapshots its retention removed, and those kept because their copy has not landed. */
+  readonly pruned: readonly string[];
+  readonly held: readonly string[];
+  readonly pruneError: string | null;
+  /** What it sent off the host: where, the export's id, bytes, and copies its retention removed. */
+  readonly sent: {
+    readonly target: string;
+    readonly exportId: string | null;
+    readonly bytes: number;
+    readonly prunedCopies: readonly string[];
+  } | null;
+}
+
+export interface History {
+  /** Newest first, at most the limit asked. */
+  readonly entries: readonly HistoryEntry[];
+  /** How many match the filter in all. */
+  readonly matching: number;
+  /** What the filters can choose from: every VM with jobs in the journal. */
+  readonly vms: readonly { readonly host: string; readonly vm: string }[];
+}
 
 export interface JobProgress {
   /** What the job is doing now, in a few words ("transfer", "convert vda"). */
@@ -717,6 +774,7 @@ export interface Results {
   "library.attach": Attached;
 
   "jobs.list": readonly JobView[];
+  "jobs.history": History;
   "jobs.cancel": JobView;
   "lab.up": JobViewOf<"lab">;
   "settings.get": SafetySettings;

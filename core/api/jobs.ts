@@ -22,6 +22,7 @@ import type {
   JobViewOf,
   UiJobKind,
 } from "./contract.js";
+import { withJobLog } from "../infra/runner/job-log.js";
 
 export type { JobProgress, JobState, JobView, UiJobKind } from "./contract.js";
 
@@ -57,6 +58,8 @@ export interface JobsOptions {
   /** Monotonic milliseconds, for spacing progress events. */
   readonly clock: () => number;
   readonly onChange: (job: JobView) => void;
+  /** Each command a job runs, as a line of its log (the journal keeps it). */
+  readonly log?: (id: string, line: string) => void;
 }
 
 export class Jobs {
@@ -98,7 +101,12 @@ export class Jobs {
       }
     };
     const done = Promise.resolve()
-      .then(() => work(abort.signal, report))
+      .then(() =>
+        withJobLog(
+          (line) => this.#options.log?.(id, line),
+          () => work(abort.signal, report),
+        ),
+      )
       .then(
         (result) => this.#finish(id, { state: "succeeded", result }),
         (error: unknown) =>

@@ -6,7 +6,7 @@
  */
 import { Journal, stillRunning, type JobSummary } from "../infra/journal.js";
 import { schedulerOwner } from "../infra/scheduler-lock.js";
-import type { JobView } from "./contract.js";
+import type { History, HistoryEntry, JobView, Params } from "./contract.js";
 
 /** Jobs the jobs panel shows from the journal, newest last. */
 const JOURNAL_JOBS = 30;
@@ -15,6 +15,8 @@ export class JobJournal {
   readonly #home: string;
   readonly #journal: Journal;
   readonly #started = new Set<string>();
+  /** The last phase journaled per running UI job: a phase change is a step of its log. */
+  readonly #phases = new Map<string, string>();
 
   constructor(home: string) {
     this.#home = home;
@@ -38,22 +40,57 @@ export class JobJournal {
           vmName: job.vm,
         });
       }
+      const phase = job.progress?.phase;
+      if (
+        job.state === "running" &&
+        phase !== undefined &&
+        phase !== "" &&
+        this.#phases.get(job.id) !== phase
+      ) {
+        this.#phases.set(job.id, phase);
+        this.#journal.progress(job.id, phase, new Date());
+      }
       if (job.state !== "running") {
         this.#started.delete(job.id);
+        this.#phases.delete(job.id);
+        const exported = job.kind === "export" ? job.result : null;
+        // What the export decided per disk (full or incremental, and why) is the end of its log.
+        for (const note of exported?.notes ?? []) {
+          this.#journal.progress(job.id, note, new Date(job.endedAt ?? Date.now()));
+        }
         this.#journal.end({
           job: job.id,
           at: job.endedAt ?? new Date().toISOString(),
           status: job.state,
           ...(job.error === null ? {} : { message: job.error.message }),
-          ...(job.kind === "export" && job.result !== null
-            ? { sent: { target: job.result.target, bytes: job.result.bytesSent } }
-            : {}),
+          ...(exported === null
+            ? {}
+            : {
+                sent: { target: exported.target, exportId: exported.id, bytes: exported.bytesSent },
+                pruned: [...exported.pruned],
+              }),
         });
       }
     } catch {
       // A full disk must not fail an export that is going well: the job goes on, and this
       // process's panel still shows it; only its line in the history is missing.
     }
+  }
+
+  /** A line of a running UI job's log (a command it ran). */
+  log(id: string, line: string): void {
+    if (this.#started.has(id)) {
+      try {
+        this.#journal.progress(id, line, new Date());
+      } catch {
+        // As in record: the job goes on without its line.
+      }
+    }
+  }
+
+  /** The History view's page of the journal. */
+  history(filter: Params<"jobs.history">): History {
+    return historyOf(this.#journal.jobs(), filter, schedulerOwner(this.#home) !== null);
   }
 
   /** The journal's recent jobs that this process does not hold itself, as the jobs panel shows them. */
@@ -65,6 +102,71 @@ export class JobJournal {
       .slice(-JOURNAL_JOBS)
       .map((job) => viewOf(job, live));
   }
+}
+
+/** The History view's page of the journal: newest first, filtered, with each job's whole record. */
+export function historyOf(
+  jobs: readonly JobSummary[],
+  filter: Params<"jobs.history">,
+  schedulerAlive: boolean,
+): History {
+  const vms = new Map<string, { host: string; vm: string }>();
+  for (const job of jobs) {
+    if (job.host !== null && job.vmName !== null) {
+      vms.set(`${job.host}/${job.vmName}`, { host: job.host, vm: job.vmName });
+    }
+  }
+  const matching = jobs
+    .map((job) => entryOf(job, schedulerAlive))
+    .filter(
+      (e) =>
+        (filter.host === undefined || e.host === filter.host) &&
+        (filter.vm === undefined || e.vm === filter.vm) &&
+        (filter.kind === undefined || e.kind === filter.kind) &&
+        (filter.result === undefined || e.state === filter.result),
+    )
+    .reverse();
+  return {
+    entries: matching.slice(0, filter.limit),
+    matching: matching.length,
+    vms: [...vms.values()].sort((a, b) => `${a.host}/${a.vm}`.localeCompare(`${b.host}/${b.vm}`)),
+  };
+}
+
+function entryOf(job: JobSummary, schedulerAlive: boolean): HistoryEntry {
+  const view = viewOf(job, schedulerAlive);
+  const copy = job.copy ?? null;
+  return {
+    id: job.id,
+    kind: job.kind,
+    title: view.title,
+    host: job.host,
+    vm: job.vmName,
+    state: view.state,
+    startedAt: job.startedAt,
+    endedAt: job.endedAt,
+    message: view.error?.message ?? copy?.error ?? null,
+    steps: job.steps,
+    pruned: job.pruned,
+    held: job.held,
+    pruneError: job.pruneError,
+    sent:
+      copy !== null
+        ? {
+            target: copy.target,
+            exportId: copy.exportId,
+            bytes: copy.bytesSent,
+            prunedCopies: copy.prunedCopies,
+          }
+        : job.sent === null || job.sent === undefined
+          ? null
+          : {
+              target: job.sent.target,
+              exportId: job.sent.exportId ?? null,
+              bytes: job.sent.bytes,
+              prunedCopies: [],
+            },
+  };
 }
 
 function viewOf(job: JobSummary, schedulerAlive: boolean): JobView {

@@ -114,7 +114,13 @@ const endSchema = z.object({
   /** Snapshots the retention would have removed, kept because their copy has not landed. */
   held: z.array(z.string()).optional(),
   /** What an export a UI or the CLI started sent, and where (a schedule's copy says it in `copy`). */
-  sent: z.object({ target: z.string().max(200), bytes: z.number().min(0) }).optional(),
+  sent: z
+    .object({
+      target: z.string().max(200),
+      exportId: z.string().max(128).optional(),
+      bytes: z.number().min(0),
+    })
+    .optional(),
 });
 const recordSchema = z.union([startSchema, progressSchema, endSchema]);
 
@@ -141,7 +147,12 @@ interface JobSummaryBase {
   readonly sent: JobEnd["sent"] | null;
   /** The process that runs (or ran) it; null in journals from before jobs named it. */
   readonly owner: ProcessOwner | null;
+  /** What it did, step by step, as journaled (at most STEPS_KEPT, the last ones). */
+  readonly steps: readonly { readonly at: string; readonly step: string }[];
 }
+
+/** Steps kept per job in a summary: a job's log, not a per-block trace. */
+const STEPS_KEPT = 100;
 
 /** A schedule's job: its snapshot, or its copy off the host. */
 export interface ScheduledJobSummary extends JobSummaryBase {
@@ -231,7 +242,11 @@ export class Journal {
       jobs.set(
         record.job,
         record.event === "progress"
-          ? { ...job, step: record.step }
+          ? {
+              ...job,
+              step: record.step,
+              steps: [...job.steps.slice(1 - STEPS_KEPT), { at: record.at, step: record.step }],
+            }
           : {
               ...job,
               endedAt: record.at,
@@ -322,6 +337,7 @@ const EMPTY_END = {
   copy: null,
   held: [],
   sent: null,
+  steps: [],
 };
 
 function summaryOf(record: JobStart): JobSummary {

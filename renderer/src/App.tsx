@@ -18,6 +18,7 @@ import { VmDetail } from "./VmDetail.js";
 import { VmList } from "./VmList.js";
 import { VmSchedules } from "./VmSchedules.js";
 import { signOut, webSession } from "./web-session.js";
+import { HistoryView } from "./HistoryView.js";
 
 /** The views in the top bar, in order. */
 const NAV: readonly { view: View; label: string }[] = [
@@ -25,6 +26,7 @@ const NAV: readonly { view: View; label: string }[] = [
   { view: "exports", label: "Exports" },
   { view: "library", label: "Library" },
   { view: "schedules", label: "Schedules" },
+  { view: "history", label: "History" },
   { view: "settings", label: "Settings" },
 ];
 
@@ -200,6 +202,11 @@ export function App({ store }: { store: AppStore }) {
         {state.view === "schedules" && (
           <main className="detail">
             <SchedulesView store={store} />
+          </main>
+        )}
+        {state.view === "history" && (
+          <main className="detail">
+            <HistoryView store={store} />
           </main>
         )}
         {state.view === "settings" && (

@@ -7,6 +7,7 @@ import { create } from "zustand";
 
 import type { AnyMethod, AnyParamsIn, AnyResult, ApiError } from "../../core/api/contract.js";
 import type { ApiClient } from "./client.js";
+import { historySlice, type HistorySlice } from "./slices/history.js";
 import { jobsSlice, type JobsSlice } from "./slices/jobs.js";
 import { librarySlice, type LibrarySlice } from "./slices/library.js";
 import { schedulesSlice, type SchedulesSlice } from "./slices/schedules.js";
@@ -16,7 +17,7 @@ import { vmsSlice, type VmsSlice } from "./slices/vms.js";
 
 export type { Selected } from "./slices/vms.js";
 
-export type View = "vms" | "schedules" | "exports" | "library" | "settings";
+export type View = "vms" | "schedules" | "exports" | "library" | "history" | "settings";
 
 export interface UiSlice {
   readonly connected: boolean;
@@ -32,7 +33,13 @@ export interface UiSlice {
   call<M extends AnyMethod>(busy: string, method: M, params: AnyParamsIn<M>): Promise<AnyResult<M> | null>;
 }
 
-export type AppState = UiSlice & VmsSlice & JobsSlice & LibrarySlice & SchedulesSlice & SettingsSlice;
+export type AppState = UiSlice &
+  VmsSlice &
+  JobsSlice &
+  LibrarySlice &
+  SchedulesSlice &
+  SettingsSlice &
+  HistorySlice;
 
 export function createAppStore(api: ApiClient) {
   return create<AppState>()((set, get, store) => {
@@ -74,6 +81,7 @@ export function createAppStore(api: ApiClient) {
       ...librarySlice(api, run)(set, get, store),
       ...schedulesSlice(api, run)(set, get, store),
       ...settingsSlice(api, run)(set, get, store),
+      ...historySlice(api, run)(set, get, store),
     };
   });
 }

@@ -309,4 +309,42 @@ describe("the UI in Chromium, on snapkeep serve", () => {
     await page.locator(`[data-library-item="${volumeName}"]`).waitFor();
     await page.screenshot({ path: join(shots, "library.png") });
   });
+
+  it("shows the history of jobs, filtered by kind, VM and result, each with its steps and what it sent", async () => {
+    await page.getByRole("button", { name: "History", exact: true }).click();
+    await page.getByRole("heading", { name: "History" }).waitFor();
+    const entries = page.locator(".history-entry");
+    await expect.poll(() => entries.count()).toBeGreaterThanOrEqual(3);
+    const filters = page.getByRole("form", { name: "Filter the history" });
+    await filters.getByLabel("Kind", { exact: true }).selectOption("export");
+    await expect
+      .poll(() => page.locator(".history-entry .history-title").allTextContents())
+      .toEqual([expect.stringMatching(/^Export .*first.* to shelf$/)]);
+    const exported = entries.first();
+    await exported.locator("summary").click();
+    await expect
+      .poll(() => exported.locator(".history-details").textContent())
+      .toMatch(/Sent [\d.]+ (KiB|MiB) to shelf as export \S+\./);
+    // Its log: the phases it went through, and what it decided per disk.
+    await expect
+      .poll(() => exported.getByRole("list", { name: "Steps" }).locator("li").count())
+      .toBeGreaterThanOrEqual(2);
+    await page.screenshot({ path: join(shots, "history.png") });
+    await filters.getByLabel("Kind", { exact: true }).selectOption("");
+    await filters.getByLabel("VM", { exact: true }).selectOption(`local/${offName}`);
+    await expect
+      .poll(async () =>
+        (await page.locator(".history-entry .history-vm").allTextContents()).every(
+          (t) => t === `local/${offName}`,
+        ),
+      )
+      .toBe(true);
+    await filters.getByLabel("Result", { exact: true }).selectOption("failed");
+    await page.getByText("No job matches these filters.").waitFor();
+    // No table or list is wider than the page at 1280 px.
+    const overflow = await page.evaluate<number>(
+      "document.documentElement.scrollWidth - document.documentElement.clientWidth",
+    );
+    expect(overflow).toBe(0);
+  });
 });

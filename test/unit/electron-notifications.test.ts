@@ -85,6 +85,7 @@ describe("NotificationPolicy", () => {
       copy: null,
       held: [],
       sent: null,
+      steps: [],
       target: null,
       owner: null,
     };

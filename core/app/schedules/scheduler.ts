@@ -18,6 +18,7 @@ import { scheduledTag, snapshotWasMade } from "./schedules.js";
 import { nextSlots } from "../../domain/schedule/spec.js";
 import { copyRetryDelayMs } from "../../domain/copy/due.js";
 import { copyRecord, snapshotRecord } from "./job-records.js";
+import { withJobLog } from "../../infra/runner/job-log.js";
 
 /** What the scheduler needs from the rest of Snapkeep; the Schedules class provides it in production. */
 export interface ScheduleWork {
@@ -391,12 +392,9 @@ export class Scheduler {
   ): Promise<void> {
     const previous = this.#o.work.states()[schedule.id];
     try {
-      const result = await this.#o.work.run(
-        schedule,
-        tag,
-        (step) => this.#o.journal.progress(id, step, this.#o.now()),
-        signal,
-      );
+      const log = (step: string): void => this.#o.journal.progress(id, step, this.#o.now());
+      // The commands it runs go into its log too (infra/runner/job-log.ts).
+      const result = await withJobLog(log, () => this.#o.work.run(schedule, tag, log, signal));
       const now = this.#o.now();
       this.#o.work.recordState(schedule.id, stateAfterSuccess(this.#o.work.states()[schedule.id], slot, now));
       this.#o.journal.end(snapshotRecord(id, now, result));
@@ -478,11 +476,8 @@ export class Scheduler {
 
   async #executeCopy(id: string, schedule: Schedule, wanted: WantedCopy, signal: AbortSignal): Promise<void> {
     try {
-      const result = await this.#o.work.copy(
-        schedule,
-        (step) => this.#o.journal.progress(id, step, this.#o.now()),
-        signal,
-      );
+      const log = (step: string): void => this.#o.journal.progress(id, step, this.#o.now());
+      const result = await withJobLog(log, () => this.#o.work.copy(schedule, log, signal));
       const now = this.#o.now();
       const failed = result.copy.attempted && result.copy.exportId === null;
       const retryAt = failed ? this.#retryCopy(schedule, wanted, now) : null;

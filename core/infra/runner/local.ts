@@ -1,5 +1,6 @@
 import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process";
 import { SnapkeepError } from "../../errors.js";
+import { logged } from "./job-log.js";
 import { isStream, pipeIn, pipeOut } from "./streams.js";
 import type { CommandRunner, RunOptions, RunResult } from "./types.js";
 
@@ -23,6 +24,10 @@ export class LocalRunner implements CommandRunner {
   readonly #running = new Set<Running>();
 
   run(argv: readonly string[], options: RunOptions = {}): Promise<RunResult> {
+    return logged(this.label, argv, () => this.#run(argv, options));
+  }
+
+  #run(argv: readonly string[], options: RunOptions): Promise<RunResult> {
     const [command, ...args] = argv;
     if (command === undefined) {
       return Promise.reject(new SnapkeepError("INVALID_INPUT", "No command given to run."));

@@ -12,6 +12,7 @@ import { type SshAttempt, connectFailure, targetLabel } from "../ssh/failures.js
 import { closeClient, newClient, untilAborted, waitAtMost } from "../ssh/lifecycle.js";
 import { Semaphore } from "../ssh/semaphore.js";
 import type { CommandRunner, RunOptions, RunResult } from "./types.js";
+import { logged } from "./job-log.js";
 
 export interface SshRunnerOptions {
   readonly host: string;
@@ -85,7 +86,11 @@ export class SshRunner implements CommandRunner {
     return this.opened;
   }
 
-  async run(argv: readonly string[], options: RunOptions = {}): Promise<RunResult> {
+  run(argv: readonly string[], options: RunOptions = {}): Promise<RunResult> {
+    return logged(this.label, argv, () => this.runNow(argv, options));
+  }
+
+  private async runNow(argv: readonly string[], options: RunOptions): Promise<RunResult> {
     const command = buildTrackedRemoteCommand(argv);
     const display = argv.join(" ").slice(0, 120);
     if (this.disposed !== undefined) {

@@ -14,6 +14,7 @@ import {
   decideAlerts,
   digestAlert,
   inQuietHours,
+  MAX_HELD_ALERTS,
   mailSubject,
   mailText,
   nextDigestAt,
@@ -24,6 +25,7 @@ import {
   type Alert,
   type AlertChannel,
   type AlertInput,
+  type HeldAlert,
 } from "../domain/alerts.js";
 import { SnapkeepError, describeError } from "../errors.js";
 import { sendHttp } from "../infra/http-send.js";
@@ -50,7 +52,6 @@ const OFFHOST_CHECK_MS = 5 * 60_000;
 
 export class Alerts {
   readonly #deps: AlertsDeps;
-  readonly #held: { channel: string; alert: Alert }[] = [];
   readonly #pending = new Set<Promise<void>>();
   #timers: { cancel(): void }[] = [];
 
@@ -137,7 +138,13 @@ export class Alerts {
         continue;
       }
       if (inQuietHours(channel.quiet, minute) && alert.event !== "digest") {
-        this.#held.push({ channel: channel.name, alert });
+        const held = { channel: channel.name, alert };
+        // Kept in the settings: a restart during the quiet hours still sends it after them. The
+        // oldest go first when there are too many.
+        this.#deps.store.update((st) => ({
+          ...st,
+          alertHeld: [...st.alertHeld, held].slice(-MAX_HELD_ALERTS),
+        }));
         continue;
       }
       this.#track(this.#sendWithRetries(channel, alert));
@@ -147,13 +154,20 @@ export class Alerts {
   #releaseHeld(): void {
     const minute = minuteOfDay(this.#deps.now());
     const channels = this.#deps.store.read().alertChannels;
-    for (const held of [...this.#held]) {
+    const due = (held: HeldAlert): boolean => {
       const channel = channels.find((c) => c.name === held.channel);
-      if (channel === undefined || !inQuietHours(channel.quiet, minute)) {
-        this.#held.splice(this.#held.indexOf(held), 1);
-        if (channel !== undefined) {
-          this.#track(this.#sendWithRetries(channel, held.alert));
-        }
+      return channel === undefined || !inQuietHours(channel.quiet, minute);
+    };
+    let released: HeldAlert[] = [];
+    this.#deps.store.update((s) => {
+      released = s.alertHeld.filter(due);
+      return released.length === 0 ? s : { ...s, alertHeld: s.alertHeld.filter((h) => !due(h)) };
+    });
+    for (const held of released) {
+      // A channel removed meanwhile gets nothing.
+      const channel = channels.find((c) => c.name === held.channel);
+      if (channel !== undefined) {
+        this.#track(this.#sendWithRetries(channel, held.alert));
       }
     }
   }

@@ -112,6 +112,24 @@ export interface Alert {
   readonly schedule: string | null;
 }
 
+/** An alert held through a channel's quiet hours, kept in the settings so a restart sends it still. */
+export const heldAlertSchema = z.object({
+  channel: z.string().max(64),
+  alert: z.object({
+    event: z.enum(ALERT_EVENTS),
+    subject: z.string().max(600),
+    title: z.string().max(1000),
+    body: z.string().max(10_000),
+    at: z.string().max(40),
+    host: z.string().max(300).nullable(),
+    vm: z.string().max(300).nullable(),
+    schedule: z.string().max(64).nullable(),
+  }),
+});
+export type HeldAlert = z.infer<typeof heldAlertSchema>;
+/** Held alerts kept at most: a channel quiet for days does not grow the settings without end. */
+export const MAX_HELD_ALERTS = 200;
+
 /** The parts of a scheduler event the policy reads (app/schedules/scheduler.ts has them all). */
 export type AlertInput =
   | {

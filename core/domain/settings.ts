@@ -3,7 +3,13 @@ import { validateLibvirtUri } from "./selection.js";
 import { retentionSchema, whenSchema } from "./schedule/spec.js";
 import { definitionSummarySchema } from "./definition-summary.js";
 import { MAX_BWLIMIT_KIB, MAX_RUNS_PER_COPY } from "./limits.js";
-import { alertChannelSchema, httpUrl, openProblemSchema } from "./alerts.js";
+import {
+  alertChannelSchema,
+  heldAlertSchema,
+  httpUrl,
+  MAX_HELD_ALERTS,
+  openProblemSchema,
+} from "./alerts.js";
 
 /**
  * The settings file, in one schema: it types the settings and validates every write and everything
@@ -263,6 +269,8 @@ export const settingsSchema = z.object({
   alertChannels: z.array(alertChannelSchema).default([]),
   /** Problems alerted and not recovered yet, by subject: a restart does not alert them again. */
   alertOpen: z.record(z.string(), openProblemSchema).default({}),
+  /** Alerts held through a channel's quiet hours, oldest first, sent when they end. */
+  alertHeld: z.array(heldAlertSchema).max(MAX_HELD_ALERTS).default([]),
   /** Scheduled jobs since the last weekly digest. */
   alertTally: z
     .object({ since: z.string(), succeeded: z.number().int().min(0), failed: z.number().int().min(0) })
@@ -304,6 +312,7 @@ export function emptySettings(): Settings {
     schedulePause: null,
     alertChannels: [],
     alertOpen: {},
+    alertHeld: [],
     alertTally: null,
   };
 }

@@ -217,6 +217,34 @@ describe("alerts from a failing schedule", () => {
     expect(log.join("\n")).toMatch(/sent to mail/);
     await scheduler.stop();
     await alerts.stop();
+
+    // Held through its quiet hours, the failure is kept in the settings: after a restart, a new
+    // Alerts sends it once the quiet hours end, and only then.
+    expect(ctx.store.read().alertHeld.map((h) => [h.channel, h.alert.title])).toEqual([
+      ["night", `Snapshot of local/${name} failed`],
+    ]);
+    const restarted = new Alerts({
+      store: ctx.store,
+      now,
+      timers: clock,
+      log: () => undefined,
+      sleep: async () => undefined,
+    });
+    restarted.start();
+    await clock.advance(60_000);
+    await restarted.settled();
+    expect(received.filter((r) => r.path === "/night")).toHaveLength(0);
+    ctx.store.update((s) => ({
+      ...s,
+      alertChannels: s.alertChannels.map(({ quiet: _quiet, ...c }) => c),
+    }));
+    await clock.advance(60_000);
+    await restarted.settled();
+    expect(
+      received.filter((r) => r.path === "/night").map((r) => (JSON.parse(r.body) as { event: string }).event),
+    ).toEqual(["failed"]);
+    expect(ctx.store.read().alertHeld).toEqual([]);
+    await restarted.stop();
   }, 300_000);
 
   it("notify test sends now; an unreachable channel is a sentence without its token", async () => {

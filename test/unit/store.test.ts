@@ -47,6 +47,7 @@ describe("settings store", () => {
       schedulePause: null,
       alertChannels: [],
       alertOpen: {},
+      alertHeld: [],
       alertTally: null,
     });
     store.update((s) => ({ ...s, hosts: [{ name: "local", kind: "local", uri: "qemu:///system" }] }));

@@ -84,6 +84,8 @@ const targetName = nameOf("target name");
 const vmName = z.string().min(1).max(300).describe("VM name");
 
 /** The kinds of job the journal keeps (a schedule's snapshot and copy, and what a UI or CLI ran). */
+// The journal's kinds (infra/journal.ts, JobKind), written out: the page's type check must not
+// reach the journal's file code. journal-jobs.ts assigns one to the other, so they cannot drift.
 export const HISTORY_KINDS = [
   "scheduled-snapshot",
   "copy",

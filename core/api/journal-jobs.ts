@@ -6,7 +6,7 @@
  */
 import { Journal, stillRunning, type JobSummary } from "../infra/journal.js";
 import { schedulerOwner } from "../infra/scheduler-lock.js";
-import type { History, HistoryEntry, JobView, Params } from "./contract.js";
+import type { History, HistoryEntry, HistoryKind, JobView, Params } from "./contract.js";
 
 /** Jobs the jobs panel shows from the journal, newest last. */
 const JOURNAL_JOBS = 30;
@@ -103,6 +103,14 @@ export class JobJournal {
       .map((job) => viewOf(job, live));
   }
 }
+
+/** Every kind the journal writes is one the History lists, and the other way round. */
+type SameKinds = [JobSummary["kind"]] extends [HistoryKind]
+  ? [HistoryKind] extends [JobSummary["kind"]]
+    ? true
+    : never
+  : never;
+export const HISTORY_KINDS_MATCH: SameKinds = true;
 
 /** The History view's page of the journal: newest first, filtered, with each job's whole record. */
 export function historyOf(

@@ -14,18 +14,9 @@ import { Journal } from "../../core/infra/journal.js";
 import { makeApp } from "../support/app.js";
 import { TestVms, uniqueSuffix } from "../support/libvirt.js";
 import { parseMetrics, sampleValue as sample } from "../support/prometheus.js";
-import { startServe } from "../support/serve.js";
+import { startServe, stopServe } from "../support/serve.js";
 
 const repo = fileURLToPath(new URL("../..", import.meta.url));
-
-function stop(server: ChildProcess | undefined): Promise<void> {
-  if (server === undefined || server.exitCode !== null || server.signalCode !== null) {
-    return Promise.resolve();
-  }
-  const exited = new Promise<void>((resolve) => server.once("exit", () => resolve()));
-  server.kill("SIGTERM");
-  return exited;
-}
 
 describe("metrics for Prometheus", () => {
   const vms = new TestVms();
@@ -72,7 +63,7 @@ describe("metrics for Prometheus", () => {
   }, 180_000);
 
   afterAll(async () => {
-    await stop(server);
+    await stopServe(server);
     await ctx?.dispose();
     await vms.dispose();
   });
@@ -136,11 +127,11 @@ describe("metrics for Prometheus", () => {
 
   it("keeps the token file's token across restarts, and refuses one others may read", async () => {
     const token = readFileSync(tokenFile, "utf8").trim();
-    await stop(server);
+    await stopServe(server);
     let url: string;
     ({ server, url } = await startServe(repo, ctx.home, ["--no-scheduler", "--token-file", tokenFile]));
     expect(url.endsWith(`#token=${token}`)).toBe(true);
-    await stop(server);
+    await stopServe(server);
     chmodSync(tokenFile, 0o644);
     await expect(startServe(repo, ctx.home, ["--no-scheduler", "--token-file", tokenFile])).rejects.toThrow(
       /may be read by others \(mode 644\): chmod 600/,

@@ -5,7 +5,7 @@
  * passwords refused and then rate-limited, no API or metrics without a session, and sign-out.
  * Real processes, real TLS, real Chromium.
  */
-import { execFileSync, spawnSync, type ChildProcess } from "node:child_process";
+import { spawnSync, type ChildProcess } from "node:child_process";
 import { X509Certificate, createHash } from "node:crypto";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { request } from "node:https";
@@ -17,21 +17,12 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
 
 import { CHROMIUM_ARGS, CHROMIUM_PATH } from "../support/chromium.js";
-import { startServe } from "../support/serve.js";
+import { buildForUsers, startServe, stopServe } from "../support/serve.js";
 
 const repo = fileURLToPath(new URL("../..", import.meta.url));
 const shots = join(repo, "artifacts", "screenshots");
 const PASSWORD = "correct horse battery staple";
 const bin = join(repo, "bin/snapkeep.js");
-
-function stop(server: ChildProcess | undefined): Promise<void> {
-  if (server === undefined || server.exitCode !== null || server.signalCode !== null) {
-    return Promise.resolve();
-  }
-  const exited = new Promise<void>((resolve) => server.once("exit", () => resolve()));
-  server.kill("SIGTERM");
-  return exited;
-}
 
 /** Whether a WebSocket to the API opens with these headers (the server's certificate trusted). */
 function apiOpens(origin: string, ca: string, headers: Record<string, string>): Promise<boolean> {
@@ -67,18 +58,14 @@ describe("serve --listen: TLS and a login", () => {
   let printedFingerprint = "";
 
   beforeAll(async () => {
-    execFileSync("npm", ["run", "build"], {
-      cwd: repo,
-      stdio: "inherit",
-      env: { ...process.env, NODE_ENV: "production" },
-    });
+    buildForUsers(repo);
     mkdirSync(shots, { recursive: true });
     home = mkdtempSync(join(tmpdir(), "snapkeep-login-"));
   }, 180_000);
 
   afterAll(async () => {
     await browser?.close();
-    await stop(server);
+    await stopServe(server);
     rmSync(home, { recursive: true, force: true });
   });
 

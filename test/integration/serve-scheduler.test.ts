@@ -3,7 +3,7 @@
  * desktop app, and every view says who runs them, or loudly that nobody does. Real processes, the
  * real lock file, the UI in Chromium.
  */
-import { execFileSync, spawnSync, type ChildProcess } from "node:child_process";
+import { spawnSync, type ChildProcess } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
 
 import { CHROMIUM_ARGS, CHROMIUM_PATH } from "../support/chromium.js";
-import { startServe } from "../support/serve.js";
+import { buildForUsers, startServe, stopServe } from "../support/serve.js";
 
 const repo = fileURLToPath(new URL("../..", import.meta.url));
 const shots = join(repo, "artifacts", "screenshots");
@@ -44,34 +44,20 @@ async function call(url: string, method: string): Promise<unknown> {
   }
 }
 
-function stop(server: ChildProcess | undefined): Promise<void> {
-  if (server === undefined || server.exitCode !== null || server.signalCode !== null) {
-    return Promise.resolve();
-  }
-  const exited = new Promise<void>((resolve) => server.once("exit", () => resolve()));
-  server.kill("SIGTERM");
-  return exited;
-}
-
 describe("snapkeep serve and the scheduler", () => {
   let home = "";
   let server: ChildProcess | undefined;
   let browser: Browser | undefined;
 
   beforeAll(() => {
-    // The bundle users get: vitest sets NODE_ENV=test, which would build React's development mode.
-    execFileSync("npm", ["run", "build"], {
-      cwd: repo,
-      stdio: "inherit",
-      env: { ...process.env, NODE_ENV: "production" },
-    });
+    buildForUsers(repo);
     mkdirSync(shots, { recursive: true });
     home = mkdtempSync(join(tmpdir(), "snapkeep-serve-sched-"));
   }, 180_000);
 
   afterAll(async () => {
     await browser?.close();
-    await stop(server);
+    await stopServe(server);
     rmSync(home, { recursive: true, force: true });
   });
 
@@ -92,7 +78,7 @@ describe("snapkeep serve and the scheduler", () => {
     });
     expect(daemon.status).toBe(1);
     expect(daemon.stderr).toMatch(/snapkeep serve/);
-    await stop(server);
+    await stopServe(server);
   }, 60_000);
 
   it("with --no-scheduler, says loudly in the UI that no scheduler runs", async () => {
@@ -115,6 +101,6 @@ describe("snapkeep serve and the scheduler", () => {
       .filter({ hasText: "No scheduler is running: schedules will not fire" })
       .waitFor();
     await page.screenshot({ path: join(shots, "schedules-no-scheduler.png"), fullPage: true });
-    await stop(server);
+    await stopServe(server);
   }, 60_000);
 });

@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from "node:child_process";
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { join } from "node:path";
 
 /**
@@ -32,4 +32,23 @@ export async function startServe(
     server.once("exit", (code) => reject(new Error(`snapkeep serve exited (${code}): ${out}${err}`)));
   });
   return { server, url };
+}
+
+/** Ends a server started by startServe (SIGTERM) and waits for it; nothing when it already ended. */
+export function stopServe(server: ChildProcess | undefined): Promise<void> {
+  if (server === undefined || server.exitCode !== null || server.signalCode !== null) {
+    return Promise.resolve();
+  }
+  const exited = new Promise<void>((resolve) => server.once("exit", () => resolve()));
+  server.kill("SIGTERM");
+  return exited;
+}
+
+/** Builds what users run, the UI included (vitest sets NODE_ENV=test: React's development mode). */
+export function buildForUsers(repo: string): void {
+  execFileSync("npm", ["run", "build"], {
+    cwd: repo,
+    stdio: "inherit",
+    env: { ...process.env, NODE_ENV: "production" },
+  });
 }

@@ -89,11 +89,17 @@ export class Alerts {
 
   /** A scheduler event: pings, the tally, and the alerts it raises. */
   handle(event: SchedulerEvent): void {
-    this.#ping(event);
-    this.#tally(event);
-    const input = alertInput(event);
-    if (input !== null) {
-      this.#raise(input);
+    // Called from the scheduler's event path: whatever goes wrong here (a settings file that
+    // cannot be written) is logged, and never reaches the scheduler or ends the process.
+    try {
+      this.#ping(event);
+      this.#tally(event);
+      const input = alertInput(event);
+      if (input !== null) {
+        this.#raise(input);
+      }
+    } catch (error) {
+      this.#deps.log(`ALERTS FAILED for a ${event.type} event: ${describeError(error)}`);
     }
   }
 
@@ -138,16 +144,26 @@ export class Alerts {
         continue;
       }
       if (inQuietHours(channel.quiet, minute) && alert.event !== "digest") {
-        const held = { channel: channel.name, alert };
-        // Kept in the settings: a restart during the quiet hours still sends it after them. The
-        // oldest go first when there are too many.
-        this.#deps.store.update((st) => ({
-          ...st,
-          alertHeld: [...st.alertHeld, held].slice(-MAX_HELD_ALERTS),
-        }));
+        this.#hold(channel.name, alert);
         continue;
       }
       this.#track(this.#sendWithRetries(channel, alert));
+    }
+  }
+
+  /**
+   * Keeps an alert for after a channel's quiet hours, in the settings: a restart during them still
+   * sends it. The oldest go first when there are too many. A settings file that cannot be written
+   * costs this alert (logged), never the scheduler that raised it.
+   */
+  #hold(channel: string, alert: Alert): void {
+    try {
+      this.#deps.store.update((s) => ({
+        ...s,
+        alertHeld: [...s.alertHeld, { channel, alert }].slice(-MAX_HELD_ALERTS),
+      }));
+    } catch (error) {
+      this.#deps.log(`ALERT NOT KEPT for ${channel} (quiet hours): ${describeError(error)}`);
     }
   }
 

@@ -182,7 +182,14 @@ export function decideAlerts(
 ): Decision {
   const at = now.toISOString();
   const step = stepOf(input, open, at);
-  const alert = { ...step.alert, subject: step.subject, at };
+  // Cut to what the settings keep (a held alert is stored): a long error must not lose the alert.
+  const alert = {
+    ...step.alert,
+    title: clip(step.alert.title, 500),
+    body: clip(step.alert.body, 8000),
+    subject: clip(step.subject, 600),
+    at,
+  };
   if (step.action === "once") {
     return { alerts: [alert], open };
   }
@@ -308,6 +315,10 @@ function offHostStep(
     subject,
     alert: { event: "offhost-overdue", title, body, ...about },
   };
+}
+
+function clip(text: string, max: number): string {
+  return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
 }
 
 /** Whether `now` (local time, as minutes of the day) falls in quiet hours that may wrap midnight. */

@@ -32,7 +32,12 @@ export class LoginLimiter {
     const t = now.getTime();
     this.#recent = this.#recent.filter((at) => at > t - 60_000);
     const mine = (this.#failures.get(client) ?? []).filter((at) => at > t - this.#policy.windowMs);
-    this.#failures.set(client, mine);
+    // Only clients with failures in the window are kept: checks alone never grow the map.
+    if (mine.length === 0) {
+      this.#failures.delete(client);
+    } else {
+      this.#failures.set(client, mine);
+    }
     if (mine.length >= this.#policy.perClient) {
       return { allowed: false, retryAfterS: seconds((mine[0] ?? t) + this.#policy.windowMs - t) };
     }
@@ -46,7 +51,8 @@ export class LoginLimiter {
     const t = now.getTime();
     this.#failures.set(client, [...(this.#failures.get(client) ?? []), t]);
     this.#recent.push(t);
-    // Forget clients with nothing in the window, so that many addresses cannot grow the map.
+    // Forget clients with nothing left in the window, so that many addresses cannot grow the map
+    // (an IPv6 client is counted by its /64 already: server/login.ts, clientKey).
     if (this.#failures.size > 10_000) {
       for (const [key, times] of this.#failures) {
         if (times.every((at) => at <= t - this.#policy.windowMs)) {

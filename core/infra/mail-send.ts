@@ -40,7 +40,9 @@ export async function sendMail(request: MailRequest): Promise<void> {
     host: server.hostname.replace(/^\[(.*)\]$/, "$1"),
     port: server.port === "" ? (secure ? 465 : 587) : Number(server.port),
     secure,
-    requireTLS: !secure && request.starttls,
+    // A login never goes out in clear: with a user, STARTTLS is required whatever --starttls says
+    // (otherwise a machine in the path could strip the server's offer and read the password).
+    requireTLS: !secure && (request.starttls || user !== ""),
     ...(user === "" ? {} : { auth: { user, pass: request.password ?? "" } }),
     tls: { minVersion: "TLSv1.2", ...(request.ca === undefined ? {} : { ca: request.ca }) },
     connectionTimeout: timeout,

@@ -29,27 +29,45 @@ export interface LoginOptions {
 /** Sessions by the SHA-256 of their id: the map never holds a usable cookie value. */
 export class WebSessions {
   readonly #expires = new Map<string, number>();
+  readonly #ended = new Set<(key: string) => void>();
 
   create(now: Date): string {
     const id = randomBytes(32).toString("base64url");
+    // Expired sessions are forgotten as new ones come: the map holds only live ones.
+    for (const [key, expires] of this.#expires) {
+      if (expires <= now.getTime()) {
+        this.#expires.delete(key);
+      }
+    }
     this.#expires.set(digest(id), now.getTime() + SESSION_TTL_MS);
     return id;
   }
 
-  valid(request: IncomingMessage, now: Date): boolean {
+  /** The session a request carries (the digest of its cookie), live or not; null without one. */
+  keyOf(request: IncomingMessage): string | null {
     const id = sessionId(request);
-    const expires = id === null ? undefined : this.#expires.get(digest(id));
-    if (expires === undefined || expires <= now.getTime()) {
-      return false;
-    }
-    return true;
+    return id === null ? null : digest(id);
+  }
+
+  live(key: string | null, now: Date): boolean {
+    const expires = key === null ? undefined : this.#expires.get(key);
+    return expires !== undefined && expires > now.getTime();
+  }
+
+  valid(request: IncomingMessage, now: Date): boolean {
+    return this.live(this.keyOf(request), now);
   }
 
   end(request: IncomingMessage): void {
-    const id = sessionId(request);
-    if (id !== null) {
-      this.#expires.delete(digest(id));
+    const key = this.keyOf(request);
+    if (key !== null && this.#expires.delete(key)) {
+      this.#ended.forEach((listener) => listener(key));
     }
+  }
+
+  /** Called with a session's key when it is signed out (the server closes its sockets). */
+  onEnd(listener: (key: string) => void): void {
+    this.#ended.add(listener);
   }
 }
 
@@ -80,7 +98,7 @@ export async function answerLogin(
   request: IncomingMessage,
   response: ServerResponse,
   path: string,
-  state: { readonly sessions: WebSessions; readonly limiter: LoginLimiter; readonly options: LoginOptions },
+  state: LoginState,
 ): Promise<boolean> {
   const now = state.options.now?.() ?? new Date();
   if (path === "/session" && request.method === "GET") {
@@ -113,30 +131,49 @@ export async function answerLogin(
       .end();
     return true;
   }
-  await signIn(request, response, state, now);
+  await signIn(request, response, state);
   return true;
 }
 
-async function signIn(
-  request: IncomingMessage,
-  response: ServerResponse,
-  state: { readonly sessions: WebSessions; readonly limiter: LoginLimiter; readonly options: LoginOptions },
-  now: Date,
-): Promise<void> {
-  const client = request.socket.remoteAddress ?? "?";
-  const allowed = state.limiter.check(client, now);
-  if (!allowed.allowed) {
-    response.writeHead(429, { ...NO_STORE, "Retry-After": String(allowed.retryAfterS) }).end();
-    return;
-  }
+/** At most this many password checks run at once: each takes 64 MiB and a thread of libuv's four. */
+const MAX_VERIFYING = 2;
+
+export interface LoginState {
+  readonly sessions: WebSessions;
+  readonly limiter: LoginLimiter;
+  readonly options: LoginOptions;
+  /** Password checks under way. */
+  verifying: number;
+}
+
+async function signIn(request: IncomingMessage, response: ServerResponse, state: LoginState): Promise<void> {
+  // The body first: the limiter's check and the attempt's record then happen in one step, with
+  // nothing awaited between, so attempts sent in parallel cannot all pass the check first.
   const password = await passwordOf(request);
   if (password === null) {
     response.writeHead(400, NO_STORE).end();
     return;
   }
-  // Counted before the check: attempts sent in parallel cannot all pass the limiter first.
+  const now = state.options.now?.() ?? new Date();
+  const client = clientKey(request.socket.remoteAddress ?? "?");
+  const allowed = state.limiter.check(client, now);
+  if (!allowed.allowed) {
+    response.writeHead(429, { ...NO_STORE, "Retry-After": String(allowed.retryAfterS) }).end();
+    return;
+  }
+  if (state.verifying >= MAX_VERIFYING) {
+    response.writeHead(503, { ...NO_STORE, "Retry-After": "1" }).end();
+    return;
+  }
   state.limiter.failed(client, now);
-  if (!(await state.options.verify(password))) {
+  state.verifying += 1;
+  let matches: boolean;
+  try {
+    matches = await state.options.verify(password);
+  } finally {
+    state.verifying -= 1;
+  }
+  if (!matches) {
     response.writeHead(401, NO_STORE).end();
     return;
   }
@@ -148,6 +185,36 @@ async function signIn(
       "Set-Cookie": `${SESSION_COOKIE}=${id}; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age=${SESSION_TTL_MS / 1000}`,
     })
     .end();
+}
+
+/**
+ * Whom the limiter counts: an IPv4 address, or an IPv6 address's /64 (one host usually holds a
+ * whole /64, and would otherwise have 2^64 fresh addresses to guess from).
+ */
+export function clientKey(address: string): string {
+  const plain = address.replace(/%.*$/, "");
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(plain);
+  if (mapped?.[1] !== undefined) {
+    return mapped[1];
+  }
+  if (!plain.includes(":")) {
+    return plain;
+  }
+  const [head = "", tail] = plain.toLowerCase().split("::", 2);
+  const headGroups = head === "" ? [] : head.split(":");
+  const tailGroups = tail === undefined || tail === "" ? [] : tail.split(":");
+  const groups =
+    tail === undefined
+      ? headGroups
+      : [
+          ...headGroups,
+          ...Array<string>(Math.max(0, 8 - headGroups.length - tailGroups.length)).fill("0"),
+          ...tailGroups,
+        ];
+  return `${groups
+    .slice(0, 4)
+    .map((g) => g.replace(/^0+(?=.)/, ""))
+    .join(":")}::/64`;
 }
 
 /** The password of a JSON body {"password": "..."} of at most 4 KiB, or null. */

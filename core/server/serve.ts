@@ -102,11 +102,15 @@ export async function serve(api: Api, options: ServeOptions = {}): Promise<Servi
   const token = options.token ?? randomBytes(24).toString("base64url");
   const root = normalize(options.rendererDir ?? defaultRendererDir());
   const sockets = new Set<WebSocket>();
+  /** With a login: each socket's session, so signing out or expiry closes the sockets it opened. */
+  const socketSessions = new Map<WebSocket, string>();
   let port = 0;
   const access =
     options.login === undefined
       ? tokenAccess(token, () => new Set([`${authority}:${port}`, `localhost:${port}`, `127.0.0.1:${port}`]))
       : loginAccess(options.login, token);
+
+  const stopWatching = closeEndedSessions(access, socketSessions);
 
   const answerRequest = (request: IncomingMessage, response: ServerResponse): void => {
     // Whatever a request does wrong, it gets an answer: a rejection here would end the process,
@@ -139,7 +143,14 @@ export async function serve(api: Api, options: ServeOptions = {}): Promise<Servi
       refuse(socket, "401 Unauthorized");
       return;
     }
-    wss.handleUpgrade(request, socket, head, (ws) => answerOnSocket(ws, api, sockets));
+    const session = access.sessionOf(request);
+    wss.handleUpgrade(request, socket, head, (ws) => {
+      if (session !== null) {
+        socketSessions.set(ws, session);
+        ws.on("close", () => socketSessions.delete(ws));
+      }
+      answerOnSocket(ws, api, sockets);
+    });
   });
 
   port = await listen(server, requestedPort, host, authority);
@@ -157,6 +168,7 @@ export async function serve(api: Api, options: ServeOptions = {}): Promise<Servi
     port,
     token,
     close: async () => {
+      stopWatching();
       unsubscribe();
       for (const ws of sockets) {
         ws.terminate();
@@ -167,8 +179,30 @@ export async function serve(api: Api, options: ServeOptions = {}): Promise<Servi
   };
 }
 
+/** How often open sockets are checked for a session that expired. */
+const SESSION_CHECK_MS = 60_000;
+
+/** Closes a session's sockets when it is signed out, or once it expired; returns the stop. */
+function closeEndedSessions(access: Access, socketSessions: ReadonlyMap<WebSocket, string>): () => void {
+  const close = (ended: (session: string) => boolean): void => {
+    for (const [ws, session] of socketSessions) {
+      if (ended(session)) {
+        ws.terminate();
+      }
+    }
+  };
+  access.onSessionEnd((session) => close((s) => s === session));
+  const expiry = setInterval(() => close((s) => !access.sessionLive(s)), SESSION_CHECK_MS);
+  expiry.unref();
+  return () => clearInterval(expiry);
+}
+
 /** Who may do what: the token mode on loopback, or TLS and a login on any address. */
 interface Access {
+  /** The session a request carries (login mode), to close its sockets when it ends; else null. */
+  sessionOf(request: IncomingMessage): string | null;
+  sessionLive(session: string): boolean;
+  onSessionEnd(listener: (session: string) => void): void;
   /** Whether a plain request's Host names this server (DNS rebinding guard in the token mode). */
   hostAllowed(request: IncomingMessage): boolean;
   mayOpenApi(request: IncomingMessage, url: URL): boolean;
@@ -180,6 +214,9 @@ interface Access {
 function tokenAccess(token: string, allowedHosts: () => ReadonlySet<string>): Access {
   const hostAllowed = (request: IncomingMessage): boolean => allowedHosts().has(request.headers.host ?? "");
   return {
+    sessionOf: () => null,
+    sessionLive: () => true,
+    onSessionEnd: () => undefined,
     hostAllowed,
     mayOpenApi: (request, url) =>
       tokenMatches(url.searchParams.get("token"), token) &&
@@ -194,12 +231,16 @@ function loginAccess(options: LoginOptions, token: string): Access {
   const sessions = new WebSessions();
   const limiter = new LoginLimiter();
   const now = options.now ?? ((): Date => new Date());
+  const state = { sessions, limiter, options, verifying: 0 };
   return {
+    sessionOf: (request) => sessions.keyOf(request),
+    sessionLive: (session) => sessions.live(session, now()),
+    onSessionEnd: (listener) => sessions.onEnd(listener),
     // Any name may reach it (a DNS name, an address): TLS, the cookie and Origin guard it.
     hostAllowed: () => true,
     mayOpenApi: (request) => sameOrigin(request) && sessions.valid(request, now()),
     mayReadMetrics: (request) => tokenMatches(bearerOf(request), token) || sessions.valid(request, now()),
-    answer: (request, response, path) => answerLogin(request, response, path, { sessions, limiter, options }),
+    answer: (request, response, path) => answerLogin(request, response, path, state),
   };
 }
 

@@ -307,6 +307,14 @@ describe("alerts from a failing schedule", () => {
         },
         // A relay that cannot encrypt: the password must not go out in clear.
         { ...mail, name: "clear", smtp: `smtp://snapkeep@127.0.0.1:${plain.port}`, password: SMTP_PASSWORD },
+        // Without --starttls too: a login is never sent in clear.
+        {
+          ...mail,
+          name: "clear-anyway",
+          starttls: false,
+          smtp: `smtp://snapkeep@127.0.0.1:${plain.port}`,
+          password: SMTP_PASSWORD,
+        },
       ],
     }));
     const alerts = new Alerts({
@@ -336,6 +344,7 @@ describe("alerts from a failing schedule", () => {
         /of "untrusted" did not take the mail: .*(self-signed|certificate)/i,
       );
       expect(await failure("clear")).toMatch(/of "clear" did not take the mail: .*STARTTLS/i);
+      expect(await failure("clear-anyway")).toMatch(/of "clear-anyway" did not take the mail: .*STARTTLS/i);
       expect(plain.mails).toHaveLength(0);
       for (const said of [wrong, await failure("untrusted"), await failure("clear")]) {
         expect(said).not.toMatch(/s3cret/);

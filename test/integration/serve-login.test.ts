@@ -163,8 +163,20 @@ describe("serve --listen: TLS and a login", () => {
     await page.getByRole("heading", { name: "About" }).scrollIntoViewIfNeeded();
     await page.screenshot({ path: join(shots, "serve-login-about.png") });
 
+    // A socket opened with the session (another tab, say) is closed when it signs out.
+    const open = new WebSocket(`${origin.replace("https", "wss")}/api`, {
+      ca: cert,
+      headers: { Origin: origin, Cookie: session },
+    });
+    await new Promise((resolve, reject) => {
+      open.once("open", resolve);
+      open.once("error", reject);
+    });
+    const closed = new Promise<void>((resolve) => open.once("close", () => resolve()));
+
     // Sign out: back to the sign-in page, and the old cookie opens nothing any more.
     await page.getByRole("button", { name: "Sign out" }).first().click();
+    await closed;
     await page.getByRole("heading", { name: "Sign in to Snapkeep" }).waitFor();
     expect(await apiOpens(origin, cert, { Origin: origin, Cookie: session })).toBe(false);
     expect(dialogs).toEqual([]);
@@ -189,5 +201,41 @@ describe("serve --listen: TLS and a login", () => {
     );
     await page.screenshot({ path: join(shots, "serve-login-limited.png") });
     await page.close();
+  });
+
+  it("holds guesses sent all at once: no more password checks than the limit allows", async () => {
+    // A fresh server: a fresh limiter.
+    await stopServe(server);
+    let url: string;
+    ({ server, url } = await startServe(repo, home, ["--listen", "0.0.0.0:0", "--no-scheduler"]));
+    const port = /:(\d+)\/$/.exec(url)?.[1] ?? "";
+    const target = `https://127.0.0.1:${port}`;
+    const attempt = (i: number): Promise<number> =>
+      new Promise((resolve, reject) => {
+        const body = JSON.stringify({ password: `guess ${i}` });
+        request(
+          `${target}/login`,
+          {
+            method: "POST",
+            ca: cert,
+            headers: {
+              Origin: target,
+              "Content-Type": "application/json",
+              "Content-Length": Buffer.byteLength(body),
+            },
+          },
+          (res) => {
+            res.resume();
+            resolve(res.statusCode ?? 0);
+          },
+        )
+          .on("error", reject)
+          .end(body);
+      });
+    const statuses = await Promise.all(Array.from({ length: 40 }, (_, i) => attempt(i)));
+    const checked = statuses.filter((s) => s === 401).length;
+    expect(checked).toBeGreaterThanOrEqual(1);
+    expect(checked).toBeLessThanOrEqual(5);
+    expect(statuses.every((s) => s === 401 || s === 429 || s === 503)).toBe(true);
   });
 });

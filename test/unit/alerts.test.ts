@@ -13,6 +13,7 @@ import {
   mailSubject,
   mailText,
   nextDigestAt,
+  heldAlertSchema,
   ntfyHeaders,
   offHostChecks,
   redactedUrl,
@@ -233,5 +234,15 @@ describe("mail", () => {
     ).toBe(false);
     const parsed = alertChannelSchema.parse({ ...channel, smtp: "smtp://alice@mail.example:587" });
     expect(channelAddress(parsed)).toBe("a@example.org via smtp://mail.example:587");
+  });
+});
+
+describe("long messages", () => {
+  it("are cut to what the settings keep, so a held alert is never lost", () => {
+    const long = "x".repeat(20_000);
+    const [alert] = decideAlerts({ type: "scheduler-error", message: long }, {}, at).alerts;
+    expect(alert?.body.length).toBeLessThanOrEqual(8000);
+    expect(alert?.body.endsWith("…")).toBe(true);
+    expect(heldAlertSchema.safeParse({ channel: "mail", alert }).success).toBe(true);
   });
 });

@@ -11,16 +11,25 @@ export interface HistorySlice {
   loadHistory(filter: HistoryFilter): Promise<void>;
 }
 
-export const historySlice: Slice<HistorySlice> = (api) => (set) => ({
-  history: null,
-  historyFilter: {},
-  loadHistory: async (filter) => {
-    set({ historyFilter: filter });
-    try {
-      const history = await api.call("jobs.history", { ...filter, limit: 500 });
-      set({ history });
-    } catch (error) {
-      set({ error: asApiError(error) });
-    }
-  },
-});
+export const historySlice: Slice<HistorySlice> = (api) => (set) => {
+  // Only the answer to the newest request shows: a slow earlier one must not show another filter.
+  let latest = 0;
+  return {
+    history: null,
+    historyFilter: {},
+    loadHistory: async (filter) => {
+      const asked = ++latest;
+      set({ historyFilter: filter });
+      try {
+        const history = await api.call("jobs.history", { ...filter, limit: 500 });
+        if (asked === latest) {
+          set({ history });
+        }
+      } catch (error) {
+        if (asked === latest) {
+          set({ error: asApiError(error) });
+        }
+      }
+    },
+  };
+};

@@ -201,8 +201,32 @@ export function registerLibraryCommands(
     .command("orphans")
     .description("notes, schedules, templates, volumes and records whose VM is gone")
     .option("--host <name>", "only this host")
+    .option("--clean", "forget the notes, pins, schedules and records listed (templates and volumes stay)")
+    .option("--dry-run", "with --clean: only say what would be forgotten")
     .option("--json", "machine-readable output")
-    .action(async (opts: { host?: string; json?: boolean }) => {
+    .action(async (opts: { host?: string; clean?: boolean; dryRun?: boolean; json?: boolean }) => {
+      if (opts.clean === true) {
+        const cleaned = await library().cleanOrphans(opts.host, opts.dryRun === true);
+        const verb = opts.dryRun === true ? "Would forget" : "Forgot";
+        print(cleaned, opts.json, () =>
+          [
+            ...(cleaned.removed.length === 0
+              ? ["Nothing to forget: nothing in the settings points at a VM that is gone.\n"]
+              : cleaned.removed.map(
+                  (o) => `${verb} ${o.kind} ${displayName(o.what)} on ${o.host} (${o.why}).\n`,
+                )),
+            ...cleaned.kept.map((o) => `Kept ${o.kind} ${displayName(o.what)} on ${o.host}: ${o.why}.\n`),
+            ...cleaned.skipped.map((h) => `Host ${h} could not be reached and was not cleaned.\n`),
+          ].join(""),
+        );
+        return;
+      }
+      if (opts.dryRun === true) {
+        throw new SnapkeepError(
+          "INVALID_INPUT",
+          "--dry-run goes with --clean: orphans alone changes nothing.",
+        );
+      }
       const result = await library().orphans(opts.host);
       print(
         result,

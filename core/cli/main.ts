@@ -398,6 +398,15 @@ function buildProgram(io: CliIo, context: () => CliContext): Command {
       const removed = await removeLabVms(new LocalRunner(), "qemu:///system", DEMO_OWNER, {
         dryRun: opts.dryRun === true,
       });
+      if (opts.dryRun !== true && removed.length > 0) {
+        // Their notes, pins and schedules go with them, from every host entry for this computer.
+        const uuids = new Set(removed.map((r) => r.uuid));
+        const { forgetVms } = await import("../domain/forget-vms.js");
+        const local = context()
+          .hosts.list()
+          .filter((h) => h.kind === "local" && (h.uri ?? "qemu:///system") === "qemu:///system");
+        context().store.update((s) => local.reduce((next, h) => forgetVms(next, h.name, uuids), s));
+      }
       const verb = opts.dryRun === true ? "Would remove" : "Removed";
       io.out(
         removed.length === 0

@@ -62,7 +62,7 @@ export function registerServeCommand(program: Command, io: CliIo, context: () =>
       const json = opts.json === true;
       io.out(
         json
-          ? logMessage(servingLine(serving.url, login?.fingerprint), true, new Date())
+          ? logMessage(servingLine(serving.url, login?.fingerprint, opts.tokenFile), true, new Date())
           : servingText(serving.url, host, serving.port, login?.fingerprint),
       );
       const scheduling = opts.scheduler ? await hostSchedules(core, io, api, json) : null;
@@ -88,7 +88,11 @@ export function registerServeCommand(program: Command, io: CliIo, context: () =>
 }
 
 /** The JSON log's line: the address, and the certificate's fingerprint with a login. */
-function servingLine(url: string, fingerprint: string | undefined): string {
+function servingLine(url: string, fingerprint: string | undefined, tokenFile: string | undefined): string {
+  if (tokenFile !== undefined) {
+    // A lasting token stays out of logs (a service's land in the journal): the file holds it.
+    return `Snapkeep is at ${url.replace(/#token=.*$/, "")} (its token is in ${tokenFile})`;
+  }
   return fingerprint === undefined
     ? `Snapkeep is at ${url}`
     : `Snapkeep is at ${url} (certificate SHA-256 ${fingerprint})`;

@@ -438,6 +438,46 @@ describe("snapkeep CLI", () => {
     }
   });
 
+  it("orphans --clean forgets what points at a VM removed behind Snapkeep's back, after a dry run", async () => {
+    const gone = `sk-cli-gone-${suffix}`;
+    const orphanHome = mkdtempSync(join(tmpdir(), "snapkeep-cli-orphans-"));
+    const env = { SNAPKEEP_HOME: orphanHome };
+    let disks: readonly string[] = [];
+    try {
+      ({ diskPaths: disks } = await vms.create({
+        name: gone,
+        running: false,
+        disks: [{ target: "vda", sizeMiB: 8 }],
+      }));
+      expect(
+        cli(["snapshot", "create", `local/${gone}`, "--name", "kept", "--note", "a note"], env).code,
+      ).toBe(0);
+      expect(
+        cli(["schedule", "add", `local/${gone}`, "--every", "daily", "--at", "02:30", "--keep", "3"], env)
+          .code,
+      ).toBe(0);
+      // Removed with virsh, not with Snapkeep.
+      execFileSync("virsh", ["-q", "-c", "qemu:///system", "undefine", gone, "--snapshots-metadata"]);
+      const listed = cli(["orphans"], env).stdout;
+      expect(listed).toMatch(/annotation\s+kept/);
+      expect(listed).toMatch(/schedule\s+\w{8}/);
+      const settingsPath = join(orphanHome, "settings.json");
+      const before = readFileSync(settingsPath, "utf8");
+      const dry = cli(["orphans", "--clean", "--dry-run"], env);
+      expect(dry.stdout).toMatch(/^Would forget annotation kept on local/m);
+      expect(dry.stdout).toMatch(/^Would forget schedule \w{8} on local/m);
+      expect(readFileSync(settingsPath, "utf8")).toBe(before);
+      expect(cli(["orphans", "--dry-run"], env).stderr).toMatch(/--dry-run goes with --clean/);
+      expect(cli(["orphans", "--clean"], env).stdout).toMatch(/^Forgot annotation kept on local/m);
+      expect(cli(["orphans"], env).stdout).toBe("Nothing points at a VM that is gone.\n");
+      // The VM still listed: untouched.
+      expect(cli(["orphans", "--clean"], env).stdout).toMatch(/^Nothing to forget/);
+    } finally {
+      rmSync(orphanHome, { recursive: true, force: true });
+      disks.forEach((disk) => rmSync(disk, { force: true }));
+    }
+  });
+
   it("lab up makes two demo VMs (one running), lab down removes exactly those", () => {
     const labHome = mkdtempSync(join(tmpdir(), "snapkeep-cli-lab-"));
     // A folder lab up creates itself (and opens to QEMU); an existing one would keep its mode.
@@ -462,6 +502,14 @@ describe("snapkeep CLI", () => {
         ["snapkeep-demo-web", "running"],
       ]);
       expect(cli(["snapshot", "create", "local/snapkeep-demo-web", "--name", "try"], env).code).toBe(0);
+      // A pin and a schedule: settings about a lab VM, which lab down must not leave behind.
+      expect(cli(["snapshot", "pin", "local/snapkeep-demo-web", "try"], env).code).toBe(0);
+      expect(
+        cli(
+          ["schedule", "add", "local/snapkeep-demo-db", "--every", "daily", "--at", "02:30", "--keep", "3"],
+          env,
+        ).code,
+      ).toBe(0);
 
       const dry = cli(["lab", "down", "--dry-run"], env);
       expect(dry.stdout).toMatch(/Would remove snapkeep-demo-web and 2 disk image\(s\)/);
@@ -474,6 +522,13 @@ describe("snapkeep CLI", () => {
       // Test VMs of this run carry another owner mark and are untouched.
       expect(after.some((v) => v.name === vmName)).toBe(true);
       expect(readdirSync(labDir)).toEqual([]);
+      // Nothing in the settings points at them any more.
+      expect(cli(["orphans"], env).stdout).toBe("Nothing points at a VM that is gone.\n");
+      const settings = JSON.parse(readFileSync(join(labHome, "settings.json"), "utf8")) as {
+        schedules: unknown[];
+        annotations: Record<string, unknown>;
+      };
+      expect([settings.schedules, settings.annotations]).toEqual([[], {}]);
     } finally {
       cli(["lab", "down"], env);
       rmSync(labHome, { recursive: true, force: true });

@@ -3,7 +3,7 @@
  * snapshot, a schedule that copies it off the host, and jobs in the real journal; the answer is
  * read by Prometheus' own text-format parser (the official Python client's). Without the token, or with another, it is refused.
  */
-import { execFileSync, type ChildProcess } from "node:child_process";
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { chmodSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -132,6 +132,40 @@ describe("metrics for Prometheus", () => {
     ({ server, url } = await startServe(repo, ctx.home, ["--no-scheduler", "--token-file", tokenFile]));
     expect(url.endsWith(`#token=${token}`)).toBe(true);
     await stopServe(server);
+    // The JSON log (a service's, read by anyone with the journal) names the file, not the token.
+    const json = spawn(
+      "node",
+      [
+        join(repo, "bin/snapkeep.js"),
+        "serve",
+        "--port",
+        "0",
+        "--no-scheduler",
+        "--json",
+        "--token-file",
+        tokenFile,
+      ],
+      {
+        env: { ...process.env, SNAPKEEP_HOME: ctx.home },
+        stdio: ["ignore", "pipe", "inherit"],
+      },
+    );
+    const line = await new Promise<string>((resolve) => {
+      let out = "";
+      json.stdout.on("data", (chunk: Buffer) => {
+        out += chunk.toString();
+        if (out.includes("\n")) {
+          resolve(out.split("\n")[0] ?? "");
+        }
+      });
+    });
+    await stopServe(json);
+    expect(line).not.toContain(token);
+    expect(JSON.parse(line)).toMatchObject({
+      message: expect.stringMatching(
+        /^Snapkeep is at http:\/\/127\.0\.0\.1:\d+\/ \(its token is in .*serve\.token\)$/,
+      ),
+    });
     chmodSync(tokenFile, 0o644);
     await expect(startServe(repo, ctx.home, ["--no-scheduler", "--token-file", tokenFile])).rejects.toThrow(
       /may be read by others \(mode 644\): chmod 600/,

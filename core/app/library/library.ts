@@ -28,6 +28,8 @@ import type { ManagedVm } from "../../domain/settings.js";
 import type { SettingsStore } from "../../infra/store/store.js";
 import { makeArtifact, recordPath } from "./artifact-copy.js";
 import { vmDeletePlan } from "./delete-plan.js";
+import { forgetVms } from "../../domain/forget-vms.js";
+import { parseSnapshotTag } from "../../domain/snapshot-tag.js";
 
 export const IMAGES_DIR = "/var/lib/libvirt/images";
 export const TEMPLATES_DIR = `${IMAGES_DIR}/snapkeep-templates`;
@@ -87,6 +89,10 @@ export interface CreateVmRequest {
   readonly start?: boolean | undefined;
   readonly dryRun?: boolean | undefined;
 }
+
+/** How long a detach waits for the running guest to release the disk, and how often it looks. */
+const DETACH_WAIT_MS = 5_000;
+const DETACH_POLL_MS = 250;
 
 export interface DeletePlan {
   readonly vm: string;
@@ -276,7 +282,31 @@ export class Library {
     if (result.code !== 0) {
       throw new SnapkeepError("COMMAND_FAILED", `Detaching volume ${name} failed: ${result.stderr.trim()}`);
     }
-    return { vm: inspection.vm.name, target: disk.target, pending: false };
+    if (!inspection.vm.active) {
+      return { vm: inspection.vm.name, target: disk.target, pending: false };
+    }
+    // virsh answers once the unplug is asked for; the guest releases the disk later, or never
+    // (no OS, no hotplug driver). Say what the running VM really has, not what was asked.
+    return {
+      vm: inspection.vm.name,
+      target: disk.target,
+      pending: !(await this.#released(host, inspection.vm.uuid, volume.image)),
+    };
+  }
+
+  /** Whether the running VM let go of `image` within a few seconds of the unplug request. */
+  async #released(host: string, uuid: string, image: string): Promise<boolean> {
+    const libvirt = this.deps.hosts.libvirt(host);
+    for (let waited = 0; ; waited += DETACH_POLL_MS) {
+      const live = await libvirt.findVm(uuid);
+      if (!live.vm.active || !live.vm.disks.some((d) => d.source === image)) {
+        return true;
+      }
+      if (waited >= DETACH_WAIT_MS) {
+        return false;
+      }
+      await new Promise((resolve) => setTimeout(resolve, DETACH_POLL_MS));
+    }
   }
 
   // ---- VMs ---------------------------------------------------------------------------------------------
@@ -384,14 +414,15 @@ export class Library {
       schedules: this.store.read().schedules,
       dryRun: options.dryRun,
     });
-    if (options.dryRun) {
-      return plan;
-    }
+    // The plan is the run: what the real run refuses, the dry run refuses too.
     if (vm.active && !options.force) {
       throw new SnapkeepError(
         "VM_RUNNING",
-        `${vm.name} is ${vm.state}; it is only deleted when stopped, or with --force.`,
+        `${vm.name} is ${vm.state}; it is only deleted when stopped, or with --force (which stops it first).`,
       );
+    }
+    if (options.dryRun) {
+      return plan;
     }
     const libvirt = this.deps.hosts.libvirt(host);
     if (vm.active) {
@@ -404,14 +435,7 @@ export class Library {
     });
     await new RemoteFs(libvirt.runner).removeFiles(plan.files.map((f) => f.path));
     try {
-      this.store.update((s) => ({
-        ...s,
-        managedVms: s.managedVms.filter((m) => !(m.host === host && m.uuid === vm.uuid)),
-        schedules: s.schedules.filter((x) => !(x.host === host && x.vmUuid === vm.uuid)),
-        annotations: Object.fromEntries(
-          Object.entries(s.annotations).filter(([k]) => !k.startsWith(`${host}/${vm.uuid}/`)),
-        ),
-      }));
+      this.store.update((s) => forgetVms(s, host, new Set([vm.uuid])));
     } catch (error) {
       throw afterDone(
         error,
@@ -427,6 +451,52 @@ export class Library {
    * VM was deleted (they are kept on purpose; listed so a person can decide), and records of VMs
    * Snapkeep made that someone removed. Hosts that cannot be reached are skipped, not guessed.
    */
+  /**
+   * `orphans --clean`: forgets what the settings keep about VMs that are gone (notes and pins,
+   * schedules, records of VMs Snapkeep made); templates and volumes stay (they are listed, kept on
+   * purpose). A host that cannot be reached is not cleaned: a VM is gone only when its host says so.
+   */
+  async cleanOrphans(
+    hostName: string | undefined,
+    dryRun: boolean,
+  ): Promise<{ removed: Orphan[]; kept: Orphan[]; skipped: string[] }> {
+    const found = await this.orphans(hostName);
+    const cleanable = (o: Orphan): boolean =>
+      o.kind === "annotation" || o.kind === "schedule" || o.kind === "managed-vm";
+    const removed = found.orphans.filter(cleanable);
+    if (!dryRun && removed.length > 0) {
+      const listed = await Promise.all(
+        [...new Set(removed.map((o) => o.host))].map(async (host) => {
+          const [listing] = await this.deps.vms.list(host);
+          return {
+            host,
+            present: new Set((listing?.vms ?? []).map((v) => v.uuid)),
+            ok: listing?.error === null,
+          };
+        }),
+      );
+      this.store.update((s) => {
+        let next = s;
+        for (const { host, present, ok } of listed) {
+          if (!ok) {
+            continue;
+          }
+          const known = [
+            ...s.managedVms.filter((m) => m.host === host).map((m) => m.uuid),
+            ...s.schedules.filter((x) => x.host === host).map((x) => x.vmUuid),
+            ...Object.keys(s.annotations)
+              .map((k) => k.split("/"))
+              .filter(([h]) => h === host)
+              .map(([, uuid]) => uuid ?? ""),
+          ];
+          next = forgetVms(next, host, new Set(known.filter((uuid) => uuid !== "" && !present.has(uuid))));
+        }
+        return next;
+      });
+    }
+    return { removed, kept: found.orphans.filter((o) => !cleanable(o)), skipped: found.skipped };
+  }
+
   async orphans(hostName?: string): Promise<{ orphans: Orphan[]; skipped: string[] }> {
     if (hostName !== undefined) {
       // A mistyped host would otherwise read as "nothing is orphaned there".
@@ -462,7 +532,8 @@ export class Library {
           orphans.push({
             kind: "annotation",
             host: host.name,
-            what: tag.join("/"),
+            // The snapshot's name, as people know it (the key holds its tag).
+            what: parseSnapshotTag(tag.join("/")).name,
             why: `notes or pin of a snapshot of VM ${uuid}, which is gone`,
           });
         }

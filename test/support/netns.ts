@@ -37,8 +37,13 @@ export function createNetns(): TestNetns {
 function createNetnsOnce(id: string): TestNetns {
   const name = `sk-t-${id}`;
   const outer = `sk-h-${id}`;
-  // A /30 from a block no real network here uses; the id keeps parallel runs apart.
+  // A /30 from a block no real network here uses; the id keeps parallel runs apart. A /30 already
+  // on a link here (another run's, or one a killed run left) is never taken again: two links with
+  // the same subnet would route this run's packets into the other namespace.
   const octet = (parseInt(id, 16) % 60) * 4;
+  if (ip("-o", "-4", "addr", "show").includes(`10.231.${octet}.`)) {
+    throw new Error(`10.231.${octet}.0/30 is in use here already`);
+  }
   const hostAddress = `10.231.${octet}.1`;
   const address = `10.231.${octet}.2`;
   ip("netns", "add", name);

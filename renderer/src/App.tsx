@@ -5,6 +5,7 @@ import type { ExportEntry, LibraryItem, Snapshot } from "../../core/api/contract
 import type { AppStore, View } from "./store.js";
 import { AddToLibraryWizard, AttachVolumeWizard, NewVmWizard } from "./LibraryWizards.js";
 import { ErrorBox } from "./ErrorBox.js";
+import { useConfirm } from "./Confirm.js";
 import { ExportsView, RestoreWizard } from "./ExportsView.js";
 import { ExportWizard } from "./ExportWizard.js";
 import { FirstRun } from "./FirstRun.js";
@@ -43,6 +44,7 @@ type Open =
 export function App({ store }: { store: AppStore }) {
   const state = useStore(store);
   const [open, setOpen] = useState<Open | null>(null);
+  const confirm = useConfirm();
   useEffect(() => {
     void store.getState().refresh();
     void store.getState().loadJobs();
@@ -68,7 +70,17 @@ export function App({ store }: { store: AppStore }) {
     if ((await state.call("Checking", "library.planDelete", params)) === null) {
       return;
     }
-    if (window.confirm(`Delete ${item.kind} ${item.name} and its image ${item.image}?`)) {
+    const yes = await confirm.ask({
+      title: `Delete ${item.kind} ${item.name}?`,
+      body: (
+        <p>
+          Its image {item.image} is deleted from {host}. No VM uses it now: Snapkeep checked before asking.
+        </p>
+      ),
+      action: `Delete ${item.kind}`,
+      danger: true,
+    });
+    if (yes) {
       await state.call(`Deleting ${item.name}`, "library.delete", params);
       await state.loadLibrary(host);
     }
@@ -222,6 +234,7 @@ export function App({ store }: { store: AppStore }) {
           />
         )}
       </div>
+      {confirm.dialog}
       {open?.kind === "revert" && state.vm !== null && (
         <RevertWizard
           key={open.key}

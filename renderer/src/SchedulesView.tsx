@@ -1,3 +1,4 @@
+import { useConfirm } from "./Confirm.js";
 import { Fragment, useEffect, useState } from "react";
 import { useStore } from "zustand";
 
@@ -64,10 +65,6 @@ export function FailureRow({ listed, columns }: { listed: ListedSchedule; column
   );
 }
 
-function uncapitalize(text: string): string {
-  return text.charAt(0).toLowerCase() + text.slice(1);
-}
-
 export function lastRunText(listed: ListedSchedule): string {
   const state = listed.state;
   if (state?.lastRunAt === undefined) {
@@ -84,6 +81,7 @@ export function lastRunText(listed: ListedSchedule): string {
  */
 export function SchedulesView({ store }: { store: AppStore }) {
   const state = useStore(store);
+  const confirm = useConfirm();
   const [editor, setEditor] = useState<{ vms: EditorVm[]; editing: Schedule | null } | null>(null);
   // The VM list reloads on every change event; the schedules' last runs change with it.
   useEffect(() => {
@@ -99,6 +97,7 @@ export function SchedulesView({ store }: { store: AppStore }) {
   const choices = editorVms(state.hosts);
   return (
     <section className="page" aria-labelledby="schedules-title">
+      {confirm.dialog}
       <header className="page-head">
         <h2 id="schedules-title">Schedules</h2>
         {state.busy !== null && (
@@ -205,16 +204,26 @@ export function SchedulesView({ store }: { store: AppStore }) {
                         type="button"
                         className="danger"
                         disabled={state.busy !== null}
-                        onClick={() => {
-                          if (
-                            window.confirm(
-                              `Remove the schedule of ${s.vmName} (${uncapitalize(whenInWords(s.when))})? ` +
-                                `No more snapshots are taken or pruned by it. The snapshots it made stay on ${s.host}; delete them from the VM when you no longer need them.`,
-                            )
-                          ) {
-                            void state.removeSchedule(s.id);
-                          }
-                        }}
+                        onClick={() =>
+                          void confirm
+                            .ask({
+                              title: `Remove the schedule of ${s.vmName}?`,
+                              body: (
+                                <p>
+                                  {whenInWords(s.when)}. No more snapshots are taken or pruned by it. The
+                                  snapshots it made stay on {s.host}; delete them from the VM when you no
+                                  longer need them.
+                                </p>
+                              ),
+                              action: "Remove schedule",
+                              danger: true,
+                            })
+                            .then(async (yes) => {
+                              if (yes) {
+                                await state.removeSchedule(s.id);
+                              }
+                            })
+                        }
                       >
                         Remove
                       </button>

@@ -3,6 +3,12 @@ import { useEffect, useMemo } from "react";
 import type { Snapshot } from "../../core/api/contract.js";
 import { useVirtualRows } from "./virtual.js";
 import { TableHead } from "./TableHead.js";
+import { useConfirm } from "./Confirm.js";
+import { RowMenu } from "./RowMenu.js";
+import { dateTime } from "./when.js";
+
+const INCOMPLETE = "Incomplete: a disk is missing from it";
+const FOREIGN = "Made by another tool: Snapkeep leaves it alone";
 
 /** One row's height in pixels: fixed, so the table can be windowed (see virtual.ts). */
 const ROW = 44;
@@ -33,6 +39,23 @@ export function SnapshotTable({
   onPin: (tag: string, pinned: boolean) => void;
   onDelete: (tag: string) => void;
 }) {
+  const { dialog, ask } = useConfirm();
+  const confirmDelete = async (s: Snapshot): Promise<void> => {
+    const yes = await ask({
+      title: `Delete snapshot ${s.name}?`,
+      body: (
+        <p>
+          Taken {dateTime(s.createdAt)} on {s.disks.map((d) => d.target).join(", ")}. The VM can no longer go
+          back to it; exports already made of it stay where they are.
+        </p>
+      ),
+      action: "Delete snapshot",
+      danger: true,
+    });
+    if (yes) {
+      onDelete(s.tag);
+    }
+  };
   const newestFirst = useMemo(() => [...snapshots].reverse(), [snapshots]);
   const { ref, element, onScroll, range } = useVirtualRows<HTMLDivElement>(newestFirst.length, ROW, 480);
   useEffect(() => {
@@ -49,6 +72,7 @@ export function SnapshotTable({
   }, [selected]);
   return (
     <div className="snapshot-scroll" ref={ref} onScroll={onScroll}>
+      {dialog}
       <table className="snapshots" aria-rowcount={newestFirst.length + 1}>
         <TableHead columns={["Name", "Kind", "Taken", "Disks", "Note"]} />
         <tbody>
@@ -67,7 +91,7 @@ export function SnapshotTable({
               <td>
                 <span className={`kind kind-${s.kind}`}>{s.kind}</span>
               </td>
-              <td>{new Date(s.createdAt).toLocaleString()}</td>
+              <td className="nowrap">{dateTime(s.createdAt)}</td>
               <td>{s.disks.map((d) => d.target).join(", ")}</td>
               <td className="clip" title={s.note ?? undefined}>
                 {s.note ?? ""}
@@ -76,36 +100,36 @@ export function SnapshotTable({
                 <button type="button" onClick={() => onRevert(s)} disabled={busy}>
                   Revert…
                 </button>
-                <button type="button" onClick={() => onExport(s)} disabled={busy || s.incomplete}>
-                  Export…
-                </button>
-                <button
-                  type="button"
-                  onClick={() => onAddToLibrary(s)}
-                  disabled={busy || s.incomplete}
-                  title="Make a template for new VMs or a volume to attach"
-                >
-                  Add to library…
-                </button>
-                <button
-                  type="button"
-                  onClick={() => onPin(s.tag, !s.pinned)}
-                  disabled={busy || s.kind === "foreign"}
-                >
-                  {s.pinned ? "Unpin" : "Pin"}
-                </button>
-                <button
-                  type="button"
-                  className="danger"
-                  onClick={() => {
-                    if (window.confirm(`Delete snapshot "${s.name}"? Its data is gone afterwards.`)) {
-                      onDelete(s.tag);
-                    }
-                  }}
-                  disabled={busy || s.pinned || s.kind === "foreign"}
-                >
-                  Delete
-                </button>
+                <RowMenu
+                  label={`Actions for ${s.name}`}
+                  items={[
+                    {
+                      label: "Export…",
+                      onSelect: () => onExport(s),
+                      disabled: busy || s.incomplete,
+                      why: INCOMPLETE,
+                    },
+                    {
+                      label: "Add to library…",
+                      onSelect: () => onAddToLibrary(s),
+                      disabled: busy || s.incomplete,
+                      why: INCOMPLETE,
+                    },
+                    {
+                      label: s.pinned ? "Unpin" : "Pin",
+                      onSelect: () => onPin(s.tag, !s.pinned),
+                      disabled: busy || s.kind === "foreign",
+                      why: FOREIGN,
+                    },
+                    {
+                      label: "Delete…",
+                      danger: true,
+                      onSelect: () => void confirmDelete(s),
+                      disabled: busy || s.pinned || s.kind === "foreign",
+                      why: s.pinned ? "Pinned: unpin it first" : FOREIGN,
+                    },
+                  ]}
+                />
               </td>
             </tr>
           ))}

@@ -2,6 +2,7 @@ import { useMemo, useState } from "react";
 
 import type { Snapshot } from "../../core/api/contract.js";
 import { layoutTimeline, type ZoomId } from "./timeline.js";
+import { dateTime } from "./when.js";
 
 const WIDTH = 900;
 const LANE = 36;
@@ -28,6 +29,8 @@ export function Timeline({
   const tagOf = (target: EventTarget): string | null =>
     target instanceof Element ? (target.getAttribute("data-tag") ?? null) : null;
   const hovered = hover === null ? undefined : byTag.get(hover);
+  const hoveredCluster =
+    hover === null ? undefined : layout.markers.find((m) => m.tag === hover && m.count > 1);
   const plot = WIDTH - LEFT - 12;
   return (
     <figure className="timeline">
@@ -70,19 +73,33 @@ export function Timeline({
             {t.label}
           </text>
         ))}
-        {layout.markers.map((m) => (
+        {layout.markers.map((m) => {
           // One element per marker: a timeline of a thousand snapshots must stay light. The
           // snapshot table below is the keyboard and screen-reader way to the same snapshots.
-          <circle
-            key={`${m.tag}/${m.disk}`}
-            className={`marker kind-${m.kind}${m.pinned ? " pinned" : ""}${m.exported ? " exported" : ""}${m.tag === selected ? " selected" : ""}`}
-            data-snapshot={m.name}
-            data-tag={m.tag}
-            cx={LEFT + m.x * plot}
-            cy={TOP + m.lane * LANE + LANE / 2}
-            r={m.pinned ? 8 : 6}
-          />
-        ))}
+          const className = `marker kind-${m.kind}${m.pinned ? " pinned" : ""}${m.exported ? " exported" : ""}${selected !== null && m.tags.includes(selected) ? " selected" : ""}`;
+          const cx = LEFT + m.x * plot;
+          const cy = TOP + m.lane * LANE + LANE / 2;
+          return m.count === 1 ? (
+            <circle
+              key={`${m.tag}/${m.disk}`}
+              className={className}
+              data-snapshot={m.name}
+              data-tag={m.tag}
+              cx={cx}
+              cy={cy}
+              r={m.pinned ? 8 : 6}
+            />
+          ) : (
+            // Snapshots too close to tell apart at this zoom: one larger marker with their count;
+            // a click selects the newest of them (its row in the table, with the others beside it).
+            <g key={`${m.tag}/${m.disk}`} className="cluster" data-count={m.count}>
+              <circle className={className} data-tag={m.tag} data-cluster={m.count} cx={cx} cy={cy} r={11} />
+              <text x={cx} y={cy + 4} textAnchor="middle" className="cluster-count" data-tag={m.tag}>
+                {m.count > 99 ? "99+" : m.count}
+              </text>
+            </g>
+          );
+        })}
       </svg>
       <figcaption>
         <span className="legend kind-manual">manual</span>
@@ -93,8 +110,9 @@ export function Timeline({
         <span className="legend exported">exported (dashed ring)</span>
         {hovered !== undefined && (
           <span className="hover-label" role="status">
-            {hovered.name} ({hovered.kind}
-            {hovered.pinned ? ", pinned" : ""}) {new Date(hovered.createdAt).toLocaleString()}
+            {hoveredCluster !== undefined
+              ? `${hoveredCluster.count} snapshots, ${dateTime(hoveredCluster.firstAt)} to ${dateTime(hoveredCluster.createdAt)}: click for the newest, or zoom in`
+              : `${hovered.name} (${hovered.kind}${hovered.pinned ? ", pinned" : ""}) ${dateTime(hovered.createdAt)}`}
           </span>
         )}
         {layout.hidden > 0 && <span className="hidden-count">{layout.hidden} outside this range</span>}

@@ -25,6 +25,14 @@ export interface Marker {
   /** Copied off the host by a verified export. */
   readonly exported: boolean;
   readonly createdAt: string;
+  /**
+   * Snapshots this marker stands for: more than one when they were taken too close together to
+   * tell apart at this zoom (seconds apart at "All"). `tag`, `name` and `createdAt` are then the
+   * newest's, `firstAt` the oldest's; `tags` lets the view mark the cluster holding the selection.
+   */
+  readonly count: number;
+  readonly tags: readonly string[];
+  readonly firstAt: string;
 }
 
 export interface TimelineLayout {
@@ -42,6 +50,8 @@ export function layoutTimeline(
   snapshots: readonly Snapshot[],
   zoom: ZoomId,
   now: number,
+  /** Markers closer than this (a share of the width: about 10 px of 830) become one with a count. */
+  minGap = 0.012,
 ): TimelineLayout {
   const times = snapshots.map((s) => Date.parse(s.createdAt));
   const span = ZOOMS.find((z) => z.id === zoom)?.ms ?? 0;
@@ -73,32 +83,118 @@ export function layoutTimeline(
         pinned: snapshot.pinned,
         exported: (snapshot.exportedTo?.length ?? 0) > 0,
         createdAt: snapshot.createdAt,
+        count: 1,
+        tags: [snapshot.tag],
+        firstAt: snapshot.createdAt,
       });
     }
   });
-  return { lanes, markers, from, to, hidden, ticks: ticks(from, to) };
+  return { lanes, markers: cluster(markers, minGap), from, to, hidden, ticks: ticks(from, to) };
 }
 
-/** Three to eight labelled ticks at round times for the range. */
-function ticks(from: number, to: number): { x: number; label: string }[] {
-  const span = to - from;
-  const steps = [
-    3600_000,
-    6 * 3600_000,
-    24 * 3600_000,
-    7 * 24 * 3600_000,
-    30 * 24 * 3600_000,
-    90 * 24 * 3600_000,
-  ];
-  const step = steps.find((s) => span / s <= 8) ?? 365 * 24 * 3600_000;
+/**
+ * Markers of one lane closer than `minGap` to the first of their group become one marker with a
+ * count, so snapshots seconds apart never hide behind one dot. Input is in time order per lane;
+ * output is in time order, lanes interleaved as before.
+ */
+function cluster(markers: readonly Marker[], minGap: number): Marker[] {
+  const out: Marker[] = [];
+  const open = new Map<number, { first: Marker; members: Marker[] }>();
+  const flush = (group: { first: Marker; members: Marker[] }): void => {
+    const newest = group.members.at(-1) ?? group.first;
+    out.push(
+      group.members.length === 1
+        ? group.first
+        : {
+            ...newest,
+            x: (group.first.x + newest.x) / 2,
+            count: group.members.length,
+            tags: group.members.map((m) => m.tag),
+            firstAt: group.first.createdAt,
+            pinned: group.members.some((m) => m.pinned),
+            exported: group.members.some((m) => m.exported),
+          },
+    );
+  };
+  for (const m of markers) {
+    const group = open.get(m.lane);
+    if (group !== undefined && m.x - group.first.x < minGap) {
+      group.members.push(m);
+      continue;
+    }
+    if (group !== undefined) {
+      flush(group);
+    }
+    open.set(m.lane, { first: m, members: [m] });
+  }
+  open.forEach(flush);
+  return out.sort((a, b) => a.x - b.x || a.lane - b.lane);
+}
+
+const SECOND = 1000;
+const MINUTE = 60 * SECOND;
+const HOUR = 60 * MINUTE;
+const DAY = 24 * HOUR;
+/** Round steps from seconds to years: any range, even snapshots seconds apart, gets labels. */
+const STEPS = [
+  SECOND,
+  5 * SECOND,
+  15 * SECOND,
+  30 * SECOND,
+  MINUTE,
+  5 * MINUTE,
+  15 * MINUTE,
+  30 * MINUTE,
+  HOUR,
+  3 * HOUR,
+  6 * HOUR,
+  12 * HOUR,
+  DAY,
+  2 * DAY,
+  7 * DAY,
+  14 * DAY,
+  30 * DAY,
+  91 * DAY,
+  182 * DAY,
+  365 * DAY,
+  2 * 365 * DAY,
+  5 * 365 * DAY,
+];
+
+/**
+ * Three to seven labelled ticks at round times for the range, at every zoom. Labels say what the
+ * step needs: seconds for a minute's range, the time of day within days (with the date at
+ * midnight), the day and month over weeks, the month and year over years; in this computer's
+ * locale and time zone, as the rest of the UI.
+ */
+export function ticks(from: number, to: number): { x: number; label: string }[] {
+  const span = Math.max(1, to - from);
+  const step = STEPS.find((s) => span / s <= 7) ?? 10 * 365 * DAY;
+  // Round to the step in local time, so daily ticks fall on local midnight, not UTC's.
+  const offset = new Date(from).getTimezoneOffset() * MINUTE;
   const out: { x: number; label: string }[] = [];
-  for (let t = Math.ceil(from / step) * step; t <= to; t += step) {
-    const d = new Date(t);
-    const label =
-      step < 24 * 3600_000
-        ? `${String(d.getHours()).padStart(2, "0")}:${String(d.getMinutes()).padStart(2, "0")}`
-        : `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, "0")}-${String(d.getDate()).padStart(2, "0")}`;
-    out.push({ x: (t - from) / span, label });
+  const first =
+    step >= DAY ? Math.ceil((from - offset) / step) * step + offset : Math.ceil(from / step) * step;
+  for (let t = first; t <= to; t += step) {
+    out.push({ x: (t - from) / span, label: tickLabel(new Date(t), step, span) });
   }
   return out;
+}
+
+function tickLabel(d: Date, step: number, span: number): string {
+  if (step < MINUTE) {
+    return d.toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+  }
+  if (step < DAY) {
+    const time = d.toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit" });
+    if (d.getHours() === 0 && d.getMinutes() === 0) {
+      return d.toLocaleDateString(undefined, { day: "numeric", month: "short" });
+    }
+    // Over most of a day or more, "06:00" would come twice: the weekday tells them apart.
+    return span >= 20 * HOUR ? `${d.toLocaleDateString(undefined, { weekday: "short" })} ${time}` : time;
+  }
+  if (step < 91 * DAY) {
+    return d.toLocaleDateString(undefined, { day: "numeric", month: "short" });
+  }
+  return d.toLocaleDateString(undefined, { month: "short", year: "numeric" });
 }

@@ -352,14 +352,16 @@ describe("first run, settings and schedules in Chromium, on snapkeep serve", () 
     // ... and gives the focus back to the button that opened it.
     expect(await page.evaluate("document.activeElement?.textContent")).toBe("Edit…");
 
-    let question = "";
-    page.once("dialog", (d) => {
-      question = d.message();
-      void d.accept();
-    });
+    // The app's own confirmation, saying what stays; Cancel changes nothing.
     await view.getByRole("button", { name: "Remove" }).click();
+    const confirm = page.getByRole("dialog", { name: `Remove the schedule of ${vmName}?` });
+    expect(await confirm.textContent()).toMatch(/snapshots it made stay on local/);
+    await confirm.getByRole("button", { name: "Cancel" }).click();
+    await confirm.waitFor({ state: "detached" });
+    expect(JSON.parse(cli("schedule", "list", "--json"))).toHaveLength(1);
+    await view.getByRole("button", { name: "Remove" }).click();
+    await confirm.getByRole("button", { name: "Remove schedule" }).click();
     await view.getByText(/No schedules yet/).waitFor();
-    expect(question).toMatch(/snapshots it made stay on local/);
     expect(JSON.parse(cli("schedule", "list", "--json"))).toEqual([]);
     const kept = JSON.parse(cli("snapshot", "list", `local/${vmName}`, "--json")) as { name: string }[];
     expect(kept.map((k) => k.name)).toEqual(["scheduled-a", "scheduled-b", "scheduled-c"]);

@@ -39,6 +39,16 @@ describe("the UI in Chromium, on snapkeep serve", () => {
     page.locator("table.snapshots tr", {
       has: page.locator("td:first-child", { hasText: new RegExp(`^${name}(pinned)?$`) }),
     });
+  /** One of a snapshot row's actions, from its menu (only Revert… has its own button). */
+  const rowAction = async (name: string, action: string): Promise<void> => {
+    await snapshotRow(name)
+      .getByRole("button", { name: `Actions for ${name}` })
+      .click();
+    await page
+      .getByRole("menu", { name: `Actions for ${name}` })
+      .getByRole("menuitem", { name: action })
+      .click();
+  };
   /** A CLI call whose failure does not matter (clean-up of what a failed test may not have made). */
   const cliQuiet = (...args: string[]): void => {
     spawnSync("node", [join(repo, "bin/snapkeep.js"), ...args], {
@@ -206,7 +216,7 @@ describe("the UI in Chromium, on snapkeep serve", () => {
   it("exports a snapshot with the wizard, watches it in the jobs panel, and restores it as a new VM", async () => {
     await page.getByRole("button", { name: new RegExp(offName) }).click();
     await page.getByRole("heading", { name: offName }).waitFor();
-    await snapshotRow("first").getByRole("button", { name: "Export…" }).click();
+    await rowAction("first", "Export…");
     const wizard = page.getByRole("dialog");
     await expect.poll(() => wizard.getByLabel("Target").inputValue()).toBe("shelf");
     await wizard.getByRole("button", { name: "Next" }).click();
@@ -262,8 +272,7 @@ describe("the UI in Chromium, on snapkeep serve", () => {
   it("makes a template and a new VM from it, and a volume attached to a running VM", async () => {
     await page.getByRole("button", { name: "Virtual machines" }).click();
     await page.getByRole("button", { name: new RegExp(offName) }).click();
-    const row = snapshotRow("first");
-    await row.getByRole("button", { name: "Add to library…" }).click();
+    await rowAction("first", "Add to library…");
     let wizard = page.getByRole("dialog");
     await wizard.getByRole("radio", { name: /a template for new VMs/ }).check();
     await wizard.getByLabel("Name of the template").fill(templateName);
@@ -283,7 +292,7 @@ describe("the UI in Chromium, on snapkeep serve", () => {
     await wizard.getByRole("button", { name: "Close" }).click();
     await page.getByRole("button", { name: new RegExp(clonedName) }).waitFor();
 
-    await row.getByRole("button", { name: "Add to library…" }).click();
+    await rowAction("first", "Add to library…");
     wizard = page.getByRole("dialog");
     await wizard.getByRole("radio", { name: /a volume to attach/ }).check();
     await wizard.getByLabel("Name of the volume").fill(volumeName);

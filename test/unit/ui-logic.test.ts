@@ -84,7 +84,8 @@ describe("exported marker", () => {
       ["vda", "vdb"],
       [
         { ...base, tag: "snapkeep:manual:a", name: "a", exportedTo: ["shelf/20261126T110500Z-a"] },
-        { ...base, tag: "snapkeep:manual:b", name: "b" },
+        // An hour apart: snapshots at the same instant would be one marker with a count.
+        { ...base, tag: "snapkeep:manual:b", name: "b", createdAt: "2026-11-26T11:59:00Z" },
       ],
       "all",
       Date.parse("2026-11-26T12:00:00Z"),

@@ -9,97 +9,16 @@
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
 
-import { Api, type ApiContext } from "../core/api/api.js";
-import type { Snapshot, VmWithSnapshots } from "../core/domain/types.js";
+import { Api } from "../core/api/api.js";
 import { serve } from "../core/server/serve.js";
 import { CHROMIUM_ARGS, CHROMIUM_PATH } from "../test/support/chromium.js";
+import { syntheticContext } from "./synthetic.js";
 
 const ROUNDS = Number(process.env["BENCH_UI_ROUNDS"] ?? 5);
 const HOSTS = 4;
 const VMS = 200;
 const SNAPSHOTS = 5000;
 const BIG = 1000;
-
-function snapshots(count: number, now: number): Snapshot[] {
-  return Array.from({ length: count }, (_, i): Snapshot => {
-    const createdAt = new Date(now - (count - i) * 3600_000).toISOString();
-    const kind = i % 10 === 0 ? "manual" : i % 17 === 0 ? "safety" : "scheduled";
-    return {
-      tag: `snapkeep:${kind}:s${i}`,
-      name: `s${i}`,
-      kind,
-      origin: null,
-      createdAt,
-      disks: ["vda", "vdb"].map((target, d) => ({
-        target,
-        imageSnapshotId: String(i * 2 + d + 1),
-        createdAt,
-        vmStateSize: 0,
-      })),
-      note: i % 50 === 0 ? "before the upgrade" : null,
-      pinned: i % 100 === 0,
-      consistency: "frozen",
-      incomplete: false,
-      hasVmState: false,
-    };
-  });
-}
-
-function vm(host: string, i: number, count: number, now: number): VmWithSnapshots {
-  return {
-    host,
-    name: i === 0 && host === "host-0" ? "big" : `vm-${String(i).padStart(3, "0")}`,
-    uuid: `00000000-0000-4000-8000-${String(i).padStart(6, "0")}${host.slice(-1).padStart(6, "0")}`,
-    state: i % 3 === 0 ? "shut off" : "running",
-    active: i % 3 !== 0,
-    disks: ["vda", "vdb"].map((target, d) => ({
-      target,
-      device: "disk",
-      type: "file",
-      source: `/var/lib/libvirt/images/${host}-${i}-${target}.qcow2`,
-      format: "qcow2",
-      role: d === 0 ? "root" : "additional",
-      readonly: false,
-      virtualSize: 20 * 1024 ** 3,
-      allocatedSize: 3 * 1024 ** 3,
-      snapshotBlocker: null,
-    })),
-    snapshots: snapshots(count, now),
-  };
-}
-
-function syntheticContext(): ApiContext {
-  const now = Date.now();
-  const perVm = Math.floor((SNAPSHOTS - BIG) / (VMS - 1));
-  const hosts = Array.from({ length: HOSTS }, (_, h) => {
-    const host = `host-${h}`;
-    const vms = Array.from({ length: VMS / HOSTS }, (_, i) =>
-      vm(host, i, h === 0 && i === 0 ? BIG : perVm, now),
-    );
-    return { host, vms, error: null, hint: null };
-  });
-  const all = hosts.flatMap((h) => h.vms);
-  const hostsModule = {
-    list: () => hosts.map((h) => ({ name: h.host, kind: "local", uri: "qemu:///system" })),
-  };
-  const vmsModule = {
-    list: async () => hosts,
-    get: async (host: string, name: string) => {
-      const found = all.find((v) => v.host === host && v.name === name);
-      if (found === undefined) {
-        throw new Error(`no VM ${name}`);
-      }
-      return found;
-    },
-  };
-  const schedules = {
-    rpoOf: (vms: readonly VmWithSnapshots[]) =>
-      vms.map(() => ({ level: "ok", ageMs: 3600_000, reason: null })),
-    list: () => [],
-    states: () => ({}),
-  };
-  return { hosts: hostsModule, vms: vmsModule, schedules, exports: {}, restore: {} } as unknown as ApiContext;
-}
 
 /**
  * In-page measurement as source text: run `start` (which returns the start time), then resolve
@@ -136,7 +55,7 @@ function median(values: number[]): number {
 }
 
 async function main(): Promise<void> {
-  const api = new Api(syntheticContext());
+  const api = new Api(syntheticContext({ hosts: HOSTS, vms: VMS, snapshots: SNAPSHOTS, big: BIG }));
   const serving = await serve(api, {
     port: 0,
     rendererDir: fileURLToPath(new URL("../dist/renderer/", import.meta.url)),

@@ -216,6 +216,7 @@ function handlers(
       return results.map((r) => {
         const rpo = schedules.rpoOf(r.vms, r.error === null);
         const offHost = schedules.offHostOf(r.vms, schedulerRunning);
+        const copies = schedules.offHostCopiesOf(r.vms);
         return {
           ...r,
           hint: r.action === null ? r.hint : wordHint(r.action, "ui"),
@@ -225,6 +226,7 @@ function handlers(
             lastSnapshotAt: snapshots.at(-1)?.createdAt ?? null,
             rpo: rpo[i],
             offHost: offHost[i] ?? null,
+            offHostCopies: copies[i],
           })),
         };
       });

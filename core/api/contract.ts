@@ -31,7 +31,7 @@ import { isEmptyPolicy, type RetentionResult } from "../domain/retention/gfs.js"
 import type { RetentionForecast } from "../domain/retention/forecast.js";
 import type { CopyForecast } from "../domain/copy/forecast.js";
 import type { RpoStatus } from "../domain/schedule/due.js";
-import type { OffHostRpo } from "../domain/copy/rpo.js";
+import type { OffHostCopies, OffHostRpo } from "../domain/copy/rpo.js";
 import { retentionSchema, whenSchema } from "../domain/schedule/spec.js";
 import type {
   NotificationSettings,
@@ -67,7 +67,7 @@ export type { RetentionForecast } from "../domain/retention/forecast.js";
 export type { CopyCadence } from "../domain/copy/policy.js";
 export type { CopyForecast } from "../domain/copy/forecast.js";
 export type { RpoStatus } from "../domain/schedule/due.js";
-export type { OffHostRpo } from "../domain/copy/rpo.js";
+export type { OffHostCopies, OffHostRpo } from "../domain/copy/rpo.js";
 export type { When, Weekday } from "../domain/schedule/spec.js";
 
 // ---- parameters ---------------------------------------------------------------------------------
@@ -502,6 +502,8 @@ export interface ListedVm extends Omit<VmWithSnapshots, "snapshots"> {
   readonly rpo?: RpoStatus | undefined;
   /** Its newest copy off this host against its schedules' copy interval; null: nothing to judge. */
   readonly offHost?: OffHostRpo | null | undefined;
+  /** Its verified copies off the host (for the overview's 3-2-1 view). */
+  readonly offHostCopies?: OffHostCopies | undefined;
 }
 
 export interface ListedHost {

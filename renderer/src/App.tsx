@@ -20,9 +20,11 @@ import { VmList } from "./VmList.js";
 import { VmSchedules } from "./VmSchedules.js";
 import { signOut, webSession } from "./web-session.js";
 import { HistoryView } from "./HistoryView.js";
+import { OverviewView } from "./OverviewView.js";
 
 /** The views in the top bar, in order. */
 const NAV: readonly { view: View; label: string }[] = [
+  { view: "overview", label: "Overview" },
   { view: "vms", label: "Virtual machines" },
   { view: "exports", label: "Exports" },
   { view: "library", label: "Library" },
@@ -49,6 +51,21 @@ export function App({ store }: { store: AppStore }) {
     void store.getState().refresh();
     void store.getState().loadJobs();
   }, [store]);
+  useEffect(() => {
+    // "/" jumps to the VM search from anywhere but a text field.
+    const slash = (e: KeyboardEvent): void => {
+      const typing = e.target instanceof HTMLElement && e.target.closest("input, textarea, select") !== null;
+      if (e.key === "/" && !typing && document.querySelector(".modal") === null) {
+        const search = document.querySelector<HTMLInputElement>(".vm-search");
+        if (search !== null) {
+          e.preventDefault();
+          search.focus();
+        }
+      }
+    };
+    document.addEventListener("keydown", slash);
+    return () => document.removeEventListener("keydown", slash);
+  }, []);
 
   const close = (): void => {
     state.dismissError();
@@ -182,6 +199,11 @@ export function App({ store }: { store: AppStore }) {
               )}
             </main>
           </div>
+        )}
+        {state.view === "overview" && (
+          <main className="detail">
+            <OverviewView store={store} />
+          </main>
         )}
         {state.view === "exports" && (
           <main className="detail">

@@ -93,7 +93,7 @@ export function Timeline({
             // Snapshots too close to tell apart at this zoom: one larger marker with their count;
             // a click selects the newest of them (its row in the table, with the others beside it).
             <g key={`${m.tag}/${m.disk}`} className="cluster" data-count={m.count}>
-              <circle className={className} data-tag={m.tag} data-cluster={m.count} cx={cx} cy={cy} r={11} />
+              <circle className={className} data-tag={m.tag} data-cluster={m.count} cx={cx} cy={cy} r={10} />
               <text x={cx} y={cy + 4} textAnchor="middle" className="cluster-count" data-tag={m.tag}>
                 {m.count > 99 ? "99+" : m.count}
               </text>

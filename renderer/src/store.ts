@@ -17,7 +17,7 @@ import { vmsSlice, type VmsSlice } from "./slices/vms.js";
 
 export type { Selected } from "./slices/vms.js";
 
-export type View = "vms" | "schedules" | "exports" | "library" | "history" | "settings";
+export type View = "overview" | "vms" | "schedules" | "exports" | "library" | "history" | "settings";
 
 export interface UiSlice {
   readonly connected: boolean;
@@ -57,7 +57,7 @@ export function createAppStore(api: ApiClient) {
     };
     return {
       connected: false,
-      view: "vms",
+      view: "overview",
       jobsOpen: false,
       error: null,
       busy: null,

@@ -50,8 +50,8 @@ export function layoutTimeline(
   snapshots: readonly Snapshot[],
   zoom: ZoomId,
   now: number,
-  /** Markers closer than this (a share of the width: about 10 px of 830) become one with a count. */
-  minGap = 0.012,
+  /** Markers in one slot this wide (a share of the width: 24 px of 830) become one with a count. */
+  minGap = 0.029,
 ): TimelineLayout {
   const times = snapshots.map((s) => Date.parse(s.createdAt));
   const span = ZOOMS.find((z) => z.id === zoom)?.ms ?? 0;
@@ -93,41 +93,43 @@ export function layoutTimeline(
 }
 
 /**
- * Markers of one lane closer than `minGap` to the first of their group become one marker with a
- * count, so snapshots seconds apart never hide behind one dot. Input is in time order per lane;
- * output is in time order, lanes interleaved as before.
+ * Markers of one lane that fall in the same slot of the width (`minGap` wide) become one marker
+ * with a count, drawn at the slot's middle, so snapshots seconds apart never hide behind one dot
+ * and clusters never overlap each other (their middles are a slot apart). Input is in time order
+ * per lane; output is in time order, lanes interleaved as before.
  */
 function cluster(markers: readonly Marker[], minGap: number): Marker[] {
-  const out: Marker[] = [];
-  const open = new Map<number, { first: Marker; members: Marker[] }>();
-  const flush = (group: { first: Marker; members: Marker[] }): void => {
-    const newest = group.members.at(-1) ?? group.first;
-    out.push(
-      group.members.length === 1
-        ? group.first
-        : {
-            ...newest,
-            x: (group.first.x + newest.x) / 2,
-            count: group.members.length,
-            tags: group.members.map((m) => m.tag),
-            firstAt: group.first.createdAt,
-            pinned: group.members.some((m) => m.pinned),
-            exported: group.members.some((m) => m.exported),
-          },
-    );
-  };
+  const slots = new Map<string, Marker[]>();
   for (const m of markers) {
-    const group = open.get(m.lane);
-    if (group !== undefined && m.x - group.first.x < minGap) {
-      group.members.push(m);
+    const key = `${m.lane}/${Math.floor(m.x / minGap)}`;
+    const members = slots.get(key);
+    if (members === undefined) {
+      slots.set(key, [m]);
+    } else {
+      members.push(m);
+    }
+  }
+  const out: Marker[] = [];
+  for (const members of slots.values()) {
+    const [first] = members;
+    const newest = members.at(-1);
+    if (first === undefined || newest === undefined) {
       continue;
     }
-    if (group !== undefined) {
-      flush(group);
-    }
-    open.set(m.lane, { first: m, members: [m] });
+    out.push(
+      members.length === 1
+        ? first
+        : {
+            ...newest,
+            x: (Math.floor(first.x / minGap) + 0.5) * minGap,
+            count: members.length,
+            tags: members.map((m) => m.tag),
+            firstAt: first.createdAt,
+            pinned: members.some((m) => m.pinned),
+            exported: members.some((m) => m.exported),
+          },
+    );
   }
-  open.forEach(flush);
   return out.sort((a, b) => a.x - b.x || a.lane - b.lane);
 }
 

@@ -19,7 +19,7 @@ import {
 import { describeWhen, nextSlots, validateWhen, type When } from "../../domain/schedule/spec.js";
 import { forecastRetention, type RetentionForecast } from "../../domain/retention/forecast.js";
 import { copyIntervalMs, type CopyPolicy, type CopyPolicyDraft } from "../../domain/copy/policy.js";
-import { offHostRpo, type OffHostRpo } from "../../domain/copy/rpo.js";
+import { offHostRpo, type OffHostCopies, type OffHostRpo } from "../../domain/copy/rpo.js";
 import { forecastSchedule, type CopyForecast } from "../../domain/copy/forecast.js";
 import { NO_COPIES_YET, owedCopy } from "../../domain/copy/due.js";
 import type { CopyDecisionResult, CopyRunResult, ScheduleCopies } from "./copies.js";
@@ -518,6 +518,36 @@ export class Schedules {
         schedulerRunning,
         now,
       });
+    });
+  }
+
+  /**
+   * Where each VM's verified copies off the host are and how recent the newest is: snapshots still
+   * here that were exported (exportedTo), and the copies its schedules landed (their snapshot may be
+   * pruned here already). For the overview's 3-2-1 view, judged or not by a schedule.
+   */
+  offHostCopiesOf(vms: readonly VmWithSnapshots[]): OffHostCopies[] {
+    const { schedules, copyState } = this.#store.read();
+    return vms.map((vm) => {
+      const targets = new Set<string>();
+      let newest: string | null = null;
+      const seen = (at: string, target: string): void => {
+        targets.add(target);
+        newest = newest === null || Date.parse(at) > Date.parse(newest) ? at : newest;
+      };
+      for (const snapshot of vm.snapshots) {
+        for (const where of snapshot.incomplete ? [] : (snapshot.exportedTo ?? [])) {
+          // "TARGET/EXPORT-ID": target names cannot hold a slash.
+          seen(snapshot.createdAt, where.slice(0, where.indexOf("/")));
+        }
+      }
+      for (const schedule of schedules) {
+        const landed = copyState[schedule.id]?.newestLanded;
+        if (schedule.host === vm.host && schedule.vmUuid === vm.uuid && hasCopy(schedule) && landed) {
+          seen(landed.createdAt, schedule.copy.target);
+        }
+      }
+      return { newestAt: newest, targets: [...targets].sort() };
     });
   }
 

@@ -13,6 +13,12 @@ export interface OffHostRpo {
   readonly reason: string | null;
 }
 
+/** A VM's verified copies off its host: on which targets, and when the newest copy's snapshot was taken. */
+export interface OffHostCopies {
+  readonly newestAt: string | null;
+  readonly targets: readonly string[];
+}
+
 /** How the last copy attempt failed, when it did. */
 export interface CopyFailure {
   readonly kind: "target-offline" | "copy-failed" | "verify-failed";

@@ -12,10 +12,14 @@ export interface LibrarySlice {
   readonly targets: readonly Target[];
   readonly exports: readonly TargetExports[];
   readonly exportsLoading: boolean;
+  /** True once the exports have been read (the overview's "verified" column waits for it). */
+  readonly exportsLoaded: boolean;
   /** The library per host, loaded when a view needs it. */
   readonly library: Readonly<Record<string, HostLibrary>>;
   loadTargets(): Promise<void>;
   loadExports(): Promise<void>;
+  /** The same in the background, without the busy label: a slow target never blocks the page. */
+  loadExportsQuietly(): Promise<void>;
   loadLibrary(host: string): Promise<void>;
 }
 
@@ -23,6 +27,7 @@ export const librarySlice: Slice<LibrarySlice> = (api, run) => (set) => ({
   targets: [],
   exports: [],
   exportsLoading: false,
+  exportsLoaded: false,
   library: {},
   // A read in the background (an editor opening asks for the targets): it does not take the app's
   // busy label, which would disable every button, and the one that opened the editor with them,
@@ -38,10 +43,19 @@ export const librarySlice: Slice<LibrarySlice> = (api, run) => (set) => ({
     set({ exportsLoading: true });
     try {
       await run("Loading exports", async () => {
-        set({ exports: await api.call("exports.list", {}) });
+        set({ exports: await api.call("exports.list", {}), exportsLoaded: true });
       });
     } finally {
       set({ exportsLoading: false });
+    }
+  },
+  loadExportsQuietly: async () => {
+    try {
+      // Targets that cannot be read come back with their error; the Exports view shows those.
+      set({ exports: await api.call("exports.list", {}), exportsLoaded: true });
+    } catch {
+      // Not even a listing (the connection dropped): the column says "still being read" until
+      // the next try; the connection's own state is on the top bar.
     }
   },
   loadLibrary: async (host) => {

@@ -1,8 +1,9 @@
 /**
  * Rendering speed of the UI in Debian's Chromium: the built renderer, served by the real
  * `serve()`, over a synthetic store (200 VMs with 5,000 snapshots, one VM with 1,000), measured in
- * the page itself. Goals from the UI issue: first render of the VM list < 300 ms, a 1,000-snapshot
- * timeline < 200 ms.
+ * the page itself. Goals from the UI issues: the overview of every VM (the first page) < 300 ms
+ * from navigation, the VM list < 300 ms, a 1,000-snapshot timeline (labels, clusters) and table
+ * < 200 ms.
  *
  *   npm run build && tsx bench/ui.ts
  */
@@ -26,10 +27,15 @@ const BIG = 1000;
  * Text, not a function, so the bundler's helpers never end up inside the page.
  */
 function untilCount(selector: string, count: number, start: string): string {
+  return until(`document.querySelectorAll(${JSON.stringify(selector)}).length >= ${count}`, start);
+}
+
+/** The same for any condition, given as page-side source text. */
+function until(condition: string, start: string): string {
   return `new Promise((resolve) => {
     const t0 = ${start};
     const check = () => {
-      if (document.querySelectorAll(${JSON.stringify(selector)}).length >= ${count}) {
+      if (${condition}) {
         requestAnimationFrame(() => resolve(performance.now() - t0));
       } else {
         requestAnimationFrame(check);
@@ -39,6 +45,22 @@ function untilCount(selector: string, count: number, start: string): string {
   })`;
 }
 
+/**
+ * Every snapshot of the big VM is on the timeline (in a marker or a cluster's count, on both
+ * lanes), its ticks are labelled, and its table shows rows.
+ */
+const bigShown = `[...document.querySelectorAll(".timeline .marker")]
+    .reduce((n, m) => n + Number(m.getAttribute("data-cluster") ?? 1), 0) === ${BIG * 2}
+  && document.querySelectorAll(".timeline .tick").length >= 3
+  && document.querySelectorAll("table.snapshots tbody tr:not([aria-hidden])").length >= 8`;
+
+const clickVms = `(() => {
+  const button = [...document.querySelectorAll("nav.views button")].find((b) => b.textContent === "Virtual machines");
+  const t0 = performance.now();
+  button.click();
+  return t0;
+})()`;
+
 const clickBig = `(() => {
   const button = [...document.querySelectorAll(".vm")].find((b) => b.textContent.includes("big"));
   const t0 = performance.now();
@@ -46,8 +68,8 @@ const clickBig = `(() => {
   return t0;
 })()`;
 
-/** VM rows that fill the list on an 800-pixel-high window. */
-const SCREENFUL = 15;
+/** VM rows that fill the list on an 800-pixel-high window (52-pixel rows below the search). */
+const SCREENFUL = 12;
 
 function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
@@ -64,6 +86,7 @@ async function main(): Promise<void> {
     executablePath: CHROMIUM_PATH,
     args: CHROMIUM_ARGS,
   });
+  const overview: number[] = [];
   const list: number[] = [];
   const timeline: number[] = [];
   try {
@@ -71,11 +94,16 @@ async function main(): Promise<void> {
       const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
       await page.goto(serving.url);
       // Since navigation started: page, scripts, the socket, the listing of all 200 VMs and React's
-      // first paint of it (the list is windowed: a screenful of rows is in the DOM, the rest scroll in).
-      list.push(await page.evaluate<number>(untilCount(`.vm-scroll[data-vms="${VMS}"] .vm`, SCREENFUL, "0")));
+      // first paint of the overview (a row for every VM, problems first).
+      overview.push(await page.evaluate<number>(untilCount(".overview-table tbody tr", VMS, "0")));
+      // From the click on "Virtual machines" to a screenful of the list (it is windowed: the rest
+      // scroll in).
+      list.push(
+        await page.evaluate<number>(untilCount(`.vm-scroll[data-vms="${VMS}"] .vm`, SCREENFUL, clickVms)),
+      );
       // From the click to the 1,000-snapshot VM's timeline and table on screen (the data comes
       // over the socket in the same time).
-      timeline.push(await page.evaluate<number>(untilCount(".marker", BIG * 2, clickBig)));
+      timeline.push(await page.evaluate<number>(until(bigShown, clickBig)));
       await page.close();
     }
   } finally {
@@ -84,12 +112,17 @@ async function main(): Promise<void> {
   }
   const rows = [
     {
-      what: `first render of ${VMS} VMs / ${SNAPSHOTS} snapshots (from navigation)`,
+      what: `overview of ${VMS} VMs / ${SNAPSHOTS} snapshots, the first page (from navigation)`,
+      median: median(overview),
+      goal: 300,
+    },
+    {
+      what: `VM list of ${VMS} VMs (from the click)`,
       median: median(list),
       goal: 300,
     },
     {
-      what: `${BIG}-snapshot VM: timeline (2 lanes, ${BIG * 2} markers) + table (from click)`,
+      what: `${BIG}-snapshot VM: timeline (2 lanes, labels, clusters) + table (from click)`,
       median: median(timeline),
       goal: 200,
     },
@@ -106,7 +139,7 @@ async function main(): Promise<void> {
     })),
   );
   console.log(
-    `  all rounds: list ${list.map((v) => v.toFixed(0)).join(", ")} ms; timeline ${timeline.map((v) => v.toFixed(0)).join(", ")} ms`,
+    `  all rounds: overview ${overview.map((v) => v.toFixed(0)).join(", ")} ms; list ${list.map((v) => v.toFixed(0)).join(", ")} ms; timeline ${timeline.map((v) => v.toFixed(0)).join(", ")} ms`,
   );
 }
 

@@ -8,6 +8,7 @@ import type {
   Target,
   VmWithSnapshots,
 } from "../../core/api/contract.js";
+import { dateTime } from "./when.js";
 import { formatBytes } from "./format.js";
 import { StepButtons, Summary, Wizard, WizardJob } from "./Wizard.js";
 
@@ -146,7 +147,7 @@ export function ExportWizard({
         <>
           <Summary
             rows={[
-              ["Snapshot", `${snapshot.name} (${new Date(snapshot.createdAt).toLocaleString()})`],
+              ["Snapshot", `${snapshot.name} (${dateTime(snapshot.createdAt)})`],
               ["Disks", `${chosen.join(", ")} — up to ${formatBytes(size)} before compression`],
               ["Target", `${chosenTarget.name}: ${describeTarget(chosenTarget)}`],
               ["Bandwidth", limitMiB === null ? "no limit" : `${limitMiB} MiB/s`],

@@ -1,5 +1,6 @@
 /** How numbers and times read in the UI: binary units, short durations, local times. */
 import { formatBytes } from "../../core/domain/bytes.js";
+import { dateTime } from "./when.js";
 
 // One formatBytes for the CLI, the core's sentences and the UI: a pure file of the domain.
 export { formatBytes };
@@ -20,6 +21,7 @@ export function formatDuration(seconds: number): string {
   return `${Math.floor(s / 3600)} h ${Math.round((s % 3600) / 60)} min`;
 }
 
+/** An instant in the UI's one date format, "-" for none. */
 export function formatTime(iso: string | null): string {
-  return iso === null ? "-" : new Date(iso).toLocaleString();
+  return iso === null ? "-" : dateTime(iso);
 }

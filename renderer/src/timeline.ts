@@ -3,6 +3,7 @@
  * A lane per disk; a marker per snapshot on each disk it covers; time runs left to right.
  */
 import type { Snapshot } from "../../core/api/contract.js";
+import { formatter } from "./when.js";
 
 export const ZOOMS = [
   { id: "day", label: "24 hours", ms: 24 * 3600_000 },
@@ -185,18 +186,18 @@ export function ticks(from: number, to: number): { x: number; label: string }[] 
 
 function tickLabel(d: Date, step: number, span: number): string {
   if (step < MINUTE) {
-    return d.toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+    return formatter({ hour: "2-digit", minute: "2-digit", second: "2-digit" }).format(d);
   }
   if (step < DAY) {
-    const time = d.toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit" });
+    const time = formatter({ hour: "2-digit", minute: "2-digit" }).format(d);
     if (d.getHours() === 0 && d.getMinutes() === 0) {
-      return d.toLocaleDateString(undefined, { day: "numeric", month: "short" });
+      return formatter({ day: "numeric", month: "short" }).format(d);
     }
     // Over most of a day or more, "06:00" would come twice: the weekday tells them apart.
-    return span >= 20 * HOUR ? `${d.toLocaleDateString(undefined, { weekday: "short" })} ${time}` : time;
+    return span >= 20 * HOUR ? `${formatter({ weekday: "short" }).format(d)} ${time}` : time;
   }
   if (step < 91 * DAY) {
-    return d.toLocaleDateString(undefined, { day: "numeric", month: "short" });
+    return formatter({ day: "numeric", month: "short" }).format(d);
   }
-  return d.toLocaleDateString(undefined, { month: "short", year: "numeric" });
+  return formatter({ month: "short", year: "numeric" }).format(d);
 }

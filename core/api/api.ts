@@ -377,6 +377,9 @@ function handlers(
           return result;
         },
       ),
+    // A call, not a job: the plan (dry run) is a scan; a real removal merges on the target, which the
+    // caller waits for with its busy label (the UI's Remove dialog shows the plan first).
+    "exports.remove": (p) => exports.remove(p.target, p.exports, { dryRun: p.dryRun }),
     "exports.verify": (p) =>
       jobs.start({ kind: "verify", title: `Verify export ${p.export} on ${p.target}` }, async (signal) => {
         const result = await exports.verify(p.target, p.export, signal);
@@ -421,7 +424,7 @@ function handlers(
       );
     },
 
-    "library.list": (p) => library.list(p.kind, p.host),
+    "library.list": (p) => library.listWithUsers(p.kind, p.host),
     "library.planCreate": async (p) => (await libraryCreate(p, true)).artifact,
     "library.create": (p) =>
       jobs.start(

@@ -274,6 +274,12 @@ export const methods = {
       .optional(),
   }),
   "exports.verify": z.object({ target: targetName, export: exportId }),
+  /** Removes exports; an export built on one takes its data first. With dryRun: what it would do. */
+  "exports.remove": z.object({
+    target: targetName,
+    exports: z.array(exportId).min(1, "Name at least one export").max(200),
+    dryRun: z.boolean(),
+  }),
   "exports.planRestore": restore,
   "exports.restore": restore,
 
@@ -613,6 +619,21 @@ export interface ExportEntry {
   readonly createdAt: string;
 }
 
+/** What removing exports did, or would do (dryRun): merges first, then removals, then what stays. */
+export interface ExportRemoval {
+  /** Export folders removed (or that would be). */
+  readonly removed: readonly string[];
+  /** Kept for now: an unverified or unfinished export is built on them. */
+  readonly held: readonly { readonly folder: string; readonly reason: string }[];
+  /** Kept exports that took in the data of removed ones they were built on. */
+  readonly merged: readonly {
+    readonly into: string;
+    readonly from: readonly string[];
+    readonly bytesWritten: number | null;
+  }[];
+  readonly dryRun: boolean;
+}
+
 export interface TargetExports {
   readonly target: string;
   readonly exports: readonly ExportEntry[];
@@ -698,6 +719,8 @@ export interface LibraryItem {
   };
   /** libosinfo's id from the source's definition, e.g. http://debian.org/debian/12. */
   readonly os: string | null;
+  /** VMs that use it (cloned from the template, or the volume attached); null: could not be read. */
+  readonly usedBy?: readonly string[] | null;
 }
 
 export interface Attached {
@@ -766,6 +789,7 @@ export interface Results {
   "exports.list": readonly TargetExports[];
   "exports.start": JobViewOf<"export">;
   "exports.verify": JobViewOf<"verify">;
+  "exports.remove": ExportRemoval;
   "exports.planRestore": RestorePlan;
   "exports.restore": JobViewOf<"restore">;
 

@@ -216,6 +216,13 @@ export function App({ store }: { store: AppStore }) {
                 void state.startJob("Starting the check", "exports.verify", { target, export: exportId })
               }
               onRestore={(target, entry) => setOpen({ kind: "restore", target, entry })}
+              onRemove={(target, ids, dryRun) =>
+                state.call(dryRun ? "Checking what stays" : "Removing the export", "exports.remove", {
+                  target,
+                  exports: [...ids],
+                  dryRun,
+                })
+              }
               onAddTarget={() => state.show("settings")}
             />
           </main>

@@ -1,9 +1,17 @@
 import { useEffect, useId, useState } from "react";
 
-import type { ExportEntry, ListedHost, RestorePlan, TargetExports } from "../../core/api/contract.js";
+import type {
+  ExportEntry,
+  ExportRemoval,
+  ListedHost,
+  RestorePlan,
+  TargetExports,
+} from "../../core/api/contract.js";
 import { formatBytes, formatTime } from "./format.js";
 import { StepButtons, Summary, Wizard, WizardJob, usePlannedJob, type WizardActions } from "./Wizard.js";
 import { TableHead } from "./TableHead.js";
+import { useConfirm } from "./Confirm.js";
+import { RowMenu } from "./RowMenu.js";
 
 const STATE_TEXT: Record<ExportEntry["state"], string> = {
   verified: "good",
@@ -27,6 +35,7 @@ export function ExportsView({
   onLoad,
   onVerify,
   onRestore,
+  onRemove,
   onAddTarget,
 }: {
   exports: readonly TargetExports[];
@@ -35,11 +44,32 @@ export function ExportsView({
   onLoad: () => void;
   onVerify: (target: string, exportId: string) => void;
   onRestore: (target: string, entry: ExportEntry) => void;
+  /** Removes exports, or (dryRun) says what that would do; null when the call failed. */
+  onRemove: (target: string, ids: readonly string[], dryRun: boolean) => Promise<ExportRemoval | null>;
   onAddTarget: () => void;
 }) {
   useEffect(onLoad, []);
+  const confirm = useConfirm();
+  // The plan first, in the dialog; the removal only when the person chose it after reading it.
+  const remove = async (target: string, e: ExportEntry): Promise<void> => {
+    const plan = await onRemove(target, [e.id], true);
+    if (plan === null) {
+      return;
+    }
+    const yes = await confirm.ask({
+      title: `Remove export ${e.id}?`,
+      body: <RemovalPlan plan={plan} entry={e} target={target} />,
+      action: plan.removed.length === 0 ? "Close" : "Remove export",
+      danger: plan.removed.length > 0,
+    });
+    if (yes && plan.removed.length > 0) {
+      await onRemove(target, [e.id], false);
+      onLoad();
+    }
+  };
   return (
     <section className="page" aria-labelledby="exports-title">
+      {confirm.dialog}
       <div className="section-head">
         <h2 id="exports-title">Exports</h2>
         <button type="button" onClick={onLoad} disabled={loading}>
@@ -69,21 +99,20 @@ export function ExportsView({
                   .map((e) => (
                     <tr key={e.id} data-export={e.id}>
                       <td>{e.vmName}</td>
-                      <td>{e.snapshotName}</td>
-                      <td>{formatTime(e.createdAt)}</td>
-                      <td>{formatBytes(exportSize(e))}</td>
+                      <td>
+                        {e.snapshotName}
+                        {/* What the CLI takes: exports verify/remove TARGET ID. */}
+                        <span className="sub mono" title="Export ID (for the snapkeep CLI)">
+                          {e.id}
+                        </span>
+                      </td>
+                      <td className="nowrap">{formatTime(e.createdAt)}</td>
+                      <td className="nowrap">{formatBytes(exportSize(e))}</td>
                       <td>
                         <span className={`badge export-${e.state}`}>{STATE_TEXT[e.state]}</span>
-                        {e.reason !== null && <span className="hint"> {e.reason}</span>}
+                        {e.reason !== null && <span className="sub hint">{e.reason}</span>}
                       </td>
                       <td className="actions">
-                        <button
-                          type="button"
-                          disabled={busy || e.state === "partial"}
-                          onClick={() => onVerify(t.target, e.id)}
-                        >
-                          Verify
-                        </button>
                         <button
                           type="button"
                           disabled={busy || e.state === "partial" || e.state === "corrupt"}
@@ -91,6 +120,23 @@ export function ExportsView({
                         >
                           Restore…
                         </button>
+                        <RowMenu
+                          label={`Actions for export ${e.id}`}
+                          items={[
+                            {
+                              label: "Verify",
+                              onSelect: () => onVerify(t.target, e.id),
+                              disabled: busy || e.state === "partial",
+                              why: "Still being written: nothing to verify yet",
+                            },
+                            {
+                              label: "Remove…",
+                              danger: true,
+                              onSelect: () => void remove(t.target, e),
+                              disabled: busy,
+                            },
+                          ]}
+                        />
                       </td>
                     </tr>
                   ))}
@@ -100,6 +146,30 @@ export function ExportsView({
         </section>
       ))}
     </section>
+  );
+}
+
+/** The dry run of a removal, in words: what goes, what takes in its data first, what stays. */
+function RemovalPlan({ plan, entry, target }: { plan: ExportRemoval; entry: ExportEntry; target: string }) {
+  if (plan.removed.length === 0) {
+    return <p>Nothing can be removed now: {plan.held.map((h) => `${h.folder} (${h.reason})`).join("; ")}.</p>;
+  }
+  return (
+    <>
+      <p>
+        The copy of {entry.vmName} “{entry.snapshotName}” on {target} is deleted from the target.
+      </p>
+      {plan.merged.length > 0 && (
+        <p>
+          First, so that what stays still restores:{" "}
+          {plan.merged.map((m) => `${m.into} takes in the data of ${m.from.join(", ")}`).join("; ")}. This is
+          done on the target and may take a while for large disks.
+        </p>
+      )}
+      {plan.held.length > 0 && (
+        <p>Kept for now: {plan.held.map((h) => `${h.folder} (${h.reason})`).join("; ")}.</p>
+      )}
+    </>
   );
 }
 

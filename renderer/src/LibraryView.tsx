@@ -46,7 +46,7 @@ export function LibraryView({
               <p className="empty">No templates or volumes on {host} yet.</p>
             ) : (
               <table className="library">
-                <TableHead columns={["Name", "Kind", "From", "Size", "Made"]} />
+                <TableHead columns={["Name", "Kind", "From", "Size", "Made", "Used by"]} />
                 <tbody>
                   {[...own.templates, ...own.volumes].map((a) => (
                     <tr key={`${a.kind}/${a.name}`} data-library-item={a.name}>
@@ -56,7 +56,18 @@ export function LibraryView({
                         {a.source.vmName} “{a.source.snapshotName}” {a.source.disk}
                       </td>
                       <td>{formatBytes(a.virtualSize)}</td>
-                      <td>{formatTime(a.createdAt)}</td>
+                      <td className="nowrap">{formatTime(a.createdAt)}</td>
+                      <td>
+                        {a.usedBy === undefined || a.usedBy === null ? (
+                          <span className="hint" title="The VMs' disks could not be read">
+                            unknown
+                          </span>
+                        ) : a.usedBy.length === 0 ? (
+                          <span className="hint">nothing</span>
+                        ) : (
+                          a.usedBy.join(", ")
+                        )}
+                      </td>
                       <td className="actions">
                         {a.kind === "template" ? (
                           <button type="button" disabled={busy} onClick={() => onNewVm(host, a.name)}>
@@ -70,10 +81,15 @@ export function LibraryView({
                         <button
                           type="button"
                           className="danger"
-                          disabled={busy}
+                          disabled={busy || (a.usedBy ?? []).length > 0}
+                          title={
+                            (a.usedBy ?? []).length > 0
+                              ? `In use by ${(a.usedBy ?? []).join(", ")}: delete or detach that first`
+                              : undefined
+                          }
                           onClick={() => onDelete(host, a)}
                         >
-                          Delete
+                          Delete…
                         </button>
                       </td>
                     </tr>

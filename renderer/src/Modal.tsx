@@ -1,4 +1,4 @@
-import { useEffect, useRef, type FormEvent, type ReactNode } from "react";
+import { useEffect, useRef, useState, type FormEvent, type ReactNode } from "react";
 
 /**
  * A modal dialog around a form: it takes the focus when it opens and gives it back when it closes,
@@ -18,13 +18,17 @@ export function Modal({
   children: ReactNode;
 }) {
   const form = useRef<HTMLFormElement>(null);
+  // Read while rendering the first time, before a child's autoFocus takes the focus at commit:
+  // read in the effect, it would be the dialog's own field, and closing gave the focus to nothing.
+  const [before] = useState(() =>
+    document.activeElement instanceof HTMLElement ? document.activeElement : null,
+  );
   useEffect(() => {
-    const before = document.activeElement instanceof HTMLElement ? document.activeElement : null;
     if (!form.current?.contains(document.activeElement)) {
       form.current?.querySelector<HTMLElement>("input, select, textarea, button.primary, button")?.focus();
     }
     return () => before?.focus();
-  }, []);
+  }, [before]);
   return (
     <div className="modal" role="dialog" aria-modal="true" aria-labelledby={labelledBy}>
       <form

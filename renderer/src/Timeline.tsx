@@ -68,7 +68,8 @@ export function Timeline({
             x={LEFT + t.x * plot}
             y={height - 6}
             className="tick"
-            textAnchor="middle"
+            // Labels near an end are anchored inside the plot, not cut off by the edge.
+            textAnchor={t.x < 0.06 ? "start" : t.x > 0.94 ? "end" : "middle"}
           >
             {t.label}
           </text>

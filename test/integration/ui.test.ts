@@ -240,7 +240,8 @@ describe("the UI in Chromium, on snapkeep serve", () => {
     const row = page.getByRole("row", { name: new RegExp(`${offName}.*first`) });
     await row.getByText("good").waitFor();
     await page.screenshot({ path: join(shots, "exports.png") });
-    await row.getByRole("button", { name: "Verify" }).click();
+    await row.getByRole("button", { name: /^Actions for export / }).click();
+    await page.getByRole("menuitem", { name: "Verify" }).click();
     await page.getByRole("button", { name: /^Jobs/ }).click();
     await panel.locator(".job-succeeded", { hasText: /Verify export/ }).waitFor();
     await panel.getByRole("button", { name: "Close" }).click();

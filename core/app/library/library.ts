@@ -631,22 +631,33 @@ export class Library {
 
   /** VMs on the host whose disks are this image or have it in their backing chain. */
   async #usersOf(host: string, image: string): Promise<string[]> {
+    return (await this.#usersOfAll(host, [image])).get(image) ?? [];
+  }
+
+  /**
+   * The same for several images with one read of every disk's backing chain: the Library shows
+   * what uses each of its items. Throws when a VM's chain cannot be read (it might include one).
+   */
+  async #usersOfAll(host: string, images: readonly string[]): Promise<Map<string, string[]>> {
     const [listing] = await this.deps.vms.list(host);
     if (listing === undefined || listing.error !== null) {
       throw new SnapkeepError(
         "HOST_UNREACHABLE",
-        `Cannot list the VMs on ${host} to check what uses ${image}.`,
+        `Cannot list the VMs on ${host} to check what uses ${images.join(", ")}.`,
       );
     }
+    const users = new Map(images.map((image) => [image, new Set<string>()]));
     const fs = new RemoteFs(this.deps.hosts.libvirt(host).runner);
     const disks = listing.vms.flatMap((vm) =>
       vm.disks
         .filter((d) => d.source !== null && d.type === "file")
         .map((d) => ({ vm: vm.name, path: d.source ?? "" })),
     );
-    const direct = new Set(disks.filter((d) => d.path === image).map((d) => d.vm));
-    const qcow2 = disks.filter((d) => d.path !== image);
-    if (qcow2.length > 0) {
+    for (const d of disks) {
+      users.get(d.path)?.add(d.vm);
+    }
+    const qcow2 = disks.filter((d) => !users.has(d.path));
+    if (qcow2.length > 0 && images.length > 0) {
       const result = await fs.run(
         [
           "sh",
@@ -664,15 +675,35 @@ export class Library {
         if (json.trim() === "[]" || json.trim() === "") {
           throw new SnapkeepError(
             "COMMAND_FAILED",
-            `Cannot read the backing chain of ${user.path} (VM ${user.vm}) to check what uses ${image}; nothing was changed.`,
+            `Cannot read the backing chain of ${user.path} (VM ${user.vm}) to check what uses ${images.join(", ")}; nothing was changed.`,
           );
         }
-        if (json.includes(JSON.stringify(image))) {
-          direct.add(user.vm);
+        for (const [image, vms] of users) {
+          if (json.includes(JSON.stringify(image))) {
+            vms.add(user.vm);
+          }
         }
       });
     }
-    return [...direct].sort();
+    return new Map([...users].map(([image, vms]) => [image, [...vms].sort()]));
+  }
+
+  /**
+   * The library's items with the VMs that use each (disks cloned from a template, a volume
+   * attached); `usedBy` null when that could not be read (a VM's chain unreadable, the host's VMs
+   * not listed), never a guess of "nothing".
+   */
+  async listWithUsers(kind: ArtifactKind, host: string): Promise<(Artifact & { usedBy: string[] | null })[]> {
+    const items = await this.list(kind, host);
+    try {
+      const users = await this.#usersOfAll(
+        host,
+        items.map((a) => a.image),
+      );
+      return items.map((a) => ({ ...a, usedBy: users.get(a.image) ?? [] }));
+    } catch {
+      return items.map((a) => ({ ...a, usedBy: null }));
+    }
   }
 
   #recordManaged(vm: ManagedVm): void {

@@ -1,3 +1,4 @@
+import { stepWords } from "./job-words.js";
 import { useEffect, useId } from "react";
 import { useStore } from "zustand";
 
@@ -174,7 +175,7 @@ function HistoryItem({ entry }: { entry: HistoryEntry }) {
                   {/^(\[[^\]]*\] )?\$ /.test(s.step) ? (
                     <code className="history-command">{s.step}</code>
                   ) : (
-                    s.step
+                    stepWords(s.step)
                   )}
                 </li>
               ))}

@@ -3,6 +3,7 @@ import { useMemo } from "react";
 import type { JobView } from "../../core/api/contract.js";
 import { formatBytes, formatDuration, formatRate, formatTime } from "./format.js";
 import { orderJobs } from "./jobs-order.js";
+import { jobOutcome, stepWords } from "./job-words.js";
 
 const STATE_LABEL: Record<JobView["state"], string> = {
   running: "running",
@@ -56,8 +57,10 @@ export function JobsPanel({
 export function JobRow({ job, onCancel }: { job: JobView; onCancel?: (id: string) => void }) {
   const p = job.progress;
   const percent = p?.fraction === null || p?.fraction === undefined ? null : Math.round(p.fraction * 100);
+  const scheduled = job.kind === "scheduled-snapshot" || job.kind === "scheduled-copy";
+  const outcome = jobOutcome(job);
   const details = [
-    p?.phase,
+    p?.phase === undefined || p.phase === null ? null : scheduled ? stepWords(p.phase) : p.phase,
     p?.bytesTotal !== null && p?.bytesTotal !== undefined && p.bytesTotal > 0
       ? `${formatBytes(p.bytesDone)} of ${formatBytes(p.bytesTotal)}`
       : null,
@@ -99,6 +102,7 @@ export function JobRow({ job, onCancel }: { job: JobView; onCancel?: (id: string
           {job.endedAt === null ? `started ${formatTime(job.startedAt)}` : `ended ${formatTime(job.endedAt)}`}
         </span>
       </div>
+      {outcome !== null && <p className="job-outcome">{outcome}</p>}
       {job.error !== null && job.state !== "cancelled" && (
         <p className="job-error" role={job.state === "failed" ? "alert" : undefined}>
           {job.error.message}

@@ -267,6 +267,33 @@ describe("the everyday screens at real size", () => {
     await page.close();
   });
 
+  it("removes an export after showing its dry run in the app's dialog; Cancel keeps it", async () => {
+    const page = await open(SIZES[0], "light");
+    await view(page, "Exports");
+    const row = page.getByRole("row", { name: new RegExp(`${busy}.*before-upgrade`) });
+    await row.getByText("good").waitFor();
+    const id = (await row.locator(".mono").textContent()) ?? "";
+    expect(cli("exports", "list", "shelf")).toContain(id);
+    const remove = async (): Promise<void> => {
+      await row.getByRole("button", { name: `Actions for export ${id}` }).click();
+      await page.getByRole("menuitem", { name: "Remove…" }).click();
+    };
+    await remove();
+    const confirm = page.getByRole("dialog", { name: `Remove export ${id}?` });
+    expect(await confirm.textContent()).toContain(
+      `The copy of ${busy} “before-upgrade” on shelf is deleted from the target.`,
+    );
+    await page.screenshot({ path: join(shots, "screen-export-remove.png") });
+    await confirm.getByRole("button", { name: "Cancel" }).click();
+    await confirm.waitFor({ state: "detached" });
+    expect(cli("exports", "list", "shelf")).toContain(id);
+    await remove();
+    await confirm.getByRole("button", { name: "Remove export" }).click();
+    await row.waitFor({ state: "detached" });
+    expect(cli("exports", "list", "shelf")).not.toContain(id);
+    await page.close();
+  });
+
   it("never opened a native dialog and threw no page errors", () => {
     expect(nativeDialogs).toEqual([]);
     expect(pageErrors).toEqual([]);

@@ -317,6 +317,17 @@ describe("the UI in Chromium, on snapkeep serve", () => {
     await page.getByRole("button", { name: "Library", exact: true }).click();
     await page.locator(`[data-library-item="${templateName}"]`).waitFor();
     await page.locator(`[data-library-item="${volumeName}"]`).waitFor();
+    // What uses each: the linked clone rests on the template, the running VM has the volume; so
+    // neither can be deleted from here, and each says why.
+    const template = page.locator(`[data-library-item="${templateName}"]`);
+    const volume = page.locator(`[data-library-item="${volumeName}"]`);
+    await expect.poll(() => template.locator("td").nth(5).textContent()).toBe(clonedName);
+    expect(await volume.locator("td").nth(5).textContent()).toBe(runName);
+    const deleteTemplate = template.getByRole("button", { name: "Delete…" });
+    expect(await deleteTemplate.isDisabled()).toBe(true);
+    expect(await deleteTemplate.getAttribute("title")).toBe(
+      `In use by ${clonedName}: delete or detach that first`,
+    );
     await page.screenshot({ path: join(shots, "library.png") });
   });
 

@@ -196,7 +196,9 @@ export class Exports {
     };
     const { prepared, landed } = await land(request, start);
     const manifest = exportManifest(prepared, landed.disks);
-    const folder = await finishExport(prepared, landed.disks, manifest);
+    const folder = await finishExport(prepared, landed.disks, manifest).finally(() =>
+      prepared.progress.stop(),
+    );
     // The staged images are not needed any more; older exports beyond `keep` go at the same time.
     const keep = request.scheduleId === undefined ? (request.keep ?? target.keep) : undefined;
     const [, pruned] = await Promise.all([
@@ -528,15 +530,24 @@ async function land(
       const streamed = await streamDisks(prepared, streams);
       return { prepared, landed: { ...streamed, literalBytes: streamed.bytesSent } };
     } catch (error) {
+      prepared.progress.stop();
       if (!isNotStreamable(error)) {
         throw error;
       }
       prepared = await prepareExport(startExport(request, start, error.message));
     }
   }
-  const staged = await convertDisks(prepared);
-  const landed = prepared.direct ? await landDirect(prepared, staged) : await sendStaged(prepared, staged);
-  return { prepared, landed: { ...landed, bytesRead: null } };
+  const converted = prepared;
+  try {
+    const staged = await convertDisks(converted);
+    const landed = converted.direct
+      ? await landDirect(converted, staged)
+      : await sendStaged(converted, staged);
+    return { prepared: converted, landed: { ...landed, bytesRead: null } };
+  } catch (error) {
+    converted.progress.stop();
+    throw error;
+  }
 }
 
 function targetCopyOf(entry: ExportEntry): TargetCopy {

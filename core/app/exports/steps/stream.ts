@@ -268,7 +268,8 @@ async function sendStreams(
   // The snapshots were read while the VM may have run: had one been deleted meanwhile, its
   // clusters could have been reused, and the copy would not be the snapshot.
   await requireSnapshotStill(ex);
-  ex.progress.phase("verify", null, 0, 1);
+  // The target checks every image it holds now: `before` has summed their sizes.
+  ex.progress.verifying(before);
   return { disks, bytesSent, bytesRead };
 }
 

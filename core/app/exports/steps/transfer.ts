@@ -45,7 +45,7 @@ export interface Landed {
 /** Written straight into the folder: hashed there, and that hash goes in the manifest. */
 export async function landDirect(ex: PreparedExport, staged: readonly StagedDisk[]): Promise<Landed> {
   await requireSnapshotStill(ex);
-  ex.progress.phase("verify", null, 0, 1);
+  ex.progress.verifying(staged.reduce((n, d) => n + d.size, 0));
   const paths = landedPaths(ex, staged);
   const sums = await ex.dest.sha256(paths, ex.request.signal);
   const sizes = await ex.dest.sizes(paths);
@@ -89,7 +89,7 @@ export async function sendStaged(ex: PreparedExport, staged: readonly StagedDisk
     );
   }
   const landed = await sendAll(ex, measured);
-  ex.progress.phase("verify", null, 0, 1);
+  ex.progress.verifying(measured.reduce((n, d) => n + d.size, 0));
   return landed;
 }
 

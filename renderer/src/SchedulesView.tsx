@@ -1,4 +1,5 @@
 import { useConfirm } from "./Confirm.js";
+import { cronInWords } from "./cron-words.js";
 import { Fragment, useEffect, useState } from "react";
 import { useStore } from "zustand";
 
@@ -28,14 +29,20 @@ export function vmOfSchedule(hosts: readonly ListedHost[], schedule: Schedule): 
   return found ?? { host: schedule.host, name: schedule.vmName, uuid: schedule.vmUuid, disks: [] };
 }
 
-/** When in words; a cron expression stays in one piece, as it is typed. */
+/** When in words; a cron expression in words where it can be, and as typed beside them. */
 export function WhenText({ when }: { when: When }) {
-  return when.every === "cron" ? (
+  if (when.every !== "cron") {
+    return <>{whenInWords(when)}</>;
+  }
+  const words = cronInWords(when.cron);
+  return words === null ? (
     <>
       Cron <code className="nowrap">{when.cron}</code>
     </>
   ) : (
-    <>{whenInWords(when)}</>
+    <>
+      {words} <code className="nowrap muted">{when.cron}</code>
+    </>
   );
 }
 

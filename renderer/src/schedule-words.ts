@@ -3,6 +3,7 @@
  * Schedules view, the VM's schedules section and the editor say the same thing, and it is tested
  * without a browser.
  */
+import { cronInWords } from "./cron-words.js";
 import type {
   CopyCadence,
   CopyForecast,
@@ -47,7 +48,7 @@ export function whenInWords(when: When): string {
         ? `Monthly on the ${ordinal(when.day)} at ${when.at} (the last day in shorter months)`
         : `Monthly on the ${ordinal(when.day)} at ${when.at}`;
     case "cron":
-      return `Cron ${when.cron}`;
+      return cronInWords(when.cron) ?? `Cron ${when.cron}`;
   }
 }
 

@@ -34,7 +34,8 @@ describe("schedules in words", () => {
     expect(whenInWords({ every: "weekly", at: "03:00", weekday: "sunday" })).toBe("Every Sunday at 03:00");
     expect(whenInWords({ every: "monthly", at: "01:00", day: 2 })).toBe("Monthly on the 2nd at 01:00");
     expect(whenInWords(schedule.when)).toBe("Monthly on the 31st at 01:00 (the last day in shorter months)");
-    expect(whenInWords({ every: "cron", cron: "0 */6 * * *" })).toBe("Cron 0 */6 * * *");
+    expect(whenInWords({ every: "cron", cron: "0 */6 * * *" })).toBe("Every 6 hours at :00, from midnight");
+    expect(whenInWords({ every: "cron", cron: "0 4 1 1 *" })).toBe("Cron 0 4 1 1 *");
     expect([1, 2, 3, 4, 11, 12, 13, 21, 22, 23, 31].map(ordinal).join(" ")).toBe(
       "1st 2nd 3rd 4th 11th 12th 13th 21st 22nd 23rd 31st",
     );

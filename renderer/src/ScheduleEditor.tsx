@@ -23,6 +23,7 @@ import {
 import { dateTime, shortDate } from "./when.js";
 import { keepFocusInside } from "./Modal.js";
 import { CopyFields } from "./CopyFields.js";
+import { diskLabel } from "./format.js";
 
 /** A VM a schedule can be made for. */
 export interface EditorVm {
@@ -298,7 +299,7 @@ export function ScheduleEditor({
                         })
                       }
                     />
-                    {d.target} ({d.role === "root" ? "root disk" : "additional volume"})
+                    {diskLabel(d.target, d.role)}
                     {d.snapshotBlocker !== null && <span className="hint"> — {d.snapshotBlocker}</span>}
                   </label>
                 ))

@@ -3,7 +3,7 @@ import { useState, type ReactNode } from "react";
 import type { OffHostRpo, RpoStatus, Snapshot, VmWithSnapshots } from "../../core/api/contract.js";
 import { Timeline } from "./Timeline.js";
 import { ZOOMS, type ZoomId } from "./timeline.js";
-import { formatBytes } from "./format.js";
+import { diskRole, formatBytes } from "./format.js";
 import { SnapshotTable } from "./SnapshotTable.js";
 
 export function VmDetail({
@@ -101,7 +101,7 @@ export function VmDetail({
           {disks.map((d) => (
             <tr key={d.target}>
               <td>{d.target}</td>
-              <td>{d.role}</td>
+              <td>{diskRole(d.role)}</td>
               <td>{formatBytes(d.virtualSize)}</td>
               <td className="path">{d.source ?? "-"}</td>
             </tr>

@@ -25,3 +25,12 @@ export function formatDuration(seconds: number): string {
 export function formatTime(iso: string | null): string {
   return iso === null ? "-" : dateTime(iso);
 }
+
+/** A disk as every dialog names it: "vda (root disk)", "vdb (data disk)". */
+export function diskLabel(target: string, role: "root" | "additional" | undefined): string {
+  return role === undefined ? target : `${target} (${diskRole(role)})`;
+}
+
+export function diskRole(role: "root" | "additional"): string {
+  return role === "root" ? "root disk" : "data disk";
+}

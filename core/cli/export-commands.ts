@@ -1,6 +1,6 @@
 import { Option, type Command } from "commander";
 
-import { MAX_BWLIMIT_KIB, MAX_EXPORTS_KEPT } from "../domain/limits.js";
+import { MAX_EXPORTS_KEPT } from "../domain/limits.js";
 import { validateNoControlCharacters } from "../domain/names.js";
 import { SnapkeepError } from "../errors.js";
 import type { ExportEntry } from "../drivers/bundle/bundle.js";
@@ -11,7 +11,7 @@ import type { Target } from "../domain/settings.js";
 import { displayName, formatBytes, formatTime, table } from "./format.js";
 import { journaled } from "./journaled.js";
 import type { CliContext, CliIo } from "./main.js";
-import { diskList, numberOption, parseNumber } from "./options.js";
+import { bwlimitOption, diskList, numberOption, parseNumber } from "./options.js";
 import { splitVmRef } from "./refs.js";
 
 type Print = (value: unknown, json: boolean | undefined, human: () => string) => void;
@@ -42,9 +42,9 @@ export function registerExportCommands(
     .option("--trust <fingerprint>", "the host key you expect (SHA256:...), pinned when it matches")
     .option("--keep <n>", "verified exports to keep per VM (older ones are removed)", keepOption)
     .option(
-      "--bwlimit <KiB/s>",
-      "limit the bandwidth of scheduled copies to this target",
-      numberOption("--bwlimit", { min: 1, max: MAX_BWLIMIT_KIB }),
+      "--bwlimit <MiB/s>",
+      "limit scheduled copies to this target to this many MiB/s (e.g. 20 or 0.5)",
+      bwlimitOption,
     )
     .option("--json", "machine-readable output")
     .action(
@@ -148,11 +148,7 @@ export function registerExportCommands(
     .description("copy a snapshot off the host as a verified bundle (progress on stderr)")
     .requiredOption("--to <target>", "the export target")
     .option("--disk <targets>", "only these disks, e.g. vda,vdb", diskList)
-    .option(
-      "--bwlimit <KiB/s>",
-      "bandwidth limit for the transfer",
-      numberOption("--bwlimit", { min: 1, max: MAX_BWLIMIT_KIB }),
-    )
+    .option("--bwlimit <MiB/s>", "limit the copy to this many MiB/s (e.g. 20 or 0.5)", bwlimitOption)
     .option("--keep <n>", "verified exports to keep for this VM on the target", keepOption)
     .option(
       "--compressed",

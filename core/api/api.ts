@@ -340,7 +340,7 @@ function handlers(
       await targets.remove(p.name);
       return null;
     },
-    "targets.test": (p) => targets.test(p.name),
+    "targets.test": (p) => targets.test(p.name, { create: p.create === true }),
 
     "exports.list": (p) => exports.list(p.target),
     "exports.start": (p) =>

@@ -39,6 +39,7 @@ import type {
   SchedulePause,
   ScheduleState,
   Target,
+  TargetTest,
 } from "../domain/settings.js";
 import type { HostConfig, RevertResult, Snapshot, VmWithSnapshots } from "../domain/types.js";
 
@@ -61,6 +62,7 @@ export type {
   SchedulePause,
   ScheduleState,
   Target,
+  TargetTest,
 } from "../domain/settings.js";
 export type { KeptSnapshot, RetentionPolicy, RetentionResult } from "../domain/retention/gfs.js";
 export type { RetentionForecast } from "../domain/retention/forecast.js";
@@ -257,7 +259,10 @@ export const methods = {
   "targets.fingerprint": z.object({ name: targetName }),
   "targets.trust": z.object({ name: targetName, fingerprint }),
   "targets.remove": z.object({ name: targetName }),
-  "targets.test": z.object({ name: targetName }),
+  "targets.test": z.object({
+    name: targetName,
+    create: z.boolean().describe("make the folder when it is missing").optional(),
+  }),
 
   "exports.list": z.object({ target: targetName.optional() }),
   "exports.start": z.object({
@@ -486,13 +491,6 @@ export interface AddedTarget {
   readonly target: Target;
   readonly offeredFingerprint: string | null;
   readonly trusted: boolean;
-}
-
-/** What `targets.test` found: the target is writable, with this much room and this rsync. */
-export interface TargetTest {
-  readonly target: string;
-  readonly freeBytes: number;
-  readonly rsync: string | null;
 }
 
 /** A VM as the list shows it: its snapshots counted, not sent (vms.get brings them). */

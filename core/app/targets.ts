@@ -9,9 +9,11 @@ import { validateName, validateNoControlCharacters } from "../domain/names.js";
 import { SnapkeepError, quoteInput } from "../errors.js";
 import { LocalRunner } from "../infra/runner/local.js";
 import { parseSshSpec } from "../infra/ssh/config.js";
-import type { SshTarget, Target } from "../domain/settings.js";
+import type { SshTarget, Target, TargetTest } from "../domain/settings.js";
 import type { SshHostConfig } from "../domain/types.js";
+import { type FolderProbe, folderProbeArgs, parseFolderProbe } from "../drivers/sh/target-scripts.js";
 import { RemoteFs } from "../infra/remote-fs.js";
+import { runChecked } from "../infra/runner/checked.js";
 import { EndpointRegistry, type EndpointDeps, type EndpointKind } from "./endpoints.js";
 
 const QUICK_MS = 60_000;
@@ -137,8 +139,8 @@ export class Targets {
 
   /**
    * Makes the folder of an SSH target trusted after it was added. A failure leaves it trusted: its
-   * first export says the folder is missing, and testing the target (which makes it too) says why
-   * it cannot be made.
+   * first export says the folder is missing, and testing the target says so too, and why it cannot
+   * be made when asked to make it.
    */
   async #makeFolder(target: Target): Promise<void> {
     await this.fsOf(target)
@@ -162,15 +164,30 @@ export class Targets {
     return updated;
   }
 
-  /** Checks that the target is reachable, writable, has rsync, and how much room it has. */
-  async test(name: string): Promise<{ target: string; freeBytes: number; rsync: string | null }> {
+  /**
+   * Checks that the target is reachable, writable, has rsync, how much room it has, and whether
+   * its folder is on a file system of its own. A missing folder is reported, not made: it is made
+   * only with `create`, once the person has been told (usually it is a disk that is not mounted).
+   */
+  async test(name: string, options: { create?: boolean } = {}): Promise<TargetTest> {
     const target = this.get(name);
     const fs = this.fsOf(target);
-    await fs.mkdirs(target.path);
+    let folder = await probeFolder(fs, target.path);
+    if (folder.state === "missing") {
+      if (options.create !== true) {
+        return missingFolder(name, fs.label, target.path, folder);
+      }
+      await fs.mkdirs(target.path);
+      folder = await probeFolder(fs, target.path);
+    }
+    if (folder.state !== "present") {
+      throw new SnapkeepError("INVALID_INPUT", `${target.path} on ${fs.label} is not a folder.`, {
+        hint: "Choose a folder for the target: remove it and add it again with another path.",
+      });
+    }
     const probe = posix.join(target.path, `.snapkeep-write-test-${process.pid}`);
     await fs.writeFile(probe, "snapkeep\n");
     await fs.removeFiles([probe]);
-    const freeBytes = await fs.freeBytes(target.path);
     const version = await fs.run(["rsync", "--version"], { timeoutMs: QUICK_MS });
     const rsync = version.code === 0 ? (version.stdout.split("\n")[0]?.trim() ?? null) : null;
     if (rsync === null && target.kind === "ssh") {
@@ -179,7 +196,19 @@ export class Targets {
         details: { tool: "rsync" },
       });
     }
-    return { target: name, freeBytes, rsync };
+    return {
+      target: name,
+      state: "ok",
+      path: target.path,
+      created: options.create === true,
+      freeBytes: folder.freeBytes,
+      rsync,
+      mountPoint: folder.mountPoint,
+      onRootFileSystem: folder.onRootFileSystem,
+      warning: folder.onRootFileSystem
+        ? `${target.path} is on the system disk of ${fs.label} (the file system of /), not on a disk or share of its own: if one should be mounted there, it is not, and exports would fill the system disk.`
+        : null,
+    };
   }
 
   /** The file operations on a target, through its pooled runner; an untrusted SSH target refuses. */
@@ -195,6 +224,25 @@ export class Targets {
   dispose(): Promise<void> {
     return this.#registry.dispose();
   }
+}
+
+async function probeFolder(fs: RemoteFs, path: string): Promise<FolderProbe> {
+  const result = await runChecked(fs.runner, folderProbeArgs(path), `Looking at ${path}`, {
+    timeoutMs: QUICK_MS,
+  });
+  return parseFolderProbe(result.stdout, fs.label);
+}
+
+function missingFolder(name: string, label: string, path: string, nearest: FolderProbe): TargetTest {
+  return {
+    target: name,
+    state: "missing",
+    path,
+    message: `The folder ${path} does not exist on ${label}; nothing was created.`,
+    detail: nearest.onRootFileSystem
+      ? `${nearest.measured}, the nearest folder above it, is on the system disk (the file system of /): if a disk or share should be mounted there, it is not, and a folder made now would fill the system disk.`
+      : `${nearest.measured}, the nearest folder above it, is on the file system mounted at ${nearest.mountPoint}.`,
+  };
 }
 
 function validateFolder(target: Target): void {

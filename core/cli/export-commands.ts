@@ -122,14 +122,25 @@ export function registerExportCommands(
     });
   target
     .command("test <name>")
-    .description("check that a target is reachable and writable, and how much room it has")
+    .description(
+      "check that a target is reachable and writable, how much room it has, and that its folder is on a disk of its own",
+    )
+    .option("--create", "make the folder if it does not exist (a missing folder is an error otherwise)")
     .option("--json", "machine-readable output")
-    .action(async (name: string, opts: { json?: boolean }) => {
-      const result = await targets().test(name);
-      print(
-        result,
-        opts.json,
-        () => `${name} is writable, ${formatBytes(result.freeBytes)} free, ${result.rsync ?? "no rsync"}.\n`,
+    .action(async (name: string, opts: { create?: boolean; json?: boolean }) => {
+      const result = await targets().test(name, { create: opts.create === true });
+      if (result.state === "missing") {
+        throw new SnapkeepError("TARGET_OFFLINE", `${result.message} ${result.detail}`, {
+          hint: `Mount the disk or share it is on, or, if the folder should be made: ${commandLine`snapkeep target test ${name} --create`}`,
+        });
+      }
+      print(result, opts.json, () =>
+        [
+          ...(result.created ? [`Created ${result.path}.`] : []),
+          `${name} is writable, ${formatBytes(result.freeBytes)} free on ${result.mountPoint}, ${result.rsync ?? "no rsync"}.`,
+          ...(result.warning === null ? [] : [`Warning: ${result.warning}`]),
+          "",
+        ].join("\n"),
       );
     });
   target

@@ -88,7 +88,7 @@ export function SettingsView({ store }: { store: AppStore }) {
         }}
         onCheck={(name) => void askTrust("target", name)}
         tests={state.targetTests}
-        onTest={(name) => void state.testTarget(name)}
+        onTest={(name, create) => void state.testTarget(name, create)}
         onRemove={(name) => void state.removeTarget(name)}
       />
       <SafetySection
@@ -381,6 +381,53 @@ function targetLocation(target: Target): string {
   return target.kind === "dir" ? target.path : `${sshAddress(target)}:${target.path}`;
 }
 
+/**
+ * A test's answer. A missing folder is usually a disk that is not mounted: it is said as such,
+ * and made only when the person presses "Create it"; a folder on the system disk is warned about.
+ */
+function TargetTestResult({
+  result,
+  busy,
+  onCreate,
+}: {
+  result: TargetTest | undefined;
+  busy: boolean;
+  onCreate: () => void;
+}) {
+  if (result === undefined) {
+    return <span className="muted nowrap">not tested</span>;
+  }
+  if (result.state === "missing") {
+    return (
+      <div className="test-result test-missing" role="alert">
+        <strong>{result.message}</strong>
+        <p>{result.detail}</p>
+        <button type="button" disabled={busy} onClick={onCreate}>
+          Create it
+        </button>
+      </div>
+    );
+  }
+  return (
+    <span className="test-result">
+      {result.created && (
+        <>
+          Created {result.path}.<br />
+        </>
+      )}
+      writable, {formatBytes(result.freeBytes)} free on {result.mountPoint}
+      <br />
+      {result.rsync ?? "no rsync on this computer"}
+      {result.warning !== null && (
+        <span className="test-warning" role="alert">
+          <br />
+          Warning: {result.warning}
+        </span>
+      )}
+    </span>
+  );
+}
+
 function TargetsSection({
   targets,
   busy,
@@ -401,7 +448,7 @@ function TargetsSection({
   }) => Promise<boolean>;
   onCheck: (name: string) => void;
   tests: Readonly<Record<string, TargetTest>>;
-  onTest: (name: string) => void;
+  onTest: (name: string, create?: boolean) => void;
   onRemove: (name: string) => void;
 }) {
   const id = useId();
@@ -460,15 +507,7 @@ function TargetsSection({
                     )}
                   </td>
                   <td aria-live="polite">
-                    {result === undefined ? (
-                      <span className="muted nowrap">not tested</span>
-                    ) : (
-                      <span className="test-result">
-                        writable, {formatBytes(result.freeBytes)} free
-                        <br />
-                        {result.rsync ?? "no rsync on this computer"}
-                      </span>
-                    )}
+                    <TargetTestResult result={result} busy={busy} onCreate={() => onTest(t.name, true)} />
                   </td>
                   <td className="actions">
                     {t.kind === "ssh" && t.hostKey === undefined && (

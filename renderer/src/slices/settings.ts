@@ -16,7 +16,8 @@ export interface SettingsSlice {
   removeTarget(name: string): Promise<void>;
   /** The last test of each target this session, so leaving Settings does not forget it. */
   readonly targetTests: Readonly<Record<string, TargetTest>>;
-  testTarget(name: string): Promise<void>;
+  /** `create`: make the folder when it is missing, only once the person chose to. */
+  testTarget(name: string, create?: boolean): Promise<void>;
   setSafetyKeep(keep: number): Promise<void>;
   /** Creates the two demo VMs on this computer (a job). */
   labUp(): Promise<void>;
@@ -88,9 +89,9 @@ export const settingsSlice: Slice<SettingsSlice> = (api, run) => (set, get) => {
       });
     },
     targetTests: {},
-    testTarget: async (name) => {
-      await run("Testing the target", async () => {
-        const result = await api.call("targets.test", { name });
+    testTarget: async (name, create) => {
+      await run(create === true ? "Creating the folder" : "Testing the target", async () => {
+        const result = await api.call("targets.test", { name, ...(create === true ? { create } : {}) });
         set((s) => ({ targetTests: { ...s.targetTests, [name]: result } }));
       });
     },

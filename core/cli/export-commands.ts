@@ -131,7 +131,7 @@ export function registerExportCommands(
       const result = await targets().test(name, { create: opts.create === true });
       if (result.state === "missing") {
         throw new SnapkeepError("TARGET_OFFLINE", `${result.message} ${result.detail}`, {
-          hint: `Mount the disk or share it is on, or, if the folder should be made: ${commandLine`snapkeep target test ${name} --create`}`,
+          action: { do: "mount-or-create-folder", target: name },
         });
       }
       print(result, opts.json, () =>

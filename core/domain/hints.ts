@@ -44,6 +44,8 @@ function cliWords(action: HintAction): string {
       return `Free space in ${action.vg} (delete old snapshots, or vgextend ${action.vg} with another disk), or snapshot fewer disks with --disk.`;
     case "list-targets":
       return "See them with: snapkeep target list";
+    case "mount-or-create-folder":
+      return `Mount the disk or share it is on and try again; if the folder was removed on purpose, make it again: ${commandLine`snapkeep target test ${action.target} --create`}`;
     case "list-exports":
       return `See them with: ${commandLine`snapkeep exports list --target ${action.target}`}`;
     case "prune-exports":
@@ -109,6 +111,8 @@ function uiWords(action: HintAction): string {
       return `Free space in ${action.vg} (delete old snapshots, or extend the volume group with another disk), or snapshot fewer disks.`;
     case "list-targets":
       return "See your targets under Settings → Export targets.";
+    case "mount-or-create-folder":
+      return `Mount the disk or share it is on and try again; if the folder was removed on purpose, test ${action.target} under Settings → Export targets and choose Create it.`;
     case "list-exports":
       return `See the exports on ${action.target} under Exports.`;
     case "prune-exports":

@@ -6,7 +6,6 @@
 import { posix } from "node:path";
 
 import { SnapkeepError } from "../../errors.js";
-import { commandLine } from "../../domain/shell-quote.js";
 import type { Target } from "../../domain/settings.js";
 import { markBrokenChains } from "../../domain/plans/chain-plan.js";
 import { SCAN_SCRIPT, parseScan, type ExportEntry } from "../../drivers/bundle/bundle.js";
@@ -34,7 +33,7 @@ export async function scanExports(
       "TARGET_OFFLINE",
       `The folder ${target.path} of target ${target.name} is not there on ${fs.label}: if it is on a disk or share mounted there, that is not mounted now; nothing was written.`,
       {
-        hint: `Mount it and try again. If the folder was removed on purpose, make it again: ${commandLine`snapkeep target test ${target.name} --create`} (Settings → Export targets → Test, then Create it).`,
+        action: { do: "mount-or-create-folder", target: target.name },
       },
     );
   }

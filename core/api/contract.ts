@@ -41,7 +41,7 @@ import type {
   Target,
   TargetTest,
 } from "../domain/settings.js";
-import type { HostConfig, RevertResult, Snapshot, VmWithSnapshots } from "../domain/types.js";
+import type { HostConfig, RevertProgress, RevertResult, Snapshot, VmWithSnapshots } from "../domain/types.js";
 
 export type { HintAction } from "../errors.js";
 export type {
@@ -50,6 +50,7 @@ export type {
   DiskRole,
   DiskSnapshot,
   HostConfig,
+  RevertProgress,
   RevertResult,
   Snapshot,
   SnapshotKind,
@@ -112,6 +113,7 @@ const fingerprint = z.string().min(1).max(200).describe("host key fingerprint");
 const stopOptions = {
   stopRunning: flag("choice to stop a running VM").default(false),
   force: flag("choice to power the VM off").default(false),
+  powerOffNow: flag("choice to power the VM off at once, without a shutdown request").default(false),
   shutdownTimeoutSeconds: z
     .number()
     .int()
@@ -476,7 +478,12 @@ export type JobView = { [K in JobKind]: JobViewOf<K> }[JobKind];
 export type ApiEvent =
   /** `vm` as the call that changed it named it: its name, or its UUID. */
   | { readonly event: "changed"; readonly data: { readonly host: string; readonly vm?: string } }
-  | { readonly event: "job"; readonly data: JobView };
+  | { readonly event: "job"; readonly data: JobView }
+  /** A revert of a running VM moved on: the wizard counts down the wait for its shutdown. */
+  | {
+      readonly event: "revert";
+      readonly data: { readonly host: string; readonly vmUuid: string; readonly progress: RevertProgress };
+    };
 
 // ---- results ------------------------------------------------------------------------------------
 

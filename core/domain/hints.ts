@@ -37,7 +37,7 @@ function cliWords(action: HintAction): string {
     case "allow-stop":
       return "Run again with --yes to shut it down, revert, and start it again.";
     case "allow-power-off":
-      return "Shut it down from inside the guest, or pass --force to power it off.";
+      return "Shut it down from inside the guest, or pass --force to power it off after the wait, or --power-off-now to power it off without asking the guest.";
     case "choose-disks":
       return `Choose the other disks with ${commandLine`--disk ${action.disks.join(",")}`}`;
     case "free-vg-or-fewer-disks":
@@ -104,7 +104,7 @@ function uiWords(action: HintAction): string {
     case "allow-stop":
       return "Allow stopping the VM to shut it down, revert, and start it again.";
     case "allow-power-off":
-      return "Shut it down from inside the guest, or allow powering it off.";
+      return "Shut it down from inside the guest, or choose to power it off (at once, or when the wait is over).";
     case "choose-disks":
       return `Choose only the other disks: ${action.disks.join(", ")}.`;
     case "free-vg-or-fewer-disks":

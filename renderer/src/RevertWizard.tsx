@@ -190,7 +190,7 @@ export function RevertWizard({
               Cancel
             </button>
             {vm.active && (
-              <button type="button" onClick={() => (setPlan(null), setStep("choose"))}>
+              <button type="button" disabled={reverting} onClick={() => (setPlan(null), setStep("choose"))}>
                 Back
               </button>
             )}

@@ -498,6 +498,8 @@ export interface AddedTarget {
   readonly target: Target;
   readonly offeredFingerprint: string | null;
   readonly trusted: boolean;
+  /** Set when the folder is on the system disk, where an unmounted disk leaves its mount point. */
+  readonly warning: string | null;
 }
 
 /** A VM as the list shows it: its snapshots counted, not sent (vms.get brings them). */

@@ -67,7 +67,13 @@ export class Targets {
     trust?: string | undefined;
     keep?: number | undefined;
     bwlimitKiB?: number | undefined;
-  }): Promise<{ target: Target; offeredFingerprint: string | null; trusted: boolean }> {
+  }): Promise<{
+    target: Target;
+    offeredFingerprint: string | null;
+    trusted: boolean;
+    /** Set when the folder is on the system disk (see TargetTest's warning); null when not, or not reached. */
+    warning: string | null;
+  }> {
     // Checked here so that the sentence names what was typed, whichever front end typed it; the
     // settings file refuses these too.
     validateName("target name", request.name);
@@ -96,9 +102,9 @@ export class Targets {
       const target: Target = { name: request.name, kind: "dir", path: posix.resolve(request.dir), ...keep };
       validateFolder(target);
       // Made now, while the person is here: later, a missing folder means the disk is not mounted.
-      await this.fsOf(target).mkdirs(target.path);
+      const warning = await this.#makeFolderOnAdd(target);
       this.#registry.add(target);
-      return { target, offeredFingerprint: null, trusted: true };
+      return { target, offeredFingerprint: null, trusted: true, warning };
     }
     const spec = request.ssh ?? "";
     const split = spec.indexOf(":/");
@@ -118,17 +124,30 @@ export class Targets {
     };
     validateFolder(target);
     const added = await this.#registry.addSsh(target, request.trust);
+    let warning: string | null = null;
     if (added.trusted) {
       // As for a folder target, all or nothing: a folder that cannot be made there (no permission,
       // a read-only share) is said now, and the target is not kept.
       try {
-        await this.fsOf(added.saved).mkdirs(added.saved.path);
+        warning = await this.#makeFolderOnAdd(added.saved);
       } catch (error) {
         await this.#registry.remove(added.saved.name);
         throw error;
       }
     }
-    return { target: added.saved, offeredFingerprint: added.offeredFingerprint, trusted: added.trusted };
+    return {
+      target: added.saved,
+      offeredFingerprint: added.offeredFingerprint,
+      trusted: added.trusted,
+      warning,
+    };
+  }
+
+  /** Makes a new target's folder, and says when it is on the system disk. */
+  async #makeFolderOnAdd(target: Target): Promise<string | null> {
+    const fs = this.fsOf(target);
+    await fs.mkdirs(target.path);
+    return systemDiskWarning(fs.label, target.path, await probeFolder(fs, target.path));
   }
 
   async trust(name: string, fingerprint: string): Promise<Target> {
@@ -205,9 +224,7 @@ export class Targets {
       rsync,
       mountPoint: folder.mountPoint,
       onRootFileSystem: folder.onRootFileSystem,
-      warning: folder.onRootFileSystem
-        ? `${target.path} is on the system disk of ${fs.label} (the file system of /), not on a disk or share of its own: if one should be mounted there, it is not, and exports would fill the system disk.`
-        : null,
+      warning: systemDiskWarning(fs.label, target.path, folder),
     };
   }
 
@@ -231,6 +248,13 @@ async function probeFolder(fs: RemoteFs, path: string): Promise<FolderProbe> {
     timeoutMs: QUICK_MS,
   });
   return parseFolderProbe(result.stdout, fs.label);
+}
+
+/** A folder on the file system of /: where an unmounted disk or share leaves its mount point. */
+function systemDiskWarning(label: string, path: string, folder: FolderProbe): string | null {
+  return folder.onRootFileSystem
+    ? `${path} is on the system disk of ${label} (the file system of /), not on a disk or share of its own: if one should be mounted there, it is not, and exports would fill the system disk.`
+    : null;
 }
 
 function missingFolder(name: string, label: string, path: string, nearest: FolderProbe): TargetTest {

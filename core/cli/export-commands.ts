@@ -71,7 +71,7 @@ export function registerExportCommands(
         });
         print(result, opts.json, () =>
           result.trusted
-            ? `Added target ${name} (${describeTarget(result.target)}).\n`
+            ? `Added target ${name} (${describeTarget(result.target)}).\n${result.warning === null ? "" : `Warning: ${result.warning}\n`}`
             : `Added target ${name}, not trusted yet. It offers the host key\n  ${result.offeredFingerprint}\n` +
               `Check it on the host (ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub), then run:\n` +
               // An SSH target, the only kind that can be untrusted, always offers a key.

@@ -48,7 +48,9 @@ describe("testing a target", () => {
 
   it("a folder on this computer: missing is an answer and nothing is made; made when asked, with a warning", async () => {
     const folder = join(work, "exports");
-    await targets.add({ name: "local-dir", dir: folder });
+    const added = await targets.add({ name: "local-dir", dir: folder });
+    // Made on add, as the person asked; said at once to be on the system disk.
+    expect(added.warning).toMatch(/is on the system disk of this computer/);
     rmSync(folder, { recursive: true });
 
     const missing = await targets.test("local-dir");
@@ -72,7 +74,7 @@ describe("testing a target", () => {
 
   it("a folder on a file system of its own: no warning; missing under it says where that is mounted", async () => {
     const folder = join(mounted, "vm-exports");
-    await targets.add({ name: "usb", dir: folder });
+    expect((await targets.add({ name: "usb", dir: folder })).warning).toBeNull();
     const tested = await targets.test("usb");
     expect(tested).toMatchObject({
       state: "ok",
@@ -93,13 +95,14 @@ describe("testing a target", () => {
 
   it("an SSH target: the same answers, over SSH", async () => {
     const folder = join(sshd.tmpDir, "nas-exports");
-    await targets.add({
+    const added = await targets.add({
       name: "nas",
       ssh: `${sshd.user}@${sshd.host}:${sshd.port}:${folder}`,
       identityFile: sshd.userKeyPath,
       trust: sshd.hostFingerprint,
     });
     expect(existsSync(folder)).toBe(true);
+    expect(added.warning).toMatch(/is on the system disk of /);
     rmSync(folder, { recursive: true });
 
     const missing = await targets.test("nas");
@@ -130,7 +133,11 @@ describe("testing a target", () => {
       return { code, out, err };
     };
     try {
-      expect((await cli("target", "add", "box", "--dir", folder)).code).toBe(0);
+      const added = await cli("target", "add", "box", "--dir", folder);
+      expect(added.code).toBe(0);
+      expect(added.out).toMatch(
+        /^Added target box \(.*\)\.\nWarning: .* is on the system disk of this computer/,
+      );
       rmSync(folder, { recursive: true });
 
       const missing = await cli("target", "test", "box");

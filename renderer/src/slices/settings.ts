@@ -71,10 +71,15 @@ export const settingsSlice: Slice<SettingsSlice> = (api, run) => (set, get) => {
     },
     addTarget: async (request) => {
       let added: AddedTarget | null = null;
-      await run("Adding the target", async () => {
+      const made = await run("Adding the target", async () => {
         added = await api.call("targets.add", request);
         await get().loadSettings();
       });
+      // A trusted target is tested at once: its row then says the room there, and warns when the
+      // folder is on the system disk (where an unmounted disk leaves its mount point).
+      if (made && (added as AddedTarget | null)?.trusted === true) {
+        await get().testTarget(request.name);
+      }
       return added;
     },
     trustTarget: (name, fingerprint) =>

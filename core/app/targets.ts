@@ -192,7 +192,8 @@ export class Targets {
     const target = this.get(name);
     const fs = this.fsOf(target);
     let folder = await probeFolder(fs, target.path);
-    if (folder.state === "missing") {
+    const created = folder.state === "missing";
+    if (created) {
       if (options.create !== true) {
         return missingFolder(name, fs.label, target.path, folder);
       }
@@ -219,7 +220,7 @@ export class Targets {
       target: name,
       state: "ok",
       path: target.path,
-      created: options.create === true,
+      created,
       freeBytes: folder.freeBytes,
       rsync,
       mountPoint: folder.mountPoint,

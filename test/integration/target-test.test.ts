@@ -68,8 +68,9 @@ describe("testing a target", () => {
     expect(created).toMatchObject({ state: "ok", created: true, onRootFileSystem: true, mountPoint: "/" });
     expect(created.state === "ok" && created.warning).toMatch(/is on the system disk of this computer/);
     expect(existsSync(folder)).toBe(true);
-    // And again without create: there now, not made again.
+    // And again, with create or without: there now, not made again.
     expect(await targets.test("local-dir")).toMatchObject({ state: "ok", created: false });
+    expect(await targets.test("local-dir", { create: true })).toMatchObject({ state: "ok", created: false });
   });
 
   it("a folder on a file system of its own: no warning; missing under it says where that is mounted", async () => {

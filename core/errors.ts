@@ -62,6 +62,8 @@ export type HintAction =
   | { readonly do: "choose-disks"; readonly disks: readonly string[] }
   | { readonly do: "free-vg-or-fewer-disks"; readonly vg: string }
   | { readonly do: "list-targets" }
+  /** A target's folder is missing: mount what it is on, or make it on purpose. */
+  | { readonly do: "mount-or-create-folder"; readonly target: string }
   | { readonly do: "list-exports"; readonly target: string }
   | { readonly do: "prune-exports" }
   | { readonly do: "restore-elsewhere"; readonly nameToo: boolean }

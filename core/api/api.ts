@@ -26,6 +26,7 @@ import {
   type ApiError,
   type ApiEvent,
   type JobProgress,
+  type RevertProgress,
   type Method,
   type Params,
   type Result,
@@ -73,8 +74,13 @@ export class Api {
       },
       log: (id, line) => journal?.log(id, line),
     });
-    this.#handlers = handlers(context, now, this.#jobs, journal, (host, vm) =>
-      this.#emit({ event: "changed", data: vm === undefined ? { host } : { host, vm } }),
+    this.#handlers = handlers(
+      context,
+      now,
+      this.#jobs,
+      journal,
+      (host, vm) => this.#emit({ event: "changed", data: vm === undefined ? { host } : { host, vm } }),
+      (host, vmUuid, progress) => this.#emit({ event: "revert", data: { host, vmUuid, progress } }),
     );
   }
 
@@ -141,6 +147,7 @@ function handlers(
   jobs: Jobs,
   journal: JobJournal | null,
   changed: (host: string, vm?: string) => void,
+  reverting: (host: string, vmUuid: string, progress: RevertProgress) => void,
 ): Handlers {
   const { hosts, vms, snapshots, revert, targets, schedules, exports, library } = context;
   const optional = <K extends string, V>(key: K, value: V | undefined): { [P in K]?: V } =>
@@ -149,7 +156,9 @@ function handlers(
     dryRun,
     stopRunning: p.stopRunning,
     force: p.force,
+    powerOffNow: p.powerOffNow,
     shutdownTimeoutMs: p.shutdownTimeoutSeconds * 1000,
+    ...(dryRun ? {} : { onProgress: (progress: RevertProgress) => reverting(p.host, p.vmUuid, progress) }),
   });
   const draft = (p: Params<"schedules.add">) => ({
     host: p.host,
@@ -342,7 +351,7 @@ function handlers(
       await targets.remove(p.name);
       return null;
     },
-    "targets.test": (p) => targets.test(p.name),
+    "targets.test": (p) => targets.test(p.name, { create: p.create === true }),
 
     "exports.list": (p) => exports.list(p.target),
     "exports.start": (p) =>

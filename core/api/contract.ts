@@ -39,8 +39,9 @@ import type {
   SchedulePause,
   ScheduleState,
   Target,
+  TargetTest,
 } from "../domain/settings.js";
-import type { HostConfig, RevertResult, Snapshot, VmWithSnapshots } from "../domain/types.js";
+import type { HostConfig, RevertProgress, RevertResult, Snapshot, VmWithSnapshots } from "../domain/types.js";
 
 export type { HintAction } from "../errors.js";
 export type {
@@ -49,6 +50,7 @@ export type {
   DiskRole,
   DiskSnapshot,
   HostConfig,
+  RevertProgress,
   RevertResult,
   Snapshot,
   SnapshotKind,
@@ -61,6 +63,7 @@ export type {
   SchedulePause,
   ScheduleState,
   Target,
+  TargetTest,
 } from "../domain/settings.js";
 export type { KeptSnapshot, RetentionPolicy, RetentionResult } from "../domain/retention/gfs.js";
 export type { RetentionForecast } from "../domain/retention/forecast.js";
@@ -110,6 +113,7 @@ const fingerprint = z.string().min(1).max(200).describe("host key fingerprint");
 const stopOptions = {
   stopRunning: flag("choice to stop a running VM").default(false),
   force: flag("choice to power the VM off").default(false),
+  powerOffNow: flag("choice to power the VM off at once, without a shutdown request").default(false),
   shutdownTimeoutSeconds: z
     .number()
     .int()
@@ -257,7 +261,10 @@ export const methods = {
   "targets.fingerprint": z.object({ name: targetName }),
   "targets.trust": z.object({ name: targetName, fingerprint }),
   "targets.remove": z.object({ name: targetName }),
-  "targets.test": z.object({ name: targetName }),
+  "targets.test": z.object({
+    name: targetName,
+    create: z.boolean().describe("make the folder when it is missing").optional(),
+  }),
 
   "exports.list": z.object({ target: targetName.optional() }),
   "exports.start": z.object({
@@ -477,7 +484,12 @@ export type JobView = { [K in JobKind]: JobViewOf<K> }[JobKind];
 export type ApiEvent =
   /** `vm` as the call that changed it named it: its name, or its UUID. */
   | { readonly event: "changed"; readonly data: { readonly host: string; readonly vm?: string } }
-  | { readonly event: "job"; readonly data: JobView };
+  | { readonly event: "job"; readonly data: JobView }
+  /** A revert of a running VM moved on: the wizard counts down the wait for its shutdown. */
+  | {
+      readonly event: "revert";
+      readonly data: { readonly host: string; readonly vmUuid: string; readonly progress: RevertProgress };
+    };
 
 // ---- results ------------------------------------------------------------------------------------
 
@@ -492,13 +504,8 @@ export interface AddedTarget {
   readonly target: Target;
   readonly offeredFingerprint: string | null;
   readonly trusted: boolean;
-}
-
-/** What `targets.test` found: the target is writable, with this much room and this rsync. */
-export interface TargetTest {
-  readonly target: string;
-  readonly freeBytes: number;
-  readonly rsync: string | null;
+  /** Set when the folder is on the system disk, where an unmounted disk leaves its mount point. */
+  readonly warning: string | null;
 }
 
 /** A VM as the list shows it: its snapshots counted, not sent (vms.get brings them). */

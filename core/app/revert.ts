@@ -8,8 +8,9 @@ import { MAX_SAFETY_KEPT } from "../domain/limits.js";
 import { keepNewest } from "../domain/retention/newest.js";
 import { resolveSnapshot } from "../domain/selection.js";
 import { MAX_SNAPSHOT_NAME_LENGTH, encodeSnapshotTag } from "../domain/snapshot-tag.js";
-import type { LvSnapshot, RevertResult, Snapshot } from "../domain/types.js";
+import type { LvSnapshot, RevertProgress, RevertResult, Snapshot } from "../domain/types.js";
 import type { LogicalVolume } from "../drivers/lvm/parse.js";
+import { libvirtGuestOps } from "../hypervisor/guest.js";
 import type { LibvirtHost, VmInspection } from "../hypervisor/libvirt.js";
 import { mergeRefusal } from "../hypervisor/lvm.js";
 import type { SettingsStore } from "../infra/store/store.js";
@@ -18,7 +19,7 @@ import type { Hosts } from "./hosts.js";
 import { summaryOf, type Snapshots } from "./snapshots.js";
 import type { Vms } from "./vms.js";
 
-export type { RevertResult };
+export type { RevertProgress, RevertResult };
 
 export interface RevertRequest {
   readonly disks?: readonly string[];
@@ -28,7 +29,14 @@ export interface RevertRequest {
   readonly stopRunning?: boolean;
   /** Consent to power off a guest that ignores the shutdown request. */
   readonly force?: boolean;
+  /**
+   * Consent to power a running VM off at once, without a shutdown request: for a guest known to
+   * ignore one (no OS, no ACPI), which would otherwise be waited for in vain. Needs `stopRunning`.
+   */
+  readonly powerOffNow?: boolean;
   readonly shutdownTimeoutMs?: number;
+  /** Where the stop, revert and start are, for a countdown while the guest shuts down. */
+  readonly onProgress?: (progress: RevertProgress) => void;
 }
 
 export interface RevertDeps {
@@ -118,6 +126,17 @@ export class Revert {
       definitionChanges:
         saved === undefined || current === undefined ? null : diffDefinitions(saved, current),
       prunedSafety: [] as string[],
+      // Asked only of a running VM, and only in the plan, which the wizard shows before the choice
+      // of how to stop it (the real run does what was chosen).
+      guestAgent:
+        wasActive && request.dryRun === true
+          ? await libvirtGuestOps(
+              libvirt.runner,
+              libvirt.uri,
+              inspection.vm.uuid,
+              inspection.xml.guestAgentChannel,
+            ).agentAnswers()
+          : null,
     };
     if (request.dryRun === true) {
       // The safety snapshot this revert adds pushes the oldest unpinned ones past the limit.
@@ -189,14 +208,26 @@ export class Revert {
       ),
     );
     let inspection = before;
+    const report = request.onProgress ?? ((): void => undefined);
     if (wasActive) {
+      const then = request.force === true ? "power-off" : "give-up";
       const stop = {
         timeoutMs: request.shutdownTimeoutMs ?? DEFAULT_SHUTDOWN_TIMEOUT_MS,
         force: request.force === true,
-      };
-      await libvirt.stop(inspection.vm, stop, this.deps.sleep);
+        powerOffNow: request.powerOffNow === true,
+        onWait: (deadline: Date) =>
+          report({
+            phase: "shutting-down",
+            deadline: deadline.toISOString(),
+            secondsLeft: Math.max(0, Math.ceil((deadline.getTime() - this.deps.now().getTime()) / 1000)),
+            then,
+          }),
+        onPowerOff: () => report({ phase: "powering-off" }),
+      } as const;
+      await libvirt.stop(inspection.vm, stop, this.deps.sleep, this.deps.now);
       inspection = await libvirt.inspect(inspection.vm.uuid);
     }
+    report({ phase: "reverting" });
     try {
       // The safety net first, of the same disks, while the VM is off: undo is a revert to it.
       await this.deps.snapshots.take(libvirt.hostName, inspection.vm.uuid, {
@@ -226,6 +257,7 @@ export class Revert {
       throw error;
     }
     if (wasActive) {
+      report({ phase: "starting" });
       await libvirt.start(inspection.vm.uuid, wasPaused);
     }
   }

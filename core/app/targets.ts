@@ -9,9 +9,11 @@ import { validateName, validateNoControlCharacters } from "../domain/names.js";
 import { SnapkeepError, quoteInput } from "../errors.js";
 import { LocalRunner } from "../infra/runner/local.js";
 import { parseSshSpec } from "../infra/ssh/config.js";
-import type { SshTarget, Target } from "../domain/settings.js";
+import type { SshTarget, Target, TargetTest } from "../domain/settings.js";
 import type { SshHostConfig } from "../domain/types.js";
+import { type FolderProbe, folderProbeArgs, parseFolderProbe } from "../drivers/sh/target-scripts.js";
 import { RemoteFs } from "../infra/remote-fs.js";
+import { runChecked } from "../infra/runner/checked.js";
 import { EndpointRegistry, type EndpointDeps, type EndpointKind } from "./endpoints.js";
 
 const QUICK_MS = 60_000;
@@ -65,7 +67,13 @@ export class Targets {
     trust?: string | undefined;
     keep?: number | undefined;
     bwlimitKiB?: number | undefined;
-  }): Promise<{ target: Target; offeredFingerprint: string | null; trusted: boolean }> {
+  }): Promise<{
+    target: Target;
+    offeredFingerprint: string | null;
+    trusted: boolean;
+    /** Set when the folder is on the system disk (see TargetTest's warning); null when not, or not reached. */
+    warning: string | null;
+  }> {
     // Checked here so that the sentence names what was typed, whichever front end typed it; the
     // settings file refuses these too.
     validateName("target name", request.name);
@@ -94,9 +102,9 @@ export class Targets {
       const target: Target = { name: request.name, kind: "dir", path: posix.resolve(request.dir), ...keep };
       validateFolder(target);
       // Made now, while the person is here: later, a missing folder means the disk is not mounted.
-      await this.fsOf(target).mkdirs(target.path);
+      const warning = await this.#makeFolderOnAdd(target);
       this.#registry.add(target);
-      return { target, offeredFingerprint: null, trusted: true };
+      return { target, offeredFingerprint: null, trusted: true, warning };
     }
     const spec = request.ssh ?? "";
     const split = spec.indexOf(":/");
@@ -116,17 +124,30 @@ export class Targets {
     };
     validateFolder(target);
     const added = await this.#registry.addSsh(target, request.trust);
+    let warning: string | null = null;
     if (added.trusted) {
       // As for a folder target, all or nothing: a folder that cannot be made there (no permission,
       // a read-only share) is said now, and the target is not kept.
       try {
-        await this.fsOf(added.saved).mkdirs(added.saved.path);
+        warning = await this.#makeFolderOnAdd(added.saved);
       } catch (error) {
         await this.#registry.remove(added.saved.name);
         throw error;
       }
     }
-    return { target: added.saved, offeredFingerprint: added.offeredFingerprint, trusted: added.trusted };
+    return {
+      target: added.saved,
+      offeredFingerprint: added.offeredFingerprint,
+      trusted: added.trusted,
+      warning,
+    };
+  }
+
+  /** Makes a new target's folder, and says when it is on the system disk. */
+  async #makeFolderOnAdd(target: Target): Promise<string | null> {
+    const fs = this.fsOf(target);
+    await fs.mkdirs(target.path);
+    return systemDiskWarning(fs.label, target.path, await probeFolder(fs, target.path));
   }
 
   async trust(name: string, fingerprint: string): Promise<Target> {
@@ -137,8 +158,8 @@ export class Targets {
 
   /**
    * Makes the folder of an SSH target trusted after it was added. A failure leaves it trusted: its
-   * first export says the folder is missing, and testing the target (which makes it too) says why
-   * it cannot be made.
+   * first export says the folder is missing, and testing the target says so too, and why it cannot
+   * be made when asked to make it.
    */
   async #makeFolder(target: Target): Promise<void> {
     await this.fsOf(target)
@@ -162,15 +183,31 @@ export class Targets {
     return updated;
   }
 
-  /** Checks that the target is reachable, writable, has rsync, and how much room it has. */
-  async test(name: string): Promise<{ target: string; freeBytes: number; rsync: string | null }> {
+  /**
+   * Checks that the target is reachable, writable, has rsync, how much room it has, and whether
+   * its folder is on a file system of its own. A missing folder is reported, not made: it is made
+   * only with `create`, once the person has been told (usually it is a disk that is not mounted).
+   */
+  async test(name: string, options: { create?: boolean } = {}): Promise<TargetTest> {
     const target = this.get(name);
     const fs = this.fsOf(target);
-    await fs.mkdirs(target.path);
+    let folder = await probeFolder(fs, target.path);
+    const created = folder.state === "missing";
+    if (created) {
+      if (options.create !== true) {
+        return missingFolder(name, fs.label, target.path, folder);
+      }
+      await fs.mkdirs(target.path);
+      folder = await probeFolder(fs, target.path);
+    }
+    if (folder.state !== "present") {
+      throw new SnapkeepError("INVALID_INPUT", `${target.path} on ${fs.label} is not a folder.`, {
+        hint: "Choose a folder for the target: remove it and add it again with another path.",
+      });
+    }
     const probe = posix.join(target.path, `.snapkeep-write-test-${process.pid}`);
     await fs.writeFile(probe, "snapkeep\n");
     await fs.removeFiles([probe]);
-    const freeBytes = await fs.freeBytes(target.path);
     const version = await fs.run(["rsync", "--version"], { timeoutMs: QUICK_MS });
     const rsync = version.code === 0 ? (version.stdout.split("\n")[0]?.trim() ?? null) : null;
     if (rsync === null && target.kind === "ssh") {
@@ -179,7 +216,17 @@ export class Targets {
         details: { tool: "rsync" },
       });
     }
-    return { target: name, freeBytes, rsync };
+    return {
+      target: name,
+      state: "ok",
+      path: target.path,
+      created,
+      freeBytes: folder.freeBytes,
+      rsync,
+      mountPoint: folder.mountPoint,
+      onRootFileSystem: folder.onRootFileSystem,
+      warning: systemDiskWarning(fs.label, target.path, folder),
+    };
   }
 
   /** The file operations on a target, through its pooled runner; an untrusted SSH target refuses. */
@@ -195,6 +242,32 @@ export class Targets {
   dispose(): Promise<void> {
     return this.#registry.dispose();
   }
+}
+
+async function probeFolder(fs: RemoteFs, path: string): Promise<FolderProbe> {
+  const result = await runChecked(fs.runner, folderProbeArgs(path), `Looking at ${path}`, {
+    timeoutMs: QUICK_MS,
+  });
+  return parseFolderProbe(result.stdout, fs.label);
+}
+
+/** A folder on the file system of /: where an unmounted disk or share leaves its mount point. */
+function systemDiskWarning(label: string, path: string, folder: FolderProbe): string | null {
+  return folder.onRootFileSystem
+    ? `${path} is on the system disk of ${label} (the file system of /), not on a disk or share of its own: if one should be mounted there, it is not, and exports would fill the system disk.`
+    : null;
+}
+
+function missingFolder(name: string, label: string, path: string, nearest: FolderProbe): TargetTest {
+  return {
+    target: name,
+    state: "missing",
+    path,
+    message: `The folder ${path} does not exist on ${label}; nothing was created.`,
+    detail: nearest.onRootFileSystem
+      ? `${nearest.measured}, the nearest folder above it, is on the system disk (the file system of /): if a disk or share should be mounted there, it is not, and a folder made now would fill the system disk.`
+      : `${nearest.measured}, the nearest folder above it, is on the file system mounted at ${nearest.mountPoint}.`,
+  };
 }
 
 function validateFolder(target: Target): void {

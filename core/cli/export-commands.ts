@@ -1,6 +1,6 @@
 import { Option, type Command } from "commander";
 
-import { MAX_BWLIMIT_KIB, MAX_EXPORTS_KEPT } from "../domain/limits.js";
+import { MAX_EXPORTS_KEPT } from "../domain/limits.js";
 import { validateNoControlCharacters } from "../domain/names.js";
 import { SnapkeepError } from "../errors.js";
 import type { ExportEntry } from "../drivers/bundle/bundle.js";
@@ -11,7 +11,7 @@ import type { Target } from "../domain/settings.js";
 import { displayName, formatBytes, formatTime, table } from "./format.js";
 import { journaled } from "./journaled.js";
 import type { CliContext, CliIo } from "./main.js";
-import { diskList, numberOption, parseNumber } from "./options.js";
+import { bwlimitOption, diskList, numberOption, parseNumber } from "./options.js";
 import { splitVmRef } from "./refs.js";
 
 type Print = (value: unknown, json: boolean | undefined, human: () => string) => void;
@@ -42,9 +42,9 @@ export function registerExportCommands(
     .option("--trust <fingerprint>", "the host key you expect (SHA256:...), pinned when it matches")
     .option("--keep <n>", "verified exports to keep per VM (older ones are removed)", keepOption)
     .option(
-      "--bwlimit <KiB/s>",
-      "limit the bandwidth of scheduled copies to this target",
-      numberOption("--bwlimit", { min: 1, max: MAX_BWLIMIT_KIB }),
+      "--bwlimit <MiB/s>",
+      "limit scheduled copies to this target to this many MiB/s (e.g. 20 or 0.5)",
+      bwlimitOption,
     )
     .option("--json", "machine-readable output")
     .action(
@@ -71,7 +71,7 @@ export function registerExportCommands(
         });
         print(result, opts.json, () =>
           result.trusted
-            ? `Added target ${name} (${describeTarget(result.target)}).\n`
+            ? `Added target ${name} (${describeTarget(result.target)}).\n${result.warning === null ? "" : `Warning: ${result.warning}\n`}`
             : `Added target ${name}, not trusted yet. It offers the host key\n  ${result.offeredFingerprint}\n` +
               `Check it on the host (ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub), then run:\n` +
               // An SSH target, the only kind that can be untrusted, always offers a key.
@@ -122,14 +122,25 @@ export function registerExportCommands(
     });
   target
     .command("test <name>")
-    .description("check that a target is reachable and writable, and how much room it has")
+    .description(
+      "check that a target is reachable and writable, how much room it has, and that its folder is on a disk of its own",
+    )
+    .option("--create", "make the folder if it does not exist (a missing folder is an error otherwise)")
     .option("--json", "machine-readable output")
-    .action(async (name: string, opts: { json?: boolean }) => {
-      const result = await targets().test(name);
-      print(
-        result,
-        opts.json,
-        () => `${name} is writable, ${formatBytes(result.freeBytes)} free, ${result.rsync ?? "no rsync"}.\n`,
+    .action(async (name: string, opts: { create?: boolean; json?: boolean }) => {
+      const result = await targets().test(name, { create: opts.create === true });
+      if (result.state === "missing") {
+        throw new SnapkeepError("TARGET_OFFLINE", `${result.message} ${result.detail}`, {
+          action: { do: "mount-or-create-folder", target: name },
+        });
+      }
+      print(result, opts.json, () =>
+        [
+          ...(result.created ? [`Created ${result.path}.`] : []),
+          `${name} is writable, ${formatBytes(result.freeBytes)} free on ${result.mountPoint}, ${result.rsync ?? "no rsync"}.`,
+          ...(result.warning === null ? [] : [`Warning: ${result.warning}`]),
+          "",
+        ].join("\n"),
       );
     });
   target
@@ -148,11 +159,7 @@ export function registerExportCommands(
     .description("copy a snapshot off the host as a verified bundle (progress on stderr)")
     .requiredOption("--to <target>", "the export target")
     .option("--disk <targets>", "only these disks, e.g. vda,vdb", diskList)
-    .option(
-      "--bwlimit <KiB/s>",
-      "bandwidth limit for the transfer",
-      numberOption("--bwlimit", { min: 1, max: MAX_BWLIMIT_KIB }),
-    )
+    .option("--bwlimit <MiB/s>", "limit the copy to this many MiB/s (e.g. 20 or 0.5)", bwlimitOption)
     .option("--keep <n>", "verified exports to keep for this VM on the target", keepOption)
     .option(
       "--compressed",

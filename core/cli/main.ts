@@ -14,7 +14,7 @@ import type { VmWithSnapshots } from "../domain/types.js";
 import { sshEnvironmentFromProcess } from "../infra/runner/factory.js";
 import { DEFAULT_LAB_DIR, DEMO_OWNER, labUp, removeLabVms } from "../app/lab/lab.js";
 import { LocalRunner } from "../infra/runner/local.js";
-import type { RevertResult } from "../app/revert.js";
+import type { RevertProgress, RevertRequest, RevertResult } from "../app/revert.js";
 import { openCoreContext, type CoreContext } from "../app/context.js";
 import { snapkeepHome } from "../infra/store/home.js";
 import type { Hook } from "../domain/settings.js";
@@ -313,7 +313,7 @@ function buildProgram(io: CliIo, context: () => CliContext): Command {
     async (ref: string, snapshotRef: string, opts: StopOptions & { disk?: string[] }) => {
       const [hostName, vmName] = splitVmRef(ref);
       const result = await context().revert.revert(hostName, vmName, snapshotRef, {
-        ...revertRequest(opts),
+        ...revertRequest(opts, io),
         ...(opts.disk === undefined ? {} : { disks: opts.disk }),
       });
       io.out(describeRevert(result, ref));
@@ -324,7 +324,7 @@ function buildProgram(io: CliIo, context: () => CliContext): Command {
     .description("undo the last revert: revert to the safety snapshot taken just before it");
   withStopOptions(undo).action(async (ref: string, opts: StopOptions) => {
     const [hostName, vmName] = splitVmRef(ref);
-    const result = await context().revert.undo(hostName, vmName, revertRequest(opts));
+    const result = await context().revert.undo(hostName, vmName, revertRequest(opts, io));
     io.out(describeRevert(result, ref));
   });
   snapshot
@@ -420,6 +420,7 @@ function buildProgram(io: CliIo, context: () => CliContext): Command {
 interface StopOptions {
   yes?: boolean;
   force?: boolean;
+  powerOffNow?: boolean;
   shutdownTimeout: number;
   dryRun?: boolean;
 }
@@ -428,7 +429,11 @@ interface StopOptions {
 function withStopOptions(command: Command): Command {
   return command
     .option("--yes", "stop a running VM, revert, and start it again")
-    .option("--force", "power the VM off if it ignores the shutdown request")
+    .option("--force", "power the VM off if it is still running when the shutdown wait is over")
+    .option(
+      "--power-off-now",
+      "power a running VM off at once, without a shutdown request (implies --yes; unwritten guest data is lost)",
+    )
     .option(
       "--shutdown-timeout <seconds>",
       "how long to wait for a clean shutdown",
@@ -438,17 +443,30 @@ function withStopOptions(command: Command): Command {
     .option("--dry-run", "only say what would happen");
 }
 
-function revertRequest(opts: StopOptions): {
-  dryRun: boolean;
-  stopRunning: boolean;
-  force: boolean;
-  shutdownTimeoutMs: number;
-} {
+function revertRequest(opts: StopOptions, io: CliIo): RevertRequest {
+  let shown: RevertProgress["phase"] | null = null;
   return {
     dryRun: opts.dryRun === true,
-    stopRunning: opts.yes === true,
+    stopRunning: opts.yes === true || opts.powerOffNow === true,
     force: opts.force === true,
+    powerOffNow: opts.powerOffNow === true,
     shutdownTimeoutMs: opts.shutdownTimeout * 1000,
+    // One line per step on stderr; the wait for the shutdown says when it ends and what then.
+    onProgress: (progress) => {
+      if (progress.phase === shown) {
+        return;
+      }
+      shown = progress.phase;
+      io.err(
+        progress.phase === "shutting-down"
+          ? `Waiting up to ${progress.secondsLeft} s for the guest to shut down (until ${formatTime(progress.deadline)}); ${progress.then === "power-off" ? "then it is powered off" : "then the revert stops, changing nothing"}.\n`
+          : progress.phase === "powering-off"
+            ? "Powering the VM off.\n"
+            : progress.phase === "reverting"
+              ? "Reverting the disks.\n"
+              : "Starting the VM again.\n",
+      );
+    },
   };
 }
 
@@ -461,6 +479,11 @@ function describeRevert(result: RevertResult, ref: string): string {
     );
     if (result.needsConsent) {
       lines.push("The VM is running: the real revert needs --yes.");
+    }
+    if (result.guestAgent === false) {
+      lines.push(
+        "No guest agent answers in it: if it also ignores a shutdown request (no OS, no ACPI support), the revert would wait for nothing; --power-off-now powers it off at once instead.",
+      );
     }
     if (result.prunedSafety.length > 0) {
       lines.push(

@@ -1,4 +1,5 @@
 /** Option values as the CLI takes them: numbers in a stated range, and lists of disks. */
+import { MAX_BWLIMIT_KIB } from "../domain/limits.js";
 import { SnapkeepError, quoteInput } from "../errors.js";
 
 export interface NumberRange {
@@ -50,4 +51,17 @@ export function diskList(text: string): string[] {
     throw new SnapkeepError("INVALID_INPUT", "Give at least one disk target, e.g. --disk vda.");
   }
   return disks;
+}
+
+/**
+ * `--bwlimit` in MiB/s, the unit the desktop app shows (a fraction allowed: 0.5 is 512 KiB/s),
+ * as the KiB/s the core and rsync take.
+ */
+export function bwlimitOption(text: string): number {
+  const mib = parseNumber(text, "--bwlimit (MiB/s)", {
+    min: 0.01,
+    max: Math.floor(MAX_BWLIMIT_KIB / 1024),
+    fraction: true,
+  });
+  return Math.max(1, Math.round(mib * 1024));
 }

@@ -37,13 +37,15 @@ function cliWords(action: HintAction): string {
     case "allow-stop":
       return "Run again with --yes to shut it down, revert, and start it again.";
     case "allow-power-off":
-      return "Shut it down from inside the guest, or pass --force to power it off.";
+      return "Shut it down from inside the guest, or pass --force to power it off after the wait, or --power-off-now to power it off without asking the guest.";
     case "choose-disks":
       return `Choose the other disks with ${commandLine`--disk ${action.disks.join(",")}`}`;
     case "free-vg-or-fewer-disks":
       return `Free space in ${action.vg} (delete old snapshots, or vgextend ${action.vg} with another disk), or snapshot fewer disks with --disk.`;
     case "list-targets":
       return "See them with: snapkeep target list";
+    case "mount-or-create-folder":
+      return `Mount the disk or share it is on and try again; if the folder was removed on purpose, make it again: ${commandLine`snapkeep target test ${action.target} --create`}`;
     case "list-exports":
       return `See them with: ${commandLine`snapkeep exports list --target ${action.target}`}`;
     case "prune-exports":
@@ -102,13 +104,15 @@ function uiWords(action: HintAction): string {
     case "allow-stop":
       return "Allow stopping the VM to shut it down, revert, and start it again.";
     case "allow-power-off":
-      return "Shut it down from inside the guest, or allow powering it off.";
+      return "Shut it down from inside the guest, or choose to power it off (at once, or when the wait is over).";
     case "choose-disks":
       return `Choose only the other disks: ${action.disks.join(", ")}.`;
     case "free-vg-or-fewer-disks":
       return `Free space in ${action.vg} (delete old snapshots, or extend the volume group with another disk), or snapshot fewer disks.`;
     case "list-targets":
       return "See your targets under Settings → Export targets.";
+    case "mount-or-create-folder":
+      return `Mount the disk or share it is on and try again; if the folder was removed on purpose, test ${action.target} under Settings → Export targets and choose Create it.`;
     case "list-exports":
       return `See the exports on ${action.target} under Exports.`;
     case "prune-exports":

@@ -193,6 +193,35 @@ export const sshTargetSchema = z.object({
 
 export const targetSchema = z.discriminatedUnion("kind", [dirTargetSchema, sshTargetSchema]);
 
+/**
+ * What testing a target found. A missing folder is its own answer, not an error to catch: it is
+ * made only when the person asks (a missing folder is usually a disk that is not mounted).
+ */
+export type TargetTest =
+  | {
+      readonly target: string;
+      readonly state: "missing";
+      readonly path: string;
+      /** "The folder … does not exist on …; nothing was created." */
+      readonly message: string;
+      /** What the nearest folder above it is on: the system disk is the sign of a disk not mounted. */
+      readonly detail: string;
+    }
+  | {
+      readonly target: string;
+      readonly state: "ok";
+      readonly path: string;
+      /** Made by this test, as asked. */
+      readonly created: boolean;
+      readonly freeBytes: number;
+      readonly rsync: string | null;
+      /** Where the file system holding the folder is mounted. */
+      readonly mountPoint: string;
+      readonly onRootFileSystem: boolean;
+      /** Set when the folder is on the file system of `/`, where an unmounted disk leaves its mount point. */
+      readonly warning: string | null;
+    };
+
 export const managedVmSchema = z.object({
   host: hostName,
   uuid: z.string(),

@@ -136,7 +136,27 @@ export interface RevertResult {
   readonly definitionChanges: readonly DefinitionChange[] | null;
   /** Older safety snapshots deleted to keep the configured number. */
   readonly prunedSafety: readonly string[];
+  /**
+   * Whether the QEMU guest agent answered, asked while the VM runs (null when it is not running).
+   * Without one, a guest may ignore the shutdown request (no OS, no ACPI): the revert would wait
+   * out the timeout, so powering it off is offered up front.
+   */
+  readonly guestAgent: boolean | null;
 }
+
+/** Where a revert of a running VM is, for a countdown while the guest shuts down. */
+export type RevertProgress =
+  | {
+      readonly phase: "shutting-down";
+      /** When the wait for a clean shutdown ends (ISO time), and the seconds left until then. */
+      readonly deadline: string;
+      readonly secondsLeft: number;
+      /** What happens if the guest is still running then. */
+      readonly then: "power-off" | "give-up";
+    }
+  | { readonly phase: "powering-off" }
+  | { readonly phase: "reverting" }
+  | { readonly phase: "starting" };
 
 /** One internal snapshot of an image, as qemu-img and QMP report it. */
 export interface ImageSnapshot {

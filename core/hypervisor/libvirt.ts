@@ -59,6 +59,12 @@ export interface StopOptions {
   readonly timeoutMs: number;
   /** Power off when the guest ignores the shutdown request (a VM with no OS always does). */
   readonly force: boolean;
+  /** Power off at once, without a shutdown request: chosen up front for a guest known to ignore it. */
+  readonly powerOffNow?: boolean;
+  /** Called while waiting for the guest to shut down, with when the wait ends. */
+  readonly onWait?: (deadline: Date) => void;
+  /** Called just before the power-off. */
+  readonly onPowerOff?: () => void;
 }
 
 /**
@@ -696,31 +702,42 @@ export class LibvirtHost {
   }
 
   /**
-   * Asks the guest to shut down and waits; powers off only when `force` allows it, because a
-   * power-off loses whatever the guest had not written yet.
+   * Asks the guest to shut down and waits until `timeoutMs` has passed by `now`; powers off only
+   * when `force` allows it, or at once with `powerOffNow`, because a power-off loses whatever the
+   * guest had not written yet.
    */
-  async stop(vm: Vm, options: StopOptions, sleep: (ms: number) => Promise<void>): Promise<void> {
+  async stop(
+    vm: Vm,
+    options: StopOptions,
+    sleep: (ms: number) => Promise<void>,
+    now: () => Date,
+  ): Promise<void> {
     const uuid = vm.uuid;
-    await runChecked(this.runner, virsh.shutdownArgs(this.uri, uuid), `Shutting ${vm.name} down`, {
-      timeoutMs: QUERY_TIMEOUT_MS,
-    });
-    const poll = 500;
-    for (let waited = 0; waited < options.timeoutMs; waited += poll) {
+    if (options.powerOffNow !== true) {
+      await runChecked(this.runner, virsh.shutdownArgs(this.uri, uuid), `Shutting ${vm.name} down`, {
+        timeoutMs: QUERY_TIMEOUT_MS,
+      });
+      const deadline = new Date(now().getTime() + options.timeoutMs);
+      const poll = 500;
+      while (now() < deadline) {
+        if (!(await this.isActive(uuid))) {
+          return;
+        }
+        options.onWait?.(deadline);
+        await sleep(Math.min(poll, Math.max(0, deadline.getTime() - now().getTime())));
+      }
       if (!(await this.isActive(uuid))) {
         return;
       }
-      await sleep(poll);
+      if (!options.force) {
+        throw new SnapkeepError(
+          "VM_RUNNING",
+          `${vm.name} did not shut down within ${Math.round(options.timeoutMs / 1000)} s; nothing was reverted.`,
+          { action: { do: "allow-power-off" } },
+        );
+      }
     }
-    if (!(await this.isActive(uuid))) {
-      return;
-    }
-    if (!options.force) {
-      throw new SnapkeepError(
-        "VM_RUNNING",
-        `${vm.name} did not shut down within ${Math.round(options.timeoutMs / 1000)} s; nothing was reverted.`,
-        { action: { do: "allow-power-off" } },
-      );
-    }
+    options.onPowerOff?.();
     await runChecked(this.runner, virsh.destroyArgs(this.uri, uuid), `Powering ${vm.name} off`, {
       timeoutMs: QUERY_TIMEOUT_MS,
     });

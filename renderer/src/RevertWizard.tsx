@@ -33,14 +33,20 @@ export function RevertWizard({
   const disks = snapshot === null ? [] : snapshot.disks.map((d) => d.target);
   const [chosen, setChosen] = useState<string[]>(disks);
   const [force, setForce] = useState(false);
+  const [powerOffNow, setPowerOffNow] = useState(false);
   const [timeout, setTimeoutSeconds] = useState(120);
-  const [step, setStep] = useState<Step>(snapshot === null || !vm.active ? "summary" : "choose");
+  // A running VM is stopped for an undo too: how is chosen first, as for a revert.
+  const [step, setStep] = useState<Step>(vm.active ? "choose" : "summary");
   const [plan, setPlan] = useState<RevertResult | null>(null);
+  /** The first plan of a running VM: whether its guest agent answers, before the stop is chosen. */
+  const [agent, setAgent] = useState<boolean | null | undefined>(undefined);
+  const [reverting, setReverting] = useState(false);
   const [done, setDone] = useState<RevertResult | null>(null);
   const options = (): RevertOptions => ({
     ...(snapshot === null || chosen.length === disks.length ? {} : { disks: chosen }),
     stopRunning: true,
-    force,
+    force: force && !powerOffNow,
+    powerOffNow,
     shutdownTimeoutSeconds: timeout,
   });
 
@@ -50,6 +56,13 @@ export function RevertWizard({
     }
     // Planned once per visit to the summary (the options are fixed by then).
   }, [step]);
+
+  useEffect(() => {
+    if (vm.active) {
+      void onPlan(options(), true).then((p) => setAgent(p?.guestAgent ?? null));
+    }
+    // Asked once, when the wizard opens on a running VM.
+  }, []);
 
   const title =
     snapshot === null ? `Undo the last revert of ${vm.name}` : `Revert ${vm.name} to “${snapshot.name}”`;
@@ -82,23 +95,16 @@ export function RevertWizard({
             </fieldset>
           )}
           {vm.active && (
-            <fieldset>
-              <legend>{vm.name} is running</legend>
-              <p className="hint">It is shut down for the revert and started again afterwards.</p>
-              <label htmlFor={`${id}-timeout`}>Wait for a clean shutdown (seconds)</label>
-              <input
-                id={`${id}-timeout`}
-                type="number"
-                min={1}
-                max={3600}
-                value={timeout}
-                onChange={(e) => setTimeoutSeconds(Math.max(1, Number(e.target.value) || 1))}
-              />
-              <label className="check">
-                <input type="checkbox" checked={force} onChange={(e) => setForce(e.target.checked)} />
-                Power it off if it ignores the shutdown request
-              </label>
-            </fieldset>
+            <StopChoice
+              vmName={vm.name}
+              agent={agent}
+              timeout={timeout}
+              onTimeout={setTimeoutSeconds}
+              force={force}
+              onForce={setForce}
+              powerOffNow={powerOffNow}
+              onPowerOffNow={setPowerOffNow}
+            />
           )}
           <div className="buttons">
             <button type="button" onClick={onClose}>
@@ -125,12 +131,21 @@ export function RevertWizard({
           ) : (
             <div className="summary" aria-label="What will happen">
               <ul>
-                {plan.restarted && (
-                  <li>
-                    {plan.vm} is shut down{force ? " (powered off if it does not respond)" : ""}, and started
-                    again afterwards.
-                  </li>
-                )}
+                {plan.restarted &&
+                  (powerOffNow ? (
+                    <li>
+                      {plan.vm} is powered off at once (what the guest had not written to disk is lost), and
+                      started again afterwards.
+                    </li>
+                  ) : (
+                    <li>
+                      {plan.vm} is asked to shut down and given {timeout} s;{" "}
+                      {force
+                        ? "if it is still running then, it is powered off"
+                        : "if it is still running then, the revert stops and nothing is changed"}
+                      . It is started again afterwards.
+                    </li>
+                  ))}
                 <li>
                   A safety snapshot <strong>{plan.safety.name}</strong> keeps what is on{" "}
                   {plan.disks.join(", ")} now.
@@ -164,13 +179,18 @@ export function RevertWizard({
               )}
             </div>
           )}
+          {reverting && busy !== null && (
+            <p className="revert-status" role="status" aria-live="polite">
+              {busy}…
+            </p>
+          )}
           {error !== null && <ErrorBox error={error} />}
           <div className="buttons">
             <button type="button" onClick={onClose}>
               Cancel
             </button>
-            {snapshot !== null && vm.active && (
-              <button type="button" onClick={() => (setPlan(null), setStep("choose"))}>
+            {vm.active && (
+              <button type="button" disabled={reverting} onClick={() => (setPlan(null), setStep("choose"))}>
                 Back
               </button>
             )}
@@ -178,16 +198,26 @@ export function RevertWizard({
               type="button"
               className="primary"
               disabled={plan === null || busy !== null}
-              onClick={() =>
+              onClick={() => {
+                setReverting(true);
                 void onPlan(options(), false).then((result) => {
+                  setReverting(false);
                   if (result !== null) {
                     setDone(result);
                     setStep("done");
                   }
-                })
-              }
+                });
+              }}
             >
-              {busy !== null && plan !== null ? `${busy}…` : snapshot === null ? "Undo" : "Revert"}
+              {reverting
+                ? snapshot === null
+                  ? "Undoing…"
+                  : "Reverting…"
+                : busy !== null && plan !== null
+                  ? `${busy}…`
+                  : snapshot === null
+                    ? "Undo"
+                    : "Revert"}
             </button>
           </div>
         </>
@@ -212,5 +242,82 @@ export function RevertWizard({
         </>
       )}
     </Modal>
+  );
+}
+
+/**
+ * How a running VM is stopped. A guest whose agent does not answer may also ignore the shutdown
+ * request (a guest with no OS, or without ACPI support, always does): the wait would run out and
+ * the revert fail, so powering it off at once is offered up front, with what that costs.
+ */
+function StopChoice({
+  vmName,
+  agent,
+  timeout,
+  onTimeout,
+  force,
+  onForce,
+  powerOffNow,
+  onPowerOffNow,
+}: {
+  vmName: string;
+  /** undefined while asking; null when it could not be asked. */
+  agent: boolean | null | undefined;
+  timeout: number;
+  onTimeout: (seconds: number) => void;
+  force: boolean;
+  onForce: (force: boolean) => void;
+  powerOffNow: boolean;
+  onPowerOffNow: (now: boolean) => void;
+}) {
+  const id = useId();
+  return (
+    <fieldset>
+      <legend>{vmName} is running</legend>
+      <p className="hint">It is stopped for the revert and started again afterwards.</p>
+      {agent === undefined && (
+        <p className="hint" role="status">
+          Asking its guest agent…
+        </p>
+      )}
+      {agent === false && (
+        <p className="stop-advice" role="note">
+          No guest agent answers in {vmName}. If the guest also ignores a shutdown request (one with no OS, or
+          without ACPI support, does), a clean shutdown would keep the revert waiting {timeout} s for nothing:
+          power it off now instead.
+        </p>
+      )}
+      <label className="check">
+        <input
+          type="radio"
+          name={`${id}-stop`}
+          checked={!powerOffNow}
+          onChange={() => onPowerOffNow(false)}
+        />
+        Shut it down cleanly
+      </label>
+      {!powerOffNow && (
+        <div className="stop-wait">
+          <label htmlFor={`${id}-timeout`}>Wait for the shutdown (seconds)</label>
+          <input
+            id={`${id}-timeout`}
+            type="number"
+            min={1}
+            max={3600}
+            value={timeout}
+            onChange={(e) => onTimeout(Math.max(1, Number(e.target.value) || 1))}
+          />
+          <label className="check">
+            <input type="checkbox" checked={force} onChange={(e) => onForce(e.target.checked)} />
+            Power it off if it is still running then
+          </label>
+        </div>
+      )}
+      <label className="check">
+        <input type="radio" name={`${id}-stop`} checked={powerOffNow} onChange={() => onPowerOffNow(true)} />
+        Power it off now, without asking the guest (like pulling the plug: what it had not written to disk is
+        lost)
+      </label>
+    </fieldset>
   );
 }

@@ -1,3 +1,4 @@
+import { useConfirm } from "./Confirm.js";
 import { useEffect, useId, useState, type FormEvent } from "react";
 import { useStore } from "zustand";
 
@@ -88,7 +89,7 @@ export function SettingsView({ store }: { store: AppStore }) {
         }}
         onCheck={(name) => void askTrust("target", name)}
         tests={state.targetTests}
-        onTest={(name) => void state.testTarget(name)}
+        onTest={(name, create) => void state.testTarget(name, create)}
         onRemove={(name) => void state.removeTarget(name)}
       />
       <SafetySection
@@ -226,6 +227,7 @@ function HostsSection({
   onRemove: (name: string) => void;
 }) {
   const id = useId();
+  const confirm = useConfirm();
   const hasLocal = hosts.some((h) => h.kind === "local");
   const [local, setLocal] = useState(!hasLocal);
   const [name, setName] = useState(hasLocal ? "" : "local");
@@ -251,6 +253,7 @@ function HostsSection({
   };
   return (
     <section aria-labelledby={`${id}-title`}>
+      {confirm.dialog}
       <h3 id={`${id}-title`}>Hosts</h3>
       {hosts.length === 0 ? (
         <p className="empty">No hosts yet. Add this computer or a machine you reach over SSH.</p>
@@ -286,15 +289,26 @@ function HostsSection({
                     type="button"
                     className="danger"
                     disabled={busy}
-                    onClick={() => {
-                      if (
-                        window.confirm(
-                          `Remove host ${h.name}? Snapkeep stops showing its VMs. Nothing on the host changes: its VMs, snapshots and images stay, and adding it again under the same name brings back notes and pins.`,
-                        )
-                      ) {
-                        onRemove(h.name);
-                      }
-                    }}
+                    onClick={() =>
+                      void confirm
+                        .ask({
+                          title: `Remove host ${h.name}?`,
+                          body: (
+                            <p>
+                              Snapkeep stops showing its VMs. Nothing on the host changes: its VMs, snapshots
+                              and images stay, and adding it again under the same name brings back notes and
+                              pins.
+                            </p>
+                          ),
+                          action: "Remove host",
+                          danger: true,
+                        })
+                        .then((yes) => {
+                          if (yes) {
+                            onRemove(h.name);
+                          }
+                        })
+                    }
                   >
                     Remove
                   </button>
@@ -381,6 +395,53 @@ function targetLocation(target: Target): string {
   return target.kind === "dir" ? target.path : `${sshAddress(target)}:${target.path}`;
 }
 
+/**
+ * A test's answer. A missing folder is usually a disk that is not mounted: it is said as such,
+ * and made only when the person presses "Create it"; a folder on the system disk is warned about.
+ */
+function TargetTestResult({
+  result,
+  busy,
+  onCreate,
+}: {
+  result: TargetTest | undefined;
+  busy: boolean;
+  onCreate: () => void;
+}) {
+  if (result === undefined) {
+    return <span className="muted nowrap">not tested</span>;
+  }
+  if (result.state === "missing") {
+    return (
+      <div className="test-result test-missing" role="alert">
+        <strong>{result.message}</strong>
+        <p>{result.detail}</p>
+        <button type="button" disabled={busy} onClick={onCreate}>
+          Create it
+        </button>
+      </div>
+    );
+  }
+  return (
+    <span className="test-result">
+      {result.created && (
+        <>
+          Created {result.path}.<br />
+        </>
+      )}
+      writable, {formatBytes(result.freeBytes)} free on {result.mountPoint}
+      <br />
+      {result.rsync ?? "no rsync on this computer"}
+      {result.warning !== null && (
+        <span className="test-warning" role="alert">
+          <br />
+          Warning: {result.warning}
+        </span>
+      )}
+    </span>
+  );
+}
+
 function TargetsSection({
   targets,
   busy,
@@ -401,10 +462,11 @@ function TargetsSection({
   }) => Promise<boolean>;
   onCheck: (name: string) => void;
   tests: Readonly<Record<string, TargetTest>>;
-  onTest: (name: string) => void;
+  onTest: (name: string, create?: boolean) => void;
   onRemove: (name: string) => void;
 }) {
   const id = useId();
+  const confirm = useConfirm();
   const [folder, setFolder] = useState(true);
   const [name, setName] = useState("");
   const [location, setLocation] = useState("");
@@ -429,6 +491,7 @@ function TargetsSection({
   };
   return (
     <section aria-labelledby={`${id}-title`}>
+      {confirm.dialog}
       <h3 id={`${id}-title`}>Export targets</h3>
       <p className="hint">
         Where copies of snapshots go, off the host: a folder (a NAS mount, a USB disk) or an SSH host.
@@ -460,15 +523,7 @@ function TargetsSection({
                     )}
                   </td>
                   <td aria-live="polite">
-                    {result === undefined ? (
-                      <span className="muted nowrap">not tested</span>
-                    ) : (
-                      <span className="test-result">
-                        writable, {formatBytes(result.freeBytes)} free
-                        <br />
-                        {result.rsync ?? "no rsync on this computer"}
-                      </span>
-                    )}
+                    <TargetTestResult result={result} busy={busy} onCreate={() => onTest(t.name, true)} />
                   </td>
                   <td className="actions">
                     {t.kind === "ssh" && t.hostKey === undefined && (
@@ -483,15 +538,20 @@ function TargetsSection({
                       type="button"
                       className="danger"
                       disabled={busy}
-                      onClick={() => {
-                        if (
-                          window.confirm(
-                            `Remove export target ${t.name}? Snapkeep forgets it; the exports already there stay where they are.`,
-                          )
-                        ) {
-                          onRemove(t.name);
-                        }
-                      }}
+                      onClick={() =>
+                        void confirm
+                          .ask({
+                            title: `Remove export target ${t.name}?`,
+                            body: <p>Snapkeep forgets it; the exports already there stay where they are.</p>,
+                            action: "Remove target",
+                            danger: true,
+                          })
+                          .then((yes) => {
+                            if (yes) {
+                              onRemove(t.name);
+                            }
+                          })
+                      }
                     >
                       Remove
                     </button>

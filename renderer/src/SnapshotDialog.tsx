@@ -69,9 +69,7 @@ export function SnapshotDialog({
           </label>
         ))}
       </fieldset>
-      <p className="hint">
-        {vm.active ? "The VM keeps running; its disks are captured in one instant." : "The VM is shut off."}
-      </p>
+      <SnapshotHolds vm={vm} />
       {error !== null && <ErrorBox error={error} />}
       <div className="buttons">
         <button type="button" onClick={onCancel}>
@@ -83,4 +81,40 @@ export function SnapshotDialog({
       </div>
     </Modal>
   );
+}
+
+/**
+ * What the snapshot will hold, as core takes it: internal disk snapshots (one QMP transaction
+ * while the VM runs), never its memory; the guest's file systems frozen for it when the guest
+ * agent answers and the VM's freeze setting is on (the default), else crash-consistent.
+ */
+function SnapshotHolds({ vm }: { vm: VmWithSnapshots }) {
+  if (!vm.active) {
+    return <p className="hint">The VM is shut off: the snapshot holds its disks as they were left.</p>;
+  }
+  const last = vm.snapshots.findLast((s) => s.consistency !== null && s.consistency !== "vm-off");
+  const lastWords =
+    last?.consistency === undefined || last.consistency === null ? null : consistencyWords(last.consistency);
+  return (
+    <div className="hint snapshot-holds">
+      <p>
+        The VM keeps running. The snapshot holds its disks at one instant, not its memory: a revert starts the
+        VM afresh from them.
+      </p>
+      <p>
+        Its file systems are frozen for that instant when the QEMU guest agent answers in the VM (unless
+        freezing is turned off for it); otherwise the snapshot is crash-consistent, like disks after a power
+        cut.
+        {lastWords !== null && ` Its last snapshot taken while running was ${lastWords}.`}
+      </p>
+    </div>
+  );
+}
+
+/** A recorded consistency (consistency.ts's labels) in a few words. */
+function consistencyWords(consistency: string): string {
+  if (consistency.startsWith("frozen")) {
+    return "frozen";
+  }
+  return consistency === "hooked" ? "taken between its hooks, not frozen" : "crash-consistent";
 }

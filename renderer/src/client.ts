@@ -58,5 +58,8 @@ function isEvent(value: unknown): value is ApiEvent {
     return false;
   }
   const event = (value as { event?: unknown }).event;
-  return (event === "changed" || event === "job") && typeof (value as { data?: unknown }).data === "object";
+  return (
+    (event === "changed" || event === "job" || event === "revert") &&
+    typeof (value as { data?: unknown }).data === "object"
+  );
 }

@@ -28,6 +28,8 @@ function startApp(): void {
   client.onEvent((event) => {
     if (event.event === "job") {
       app.getState().jobChanged(event.data);
+    } else if (event.event === "revert") {
+      app.getState().revertProgress(event.data.host, event.data.vmUuid, event.data.progress);
     } else {
       // Another window, a job or the scheduler changed something: reload what shows it.
       void app.getState().refresh();

@@ -289,7 +289,7 @@ describe("snapkeep daemon", () => {
         "--trust",
         sshd.hostFingerprint,
         "--bwlimit",
-        "1024",
+        "1",
       ]);
       expect(target.stderr).toBe("");
       const added = cli(home, [

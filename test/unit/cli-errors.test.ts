@@ -112,8 +112,10 @@ const cases: readonly Case[] = [
   { args: ["target", "keep", "t", "1e9"] },
   {
     args: ["export", "local/vm", "s", "--to", "t", "--bwlimit", "nonsense"],
-    says: 'Use a whole number from 1 to 100,000,000 for --bwlimit, not "nonsense".',
+    says: 'Use a number from 0.01 to 97,656 for --bwlimit (MiB/s), not "nonsense".',
   },
+  { args: ["export", "local/vm", "s", "--to", "t", "--bwlimit", "0"] },
+  { args: ["target", "add", "t", "--dir", "/tmp/x", "--bwlimit", "200000"] },
   { args: ["export", "novm", "s", "--to", "t"] },
   { args: ["exports", "prune", "t", "--keep", "abc"] },
   { args: ["exports", "clean", "local", "--quiet-hours", "abc"] },

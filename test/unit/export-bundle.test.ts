@@ -298,6 +298,13 @@ describe("rsync over the relay", () => {
     expect(argv[argv.indexOf("-e") + 1]).toBe(RELAY_RSH);
   });
 
+  it("passes a bandwidth limit only when one is asked, in rsync's KiB/s", () => {
+    const plain = rsyncSendArgs({ source: "/a", destination: "/b" });
+    expect(plain.some((a) => a.startsWith("--bwlimit"))).toBe(false);
+    // The CLI's and the app's 0.5 MiB/s.
+    expect(rsyncSendArgs({ source: "/a", destination: "/b", bwlimitKiB: 512 })).toContain("--bwlimit=512");
+  });
+
   it("reads the relay header whole or waits for the rest", () => {
     const header = "4\nsnapkeep-target\nrsync\n--server\n-sIe.LsfxCIvu\n";
     expect(parseRelayHeader(Buffer.from(header.slice(0, 20)))).toBeUndefined();

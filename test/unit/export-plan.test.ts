@@ -7,6 +7,7 @@ import {
   findResumable,
   newestVerified,
   planExportDisks,
+  writesIntoTarget,
 } from "../../core/domain/plans/export-plan.js";
 import type { Disk, LvSnapshot, Snapshot, VmWithSnapshots } from "../../core/domain/types.js";
 
@@ -132,5 +133,29 @@ describe("the export plan", () => {
     expect(bytesStillNeeded([100, 200], [undefined, undefined])).toBe(300);
     expect(bytesStillNeeded([100, 200], [40, 250])).toBe(60);
     expect(bytesStillNeeded([], [])).toBe(0);
+  });
+});
+
+describe("where an export's images are written", () => {
+  const local = { streamed: false, sourceIsLocal: true, targetKind: "dir", bwlimitKiB: undefined } as const;
+
+  it("converts this computer's VM straight into a folder here when nothing paces it", () => {
+    expect(writesIntoTarget(local)).toBe(true);
+  });
+
+  it("stages a converted image for rsync when a bandwidth limit is asked, so the limit holds", () => {
+    expect(writesIntoTarget({ ...local, bwlimitKiB: 4096 })).toBe(false);
+  });
+
+  it("stages for rsync whenever the image has to travel", () => {
+    expect(writesIntoTarget({ ...local, sourceIsLocal: false })).toBe(false);
+    expect(writesIntoTarget({ ...local, targetKind: "ssh" })).toBe(false);
+  });
+
+  it("always writes a streamed export itself: it paces itself to the limit", () => {
+    expect(writesIntoTarget({ ...local, streamed: true, bwlimitKiB: 4096 })).toBe(true);
+    expect(writesIntoTarget({ ...local, streamed: true, targetKind: "ssh", sourceIsLocal: false })).toBe(
+      true,
+    );
   });
 });

@@ -21,6 +21,7 @@ const samples: { [K in HintAction["do"]]: Extract<HintAction, { do: K }> } = {
   "choose-disks": { do: "choose-disks", disks: ["vda", "vdc"] },
   "free-vg-or-fewer-disks": { do: "free-vg-or-fewer-disks", vg: "vg0" },
   "list-targets": { do: "list-targets" },
+  "mount-or-create-folder": { do: "mount-or-create-folder", target: "usb" },
   "list-exports": { do: "list-exports", target: "nas" },
   "prune-exports": { do: "prune-exports" },
   "restore-elsewhere": { do: "restore-elsewhere", nameToo: true },

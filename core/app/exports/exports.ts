@@ -103,7 +103,7 @@ export interface ExportResult {
   readonly resumed: boolean;
   /** The earlier export whose images served as rsync's basis, if any. */
   readonly basis: string | null;
-  /** Bytes that crossed the network per disk (rsync's total sent); 0 for a local folder. */
+  /** Bytes rsync sent (its total); 0 when the images were written straight into the folder. */
   readonly bytesSent: number;
   /** New data rsync had to send (the rest matched the basis or a resumed partial). */
   readonly literalBytes: number;

@@ -33,7 +33,7 @@ export async function scanExports(
       "TARGET_OFFLINE",
       `The folder ${target.path} of target ${target.name} is not there on ${fs.label}: if it is on a disk or share mounted there, that is not mounted now; nothing was written.`,
       {
-        hint: "Mount it and try again. If the folder was removed on purpose, make it again: testing the target makes it.",
+        action: { do: "mount-or-create-folder", target: target.name },
       },
     );
   }

@@ -124,3 +124,19 @@ export function bytesStillNeeded(
 function sameList(a: readonly string[], b: readonly string[]): boolean {
   return a.length === b.length && a.every((x, i) => x === b[i]);
 }
+
+/**
+ * Whether the images are written straight into the export's folder rather than staged on the
+ * source and sent with rsync. A streamed export always is: it paces itself to a bandwidth limit.
+ * A converted one is when this computer's VM goes into a folder here, except under a limit:
+ * qemu-img convert writes as fast as the disks allow (its own `-r` is missing before QEMU 6.0 and
+ * counts the holes it skips), so the image is staged and rsync's `--bwlimit` paces the copy.
+ */
+export function writesIntoTarget(run: {
+  readonly streamed: boolean;
+  readonly sourceIsLocal: boolean;
+  readonly targetKind: "dir" | "ssh";
+  readonly bwlimitKiB: number | undefined;
+}): boolean {
+  return run.streamed || (run.sourceIsLocal && run.targetKind === "dir" && run.bwlimitKiB === undefined);
+}

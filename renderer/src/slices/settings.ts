@@ -16,7 +16,8 @@ export interface SettingsSlice {
   removeTarget(name: string): Promise<void>;
   /** The last test of each target this session, so leaving Settings does not forget it. */
   readonly targetTests: Readonly<Record<string, TargetTest>>;
-  testTarget(name: string): Promise<void>;
+  /** `create`: make the folder when it is missing, only once the person chose to. */
+  testTarget(name: string, create?: boolean): Promise<void>;
   setSafetyKeep(keep: number): Promise<void>;
   /** Creates the two demo VMs on this computer (a job). */
   labUp(): Promise<void>;
@@ -70,10 +71,15 @@ export const settingsSlice: Slice<SettingsSlice> = (api, run) => (set, get) => {
     },
     addTarget: async (request) => {
       let added: AddedTarget | null = null;
-      await run("Adding the target", async () => {
+      const made = await run("Adding the target", async () => {
         added = await api.call("targets.add", request);
         await get().loadSettings();
       });
+      // A trusted target is tested at once: its row then says the room there, and warns when the
+      // folder is on the system disk (where an unmounted disk leaves its mount point).
+      if (made && (added as AddedTarget | null)?.trusted === true) {
+        await get().testTarget(request.name);
+      }
       return added;
     },
     trustTarget: (name, fingerprint) =>
@@ -88,9 +94,9 @@ export const settingsSlice: Slice<SettingsSlice> = (api, run) => (set, get) => {
       });
     },
     targetTests: {},
-    testTarget: async (name) => {
-      await run("Testing the target", async () => {
-        const result = await api.call("targets.test", { name });
+    testTarget: async (name, create) => {
+      await run(create === true ? "Creating the folder" : "Testing the target", async () => {
+        const result = await api.call("targets.test", { name, ...(create === true ? { create } : {}) });
         set((s) => ({ targetTests: { ...s.targetTests, [name]: result } }));
       });
     },

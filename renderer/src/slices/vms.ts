@@ -1,4 +1,11 @@
-import type { ListedHost, ParamsIn, RevertResult, VmWithSnapshots } from "../../../core/api/contract.js";
+import type {
+  ListedHost,
+  ParamsIn,
+  RevertProgress,
+  RevertResult,
+  VmWithSnapshots,
+} from "../../../core/api/contract.js";
+import { revertProgressWords } from "../revert-words.js";
 import { asApiError, type Slice } from "./types.js";
 
 /** How a revert (or an undo, which takes no disks) goes, as the wizard chose it. */
@@ -24,9 +31,13 @@ export interface VmsSlice {
   setPinned(tag: string, pinned: boolean): Promise<void>;
   /** Plans (planOnly) or does a revert to `tag`, or, with tag null, an undo of the last revert. */
   revert(tag: string | null, options: RevertOptions, planOnly: boolean): Promise<RevertResult | null>;
+  /** A revert this window started moved on: its busy line says where (the shutdown's countdown). */
+  revertProgress(host: string, vmUuid: string, progress: RevertProgress): void;
 }
 
 export const vmsSlice: Slice<VmsSlice> = (api, run) => (set, get) => {
+  /** The revert this window is running, if any: another window's reverts are not ours to show. */
+  let reverting: { host: string; vmUuid: string; name: string } | null = null;
   /**
    * The VM on screen, by host and UUID: actions name what the person sees, never a selection that
    * moved on meanwhile (a same-named snapshot on another VM must not be the one deleted).
@@ -131,6 +142,7 @@ export const vmsSlice: Slice<VmsSlice> = (api, run) => (set, get) => {
         return null;
       }
       let result: RevertResult | null = null;
+      reverting = planOnly ? null : { ...vm, name: get().vm?.name ?? "the VM" };
       await run(planOnly ? "Checking" : tag === null ? "Undoing the revert" : "Reverting", async () => {
         const { disks: _all, ...stop } = options;
         result =
@@ -144,11 +156,24 @@ export const vmsSlice: Slice<VmsSlice> = (api, run) => (set, get) => {
                 ...options,
                 snapshot: tag,
               });
+        reverting = null;
         if (!planOnly) {
           await reloadVm();
         }
+      }).finally(() => {
+        reverting = null;
       });
       return result;
+    },
+    revertProgress: (host, vmUuid, progress) => {
+      if (
+        reverting !== null &&
+        reverting.host === host &&
+        reverting.vmUuid === vmUuid &&
+        get().busy !== null
+      ) {
+        set({ busy: revertProgressWords(reverting.name, progress) });
+      }
     },
   };
 };

@@ -43,7 +43,8 @@ export interface ExportRun {
   readonly notStreamed: string | null;
   /**
    * The images are written straight into the export's folder on the target: streamed, or this
-   * computer's VM converted into a folder here. No staging folder on the source.
+   * computer's VM converted into a folder here without a bandwidth limit (writesIntoTarget).
+   * No staging folder on the source.
    */
   readonly direct: boolean;
   /** The target's folder for this VM. */

@@ -12,6 +12,7 @@ import {
   findResumable,
   newestVerified,
   type ExportDiskPlan,
+  writesIntoTarget,
 } from "../../../domain/plans/export-plan.js";
 import { streamable } from "../../../domain/plans/stream-plan.js";
 import type { Target } from "../../../domain/settings.js";
@@ -82,7 +83,12 @@ export function startExport(request: ExportRequest, start: ExportStart, convert?
     progress,
     engine: notStreamed === null ? "stream" : "convert",
     notStreamed,
-    direct: notStreamed === null || (libvirt.runner.isLocal === true && target.kind === "dir"),
+    direct: writesIntoTarget({
+      streamed: notStreamed === null,
+      sourceIsLocal: libvirt.runner.isLocal === true,
+      targetKind: target.kind,
+      bwlimitKiB: request.bwlimitKiB,
+    }),
     vmFolder: posix.join(target.path, vmFolderName(vm.name, vm.uuid)),
     stagingRoot: posix.join(start.stagingRoot, key),
     now: start.now,

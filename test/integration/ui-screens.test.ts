@@ -273,7 +273,7 @@ describe("the everyday screens at real size", () => {
     const row = page.getByRole("row", { name: new RegExp(`${busy}.*before-upgrade`) });
     await row.getByText("good").waitFor();
     const id = (await row.locator(".mono").textContent()) ?? "";
-    expect(cli("exports", "list", "shelf")).toContain(id);
+    expect(cli("exports", "list", "--target", "shelf")).toContain(id);
     const remove = async (): Promise<void> => {
       await row.getByRole("button", { name: `Actions for export ${id}` }).click();
       await page.getByRole("menuitem", { name: "Remove…" }).click();
@@ -286,11 +286,11 @@ describe("the everyday screens at real size", () => {
     await page.screenshot({ path: join(shots, "screen-export-remove.png") });
     await confirm.getByRole("button", { name: "Cancel" }).click();
     await confirm.waitFor({ state: "detached" });
-    expect(cli("exports", "list", "shelf")).toContain(id);
+    expect(cli("exports", "list", "--target", "shelf")).toContain(id);
     await remove();
     await confirm.getByRole("button", { name: "Remove export" }).click();
     await row.waitFor({ state: "detached" });
-    expect(cli("exports", "list", "shelf")).not.toContain(id);
+    expect(cli("exports", "list", "--target", "shelf")).not.toContain(id);
     await page.close();
   });
 

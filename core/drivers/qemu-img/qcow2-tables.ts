@@ -57,9 +57,14 @@ export class Qcow2Unsupported extends SnapkeepError {
 /**
  * The layout of a source image, from its first cluster's header. A backing file, an external data
  * file, encryption, extended L2 entries (subclusters) or a corrupt mark send the export to a full
- * read: each changes what an L2 entry means.
+ * read: each changes what an L2 entry means. `accept` lifts the first two for readers that only
+ * count clusters (qcow2-space.ts): a backing file or encryption changes what the data reads as,
+ * not which clusters the tables hold.
  */
-export function parseLayout(header: Buffer): Qcow2Layout {
+export function parseLayout(
+  header: Buffer,
+  accept: { readonly backingFile?: boolean; readonly encrypted?: boolean } = {},
+): Qcow2Layout {
   if (header.length < 72 || header.readUInt32BE(0) !== QCOW2_MAGIC) {
     throw new Qcow2Unsupported("it does not start with the qcow2 magic");
   }
@@ -67,14 +72,14 @@ export function parseLayout(header: Buffer): Qcow2Layout {
   if (version !== 2 && version !== 3) {
     throw new Qcow2Unsupported(`its qcow2 version is ${version}`);
   }
-  if (header.readBigUInt64BE(8) !== 0n) {
+  if (accept.backingFile !== true && header.readBigUInt64BE(8) !== 0n) {
     throw new Qcow2Unsupported("it has a backing file, so an unallocated cluster is not zero");
   }
   const clusterBits = header.readUInt32BE(20);
   if (clusterBits < 9 || clusterBits > 21) {
     throw new Qcow2Unsupported(`its cluster size is 2^${clusterBits}`);
   }
-  if (header.readUInt32BE(32) !== 0) {
+  if (accept.encrypted !== true && header.readUInt32BE(32) !== 0) {
     throw new Qcow2Unsupported("it is encrypted");
   }
   if (version === 3) {

@@ -12,6 +12,7 @@
 import {
   blocksFor,
   blocksReachedBy,
+  coalesceRanges,
   freedBySnapshot,
   ownL2Tables,
   parseRefcountLayout,
@@ -22,7 +23,9 @@ import {
   type L2Tally,
   type RefcountLayout,
 } from "../drivers/qemu-img/qcow2-space.js";
-import { parseTable, Qcow2Unsupported } from "../drivers/qemu-img/qcow2-tables.js";
+import { parseQemuIoRead, qemuIoReadArgs } from "../drivers/qemu-img/qemu-io-read.js";
+import { parseTable, Qcow2Unsupported, type ByteRange } from "../drivers/qemu-img/qcow2-tables.js";
+import { checkResult } from "../infra/runner/checked.js";
 import type { CommandRunner } from "../infra/runner/types.js";
 import { RangeReader, readSnapshotTable } from "./exports/changed-blocks.js";
 
@@ -35,6 +38,14 @@ export interface Qcow2SnapshotSpace {
   readonly commands: number;
 }
 
+/**
+ * L2 tables that lie next to each other in the file are read by one dd; tables apart are not
+ * joined across the gap: on a busy host, moving the gap's bytes through the pipe cost more than
+ * the dd it saved (measured: a whole 127 MB image in one read took longer than 944 dd calls).
+ */
+const MAX_GAP_BYTES = 0;
+/** Small ranges per qemu-io call: keeps its argument list near 40 KiB. */
+const RANGES_PER_QEMU_IO = 1024;
 /** L2 tables read per batch: 512 × 64 KiB, one dd command, then tallied and dropped. */
 const TABLES_PER_BATCH = 512;
 
@@ -62,7 +73,10 @@ export async function qcow2SnapshotSpace(
       throw new Qcow2Unsupported(`snapshot ${s.name}'s L1 table lies outside the file`);
     }
   }
-  const l1s = await reader.read(snapshots.map((s) => ({ offset: s.l1Offset, length: s.l1Size * 8 })));
+  const l1s = await readMany(
+    reader,
+    snapshots.map((s) => ({ offset: s.l1Offset, length: s.l1Size * 8 })),
+  );
   const refs = snapshots.map((s, i) =>
     snapshotRefs(s.l1Offset, parseTable(l1s[i] ?? Buffer.alloc(0), s.l1Size), layout, fileSize),
   );
@@ -77,7 +91,11 @@ export async function qcow2SnapshotSpace(
   const tallies = new Map<number, L2Tally>();
   for (let i = 0; i < own.length; i += TABLES_PER_BATCH) {
     const batch = own.slice(i, i + TABLES_PER_BATCH);
-    const tables = await reader.read(batch.map((offset) => ({ offset, length: layout.clusterSize })));
+    const tables = await readCoalesced(
+      reader,
+      batch.map((offset) => ({ offset, length: layout.clusterSize })),
+      MAX_GAP_BYTES,
+    );
     await loadBlocks(reader, blocksReachedBy(tables, refcountTable, layout, fileSize), blocks, layout);
     batch.forEach((offset, k) =>
       tallies.set(offset, tallyL2Table(tables[k] ?? Buffer.alloc(0), refcount, layout, fileSize)),
@@ -94,6 +112,48 @@ export async function qcow2SnapshotSpace(
 }
 
 const EMPTY = { l1Clusters: [], l2Offsets: [] };
+
+/**
+ * Many small ranges (one L1 table per snapshot) in one qemu-io process per batch rather than one dd
+ * each (qemu-io-read.ts); a host without qemu-io gets the dd reader, slower but the same bytes.
+ */
+async function readMany(reader: RangeReader, ranges: readonly ByteRange[]): Promise<Buffer[]> {
+  const out: Buffer[] = [];
+  for (let i = 0; i < ranges.length; i += RANGES_PER_QEMU_IO) {
+    const batch = ranges.slice(i, i + RANGES_PER_QEMU_IO);
+    const argv = qemuIoReadArgs(reader.image, batch);
+    const result = await reader.runner.run(argv, {
+      ...(reader.signal === undefined ? {} : { signal: reader.signal }),
+    });
+    if (result.code === 127) {
+      out.push(...(await reader.read(batch)));
+      continue;
+    }
+    checkResult(reader.runner.label, argv, result, "Reading the image's snapshot tables");
+    reader.commands++;
+    const read = parseQemuIoRead(result.stdout, batch);
+    reader.metadataBytes += read.reduce((sum, b) => sum + b.length, 0);
+    out.push(...read);
+  }
+  return out;
+}
+
+/** The ranges, read as coalesceRanges merges them, cut back out in the order asked. */
+async function readCoalesced(
+  reader: RangeReader,
+  ranges: readonly ByteRange[],
+  maxGap: number,
+): Promise<Buffer[]> {
+  const reads = coalesceRanges(ranges, maxGap);
+  const spans = await reader.read(reads.map((r) => r.span));
+  const out = new Array<Buffer>(ranges.length);
+  reads.forEach((r, i) => {
+    for (const part of r.parts) {
+      out[part.index] = (spans[i] ?? Buffer.alloc(0)).subarray(part.at, part.at + part.length);
+    }
+  });
+  return out;
+}
 
 async function readRefcountTable(
   reader: RangeReader,

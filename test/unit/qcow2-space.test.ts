@@ -9,6 +9,7 @@ import { describe, expect, it } from "vitest";
 import {
   blocksFor,
   blocksReachedBy,
+  coalesceRanges,
   freedBySnapshot,
   ownL2Tables,
   parseRefcountLayout,
@@ -21,6 +22,7 @@ import {
   type RefcountLayout,
 } from "../../core/drivers/qemu-img/qcow2-space.js";
 import { Qcow2Unsupported } from "../../core/drivers/qemu-img/qcow2-tables.js";
+import { parseQemuIoRead, qemuIoReadArgs } from "../../core/drivers/qemu-img/qemu-io-read.js";
 
 const CLUSTER = 65536;
 const FILE = 1024 * CLUSTER;
@@ -189,5 +191,74 @@ describe("qcow2 space", () => {
     const low = refcounts({ 10: 1, 20: 1, 200: 1 });
     const two = l2({ 0: compressed(200 * CLUSTER, 1), 1: compressed(200 * CLUSTER + 1024, 1) });
     expect(freedBySnapshot(s, tallied({ 20: two }, low), low, CLUSTER)).toBe(2 * CLUSTER);
+  });
+
+  it("joins adjacent reads into one and cuts them back out in the order asked", () => {
+    const ranges = [
+      { offset: 5 * CLUSTER, length: CLUSTER },
+      { offset: 3 * CLUSTER, length: CLUSTER },
+      { offset: 4 * CLUSTER, length: CLUSTER },
+      { offset: 9 * CLUSTER, length: CLUSTER },
+    ];
+    expect(coalesceRanges(ranges, 0)).toEqual([
+      {
+        span: { offset: 3 * CLUSTER, length: 3 * CLUSTER },
+        parts: [
+          { index: 1, at: 0, length: CLUSTER },
+          { index: 2, at: CLUSTER, length: CLUSTER },
+          { index: 0, at: 2 * CLUSTER, length: CLUSTER },
+        ],
+      },
+      { span: { offset: 9 * CLUSTER, length: CLUSTER }, parts: [{ index: 3, at: 0, length: CLUSTER }] },
+    ]);
+    expect(coalesceRanges(ranges, 3 * CLUSTER)).toHaveLength(1);
+  });
+});
+
+describe("qemu-io reads", () => {
+  // Real qemu-io 7.2 output for `read -v 0 40` and `read -v 65536 16` of a qcow2 file read as raw.
+  const output = [
+    "00000000:  51 46 49 fb 00 00 00 03 00 00 00 00 00 00 00 00  QFI.............",
+    "00000010:  00 00 00 00 00 00 00 10 00 00 00 00 80 00 00 00  ................",
+    "00000020:  00 00 00 00 00 00 00 04  ........",
+    "read 40/40 bytes at offset 0",
+    "40 bytes, 1 ops; 00.00 sec (11.701 KiB/sec and 299.5486 ops/sec)",
+    "00010000:  00 00 00 00 00 02 00 00 00 00 00 00 00 00 00 00  ................",
+    "read 16/16 bytes at offset 65536",
+    "16 bytes, 1 ops; 00.00 sec (47.497 KiB/sec and 3039.8186 ops/sec)",
+    "",
+  ].join("\n");
+  const ranges = [
+    { offset: 0, length: 40 },
+    { offset: 65536, length: 16 },
+  ];
+
+  it("asks for every range in one read-only, lock-free qemu-io of the raw file", () => {
+    expect(qemuIoReadArgs("/img/-odd name", ranges)).toEqual([
+      "qemu-io",
+      "-r",
+      "-U",
+      "-f",
+      "raw",
+      "-c",
+      "read -v 0 40",
+      "-c",
+      "read -v 65536 16",
+      "--",
+      "/img/-odd name",
+    ]);
+  });
+
+  it("reads the dump back into bytes, and refuses one that is short or out of place", () => {
+    const [header, l1] = parseQemuIoRead(output, ranges);
+    expect(header?.readUInt32BE(0)).toBe(0x514649fb);
+    expect(header?.readBigUInt64BE(32)).toBe(4n);
+    expect(l1?.readBigUInt64BE(0)).toBe(0x20000n);
+    expect(() => parseQemuIoRead(output, [{ offset: 0, length: 48 }])).toThrow(/does not hold 16 bytes/);
+    expect(() => parseQemuIoRead(output, [{ offset: 16, length: 16 }])).toThrow(/no dump line for offset 16/);
+    expect(() => parseQemuIoRead("read failed: Input/output error\n", ranges)).toThrow(/not understood/);
+    // An ASCII column that happens to look like hex is never read as bytes.
+    const odd = "00000000:  61 62  ab\nread 2/2 bytes at offset 0\n";
+    expect(parseQemuIoRead(odd, [{ offset: 0, length: 2 }])[0]).toEqual(Buffer.from("ab"));
   });
 });

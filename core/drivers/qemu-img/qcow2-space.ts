@@ -26,7 +26,13 @@
  * clusters the two share are freed only when both go. The snapshot table QEMU rewrites on a
  * delete (a cluster or so) is not counted.
  */
-import { l2TableOffset, parseLayout, Qcow2Unsupported, type Qcow2Layout } from "./qcow2-tables.js";
+import {
+  l2TableOffset,
+  parseLayout,
+  Qcow2Unsupported,
+  type ByteRange,
+  type Qcow2Layout,
+} from "./qcow2-tables.js";
 
 const DIRTY = 1n;
 /** Bits 9-63 of a refcount table entry: a refcount block's offset. */
@@ -290,4 +296,35 @@ export function freedBySnapshot(
     }
   }
   return freed * clusterSize;
+}
+
+/** A read that covers several wanted ranges: one dd instead of one each. */
+export interface CoalescedRead {
+  readonly span: ByteRange;
+  /** The wanted ranges inside it, in the order asked. */
+  readonly parts: readonly { readonly index: number; readonly at: number; readonly length: number }[];
+}
+
+/**
+ * Merges ranges whose gaps are at most `maxGap` bytes into spans (sorted by offset): reading a
+ * gap of a few clusters costs less than starting another dd, which is what a thousand scattered
+ * L2 tables cost most.
+ */
+export function coalesceRanges(ranges: readonly ByteRange[], maxGap: number): CoalescedRead[] {
+  const order = ranges.map((r, index) => ({ ...r, index })).sort((a, b) => a.offset - b.offset);
+  const reads: { span: { offset: number; length: number }; parts: CoalescedRead["parts"][number][] }[] = [];
+  for (const r of order) {
+    const last = reads.at(-1);
+    const end = last === undefined ? 0 : last.span.offset + last.span.length;
+    if (last !== undefined && r.offset - end <= maxGap) {
+      last.span.length = Math.max(end, r.offset + r.length) - last.span.offset;
+      last.parts.push({ index: r.index, at: r.offset - last.span.offset, length: r.length });
+    } else {
+      reads.push({
+        span: { offset: r.offset, length: r.length },
+        parts: [{ index: r.index, at: 0, length: r.length }],
+      });
+    }
+  }
+  return reads;
 }

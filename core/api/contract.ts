@@ -741,9 +741,9 @@ export interface Results {
    * What deleting each snapshot would free (bytes, summed over its disks and per disk; null where
    * the storage cannot say), each disk's virtual size and size on disk, the VM's total and its
    * oldest restore point. Its own method, not part of vms.get: it reads every qcow2 image's
-   * metadata on the host (under a second for 1,000 snapshots on a quiet host, more where many
-   * snapshots hold tables of their own), and vms.get runs again after every change, so the
-   * snapshot list paints first and the UI fills the sizes in when this answers.
+   * metadata on the host (about a second for 1,000 snapshots on a busy 2-core host, several when
+   * hundreds of L2 tables each belong to one snapshot: bench/space.ts), and vms.get runs again
+   * after every change; so the snapshot list paints first and the UI fills the sizes in after.
    */
   "vms.space": VmSpace;
   "vms.planCreate": VmFromTemplate;

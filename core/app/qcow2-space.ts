@@ -39,9 +39,9 @@ export interface Qcow2SnapshotSpace {
 }
 
 /**
- * L2 tables that lie next to each other in the file are read by one dd; tables apart are not
- * joined across the gap: on a busy host, moving the gap's bytes through the pipe cost more than
- * the dd it saved (measured: a whole 127 MB image in one read took longer than 944 dd calls).
+ * L2 tables that lie next to each other in the file are read as one range (one dd, where perl is
+ * missing); tables apart are not joined across the gap: moving the gap's bytes through the pipe
+ * cost more than the dd it saved (a whole 127 MB image in one read took longer than 944 dd calls).
  */
 const MAX_GAP_BYTES = 0;
 /** Small ranges per qemu-io call: keeps its argument list near 40 KiB. */

@@ -9,19 +9,31 @@
  */
 import { execFileSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { copyFileSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import {
+  copyFileSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 import { qcow2SnapshotSpace } from "../../core/app/qcow2-space.js";
 import type { VmModules } from "../../core/app/vm-modules.js";
+import { openCoreContext } from "../../core/app/context.js";
+import { Api } from "../../core/api/api.js";
 import { runCli } from "../../core/cli/main.js";
 import {
   parseRefcountLayout,
   parseRefcountTable,
   refcountIn,
 } from "../../core/drivers/qemu-img/qcow2-space.js";
+import { readRangesArgs } from "../../core/drivers/qemu-img/qcow2-tables.js";
 import { LocalRunner } from "../../core/infra/runner/local.js";
 import { makeApp } from "../support/app.js";
 import { startSshd, trustedHost, type TestSshd } from "../support/sshd.js";
@@ -209,6 +221,39 @@ describe("what deleting a qcow2 snapshot frees, against QEMU", () => {
     expect(await checkAgainstQemu(overlay, ["o1"])).toEqual({ o1: 1 * MiB + 128 * KiB });
   });
 
+  it("reads ranges with perl in one process, and with one dd each where perl is missing: the same bytes", () => {
+    const file = join(work, "ranges.bin");
+    const content = randomBytes(1 * MiB);
+    writeFileSync(file, content);
+    const ranges = [
+      { offset: 70_000, length: 65536 },
+      { offset: 3, length: 5 },
+      { offset: 1 * MiB - 8, length: 8 },
+      { offset: 4096, length: 0 },
+    ];
+    const expected = Buffer.concat(ranges.map((r) => content.subarray(r.offset, r.offset + r.length)));
+    const [command, ...args] = readRangesArgs(file, ranges);
+    // A PATH with the shell's tools but no perl: the dd loop.
+    const bare = join(work, "bare-bin");
+    mkdirSync(bare, { recursive: true });
+    for (const tool of ["sh", "dd", "base64"]) {
+      symlinkSync(
+        execFileSync("sh", ["-c", `command -v ${tool}`], { encoding: "utf8" }).trim(),
+        join(bare, tool),
+      );
+    }
+    for (const PATH of [process.env["PATH"] ?? "", bare]) {
+      const out = execFileSync(command ?? "sh", args, { encoding: "utf8", env: { PATH } });
+      expect(Buffer.from(out, "base64").equals(expected), `PATH=${PATH}`).toBe(true);
+    }
+    // Past the end of the file: short, and the reader's length check refuses it.
+    const [, ...past] = readRangesArgs(file, [{ offset: 1 * MiB - 4, length: 8 }]);
+    for (const PATH of [process.env["PATH"] ?? "", bare]) {
+      const out = execFileSync(command ?? "sh", past, { encoding: "utf8", env: { PATH } });
+      expect(Buffer.from(out, "base64").length).toBeLessThan(8);
+    }
+  });
+
   it("says why for a file that is not qcow2", async () => {
     const raw = join(work, "disk.raw");
     writeFileSync(raw, Buffer.alloc(1 * MiB));
@@ -353,5 +398,48 @@ describe("space of a running VM, through Snapkeep", () => {
     const vm = listed[0]?.vms.find((v) => v.name === vmName);
     expect(vm?.spaceUsedBytes).toBe(disks.reduce((sum, d) => sum + statSync(d).blocks * 512, 0));
     expect(vm?.oldestSnapshotAt).toBe(vm?.snapshots[0]?.createdAt);
+  });
+
+  it("answers vms.space and vms.list through the API, the shapes the UI reads", async () => {
+    const core = openCoreContext({
+      home: ctx.home,
+      ssh: ctx.ssh,
+      path: process.env["PATH"],
+      now: () => new Date(),
+    });
+    const api = new Api(core);
+    try {
+      const space = await api.handle({ id: 1, method: "vms.space", params: { host: "local", vm: vmName } });
+      expect(space).toMatchObject({
+        id: 1,
+        result: {
+          host: "local",
+          vm: vmName,
+          uuid,
+          usedBytes: expect.any(Number),
+          oldestRestorePoint: expect.any(String),
+          disks: [{ target: "vda" }, { target: "vdb" }],
+          snapshots: [
+            { tag: "snapkeep:manual:a", freesBytes: 1 * MiB + 192 * KiB },
+            { tag: "snapkeep:manual:b", freesBytes: 192 * KiB },
+          ],
+        },
+      });
+      const listed = await api.handle({ id: 2, method: "vms.list", params: { host: "local" } });
+      const vms = "result" in listed ? (listed.result as { vms: Record<string, unknown>[] }[])[0]?.vms : [];
+      const vm = vms?.find((v) => v["name"] === vmName);
+      const result =
+        "result" in space ? (space.result as { usedBytes: number; oldestRestorePoint: string }) : null;
+      expect(vm).toMatchObject({
+        spaceUsedBytes: result?.usedBytes,
+        oldestSnapshotAt: result?.oldestRestorePoint,
+        snapshotCount: 2,
+      });
+      const refused = await api.handle({ id: 3, method: "vms.space", params: { host: "local" } });
+      expect(refused).toMatchObject({ error: { code: "INVALID_INPUT" } });
+    } finally {
+      await api.dispose();
+      await core.dispose();
+    }
   });
 });

@@ -1,9 +1,9 @@
 /**
  * Many small byte ranges of a file in one process: `qemu-io -r -U -f raw` with one `read -v` per
- * range, which prints each as a hex dump. The dd reader (qcow2-tables.ts, READ_RANGES_SCRIPT)
- * starts one dd per range: a thousand snapshots' L1 tables took 15 s that way on a busy host and
- * 0.1 s this way. Hex is four to five times the bytes, so this is for many small ranges; whole
- * clusters stay with dd and base64.
+ * range, which prints each as a hex dump. The range reader (qcow2-tables.ts, READ_RANGES_SCRIPT)
+ * needs perl for that and falls back to one dd per range, and a thousand snapshots' L1 tables took
+ * 15 s that way on a busy host, 0.1 s this way. Hex is four to five times the bytes, so this is
+ * for many small ranges; whole clusters stay with the range reader and base64.
  *
  * qemu-io comes with qemu-img (Debian's qemu-utils, Fedora's qemu-img). `-f raw` reads the file's
  * own bytes, `-r` opens it read-only and `-U` takes no lock, so a running VM's image is read as it

@@ -1,4 +1,5 @@
 import type { HostConfig, Snapshot, VmWithSnapshots } from "../domain/types.js";
+import { spaceUsed, type VmSpace } from "../domain/space.js";
 import type { RpoStatus } from "../domain/schedule/due.js";
 import type { OffHostRpo } from "../domain/copy/rpo.js";
 import { formatBytes } from "../domain/bytes.js";
@@ -47,7 +48,7 @@ export function formatVms(
   vms: readonly (VmWithSnapshots & { readonly rpo: RpoStatus; readonly offHost: OffHostRpo | null })[],
 ): string {
   return table(
-    ["HOST", "VM", "STATE", "DISKS", "SNAPSHOTS", "NEWEST", "RPO", "OFF-HOST"],
+    ["HOST", "VM", "STATE", "DISKS", "ON DISK", "SNAPSHOTS", "NEWEST", "RPO", "OFF-HOST"],
     vms.map((vm) => {
       const newest = vm.snapshots.at(-1);
       return [
@@ -60,6 +61,7 @@ export function formatVms(
               `${d.target}${d.role === "root" ? "(root)" : ""}${d.device === "disk" ? ` ${formatBytes(d.virtualSize)}` : ` ${d.device}`}`,
           )
           .join(", "),
+        formatBytes(spaceUsed(vm.disks)),
         String(vm.snapshots.length),
         newest === undefined ? "-" : formatTime(newest.createdAt),
         formatRpo(vm.rpo),
@@ -69,18 +71,41 @@ export function formatVms(
   );
 }
 
+/**
+ * The snapshot table; with a FREES column when what each would free was measured (`snapshot
+ * list`), "-" where the storage cannot say.
+ */
 export function formatSnapshots(snapshots: readonly Snapshot[]): string {
+  const measured = snapshots.some((s) => s.freesBytes !== undefined);
   return table(
-    ["CREATED", "NAME", "KIND", "DISKS", "PINNED", "NOTE"],
+    ["CREATED", "NAME", "KIND", "DISKS", ...(measured ? ["FREES"] : []), "PINNED", "NOTE"],
     snapshots.map((s) => [
       formatTime(s.createdAt),
       displayName(s.name),
       s.kind + (s.origin === null ? "" : `@${s.origin}`),
       s.disks.map((d) => d.target).join(","),
+      ...(measured ? [formatBytes(s.freesBytes ?? null)] : []),
       s.pinned ? "yes" : "",
       s.note === null ? "" : displayName(s.note),
     ]),
   );
+}
+
+/** Under the snapshot table: how far back the VM can go, what its disks take, and why a size is unknown. */
+export function formatSpace(space: VmSpace): string {
+  const disks = space.disks
+    .map((d) => `${d.target} ${formatBytes(d.allocatedSize)} of ${formatBytes(d.virtualSize)}`)
+    .join(", ");
+  const lines = [
+    `Oldest restore point: ${space.oldestRestorePoint === null ? "none" : formatTime(space.oldestRestorePoint)}. On disk: ${formatBytes(space.usedBytes)}${disks === "" ? "" : ` (${disks})`}.`,
+  ];
+  const unknown = space.disks.filter((d) => d.freesUnknownReason !== null);
+  if (space.snapshots.length > 0) {
+    lines.push(
+      `FREES: what deleting that snapshot alone would free${unknown.length === 0 ? "." : `; "-" where the storage cannot say (${unknown.map((d) => `${d.target}: ${d.freesUnknownReason ?? ""}`).join("; ")}).`}`,
+    );
+  }
+  return `${lines.join("\n")}\n`;
 }
 
 /** "ok", "due", "OVERDUE: reason", "this host only"; "-" when nothing is promised. */

@@ -24,7 +24,8 @@ import { commandLine } from "../domain/shell-quote.js";
 import { registerLibraryCommands } from "./library-commands.js";
 import { diskList, numberOption, parseNumber } from "./options.js";
 import { splitVmRef } from "./refs.js";
-import { displayName, formatHosts, formatSnapshots, formatTime, formatVms } from "./format.js";
+import { oldestRestorePoint, spaceUsed } from "../domain/space.js";
+import { displayName, formatHosts, formatSnapshots, formatSpace, formatTime, formatVms } from "./format.js";
 
 export interface CliIo {
   readonly out: (text: string) => void;
@@ -195,9 +196,17 @@ function buildProgram(io: CliIo, context: () => CliContext): Command {
         const offHost = schedules.offHostOf(r.vms, schedulerRunning);
         return {
           ...r,
-          vms: schedules
-            .rpoOf(r.vms, true)
-            .map((rpo, i) => ({ ...(r.vms[i] as VmWithSnapshots), rpo, offHost: offHost[i] ?? null })),
+          vms: schedules.rpoOf(r.vms, true).map((rpo, i) => {
+            const listedVm = r.vms[i] as VmWithSnapshots;
+            return {
+              ...listedVm,
+              rpo,
+              offHost: offHost[i] ?? null,
+              // As vms.list has them: from what the listing read, nothing more asked of the host.
+              spaceUsedBytes: spaceUsed(listedVm.disks),
+              oldestSnapshotAt: oldestRestorePoint(listedVm.snapshots),
+            };
+          }),
         };
       });
       const vms = results.flatMap((r) => r.vms);
@@ -288,8 +297,12 @@ function buildProgram(io: CliIo, context: () => CliContext): Command {
     .option("--json", "machine-readable output")
     .action(async (ref: string, opts: { json?: boolean }) => {
       const [hostName, vmName] = splitVmRef(ref);
-      const list = await context().snapshots.list(hostName, vmName);
-      print(list, opts.json, () => (list.length === 0 ? "No snapshots.\n" : formatSnapshots(list)));
+      // With what each would free (read from the images' metadata): the JSON carries it too.
+      const { vm: measured, space } = await context().vms.space(hostName, vmName);
+      const list = measured.snapshots;
+      print(list, opts.json, () =>
+        list.length === 0 ? "No snapshots.\n" : formatSnapshots(list) + formatSpace(space),
+      );
     });
   snapshot
     .command("delete <host/vm> <snapshot>")

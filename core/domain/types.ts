@@ -19,6 +19,13 @@ export interface Disk {
   readonly role: DiskRole;
   readonly readonly: boolean;
   readonly virtualSize: number | null;
+  /**
+   * Bytes the disk takes on its storage, its snapshots included where the storage keeps them with
+   * it: a qcow2 file's allocated size (its internal snapshots are inside); a thick LV's size plus
+   * the COW space of its thick snapshots; a thin LV's mapped bytes (the blocks only its thin
+   * snapshots hold are not known, so not counted). Null when the storage does not say (an
+   * inactive thin LV, an image that could not be read).
+   */
   readonly allocatedSize: number | null;
   readonly snapshotBlocker: SnapshotBlocker;
 }
@@ -46,6 +53,12 @@ export interface DiskSnapshot {
   readonly createdAt: string;
   readonly vmStateSize: number;
   readonly lv?: LvSnapshot | undefined;
+  /**
+   * Bytes deleting this snapshot alone would free on this disk (domain/space.ts says how each
+   * storage knows). Absent: not measured (vms.get leaves it out, vms.space and `snapshot list`
+   * fill it in); null: the storage cannot say (a thin LV, an image the reader refuses).
+   */
+  readonly freesBytes?: number | null | undefined;
 }
 
 /** Where an LVM snapshot lives and how full it is. */
@@ -57,6 +70,9 @@ export interface LvSnapshot {
   readonly thin: boolean;
   /** COW space used by a thick snapshot, in percent; null for thin ones and inactive ones. */
   readonly usedPercent: number | null;
+  /** COW space a thick snapshot holds in its volume group (its LV size, all of it given back when
+   * it is deleted); null for a thin one, which has no space of its own. */
+  readonly cowBytes: number | null;
   /** A thick snapshot whose COW space ran out: it no longer holds the past content, only deletable. */
   readonly invalid: boolean;
 }
@@ -84,6 +100,8 @@ export interface Snapshot {
   readonly hasVmState: boolean;
   /** Verified exports of it made by this Snapkeep, as "TARGET/EXPORT-ID"; absent when none. */
   readonly exportedTo?: readonly string[];
+  /** The sum of its disks' freesBytes: absent when not measured, null when a disk cannot say. */
+  readonly freesBytes?: number | null | undefined;
 }
 
 export interface VmWithSnapshots extends Vm {

@@ -85,7 +85,22 @@ export function lvImageState(lvs: readonly LogicalVolume[], origin: LogicalVolum
       vmStateSize: 0,
       lv: toLvSnapshot(s),
     }));
-  return { virtualSize: origin.size, actualSize: null, format: "raw", snapshots };
+  return { virtualSize: origin.size, actualSize: lvAllocated(origin, snapshots), format: "raw", snapshots };
+}
+
+/**
+ * What an LV disk takes in its volume group (types.ts, Disk.allocatedSize): a thick LV all of its
+ * size plus its thick snapshots' COW space; a thin LV the share of its size that is mapped (lvs
+ * knows it only while the LV is active; null otherwise).
+ */
+export function lvAllocated(
+  origin: LogicalVolume,
+  snapshots: readonly { readonly lv: LvSnapshot }[],
+): number | null {
+  if (lvRoleOf(origin.attr) === "thin-volume") {
+    return origin.usedPercent === null ? null : Math.round((origin.size * origin.usedPercent) / 100);
+  }
+  return origin.size + snapshots.reduce((sum, s) => sum + (s.lv.cowBytes ?? 0), 0);
 }
 
 function toLvSnapshot(s: LogicalVolume): LvSnapshot {
@@ -96,6 +111,7 @@ function toLvSnapshot(s: LogicalVolume): LvSnapshot {
     path: s.path,
     thin,
     usedPercent: thin ? null : s.usedPercent,
+    cowBytes: thin ? null : s.size,
     invalid: isInvalidSnapshot(s),
   };
 }

@@ -217,7 +217,15 @@ describe("decideDiskBasis", () => {
     const why = `the snapshot of the previous export (${id(1)}) is no longer on the host`;
     expect(full([exp(1, null)], vmWith([snapshot(2)]))).toBe(why);
     expect(full([exp(1, null)], vmWith([snapshot(1, { incomplete: true })]))).toBe(why);
-    const lv = { vg: "vg", name: "snap", path: "/dev/vg/snap", thin: false, usedPercent: 1, invalid: false };
+    const lv = {
+      vg: "vg",
+      name: "snap",
+      path: "/dev/vg/snap",
+      thin: false,
+      usedPercent: 1,
+      cowBytes: 8 << 20,
+      invalid: false,
+    };
     const onLv = snapshot(1, {
       disks: [{ target: "vda", imageSnapshotId: "x", createdAt, vmStateSize: 0, lv }],
     });

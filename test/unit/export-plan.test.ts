@@ -67,6 +67,7 @@ const lv = (invalid: boolean): LvSnapshot => ({
   path: "/dev/vg/snap",
   thin: false,
   usedPercent: invalid ? 100 : 10,
+  cowBytes: 8 << 20,
   invalid,
 });
 

@@ -121,7 +121,7 @@ export async function changedBlocks(
 }
 
 /** Reads the snapshot table: a first guess at its size, then all of it when entries are longer. */
-async function readSnapshotTable(
+export async function readSnapshotTable(
   reader: RangeReader,
   layout: Qcow2Layout,
   fileSize: number,

@@ -190,6 +190,7 @@ export function App({ store }: { store: AppStore }) {
                       .find((h) => h.host === state.vm?.host)
                       ?.vms.find((v) => v.uuid === state.vm?.uuid)?.rpo
                   }
+                  space={state.space?.uuid === state.vm.uuid ? state.space : null}
                   offHost={
                     state.hosts
                       .find((h) => h.host === state.vm?.host)

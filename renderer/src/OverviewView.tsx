@@ -116,8 +116,16 @@ function OverviewLine({ row, now, onOpen }: { row: OverviewRow; now: number; onO
         {vm.rpo !== undefined && vm.rpo.level !== "unscheduled" && vm.rpo.level !== "ok" && (
           <span className={`badge rpo-${vm.rpo.level}`}>{vm.rpo.level}</span>
         )}
-        <span className="sub muted">
+        <span
+          className="sub muted"
+          title={
+            vm.oldestSnapshotAt === null ? undefined : `You can go back to ${dateTime(vm.oldestSnapshotAt)}`
+          }
+        >
           {vm.snapshotCount} {vm.snapshotCount === 1 ? "snapshot" : "snapshots"}
+          {vm.oldestSnapshotAt !== null &&
+            vm.snapshotCount > 1 &&
+            `, oldest ${ago(vm.oldestSnapshotAt, now)}`}
         </span>
       </td>
       <td className="nowrap" title={copyAt === null ? undefined : dateTime(copyAt)}>

@@ -1,11 +1,20 @@
 import { useEffect, useMemo } from "react";
 
-import type { Snapshot } from "../../core/api/contract.js";
+import type { Snapshot, VmSpace } from "../../core/api/contract.js";
 import { useVirtualRows } from "./virtual.js";
 import { TableHead } from "./TableHead.js";
 import { useConfirm } from "./Confirm.js";
 import { RowMenu } from "./RowMenu.js";
 import { dateTime } from "./when.js";
+import { formatBytes } from "./format.js";
+
+/** "12 MiB"; "…" while it is read; "?" when the storage cannot say (LVM thin). */
+function freesText(bytes: number | null | undefined, read: boolean): string {
+  if (!read) {
+    return "…";
+  }
+  return bytes === null || bytes === undefined ? "?" : formatBytes(bytes);
+}
 
 const INCOMPLETE = "Incomplete: a disk is missing from it";
 const FOREIGN = "Made by another tool: Snapkeep leaves it alone";
@@ -28,8 +37,11 @@ export function SnapshotTable({
   onAddToLibrary,
   onPin,
   onDelete,
+  space,
 }: {
   snapshots: readonly Snapshot[];
+  /** What deleting each snapshot frees, by tag; null while it is read. */
+  space: VmSpace | null;
   selected: string | null;
   busy: boolean;
   onSelect: (tag: string) => void;
@@ -56,6 +68,7 @@ export function SnapshotTable({
       onDelete(s.tag);
     }
   };
+  const frees = useMemo(() => new Map((space?.snapshots ?? []).map((x) => [x.tag, x.freesBytes])), [space]);
   const newestFirst = useMemo(() => [...snapshots].reverse(), [snapshots]);
   const { ref, element, onScroll, range } = useVirtualRows<HTMLDivElement>(newestFirst.length, ROW, 480);
   useEffect(() => {
@@ -74,7 +87,7 @@ export function SnapshotTable({
     <div className="snapshot-scroll" ref={ref} onScroll={onScroll}>
       {dialog}
       <table className="snapshots" aria-rowcount={newestFirst.length + 1}>
-        <TableHead columns={["Name", "Kind", "Taken", "Disks", "Note"]} />
+        <TableHead columns={["Name", "Kind", "Taken", "Disks", "Frees", "Note"]} />
         <tbody>
           {range.padTop > 0 && <tr aria-hidden="true" style={{ height: range.padTop }} />}
           {newestFirst.slice(range.start, range.end).map((s, i) => (
@@ -93,6 +106,9 @@ export function SnapshotTable({
               </td>
               <td className="nowrap">{dateTime(s.createdAt)}</td>
               <td>{s.disks.map((d) => d.target).join(", ")}</td>
+              <td className="nowrap frees" title="What deleting this snapshot alone would free on the host">
+                {freesText(frees.get(s.tag), space !== null)}
+              </td>
               <td className="clip" title={s.note ?? undefined}>
                 {s.note ?? ""}
               </td>

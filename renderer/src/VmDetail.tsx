@@ -1,10 +1,11 @@
 import { useState, type ReactNode } from "react";
 
-import type { OffHostRpo, RpoStatus, Snapshot, VmWithSnapshots } from "../../core/api/contract.js";
+import type { OffHostRpo, RpoStatus, Snapshot, VmSpace, VmWithSnapshots } from "../../core/api/contract.js";
 import { Timeline } from "./Timeline.js";
 import { ZOOMS, type ZoomId } from "./timeline.js";
 import { diskRole, formatBytes } from "./format.js";
 import { SnapshotTable } from "./SnapshotTable.js";
+import { dateTime } from "./when.js";
 
 export function VmDetail({
   vm,
@@ -20,8 +21,11 @@ export function VmDetail({
   schedules,
   rpo,
   offHost,
+  space,
 }: {
   vm: VmWithSnapshots;
+  /** Space on disk and what deleting each snapshot frees; null while it is read. */
+  space: VmSpace | null;
   /** The VM's recovery-point status from the list (ok / due / overdue and why). */
   rpo?: RpoStatus | undefined;
   /** Its newest copy off this host against what its schedules promise; null: nothing to judge. */
@@ -87,6 +91,7 @@ export function VmDetail({
           </span>
         )}
       </header>
+      <SpaceLine vm={vm} space={space} />
       <table className="disks">
         <caption>Disks</caption>
         <thead>
@@ -94,18 +99,26 @@ export function VmDetail({
             <th scope="col">Disk</th>
             <th scope="col">Role</th>
             <th scope="col">Size</th>
+            <th scope="col">On disk</th>
             <th scope="col">Image</th>
           </tr>
         </thead>
         <tbody>
-          {disks.map((d) => (
-            <tr key={d.target}>
-              <td>{d.target}</td>
-              <td>{diskRole(d.role)}</td>
-              <td>{formatBytes(d.virtualSize)}</td>
-              <td className="path">{d.source ?? "-"}</td>
-            </tr>
-          ))}
+          {disks.map((d) => {
+            // The measured size, once vms.space answers (LVM's COW space included), else the listing's.
+            const onDisk = space?.disks.find((x) => x.target === d.target)?.allocatedSize ?? d.allocatedSize;
+            return (
+              <tr key={d.target}>
+                <td>{d.target}</td>
+                <td>{diskRole(d.role)}</td>
+                <td className="nowrap">{formatBytes(d.virtualSize)}</td>
+                <td className="nowrap" title="What the image and its snapshots take on the host now">
+                  {onDisk === null ? "unknown" : formatBytes(onDisk)}
+                </td>
+                <td className="path">{d.source ?? "-"}</td>
+              </tr>
+            );
+          })}
         </tbody>
       </table>
       {schedules}
@@ -140,10 +153,27 @@ export function VmDetail({
             onAddToLibrary={onAddToLibrary}
             onPin={onPin}
             onDelete={onDelete}
+            space={space}
           />
         )}
       </section>
     </article>
+  );
+}
+
+/** "Space used 3.2 GiB on disk · You can go back to Sun, 29 Nov 2026, 02:30 (14 snapshots)". */
+function SpaceLine({ vm, space }: { vm: VmWithSnapshots; space: VmSpace | null }) {
+  const oldest = space?.oldestRestorePoint ?? vm.snapshots.find((s) => !s.incomplete)?.createdAt ?? null;
+  const used = space?.usedBytes ?? null;
+  return (
+    <p className="space-line" aria-label="Space and restore points">
+      {used !== null && <span>Space used {formatBytes(used)} on disk</span>}
+      <span>
+        {oldest === null
+          ? "No restore point yet: take a snapshot to be able to go back."
+          : `You can go back to ${dateTime(oldest)} (${vm.snapshots.length} ${vm.snapshots.length === 1 ? "snapshot" : "snapshots"})`}
+      </span>
+    </p>
   );
 }
 

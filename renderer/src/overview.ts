@@ -85,7 +85,8 @@ export function overviewRow(
   return {
     host,
     vm,
-    usedBytes: disks.reduce((n, d) => n + (d.allocatedSize ?? 0), 0),
+    // The listing's measure (LVM snapshots' space included) when it has one.
+    usedBytes: vm.spaceUsedBytes ?? disks.reduce((n, d) => n + (d.allocatedSize ?? 0), 0),
     virtualBytes: disks.reduce((n, d) => n + (d.virtualSize ?? 0), 0),
     targets,
     verified,

@@ -240,6 +240,12 @@ describe("the everyday screens at real size", () => {
     await page.locator(`tr[data-vm="${busy}"]`).waitFor();
     await page.getByRole("button", { name: busy }).click();
     await page.getByRole("heading", { name: busy, level: 2 }).waitFor();
+    // Space: what deleting each snapshot frees (read from the image's tables), how far back it goes.
+    const frees = page.getByRole("row", { name: /before-upgrade/ }).locator("td.frees");
+    await expect.poll(() => frees.textContent()).toMatch(/^\d+(\.\d+)? (B|KiB|MiB)$/);
+    expect(await page.getByLabel("Space and restore points").textContent()).toMatch(
+      /Space used .* on disk.*You can go back to .* \(7 snapshots\)/,
+    );
     const actions = page.getByRole("button", { name: "Actions for burst-1" });
     await actions.click();
     await page.getByRole("menuitem", { name: "Delete…" }).click();

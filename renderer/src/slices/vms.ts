@@ -1,6 +1,7 @@
 import type {
   ListedHost,
   ParamsIn,
+  VmSpace,
   RevertProgress,
   RevertResult,
   VmWithSnapshots,
@@ -23,6 +24,11 @@ export interface VmsSlice {
   readonly selected: Selected | null;
   readonly vm: VmWithSnapshots | null;
   readonly selectedSnapshot: string | null;
+  /**
+   * What the open VM's disks take and what deleting each snapshot would free: read after the
+   * snapshots show (it reads image metadata on the host), null until it answers or when it failed.
+   */
+  readonly space: VmSpace | null;
   refresh(): Promise<void>;
   select(selected: Selected): Promise<void>;
   selectSnapshot(tag: string | null): void;
@@ -56,6 +62,7 @@ export const vmsSlice: Slice<VmsSlice> = (api, run) => (set, get) => {
       const vm = await api.call("vms.get", selected);
       if (get().selected === selected) {
         set({ vm });
+        void loadSpace(selected);
       }
     } catch (error) {
       // Gone (deleted elsewhere, or its host removed): nothing stays on screen to act on.
@@ -63,6 +70,19 @@ export const vmsSlice: Slice<VmsSlice> = (api, run) => (set, get) => {
         set({ selected: null, vm: null, selectedSnapshot: null });
       }
       throw error;
+    }
+  };
+  /** In the background, without the busy label; a failure only leaves the column empty. */
+  const loadSpace = async (selected: Selected): Promise<void> => {
+    try {
+      const space = await api.call("vms.space", selected);
+      if (get().selected === selected) {
+        set({ space });
+      }
+    } catch {
+      if (get().selected === selected) {
+        set({ space: null });
+      }
     }
   };
   // One refresh at a time, and at most one more after it: a burst of change events (fifty
@@ -87,6 +107,7 @@ export const vmsSlice: Slice<VmsSlice> = (api, run) => (set, get) => {
     selected: null,
     vm: null,
     selectedSnapshot: null,
+    space: null,
     refresh: async () => {
       if (refreshing !== null) {
         again = true;
@@ -103,7 +124,7 @@ export const vmsSlice: Slice<VmsSlice> = (api, run) => (set, get) => {
       return refreshing;
     },
     select: async (selected) => {
-      set({ selected, vm: null, selectedSnapshot: null });
+      set({ selected, vm: null, selectedSnapshot: null, space: null });
       await run("Loading the VM", reloadVm);
     },
     selectSnapshot: (tag) => set({ selectedSnapshot: tag }),

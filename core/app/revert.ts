@@ -53,10 +53,22 @@ const DEFAULT_SHUTDOWN_TIMEOUT_MS = 120_000;
 
 /** "before revert to nightly (2026-11-26 13:40:05)", within the name length limit. */
 export function safetySnapshotName(target: Snapshot, now: Date): string {
-  const stamp = now.toISOString().slice(0, 19).replace("T", " ");
+  const stamp = localStamp(now);
   const what = target.kind === "safety" ? "before undo" : `before revert to ${target.name}`;
   const room = MAX_SNAPSHOT_NAME_LENGTH - stamp.length - 3;
   return `${[...what].slice(0, room).join("")} (${stamp})`;
+}
+
+/**
+ * "2026-12-06 23:51:05 +01:00": the time in this computer's zone, as the UI shows Taken, with the
+ * offset, so the name says the same instant as the Taken column here and is not ambiguous when
+ * read from another zone (it said UTC without saying so, an hour off Taken in Berlin).
+ */
+export function localStamp(now: Date): string {
+  const pad = (n: number): string => String(Math.abs(n)).padStart(2, "0");
+  const offset = -now.getTimezoneOffset();
+  const zone = `${offset < 0 ? "-" : "+"}${pad(Math.trunc(offset / 60))}:${pad(offset % 60)}`;
+  return `${now.getFullYear()}-${pad(now.getMonth() + 1)}-${pad(now.getDate())} ${pad(now.getHours())}:${pad(now.getMinutes())}:${pad(now.getSeconds())} ${zone}`;
 }
 
 /** COW space a thick safety snapshot needs to survive merging `lv` into its origin: all it holds, and 20% more. */

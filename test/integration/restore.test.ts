@@ -98,7 +98,9 @@ describe("restore engine", () => {
     virshOut("setmaxmem", offName, "64M", "--config");
 
     const dry = await app.revert.revert("local", offName, "good", { dryRun: true });
-    expect(dry.safety.name).toMatch(/^before revert to good \(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\)$/);
+    expect(dry.safety.name).toMatch(
+      /^before revert to good \(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d [+-]\d\d:\d\d\)$/,
+    );
     expect(dry.definitionChanges?.map((c) => c.what)).toContain("memory");
     expect((await app.snapshots.list("local", offName)).map((s) => s.kind)).toEqual(["manual"]);
 

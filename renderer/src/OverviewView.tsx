@@ -3,6 +3,7 @@ import { useStore } from "zustand";
 
 import type { AppStore } from "./store.js";
 import { formatBytes } from "./format.js";
+import { FirstRun } from "./FirstRun.js";
 import { overviewRows, vmMatches, type OverviewRow, type VmFilter } from "./overview.js";
 import { VmFilterBar } from "./VmFilterBar.js";
 import { ago, dateTime } from "./when.js";
@@ -29,6 +30,18 @@ export function OverviewView({ store }: { store: AppStore }) {
   const protectedCount = rows.filter((r) => r.onHost && r.offHost).length;
   const used = rows.reduce((n, r) => n + r.usedBytes, 0);
   const now = Date.now();
+  // Nothing to list yet (no hosts, or hosts without VMs): the first-run panel says how to start,
+  // as the VM list does; a page of zeros would not.
+  if (rows.length === 0 && offline.length === 0) {
+    return (
+      <section className="page overview" aria-labelledby="overview-title">
+        <h2 id="overview-title" className="sr-only">
+          Overview
+        </h2>
+        {state.loading || !state.connected ? <p className="empty">Loading…</p> : <FirstRun store={store} />}
+      </section>
+    );
+  }
   const open = (row: OverviewRow): void => {
     state.show("vms");
     void state.select({ host: row.host, vm: row.vm.name });

@@ -9,7 +9,7 @@ import type {
   VmWithSnapshots,
 } from "../../core/api/contract.js";
 import { dateTime } from "./when.js";
-import { formatBytes } from "./format.js";
+import { diskLabel, formatBytes } from "./format.js";
 import { StepButtons, Summary, Wizard, WizardJob } from "./Wizard.js";
 
 export function describeTarget(target: Target): string {
@@ -128,7 +128,7 @@ export function ExportWizard({
                       setChosen(e.target.checked ? [...chosen, d] : chosen.filter((t) => t !== d))
                     }
                   />
-                  {d} ({vm.disks.find((x) => x.target === d)?.role ?? "disk"})
+                  {diskLabel(d, vm.disks.find((x) => x.target === d)?.role)}
                 </label>
               ))}
             </fieldset>

@@ -1,3 +1,4 @@
+import { dateTime } from "./when.js";
 import { useEffect, useId, useState } from "react";
 
 import type { ApiError, RevertResult, Snapshot, VmWithSnapshots } from "../../core/api/contract.js";
@@ -152,7 +153,7 @@ export function RevertWizard({
                 </li>
                 <li>
                   {plan.disks.join(", ")} {plan.disks.length === 1 ? "is" : "are"} reverted to{" "}
-                  <strong>{plan.snapshot.name}</strong> ({new Date(plan.snapshot.createdAt).toLocaleString()}
+                  <strong>{plan.snapshot.name}</strong> ({dateTime(plan.snapshot.createdAt)}
                   ).
                 </li>
                 {plan.prunedSafety.length > 0 && (

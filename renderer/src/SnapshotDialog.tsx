@@ -1,3 +1,4 @@
+import { diskLabel } from "./format.js";
 import { useId, useState, type FormEvent } from "react";
 
 import type { ApiError, VmWithSnapshots } from "../../core/api/contract.js";
@@ -64,7 +65,7 @@ export function SnapshotDialog({
                 setChosen(e.target.checked ? [...chosen, d.target] : chosen.filter((t) => t !== d.target))
               }
             />
-            {d.target} ({d.role})
+            {diskLabel(d.target, d.role)}
             {d.snapshotBlocker !== null && <span className="hint"> — {d.snapshotBlocker}</span>}
           </label>
         ))}

@@ -1,8 +1,8 @@
-import { stepWords } from "./job-words.js";
 import { useEffect, useId } from "react";
 import { useStore } from "zustand";
 
 import type { HistoryEntry, HistoryKind, JobState } from "../../core/api/contract.js";
+import { stepWords } from "./job-words.js";
 import type { HistoryFilter } from "./slices/history.js";
 import type { AppStore } from "./store.js";
 import { formatBytes, formatDuration, formatTime } from "./format.js";

@@ -1,7 +1,7 @@
-import { dateTime } from "./when.js";
 import { useEffect, useId, useState } from "react";
 
 import type { ApiError, RevertResult, Snapshot, VmWithSnapshots } from "../../core/api/contract.js";
+import { dateTime } from "./when.js";
 import type { RevertOptions } from "./slices/vms.js";
 import { ErrorBox } from "./ErrorBox.js";
 import { Modal } from "./Modal.js";

@@ -1,8 +1,8 @@
-import { useConfirm } from "./Confirm.js";
 import { useEffect, useId, useState, type FormEvent } from "react";
 import { useStore } from "zustand";
 
 import type { HostConfig, ListedHost, Target, TargetTest } from "../../core/api/contract.js";
+import { useConfirm } from "./Confirm.js";
 import type { AppStore } from "./store.js";
 import { DesktopSettings } from "./DesktopSettings.js";
 import { isDesktop } from "./transports.js";

@@ -1,7 +1,7 @@
-import { diskLabel } from "./format.js";
 import { useId, useState, type FormEvent } from "react";
 
 import type { ApiError, VmWithSnapshots } from "../../core/api/contract.js";
+import { diskLabel } from "./format.js";
 import { ErrorBox } from "./ErrorBox.js";
 import { Modal } from "./Modal.js";
 

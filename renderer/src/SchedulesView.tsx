@@ -1,5 +1,3 @@
-import { useConfirm } from "./Confirm.js";
-import { cronInWords } from "./cron-words.js";
 import { Fragment, useEffect, useState } from "react";
 import { useStore } from "zustand";
 
@@ -15,6 +13,8 @@ import {
 import type { AppStore } from "./store.js";
 import { dateTime } from "./when.js";
 import { TableHead } from "./TableHead.js";
+import { useConfirm } from "./Confirm.js";
+import { cronInWords } from "./cron-words.js";
 
 /** Every VM the editor can choose, from the VM list the store already holds. */
 export function editorVms(hosts: readonly ListedHost[]): EditorVm[] {

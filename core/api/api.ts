@@ -394,6 +394,7 @@ function handlers(
     // A call, not a job: the plan (dry run) is a scan; a real removal merges on the target, which the
     // caller waits for with its busy label (the UI's Remove dialog shows the plan first).
     "exports.remove": (p) => exports.remove(p.target, p.exports, { dryRun: p.dryRun }),
+    "exports.prune": (p) => exports.prune(p.target, { keep: p.keep, dryRun: p.dryRun }),
     "exports.verify": (p) =>
       jobs.start({ kind: "verify", title: `Verify export ${p.export} on ${p.target}` }, async (signal) => {
         const result = await exports.verify(p.target, p.export, signal);

@@ -290,6 +290,12 @@ export const methods = {
     exports: z.array(exportId).min(1, "Name at least one export").max(200),
     dryRun: z.boolean(),
   }),
+  /** Keeps the newest `keep` verified exports of each VM made by hand (schedules' copies follow their own rules). */
+  "exports.prune": z.object({
+    target: targetName,
+    keep: z.number().int().min(1, "Keep at least 1 export per VM").max(1000),
+    dryRun: z.boolean(),
+  }),
   "exports.planRestore": restore,
   "exports.restore": restore,
 
@@ -813,6 +819,7 @@ export interface Results {
   "exports.start": JobViewOf<"export">;
   "exports.verify": JobViewOf<"verify">;
   "exports.remove": ExportRemoval;
+  "exports.prune": ExportRemoval & { readonly kept: readonly string[] };
   "exports.planRestore": RestorePlan;
   "exports.restore": JobViewOf<"restore">;
 

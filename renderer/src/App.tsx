@@ -43,6 +43,24 @@ type Open =
   | { kind: "attach"; host: string; volume: string }
   | { kind: "restore"; target: string; entry: ExportEntry };
 
+/** Removing and pruning exports, each asked first as a dry run (the dialog shows the plan). */
+function removals(state: ReturnType<AppStore["getState"]>) {
+  return {
+    onPrune: (target: string, keep: number, dryRun: boolean) =>
+      state.call(dryRun ? "Checking what stays" : "Pruning the exports", "exports.prune", {
+        target,
+        keep,
+        dryRun,
+      }),
+    onRemove: (target: string, ids: readonly string[], dryRun: boolean) =>
+      state.call(dryRun ? "Checking what stays" : "Removing the export", "exports.remove", {
+        target,
+        exports: [...ids],
+        dryRun,
+      }),
+  };
+}
+
 export function App({ store }: { store: AppStore }) {
   const state = useStore(store);
   const [open, setOpen] = useState<Open | null>(null);
@@ -217,13 +235,8 @@ export function App({ store }: { store: AppStore }) {
                 void state.startJob("Starting the check", "exports.verify", { target, export: exportId })
               }
               onRestore={(target, entry) => setOpen({ kind: "restore", target, entry })}
-              onRemove={(target, ids, dryRun) =>
-                state.call(dryRun ? "Checking what stays" : "Removing the export", "exports.remove", {
-                  target,
-                  exports: [...ids],
-                  dryRun,
-                })
-              }
+              {...removals(state)}
+              jobs={state.jobs}
               onAddTarget={() => state.show("settings")}
             />
           </main>

@@ -1,8 +1,9 @@
-import { useEffect, useId, useState } from "react";
+import { useEffect, useId, useRef, useState } from "react";
 
 import type {
   ExportEntry,
   ExportRemoval,
+  JobView,
   ListedHost,
   RestorePlan,
   TargetExports,
@@ -12,6 +13,7 @@ import { StepButtons, Summary, Wizard, WizardJob, usePlannedJob, type WizardActi
 import { TableHead } from "./TableHead.js";
 import { useConfirm } from "./Confirm.js";
 import { RowMenu } from "./RowMenu.js";
+import { Modal } from "./Modal.js";
 
 const STATE_TEXT: Record<ExportEntry["state"], string> = {
   verified: "good",
@@ -36,7 +38,9 @@ export function ExportsView({
   onVerify,
   onRestore,
   onRemove,
+  onPrune,
   onAddTarget,
+  jobs,
 }: {
   exports: readonly TargetExports[];
   loading: boolean;
@@ -46,10 +50,25 @@ export function ExportsView({
   onRestore: (target: string, entry: ExportEntry) => void;
   /** Removes exports, or (dryRun) says what that would do; null when the call failed. */
   onRemove: (target: string, ids: readonly string[], dryRun: boolean) => Promise<ExportRemoval | null>;
+  /** Keeps the newest `keep` exports of each VM on the target, or (dryRun) says what that would do. */
+  onPrune: (target: string, keep: number, dryRun: boolean) => Promise<ExportRemoval | null>;
   onAddTarget: () => void;
+  /** The app's jobs: a verify that ends reloads the list, so its result shows on its row. */
+  jobs: Readonly<Record<string, JobView>>;
 }) {
   useEffect(onLoad, []);
+  const verifies = Object.values(jobs).filter((j) => j.kind === "verify");
+  const checking = new Set(verifies.filter((j) => j.state === "running").map((j) => j.title));
+  const ended = verifies.filter((j) => j.state !== "running").length;
+  const seen = useRef(ended);
+  useEffect(() => {
+    if (ended !== seen.current) {
+      seen.current = ended;
+      onLoad();
+    }
+  }, [ended]);
   const confirm = useConfirm();
+  const [pruning, setPruning] = useState<string | null>(null);
   // The plan first, in the dialog; the removal only when the person chose it after reading it.
   const remove = async (target: string, e: ExportEntry): Promise<void> => {
     const plan = await onRemove(target, [e.id], true);
@@ -70,6 +89,20 @@ export function ExportsView({
   return (
     <section className="page" aria-labelledby="exports-title">
       {confirm.dialog}
+      {pruning !== null && (
+        <PruneDialog
+          target={pruning}
+          onPlan={(keep) => onPrune(pruning, keep, true)}
+          onPrune={async (keep) => {
+            const done = await onPrune(pruning, keep, false);
+            if (done !== null) {
+              setPruning(null);
+              onLoad();
+            }
+          }}
+          onClose={() => setPruning(null)}
+        />
+      )}
       <div className="section-head">
         <h2 id="exports-title">Exports</h2>
         <button type="button" onClick={onLoad} disabled={loading}>
@@ -87,7 +120,14 @@ export function ExportsView({
       )}
       {exports.map((t) => (
         <section key={t.target} className="target" aria-labelledby={`target-${t.target}`}>
-          <h3 id={`target-${t.target}`}>{t.target}</h3>
+          <div className="section-head">
+            <h3 id={`target-${t.target}`}>{t.target}</h3>
+            {t.exports.length > 1 && (
+              <button type="button" disabled={busy} onClick={() => setPruning(t.target)}>
+                Prune…
+              </button>
+            )}
+          </div>
           {t.error !== null && <p className="host-error">{t.error}</p>}
           {t.error === null && t.exports.length === 0 && <p className="empty">Nothing exported here yet.</p>}
           {t.exports.length > 0 && (
@@ -110,6 +150,10 @@ export function ExportsView({
                       <td className="nowrap">{formatBytes(exportSize(e))}</td>
                       <td>
                         <span className={`badge export-${e.state}`}>{STATE_TEXT[e.state]}</span>
+                        {/* The title the API gives a verify job (api.ts, exports.verify). */}
+                        {checking.has(`Verify export ${e.id} on ${t.target}`) && (
+                          <span className="hint"> checking now…</span>
+                        )}
                         {e.reason !== null && <span className="sub hint">{e.reason}</span>}
                       </td>
                       <td className="actions">
@@ -146,6 +190,97 @@ export function ExportsView({
         </section>
       ))}
     </section>
+  );
+}
+
+/**
+ * Prune a target: how many exports of each VM to keep, then the dry run in words, then the
+ * removal; nothing goes before the person has read what would.
+ */
+function PruneDialog({
+  target,
+  onPlan,
+  onPrune,
+  onClose,
+}: {
+  target: string;
+  onPlan: (keep: number) => Promise<ExportRemoval | null>;
+  onPrune: (keep: number) => Promise<void>;
+  onClose: () => void;
+}) {
+  const id = useId();
+  const [keep, setKeep] = useState("3");
+  const [plan, setPlan] = useState<{ keep: number; result: ExportRemoval } | null>(null);
+  const count = Number(keep);
+  const valid = Number.isInteger(count) && count >= 1 && count <= 1000;
+  return (
+    <Modal
+      labelledBy={`${id}-title`}
+      onClose={onClose}
+      onSubmit={(e) => {
+        e.preventDefault();
+        if (plan !== null && plan.keep === count && plan.result.removed.length > 0) {
+          void onPrune(count);
+        } else if (valid) {
+          void onPlan(count).then((result) => setPlan(result === null ? null : { keep: count, result }));
+        }
+      }}
+    >
+      <h2 id={`${id}-title`}>Prune exports on {target}</h2>
+      <label htmlFor={`${id}-keep`}>Verified exports to keep per VM</label>
+      <input
+        id={`${id}-keep`}
+        type="number"
+        min={1}
+        max={1000}
+        value={keep}
+        onChange={(e) => {
+          setKeep(e.target.value);
+          setPlan(null);
+        }}
+      />
+      <p className="hint">
+        The newest export of each VM always stays. Copies made by a schedule follow that schedule&apos;s own
+        rules and are not pruned here.
+      </p>
+      {plan !== null && plan.keep === count && (
+        <div role="status" aria-label="What pruning does">
+          {plan.result.removed.length === 0 ? (
+            <p>Nothing to remove: no VM has more than {count} here.</p>
+          ) : (
+            <>
+              <p>
+                Removes {plan.result.removed.length} {plan.result.removed.length === 1 ? "export" : "exports"}
+                : {plan.result.removed.join(", ")}.
+              </p>
+              {plan.result.merged.length > 0 && (
+                <p>
+                  First, so that what stays still restores:{" "}
+                  {plan.result.merged.map((m) => `${m.into} takes in ${m.from.join(", ")}`).join("; ")}.
+                </p>
+              )}
+            </>
+          )}
+          {plan.result.held.length > 0 && (
+            <p>Kept for now: {plan.result.held.map((h) => `${h.folder} (${h.reason})`).join("; ")}.</p>
+          )}
+        </div>
+      )}
+      <div className="buttons">
+        <button type="button" onClick={onClose}>
+          {plan !== null && plan.result.removed.length === 0 ? "Close" : "Cancel"}
+        </button>
+        {plan !== null && plan.keep === count && plan.result.removed.length > 0 ? (
+          <button type="submit" className="danger">
+            Remove {plan.result.removed.length} {plan.result.removed.length === 1 ? "export" : "exports"}
+          </button>
+        ) : (
+          <button type="submit" className="primary" disabled={!valid}>
+            Check what goes
+          </button>
+        )}
+      </div>
+    </Modal>
   );
 }
 

@@ -25,11 +25,17 @@ export function RowMenu({ label, items }: { label: string; items: readonly MenuI
       button.current?.focus();
     }
   };
+  const isOpen = at !== null;
+  // The first item takes the focus when the menu opens (not again when it follows a scroll).
+  useEffect(() => {
+    if (isOpen) {
+      menu.current?.querySelector<HTMLButtonElement>("button:not(:disabled)")?.focus();
+    }
+  }, [isOpen]);
   useEffect(() => {
     if (at === null) {
       return;
     }
-    menu.current?.querySelector<HTMLButtonElement>("button:not(:disabled)")?.focus();
     const outside = (e: Event): void => {
       if (!(e.target instanceof Node) || !menu.current?.contains(e.target)) {
         if (e.target !== button.current) {
@@ -37,10 +43,18 @@ export function RowMenu({ label, items }: { label: string; items: readonly MenuI
         }
       }
     };
-    // Scrolling moves the row away from a menu fixed to the viewport: close rather than float.
+    // Scrolling moves the row: the menu follows its button, and closes once the button is out of
+    // view. (Closing on any scroll closed it at once when the click had first scrolled the button
+    // into view: that scroll event comes a frame after the click.)
     const away = (e: Event): void => {
-      if (!(e.target instanceof Node) || !menu.current?.contains(e.target)) {
+      if (e.target instanceof Node && menu.current?.contains(e.target)) {
+        return;
+      }
+      const placed = place();
+      if (placed === null) {
         setAt(null);
+      } else if (placed.top !== at.top || placed.right !== at.right || placed.up !== at.up) {
+        setAt(placed);
       }
     };
     document.addEventListener("mousedown", outside);
@@ -52,13 +66,18 @@ export function RowMenu({ label, items }: { label: string; items: readonly MenuI
       window.removeEventListener("resize", away);
     };
   }, [at]);
-  const open = (): void => {
+  /** Where the menu goes for the button as it is now; null when the button is out of view. */
+  const place = (): { top: number; right: number; up: boolean } | null => {
     const rect = button.current?.getBoundingClientRect();
-    if (rect !== undefined) {
-      // Below the button, or above it when the row is near the bottom of the window.
-      const up = rect.bottom + items.length * 34 + 16 > window.innerHeight;
-      setAt({ top: up ? rect.top : rect.bottom, right: window.innerWidth - rect.right, up });
+    if (rect === undefined || rect.bottom < 0 || rect.top > window.innerHeight) {
+      return null;
     }
+    // Below the button, or above it when the row is near the bottom of the window.
+    const up = rect.bottom + items.length * 34 + 16 > window.innerHeight;
+    return { top: up ? rect.top : rect.bottom, right: window.innerWidth - rect.right, up };
+  };
+  const open = (): void => {
+    setAt(place());
   };
   const move = (by: number): void => {
     const enabled = [...(menu.current?.querySelectorAll<HTMLButtonElement>("button:not(:disabled)") ?? [])];

@@ -273,10 +273,37 @@ describe("the everyday screens at real size", () => {
     await page.close();
   });
 
+  it("prunes a target after showing what goes: the older export's data merged into the newer", async () => {
+    // A second export of the VM, built on the first (changed blocks only).
+    cli("export", `local/${busy}`, "burst-3", "--to", "shelf");
+    const page = await open(SIZES[0], "light");
+    await view(page, "Exports");
+    const older = page.getByRole("row", { name: new RegExp(`${busy}.*before-upgrade`) });
+    const newer = page.getByRole("row", { name: new RegExp(`${busy}.*burst-3`) });
+    await newer.getByText("good").waitFor();
+    const olderId = (await older.locator(".mono").textContent()) ?? "";
+    await page.getByRole("region", { name: "shelf" }).getByRole("button", { name: "Prune…" }).click();
+    const dialog = page.getByRole("dialog", { name: "Prune exports on shelf" });
+    await dialog.getByLabel("Verified exports to keep per VM").fill("1");
+    await dialog.getByRole("button", { name: "Check what goes" }).click();
+    const plan = dialog.getByRole("status", { name: "What pruning does" });
+    await expect.poll(() => plan.textContent()).toMatch(new RegExp(`Removes 1 export: .*${olderId}`));
+    expect(await plan.textContent()).toMatch(/takes in/);
+    await page.screenshot({ path: join(shots, "screen-exports-prune.png") });
+    // Nothing went yet: the plan was a dry run.
+    expect(cli("exports", "list", "--target", "shelf")).toContain(olderId);
+    await dialog.getByRole("button", { name: "Remove 1 export" }).click();
+    await dialog.waitFor({ state: "detached" });
+    await older.waitFor({ state: "detached" });
+    expect(cli("exports", "list", "--target", "shelf")).not.toContain(olderId);
+    await newer.getByText("good").waitFor();
+    await page.close();
+  });
+
   it("removes an export after showing its dry run in the app's dialog; Cancel keeps it", async () => {
     const page = await open(SIZES[0], "light");
     await view(page, "Exports");
-    const row = page.getByRole("row", { name: new RegExp(`${busy}.*before-upgrade`) });
+    const row = page.getByRole("row", { name: new RegExp(`${busy}.*burst-3`) });
     await row.getByText("good").waitFor();
     const id = (await row.locator(".mono").textContent()) ?? "";
     expect(cli("exports", "list", "--target", "shelf")).toContain(id);
@@ -287,7 +314,7 @@ describe("the everyday screens at real size", () => {
     await remove();
     const confirm = page.getByRole("dialog", { name: `Remove export ${id}?` });
     expect(await confirm.textContent()).toContain(
-      `The copy of ${busy} “before-upgrade” on shelf is deleted from the target.`,
+      `The copy of ${busy} “burst-3” on shelf is deleted from the target.`,
     );
     await page.screenshot({ path: join(shots, "screen-export-remove.png") });
     await confirm.getByRole("button", { name: "Cancel" }).click();

@@ -6,6 +6,7 @@ import { formatBytes } from "./format.js";
 import { FirstRun } from "./FirstRun.js";
 import { overviewRows, vmMatches, type OverviewRow, type VmFilter } from "./overview.js";
 import { VmFilterBar } from "./VmFilterBar.js";
+import { useVirtualRows } from "./virtual.js";
 import { ago, dateTime } from "./when.js";
 
 /**
@@ -13,6 +14,9 @@ import { ago, dateTime } from "./when.js";
  * tool at a glance: how old the newest restore point is, here and off the host, how much space the
  * VM takes, and whether the 3-2-1 idea holds (copies on the host, off it, and verified).
  */
+/** One row's height in pixels (two lines of name, one of problem): fixed, for the windowing. */
+const ROW = 68;
+
 export function OverviewView({ store }: { store: AppStore }) {
   const state = useStore(store);
   const [filter, setFilter] = useState<VmFilter>({ text: "", show: "all" });
@@ -26,6 +30,9 @@ export function OverviewView({ store }: { store: AppStore }) {
     [state.hosts, state.exports, state.exportsLoaded],
   );
   const shown = rows.filter((r) => vmMatches(r.host, r.vm, filter));
+  // Windowed, as the VM list: 200 VMs cost what a screenful costs (rendering every row took the
+  // first page a second); rows have one height so the scrollbar is true.
+  const { ref, onScroll, range } = useVirtualRows<HTMLDivElement>(shown.length, ROW, 640);
   const attention = rows.filter((r) => r.severity >= 2).length;
   const protectedCount = rows.filter((r) => r.onHost && r.offHost).length;
   const used = rows.reduce((n, r) => n + r.usedBytes, 0);
@@ -79,8 +86,16 @@ export function OverviewView({ store }: { store: AppStore }) {
             : "No VMs yet. Add a host in Settings, or see Virtual machines to start."}
         </p>
       ) : (
-        <div className="table-scroll">
-          <table className="overview-table">
+        <div className="overview-scroll" ref={ref} onScroll={onScroll} data-rows={shown.length}>
+          <table className="overview-table" aria-rowcount={shown.length + 1}>
+            <colgroup>
+              <col className="c-vm" />
+              <col className="c-state" />
+              <col className="c-snap" />
+              <col className="c-copy" />
+              <col className="c-space" />
+              <col className="c-trio" />
+            </colgroup>
             <thead>
               <tr>
                 <th scope="col">VM</th>
@@ -92,9 +107,11 @@ export function OverviewView({ store }: { store: AppStore }) {
               </tr>
             </thead>
             <tbody>
-              {shown.map((r) => (
+              {range.padTop > 0 && <tr aria-hidden="true" style={{ height: range.padTop }} />}
+              {shown.slice(range.start, range.end).map((r) => (
                 <OverviewLine key={`${r.host}/${r.vm.uuid}`} row={r} now={now} onOpen={() => open(r)} />
               ))}
+              {range.padBottom > 0 && <tr aria-hidden="true" style={{ height: range.padBottom }} />}
             </tbody>
           </table>
         </div>
@@ -113,13 +130,16 @@ function OverviewLine({ row, now, onOpen }: { row: OverviewRow; now: number; onO
         <button type="button" className="vm-link" onClick={onOpen}>
           {vm.name}
         </button>
-        <span className="muted"> on {row.host}</span>
-        {row.problems.length > 0 && (
-          <span className="problem" title={row.problems.join("\n")}>
-            {row.problems[0]}
-            {row.problems.length > 1 && ` (+${row.problems.length - 1})`}
-          </span>
-        )}
+        <span className="sub" title={row.problems.length > 0 ? row.problems.join("\n") : undefined}>
+          <span className="muted">on {row.host}</span>
+          {row.problems.length > 0 && (
+            <span className="problem">
+              {" · "}
+              {row.problems[0]}
+              {row.problems.length > 1 && ` (+${row.problems.length - 1})`}
+            </span>
+          )}
+        </span>
       </td>
       <td>
         <span className={`state state-${vm.state.replace(/\s+/g, "-")}`}>{vm.state}</span>

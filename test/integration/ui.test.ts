@@ -134,6 +134,10 @@ describe("the UI in Chromium, on snapkeep serve", () => {
     page.on("pageerror", (e) => errors.push(e.message));
     await page.goto(url);
     await expect.poll(() => page.getByRole("status").filter({ hasText: "connected" }).count()).toBe(1);
+    // The overview opens first; the VM list is where a VM is chosen (both are windowed, and the
+    // list's search finds it among the VMs of other tests on this host).
+    await page.getByRole("button", { name: "Virtual machines", exact: true }).click();
+    await page.getByRole("navigation", { name: "Hosts and VMs" }).getByRole("searchbox").fill(suffix);
     const vmButton = page.getByRole("button", { name: new RegExp(offName) });
     await vmButton.waitFor();
     await page.screenshot({ path: join(shots, "vm-list.png") });

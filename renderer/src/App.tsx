@@ -170,6 +170,8 @@ export function App({ store }: { store: AppStore }) {
                 hosts={state.hosts}
                 selected={state.selected}
                 onSelect={(s) => void state.select(s)}
+                filter={state.vmFilter}
+                onFilter={state.setVmFilter}
                 firstRun={state.loading || !state.connected ? null : <FirstRun store={store} />}
               />
             </nav>

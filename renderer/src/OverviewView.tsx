@@ -1,10 +1,10 @@
-import { useEffect, useMemo, useState } from "react";
+import { useEffect, useMemo } from "react";
 import { useStore } from "zustand";
 
 import type { AppStore } from "./store.js";
 import { formatBytes } from "./format.js";
 import { FirstRun } from "./FirstRun.js";
-import { overviewRows, vmMatches, type OverviewRow, type VmFilter } from "./overview.js";
+import { overviewRows, vmMatches, type OverviewRow } from "./overview.js";
 import { VmFilterBar } from "./VmFilterBar.js";
 import { useVirtualRows } from "./virtual.js";
 import { ago, dateTime } from "./when.js";
@@ -19,7 +19,8 @@ const ROW = 68;
 
 export function OverviewView({ store }: { store: AppStore }) {
   const state = useStore(store);
-  const [filter, setFilter] = useState<VmFilter>({ text: "", show: "all" });
+  const filter = state.vmFilter;
+  const setFilter = state.setVmFilter;
   // The exports on the targets tell whether each VM's newest copy checked out; reading them can
   // take a while (SSH targets), so the page shows at once and fills that column in when they come.
   useEffect(() => {

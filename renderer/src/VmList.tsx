@@ -1,4 +1,4 @@
-import { useMemo, useState, type KeyboardEvent, type ReactNode } from "react";
+import { useMemo, type KeyboardEvent, type ReactNode } from "react";
 
 import type { ListedHost, ListedVm } from "../../core/api/contract.js";
 import type { Selected } from "./store.js";
@@ -44,14 +44,18 @@ export function VmList({
   selected,
   onSelect,
   firstRun,
+  filter,
+  onFilter,
 }: {
+  /** The search and filter, kept by the store across views. */
+  filter: VmFilter;
+  onFilter: (filter: VmFilter) => void;
   hosts: readonly ListedHost[];
   selected: Selected | null;
   onSelect: (selected: Selected) => void;
   /** Shown when there is no VM to list (no hosts, or hosts without VMs): how to get some. */
   firstRun: ReactNode;
 }) {
-  const [filter, setFilter] = useState<VmFilter>({ text: "", show: "all" });
   const rows = useMemo(() => listRows(hosts, filter), [hosts, filter]);
   const { ref, element, onScroll, range } = useVirtualRows<HTMLDivElement>(rows.length, ROW, 720);
   if (hosts.length === 0) {
@@ -76,7 +80,7 @@ export function VmList({
     <>
       <VmFilterBar
         filter={filter}
-        onChange={setFilter}
+        onChange={onFilter}
         count={vmCount}
         total={total}
         compact

@@ -7,6 +7,7 @@ import { create } from "zustand";
 
 import type { AnyMethod, AnyParamsIn, AnyResult, ApiError } from "../../core/api/contract.js";
 import type { ApiClient } from "./client.js";
+import type { VmFilter } from "./overview.js";
 import { historySlice, type HistorySlice } from "./slices/history.js";
 import { jobsSlice, type JobsSlice } from "./slices/jobs.js";
 import { librarySlice, type LibrarySlice } from "./slices/library.js";
@@ -25,6 +26,9 @@ export interface UiSlice {
   readonly jobsOpen: boolean;
   readonly error: ApiError | null;
   readonly busy: string | null;
+  /** The VM search and filter, one for the overview and the VM list, kept across views. */
+  readonly vmFilter: VmFilter;
+  setVmFilter(filter: VmFilter): void;
   setConnected(connected: boolean): void;
   show(view: View): void;
   setJobsOpen(open: boolean): void;
@@ -61,6 +65,8 @@ export function createAppStore(api: ApiClient) {
       jobsOpen: false,
       error: null,
       busy: null,
+      vmFilter: { text: "", show: "all" },
+      setVmFilter: (vmFilter) => set({ vmFilter }),
       setConnected: (connected) => set({ connected }),
       show: (view) => set({ view, error: null }),
       setJobsOpen: (jobsOpen) => set({ jobsOpen }),

@@ -54,7 +54,8 @@ const OVERFLOWS = `(() => {
 })()`;
 
 /** Page-side, on the overview's scroller: every row's VM, scrolled through from the top, in order. */
-const SCROLLED_NAMES = `(async (el) => {
+const SCROLLED_NAMES = `(async () => {
+  const el = document.querySelector(".overview-scroll");
   const seen = [];
   for (let top = 0; ; top += el.clientHeight / 2) {
     el.scrollTop = top;
@@ -67,7 +68,7 @@ const SCROLLED_NAMES = `(async (el) => {
   }
   el.scrollTop = 0;
   return seen;
-})`;
+})()`;
 
 describe("the everyday screens at real size", () => {
   const vms = new TestVms();
@@ -155,7 +156,7 @@ describe("the everyday screens at real size", () => {
     // The table is windowed: scrolled through, it lists each of this test's VMs, problems first.
     await search.fill(suffix);
     await expect.poll(() => overview.locator(".overview-scroll").getAttribute("data-rows")).toBe("23");
-    const order = (await overview.locator(".overview-scroll").evaluate(SCROLLED_NAMES)) as string[];
+    const order = (await page.evaluate(SCROLLED_NAMES)) as string[];
     expect([...order].sort()).toEqual([...names, longName].sort());
     // A VM with no snapshot comes before one that is fine.
     expect(order.indexOf(names[20] ?? "")).toBeLessThan(order.indexOf(busy));

@@ -50,6 +50,13 @@ const OVERFLOWS = `(() => {
     if (box.scrollWidth > box.clientWidth + 1) out.push(name + " scrolls sideways: " + box.scrollWidth + " > " + box.clientWidth);
     if (table.scrollWidth > table.clientWidth + 1) out.push(name + " wider than itself: " + table.scrollWidth);
   }
+  // Marks inside a cell (3-2-1, badges) are whole, not cut off by the cell's edge.
+  for (const mark of document.querySelectorAll("td .trio, td .badge")) {
+    const cell = mark.closest("td");
+    if (mark.getBoundingClientRect().right > cell.getBoundingClientRect().right + 1) {
+      out.push("a mark is cut off in " + (cell.closest("table").className || "a table") + ": " + mark.textContent);
+    }
+  }
   return out;
 })()`;
 

@@ -191,7 +191,7 @@ export function App({ store }: { store: AppStore }) {
                   vm={state.vm}
                   selectedSnapshot={state.selectedSnapshot}
                   busy={state.busy}
-                  onSelectSnapshot={(tag) => state.selectSnapshot(tag)}
+                  onSelectSnapshot={state.selectSnapshot}
                   onTakeSnapshot={() => setOpen({ kind: "snapshot" })}
                   onDelete={(tag) => void state.deleteSnapshot(tag)}
                   onPin={(tag, pinned) => void state.setPinned(tag, pinned)}

@@ -1,4 +1,4 @@
-import { useMemo, useState } from "react";
+import { memo, useMemo, useState } from "react";
 
 import type { Snapshot } from "../../core/api/contract.js";
 import { layoutTimeline, type ZoomId } from "./timeline.js";
@@ -9,7 +9,8 @@ const LANE = 36;
 const LEFT = 56;
 const TOP = 8;
 
-export function Timeline({
+/** Memoized: the app re-renders on every store change, and the timeline's props rarely change. */
+export const Timeline = memo(function Timeline({
   disks,
   snapshots,
   zoom,
@@ -120,4 +121,4 @@ export function Timeline({
       </figcaption>
     </figure>
   );
-}
+});

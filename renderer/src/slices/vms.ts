@@ -125,7 +125,13 @@ export const vmsSlice: Slice<VmsSlice> = (api, run) => (set, get) => {
     },
     select: async (selected) => {
       set({ selected, vm: null, selectedSnapshot: null, space: null });
-      await run("Loading the VM", reloadVm);
+      // No busy label: the page says "Loading…" itself, and setting and clearing a label would
+      // render the VM's page (a thousand snapshots' timeline and table) twice more.
+      try {
+        await reloadVm();
+      } catch (error) {
+        set({ error: asApiError(error) });
+      }
     },
     selectSnapshot: (tag) => set({ selectedSnapshot: tag }),
     createSnapshot: async (request) => {

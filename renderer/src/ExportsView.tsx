@@ -248,22 +248,12 @@ function PruneDialog({
           {plan.result.removed.length === 0 ? (
             <p>Nothing to remove: no VM has more than {count} here.</p>
           ) : (
-            <>
-              <p>
-                Removes {plan.result.removed.length} {plan.result.removed.length === 1 ? "export" : "exports"}
-                : {plan.result.removed.join(", ")}.
-              </p>
-              {plan.result.merged.length > 0 && (
-                <p>
-                  First, so that what stays still restores:{" "}
-                  {plan.result.merged.map((m) => `${m.into} takes in ${m.from.join(", ")}`).join("; ")}.
-                </p>
-              )}
-            </>
+            <p>
+              Removes {plan.result.removed.length} {plan.result.removed.length === 1 ? "export" : "exports"}:{" "}
+              {plan.result.removed.join(", ")}.
+            </p>
           )}
-          {plan.result.held.length > 0 && (
-            <p>Kept for now: {plan.result.held.map((h) => `${h.folder} (${h.reason})`).join("; ")}.</p>
-          )}
+          <MergesAndHolds plan={plan.result} />
         </div>
       )}
       <div className="buttons">
@@ -287,13 +277,22 @@ function PruneDialog({
 /** The dry run of a removal, in words: what goes, what takes in its data first, what stays. */
 function RemovalPlan({ plan, entry, target }: { plan: ExportRemoval; entry: ExportEntry; target: string }) {
   if (plan.removed.length === 0) {
-    return <p>Nothing can be removed now: {plan.held.map((h) => `${h.folder} (${h.reason})`).join("; ")}.</p>;
+    return <p>Nothing can be removed now: {heldList(plan)}.</p>;
   }
   return (
     <>
       <p>
         The copy of {entry.vmName} “{entry.snapshotName}” on {target} is deleted from the target.
       </p>
+      <MergesAndHolds plan={plan} />
+    </>
+  );
+}
+
+/** What a removal or a prune merges first and what it holds back, as both dialogs say it. */
+function MergesAndHolds({ plan }: { plan: ExportRemoval }) {
+  return (
+    <>
       {plan.merged.length > 0 && (
         <p>
           First, so that what stays still restores:{" "}
@@ -301,11 +300,13 @@ function RemovalPlan({ plan, entry, target }: { plan: ExportRemoval; entry: Expo
           done on the target and may take a while for large disks.
         </p>
       )}
-      {plan.held.length > 0 && (
-        <p>Kept for now: {plan.held.map((h) => `${h.folder} (${h.reason})`).join("; ")}.</p>
-      )}
+      {plan.held.length > 0 && <p>Kept for now: {heldList(plan)}.</p>}
     </>
   );
+}
+
+function heldList(plan: ExportRemoval): string {
+  return plan.held.map((h) => `${h.folder} (${h.reason})`).join("; ");
 }
 
 /**

@@ -4,6 +4,8 @@
  * certainty: a wrong sentence about when backups run is worse than the expression.
  */
 
+import { ordinal } from "./format.js";
+
 const DAYS = ["Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"];
 const DAY_NAMES: Readonly<Record<string, number>> = {
   sun: 0,
@@ -30,18 +32,6 @@ function weekday(field: string): number | null {
   }
   const n = number(field, 0, 7);
   return n === null ? null : n % 7;
-}
-
-function ordinal(n: number): string {
-  const suffix =
-    n % 10 === 1 && n !== 11
-      ? "st"
-      : n % 10 === 2 && n !== 12
-        ? "nd"
-        : n % 10 === 3 && n !== 13
-          ? "rd"
-          : "th";
-  return `${n}${suffix}`;
 }
 
 const pad = (n: number): string => String(n).padStart(2, "0");

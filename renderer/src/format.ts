@@ -34,3 +34,10 @@ export function diskLabel(target: string, role: "root" | "additional" | undefine
 export function diskRole(role: "root" | "additional"): string {
   return role === "root" ? "root disk" : "data disk";
 }
+
+/** "1st", "2nd", "11th", "23rd". */
+export function ordinal(n: number): string {
+  const tens = n % 100;
+  const suffix = tens >= 11 && tens <= 13 ? "th" : (["th", "st", "nd", "rd"][n % 10] ?? "th");
+  return `${n}${suffix}`;
+}

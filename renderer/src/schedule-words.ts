@@ -4,6 +4,7 @@
  * without a browser.
  */
 import { cronInWords } from "./cron-words.js";
+import { ordinal } from "./format.js";
 import type {
   CopyCadence,
   CopyForecast,
@@ -28,12 +29,6 @@ export const WEEKDAYS: readonly Weekday[] = [
 
 export function capitalize(text: string): string {
   return text.charAt(0).toUpperCase() + text.slice(1);
-}
-
-export function ordinal(n: number): string {
-  const tens = n % 100;
-  const suffix = tens >= 11 && tens <= 13 ? "th" : (["th", "st", "nd", "rd"][n % 10] ?? "th");
-  return `${n}${suffix}`;
 }
 
 export function whenInWords(when: When): string {

@@ -14,7 +14,7 @@ import { chromium, type Browser, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 import { CHROMIUM_ARGS, CHROMIUM_PATH } from "../support/chromium.js";
-import { startServe } from "../support/serve.js";
+import { buildForUsers, startServe, stopServe } from "../support/serve.js";
 import { TestVms, uniqueSuffix } from "../support/libvirt.js";
 
 const repo = fileURLToPath(new URL("../..", import.meta.url));
@@ -112,11 +112,7 @@ describe("the everyday screens at real size", () => {
   };
 
   beforeAll(async () => {
-    execFileSync("npm", ["run", "build"], {
-      cwd: repo,
-      stdio: "inherit",
-      env: { ...process.env, NODE_ENV: "production" },
-    });
+    buildForUsers(repo);
     mkdirSync(shots, { recursive: true });
     home = mkdtempSync(join(tmpdir(), "snapkeep-screens-"));
     for (const [i, name] of [...names, longName].entries()) {
@@ -149,7 +145,7 @@ describe("the everyday screens at real size", () => {
 
   afterAll(async () => {
     await browser?.close();
-    server?.kill("SIGTERM");
+    await stopServe(server);
     await vms.dispose();
     rmSync(home, { recursive: true, force: true });
     rmSync(exportDir, { recursive: true, force: true });

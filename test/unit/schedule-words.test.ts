@@ -7,13 +7,13 @@ import {
   draftOf,
   forecastInWords,
   newScheduleForm,
-  ordinal,
   retentionInWords,
   scheduleForm,
   scheduleStatus,
   spanInWords,
   whenInWords,
 } from "../../renderer/src/schedule-words.js";
+import { ordinal } from "../../renderer/src/format.js";
 
 const schedule: Schedule = {
   id: "0a1b2c3d",

@@ -485,16 +485,8 @@ export class Schedules {
       const copying = schedules.filter(
         (s): s is Schedule & { copy: CopyPolicy } => s.host === vm.host && s.vmUuid === vm.uuid && hasCopy(s),
       );
-      const landed = [
-        ...vm.snapshots
-          .filter((s) => !s.incomplete && (s.exportedTo ?? []).length > 0)
-          .map((s) => s.createdAt),
-        ...copying.flatMap((s) => copyState[s.id]?.newestLanded?.createdAt ?? []),
-      ];
-      const newest = landed.reduce<number | null>(
-        (max, at) => Math.max(max ?? -Infinity, Date.parse(at)),
-        null,
-      );
+      const newestAt = copiesOffHost(vm, schedules, copyState).newestAt;
+      const newest = newestAt === null ? null : Date.parse(newestAt);
       if (copying.length === 0) {
         return newest === null && vm.snapshots.length > 0
           ? {
@@ -528,27 +520,7 @@ export class Schedules {
    */
   offHostCopiesOf(vms: readonly VmWithSnapshots[]): OffHostCopies[] {
     const { schedules, copyState } = this.#store.read();
-    return vms.map((vm) => {
-      const targets = new Set<string>();
-      let newest: string | null = null;
-      const seen = (at: string, target: string): void => {
-        targets.add(target);
-        newest = newest === null || Date.parse(at) > Date.parse(newest) ? at : newest;
-      };
-      for (const snapshot of vm.snapshots) {
-        for (const where of snapshot.incomplete ? [] : (snapshot.exportedTo ?? [])) {
-          // "TARGET/EXPORT-ID": target names cannot hold a slash.
-          seen(snapshot.createdAt, where.slice(0, where.indexOf("/")));
-        }
-      }
-      for (const schedule of schedules) {
-        const landed = copyState[schedule.id]?.newestLanded;
-        if (schedule.host === vm.host && schedule.vmUuid === vm.uuid && hasCopy(schedule) && landed) {
-          seen(landed.createdAt, schedule.copy.target);
-        }
-      }
-      return { newestAt: newest, targets: [...targets].sort() };
-    });
+    return vms.map((vm) => copiesOffHost(vm, schedules, copyState));
   }
 
   /** RPO of each VM from the snapshots it has now, with one read of the settings for all. */
@@ -582,6 +554,36 @@ const AFTER_SNAPSHOT: ReadonlySet<string> = new Set([SNAPSHOT_MADE, "copy", "cop
 /** Whether an interrupted job had made its snapshot: then its slot is served and the snapshot kept. */
 export function snapshotWasMade(job: Pick<JobSummary, "step">): boolean {
   return job.step !== null && AFTER_SNAPSHOT.has(job.step);
+}
+
+/**
+ * A VM's verified copies off its host: snapshots still here that were exported (exportedTo), and
+ * what its copying schedules landed (their snapshot may be pruned here already).
+ */
+function copiesOffHost(
+  vm: VmWithSnapshots,
+  schedules: readonly Schedule[],
+  copyState: Readonly<Record<string, ScheduleCopyState | undefined>>,
+): OffHostCopies {
+  const targets = new Set<string>();
+  let newest: string | null = null;
+  const seen = (at: string, target: string): void => {
+    targets.add(target);
+    newest = newest === null || Date.parse(at) > Date.parse(newest) ? at : newest;
+  };
+  for (const snapshot of vm.snapshots) {
+    for (const where of snapshot.incomplete ? [] : (snapshot.exportedTo ?? [])) {
+      // "TARGET/EXPORT-ID": target names cannot hold a slash.
+      seen(snapshot.createdAt, where.slice(0, where.indexOf("/")));
+    }
+  }
+  for (const schedule of schedules) {
+    const landed = copyState[schedule.id]?.newestLanded;
+    if (schedule.host === vm.host && schedule.vmUuid === vm.uuid && hasCopy(schedule) && landed) {
+      seen(landed.createdAt, schedule.copy.target);
+    }
+  }
+  return { newestAt: newest, targets: [...targets].sort() };
 }
 
 export interface PruneOutcome {

@@ -292,6 +292,11 @@ function refuseRemoteHost(host: string, requestedPort: number): void {
   );
 }
 
+/** `/assets/index-C_yxgPLg.js`: a file the bundler named by its content's hash. */
+export function isHashedAsset(path: string): boolean {
+  return /^\/assets\/[\w.-]+-[\w-]{8}\.(?:js|css)$/.test(path);
+}
+
 /** Answers a plain HTTP request with a file of the built renderer under `root`, or an error status. */
 async function serveFile(
   request: IncomingMessage,
@@ -319,6 +324,10 @@ async function serveFile(
     const body = await readFile(file);
     response.writeHead(200, {
       ...headers,
+      // The bundler names each asset by its content's hash, so an asset never changes under its
+      // name: a returning browser loads it (and V8's compiled code for it) from its cache. The
+      // page itself is never cached, so a new version's page names its new assets.
+      ...(isHashedAsset(path) ? { "Cache-Control": "public, max-age=31536000, immutable" } : {}),
       "Content-Type": CONTENT_TYPES[extname(file)] ?? "application/octet-stream",
     });
     response.end(request.method === "HEAD" ? undefined : body);

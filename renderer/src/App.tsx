@@ -66,10 +66,6 @@ export function App({ store }: { store: AppStore }) {
   const [open, setOpen] = useState<Open | null>(null);
   const confirm = useConfirm();
   useEffect(() => {
-    void store.getState().refresh();
-    void store.getState().loadJobs();
-  }, [store]);
-  useEffect(() => {
     // "/" jumps to the VM search from anywhere but a text field.
     const slash = (e: KeyboardEvent): void => {
       const typing = e.target instanceof HTMLElement && e.target.closest("input, textarea, select") !== null;

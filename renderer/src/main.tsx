@@ -6,6 +6,8 @@ import { App } from "./App.js";
 import { LoginPage } from "./LoginPage.js";
 import { clientForPage, isDesktop } from "./transports.js";
 import { pageAccess } from "./web-session.js";
+import { compareNames } from "./overview.js";
+import { prepareDates } from "./when.js";
 import { createAppStore, type AppStore } from "./store.js";
 import "./app.css";
 
@@ -35,6 +37,14 @@ function startApp(): void {
       void app.getState().refresh();
     }
   });
+  // Ask for everything the first page shows before React renders it: the socket opens and the
+  // server reads the hosts while the page renders its frame (asked from an effect, the listing
+  // waited for that render). The overview asks the targets itself when it shows.
+  void app.getState().refresh();
+  void app.getState().loadJobs();
+  // While they travel: the first date formatter and collator load the locale's data.
+  prepareDates();
+  compareNames("", "");
   const root = document.getElementById("root");
   if (root !== null) {
     createRoot(root).render(

@@ -97,6 +97,16 @@ export function overviewRow(
   };
 }
 
+/**
+ * Names in a person's order ("web-2" before "web-10"), with one collator: `localeCompare` without
+ * one compared the 200-VM overview's names through the locale's rules call by call.
+ */
+let collator: Intl.Collator | undefined;
+export function compareNames(a: string, b: string): number {
+  collator ??= new Intl.Collator(undefined, { numeric: true });
+  return collator.compare(a, b);
+}
+
 /** Every VM of every host that answered, problems first, then by host and name. */
 export function overviewRows(
   hosts: readonly ListedHost[],
@@ -105,7 +115,7 @@ export function overviewRows(
   const verified = newestExports(exports);
   const rows = hosts.flatMap((h) => h.vms.map((vm) => overviewRow(h.host, vm, verified)));
   rows.sort(
-    (a, b) => b.severity - a.severity || a.host.localeCompare(b.host) || a.vm.name.localeCompare(b.vm.name),
+    (a, b) => b.severity - a.severity || compareNames(a.host, b.host) || compareNames(a.vm.name, b.vm.name),
   );
   const offline = hosts.flatMap((h) => (h.error === null ? [] : [{ host: h.host, error: h.error }]));
   return { rows, offline };

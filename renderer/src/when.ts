@@ -32,6 +32,14 @@ export function dateTime(iso: string): string {
   return formatter(DATE_TIME).format(new Date(iso));
 }
 
+/**
+ * Makes the first formatter now: the first one loads the locale's data (about 40 ms here), which
+ * the page pays while its listing is on the way rather than before its first paint.
+ */
+export function prepareDates(): void {
+  dateTime(new Date(0).toISOString());
+}
+
 export function shortDate(iso: string): string {
   return formatter({ year: "numeric", month: "short", day: "numeric" }).format(new Date(iso));
 }

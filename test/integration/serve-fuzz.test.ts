@@ -367,6 +367,23 @@ describe("snapkeep serve survives its clients", () => {
     await bystander.close();
   });
 
+  it("never lets a browser cache the page, and lets it keep each hashed asset (and its compiled code) for good", async () => {
+    const page = await fetch(`${origin}/`);
+    expect(page.headers.get("cache-control")).toBe("no-store");
+    const assets = [...(await page.text()).matchAll(/(?:src|href)="\.(\/assets\/[^"]+)"/g)].map((m) => m[1]);
+    expect(assets.length, "the page names its script and its style sheet").toBeGreaterThanOrEqual(2);
+    for (const asset of assets) {
+      const answer = await fetch(`${origin}${asset}`);
+      expect(answer.status, asset).toBe(200);
+      expect(answer.headers.get("cache-control"), asset).toBe("public, max-age=31536000, immutable");
+      expect(answer.headers.get("content-security-policy"), asset).toContain("default-src 'none'");
+    }
+    // A file that is not the bundler's is never cached for good, even under assets/.
+    const missing = await fetch(`${origin}/assets/not-hashed.js`);
+    expect(missing.status).toBe(404);
+    expect(missing.headers.get("cache-control")).toBe("no-store");
+  });
+
   it("refuses to listen beyond this computer without a login, and says how to set one or use an SSH tunnel", async () => {
     for (const host of ["0.0.0.0", "::", "192.0.2.1", "example.com"]) {
       const { code, out, err } = await runServe(home, ["--host", host]);

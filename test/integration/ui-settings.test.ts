@@ -16,6 +16,26 @@ import { startServe } from "../support/serve.js";
 import { TestVms, uniqueSuffix } from "../support/libvirt.js";
 import { startSshd, type TestSshd } from "../support/sshd.js";
 
+/**
+ * qemu-img on an image the app may be reading at that moment (the page refreshes its listing,
+ * which reads a shut-off VM's images with `qemu-img info` and holds their lock for that long):
+ * tried again while the lock is taken, as a script beside Snapkeep would.
+ */
+async function qemuImgWhenFree(args: readonly string[]): Promise<void> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      execFileSync("qemu-img", args, { stdio: ["ignore", "pipe", "pipe"] });
+      return;
+    } catch (error) {
+      const stderr = String((error as { stderr?: unknown }).stderr ?? "");
+      if (attempt >= 20 || !stderr.includes("lock")) {
+        throw error;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+  }
+}
+
 const repo = fileURLToPath(new URL("../..", import.meta.url));
 const shots = join(repo, "artifacts", "screenshots");
 
@@ -317,7 +337,7 @@ describe("first run, settings and schedules in Chromium, on snapkeep serve", () 
     // waits for its slot); the editor must name exactly the ones a smaller retention deletes.
     const id = listed[0]?.id ?? "";
     for (const name of ["scheduled-a", "scheduled-b", "scheduled-c"]) {
-      execFileSync("qemu-img", ["snapshot", "-c", `snapkeep:scheduled@${id}:${name}`, vdaImage]);
+      await qemuImgWhenFree(["snapshot", "-c", `snapkeep:scheduled@${id}:${name}`, vdaImage]);
       await new Promise((resolve) => setTimeout(resolve, 1100)); // qcow2 dates have whole seconds
     }
     await row.getByRole("button", { name: "Edit…" }).click();

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 
-import { isLoopbackHost } from "../../core/server/serve.js";
+import { isHashedAsset, isLoopbackHost } from "../../core/server/serve.js";
 
 describe("which --host snapkeep serve accepts", () => {
   it("accepts this computer's loopback addresses, however they are spelled", () => {
@@ -35,6 +35,29 @@ describe("which --host snapkeep serve accepts", () => {
       "",
     ]) {
       expect(isLoopbackHost(host), host).toBe(false);
+    }
+  });
+});
+
+describe("which served files a browser may cache for good", () => {
+  it("is only the bundler's assets, named by their content's hash", () => {
+    expect(isHashedAsset("/assets/index-C_yxgPLg.js")).toBe(true);
+    expect(isHashedAsset("/assets/index-BAhqHUcw.css")).toBe(true);
+    expect(isHashedAsset("/assets/ExportsView-Dx9-aB1c.js")).toBe(true);
+  });
+
+  it("is never the page, a file outside assets/ or a name without a hash", () => {
+    for (const path of [
+      "/",
+      "/index.html",
+      "/index-C_yxgPLg.js",
+      "/assets/index.js",
+      "/assets/sub/index-C_yxgPLg.js",
+      "/assets/index-C_yxgPLg.js.map",
+      "/assets/index-C_yxgPLg.html",
+      "/assets/../index-C_yxgPLg.js",
+    ]) {
+      expect(isHashedAsset(path), path).toBe(false);
     }
   });
 });

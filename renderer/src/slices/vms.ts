@@ -93,12 +93,16 @@ export const vmsSlice: Slice<VmsSlice> = (api, run) => (set, get) => {
     set({ loading: true });
     try {
       const hosts = await api.call("vms.list", {});
-      set({ hosts });
+      // One render for the listing: with no VM open, it is the end of the refresh too (a second
+      // set for `loading` rendered the 200-VM overview again, 35 ms of the first page).
+      set({ hosts, loading: get().selected !== null });
       await reloadVm();
     } catch (error) {
       set({ error: asApiError(error) });
     } finally {
-      set({ loading: false });
+      if (get().loading) {
+        set({ loading: false });
+      }
     }
   };
   return {

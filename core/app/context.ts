@@ -3,6 +3,7 @@ import { openSealKey } from "../infra/seal-key.js";
 import type { SshEnvironment } from "../infra/runner/factory.js";
 import { openSettingsStore } from "../infra/store/store.js";
 import { Exports } from "./exports/exports.js";
+import { Files } from "./files.js";
 import { Library } from "./library/library.js";
 import { ScheduleCopies } from "./schedules/copies.js";
 import { Schedules } from "./schedules/schedules.js";
@@ -16,6 +17,8 @@ export interface CoreContext extends VmModules {
   readonly schedules: Schedules;
   readonly exports: Exports;
   readonly library: Library;
+  /** Files in snapshots: list and fetch, read-only (issue 19). */
+  readonly files: Files;
   /** Closes SSH connections and export runners; the front end calls it once, when it ends. */
   dispose(): Promise<void>;
 }
@@ -52,6 +55,7 @@ export function openCoreContext(options: CoreContextOptions): CoreContext {
     schedules: new Schedules(modules, now, new ScheduleCopies({ store, exports, targets, now })),
     exports,
     library: new Library(modules, now),
+    files: new Files(modules),
     async dispose() {
       await targets.dispose();
       await modules.hosts.dispose();

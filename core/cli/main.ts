@@ -22,6 +22,7 @@ import { registerScheduleCommands } from "./schedule-commands.js";
 import { registerExportCommands } from "./export-commands.js";
 import { commandLine } from "../domain/shell-quote.js";
 import { registerLibraryCommands } from "./library-commands.js";
+import { registerFilesCommands } from "./files-commands.js";
 import { diskList, numberOption, parseNumber } from "./options.js";
 import { splitVmRef } from "./refs.js";
 import { oldestRestorePoint, spaceUsed } from "../domain/space.js";
@@ -371,6 +372,7 @@ function buildProgram(io: CliIo, context: () => CliContext): Command {
   registerServiceCommands(program, io, context, print);
   registerNotifyCommands(program, io, context, print);
   registerLibraryCommands(program, vm, io, context, print);
+  registerFilesCommands(program, io, context, print);
 
   registerServeCommand(program, io, context);
 

@@ -45,6 +45,11 @@ export function judgeProbe(probe: ReadonlyMap<string, string>): DoctorCheck[] {
       fix: "Enable VT-x/AMD-V in the firmware and load kvm_intel or kvm_amd: without it VMs run emulated, many times slower.",
     }),
     lvmCheck(get("lvm") !== undefined, get("thin_tools") !== undefined),
+    filesCheck(
+      get("guestfish") !== undefined,
+      get("qemu_nbd") !== undefined,
+      get("appliance_kernel") !== undefined,
+    ),
     stagingCheck(get("staging_dir"), get("staging_free_kib")),
     clockCheck(get("tz"), get("tz_abbrev"), get("ntp")),
   ];
@@ -143,6 +148,28 @@ function lvmCheck(lvm: boolean, thin: boolean): DoctorCheck {
         detail: "lvm2 without thin-provisioning-tools",
         fix: "Install thin-provisioning-tools if any VM disk is a thin LV: LVM needs it to activate thin pools.",
       };
+}
+
+/** `files ls|get` (and nothing else) read snapshots through libguestfs' appliance. */
+function filesCheck(guestfish: boolean, qemuNbd: boolean, kernel: boolean): DoctorCheck {
+  const base = { id: "files", title: "File restore" };
+  if (!guestfish || !qemuNbd) {
+    return {
+      ...base,
+      state: "warn",
+      detail: `${[!guestfish && "guestfish", !qemuNbd && "qemu-nbd"].filter(Boolean).join(" and ")} not installed`,
+      fix: "Install libguestfs-tools and qemu-utils (apt-get install libguestfs-tools qemu-utils linux-image-amd64) to fetch single files from snapshots; nothing else needs them.",
+    };
+  }
+  if (!kernel) {
+    return {
+      ...base,
+      state: "warn",
+      detail: "no kernel in /boot for libguestfs' appliance",
+      fix: "Install a kernel package (apt-get install linux-image-amd64): libguestfs builds its small VM from it; it is not booted on the host.",
+    };
+  }
+  return { ...base, state: "ok", detail: "libguestfs, qemu-nbd and a kernel for the appliance" };
 }
 
 function stagingCheck(dir: string | undefined, freeKiB: string | undefined): DoctorCheck {

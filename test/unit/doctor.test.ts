@@ -18,6 +18,9 @@ const HEALTHY = [
   "kvm=present",
   "lvm=yes",
   "thin_tools=yes",
+  "guestfish=yes",
+  "qemu_nbd=yes",
+  "appliance_kernel=yes",
   "staging_dir=/var/tmp",
   "staging_free_kib=73400320",
   "tz_abbrev=CET+0100",
@@ -45,6 +48,22 @@ describe("judgeProbe", () => {
     expect([...checks.values()].every((c) => c.state === "ok")).toBe(true);
     expect(checks.get("staging")?.detail).toBe("70.0 GiB free at /var/tmp");
     expect(checks.get("clock")?.detail).toBe("Europe/Berlin, CET+0100; synchronised");
+  });
+
+  it("warns, only, when file restore lacks libguestfs or a kernel for its appliance, naming the packages", () => {
+    expect(judge().get("files")).toMatchObject({ state: "ok" });
+    expect(judge({ guestfish: "-" }).get("files")).toMatchObject({
+      state: "warn",
+      detail: "guestfish not installed",
+      fix: expect.stringContaining("libguestfs-tools"),
+    });
+    expect(judge({ guestfish: "-", qemu_nbd: "-" }).get("files")?.detail).toBe(
+      "guestfish and qemu-nbd not installed",
+    );
+    expect(judge({ appliance_kernel: "-" }).get("files")).toMatchObject({
+      state: "warn",
+      fix: expect.stringContaining("linux-image-amd64"),
+    });
   });
 
   it("fails a host without virsh or qemu-img, naming the package to install", () => {

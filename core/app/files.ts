@@ -1,0 +1,541 @@
+/**
+ * File-level restore (issue 19): list and fetch files of a snapshot's disk, read-only, on the
+ * VM's host, local or over SSH, through one guestfish session per browse (the appliance starts
+ * once: about 15 s under software emulation, a few seconds under KVM).
+ *
+ * The session is a conversation on guestfish's stdin and stdout: each command is followed by
+ * `echo MARKER`, a random word of this session, and its output is what comes before the marker.
+ * guestfish ends at its first error, so every command is one that cannot fail on a good session:
+ * a path is checked (`is-dir`, `exists`) before it is listed or read. Guest names are data
+ * (drivers/guestfs/guestfish.ts quotes them); fetched files land under the folder the person
+ * named, created new (never over an existing file or through a link), and a fetch that stops
+ * halfway removes what it wrote.
+ */
+import { randomBytes } from "node:crypto";
+import { join } from "node:path";
+import { PassThrough, type Writable } from "node:stream";
+
+import { resolveSnapshot } from "../domain/selection.js";
+import type { Snapshot, VmWithSnapshots } from "../domain/types.js";
+import {
+  fileTypeOf,
+  gfMarkerCommand,
+  gfString,
+  normalizeGuestPath,
+  parseFilesystems,
+  parseLs0,
+  parseLstatns,
+  parseMountpoints,
+  type GuestFileType,
+} from "../drivers/guestfs/guestfish.js";
+import { filesScriptProblem, filesSessionArgs, type FilesSource } from "../drivers/sh/files-script.js";
+import { SnapkeepError } from "../errors.js";
+import { createNewFile } from "../infra/new-file.js";
+import type { CommandRunner, RunResult } from "../infra/runner/types.js";
+import type { Hosts } from "./hosts.js";
+import type { Vms } from "./vms.js";
+
+/** One entry of a folder, as `files ls` shows it. */
+export interface GuestEntry {
+  readonly name: string;
+  readonly path: string;
+  readonly type: GuestFileType;
+  /** Permission bits and type, as st_mode. */
+  readonly mode: number;
+  readonly size: number;
+  readonly uid: number;
+  readonly gid: number;
+  /** ISO time of the last change to its content. */
+  readonly mtime: string;
+  /** Where a symbolic link points (guest text, never followed). */
+  readonly target?: string;
+}
+
+export interface Mounted {
+  /** What was mounted where: the guest's own layout when libguestfs found an OS, else one file system. */
+  readonly mounts: readonly { mountpoint: string; device: string; type: string }[];
+}
+
+/** Longest start of the appliance before a browse is given up (software emulation is slow). */
+const START_MS = 5 * 60_000;
+/** File systems that hold no files to browse. */
+const NOT_BROWSABLE = new Set(["swap", "unknown", "LVM2_member", "crypto_LUKS", "linux_raid_member"]);
+
+type Pending =
+  | { kind: "text"; resolve: (out: Buffer) => void; reject: (e: unknown) => void }
+  | {
+      kind: "stream";
+      to: Writable;
+      /** Bytes expected before the marker: exactly this many, or unknown (a tar stream). */
+      size: number | null;
+      written: number;
+      onBytes: (n: number) => void;
+      resolve: (written: number) => void;
+      reject: (e: unknown) => void;
+    };
+
+export class GuestFilesSession {
+  readonly #marker = `SNAPKEEP_${randomBytes(16).toString("hex")}`;
+  readonly #input = new PassThrough();
+  readonly #queue: Pending[] = [];
+  #buffer: Buffer = Buffer.alloc(0);
+  #stderr = "";
+  #ended: Promise<RunResult>;
+  #endError: unknown = null;
+
+  private constructor(
+    private readonly runner: CommandRunner,
+    source: FilesSource,
+    signal: AbortSignal | undefined,
+  ) {
+    this.#ended = runner.run(
+      filesSessionArgs(source, (device) => `add-drive ${gfString(device)} format:raw readonly:true`),
+      {
+        stdin: this.#input,
+        onStdout: (chunk) => this.#feed(chunk),
+        onStderr: (chunk) => {
+          this.#stderr = (this.#stderr + chunk.toString()).slice(-8000);
+        },
+        ...(signal === undefined ? {} : { signal }),
+      },
+    );
+    this.#ended.then(
+      (result) => this.#fail(this.#problem(result)),
+      (error: unknown) => this.#fail(error),
+    );
+  }
+
+  /** Starts the appliance on the host with the disk, and mounts its file systems read-only. */
+  static async open(
+    runner: CommandRunner,
+    source: FilesSource,
+    options: { fs?: string | undefined; signal?: AbortSignal | undefined } = {},
+  ): Promise<{ session: GuestFilesSession; mounted: Mounted }> {
+    const session = new GuestFilesSession(runner, source, options.signal);
+    try {
+      const timer = setTimeout(
+        () =>
+          session.#fail(
+            new SnapkeepError("TIMEOUT", `libguestfs did not start on ${runner.label} in 5 minutes.`),
+          ),
+        START_MS,
+      );
+      try {
+        await session.#text([]);
+      } finally {
+        clearTimeout(timer);
+      }
+      const mounted = await session.#mount(options.fs);
+      return { session, mounted };
+    } catch (error) {
+      await session.close();
+      throw error;
+    }
+  }
+
+  /** A folder's entries (not followed into links), sorted by name. */
+  async list(path: string): Promise<GuestEntry[]> {
+    const dir = guestPath(path);
+    if ((await this.#text([`is-dir ${gfString(dir)}`])).toString().trim() !== "true") {
+      const exists = (await this.#text([`exists ${gfString(dir)}`])).toString().trim() === "true";
+      throw new SnapkeepError(
+        "NOT_FOUND",
+        exists ? `${dir} is not a folder in that snapshot.` : `${dir} is not in that snapshot.`,
+      );
+    }
+    const names = parseLs0(await this.#text([`ls0 ${gfString(dir)} /dev/stdout`]));
+    const entries: GuestEntry[] = [];
+    for (const name of names) {
+      const full = dir === "/" ? `/${name}` : `${dir}/${name}`;
+      entries.push(await this.#entry(full, name));
+    }
+    return entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  }
+
+  /** One path's entry, or null when the snapshot has nothing there. */
+  async stat(path: string): Promise<GuestEntry | null> {
+    const full = guestPath(path);
+    if (full !== "/" && (await this.#text([`exists ${gfString(full)}`])).toString().trim() !== "true") {
+      // `exists` follows links: a dangling link is still an entry.
+      if ((await this.#text([`is-symlink ${gfString(full)}`])).toString().trim() !== "true") {
+        return null;
+      }
+    }
+    return this.#entry(full, full.split("/").pop() ?? "/");
+  }
+
+  /**
+   * Copies a file (its bytes) or a folder (as a tar archive, NAME.tar) into `toDir` on this
+   * computer. Never overwrites: an existing name there is an error before anything is read.
+   */
+  async fetch(
+    path: string,
+    toDir: string,
+    onBytes: (n: number) => void = () => undefined,
+  ): Promise<{ saved: string; bytes: number; kind: "file" | "archive" }> {
+    const entry = await this.stat(path);
+    if (entry === null) {
+      throw new SnapkeepError("NOT_FOUND", `${guestPath(path)} is not in that snapshot.`);
+    }
+    if (entry.type !== "file" && entry.type !== "dir") {
+      throw new SnapkeepError(
+        "INVALID_INPUT",
+        `${entry.path} is a ${entry.type === "symlink" ? `link to ${entry.target ?? "?"}` : "special file"}; fetch what it points to, or its folder.`,
+      );
+    }
+    const base = entry.path === "/" ? "root" : entry.name;
+    const saved = join(toDir, entry.type === "dir" ? `${base}.tar` : base);
+    const file = await createNewFile(saved, entry.type === "file" ? entry.mode & 0o777 : 0o600);
+    try {
+      const command =
+        entry.type === "file"
+          ? `download ${gfString(entry.path)} -`
+          : `tar-out ${gfString(entry.path)} - numericowner:true`;
+      const bytes = await this.#stream(
+        command,
+        file.stream,
+        entry.type === "file" ? entry.size : null,
+        onBytes,
+      );
+      await file.finish();
+      return { saved, bytes, kind: entry.type === "file" ? "file" : "archive" };
+    } catch (error) {
+      await file.discard();
+      throw error;
+    }
+  }
+
+  /** Ends guestfish (which unmounts and stops the appliance); the host's script removes the rest. */
+  async close(): Promise<void> {
+    this.#input.end();
+    try {
+      await this.#ended;
+    } catch {
+      // Its error, if any, was given to whatever was waiting.
+    }
+  }
+
+  // ---- internals ----------------------------------------------------------------------------------
+
+  async #mount(fs: string | undefined): Promise<Mounted> {
+    const filesystems = parseFilesystems((await this.#text(["list-filesystems"])).toString());
+    const typeOf = new Map(filesystems.map((f) => [f.device, f.type]));
+    if (fs !== undefined) {
+      const type = typeOf.get(fs);
+      if (type === undefined || NOT_BROWSABLE.has(type)) {
+        throw noSuchFs(fs, filesystems);
+      }
+      await this.#text([`mount-ro ${gfString(fs)} /`]);
+      return { mounts: [{ mountpoint: "/", device: fs, type }] };
+    }
+    const roots = (await this.#text(["inspect-os"]))
+      .toString()
+      .split("\n")
+      .filter((l) => l.startsWith("/dev/"));
+    const root = roots.length === 1 ? roots[0] : undefined;
+    if (root !== undefined) {
+      const mounts: Mounted["mounts"][number][] = [];
+      for (const m of parseMountpoints(
+        (await this.#text([`inspect-get-mountpoints ${gfString(root)}`])).toString(),
+      )) {
+        const type = typeOf.get(m.device);
+        // A mount point under one already mounted must exist there; guestfish would end on it.
+        const there =
+          m.mountpoint === "/" ||
+          (await this.#text([`is-dir ${gfString(m.mountpoint)}`])).toString().trim() === "true";
+        if (type !== undefined && !NOT_BROWSABLE.has(type) && there) {
+          await this.#text([`mount-ro ${gfString(m.device)} ${gfString(m.mountpoint)}`]);
+          mounts.push({ ...m, type });
+        }
+      }
+      if (mounts.some((m) => m.mountpoint === "/")) {
+        return { mounts };
+      }
+    }
+    const browsable = filesystems.filter((f) => !NOT_BROWSABLE.has(f.type));
+    const only = browsable.length === 1 ? browsable[0] : undefined;
+    if (only === undefined) {
+      throw browsable.length === 0
+        ? new SnapkeepError("DISK_UNSUPPORTED", "That disk has no file system libguestfs can read.", {
+            details: { filesystems },
+          })
+        : new SnapkeepError(
+            "INVALID_INPUT",
+            "That disk has several file systems and no OS that says how they mount.",
+            {
+              hint: `Name one with --fs: ${browsable.map((f) => `${f.device} (${f.type})`).join(", ")}.`,
+              details: { filesystems: browsable },
+            },
+          );
+    }
+    await this.#text([`mount-ro ${gfString(only.device)} /`]);
+    return { mounts: [{ mountpoint: "/", device: only.device, type: only.type }] };
+  }
+
+  async #entry(path: string, name: string): Promise<GuestEntry> {
+    const stat = parseLstatns((await this.#text([`lstatns ${gfString(path)}`])).toString());
+    const type = fileTypeOf(stat.mode);
+    const target =
+      type === "symlink"
+        ? (await this.#text([`readlink ${gfString(path)}`])).toString().replace(/\n$/, "")
+        : undefined;
+    return {
+      name,
+      path,
+      type,
+      mode: stat.mode,
+      size: stat.size,
+      uid: stat.uid,
+      gid: stat.gid,
+      mtime: new Date(stat.mtime * 1000).toISOString(),
+      ...(target === undefined ? {} : { target }),
+    };
+  }
+
+  /** Runs guestfish commands and resolves with what they printed before the marker. */
+  #text(commands: readonly string[]): Promise<Buffer> {
+    return new Promise<Buffer>((resolve, reject) => {
+      if (this.#endError !== null) {
+        reject(this.#endError);
+        return;
+      }
+      this.#queue.push({ kind: "text", resolve, reject });
+      this.#input.write([...commands, gfMarkerCommand(this.#marker), ""].join("\n"));
+    });
+  }
+
+  #stream(command: string, to: Writable, size: number | null, onBytes: (n: number) => void): Promise<number> {
+    return new Promise<number>((resolve, reject) => {
+      if (this.#endError !== null) {
+        reject(this.#endError);
+        return;
+      }
+      this.#queue.push({ kind: "stream", to, size, written: 0, onBytes, resolve, reject });
+      this.#input.write(`${command}\n${gfMarkerCommand(this.#marker)}\n`);
+    });
+  }
+
+  #feed(chunk: Buffer): void {
+    this.#buffer = this.#buffer.length === 0 ? chunk : Buffer.concat([this.#buffer, chunk]);
+    const markerLine = Buffer.from(`${this.#marker}\n`);
+    for (;;) {
+      const head = this.#queue[0];
+      if (head === undefined) {
+        return;
+      }
+      if (head.kind === "stream") {
+        // File bytes go straight to the file: a large file never sits in memory whole.
+        const keep = head.size === null ? markerLine.length : 0;
+        const wanted =
+          head.size === null
+            ? Math.max(0, this.#buffer.length - keep)
+            : Math.min(head.size - head.written, this.#buffer.length);
+        const end = this.#buffer.indexOf(markerLine);
+        const take = head.size === null && end >= 0 ? end : wanted;
+        if (take > 0) {
+          head.to.write(this.#buffer.subarray(0, take));
+          head.written += take;
+          head.onBytes(head.written);
+          this.#buffer = this.#buffer.subarray(take);
+        }
+        const done = head.size === null ? end >= 0 : head.written === head.size;
+        if (!done || this.#buffer.length < markerLine.length) {
+          return;
+        }
+        if (!this.#buffer.subarray(0, markerLine.length).equals(markerLine)) {
+          this.#fail(
+            new SnapkeepError("UNEXPECTED_OUTPUT", "guestfish sent more bytes than the file holds."),
+          );
+          return;
+        }
+        this.#buffer = this.#buffer.subarray(markerLine.length);
+        this.#queue.shift();
+        head.resolve(head.written);
+        continue;
+      }
+      const end = this.#buffer.indexOf(markerLine);
+      if (end < 0) {
+        return;
+      }
+      const out = this.#buffer.subarray(0, end);
+      this.#buffer = this.#buffer.subarray(end + markerLine.length);
+      this.#queue.shift();
+      head.resolve(out);
+    }
+  }
+
+  #fail(error: unknown): void {
+    this.#endError ??= error;
+    for (const pending of this.#queue.splice(0)) {
+      pending.reject(this.#endError);
+    }
+  }
+
+  /** Why the session ended, in words: its own exit codes, libguestfs' last error, or a plain end. */
+  #problem(result: RunResult): SnapkeepError {
+    const missing = filesScriptProblem(result.code);
+    if (missing !== null && result.code !== 22) {
+      return new SnapkeepError("TOOL_MISSING", `${missing} on ${this.runner.label}.`, {
+        hint: "Install libguestfs-tools there (Debian/Ubuntu: apt-get install libguestfs-tools linux-image-amd64; Fedora: dnf install guestfs-tools).",
+      });
+    }
+    const said = this.#stderr
+      .split("\n")
+      .filter((l) => l.includes("error:") || l.includes("supermin"))
+      .map((l) => l.replace(/^.*?libguestfs: error: /, ""))
+      .pop();
+    if (said !== undefined && /supermin|kernel/i.test(said)) {
+      return new SnapkeepError(
+        "TOOL_MISSING",
+        `libguestfs on ${this.runner.label} has no kernel for its appliance: ${said}`,
+        {
+          hint: "Install a kernel package there (Debian: apt-get install linux-image-amd64); it is only read, not booted.",
+        },
+      );
+    }
+    return new SnapkeepError(
+      "COMMAND_FAILED",
+      missing ??
+        (said === undefined
+          ? `The file browse on ${this.runner.label} ended (exit ${result.code ?? result.signal}).`
+          : `libguestfs: ${said}`),
+      { details: { stderr: this.#stderr.slice(-2000) } },
+    );
+  }
+}
+
+function guestPath(path: string): string {
+  const normal = normalizeGuestPath(path);
+  if (normal === null) {
+    throw new SnapkeepError(
+      "INVALID_INPUT",
+      `A path in the guest starts with / and has no "." or ".." parts: ${JSON.stringify(path)}.`,
+    );
+  }
+  return normal;
+}
+
+function noSuchFs(fs: string, filesystems: readonly { device: string; type: string }[]): SnapkeepError {
+  return new SnapkeepError("NOT_FOUND", `That disk has no file system ${fs} to browse.`, {
+    hint: `It has: ${filesystems.map((f) => `${f.device} (${f.type})`).join(", ") || "none"}.`,
+  });
+}
+
+/**
+ * Which disk of a snapshot a browse reads, and how: a qcow2 file's internal snapshot, or a thick
+ * LVM snapshot's device. The root disk unless one is named.
+ */
+export function filesSourceOf(
+  vm: VmWithSnapshots,
+  snapshotRef: string,
+  diskName: string | undefined,
+): { snapshot: Snapshot; disk: string; source: FilesSource } {
+  const snapshot = resolveSnapshot(vm, snapshotRef);
+  const target = diskName ?? vm.disks.find((d) => d.role === "root")?.target ?? snapshot.disks[0]?.target;
+  const disk = vm.disks.find((d) => d.target === target);
+  const image = snapshot.disks.find((d) => d.target === target);
+  if (target === undefined || disk === undefined || image === undefined || disk.source === null) {
+    throw new SnapkeepError(
+      "NOT_FOUND",
+      `Snapshot "${snapshot.name}" has no disk ${target ?? "to browse"}.`,
+      {
+        hint: `It has: ${snapshot.disks.map((d) => d.target).join(", ")}`,
+      },
+    );
+  }
+  if (image.lv !== undefined) {
+    if (image.lv.thin) {
+      throw new SnapkeepError(
+        "DISK_UNSUPPORTED",
+        `${target}'s snapshot is a thin LVM snapshot; browsing those is not built yet.`,
+        {
+          hint: "Make a volume from it (snapshot → Add to library) and browse that, or export it.",
+        },
+      );
+    }
+    return { snapshot, disk: target, source: { kind: "block", device: image.lv.path } };
+  }
+  if (disk.format !== "qcow2" || disk.type !== "file") {
+    throw new SnapkeepError("DISK_UNSUPPORTED", `${target} is not a qcow2 file or an LVM volume.`);
+  }
+  return {
+    snapshot,
+    disk: target,
+    source: {
+      kind: "qcow2",
+      image: disk.source,
+      snapshotId: image.imageSnapshotId,
+      snapshotTag: snapshot.tag,
+    },
+  };
+}
+
+export interface FilesRequest {
+  readonly host: string;
+  readonly vm: string;
+  readonly snapshot: string;
+  readonly disk?: string | undefined;
+  /** A file system of the disk to mount at / (a device libguestfs names), instead of the guest's layout. */
+  readonly fs?: string | undefined;
+  readonly signal?: AbortSignal | undefined;
+}
+
+export interface FilesOpened {
+  readonly snapshot: string;
+  readonly disk: string;
+  readonly mounts: Mounted["mounts"];
+}
+
+/** `files ls` and `files get`: one browse session per call, closed when it is done. */
+export class Files {
+  constructor(private readonly deps: { readonly vms: Vms; readonly hosts: Hosts }) {}
+
+  async list(
+    request: FilesRequest,
+    path: string,
+  ): Promise<FilesOpened & { path: string; entries: GuestEntry[] }> {
+    // Refused before anything starts on the host.
+    const dir = guestPath(path);
+    return this.#with(request, async (session, opened) => ({
+      ...opened,
+      path: dir,
+      entries: await session.list(dir),
+    }));
+  }
+
+  async get(
+    request: FilesRequest,
+    paths: readonly string[],
+    toDir: string,
+    onProgress: (path: string, bytes: number) => void = () => undefined,
+  ): Promise<
+    FilesOpened & { saved: { path: string; saved: string; bytes: number; kind: "file" | "archive" }[] }
+  > {
+    const checked = paths.map(guestPath);
+    return this.#with(request, async (session, opened) => {
+      const saved = [];
+      for (const path of checked) {
+        saved.push({ path, ...(await session.fetch(path, toDir, (n) => onProgress(path, n))) });
+      }
+      return { ...opened, saved };
+    });
+  }
+
+  async #with<T>(
+    request: FilesRequest,
+    use: (session: GuestFilesSession, opened: FilesOpened) => Promise<T>,
+  ): Promise<T> {
+    const vm = await this.deps.vms.get(request.host, request.vm);
+    const { snapshot, disk, source } = filesSourceOf(vm, request.snapshot, request.disk);
+    const runner = this.deps.hosts.libvirt(request.host).runner;
+    const { session, mounted } = await GuestFilesSession.open(runner, source, {
+      fs: request.fs,
+      signal: request.signal,
+    });
+    try {
+      return await use(session, { snapshot: snapshot.name, disk, mounts: mounted.mounts });
+    } finally {
+      await session.close();
+    }
+  }
+}

@@ -1,0 +1,106 @@
+/**
+ * The host's half of a file browse (issue 19): a constant script, every name an argument.
+ *
+ * It gives guestfish one disk, read-only, and passes the rest of its stdin (Snapkeep's guestfish
+ * commands, drivers/guestfs/guestfish.ts) on to it:
+ * - a qcow2 internal snapshot through `qemu-nbd --read-only --load-snapshot` on a Unix socket in a
+ *   private folder: QEMU's own reading of the snapshot's tables, the image never opened for
+ *   writing, and no image lock taken (`file.locking=off`), so a running VM keeps running and
+ *   keeps its lock. The snapshot's clusters do not change while it exists (copy-on-write);
+ * - a block device (an LVM snapshot) added to guestfish directly, read-only.
+ * libguestfs puts a throwaway overlay over the read-only disk, so a journal the guest left dirty
+ * is replayed there, never on the snapshot.
+ *
+ * Every browse has a folder under ROOT holding the script's pid and qemu-nbd's. A browse killed
+ * outright (SIGKILL, a crash) leaves them; the next browse on the host ends that qemu-nbd (only
+ * when its command line names that folder's socket: a reused pid is someone else's) and removes
+ * the folder. An ordinary end (the commands end, the SSH channel closes, a signal) cleans up at once.
+ *
+ * Exit 20: guestfish is not installed; 21: qemu-nbd is not; 22: qemu-nbd did not start.
+ */
+export const FILES_ROOT = "/var/tmp/snapkeep-files";
+
+export const FILES_SCRIPT = [
+  "set -u",
+  `root=${FILES_ROOT}`,
+  "command -v guestfish >/dev/null 2>&1 || exit 20",
+  "umask 077",
+  'mkdir -p "$root" || exit 1',
+  'for d in "$root"/b.*; do',
+  '  [ -d "$d" ] || continue',
+  '  owner=$(cat "$d/owner" 2>/dev/null || true)',
+  '  if [ -n "$owner" ] && kill -0 "$owner" 2>/dev/null; then continue; fi',
+  '  nbd=$(cat "$d/nbd.pid" 2>/dev/null || true)',
+  '  if [ -n "$nbd" ] && tr "\\0" "\\n" < "/proc/$nbd/cmdline" 2>/dev/null | grep -qxF -- "--socket=$d/nbd.sock"; then',
+  '    kill "$nbd" 2>/dev/null',
+  "  fi",
+  '  rm -rf -- "$d"',
+  "done",
+  'dir=$(mktemp -d "$root/b.XXXXXXXX") || exit 1',
+  'echo $$ > "$dir/owner"',
+  "cleanup() {",
+  '  nbd=$(cat "$dir/nbd.pid" 2>/dev/null || true)',
+  '  [ -z "$nbd" ] || kill "$nbd" 2>/dev/null',
+  '  rm -rf -- "$dir"',
+  "}",
+  "trap cleanup EXIT",
+  "trap 'exit 129' HUP",
+  "trap 'exit 130' INT",
+  "trap 'exit 143' TERM",
+  'if [ "$1" = qcow2 ]; then',
+  "  command -v qemu-nbd >/dev/null 2>&1 || exit 21",
+  '  qemu-nbd --read-only --fork --persistent --shared=4 --pid-file="$dir/nbd.pid" --socket="$dir/nbd.sock" -l "$3" --image-opts "$2" || exit 22',
+  '  add="add-drive \\"\\" protocol:nbd server:unix:$dir/nbd.sock format:raw readonly:true"',
+  "else",
+  "  add=$2",
+  "fi",
+  "export LIBGUESTFS_BACKEND=direct",
+  "{ printf '%s\\nrun\\n' \"$add\"; cat; } | guestfish --ro",
+].join("\n");
+
+/** QEMU's option syntax: a comma inside a value is written twice. */
+function qemuValue(value: string): string {
+  return value.replaceAll(",", ",,");
+}
+
+export type FilesSource =
+  | {
+      readonly kind: "qcow2";
+      readonly image: string;
+      readonly snapshotId: string;
+      readonly snapshotTag: string;
+    }
+  | { readonly kind: "block"; readonly device: string };
+
+/**
+ * The script's argv. A block device's add-drive line is built here, its path quoted for guestfish
+ * by the caller's `addDriveLine`; the qcow2 socket's line is the script's (only it knows the folder).
+ */
+export function filesSessionArgs(source: FilesSource, addDriveLine: (device: string) => string): string[] {
+  if (source.kind === "qcow2") {
+    return [
+      "sh",
+      "-c",
+      FILES_SCRIPT,
+      "snapkeep-files",
+      "qcow2",
+      `driver=qcow2,file.driver=file,file.filename=${qemuValue(source.image)},file.locking=off`,
+      `snapshot.id=${qemuValue(source.snapshotId)},snapshot.name=${qemuValue(source.snapshotTag)}`,
+    ];
+  }
+  return ["sh", "-c", FILES_SCRIPT, "snapkeep-files", "block", addDriveLine(source.device)];
+}
+
+/** The exit codes above, in words with what to install. */
+export function filesScriptProblem(code: number | null): string | null {
+  switch (code) {
+    case 20:
+      return "guestfish is not installed";
+    case 21:
+      return "qemu-nbd is not installed";
+    case 22:
+      return "qemu-nbd could not open the snapshot";
+    default:
+      return null;
+  }
+}

@@ -13,7 +13,7 @@ set -euo pipefail
 STATE_DIR="${SNAPKEEP_TEST_HOST_STATE:-/tmp/snapkeep-test-host}"
 # ovmf: restored UEFI VMs get this host's firmware (the import tests boot one).
 # libguestfs-tools and a kernel for its appliance (never booted here): file restore; fdisk: sfdisk.
-PACKAGES=(systemd qemu-utils qemu-system-x86 ovmf libvirt-daemon-system libvirt-clients openssh-server openssh-client rsync openssl python3-prometheus-client iproute2 procps chromium libguestfs-tools linux-image-amd64 fdisk)
+PACKAGES=(systemd qemu-utils qemu-system-x86 ovmf libvirt-daemon-system libvirt-clients openssh-server openssh-client rsync openssl python3-prometheus-client iproute2 procps chromium libguestfs-tools libguestfs-xfs linux-image-amd64 fdisk)
 
 log() { printf 'test-host: %s\n' "$*" >&2; }
 

@@ -396,21 +396,28 @@ function handlers(
     "exports.remove": (p) => exports.remove(p.target, p.exports, { dryRun: p.dryRun }),
     "exports.prune": (p) => exports.prune(p.target, { keep: p.keep, dryRun: p.dryRun }),
     "exports.verify": (p) =>
-      jobs.start({ kind: "verify", title: `Verify export ${p.export} on ${p.target}` }, async (signal) => {
-        const result = await exports.verify(p.target, p.export, signal);
-        // A verification that found damage is a failed job, never a "done" one.
-        if (!result.ok) {
-          throw new SnapkeepError(
-            "VERIFY_FAILED",
-            `${result.badFiles.join(", ")} of export ${result.id} on ${p.target} no longer match${result.badFiles.length === 1 ? "es" : ""} the checksums taken when it was made.`,
-            {
-              hint: "It is listed as corrupt now. Export the snapshot again, and check the target's disk.",
-              details: { badFiles: result.badFiles },
-            },
-          );
-        }
-        return result;
-      }),
+      jobs.start(
+        {
+          kind: "verify",
+          title: `Verify export ${p.export} on ${p.target}`,
+          export: { target: p.target, id: p.export },
+        },
+        async (signal) => {
+          const result = await exports.verify(p.target, p.export, signal);
+          // A verification that found damage is a failed job, never a "done" one.
+          if (!result.ok) {
+            throw new SnapkeepError(
+              "VERIFY_FAILED",
+              `${result.badFiles.join(", ")} of export ${result.id} on ${p.target} no longer match${result.badFiles.length === 1 ? "es" : ""} the checksums taken when it was made.`,
+              {
+                hint: "It is listed as corrupt now. Export the snapshot again, and check the target's disk.",
+                details: { badFiles: result.badFiles },
+              },
+            );
+          }
+          return result;
+        },
+      ),
     // The plan answers directly: it is what the wizard's summary shows before anything happens.
     "exports.planRestore": (p) => restoreExport(context, { ...restoreRequest(p), dryRun: true }),
     "exports.restore": (p) => {

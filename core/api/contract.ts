@@ -474,6 +474,8 @@ export interface JobViewOf<K extends JobKind> {
   readonly title: string;
   readonly host: string | null;
   readonly vm: string | null;
+  /** The export the job is about (a verify), when it is about one. */
+  readonly export?: { readonly target: string; readonly id: string };
   readonly state: JobState;
   readonly startedAt: string;
   readonly endedAt: string | null;

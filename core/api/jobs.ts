@@ -31,6 +31,8 @@ export interface JobSpec<K extends UiJobKind> {
   readonly title: string;
   readonly host?: string | undefined;
   readonly vm?: string | undefined;
+  /** The export a job is about (a verify): the Exports view marks that row by it, not by the title. */
+  readonly export?: { readonly target: string; readonly id: string } | undefined;
   /** False for work that cannot stop half way (a copy qemu-img makes in one go): no Cancel is offered. */
   readonly cancellable?: boolean;
 }
@@ -80,6 +82,7 @@ export class Jobs {
       title: spec.title,
       host: spec.host ?? null,
       vm: spec.vm ?? null,
+      ...(spec.export === undefined ? {} : { export: spec.export }),
       state: "running",
       startedAt: this.#options.now().toISOString(),
       endedAt: null,

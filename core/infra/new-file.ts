@@ -65,7 +65,7 @@ export async function createNewFile(path: string, mode: number): Promise<NewFile
       }
       if (!stream.closed) {
         // Not events.once: it rejects on the error event, which `failed` says below.
-        await new Promise((resolve) => stream.once("close", resolve));
+        await new Promise<void>((resolve) => stream.once("close", () => resolve()));
       }
       if (failed !== null) {
         await rm(partial, { force: true });

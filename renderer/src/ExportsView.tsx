@@ -58,7 +58,12 @@ export function ExportsView({
 }) {
   useEffect(onLoad, []);
   const verifies = Object.values(jobs).filter((j) => j.kind === "verify");
-  const checking = new Set(verifies.filter((j) => j.state === "running").map((j) => j.title));
+  // By the export each running check is about (its title is words, free to change).
+  const checking = new Set(
+    verifies
+      .filter((j) => j.state === "running" && j.export !== undefined)
+      .map((j) => `${j.export?.target ?? ""}\0${j.export?.id ?? ""}`),
+  );
   const ended = verifies.filter((j) => j.state !== "running").length;
   const seen = useRef(ended);
   useEffect(() => {
@@ -151,9 +156,7 @@ export function ExportsView({
                       <td>
                         <span className={`badge export-${e.state}`}>{STATE_TEXT[e.state]}</span>
                         {/* The title the API gives a verify job (api.ts, exports.verify). */}
-                        {checking.has(`Verify export ${e.id} on ${t.target}`) && (
-                          <span className="hint"> checking now…</span>
-                        )}
+                        {checking.has(`${t.target}\0${e.id}`) && <span className="hint"> checking now…</span>}
                         {e.reason !== null && <span className="sub hint">{e.reason}</span>}
                       </td>
                       <td className="actions">

@@ -4,7 +4,7 @@ import { useStore } from "zustand";
 import type { AppStore } from "./store.js";
 import { formatBytes } from "./format.js";
 import { FirstRun } from "./FirstRun.js";
-import { overviewRows, vmMatches, type OverviewRow } from "./overview.js";
+import { overviewRows, rowMatches, type OverviewRow } from "./overview.js";
 import { VmFilterBar } from "./VmFilterBar.js";
 import { useVirtualRows } from "./virtual.js";
 import { ago, dateTime } from "./when.js";
@@ -30,13 +30,15 @@ export function OverviewView({ store }: { store: AppStore }) {
     () => overviewRows(state.hosts, state.exportsLoaded ? state.exports : null),
     [state.hosts, state.exports, state.exportsLoaded],
   );
-  const shown = rows.filter((r) => vmMatches(r.host, r.vm, filter));
+  const shown = rows.filter((r) => rowMatches(r, filter));
   // Windowed, as the VM list: 200 VMs cost what a screenful costs (rendering every row took the
   // first page a second); rows have one height so the scrollbar is true.
   const { ref, onScroll, range } = useVirtualRows<HTMLDivElement>(shown.length, ROW, 640);
-  const attention = rows.filter((r) => r.severity >= 2).length;
+  const attention = rows.filter((r) => r.attention).length;
   const protectedCount = rows.filter((r) => r.onHost && r.offHost).length;
-  const used = rows.reduce((n, r) => n + r.usedBytes, 0);
+  const used = rows.reduce((n, r) => n + (r.usedBytes ?? 0), 0);
+  // A disk whose size its storage does not say makes the total a lower bound, said so.
+  const usedUnknown = rows.some((r) => r.usedBytes === null);
   const now = Date.now();
   // Nothing to list yet (no hosts, or hosts without VMs): the first-run panel says how to start,
   // as the VM list does; a page of zeros would not.
@@ -71,7 +73,11 @@ export function OverviewView({ store }: { store: AppStore }) {
           <strong>{protectedCount}</strong> with a copy off the host
         </li>
         <li>
-          <strong>{formatBytes(used)}</strong> of disk images
+          <strong>
+            {usedUnknown ? "at least " : ""}
+            {formatBytes(used)}
+          </strong>{" "}
+          of disk images
         </li>
       </ul>
       {offline.map((h) => (
@@ -169,9 +175,14 @@ function OverviewLine({ row, now, onOpen }: { row: OverviewRow; now: number; onO
       </td>
       <td
         className="nowrap"
-        title={`Disk images take ${formatBytes(row.usedBytes)} of ${formatBytes(row.virtualBytes)}`}
+        title={
+          row.usedBytes === null
+            ? "The storage does not say how much these disks take (an inactive thin LV)"
+            : `Disk images take ${formatBytes(row.usedBytes)} of ${formatBytes(row.virtualBytes)}`
+        }
       >
-        {formatBytes(row.usedBytes)} <span className="muted">of {formatBytes(row.virtualBytes)}</span>
+        {row.usedBytes === null ? "?" : formatBytes(row.usedBytes)}{" "}
+        <span className="muted">of {formatBytes(row.virtualBytes)}</span>
       </td>
       <td>
         <Trio row={row} />

@@ -11,7 +11,8 @@ export interface OverviewRow {
   readonly host: string;
   readonly vm: ListedVm;
   /** Space the VM's disk images take on the host now (bytes), beside what the guest sees. */
-  readonly usedBytes: number;
+  /** Null when a disk's size on its storage is not known (an inactive thin LV). */
+  readonly usedBytes: number | null;
   readonly virtualBytes: number;
   readonly targets: readonly string[];
   readonly verified: Verified;
@@ -22,6 +23,12 @@ export interface OverviewRow {
   readonly problems: readonly string[];
   /** 3 act now, 2 soon, 1 worth knowing, 0 fine. */
   readonly severity: 0 | 1 | 2 | 3;
+  /**
+   * What "needs attention" means on the overview, for its count and its filter alike: what the VM
+   * list's filter says (a point due or overdue, nothing off the host) or a damaged or unfinished
+   * newest export (which only the overview knows, from the targets).
+   */
+  readonly attention: boolean;
 }
 
 export interface HostProblem {
@@ -86,7 +93,11 @@ export function overviewRow(
     host,
     vm,
     // The listing's measure (LVM snapshots' space included) when it has one.
-    usedBytes: vm.spaceUsedBytes ?? disks.reduce((n, d) => n + (d.allocatedSize ?? 0), 0),
+    usedBytes:
+      vm.spaceUsedBytes ??
+      (disks.some((d) => d.allocatedSize === null)
+        ? null
+        : disks.reduce((n, d) => n + (d.allocatedSize ?? 0), 0)),
     virtualBytes: disks.reduce((n, d) => n + (d.virtualSize ?? 0), 0),
     targets,
     verified,
@@ -94,6 +105,7 @@ export function overviewRow(
     offHost: targets.length > 0,
     problems: problems.map(([, words]) => words),
     severity: (problems[0]?.[0] ?? 0) as OverviewRow["severity"],
+    attention: needsAttention(vm) || verified === "corrupt" || verified === "unfinished",
   };
 }
 
@@ -137,6 +149,14 @@ export function needsAttention(vm: ListedVm): boolean {
     vm.offHost?.level === "overdue" ||
     vm.offHost?.level === "on-host-only"
   );
+}
+
+/** The overview's filter: the VM list's, with the row's own idea of attention (see OverviewRow). */
+export function rowMatches(row: OverviewRow, filter: VmFilter): boolean {
+  if (filter.show === "attention") {
+    return row.attention && vmMatches(row.host, row.vm, { ...filter, show: "all" });
+  }
+  return vmMatches(row.host, row.vm, filter);
 }
 
 export function vmMatches(host: string, vm: ListedVm, filter: VmFilter): boolean {

@@ -3,8 +3,10 @@
  * system made by mkfs.ext4 -d (no root mount), planted files with known bytes, modes, times and
  * odd names; a real VM, snapshotted shut off and then running, through the CLI a user runs;
  * libguestfs' appliance under software emulation (a Linux kernel under KVM hangs on these
- * machines). Listed and fetched byte for byte from the qcow2 snapshots while the VM runs; a browse
- * killed with SIGKILL leaves nothing behind after the next one.
+ * machines). A second disk made by guestfish itself: MBR, an XFS partition, and LVM inside the
+ * guest (a volume group the host does not have). Listed and fetched byte for byte from the qcow2
+ * snapshots while the VM runs, on this computer and through an SSH host; a browse killed with
+ * SIGKILL leaves nothing behind after the next one.
  */
 import { execFileSync, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -27,6 +29,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 import { FILES_ROOT } from "../../core/drivers/sh/files-script.js";
 import { TestVms, uniqueSuffix, URI } from "../support/libvirt.js";
+import { startSshd, type TestSshd } from "../support/sshd.js";
 
 const repo = fileURLToPath(new URL("../..", import.meta.url));
 const MiB = 1024 * 1024;
@@ -36,7 +39,7 @@ const ODD = ["$(touch pwned)", "new\nline", `quote"s and 'single'`, "sp ace", "Ã
 function cli(home: string, ...args: string[]): { code: number; stdout: string; stderr: string } {
   try {
     const stdout = execFileSync("node", [join(repo, "bin/snapkeep.js"), ...args], {
-      env: { ...process.env, SNAPKEEP_HOME: home, LIBGUESTFS_BACKEND_SETTINGS: "force_tcg" },
+      env: { ...process.env, SNAPKEEP_HOME: home, ...TCG },
       encoding: "utf8",
       stdio: ["ignore", "pipe", "pipe"],
       timeout: 600_000,
@@ -46,6 +49,42 @@ function cli(home: string, ...args: string[]): { code: number; stdout: string; s
     const e = error as { status?: number; stdout?: string; stderr?: string };
     return { code: e.status ?? -1, stdout: e.stdout ?? "", stderr: e.stderr ?? "" };
   }
+}
+
+/** The appliance's environment in tests: software emulation (see above). */
+const TCG = { LIBGUESTFS_BACKEND: "direct", LIBGUESTFS_BACKEND_SETTINGS: "force_tcg" };
+
+/**
+ * A raw disk made by guestfish (read-write, a file of the test's): MBR, an XFS partition, and a
+ * partition holding the guest's own volume group with an ext4 volume.
+ */
+function mbrXfsLvmDisk(path: string): void {
+  execFileSync("truncate", ["-s", "512M", path]);
+  const script = [
+    `add-drive ${path} format:raw`,
+    "run",
+    "part-init /dev/sda mbr",
+    "part-add /dev/sda p 2048 657407",
+    "part-add /dev/sda p 657408 -2048",
+    "mkfs xfs /dev/sda1",
+    "pvcreate /dev/sda2",
+    "vgcreate guestvg /dev/sda2",
+    "lvcreate data guestvg 32",
+    "mkfs ext4 /dev/guestvg/data",
+    "mount /dev/sda1 /",
+    "mkdir /xdir",
+    'write /xdir/hello.txt "xfs says hi"',
+    "umount /",
+    "mount /dev/guestvg/data /",
+    'write /in-lvm.txt "from the guest\x27s LVM"',
+    "umount-all",
+    "",
+  ].join("\n");
+  execFileSync("guestfish", [], {
+    input: script,
+    env: { ...process.env, ...TCG },
+    stdio: ["pipe", "ignore", "inherit"],
+  });
 }
 
 /** A raw disk: GPT, one partition from 1 MiB, an ext4 file system of `tree` in it. */
@@ -65,6 +104,7 @@ describe("files ls and files get on a snapshot's disk (libguestfs, read-only)", 
   let vmName = "";
   let image = "";
   let ref = "";
+  let sshd: TestSshd | undefined;
 
   beforeAll(async () => {
     mkdirSync(home);
@@ -87,13 +127,45 @@ describe("files ls and files get on a snapshot's disk (libguestfs, read-only)", 
     writeFileSync(join(after, "added-later.txt"), "new\n");
 
     vmName = `sk-files-${uniqueSuffix()}`;
-    const vm = await vms.create({ name: vmName, running: false, disks: [{ target: "vda", sizeMiB: 64 }] });
+    const vm = await vms.create({
+      name: vmName,
+      running: false,
+      disks: [
+        { target: "vda", sizeMiB: 64 },
+        { target: "vdb", sizeMiB: 512 },
+      ],
+    });
     image = vm.diskPaths[0] ?? "";
     ref = `here/${vmName}`;
     const raw = join(work, "disk.raw");
     partitionedDisk(raw, before, 64);
     execFileSync("qemu-img", ["convert", "-n", "-f", "raw", "-O", "qcow2", raw, image]);
+    const raw2 = join(work, "disk2.raw");
+    mbrXfsLvmDisk(raw2);
+    execFileSync("qemu-img", ["convert", "-n", "-f", "raw", "-O", "qcow2", raw2, vm.diskPaths[1] ?? ""]);
     expect(cli(home, "host", "add", "here", "--local").code).toBe(0);
+    // The same libvirt through SSH: the browse runs there, the bytes come back over ssh2. sshd
+    // passes the appliance's setting on, as it would pass nothing on a real host.
+    sshd = await startSshd({
+      extraConfig: [
+        `SetEnv ${Object.entries(TCG)
+          .map(([k, v]) => `${k}=${v}`)
+          .join(" ")}`,
+      ],
+    });
+    const added = cli(
+      home,
+      "host",
+      "add",
+      "loop",
+      "--ssh",
+      `${sshd.user}@${sshd.host}:${sshd.port}`,
+      "--identity",
+      sshd.userKeyPath,
+      "--trust",
+      sshd.hostFingerprint,
+    );
+    expect(added.code, added.stderr).toBe(0);
     expect(cli(home, "snapshot", "create", ref, "--name", "before").code).toBe(0);
     // The disk changes, then the VM runs and is snapshotted running.
     partitionedDisk(raw, after, 64);
@@ -104,6 +176,7 @@ describe("files ls and files get on a snapshot's disk (libguestfs, read-only)", 
   }, 300_000);
 
   afterAll(async () => {
+    await sshd?.stop();
     await vms.dispose();
     rmSync(work, { recursive: true, force: true });
   });
@@ -195,6 +268,78 @@ describe("files ls and files get on a snapshot's disk (libguestfs, read-only)", 
     expect(readFileSync(join(to, "nginx.conf"), "utf8")).toBe(config);
   }, 600_000);
 
+  it("reads an MBR disk with XFS and the guest's own LVM, naming the file systems when it must choose", () => {
+    const choose = cli(home, "files", "ls", ref, "before", "/", "--disk", "vdb");
+    expect(choose.code).toBe(1);
+    expect(choose.stderr).toMatch(/several file systems/);
+    expect(choose.stderr).toContain("--fs");
+    expect(choose.stderr).toContain("/dev/sda1 (xfs)");
+    expect(choose.stderr).toContain("/dev/guestvg/data (ext4)");
+    const xfs = cli(
+      home,
+      "files",
+      "ls",
+      ref,
+      "before",
+      "/xdir",
+      "--disk",
+      "vdb",
+      "--fs",
+      "/dev/sda1",
+      "--json",
+    );
+    expect(xfs.code, xfs.stderr).toBe(0);
+    expect(JSON.parse(xfs.stdout)).toMatchObject({
+      disk: "vdb",
+      mounts: [{ mountpoint: "/", device: "/dev/sda1", type: "xfs" }],
+      entries: [{ name: "hello.txt", type: "file", size: 11 }],
+    });
+    // The guest's volume group stays in the appliance: the host never sees it.
+    const to = join(work, "from-lvm");
+    mkdirSync(to);
+    const got = cli(
+      home,
+      "files",
+      "get",
+      ref,
+      "before",
+      "/in-lvm.txt",
+      "--disk",
+      "vdb",
+      "--fs",
+      "/dev/guestvg/data",
+      "--to",
+      to,
+    );
+    expect(got.code, got.stderr).toBe(0);
+    expect(readFileSync(join(to, "in-lvm.txt"), "utf8")).toBe("from the guest's LVM");
+    expect(
+      execFileSync("sh", ["-c", "vgs --noheadings -o vg_name 2>/dev/null || true"], { encoding: "utf8" }),
+    ).not.toContain("guestvg");
+  }, 300_000);
+
+  it("fetches through an SSH host, the bytes over its ssh2 connection", () => {
+    const to = join(work, "over-ssh");
+    mkdirSync(to);
+    const got = cli(
+      home,
+      "files",
+      "get",
+      `loop/${vmName}`,
+      "after",
+      "/payload.bin",
+      "/etc/nginx/nginx.conf",
+      "--to",
+      to,
+    );
+    expect(got.code, got.stderr).toBe(0);
+    expect(readFileSync(join(to, "payload.bin")).equals(payload)).toBe(true);
+    expect(readFileSync(join(to, "nginx.conf"), "utf8")).toBe("server { listen 443; }\n# after\n");
+    expect(execFileSync("virsh", ["-c", URI, "domstate", vmName], { encoding: "utf8" }).trim()).toBe(
+      "running",
+    );
+  }, 300_000);
+
   it("refuses what it does not understand before starting anything, with what to do", () => {
     const dots = cli(home, "files", "ls", ref, "before", "/etc/../etc");
     expect(dots.code).toBe(1);
@@ -210,7 +355,7 @@ describe("files ls and files get on a snapshot's disk (libguestfs, read-only)", 
   it("leaves nothing behind after a browse killed outright, once the next browse ran", async () => {
     const before = new Set(existsSync(FILES_ROOT) ? readdirSync(FILES_ROOT) : []);
     const child = spawn("node", [join(repo, "bin/snapkeep.js"), "files", "ls", ref, "before", "/"], {
-      env: { ...process.env, SNAPKEEP_HOME: home, LIBGUESTFS_BACKEND_SETTINGS: "force_tcg" },
+      env: { ...process.env, SNAPKEEP_HOME: home, ...TCG },
       stdio: "ignore",
       detached: true,
     });

@@ -42,6 +42,19 @@ describe("UI jobs", () => {
     expect(events.at(-1)?.state).toBe("succeeded");
   });
 
+  it("carries the export a job is about, so a view finds its row without reading the title", async () => {
+    const { jobs } = harness();
+    const verify = jobs.start(
+      { kind: "verify", title: "Check it", export: { target: "nas", id: "e-1" } },
+      () => new Promise(() => undefined),
+    );
+    expect(verify.export).toEqual({ target: "nas", id: "e-1" });
+    expect(jobs.get(verify.id).export).toEqual({ target: "nas", id: "e-1" });
+    expect(
+      jobs.start({ kind: "lab", title: "Lab" }, () => new Promise(() => undefined)).export,
+    ).toBeUndefined();
+  });
+
   it("pushes progress at most every 250 ms, but keeps the latest for the list", async () => {
     const { jobs, events, tick } = harness();
     let report: (p: ReturnType<typeof progress>) => void = () => undefined;

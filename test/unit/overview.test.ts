@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 
 import type { ListedHost, ListedVm, TargetExports } from "../../core/api/contract.js";
-import { needsAttention, overviewRows, vmMatches } from "../../renderer/src/overview.js";
+import { needsAttention, overviewRows, rowMatches, vmMatches } from "../../renderer/src/overview.js";
 import { ago } from "../../renderer/src/when.js";
 
 function vm(name: string, extra: Partial<ListedVm> = {}): ListedVm {
@@ -120,6 +120,43 @@ describe("the overview", () => {
       { target: "usb", error: null, exports: [exported("uuid-fine", "verified", "2026-12-05T00:00:00Z")] },
     ];
     expect(overviewRows([host("alpha", [vm("fine")])], older).rows[0]?.verified).toBe("yes");
+  });
+});
+
+describe("what the overview counts", () => {
+  it("says a VM's space is not known when a disk's size is not, never a smaller number", () => {
+    const thin = vm("thin");
+    const unknown = vm("thin", {
+      disks: thin.disks.map((d) => (d.device === "disk" ? { ...d, allocatedSize: null } : d)),
+    });
+    expect(overviewRows([host("alpha", [unknown])], null).rows[0]?.usedBytes).toBeNull();
+    expect(overviewRows([host("alpha", [{ ...unknown, spaceUsedBytes: 5 }])], null).rows[0]?.usedBytes).toBe(
+      5,
+    );
+  });
+
+  it("counts and filters 'needs attention' alike: due, nothing off the host, or a damaged newest export", () => {
+    const exports: TargetExports[] = [
+      { target: "nas", error: null, exports: [exported("uuid-broken", "corrupt", "2026-12-05T00:00:00Z")] },
+    ];
+    const rows = overviewRows(
+      [
+        host("alpha", [
+          vm("fine"),
+          vm("broken"),
+          vm("local", { offHost: { level: "on-host-only", ageMs: null, reason: null }, offHostCopies: null }),
+          vm("late", { rpo: { level: "overdue", ageMs: 1, reason: null } }),
+        ]),
+      ],
+      exports,
+    ).rows;
+    const attention = rows.filter((r) => r.attention).map((r) => r.vm.name);
+    expect(attention.sort()).toEqual(["broken", "late", "local"]);
+    const shown = rows.filter((r) => rowMatches(r, { text: "", show: "attention" })).map((r) => r.vm.name);
+    expect(shown.sort()).toEqual(attention.sort());
+    expect(
+      rows.filter((r) => rowMatches(r, { text: "bro", show: "attention" })).map((r) => r.vm.name),
+    ).toEqual(["broken"]);
   });
 });
 

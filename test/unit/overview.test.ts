@@ -144,7 +144,10 @@ describe("what the overview counts", () => {
         host("alpha", [
           vm("fine"),
           vm("broken"),
-          vm("local", { offHost: { level: "on-host-only", ageMs: null, reason: null }, offHostCopies: undefined }),
+          vm("local", {
+            offHost: { level: "on-host-only", ageMs: null, reason: null },
+            offHostCopies: undefined,
+          }),
           vm("late", { rpo: { level: "overdue", ageMs: 1, reason: null } }),
         ]),
       ],

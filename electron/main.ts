@@ -25,7 +25,7 @@ import ElectronStore from "electron-store";
 import { CONTENT_SECURITY_POLICY } from "../core/server/serve.js";
 import { wallClockTimers } from "../core/infra/timers.js";
 import { snapkeepHome } from "../core/infra/store/home.js";
-import { contentType, rendererFile } from "./lib/app-protocol.js";
+import { contentType, downloadResponse, downloadTicket, rendererFile } from "./lib/app-protocol.js";
 import { autostartCommand, autostartPath, HIDDEN_FLAG, setLinuxAutostart } from "./lib/autostart.js";
 import { Desktop } from "./lib/desktop.js";
 import { APP_PAGE, APP_SCHEME, EVENT_CHANNEL, isTrustedSender, REQUEST_CHANNEL } from "./lib/ipc.js";
@@ -122,11 +122,16 @@ function lockDown(): void {
   appSession.setPermissionRequestHandler((_contents, _permission, callback) => callback(false));
   appSession.setPermissionCheckHandler(() => false);
   protocol.handle(APP_SCHEME, async (request) => {
-    const file = rendererFile(rendererRoot, request.url);
     const headers = {
       "Content-Security-Policy": CONTENT_SECURITY_POLICY,
       "X-Content-Type-Options": "nosniff",
     };
+    // A file from a snapshot's file browser: Chromium saves it (a save dialog by default).
+    const ticket = downloadTicket(request.url);
+    if (ticket !== null) {
+      return downloadResponse(desktop?.api.takeDownload(ticket) ?? null, headers);
+    }
+    const file = rendererFile(rendererRoot, request.url);
     if (file === null) {
       return new Response(null, { status: 404, headers });
     }

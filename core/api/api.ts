@@ -21,6 +21,7 @@ import { JobJournal } from "./journal-jobs.js";
 import { schedulerOwner } from "../infra/scheduler-lock.js";
 import { nextSlots } from "../domain/schedule/spec.js";
 import type { CoreContext } from "../app/context.js";
+import type { Files } from "../app/files.js";
 import { Jobs } from "./jobs.js";
 import {
   methods,
@@ -51,7 +52,19 @@ export interface ApiContext extends Pick<
 > {
   /** The state folder, for the scheduler's job journal; without it the jobs list shows UI jobs only. */
   readonly home?: string;
+  /** File browsing (issue 19); without it the files.* methods say it is not available here. */
+  readonly files?: Files;
   readonly now?: () => Date;
+}
+
+/** Where a `files.download` ticket is redeemed, on the page's own origin. */
+export const DOWNLOAD_PREFIX = "/download/";
+
+function filesOf(context: ApiContext): Files {
+  if (context.files === undefined) {
+    throw new SnapkeepError("INVALID_INPUT", "Browsing files is not available here.");
+  }
+  return context.files;
 }
 
 /** One handler per method, answering the contract's result type for it. */
@@ -61,9 +74,11 @@ export class Api {
   readonly #listeners = new Set<(event: ApiEvent) => void>();
   readonly #jobs: Jobs;
   readonly #handlers: Handlers;
+  readonly #files: Files | undefined;
 
   constructor(context: ApiContext) {
     const now = context.now ?? ((): Date => new Date());
+    this.#files = context.files;
     // The UI's jobs go into the same journal as the scheduler's: one history, crash-safe.
     const journal = context.home === undefined ? null : new JobJournal(context.home);
     this.#jobs = new Jobs({
@@ -125,9 +140,17 @@ export class Api {
     this.#emit({ event: "changed", data: { host } });
   }
 
+  /**
+   * The download a `files.download` answer named (its URL ends with the ticket): once, within two
+   * minutes; null otherwise. The server (and the desktop app's scheme) send it as the response.
+   */
+  takeDownload(ticket: string): ReturnType<Files["take"]> {
+    return this.#files?.take(ticket) ?? null;
+  }
+
   /** Stops running jobs (a closing server or app); their work is left safe to resume. */
-  dispose(): Promise<void> {
-    return this.#jobs.dispose();
+  async dispose(): Promise<void> {
+    await Promise.all([this.#jobs.dispose(), this.#files?.dispose()]);
   }
 
   #emit(event: ApiEvent): void {
@@ -461,6 +484,18 @@ function handlers(
       ),
     "library.planDelete": (p) => library.deleteArtifact(p.kind, p.host, p.name, true),
     "library.delete": (p) => library.deleteArtifact(p.kind, p.host, p.name, false),
+
+    "files.open": (p) =>
+      filesOf(context).open({ host: p.host, vm: p.vm, snapshot: p.snapshot, disk: p.disk, fs: p.fs }),
+    "files.list": (p) => filesOf(context).browse(p.session, p.path),
+    "files.download": async (p) => {
+      const t = await filesOf(context).ticket(p.session, p.path);
+      return { url: `${DOWNLOAD_PREFIX}${t.ticket}`, name: t.name, kind: t.kind, size: t.size };
+    },
+    "files.close": async (p) => {
+      await filesOf(context).close(p.session);
+      return null;
+    },
     "library.attach": async (p) => {
       const attached = await library.attachVolume(p.host, p.volume, p.vm, p.writable);
       changed(p.host, attached.vm);

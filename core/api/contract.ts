@@ -32,6 +32,7 @@ import type { RetentionForecast } from "../domain/retention/forecast.js";
 import type { CopyForecast } from "../domain/copy/forecast.js";
 import type { RpoStatus } from "../domain/schedule/due.js";
 import type { OffHostCopies, OffHostRpo } from "../domain/copy/rpo.js";
+import type { FilesOpened, GuestEntry } from "../domain/files.js";
 import { retentionSchema, whenSchema } from "../domain/schedule/spec.js";
 import type {
   NotificationSettings,
@@ -73,6 +74,7 @@ export type { CopyCadence } from "../domain/copy/policy.js";
 export type { CopyForecast } from "../domain/copy/forecast.js";
 export type { RpoStatus } from "../domain/schedule/due.js";
 export type { OffHostCopies, OffHostRpo } from "../domain/copy/rpo.js";
+export type { FilesOpened, GuestEntry, GuestMount } from "../domain/files.js";
 export type { When, Weekday } from "../domain/schedule/spec.js";
 
 // ---- parameters ---------------------------------------------------------------------------------
@@ -156,6 +158,11 @@ const scheduleId = z
   .regex(/^[a-z0-9]{8}$/)
   .describe("schedule ID");
 const exportId = z.string().min(1).max(300).describe("export ID");
+const browseSession = z
+  .string()
+  .regex(/^[0-9a-f]{24}$/)
+  .describe("file browser");
+const guestPath = z.string().min(1).max(4096).describe("path in the guest");
 const libraryKind = z.enum(["template", "volume"]).describe("kind");
 const libraryName = z.string().min(1).max(128).describe("template or volume name");
 
@@ -298,6 +305,20 @@ export const methods = {
   }),
   "exports.planRestore": restore,
   "exports.restore": restore,
+
+  "files.open": z.object({
+    ...hostVm,
+    snapshot,
+    disk: disk.optional(),
+    fs: z
+      .string()
+      .regex(/^\/dev\/[\w./+-]{1,200}$/)
+      .describe("file system device")
+      .optional(),
+  }),
+  "files.list": z.object({ session: browseSession, path: guestPath }),
+  "files.download": z.object({ session: browseSession, path: guestPath }),
+  "files.close": z.object({ session: browseSession }),
 
   "library.list": z.object({ kind: libraryKind, host: hostName }),
   "library.planCreate": libraryCreate,
@@ -824,6 +845,18 @@ export interface Results {
   "exports.prune": ExportRemoval & { readonly kept: readonly string[] };
   "exports.planRestore": RestorePlan;
   "exports.restore": JobViewOf<"restore">;
+
+  /** Takes the appliance's start: seconds under KVM, about 15 s emulated. */
+  "files.open": FilesOpened & { readonly session: string };
+  "files.list": { readonly path: string; readonly entries: readonly GuestEntry[] };
+  /** `url` (on the page's own origin) answers once, within two minutes, with the bytes. */
+  "files.download": {
+    readonly url: string;
+    readonly name: string;
+    readonly kind: "file" | "archive";
+    readonly size: number | null;
+  };
+  "files.close": null;
 
   "library.list": readonly LibraryItem[];
   "library.planCreate": LibraryItem;

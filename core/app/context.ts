@@ -47,6 +47,7 @@ export function openCoreContext(options: CoreContextOptions): CoreContext {
   }
   const modules = openVmModules({ store, ssh, now });
   const targets = new Targets({ store, ssh });
+  const files = new Files({ ...modules, now });
   const exports = new Exports({ ...modules, targets, now, sealKey: () => openSealKey(home) });
   return {
     ...modules,
@@ -55,8 +56,9 @@ export function openCoreContext(options: CoreContextOptions): CoreContext {
     schedules: new Schedules(modules, now, new ScheduleCopies({ store, exports, targets, now })),
     exports,
     library: new Library(modules, now),
-    files: new Files(modules),
+    files,
     async dispose() {
+      await files.dispose();
       await targets.dispose();
       await modules.hosts.dispose();
     },

@@ -16,6 +16,7 @@ import { join } from "node:path";
 import { PassThrough, type Writable } from "node:stream";
 
 import { resolveSnapshot } from "../domain/selection.js";
+import type { FilesOpened, GuestEntry, GuestMount } from "../domain/files.js";
 import type { Snapshot, VmWithSnapshots } from "../domain/types.js";
 import {
   fileTypeOf,
@@ -26,7 +27,6 @@ import {
   parseLs0,
   parseLstatns,
   parseMountpoints,
-  type GuestFileType,
 } from "../drivers/guestfs/guestfish.js";
 import { filesScriptProblem, filesSessionArgs, type FilesSource } from "../drivers/sh/files-script.js";
 import { SnapkeepError } from "../errors.js";
@@ -35,25 +35,18 @@ import type { CommandRunner, RunResult } from "../infra/runner/types.js";
 import type { Hosts } from "./hosts.js";
 import type { Vms } from "./vms.js";
 
-/** One entry of a folder, as `files ls` shows it. */
-export interface GuestEntry {
+/** A file or folder a fetch sends: its name on this computer, and its size when known. */
+export interface Fetchable {
+  readonly entry: GuestEntry;
+  readonly kind: "file" | "archive";
   readonly name: string;
-  readonly path: string;
-  readonly type: GuestFileType;
-  /** Permission bits and type, as st_mode. */
-  readonly mode: number;
-  readonly size: number;
-  readonly uid: number;
-  readonly gid: number;
-  /** ISO time of the last change to its content. */
-  readonly mtime: string;
-  /** Where a symbolic link points (guest text, never followed). */
-  readonly target?: string;
+  /** A file's bytes; null for an archive (its size is known when it has been made). */
+  readonly size: number | null;
 }
 
 export interface Mounted {
   /** What was mounted where: the guest's own layout when libguestfs found an OS, else one file system. */
-  readonly mounts: readonly { mountpoint: string; device: string; type: string }[];
+  readonly mounts: readonly GuestMount[];
 }
 
 /** Longest start of the appliance before a browse is given up (software emulation is slow). */
@@ -165,14 +158,10 @@ export class GuestFilesSession {
   }
 
   /**
-   * Copies a file (its bytes) or a folder (as a tar archive, NAME.tar) into `toDir` on this
-   * computer. Never overwrites: an existing name there is an error before anything is read.
+   * What a fetch of `path` gives: a file as it is, a folder as a tar archive (NAME.tar); links and
+   * special files are refused with what to fetch instead.
    */
-  async fetch(
-    path: string,
-    toDir: string,
-    onBytes: (n: number) => void = () => undefined,
-  ): Promise<{ saved: string; bytes: number; kind: "file" | "archive" }> {
+  async fetchable(path: string): Promise<Fetchable> {
     const entry = await this.stat(path);
     if (entry === null) {
       throw new SnapkeepError("NOT_FOUND", `${guestPath(path)} is not in that snapshot.`);
@@ -184,21 +173,36 @@ export class GuestFilesSession {
       );
     }
     const base = entry.path === "/" ? "root" : entry.name;
-    const saved = join(toDir, entry.type === "dir" ? `${base}.tar` : base);
-    const file = await createNewFile(saved, entry.type === "file" ? entry.mode & 0o777 : 0o600);
+    return entry.type === "file"
+      ? { entry, kind: "file", name: base, size: entry.size }
+      : { entry, kind: "archive", name: `${base}.tar`, size: null };
+  }
+
+  /** Sends a fetchable's bytes into `to` (not ended here); resolves with how many. */
+  streamTo(item: Fetchable, to: Writable, onBytes: (n: number) => void = () => undefined): Promise<number> {
+    const command =
+      item.kind === "file"
+        ? `download ${gfString(item.entry.path)} -`
+        : `tar-out ${gfString(item.entry.path)} - numericowner:true`;
+    return this.#stream(command, to, item.size, onBytes);
+  }
+
+  /**
+   * Copies a file (its bytes) or a folder (as a tar archive, NAME.tar) into `toDir` on this
+   * computer. Never overwrites: an existing name there is an error before anything is read.
+   */
+  async fetch(
+    path: string,
+    toDir: string,
+    onBytes: (n: number) => void = () => undefined,
+  ): Promise<{ saved: string; bytes: number; kind: "file" | "archive" }> {
+    const item = await this.fetchable(path);
+    const saved = join(toDir, item.name);
+    const file = await createNewFile(saved, item.kind === "file" ? item.entry.mode & 0o777 : 0o600);
     try {
-      const command =
-        entry.type === "file"
-          ? `download ${gfString(entry.path)} -`
-          : `tar-out ${gfString(entry.path)} - numericowner:true`;
-      const bytes = await this.#stream(
-        command,
-        file.stream,
-        entry.type === "file" ? entry.size : null,
-        onBytes,
-      );
+      const bytes = await this.streamTo(item, file.stream, onBytes);
       await file.finish();
-      return { saved, bytes, kind: entry.type === "file" ? "file" : "archive" };
+      return { saved, bytes, kind: item.kind };
     } catch (error) {
       await file.discard();
       throw error;
@@ -234,7 +238,7 @@ export class GuestFilesSession {
       .filter((l) => l.startsWith("/dev/"));
     const root = roots.length === 1 ? roots[0] : undefined;
     if (root !== undefined) {
-      const mounts: Mounted["mounts"][number][] = [];
+      const mounts: GuestMount[] = [];
       for (const m of parseMountpoints(
         (await this.#text([`inspect-get-mountpoints ${gfString(root)}`])).toString(),
       )) {
@@ -480,15 +484,11 @@ export interface FilesRequest {
   readonly signal?: AbortSignal | undefined;
 }
 
-export interface FilesOpened {
-  readonly snapshot: string;
-  readonly disk: string;
-  readonly mounts: Mounted["mounts"];
-}
-
 /** `files ls` and `files get`: one browse session per call, closed when it is done. */
 export class Files {
-  constructor(private readonly deps: { readonly vms: Vms; readonly hosts: Hosts }) {}
+  constructor(
+    private readonly deps: { readonly vms: Vms; readonly hosts: Hosts; readonly now: () => Date },
+  ) {}
 
   async list(
     request: FilesRequest,
@@ -521,10 +521,117 @@ export class Files {
     });
   }
 
-  async #with<T>(
-    request: FilesRequest,
-    use: (session: GuestFilesSession, opened: FilesOpened) => Promise<T>,
-  ): Promise<T> {
+  // ---- browses that stay open (the UI's file browser) ------------------------------------------
+
+  readonly #browses = new Map<string, Browse>();
+  readonly #tickets = new Map<string, { browse: string; item: Fetchable; expires: number }>();
+
+  /**
+   * Starts a browse that stays open for `browse` and `download` calls, until closed or idle for
+   * ten minutes (its appliance holds a gigabyte of memory on the host). At most three at a time:
+   * a fourth closes the one used longest ago.
+   */
+  async open(request: FilesRequest): Promise<FilesOpened & { session: string }> {
+    const opened = await this.#open(request);
+    const id = randomBytes(12).toString("hex");
+    const browse: Browse = { ...opened, timer: this.#idleTimer(id) };
+    this.#browses.set(id, browse);
+    if (this.#browses.size > MAX_BROWSES) {
+      const [oldest] = this.#browses.keys();
+      if (oldest !== undefined) {
+        await this.close(oldest);
+      }
+    }
+    return { ...opened.opened, session: id };
+  }
+
+  /** A folder of an open browse. */
+  async browse(id: string, path: string): Promise<{ path: string; entries: GuestEntry[] }> {
+    const dir = guestPath(path);
+    const browse = this.#use(id);
+    return { path: dir, entries: await browse.session.list(dir) };
+  }
+
+  /**
+   * A one-time ticket for the bytes of a file or folder of an open browse, taken within two
+   * minutes by a download request (`take`): a web page downloads it as a plain HTTP response.
+   */
+  async ticket(
+    id: string,
+    path: string,
+  ): Promise<{ ticket: string; name: string; kind: Fetchable["kind"]; size: number | null }> {
+    const checked = guestPath(path);
+    const item = await this.#use(id).session.fetchable(checked);
+    const ticket = randomBytes(16).toString("hex");
+    const now = this.deps.now().getTime();
+    for (const [key, t] of this.#tickets) {
+      if (t.expires < now) {
+        this.#tickets.delete(key);
+      }
+    }
+    this.#tickets.set(ticket, { browse: id, item, expires: now + TICKET_MS });
+    return { ticket, name: item.name, kind: item.kind, size: item.size };
+  }
+
+  /** Redeems a ticket once: what to call the download, and how to send it. Null when unknown or old. */
+  take(
+    ticket: string,
+  ): { name: string; size: number | null; send: (to: Writable) => Promise<number> } | null {
+    const found = this.#tickets.get(ticket);
+    this.#tickets.delete(ticket);
+    if (found === undefined || found.expires < this.deps.now().getTime()) {
+      return null;
+    }
+    const browse = this.#browses.get(found.browse);
+    if (browse === undefined) {
+      return null;
+    }
+    return {
+      name: found.item.name,
+      size: found.item.size,
+      send: (to) => this.#use(found.browse).session.streamTo(found.item, to),
+    };
+  }
+
+  async close(id: string): Promise<void> {
+    const browse = this.#browses.get(id);
+    if (browse === undefined) {
+      return;
+    }
+    this.#browses.delete(id);
+    clearTimeout(browse.timer);
+    await browse.session.close();
+  }
+
+  /** Closes every open browse (the server or app is stopping). */
+  async dispose(): Promise<void> {
+    await Promise.all([...this.#browses.keys()].map((id) => this.close(id)));
+  }
+
+  #use(id: string): Browse {
+    const browse = this.#browses.get(id);
+    if (browse === undefined) {
+      throw new SnapkeepError(
+        "NOT_FOUND",
+        "That file browser was closed (ten minutes unused, or another was opened).",
+        {
+          hint: "Open it again.",
+        },
+      );
+    }
+    // Used: to the back of the line for closing, and ten more minutes.
+    this.#browses.delete(id);
+    clearTimeout(browse.timer);
+    browse.timer = this.#idleTimer(id);
+    this.#browses.set(id, browse);
+    return browse;
+  }
+
+  #idleTimer(id: string): NodeJS.Timeout {
+    return setTimeout(() => void this.close(id), IDLE_MS).unref();
+  }
+
+  async #open(request: FilesRequest): Promise<{ session: GuestFilesSession; opened: FilesOpened }> {
     const vm = await this.deps.vms.get(request.host, request.vm);
     const { snapshot, disk, source } = filesSourceOf(vm, request.snapshot, request.disk);
     const runner = this.deps.hosts.libvirt(request.host).runner;
@@ -532,10 +639,28 @@ export class Files {
       fs: request.fs,
       signal: request.signal,
     });
+    return { session, opened: { snapshot: snapshot.name, disk, mounts: mounted.mounts } };
+  }
+
+  async #with<T>(
+    request: FilesRequest,
+    use: (session: GuestFilesSession, opened: FilesOpened) => Promise<T>,
+  ): Promise<T> {
+    const { session, opened } = await this.#open(request);
     try {
-      return await use(session, { snapshot: snapshot.name, disk, mounts: mounted.mounts });
+      return await use(session, opened);
     } finally {
       await session.close();
     }
   }
 }
+
+interface Browse {
+  readonly session: GuestFilesSession;
+  readonly opened: FilesOpened;
+  timer: NodeJS.Timeout;
+}
+
+const MAX_BROWSES = 3;
+const IDLE_MS = 10 * 60_000;
+const TICKET_MS = 2 * 60_000;

@@ -1,7 +1,7 @@
 import { resolve } from "node:path";
 import type { Command } from "commander";
 
-import type { GuestEntry } from "../app/files.js";
+import type { GuestEntry } from "../domain/files.js";
 import { displayName, formatBytes, formatTime, table } from "./format.js";
 import type { CliContext, CliIo } from "./main.js";
 import { splitVmRef } from "./refs.js";

@@ -18,7 +18,7 @@ import { extname, join, normalize, sep } from "node:path";
 import { fileURLToPath } from "node:url";
 import { WebSocketServer, type WebSocket } from "ws";
 
-import type { Api, ApiEvent } from "../api/api.js";
+import { DOWNLOAD_PREFIX, type Api, type ApiEvent } from "../api/api.js";
 import { LoginLimiter } from "../domain/login-limiter.js";
 import { SnapkeepError, describeError } from "../errors.js";
 import { answerLogin, sameOrigin, WebSessions, type LoginOptions } from "./login.js";
@@ -115,7 +115,7 @@ export async function serve(api: Api, options: ServeOptions = {}): Promise<Servi
   const answerRequest = (request: IncomingMessage, response: ServerResponse): void => {
     // Whatever a request does wrong, it gets an answer: a rejection here would end the process,
     // and with it the jobs it runs.
-    answerHttp(request, response, access, root, options.metrics).catch(() => {
+    answerHttp(request, response, access, root, options.metrics, api).catch(() => {
       if (!response.headersSent) {
         response.writeHead(400);
       }
@@ -260,6 +260,7 @@ async function answerHttp(
   access: Access,
   root: string,
   metrics: (() => Promise<string>) | undefined,
+  api: Api,
 ): Promise<void> {
   let path: string;
   try {
@@ -273,6 +274,16 @@ async function answerHttp(
   }
   if (path === "/metrics") {
     await serveMetrics(request, response, access, metrics);
+    return;
+  }
+  if (path.startsWith(DOWNLOAD_PREFIX)) {
+    await serveDownload(
+      request,
+      response,
+      api,
+      path.slice(DOWNLOAD_PREFIX.length),
+      access.hostAllowed(request),
+    );
     return;
   }
   await serveFile(request, response, root, path, access.hostAllowed(request));
@@ -334,6 +345,63 @@ async function serveFile(
   } catch {
     response.writeHead(404, headers).end();
   }
+}
+
+/**
+ * GET /download/TICKET: a file or folder of a snapshot that a `files.download` call named. The
+ * ticket (128 random bits, from an API call on an opened socket, once, two minutes) is the right
+ * to it. The name is guest data: it reaches the header only percent-encoded (RFC 6266/5987) and
+ * as an ASCII stand-in. A copy that breaks off ends the connection without its end, so the
+ * browser says the download failed instead of keeping a short file.
+ */
+async function serveDownload(
+  request: IncomingMessage,
+  response: ServerResponse,
+  api: Api,
+  ticket: string,
+  hostAllowed: boolean,
+): Promise<void> {
+  const headers = {
+    "Cache-Control": "no-store",
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": "default-src 'none'",
+    "Referrer-Policy": "no-referrer",
+  };
+  if (!hostAllowed || request.method !== "GET") {
+    response.writeHead(request.method === "GET" ? 421 : 405, headers).end();
+    return;
+  }
+  const item = /^[0-9a-f]{32}$/.test(ticket) ? api.takeDownload(ticket) : null;
+  if (item === null) {
+    response.writeHead(404, { ...headers, "Content-Type": "text/plain; charset=utf-8" });
+    response.end(
+      "This download link was used already or is too old: download it again from the file browser.\n",
+    );
+    return;
+  }
+  response.writeHead(200, {
+    ...headers,
+    "Content-Type":
+      item.name.endsWith(".tar") && item.size === null ? "application/x-tar" : "application/octet-stream",
+    "Content-Disposition": contentDisposition(item.name),
+    ...(item.size === null ? {} : { "Content-Length": String(item.size) }),
+  });
+  try {
+    await item.send(response);
+    response.end();
+  } catch {
+    response.destroy();
+  }
+}
+
+/** `attachment` with the name as an ASCII stand-in and, exactly, percent-encoded UTF-8. */
+export function contentDisposition(name: string): string {
+  const ascii = name.replace(/[^\x20-\x7e]|["\\%;]/g, "_");
+  const exact = encodeURIComponent(name).replace(
+    /['()*]/g,
+    (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`,
+  );
+  return `attachment; filename="${ascii}"; filename*=UTF-8''${exact}`;
 }
 
 /**

@@ -4,8 +4,9 @@
  * Content-Security-Policy that `snapkeep serve` sends.
  */
 import { extname, join, normalize, sep } from "node:path";
+import { PassThrough, Readable, type Writable } from "node:stream";
 
-import { CONTENT_TYPES } from "../../core/server/serve.js";
+import { CONTENT_TYPES, contentDisposition } from "../../core/server/serve.js";
 import { APP_SCHEME } from "./ipc.js";
 
 /** The file under `root` a request names, or null for another host or a path that leaves root. */
@@ -35,4 +36,53 @@ export function rendererFile(root: string, requestUrl: string): string | null {
 
 export function contentType(file: string): string {
   return CONTENT_TYPES[extname(file)] ?? "application/octet-stream";
+}
+
+/** The ticket of `snapkeep://app/download/TICKET` (a files.download answer), else null. */
+export function downloadTicket(requestUrl: string): string | null {
+  let url: URL;
+  try {
+    url = new URL(requestUrl);
+  } catch {
+    return null;
+  }
+  if (url.protocol !== `${APP_SCHEME}:` || url.host !== "app") {
+    return null;
+  }
+  return /^\/download\/([0-9a-f]{32})$/.exec(url.pathname)?.[1] ?? null;
+}
+
+/** What Api.takeDownload gives: a name, a size when known, and how to send the bytes. */
+export interface DownloadItem {
+  readonly name: string;
+  readonly size: number | null;
+  send(to: Writable): Promise<number>;
+}
+
+/**
+ * The window's download of a ticket, as `snapkeep serve` answers it: an attachment whose body is
+ * the bytes as they come (a copy that breaks off errors the stream, so the download fails rather
+ * than keeping a short file), or 404 with a sentence for a ticket used or too old.
+ */
+export function downloadResponse(item: DownloadItem | null, headers: Record<string, string>): Response {
+  if (item === null) {
+    return new Response(
+      "This download link was used already or is too old: download it again from the file browser.\n",
+      { status: 404, headers: { ...headers, "Content-Type": "text/plain; charset=utf-8" } },
+    );
+  }
+  const body = new PassThrough();
+  item.send(body).then(
+    () => body.end(),
+    (error: unknown) => body.destroy(error instanceof Error ? error : new Error(String(error))),
+  );
+  return new Response(Readable.toWeb(body) as ReadableStream<Uint8Array>, {
+    headers: {
+      ...headers,
+      "Cache-Control": "no-store",
+      "Content-Type": "application/octet-stream",
+      "Content-Disposition": contentDisposition(item.name),
+      ...(item.size === null ? {} : { "Content-Length": String(item.size) }),
+    },
+  });
 }

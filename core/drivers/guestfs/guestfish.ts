@@ -12,6 +12,7 @@
  * every byte but a few plain ones written as `\xHH`, so no name can end the string, start a new
  * command or reach a shell (guestfish runs none: the commands below are its own).
  */
+import type { GuestFileType } from "../../domain/files.js";
 
 /** Bytes guestfish may see as themselves inside a quoted string; all else is `\xHH`. */
 const PLAIN = /^[A-Za-z0-9/._+,:@=-]$/;
@@ -91,8 +92,6 @@ export function parseLstatns(text: string): GuestStat {
   }
   return { mode, size, uid, gid, mtime };
 }
-
-export type GuestFileType = "file" | "dir" | "symlink" | "other";
 
 /** The kind of file a stat's mode says (S_IFMT). */
 export function fileTypeOf(mode: number): GuestFileType {

@@ -60,6 +60,11 @@ export type HintAction =
   /** Consent to power off a guest that ignores the shutdown request (the CLI's --force). */
   | { readonly do: "allow-power-off" }
   | { readonly do: "choose-disks"; readonly disks: readonly string[] }
+  /** A disk with several file systems and no OS that says how they mount: name one. */
+  | {
+      readonly do: "choose-filesystem";
+      readonly filesystems: readonly { readonly device: string; readonly type: string }[];
+    }
   | { readonly do: "free-vg-or-fewer-disks"; readonly vg: string }
   | { readonly do: "list-targets" }
   /** A target's folder is missing: mount what it is on, or make it on purpose. */

@@ -267,7 +267,7 @@ export class GuestFilesSession {
             "INVALID_INPUT",
             "That disk has several file systems and no OS that says how they mount.",
             {
-              hint: `Name one with --fs: ${browsable.map((f) => `${f.device} (${f.type})`).join(", ")}.`,
+              action: { do: "choose-filesystem", filesystems: browsable },
               details: { filesystems: browsable },
             },
           );

@@ -1,7 +1,7 @@
 import { resolve } from "node:path";
 import type { Command } from "commander";
 
-import type { GuestEntry } from "../domain/files.js";
+import { modeString, type GuestEntry } from "../domain/files.js";
 import { displayName, formatBytes, formatTime, table } from "./format.js";
 import type { CliContext, CliIo } from "./main.js";
 import { splitVmRef } from "./refs.js";
@@ -95,23 +95,4 @@ function formatEntries(entries: readonly GuestEntry[]): string {
 
 function formatMounts(mounts: readonly { mountpoint: string; device: string; type: string }[]): string {
   return `(${mounts.map((m) => `${m.device} ${m.type} at ${displayName(m.mountpoint)}`).join(", ")})\n`;
-}
-
-/** "drwxr-xr-x" from st_mode. */
-export function modeString(mode: number): string {
-  const kind: Record<number, string> = {
-    0o040000: "d",
-    0o120000: "l",
-    0o100000: "-",
-    0o020000: "c",
-    0o060000: "b",
-    0o010000: "p",
-    0o140000: "s",
-  };
-  let out = kind[mode & 0o170000] ?? "?";
-  for (const shift of [6, 3, 0]) {
-    const bits = (mode >> shift) & 7;
-    out += `${bits & 4 ? "r" : "-"}${bits & 2 ? "w" : "-"}${bits & 1 ? "x" : "-"}`;
-  }
-  return out;
 }

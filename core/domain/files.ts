@@ -31,3 +31,22 @@ export interface FilesOpened {
   readonly disk: string;
   readonly mounts: readonly GuestMount[];
 }
+
+/** "drwxr-xr-x" from st_mode. */
+export function modeString(mode: number): string {
+  const kind: Record<number, string> = {
+    0o040000: "d",
+    0o120000: "l",
+    0o100000: "-",
+    0o020000: "c",
+    0o060000: "b",
+    0o010000: "p",
+    0o140000: "s",
+  };
+  let out = kind[mode & 0o170000] ?? "?";
+  for (const shift of [6, 3, 0]) {
+    const bits = (mode >> shift) & 7;
+    out += `${bits & 4 ? "r" : "-"}${bits & 2 ? "w" : "-"}${bits & 1 ? "x" : "-"}`;
+  }
+  return out;
+}

@@ -40,6 +40,8 @@ function cliWords(action: HintAction): string {
       return "Shut it down from inside the guest, or pass --force to power it off after the wait, or --power-off-now to power it off without asking the guest.";
     case "choose-disks":
       return `Choose the other disks with ${commandLine`--disk ${action.disks.join(",")}`}`;
+    case "choose-filesystem":
+      return `Name one with --fs: ${action.filesystems.map((f) => `${f.device} (${f.type})`).join(", ")}.`;
     case "free-vg-or-fewer-disks":
       return `Free space in ${action.vg} (delete old snapshots, or vgextend ${action.vg} with another disk), or snapshot fewer disks with --disk.`;
     case "list-targets":
@@ -107,6 +109,8 @@ function uiWords(action: HintAction): string {
       return "Shut it down from inside the guest, or choose to power it off (at once, or when the wait is over).";
     case "choose-disks":
       return `Choose only the other disks: ${action.disks.join(", ")}.`;
+    case "choose-filesystem":
+      return `Choose one of its file systems: ${action.filesystems.map((f) => `${f.device} (${f.type})`).join(", ")}.`;
     case "free-vg-or-fewer-disks":
       return `Free space in ${action.vg} (delete old snapshots, or extend the volume group with another disk), or snapshot fewer disks.`;
     case "list-targets":

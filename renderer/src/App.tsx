@@ -8,6 +8,7 @@ import { ErrorBox } from "./ErrorBox.js";
 import { useConfirm } from "./Confirm.js";
 import { ExportsView, RestoreWizard } from "./ExportsView.js";
 import { ExportWizard } from "./ExportWizard.js";
+import { FilesBrowser } from "./FilesBrowser.js";
 import { FirstRun } from "./FirstRun.js";
 import { JobsPanel } from "./JobsPanel.js";
 import { LibraryView } from "./LibraryView.js";
@@ -39,6 +40,7 @@ type Open =
   | { kind: "revert"; snapshot: Snapshot | null; key: number }
   | { kind: "export"; snapshot: Snapshot }
   | { kind: "add-to-library"; snapshot: Snapshot }
+  | { kind: "files"; snapshot: Snapshot }
   | { kind: "new-vm"; host: string; template: string }
   | { kind: "attach"; host: string; volume: string }
   | { kind: "restore"; target: string; entry: ExportEntry };
@@ -200,6 +202,7 @@ export function App({ store }: { store: AppStore }) {
                     setOpen({ kind: "export", snapshot });
                   }}
                   onAddToLibrary={(snapshot) => setOpen({ kind: "add-to-library", snapshot })}
+                  onBrowseFiles={(snapshot) => setOpen({ kind: "files", snapshot })}
                   schedules={<VmSchedules store={store} vm={state.vm} />}
                   rpo={
                     state.hosts
@@ -333,6 +336,9 @@ export function App({ store }: { store: AppStore }) {
             );
           }}
         />
+      )}
+      {open?.kind === "files" && state.vm !== null && (
+        <FilesBrowser vm={state.vm} snapshot={open.snapshot} request={state.request} onClose={close} />
       )}
       {open?.kind === "new-vm" && (
         <NewVmWizard {...wizardActions} host={open.host} template={open.template} />

@@ -35,6 +35,7 @@ export function SnapshotTable({
   onRevert,
   onExport,
   onAddToLibrary,
+  onBrowseFiles,
   onPin,
   onDelete,
   space,
@@ -48,6 +49,7 @@ export function SnapshotTable({
   onRevert: (snapshot: Snapshot) => void;
   onExport: (snapshot: Snapshot) => void;
   onAddToLibrary: (snapshot: Snapshot) => void;
+  onBrowseFiles: (snapshot: Snapshot) => void;
   onPin: (tag: string, pinned: boolean) => void;
   onDelete: (tag: string) => void;
 }) {
@@ -123,6 +125,12 @@ export function SnapshotTable({
                       label: "Export…",
                       onSelect: () => onExport(s),
                       disabled: busy || s.incomplete,
+                      why: INCOMPLETE,
+                    },
+                    {
+                      label: "Browse files…",
+                      onSelect: () => onBrowseFiles(s),
+                      disabled: s.incomplete,
                       why: INCOMPLETE,
                     },
                     {

@@ -18,6 +18,7 @@ export function VmDetail({
   onRevert,
   onExport,
   onAddToLibrary,
+  onBrowseFiles,
   schedules,
   rpo,
   offHost,
@@ -41,6 +42,7 @@ export function VmDetail({
   onExport: (snapshot: Snapshot) => void;
   /** Opens the wizard that makes a template (root disk) or a volume (data disk) from a snapshot. */
   onAddToLibrary: (snapshot: Snapshot) => void;
+  onBrowseFiles: (snapshot: Snapshot) => void;
   /** The VM's schedules section (VmSchedules), which owns its data and editor. */
   schedules: ReactNode;
 }) {
@@ -154,6 +156,7 @@ export function VmDetail({
             onRevert={onRevert}
             onExport={onExport}
             onAddToLibrary={onAddToLibrary}
+            onBrowseFiles={onBrowseFiles}
             onPin={onPin}
             onDelete={onDelete}
             space={space}

@@ -35,6 +35,11 @@ export interface UiSlice {
   dismissError(): void;
   /** One API call with the busy label and error handling; null when it failed (the error shows). */
   call<M extends AnyMethod>(busy: string, method: M, params: AnyParamsIn<M>): Promise<AnyResult<M> | null>;
+  /**
+   * One API call that a dialog waits on itself (the file browser's appliance takes seconds): no
+   * busy label, no app-wide error; it throws what asApiError reads.
+   */
+  request<M extends AnyMethod>(method: M, params: AnyParamsIn<M>): Promise<AnyResult<M>>;
 }
 
 export type AppState = UiSlice &
@@ -82,6 +87,7 @@ export function createAppStore(api: ApiClient) {
         });
         return answer;
       },
+      request: <M extends AnyMethod>(method: M, params: AnyParamsIn<M>) => api.call(method, params),
       ...vmsSlice(api, run)(set, get, store),
       ...jobsSlice(api, run)(set, get, store),
       ...librarySlice(api, run)(set, get, store),

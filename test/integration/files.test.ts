@@ -30,16 +30,17 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FILES_ROOT } from "../../core/drivers/sh/files-script.js";
 import { TestVms, uniqueSuffix, URI } from "../support/libvirt.js";
 import { startSshd, type TestSshd } from "../support/sshd.js";
+import { APPLIANCE_ENV, partitionedDisk } from "../support/guest-disks.js";
 
 const repo = fileURLToPath(new URL("../..", import.meta.url));
 const MiB = 1024 * 1024;
 const ODD = ["$(touch pwned)", "new\nline", `quote"s and 'single'`, "sp ace", "ünï cödé", "-dash"];
 
-/** The CLI as a user runs it, on this test's state folder; the appliance under TCG (see above). */
+/** The CLI as a user runs it, on this test's state folder; the appliance under APPLIANCE_ENV (see above). */
 function cli(home: string, ...args: string[]): { code: number; stdout: string; stderr: string } {
   try {
     const stdout = execFileSync("node", [join(repo, "bin/snapkeep.js"), ...args], {
-      env: { ...process.env, SNAPKEEP_HOME: home, ...TCG },
+      env: { ...process.env, SNAPKEEP_HOME: home, ...APPLIANCE_ENV },
       encoding: "utf8",
       stdio: ["ignore", "pipe", "pipe"],
       timeout: 600_000,
@@ -50,9 +51,6 @@ function cli(home: string, ...args: string[]): { code: number; stdout: string; s
     return { code: e.status ?? -1, stdout: e.stdout ?? "", stderr: e.stderr ?? "" };
   }
 }
-
-/** The appliance's environment in tests: software emulation (see above). */
-const TCG = { LIBGUESTFS_BACKEND: "direct", LIBGUESTFS_BACKEND_SETTINGS: "force_tcg" };
 
 /**
  * A raw disk made by guestfish (read-write, a file of the test's): MBR, an XFS partition, and a
@@ -82,17 +80,9 @@ function mbrXfsLvmDisk(path: string): void {
   ].join("\n");
   execFileSync("guestfish", [], {
     input: script,
-    env: { ...process.env, ...TCG },
+    env: { ...process.env, ...APPLIANCE_ENV },
     stdio: ["pipe", "ignore", "inherit"],
   });
-}
-
-/** A raw disk: GPT, one partition from 1 MiB, an ext4 file system of `tree` in it. */
-function partitionedDisk(path: string, tree: string, sizeMiB: number): void {
-  rmSync(path, { force: true });
-  execFileSync("truncate", ["-s", `${sizeMiB}M`, path]);
-  execFileSync("sfdisk", ["--quiet", path], { input: "label: gpt\nstart=2048, type=L\n" });
-  execFileSync("mkfs.ext4", ["-q", "-F", "-E", `offset=${MiB}`, "-d", tree, path, `${sizeMiB - 4}M`]);
 }
 
 describe("files ls and files get on a snapshot's disk (libguestfs, read-only)", () => {
@@ -148,7 +138,7 @@ describe("files ls and files get on a snapshot's disk (libguestfs, read-only)", 
     // passes the appliance's setting on, as it would pass nothing on a real host.
     sshd = await startSshd({
       extraConfig: [
-        `SetEnv ${Object.entries(TCG)
+        `SetEnv ${Object.entries(APPLIANCE_ENV)
           .map(([k, v]) => `${k}=${v}`)
           .join(" ")}`,
       ],
@@ -355,7 +345,7 @@ describe("files ls and files get on a snapshot's disk (libguestfs, read-only)", 
   it("leaves nothing behind after a browse killed outright, once the next browse ran", async () => {
     const before = new Set(existsSync(FILES_ROOT) ? readdirSync(FILES_ROOT) : []);
     const child = spawn("node", [join(repo, "bin/snapkeep.js"), "files", "ls", ref, "before", "/"], {
-      env: { ...process.env, SNAPKEEP_HOME: home, ...TCG },
+      env: { ...process.env, SNAPKEEP_HOME: home, ...APPLIANCE_ENV },
       stdio: "ignore",
       detached: true,
     });

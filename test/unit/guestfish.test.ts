@@ -11,7 +11,7 @@ import {
   parseMountpoints,
 } from "../../core/drivers/guestfs/guestfish.js";
 import { FILES_SCRIPT, filesScriptProblem, filesSessionArgs } from "../../core/drivers/sh/files-script.js";
-import { modeString } from "../../core/cli/files-commands.js";
+import { modeString } from "../../core/domain/files.js";
 
 describe("guest paths as guestfish arguments", () => {
   it("leaves plain bytes and escapes every other one, so no name ends the string or starts a command", () => {

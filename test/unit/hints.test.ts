@@ -19,6 +19,13 @@ const samples: { [K in HintAction["do"]]: Extract<HintAction, { do: K }> } = {
   "allow-stop": { do: "allow-stop" },
   "allow-power-off": { do: "allow-power-off" },
   "choose-disks": { do: "choose-disks", disks: ["vda", "vdc"] },
+  "choose-filesystem": {
+    do: "choose-filesystem",
+    filesystems: [
+      { device: "/dev/sda1", type: "xfs" },
+      { device: "/dev/guestvg/data", type: "ext4" },
+    ],
+  },
   "free-vg-or-fewer-disks": { do: "free-vg-or-fewer-disks", vg: "vg0" },
   "list-targets": { do: "list-targets" },
   "mount-or-create-folder": { do: "mount-or-create-folder", target: "usb" },

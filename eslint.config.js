@@ -101,7 +101,8 @@ export default tseslint.config(
               message: "The renderer runs sandboxed: no Node or main-process code.",
             },
             {
-              regex: "(^|/)core/(?!domain/types\\.js$|domain/bytes\\.js$|domain/files\\.js$|api/contract\\.js$)",
+              regex:
+                "(^|/)core/(?!domain/types\\.js$|domain/bytes\\.js$|domain/files\\.js$|api/contract\\.js$)",
               message:
                 "The renderer uses the core's API contract (type-only), its domain types, formatBytes and modeString; everything else goes through the API.",
             },

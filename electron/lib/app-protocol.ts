@@ -9,15 +9,21 @@ import { PassThrough, Readable, type Writable } from "node:stream";
 import { CONTENT_TYPES, contentDisposition } from "../../core/server/serve.js";
 import { APP_SCHEME } from "./ipc.js";
 
-/** The file under `root` a request names, or null for another host or a path that leaves root. */
-export function rendererFile(root: string, requestUrl: string): string | null {
+/** The URL of a request to the app's own host, or null for anything else. */
+function appUrl(requestUrl: string): URL | null {
   let url: URL;
   try {
     url = new URL(requestUrl);
   } catch {
     return null;
   }
-  if (url.protocol !== `${APP_SCHEME}:` || url.host !== "app") {
+  return url.protocol === `${APP_SCHEME}:` && url.host === "app" ? url : null;
+}
+
+/** The file under `root` a request names, or null for another host or a path that leaves root. */
+export function rendererFile(root: string, requestUrl: string): string | null {
+  const url = appUrl(requestUrl);
+  if (url === null) {
     return null;
   }
   let path: string;
@@ -40,16 +46,8 @@ export function contentType(file: string): string {
 
 /** The ticket of `snapkeep://app/download/TICKET` (a files.download answer), else null. */
 export function downloadTicket(requestUrl: string): string | null {
-  let url: URL;
-  try {
-    url = new URL(requestUrl);
-  } catch {
-    return null;
-  }
-  if (url.protocol !== `${APP_SCHEME}:` || url.host !== "app") {
-    return null;
-  }
-  return /^\/download\/([0-9a-f]{32})$/.exec(url.pathname)?.[1] ?? null;
+  const url = appUrl(requestUrl);
+  return url === null ? null : (/^\/download\/([0-9a-f]{32})$/.exec(url.pathname)?.[1] ?? null);
 }
 
 /** What Api.takeDownload gives: a name, a size when known, and how to send the bytes. */

@@ -378,6 +378,14 @@ describe("snapkeep serve survives its clients", () => {
       expect(answer.headers.get("cache-control"), asset).toBe("public, max-age=31536000, immutable");
       expect(answer.headers.get("content-security-policy"), asset).toContain("default-src 'none'");
     }
+    // A download link answers once, from a files.download call; a made-up one says so, uncached.
+    for (const ticket of ["0".repeat(32), "A".repeat(32), "x"]) {
+      const download = await fetch(`${origin}/download/${ticket}`);
+      expect(download.status, ticket).toBe(404);
+      expect(download.headers.get("cache-control")).toBe("no-store");
+      expect(download.headers.get("content-disposition")).toBeNull();
+    }
+    expect((await fetch(`${origin}/download/${"0".repeat(32)}`, { method: "POST" })).status).toBe(405);
     // A file that is not the bundler's is never cached for good, even under assets/.
     const missing = await fetch(`${origin}/assets/not-hashed.js`);
     expect(missing.status).toBe(404);

@@ -378,7 +378,7 @@ export class GuestFilesSession {
   /** Why the session ended, in words: its own exit codes, libguestfs' last error, or a plain end. */
   #problem(result: RunResult): SnapkeepError {
     const missing = filesScriptProblem(result.code);
-    if (missing !== null && result.code !== 22) {
+    if (result.code === 20 || result.code === 21) {
       return new SnapkeepError("TOOL_MISSING", `${missing} on ${this.runner.label}.`, {
         hint: "Install libguestfs-tools there (Debian/Ubuntu: apt-get install libguestfs-tools linux-image-amd64; Fedora: dnf install guestfs-tools).",
       });
@@ -399,7 +399,7 @@ export class GuestFilesSession {
     }
     return new SnapkeepError(
       "COMMAND_FAILED",
-      missing ??
+      (missing === null ? null : `The file browse on ${this.runner.label} stopped: ${missing}.`) ??
         (said === undefined
           ? `The file browse on ${this.runner.label} ended (exit ${result.code ?? result.signal}).`
           : `libguestfs: ${said}`),

@@ -27,12 +27,14 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
-import { FILES_ROOT } from "../../core/drivers/sh/files-script.js";
+import { FILES_SCRIPT, filesRoot } from "../../core/drivers/sh/files-script.js";
 import { TestVms, uniqueSuffix, URI } from "../support/libvirt.js";
 import { startSshd, type TestSshd } from "../support/sshd.js";
 import { APPLIANCE_ENV, partitionedDisk } from "../support/guest-disks.js";
 
 const repo = fileURLToPath(new URL("../..", import.meta.url));
+/** Where this user's browses keep their folders on this computer. */
+const FILES_ROOT = filesRoot(process.getuid?.() ?? 0);
 const MiB = 1024 * 1024;
 const ODD = ["$(touch pwned)", "new\nline", `quote"s and 'single'`, "sp ace", "ünï cödé", "-dash"];
 
@@ -341,6 +343,44 @@ describe("files ls and files get on a snapshot's disk (libguestfs, read-only)", 
     expect(missing.code).toBe(1);
     expect(missing.stderr).toMatch(/no-such-snapshot/);
   }, 120_000);
+
+  it("refuses a browse folder someone else made first under /var/tmp (a link, or a folder not the user's)", () => {
+    // As the user nobody, whose folder is /var/tmp/snapkeep-files-65534: planted by root here.
+    const planted = filesRoot(65534);
+    const run = (): number => {
+      try {
+        execFileSync(
+          "setpriv",
+          [
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "sh",
+            "-c",
+            FILES_SCRIPT,
+            "snapkeep-files",
+            "block",
+            "run",
+          ],
+          { stdio: ["ignore", "ignore", "ignore"] },
+        );
+        return 0;
+      } catch (error) {
+        return (error as { status?: number }).status ?? -1;
+      }
+    };
+    rmSync(planted, { recursive: true, force: true });
+    try {
+      symlinkSync("/tmp", planted);
+      expect(run()).toBe(23);
+      rmSync(planted);
+      mkdirSync(planted, { mode: 0o777 });
+      expect(run()).toBe(23);
+      expect(readdirSync(planted)).toEqual([]);
+    } finally {
+      rmSync(planted, { recursive: true, force: true });
+    }
+  });
 
   it("leaves nothing behind after a browse killed outright, once the next browse ran", async () => {
     const before = new Set(existsSync(FILES_ROOT) ? readdirSync(FILES_ROOT) : []);

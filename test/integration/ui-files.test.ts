@@ -21,13 +21,15 @@ import { fileURLToPath } from "node:url";
 import { chromium, type Browser, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
-import { FILES_ROOT } from "../../core/drivers/sh/files-script.js";
+import { filesRoot } from "../../core/drivers/sh/files-script.js";
 import { CHROMIUM_ARGS, CHROMIUM_PATH } from "../support/chromium.js";
 import { APPLIANCE_ENV, partitionedDisk } from "../support/guest-disks.js";
 import { TestVms, uniqueSuffix, URI } from "../support/libvirt.js";
 import { buildForUsers, startServe, stopServe } from "../support/serve.js";
 
 const repo = fileURLToPath(new URL("../..", import.meta.url));
+/** Where this user's browses keep their folders on this computer. */
+const FILES_ROOT = filesRoot(process.getuid?.() ?? 0);
 const shots = join(repo, "artifacts", "screenshots");
 
 describe("the file browser in Chromium", () => {

@@ -160,6 +160,7 @@ describe("the host's browse script", () => {
     expect(filesScriptProblem(20)).toMatch(/guestfish/);
     expect(filesScriptProblem(21)).toMatch(/qemu-nbd/);
     expect(filesScriptProblem(22)).toMatch(/could not open/);
+    expect(filesScriptProblem(23)).toMatch(/not a folder of its own/);
     expect(filesScriptProblem(1)).toBeNull();
   });
 });

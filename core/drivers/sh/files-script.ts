@@ -16,16 +16,28 @@
  * when its command line names that folder's socket: a reused pid is someone else's) and removes
  * the folder. An ordinary end (the commands end, the SSH channel closes, a signal) cleans up at once.
  *
- * Exit 20: guestfish is not installed; 21: qemu-nbd is not; 22: qemu-nbd did not start.
+ * ROOT is per user (`/var/tmp/snapkeep-files-UID`) and must be a real folder that user owns: in
+ * /var/tmp anyone may make a name first, and a folder or link planted there must not choose where
+ * a browse keeps its socket or what the sweep removes.
+ *
+ * Exit 20: guestfish is not installed; 21: qemu-nbd is not; 22: qemu-nbd did not start; 23: ROOT
+ * is not the user's own folder.
  */
-export const FILES_ROOT = "/var/tmp/snapkeep-files";
+export const FILES_ROOT_PREFIX = "/var/tmp/snapkeep-files-";
+
+/** The browse folder of the user with this uid (the tests look there for leftovers). */
+export function filesRoot(uid: number): string {
+  return `${FILES_ROOT_PREFIX}${uid}`;
+}
 
 export const FILES_SCRIPT = [
   "set -u",
-  `root=${FILES_ROOT}`,
+  `root=${FILES_ROOT_PREFIX}$(id -u)`,
   "command -v guestfish >/dev/null 2>&1 || exit 20",
   "umask 077",
-  'mkdir -p "$root" || exit 1',
+  'mkdir -p "$root" 2>/dev/null',
+  '[ -d "$root" ] && [ ! -L "$root" ] && [ -O "$root" ] || exit 23',
+  'chmod 700 "$root" || exit 23',
   'for d in "$root"/b.*; do',
   '  [ -d "$d" ] || continue',
   '  owner=$(cat "$d/owner" 2>/dev/null || true)',
@@ -100,6 +112,8 @@ export function filesScriptProblem(code: number | null): string | null {
       return "qemu-nbd is not installed";
     case 22:
       return "qemu-nbd could not open the snapshot";
+    case 23:
+      return "its browse folder under /var/tmp is not a folder of its own (someone else made that name first)";
     default:
       return null;
   }

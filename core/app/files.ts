@@ -589,7 +589,8 @@ export class Files {
     return {
       name: found.item.name,
       size: found.item.size,
-      send: (to) => this.#use(found.browse).session.streamTo(found.item, to),
+      // Async: a browse closed meanwhile rejects the send, never throws at the caller.
+      send: async (to) => this.#use(found.browse).session.streamTo(found.item, to),
     };
   }
 

@@ -255,7 +255,13 @@ describe("the UI's browses", () => {
     expect(browses.take(first.ticket)).toBeNull();
     const out = collect();
     expect(await taken?.send(out.stream)).toBe(tricky.length);
-    const late = await browses.ticket(session, "/etc/new\nline");
+    // A ticket whose browse closed before the download: the send rejects (the download fails).
+    const orphan = await browses.ticket(session, "/etc/tricky.bin");
+    const taking = browses.take(orphan.ticket);
+    const other = await browses.open({ host: "h", vm: "web", snapshot: "tuesday" });
+    await browses.close(session);
+    await expect(taking?.send(collect().stream)).rejects.toMatchObject({ code: "NOT_FOUND" });
+    const late = await browses.ticket(other.session, "/etc/new\nline");
     now.ms += 2 * 60_000 + 1;
     expect(browses.take(late.ticket)).toBeNull();
     expect(browses.take("0".repeat(32))).toBeNull();

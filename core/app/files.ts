@@ -334,8 +334,9 @@ export class GuestFilesSession {
           head.size === null
             ? Math.max(0, this.#buffer.length - keep)
             : Math.min(head.size - head.written, this.#buffer.length);
-        const end = this.#buffer.indexOf(markerLine);
-        const take = head.size === null && end >= 0 ? end : wanted;
+        // Only a stream of unknown length is framed by the marker; a file by its size.
+        const end = head.size === null ? this.#buffer.indexOf(markerLine) : -1;
+        const take = end >= 0 ? end : wanted;
         if (take > 0) {
           head.to.write(this.#buffer.subarray(0, take));
           head.written += take;

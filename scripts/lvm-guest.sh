@@ -10,6 +10,8 @@
 #                                wait for sshd and the in-guest setup, write guest.json (below)
 #   scripts/lvm-guest.sh down    destroy and undefine sk-lvm-guest, remove its overlays
 #   scripts/lvm-guest.sh ssh [CMD...]   a root shell in the running guest (for people)
+#   scripts/lvm-guest.sh rootfs  debootstrap the guest's Debian once (cached) and print its folder
+#                                (scripts/drill-guest.sh builds its bootable disk from it)
 #
 # Inside: volume group vgsk on /dev/vdb with thick LVs vm1-root, vm1-data, a thin pool vgsk/pool
 # with thin LV vm2-root, and shut-off domains whose disks are those LVs (sk-lvm-vm1, sk-lvm-vm2;
@@ -331,6 +333,12 @@ down() {
 
 case "${1:-}" in
   build) build ;;
+  rootfs)
+    [ "$(id -u)" -eq 0 ] || { log "debootstrap needs root"; exit 1; }
+    install_host_packages
+    mkdir -p "$CACHE_ROOT"
+    rootfs
+    ;;
   up) up ;;
   down) down ;;
   ssh)
@@ -339,7 +347,7 @@ case "${1:-}" in
     guest_ssh "$port" "$@"
     ;;
   *)
-    echo "usage: $0 build|up|down|ssh [CMD...]" >&2
+    echo "usage: $0 build|rootfs|up|down|ssh [CMD...]" >&2
     exit 2
     ;;
 esac

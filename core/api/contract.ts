@@ -33,6 +33,7 @@ import type { CopyForecast } from "../domain/copy/forecast.js";
 import type { RpoStatus } from "../domain/schedule/due.js";
 import type { OffHostCopies, OffHostRpo } from "../domain/copy/rpo.js";
 import type { FilesOpened, GuestEntry } from "../domain/files.js";
+import type { DrillRecord } from "../domain/drill.js";
 import { retentionSchema, whenSchema } from "../domain/schedule/spec.js";
 import type {
   NotificationSettings,
@@ -103,6 +104,7 @@ export const HISTORY_KINDS = [
   "volume",
   "vm-create",
   "lab",
+  "drill",
 ] as const;
 export type HistoryKind = (typeof HISTORY_KINDS)[number];
 const newVmName = z.string().min(1).max(200).describe("name of the new VM");
@@ -471,6 +473,8 @@ export interface JobResults {
   readonly "vm-create": VmFromTemplate;
   /** The demo VMs' names. */
   readonly lab: readonly string[];
+  /** The drill's record: passed or failed (a drill that ran and failed is a job that succeeded). */
+  readonly drill: DrillRecord;
   /** Snapshots its retention removed, when any (the scheduler's journal keeps no more). */
   readonly "scheduled-snapshot": { readonly pruned: readonly string[] } | null;
   /** A schedule's off-host copy: the export it made there (null when nothing was owed). */

@@ -2,6 +2,7 @@ import { onPath } from "../infra/path.js";
 import { openSealKey } from "../infra/seal-key.js";
 import type { SshEnvironment } from "../infra/runner/factory.js";
 import { openSettingsStore } from "../infra/store/store.js";
+import { Drills } from "./drill.js";
 import { Exports } from "./exports/exports.js";
 import { Files } from "./files.js";
 import { Library } from "./library/library.js";
@@ -19,6 +20,8 @@ export interface CoreContext extends VmModules {
   readonly library: Library;
   /** Files in snapshots: list and fetch, read-only (issue 19). */
   readonly files: Files;
+  /** Restore drills: a snapshot or export booted in a throwaway VM on an isolated network. */
+  readonly drills: Drills;
   /** Closes SSH connections and export runners; the front end calls it once, when it ends. */
   dispose(): Promise<void>;
 }
@@ -57,6 +60,7 @@ export function openCoreContext(options: CoreContextOptions): CoreContext {
     exports,
     library: new Library(modules, now),
     files,
+    drills: new Drills({ ...modules, targets, exports, now, home }),
     async dispose() {
       await files.dispose();
       await targets.dispose();

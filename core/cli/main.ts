@@ -22,6 +22,7 @@ import { registerScheduleCommands } from "./schedule-commands.js";
 import { registerExportCommands } from "./export-commands.js";
 import { commandLine } from "../domain/shell-quote.js";
 import { registerLibraryCommands } from "./library-commands.js";
+import { registerDrillCommands } from "./drill-commands.js";
 import { registerFilesCommands } from "./files-commands.js";
 import { diskList, numberOption, parseNumber } from "./options.js";
 import { splitVmRef } from "./refs.js";
@@ -373,6 +374,7 @@ function buildProgram(io: CliIo, context: () => CliContext): Command {
   registerNotifyCommands(program, io, context, print);
   registerLibraryCommands(program, vm, io, context, print);
   registerFilesCommands(program, io, context, print);
+  registerDrillCommands(program, io, context, print);
 
   registerServeCommand(program, io, context);
 

@@ -3,6 +3,7 @@ import { validateLibvirtUri } from "./selection.js";
 import { retentionSchema, whenSchema } from "./schedule/spec.js";
 import { definitionSummarySchema } from "./definition-summary.js";
 import { MAX_BWLIMIT_KIB, MAX_RUNS_PER_COPY } from "./limits.js";
+import { drillRecordSchema, MAX_DRILL_RECORDS } from "./drill.js";
 import {
   alertChannelSchema,
   heldAlertSchema,
@@ -305,6 +306,8 @@ export const settingsSchema = z.object({
     .object({ since: z.string(), succeeded: z.number().int().min(0), failed: z.number().int().min(0) })
     .nullable()
     .default(null),
+  /** Restore drills, newest last (domain/drill.ts); their screenshots are files beside settings. */
+  drills: z.array(drillRecordSchema).max(MAX_DRILL_RECORDS).default([]),
   /**
    * Only in files written before the desktop app had its own settings file: still accepted, so
    * those files load, and carried along untouched until the app moves the slice out.
@@ -343,6 +346,7 @@ export function emptySettings(): Settings {
     alertOpen: {},
     alertHeld: [],
     alertTally: null,
+    drills: [],
   };
 }
 

@@ -32,6 +32,7 @@ export const APP_JOB_KINDS = [
   "volume",
   "vm-create",
   "lab",
+  "drill",
 ] as const;
 export type AppJobKind = (typeof APP_JOB_KINDS)[number];
 export type ScheduledJobKind = "scheduled-snapshot" | "copy";

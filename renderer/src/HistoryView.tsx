@@ -17,6 +17,7 @@ const KIND_WORDS: Record<HistoryKind, string> = {
   volume: "Volume",
   "vm-create": "New VM",
   lab: "Demo VMs",
+  drill: "Restore drill",
 };
 
 /** Every kind, in the order the filter lists them (the record above makes sure none is missing). */

@@ -32,6 +32,18 @@ export interface RestoreOptions {
   /** Hard disk target dev (e.g. "vda") → absolute path of its restored qcow2 image. */
   readonly disks: ReadonlyMap<string, string>;
   readonly host: RestoreHost;
+  /**
+   * A restore drill's throwaway VM: every NIC joins this isolated network instead (whatever the
+   * original used), no console listens, and the VM gets a guest agent channel and a screen when it
+   * had none (the drill judges by the agent and keeps a screenshot), plus the drill's marker.
+   */
+  readonly isolate?: DrillIsolation;
+}
+
+export interface DrillIsolation {
+  readonly network: string;
+  /** Written into <metadata>: the drill's id and when a leftover of it may be swept (ISO time). */
+  readonly marker: { readonly namespace: string; readonly id: string; readonly until: string };
 }
 
 export interface RestoredDefinition {
@@ -108,10 +120,11 @@ export function buildRestoredDefinition(xml: string, options: RestoreOptions): R
   checkDiskTargets(domain, options.disks);
 
   const context = new Context(options, namespacesOf(domain));
-  const children = [
+  const sanitized = [
     element("name", {}, [], options.name),
     ...sanitizeChildren(childrenOf(domain), DOMAIN, context, "domain"),
   ];
+  const children = options.isolate === undefined ? sanitized : isolated(sanitized, options.isolate);
   const restored = element("domain", { type }, children);
   return {
     xml: serialize(restored, 0),
@@ -142,6 +155,44 @@ function networksNamedIn(xml: string): RestoreHost {
   const named = (key: string): string[] =>
     sources.map((source) => attribute(source, key)).filter((value) => value !== undefined);
   return { networks: named("network"), bridges: named("bridge") };
+}
+
+/**
+ * A drill's additions: the guest agent channel the drill waits on and a screen to capture, when
+ * the definition has none, and the marker that lets a later drill sweep a leftover of this one.
+ */
+function isolated(children: readonly XmlElement[], isolate: DrillIsolation): XmlElement[] {
+  const devices = children.find((c) => c.name === "devices");
+  const has = (name: string, test: (e: XmlElement) => boolean = () => true): boolean =>
+    devices?.children.some((c) => c.name === name && test(c)) === true;
+  const extra = [
+    ...(has("channel", (c) =>
+      c.children.some((t) => t.name === "target" && t.attributes["name"] === GUEST_AGENT),
+    )
+      ? []
+      : [
+          element("channel", { type: "unix" }, [
+            element("target", { type: "virtio", name: GUEST_AGENT }, []),
+          ]),
+        ]),
+    ...(has("video") ? [] : [element("video", {}, [element("model", { type: "vga" }, [])])]),
+  ];
+  const withDevices = children.map((child) =>
+    child === devices ? element("devices", child.attributes, [...child.children, ...extra]) : child,
+  );
+  const marker = element("metadata", {}, [
+    element(
+      "drill:drill",
+      { "xmlns:drill": isolate.marker.namespace, id: isolate.marker.id, until: isolate.marker.until },
+      [],
+    ),
+  ]);
+  const [name, ...rest] = withDevices;
+  return [
+    ...(name === undefined ? [] : [name]),
+    marker,
+    ...(devices === undefined ? [...rest, element("devices", {}, extra)] : rest),
+  ];
 }
 
 // ---- input checks ----
@@ -941,11 +992,16 @@ const NIC_DRIVER: Rule = {
  * MAC: libvirt makes a new one, and two VMs with one MAC on a network fight over its address.
  */
 function restoreInterface(nic: OrderedNode, context: Context): XmlElement | null {
-  const type = attribute(nic, "type") ?? "";
+  let type = attribute(nic, "type") ?? "";
   const source = firstChild(nic, "source");
   const { networks, bridges } = context.options.host;
+  const isolate = context.options.isolate;
   let attachment: Record<string, string> | null;
-  if (type === "network") {
+  if (isolate !== undefined && ["network", "bridge", "user"].includes(type)) {
+    // A drill's copy must never meet the original's network (same addresses, same services).
+    type = "network";
+    attachment = { network: isolate.network };
+  } else if (type === "network") {
     const network = source === undefined ? "" : (attribute(source, "network") ?? "");
     if (!networks.includes(network)) {
       return dropNode(
@@ -1039,6 +1095,13 @@ function restoreInput(input: OrderedNode, context: Context): XmlElement | null {
  */
 function restoreGraphics(graphics: OrderedNode, context: Context): XmlElement | null {
   const type = attribute(graphics, "type") ?? "";
+  if (context.options.isolate !== undefined) {
+    return dropNode(
+      context,
+      `${shown(type)} console`,
+      "a drill's VM opens no console port; its screen is captured",
+    );
+  }
   if (type !== "vnc" && type !== "spice") {
     return dropNode(
       context,

@@ -103,7 +103,7 @@ export async function undoImport(p: PlannedImport, done: ImportDone, error: unkn
  * just imported (or the random-number source). The allowlist already guarantees it; this keeps a
  * future change to the allowlist from quietly breaking that promise.
  */
-function requireOnlyImportedPaths(xml: string, files: readonly string[]): void {
+export function requireOnlyImportedPaths(xml: string, files: readonly string[]): void {
   const allowed = new Set([...files, "/dev/urandom"]);
   const attributes =
     /\s(?:file|dev|path|dir|socket|template|evdev|rendernode)\s*=\s*(?:"([^"]*)"|'([^']*)')/g;

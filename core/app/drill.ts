@@ -1,0 +1,711 @@
+/**
+ * Restore drills (issue 19): proof that a snapshot or an export comes back as a VM that boots.
+ *
+ * The copy is restored into a throwaway VM in a hidden folder of the host's image folder, from the
+ * same allowlisted definition a real restore builds (restored-definition.ts), with every NIC moved
+ * onto a network made for this drill alone: a bridge with no address on the host, no DHCP and no
+ * forward, so the copy can reach nothing and nothing can reach it (it has the original's addresses
+ * and services). The VM is transient (`virsh create`): it is gone when it stops, and it never
+ * appears as a defined VM. It passes when its guest agent answers within the time allowed, and, when
+ * a check command is given, when that command exits 0 (and prints what is expected). Whatever the
+ * outcome, the screen is captured as evidence and everything is torn down; a drill killed before it
+ * could tear down is swept by the next drill on that host (each piece carries the drill's id and a
+ * time after which it is a leftover).
+ *
+ * A drill never opens the original VM's images for writing, never starts or stops the original,
+ * and never touches its networks: it reads a snapshot as an export does, or the export on a target.
+ */
+import { randomBytes } from "node:crypto";
+import { setTimeout as sleep } from "node:timers/promises";
+
+import { SnapkeepError, describeError, isSnapkeepError } from "../errors.js";
+import { formatBytes } from "../domain/bytes.js";
+import {
+  checkPassed,
+  drillName,
+  DRILL_NAME,
+  keepDrills,
+  keptOutput,
+  type DrillRecord,
+  type DrillSource,
+} from "../domain/drill.js";
+import { resolveSnapshot } from "../domain/selection.js";
+import type { Disk, DiskSnapshot, Snapshot, VmWithSnapshots } from "../domain/types.js";
+import * as virsh from "../drivers/libvirt/args.js";
+import { inactiveDefinitionArgs } from "../drivers/libvirt/domain-args.js";
+import {
+  buildRestoredDefinition,
+  type DefinitionNote,
+  type DrillIsolation,
+} from "../drivers/libvirt/restored-definition.js";
+import { encodePng, parseScreenshot } from "../drivers/libvirt/screenshot.js";
+import {
+  CREATE_FROM_XML_SCRIPT,
+  DRILL_FOLDERS_SCRIPT,
+  DRILL_ROOM_SCRIPT,
+  drillBridge,
+  drillFolder,
+  drillNetworkXml,
+  parseDrillFolders,
+  parseDrillRoom,
+  SCREENSHOT_SCRIPT,
+} from "../drivers/sh/drill-scripts.js";
+import { copySnapshotOut } from "../hypervisor/copy-out.js";
+import { libvirtGuestOps } from "../hypervisor/guest.js";
+import type { LibvirtHost } from "../hypervisor/libvirt.js";
+import { removeScreenshots, saveScreenshot } from "../infra/evidence.js";
+import { RemoteFs } from "../infra/remote-fs.js";
+import { runChecked } from "../infra/runner/checked.js";
+import { DEFAULT_IMAGE_DIR } from "./exports/restore.js";
+import { copyIntoStaging, moveIntoPlace, requireBundleIntact } from "./exports/steps/import-copy.js";
+import { openImport, planImport, type ImportDeps } from "./exports/steps/import-plan.js";
+import { requireOnlyImportedPaths } from "./exports/steps/import-vm.js";
+import type { VmModules } from "./vm-modules.js";
+
+const QUICK_MS = 60_000;
+export const DEFAULT_DRILL_TIMEOUT_MS = 10 * 60_000;
+/** How long after its deadline a drill's pieces count as left over (a drill runs its teardown first). */
+const LEFTOVER_GRACE_MS = 30 * 60_000;
+/** Memory a host keeps for itself beyond the drill VM's own. */
+const HOST_RESERVE_MIB = 256;
+/** A screen of 8192×8192 pixels in PPM is 192 MiB; consoles are a few MiB at most. */
+const MAX_SCREENSHOT_BYTES = 64 * 1024 * 1024;
+const POLL_MS = 2_000;
+
+export interface DrillRequest {
+  readonly host: string;
+  readonly vm: string;
+  /** A snapshot of the VM (name, tag or id)... */
+  readonly snapshot?: string | undefined;
+  /** ...or an export of it on a target. */
+  readonly export?: { readonly target: string; readonly id: string } | undefined;
+  /** The host the throwaway VM runs on (default: the VM's). An export may go to any host. */
+  readonly to?: string | undefined;
+  /** The folder the drill's hidden folder is made in (default libvirt's image folder). */
+  readonly dir?: string | undefined;
+  readonly timeoutMs?: number | undefined;
+  /** A command run in the guest by its agent once it answers: argv, no shell. */
+  readonly check?: { readonly argv: readonly string[]; readonly expect?: string | undefined } | undefined;
+  readonly dryRun?: boolean | undefined;
+  readonly signal?: AbortSignal | undefined;
+  /** Each step as it starts ("Copying the export", "Waiting for the guest agent"). */
+  readonly onStep?: ((step: string) => void) | undefined;
+}
+
+export interface DrillPlan {
+  readonly id: string;
+  readonly host: string;
+  readonly vm: string;
+  readonly source: DrillSource;
+  readonly on: string;
+  readonly folder: string;
+  readonly disks: readonly { readonly target: string; readonly file: string }[];
+  readonly bytes: number;
+  readonly freeBytes: number;
+  readonly memoryMiB: number;
+  readonly availableMiB: number;
+  readonly timeoutSeconds: number;
+  /** What of the definition the throwaway VM does not get, each with why. */
+  readonly dropped: readonly DefinitionNote[];
+}
+
+export interface DrillOutcome {
+  readonly plan: DrillPlan;
+  readonly dryRun: boolean;
+  /** Null for a dry run. */
+  readonly record: DrillRecord | null;
+  /** Pieces the teardown could not remove (each said), swept by the next drill on the host. */
+  readonly leftovers: readonly string[];
+  /** What else went wrong without deciding the outcome (no screenshot, say). */
+  readonly notes: readonly string[];
+}
+
+interface Prepared {
+  readonly plan: DrillPlan;
+  readonly xml: string;
+  readonly vmUuid: string | null;
+  /** Puts the images in the drill's folder. */
+  copy(): Promise<void>;
+}
+
+export type DrillDeps = ImportDeps &
+  Pick<VmModules, "store"> & {
+    readonly now: () => Date;
+    /** Snapkeep's home: screenshots go to drills/<id>.png there. */
+    readonly home: string;
+  };
+
+export class Drills {
+  constructor(private readonly deps: DrillDeps) {}
+
+  /** The records, newest last. */
+  list(): readonly DrillRecord[] {
+    return this.deps.store.read().drills;
+  }
+
+  async run(request: DrillRequest): Promise<DrillOutcome> {
+    if ((request.snapshot === undefined) === (request.export === undefined)) {
+      throw new SnapkeepError(
+        "INVALID_INPUT",
+        "Say what to drill: a SNAPSHOT of the VM, or --export TARGET ID.",
+      );
+    }
+    const id = randomBytes(6).toString("hex");
+    const step = request.onStep ?? (() => undefined);
+    const on = request.to ?? request.host;
+    const libvirt = this.deps.hosts.libvirt(on);
+    if (request.dryRun !== true) {
+      step("Looking for leftovers of earlier drills");
+      await sweepDrills(libvirt, request.dir ?? DEFAULT_IMAGE_DIR, this.deps.now());
+    }
+    step("Planning");
+    const prepared =
+      request.export !== undefined
+        ? await this.#fromExport(request, request.export, id, on)
+        : await this.#fromSnapshot(request, request.snapshot ?? "", id, on);
+    if (request.dryRun === true) {
+      return { plan: prepared.plan, dryRun: true, record: null, leftovers: [], notes: [] };
+    }
+    const startedAt = this.deps.now();
+    const trial = await runTrial(libvirt, prepared, request, this.deps.now, step);
+    const record: DrillRecord = {
+      id,
+      host: request.host,
+      vm: prepared.plan.vm,
+      vmUuid: prepared.vmUuid,
+      source: prepared.plan.source,
+      on,
+      startedAt: startedAt.toISOString(),
+      finishedAt: this.deps.now().toISOString(),
+      passed: trial.reason === null,
+      reason: trial.reason,
+      bootSeconds: trial.bootSeconds,
+      check: trial.check,
+      screenshot: trial.screenshot !== null,
+    };
+    if (trial.screenshot !== null) {
+      saveScreenshot(this.deps.home, id, trial.screenshot);
+    }
+    let dropped: DrillRecord[] = [];
+    this.deps.store.update((s) => {
+      const kept = keepDrills(s.drills, record);
+      dropped = kept.dropped;
+      return { ...s, drills: kept.kept };
+    });
+    removeScreenshots(
+      this.deps.home,
+      dropped.map((r) => r.id),
+    );
+    return { plan: prepared.plan, dryRun: false, record, leftovers: trial.leftovers, notes: trial.notes };
+  }
+
+  async #fromExport(
+    request: DrillRequest,
+    from: { readonly target: string; readonly id: string },
+    id: string,
+    on: string,
+  ): Promise<Prepared> {
+    const name = drillName(id);
+    const dir = request.dir ?? DEFAULT_IMAGE_DIR;
+    const folder = drillFolder(dir, id);
+    const run = await openImport(this.deps, {
+      target: from.target,
+      export: from.id,
+      host: on,
+      name,
+      dir: folder,
+    });
+    const { vm } = run.manifest.source;
+    if (vm.name !== request.vm && vm.uuid !== request.vm) {
+      throw new SnapkeepError(
+        "INVALID_INPUT",
+        `Export ${run.entry.id} on ${from.target} is of VM ${vm.name}, not ${request.vm}.`,
+      );
+    }
+    const planned = await planImport(this.deps, run);
+    const disks = planned.plan.disks.map((d) => ({ target: d.target, file: d.file }));
+    const built = this.#definition(planned.definitionXml ?? "", name, disks, id, request);
+    const room = await this.#room(planned.libvirt, dir, on, built.memoryMiB, planned.plan.bytes);
+    return {
+      plan: {
+        id,
+        host: request.host,
+        vm: vm.name,
+        source: { kind: "export", target: from.target, export: run.entry.id },
+        on,
+        folder,
+        disks,
+        bytes: planned.plan.bytes,
+        ...room,
+        memoryMiB: built.memoryMiB,
+        timeoutSeconds: timeoutSeconds(request),
+        dropped: built.dropped,
+      },
+      xml: built.xml,
+      vmUuid: vm.uuid,
+      copy: async () => {
+        request.onStep?.(`Checking export ${run.entry.id} on ${from.target}`);
+        await requireBundleIntact(this.deps.exports, planned);
+        request.onStep?.(`Copying export ${run.entry.id} to ${on}`);
+        const staging = `${folder}/.import`;
+        const staged = await copyIntoStaging(planned, staging);
+        await moveIntoPlace(planned, staging, staged, []);
+        await planned.host.removeTree(staging);
+      },
+    };
+  }
+
+  async #fromSnapshot(request: DrillRequest, ref: string, id: string, on: string): Promise<Prepared> {
+    if (on !== request.host) {
+      throw new SnapkeepError(
+        "INVALID_INPUT",
+        "A snapshot is drilled on its own host; to drill on another host, drill an export of it (--export).",
+      );
+    }
+    const vm = await this.deps.vms.get(request.host, request.vm);
+    const snapshot = resolveSnapshot(vm, ref);
+    const libvirt = this.deps.hosts.libvirt(on);
+    const name = drillName(id);
+    const dir = request.dir ?? DEFAULT_IMAGE_DIR;
+    const folder = drillFolder(dir, id);
+    const images = snapshotImages(vm, snapshot, folder);
+    const disks = images.map((i) => ({ target: i.image.target, file: i.file }));
+    const bytes = images.reduce((sum, i) => sum + (i.disk.allocatedSize ?? i.disk.virtualSize ?? 0), 0);
+    const definitionXml = (
+      await runChecked(
+        libvirt.runner,
+        inactiveDefinitionArgs(libvirt.uri, vm.uuid),
+        "Reading the VM definition",
+        {
+          timeoutMs: QUICK_MS,
+        },
+      )
+    ).stdout;
+    const built = this.#definition(definitionXml, name, disks, id, request);
+    const room = await this.#room(libvirt, dir, on, built.memoryMiB, bytes);
+    if (room.freeBytes < bytes) {
+      throw new SnapkeepError(
+        "NO_SPACE",
+        `${dir} on ${on} has ${formatBytes(room.freeBytes)} free, but the drill's copy of the disks needs up to ${formatBytes(bytes)}; nothing was changed.`,
+        { hint: "Drill in another folder with --dir, or free space there." },
+      );
+    }
+    const fs = new RemoteFs(libvirt.runner);
+    return {
+      plan: {
+        id,
+        host: request.host,
+        vm: vm.name,
+        source: { kind: "snapshot", snapshot: snapshot.name },
+        on,
+        folder,
+        disks,
+        bytes,
+        ...room,
+        memoryMiB: built.memoryMiB,
+        timeoutSeconds: timeoutSeconds(request),
+        dropped: built.dropped,
+      },
+      xml: built.xml,
+      vmUuid: vm.uuid,
+      copy: async () => {
+        for (const { disk, image, file } of images) {
+          request.onStep?.(`Copying ${image.target} of snapshot "${snapshot.name}"`);
+          const copied = await copySnapshotOut(
+            fs,
+            snapshot.tag,
+            {
+              target: image.target,
+              source: disk.source ?? "",
+              imageSnapshotId: image.imageSnapshotId,
+              lv: image.lv,
+            },
+            { output: file, shared: vm.active, compression: "none", signal: request.signal },
+          );
+          if (copied.result.code !== 0) {
+            throw new SnapkeepError(
+              "COMMAND_FAILED",
+              `Copying ${image.target} of snapshot "${snapshot.name}" failed: ${copied.result.stderr.trim().split("\n").at(-1) ?? ""}`,
+            );
+          }
+        }
+      },
+    };
+  }
+
+  #definition(
+    xml: string,
+    name: string,
+    disks: readonly { readonly target: string; readonly file: string }[],
+    id: string,
+    request: DrillRequest,
+  ): { xml: string; dropped: readonly DefinitionNote[]; memoryMiB: number } {
+    const until = new Date(this.deps.now().getTime() + timeoutSeconds(request) * 1000 + LEFTOVER_GRACE_MS);
+    const isolate: DrillIsolation = {
+      network: name,
+      marker: { namespace: DRILL_NAMESPACE, id, until: until.toISOString() },
+    };
+    const built = buildRestoredDefinition(xml, {
+      name,
+      disks: new Map(disks.map((d) => [d.target, d.file])),
+      host: { networks: [], bridges: [] },
+      isolate,
+    });
+    return { xml: built.xml, dropped: built.dropped, memoryMiB: memoryMiBOf(built.xml) };
+  }
+
+  async #room(
+    libvirt: LibvirtHost,
+    dir: string,
+    on: string,
+    memoryMiB: number,
+    bytes: number,
+  ): Promise<{ freeBytes: number; availableMiB: number }> {
+    const result = await runChecked(
+      libvirt.runner,
+      ["sh", "-c", DRILL_ROOM_SCRIPT, "snapkeep-drill-room", dir],
+      `Reading the room on ${on}`,
+      { timeoutMs: QUICK_MS },
+    );
+    const room = parseDrillRoom(result.stdout);
+    if (room === null) {
+      throw new SnapkeepError(
+        "UNEXPECTED_OUTPUT",
+        `${on} did not say how much memory and disk space it has free.`,
+      );
+    }
+    const availableMiB = Math.floor(room.availableKiB / 1024);
+    if (availableMiB < memoryMiB + HOST_RESERVE_MIB) {
+      throw new SnapkeepError(
+        "NO_SPACE",
+        `${on} has ${String(availableMiB)} MiB of memory available, but the drill's VM needs ${String(memoryMiB)} MiB (and the host ${String(HOST_RESERVE_MIB)} MiB more); nothing was changed.`,
+        { hint: "Drill on another host with --to, or when the host is less busy." },
+      );
+    }
+    if (room.freeBytes < bytes) {
+      throw new SnapkeepError(
+        "NO_SPACE",
+        `${dir} on ${on} has ${formatBytes(room.freeBytes)} free, but the drill's images need ${formatBytes(bytes)}; nothing was changed.`,
+        { hint: "Drill in another folder with --dir, or on another host with --to." },
+      );
+    }
+    return { freeBytes: room.freeBytes, availableMiB };
+  }
+}
+
+/** Each disk of the snapshot: where it is read and where its copy goes in the drill's folder. */
+function snapshotImages(
+  vm: VmWithSnapshots,
+  snapshot: Snapshot,
+  folder: string,
+): { disk: Disk; image: DiskSnapshot; file: string }[] {
+  return snapshot.disks.map((image) => {
+    const disk = vm.disks.find((d) => d.target === image.target);
+    if (disk?.source === null || disk === undefined) {
+      throw new SnapkeepError("NOT_FOUND", `${vm.name} has no disk ${image.target} any more.`);
+    }
+    return { disk, image, file: `${folder}/${image.target}.qcow2` };
+  });
+}
+
+/** Namespace of the marker on a drill's throwaway VM. */
+export const DRILL_NAMESPACE = "https://snapkeep.dev/xmlns/drill/1";
+
+function timeoutSeconds(request: DrillRequest): number {
+  return Math.round((request.timeoutMs ?? DEFAULT_DRILL_TIMEOUT_MS) / 1000);
+}
+
+/** The VM's memory from the definition Snapkeep just wrote (`<memory unit='…'>N</memory>`). */
+export function memoryMiBOf(xml: string): number {
+  const match = /<memory(?:\s+unit='([A-Za-z]+)')?>([0-9]{1,15})<\/memory>/.exec(xml);
+  if (match === null) {
+    return 512; // libvirt refuses a domain without memory; this only sizes the room check
+  }
+  const factor: Record<string, number> = {
+    b: 1 / 1048576,
+    bytes: 1 / 1048576,
+    k: 1 / 1024,
+    kib: 1 / 1024,
+    kb: 1000 / 1048576,
+    m: 1,
+    mib: 1,
+    mb: 1e6 / 1048576,
+    g: 1024,
+    gib: 1024,
+    gb: 1e9 / 1048576,
+    t: 1048576,
+    tib: 1048576,
+    tb: 1e12 / 1048576,
+  };
+  return Math.ceil(Number(match[2]) * (factor[(match[1] ?? "KiB").toLowerCase()] ?? 1 / 1024));
+}
+
+interface Trial {
+  readonly reason: string | null;
+  readonly bootSeconds: number | null;
+  readonly check: DrillRecord["check"];
+  readonly screenshot: Buffer | null;
+  readonly leftovers: string[];
+  readonly notes: string[];
+}
+
+/** Copies, boots, judges, captures and tears down; everything that fails becomes the reason. */
+async function runTrial(
+  libvirt: LibvirtHost,
+  prepared: Prepared,
+  request: DrillRequest,
+  now: () => Date,
+  step: (text: string) => void,
+): Promise<Trial> {
+  const { plan } = prepared;
+  const name = drillName(plan.id);
+  const fs = new RemoteFs(libvirt.runner);
+  const result: { -readonly [K in keyof Trial]: Trial[K] } = {
+    reason: null,
+    bootSeconds: null,
+    check: null,
+    screenshot: null,
+    leftovers: [],
+    notes: [],
+  };
+  let started = false;
+  try {
+    await fs.mkdirs(plan.folder, "hypervisor");
+    const until = /until='([^']+)'/.exec(prepared.xml)?.[1] ?? "";
+    await fs.writeFile(`${plan.folder}/until`, `${until}\n`);
+    await prepared.copy();
+    requireOnlyImportedPaths(
+      prepared.xml,
+      plan.disks.map((d) => d.file),
+    );
+    step("Making the isolated network");
+    await createFromXml(libvirt, "net-create", drillNetworkXml(name, drillBridge(plan.id)));
+    step("Starting the throwaway VM");
+    await createFromXml(libvirt, "create", prepared.xml);
+    started = true;
+    const bootedAt = now().getTime();
+    step("Waiting for the guest agent");
+    const answered = await waitForAgent(libvirt, name, plan.timeoutSeconds * 1000, request.signal);
+    if (answered.ok) {
+      result.bootSeconds = Math.round((now().getTime() - bootedAt) / 100) / 10;
+      if (request.check !== undefined) {
+        step(`Running ${request.check.argv.join(" ")} in the guest`);
+        result.check = await runCheck(libvirt, name, request.check);
+        if (!checkPassed(result.check)) {
+          result.reason = checkFailure(result.check);
+        }
+      }
+    } else {
+      result.reason = answered.why;
+    }
+  } catch (error) {
+    if (isSnapkeepError(error) && error.code === "CANCELLED") {
+      result.reason = "The drill was cancelled before it was judged.";
+    } else {
+      result.reason = describeError(error);
+    }
+  } finally {
+    if (started) {
+      step("Taking a screenshot of the console");
+      try {
+        result.screenshot = await screenshot(libvirt, name);
+      } catch (error) {
+        result.notes.push(`No screenshot: ${describeError(error)}`);
+      }
+    }
+    step("Tearing down");
+    result.leftovers = await tearDown(libvirt, plan.id, plan.folder);
+  }
+  return result;
+}
+
+async function createFromXml(
+  libvirt: LibvirtHost,
+  verb: "net-create" | "create",
+  xml: string,
+): Promise<void> {
+  await runChecked(
+    libvirt.runner,
+    ["sh", "-c", CREATE_FROM_XML_SCRIPT, "snapkeep-drill-create", libvirt.uri, verb],
+    verb === "create" ? "Starting the drill's VM" : "Making the drill's isolated network",
+    { stdin: xml, timeoutMs: QUICK_MS },
+  );
+}
+
+async function waitForAgent(
+  libvirt: LibvirtHost,
+  name: string,
+  timeoutMs: number,
+  signal: AbortSignal | undefined,
+): Promise<{ ok: true } | { ok: false; why: string }> {
+  const started = Date.now();
+  for (;;) {
+    signal?.throwIfAborted();
+    const ping = await libvirt.runner.run(
+      virsh.agentCommandArgs(libvirt.uri, name, { execute: "guest-ping" }, 5),
+      {
+        timeoutMs: 20_000,
+      },
+    );
+    if (ping.code === 0) {
+      return { ok: true };
+    }
+    const state = await libvirt.runner.run(virsh.domStateArgs(libvirt.uri, name), { timeoutMs: 20_000 });
+    const seconds = Math.round((Date.now() - started) / 1000);
+    if (state.code !== 0 || state.stdout.trim() !== "running") {
+      return {
+        ok: false,
+        why: `The restored VM stopped ${String(seconds)} s after it started (${state.stdout.trim() || "gone"}), before its guest agent answered.`,
+      };
+    }
+    if (Date.now() - started >= timeoutMs) {
+      return {
+        ok: false,
+        why: `The restored VM's guest agent did not answer within ${formatSeconds(timeoutMs / 1000)} of its start: it did not boot, or the guest has no running qemu-guest-agent (the screenshot shows its screen at the end).`,
+      };
+    }
+    await sleep(POLL_MS, undefined, signal === undefined ? {} : { signal }).catch(() => undefined);
+  }
+}
+
+function formatSeconds(seconds: number): string {
+  return seconds >= 60 && seconds % 60 === 0
+    ? `${String(seconds / 60)} min`
+    : `${String(Math.round(seconds))} s`;
+}
+
+async function runCheck(
+  libvirt: LibvirtHost,
+  name: string,
+  check: NonNullable<DrillRequest["check"]>,
+): Promise<NonNullable<DrillRecord["check"]>> {
+  const ops = libvirtGuestOps(libvirt.runner, libvirt.uri, name);
+  const expected = check.expect ?? null;
+  try {
+    const ran = await ops.runHook({ where: "guest", argv: [...check.argv], timeoutSeconds: 120 });
+    return { argv: [...check.argv], exitCode: ran.code, output: keptOutput(ran.output), expected };
+  } catch (error) {
+    return { argv: [...check.argv], exitCode: null, output: keptOutput(describeError(error)), expected };
+  }
+}
+
+function checkFailure(check: NonNullable<DrillRecord["check"]>): string {
+  const command = check.argv.join(" ");
+  if (check.exitCode === null) {
+    return `The check ${command} could not run in the guest: ${check.output.split("\n")[0] ?? ""}`;
+  }
+  if (check.exitCode !== 0) {
+    return `The check ${command} exited with ${String(check.exitCode)} in the guest.`;
+  }
+  return `The check ${command} printed something else than expected.`;
+}
+
+async function screenshot(libvirt: LibvirtHost, name: string): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  const result = await libvirt.runner.run(
+    [
+      "sh",
+      "-c",
+      SCREENSHOT_SCRIPT,
+      "snapkeep-screenshot",
+      libvirt.uri,
+      name,
+      String(MAX_SCREENSHOT_BYTES + 1),
+    ],
+    { onStdout: (chunk) => chunks.push(chunk), timeoutMs: QUICK_MS },
+  );
+  if (result.code !== 0) {
+    throw new SnapkeepError(
+      "COMMAND_FAILED",
+      `virsh screenshot failed: ${result.stderr.trim().split("\n").at(-1) ?? ""}`,
+    );
+  }
+  return encodePng(parseScreenshot(Buffer.concat(chunks)));
+}
+
+/** Stops the VM (a transient one is then gone), removes the network and the folder; says what stays. */
+async function tearDown(libvirt: LibvirtHost, id: string, folder: string): Promise<string[]> {
+  const name = drillName(id);
+  const left: string[] = [];
+  const { runner, uri } = libvirt;
+  const vm = await runner.run(virsh.destroyArgs(uri, name), { timeoutMs: QUICK_MS }).catch(() => null);
+  if (vm !== null && vm.code !== 0 && !/not found|no domain|failed to get domain/i.test(vm.stderr)) {
+    left.push(`VM ${name} (${vm.stderr.trim().split("\n").at(-1) ?? ""})`);
+  }
+  // A VM someone made persistent meanwhile keeps its definition otherwise.
+  await runner.run(virsh.undefineArgs(uri, name), { timeoutMs: QUICK_MS }).catch(() => null);
+  const net = await runner
+    .run(virsh.virsh(uri, "net-destroy", "--network", name), { timeoutMs: QUICK_MS })
+    .catch(() => null);
+  if (net !== null && net.code !== 0 && !/not found|no network/i.test(net.stderr)) {
+    left.push(`network ${name} (${net.stderr.trim().split("\n").at(-1) ?? ""})`);
+  }
+  try {
+    await new RemoteFs(runner).removeTree(folder);
+  } catch (error) {
+    left.push(`folder ${folder} (${describeError(error)})`);
+  }
+  return left;
+}
+
+/**
+ * Removes what drills killed before their teardown left on the host: throwaway VMs and networks
+ * named `snapkeep-drill-<id>` whose VM carries the drill marker with a time that has passed (or
+ * whose network has no VM any more), and `.snapkeep-drill-<id>` folders in `dir` whose `until`
+ * has passed. A VM named so without the marker is never touched.
+ */
+export async function sweepDrills(libvirt: LibvirtHost, dir: string, now: Date): Promise<string[]> {
+  const { runner, uri } = libvirt;
+  const swept: string[] = [];
+  const domains = await runner.run(virsh.virsh(uri, "list", "--all", "--name"), { timeoutMs: QUICK_MS });
+  const live = new Set<string>();
+  for (const domain of domains.stdout.split("\n").map((l) => l.trim())) {
+    const id = DRILL_NAME.exec(domain)?.[1];
+    if (id === undefined) {
+      continue;
+    }
+    live.add(id);
+    const xml = await runner.run(virsh.virsh(uri, "dumpxml", "--domain", domain), { timeoutMs: QUICK_MS });
+    const marker = new RegExp(`<drill:drill[^>]*xmlns:drill=["']${DRILL_NAMESPACE}["'][^>]*>`).exec(
+      xml.stdout,
+    )?.[0];
+    const markerId = marker === undefined ? undefined : /\sid=["']([0-9a-f]{12})["']/.exec(marker)?.[1];
+    const until = marker === undefined ? undefined : /\suntil=["']([^"']+)["']/.exec(marker)?.[1];
+    if (markerId !== id || until === undefined || !(Date.parse(until) < now.getTime())) {
+      continue;
+    }
+    await tearDown(libvirt, id, drillFolder(dir, id));
+    live.delete(id);
+    swept.push(domain);
+  }
+  const networks = await runner.run(virsh.virsh(uri, "net-list", "--all", "--name"), { timeoutMs: QUICK_MS });
+  const folders = parseDrillFolders(
+    (
+      await runner.run(["sh", "-c", DRILL_FOLDERS_SCRIPT, "snapkeep-drill-folders", dir], {
+        timeoutMs: QUICK_MS,
+      })
+    ).stdout,
+  );
+  for (const network of networks.stdout.split("\n").map((l) => l.trim())) {
+    const id = DRILL_NAME.exec(network)?.[1];
+    const folder = folders.find((f) => f.id === id);
+    // A network whose drill is running still (its VM, or a folder whose time has not passed) stays.
+    if (id === undefined || live.has(id) || (folder !== undefined && !expired(folder.until, now))) {
+      continue;
+    }
+    await runner.run(virsh.virsh(uri, "net-destroy", "--network", network), { timeoutMs: QUICK_MS });
+    swept.push(network);
+  }
+  for (const folder of folders) {
+    if (!live.has(folder.id) && expired(folder.until, now)) {
+      await new RemoteFs(runner).removeTree(drillFolder(dir, folder.id)).catch(() => undefined);
+      swept.push(drillFolder(dir, folder.id));
+    }
+  }
+  return swept;
+}
+
+/** A folder without a readable time is a drill that died before it wrote one: a leftover. */
+function expired(until: string | null, now: Date): boolean {
+  return until === null || !(Date.parse(until) >= now.getTime());
+}

@@ -17,6 +17,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
+import { z } from "zod";
 
 import { SnapkeepError, describeError, isSnapkeepError } from "../errors.js";
 import { formatBytes } from "../domain/bytes.js";
@@ -36,7 +37,7 @@ import { inactiveDefinitionArgs } from "../drivers/libvirt/domain-args.js";
 import {
   buildRestoredDefinition,
   type DefinitionNote,
-  type DrillIsolation,
+  type RestoredDefinition,
 } from "../drivers/libvirt/restored-definition.js";
 import { encodePng, parseScreenshot } from "../drivers/libvirt/screenshot.js";
 import {
@@ -54,6 +55,12 @@ import { copySnapshotOut } from "../hypervisor/copy-out.js";
 import { libvirtGuestOps } from "../hypervisor/guest.js";
 import type { LibvirtHost } from "../hypervisor/libvirt.js";
 import { removeScreenshots, saveScreenshot } from "../infra/evidence.js";
+import {
+  isProcessAlive,
+  processOwnerSchema,
+  thisProcess,
+  type ProcessOwner,
+} from "../infra/process-identity.js";
 import { RemoteFs } from "../infra/remote-fs.js";
 import { runChecked } from "../infra/runner/checked.js";
 import { DEFAULT_IMAGE_DIR } from "./exports/restore.js";
@@ -64,8 +71,12 @@ import type { VmModules } from "./vm-modules.js";
 
 const QUICK_MS = 60_000;
 export const DEFAULT_DRILL_TIMEOUT_MS = 10 * 60_000;
-/** How long after its deadline a drill's pieces count as left over (a drill runs its teardown first). */
-const LEFTOVER_GRACE_MS = 30 * 60_000;
+/** Time for the screenshot and the teardown after the wait: then a drill's pieces are left over. */
+const LEFTOVER_GRACE_MS = 10 * 60_000;
+/** The longest a drill's copy may take (an export's copy is bounded the same way). */
+const COPY_BUDGET_MS = 6 * 60 * 60_000;
+/** In a drill's folder: which process made it and until when it is in use (JSON). */
+const OWNER_FILE = "drill.json";
 /** Memory a host keeps for itself beyond the drill VM's own. */
 const HOST_RESERVE_MIB = 256;
 /** A screen of 8192×8192 pixels in PPM is 192 MiB; consoles are a few MiB at most. */
@@ -122,7 +133,8 @@ export interface DrillOutcome {
 
 interface Prepared {
   readonly plan: DrillPlan;
-  readonly xml: string;
+  /** The throwaway VM's definition, its marker saying it is a leftover after `until`. */
+  definition(until: Date): string;
   readonly vmUuid: string | null;
   /** Puts the images in the drill's folder. */
   copy(): Promise<void>;
@@ -224,7 +236,7 @@ export class Drills {
     }
     const planned = await planImport(this.deps, run);
     const disks = planned.plan.disks.map((d) => ({ target: d.target, file: d.file }));
-    const built = this.#definition(planned.definitionXml ?? "", name, disks, id, request);
+    const built = this.#definition(planned.definitionXml ?? "", name, disks, id);
     const room = await this.#room(planned.libvirt, dir, on, built.memoryMiB, planned.plan.bytes);
     return {
       plan: {
@@ -241,7 +253,7 @@ export class Drills {
         timeoutSeconds: timeoutSeconds(request),
         dropped: built.dropped,
       },
-      xml: built.xml,
+      definition: built.definition,
       vmUuid: vm.uuid,
       copy: async () => {
         request.onStep?.(`Checking export ${run.entry.id} on ${from.target}`);
@@ -281,7 +293,7 @@ export class Drills {
         },
       )
     ).stdout;
-    const built = this.#definition(definitionXml, name, disks, id, request);
+    const built = this.#definition(definitionXml, name, disks, id);
     const room = await this.#room(libvirt, dir, on, built.memoryMiB, bytes);
     if (room.freeBytes < bytes) {
       throw new SnapkeepError(
@@ -306,7 +318,7 @@ export class Drills {
         timeoutSeconds: timeoutSeconds(request),
         dropped: built.dropped,
       },
-      xml: built.xml,
+      definition: built.definition,
       vmUuid: vm.uuid,
       copy: async () => {
         for (const { disk, image, file } of images) {
@@ -338,20 +350,20 @@ export class Drills {
     name: string,
     disks: readonly { readonly target: string; readonly file: string }[],
     id: string,
-    request: DrillRequest,
-  ): { xml: string; dropped: readonly DefinitionNote[]; memoryMiB: number } {
-    const until = new Date(this.deps.now().getTime() + timeoutSeconds(request) * 1000 + LEFTOVER_GRACE_MS);
-    const isolate: DrillIsolation = {
-      network: name,
-      marker: { namespace: DRILL_NAMESPACE, id, until: until.toISOString() },
+  ): { definition: (until: Date) => string; dropped: readonly DefinitionNote[]; memoryMiB: number } {
+    const build = (until: Date): RestoredDefinition =>
+      buildRestoredDefinition(xml, {
+        name,
+        disks: new Map(disks.map((d) => [d.target, d.file])),
+        host: { networks: [], bridges: [] },
+        isolate: { network: name, marker: { namespace: DRILL_NAMESPACE, attributes: markerOf(id, until) } },
+      });
+    const built = build(this.deps.now());
+    return {
+      definition: (until) => build(until).xml,
+      dropped: built.dropped,
+      memoryMiB: memoryMiBOf(built.xml),
     };
-    const built = buildRestoredDefinition(xml, {
-      name,
-      disks: new Map(disks.map((d) => [d.target, d.file])),
-      host: { networks: [], bridges: [] },
-      isolate,
-    });
-    return { xml: built.xml, dropped: built.dropped, memoryMiB: memoryMiBOf(built.xml) };
   }
 
   async #room(
@@ -471,17 +483,24 @@ async function runTrial(
   let started = false;
   try {
     await fs.mkdirs(plan.folder, "hypervisor");
-    const until = /until='([^']+)'/.exec(prepared.xml)?.[1] ?? "";
-    await fs.writeFile(`${plan.folder}/until`, `${until}\n`);
+    // Until the copy is done the folder is this drill's for as long as a copy may take; then for
+    // as long as the wait may take. A drill whose process is gone is a leftover at once.
+    await fs.writeFile(
+      `${plan.folder}/${OWNER_FILE}`,
+      ownerFileText(thisProcess(), later(now(), COPY_BUDGET_MS)),
+    );
     await prepared.copy();
+    const until = later(now(), plan.timeoutSeconds * 1000 + LEFTOVER_GRACE_MS);
+    await fs.writeFile(`${plan.folder}/${OWNER_FILE}`, ownerFileText(thisProcess(), until));
+    const xml = prepared.definition(until);
     requireOnlyImportedPaths(
-      prepared.xml,
+      xml,
       plan.disks.map((d) => d.file),
     );
     step("Making the isolated network");
     await createFromXml(libvirt, "net-create", drillNetworkXml(name, drillBridge(plan.id)));
     step("Starting the throwaway VM");
-    await createFromXml(libvirt, "create", prepared.xml);
+    await createFromXml(libvirt, "create", xml);
     started = true;
     const bootedAt = now().getTime();
     step("Waiting for the guest agent");
@@ -649,36 +668,16 @@ async function tearDown(libvirt: LibvirtHost, id: string, folder: string): Promi
 }
 
 /**
- * Removes what drills killed before their teardown left on the host: throwaway VMs and networks
- * named `snapkeep-drill-<id>` whose VM carries the drill marker with a time that has passed (or
- * whose network has no VM any more), and `.snapkeep-drill-<id>` folders in `dir` whose `until`
- * has passed. A VM named so without the marker is never touched.
+ * Removes what drills left on the host when they were killed before their teardown: throwaway VMs
+ * named `snapkeep-drill-<id>` that carry the drill marker, `.snapkeep-drill-<id>` folders in
+ * `dir`, and the networks of those drills, once the process that made them is gone (checked where
+ * it ran: this computer) or their time has passed. A VM named so without the marker is never
+ * touched; a drill still running (its process alive, its time not up) is left alone.
  */
 export async function sweepDrills(libvirt: LibvirtHost, dir: string, now: Date): Promise<string[]> {
   const { runner, uri } = libvirt;
   const swept: string[] = [];
   const domains = await runner.run(virsh.virsh(uri, "list", "--all", "--name"), { timeoutMs: QUICK_MS });
-  const live = new Set<string>();
-  for (const domain of domains.stdout.split("\n").map((l) => l.trim())) {
-    const id = DRILL_NAME.exec(domain)?.[1];
-    if (id === undefined) {
-      continue;
-    }
-    live.add(id);
-    const xml = await runner.run(virsh.virsh(uri, "dumpxml", "--domain", domain), { timeoutMs: QUICK_MS });
-    const marker = new RegExp(`<drill:drill[^>]*xmlns:drill=["']${DRILL_NAMESPACE}["'][^>]*>`).exec(
-      xml.stdout,
-    )?.[0];
-    const markerId = marker === undefined ? undefined : /\sid=["']([0-9a-f]{12})["']/.exec(marker)?.[1];
-    const until = marker === undefined ? undefined : /\suntil=["']([^"']+)["']/.exec(marker)?.[1];
-    if (markerId !== id || until === undefined || !(Date.parse(until) < now.getTime())) {
-      continue;
-    }
-    await tearDown(libvirt, id, drillFolder(dir, id));
-    live.delete(id);
-    swept.push(domain);
-  }
-  const networks = await runner.run(virsh.virsh(uri, "net-list", "--all", "--name"), { timeoutMs: QUICK_MS });
   const folders = parseDrillFolders(
     (
       await runner.run(["sh", "-c", DRILL_FOLDERS_SCRIPT, "snapkeep-drill-folders", dir], {
@@ -686,26 +685,125 @@ export async function sweepDrills(libvirt: LibvirtHost, dir: string, now: Date):
       })
     ).stdout,
   );
+  const running = new Set<string>();
+  for (const domain of domains.stdout.split("\n").map((l) => l.trim())) {
+    const id = DRILL_NAME.exec(domain)?.[1];
+    if (id === undefined) {
+      continue;
+    }
+    const xml = await runner.run(virsh.virsh(uri, "dumpxml", "--domain", domain), { timeoutMs: QUICK_MS });
+    const marker = parseMarker(xml.stdout);
+    if (marker?.id !== id || !leftOver(marker, now)) {
+      running.add(id);
+      continue;
+    }
+    await tearDown(libvirt, id, drillFolder(dir, id));
+    swept.push(domain);
+  }
+  for (const folder of folders) {
+    if (!running.has(folder.id) && leftOver(parseOwnerFile(folder.owner), now)) {
+      await new RemoteFs(runner).removeTree(drillFolder(dir, folder.id)).catch(() => undefined);
+      swept.push(drillFolder(dir, folder.id));
+    }
+  }
+  const networks = await runner.run(virsh.virsh(uri, "net-list", "--all", "--name"), { timeoutMs: QUICK_MS });
   for (const network of networks.stdout.split("\n").map((l) => l.trim())) {
     const id = DRILL_NAME.exec(network)?.[1];
     const folder = folders.find((f) => f.id === id);
-    // A network whose drill is running still (its VM, or a folder whose time has not passed) stays.
-    if (id === undefined || live.has(id) || (folder !== undefined && !expired(folder.until, now))) {
+    // A network whose drill still runs (its VM, or its folder while it copies) stays.
+    if (
+      id === undefined ||
+      running.has(id) ||
+      (folder !== undefined && !swept.includes(drillFolder(dir, id)))
+    ) {
       continue;
     }
     await runner.run(virsh.virsh(uri, "net-destroy", "--network", network), { timeoutMs: QUICK_MS });
     swept.push(network);
   }
-  for (const folder of folders) {
-    if (!live.has(folder.id) && expired(folder.until, now)) {
-      await new RemoteFs(runner).removeTree(drillFolder(dir, folder.id)).catch(() => undefined);
-      swept.push(drillFolder(dir, folder.id));
-    }
-  }
   return swept;
 }
 
-/** A folder without a readable time is a drill that died before it wrote one: a leftover. */
-function expired(until: string | null, now: Date): boolean {
-  return until === null || !(Date.parse(until) >= now.getTime());
+interface Marker {
+  readonly id: string | null;
+  readonly owner: ProcessOwner | null;
+  readonly until: string | null;
+}
+
+/** The attributes of a drill's marker: its id, the process running it, when it is over. */
+export function markerOf(
+  id: string,
+  until: Date,
+  owner: ProcessOwner = thisProcess(),
+): Record<string, string> {
+  return {
+    id,
+    until: until.toISOString(),
+    pid: String(owner.pid),
+    hostname: owner.hostname,
+    ...(owner.bootId === undefined ? {} : { boot: owner.bootId }),
+    ...(owner.startTicks === undefined ? {} : { ticks: owner.startTicks }),
+  };
+}
+
+/** The drill marker in a domain's XML as libvirt prints it back, or null. */
+export function parseMarker(xml: string): Marker | null {
+  const element = new RegExp(`<drill:drill\\s[^>]*xmlns:drill=["']${DRILL_NAMESPACE}["'][^>]*>`).exec(
+    xml,
+  )?.[0];
+  if (element === undefined) {
+    return null;
+  }
+  const value = (key: string): string | null =>
+    new RegExp(`\\s${key}=["']([^"'<>&]{1,256})["']`).exec(element)?.[1] ?? null;
+  const pid = Number(value("pid"));
+  const hostname = value("hostname");
+  const boot = value("boot");
+  const ticks = value("ticks");
+  return {
+    id: value("id"),
+    until: value("until"),
+    owner:
+      Number.isInteger(pid) && pid > 0 && hostname !== null
+        ? {
+            pid,
+            hostname,
+            ...(boot === null ? {} : { bootId: boot }),
+            ...(ticks === null ? {} : { startTicks: ticks }),
+          }
+        : null,
+  };
+}
+
+function ownerFileText(owner: ProcessOwner, until: Date): string {
+  return `${JSON.stringify({ until: until.toISOString(), owner })}\n`;
+}
+
+const ownerFileSchema = z.object({ until: z.string().max(64), owner: processOwnerSchema });
+
+function parseOwnerFile(text: string): Marker | null {
+  try {
+    const parsed = ownerFileSchema.parse(JSON.parse(text));
+    return { id: null, until: parsed.until, owner: parsed.owner };
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * A drill's piece is left over when its process is gone, or its time is up. Without a readable
+ * marker it is one that died before it wrote it (the folder is made just before).
+ */
+function leftOver(marker: Marker | null, now: Date): boolean {
+  if (marker === null) {
+    return true;
+  }
+  if (marker.owner !== null && !isProcessAlive(marker.owner)) {
+    return true;
+  }
+  return marker.until === null || !(Date.parse(marker.until) >= now.getTime());
+}
+
+function later(from: Date, ms: number): Date {
+  return new Date(from.getTime() + ms);
 }

@@ -42,8 +42,11 @@ export interface RestoreOptions {
 
 export interface DrillIsolation {
   readonly network: string;
-  /** Written into <metadata>: the drill's id and when a leftover of it may be swept (ISO time). */
-  readonly marker: { readonly namespace: string; readonly id: string; readonly until: string };
+  /**
+   * Written into <metadata> as <drill:drill> with these attributes: the drill's id, the process
+   * that runs it and when a leftover of it may be swept.
+   */
+  readonly marker: { readonly namespace: string; readonly attributes: Readonly<Record<string, string>> };
 }
 
 export interface RestoredDefinition {
@@ -181,11 +184,7 @@ function isolated(children: readonly XmlElement[], isolate: DrillIsolation): Xml
     child === devices ? element("devices", child.attributes, [...child.children, ...extra]) : child,
   );
   const marker = element("metadata", {}, [
-    element(
-      "drill:drill",
-      { "xmlns:drill": isolate.marker.namespace, id: isolate.marker.id, until: isolate.marker.until },
-      [],
-    ),
+    element("drill:drill", { "xmlns:drill": isolate.marker.namespace, ...isolate.marker.attributes }, []),
   ]);
   const [name, ...rest] = withDevices;
   return [

@@ -63,8 +63,8 @@ export function parseDrillRoom(output: string): { availableKiB: number; freeByte
 }
 
 /**
- * Leftover drill folders in $1: each `.snapkeep-drill-<id>` folder (not a link) with the time in
- * its `until` file (empty when it has none). Lines: "<id> <until>".
+ * Drill folders in $1: each `.snapkeep-drill-<id>` folder (not a link) with the first line of its
+ * drill.json (who made it, until when; empty when it has none). Lines: "<id> <json>".
  */
 export const DRILL_FOLDERS_SCRIPT = [
   "set -u",
@@ -72,17 +72,17 @@ export const DRILL_FOLDERS_SCRIPT = [
   'for d in "$1"/.snapkeep-drill-*; do',
   '  [ -d "$d" ] && [ ! -L "$d" ] || continue',
   "  n=${d##*/}",
-  "  u=$(head -c 64 -- \"$d/until\" 2>/dev/null | tr -cd '0-9A-Za-z:.+-')",
-  '  printf \'%s %s\\n\' "${n#.snapkeep-drill-}" "$u"',
+  '  o=$(head -c 1024 -- "$d/drill.json" 2>/dev/null | head -n 1)',
+  '  printf \'%s %s\\n\' "${n#.snapkeep-drill-}" "$o"',
   "done",
 ].join("\n");
 
-export function parseDrillFolders(output: string): { id: string; until: string | null }[] {
+export function parseDrillFolders(output: string): { id: string; owner: string }[] {
   return output
     .split("\n")
-    .map((line) => /^([0-9a-f]{12}) ?(\S*)$/.exec(line.trim()))
+    .map((line) => /^([0-9a-f]{12})(?: (.*))?$/.exec(line))
     .filter((m): m is RegExpExecArray => m !== null)
-    .map((m) => ({ id: m[1] ?? "", until: m[2] === undefined || m[2] === "" ? null : m[2] }));
+    .map((m) => ({ id: m[1] ?? "", owner: m[2] ?? "" }));
 }
 
 /** The isolated network of a drill: a bridge with no address on the host, no DHCP, no forward. */

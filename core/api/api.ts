@@ -21,7 +21,9 @@ import { JobJournal } from "./journal-jobs.js";
 import { schedulerOwner } from "../infra/scheduler-lock.js";
 import { nextSlots } from "../domain/schedule/spec.js";
 import type { CoreContext } from "../app/context.js";
+import type { Drills } from "../app/drill.js";
 import type { Files } from "../app/files.js";
+import { drillsOf, drillSummary } from "../domain/drill.js";
 import { Jobs } from "./jobs.js";
 import {
   methods,
@@ -54,6 +56,8 @@ export interface ApiContext extends Pick<
   readonly home?: string;
   /** File browsing (issue 19); without it the files.* methods say it is not available here. */
   readonly files?: Files;
+  /** Restore drills (issue 19); without them no VM shows a drill. */
+  readonly drills?: Drills;
   readonly now?: () => Date;
 }
 
@@ -250,6 +254,7 @@ function handlers(
         const rpo = schedules.rpoOf(r.vms, r.error === null);
         const offHost = schedules.offHostOf(r.vms, schedulerRunning);
         const copies = schedules.offHostCopiesOf(r.vms);
+        const drills = context.drills?.list() ?? [];
         return {
           ...r,
           hint: r.action === null ? r.hint : wordHint(r.action, "ui"),
@@ -263,6 +268,7 @@ function handlers(
             rpo: rpo[i],
             offHost: offHost[i] ?? null,
             offHostCopies: copies[i],
+            drill: drillSummary(drillsOf(drills, { host: r.host, name: vm.name, uuid: vm.uuid })),
           })),
         };
       });

@@ -33,7 +33,7 @@ import type { CopyForecast } from "../domain/copy/forecast.js";
 import type { RpoStatus } from "../domain/schedule/due.js";
 import type { OffHostCopies, OffHostRpo } from "../domain/copy/rpo.js";
 import type { FilesOpened, GuestEntry } from "../domain/files.js";
-import type { DrillRecord } from "../domain/drill.js";
+import type { DrillRecord, DrillSummary } from "../domain/drill.js";
 import { retentionSchema, whenSchema } from "../domain/schedule/spec.js";
 import type {
   NotificationSettings,
@@ -557,6 +557,8 @@ export interface ListedVm extends Omit<VmWithSnapshots, "snapshots"> {
   readonly offHost?: OffHostRpo | null | undefined;
   /** Its verified copies off the host (for the overview's 3-2-1 view). */
   readonly offHostCopies?: OffHostCopies | undefined;
+  /** Its restore drills: when one last proved it boots, and a newer one that failed. */
+  readonly drill?: DrillSummary | undefined;
 }
 
 export interface ListedHost {

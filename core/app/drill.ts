@@ -39,7 +39,7 @@ import {
   type DefinitionNote,
   type RestoredDefinition,
 } from "../drivers/libvirt/restored-definition.js";
-import { encodePng, parseScreenshot } from "../drivers/libvirt/screenshot.js";
+import { encodePng, inkShare, parseScreenshot, type Pixels } from "../drivers/libvirt/screenshot.js";
 import {
   CREATE_FROM_XML_SCRIPT,
   DRILL_FOLDERS_SCRIPT,
@@ -82,6 +82,10 @@ const HOST_RESERVE_MIB = 256;
 /** A screen of 8192×8192 pixels in PPM is 192 MiB; consoles are a few MiB at most. */
 const MAX_SCREENSHOT_BYTES = 64 * 1024 * 1024;
 const POLL_MS = 2_000;
+/** Below this share of lit pixels a screen counts as blank (one line of text is ~0.3%). */
+const BLANK_INK = 0.002;
+const SCREEN_RETRIES = 5;
+const SCREEN_RETRY_MS = 3_000;
 
 export interface DrillRequest {
   readonly host: string;
@@ -527,7 +531,7 @@ async function runTrial(
     if (started) {
       step("Taking a screenshot of the console");
       try {
-        result.screenshot = await screenshot(libvirt, name);
+        result.screenshot = await screenshot(libvirt, name, request.signal);
       } catch (error) {
         result.notes.push(`No screenshot: ${describeError(error)}`);
       }
@@ -619,7 +623,25 @@ function checkFailure(check: NonNullable<DrillRecord["check"]>): string {
   return `The check ${command} printed something else than expected.`;
 }
 
-async function screenshot(libvirt: LibvirtHost, name: string): Promise<Buffer> {
+/**
+ * The console as evidence. A Linux console is blank for a moment while it switches to its
+ * framebuffer (just when the agent starts, often): a nearly empty screen is taken again a few
+ * times, a few seconds apart, before it is kept as it is.
+ */
+async function screenshot(
+  libvirt: LibvirtHost,
+  name: string,
+  signal: AbortSignal | undefined,
+): Promise<Buffer> {
+  let pixels = await screen(libvirt, name);
+  for (let attempt = 0; attempt < SCREEN_RETRIES && inkShare(pixels) < BLANK_INK; attempt += 1) {
+    await sleep(SCREEN_RETRY_MS, undefined, signal === undefined ? {} : { signal }).catch(() => undefined);
+    pixels = await screen(libvirt, name);
+  }
+  return encodePng(pixels);
+}
+
+async function screen(libvirt: LibvirtHost, name: string): Promise<Pixels> {
   const chunks: Buffer[] = [];
   const result = await libvirt.runner.run(
     [
@@ -639,7 +661,7 @@ async function screenshot(libvirt: LibvirtHost, name: string): Promise<Buffer> {
       `virsh screenshot failed: ${result.stderr.trim().split("\n").at(-1) ?? ""}`,
     );
   }
-  return encodePng(parseScreenshot(Buffer.concat(chunks)));
+  return parseScreenshot(Buffer.concat(chunks));
 }
 
 /** Stops the VM (a transient one is then gone), removes the network and the folder; says what stays. */

@@ -59,7 +59,9 @@ export function registerDrillCommands(
     .description("the drills run so far, newest first")
     .argument("[host/vm]", "only this VM's")
     .option("--json", "machine-readable output")
-    .action((ref: string | undefined, opts: { json?: boolean }) => {
+    .action((ref: string | undefined, _opts: unknown, command: Command) => {
+      // `drill` has its own --json: commander gives the flag to it wherever it stands.
+      const opts = command.optsWithGlobals<{ json?: boolean }>();
       const all = [...context().drills.list()].reverse();
       const records =
         ref === undefined

@@ -78,6 +78,26 @@ export function drillStanding(records: readonly DrillRecord[]): DrillStanding {
   };
 }
 
+/** What the VM list says about a VM's drills (ListedVm.drill). */
+export interface DrillSummary {
+  /** When a drill last proved it restorable, and how long its boot took then. */
+  readonly lastPassedAt: string | null;
+  readonly bootSeconds: number | null;
+  /** The newest drill, when it failed: when, and why. */
+  readonly failedAt: string | null;
+  readonly failure: string | null;
+}
+
+export function drillSummary(records: readonly DrillRecord[]): DrillSummary {
+  const { lastPassed, failing } = drillStanding(records);
+  return {
+    lastPassedAt: lastPassed?.finishedAt ?? null,
+    bootSeconds: lastPassed?.bootSeconds ?? null,
+    failedAt: failing?.finishedAt ?? null,
+    failure: failing?.reason ?? null,
+  };
+}
+
 /** The records to keep after adding one: at most MAX_DRILL_RECORDS, the oldest dropped first. */
 export function keepDrills(
   records: readonly DrillRecord[],

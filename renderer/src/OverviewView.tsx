@@ -186,12 +186,19 @@ function OverviewLine({ row, now, onOpen }: { row: OverviewRow; now: number; onO
       </td>
       <td>
         <Trio row={row} />
+        <span className="sub muted" title={row.proven === null ? undefined : dateTime(row.proven)}>
+          {row.drillFailed
+            ? "last drill failed"
+            : row.proven === null
+              ? "never drilled"
+              : `proven restorable ${ago(row.proven, now)}`}
+        </span>
       </td>
     </tr>
   );
 }
 
-/** Three marks: snapshots on the host, a copy off it, that copy verified. */
+/** Four marks: snapshots on the host, a copy off it, that copy verified, a drill that booted it. */
 function Trio({ row }: { row: OverviewRow }) {
   const verified =
     row.verified === "yes"
@@ -203,16 +210,23 @@ function Trio({ row }: { row: OverviewRow }) {
           : row.verified === "unfinished"
             ? { mark: "bad", words: "its newest export is unfinished or unverified" }
             : { mark: "no", words: "no export found on the targets" };
+  const boots = row.drillFailed
+    ? { mark: "bad", words: "its last restore drill failed" }
+    : row.proven !== null
+      ? { mark: "ok", words: "a restore drill proved it boots" }
+      : { mark: "no", words: "no restore drill yet" };
   const label = [
     row.onHost ? `${row.vm.snapshotCount} snapshots on the host` : "no snapshots on the host",
     row.offHost ? `copies on ${row.targets.join(", ")}` : "no copy off the host",
     verified.words,
+    boots.words,
   ].join("; ");
   return (
     <span className="trio" role="img" aria-label={label} title={label}>
       <span className={`seg ${row.onHost ? "ok" : "no"}`}>host</span>
       <span className={`seg ${row.offHost ? "ok" : "no"}`}>off-host</span>
       <span className={`seg ${verified.mark}`}>verified</span>
+      <span className={`seg ${boots.mark}`}>boots</span>
     </span>
   );
 }

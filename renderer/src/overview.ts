@@ -29,6 +29,10 @@ export interface OverviewRow {
    * newest export (which only the overview knows, from the targets).
    */
   readonly attention: boolean;
+  /** When a restore drill last proved it boots (null: never). */
+  readonly proven: string | null;
+  /** Its newest restore drill failed. */
+  readonly drillFailed: boolean;
 }
 
 export interface HostProblem {
@@ -83,6 +87,10 @@ export function overviewRow(
   } else if (verified === "unfinished") {
     problems.push([2, "Its newest export is unfinished or not verified yet"]);
   }
+  const drillFailed = vm.drill?.failedAt !== null && vm.drill?.failedAt !== undefined;
+  if (drillFailed) {
+    problems.push([3, `Its last restore drill failed: ${vm.drill?.failure ?? "see the VM's drills"}`]);
+  }
   if (vm.snapshotCount === 0) {
     problems.push([1, "No snapshots: nothing to go back to"]);
   } else if (targets.length === 0 && vm.offHost?.level !== "overdue") {
@@ -105,7 +113,9 @@ export function overviewRow(
     offHost: targets.length > 0,
     problems: problems.map(([, words]) => words),
     severity: (problems[0]?.[0] ?? 0) as OverviewRow["severity"],
-    attention: needsAttention(vm) || verified === "corrupt" || verified === "unfinished",
+    attention: needsAttention(vm) || verified === "corrupt" || verified === "unfinished" || drillFailed,
+    proven: vm.drill?.lastPassedAt ?? null,
+    drillFailed,
   };
 }
 

@@ -168,10 +168,10 @@ describe("the everyday screens at real size", () => {
     const exported = overview.locator(`tr[data-vm="${busy}"] .trio`);
     await expect
       .poll(() => exported.getAttribute("aria-label"))
-      .toBe("7 snapshots on the host; copies on shelf; its newest export is verified");
+      .toBe("7 snapshots on the host; copies on shelf; its newest export is verified; no restore drill yet");
     await search.fill(names[20] ?? "");
     expect(await overview.locator(`tr[data-vm="${names[20] ?? ""}"] .trio`).getAttribute("aria-label")).toBe(
-      "no snapshots on the host; no copy off the host; no export found on the targets",
+      "no snapshots on the host; no copy off the host; no export found on the targets; no restore drill yet",
     );
     await search.fill(longName);
     const link = overview.getByRole("button", { name: longName });

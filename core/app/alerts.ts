@@ -361,6 +361,8 @@ function alertInput(event: SchedulerEvent): AlertInput | null {
     case "copy-failed":
     case "copy-recovered":
     case "copy-damaged":
+    case "drill-failed":
+    case "drill-passed":
     case "scheduler-error":
       return event;
     default:

@@ -52,15 +52,16 @@ export function openCoreContext(options: CoreContextOptions): CoreContext {
   const targets = new Targets({ store, ssh });
   const files = new Files({ ...modules, now });
   const exports = new Exports({ ...modules, targets, now, sealKey: () => openSealKey(home) });
+  const drills = new Drills({ ...modules, targets, exports, now, home });
   return {
     ...modules,
     home,
     targets,
-    schedules: new Schedules(modules, now, new ScheduleCopies({ store, exports, targets, now })),
+    schedules: new Schedules(modules, now, new ScheduleCopies({ store, exports, targets, now, drills })),
     exports,
     library: new Library(modules, now),
     files,
-    drills: new Drills({ ...modules, targets, exports, now, home }),
+    drills,
     async dispose() {
       await files.dispose();
       await targets.dispose();

@@ -82,8 +82,8 @@ const HOST_RESERVE_MIB = 256;
 /** A screen of 8192×8192 pixels in PPM is 192 MiB; consoles are a few MiB at most. */
 const MAX_SCREENSHOT_BYTES = 64 * 1024 * 1024;
 const POLL_MS = 2_000;
-/** Below this share of lit pixels a screen counts as blank (one line of text is ~0.3%). */
-const BLANK_INK = 0.002;
+/** Below this share of lit pixels a screen counts as blank (a login prompt alone is ~0.15%). */
+const BLANK_INK = 0.0005;
 const SCREEN_RETRIES = 5;
 const SCREEN_RETRY_MS = 3_000;
 

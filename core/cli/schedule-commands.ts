@@ -435,6 +435,10 @@ export function describeEvent(event: SchedulerEvent): string {
       return `job ${event.job}: PRUNE FAILED for ${vm}: ${event.message}`;
     case "copy-failed":
       return `job ${event.job}: COPY to ${event.target} FAILED for ${vm}: ${event.message} (the next runs try again; snapshots owed a copy are kept)`;
+    case "drill-failed":
+      return `job ${event.job}: RESTORE DRILL of copy ${event.exportId} on ${event.target} FAILED for ${vm}: ${event.message}`;
+    case "drill-passed":
+      return `job ${event.job}: restore drills of ${vm} pass again (copy on ${event.target} booted)`;
     case "copy-damaged":
       return `job ${event.job}: COPY ${event.exportId} on ${event.target} of ${vm} IS DAMAGED: ${event.message} (marked damaged; it is no recovery point any more)`;
     case "copy-recovered":
@@ -461,7 +465,13 @@ function copyEndedLine(job: string, vm: string, result: CopyRunResult, retryAt: 
   }
   const pruned =
     result.prunedCopies.length > 0 ? `, removed older copies ${result.prunedCopies.join(", ")}` : "";
-  return `job ${job} succeeded: ${vm}: copied ${result.snapshotTag ?? "?"} to ${result.target} as ${result.exportId}, ${result.bytesSent} bytes sent${result.resumed ? " (resumed)" : ""}${pruned}`;
+  const drilled =
+    result.drilled === null
+      ? ""
+      : result.drilled.passed
+        ? ", restore drill passed"
+        : `, restore drill FAILED: ${result.drilled.reason ?? "?"}`;
+  return `job ${job} succeeded: ${vm}: copied ${result.snapshotTag ?? "?"} to ${result.target} as ${result.exportId}, ${result.bytesSent} bytes sent${result.resumed ? " (resumed)" : ""}${pruned}${drilled}`;
 }
 
 function parseWhen(opts: AddOptions): When {

@@ -19,6 +19,7 @@ export interface CopyOptions {
   copyHold?: boolean;
   /** False with --no-copy (edit only). */
   copy?: boolean;
+  copyDrill?: string;
 }
 
 const COPIES = { min: 1, max: MAX_COPIES_KEPT };
@@ -34,7 +35,11 @@ export function withCopyOptions(command: Command, edit: boolean): Command {
     .option("--copy-daily <n>", "the target also keeps the newest copy of each of the last N days")
     .option("--copy-weekly <n>", "the target also keeps the newest copy of each of the last N ISO weeks")
     .option("--copy-monthly <n>", "the target also keeps the newest copy of each of the last N months")
-    .option("--no-copy-hold", "prune local snapshots by the retention even when their copy has not landed");
+    .option("--no-copy-hold", "prune local snapshots by the retention even when their copy has not landed")
+    .option(
+      "--copy-drill <day|week|month|N>",
+      "after a copy lands, boot it in a throwaway VM (a restore drill) when the last drill is older than this (N days) or failed; 'off' stops",
+    );
   if (edit) {
     command.option("--no-copy", "stop copying off the host (copies already made stay on the target)");
   }
@@ -50,7 +55,8 @@ function mentionsCopy(opts: CopyOptions): boolean {
     opts.copyDaily !== undefined ||
     opts.copyWeekly !== undefined ||
     opts.copyMonthly !== undefined ||
-    opts.copyHold === false
+    opts.copyHold === false ||
+    opts.copyDrill !== undefined
   );
 }
 
@@ -86,11 +92,13 @@ export function parseCopy(opts: CopyOptions, current?: Schedule["copy"]): CopyPo
     );
   }
   const cadence = opts.copyEvery === undefined ? current?.cadence : parseCadence(opts.copyEvery);
+  const drill = opts.copyDrill === undefined ? current?.drill : parseDrillEvery(opts.copyDrill);
   return {
     target,
     retention,
     ...(cadence === undefined ? {} : { cadence }),
     holdLocalUntilCopied: opts.copyHold === false ? false : (current?.holdLocalUntilCopied ?? true),
+    ...(drill === undefined ? {} : { drill }),
   };
 }
 
@@ -104,6 +112,22 @@ function parseCopyRetention(opts: CopyOptions): RetentionPolicy | undefined {
   };
   const given = Object.entries(counts).filter(([, v]) => v !== undefined);
   return given.length === 0 ? undefined : (Object.fromEntries(given) as RetentionPolicy);
+}
+
+/** "week" → every 7 days; "off" → no drills (undefined). */
+export function parseDrillEvery(typed: string): { everyDays: number } | undefined {
+  const words: Record<string, number> = { day: 1, week: 7, month: 30 };
+  if (typed === "off") {
+    return undefined;
+  }
+  const days = words[typed] ?? (/^\d+$/.test(typed) ? Number(typed) : NaN);
+  if (!(days >= 1 && days <= 366)) {
+    throw new SnapkeepError(
+      "INVALID_INPUT",
+      `--copy-drill takes day, week, month, a number of days (1 to 366) or off, not ${quoteInput(typed)}.`,
+    );
+  }
+  return { everyDays: days };
 }
 
 function parseCadence(typed: string): CopyCadence {

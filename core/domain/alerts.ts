@@ -161,6 +161,14 @@ export type AlertInput =
       readonly reason: string;
     }
   | { readonly type: "offhost-ok"; readonly schedule: AboutSchedule; readonly target: string }
+  | {
+      readonly type: "drill-failed";
+      readonly schedule: AboutSchedule;
+      readonly target: string;
+      readonly exportId: string;
+      readonly message: string;
+    }
+  | { readonly type: "drill-passed"; readonly schedule: AboutSchedule; readonly target: string }
   | { readonly type: "scheduler-error"; readonly message: string };
 
 export interface AboutSchedule {
@@ -285,6 +293,9 @@ function stepOf(input: AlertInput, open: Readonly<Record<string, OpenProblem>>, 
     case "offhost-overdue":
     case "offhost-ok":
       return offHostStep(input, about, since);
+    case "drill-failed":
+    case "drill-passed":
+      return drillStep(input, about, since);
     case "copy-damaged": {
       const title = `Copy ${input.exportId} of ${vm} on ${input.target} is damaged`;
       const body = `${input.message} It is no recovery point any more.`;
@@ -292,6 +303,24 @@ function stepOf(input: AlertInput, open: Readonly<Record<string, OpenProblem>>, 
       return { action: "once", subject, alert: { event: "verify-failed", title, body, ...about } };
     }
   }
+}
+
+/** A failed restore drill of a schedule's copies opens a problem; a drill that passes closes it. */
+function drillStep(
+  input: Extract<AlertInput, { type: "drill-failed" | "drill-passed" }>,
+  about: { readonly host: string; readonly vm: string; readonly schedule: string },
+  since: (subject: string) => string,
+): Step {
+  const subject = `drill:${about.schedule}`;
+  const vm = `${about.host}/${about.vm}`;
+  if (input.type === "drill-passed") {
+    const title = `Restore drills of ${vm} pass again`;
+    const body = `A copy on ${input.target} booted; drills failed since ${since(subject)}.`;
+    return { action: "clear", subject, alert: { event: "recovered", title, body, ...about } };
+  }
+  const title = `Restore drill of ${vm} failed`;
+  const body = `Copy ${input.exportId} on ${input.target} was restored into a throwaway VM and did not come back: ${input.message} Each new copy is drilled until one boots.`;
+  return { action: "raise", kind: "failed", subject, alert: { event: "failed", title, body, ...about } };
 }
 
 /** An off-host copy too old opens a problem of its own; a recent one closes it. */

@@ -98,6 +98,21 @@ export function drillSummary(records: readonly DrillRecord[]): DrillSummary {
   };
 }
 
+/**
+ * Whether a schedule's landed copy is drilled: when the VM was never drilled, its newest drill is
+ * `everyDays` old or more, or its newest drill failed (then every landed copy is tried until one
+ * boots). `records` newest first, as drillsOf gives them.
+ */
+export function drillDue(records: readonly DrillRecord[], everyDays: number, now: Date): boolean {
+  const newest = records[0];
+  if (newest === undefined || !newest.passed) {
+    return true;
+  }
+  // A little slack: a weekly drill after a copy at 02:00 is not pushed to the next week by a
+  // drill that finished at 02:05 seven days before.
+  return now.getTime() - Date.parse(newest.finishedAt) >= everyDays * 86_400_000 - 3_600_000;
+}
+
 /** The records to keep after adding one: at most MAX_DRILL_RECORDS, the oldest dropped first. */
 export function keepDrills(
   records: readonly DrillRecord[],

@@ -109,6 +109,11 @@ export const copyPolicySchema = z.object({
   ]),
   retention: retentionSchema,
   holdLocalUntilCopied: z.boolean(),
+  /**
+   * Restore drills of the copies (issue 19): after a copy lands, it is booted in a throwaway VM
+   * when the VM's newest drill is older than this many days, or failed.
+   */
+  drill: z.object({ everyDays: z.number().int().min(1).max(366) }).optional(),
 });
 
 export const scheduleSchema = z.object({

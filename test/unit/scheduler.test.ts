@@ -124,6 +124,7 @@ class FakeWork implements ScheduleWork {
         target,
         prunedCopies: [],
         reverified: null,
+        drilled: null,
       };
       if (this.targetDown) {
         const failure = { kind: "target-offline" as const, detail: `${target} cannot be reached` };

@@ -28,6 +28,8 @@ import type { Snapshot } from "../../domain/types.js";
 import type { SettingsStore } from "../../infra/store/store.js";
 import type { Exports } from "../exports/exports.js";
 import type { Targets } from "../targets.js";
+import type { Drills } from "../drill.js";
+import { drillDue, drillsOf } from "../../domain/drill.js";
 
 /** What a run decided about its snapshot's copy (the copy itself is a job of its own). */
 export interface CopyDecisionResult {
@@ -58,6 +60,16 @@ export interface CopyRunResult {
   readonly failure: CopyFailure | null;
   /** One of its older copies hashed again on the target after this one landed (reverify.ts). */
   readonly reverified: Reverified | null;
+  /** The copy that landed booted in a restore drill (the policy's `drill`), when one was due. */
+  readonly drilled: DrillRun | null;
+}
+
+export interface DrillRun {
+  /** The drill's record id; null when the drill could not start (no room, say). */
+  readonly id: string | null;
+  readonly exportId: string;
+  readonly passed: boolean;
+  readonly reason: string | null;
 }
 
 export interface Reverified {
@@ -77,7 +89,17 @@ export class ScheduleCopies {
   /** The last copy queued per target: the next one starts when it has settled. */
   readonly #queues = new Map<string, Promise<void>>();
 
-  constructor(deps: { store: SettingsStore; exports: Exports; targets: Targets; now: () => Date }) {
+  readonly #drills: Drills | undefined;
+
+  constructor(deps: {
+    store: SettingsStore;
+    exports: Exports;
+    targets: Targets;
+    now: () => Date;
+    /** Without it, a policy's drills are not run (tests of the copies alone). */
+    drills?: Drills;
+  }) {
+    this.#drills = deps.drills;
     this.#store = deps.store;
     this.#exports = deps.exports;
     this.#targets = deps.targets;
@@ -136,6 +158,7 @@ export class ScheduleCopies {
       prunedCopies: [],
       failure: null,
       reverified: null,
+      drilled: null,
     };
     const send = this.owed(schedule.id);
     if (send === null) {
@@ -169,6 +192,7 @@ export class ScheduleCopies {
       }));
       onStep("copy-landed");
       const after = await this.#afterLanded(schedule, signal);
+      const drilled = await this.#drill(schedule, result.id, signal, onStep);
       return {
         attempted: true,
         reason,
@@ -178,6 +202,7 @@ export class ScheduleCopies {
         bytesSent: result.bytesSent,
         resumed: result.resumed,
         ...after,
+        drilled,
       };
     } catch (error) {
       if (isSnapkeepError(error, "CANCELLED")) {
@@ -246,6 +271,51 @@ export class ScheduleCopies {
         throw error;
       }
       return { exportId: null, ok: null, detail: `the check could not be made: ${describeError(error)}` };
+    }
+  }
+
+  /**
+   * The policy's restore drill of the copy that just landed, when one is due: booted on the
+   * schedule's host from the target. A drill that cannot start (no room) is a failed one.
+   */
+  async #drill(
+    schedule: Schedule & { readonly copy: CopyPolicy },
+    exportId: string,
+    signal: AbortSignal,
+    onStep: (step: string) => void,
+  ): Promise<DrillRun | null> {
+    const every = schedule.copy.drill?.everyDays;
+    if (every === undefined || this.#drills === undefined) {
+      return null;
+    }
+    const vm = { host: schedule.host, name: schedule.vmName, uuid: schedule.vmUuid };
+    if (!drillDue(drillsOf(this.#drills.list(), vm), every, this.#now())) {
+      return null;
+    }
+    onStep("drill");
+    try {
+      const { record } = await this.#drills.run({
+        host: schedule.host,
+        vm: schedule.vmUuid,
+        export: { target: schedule.copy.target, id: exportId },
+        signal,
+      });
+      return {
+        id: record?.id ?? null,
+        exportId,
+        passed: record?.passed === true,
+        reason: record?.reason ?? null,
+      };
+    } catch (error) {
+      if (isSnapkeepError(error, "CANCELLED")) {
+        throw error;
+      }
+      return {
+        id: null,
+        exportId,
+        passed: false,
+        reason: `the drill could not start: ${describeError(error)}`,
+      };
     }
   }
 

@@ -107,6 +107,21 @@ export type SchedulerEvent =
       readonly exportId: string;
       readonly message: string;
     }
+  | {
+      /** A restore drill of a landed copy failed: once per streak, until one passes. */
+      readonly type: "drill-failed";
+      readonly job: string;
+      readonly schedule: Schedule;
+      readonly target: string;
+      readonly exportId: string;
+      readonly message: string;
+    }
+  | {
+      readonly type: "drill-passed";
+      readonly job: string;
+      readonly schedule: Schedule;
+      readonly target: string;
+    }
   | { readonly type: "job-cancelled"; readonly job: string; readonly schedule: Schedule }
   | { readonly type: "overdue"; readonly schedule: Schedule; readonly since: string }
   | { readonly type: "recovered"; readonly schedule: Schedule }
@@ -538,6 +553,7 @@ export class Scheduler {
         message: checked.detail ?? "it no longer matches its checksums",
       });
     }
+    this.#reportDrill(job, schedule, copy);
     const key = `copy:${schedule.id}`;
     if (copy.failure !== null) {
       if (!this.#raised.has(key)) {
@@ -547,6 +563,30 @@ export class Scheduler {
       }
     } else if (this.#raised.delete(key)) {
       this.#emit({ type: "copy-recovered", job, schedule, target: copy.target });
+    }
+  }
+
+  /** A failed restore drill raises its alarm once; the next drill that passes ends it. */
+  #reportDrill(job: string, schedule: Schedule, copy: CopyRunResult): void {
+    const drilled = copy.drilled;
+    if (drilled === null) {
+      return;
+    }
+    const key = `drill:${schedule.id}`;
+    if (!drilled.passed) {
+      if (!this.#raised.has(key)) {
+        this.#raised.add(key);
+        this.#emit({
+          type: "drill-failed",
+          job,
+          schedule,
+          target: copy.target,
+          exportId: drilled.exportId,
+          message: drilled.reason ?? "it did not boot",
+        });
+      }
+    } else if (this.#raised.delete(key)) {
+      this.#emit({ type: "drill-passed", job, schedule, target: copy.target });
     }
   }
 
@@ -610,6 +650,7 @@ function failedCopy(schedule: Schedule, message: string): CopyRunResult {
     resumed: false,
     prunedCopies: [],
     failure: { kind: "copy-failed", detail: message },
+    drilled: null,
     reverified: null,
   };
 }

@@ -36,6 +36,7 @@ export interface CopyPolicyDraft {
   readonly cadence?: CopyCadence | undefined;
   readonly retention: RetentionPolicy;
   readonly holdLocalUntilCopied?: boolean | undefined;
+  readonly drill?: { readonly everyDays: number } | undefined;
 }
 
 const EVERY_RUN: CopyCadence = { every: "runs", n: 1 };
@@ -50,7 +51,18 @@ export function validateCopyPolicy(draft: CopyPolicyDraft): CopyPolicy {
     cadence,
     retention: draft.retention,
     holdLocalUntilCopied: draft.holdLocalUntilCopied ?? true,
+    ...(draft.drill === undefined ? {} : { drill: validateDrillEvery(draft.drill.everyDays) }),
   };
+}
+
+function validateDrillEvery(everyDays: number): { everyDays: number } {
+  if (!Number.isInteger(everyDays) || everyDays < 1 || everyDays > 366) {
+    throw new SnapkeepError(
+      "INVALID_INPUT",
+      `A restore drill every ${String(everyDays)} days is not possible; use a whole number of days from 1 to 366.`,
+    );
+  }
+  return { everyDays };
 }
 
 function validateCadence(cadence: CopyCadence): CopyCadence {

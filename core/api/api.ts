@@ -498,6 +498,51 @@ function handlers(
       const t = await filesOf(context).ticket(p.session, p.path);
       return { url: `${DOWNLOAD_PREFIX}${t.ticket}`, name: t.name, kind: t.kind, size: t.size };
     },
+    "drills.screenshot": (p) => {
+      const png = context.drills?.screenshot(p.id) ?? null;
+      return png === null ? null : { png: png.toString("base64") };
+    },
+    "drills.list": (p) => drillsOf(context.drills?.list() ?? [], { host: p.host, name: p.vm }),
+    "drills.run": (p) => {
+      const drills = context.drills;
+      if (drills === undefined) {
+        throw new SnapkeepError("INVALID_INPUT", "Restore drills are not available here.");
+      }
+      const from = p.export === undefined ? `snapshot "${p.snapshot ?? ""}"` : `export ${p.export.id}`;
+      return jobs.start(
+        { kind: "drill", title: `Restore drill of ${p.vm}: ${from}`, host: p.host, vm: p.vm },
+        async (signal, report) => {
+          const { record } = await drills.run({
+            host: p.host,
+            vm: p.vm,
+            snapshot: p.snapshot,
+            export: p.export,
+            to: p.to,
+            signal,
+            onStep: (step) =>
+              report({
+                phase: step,
+                fraction: null,
+                bytesDone: null,
+                bytesTotal: null,
+                bytesPerSecond: null,
+                etaSeconds: null,
+              }),
+          });
+          changed(p.host, p.vm);
+          if (record === null) {
+            throw new SnapkeepError("COMMAND_FAILED", "The drill made no record.");
+          }
+          // A backup that did not come back is a failed job, never a "done" one (its record is kept).
+          if (!record.passed) {
+            throw new SnapkeepError("VERIFY_FAILED", record.reason ?? "The restored VM did not come back.", {
+              details: { drill: record.id },
+            });
+          }
+          return record;
+        },
+      );
+    },
     "files.close": async (p) => {
       await filesOf(context).close(p.session);
       return null;

@@ -75,6 +75,7 @@ export type { CopyCadence } from "../domain/copy/policy.js";
 export type { CopyForecast } from "../domain/copy/forecast.js";
 export type { RpoStatus } from "../domain/schedule/due.js";
 export type { OffHostCopies, OffHostRpo } from "../domain/copy/rpo.js";
+export type { DrillRecord, DrillSummary } from "../domain/drill.js";
 export type { FilesOpened, GuestEntry, GuestMount } from "../domain/files.js";
 export type { When, Weekday } from "../domain/schedule/spec.js";
 
@@ -321,6 +322,22 @@ export const methods = {
   "files.list": z.object({ session: browseSession, path: guestPath }),
   "files.download": z.object({ session: browseSession, path: guestPath }),
   "files.close": z.object({ session: browseSession }),
+
+  /** A drill's console screenshot (PNG, base64), or null when it has none. */
+  "drills.screenshot": z.object({ id: z.string().regex(/^[0-9a-f]{12}$/).describe("drill ID") }),
+  /** A VM's restore drills, newest first. */
+  "drills.list": z.object({ ...hostVm }),
+  /** Boots a snapshot (or an export) of the VM in a throwaway VM on an isolated network: a job. */
+  "drills.run": z
+    .object({
+      ...hostVm,
+      snapshot: snapshot.optional(),
+      export: z.object({ target: targetName, id: exportId }).optional(),
+      to: hostName.optional(),
+    })
+    .refine((p) => (p.snapshot === undefined) !== (p.export === undefined), {
+      message: "Drill a snapshot or an export, one of them",
+    }),
 
   "library.list": z.object({ kind: libraryKind, host: hostName }),
   "library.planCreate": libraryCreate,
@@ -863,6 +880,9 @@ export interface Results {
     readonly size: number | null;
   };
   "files.close": null;
+  "drills.list": readonly DrillRecord[];
+  "drills.screenshot": { readonly png: string } | null;
+  "drills.run": JobViewOf<"drill">;
 
   "library.list": readonly LibraryItem[];
   "library.planCreate": LibraryItem;

@@ -54,7 +54,7 @@ import {
 import { copySnapshotOut } from "../hypervisor/copy-out.js";
 import { libvirtGuestOps } from "../hypervisor/guest.js";
 import type { LibvirtHost } from "../hypervisor/libvirt.js";
-import { removeScreenshots, saveScreenshot } from "../infra/evidence.js";
+import { readScreenshot, removeScreenshots, saveScreenshot } from "../infra/evidence.js";
 import {
   isProcessAlive,
   processOwnerSchema,
@@ -157,6 +157,11 @@ export class Drills {
   /** The records, newest last. */
   list(): readonly DrillRecord[] {
     return this.deps.store.read().drills;
+  }
+
+  /** A drill's console screenshot (PNG), or null. */
+  screenshot(id: string): Buffer | null {
+    return readScreenshot(this.deps.home, id);
   }
 
   async run(request: DrillRequest): Promise<DrillOutcome> {
@@ -303,7 +308,7 @@ export class Drills {
       throw new SnapkeepError(
         "NO_SPACE",
         `${dir} on ${on} has ${formatBytes(room.freeBytes)} free, but the drill's copy of the disks needs up to ${formatBytes(bytes)}; nothing was changed.`,
-        { hint: "Drill in another folder with --dir, or free space there." },
+        { hint: "Drill in another folder, or free space there." },
       );
     }
     const fs = new RemoteFs(libvirt.runner);
@@ -395,14 +400,14 @@ export class Drills {
       throw new SnapkeepError(
         "NO_SPACE",
         `${on} has ${String(availableMiB)} MiB of memory available, but the drill's VM needs ${String(memoryMiB)} MiB (and the host ${String(HOST_RESERVE_MIB)} MiB more); nothing was changed.`,
-        { hint: "Drill on another host with --to, or when the host is less busy." },
+        { hint: "Drill on another host, or when this one is less busy." },
       );
     }
     if (room.freeBytes < bytes) {
       throw new SnapkeepError(
         "NO_SPACE",
         `${dir} on ${on} has ${formatBytes(room.freeBytes)} free, but the drill's images need ${formatBytes(bytes)}; nothing was changed.`,
-        { hint: "Drill in another folder with --dir, or on another host with --to." },
+        { hint: "Drill in another folder or on another host, or free space there." },
       );
     }
     return { freeBytes: room.freeBytes, availableMiB };

@@ -115,11 +115,29 @@ async function runDrill(
       }
     },
   };
-  const run = (): Promise<DrillOutcome> => core.drills.run(request);
-  const outcome =
-    opts.dryRun === true
-      ? await run()
-      : await journaled(core.home, { kind: "drill", title: `Restore drill of ${vm}`, host, vm }, run);
+  // A drill that ran and failed is a failed job in the journal (never "succeeded"); its report
+  // is printed all the same.
+  let failed: DrillOutcome | null = null;
+  const run = async (): Promise<DrillOutcome> => {
+    const done = await core.drills.run(request);
+    if (done.record !== null && !done.record.passed) {
+      failed = done;
+      throw new SnapkeepError("VERIFY_FAILED", done.record.reason ?? "The restored VM did not come back.");
+    }
+    return done;
+  };
+  let outcome: DrillOutcome;
+  try {
+    outcome =
+      opts.dryRun === true
+        ? await run()
+        : await journaled(core.home, { kind: "drill", title: `Restore drill of ${vm}`, host, vm }, run);
+  } catch (error) {
+    if (failed === null) {
+      throw error;
+    }
+    outcome = failed;
+  }
   print(outcome, opts.json, () => describeOutcome(outcome, core.home));
   if (outcome.record !== null && !outcome.record.passed) {
     process.exitCode = 1;

@@ -2,7 +2,7 @@ import { useEffect, useState } from "react";
 import { useStore } from "zustand";
 
 import type { ExportEntry, LibraryItem, Snapshot } from "../../core/api/contract.js";
-import type { AppStore, View } from "./store.js";
+import type { AppState, AppStore, View } from "./store.js";
 import { AddToLibraryWizard, AttachVolumeWizard, NewVmWizard } from "./LibraryWizards.js";
 import { ErrorBox } from "./ErrorBox.js";
 import { useConfirm } from "./Confirm.js";
@@ -17,6 +17,7 @@ import { SchedulesView } from "./SchedulesView.js";
 import { SettingsView } from "./SettingsView.js";
 import { SnapshotDialog } from "./SnapshotDialog.js";
 import { VmDetail } from "./VmDetail.js";
+import { VmDrills } from "./VmDrills.js";
 import { VmList } from "./VmList.js";
 import { VmSchedules } from "./VmSchedules.js";
 import { signOut, webSession } from "./web-session.js";
@@ -203,6 +204,8 @@ export function App({ store }: { store: AppStore }) {
                   }}
                   onAddToLibrary={(snapshot) => setOpen({ kind: "add-to-library", snapshot })}
                   onBrowseFiles={(snapshot) => setOpen({ kind: "files", snapshot })}
+                  onDrill={(snapshot) => void startDrill(state, snapshot)}
+                  drills={<VmDrills store={store} vm={state.vm} />}
                   schedules={<VmSchedules store={store} vm={state.vm} />}
                   rpo={
                     state.hosts
@@ -357,4 +360,16 @@ export function App({ store }: { store: AppStore }) {
       )}
     </div>
   );
+}
+
+/** A restore drill of a snapshot of the VM that is open (SnapshotTable asked first). */
+function startDrill(state: AppState, snapshot: Snapshot): Promise<unknown> {
+  const vm = state.vm;
+  return vm === null
+    ? Promise.resolve(null)
+    : state.startJob("Starting the drill", "drills.run", {
+        host: vm.host,
+        vm: vm.name,
+        snapshot: snapshot.tag,
+      });
 }

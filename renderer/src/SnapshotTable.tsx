@@ -36,6 +36,7 @@ export function SnapshotTable({
   onExport,
   onAddToLibrary,
   onBrowseFiles,
+  onDrill,
   onPin,
   onDelete,
   space,
@@ -50,6 +51,8 @@ export function SnapshotTable({
   onExport: (snapshot: Snapshot) => void;
   onAddToLibrary: (snapshot: Snapshot) => void;
   onBrowseFiles: (snapshot: Snapshot) => void;
+  /** Starts a restore drill of the snapshot (asked first). */
+  onDrill: (snapshot: Snapshot) => void;
   onPin: (tag: string, pinned: boolean) => void;
   onDelete: (tag: string) => void;
 }) {
@@ -68,6 +71,22 @@ export function SnapshotTable({
     });
     if (yes) {
       onDelete(s.tag);
+    }
+  };
+  const confirmDrill = async (s: Snapshot): Promise<void> => {
+    const yes = await ask({
+      title: `Restore drill of snapshot ${s.name}?`,
+      body: (
+        <p>
+          Its disks are copied into a throwaway VM on this host, on a network of its own with no way out, and
+          booted. It passes when the guest agent answers (within 10 minutes). A console screenshot is kept;
+          the throwaway VM, its network and its copies are removed after. The VM itself is not touched.
+        </p>
+      ),
+      action: "Start the drill",
+    });
+    if (yes) {
+      onDrill(s);
     }
   };
   const frees = useMemo(() => new Map((space?.snapshots ?? []).map((x) => [x.tag, x.freesBytes])), [space]);
@@ -131,6 +150,12 @@ export function SnapshotTable({
                       label: "Browse files…",
                       onSelect: () => onBrowseFiles(s),
                       disabled: s.incomplete,
+                      why: INCOMPLETE,
+                    },
+                    {
+                      label: "Restore drill…",
+                      onSelect: () => void confirmDrill(s),
+                      disabled: busy || s.incomplete,
                       why: INCOMPLETE,
                     },
                     {

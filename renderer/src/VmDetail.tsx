@@ -19,7 +19,9 @@ export function VmDetail({
   onExport,
   onAddToLibrary,
   onBrowseFiles,
+  onDrill,
   schedules,
+  drills,
   rpo,
   offHost,
   space,
@@ -43,6 +45,9 @@ export function VmDetail({
   /** Opens the wizard that makes a template (root disk) or a volume (data disk) from a snapshot. */
   onAddToLibrary: (snapshot: Snapshot) => void;
   onBrowseFiles: (snapshot: Snapshot) => void;
+  onDrill: (snapshot: Snapshot) => void;
+  /** The VM's restore drills section (VmDrills), which reads its own records. */
+  drills: ReactNode;
   /** The VM's schedules section (VmSchedules), which owns its data and editor. */
   schedules: ReactNode;
 }) {
@@ -157,12 +162,14 @@ export function VmDetail({
             onExport={onExport}
             onAddToLibrary={onAddToLibrary}
             onBrowseFiles={onBrowseFiles}
+            onDrill={onDrill}
             onPin={onPin}
             onDelete={onDelete}
             space={space}
           />
         )}
       </section>
+      {drills}
     </article>
   );
 }

@@ -177,66 +177,73 @@ describe("snapkeep drill: a backup restored into a throwaway VM on an isolated n
     rmSync(work, { recursive: true, force: true });
   });
 
-  it("boots a snapshot of the Debian guest on a network of its own; the agent answers, the check passes, nothing is left", async () => {
-    const child = spawn(
-      "node",
-      [
-        join(repo, "bin/snapkeep.js"),
-        "drill",
-        `here/${debian}`,
-        "nightly",
-        "--check",
-        "cat /etc/hostname",
-        "--expect",
-        "sk-drill-guest",
-        "--json",
-      ],
-      { env: { ...process.env, SNAPKEEP_HOME: home }, stdio: ["ignore", "pipe", "pipe"] },
-    );
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
-    const exited = new Promise<number | null>((resolve) => child.on("exit", resolve));
-    // While it runs: the throwaway VM's only NIC is on the drill's own network, and that network
-    // has no address on the host, no DHCP and no forward.
-    const pid = child.pid ?? 0;
-    await waitFor(() => drillVmsOf(pid).length === 1, 300_000, "the drill's throwaway VM");
-    const [throwaway = ""] = drillVmsOf(pid);
-    const live = virsh("dumpxml", "--domain", throwaway);
-    expect([...live.matchAll(/<interface type='network'>/g)]).toHaveLength(1);
-    expect(live).toContain(`<source network='${throwaway}'`);
-    expect(live).not.toContain("network='default'");
-    expect(live).not.toContain("<graphics");
-    const network = virsh("net-dumpxml", "--network", throwaway);
-    expect(network).not.toMatch(/<ip|<forward|<dhcp/);
-    expect(virsh("domstate", "--domain", debian).trim()).toBe("shut off");
+  it(
+    "boots a snapshot of the Debian guest on a network of its own; the agent answers, the check passes, nothing is left",
+    { timeout: 900_000 },
+    async () => {
+      const child = spawn(
+        "node",
+        [
+          join(repo, "bin/snapkeep.js"),
+          "drill",
+          `here/${debian}`,
+          "nightly",
+          "--check",
+          "cat /etc/hostname",
+          "--expect",
+          "sk-drill-guest",
+          "--json",
+        ],
+        { env: { ...process.env, SNAPKEEP_HOME: home }, stdio: ["ignore", "pipe", "pipe"] },
+      );
+      let stdout = "";
+      let stderr = "";
+      child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
+      child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+      const exited = new Promise<number | null>((resolve) => child.on("exit", resolve));
+      // While it runs: the throwaway VM's only NIC is on the drill's own network, and that network
+      // has no address on the host, no DHCP and no forward.
+      const pid = child.pid ?? 0;
+      await waitFor(() => drillVmsOf(pid).length === 1, 300_000, "the drill's throwaway VM");
+      const [throwaway = ""] = drillVmsOf(pid);
+      const live = virsh("dumpxml", "--domain", throwaway);
+      expect([...live.matchAll(/<interface type='network'>/g)]).toHaveLength(1);
+      expect(live).toContain(`<source network='${throwaway}'`);
+      expect(live).not.toContain("network='default'");
+      expect(live).not.toContain("<graphics");
+      const network = virsh("net-dumpxml", "--network", throwaway);
+      expect(network).not.toMatch(/<ip|<forward|<dhcp/);
+      expect(virsh("domstate", "--domain", debian).trim()).toBe("shut off");
 
-    expect(await exited, stderr).toBe(0);
-    const { record, leftovers } = JSON.parse(stdout) as DrillOutcome;
-    expect(record).toMatchObject({
-      passed: true,
-      reason: null,
-      vm: debian,
-      source: { kind: "snapshot", snapshot: "nightly" },
-      screenshot: true,
-      check: { argv: ["cat", "/etc/hostname"], exitCode: 0, expected: "sk-drill-guest" },
-    });
-    expect(record?.check?.output.trim()).toBe("sk-drill-guest");
-    expect(record?.bootSeconds).toBeGreaterThan(0);
-    expect(leftovers).toEqual([]);
-    const png = readFileSync(join(home, "drills", `${record?.id ?? ""}.png`));
-    const pixels = parsePng(png);
-    expect(pixels.width).toBeGreaterThanOrEqual(640);
-    // A console with text on it, not a blank screen.
-    expect(inkShare(pixels)).toBeGreaterThan(0.0005);
-    expect(drillLeftovers(record?.id ?? "")).toEqual([]);
-    // The original is as it was: shut off, its snapshot there.
-    expect(virsh("domstate", "--domain", debian).trim()).toBe("shut off");
-    expect(virsh("snapshot-list", "--domain", debian, "--name")).toContain("nightly");
-  });
+      expect(await exited, stderr).toBe(0);
+      const { record, leftovers } = JSON.parse(stdout) as DrillOutcome;
+      expect(record).toMatchObject({
+        passed: true,
+        reason: null,
+        vm: debian,
+        source: { kind: "snapshot", snapshot: "nightly" },
+        screenshot: true,
+        check: { argv: ["cat", "/etc/hostname"], exitCode: 0, expected: "sk-drill-guest" },
+      });
+      expect(record?.check?.output.trim()).toBe("sk-drill-guest");
+      expect(record?.bootSeconds).toBeGreaterThan(0);
+      expect(leftovers).toEqual([]);
+      const png = readFileSync(join(home, "drills", `${record?.id ?? ""}.png`));
+      const pixels = parsePng(png);
+      expect(pixels.width).toBeGreaterThanOrEqual(640);
+      // A console with text on it, not a blank screen.
+      expect(inkShare(pixels)).toBeGreaterThan(0.0005);
+      expect(drillLeftovers(record?.id ?? "")).toEqual([]);
+      // The original is as it was: shut off, its snapshot there.
+      expect(virsh("domstate", "--domain", debian).trim()).toBe("shut off");
+      const snapshots = JSON.parse(cli(home, "snapshot", "list", `here/${debian}`, "--json").stdout) as {
+        name: string;
+      }[];
+      expect(snapshots.map((s) => s.name)).toEqual(["nightly"]);
+    },
+  );
 
-  it("boots the guest's export from an SSH target, judged by a check command", () => {
+  it("boots the guest's export from an SSH target, judged by a check command", { timeout: 900_000 }, () => {
     const exported = cli(home, "export", `here/${debian}`, "nightly", "--to", "nas", "--json");
     expect(exported.code, exported.stderr).toBe(0);
     const { id } = JSON.parse(exported.stdout) as { id: string };
@@ -248,103 +255,113 @@ describe("snapkeep drill: a backup restored into a throwaway VM on an isolated n
       "--export",
       "nas",
       "--check",
-      "systemctl is-system-running",
+      "systemctl is-active qemu-guest-agent",
+      "--expect",
+      "active",
       "--json",
     );
+    expect(drilled.code, drilled.stderr).toBe(0);
     const { record } = outcomeOf(drilled);
-    // "running" or "degraded" (a unit of the test image may fail): the command ran; its output is kept.
     expect(record).toMatchObject({
-      passed: drilled.code === 0,
+      passed: true,
       source: { kind: "export", target: "nas", export: id },
+      check: { exitCode: 0, output: "active\n" },
     });
-    expect(record?.check?.output).toMatch(/running|degraded|starting/);
     expect(record?.bootSeconds).toBeGreaterThan(0);
     expect(drillLeftovers(record?.id ?? "")).toEqual([]);
   });
 
-  it("fails the drill of an export that cannot boot, with the reason, and sweeps a drill killed before", async () => {
-    // A drill killed with SIGKILL while it waits leaves its VM, network and folder.
-    killed = spawn(
-      "node",
-      [join(repo, "bin/snapkeep.js"), "drill", `here/${blank}`, "nightly", "--timeout", "5m"],
-      { env: { ...process.env, SNAPKEEP_HOME: home }, stdio: "ignore" },
-    );
-    const pid = killed.pid ?? 0;
-    await waitFor(() => drillVmsOf(pid).length === 1, 300_000, "the drill's throwaway VM");
-    const [left = ""] = drillVmsOf(pid);
-    killed.kill("SIGKILL");
-    await new Promise((resolve) => killed?.on("exit", resolve));
-    const leftId = left.replace("snapkeep-drill-", "");
-    expect(drillLeftovers(leftId).length).toBe(3);
+  it(
+    "fails the drill of an export that cannot boot, with the reason, and sweeps a drill killed before",
+    { timeout: 900_000 },
+    async () => {
+      // A drill killed with SIGKILL while it waits leaves its VM, network and folder.
+      killed = spawn(
+        "node",
+        [join(repo, "bin/snapkeep.js"), "drill", `here/${blank}`, "nightly", "--timeout", "5m"],
+        { env: { ...process.env, SNAPKEEP_HOME: home }, stdio: "ignore" },
+      );
+      const pid = killed.pid ?? 0;
+      await waitFor(() => drillVmsOf(pid).length === 1, 300_000, "the drill's throwaway VM");
+      const [left = ""] = drillVmsOf(pid);
+      killed.kill("SIGKILL");
+      await new Promise((resolve) => killed?.on("exit", resolve));
+      const leftId = left.replace("snapkeep-drill-", "");
+      expect(drillLeftovers(leftId).length).toBe(3);
 
-    const exported = cli(home, "export", `here/${blank}`, "nightly", "--to", "nas", "--json");
-    expect(exported.code, exported.stderr).toBe(0);
-    const { id } = JSON.parse(exported.stdout) as { id: string };
-    const drilled = cli(home, "drill", `here/${blank}`, id, "--export", "nas", "--timeout", "1m", "--json");
-    expect(drilled.code).toBe(1);
-    const { record } = outcomeOf(drilled);
-    expect(record).toMatchObject({ passed: false, bootSeconds: null, screenshot: true });
-    expect(record?.reason).toMatch(/guest agent did not answer within 1 min/);
-    // The evidence: SeaBIOS' screen saying there is nothing to boot.
-    expect(inkShare(parsePng(readFileSync(join(home, "drills", `${record?.id ?? ""}.png`))))).toBeGreaterThan(
-      0.001,
-    );
-    expect(drillLeftovers(leftId)).toEqual([]);
-    expect(drillLeftovers(record?.id ?? "")).toEqual([]);
+      const exported = cli(home, "export", `here/${blank}`, "nightly", "--to", "nas", "--json");
+      expect(exported.code, exported.stderr).toBe(0);
+      const { id } = JSON.parse(exported.stdout) as { id: string };
+      const drilled = cli(home, "drill", `here/${blank}`, id, "--export", "nas", "--timeout", "1m", "--json");
+      expect(drilled.code).toBe(1);
+      const { record } = outcomeOf(drilled);
+      expect(record).toMatchObject({ passed: false, bootSeconds: null, screenshot: true });
+      expect(record?.reason).toMatch(/guest agent did not answer within 1 min/);
+      // The evidence: SeaBIOS' screen saying there is nothing to boot.
+      expect(
+        inkShare(parsePng(readFileSync(join(home, "drills", `${record?.id ?? ""}.png`)))),
+      ).toBeGreaterThan(0.001);
+      expect(drillLeftovers(leftId)).toEqual([]);
+      expect(drillLeftovers(record?.id ?? "")).toEqual([]);
 
-    // The history: both VMs' drills, newest first, the failure said.
-    const listed = cli(home, "drill", "list", "--json");
-    const records = JSON.parse(listed.stdout) as { vm: string; passed: boolean }[];
-    expect(records.map((r) => [r.vm, r.passed])).toEqual([
-      [blank, false],
-      [debian, true],
-      [debian, expect.any(Boolean)],
-    ]);
-    expect(readdirSync(join(home, "drills"))).toHaveLength(3);
-  });
+      // The history: both VMs' drills, newest first, the failure said.
+      const listed = cli(home, "drill", "list", "--json");
+      const records = JSON.parse(listed.stdout) as { vm: string; passed: boolean }[];
+      expect(records.map((r) => [r.vm, r.passed])).toEqual([
+        [blank, false],
+        [debian, true],
+        [debian, true],
+      ]);
+      expect(readdirSync(join(home, "drills"))).toHaveLength(3);
+    },
+  );
 
-  it("drills a schedule's copy when it lands (daemon), and says so in the copy's log line", async () => {
-    const vm = `sk-drill-sched-${uniqueSuffix()}`;
-    const image = join(TEST_IMAGE_DIR, `${vm}.qcow2`);
-    execFileSync("cp", ["--sparse=always", cachedImage, image]);
-    defineDebianVm(vm, vms.owner, image);
-    const added = cli(
-      home,
-      "schedule",
-      "add",
-      `here/${vm}`,
-      "--cron",
-      "* * * * *",
-      "--keep",
-      "1",
-      "--copy-to",
-      "nas",
-      "--copy-keep",
-      "1",
-      "--copy-drill",
-      "week",
-      "--json",
-    );
-    expect(added.code, added.stderr).toBe(0);
-    const scheduleId = (JSON.parse(added.stdout) as { id: string }).id;
-    let log = "";
-    daemon = spawn("node", [join(repo, "bin/snapkeep.js"), "daemon"], {
-      env: { ...process.env, SNAPKEEP_HOME: home },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    daemon.stdout?.on("data", (d: Buffer) => (log += d.toString()));
-    daemon.stderr?.on("data", (d: Buffer) => (log += d.toString()));
-    await waitFor(() => /restore drill (passed|FAILED)/.test(log), 540_000, "a scheduled copy's drill");
-    // One drill for one landed copy: the next minute's copies are within the week.
-    expect(cli(home, "schedule", "pause", scheduleId).code).toBe(0);
-    expect(log, log).toMatch(
-      new RegExp(`copied \\S+ to nas as \\S+, \\d+ bytes sent.*, restore drill passed`),
-    );
-    const records = JSON.parse(
-      cli(home, "drill", "list", `here/${vm}`, "--json").stdout,
-    ) as DrillOutcome["record"][];
-    expect(records).toHaveLength(1);
-    expect(records[0]).toMatchObject({ passed: true, source: { kind: "export", target: "nas" } });
-    expect(drillLeftovers(records[0]?.id ?? "")).toEqual([]);
-  });
+  it(
+    "drills a schedule's copy when it lands (daemon), and says so in the copy's log line",
+    { timeout: 900_000 },
+    async () => {
+      const vm = `sk-drill-sched-${uniqueSuffix()}`;
+      const image = join(TEST_IMAGE_DIR, `${vm}.qcow2`);
+      execFileSync("cp", ["--sparse=always", cachedImage, image]);
+      defineDebianVm(vm, vms.owner, image);
+      const added = cli(
+        home,
+        "schedule",
+        "add",
+        `here/${vm}`,
+        "--cron",
+        "* * * * *",
+        "--keep",
+        "1",
+        "--copy-to",
+        "nas",
+        "--copy-keep",
+        "1",
+        "--copy-drill",
+        "week",
+        "--json",
+      );
+      expect(added.code, added.stderr).toBe(0);
+      const scheduleId = (JSON.parse(added.stdout) as { id: string }).id;
+      let log = "";
+      daemon = spawn("node", [join(repo, "bin/snapkeep.js"), "daemon"], {
+        env: { ...process.env, SNAPKEEP_HOME: home },
+        stdio: ["ignore", "pipe", "pipe"],
+      });
+      daemon.stdout?.on("data", (d: Buffer) => (log += d.toString()));
+      daemon.stderr?.on("data", (d: Buffer) => (log += d.toString()));
+      await waitFor(() => /restore drill (passed|FAILED)/.test(log), 540_000, "a scheduled copy's drill");
+      // One drill for one landed copy: the next minute's copies are within the week.
+      expect(cli(home, "schedule", "pause", scheduleId).code).toBe(0);
+      expect(log, log).toMatch(
+        new RegExp(`copied \\S+ to nas as \\S+, \\d+ bytes sent.*, restore drill passed`),
+      );
+      const records = JSON.parse(
+        cli(home, "drill", "list", `here/${vm}`, "--json").stdout,
+      ) as DrillOutcome["record"][];
+      expect(records).toHaveLength(1);
+      expect(records[0]).toMatchObject({ passed: true, source: { kind: "export", target: "nas" } });
+      expect(drillLeftovers(records[0]?.id ?? "")).toEqual([]);
+    },
+  );
 });

@@ -65,6 +65,33 @@ describe("decideAlerts", () => {
     expect(Object.keys(result.open)).toEqual(["scheduler"]);
   });
 
+  it("alerts a failing restore drill once per streak, with why, and once when a drill boots again", () => {
+    const failed: AlertInput = {
+      type: "drill-failed",
+      schedule,
+      target: "nas",
+      exportId: "20261206T020000Z-ab",
+      message: "The restored VM's guest agent did not answer within 10 min of its start.",
+    };
+    let open: Record<string, OpenProblem> = {};
+    const first = decideAlerts(failed, open, at);
+    open = { ...first.open };
+    expect(first.alerts[0]).toMatchObject({
+      event: "failed",
+      subject: "drill:s1",
+      title: "Restore drill of pve/web01 failed",
+      vm: "web01",
+    });
+    expect(first.alerts[0]?.body).toContain("did not answer within 10 min");
+    expect(first.alerts[0]?.body).toContain("20261206T020000Z-ab on nas");
+    expect(decideAlerts(failed, open, at).alerts).toEqual([]);
+    const passed = decideAlerts({ type: "drill-passed", schedule, target: "nas" }, open, at);
+    expect(passed.alerts.map((a) => `${a.event} ${a.subject} ${a.title}`)).toEqual([
+      "recovered drill:s1 Restore drills of pve/web01 pass again",
+    ]);
+    expect(passed.open).toEqual({});
+  });
+
   it("alerts every damaged copy, each its own subject", () => {
     const damaged = (exportId: string): AlertInput => ({
       type: "copy-damaged",

@@ -2,8 +2,11 @@ import { deflateSync } from "node:zlib";
 import { describe, expect, it } from "vitest";
 
 import { markerOf, memoryMiBOf, parseMarker } from "../../core/app/drill.js";
+import { parseDrillEvery } from "../../core/cli/schedule-copy-options.js";
+import { validateCopyPolicy } from "../../core/domain/copy/policy.js";
 import {
   checkPassed,
+  drillDue,
   drillsOf,
   drillStanding,
   keepDrills,
@@ -94,6 +97,32 @@ describe("drill records", () => {
     const long = keptOutput("x".repeat(MAX_CHECK_OUTPUT + 10));
     expect(long.startsWith("x".repeat(MAX_CHECK_OUTPUT))).toBe(true);
     expect(long).toContain("10 more characters");
+  });
+});
+
+describe("scheduled drills", () => {
+  const now = new Date("2026-12-08T02:10:00Z");
+  it("are due when never drilled, when the newest failed, or when it is as old as the interval", () => {
+    expect(drillDue([], 7, now)).toBe(true);
+    expect(drillDue([record({ passed: false, finishedAt: "2026-12-08T02:00:00Z" })], 7, now)).toBe(true);
+    expect(drillDue([record({ finishedAt: "2026-12-07T02:00:00Z" })], 7, now)).toBe(false);
+    // Seven days ago to the hour, a few minutes later in the day: due (not pushed a week on).
+    expect(drillDue([record({ finishedAt: "2026-12-01T02:15:00Z" })], 7, now)).toBe(true);
+    expect(drillDue([record({ finishedAt: "2026-12-01T04:00:00Z" })], 7, now)).toBe(false);
+  });
+
+  it("take day, week, month, a number of days or off; anything else is refused with the choices", () => {
+    expect(parseDrillEvery("week")).toEqual({ everyDays: 7 });
+    expect(parseDrillEvery("month")).toEqual({ everyDays: 30 });
+    expect(parseDrillEvery("3")).toEqual({ everyDays: 3 });
+    expect(parseDrillEvery("off")).toBeUndefined();
+    for (const typed of ["0", "367", "weekly", "-1", "1.5"]) {
+      expect(() => parseDrillEvery(typed)).toThrow(/day, week, month/);
+    }
+    const policy = { target: "nas", retention: { keepLast: 2 } };
+    expect(validateCopyPolicy({ ...policy, drill: { everyDays: 7 } }).drill).toEqual({ everyDays: 7 });
+    expect(() => validateCopyPolicy({ ...policy, drill: { everyDays: 0 } })).toThrow(/1 to 366/);
+    expect(validateCopyPolicy(policy)).not.toHaveProperty("drill");
   });
 });
 

@@ -49,6 +49,7 @@ describe("settings store", () => {
       alertOpen: {},
       alertHeld: [],
       alertTally: null,
+      drills: [],
     });
     store.update((s) => ({ ...s, hosts: [{ name: "local", kind: "local", uri: "qemu:///system" }] }));
     const again = openSettingsStore(home, now);

@@ -28,6 +28,8 @@ export interface CopyPolicy {
    * only copy that should have left the host.
    */
   readonly holdLocalUntilCopied: boolean;
+  /** Restore drills of landed copies, at most every this many days (and after each failed one). */
+  readonly drill?: { readonly everyDays: number } | undefined;
 }
 
 /** A copy policy as typed or read back: the cadence defaults to every run, holding to on. */

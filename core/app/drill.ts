@@ -189,6 +189,9 @@ export class Drills {
     }
     const startedAt = this.deps.now();
     const trial = await runTrial(libvirt, prepared, request, this.deps.now, step);
+    if (trial.cancelled) {
+      throw new SnapkeepError("CANCELLED", "The drill was cancelled; its VM, network and copies are removed.");
+    }
     const record: DrillRecord = {
       id,
       host: request.host,
@@ -468,6 +471,8 @@ interface Trial {
   readonly screenshot: Buffer | null;
   readonly leftovers: string[];
   readonly notes: string[];
+  /** Stopped by the person (or the job's cancel): no verdict, nothing recorded. */
+  readonly cancelled: boolean;
 }
 
 /** Copies, boots, judges, captures and tears down; everything that fails becomes the reason. */
@@ -488,6 +493,7 @@ async function runTrial(
     screenshot: null,
     leftovers: [],
     notes: [],
+    cancelled: false,
   };
   let started = false;
   try {
@@ -527,13 +533,10 @@ async function runTrial(
       result.reason = answered.why;
     }
   } catch (error) {
-    if (isSnapkeepError(error) && error.code === "CANCELLED") {
-      result.reason = "The drill was cancelled before it was judged.";
-    } else {
-      result.reason = describeError(error);
-    }
+    result.reason = describeError(error);
+    result.cancelled = request.signal?.aborted === true || isSnapkeepError(error, "CANCELLED");
   } finally {
-    if (started) {
+    if (started && !result.cancelled) {
       step("Taking a screenshot of the console");
       try {
         result.screenshot = await screenshot(libvirt, name, request.signal);

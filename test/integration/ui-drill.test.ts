@@ -1,0 +1,144 @@
+/**
+ * Restore drills as a person sees them in Chromium (issue 19), on `snapkeep serve` with real
+ * libvirt: a drill of a VM with no OS made by the CLI (it fails: nothing boots; its screenshot is
+ * SeaBIOS' real screen) shows on the overview (a failed "boots" mark, the VM needs attention) and
+ * in the VM view with its screenshot; a drill started from a snapshot's menu runs as a job, and
+ * cancelling it removes its throwaway VM, network and folder and records no verdict.
+ */
+import { execFileSync, type ChildProcess } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { chromium, type Browser, type Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+
+import { parseMarker } from "../../core/app/drill.js";
+import { CHROMIUM_ARGS, CHROMIUM_PATH } from "../support/chromium.js";
+import { TestVms, uniqueSuffix, URI } from "../support/libvirt.js";
+import { buildForUsers, startServe, stopServe } from "../support/serve.js";
+
+const repo = fileURLToPath(new URL("../..", import.meta.url));
+const shots = join(repo, "artifacts", "screenshots");
+const IMAGES = "/var/lib/libvirt/images";
+
+function virsh(...args: string[]): string {
+  return execFileSync("virsh", ["-q", "-c", URI, ...args], { encoding: "utf8" });
+}
+
+/** Throwaway VMs of drills run by `pid` (other runs may drill meanwhile). */
+function drillVmsOf(pid: number): string[] {
+  return virsh("list", "--all", "--name")
+    .split("\n")
+    .map((l) => l.trim())
+    .filter((name) => /^snapkeep-drill-[0-9a-f]{12}$/.test(name))
+    .filter((name) => parseMarker(virsh("dumpxml", "--domain", name))?.owner?.pid === pid);
+}
+
+describe("restore drills in Chromium", () => {
+  const vms = new TestVms();
+  const vmName = `sk-uid-${uniqueSuffix()}`;
+  const work = mkdtempSync(join(tmpdir(), "snapkeep-uid-"));
+  const home = join(work, "home");
+  let server: ChildProcess | undefined;
+  let browser: Browser;
+  let page: Page;
+  const errors: string[] = [];
+
+  beforeAll(async () => {
+    buildForUsers(repo);
+    mkdirSync(shots, { recursive: true });
+    mkdirSync(home);
+    await vms.create({ name: vmName, running: false, disks: [{ target: "vda", sizeMiB: 64 }] });
+    const env = { ...process.env, SNAPKEEP_HOME: home };
+    const bin = join(repo, "bin/snapkeep.js");
+    execFileSync("node", [bin, "snapshot", "create", `local/${vmName}`, "--name", "sunday"], { env });
+    // Nothing on the disk boots: the drill fails after its minute, with SeaBIOS' screen as evidence.
+    try {
+      execFileSync("node", [bin, "drill", `local/${vmName}`, "sunday", "--timeout", "1m"], {
+        env,
+        stdio: "pipe",
+      });
+      throw new Error("a drill of a disk with no OS passed");
+    } catch (error) {
+      expect((error as { status?: number }).status).toBe(1);
+    }
+    let url: string;
+    ({ server, url } = await startServe(repo, home));
+    browser = await chromium.launch({ executablePath: CHROMIUM_PATH, args: CHROMIUM_ARGS });
+    page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+    page.on("pageerror", (e) => errors.push(e.message));
+    page.on("dialog", (d) => {
+      errors.push(`native dialog: ${d.message()}`);
+      void d.dismiss();
+    });
+    await page.goto(url);
+  }, 300_000);
+
+  afterAll(async () => {
+    await browser?.close();
+    await stopServe(server);
+    await vms.dispose();
+    rmSync(work, { recursive: true, force: true });
+  });
+
+  it("shows a failed drill on the overview and in the VM view, with its screenshot", async () => {
+    await page.getByRole("button", { name: "Overview" }).click();
+    const row = page.locator(`tr[data-vm="${vmName}"]`);
+    await expect
+      .poll(() => row.locator(".trio").getAttribute("aria-label"), { timeout: 30_000 })
+      .toMatch(/its last restore drill failed$/);
+    await expect(row.locator(".problem").textContent()).resolves.toMatch(/Its last restore drill failed/);
+    await expect(row.getByText("last drill failed").count()).resolves.toBe(1);
+    await page.screenshot({ path: join(shots, "drill-overview.png") });
+
+    await page.getByRole("button", { name: "Virtual machines" }).click();
+    await page.locator(".vm", { hasText: vmName }).click();
+    const drills = page.getByRole("region", { name: "Restore drills" });
+    const drill = drills.locator("tbody tr").first();
+    await expect(drill.locator("td.drill-failed").textContent()).resolves.toMatch(
+      /Failed: The restored VM's guest agent did not answer within 1 min/,
+    );
+    await expect(drill.textContent()).resolves.toContain("snapshot sunday");
+    await drill.getByRole("button", { name: "Screenshot" }).click();
+    const dialog = page.getByRole("dialog", { name: /Console of the drill of snapshot sunday/ });
+    const image = dialog.getByRole("img");
+    await expect
+      .poll(() => image.evaluate((img) => (img as unknown as { naturalWidth: number }).naturalWidth))
+      .toBeGreaterThan(600);
+    await page.screenshot({ path: join(shots, "drill-screenshot.png") });
+    await dialog.getByRole("button", { name: "Close" }).click();
+    await dialog.waitFor({ state: "detached" });
+    expect(errors).toEqual([]);
+  }, 120_000);
+
+  it("starts a drill from a snapshot's menu as a job; cancelling it leaves nothing and no verdict", async () => {
+    const serverPid = server?.pid ?? 0;
+    const row = page.locator("table.snapshots tbody tr", { hasText: "sunday" });
+    await row.getByRole("button", { name: "Actions for sunday" }).click();
+    await page.getByRole("menuitem", { name: "Restore drill…" }).click();
+    const confirm = page.getByRole("dialog", { name: "Restore drill of snapshot sunday?" });
+    await confirm.getByRole("button", { name: "Start the drill" }).click();
+    // The throwaway VM runs (started by the server): then the job is cancelled from the Jobs panel.
+    await expect.poll(() => drillVmsOf(serverPid).length, { timeout: 120_000 }).toBe(1);
+    const [throwaway = ""] = drillVmsOf(serverPid);
+    const id = throwaway.replace("snapkeep-drill-", "");
+    const cancel = page.getByRole("button", { name: new RegExp(`^Cancel: Restore drill of ${vmName}`) });
+    if ((await cancel.count()) === 0) {
+      await page.getByRole("button", { name: /^Jobs/ }).click();
+    }
+    await page.screenshot({ path: join(shots, "drill-job.png") });
+    await cancel.click();
+    await expect.poll(() => drillVmsOf(serverPid).length, { timeout: 60_000 }).toBe(0);
+    expect(virsh("net-list", "--all", "--name")).not.toContain(throwaway);
+    await expect
+      .poll(() => existsSync(join(IMAGES, `.snapkeep-drill-${id}`)), { timeout: 30_000 })
+      .toBe(false);
+    // Still the one failed drill: a cancelled one is no verdict.
+    const drills = page.getByRole("region", { name: "Restore drills" });
+    await expect(drills.locator("tbody tr").count()).resolves.toBe(1);
+    expect(readdirSync(join(home, "drills"))).toHaveLength(1);
+    expect(virsh("domstate", "--domain", vmName).trim()).toBe("shut off");
+    expect(errors).toEqual([]);
+  }, 300_000);
+});

@@ -508,7 +508,10 @@ function handlers(
       if (drills === undefined) {
         throw new SnapkeepError("INVALID_INPUT", "Restore drills are not available here.");
       }
-      const from = p.export === undefined ? `snapshot "${p.snapshot ?? ""}"` : `export ${p.export.id}`;
+      const from =
+        p.export === undefined
+          ? `snapshot "${parseSnapshotTag(p.snapshot ?? "").name}"`
+          : `export ${p.export.id}`;
       return jobs.start(
         { kind: "drill", title: `Restore drill of ${p.vm}: ${from}`, host: p.host, vm: p.vm },
         async (signal, report) => {

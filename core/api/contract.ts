@@ -153,6 +153,8 @@ const scheduleDraft = z.object({
         .optional(),
       retention: retentionSchema,
       holdLocalUntilCopied: z.boolean().optional(),
+      /** Restore drills of the landed copies, at most every this many days (and after a failed one). */
+      drill: z.object({ everyDays: z.number().int().min(1).max(366) }).optional(),
     })
     .optional(),
 });
@@ -324,7 +326,12 @@ export const methods = {
   "files.close": z.object({ session: browseSession }),
 
   /** A drill's console screenshot (PNG, base64), or null when it has none. */
-  "drills.screenshot": z.object({ id: z.string().regex(/^[0-9a-f]{12}$/).describe("drill ID") }),
+  "drills.screenshot": z.object({
+    id: z
+      .string()
+      .regex(/^[0-9a-f]{12}$/)
+      .describe("drill ID"),
+  }),
   /** A VM's restore drills, newest first. */
   "drills.list": z.object({ ...hostVm }),
   /** Boots a snapshot (or an export) of the VM in a throwaway VM on an isolated network: a job. */

@@ -131,6 +131,27 @@ export function CopyFields({
             Keep snapshots on this host until their copy has landed (a target offline for a while costs room
             here, not the copy)
           </label>
+          <span className="field">
+            <label htmlFor={`${id}-copy-drill`}>Restore drill</label>
+            <select
+              id={`${id}-copy-drill`}
+              value={form.drill}
+              onChange={(e) => onChange({ drill: e.target.value })}
+              aria-describedby={`${id}-drill-hint`}
+            >
+              <option value="">None</option>
+              <option value="1">Daily</option>
+              <option value="7">Weekly</option>
+              <option value="30">Monthly</option>
+              {!["", "1", "7", "30"].includes(form.drill) && (
+                <option value={form.drill}>Every {form.drill} days</option>
+              )}
+            </select>
+          </span>
+          <p className="hint" id={`${id}-drill-hint`}>
+            Boots a copy that just landed in a throwaway VM on an isolated network and waits for its guest
+            agent: proof that it restores. After a failed drill every new copy is drilled until one boots.
+          </p>
         </>
       )}
     </fieldset>

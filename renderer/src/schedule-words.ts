@@ -61,7 +61,13 @@ export function retentionInWords(retention: RetentionPolicy): string {
 export function copyInWords(copy: Schedule["copy"]): string | null {
   return copy === undefined
     ? null
-    : `copies to ${copy.target} ${cadenceInWords(copy.cadence)}, ${retentionInWords(copy.retention)} there`;
+    : `copies to ${copy.target} ${cadenceInWords(copy.cadence)}, ${retentionInWords(copy.retention)} there${copy.drill === undefined ? "" : `, ${drillInWords(copy.drill.everyDays)}`}`;
+}
+
+/** "drills a copy weekly", "drills a copy every 3 days". */
+export function drillInWords(everyDays: number): string {
+  const words: Record<number, string> = { 1: "daily", 7: "weekly", 30: "monthly" };
+  return `drills a copy ${words[everyDays] ?? `every ${everyDays} days`}`;
 }
 
 export function disksInWords(disks: readonly string[] | undefined): string {
@@ -169,6 +175,8 @@ export interface CopyForm {
   readonly weekly: string;
   readonly monthly: string;
   readonly hold: boolean;
+  /** Days between restore drills of the landed copies, "" for none. */
+  readonly drill: string;
 }
 
 export const NO_COPY: CopyForm = {
@@ -181,6 +189,7 @@ export const NO_COPY: CopyForm = {
   weekly: "",
   monthly: "",
   hold: true,
+  drill: "",
 };
 
 export function newScheduleForm(disks: readonly string[]): ScheduleForm {
@@ -227,6 +236,7 @@ export function scheduleForm(schedule: Schedule, vmDisks: readonly string[]): Sc
             weekly: count(schedule.copy.retention.weekly),
             monthly: count(schedule.copy.retention.monthly),
             hold: schedule.copy.holdLocalUntilCopied,
+            drill: schedule.copy.drill === undefined ? "" : String(schedule.copy.drill.everyDays),
           },
   };
 }
@@ -258,6 +268,7 @@ export function draftOf(
             cadence: copy.every === "runs" ? { every: "runs", n: Number(copy.n) } : { every: copy.every },
             retention: retentionOf(copy),
             holdLocalUntilCopied: copy.hold,
+            ...(copy.drill === "" ? {} : { drill: { everyDays: Number(copy.drill) } }),
           },
         }
       : {}),

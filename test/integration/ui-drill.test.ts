@@ -130,7 +130,10 @@ describe("restore drills in Chromium", () => {
     await page.screenshot({ path: join(shots, "drill-job.png") });
     await cancel.click();
     await expect.poll(() => drillVmsOf(serverPid).length, { timeout: 60_000 }).toBe(0);
-    expect(virsh("net-list", "--all", "--name")).not.toContain(throwaway);
+    // Then its network, and its folder.
+    await expect
+      .poll(() => virsh("net-list", "--all", "--name"), { timeout: 30_000 })
+      .not.toContain(throwaway);
     await expect
       .poll(() => existsSync(join(IMAGES, `.snapkeep-drill-${id}`)), { timeout: 30_000 })
       .toBe(false);

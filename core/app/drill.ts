@@ -190,7 +190,10 @@ export class Drills {
     const startedAt = this.deps.now();
     const trial = await runTrial(libvirt, prepared, request, this.deps.now, step);
     if (trial.cancelled) {
-      throw new SnapkeepError("CANCELLED", "The drill was cancelled; its VM, network and copies are removed.");
+      throw new SnapkeepError(
+        "CANCELLED",
+        "The drill was cancelled; its VM, network and copies are removed.",
+      );
     }
     const record: DrillRecord = {
       id,

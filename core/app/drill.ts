@@ -16,6 +16,7 @@
  * and never touches its networks: it reads a snapshot as an export does, or the export on a target.
  */
 import { randomBytes } from "node:crypto";
+import { posix } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { z } from "zod";
 
@@ -42,12 +43,12 @@ import {
 import { encodePng, inkShare, parseScreenshot, type Pixels } from "../drivers/libvirt/screenshot.js";
 import {
   CREATE_FROM_XML_SCRIPT,
-  DRILL_FOLDERS_SCRIPT,
+  DRILL_REGISTRY_SCRIPT,
   DRILL_ROOM_SCRIPT,
   drillBridge,
   drillFolder,
   drillNetworkXml,
-  parseDrillFolders,
+  parseDrillRegistry,
   parseDrillRoom,
   SCREENSHOT_SCRIPT,
 } from "../drivers/sh/drill-scripts.js";
@@ -63,6 +64,7 @@ import {
 } from "../infra/process-identity.js";
 import { RemoteFs } from "../infra/remote-fs.js";
 import { runChecked } from "../infra/runner/checked.js";
+import type { RunResult } from "../infra/runner/types.js";
 import { DEFAULT_IMAGE_DIR } from "./exports/restore.js";
 import { copyIntoStaging, moveIntoPlace, requireBundleIntact } from "./exports/steps/import-copy.js";
 import { openImport, planImport, type ImportDeps } from "./exports/steps/import-plan.js";
@@ -75,8 +77,11 @@ export const DEFAULT_DRILL_TIMEOUT_MS = 10 * 60_000;
 const LEFTOVER_GRACE_MS = 10 * 60_000;
 /** The longest a drill's copy may take (an export's copy is bounded the same way). */
 const COPY_BUDGET_MS = 6 * 60 * 60_000;
-/** In a drill's folder: which process made it and until when it is in use (JSON). */
-const OWNER_FILE = "drill.json";
+/** What a check may be: the record keeps it whole. */
+const MAX_CHECK_WORDS = 64;
+const MAX_CHECK_WORD = 4096;
+/** A drill's folder as the registry may name it (a path of the host, checked before rm -rf). */
+const FOLDER_PATH = /^\/[A-Za-z0-9._/+-]+\/\.snapkeep-drill-([0-9a-f]{12})$/;
 /** Memory a host keeps for itself beyond the drill VM's own. */
 const HOST_RESERVE_MIB = 256;
 /** A screen of 8192×8192 pixels in PPM is 192 MiB; consoles are a few MiB at most. */
@@ -171,13 +176,15 @@ export class Drills {
         "Say what to drill: a SNAPSHOT of the VM, or --export TARGET ID.",
       );
     }
+    requireCheck(request.check);
+    request = { ...request, dir: imageDir(request.dir) };
     const id = randomBytes(6).toString("hex");
     const step = request.onStep ?? (() => undefined);
     const on = request.to ?? request.host;
     const libvirt = this.deps.hosts.libvirt(on);
     if (request.dryRun !== true) {
       step("Looking for leftovers of earlier drills");
-      await sweepDrills(libvirt, request.dir ?? DEFAULT_IMAGE_DIR, this.deps.now());
+      await sweepDrills(libvirt, this.deps.now());
     }
     step("Planning");
     const prepared =
@@ -189,7 +196,7 @@ export class Drills {
     }
     const startedAt = this.deps.now();
     const trial = await runTrial(libvirt, prepared, request, this.deps.now, step);
-    if (trial.cancelled) {
+    if (trial.cancelled || request.signal?.aborted === true) {
       throw new SnapkeepError(
         "CANCELLED",
         "The drill was cancelled; its VM, network and copies are removed.",
@@ -205,20 +212,21 @@ export class Drills {
       startedAt: startedAt.toISOString(),
       finishedAt: this.deps.now().toISOString(),
       passed: trial.reason === null,
-      reason: trial.reason,
+      reason: trial.reason === null ? null : clip(trial.reason, 4000),
       bootSeconds: trial.bootSeconds,
       check: trial.check,
       screenshot: trial.screenshot !== null,
     };
-    if (trial.screenshot !== null) {
-      saveScreenshot(this.deps.home, id, trial.screenshot);
-    }
     let dropped: DrillRecord[] = [];
     this.deps.store.update((s) => {
       const kept = keepDrills(s.drills, record);
       dropped = kept.dropped;
       return { ...s, drills: kept.kept };
     });
+    // After the record: a screenshot never outlives a record that could not be written.
+    if (trial.screenshot !== null) {
+      saveScreenshot(this.deps.home, id, trial.screenshot);
+    }
     removeScreenshots(
       this.deps.home,
       dropped.map((r) => r.id),
@@ -241,6 +249,7 @@ export class Drills {
       host: on,
       name,
       dir: folder,
+      signal: request.signal,
     });
     const { vm } = run.manifest.source;
     if (vm.name !== request.vm && vm.uuid !== request.vm) {
@@ -438,6 +447,45 @@ function snapshotImages(
 /** Namespace of the marker on a drill's throwaway VM. */
 export const DRILL_NAMESPACE = "https://snapkeep.dev/xmlns/drill/1";
 
+/** The images' folder: absolute, of the characters a restore takes, no "..". */
+function imageDir(dir: string | undefined): string {
+  const resolved = posix.normalize(dir ?? DEFAULT_IMAGE_DIR).replace(/\/+$/, "");
+  if (
+    !resolved.startsWith("/") ||
+    resolved === "" ||
+    !/^[A-Za-z0-9._/+-]+$/.test(resolved) ||
+    resolved.split("/").includes("..")
+  ) {
+    throw new SnapkeepError(
+      "INVALID_INPUT",
+      `Drill in a folder given as an absolute path of letters, digits and . _ - + / (not "${dir ?? ""}").`,
+    );
+  }
+  return resolved;
+}
+
+/** A check the record can keep whole: at most 64 words of 4096 characters, and so the expected text. */
+function requireCheck(check: DrillRequest["check"]): void {
+  if (check === undefined) {
+    return;
+  }
+  if (
+    check.argv.length === 0 ||
+    check.argv.length > MAX_CHECK_WORDS ||
+    check.argv.some((w) => w.length > MAX_CHECK_WORD) ||
+    (check.expect ?? "").length > MAX_CHECK_WORD
+  ) {
+    throw new SnapkeepError(
+      "INVALID_INPUT",
+      `A check is 1 to ${String(MAX_CHECK_WORDS)} words of at most ${String(MAX_CHECK_WORD)} characters, and so is what it must print.`,
+    );
+  }
+}
+
+function clip(text: string, max: number): string {
+  return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
+}
+
 function timeoutSeconds(request: DrillRequest): number {
   return Math.round((request.timeoutMs ?? DEFAULT_DRILL_TIMEOUT_MS) / 1000);
 }
@@ -499,17 +547,16 @@ async function runTrial(
     cancelled: false,
   };
   let started = false;
+  let registered = false;
   try {
+    // Registered before anything is made: until the copy is done for as long as a copy may take,
+    // then for as long as the wait may take. A drill whose process is gone is a leftover at once.
+    await register(libvirt, plan.id, plan.folder, later(now(), COPY_BUDGET_MS));
+    registered = true;
     await fs.mkdirs(plan.folder, "hypervisor");
-    // Until the copy is done the folder is this drill's for as long as a copy may take; then for
-    // as long as the wait may take. A drill whose process is gone is a leftover at once.
-    await fs.writeFile(
-      `${plan.folder}/${OWNER_FILE}`,
-      ownerFileText(thisProcess(), later(now(), COPY_BUDGET_MS)),
-    );
     await prepared.copy();
     const until = later(now(), plan.timeoutSeconds * 1000 + LEFTOVER_GRACE_MS);
-    await fs.writeFile(`${plan.folder}/${OWNER_FILE}`, ownerFileText(thisProcess(), until));
+    await register(libvirt, plan.id, plan.folder, until);
     const xml = prepared.definition(until);
     requireOnlyImportedPaths(
       xml,
@@ -549,6 +596,10 @@ async function runTrial(
     }
     step("Tearing down");
     result.leftovers = await tearDown(libvirt, plan.id, plan.folder);
+    // What could not be removed stays registered: the next drill on the host tries again.
+    if (registered && result.leftovers.length === 0) {
+      await registry(libvirt, ["drop", plan.id]).catch(() => undefined);
+    }
   }
   return result;
 }
@@ -676,7 +727,7 @@ async function screen(libvirt: LibvirtHost, name: string): Promise<Pixels> {
 }
 
 /** Stops the VM (a transient one is then gone), removes the network and the folder; says what stays. */
-async function tearDown(libvirt: LibvirtHost, id: string, folder: string): Promise<string[]> {
+async function tearDown(libvirt: LibvirtHost, id: string, folder: string | null): Promise<string[]> {
   const name = drillName(id);
   const left: string[] = [];
   const { runner, uri } = libvirt;
@@ -692,69 +743,95 @@ async function tearDown(libvirt: LibvirtHost, id: string, folder: string): Promi
   if (net !== null && net.code !== 0 && !/not found|no network/i.test(net.stderr)) {
     left.push(`network ${name} (${net.stderr.trim().split("\n").at(-1) ?? ""})`);
   }
-  try {
-    await new RemoteFs(runner).removeTree(folder);
-  } catch (error) {
-    left.push(`folder ${folder} (${describeError(error)})`);
+  if (folder !== null) {
+    try {
+      await new RemoteFs(runner).removeTree(folder);
+    } catch (error) {
+      left.push(`folder ${folder} (${describeError(error)})`);
+    }
   }
   return left;
 }
 
 /**
- * Removes what drills left on the host when they were killed before their teardown: throwaway VMs
- * named `snapkeep-drill-<id>` that carry the drill marker, `.snapkeep-drill-<id>` folders in
- * `dir`, and the networks of those drills, once the process that made them is gone (checked where
- * it ran: this computer) or their time has passed. A VM named so without the marker is never
- * touched; a drill still running (its process alive, its time not up) is left alone.
+ * Removes what drills left on the host when they were killed before their teardown. Every drill
+ * is registered on the host before it makes anything (DRILL_REGISTRY_SCRIPT); an entry whose
+ * process is gone (checked where it ran: this computer) or whose time has passed is torn down
+ * (its VM, its network, its folder) and dropped. A throwaway VM that carries the drill marker but
+ * has no entry (the register was cleaned away) goes the same way, with its network. Nothing named
+ * like a drill without an entry or a marker is touched.
  */
-export async function sweepDrills(libvirt: LibvirtHost, dir: string, now: Date): Promise<string[]> {
+export async function sweepDrills(libvirt: LibvirtHost, now: Date): Promise<string[]> {
   const { runner, uri } = libvirt;
   const swept: string[] = [];
+  const entries = parseDrillRegistry((await registry(libvirt, ["list"])).stdout);
+  for (const { id, entry } of entries) {
+    const parsed = parseEntry(entry);
+    if (!isLeftOver(parsed, now)) {
+      continue;
+    }
+    // The folder is removed only when it is where a drill makes it, for this very id.
+    const folder = parsed !== null && FOLDER_PATH.exec(parsed.folder)?.[1] === id ? parsed.folder : null;
+    const left = await tearDown(libvirt, id, folder);
+    if (left.length === 0) {
+      await registry(libvirt, ["drop", id]);
+      swept.push(drillName(id));
+    }
+  }
+  const registered = new Set(entries.map((e) => e.id));
   const domains = await runner.run(virsh.virsh(uri, "list", "--all", "--name"), { timeoutMs: QUICK_MS });
-  const folders = parseDrillFolders(
-    (
-      await runner.run(["sh", "-c", DRILL_FOLDERS_SCRIPT, "snapkeep-drill-folders", dir], {
-        timeoutMs: QUICK_MS,
-      })
-    ).stdout,
-  );
-  const running = new Set<string>();
   for (const domain of domains.stdout.split("\n").map((l) => l.trim())) {
     const id = DRILL_NAME.exec(domain)?.[1];
-    if (id === undefined) {
+    if (id === undefined || registered.has(id)) {
       continue;
     }
     const xml = await runner.run(virsh.virsh(uri, "dumpxml", "--domain", domain), { timeoutMs: QUICK_MS });
     const marker = parseMarker(xml.stdout);
-    if (marker?.id !== id || !leftOver(marker, now)) {
-      running.add(id);
-      continue;
+    if (marker?.id === id && isLeftOver(marker, now)) {
+      await tearDown(libvirt, id, null);
+      swept.push(domain);
     }
-    await tearDown(libvirt, id, drillFolder(dir, id));
-    swept.push(domain);
-  }
-  for (const folder of folders) {
-    if (!running.has(folder.id) && leftOver(parseOwnerFile(folder.owner), now)) {
-      await new RemoteFs(runner).removeTree(drillFolder(dir, folder.id)).catch(() => undefined);
-      swept.push(drillFolder(dir, folder.id));
-    }
-  }
-  const networks = await runner.run(virsh.virsh(uri, "net-list", "--all", "--name"), { timeoutMs: QUICK_MS });
-  for (const network of networks.stdout.split("\n").map((l) => l.trim())) {
-    const id = DRILL_NAME.exec(network)?.[1];
-    const folder = folders.find((f) => f.id === id);
-    // A network whose drill still runs (its VM, or its folder while it copies) stays.
-    if (
-      id === undefined ||
-      running.has(id) ||
-      (folder !== undefined && !swept.includes(drillFolder(dir, id)))
-    ) {
-      continue;
-    }
-    await runner.run(virsh.virsh(uri, "net-destroy", "--network", network), { timeoutMs: QUICK_MS });
-    swept.push(network);
   }
   return swept;
+}
+
+async function registry(libvirt: LibvirtHost, args: readonly string[]): Promise<RunResult> {
+  const result = await libvirt.runner.run(["sh", "-c", DRILL_REGISTRY_SCRIPT, "snapkeep-drills", ...args], {
+    timeoutMs: QUICK_MS,
+  });
+  if (result.code === 23) {
+    throw new SnapkeepError(
+      "PERMISSION_DENIED",
+      `The drills' register /var/tmp/snapkeep-drills-UID on ${libvirt.runner.label} is not a folder of this user's own (a link, or another user's); no drill runs there until it is removed.`,
+    );
+  }
+  if (result.code !== 0) {
+    throw new SnapkeepError(
+      "COMMAND_FAILED",
+      `Keeping the drills' register on ${libvirt.runner.label} failed: ${result.stderr.trim().split("\n").at(-1) ?? ""}`,
+    );
+  }
+  return result;
+}
+
+async function register(libvirt: LibvirtHost, id: string, folder: string, until: Date): Promise<void> {
+  const entry = JSON.stringify({ until: until.toISOString(), owner: thisProcess(), folder });
+  await registry(libvirt, ["put", id, entry]);
+}
+
+const entrySchema = z.object({
+  until: z.string().max(64),
+  owner: processOwnerSchema,
+  folder: z.string().max(4096),
+});
+
+function parseEntry(text: string): (Marker & { readonly folder: string }) | null {
+  try {
+    const parsed = entrySchema.parse(JSON.parse(text));
+    return { id: null, until: parsed.until, owner: parsed.owner, folder: parsed.folder };
+  } catch {
+    return null;
+  }
 }
 
 interface Marker {
@@ -808,26 +885,11 @@ export function parseMarker(xml: string): Marker | null {
   };
 }
 
-function ownerFileText(owner: ProcessOwner, until: Date): string {
-  return `${JSON.stringify({ until: until.toISOString(), owner })}\n`;
-}
-
-const ownerFileSchema = z.object({ until: z.string().max(64), owner: processOwnerSchema });
-
-function parseOwnerFile(text: string): Marker | null {
-  try {
-    const parsed = ownerFileSchema.parse(JSON.parse(text));
-    return { id: null, until: parsed.until, owner: parsed.owner };
-  } catch {
-    return null;
-  }
-}
-
 /**
- * A drill's piece is left over when its process is gone, or its time is up. Without a readable
- * marker it is one that died before it wrote it (the folder is made just before).
+ * A drill's piece is left over when its process is gone, or its time is up. A register entry
+ * that cannot be read was damaged (entries are written by rename): a leftover too.
  */
-function leftOver(marker: Marker | null, now: Date): boolean {
+export function isLeftOver(marker: Marker | null, now: Date): boolean {
   if (marker === null) {
     return true;
   }

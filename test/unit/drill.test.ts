@@ -1,7 +1,8 @@
 import { deflateSync } from "node:zlib";
 import { describe, expect, it } from "vitest";
 
-import { markerOf, memoryMiBOf, parseMarker } from "../../core/app/drill.js";
+import { isLeftOver, markerOf, memoryMiBOf, parseMarker } from "../../core/app/drill.js";
+import { thisProcess } from "../../core/infra/process-identity.js";
 import { parseDrillEvery } from "../../core/cli/schedule-copy-options.js";
 import { validateCopyPolicy } from "../../core/domain/copy/policy.js";
 import {
@@ -27,7 +28,7 @@ import {
 import {
   drillBridge,
   drillNetworkXml,
-  parseDrillFolders,
+  parseDrillRegistry,
   parseDrillRoom,
 } from "../../core/drivers/sh/drill-scripts.js";
 
@@ -174,7 +175,9 @@ describe("a drill's throwaway VM definition", () => {
   });
 
   it("opens no console port, adds a screen and a guest agent channel, and carries the marker", () => {
-    expect(built.xml).not.toContain("<graphics");
+    // The console is kept listening nowhere (SPICE's channels need it to start): no port, no address.
+    expect(built.xml).toMatch(/<graphics type='vnc'>\s*<listen type='none'\/>\s*<\/graphics>/);
+    expect(built.xml).not.toMatch(/port=|0\.0\.0\.0|autoport/);
     expect(built.xml).toContain("<model type='vga'/>");
     expect(built.xml).toContain("<target type='virtio' name='org.qemu.guest_agent.0'/>");
     expect(built.xml).not.toContain("/boot/vmlinuz");
@@ -197,7 +200,7 @@ describe("a drill's throwaway VM definition", () => {
   });
 
   it("keeps an agent channel and a screen the VM had, once", () => {
-    const xml = `<domain type='kvm'><name>db</name><memory>524288</memory><devices>
+    const xml = `<domain type='kvm'><name>db</name><memory>786432</memory><devices>
       <disk type='file' device='disk'><source file='/i/db.qcow2'/><target dev='vda'/></disk>
       <channel type='unix'><target type='virtio' name='org.qemu.guest_agent.0'/></channel>
       <video><model type='virtio'/></video></devices></domain>`;
@@ -213,7 +216,26 @@ describe("a drill's throwaway VM definition", () => {
     expect(again.match(/guest_agent/g)).toHaveLength(1);
     expect(again.match(/<video>/g)).toHaveLength(1);
     expect(again).toContain("<model type='virtio'/>");
-    expect(memoryMiBOf(again)).toBe(512);
+    expect(memoryMiBOf(again)).toBe(768);
+  });
+});
+
+describe("a drill's leftovers", () => {
+  const now = new Date("2026-12-07T06:00:00Z");
+  const later = "2026-12-07T07:00:00.000Z";
+  it("are a drill's pieces whose process is gone or whose time is up, never a running drill's", () => {
+    const alive = thisProcess();
+    // A pid that cannot be running: above the kernel's pid_max.
+    const gone = { ...alive, pid: 4_194_305 };
+    expect(isLeftOver({ id: null, until: later, owner: alive }, now)).toBe(false);
+    expect(isLeftOver({ id: null, until: later, owner: gone }, now)).toBe(true);
+    expect(isLeftOver({ id: null, until: "2026-12-07T05:59:59.000Z", owner: alive }, now)).toBe(true);
+    // Run from another computer: its process cannot be checked from here, only its time.
+    expect(isLeftOver({ id: null, until: later, owner: { ...gone, hostname: "elsewhere" } }, now)).toBe(
+      false,
+    );
+    expect(isLeftOver({ id: null, until: "not a time", owner: alive }, now)).toBe(true);
+    expect(isLeftOver(null, now)).toBe(true);
   });
 });
 
@@ -224,12 +246,14 @@ describe("drill host scripts' output", () => {
     expect(parseDrillRoom("lots\n12\n")).toBeNull();
   });
 
-  it("reads drill folders, ignoring lines that name no drill", () => {
+  it("reads the drills' register, ignoring lines that name no drill", () => {
     expect(
-      parseDrillFolders('0123456789ab {"until":"x"}\nabcdefabcdef\n../../etc x\n0123456789abc y\n'),
+      parseDrillRegistry(
+        '0123456789ab {"until":"x"}\nabcdefabcdef \n../../etc x\n0123456789abc y\nabcdefabcdef\n',
+      ),
     ).toEqual([
-      { id: "0123456789ab", owner: '{"until":"x"}' },
-      { id: "abcdefabcdef", owner: "" },
+      { id: "0123456789ab", entry: '{"until":"x"}' },
+      { id: "abcdefabcdef", entry: "" },
     ]);
   });
 

@@ -308,7 +308,7 @@ export class ScheduleCopies {
       };
     } catch (error) {
       if (isSnapkeepError(error, "CANCELLED")) {
-        throw error;
+        return null; // the copy landed; a drill stopped half way is no verdict
       }
       return {
         id: null,

@@ -1094,12 +1094,14 @@ function restoreInput(input: OrderedNode, context: Context): XmlElement | null {
  */
 function restoreGraphics(graphics: OrderedNode, context: Context): XmlElement | null {
   const type = attribute(graphics, "type") ?? "";
-  if (context.options.isolate !== undefined) {
-    return dropNode(
-      context,
-      `${shown(type)} console`,
-      "a drill's VM opens no console port; its screen is captured",
-    );
+  if (context.options.isolate !== undefined && (type === "vnc" || type === "spice")) {
+    // Kept, listening nowhere: SPICE's channels, USB redirection and audio need a SPICE display to
+    // start at all, and a drill's VM opens no console port.
+    context.drop({
+      what: `${type === "vnc" ? "VNC" : "SPICE"} console port`,
+      why: "a drill's VM listens nowhere; its screen is captured",
+    });
+    return element("graphics", { type }, [element("listen", { type: "none" }, [])]);
   }
   if (type !== "vnc" && type !== "spice") {
     return dropNode(

@@ -244,6 +244,10 @@ export function inkShare(pixels: Pixels): number {
       ((pixels.rgb[i * 3] ?? 0) << 16) | ((pixels.rgb[i * 3 + 1] ?? 0) << 8) | (pixels.rgb[i * 3 + 2] ?? 0);
     counts.set(key, (counts.get(key) ?? 0) + 1);
   }
-  const most = Math.max(0, ...counts.values());
+  // A loop, not Math.max(...): a desktop has more colours than a call takes arguments.
+  let most = 0;
+  for (const count of counts.values()) {
+    most = Math.max(most, count);
+  }
   return total === 0 ? 0 : (total - most) / total;
 }

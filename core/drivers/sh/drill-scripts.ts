@@ -8,8 +8,6 @@ export function drillFolder(dir: string, id: string): string {
   return `${dir.replace(/\/+$/, "")}/.snapkeep-drill-${id}`;
 }
 
-export const DRILL_FOLDER = /^\.snapkeep-drill-([0-9a-f]{12})$/;
-
 /**
  * Makes a drill's isolated network or transient VM from an XML text on stdin. virsh reads a
  * file, and /dev/stdin is not openable when stdin is a socket (Node's spawn, an SSH channel).
@@ -63,26 +61,42 @@ export function parseDrillRoom(output: string): { availableKiB: number; freeByte
 }
 
 /**
- * Drill folders in $1: each `.snapkeep-drill-<id>` folder (not a link) with the first line of its
- * drill.json (who made it, until when; empty when it has none). Lines: "<id> <json>".
+ * The drills of this user on a host, one JSON file each in a private folder: which process runs
+ * the drill, until when, and where its folder is. Written before anything else of a drill is
+ * made and removed after its teardown, so a sweep finds every piece of a drill that was killed,
+ * and only those (a network or folder named like a drill without an entry is left alone).
+ * The folder must be a real folder this user owns: one planted first in /var/tmp (a link, another
+ * user's folder) stops the drill (exit 23).
+ * Arguments: "put" ID LINE | "drop" ID | "list".
  */
-export const DRILL_FOLDERS_SCRIPT = [
+export const DRILL_REGISTRY_SCRIPT = [
   "set -u",
-  '[ -d "$1" ] || exit 0',
-  'for d in "$1"/.snapkeep-drill-*; do',
-  '  [ -d "$d" ] && [ ! -L "$d" ] || continue',
-  "  n=${d##*/}",
-  '  o=$(head -c 1024 -- "$d/drill.json" 2>/dev/null | head -n 1)',
-  '  printf \'%s %s\\n\' "${n#.snapkeep-drill-}" "$o"',
-  "done",
+  'd="/var/tmp/snapkeep-drills-$(id -u)"',
+  'if [ -e "$d" ] || [ -L "$d" ]; then',
+  '  { [ -d "$d" ] && [ ! -L "$d" ] && [ -O "$d" ]; } || exit 23',
+  'elif [ "$1" = put ]; then',
+  '  mkdir -m 700 -- "$d" || exit 1',
+  "else",
+  "  exit 0",
+  "fi",
+  'case "$1" in',
+  '  put) printf \'%s\\n\' "$3" >"$d/.$2.tmp" && mv -f -- "$d/.$2.tmp" "$d/$2.json" ;;',
+  '  drop) rm -f -- "$d/$2.json" ;;',
+  "  list)",
+  '    for f in "$d"/*.json; do',
+  '      [ -f "$f" ] && [ ! -L "$f" ] || continue',
+  "      n=${f##*/}",
+  '      printf \'%s %s\\n\' "${n%.json}" "$(head -c 2048 -- "$f" | head -n 1)"',
+  "    done ;;",
+  "esac",
 ].join("\n");
 
-export function parseDrillFolders(output: string): { id: string; owner: string }[] {
+export function parseDrillRegistry(output: string): { id: string; entry: string }[] {
   return output
     .split("\n")
-    .map((line) => /^([0-9a-f]{12})(?: (.*))?$/.exec(line))
+    .map((line) => /^([0-9a-f]{12}) (.*)$/.exec(line))
     .filter((m): m is RegExpExecArray => m !== null)
-    .map((m) => ({ id: m[1] ?? "", owner: m[2] ?? "" }));
+    .map((m) => ({ id: m[1] ?? "", entry: m[2] ?? "" }));
 }
 
 /** The isolated network of a drill: a bridge with no address on the host, no DHCP, no forward. */

@@ -15,10 +15,10 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
-import { parseMarker } from "../../core/app/drill.js";
 import { LAB_NAMESPACE } from "../../core/drivers/libvirt/parse.js";
 import { inkShare, parsePng } from "../../core/drivers/libvirt/screenshot.js";
 import type { DrillOutcome } from "../../core/app/drill.js";
+import { drillVmsOf, virsh } from "../support/drills.js";
 import { TEST_IMAGE_DIR, TestVms, uniqueSuffix, URI } from "../support/libvirt.js";
 import { startSshd, type TestSshd } from "../support/sshd.js";
 import { waitFor } from "../support/wait.js";
@@ -39,19 +39,6 @@ function cli(home: string, ...args: string[]): { code: number; stdout: string; s
     const e = error as { status?: number; stdout?: string; stderr?: string };
     return { code: e.status ?? -1, stdout: e.stdout ?? "", stderr: e.stderr ?? "" };
   }
-}
-
-function virsh(...args: string[]): string {
-  return execFileSync("virsh", ["-q", "-c", URI, ...args], { encoding: "utf8" });
-}
-
-/** The drills' throwaway VMs whose marker names this process (other runs may drill meanwhile). */
-function drillVmsOf(pid: number): string[] {
-  return virsh("list", "--all", "--name")
-    .split("\n")
-    .map((l) => l.trim())
-    .filter((name) => /^snapkeep-drill-[0-9a-f]{12}$/.test(name))
-    .filter((name) => parseMarker(virsh("dumpxml", "--domain", name))?.owner?.pid === pid);
 }
 
 function drillLeftovers(id: string): string[] {

@@ -13,27 +13,14 @@ import { fileURLToPath } from "node:url";
 import { chromium, type Browser, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
-import { parseMarker } from "../../core/app/drill.js";
 import { CHROMIUM_ARGS, CHROMIUM_PATH } from "../support/chromium.js";
-import { TestVms, uniqueSuffix, URI } from "../support/libvirt.js";
+import { drillVmsOf, virsh } from "../support/drills.js";
+import { TestVms, uniqueSuffix } from "../support/libvirt.js";
 import { buildForUsers, startServe, stopServe } from "../support/serve.js";
 
 const repo = fileURLToPath(new URL("../..", import.meta.url));
 const shots = join(repo, "artifacts", "screenshots");
 const IMAGES = "/var/lib/libvirt/images";
-
-function virsh(...args: string[]): string {
-  return execFileSync("virsh", ["-q", "-c", URI, ...args], { encoding: "utf8" });
-}
-
-/** Throwaway VMs of drills run by `pid` (other runs may drill meanwhile). */
-function drillVmsOf(pid: number): string[] {
-  return virsh("list", "--all", "--name")
-    .split("\n")
-    .map((l) => l.trim())
-    .filter((name) => /^snapkeep-drill-[0-9a-f]{12}$/.test(name))
-    .filter((name) => parseMarker(virsh("dumpxml", "--domain", name))?.owner?.pid === pid);
-}
 
 describe("restore drills in Chromium", () => {
   const vms = new TestVms();

@@ -17,7 +17,7 @@ import { SchedulesView } from "./SchedulesView.js";
 import { SettingsView } from "./SettingsView.js";
 import { SnapshotDialog } from "./SnapshotDialog.js";
 import { VmDetail } from "./VmDetail.js";
-import { VmDrills } from "./VmDrills.js";
+import { drillsBySnapshot, useDrillRecords, VmDrills } from "./VmDrills.js";
 import { VmList } from "./VmList.js";
 import { VmSchedules } from "./VmSchedules.js";
 import { signOut, webSession } from "./web-session.js";
@@ -68,6 +68,7 @@ export function App({ store }: { store: AppStore }) {
   const state = useStore(store);
   const [open, setOpen] = useState<Open | null>(null);
   const confirm = useConfirm();
+  const drillRecords = useDrillRecords(store, state.vm);
   useEffect(() => {
     // "/" jumps to the VM search from anywhere but a text field.
     const slash = (e: KeyboardEvent): void => {
@@ -205,7 +206,8 @@ export function App({ store }: { store: AppStore }) {
                   onAddToLibrary={(snapshot) => setOpen({ kind: "add-to-library", snapshot })}
                   onBrowseFiles={(snapshot) => setOpen({ kind: "files", snapshot })}
                   onDrill={(snapshot) => void startDrill(state, snapshot)}
-                  drills={<VmDrills store={store} vm={state.vm} />}
+                  drills={<VmDrills store={store} records={drillRecords} />}
+                  drilled={drillsBySnapshot(drillRecords)}
                   schedules={<VmSchedules store={store} vm={state.vm} />}
                   rpo={
                     state.hosts

@@ -1,6 +1,6 @@
 import { useEffect, useMemo } from "react";
 
-import type { Snapshot, VmSpace } from "../../core/api/contract.js";
+import type { DrillRecord, Snapshot, VmSpace } from "../../core/api/contract.js";
 import { useVirtualRows } from "./virtual.js";
 import { TableHead } from "./TableHead.js";
 import { useConfirm } from "./Confirm.js";
@@ -17,6 +17,26 @@ function freesText(bytes: number | null | undefined, read: boolean): string {
 }
 
 const INCOMPLETE = "Incomplete: a disk is missing from it";
+
+/** "booted" or "drill failed" beside a snapshot a restore drill booted (or could not). */
+function DrillMark({ record }: { record: DrillRecord | undefined }) {
+  if (record === undefined) {
+    return null;
+  }
+  const when = dateTime(record.finishedAt);
+  return record.passed ? (
+    <span
+      className="badge drill-ok"
+      title={`A restore drill booted it ${when} (${record.bootSeconds ?? "?"} s)`}
+    >
+      booted
+    </span>
+  ) : (
+    <span className="badge drill-bad" title={`A restore drill failed ${when}: ${record.reason ?? ""}`}>
+      drill failed
+    </span>
+  );
+}
 const FOREIGN = "Made by another tool: Snapkeep leaves it alone";
 
 /** One row's height in pixels: fixed, so the table can be windowed (see virtual.ts). */
@@ -37,6 +57,7 @@ export function SnapshotTable({
   onAddToLibrary,
   onBrowseFiles,
   onDrill,
+  drilled,
   onPin,
   onDelete,
   space,
@@ -53,6 +74,8 @@ export function SnapshotTable({
   onBrowseFiles: (snapshot: Snapshot) => void;
   /** Starts a restore drill of the snapshot (asked first). */
   onDrill: (snapshot: Snapshot) => void;
+  /** The newest drill of each snapshot, by name. */
+  drilled: ReadonlyMap<string, DrillRecord>;
   onPin: (tag: string, pinned: boolean) => void;
   onDelete: (tag: string) => void;
 }) {
@@ -121,6 +144,7 @@ export function SnapshotTable({
               <td className="clip" title={s.name}>
                 {s.name}
                 {s.pinned && <span className="badge pinned-badge">pinned</span>}
+                <DrillMark record={drilled.get(s.name)} />
               </td>
               <td>
                 <span className={`kind kind-${s.kind}`}>{s.kind}</span>

@@ -1,6 +1,13 @@
 import { useMemo, useState, type ReactNode } from "react";
 
-import type { OffHostRpo, RpoStatus, Snapshot, VmSpace, VmWithSnapshots } from "../../core/api/contract.js";
+import type {
+  DrillRecord,
+  OffHostRpo,
+  RpoStatus,
+  Snapshot,
+  VmSpace,
+  VmWithSnapshots,
+} from "../../core/api/contract.js";
 import { Timeline } from "./Timeline.js";
 import { ZOOMS, type ZoomId } from "./timeline.js";
 import { diskRole, formatBytes } from "./format.js";
@@ -22,6 +29,7 @@ export function VmDetail({
   onDrill,
   schedules,
   drills,
+  drilled,
   rpo,
   offHost,
   space,
@@ -48,6 +56,8 @@ export function VmDetail({
   onDrill: (snapshot: Snapshot) => void;
   /** The VM's restore drills section (VmDrills), which reads its own records. */
   drills: ReactNode;
+  /** The newest drill of each snapshot, by name: its mark in the snapshot list. */
+  drilled: ReadonlyMap<string, DrillRecord>;
   /** The VM's schedules section (VmSchedules), which owns its data and editor. */
   schedules: ReactNode;
 }) {
@@ -163,6 +173,7 @@ export function VmDetail({
             onAddToLibrary={onAddToLibrary}
             onBrowseFiles={onBrowseFiles}
             onDrill={onDrill}
+            drilled={drilled}
             onPin={onPin}
             onDelete={onDelete}
             space={space}

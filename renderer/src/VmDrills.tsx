@@ -14,19 +14,18 @@ export function drillSource(record: Pick<DrillRecord, "source">): string {
     : `export ${record.source.export} on ${record.source.target}`;
 }
 
-/**
- * The VM's restore drills, newest first: whether each backup came back, how long it took to boot
- * (the measured time to recover) and the console screenshot kept as evidence. Read again when a
- * drill job of this VM ends.
- */
-export function VmDrills({ store, vm }: { store: AppStore; vm: VmWithSnapshots }) {
-  const state = useStore(store);
+/** The open VM's restore drills, newest first; read again when a drill job of this VM ends. */
+export function useDrillRecords(store: AppStore, vm: VmWithSnapshots | null): readonly DrillRecord[] | null {
+  const jobs = useStore(store, (s) => s.jobs);
   const [records, setRecords] = useState<readonly DrillRecord[] | null>(null);
-  const [shown, setShown] = useState<DrillRecord | null>(null);
-  const finished = Object.values(state.jobs).filter(
-    (j) => j.kind === "drill" && j.host === vm.host && j.vm === vm.name && j.state !== "running",
+  const finished = Object.values(jobs).filter(
+    (j) => j.kind === "drill" && j.host === vm?.host && j.vm === vm.name && j.state !== "running",
   ).length;
   useEffect(() => {
+    if (vm === null) {
+      setRecords(null);
+      return;
+    }
     let live = true;
     store
       .getState()
@@ -36,7 +35,27 @@ export function VmDrills({ store, vm }: { store: AppStore; vm: VmWithSnapshots }
     return () => {
       live = false;
     };
-  }, [store, vm.host, vm.name, finished]);
+  }, [store, vm?.host, vm?.name, finished]);
+  return records;
+}
+
+/** The newest drill of each snapshot (by name), for the snapshot list's mark. */
+export function drillsBySnapshot(records: readonly DrillRecord[] | null): ReadonlyMap<string, DrillRecord> {
+  const by = new Map<string, DrillRecord>();
+  for (const r of records ?? []) {
+    if (r.source.kind === "snapshot" && !by.has(r.source.snapshot)) {
+      by.set(r.source.snapshot, r);
+    }
+  }
+  return by;
+}
+
+/**
+ * The VM's restore drills, newest first: whether each backup came back, how long it took to boot
+ * (the measured time to recover) and the console screenshot kept as evidence.
+ */
+export function VmDrills({ store, records }: { store: AppStore; records: readonly DrillRecord[] | null }) {
+  const [shown, setShown] = useState<DrillRecord | null>(null);
   if (records === null || records.length === 0) {
     return null;
   }

@@ -81,6 +81,9 @@ describe("restore drills in Chromium", () => {
 
     await page.getByRole("button", { name: "Virtual machines" }).click();
     await page.locator(".vm", { hasText: vmName }).click();
+    // The snapshot the drill could not boot is marked in the list.
+    const snapshotRow = page.locator("table.snapshots tbody tr", { hasText: "sunday" });
+    await snapshotRow.locator(".badge.drill-bad", { hasText: "drill failed" }).waitFor();
     const drills = page.getByRole("region", { name: "Restore drills" });
     const drill = drills.locator("tbody tr").first();
     await expect(drill.locator("td.drill-failed").textContent()).resolves.toMatch(

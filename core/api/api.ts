@@ -502,7 +502,12 @@ function handlers(
       const png = context.drills?.screenshot(p.id) ?? null;
       return png === null ? null : { png: png.toString("base64") };
     },
-    "drills.list": (p) => drillsOf(context.drills?.list() ?? [], { host: p.host, name: p.vm }),
+    "drills.list": (p) => {
+      const all = context.drills?.list() ?? [];
+      return p.host !== undefined && p.vm !== undefined
+        ? drillsOf(all, { host: p.host, name: p.vm })
+        : [...all].reverse().filter((r) => p.host === undefined || r.host === p.host);
+    },
     "drills.run": (p) => {
       const drills = context.drills;
       if (drills === undefined) {

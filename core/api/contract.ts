@@ -333,7 +333,7 @@ export const methods = {
       .describe("drill ID"),
   }),
   /** A VM's restore drills, newest first. */
-  "drills.list": z.object({ ...hostVm }),
+  "drills.list": z.object({ host: hostName.optional(), vm: vmName.optional() }),
   /** Boots a snapshot (or an export) of the VM in a throwaway VM on an isolated network: a job. */
   "drills.run": z
     .object({

@@ -1,7 +1,7 @@
 import { useEffect, useState } from "react";
 import { useStore } from "zustand";
 
-import type { ExportEntry, LibraryItem, Snapshot } from "../../core/api/contract.js";
+import type { DrillRecord, ExportEntry, LibraryItem, Snapshot } from "../../core/api/contract.js";
 import type { AppState, AppStore, View } from "./store.js";
 import { AddToLibraryWizard, AttachVolumeWizard, NewVmWizard } from "./LibraryWizards.js";
 import { ErrorBox } from "./ErrorBox.js";
@@ -242,6 +242,7 @@ export function App({ store }: { store: AppStore }) {
               }
               onRestore={(target, entry) => setOpen({ kind: "restore", target, entry })}
               {...removals(state)}
+              {...exportDrills(state)}
               jobs={state.jobs}
               onAddTarget={() => state.show("settings")}
             />
@@ -362,6 +363,26 @@ export function App({ store }: { store: AppStore }) {
       )}
     </div>
   );
+}
+
+/** The Exports view's drills: every drill, and a drill of an export on the host its VM was on. */
+function exportDrills(state: AppState): {
+  drillsOf: () => Promise<readonly DrillRecord[]>;
+  onDrill: (target: string, entry: ExportEntry) => void;
+} {
+  return {
+    drillsOf: () => state.request("drills.list", {}),
+    onDrill: (target, entry) => {
+      const host = entry.manifest?.source.host;
+      if (host !== undefined) {
+        void state.startJob("Starting the drill", "drills.run", {
+          host,
+          vm: entry.vmName,
+          export: { target, id: entry.id },
+        });
+      }
+    },
+  };
 }
 
 /** A restore drill of a snapshot of the VM that is open (SnapshotTable asked first). */

@@ -1,6 +1,7 @@
 import { useEffect, useId, useRef, useState } from "react";
 
 import type {
+  DrillRecord,
   ExportEntry,
   ExportRemoval,
   JobView,
@@ -41,6 +42,8 @@ export function ExportsView({
   onPrune,
   onAddTarget,
   jobs,
+  drillsOf,
+  onDrill,
 }: {
   exports: readonly TargetExports[];
   loading: boolean;
@@ -55,8 +58,13 @@ export function ExportsView({
   onAddTarget: () => void;
   /** The app's jobs: a verify that ends reloads the list, so its result shows on its row. */
   jobs: Readonly<Record<string, JobView>>;
+  /** Every restore drill, newest first (read again when a drill job ends). */
+  drillsOf: () => Promise<readonly DrillRecord[]>;
+  /** Boots the export in a throwaway VM on its VM's host. */
+  onDrill: (target: string, entry: ExportEntry) => void;
 }) {
   useEffect(onLoad, []);
+  const drilled = useExportDrills(drillsOf, jobs);
   const verifies = Object.values(jobs).filter((j) => j.kind === "verify");
   // By the export each running check is about (its title is words, free to change).
   const checking = new Set(
@@ -158,6 +166,7 @@ export function ExportsView({
                         {/* The title the API gives a verify job (api.ts, exports.verify). */}
                         {checking.has(`${t.target}\0${e.id}`) && <span className="hint"> checking now…</span>}
                         {e.reason !== null && <span className="sub hint">{e.reason}</span>}
+                        <ExportDrillMark record={drilled.get(`${t.target}\0${e.id}`)} />
                       </td>
                       <td className="actions">
                         <button
@@ -175,6 +184,12 @@ export function ExportsView({
                               onSelect: () => onVerify(t.target, e.id),
                               disabled: busy || e.state === "partial",
                               why: "Still being written: nothing to verify yet",
+                            },
+                            {
+                              label: "Restore drill",
+                              onSelect: () => onDrill(t.target, e),
+                              disabled: busy || e.state !== "verified" || e.manifest === null,
+                              why: "Only a verified export is drilled",
                             },
                             {
                               label: "Remove…",
@@ -494,5 +509,48 @@ function DefinitionNotes({ definition }: { definition: NonNullable<RestorePlan["
         ))}
       </ul>
     </div>
+  );
+}
+
+/** The newest drill of each export, by target and id; read again when a drill job ends. */
+function useExportDrills(
+  drillsOf: () => Promise<readonly DrillRecord[]>,
+  jobs: Readonly<Record<string, JobView>>,
+): ReadonlyMap<string, DrillRecord> {
+  const [drills, setDrills] = useState<readonly DrillRecord[]>([]);
+  const ended = Object.values(jobs).filter((j) => j.kind === "drill" && j.state !== "running").length;
+  useEffect(() => {
+    let live = true;
+    drillsOf()
+      .then((list) => live && setDrills(list))
+      .catch(() => undefined);
+    return () => {
+      live = false;
+    };
+  }, [ended]);
+  const by = new Map<string, DrillRecord>();
+  for (const r of drills) {
+    const key = r.source.kind === "export" ? `${r.source.target}\0${r.source.export}` : null;
+    if (key !== null && !by.has(key)) {
+      by.set(key, r);
+    }
+  }
+  return by;
+}
+
+/** "booted in 34 s" or "drill failed", under an export a restore drill booted (or could not). */
+function ExportDrillMark({ record }: { record: DrillRecord | undefined }) {
+  if (record === undefined) {
+    return null;
+  }
+  return (
+    <span
+      className={`sub ${record.passed ? "drill-ok-text" : "drill-bad-text"}`}
+      title={record.reason ?? `Drilled ${formatTime(record.finishedAt)}`}
+    >
+      {record.passed
+        ? `booted in a drill, ${record.bootSeconds ?? "?"} s (${formatTime(record.finishedAt)})`
+        : `drill failed (${formatTime(record.finishedAt)})`}
+    </span>
   );
 }

@@ -28,6 +28,7 @@ describe("restore drills in Chromium", () => {
   const work = mkdtempSync(join(tmpdir(), "snapkeep-uid-"));
   const home = join(work, "home");
   let server: ChildProcess | undefined;
+  let exportId = "";
   let browser: Browser;
   let page: Page;
   const errors: string[] = [];
@@ -40,15 +41,28 @@ describe("restore drills in Chromium", () => {
     const env = { ...process.env, SNAPKEEP_HOME: home };
     const bin = join(repo, "bin/snapkeep.js");
     execFileSync("node", [bin, "snapshot", "create", `local/${vmName}`, "--name", "sunday"], { env });
-    // Nothing on the disk boots: the drill fails after its minute, with SeaBIOS' screen as evidence.
-    try {
-      execFileSync("node", [bin, "drill", `local/${vmName}`, "sunday", "--timeout", "1m"], {
+    // Nothing on the disk boots: the drills (of the snapshot, then of its export on a folder
+    // target) fail after their minute, with SeaBIOS' screen as evidence.
+    execFileSync("node", [bin, "target", "add", "shelf", "--dir", join(work, "shelf")], { env });
+    const exported = execFileSync(
+      "node",
+      [bin, "export", `local/${vmName}`, "sunday", "--to", "shelf", "--json"],
+      {
         env,
-        stdio: "pipe",
-      });
-      throw new Error("a drill of a disk with no OS passed");
-    } catch (error) {
-      expect((error as { status?: number }).status).toBe(1);
+        encoding: "utf8",
+      },
+    );
+    exportId = (JSON.parse(exported) as { id: string }).id;
+    for (const what of [["sunday"], [exportId, "--export", "shelf"]]) {
+      try {
+        execFileSync("node", [bin, "drill", `local/${vmName}`, ...what, "--timeout", "1m"], {
+          env,
+          stdio: "pipe",
+        });
+        throw new Error("a drill of a disk with no OS passed");
+      } catch (error) {
+        expect((error as { status?: number }).status).toBe(1);
+      }
     }
     let url: string;
     ({ server, url } = await startServe(repo, home));
@@ -60,7 +74,7 @@ describe("restore drills in Chromium", () => {
       void d.dismiss();
     });
     await page.goto(url);
-  }, 300_000);
+  }, 600_000);
 
   afterAll(async () => {
     await browser?.close();
@@ -85,7 +99,7 @@ describe("restore drills in Chromium", () => {
     const snapshotRow = page.locator("table.snapshots tbody tr", { hasText: "sunday" });
     await snapshotRow.locator(".badge.drill-bad", { hasText: "drill failed" }).waitFor();
     const drills = page.getByRole("region", { name: "Restore drills" });
-    const drill = drills.locator("tbody tr").first();
+    const drill = drills.locator("tbody tr", { hasText: "snapshot sunday" });
     await expect(drill.locator("td.drill-failed").textContent()).resolves.toMatch(
       /Failed: The restored VM's guest agent did not answer within 1 min/,
     );
@@ -99,11 +113,19 @@ describe("restore drills in Chromium", () => {
     await page.screenshot({ path: join(shots, "drill-screenshot.png") });
     await dialog.getByRole("button", { name: "Close" }).click();
     await dialog.waitFor({ state: "detached" });
+
+    // The export's drill is said on its row in the Exports view.
+    await page.getByRole("button", { name: "Exports" }).click();
+    const exportRow = page.locator(`tr[data-export="${exportId}"]`);
+    await exportRow.locator(".drill-bad-text", { hasText: "drill failed" }).waitFor({ timeout: 30_000 });
+    await page.screenshot({ path: join(shots, "drill-exports.png") });
+    await page.getByRole("button", { name: "Virtual machines" }).click();
     expect(errors).toEqual([]);
   }, 120_000);
 
   it("starts a drill from a snapshot's menu as a job; cancelling it leaves nothing and no verdict", async () => {
     const serverPid = server?.pid ?? 0;
+    await page.locator(".vm", { hasText: vmName }).click();
     const row = page.locator("table.snapshots tbody tr", { hasText: "sunday" });
     await row.getByRole("button", { name: "Actions for sunday" }).click();
     await page.getByRole("menuitem", { name: "Restore drill…" }).click();
@@ -132,8 +154,8 @@ describe("restore drills in Chromium", () => {
       env: { ...process.env, SNAPKEEP_HOME: home },
       encoding: "utf8",
     });
-    expect((JSON.parse(listed) as { passed: boolean }[]).map((r) => r.passed)).toEqual([false]);
-    expect(readdirSync(join(home, "drills"))).toHaveLength(1);
+    expect((JSON.parse(listed) as { passed: boolean }[]).map((r) => r.passed)).toEqual([false, false]);
+    expect(readdirSync(join(home, "drills"))).toHaveLength(2);
     expect(virsh("domstate", "--domain", vmName).trim()).toBe("shut off");
     expect(errors).toEqual([]);
   }, 300_000);

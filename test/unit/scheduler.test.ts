@@ -43,6 +43,8 @@ class FakeWork implements ScheduleWork {
   /** Copies: what each schedule owes, whether the target answers, each copy sent, and a gate. */
   readonly owed = new Map<string, string>();
   targetDown = false;
+  /** How the copies' restore drills go (null: none drilled). */
+  drillPasses: boolean | null = null;
   copyHold = false;
   readonly copies: { id: string; tag: string; at: number }[] = [];
   readonly copyingNow: Schedule[] = [];
@@ -134,7 +136,12 @@ class FakeWork implements ScheduleWork {
       if (this.owed.get(schedule.id) === tag) {
         this.owed.delete(schedule.id);
       }
-      const copy = { ...base, exportId: `export-${tag}`, bytesSent: 100, resumed: false, failure: null };
+      const exportId = `export-${tag}`;
+      const drilled =
+        this.drillPasses === null
+          ? null
+          : { id: null, exportId, passed: this.drillPasses, reason: this.drillPasses ? null : "no agent" };
+      const copy = { ...base, exportId, bytesSent: 100, resumed: false, failure: null, drilled };
       return { copy, pruned: [], held: [], pruneError: null };
     } finally {
       this.copyingNow.splice(this.copyingNow.indexOf(schedule), 1);
@@ -501,6 +508,29 @@ describe("Scheduler", () => {
       await clock.advance(10 * 60 * 60_000);
       expect(work.copies).toHaveLength(10);
       expect(work.runs).toHaveLength(1); // no run was due meanwhile: the copy did not wait for one
+      await scheduler.stop();
+    });
+
+    it("raises a failing restore drill of the copies once, and says when a drill passes again", async () => {
+      const work = new FakeWork();
+      work.drillPasses = false;
+      work.schedules = [makeSchedule("aaaaaaa1", copyTo("nas"))];
+      const { clock, events, scheduler } = setup(work);
+      await scheduler.start();
+      await clock.advance(30 * 60_000); // three more runs and copies, each drilled and failing
+      expect(work.copies.length).toBeGreaterThan(1);
+      const failed = events.filter((e) => e.type === "drill-failed");
+      expect(failed).toHaveLength(1);
+      expect(failed[0]).toMatchObject({
+        target: "nas",
+        message: "no agent",
+        exportId: `export-${work.copies[0]?.tag ?? ""}`,
+      });
+      expect(events.filter((e) => e.type === "drill-passed")).toHaveLength(0);
+      work.drillPasses = true;
+      await clock.advance(30 * 60_000);
+      expect(events.filter((e) => e.type === "drill-passed")).toHaveLength(1);
+      expect(events.filter((e) => e.type === "drill-failed")).toHaveLength(1);
       await scheduler.stop();
     });
 

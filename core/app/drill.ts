@@ -260,7 +260,7 @@ export class Drills {
     }
     const planned = await planImport(this.deps, run);
     const disks = planned.plan.disks.map((d) => ({ target: d.target, file: d.file }));
-    const built = this.#definition(planned.definitionXml ?? "", name, disks, id);
+    const built = this.#definition(planned.definitionXml ?? "", name, disks, id, folder);
     const room = await this.#room(planned.libvirt, dir, on, built.memoryMiB, planned.plan.bytes);
     return {
       plan: {
@@ -317,7 +317,7 @@ export class Drills {
         },
       )
     ).stdout;
-    const built = this.#definition(definitionXml, name, disks, id);
+    const built = this.#definition(definitionXml, name, disks, id, folder);
     const room = await this.#room(libvirt, dir, on, built.memoryMiB, bytes);
     if (room.freeBytes < bytes) {
       throw new SnapkeepError(
@@ -374,13 +374,18 @@ export class Drills {
     name: string,
     disks: readonly { readonly target: string; readonly file: string }[],
     id: string,
+    folder: string,
   ): { definition: (until: Date) => string; dropped: readonly DefinitionNote[]; memoryMiB: number } {
     const build = (until: Date): RestoredDefinition =>
       buildRestoredDefinition(xml, {
         name,
         disks: new Map(disks.map((d) => [d.target, d.file])),
         host: { networks: [], bridges: [] },
-        isolate: { network: name, marker: { namespace: DRILL_NAMESPACE, attributes: markerOf(id, until) } },
+        isolate: {
+          network: name,
+          nvram: nvramOf(folder),
+          marker: { namespace: DRILL_NAMESPACE, attributes: markerOf(id, until) },
+        },
       });
     const built = build(this.deps.now());
     return {
@@ -442,6 +447,11 @@ function snapshotImages(
     }
     return { disk, image, file: `${folder}/${image.target}.qcow2` };
   });
+}
+
+/** A UEFI VM's variable store during a drill: in its folder, so it goes with it. */
+function nvramOf(folder: string): string {
+  return `${folder}/VARS.fd`;
 }
 
 /** Namespace of the marker on a drill's throwaway VM. */
@@ -558,10 +568,7 @@ async function runTrial(
     const until = later(now(), plan.timeoutSeconds * 1000 + LEFTOVER_GRACE_MS);
     await register(libvirt, plan.id, plan.folder, until);
     const xml = prepared.definition(until);
-    requireOnlyImportedPaths(
-      xml,
-      plan.disks.map((d) => d.file),
-    );
+    requireOnlyImportedPaths(xml, [...plan.disks.map((d) => d.file), nvramOf(plan.folder)]);
     step("Making the isolated network");
     await createFromXml(libvirt, "net-create", drillNetworkXml(name, drillBridge(plan.id)));
     step("Starting the throwaway VM");

@@ -53,7 +53,7 @@ function drillLeftovers(id: string): string[] {
 }
 
 /** A persistent VM of the test's (lab marker, so TestVms removes it) booting the drill guest's disk. */
-function defineDebianVm(name: string, owner: string, image: string): void {
+function defineDebianVm(name: string, owner: string, image: string, uefi = false): void {
   const xml = `<domain type='qemu'>
   <name>${name}</name>
   <metadata>
@@ -63,7 +63,7 @@ function defineDebianVm(name: string, owner: string, image: string): void {
   </metadata>
   <memory unit='MiB'>512</memory>
   <vcpu>1</vcpu>
-  <os><type arch='x86_64' machine='pc'>hvm</type></os>
+  ${uefi ? "<os firmware='efi'><type arch='x86_64' machine='q35'>hvm</type></os>" : "<os><type arch='x86_64' machine='pc'>hvm</type></os>"}
   <features><acpi/></features>
   <devices>
     <disk type='file' device='disk'>
@@ -350,6 +350,25 @@ describe("snapkeep drill: a backup restored into a throwaway VM on an isolated n
       expect(records).toHaveLength(1);
       expect(records[0]).toMatchObject({ passed: true, source: { kind: "export", target: "nas" } });
       expect(drillLeftovers(records[0]?.id ?? "")).toEqual([]);
+    },
+  );
+
+  it(
+    "keeps a UEFI VM's firmware variables in the drill's folder: nothing of it stays in libvirt's",
+    { timeout: 600_000 },
+    () => {
+      const vm = `sk-drill-efi-${uniqueSuffix()}`;
+      const image = join(TEST_IMAGE_DIR, `${vm}.qcow2`);
+      execFileSync("qemu-img", ["create", "-q", "-f", "qcow2", image, "64M"]);
+      defineDebianVm(vm, vms.owner, image, true);
+      expect(cli(home, "snapshot", "create", `here/${vm}`, "--name", "efi").code).toBe(0);
+      const drilled = cli(home, "drill", `here/${vm}`, "efi", "--timeout", "1m", "--json");
+      expect(drilled.code).toBe(1);
+      const { record } = outcomeOf(drilled);
+      expect(record).toMatchObject({ passed: false, screenshot: true });
+      const id = record?.id ?? "";
+      expect(drillLeftovers(id)).toEqual([]);
+      expect(existsSync(`/var/lib/libvirt/qemu/nvram/snapkeep-drill-${id}_VARS.fd`)).toBe(false);
     },
   );
 });

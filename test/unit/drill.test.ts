@@ -149,6 +149,7 @@ describe("a drill's throwaway VM definition", () => {
     host: { networks: ["default"], bridges: ["br0"] },
     isolate: {
       network: "snapkeep-drill-0123456789ab",
+      nvram: "/var/lib/libvirt/images/.snapkeep-drill-0123456789ab/VARS.fd",
       marker: {
         namespace: "https://snapkeep.dev/xmlns/drill/1",
         attributes: markerOf("0123456789ab", new Date("2026-12-07T06:00:00Z"), {
@@ -181,6 +182,7 @@ describe("a drill's throwaway VM definition", () => {
     expect(built.xml).toContain("<model type='vga'/>");
     expect(built.xml).toContain("<target type='virtio' name='org.qemu.guest_agent.0'/>");
     expect(built.xml).not.toContain("/boot/vmlinuz");
+    expect(built.xml).not.toContain("<nvram"); // BIOS: no variable store
     const marker = parseMarker(built.xml);
     expect(marker).toEqual({
       id: "0123456789ab",
@@ -200,7 +202,8 @@ describe("a drill's throwaway VM definition", () => {
   });
 
   it("keeps an agent channel and a screen the VM had, once", () => {
-    const xml = `<domain type='kvm'><name>db</name><memory>786432</memory><devices>
+    const xml = `<domain type='kvm'><name>db</name><memory>786432</memory>
+      <os><type arch='x86_64' machine='q35'>hvm</type><loader readonly='yes' type='pflash'>/usr/share/OVMF/OVMF_CODE.fd</loader><nvram>/var/lib/libvirt/qemu/nvram/db_VARS.fd</nvram></os><devices>
       <disk type='file' device='disk'><source file='/i/db.qcow2'/><target dev='vda'/></disk>
       <channel type='unix'><target type='virtio' name='org.qemu.guest_agent.0'/></channel>
       <video><model type='virtio'/></video></devices></domain>`;
@@ -210,6 +213,7 @@ describe("a drill's throwaway VM definition", () => {
       host: { networks: [], bridges: [] },
       isolate: {
         network: "n",
+        nvram: "/x/.snapkeep-drill-0123456789ab/VARS.fd",
         marker: { namespace: "https://snapkeep.dev/xmlns/drill/1", attributes: { id: "0123456789ab" } },
       },
     }).xml;
@@ -217,6 +221,11 @@ describe("a drill's throwaway VM definition", () => {
     expect(again.match(/<video>/g)).toHaveLength(1);
     expect(again).toContain("<model type='virtio'/>");
     expect(memoryMiBOf(again)).toBe(768);
+    // A UEFI VM's variable store lives in the drill's folder (a transient VM's store in libvirt's
+    // own folder outlives it), and goes with it.
+    expect(again).toContain("<os firmware='efi'>");
+    expect(again).toContain("<nvram>/x/.snapkeep-drill-0123456789ab/VARS.fd</nvram>");
+    expect(again).not.toMatch(/db_VARS|OVMF_CODE/);
   });
 });
 

@@ -43,6 +43,12 @@ export interface RestoreOptions {
 export interface DrillIsolation {
   readonly network: string;
   /**
+   * A UEFI VM's variable store, in the drill's own folder: libvirt makes it from this host's
+   * template there (a transient VM's store in libvirt's folder outlives the VM), and the
+   * teardown removes it with the folder.
+   */
+  readonly nvram: string;
+  /**
    * Written into <metadata> as <drill:drill> with these attributes: the drill's id, the process
    * that runs it and when a leftover of it may be swept.
    */
@@ -892,6 +898,10 @@ function restoreOs(os: OrderedNode, context: Context): XmlElement {
         "it is a file of the original host; libvirt makes a fresh store from this host's template " +
         "(boot entries and keys saved in the firmware start from the defaults)",
     });
+  }
+  const isolate = context.options.isolate;
+  if (uefi && isolate !== undefined) {
+    restored.push(element("nvram", {}, [], isolate.nvram));
   }
   return element(
     "os",

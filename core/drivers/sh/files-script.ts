@@ -43,7 +43,7 @@ export const FILES_SCRIPT = [
   '  owner=$(cat "$d/owner" 2>/dev/null || true)',
   '  if [ -n "$owner" ] && kill -0 "$owner" 2>/dev/null; then continue; fi',
   '  nbd=$(cat "$d/nbd.pid" 2>/dev/null || true)',
-  '  if [ -n "$nbd" ] && tr "\\0" "\\n" < "/proc/$nbd/cmdline" 2>/dev/null | grep -qxF -- "--socket=$d/nbd.sock"; then',
+  '  if [ -n "$nbd" ] && tr "\\0" "\\n" < "/proc/$nbd/cmdline" 2>/dev/null | grep -qxF -e "--socket=$d/nbd.sock" -e "addr.type=unix,addr.path=$d/nbd.sock"; then',
   '    kill "$nbd" 2>/dev/null',
   "  fi",
   '  rm -rf -- "$d"',
@@ -63,6 +63,11 @@ export const FILES_SCRIPT = [
   "  command -v qemu-nbd >/dev/null 2>&1 || exit 21",
   '  qemu-nbd --read-only --fork --persistent --shared=4 --pid-file="$dir/nbd.pid" --socket="$dir/nbd.sock" -l "$3" --image-opts "$2" || exit 22',
   '  add="add-drive \\"\\" protocol:nbd server:unix:$dir/nbd.sock format:raw readonly:true"',
+  'elif [ "$1" = chain ]; then',
+  "  command -v qemu-storage-daemon >/dev/null 2>&1 || exit 21",
+  "  shift",
+  '  qemu-storage-daemon --daemonize --pidfile "$dir/nbd.pid" "$@" --nbd-server "addr.type=unix,addr.path=$dir/nbd.sock" --export type=nbd,id=top,node-name=l0,name=top,writable=off || exit 22',
+  '  add="add-drive \\"top\\" protocol:nbd server:unix:$dir/nbd.sock format:raw readonly:true"',
   "else",
   "  add=$2",
   "fi",
@@ -82,7 +87,13 @@ export type FilesSource =
       readonly snapshotId: string;
       readonly snapshotTag: string;
     }
-  | { readonly kind: "block"; readonly device: string };
+  | { readonly kind: "block"; readonly device: string }
+  /**
+   * An export's image chain, each link an NBD export of this computer's server (its images where
+   * they are): the chain is spelled out link by link, so no backing name in a target's bytes is
+   * ever followed.
+   */
+  | { readonly kind: "chain"; readonly socket: string; readonly links: number };
 
 /**
  * The script's argv. A block device's add-drive line is built here, its path quoted for guestfish
@@ -100,7 +111,50 @@ export function filesSessionArgs(source: FilesSource, addDriveLine: (device: str
       `snapshot.id=${qemuValue(source.snapshotId)},snapshot.name=${qemuValue(source.snapshotTag)}`,
     ];
   }
+  if (source.kind === "chain") {
+    return [
+      "sh",
+      "-c",
+      FILES_SCRIPT,
+      "snapkeep-files",
+      "chain",
+      ...chainBlockdevArgs(source.socket, source.links),
+    ];
+  }
   return ["sh", "-c", FILES_SCRIPT, "snapkeep-files", "block", addDriveLine(source.device)];
+}
+
+/**
+ * qemu-storage-daemon's nodes for a chain of `links` qcow2 images served as NBD exports "0" (the
+ * newest) to "links - 1" (the full one at its base) by Snapkeep's server at `socket`: `l0` is the
+ * image to browse. Each link's backing is the next link's node, named, and the last one's none
+ * (`null`), whatever the headers say: QEMU never follows (nor even works out) a backing file name
+ * from a target's bytes. (qemu-nbd cannot name a node as a backing: given options for a backing
+ * it still resolves the header's name, which fails on NBD and would open an absolute host path.)
+ */
+export function chainBlockdevArgs(socket: string, links: number): string[] {
+  if (!Number.isInteger(links) || links < 1 || links > 64) {
+    throw new RangeError(`a chain of ${links} links`);
+  }
+  const args: string[] = [];
+  for (let i = links - 1; i >= 0; i--) {
+    const file = {
+      driver: "nbd",
+      "node-name": `f${i}`,
+      server: { type: "unix", path: socket },
+      export: String(i),
+      "read-only": true,
+    };
+    const link = {
+      driver: "qcow2",
+      "node-name": `l${i}`,
+      file: `f${i}`,
+      backing: i + 1 < links ? `l${i + 1}` : null,
+      "read-only": true,
+    };
+    args.push("--blockdev", JSON.stringify(file), "--blockdev", JSON.stringify(link));
+  }
+  return args;
 }
 
 /** The exit codes above, in words with what to install. */
@@ -109,9 +163,9 @@ export function filesScriptProblem(code: number | null): string | null {
     case 20:
       return "guestfish is not installed";
     case 21:
-      return "qemu-nbd is not installed";
+      return "qemu-nbd (or qemu-storage-daemon, for an export) is not installed";
     case 22:
-      return "qemu-nbd could not open the snapshot";
+      return "QEMU could not open the snapshot (or the export's images)";
     case 23:
       return "its browse folder under /var/tmp is not a folder of its own (someone else made that name first)";
     default:

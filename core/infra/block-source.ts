@@ -214,12 +214,7 @@ export class RemoteBlockReader {
       const at = Buffer.concat([overlap, chunk]).indexOf(marker);
       const position = at < 0 ? -1 : this.#bytes - chunk.length - overlap.length + at;
       if (position >= 0 && position < head.expected) {
-        this.#fail(
-          new SnapkeepError(
-            "VERIFY_FAILED",
-            `An image of the export became shorter on ${this.runner.label} while it was read.`,
-          ),
-        );
+        this.#fail(this.#shorter());
         return;
       }
       if (this.#bytes < head.expected + marker.length) {
@@ -246,6 +241,13 @@ export class RemoteBlockReader {
       buffer = buffer.subarray(marker.length);
       this.#started = true;
     }
+    this.#frames(buffer);
+  }
+
+  /** Answers taken off `buffer` in order; what is left waits for more bytes. */
+  #frames(start: Buffer): void {
+    const marker = this.#marker;
+    let buffer = start;
     for (;;) {
       const next = this.#queue[0];
       if (next === undefined) {
@@ -259,12 +261,7 @@ export class RemoteBlockReader {
       const end = next.expected + marker.length;
       const early = buffer.subarray(0, Math.min(buffer.length, end - 1)).indexOf(marker);
       if (early >= 0 && early < next.expected) {
-        this.#fail(
-          new SnapkeepError(
-            "VERIFY_FAILED",
-            `An image of the export became shorter on ${this.runner.label} while it was read.`,
-          ),
-        );
+        this.#fail(this.#shorter());
         return;
       }
       if (buffer.length < end) {
@@ -287,6 +284,13 @@ export class RemoteBlockReader {
       this.#arm();
       next.resolve(data);
     }
+  }
+
+  #shorter(): SnapkeepError {
+    return new SnapkeepError(
+      "VERIFY_FAILED",
+      `An image of the export became shorter on ${this.runner.label} while it was read.`,
+    );
   }
 
   /** The last `n` bytes received and not yet framed. */

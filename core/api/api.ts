@@ -492,7 +492,14 @@ function handlers(
     "library.delete": (p) => library.deleteArtifact(p.kind, p.host, p.name, false),
 
     "files.open": (p) =>
-      filesOf(context).open({ host: p.host, vm: p.vm, snapshot: p.snapshot, disk: p.disk, fs: p.fs }),
+      filesOf(context).open({
+        host: p.host,
+        vm: p.vm,
+        snapshot: p.snapshot,
+        export: p.export,
+        disk: p.disk,
+        fs: p.fs,
+      }),
     "files.list": (p) => filesOf(context).browse(p.session, p.path),
     "files.download": async (p) => {
       const t = await filesOf(context).ticket(p.session, p.path);

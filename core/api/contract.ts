@@ -311,16 +311,22 @@ export const methods = {
   "exports.planRestore": restore,
   "exports.restore": restore,
 
-  "files.open": z.object({
-    ...hostVm,
-    snapshot,
-    disk: disk.optional(),
-    fs: z
-      .string()
-      .regex(/^\/dev\/[\w./+-]{1,200}$/)
-      .describe("file system device")
-      .optional(),
-  }),
+  "files.open": z
+    .object({
+      ...hostVm,
+      snapshot: snapshot.optional(),
+      /** An export of the VM on a target, read where it is. */
+      export: z.object({ target: targetName, id: exportId }).optional(),
+      disk: disk.optional(),
+      fs: z
+        .string()
+        .regex(/^\/dev\/[\w./+-]{1,200}$/)
+        .describe("file system device")
+        .optional(),
+    })
+    .refine((p) => (p.snapshot === undefined) !== (p.export === undefined), {
+      message: "Browse a snapshot or an export, one of them",
+    }),
   "files.list": z.object({ session: browseSession, path: guestPath }),
   "files.download": z.object({ session: browseSession, path: guestPath }),
   "files.close": z.object({ session: browseSession }),

@@ -50,8 +50,8 @@ export function openCoreContext(options: CoreContextOptions): CoreContext {
   }
   const modules = openVmModules({ store, ssh, now });
   const targets = new Targets({ store, ssh });
-  const files = new Files({ ...modules, now });
   const exports = new Exports({ ...modules, targets, now, sealKey: () => openSealKey(home) });
+  const files = new Files({ ...modules, now, targets, exports });
   const drills = new Drills({ ...modules, targets, exports, now, home });
   return {
     ...modules,

@@ -32,7 +32,10 @@ import { filesScriptProblem, filesSessionArgs, type FilesSource } from "../drive
 import { SnapkeepError } from "../errors.js";
 import { createNewFile } from "../infra/new-file.js";
 import type { CommandRunner, RunResult } from "../infra/runner/types.js";
+import type { Exports } from "./exports/exports.js";
+import { openExportBrowse } from "./files-export.js";
 import type { Hosts } from "./hosts.js";
+import type { Targets } from "./targets.js";
 import type { Vms } from "./vms.js";
 
 /** A file or folder a fetch sends: its name on this computer, and its size when known. */
@@ -76,6 +79,9 @@ export class GuestFilesSession {
   #ended: Promise<RunResult>;
   #endError: unknown = null;
 
+  #onClose: (() => Promise<void>) | undefined;
+  #describe: (() => string | null) | undefined;
+
   private constructor(
     private readonly runner: CommandRunner,
     source: FilesSource,
@@ -102,9 +108,18 @@ export class GuestFilesSession {
   static async open(
     runner: CommandRunner,
     source: FilesSource,
-    options: { fs?: string | undefined; signal?: AbortSignal | undefined } = {},
+    options: {
+      fs?: string | undefined;
+      signal?: AbortSignal | undefined;
+      /** Run once the session has ended (what served it stops). */
+      onClose?: () => Promise<void>;
+      /** Why the disk could not be read, when something serving it knows better than libguestfs. */
+      describe?: () => string | null;
+    } = {},
   ): Promise<{ session: GuestFilesSession; mounted: Mounted }> {
     const session = new GuestFilesSession(runner, source, options.signal);
+    session.#onClose = options.onClose;
+    session.#describe = options.describe;
     try {
       const timer = setTimeout(
         () =>
@@ -217,6 +232,9 @@ export class GuestFilesSession {
     } catch {
       // Its error, if any, was given to whatever was waiting.
     }
+    const onClose = this.#onClose;
+    this.#onClose = undefined;
+    await onClose?.();
   }
 
   // ---- internals ----------------------------------------------------------------------------------
@@ -378,10 +396,14 @@ export class GuestFilesSession {
 
   /** Why the session ended, in words: its own exit codes, libguestfs' last error, or a plain end. */
   #problem(result: RunResult): SnapkeepError {
+    const served = this.#describe?.() ?? null;
+    if (served !== null) {
+      return new SnapkeepError("COMMAND_FAILED", `The file browse stopped: ${served}.`);
+    }
     const missing = filesScriptProblem(result.code);
     if (result.code === 20 || result.code === 21) {
       return new SnapkeepError("TOOL_MISSING", `${missing} on ${this.runner.label}.`, {
-        hint: "Install libguestfs-tools there (Debian/Ubuntu: apt-get install libguestfs-tools linux-image-amd64; Fedora: dnf install guestfs-tools).",
+        hint: "Install libguestfs-tools and QEMU there (Debian/Ubuntu: apt-get install libguestfs-tools linux-image-amd64 qemu-utils qemu-system-common; Fedora: dnf install guestfs-tools qemu-img qemu-storage-daemon).",
       });
     }
     const said = this.#stderr
@@ -478,7 +500,10 @@ export function filesSourceOf(
 export interface FilesRequest {
   readonly host: string;
   readonly vm: string;
-  readonly snapshot: string;
+  /** A snapshot of the VM (on its host)... */
+  readonly snapshot?: string | undefined;
+  /** ...or an export of it on a target, read there. */
+  readonly export?: { readonly target: string; readonly id: string } | undefined;
   readonly disk?: string | undefined;
   /** A file system of the disk to mount at / (a device libguestfs names), instead of the guest's layout. */
   readonly fs?: string | undefined;
@@ -488,7 +513,14 @@ export interface FilesRequest {
 /** `files ls` and `files get`: one browse session per call, closed when it is done. */
 export class Files {
   constructor(
-    private readonly deps: { readonly vms: Vms; readonly hosts: Hosts; readonly now: () => Date },
+    private readonly deps: {
+      readonly vms: Vms;
+      readonly hosts: Hosts;
+      readonly now: () => Date;
+      /** For browsing exports where they are; without them only snapshots can be browsed. */
+      readonly targets?: Targets;
+      readonly exports?: Exports;
+    },
   ) {}
 
   async list(
@@ -634,8 +666,24 @@ export class Files {
   }
 
   async #open(request: FilesRequest): Promise<{ session: GuestFilesSession; opened: FilesOpened }> {
+    if ((request.snapshot === undefined) === (request.export === undefined)) {
+      throw new SnapkeepError(
+        "INVALID_INPUT",
+        "Say what to browse: a SNAPSHOT of the VM, or --export TARGET ID.",
+      );
+    }
+    if (request.export !== undefined) {
+      const { targets, exports } = this.deps;
+      if (targets === undefined || exports === undefined) {
+        throw new SnapkeepError("INVALID_INPUT", "Exports cannot be browsed here.");
+      }
+      return openExportBrowse(
+        { targets, exports },
+        { ...request.export, vm: request.vm, disk: request.disk, fs: request.fs, signal: request.signal },
+      );
+    }
     const vm = await this.deps.vms.get(request.host, request.vm);
-    const { snapshot, disk, source } = filesSourceOf(vm, request.snapshot, request.disk);
+    const { snapshot, disk, source } = filesSourceOf(vm, request.snapshot ?? "", request.disk);
     const runner = this.deps.hosts.libvirt(request.host).runner;
     const { session, mounted } = await GuestFilesSession.open(runner, source, {
       fs: request.fs,

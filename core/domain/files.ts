@@ -30,6 +30,8 @@ export interface FilesOpened {
   readonly snapshot: string;
   readonly disk: string;
   readonly mounts: readonly GuestMount[];
+  /** Set when the files are an export's on a target (read there): which, and how many images it took. */
+  readonly export?: { readonly target: string; readonly id: string; readonly links: number };
 }
 
 /** "drwxr-xr-x" from st_mode. */

@@ -8,7 +8,7 @@ import { ErrorBox } from "./ErrorBox.js";
 import { useConfirm } from "./Confirm.js";
 import { ExportsView, RestoreWizard } from "./ExportsView.js";
 import { ExportWizard } from "./ExportWizard.js";
-import { FilesBrowser } from "./FilesBrowser.js";
+import { FilesBrowser, type BrowseSource } from "./FilesBrowser.js";
 import { FirstRun } from "./FirstRun.js";
 import { JobsPanel } from "./JobsPanel.js";
 import { LibraryView } from "./LibraryView.js";
@@ -44,7 +44,8 @@ type Open =
   | { kind: "files"; snapshot: Snapshot }
   | { kind: "new-vm"; host: string; template: string }
   | { kind: "attach"; host: string; volume: string }
-  | { kind: "restore"; target: string; entry: ExportEntry };
+  | { kind: "restore"; target: string; entry: ExportEntry }
+  | { kind: "export-files"; target: string; entry: ExportEntry };
 
 /** Removing and pruning exports, each asked first as a dry run (the dialog shows the plan). */
 function removals(state: ReturnType<AppStore["getState"]>) {
@@ -241,6 +242,7 @@ export function App({ store }: { store: AppStore }) {
                 void state.startJob("Starting the check", "exports.verify", { target, export: exportId })
               }
               onRestore={(target, entry) => setOpen({ kind: "restore", target, entry })}
+              onBrowseFiles={(target, entry) => setOpen({ kind: "export-files", target, entry })}
               {...removals(state)}
               {...exportDrills(state)}
               jobs={state.jobs}
@@ -343,9 +345,7 @@ export function App({ store }: { store: AppStore }) {
           }}
         />
       )}
-      {open?.kind === "files" && state.vm !== null && (
-        <FilesBrowser vm={state.vm} snapshot={open.snapshot} request={state.request} onClose={close} />
-      )}
+      {filesDialog(open, state, close)}
       {open?.kind === "new-vm" && (
         <NewVmWizard {...wizardActions} host={open.host} template={open.template} />
       )}
@@ -395,4 +395,15 @@ function startDrill(state: AppState, snapshot: Snapshot): Promise<unknown> {
         vm: vm.name,
         snapshot: snapshot.tag,
       });
+}
+
+/** The file browser, when one is open: on a snapshot of the VM shown, or on an export. */
+function filesDialog(open: Open | null, state: AppState, close: () => void) {
+  const source: BrowseSource | null =
+    open?.kind === "files" && state.vm !== null
+      ? { kind: "snapshot", vm: state.vm, snapshot: open.snapshot }
+      : open?.kind === "export-files"
+        ? { kind: "export", target: open.target, entry: open.entry }
+        : null;
+  return source === null ? null : <FilesBrowser source={source} request={state.request} onClose={close} />;
 }

@@ -38,6 +38,7 @@ export function ExportsView({
   onLoad,
   onVerify,
   onRestore,
+  onBrowseFiles,
   onRemove,
   onPrune,
   onAddTarget,
@@ -51,6 +52,8 @@ export function ExportsView({
   onLoad: () => void;
   onVerify: (target: string, exportId: string) => void;
   onRestore: (target: string, entry: ExportEntry) => void;
+  /** Opens the file browser on the export, read where it is. */
+  onBrowseFiles: (target: string, entry: ExportEntry) => void;
   /** Removes exports, or (dryRun) says what that would do; null when the call failed. */
   onRemove: (target: string, ids: readonly string[], dryRun: boolean) => Promise<ExportRemoval | null>;
   /** Keeps the newest `keep` exports of each VM on the target, or (dryRun) says what that would do. */
@@ -184,6 +187,12 @@ export function ExportsView({
                               onSelect: () => onVerify(t.target, e.id),
                               disabled: busy || e.state === "partial",
                               why: "Still being written: nothing to verify yet",
+                            },
+                            {
+                              label: "Browse files…",
+                              onSelect: () => onBrowseFiles(t.target, e),
+                              disabled: e.state === "partial" || e.state === "corrupt" || e.manifest === null,
+                              why: "Only a complete, undamaged export is browsed",
                             },
                             {
                               label: "Restore drill",

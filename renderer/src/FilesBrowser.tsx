@@ -2,6 +2,8 @@ import { useEffect, useId, useRef, useState } from "react";
 
 import type {
   ApiError,
+  ParamsIn,
+  ExportEntry,
   FilesOpened,
   GuestEntry,
   Snapshot,
@@ -14,38 +16,40 @@ import { Modal } from "./Modal.js";
 import { asApiError } from "./slices/types.js";
 import type { AppState } from "./store.js";
 
+/** What a file browser reads: a snapshot of a VM (on its host), or an export on a target (there). */
+export type BrowseSource =
+  | { readonly kind: "snapshot"; readonly vm: VmWithSnapshots; readonly snapshot: Snapshot }
+  | { readonly kind: "export"; readonly target: string; readonly entry: ExportEntry };
+
 /**
- * A snapshot's files, read-only (issue 19): choose the disk (and a file system when the disk has
- * several and no OS says how they mount), walk the folders, download a file as it is or a folder
- * as a .tar. One browse on the host stays open while the dialog is (its appliance starts once);
- * closing the dialog closes it.
+ * A snapshot's or an export's files, read-only (issue 19): choose the disk (and a file system
+ * when the disk has several and no OS says how they mount), walk the folders, download a file as
+ * it is or a folder as a .tar. One browse stays open while the dialog is (its appliance starts
+ * once); closing the dialog closes it. An export is read where it is, only what is shown crossing.
  */
 export function FilesBrowser({
-  vm,
-  snapshot,
+  source,
   request,
   onClose,
 }: {
-  vm: VmWithSnapshots;
-  snapshot: Snapshot;
+  source: BrowseSource;
   request: AppState["request"];
   onClose: () => void;
 }) {
   const title = useId();
-  const disks = snapshot.disks.map((d) => d.target);
+  const about = describeSource(source);
   const [disk, setDisk] = useState(
-    vm.disks.find((d) => d.role === "root" && disks.includes(d.target))?.target ?? disks[0] ?? "",
+    about.disks.find((d) => d.role === "root")?.target ?? about.disks[0]?.target ?? "",
   );
   const [fs, setFs] = useState<string | null>(null);
-  const browse = useBrowse(vm, snapshot, disk, fs, request);
+  const browse = useBrowse(about.params, disk, fs, request);
   const choices = fsChoices(browse.error);
   return (
     <Modal labelledBy={title} onClose={onClose} className="files-browser">
-      <h2 id={title}>
-        Files in “{snapshot.name}” of {vm.name}
-      </h2>
+      <h2 id={title}>{about.title}</h2>
       <p className="hint">
-        Read-only: nothing in the snapshot or the VM changes. Downloads come to this computer.
+        Read-only: nothing in the {source.kind === "snapshot" ? "snapshot or the VM" : "export"} changes.
+        Downloads come to this computer.
       </p>
       <div className="files-choose">
         <label>
@@ -57,9 +61,9 @@ export function FilesBrowser({
               setDisk(e.target.value);
             }}
           >
-            {disks.map((d) => (
-              <option key={d} value={d}>
-                {diskLabel(d, vm.disks.find((x) => x.target === d)?.role)}
+            {about.disks.map((d) => (
+              <option key={d.target} value={d.target}>
+                {diskLabel(d.target, d.role)}
               </option>
             ))}
           </select>
@@ -85,7 +89,7 @@ export function FilesBrowser({
       </div>
       {browse.state === "opening" && (
         <p className="empty" role="status">
-          Starting the file browser on {vm.host}… (a small VM reads the disk: seconds with KVM, longer
+          Starting the file browser {about.where}… (a small VM reads the disk: seconds with KVM, longer
           without)
         </p>
       )}
@@ -107,10 +111,38 @@ export function FilesBrowser({
 
 type Browse = ReturnType<typeof useBrowse>;
 
+/** The dialog's words and the browse's parameters for a source. */
+function describeSource(source: BrowseSource): {
+  title: string;
+  where: string;
+  disks: readonly { target: string; role: "root" | "additional" | undefined }[];
+  params: Omit<ParamsIn<"files.open">, "disk" | "fs">;
+} {
+  if (source.kind === "snapshot") {
+    const { vm, snapshot } = source;
+    return {
+      title: `Files in “${snapshot.name}” of ${vm.name}`,
+      where: `on ${vm.host}`,
+      disks: snapshot.disks.map((d) => ({
+        target: d.target,
+        role: vm.disks.find((x) => x.target === d.target)?.role,
+      })),
+      params: { host: vm.host, vm: vm.uuid, snapshot: snapshot.tag },
+    };
+  }
+  const { target, entry } = source;
+  const from = entry.manifest?.source;
+  return {
+    title: `Files in export ${entry.id} of ${entry.vmName} on ${target}`,
+    where: `here, reading the export on ${target}`,
+    disks: (entry.manifest?.disks ?? []).map((d) => ({ target: d.target, role: d.role })),
+    params: { host: from?.host ?? "", vm: from?.vm.uuid ?? entry.vmUuid, export: { target, id: entry.id } },
+  };
+}
+
 /** One open browse for the chosen disk and file system; the folder shown and its entries. */
 function useBrowse(
-  vm: VmWithSnapshots,
-  snapshot: Snapshot,
+  params: Omit<ParamsIn<"files.open">, "disk" | "fs">,
   disk: string,
   fs: string | null,
   request: AppState["request"],
@@ -131,9 +163,7 @@ function useBrowse(
     void (async () => {
       try {
         const answer = await request("files.open", {
-          host: vm.host,
-          vm: vm.uuid,
-          snapshot: snapshot.tag,
+          ...params,
           disk,
           ...(fs === null ? {} : { fs }),
         });
@@ -162,7 +192,7 @@ function useBrowse(
         session.current = null;
       }
     };
-  }, [vm.host, vm.uuid, snapshot.tag, disk, fs, request]);
+  }, [JSON.stringify(params), disk, fs, request]);
   const open = async (to: string): Promise<void> => {
     if (session.current === null) {
       return;

@@ -332,6 +332,139 @@ describe("files ls and files get on a snapshot's disk (libguestfs, read-only)", 
     );
   }, 300_000);
 
+  describe("an export, read where it is on its target", () => {
+    const ids: Record<string, { before: string; after: string }> = {};
+
+    beforeAll(() => {
+      const sshTarget = join(sshd?.tmpDir ?? work, "backups");
+      mkdirSync(sshTarget, { recursive: true });
+      mkdirSync(join(work, "shelf"));
+      const added = [
+        cli(home, "target", "add", "shelf", "--dir", join(work, "shelf")),
+        cli(
+          home,
+          "target",
+          "add",
+          "nas",
+          "--ssh",
+          `${sshd?.user ?? ""}@${sshd?.host ?? ""}:${sshd?.port ?? 0}:${sshTarget}`,
+          "--identity",
+          sshd?.userKeyPath ?? "",
+          "--trust",
+          sshd?.hostFingerprint ?? "",
+        ),
+      ];
+      for (const a of added) {
+        expect(a.code, a.stderr).toBe(0);
+      }
+      // Two exports to each: the second is built on the first (a chain of two images).
+      for (const target of ["shelf", "nas"]) {
+        const made = { before: "", after: "" };
+        for (const snapshot of ["before", "after"] as const) {
+          const exported = cli(home, "export", ref, snapshot, "--to", target, "--disk", "vda", "--json");
+          expect(exported.code, exported.stderr).toBe(0);
+          made[snapshot] = (JSON.parse(exported.stdout) as { id: string }).id;
+        }
+        ids[target] = made;
+      }
+    }, 600_000);
+
+    it("lists and fetches from an incremental export on an SSH target, only what is read crossing", () => {
+      const id = ids.nas?.after ?? "";
+      const listed = cli(home, "files", "ls", ref, id, "--export", "nas", "/", "--json");
+      expect(listed.code, listed.stderr).toBe(0);
+      const root = JSON.parse(listed.stdout) as {
+        export: { target: string; id: string; links: number };
+        entries: { name: string }[];
+      };
+      // Built on the first export: both images read, in the order the manifests say.
+      expect(root.export).toEqual({ target: "nas", id, links: 2 });
+      expect(root.entries.map((e) => e.name)).toEqual(expect.arrayContaining(["added-later.txt", "odd"]));
+      const to = join(work, "from-nas");
+      mkdirSync(to);
+      const got = cli(
+        home,
+        "files",
+        "get",
+        ref,
+        id,
+        "--export",
+        "nas",
+        "/payload.bin",
+        "/etc/nginx/nginx.conf",
+        ...ODD.map((n) => `/odd/${n}`),
+        "--to",
+        to,
+      );
+      expect(got.code, got.stderr).toBe(0);
+      expect(readFileSync(join(to, "payload.bin")).equals(payload)).toBe(true);
+      expect(readFileSync(join(to, "nginx.conf"), "utf8")).toBe("server { listen 443; }\n# after\n");
+      for (const name of ODD) {
+        expect(readFileSync(join(to, name), "utf8")).toBe(`content of ${name}`);
+      }
+      // The first export is the disk as it was before.
+      const before = cli(home, "files", "ls", ref, ids.nas?.before ?? "", "--export", "nas", "/");
+      expect(before.code, before.stderr).toBe(0);
+      expect(before.stdout).not.toContain("added-later.txt");
+    }, 600_000);
+
+    it("reads a folder target's export through descriptors, and refuses a link whose header lies", () => {
+      const id = ids.shelf?.after ?? "";
+      const to = join(work, "from-shelf");
+      mkdirSync(to);
+      const got = cli(
+        home,
+        "files",
+        "get",
+        ref,
+        id,
+        "--export",
+        "shelf",
+        "/etc/nginx/nginx.conf",
+        "--to",
+        to,
+      );
+      expect(got.code, got.stderr).toBe(0);
+      expect(readFileSync(join(to, "nginx.conf"), "utf8")).toBe("server { listen 443; }\n# after\n");
+
+      // The incremental image made to name a host file as its backing: refused before QEMU opens
+      // anything, and nothing is left running.
+      const folder = readdirSync(join(work, "shelf"), { recursive: true, encoding: "utf8" }).find(
+        (p) => p.endsWith(`${id}/vda.qcow2`) || (p.includes(id) && p.endsWith("vda.qcow2")),
+      );
+      expect(folder).toBeDefined();
+      const image = join(work, "shelf", folder ?? "");
+      const bytes = readFileSync(image);
+      const offset = Number(bytes.readBigUInt64BE(8));
+      const length = bytes.readUInt32BE(16);
+      const hostile = Buffer.alloc(length, 0);
+      Buffer.from("/etc/passwd").copy(hostile);
+      writeFileSync(
+        image,
+        Buffer.concat([bytes.subarray(0, offset), hostile, bytes.subarray(offset + length)]),
+      );
+      const refused = cli(home, "files", "ls", ref, id, "--export", "shelf", "/");
+      expect(refused.code).toBe(1);
+      expect(refused.stderr).toMatch(/not a standalone qcow2 image.*nothing was read/);
+      const wrongVm = cli(
+        home,
+        "files",
+        "ls",
+        "here/someone-else",
+        ids.shelf?.before ?? "",
+        "--export",
+        "shelf",
+      );
+      expect(wrongVm.code).toBe(1);
+      expect(wrongVm.stderr).toMatch(/is of VM sk-files-/);
+      expect(
+        execFileSync("sh", ["-c", 'pgrep -u "$(id -u)" -f "[q]emu-storage-daemon.*snapkeep-nbd-" || true'], {
+          encoding: "utf8",
+        }).trim(),
+      ).toBe("");
+    }, 600_000);
+  });
+
   it("refuses what it does not understand before starting anything, with what to do", () => {
     const dots = cli(home, "files", "ls", ref, "before", "/etc/../etc");
     expect(dots.code).toBe(1);

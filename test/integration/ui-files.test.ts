@@ -43,6 +43,7 @@ describe("the file browser in Chromium", () => {
   let browser: Browser;
   let page: Page;
   const errors: string[] = [];
+  let exportId = "";
   const browsesBefore = new Set(existsSync(FILES_ROOT) ? readdirSync(FILES_ROOT) : []);
 
   beforeAll(async () => {
@@ -68,6 +69,21 @@ describe("the file browser in Chromium", () => {
         env,
       },
     );
+    // An export of that snapshot on a folder target, for the Exports view's browser.
+    mkdirSync(join(work, "shelf"));
+    execFileSync(
+      "node",
+      [join(repo, "bin/snapkeep.js"), "target", "add", "shelf", "--dir", join(work, "shelf")],
+      {
+        env,
+      },
+    );
+    const exported = execFileSync(
+      "node",
+      [join(repo, "bin/snapkeep.js"), "export", `local/${vmName}`, "tuesday", "--to", "shelf", "--json"],
+      { env, encoding: "utf8" },
+    );
+    exportId = (JSON.parse(exported) as { id: string }).id;
     // The server (and the browse it starts on this host) runs the appliance emulated.
     Object.assign(process.env, APPLIANCE_ENV);
     let url: string;
@@ -142,6 +158,39 @@ describe("the file browser in Chromium", () => {
     await expect
       .poll(() => readdirSync(FILES_ROOT).filter((d) => !browsesBefore.has(d)), { timeout: 30_000 })
       .toEqual([]);
+    expect(errors).toEqual([]);
+  }, 600_000);
+
+  it("browses an export on its target from the Exports view, the file downloaded byte for byte", async () => {
+    await page.getByRole("button", { name: "Exports" }).click();
+    const row = page.locator(`tr[data-export="${exportId}"]`);
+    await row.getByRole("button", { name: `Actions for export ${exportId}` }).click();
+    await page.getByRole("menuitem", { name: "Browse files…" }).click();
+    const dialog = page.getByRole("dialog", { name: `Files in export ${exportId} of ${vmName} on shelf` });
+    await dialog.getByRole("status").filter({ hasText: "reading the export on shelf" }).waitFor();
+    await dialog.getByRole("button", { name: "etc/" }).waitFor({ timeout: 180_000 });
+    await page.screenshot({ path: join(shots, "files-browser-export.png") });
+    const file = page.waitForEvent("download");
+    await dialog.getByRole("button", { name: "Download payload.bin" }).click();
+    const saved = join(work, "payload-from-export.bin");
+    await (await file).saveAs(saved);
+    expect(readFileSync(saved).equals(payload)).toBe(true);
+
+    // Closing ends the browse: its folder, and the QEMU that read the export, are gone.
+    await dialog.getByRole("button", { name: "Close" }).click();
+    await dialog.waitFor({ state: "detached" });
+    await expect
+      .poll(() => readdirSync(FILES_ROOT).filter((d) => !browsesBefore.has(d)), { timeout: 30_000 })
+      .toEqual([]);
+    await expect
+      .poll(
+        () =>
+          execFileSync("sh", ["-c", 'pgrep -f "[q]emu-storage-daemon.*snapkeep-nbd-" || true'], {
+            encoding: "utf8",
+          }).trim(),
+        { timeout: 30_000 },
+      )
+      .toBe("");
     expect(errors).toEqual([]);
   }, 600_000);
 });

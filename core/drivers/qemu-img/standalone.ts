@@ -56,15 +56,12 @@ export function checkStandaloneHeader(
   bytes: Buffer,
   what: string,
   link?: { readonly backing: string },
+  outcome = "nothing was restored",
 ): Qcow2Header {
   const refuse = (why: string): SnapkeepError =>
-    new SnapkeepError(
-      "VERIFY_FAILED",
-      `${what} is not a standalone qcow2 image: ${why}; nothing was restored.`,
-      {
-        details: { reason: why },
-      },
-    );
+    new SnapkeepError("VERIFY_FAILED", `${what} is not a standalone qcow2 image: ${why}; ${outcome}.`, {
+      details: { reason: why },
+    });
   if (bytes.length < 72 || bytes.readUInt32BE(0) !== QCOW2_MAGIC) {
     throw refuse("it does not start with the qcow2 magic");
   }

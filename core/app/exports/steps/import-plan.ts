@@ -225,7 +225,7 @@ async function placeIntoVm({ vms }: ImportDeps, run: ImportRun): Promise<Placeme
   };
 }
 
-function restorableManifest(entry: ExportEntry): Manifest {
+export function restorableManifest(entry: ExportEntry): Manifest {
   if (entry.state === "partial" || entry.manifest === null) {
     throw new SnapkeepError(
       "INVALID_INPUT",

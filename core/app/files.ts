@@ -30,6 +30,7 @@ import {
 } from "../drivers/guestfs/guestfish.js";
 import { filesScriptProblem, filesSessionArgs, type FilesSource } from "../drivers/sh/files-script.js";
 import { SnapkeepError } from "../errors.js";
+import { openLvSnapshotReadable } from "../hypervisor/lvm.js";
 import { createNewFile } from "../infra/new-file.js";
 import type { CommandRunner, RunResult } from "../infra/runner/types.js";
 import type { Exports } from "./exports/exports.js";
@@ -456,7 +457,7 @@ export function filesSourceOf(
   vm: VmWithSnapshots,
   snapshotRef: string,
   diskName: string | undefined,
-): { snapshot: Snapshot; disk: string; source: FilesSource } {
+): { snapshot: Snapshot; disk: string; source: FilesSource; thinLv?: string } {
   const snapshot = resolveSnapshot(vm, snapshotRef);
   const target = diskName ?? vm.disks.find((d) => d.role === "root")?.target ?? snapshot.disks[0]?.target;
   const disk = vm.disks.find((d) => d.target === target);
@@ -471,16 +472,13 @@ export function filesSourceOf(
     );
   }
   if (image.lv !== undefined) {
-    if (image.lv.thin) {
-      throw new SnapkeepError(
-        "DISK_UNSUPPORTED",
-        `${target}'s snapshot is a thin LVM snapshot; browsing those is not built yet.`,
-        {
-          hint: "Make a volume from it (snapshot → Add to library) and browse that, or export it.",
-        },
-      );
-    }
-    return { snapshot, disk: target, source: { kind: "block", device: image.lv.path } };
+    // A thin snapshot skips activation: the browse activates it for its time (Files.#open).
+    return {
+      snapshot,
+      disk: target,
+      source: { kind: "block", device: image.lv.path },
+      ...(image.lv.thin ? { thinLv: image.imageSnapshotId } : {}),
+    };
   }
   if (disk.format !== "qcow2" || disk.type !== "file") {
     throw new SnapkeepError("DISK_UNSUPPORTED", `${target} is not a qcow2 file or an LVM volume.`);
@@ -683,11 +681,18 @@ export class Files {
       );
     }
     const vm = await this.deps.vms.get(request.host, request.vm);
-    const { snapshot, disk, source } = filesSourceOf(vm, request.snapshot ?? "", request.disk);
+    const { snapshot, disk, source, thinLv } = filesSourceOf(vm, request.snapshot ?? "", request.disk);
     const runner = this.deps.hosts.libvirt(request.host).runner;
+    // Activated for the browse's time with a read-only device (guestfish adds it read-only too).
+    const readable =
+      thinLv === undefined ? null : await openLvSnapshotReadable(runner, disk, thinLv, { readOnly: true });
     const { session, mounted } = await GuestFilesSession.open(runner, source, {
       fs: request.fs,
       signal: request.signal,
+      ...(readable === null ? {} : { onClose: readable.release }),
+    }).catch(async (error: unknown) => {
+      await readable?.release();
+      throw error;
     });
     return { session, opened: { snapshot: snapshot.name, disk, mounts: mounted.mounts } };
   }

@@ -483,24 +483,46 @@ export async function withLvSnapshotReadable<T>(
   uuid: string,
   use: (path: string) => Promise<T>,
 ): Promise<T> {
+  const readable = await openLvSnapshotReadable(runner, target, uuid);
+  try {
+    return await use(readable.path);
+  } finally {
+    await readable.release();
+  }
+}
+
+/**
+ * The snapshot LV made readable at its path until `release` (withLvSnapshotReadable, for a use
+ * that outlives one call: a file browse that stays open). Only what was activated here is
+ * deactivated again; `readOnly` activates it with a read-only device (nothing can write to it).
+ */
+export async function openLvSnapshotReadable(
+  runner: CommandRunner,
+  target: string,
+  uuid: string,
+  options: { readOnly?: boolean } = {},
+): Promise<{ path: string; release: () => Promise<void> }> {
   const snapshot = await requireLvSnapshot(runner, target, uuid);
   const activate = !snapshot.active;
   if (activate) {
     await lvmRun(
       runner,
-      lvm.activateArgs(snapshot.vg, snapshot.name, true),
+      lvm.activateArgs(snapshot.vg, snapshot.name, true, options.readOnly === true),
       `Activating the snapshot of ${target}`,
     );
   }
-  try {
-    return await use(snapshot.path);
-  } finally {
-    if (activate) {
-      await runner
-        .run(lvm.deactivateArgs(snapshot.vg, snapshot.name), { timeoutMs: LVM_TIMEOUT_MS })
-        .catch(() => undefined);
-    }
-  }
+  let held = activate;
+  return {
+    path: snapshot.path,
+    release: async () => {
+      if (held) {
+        held = false;
+        await runner
+          .run(lvm.deactivateArgs(snapshot.vg, snapshot.name), { timeoutMs: LVM_TIMEOUT_MS })
+          .catch(() => undefined);
+      }
+    },
+  };
 }
 
 /** The snapshot LV, still there and still valid (a copy of an invalid one would be garbage). */

@@ -12,6 +12,7 @@ import type { VmModules } from "../../core/app/vm-modules.js";
 import { Exports } from "../../core/app/exports/exports.js";
 import { Targets } from "../../core/app/targets.js";
 import { openSealKey } from "../../core/infra/seal-key.js";
+import { openLvSnapshotReadable } from "../../core/hypervisor/lvm.js";
 import { Schedules, scheduledTag } from "../../core/app/schedules/schedules.js";
 import { runChecked } from "../../core/infra/runner/checked.js";
 import type { CommandRunner } from "../../core/infra/runner/types.js";
@@ -196,6 +197,38 @@ describe("LVM host (a real Debian guest)", () => {
     for (const s of await app.snapshots.list("lvm", "sk-lvm-vm2")) {
       await app.snapshots.delete("lvm", "sk-lvm-vm2", s.tag);
     }
+  });
+
+  it("thin: a file browse activates the snapshot with a read-only device, for its time only", async () => {
+    await scribble("/dev/vgsk/vm2-root", 1);
+    const before = await hash("/dev/vgsk/vm2-root");
+    const snapshot = await app.snapshots.create("lvm", "sk-lvm-vm2", { name: "browse me" });
+    const lv = snapshot.disks[0]?.lv;
+    await scribble("/dev/vgsk/vm2-root", 1);
+    const readable = await openLvSnapshotReadable(runner, "vda", snapshot.disks[0]?.imageSnapshotId ?? "", {
+      readOnly: true,
+    });
+    try {
+      expect(readable.path).toBe(`/dev/vgsk/${lv?.name ?? ""}`);
+      expect(await hash(readable.path)).toBe(before);
+      expect((await sh("blockdev", "--getro", readable.path)).trim()).toBe("1");
+      const write = await runner.run(
+        ["dd", "if=/dev/zero", `of=${readable.path}`, "bs=4k", "count=1", "oflag=direct"],
+        {
+          timeoutMs: 60_000,
+        },
+      );
+      expect(write.code).not.toBe(0);
+      // The LV's own permission is untouched (a merge later needs it writable).
+      expect((await sh("lvs", "--noheadings", "-o", "lv_attr", `vgsk/${lv?.name ?? ""}`)).trim()).toMatch(
+        /^Vwi-a/,
+      );
+    } finally {
+      await readable.release();
+    }
+    expect((await sh("lvs", "--noheadings", "-o", "lv_active", `vgsk/${lv?.name ?? ""}`)).trim()).toBe("");
+    expect(await hash("/dev/vgsk/vm2-root")).not.toBe(before);
+    await app.snapshots.delete("lvm", "sk-lvm-vm2", snapshot.tag);
   });
 
   it("thin: exports stream only what changed, found in the pool's metadata, and fall back with the reason", async () => {

@@ -198,15 +198,28 @@ export function mergeArgs(vg: string, snapshot: string): string[] {
 }
 
 /** Activates an LV; `ignoreSkip` (-K) is needed for thin snapshots, which skip activation. */
-export function activateArgs(vg: string, lv: string, ignoreSkip: boolean): string[] {
+export function activateArgs(vg: string, lv: string, ignoreSkip: boolean, readOnly = false): string[] {
   return [
     ...LVM_ENV,
     "lvchange",
     "--activate",
     "y",
     ...(ignoreSkip ? ["--ignoreactivationskip"] : []),
+    // A read-only device-mapper table for this activation only: the LV's permission in the
+    // metadata stays as it is (a later merge needs it writable). Names are LVM's charset only
+    // ([A-Za-z0-9+_.-], lvs checked), so they cannot end the quoted string.
+    ...(readOnly
+      ? ["--config", `activation { read_only_volume_list = [ "${lvmName(vg)}/${lvmName(lv)}" ] }`]
+      : []),
     `${vg}/${lv}`,
   ];
+}
+
+function lvmName(name: string): string {
+  if (!/^[A-Za-z0-9+_.-]+$/.test(name)) {
+    throw new RangeError(`not an LVM name: ${JSON.stringify(name)}`);
+  }
+  return name;
 }
 
 export function deactivateArgs(vg: string, lv: string): string[] {

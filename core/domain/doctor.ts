@@ -49,6 +49,7 @@ export function judgeProbe(probe: ReadonlyMap<string, string>): DoctorCheck[] {
       get("guestfish") !== undefined,
       get("qemu_nbd") !== undefined,
       get("appliance_kernel") !== undefined,
+      get("qemu_storage_daemon") !== undefined,
     ),
     stagingCheck(get("staging_dir"), get("staging_free_kib")),
     clockCheck(get("tz"), get("tz_abbrev"), get("ntp")),
@@ -151,7 +152,12 @@ function lvmCheck(lvm: boolean, thin: boolean): DoctorCheck {
 }
 
 /** `files ls|get` (and nothing else) read snapshots through libguestfs' appliance. */
-function filesCheck(guestfish: boolean, qemuNbd: boolean, kernel: boolean): DoctorCheck {
+function filesCheck(
+  guestfish: boolean,
+  qemuNbd: boolean,
+  kernel: boolean,
+  storageDaemon: boolean,
+): DoctorCheck {
   const base = { id: "files", title: "File restore" };
   if (!guestfish || !qemuNbd) {
     return {
@@ -169,7 +175,19 @@ function filesCheck(guestfish: boolean, qemuNbd: boolean, kernel: boolean): Doct
       fix: "Install a kernel package (apt-get install linux-image-amd64): libguestfs builds its small VM from it; it is not booted on the host.",
     };
   }
-  return { ...base, state: "ok", detail: "libguestfs, qemu-nbd and a kernel for the appliance" };
+  if (!storageDaemon) {
+    return {
+      ...base,
+      state: "warn",
+      detail: "qemu-storage-daemon not installed: snapshots can be browsed here, exports on targets cannot",
+      fix: "Install qemu-system-common (apt-get install qemu-system-common) where Snapkeep runs, to browse exports on targets from there.",
+    };
+  }
+  return {
+    ...base,
+    state: "ok",
+    detail: "libguestfs, qemu-nbd, qemu-storage-daemon and a kernel for the appliance",
+  };
 }
 
 function stagingCheck(dir: string | undefined, freeKiB: string | undefined): DoctorCheck {

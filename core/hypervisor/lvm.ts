@@ -494,7 +494,7 @@ export async function withLvSnapshotReadable<T>(
 /**
  * The snapshot LV made readable at its path until `release` (withLvSnapshotReadable, for a use
  * that outlives one call: a file browse that stays open). Only what was activated here is
- * deactivated again; `readOnly` activates it with a read-only device (nothing can write to it).
+ * deactivated again; `readOnly` marks its device read-only in the kernel before it is used.
  */
 export async function openLvSnapshotReadable(
   runner: CommandRunner,
@@ -507,9 +507,22 @@ export async function openLvSnapshotReadable(
   if (activate) {
     await lvmRun(
       runner,
-      lvm.activateArgs(snapshot.vg, snapshot.name, true, options.readOnly === true),
+      lvm.activateArgs(snapshot.vg, snapshot.name, true),
       `Activating the snapshot of ${target}`,
     );
+    if (options.readOnly === true) {
+      // Before anything opens it: from here on no write reaches the snapshot through its device.
+      const marked = await runner.run(lvm.setReadOnlyArgs(snapshot.path), { timeoutMs: LVM_TIMEOUT_MS });
+      if (marked.code !== 0) {
+        await runner
+          .run(lvm.deactivateArgs(snapshot.vg, snapshot.name), { timeoutMs: LVM_TIMEOUT_MS })
+          .catch(() => undefined);
+        throw new SnapkeepError(
+          "COMMAND_FAILED",
+          `Could not make the snapshot of ${target} read-only on ${runner.label}: ${marked.stderr.trim()}`,
+        );
+      }
+    }
   }
   let held = activate;
   return {

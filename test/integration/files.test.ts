@@ -167,6 +167,49 @@ describe("files ls and files get on a snapshot's disk (libguestfs, read-only)", 
     expect(taken.code, taken.stderr).toBe(0);
   }, 300_000);
 
+  /**
+   * A browse (`files ls ARGS`) killed with SIGKILL once under way leaves its folder and its QEMU
+   * (qemu-nbd, or qemu-storage-daemon for an export); the next browse removes both, and an
+   * export browse's NBD socket folder here too.
+   */
+  async function killedBrowseLeavesNothing(args: string[], next: string[]): Promise<void> {
+    const before = new Set(existsSync(FILES_ROOT) ? readdirSync(FILES_ROOT) : []);
+    const sockets = (): string[] => readdirSync(tmpdir()).filter((d) => /^snapkeep-nbd-\d+-/.test(d));
+    const socketsBefore = new Set(sockets());
+    const child = spawn("node", [join(repo, "bin/snapkeep.js"), "files", "ls", ...args], {
+      env: { ...process.env, SNAPKEEP_HOME: home, ...APPLIANCE_ENV },
+      stdio: "ignore",
+      detached: true,
+    });
+    // Killed once its browse is under way: its folder and QEMU's pid are there.
+    let leftover: string | undefined;
+    for (let i = 0; i < 600 && leftover === undefined; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      leftover = (existsSync(FILES_ROOT) ? readdirSync(FILES_ROOT) : []).find(
+        (d) => !before.has(d) && existsSync(join(FILES_ROOT, d, "nbd.pid")),
+      );
+    }
+    expect(leftover, "a browse folder with QEMU's pid").toBeDefined();
+    const nbdPid = Number(readFileSync(join(FILES_ROOT, leftover ?? "", "nbd.pid"), "utf8"));
+    process.kill(-(child.pid ?? 0), "SIGKILL");
+    await new Promise((resolve) => child.once("exit", resolve));
+    // QEMU forked away from the killed group: still running, the folder still there.
+    expect(existsSync(`/proc/${nbdPid}`)).toBe(true);
+    expect(existsSync(join(FILES_ROOT, leftover ?? ""))).toBe(true);
+
+    const again = cli(home, "files", "ls", ...next);
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stdout).toMatch(/An empty folder/);
+    expect(existsSync(join(FILES_ROOT, leftover ?? ""))).toBe(false);
+    for (let i = 0; i < 50 && existsSync(`/proc/${nbdPid}`); i++) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    expect(existsSync(`/proc/${nbdPid}`)).toBe(false);
+    // And its own browse cleaned up after itself.
+    expect(readdirSync(FILES_ROOT).filter((d) => !before.has(d))).toEqual([]);
+    expect(sockets().filter((d) => !socketsBefore.has(d))).toEqual([]);
+  }
+
   afterAll(async () => {
     await sshd?.stop();
     await vms.dispose();
@@ -408,6 +451,14 @@ describe("files ls and files get on a snapshot's disk (libguestfs, read-only)", 
       expect(before.stdout).not.toContain("added-later.txt");
     }, 600_000);
 
+    it("leaves nothing behind after an export browse killed outright, once the next one ran", async () => {
+      const id = ids.nas?.after ?? "";
+      await killedBrowseLeavesNothing(
+        [ref, id, "--export", "nas", "/"],
+        [ref, id, "--export", "nas", "/empty"],
+      );
+    }, 600_000);
+
     it("reads a folder target's export through descriptors, and refuses a link whose header lies", () => {
       const id = ids.shelf?.after ?? "";
       const to = join(work, "from-shelf");
@@ -516,37 +567,6 @@ describe("files ls and files get on a snapshot's disk (libguestfs, read-only)", 
   });
 
   it("leaves nothing behind after a browse killed outright, once the next browse ran", async () => {
-    const before = new Set(existsSync(FILES_ROOT) ? readdirSync(FILES_ROOT) : []);
-    const child = spawn("node", [join(repo, "bin/snapkeep.js"), "files", "ls", ref, "before", "/"], {
-      env: { ...process.env, SNAPKEEP_HOME: home, ...APPLIANCE_ENV },
-      stdio: "ignore",
-      detached: true,
-    });
-    // Killed once its browse is under way: its folder and qemu-nbd are there.
-    let leftover: string | undefined;
-    for (let i = 0; i < 600 && leftover === undefined; i++) {
-      await new Promise((resolve) => setTimeout(resolve, 100));
-      leftover = (existsSync(FILES_ROOT) ? readdirSync(FILES_ROOT) : []).find(
-        (d) => !before.has(d) && existsSync(join(FILES_ROOT, d, "nbd.pid")),
-      );
-    }
-    expect(leftover, "a browse folder with qemu-nbd's pid").toBeDefined();
-    const nbdPid = Number(readFileSync(join(FILES_ROOT, leftover ?? "", "nbd.pid"), "utf8"));
-    process.kill(-(child.pid ?? 0), "SIGKILL");
-    await new Promise((resolve) => child.once("exit", resolve));
-    // qemu-nbd forked away from the killed group: still serving, the folder still there.
-    expect(existsSync(`/proc/${nbdPid}`)).toBe(true);
-    expect(existsSync(join(FILES_ROOT, leftover ?? ""))).toBe(true);
-
-    const next = cli(home, "files", "ls", ref, "before", "/empty");
-    expect(next.code, next.stderr).toBe(0);
-    expect(next.stdout).toMatch(/An empty folder/);
-    expect(existsSync(join(FILES_ROOT, leftover ?? ""))).toBe(false);
-    for (let i = 0; i < 50 && existsSync(`/proc/${nbdPid}`); i++) {
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
-    expect(existsSync(`/proc/${nbdPid}`)).toBe(false);
-    // And its own browse cleaned up after itself.
-    expect(readdirSync(FILES_ROOT).filter((d) => !before.has(d))).toEqual([]);
+    await killedBrowseLeavesNothing([ref, "before", "/"], [ref, "before", "/empty"]);
   }, 600_000);
 });

@@ -219,9 +219,10 @@ describe("LVM host (a real Debian guest)", () => {
         },
       );
       expect(write.code).not.toBe(0);
-      // The LV's own permission is untouched (a merge later needs it writable).
+      // LVM says so itself: "R", a read-only activation of a volume that is writable in its
+      // metadata (the permission stays as it was: a merge later needs it writable).
       expect((await sh("lvs", "--noheadings", "-o", "lv_attr", `vgsk/${lv?.name ?? ""}`)).trim()).toMatch(
-        /^Vwi-a/,
+        /^VRi-a/,
       );
     } finally {
       await readable.release();

@@ -20,6 +20,7 @@ const HEALTHY = [
   "thin_tools=yes",
   "guestfish=yes",
   "qemu_nbd=yes",
+  "qemu_storage_daemon=yes",
   "appliance_kernel=yes",
   "staging_dir=/var/tmp",
   "staging_free_kib=73400320",
@@ -63,6 +64,12 @@ describe("judgeProbe", () => {
     expect(judge({ appliance_kernel: "-" }).get("files")).toMatchObject({
       state: "warn",
       fix: expect.stringContaining("linux-image-amd64"),
+    });
+    // Exports on targets are read through qemu-storage-daemon where Snapkeep runs.
+    expect(judge({ qemu_storage_daemon: "-" }).get("files")).toMatchObject({
+      state: "warn",
+      detail: expect.stringContaining("exports on targets cannot"),
+      fix: expect.stringContaining("qemu-system-common"),
     });
   });
 

@@ -9,7 +9,7 @@ import { describe, expect, it } from "vitest";
 import { MAX_REQUEST_BYTES, NbdConnection } from "../../core/drivers/nbd/protocol.js";
 import { blockReaderArgs, readerRequest } from "../../core/drivers/sh/block-reader.js";
 import { chainBlockdevArgs, filesSessionArgs } from "../../core/drivers/sh/files-script.js";
-import { activateArgs } from "../../core/drivers/lvm/args.js";
+import { activateArgs, setReadOnlyArgs } from "../../core/drivers/lvm/args.js";
 
 const IHAVEOPT = 0x49484156454f5054n;
 
@@ -223,12 +223,9 @@ describe("the export browse's argv", () => {
     ]);
   });
 
-  it("activates a thin snapshot read-only for a browse without touching its permission", () => {
-    const args = activateArgs("vgsk", "vm2-root.snap", true, true);
-    expect(args).toContain("--ignoreactivationskip");
-    expect(args).toContain('activation { read_only_volume_list = [ "vgsk/vm2-root.snap" ] }');
-    expect(args).not.toContain("--permission");
-    expect(() => activateArgs('vg"]', "x", true, true)).toThrow(RangeError);
-    expect(activateArgs("vg", "lv", true)).not.toContain("--config");
+  it("marks an activated snapshot's device read-only in the kernel, its LV's permission untouched", () => {
+    expect(setReadOnlyArgs("/dev/vgsk/-odd")).toEqual(["blockdev", "--setro", "/dev/vgsk/-odd"]);
+    expect(() => setReadOnlyArgs("-v")).toThrow(RangeError);
+    expect(activateArgs("vg", "lv", true)).not.toContain("--permission");
   });
 });

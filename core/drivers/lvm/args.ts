@@ -198,28 +198,29 @@ export function mergeArgs(vg: string, snapshot: string): string[] {
 }
 
 /** Activates an LV; `ignoreSkip` (-K) is needed for thin snapshots, which skip activation. */
-export function activateArgs(vg: string, lv: string, ignoreSkip: boolean, readOnly = false): string[] {
+export function activateArgs(vg: string, lv: string, ignoreSkip: boolean): string[] {
   return [
     ...LVM_ENV,
     "lvchange",
     "--activate",
     "y",
     ...(ignoreSkip ? ["--ignoreactivationskip"] : []),
-    // A read-only device-mapper table for this activation only: the LV's permission in the
-    // metadata stays as it is (a later merge needs it writable). Names are LVM's charset only
-    // ([A-Za-z0-9+_.-], lvs checked), so they cannot end the quoted string.
-    ...(readOnly
-      ? ["--config", `activation { read_only_volume_list = [ "${lvmName(vg)}/${lvmName(lv)}" ] }`]
-      : []),
     `${vg}/${lv}`,
   ];
 }
 
-function lvmName(name: string): string {
-  if (!/^[A-Za-z0-9+_.-]+$/.test(name)) {
-    throw new RangeError(`not an LVM name: ${JSON.stringify(name)}`);
+/**
+ * The kernel's read-only flag on an activated LV's device: every write through it fails, and the
+ * LV's permission in the metadata stays as it is (a later merge needs it writable). LVM's own
+ * read-only activation (`read_only_volume_list`) is refused for a thin LV by device-mapper
+ * ("reload ioctl ... Invalid argument"); the flag goes with the device when it is deactivated.
+ */
+export function setReadOnlyArgs(device: string): string[] {
+  // blockdev takes no "--": a path that starts with "/" cannot be read as an option.
+  if (!device.startsWith("/")) {
+    throw new RangeError(`not a device path: ${JSON.stringify(device)}`);
   }
-  return name;
+  return ["blockdev", "--setro", device];
 }
 
 export function deactivateArgs(vg: string, lv: string): string[] {

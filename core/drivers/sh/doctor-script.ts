@@ -21,6 +21,7 @@ export const DOCTOR_SCRIPT = [
   "if has thin_check; then say thin_tools yes; else say thin_tools -; fi",
   "if has guestfish; then say guestfish yes; else say guestfish -; fi",
   "if has qemu-nbd; then say qemu_nbd yes; else say qemu_nbd -; fi",
+  "if has qemu-storage-daemon; then say qemu_storage_daemon yes; else say qemu_storage_daemon -; fi",
   'k=-; for f in /boot/vmlinuz-*; do [ -r "$f" ] && k=yes; done; say appliance_kernel "$k"',
   'd=$staging; while [ ! -d "$d" ]; do d=$(dirname -- "$d"); done',
   'say staging_dir "$d"',

@@ -493,7 +493,7 @@ function handlers(
 
     "files.open": (p) =>
       filesOf(context).open({
-        host: p.host,
+        host: p.host ?? "",
         vm: p.vm,
         snapshot: p.snapshot,
         export: p.export,

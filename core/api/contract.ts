@@ -313,7 +313,9 @@ export const methods = {
 
   "files.open": z
     .object({
-      ...hostVm,
+      /** The VM's host: needed for a snapshot; an export is read on its target, not on a host. */
+      host: hostName.optional(),
+      vm: hostVm.vm,
       snapshot: snapshot.optional(),
       /** An export of the VM on a target, read where it is. */
       export: z.object({ target: targetName, id: exportId }).optional(),
@@ -326,6 +328,9 @@ export const methods = {
     })
     .refine((p) => (p.snapshot === undefined) !== (p.export === undefined), {
       message: "Browse a snapshot or an export, one of them",
+    })
+    .refine((p) => p.export !== undefined || p.host !== undefined, {
+      message: "A snapshot is browsed on its VM's host: say which",
     }),
   "files.list": z.object({ session: browseSession, path: guestPath }),
   "files.download": z.object({ session: browseSession, path: guestPath }),

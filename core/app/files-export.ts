@@ -22,7 +22,12 @@ import type { FilesOpened } from "../domain/files.js";
 import type { ManifestDisk } from "../drivers/bundle/bundle.js";
 import { checkStandaloneHeader, HEADER_BYTES } from "../drivers/qemu-img/standalone.js";
 import { SnapkeepError } from "../errors.js";
-import { openLocalBlocks, RemoteBlockReader, type BlockSource } from "../infra/block-source.js";
+import {
+  openLocalBlocks,
+  RemoteBlockReader,
+  withPinnedHead,
+  type BlockSource,
+} from "../infra/block-source.js";
 import { serveNbd } from "../infra/nbd-server.js";
 import { LocalRunner } from "../infra/runner/local.js";
 import type { CommandRunner } from "../infra/runner/types.js";
@@ -76,6 +81,13 @@ export async function openExportBrowse(
     });
   }
   const below = disk.backing === undefined ? [] : await deps.exports.chain(target, entry, disk.target);
+  if (below.length + 1 > MAX_LINKS) {
+    throw new SnapkeepError(
+      "DISK_UNSUPPORTED",
+      `Export ${entry.id} is built on ${below.length} others; a browse reads at most ${MAX_LINKS} images.`,
+      { hint: "Browse a full export, or restore this one." },
+    );
+  }
   const links: Link[] = [entry, ...below].map((e) => ({
     id: e.id,
     path: posix.join(target.path, e.folder, disk.name),
@@ -85,8 +97,9 @@ export async function openExportBrowse(
   const opened: Closer[] = [];
   try {
     const sources = await openSources(runner, links, request.signal, opened);
-    await requireHeaders(links, sources);
-    const server = await serveNbd(sources);
+    const heads = await requireHeaders(links, sources);
+    // QEMU reads the headers that were checked, never a second answer from the target.
+    const server = await serveNbd(sources.map((s, i) => withPinnedHead(s, heads[i] as Buffer)));
     opened.unshift(() => server.close());
     const { session, mounted } = await GuestFilesSession.open(
       new LocalRunner(),
@@ -117,6 +130,9 @@ export async function openExportBrowse(
 }
 
 type Closer = () => Promise<void>;
+
+/** The longest chain a browse gives QEMU (retention merges chains long before this). */
+const MAX_LINKS = 64;
 
 async function closeAll(closers: readonly Closer[]): Promise<void> {
   for (const close of closers) {
@@ -149,8 +165,12 @@ async function openSources(
   return links.map((_, i) => reader.source(i));
 }
 
-/** Each link's header, read as bytes: the image its manifest describes, linked as it says. */
-async function requireHeaders(links: readonly Link[], sources: readonly BlockSource[]): Promise<void> {
+/**
+ * Each link's header, read as bytes: the image its manifest describes, linked as it says.
+ * Returns the bytes checked (the header and its extensions end inside them, or it is refused).
+ */
+async function requireHeaders(links: readonly Link[], sources: readonly BlockSource[]): Promise<Buffer[]> {
+  const heads: Buffer[] = [];
   for (const [i, link] of links.entries()) {
     const source = sources[i] as BlockSource;
     const what = `${link.disk.name} of export ${link.id}`;
@@ -174,5 +194,7 @@ async function requireHeaders(links: readonly Link[], sources: readonly BlockSou
         `${what} is not the image its manifest describes (virtual size ${virtualSize}, the manifest says ${link.disk.virtualSize}); nothing was read.`,
       );
     }
+    heads.push(bytes);
   }
+  return heads;
 }

@@ -13,7 +13,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
-import { PassThrough, type Writable } from "node:stream";
+import { PassThrough, Writable } from "node:stream";
 
 import { resolveSnapshot } from "../domain/selection.js";
 import type { FilesOpened, GuestEntry, GuestMount } from "../domain/files.js";
@@ -92,7 +92,13 @@ export class GuestFilesSession {
       filesSessionArgs(source, (device) => `add-drive ${gfString(device)} format:raw readonly:true`),
       {
         stdin: this.#input,
-        onStdout: (chunk) => this.#feed(chunk),
+        // Fed through, never collected: a fetch may be gigabytes.
+        stdoutTo: new Writable({
+          write: (chunk: Buffer, _encoding, done) => {
+            this.#feed(chunk);
+            done();
+          },
+        }),
         onStderr: (chunk) => {
           this.#stderr = (this.#stderr + chunk.toString()).slice(-8000);
         },

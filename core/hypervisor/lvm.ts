@@ -503,40 +503,72 @@ export async function openLvSnapshotReadable(
   options: { readOnly?: boolean } = {},
 ): Promise<{ path: string; release: () => Promise<void> }> {
   const snapshot = await requireLvSnapshot(runner, target, uuid);
-  const activate = !snapshot.active;
-  if (activate) {
-    await lvmRun(
-      runner,
-      lvm.activateArgs(snapshot.vg, snapshot.name, true),
-      `Activating the snapshot of ${target}`,
-    );
+  // Users in this process of the same LV share one activation: the last one out deactivates it
+  // (the first one's lvchange -an would fail while another still reads, and be left active).
+  const key = `${runner.label}\0${snapshot.vg}/${snapshot.name}`;
+  const shared = activations.get(key);
+  let activation: Activation;
+  if (shared !== undefined) {
+    activation = shared;
+    activation.users++;
+  } else {
+    activation = { users: 1, activated: !snapshot.active };
+    activations.set(key, activation);
+  }
+  const release = async (): Promise<void> => {
+    activation.users--;
+    if (activation.users > 0) {
+      return;
+    }
+    activations.delete(key);
+    if (activation.activated) {
+      await runner
+        .run(lvm.deactivateArgs(snapshot.vg, snapshot.name), { timeoutMs: LVM_TIMEOUT_MS })
+        .catch(() => undefined);
+    }
+  };
+  try {
+    if (shared === undefined && activation.activated) {
+      await lvmRun(
+        runner,
+        lvm.activateArgs(snapshot.vg, snapshot.name, true),
+        `Activating the snapshot of ${target}`,
+      );
+    }
     if (options.readOnly === true) {
-      // Before anything opens it: from here on no write reaches the snapshot through its device.
+      // Before anything opens it (and also when it was active already): from here on no write
+      // reaches the snapshot through its device.
       const marked = await runner.run(lvm.setReadOnlyArgs(snapshot.path), { timeoutMs: LVM_TIMEOUT_MS });
       if (marked.code !== 0) {
-        await runner
-          .run(lvm.deactivateArgs(snapshot.vg, snapshot.name), { timeoutMs: LVM_TIMEOUT_MS })
-          .catch(() => undefined);
         throw new SnapkeepError(
           "COMMAND_FAILED",
           `Could not make the snapshot of ${target} read-only on ${runner.label}: ${marked.stderr.trim()}`,
         );
       }
     }
+  } catch (error) {
+    await release();
+    throw error;
   }
-  let held = activate;
+  let held = true;
   return {
     path: snapshot.path,
     release: async () => {
       if (held) {
         held = false;
-        await runner
-          .run(lvm.deactivateArgs(snapshot.vg, snapshot.name), { timeoutMs: LVM_TIMEOUT_MS })
-          .catch(() => undefined);
+        await release();
       }
     },
   };
 }
+
+interface Activation {
+  users: number;
+  /** Whether it was activated here (an LV found active is left active). */
+  readonly activated: boolean;
+}
+
+const activations = new Map<string, Activation>();
 
 /** The snapshot LV, still there and still valid (a copy of an invalid one would be garbage). */
 export async function requireLvSnapshot(

@@ -6,8 +6,8 @@
  */
 import { randomBytes } from "node:crypto";
 import { constants } from "node:fs";
-import { open, type FileHandle } from "node:fs/promises";
-import { PassThrough } from "node:stream";
+import { lstat, open, type FileHandle } from "node:fs/promises";
+import { PassThrough, Writable } from "node:stream";
 
 import { blockReaderArgs, blockReaderProblem, readerRequest } from "../drivers/sh/block-reader.js";
 import { describeError, SnapkeepError } from "../errors.js";
@@ -21,24 +21,43 @@ export interface BlockSource {
 /** How long a target may take to answer one read before the browse gives up on it. */
 const ANSWER_MS = 2 * 60_000;
 
-/** A file here, opened once, read-only, not through a link; it must be a regular file of `size` bytes. */
+/**
+ * A file here, opened once, read-only, not through a link, never a FIFO or device (looked at
+ * before it is opened, and the opened one must be the same file); it must be a regular file of
+ * `size` bytes.
+ */
 export async function openLocalBlocks(
   path: string,
   size: number,
 ): Promise<BlockSource & { close(): Promise<void> }> {
-  let handle: FileHandle;
+  const refuse = (why: string): SnapkeepError =>
+    new SnapkeepError("VERIFY_FAILED", `${path} is not the image its manifest describes (${why}).`);
+  let seen;
   try {
-    handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+    seen = await lstat(path);
   } catch (error) {
     throw new SnapkeepError("VERIFY_FAILED", `Cannot open ${path}: ${describeError(error)}.`);
   }
-  const stat = await handle.stat();
-  if (!stat.isFile() || stat.size !== size) {
+  if (!seen.isFile()) {
+    throw refuse("not a regular file");
+  }
+  let handle: FileHandle;
+  try {
+    handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  } catch (error) {
+    throw new SnapkeepError("VERIFY_FAILED", `Cannot open ${path}: ${describeError(error)}.`);
+  }
+  try {
+    const stat = await handle.stat();
+    if (!stat.isFile() || stat.dev !== seen.dev || stat.ino !== seen.ino) {
+      throw refuse("it changed while it was opened");
+    }
+    if (stat.size !== size) {
+      throw refuse(`${stat.size} bytes, the manifest says ${size}`);
+    }
+  } catch (error) {
     await handle.close();
-    throw new SnapkeepError(
-      "VERIFY_FAILED",
-      `${path} is not the image its manifest describes (${stat.isFile() ? `${stat.size} bytes, the manifest says ${size}` : "not a regular file"}).`,
-    );
+    throw error;
   }
   return {
     size,
@@ -55,6 +74,26 @@ export async function openLocalBlocks(
       return buffer;
     },
     close: () => handle.close(),
+  };
+}
+
+/**
+ * `source` with its first `head.length` bytes always answered from `head`: the header that was
+ * checked is the header QEMU reads, whatever the target sends the second time (a clean header
+ * for the check and one naming an external data file for QEMU would otherwise pass).
+ */
+export function withPinnedHead(source: BlockSource, head: Buffer): BlockSource {
+  return {
+    size: source.size,
+    read: async (offset, length) => {
+      const data = await source.read(offset, length);
+      if (offset >= head.length) {
+        return data;
+      }
+      const pinned = Buffer.from(data);
+      head.copy(pinned, 0, offset, Math.min(head.length, offset + length));
+      return pinned;
+    },
   };
 }
 
@@ -81,6 +120,9 @@ export class RemoteBlockReader {
   #error: SnapkeepError | null = null;
   #timer: NodeJS.Timeout | undefined;
   #ended: Promise<RunResult>;
+  /** Ends the reader when it fails, is closed, or the caller cancels. */
+  readonly #stop = new AbortController();
+  #markReady: () => void = () => undefined;
   /** Bytes the target sent for reads so far. */
   bytesRead = 0;
 
@@ -89,10 +131,10 @@ export class RemoteBlockReader {
     private readonly files: readonly { readonly path: string; readonly size: number }[],
     signal?: AbortSignal,
   ) {
-    let started = (): void => undefined;
     this.#ready = new Promise<void>((resolve) => {
-      started = resolve;
+      this.#markReady = resolve;
     });
+    const stop = signal === undefined ? this.#stop.signal : AbortSignal.any([signal, this.#stop.signal]);
     this.#ended = runner.run(
       blockReaderArgs(
         this.#marker.subarray(0, -1).toString(),
@@ -100,16 +142,20 @@ export class RemoteBlockReader {
       ),
       {
         stdin: this.#input,
-        onStdout: (chunk) => {
-          this.#feed(chunk);
-          if (this.#started) {
-            started();
-          }
-        },
+        // Fed through, never collected: a browse may read gigabytes.
+        stdoutTo: new Writable({
+          write: (chunk: Buffer, _encoding, done) => {
+            this.#feed(chunk);
+            if (this.#started) {
+              this.#markReady();
+            }
+            done();
+          },
+        }),
         onStderr: (chunk) => {
           this.#stderr = (this.#stderr + chunk.toString()).slice(-4000);
         },
-        ...(signal === undefined ? {} : { signal }),
+        signal: stop,
       },
     );
     this.#ended.then(
@@ -123,7 +169,6 @@ export class RemoteBlockReader {
               : `Reading the export on ${runner.label} stopped: ${why}.`,
           ),
         );
-        started();
       },
       (error: unknown) => {
         this.#fail(
@@ -134,9 +179,15 @@ export class RemoteBlockReader {
                 `Reading the export on ${runner.label} failed: ${describeError(error)}`,
               ),
         );
-        started();
       },
     );
+    // A target that never says it is ready fails the browse, not hangs it.
+    this.#timer = setTimeout(
+      () =>
+        this.#fail(new SnapkeepError("TIMEOUT", `The reader on ${runner.label} did not start in 2 minutes.`)),
+      ANSWER_MS,
+    );
+    this.#timer.unref();
   }
 
   /** Resolves once the script has checked its files; rejects with why it could not. */
@@ -156,13 +207,16 @@ export class RemoteBlockReader {
     return { size: file.size, read: (offset, length) => this.#read(index, offset, length) };
   }
 
+  /** Ends the reader: stdin closed, and the process stopped if it has not ended in 5 seconds. */
   async close(): Promise<void> {
-    this.#input.end();
-    clearTimeout(this.#timer);
+    this.#fail(new SnapkeepError("CANCELLED", "The export's reader was closed."));
+    const grace = setTimeout(() => this.#stop.abort(), 5_000);
     try {
       await this.#ended;
     } catch {
       // Its error went to whatever was waiting.
+    } finally {
+      clearTimeout(grace);
     }
   }
 
@@ -175,17 +229,24 @@ export class RemoteBlockReader {
         return;
       }
       this.#queue.push({ expected: request.expected, resolve, reject });
-      this.#arm();
+      this.#arm(false);
       this.#input.write(request.line);
     });
     const at = offset - request.from;
     return bytes.subarray(at, at + length);
   }
 
-  /** A target that stops answering fails the reads waiting on it, not the browse forever. */
-  #arm(): void {
-    clearTimeout(this.#timer);
-    if (this.#queue.length > 0) {
+  /**
+   * A target that stops answering fails the reads waiting on it, not the browse forever: the
+   * request at the head of the line has two minutes (the clock starts again only when it is
+   * answered, so a stream of new requests never postpones it).
+   */
+  #arm(restart: boolean): void {
+    if (restart || this.#queue.length === 0) {
+      clearTimeout(this.#timer);
+      this.#timer = undefined;
+    }
+    if (this.#queue.length > 0 && this.#timer === undefined) {
       this.#timer = setTimeout(
         () =>
           this.#fail(
@@ -240,6 +301,9 @@ export class RemoteBlockReader {
       }
       buffer = buffer.subarray(marker.length);
       this.#started = true;
+      // Started: from here on the clock is the reads' (#arm).
+      clearTimeout(this.#timer);
+      this.#timer = undefined;
     }
     this.#frames(buffer);
   }
@@ -281,7 +345,7 @@ export class RemoteBlockReader {
       buffer = buffer.subarray(end);
       this.#queue.shift();
       this.bytesRead += data.length;
-      this.#arm();
+      this.#arm(true);
       next.resolve(data);
     }
   }
@@ -320,5 +384,10 @@ export class RemoteBlockReader {
       pending.reject(this.#error);
     }
     this.#input.end();
+    this.#markReady();
+    // A failed reader is done: its process too, whether or not the target lets it end.
+    if (error.code !== "CANCELLED") {
+      this.#stop.abort();
+    }
   }
 }

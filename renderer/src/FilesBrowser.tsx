@@ -132,11 +132,12 @@ function describeSource(source: BrowseSource): {
   }
   const { target, entry } = source;
   const from = entry.manifest?.source;
+  // No host: an export is read on its target (the manifest's host is only a record).
   return {
     title: `Files in export ${entry.id} of ${entry.vmName} on ${target}`,
     where: `here, reading the export on ${target}`,
     disks: (entry.manifest?.disks ?? []).map((d) => ({ target: d.target, role: d.role })),
-    params: { host: from?.host ?? "", vm: from?.vm.uuid ?? entry.vmUuid, export: { target, id: entry.id } },
+    params: { vm: from?.vm.uuid ?? entry.vmUuid, export: { target, id: entry.id } },
   };
 }
 

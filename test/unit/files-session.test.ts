@@ -52,7 +52,13 @@ class FakeGuestfish implements CommandRunner {
       const all = Buffer.concat(out);
       out = [];
       for (let at = 0; at < all.length; at += this.chunk) {
-        options.onStdout?.(all.subarray(at, at + this.chunk));
+        // As the runners do: piped to stdoutTo (never collected) when it is given.
+        const piece = all.subarray(at, at + this.chunk);
+        if (options.stdoutTo !== undefined) {
+          options.stdoutTo.write(piece);
+        } else {
+          options.onStdout?.(piece);
+        }
       }
     };
     return new Promise<RunResult>((resolve) => {

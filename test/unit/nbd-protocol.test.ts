@@ -7,6 +7,7 @@
 import { describe, expect, it } from "vitest";
 
 import { MAX_REQUEST_BYTES, NbdConnection } from "../../core/drivers/nbd/protocol.js";
+import { withPinnedHead } from "../../core/infra/block-source.js";
 import { blockReaderArgs, readerRequest } from "../../core/drivers/sh/block-reader.js";
 import { chainBlockdevArgs, filesSessionArgs } from "../../core/drivers/sh/files-script.js";
 import { activateArgs, setReadOnlyArgs } from "../../core/drivers/lvm/args.js";
@@ -149,6 +150,28 @@ describe("the NBD server's protocol", () => {
     expect(out.readUInt32BE(4)).toBe(5);
     expect(out.readUInt32BE(20)).toBe(5);
     expect(errors).toHaveLength(2);
+  });
+
+  it("answers reads in flight before it ends on a disconnect", async () => {
+    const c = ready();
+    c.out();
+    c.connection.feed(Buffer.concat([request(0, 1, 0n, 4), request(2, 2, 0n, 0)]));
+    expect(c.closed).toEqual([]);
+    await settle();
+    expect(c.out().readBigUInt64BE(8)).toBe(1n);
+    expect(c.closed).toEqual([null]);
+  });
+
+  it("serves a checked header, whatever the source says the second time", async () => {
+    const source = {
+      size: 8192,
+      read: (_offset: number, length: number) => Promise.resolve(Buffer.alloc(length, 0xee)),
+    };
+    const head = Buffer.alloc(4096, 0x11);
+    const pinned = withPinnedHead(source, head);
+    expect([...(await pinned.read(4090, 12))]).toEqual([...Array(6).fill(0x11), ...Array(6).fill(0xee)]);
+    expect((await pinned.read(0, 4096)).equals(head)).toBe(true);
+    expect((await pinned.read(4096, 4)).equals(Buffer.alloc(4, 0xee))).toBe(true);
   });
 
   it("ends the connection on what it does not understand", () => {

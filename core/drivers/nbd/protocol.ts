@@ -78,6 +78,7 @@ export class NbdConnection {
   #export = -1;
   /** Replies go out whole and in the order they finish; a reply is never interleaved. */
   #inFlight = 0;
+  #disconnecting = false;
 
   constructor(private readonly hooks: NbdConnectionHooks) {
     const greeting = Buffer.alloc(18);
@@ -173,6 +174,10 @@ export class NbdConnection {
         this.#end(null);
         return;
       case OPT_LIST:
+        if (data.length > 0) {
+          this.#reply(option, REP_ERR_INVALID);
+          return;
+        }
         for (const e of this.hooks.exports) {
           const name = Buffer.from(e.name, "latin1");
           const entry = Buffer.alloc(4 + name.length);
@@ -269,7 +274,11 @@ export class NbdConnection {
         this.#read(Buffer.from(cookie), offset, length);
         return;
       case CMD_DISC:
-        this.#end(null);
+        // Reads still being answered are answered first (the protocol's rule), then it ends.
+        this.#disconnecting = true;
+        if (this.#inFlight === 0) {
+          this.#end(null);
+        }
         return;
       case CMD_FLUSH:
         this.#simple(Buffer.from(cookie), 0);
@@ -313,5 +322,8 @@ export class NbdConnection {
     head.writeUInt32BE(error, 4);
     cookie.copy(head, 8);
     this.hooks.send(data === undefined ? head : Buffer.concat([head, data]));
+    if (this.#disconnecting && this.#inFlight === 0) {
+      this.#end(null);
+    }
   }
 }

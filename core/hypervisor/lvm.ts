@@ -475,7 +475,8 @@ function isOpen(lv: LogicalVolume): boolean {
 
 /**
  * Runs `use` with the snapshot LV readable at its path: a thin snapshot (activation skipped) is
- * activated with -K for the read and deactivated after; a thick one is active already.
+ * activated with -K for the read, its device marked read-only, and deactivated after; a thick one
+ * is active already.
  */
 export async function withLvSnapshotReadable<T>(
   runner: CommandRunner,
@@ -535,9 +536,11 @@ export async function openLvSnapshotReadable(
         `Activating the snapshot of ${target}`,
       );
     }
-    if (options.readOnly === true) {
-      // Before anything opens it (and also when it was active already): from here on no write
-      // reaches the snapshot through its device.
+    // Every activation made here (a thin snapshot, for an export, a copy or a browse) is marked
+    // read-only before anything opens it, and a browse marks it also when it was active already:
+    // from here on no write reaches the snapshot through its device. A thick snapshot, active as
+    // it is, is left as LVM keeps it.
+    if (options.readOnly === true || (shared === undefined && activation.activated)) {
       const marked = await runner.run(lvm.setReadOnlyArgs(snapshot.path), { timeoutMs: LVM_TIMEOUT_MS });
       if (marked.code !== 0) {
         throw new SnapkeepError(

@@ -34,7 +34,16 @@
  */
 import { execFile, execFileSync, spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, rmdirSync, statSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  rmSync,
+  rmdirSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { cpus, loadavg } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
@@ -439,6 +448,8 @@ interface Bench {
   readonly exports: Exports;
   readonly runner: LocalRunner;
   readonly sshd: TestSshd;
+  /** The account the exports log in as on the target (see targetAccount). */
+  readonly targetUser: string;
   readonly work: string;
   readonly staging: string;
   readonly scratch: string;
@@ -472,6 +483,7 @@ async function plainCopy(b: Bench, disk: string, snapshot: Snapshot, allocated: 
     rmSync(dir, { recursive: true, force: true });
     mkdirSync(dir, { recursive: true });
   }
+  ownBy(b.targetUser, landed);
   const file = join(stage, "vda.qcow2");
   settle();
   const start = performance.now();
@@ -484,7 +496,7 @@ async function plainCopy(b: Bench, disk: string, snapshot: Snapshot, allocated: 
     "-e",
     ["ssh", ...sshOptions(b.sshd)].join(" "),
     file,
-    `${b.sshd.user}@${b.sshd.host}:${landed}/`,
+    `${b.targetUser}@${b.sshd.host}:${landed}/`,
   ]);
   const end = performance.now();
   const stats = parseStats(out);
@@ -692,6 +704,8 @@ interface SessionCost {
   readonly execMs: number;
   /** Median ms of `bash -c true` started as sshd starts it (no SHLVL, SSH_CLIENT set: reads ~/.bashrc). */
   readonly bashMs: number;
+  /** The same as root, whose ~/.bashrc on this machine starts pyenv. */
+  readonly rootBashMs: number;
   /** MiB/s of CHANNEL_TEST_BYTES piped into `cat >/dev/null` on the target: ssh2, then OpenSSH's ssh. */
   readonly ssh2MiBs: number;
   readonly opensshMiBs: number;
@@ -710,13 +724,28 @@ async function sessionCost(b: Bench, targets: Targets): Promise<SessionCost> {
     await runner.run(["true"]);
     exec.push(performance.now() - start);
   }
-  const bash: number[] = [];
-  const { SHLVL: _shlvl, ...env } = process.env;
-  for (let i = 0; i < 5; i++) {
-    const start = performance.now();
-    execFileSync("bash", ["-c", "true"], { env: { ...env, SSH_CLIENT: "127.0.0.1 1 22" } });
-    bash.push(performance.now() - start);
-  }
+  // bash started as sshd starts it (SSH_CLIENT set, no SHLVL: it reads ~/.bashrc), as each account.
+  const bashOf = (user: string): number => {
+    const home = execFileSync("getent", ["passwd", user], { encoding: "utf8" }).split(":")[5] ?? "/";
+    const times: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      const start = performance.now();
+      execFileSync("runuser", [
+        "-u",
+        user,
+        "--",
+        "env",
+        "-i",
+        `HOME=${home}`,
+        "SSH_CLIENT=127.0.0.1 1 22",
+        "bash",
+        "-c",
+        "true",
+      ]);
+      times.push(performance.now() - start);
+    }
+    return median(times);
+  };
   // The bare channel, no disk: what either SSH stack carries per second here.
   const data = randomBytes(CHANNEL_TEST_BYTES);
   const sink = ["sh", "-c", "cat >/dev/null"];
@@ -727,20 +756,22 @@ async function sessionCost(b: Bench, targets: Targets): Promise<SessionCost> {
     throw new Error(`cat on the target failed: ${viaSsh2.stderr}`);
   }
   start = performance.now();
-  execFileSync("ssh", [...sshOptions(b.sshd), `${b.sshd.user}@${b.sshd.host}`, sink.slice(2).join(" ")], {
+  execFileSync("ssh", [...sshOptions(b.sshd), `${b.targetUser}@${b.sshd.host}`, sink.slice(2).join(" ")], {
     input: data,
   });
   const opensshMs = performance.now() - start;
   const rate = (ms: number): number => CHANNEL_TEST_BYTES / MiB / (ms / 1000);
   return {
     execMs: median(exec),
-    bashMs: median(bash),
+    bashMs: bashOf(b.targetUser),
+    rootBashMs: bashOf("root"),
     ssh2MiBs: rate(ssh2Ms),
     opensshMiBs: rate(opensshMs),
   };
 }
 
-function report(results: readonly SizeResult[], oddities: readonly string[], session: SessionCost): void {
+function report(b: Bench, results: readonly SizeResult[], session: SessionCost): void {
+  const oddities = b.oddities;
   console.log(
     `\nExports to an SSH target on loopback (OpenSSH sshd); change = ${mib(CHANGE_BYTES)} MiB (1% of ${sizeLabel(Math.max(...SIZES_MIB))}) for every disk; one run each:\n`,
   );
@@ -918,7 +949,7 @@ function report(results: readonly SizeResult[], oddities: readonly string[], ses
     `Temp peak: \`du -sb\` of Snapkeep's staging folder every ${POLL_MS} ms during the export, minus what was there before it; for the plain tools the size of the converted file.`,
     "Snapkeep's times include what a real export does besides copying: looking the VM up, hashing the image on the way and again where it landed, the manifest and the verification record. The plain tools' time is qemu-img convert (uncompressed qcow2) and rsync alone, no hashing.",
     "Speed ratio = (qemu-img convert + rsync time) / (first export time), for the same snapshot s1.",
-    `Every command Snapkeep runs on the SSH target is a new SSH session: a warm ssh2 exec of \`true\` takes ${session.execMs.toFixed(0)} ms here (median of 5, before the exports), of which bash starting as sshd starts it (reading root's ~/.bashrc) is ${session.bashMs.toFixed(0)} ms. An export runs ${targetCommands(results)} commands on the target, each paying it; the plain tools pay it once per rsync. Streamed re-exports: ${reExportSessions(results, session)}.`,
+    `The exports and the plain tools log in to the target as ${b.targetUser}. Every command Snapkeep runs on the SSH target is a new SSH session: a warm ssh2 exec of \`true\` takes ${session.execMs.toFixed(0)} ms here (median of 5, before the exports), of which bash starting as sshd starts it (reading ${b.targetUser}'s ~/.bashrc) is ${session.bashMs.toFixed(0)} ms; as root on this machine (its ~/.bashrc starts pyenv) bash alone takes ${session.rootBashMs.toFixed(0)} ms. An export runs ${targetCommands(results)} commands on the target, each paying it; the plain tools pay it once per rsync. Streamed re-exports: ${reExportSessions(results, session)}.`,
     `The bare SSH channel (${CHANNEL_TEST_BYTES / MiB} MiB into \`cat >/dev/null\` on the target, session start included): ${session.ssh2MiBs.toFixed(0)} MiB/s through Snapkeep's ssh2 runner, ${session.opensshMiBs.toFixed(0)} MiB/s through OpenSSH's ssh.`,
   ]) {
     console.log(`  - ${note}`);
@@ -929,6 +960,37 @@ function report(results: readonly SizeResult[], oddities: readonly string[], ses
       console.log(`  - ${o}`);
     }
   }
+}
+
+// ---- the target account --------------------------------------------------------------------------
+
+/**
+ * The account the exports log in as on the target: by default a plain one made for the bench
+ * (Debian's default shell files), as a NAS's backup account is. Every command on an SSH target is
+ * a session, and each session starts the account's shell: root's on this machine reads a ~/.bashrc
+ * that starts pyenv (about half a second), which would be measured as Snapkeep's cost.
+ * BENCH_TARGET_USER=root measures with root all the same; another name uses that account as it is.
+ */
+interface TargetAccount {
+  readonly user: string;
+  remove(): void;
+}
+
+const BENCH_ACCOUNT = "snapkeep-bench";
+
+function targetAccount(): TargetAccount {
+  const user = process.env["BENCH_TARGET_USER"] ?? BENCH_ACCOUNT;
+  const exists = spawnSync("id", ["-u", user], { stdio: "ignore" }).status === 0;
+  if (exists || user !== BENCH_ACCOUNT) {
+    return { user, remove: () => undefined };
+  }
+  // "*": no password, and not locked ("!"), which sshd refuses when it does not use PAM.
+  execFileSync("useradd", ["--create-home", "--shell", "/bin/bash", "--password", "*", user]);
+  return { user, remove: () => execFileSync("userdel", ["--remove", user], { stdio: "ignore" }) };
+}
+
+function ownBy(user: string, path: string): void {
+  execFileSync("chown", [`${user}:`, path]);
 }
 
 // ---- main ----------------------------------------------------------------------------------------
@@ -948,6 +1010,7 @@ async function main(): Promise<void> {
   mkdirSync(scratch);
   let madeImageDir = false;
   let sshd: TestSshd | undefined;
+  let account: TargetAccount | undefined;
   let targets: Targets | undefined;
   const ctx = makeApp({}, { wrapRunner: (r) => new TimingRunner(r, "source") });
   try {
@@ -956,7 +1019,11 @@ async function main(): Promise<void> {
     } catch {
       madeImageDir = true;
     }
+    account = targetAccount();
     sshd = await startSshd();
+    // sshd reads authorized_keys as the account logging in.
+    chmodSync(sshd.tmpDir, 0o711);
+    chmodSync(join(sshd.tmpDir, "authorized_keys"), 0o644);
     const app = ctx.app;
     app.hosts.addLocal("local");
     targets = new Targets({
@@ -997,10 +1064,14 @@ async function main(): Promise<void> {
       convert: join(work, "target-convert"),
     };
     const targetName: Record<Engine, string> = { stream: "nas-stream", convert: "nas-convert" };
+    // The target account must pass through the work folder (mkdtemp makes it owner-only).
+    chmodSync(work, 0o711);
     for (const engine of ENGINES) {
+      mkdirSync(targetDir[engine]);
+      ownBy(account.user, targetDir[engine]);
       await targets.add({
         name: targetName[engine],
-        ssh: `${sshd.user}@${sshd.host}:${sshd.port}:${targetDir[engine]}`,
+        ssh: `${account.user}@${sshd.host}:${sshd.port}:${targetDir[engine]}`,
         identityFile: sshd.userKeyPath,
         trust: sshd.hostFingerprint,
       });
@@ -1010,6 +1081,7 @@ async function main(): Promise<void> {
       exports,
       runner,
       sshd,
+      targetUser: account.user,
       work,
       staging,
       scratch,
@@ -1030,7 +1102,7 @@ async function main(): Promise<void> {
       ensureLibvirt();
       await removeLabVms(runner, URI, owner, { dryRun: false });
     }
-    report(results, b.oddities, session);
+    report(b, results, session);
   } finally {
     const attempt = async (what: string, fn: () => Promise<unknown> | unknown): Promise<void> => {
       try {
@@ -1051,6 +1123,7 @@ async function main(): Promise<void> {
     });
     await attempt("closing the runner", () => runner.dispose());
     await attempt("stopping sshd", () => sshd?.stop());
+    await attempt("removing the target account", () => account?.remove());
     await attempt("removing the work folder", () => rmSync(work, { recursive: true, force: true }));
     if (madeImageDir) {
       await attempt("removing the image folder", () => rmdirSync(IMAGE_DIR));

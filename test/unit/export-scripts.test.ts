@@ -126,6 +126,29 @@ describe("export scripts under sh", () => {
     expect(readFileSync(job, "utf8")).toBe(hostile);
   });
 
+  it("claims a new export's folder in the same command, and writes nothing when the name is taken", async () => {
+    const vm = join(dir, "web01-1b2c3d4e");
+    mkdirSync(vm);
+    const partial = join(vm, "20261126T130500Z-nightly.partial");
+    const claim = { vmFolder: vm, name: "20261126T130500Z-nightly.partial" };
+    const files = [{ path: join(partial, "job.json"), content: "{}" }];
+    const first = await runner.run(spaceArgs(partial, [join(partial, "vda.qcow2")], files, claim));
+    expect(first.code).toBe(0);
+    expect(parseSpace(first.stdout, 1).sizes).toEqual([undefined]);
+    expect(readFileSync(join(partial, "job.json"), "utf8")).toBe("{}");
+    // The same name again (a planted folder, another export): refused before anything is written.
+    const again = await runner.run(
+      spaceArgs(partial, [], [{ path: join(partial, "domain.xml"), content: "<domain/>" }], claim),
+    );
+    expect(again.code).toBe(3);
+    expect(existsSync(join(partial, "domain.xml"))).toBe(false);
+    // A VM folder that is not there: a failure of its own, not "taken".
+    const missing = await runner.run(
+      spaceArgs(partial, [], files, { vmFolder: join(dir, "gone"), name: claim.name }),
+    );
+    expect(missing.code).toBe(1);
+  });
+
   it("reads the source's preparation output", () => {
     const out = [
       "@@snapkeep-qemu-img",

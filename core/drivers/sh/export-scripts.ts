@@ -136,15 +136,21 @@ export function parseSnapshotsNow(output: string): ImageState[] {
 }
 
 /**
- * Target, once the images are ready on the source: the export's own small files written (its job
- * record first of all, so the folder is recognised as an unfinished export from then on), then
- * the size of any image an earlier attempt left there, then the free space.
- * Arguments: DIR COUNT FILE... [PATH CONTENT]...
+ * Target, once the images are ready on the source: a new export's folder claimed (as CLAIM_SCRIPT
+ * does, exit 3: the name is taken), the export's own small files written (its job record first of
+ * all, so the folder is recognised as an unfinished export from then on), then the size of any
+ * image an earlier attempt left there, then the free space. One command, because every command on
+ * an SSH target is a session of its own, and a session costs what the account's shell costs to
+ * start (half a second for a login shell that starts pyenv).
+ * Arguments: CLAIM-FOLDER CLAIM-NAME DIR COUNT FILE... [PATH CONTENT]... (CLAIM-FOLDER "": none)
  */
 export const SPACE_SCRIPT = [
   // Whole VM disks and their definitions: readable by the owner only, on any target.
   "umask 077",
-  "dir=$1 n=$2; shift 2",
+  'if [ -n "$1" ]; then',
+  '  (cd -P -- "$1" || exit 1; mkdir -- "$2" 2>/dev/null || exit 3) || exit',
+  "fi",
+  "dir=$3 n=$4; shift 4",
   'sizes=""',
   'while [ "$n" -gt 0 ]; do',
   '  if [ -f "$1" ]; then s=$(wc -c < "$1"); else s=-; fi',
@@ -162,16 +168,23 @@ export const SPACE_SCRIPT = [
   'for s in $sizes; do echo "$s"; done',
 ].join("\n");
 
+/**
+ * `claim`: the new export's folder to make first (the VM folder it goes in and its name), or
+ * undefined when the export resumes one of its own.
+ */
 export function spaceArgs(
   dir: string,
   present: readonly string[],
   files: readonly { path: string; content: string }[],
+  claim?: { readonly vmFolder: string; readonly name: string },
 ): string[] {
   return [
     "sh",
     "-c",
     SPACE_SCRIPT,
     "snapkeep-space",
+    claim?.vmFolder ?? "",
+    claim?.name ?? "",
     dir,
     String(present.length),
     ...present,

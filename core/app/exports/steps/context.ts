@@ -105,3 +105,8 @@ export function landedPaths(ex: PreparedExport, disks: readonly StagedDisk[]): s
 export function signalOption(ex: ExportRun): { signal?: AbortSignal } {
   return ex.request.signal === undefined ? {} : { signal: ex.request.signal };
 }
+
+/** The folder a new export claims on the target; none when it resumes its own unfinished one. */
+export function claimOf(ex: PreparedExport): { vmFolder: string; name: string } | undefined {
+  return ex.resumable === undefined ? { vmFolder: ex.vmFolder, name: posix.basename(ex.partial) } : undefined;
+}

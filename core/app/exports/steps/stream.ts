@@ -20,24 +20,21 @@ import { createHash } from "node:crypto";
 import { posix } from "node:path";
 import { Readable, Transform, type TransformCallback } from "node:stream";
 
-import { SnapkeepError, isSnapkeepError } from "../../../errors.js";
+import { SnapkeepError } from "../../../errors.js";
 import { formatBytes } from "../../../domain/bytes.js";
 import { backingName, decideDiskBasis } from "../../../domain/plans/chain-plan.js";
 import { planStream, type GuestExtent, type StreamPlan } from "../../../domain/plans/stream-plan.js";
 import { ThinUnsupported } from "../../../drivers/lvm/thin.js";
-import { PARTIAL_SUFFIX } from "../../../drivers/bundle/bundle.js";
 import { layoutImage, type ImageLayout } from "../../../drivers/qemu-img/qcow2-writer.js";
 import { Qcow2Unsupported } from "../../../drivers/qemu-img/qcow2-tables.js";
-import { parseSpace, spaceArgs } from "../../../drivers/sh/export-scripts.js";
 import { streamReadArgs, streamReadInput, streamWriteArgs } from "../../../drivers/sh/stream-scripts.js";
 import { thinChanges } from "../../../hypervisor/lvm-thin.js";
 import { withLvSnapshotReadable } from "../../../hypervisor/lvm.js";
 import { writeFailure } from "../../../infra/remote-fs.js";
-import { runChecked } from "../../../infra/runner/checked.js";
 import { changedBlocks } from "../changed-blocks.js";
-import { claimExportFolder } from "../target-folders.js";
+import { prepareExportFolder } from "../target-folders.js";
 import { requireSnapshotStill } from "./convert.js";
-import { QUICK_MS, type ExportDisk, type PreparedExport, type StagedDisk } from "./context.js";
+import { claimOf, type ExportDisk, type PreparedExport, type StagedDisk } from "./context.js";
 import { jobFile } from "./prepare.js";
 
 /** One disk's streamed image: what it builds on, why, and how it is laid out and fed. */
@@ -193,27 +190,12 @@ export interface Streamed {
  */
 export async function streamDisks(ex: PreparedExport, streams: readonly DiskStream[]): Promise<Streamed> {
   const basis = streams.find((s) => s.basis !== null)?.basis ?? undefined;
-  if (ex.resumable === undefined) {
-    await claimExportFolder(ex.dest, ex.vmFolder, `${ex.id}${PARTIAL_SUFFIX}`);
-  }
   const files = [
     ...(ex.resumable === undefined ? [jobFile(ex, ex.id, ex.startedAt, ex.partial, basis)] : []),
     { path: posix.join(ex.partial, "domain.xml"), content: ex.sourceState.definition },
   ];
   const paths = streams.map((s) => posix.join(ex.partial, s.disk.file));
-  const spaceOutput = await runChecked(
-    ex.dest.runner,
-    spaceArgs(ex.partial, paths, files),
-    `Preparing ${ex.target.name}`,
-    {
-      timeoutMs: QUICK_MS,
-    },
-  ).catch((error: unknown) => {
-    throw isSnapkeepError(error, "COMMAND_FAILED")
-      ? writeFailure(ex.dest.label, ex.partial, String(error.details["stderr"] ?? error.message))
-      : error;
-  });
-  const space = parseSpace(spaceOutput.stdout, streams.length);
+  const space = await prepareExportFolder(ex.dest, claimOf(ex), ex.partial, paths, files);
   // What is there already counts only when it was written for the same base (the same stream).
   const sameStream = ex.resumable === undefined || ex.resumable.job?.basis === basis;
   const resumeAt = streams.map((s, i) => {

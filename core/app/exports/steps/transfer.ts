@@ -6,24 +6,17 @@
  */
 import { posix } from "node:path";
 
-import { SnapkeepError, isSnapkeepError } from "../../../errors.js";
+import { SnapkeepError } from "../../../errors.js";
 import { formatBytes } from "../../../domain/bytes.js";
 import { bytesStillNeeded } from "../../../domain/plans/export-plan.js";
-import { PARTIAL_SUFFIX } from "../../../drivers/bundle/bundle.js";
-import {
-  RECORD_HASH_SCRIPT,
-  parseRecordedHash,
-  parseSpace,
-  spaceArgs,
-} from "../../../drivers/sh/export-scripts.js";
+import { RECORD_HASH_SCRIPT, parseRecordedHash } from "../../../drivers/sh/export-scripts.js";
 import { isRetryable, relayRsync } from "../../../infra/relay.js";
-import { writeFailure } from "../../../infra/remote-fs.js";
 import { runChecked } from "../../../infra/runner/checked.js";
-import { claimExportFolder } from "../target-folders.js";
+import { prepareExportFolder } from "../target-folders.js";
 import { requireSnapshotStill } from "./convert.js";
 import {
   HASH_MS,
-  QUICK_MS,
+  claimOf,
   landedPaths,
   signalOption,
   type PreparedExport,
@@ -58,22 +51,16 @@ export async function landDirect(ex: PreparedExport, staged: readonly StagedDisk
 
 /** Staged on the source: onto the target with rsync, each image's source hash taken meanwhile. */
 export async function sendStaged(ex: PreparedExport, staged: readonly StagedDisk[]): Promise<Landed> {
-  if (ex.resumable === undefined) {
-    await claimExportFolder(ex.dest, ex.vmFolder, `${ex.id}${PARTIAL_SUFFIX}`);
-  }
-  // The job record and definition go with the space check (see prepare.ts).
-  const spaceOutput = await runChecked(
-    ex.dest.runner,
-    spaceArgs(ex.partial, landedPaths(ex, staged), ex.smallFiles),
-    `Preparing ${ex.target.name}`,
-    { timeoutMs: QUICK_MS },
-  ).catch((error: unknown) => {
-    throw isSnapkeepError(error, "COMMAND_FAILED")
-      ? writeFailure(ex.dest.label, ex.partial, String(error.details["stderr"] ?? error.message))
-      : error;
-  });
+  // The folder is claimed and the job record and definition written with the space check (see
+  // prepare.ts).
+  const space = await prepareExportFolder(
+    ex.dest,
+    claimOf(ex),
+    ex.partial,
+    landedPaths(ex, staged),
+    ex.smallFiles,
+  );
   const measured = await withSizes(ex, staged);
-  const space = parseSpace(spaceOutput.stdout, measured.length);
   const needed = bytesStillNeeded(
     measured.map((d) => d.size),
     space.sizes,

@@ -24,6 +24,7 @@ import type { CoreContext } from "../app/context.js";
 import type { Drills } from "../app/drill.js";
 import type { Files } from "../app/files.js";
 import { drillsOf, drillSummary } from "../domain/drill.js";
+import { describeDamage } from "../drivers/bundle/chunks.js";
 import { Jobs } from "./jobs.js";
 import {
   methods,
@@ -437,10 +438,10 @@ function handlers(
           if (!result.ok) {
             throw new SnapkeepError(
               "VERIFY_FAILED",
-              `${result.badFiles.join(", ")} of export ${result.id} on ${p.target} no longer match${result.badFiles.length === 1 ? "es" : ""} the checksums taken when it was made.`,
+              `${result.badFiles.join(", ")} of export ${result.id} on ${p.target} no longer match${result.badFiles.length === 1 ? "es" : ""} the checksums taken when it was made${result.badRanges.length === 0 ? "" : ` (${describeDamage(result.badRanges)})`}.`,
               {
                 hint: "It is listed as corrupt now. Export the snapshot again, and check the target's disk.",
-                details: { badFiles: result.badFiles },
+                details: { badFiles: result.badFiles, badRanges: result.badRanges },
               },
             );
           }

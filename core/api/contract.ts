@@ -750,6 +750,8 @@ export interface Verified {
   readonly id: string;
   readonly ok: boolean;
   readonly badFiles: readonly string[];
+  /** Where the damaged images differ (byte ranges), for images with chunk hashes. */
+  readonly badRanges: readonly { file: string; start: number; end: number }[];
   readonly checkedAt: string;
 }
 

@@ -9,6 +9,7 @@ import { DEFAULT_IMAGE_DIR, restoreExport } from "../app/exports/restore.js";
 import { commandLine } from "../domain/shell-quote.js";
 import type { Target } from "../domain/settings.js";
 import { displayName, formatBytes, formatTime, table } from "./format.js";
+import { describeDamage } from "../drivers/bundle/chunks.js";
 import { journaled } from "./journaled.js";
 import type { CliContext, CliIo } from "./main.js";
 import { bwlimitOption, diskList, numberOption, parseNumber } from "./options.js";
@@ -273,7 +274,7 @@ export function registerExportCommands(
       print(result, opts.json, () =>
         result.ok
           ? `Export ${result.id}${named} on ${targetName} is intact: every checksum matches.\n`
-          : `Export ${result.id}${named} on ${targetName} is damaged: ${result.badFiles.join(", ")} ${result.badFiles.length === 1 ? "does" : "do"} not match the manifest.\n`,
+          : `Export ${result.id}${named} on ${targetName} is damaged: ${result.badFiles.join(", ")} ${result.badFiles.length === 1 ? "does" : "do"} not match the manifest.\n${result.badRanges.length === 0 ? "" : `Where it differs: ${describeDamage(result.badRanges)}.\n`}`,
       );
       if (!result.ok) {
         process.exitCode = 1;

@@ -7,6 +7,7 @@ import { SnapkeepError } from "../errors.js";
 import { checkResult, runChecked } from "./runner/checked.js";
 import type { CommandRunner, RunOptions } from "./runner/types.js";
 import { HASH_FUNCTION, WRITE_FILES_SCRIPT, fileArgs } from "../drivers/sh/export-scripts.js";
+import { parseVerify, verifyArgs, type VerifyEntry, type VerifyFound } from "../drivers/sh/verify-script.js";
 
 /** Hashing a large image takes a while; everything else here is quick. */
 const QUICK_MS = 60_000;
@@ -109,6 +110,20 @@ export class RemoteFs {
       throw new SnapkeepError("UNEXPECTED_OUTPUT", `Hashing on ${this.label} printed something unexpected.`);
     }
     return lines.map((l) => (l === "-" ? undefined : l));
+  }
+
+  /**
+   * Each file hashed for a verify, whole or chunk by chunk (drivers/sh/verify-script.ts), in one
+   * command; undefined for anything that is not a regular file.
+   */
+  async verifyFiles(entries: readonly VerifyEntry[], signal?: AbortSignal): Promise<VerifyFound[]> {
+    if (entries.length === 0) {
+      return [];
+    }
+    const argv = verifyArgs(entries);
+    const result = await this.runner.run(argv, { timeoutMs: HASH_MS, ...(signal ? { signal } : {}) });
+    checkResult(this.label, argv, result, "Hashing");
+    return parseVerify(result.stdout, entries);
   }
 
   /** Bytes of each file; undefined where there is none. */

@@ -9,7 +9,7 @@
  */
 import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -316,8 +316,16 @@ describe("streamed, incremental exports", () => {
     const s = subjects[1] as Subject;
     const newest = s.made.at(-1) as { result: ExportResult; tag: string };
     const file = join(newest.result.folder, "vda.qcow2");
+    const size = statSync(file).size;
     flipNearEnd(file);
-    expect((await exports.verify(s.target, newest.result.id)).ok).toBe(false);
+    // A streamed image has per-chunk hashes: the verify says where it differs, the chunk that
+    // holds the flipped byte (64 MiB chunks: the last one, up to the end of the file).
+    const verified = await exports.verify(s.target, newest.result.id);
+    expect(verified).toMatchObject({ ok: false, badFiles: ["vda.qcow2"] });
+    const chunk = 64 * 1024 * 1024;
+    expect(verified.badRanges).toEqual([
+      { file: "vda.qcow2", start: Math.floor((size - 100) / chunk) * chunk, end: size },
+    ]);
     change(s, 6);
     const result = await snapshotAndExport(s, "after-damage");
     expect(result.basis).toBe(s.made.at(-3)?.result.id);

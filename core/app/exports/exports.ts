@@ -40,6 +40,7 @@ import {
   type Manifest,
 } from "../../drivers/bundle/bundle.js";
 import { RemoteFs } from "../../infra/remote-fs.js";
+import { checkFile, type ChunkSums } from "../../drivers/bundle/chunks.js";
 import { finishPendingMerges } from "./merge.js";
 import { retireExports, type MergeReport, type Retired } from "./retire.js";
 import { cleanStaging, type CleanResult } from "./staging.js";
@@ -121,6 +122,11 @@ export interface VerifyResult {
   readonly id: string;
   readonly ok: boolean;
   readonly badFiles: readonly string[];
+  /**
+   * Where a damaged image differs, for images with chunk hashes: byte ranges of the file, whole
+   * chunks (the last one shorter), and the part beyond the manifest's size when it grew or shrank.
+   */
+  readonly badRanges: readonly { file: string; start: number; end: number }[];
   readonly checkedAt: string;
 }
 
@@ -296,13 +302,23 @@ export class Exports {
     }
     const fs = this.#deps.targets.fsOf(target);
     const dir = posix.join(target.path, entry.folder);
-    const files = [entry.manifest.definition, ...entry.manifest.disks];
+    const files: { name: string; size: number; sha256: string; chunks?: ChunkSums | undefined }[] = [
+      entry.manifest.definition,
+      ...entry.manifest.disks,
+    ];
     // Only regular files count: a link in a bundle could point anywhere on the target's host.
-    const sums = await fs.sha256Regular(
-      files.map((f) => posix.join(dir, f.name)),
+    // An image with chunk hashes is hashed chunk by chunk, so that damage is found where it is.
+    const found = await fs.verifyFiles(
+      files.map((f) => ({
+        path: posix.join(dir, f.name),
+        chunkBytes: f.chunks?.bytes ?? 0,
+        chunks: f.chunks?.sha256.length ?? 0,
+      })),
       signal,
     );
-    const badFiles = files.filter((f, i) => sums[i] !== f.sha256).map((f) => f.name);
+    const checks = files.map((f, i) => checkFile(f, found[i]));
+    const badFiles = files.filter((_, i) => !(checks[i]?.ok ?? false)).map((f) => f.name);
+    const badRanges = files.flatMap((f, i) => (checks[i]?.ranges ?? []).map((r) => ({ file: f.name, ...r })));
     const checked = {
       state: badFiles.length === 0 ? ("verified" as const) : ("corrupt" as const),
       checkedAt: this.#deps.now().toISOString(),
@@ -331,6 +347,7 @@ export class Exports {
       id: entry.id,
       ok: badFiles.length === 0,
       badFiles,
+      badRanges,
       checkedAt: status.checkedAt,
     };
   }
@@ -349,11 +366,13 @@ export class Exports {
     }
     const top = await this.verify(targetName, entry.id, signal);
     const badFiles = [...top.badFiles];
+    const badRanges = [...top.badRanges];
     for (const link of below.values()) {
       const checked = await this.verify(targetName, link.id, signal);
       badFiles.push(...checked.badFiles.map((f) => `${link.id}/${f}`));
+      badRanges.push(...checked.badRanges.map((r) => ({ ...r, file: `${link.id}/${r.file}` })));
     }
-    return { ...top, ok: badFiles.length === 0, badFiles };
+    return { ...top, ok: badFiles.length === 0, badFiles, badRanges };
   }
 
   /**

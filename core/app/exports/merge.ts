@@ -113,7 +113,9 @@ export async function mergeExport(ctx: MergeContext, step: MergeStep<ExportEntry
       if (r === undefined) {
         return d;
       }
-      const { backing: _old, ...rest } = d;
+      // The merged image is another file: the old chunk hashes do not describe it, and it is
+      // verified by its whole hash (taken where it was written).
+      const { backing: _old, chunks: _oldChunks, ...rest } = d;
       return {
         ...rest,
         size: r.size,

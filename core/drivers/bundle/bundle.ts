@@ -13,6 +13,7 @@ import { createHash, createHmac, timingSafeEqual } from "node:crypto";
 import { z } from "zod";
 
 import { SnapkeepError } from "../../errors.js";
+import { MAX_CHUNKS, chunkBytesFor, chunkCount } from "./chunks.js";
 
 export const BUNDLE_FORMAT = "snapkeep-export";
 export const BUNDLE_VERSION = 1;
@@ -82,6 +83,16 @@ const diskSchema = fileSchema.extend({
   snapshotId: z.string().max(64).optional(),
   /** Full or incremental, and why, in words (the job's log says the same). */
   why: z.string().max(400).optional(),
+  /**
+   * The image's per-chunk hashes (chunks.ts): written by a streamed export, which hashes the image
+   * as it goes. Absent in a converted or merged image, which is verified by its whole hash.
+   */
+  chunks: z
+    .object({
+      bytes: z.number().int().positive(),
+      sha256: z.array(z.string().regex(/^[0-9a-f]{64}$/)).max(MAX_CHUNKS),
+    })
+    .optional(),
 });
 
 export const manifestSchema = z
@@ -107,12 +118,18 @@ export const manifestSchema = z
     // other path (../../root/.ssh/…) is not one Snapkeep wrote, and an import must not follow it.
     disks: z
       .array(
-        diskSchema.refine(
-          (d) => /^[a-z]{1,8}[a-z0-9]{0,8}$/.test(d.target) && d.name === `${d.target}.qcow2`,
-          {
+        diskSchema
+          .refine((d) => /^[a-z]{1,8}[a-z0-9]{0,8}$/.test(d.target) && d.name === `${d.target}.qcow2`, {
             message: "a disk file must be named <target>.qcow2",
-          },
-        ),
+          })
+          // The chunk size follows from the image's size: a manifest cannot ask a verify for another.
+          .refine(
+            (d) =>
+              d.chunks === undefined ||
+              (d.chunks.bytes === chunkBytesFor(d.size) &&
+                d.chunks.sha256.length === chunkCount(d.size, d.chunks.bytes)),
+            { message: "a disk's chunk hashes must cover its image in chunks of the size Snapkeep uses" },
+          ),
       )
       .min(1),
     tools: z.record(z.string(), z.string()),

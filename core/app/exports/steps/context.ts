@@ -10,6 +10,7 @@ import type { ExportDiskPlan } from "../../../domain/plans/export-plan.js";
 import type { Target } from "../../../domain/settings.js";
 import type { Snapshot, VmWithSnapshots } from "../../../domain/types.js";
 import type { ExportEntry } from "../../../drivers/bundle/bundle.js";
+import type { ChunkSums } from "../../../drivers/bundle/chunks.js";
 import type { SourcePrepared } from "../../../drivers/sh/export-scripts.js";
 import type { RemoteFs } from "../../../infra/remote-fs.js";
 import type { CommandRunner } from "../../../infra/runner/types.js";
@@ -96,6 +97,8 @@ export interface StagedDisk {
   readonly backing?: string | undefined;
   readonly snapshotId?: string | undefined;
   readonly why?: string | undefined;
+  /** Per-chunk hashes, taken by a streamed export on the way (drivers/bundle/chunks.ts). */
+  readonly chunks?: ChunkSums | undefined;
 }
 
 export function landedPaths(ex: PreparedExport, disks: readonly StagedDisk[]): string[] {

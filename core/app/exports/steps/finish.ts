@@ -63,6 +63,7 @@ export function exportManifest(ex: PreparedExport, disks: readonly StagedDisk[])
       ...(d.backing === undefined ? {} : { backing: d.backing }),
       ...(d.snapshotId === undefined ? {} : { snapshotId: d.snapshotId }),
       ...(d.why === undefined ? {} : { why: d.why }),
+      ...(d.chunks === undefined ? {} : { chunks: { bytes: d.chunks.bytes, sha256: [...d.chunks.sha256] } }),
     })),
     tools: {
       snapkeep: SNAPKEEP_VERSION,

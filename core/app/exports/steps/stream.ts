@@ -24,6 +24,7 @@ import { SnapkeepError } from "../../../errors.js";
 import { formatBytes } from "../../../domain/bytes.js";
 import { backingName, decideDiskBasis } from "../../../domain/plans/chain-plan.js";
 import { planStream, type GuestExtent, type StreamPlan } from "../../../domain/plans/stream-plan.js";
+import { ChunkHasher, type ChunkSums } from "../../../drivers/bundle/chunks.js";
 import { ThinUnsupported } from "../../../drivers/lvm/thin.js";
 import { layoutImage, type ImageLayout } from "../../../drivers/qemu-img/qcow2-writer.js";
 import { Qcow2Unsupported } from "../../../drivers/qemu-img/qcow2-tables.js";
@@ -236,6 +237,7 @@ async function sendStreams(
       file: s.disk.file,
       size: s.layout.fileSize,
       sha256: sent.sha256,
+      chunks: sent.chunks,
       virtualSize: s.disk.virtualSize,
       sourcePath: s.disk.source,
       compression: "none",
@@ -265,19 +267,21 @@ async function streamDisk(
   path: string,
   resumeAt: number,
   onBytes: (at: number) => void,
-): Promise<{ sha256: string; sent: number }> {
+): Promise<{ sha256: string; chunks: ChunkSums; sent: number }> {
   const stop = new AbortController();
   const outer = ex.request.signal;
   const abort = (): void => stop.abort();
   outer?.addEventListener("abort", abort, { once: true });
   const picker = new SegmentPicker(s.plan.segments);
   const hash = createHash("sha256");
+  const chunks = new ChunkHasher(s.layout.fileSize);
   let at = 0;
   let sent = 0;
   const limit = bandwidth(ex.request.bwlimitKiB);
   async function* image(): AsyncGenerator<Buffer> {
     for await (const chunk of concat(s.layout.metadata, picker)) {
       hash.update(chunk);
+      chunks.update(chunk);
       const skip = Math.max(0, Math.min(chunk.length, resumeAt - at));
       at += chunk.length;
       if (skip < chunk.length) {
@@ -329,7 +333,7 @@ async function streamDisk(
   } finally {
     outer?.removeEventListener("abort", abort);
   }
-  return { sha256: hash.digest("hex"), sent };
+  return { sha256: hash.digest("hex"), chunks: chunks.digest(), sent };
 }
 
 function checkEnds(

@@ -1,0 +1,105 @@
+/**
+ * Target: an export's files hashed for a verify, each whole or chunk by chunk (the manifest's
+ * per-chunk hashes, drivers/bundle/chunks.ts), in one command. Only regular files are read: a
+ * link in a bundle could point anywhere on the target's host.
+ */
+import { SnapkeepError } from "../../errors.js";
+import { HASH_FUNCTION } from "./export-scripts.js";
+
+const MiB = 1024 * 1024;
+
+/**
+ * Arguments: FILE CHUNK-MIB COUNT, repeated; COUNT 0: the whole file. For each file, "-" when it
+ * is not a regular file, else "S <size>", then "W <sha256>" (whole) or COUNT lines "C <sha256>".
+ * `h` reads standard input when given no file: both OpenSSL and coreutils do.
+ */
+export const VERIFY_SCRIPT = [
+  HASH_FUNCTION,
+  'while [ "$#" -ge 3 ]; do',
+  "  f=$1 m=$2 n=$3; shift 3",
+  '  if [ -f "$f" ] && [ ! -L "$f" ]; then',
+  '    printf \'S %s\\n\' "$(wc -c < "$f")"',
+  '    if [ "$n" -eq 0 ]; then',
+  '      s=$(h "$f") || exit 1',
+  "      printf 'W %s\\n' \"${s%% *}\"",
+  "    else",
+  "      i=0",
+  '      while [ "$i" -lt "$n" ]; do',
+  '        s=$(dd if="$f" bs=1048576 skip=$((i * m)) count="$m" 2>/dev/null | h) || exit 1',
+  "        printf 'C %s\\n' \"${s%% *}\"",
+  "        i=$((i + 1))",
+  "      done",
+  "    fi",
+  "  else",
+  "    echo -",
+  "  fi",
+  "done",
+].join("\n");
+
+/** One file to check: its path, and its chunk size and count (0: hashed whole). */
+export interface VerifyEntry {
+  readonly path: string;
+  readonly chunkBytes: number;
+  readonly chunks: number;
+}
+
+/** What the target found for a file: undefined when it is not a regular file. */
+export type VerifyFound =
+  { readonly size: number; readonly whole: string | null; readonly chunks: string[] } | undefined;
+
+export function verifyArgs(entries: readonly VerifyEntry[]): string[] {
+  return [
+    "sh",
+    "-c",
+    VERIFY_SCRIPT,
+    "snapkeep-verify",
+    ...entries.flatMap((e) => {
+      if (e.chunks > 0 && (e.chunkBytes % MiB !== 0 || e.chunkBytes <= 0)) {
+        throw new SnapkeepError("INVALID_INPUT", `A chunk of ${e.chunkBytes} bytes is not whole MiB.`);
+      }
+      return [e.path, String(e.chunks > 0 ? e.chunkBytes / MiB : 0), String(e.chunks)];
+    }),
+  ];
+}
+
+/** Reads the script's output for `entries`, refusing anything but the lines it prints. */
+export function parseVerify(output: string, entries: readonly VerifyEntry[]): VerifyFound[] {
+  const lines = output.split("\n");
+  if (lines.at(-1) === "") {
+    lines.pop();
+  }
+  let at = 0;
+  const bad = (): SnapkeepError =>
+    new SnapkeepError(
+      "UNEXPECTED_OUTPUT",
+      `Verifying printed "${(lines[at] ?? "").slice(0, 80)}" where a hash was expected.`,
+    );
+  const found = entries.map((entry): VerifyFound => {
+    if (lines[at] === "-") {
+      at++;
+      return undefined;
+    }
+    const size = /^S (\d{1,16})$/.exec(lines[at] ?? "")?.[1];
+    if (size === undefined) {
+      throw bad();
+    }
+    at++;
+    const sums: string[] = [];
+    const kind = entry.chunks === 0 ? "W" : "C";
+    for (let i = 0; i < Math.max(1, entry.chunks); i++) {
+      const sum = new RegExp(`^${kind} ([0-9a-f]{64})$`).exec(lines[at] ?? "")?.[1];
+      if (sum === undefined) {
+        throw bad();
+      }
+      sums.push(sum);
+      at++;
+    }
+    return entry.chunks === 0
+      ? { size: Number(size), whole: sums[0] ?? null, chunks: [] }
+      : { size: Number(size), whole: null, chunks: sums };
+  });
+  if (at !== lines.length) {
+    throw bad();
+  }
+  return found;
+}

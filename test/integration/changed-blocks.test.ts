@@ -153,6 +153,39 @@ describe("changed blocks from qcow2 tables", () => {
     expect((error as Error).message).toMatch(/snapshot gone \(id 99\) is not in the image's snapshot table/);
   });
 
+  it("reads a disk with more L2 tables than one command takes, batch by batch", async () => {
+    // A sparse 300 GiB disk: a 64 KiB write in each of 600 regions of 512 MiB (one L2 table
+    // each), more than one batch of tables (256 L1 entries); then 300 of them written again.
+    const wide = join(work, "wide.qcow2");
+    execFileSync("qemu-img", ["create", "-q", "-f", "qcow2", wide, `${300 * 1024 * MiB}`]);
+    const region = 512 * MiB;
+    const writes = (regions: number[], tag: string): void => {
+      const commands = regions.flatMap((r) => [
+        "-c",
+        `write -q -P ${tag} ${r * region + 128 * KiB} ${64 * KiB}`,
+      ]);
+      for (let i = 0; i < commands.length; i += 200) {
+        execFileSync("qemu-io", ["-f", "qcow2", ...commands.slice(i, i + 200), wide], { stdio: "pipe" });
+      }
+    };
+    const all = Array.from({ length: 600 }, (_, i) => i);
+    writes(all, "0x11");
+    snapshot("w1", wide);
+    const again = all.filter((r) => r % 2 === 1);
+    writes(again, "0x22");
+    snapshot("w2", wide);
+    const full = await changedBlocks(runner, wide, null, key("w1", wide));
+    expect(full.extents.map((e) => [e.guestOffset, e.length])).toEqual(
+      all.map((r) => [r * region + 128 * KiB, 64 * KiB]),
+    );
+    expect(full.commands).toBeGreaterThan(3 + Math.ceil(600 / 512));
+    const changed = await changedBlocks(runner, wide, key("w1", wide), key("w2", wide));
+    expect(changed.extents.map((e) => [e.guestOffset, e.length])).toEqual(
+      again.map((r) => [r * region + 128 * KiB, 64 * KiB]),
+    );
+    expect(changed.extents.every((e) => e.source.kind === "data")).toBe(true);
+  }, 120_000);
+
   it("refuses an image with a backing file: an unallocated cluster there is not zero", async () => {
     const overlay = join(work, "overlay.qcow2");
     execFileSync("qemu-img", ["create", "-q", "-f", "qcow2", "-b", image, "-F", "qcow2", overlay]);

@@ -125,6 +125,23 @@ describe("layoutImage", () => {
     expect(image.fileSize).toBe(image.metadataBytes + 3 * C);
   });
 
+  it("lays out a run of clusters exactly as the same clusters one by one, across L2 tables", () => {
+    // 8192 entries per L2 table at 64 KiB clusters: these runs cross table boundaries.
+    const runs = [
+      { guestCluster: 8000, count: 500, kind: "data" as const },
+      { guestCluster: 3, count: 2, kind: "data" as const },
+      { guestCluster: 16380, count: 9, kind: "zero" as const },
+    ];
+    const one = runs.flatMap((r) =>
+      Array.from({ length: r.count }, (_, i) => ({ guestCluster: r.guestCluster + i, kind: r.kind })),
+    );
+    const byRuns = layout({ virtualSize: 2 * GIB, backing: BACKING, clusters: runs });
+    const byOne = layout({ virtualSize: 2 * GIB, backing: BACKING, clusters: one });
+    expect(byRuns.meta.equals(byOne.meta)).toBe(true);
+    expect(byRuns.image.dataClusters).toBe(502);
+    expect(byRuns.image.fileSize).toBe(byOne.image.fileSize);
+  });
+
   it("gives every cluster of the file a refcount of one and nothing beyond it", () => {
     const plans: Partial<ImagePlan>[] = [
       { clusters: [] },
@@ -198,6 +215,20 @@ describe("layoutImage", () => {
         },
         /cluster 4 is planned twice/,
       ],
+      [
+        {
+          clusters: [
+            { guestCluster: 0, count: 10, kind: "data" },
+            { guestCluster: 9, count: 2, kind: "zero" },
+          ],
+        },
+        /cluster 9 is planned twice/,
+      ],
+      [
+        { virtualSize: 10 * C, clusters: [{ guestCluster: 8, count: 3, kind: "data" }] },
+        /cluster 8 lies outside/,
+      ],
+      [{ clusters: [{ guestCluster: 1, count: 0, kind: "data" }] }, /outside the disk/],
       [{ backing: "" }, /empty, too long or not text/],
       [{ backing: "x".repeat(1024) }, /too long/],
       [{ backing: "a\0b" }, /not text/],

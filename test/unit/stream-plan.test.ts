@@ -21,6 +21,15 @@ const zero = (guestCluster: number, clusters = 1): GuestExtent => ({
   source: { kind: "zero" },
 });
 
+/** The plan's runs as one entry per guest cluster, in order. */
+function expand(
+  runs: readonly { guestCluster: number; count: number; kind: "data" | "zero" }[],
+): { guestCluster: number; kind: "data" | "zero" }[] {
+  return runs.flatMap((r) =>
+    Array.from({ length: r.count }, (_, i) => ({ guestCluster: r.guestCluster + i, kind: r.kind })),
+  );
+}
+
 /** A tiny PRNG so the property test is the same on every run. */
 function random(seed: number): () => number {
   let s = seed;
@@ -33,7 +42,7 @@ function random(seed: number): () => number {
 describe("planStream", () => {
   it("takes the data clusters in the source file's order, whatever the guest order", () => {
     const plan = planStream([data(0, 10, 2), data(5, 2)], C, false);
-    expect(plan.clusters).toEqual([
+    expect(expand(plan.clusters)).toEqual([
       { guestCluster: 5, kind: "data" },
       { guestCluster: 0, kind: "data" },
       { guestCluster: 1, kind: "data" },
@@ -66,13 +75,13 @@ describe("planStream", () => {
     const plan = planStream([data(7, 4), data(3, 3), data(9, 5, 2)], C, false);
     expect(plan.reads).toEqual([{ offset: 3 * C, length: 4 * C }]);
     expect(plan.segments).toEqual([{ keep: true, length: 4 * C }]);
-    expect(plan.clusters.map((c) => c.guestCluster)).toEqual([3, 7, 9, 10]);
+    expect(expand(plan.clusters).map((c) => c.guestCluster)).toEqual([3, 7, 9, 10]);
   });
 
   it("keeps the zero clusters after the data only for an incremental image", () => {
     const extents = [zero(0, 2), data(4, 1), zero(9)];
     const incremental = planStream(extents, C, true);
-    expect(incremental.clusters).toEqual([
+    expect(expand(incremental.clusters)).toEqual([
       { guestCluster: 4, kind: "data" },
       { guestCluster: 0, kind: "zero" },
       { guestCluster: 1, kind: "zero" },
@@ -81,7 +90,7 @@ describe("planStream", () => {
     expect(incremental.zeroBytes).toBe(3 * C);
     expect(incremental.reads).toEqual([{ offset: C, length: C }]);
     const full = planStream(extents, C, false);
-    expect(full.clusters).toEqual([{ guestCluster: 4, kind: "data" }]);
+    expect(expand(full.clusters)).toEqual([{ guestCluster: 4, kind: "data" }]);
     expect(full.reads).toEqual(incremental.reads);
   });
 
@@ -91,8 +100,18 @@ describe("planStream", () => {
       C,
       false,
     );
-    expect(plan.clusters.map((c) => c.guestCluster)).toEqual([2, 3]);
+    expect(expand(plan.clusters).map((c) => c.guestCluster)).toEqual([2, 3]);
     expect(plan.reads).toEqual([{ offset: 0, length: 2 * C }]);
+  });
+
+  it("keeps an extent as one run however many clusters it has", () => {
+    const plan = planStream([data(100, 7, 50_000), zero(0, 30)], C, true);
+    expect(plan.clusters).toEqual([
+      { guestCluster: 100, count: 50_000, kind: "data" },
+      { guestCluster: 0, count: 30, kind: "zero" },
+    ]);
+    expect(plan.reads).toEqual([{ offset: 7 * C, length: 50_000 * C }]);
+    expect(plan).toMatchObject({ dataBytes: 50_000 * C, zeroBytes: 30 * C });
   });
 
   it("plans nothing for no extents", () => {
@@ -142,7 +161,7 @@ describe("planStream", () => {
         at += s.length / C;
       }
       expect(at).toBe(offsets.length);
-      expect(delivered).toEqual(plan.clusters.map((c) => c.guestCluster));
+      expect(delivered).toEqual(expand(plan.clusters).map((c) => c.guestCluster));
       expect(delivered.toSorted((a, b) => a - b)).toEqual(hosts.map((_, i) => i * 3));
       expect(plan.readBytes).toBe(offsets.length * C);
       for (const [i, r] of plan.reads.entries()) {

@@ -85,32 +85,40 @@ export async function changedBlocks(
   const differ = differingL1(olderL1, newerL1).filter(
     (i) => i * layout.l2Entries * layout.clusterSize < sizeB,
   );
-  const wanted: ByteRange[] = [];
-  const offsets = differ.map((i) => {
-    const pair = [olderL1[i] ?? 0n, newerL1[i] ?? 0n].map((e) => l2TableOffset(e, layout, fileSize));
-    for (const offset of pair) {
-      if (offset !== 0) {
-        wanted.push({ offset, length: layout.clusterSize });
+  // A batch of L1 entries at a time (one command's worth of tables): a full export of a
+  // multi-terabyte disk has thousands of L2 tables, which are never all held at once.
+  const extents: ChangedExtent[] = [];
+  for (let from = 0; from < differ.length; from += RANGES_PER_COMMAND / 2) {
+    const batch = differ.slice(from, from + RANGES_PER_COMMAND / 2);
+    const wanted: ByteRange[] = [];
+    const offsets = batch.map((i) => {
+      const pair = [olderL1[i] ?? 0n, newerL1[i] ?? 0n].map((e) => l2TableOffset(e, layout, fileSize));
+      for (const offset of pair) {
+        if (offset !== 0) {
+          wanted.push({ offset, length: layout.clusterSize });
+        }
       }
-    }
-    return pair;
-  });
-  const tables = new Map<number, bigint[]>();
-  const read = await reader.read(wanted);
-  wanted.forEach((range, i) =>
-    tables.set(range.offset, parseTable(read[i] ?? Buffer.alloc(0), layout.l2Entries)),
-  );
-  const extents = differ.flatMap((l1Index, i) => {
-    const [olderAt, newerAt] = offsets[i] ?? [0, 0];
-    return diffL2(
-      l1Index,
-      // Offset 0 (no L2 table: all unallocated) is never read, so it finds no table here.
-      tables.get(olderAt ?? 0) ?? null,
-      tables.get(newerAt ?? 0) ?? null,
-      sized,
-      fileSize,
+      return pair;
+    });
+    const tables = new Map<number, bigint[]>();
+    const read = await reader.read(wanted);
+    wanted.forEach((range, i) =>
+      tables.set(range.offset, parseTable(read[i] ?? Buffer.alloc(0), layout.l2Entries)),
     );
-  });
+    batch.forEach((l1Index, i) => {
+      const [olderAt, newerAt] = offsets[i] ?? [0, 0];
+      for (const extent of diffL2(
+        l1Index,
+        // Offset 0 (no L2 table: all unallocated) is never read, so it finds no table here.
+        tables.get(olderAt ?? 0) ?? null,
+        tables.get(newerAt ?? 0) ?? null,
+        sized,
+        fileSize,
+      )) {
+        extents.push(extent);
+      }
+    });
+  }
   return {
     layout,
     virtualSize: sizeB,

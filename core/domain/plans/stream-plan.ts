@@ -22,7 +22,11 @@ export interface GuestExtent {
 }
 
 export interface StreamPlan {
-  readonly clusters: readonly { guestCluster: number; kind: "data" | "zero" }[];
+  /**
+   * The guest clusters the image holds, as runs (one per extent, never one object per cluster: a
+   * multi-terabyte disk has tens of millions); data runs in the order their bytes arrive.
+   */
+  readonly clusters: readonly { guestCluster: number; count: number; kind: "data" | "zero" }[];
   /** Ranges of the source image to read, in order: their bytes arrive back to back. */
   readonly reads: readonly { offset: number; length: number }[];
   /** What to do with the bytes that arrive, in order: keep them (a data cluster) or drop them. */
@@ -62,52 +66,59 @@ export function planStream(
   clusterSize: number,
   keepZeros: boolean,
 ): StreamPlan {
-  const data: { guestCluster: number; hostOffset: number }[] = [];
-  const zeros: number[] = [];
+  const data: { guestCluster: number; hostOffset: number; count: number }[] = [];
+  const zeros: { guestCluster: number; count: number; kind: "zero" }[] = [];
   for (const e of extents) {
     if (e.guestOffset % clusterSize !== 0) {
       throw new SnapkeepError("UNEXPECTED_OUTPUT", "A changed extent does not start on a cluster.");
     }
     const first = e.guestOffset / clusterSize;
     const count = Math.ceil(e.length / clusterSize);
-    for (let i = 0; i < count; i++) {
-      if (e.source.kind === "data") {
-        data.push({ guestCluster: first + i, hostOffset: e.source.hostOffset + i * clusterSize });
-      } else if (e.source.kind === "zero") {
-        zeros.push(first + i);
-      } else {
-        throw new SnapkeepError("UNEXPECTED_OUTPUT", "A compressed cluster cannot be streamed as it is.");
-      }
+    if (count === 0) {
+      continue;
+    }
+    if (e.source.kind === "data") {
+      data.push({ guestCluster: first, hostOffset: e.source.hostOffset, count });
+    } else if (e.source.kind === "zero") {
+      zeros.push({ guestCluster: first, count, kind: "zero" });
+    } else {
+      throw new SnapkeepError("UNEXPECTED_OUTPUT", "A compressed cluster cannot be streamed as it is.");
     }
   }
+  // An extent is contiguous in the file too (its clusters follow each other there), so sorting
+  // the extents puts every cluster in file order.
   data.sort((a, b) => a.hostOffset - b.hostOffset);
   const reads: { offset: number; length: number }[] = [];
   const segments: { keep: boolean; length: number }[] = [];
   let end = -1;
+  let dataClusters = 0;
   for (const d of data) {
     const last = reads.at(-1);
     const gap = d.hostOffset - end;
+    const length = d.count * clusterSize;
     if (last !== undefined && gap >= 0 && gap <= READ_THROUGH_CLUSTERS * clusterSize) {
       if (gap > 0) {
         segments.push({ keep: false, length: gap });
       }
-      last.length += gap + clusterSize;
+      last.length += gap + length;
     } else {
-      reads.push({ offset: d.hostOffset, length: clusterSize });
+      reads.push({ offset: d.hostOffset, length });
     }
-    pushKeep(segments, clusterSize);
-    end = d.hostOffset + clusterSize;
+    pushKeep(segments, length);
+    end = d.hostOffset + length;
+    dataClusters += d.count;
   }
+  const zeroClusters = zeros.reduce((sum, z) => sum + z.count, 0);
   return {
     clusters: [
-      ...data.map((d) => ({ guestCluster: d.guestCluster, kind: "data" as const })),
-      ...(keepZeros ? zeros.map((z) => ({ guestCluster: z, kind: "zero" as const })) : []),
+      ...data.map((d) => ({ guestCluster: d.guestCluster, count: d.count, kind: "data" as const })),
+      ...(keepZeros ? zeros : []),
     ],
     reads,
     segments,
     readBytes: reads.reduce((sum, r) => sum + r.length, 0),
-    dataBytes: data.length * clusterSize,
-    zeroBytes: zeros.length * clusterSize,
+    dataBytes: dataClusters * clusterSize,
+    zeroBytes: zeroClusters * clusterSize,
   };
 }
 

@@ -24,14 +24,20 @@ const HEADER_LENGTH = 104;
 const EXT_BACKING_FORMAT = 0xe2792aca;
 const REFCOUNT_ORDER = 4; // 16-bit refcounts, QEMU's default
 const COPIED = 1n << 63n;
+/** The "copied" flag as the upper 32-bit half of an entry sees it. */
+const COPIED_HIGH = 2 ** 31;
 const L2_ZERO = 1n;
 /** QEMU's limit on a backing file name (1023 bytes) and what fits in the header cluster. */
 const MAX_BACKING_NAME = 1023;
 
-/** One guest cluster the image holds: its data follows, or it reads as zeros. */
+/**
+ * Guest clusters the image holds, `count` of them from `guestCluster` on (1 when not said): their
+ * data follows, in this order, or they read as zeros.
+ */
 export interface PlannedCluster {
-  /** Index of the guest cluster (guest offset / cluster size). */
+  /** Index of the (first) guest cluster (guest offset / cluster size). */
   readonly guestCluster: number;
+  readonly count?: number;
   readonly kind: "data" | "zero";
 }
 
@@ -63,29 +69,52 @@ export function layoutImage(plan: ImagePlan): ImageLayout {
   const l2Entries = clusterSize / 8;
   const l1Size = Math.max(1, Math.ceil(virtualSize / (clusterSize * l2Entries)));
   const l1Clusters = clustersFor(l1Size * 8, clusterSize);
-  const l2Indexes = [...new Set(plan.clusters.map((c) => Math.floor(c.guestCluster / l2Entries)))].sort(
-    (a, b) => a - b,
-  );
-  const dataClusters = plan.clusters.filter((c) => c.kind === "data").length;
-  const refcounts = refcountShape(1 + l1Clusters + l2Indexes.length + dataClusters, clusterSize);
+  // Which L2 tables the image needs: a mark per L1 entry (a run spans one or more tables).
+  const needed = new Uint8Array(l1Size);
+  let dataClusters = 0;
+  for (const c of plan.clusters) {
+    const count = c.count ?? 1;
+    const last = Math.floor((c.guestCluster + count - 1) / l2Entries);
+    for (let index = Math.floor(c.guestCluster / l2Entries); index <= last; index++) {
+      needed[index] = 1;
+    }
+    dataClusters += c.kind === "data" ? count : 0;
+  }
+  const l2Slot = new Int32Array(l1Size).fill(-1);
+  let tables = 0;
+  needed.forEach((isNeeded, index) => {
+    if (isNeeded === 1) {
+      l2Slot[index] = tables++;
+    }
+  });
+  const refcounts = refcountShape(1 + l1Clusters + tables + dataClusters, clusterSize);
   const l1At = 1;
   const rtAt = l1At + l1Clusters;
   const rbAt = rtAt + refcounts.tableClusters;
   const l2At = rbAt + refcounts.blockClusters;
-  const dataAt = l2At + l2Indexes.length;
-  const l2Slot = new Map(l2Indexes.map((index, i) => [index, l2At + i]));
+  const dataAt = l2At + tables;
 
   const l1 = Buffer.alloc(l1Clusters * clusterSize);
-  for (const [index, cluster] of l2Slot) {
-    l1.writeBigUInt64BE(BigInt(cluster * clusterSize) | COPIED, index * 8);
-  }
-  const l2 = Buffer.alloc(l2Indexes.length * clusterSize);
+  l2Slot.forEach((slot, index) => {
+    if (slot >= 0) {
+      l1.writeBigUInt64BE(BigInt((l2At + slot) * clusterSize) | COPIED, index * 8);
+    }
+  });
+  const l2 = Buffer.alloc(tables * clusterSize);
   let next = dataAt;
   for (const c of plan.clusters) {
-    const index = Math.floor(c.guestCluster / l2Entries);
-    const table = (l2Slot.get(index) ?? 0) - l2At;
-    const at = table * clusterSize + (c.guestCluster % l2Entries) * 8;
-    l2.writeBigUInt64BE(c.kind === "zero" ? L2_ZERO : BigInt(next++ * clusterSize) | COPIED, at);
+    for (let guest = c.guestCluster; guest < c.guestCluster + (c.count ?? 1); guest++) {
+      const at = (l2Slot[Math.floor(guest / l2Entries)] ?? 0) * clusterSize + (guest % l2Entries) * 8;
+      // Two 32-bit halves rather than a BigInt per cluster: tens of millions on a large disk.
+      if (c.kind === "zero") {
+        l2.writeUInt32BE(0, at);
+        l2.writeUInt32BE(Number(L2_ZERO), at + 4);
+      } else {
+        const offset = next++ * clusterSize;
+        l2.writeUInt32BE(Math.floor(offset / 2 ** 32) + COPIED_HIGH, at);
+        l2.writeUInt32BE(offset % 2 ** 32, at + 4);
+      }
+    }
   }
   const total = dataAt + dataClusters;
   const metadata = [
@@ -112,15 +141,27 @@ function checkPlan(plan: ImagePlan): void {
     throw new SnapkeepError("INVALID_INPUT", `A disk size of ${virtualSize} bytes is not valid.`);
   }
   const clusters = Math.ceil(virtualSize / clusterSize);
-  const seen = new Set<number>();
+  // A bit per guest cluster: a Set would hit V8's limit (2^24 entries) at 1 TiB of 64 KiB clusters.
+  const seen = new Uint8Array(Math.ceil(clusters / 8));
   for (const c of plan.clusters) {
-    if (!Number.isInteger(c.guestCluster) || c.guestCluster < 0 || c.guestCluster >= clusters) {
+    const count = c.count ?? 1;
+    if (
+      !Number.isInteger(c.guestCluster) ||
+      !Number.isInteger(count) ||
+      count < 1 ||
+      c.guestCluster < 0 ||
+      c.guestCluster + count > clusters
+    ) {
       throw new SnapkeepError("INVALID_INPUT", `Guest cluster ${c.guestCluster} lies outside the disk.`);
     }
-    if (seen.has(c.guestCluster)) {
-      throw new SnapkeepError("INVALID_INPUT", `Guest cluster ${c.guestCluster} is planned twice.`);
+    for (let guest = c.guestCluster; guest < c.guestCluster + count; guest++) {
+      const bit = 1 << (guest % 8);
+      const byte = seen[Math.floor(guest / 8)] ?? 0;
+      if ((byte & bit) !== 0) {
+        throw new SnapkeepError("INVALID_INPUT", `Guest cluster ${guest} is planned twice.`);
+      }
+      seen[Math.floor(guest / 8)] = byte | bit;
     }
-    seen.add(c.guestCluster);
   }
   const name = plan.backing === null ? 0 : Buffer.byteLength(plan.backing);
   if (plan.backing !== null && (name === 0 || name > MAX_BACKING_NAME || plan.backing.includes("\0"))) {

@@ -981,12 +981,19 @@ const BENCH_ACCOUNT = "snapkeep-bench";
 function targetAccount(): TargetAccount {
   const user = process.env["BENCH_TARGET_USER"] ?? BENCH_ACCOUNT;
   const exists = spawnSync("id", ["-u", user], { stdio: "ignore" }).status === 0;
-  if (exists || user !== BENCH_ACCOUNT) {
+  if (user !== BENCH_ACCOUNT) {
     return { user, remove: () => undefined };
+  }
+  // The bench's own account, left by a run that was killed: used, and removed at the end.
+  const remove = (): void => {
+    execFileSync("userdel", ["--remove", user], { stdio: "ignore" });
+  };
+  if (exists) {
+    return { user, remove };
   }
   // "*": no password, and not locked ("!"), which sshd refuses when it does not use PAM.
   execFileSync("useradd", ["--create-home", "--shell", "/bin/bash", "--password", "*", user]);
-  return { user, remove: () => execFileSync("userdel", ["--remove", user], { stdio: "ignore" }) };
+  return { user, remove };
 }
 
 function ownBy(user: string, path: string): void {

@@ -150,6 +150,10 @@ describe("chunk hashes", () => {
       false,
     );
     expect(manifestSchema.safeParse(manifest({ bytes: 64 * MiB, sha256: ["x", "y"] })).success).toBe(false);
+    // A size no shell or dd could count to is not a size Snapkeep wrote.
+    const huge = manifest(undefined) as { disks: { size: number }[] };
+    huge.disks[0] = { ...(huge.disks[0] as { size: number }), size: 1e30 };
+    expect(manifestSchema.safeParse(huge).success).toBe(false);
   });
 
   it("hashes files on a target whole or chunk by chunk, finds the damaged chunk, and never reads a link", () => {
@@ -205,8 +209,9 @@ describe("chunk hashes", () => {
     expect(() => verifyArgs([{ path: "/t/x", chunkBytes: MiB + 1, chunks: 1 }])).toThrow(/whole MiB/);
     expect(verifyArgs([{ path: "/t/x", chunkBytes: 64 * MiB, chunks: 3 }]).slice(4)).toEqual([
       "/t/x",
-      "64",
+      String(64 * MiB),
       "3",
     ]);
+    expect(() => verifyArgs([{ path: "/t/x", chunkBytes: 2 ** 50, chunks: 128 }])).toThrow(/whole MiB/);
   });
 });

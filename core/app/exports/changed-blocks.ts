@@ -48,6 +48,8 @@ export interface ChangedBlocks {
 
 /** Tables asked for in one command: keeps the argument list short (two numbers per table). */
 const RANGES_PER_COMMAND = 512;
+/** L2 tables held at once while they are compared. */
+const BATCH_BYTES = 32 * 1024 * 1024;
 /** QEMU's own cap on the snapshot table (QCOW_MAX_SNAPSHOTS_SIZE). */
 const MAX_SNAPSHOT_TABLE = 64 * 1024 * 1024;
 
@@ -87,9 +89,14 @@ export async function changedBlocks(
   );
   // A batch of L1 entries at a time (one command's worth of tables): a full export of a
   // multi-terabyte disk has thousands of L2 tables, which are never all held at once.
+  // Two tables per entry, at most a command's ranges and 32 MiB of tables (2 MiB clusters: 8).
+  const perBatch = Math.max(
+    1,
+    Math.min(RANGES_PER_COMMAND / 2, Math.floor(BATCH_BYTES / 2 / layout.clusterSize)),
+  );
   const extents: ChangedExtent[] = [];
-  for (let from = 0; from < differ.length; from += RANGES_PER_COMMAND / 2) {
-    const batch = differ.slice(from, from + RANGES_PER_COMMAND / 2);
+  for (let from = 0; from < differ.length; from += perBatch) {
+    const batch = differ.slice(from, from + perBatch);
     const wanted: ByteRange[] = [];
     const offsets = batch.map((i) => {
       const pair = [olderL1[i] ?? 0n, newerL1[i] ?? 0n].map((e) => l2TableOffset(e, layout, fileSize));

@@ -61,7 +61,8 @@ export function diskFileName(target: string): string {
 
 const fileSchema = z.object({
   name: z.string(),
-  size: z.number().int().min(0),
+  // A size a shell's and dd's arithmetic can take: a manifest is what the target serves.
+  size: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
   sha256: z.string().regex(/^[0-9a-f]{64}$/),
 });
 

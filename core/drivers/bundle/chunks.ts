@@ -125,7 +125,11 @@ export function checkFile(
     // The chunks below `start` may still match; everything from there on differs.
     const kept = ranges.filter((r) => r.end <= start);
     const from = Math.min(start, ...ranges.filter((r) => r.end > start).map((r) => r.start));
-    return { ok: false, ranges: [...kept, { start: from, end }] };
+    const last = kept.at(-1);
+    // Joined to a damaged chunk just below it, as damagedRanges joins neighbours.
+    return last?.end === from
+      ? { ok: false, ranges: [...kept.slice(0, -1), { start: last.start, end }] }
+      : { ok: false, ranges: [...kept, { start: from, end }] };
   }
   return { ok: ranges.length === 0, ranges };
 }

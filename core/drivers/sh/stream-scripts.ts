@@ -12,7 +12,9 @@
  */
 export const STREAM_READ_SCRIPT = [
   "f=$1; while read -r o n; do",
-  '  dd if="$f" iflag=skip_bytes,count_bytes skip="$o" count="$n" bs=4M status=none || exit 3',
+  // 64 KiB blocks: with 4 MiB ones dd ran at a quarter of the speed (512 MiB in 128 ranges from
+  // the page cache into a pipe: 2.6 s against 0.8 s here), and was the slowest part of an export.
+  '  dd if="$f" iflag=skip_bytes,count_bytes skip="$o" count="$n" bs=64K status=none || exit 3',
   "done",
 ].join("\n");
 

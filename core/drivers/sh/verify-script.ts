@@ -9,27 +9,35 @@ import { HASH_FUNCTION } from "./export-scripts.js";
 const MiB = 1024 * 1024;
 
 /**
- * Arguments: FILE CHUNK-MIB COUNT, repeated; COUNT 0: the whole file. For each file, "-" when it
- * is not a regular file, else "S <size>", then "W <sha256>" (whole) or COUNT lines "C <sha256>".
- * `h` reads standard input when given no file: both OpenSSL and coreutils do.
+ * Arguments: FILE CHUNK-BYTES COUNT, repeated; COUNT 0: the whole file. For each file, "-" when it
+ * is not a regular file or cannot be read whole, else "S <size>", then "W <sha256>" (whole) or
+ * COUNT lines "C <sha256>". Nothing is printed for a file until all of it is known, so a failure
+ * halfway is one "-" and the next file goes on. A chunk whose read fails hashes what was read, and
+ * so differs: damage where it lies. `fullblock`: a network file system may return short reads,
+ * which must not end a chunk early. `h` reads standard input when given no file (OpenSSL and
+ * coreutils both do).
  */
 export const VERIFY_SCRIPT = [
   HASH_FUNCTION,
   'while [ "$#" -ge 3 ]; do',
-  "  f=$1 m=$2 n=$3; shift 3",
-  '  if [ -f "$f" ] && [ ! -L "$f" ]; then',
-  '    printf \'S %s\\n\' "$(wc -c < "$f")"',
+  "  f=$1 b=$2 n=$3; shift 3",
+  '  if [ -f "$f" ] && [ ! -L "$f" ] && size=$(wc -c < "$f"); then',
+  // Unquoted: some wc pad the number with spaces.
+  "    out=$(printf 'S %s' $size)",
   '    if [ "$n" -eq 0 ]; then',
-  '      s=$(h "$f") || exit 1',
-  "      printf 'W %s\\n' \"${s%% *}\"",
+  '      s=$(h "$f") || { echo -; continue; }',
+  '      out="$out',
+  'W ${s%% *}"',
   "    else",
   "      i=0",
   '      while [ "$i" -lt "$n" ]; do',
-  '        s=$(dd if="$f" bs=1048576 skip=$((i * m)) count="$m" 2>/dev/null | h) || exit 1',
-  "        printf 'C %s\\n' \"${s%% *}\"",
+  '        s=$(dd if="$f" iflag=skip_bytes,count_bytes,fullblock skip=$((i * b)) count="$b" bs=64K 2>/dev/null | h)',
+  '        out="$out',
+  'C ${s%% *}"',
   "        i=$((i + 1))",
   "      done",
   "    fi",
+  "    printf '%s\\n' \"$out\"",
   "  else",
   "    echo -",
   "  fi",
@@ -54,10 +62,15 @@ export function verifyArgs(entries: readonly VerifyEntry[]): string[] {
     VERIFY_SCRIPT,
     "snapkeep-verify",
     ...entries.flatMap((e) => {
-      if (e.chunks > 0 && (e.chunkBytes % MiB !== 0 || e.chunkBytes <= 0)) {
+      const bytes = e.chunks > 0 ? e.chunkBytes : 0;
+      // The script multiplies it by up to MAX_CHUNKS: both stay far inside the shell's 64 bits.
+      if (
+        e.chunks > 0 &&
+        (!Number.isSafeInteger(e.chunkBytes * e.chunks) || e.chunkBytes % MiB !== 0 || e.chunkBytes <= 0)
+      ) {
         throw new SnapkeepError("INVALID_INPUT", `A chunk of ${e.chunkBytes} bytes is not whole MiB.`);
       }
-      return [e.path, String(e.chunks > 0 ? e.chunkBytes / MiB : 0), String(e.chunks)];
+      return [e.path, String(bytes), String(e.chunks)];
     }),
   ];
 }
@@ -79,7 +92,7 @@ export function parseVerify(output: string, entries: readonly VerifyEntry[]): Ve
       at++;
       return undefined;
     }
-    const size = /^S (\d{1,16})$/.exec(lines[at] ?? "")?.[1];
+    const size = /^S (\d{1,15})$/.exec(lines[at] ?? "")?.[1];
     if (size === undefined) {
       throw bad();
     }

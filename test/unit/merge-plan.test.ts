@@ -6,7 +6,12 @@
  */
 import { describe, expect, it } from "vitest";
 
-import { planMergedImage, type ClusterSource } from "../../core/domain/plans/merge-plan.js";
+import {
+  LayerBuilder,
+  planMergedImage,
+  type ClusterSource,
+  type LayerClusters,
+} from "../../core/domain/plans/merge-plan.js";
 import {
   clusterMap,
   ImageRefused,
@@ -42,9 +47,9 @@ describe("planMergedImage", () => {
     ]);
     // Standalone: a zero cluster needs no entry (nothing below to hide).
     expect(merged.image.clusters).toEqual([
-      { guestCluster: 0, kind: "data" },
-      { guestCluster: 2, kind: "data" },
-      { guestCluster: 1, kind: "data" },
+      { guestCluster: 0, count: 1, kind: "data" },
+      { guestCluster: 2, count: 1, kind: "data" },
+      { guestCluster: 1, count: 1, kind: "data" },
     ]);
     expect(merged.dataBytes).toBe(3 * CS);
   });
@@ -55,7 +60,7 @@ describe("planMergedImage", () => {
       virtualSize: 64 * CS,
       backing: "../20260101T000000Z-web01/vda.qcow2",
     });
-    expect(merged.image.clusters).toContainEqual({ guestCluster: 5, kind: "zero" });
+    expect(merged.image.clusters).toContainEqual({ guestCluster: 5, count: 1, kind: "zero" });
   });
 
   it("coalesces clusters that follow each other in one layer's file into one run", () => {
@@ -66,6 +71,42 @@ describe("planMergedImage", () => {
     ]);
     const merged = planMergedImage([one], { clusterSize: CS, virtualSize: 64 * CS, backing: null });
     expect(merged.copies).toEqual([{ layer: 0, offset: CS, length: 3 * CS }]);
+    // In file order guest 2, 3 and 7: one run of two, then one.
+    expect(merged.image.clusters).toEqual([
+      { guestCluster: 2, count: 2, kind: "data" },
+      { guestCluster: 7, count: 1, kind: "data" },
+    ]);
+  });
+
+  it("takes compact layers as maps would give them, and refuses clusters out of order", () => {
+    // A bottom layer of 100,000 clusters, every other one data; a top layer over every 7th.
+    const bottom = new LayerBuilder();
+    const top = new LayerBuilder();
+    const bottomMap = new Map<number, ClusterSource>();
+    const topMap = new Map<number, ClusterSource>();
+    for (let g = 0; g < 100_000; g++) {
+      const b = g % 2 === 0 ? data((100_000 - g) * CS) : ZERO;
+      bottom.add(g, b);
+      bottomMap.set(g, b);
+      if (g % 7 === 0) {
+        const t = g % 14 === 0 ? data(g * CS) : ZERO;
+        top.add(g, t);
+        topMap.set(g, t);
+      }
+    }
+    const shape = {
+      clusterSize: CS,
+      virtualSize: 100_000 * CS,
+      backing: "../20260101T000000Z-web01/vda.qcow2",
+    };
+    const compact = planMergedImage([top.build(), bottom.build()], shape);
+    expect(compact).toEqual(planMergedImage([topMap, bottomMap], shape));
+    const expanded = compact.image.clusters.flatMap((r) =>
+      Array.from({ length: r.count }, (_, i) => r.guestCluster + i),
+    );
+    expect(new Set(expanded).size).toBe(expanded.length);
+    expect(expanded.length).toBe(100_000);
+    expect(() => bottom.add(5, ZERO)).toThrow(/out of order/);
   });
 });
 
@@ -83,13 +124,23 @@ function writtenImage(guestClusters: number[], zeros: number[], backing: string 
   return Buffer.concat([...layout.metadata, ...guestClusters.map((g) => Buffer.alloc(CS, g))]);
 }
 
+/** A layer's clusters as a map, to look one up. */
+function asMap(layer: LayerClusters): Map<number, ClusterSource> {
+  const map = new Map<number, ClusterSource>();
+  for (let i = 0; i < layer.count; i++) {
+    const host = layer.host[i] ?? -1;
+    map.set(layer.guest[i] ?? -1, host >= 0 ? data(host) : ZERO);
+  }
+  return map;
+}
+
 function readBack(file: Buffer): { backing: string | null; map: Map<number, ClusterSource> } {
   const head = parseExportHeader(file.subarray(0, 4096), file.length, "test/vda.qcow2");
   const l1 = parseTable(file.subarray(head.l1Offset, head.l1Offset + head.l1Size * 8), head.l1Size);
   const tables = new Map(
     l2Offsets(l1, head, file.length, "t").map((o) => [o, file.subarray(o, o + CS)] as const),
   );
-  return { backing: head.backing, map: clusterMap(l1, tables, head, file.length, "test/vda.qcow2") };
+  return { backing: head.backing, map: asMap(clusterMap(l1, tables, head, file.length, "test/vda.qcow2")) };
 }
 
 describe("reading back an image Snapkeep wrote", () => {

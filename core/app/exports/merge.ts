@@ -20,7 +20,7 @@ import type { Target } from "../../domain/settings.js";
 import { backingId, backingName } from "../../domain/plans/chain-plan.js";
 import {
   planMergedImage,
-  type ClusterSource,
+  type LayerClusters,
   type MergedImage,
   type MergeStep,
 } from "../../domain/plans/merge-plan.js";
@@ -361,7 +361,7 @@ async function checkLayers(ctx: MergeContext, layers: readonly Layer[]): Promise
 async function readLayer(
   ctx: MergeContext,
   layer: Layer,
-): Promise<{ head: ExportImageHeader; map: Map<number, ClusterSource> }> {
+): Promise<{ head: ExportImageHeader; map: LayerClusters }> {
   const what = `${layer.entry.id}/${layer.disk.name}`;
   const reader = new RangeReader(ctx.fs.runner, layer.file, ctx.signal);
   const fileSize = layer.disk.size;

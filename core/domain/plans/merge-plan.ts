@@ -8,6 +8,7 @@
  * exports below them (`planMerges`), and how a merged image is laid out and fed from the layers'
  * files (`planMergedImage`). The merge itself runs on the target (core/app/exports/merge.ts).
  */
+import { SnapkeepError } from "../../errors.js";
 import { backingId, chainBelow, type ChainExport } from "./chain-plan.js";
 
 /** One disk of a kept export to rewrite: its own image merged with the deleted ones below it. */
@@ -158,10 +159,88 @@ function namedBelow<E extends ChainExport>(byKey: ReadonlyMap<string, E>, from: 
 export type ClusterSource =
   { readonly kind: "data"; readonly hostOffset: number } | { readonly kind: "zero" };
 
-/** One guest cluster of the merged image (what drivers/qemu-img/qcow2-writer.ts lays out). */
+/**
+ * Guest clusters of the merged image, `count` of them from `guestCluster` on, as
+ * drivers/qemu-img/qcow2-writer.ts lays them out (data runs in the order their bytes are appended).
+ */
 export interface PlannedCluster {
   readonly guestCluster: number;
+  readonly count: number;
   readonly kind: "data" | "zero";
+}
+
+/**
+ * One layer's clusters in ascending guest order, in two flat arrays rather than an object (or a
+ * Map entry) per cluster: a layer of a multi-terabyte disk holds tens of millions, beyond V8's
+ * 2^24 entries for a Map. `host[i]` is the byte offset of guest cluster `guest[i]` in the layer's
+ * file, or -1 where the layer says zeros.
+ */
+export interface LayerClusters {
+  readonly count: number;
+  readonly guest: Float64Array;
+  readonly host: Float64Array;
+}
+
+/** Builds a LayerClusters from clusters given in ascending guest order. */
+export class LayerBuilder {
+  #count = 0;
+  #guest = new Float64Array(1024);
+  #host = new Float64Array(1024);
+
+  add(guestCluster: number, source: ClusterSource): void {
+    if (this.#count > 0 && guestCluster <= (this.#guest[this.#count - 1] ?? -1)) {
+      throw new SnapkeepError("INVALID_INPUT", `Guest cluster ${guestCluster} is out of order.`);
+    }
+    if (this.#count === this.#guest.length) {
+      this.#guest = grow(this.#guest);
+      this.#host = grow(this.#host);
+    }
+    this.#guest[this.#count] = guestCluster;
+    this.#host[this.#count] = source.kind === "data" ? source.hostOffset : -1;
+    this.#count++;
+  }
+
+  build(): LayerClusters {
+    return {
+      count: this.#count,
+      guest: this.#guest.subarray(0, this.#count),
+      host: this.#host.subarray(0, this.#count),
+    };
+  }
+}
+
+/** Indices into a layer, in a growing typed array (not a JS array of tens of millions). */
+class IndexList {
+  #items = new Uint32Array(1024);
+  #count = 0;
+
+  push(index: number): void {
+    if (this.#count === this.#items.length) {
+      const bigger = new Uint32Array(this.#items.length * 2);
+      bigger.set(this.#items);
+      this.#items = bigger;
+    }
+    this.#items[this.#count++] = index;
+  }
+
+  view(): Uint32Array {
+    return this.#items.subarray(0, this.#count);
+  }
+}
+
+function grow(array: Float64Array): Float64Array<ArrayBuffer> {
+  const bigger = new Float64Array(array.length * 2);
+  bigger.set(array);
+  return bigger;
+}
+
+/** A layer from a map of guest cluster to source (small layers, tests). */
+export function layerOf(map: ReadonlyMap<number, ClusterSource>): LayerClusters {
+  const builder = new LayerBuilder();
+  for (const guest of [...map.keys()].sort((a, b) => a - b)) {
+    builder.add(guest, map.get(guest) ?? { kind: "zero" });
+  }
+  return builder.build();
 }
 
 /** A run of one layer's file copied into the merged image, in the order they are appended. */
@@ -190,35 +269,75 @@ export interface MergedImage {
  * standalone image reads zeros wherever it holds nothing.
  */
 export function planMergedImage(
-  layers: readonly ReadonlyMap<number, ClusterSource>[],
+  layers: readonly (LayerClusters | ReadonlyMap<number, ClusterSource>)[],
   shape: { clusterSize: number; virtualSize: number; backing: string | null },
 ): MergedImage {
-  const owner = new Map<number, { layer: number; source: ClusterSource }>();
-  layers.forEach((map, layer) => {
-    for (const [guestCluster, source] of map) {
-      if (!owner.has(guestCluster)) {
-        owner.set(guestCluster, { layer, source });
+  const compact = layers.map((l) => ("guest" in l ? l : layerOf(l as ReadonlyMap<number, ClusterSource>)));
+  // Each layer's clusters that no layer above it holds: a walk over all layers at once, in guest
+  // order (every layer is sorted), with a position in each.
+  const owned = compact.map(() => new IndexList());
+  const zeros: { guestCluster: number; count: number; kind: "zero" }[] = [];
+  const at = compact.map(() => 0);
+  for (;;) {
+    let guest = Infinity;
+    for (let i = 0; i < compact.length; i++) {
+      const l = compact[i] as LayerClusters;
+      const index = at[i] as number;
+      if (index < l.count) {
+        guest = Math.min(guest, l.guest[index] as number);
       }
     }
-  });
-  const data: { layer: number; guestCluster: number; hostOffset: number }[] = [];
-  const zeros: PlannedCluster[] = [];
-  for (const [guestCluster, { layer, source }] of owner) {
-    if (source.kind === "data") {
-      data.push({ layer, guestCluster, hostOffset: source.hostOffset });
-    } else if (shape.backing !== null) {
-      zeros.push({ guestCluster, kind: "zero" });
+    if (guest === Infinity) {
+      break;
+    }
+    let taken = false;
+    for (let i = 0; i < compact.length; i++) {
+      const l = compact[i] as LayerClusters;
+      const index = at[i] as number;
+      if (index >= l.count || l.guest[index] !== guest) {
+        continue;
+      }
+      at[i] = index + 1;
+      if (taken) {
+        continue;
+      }
+      taken = true;
+      if ((l.host[index] as number) >= 0) {
+        owned[i]?.push(index);
+      } else if (shape.backing !== null) {
+        const last = zeros.at(-1);
+        if (last !== undefined && last.guestCluster + last.count === guest) {
+          last.count++;
+        } else {
+          zeros.push({ guestCluster: guest, count: 1, kind: "zero" });
+        }
+      }
     }
   }
   // The bottom layer (the biggest, usually) first, each in file order: long sequential reads.
-  data.sort((a, b) => b.layer - a.layer || a.hostOffset - b.hostOffset);
   const copies: { layer: number; offset: number; length: number }[] = [];
-  for (const d of data) {
-    const last = copies.at(-1);
-    if (last?.layer === d.layer && last.offset + last.length === d.hostOffset) {
-      last.length += shape.clusterSize;
-    } else {
-      copies.push({ layer: d.layer, offset: d.hostOffset, length: shape.clusterSize });
+  const clusters: { guestCluster: number; count: number; kind: "data" | "zero" }[] = [];
+  let dataClusters = 0;
+  for (let layer = compact.length - 1; layer >= 0; layer--) {
+    const l = compact[layer] as LayerClusters;
+    const order = (owned[layer] as IndexList).view();
+    order.sort((a, b) => (l.host[a] as number) - (l.host[b] as number));
+    for (const index of order) {
+      const host = l.host[index] as number;
+      const guest = l.guest[index] as number;
+      const copy = copies.at(-1);
+      if (copy?.layer === layer && copy.offset + copy.length === host) {
+        copy.length += shape.clusterSize;
+      } else {
+        copies.push({ layer, offset: host, length: shape.clusterSize });
+      }
+      const run = clusters.at(-1);
+      if (run !== undefined && run.guestCluster + run.count === guest) {
+        run.count++;
+      } else {
+        clusters.push({ guestCluster: guest, count: 1, kind: "data" });
+      }
+      dataClusters++;
     }
   }
   return {
@@ -226,9 +345,9 @@ export function planMergedImage(
       clusterSize: shape.clusterSize,
       virtualSize: shape.virtualSize,
       backing: shape.backing,
-      clusters: [...data.map((d) => ({ guestCluster: d.guestCluster, kind: "data" as const })), ...zeros],
+      clusters: [...clusters, ...zeros],
     },
     copies,
-    dataBytes: data.length * shape.clusterSize,
+    dataBytes: dataClusters * shape.clusterSize,
   };
 }

@@ -10,6 +10,7 @@
  * through to the backing image.
  */
 import { SnapkeepError } from "../../errors.js";
+import { LayerBuilder, type LayerClusters } from "../../domain/plans/merge-plan.js";
 import { l2TableOffset, parseTable, sourceOf } from "./qcow2-tables.js";
 
 const QCOW2_MAGIC = 0x514649fb;
@@ -125,8 +126,9 @@ export function l2Offsets(
 }
 
 /**
- * Every guest cluster the image holds, from its L1 table and the L2 tables it points at (read by
- * their offsets). Entries past the disk's end are refused, as are compressed ones.
+ * Every guest cluster the image holds, in guest order, from its L1 table and the L2 tables it
+ * points at (read by their offsets). Entries past the disk's end are refused, as are compressed
+ * ones.
  */
 export function clusterMap(
   l1: readonly bigint[],
@@ -134,8 +136,9 @@ export function clusterMap(
   head: ExportImageHeader,
   fileSize: number,
   what: string,
-): Map<number, ClusterSource> {
-  const map = new Map<number, ClusterSource>();
+): LayerClusters {
+  // In guest order, compact: a layer of a multi-terabyte disk has more clusters than a Map holds.
+  const layer = new LayerBuilder();
   const l2Entries = head.clusterSize / 8;
   const clusters = Math.ceil(head.virtualSize / head.clusterSize);
   for (const [i, entry] of l1.entries()) {
@@ -166,8 +169,8 @@ export function clusterMap(
       if (source.kind === "compressed") {
         throw new ImageRefused(what, "it holds compressed clusters");
       }
-      map.set(guestCluster, source);
+      layer.add(guestCluster, source);
     }
   }
-  return map;
+  return layer.build();
 }

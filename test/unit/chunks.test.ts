@@ -5,7 +5,7 @@
  */
 import { spawnSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -185,6 +185,18 @@ describe("chunk hashes", () => {
     // One byte flipped in the third chunk: that chunk, and only it.
     data[2 * MiB + 7] = (data[2 * MiB + 7] ?? 0) ^ 0xff;
     writeFileSync(image, data);
+    // A dd that cannot read byte ranges: the verify stops with why, rather than calling every
+    // chunk damaged.
+    const bin = join(dir, "bin");
+    mkdirSync(bin);
+    writeFileSync(join(bin, "dd"), '#!/bin/sh\necho "dd: invalid input flag" >&2\nexit 1\n', { mode: 0o755 });
+    const [command, ...args] = verifyArgs(entries);
+    const oldDd = spawnSync(command as string, args, {
+      encoding: "utf8",
+      env: { ...process.env, PATH: `${bin}:${process.env["PATH"] ?? ""}` },
+    });
+    expect(oldDd.status).toBe(2);
+    expect(oldDd.stderr).toMatch(/cannot read byte ranges/);
     const damaged = run()[1];
     const want = { size: data.length, sha256: sha(data), chunks: expected };
     expect(checkFile(want, damaged)).toEqual({ ok: false, ranges: [{ start: 2 * MiB, end: 3 * MiB }] });
@@ -206,12 +218,12 @@ describe("chunk hashes", () => {
     ]) {
       expect(() => parseVerify(bad, entries)).toThrow(/Verifying printed/);
     }
-    expect(() => verifyArgs([{ path: "/t/x", chunkBytes: MiB + 1, chunks: 1 }])).toThrow(/whole MiB/);
+    expect(() => verifyArgs([{ path: "/t/x", chunkBytes: MiB + 1, chunks: 1 }])).toThrow(/not whole MiB/);
     expect(verifyArgs([{ path: "/t/x", chunkBytes: 64 * MiB, chunks: 3 }]).slice(4)).toEqual([
       "/t/x",
       String(64 * MiB),
       "3",
     ]);
-    expect(() => verifyArgs([{ path: "/t/x", chunkBytes: 2 ** 50, chunks: 128 }])).toThrow(/whole MiB/);
+    expect(() => verifyArgs([{ path: "/t/x", chunkBytes: 2 ** 50, chunks: 128 }])).toThrow(/not whole MiB/);
   });
 });

@@ -48,7 +48,7 @@ export interface ChangedBlocks {
 
 /** Tables asked for in one command: keeps the argument list short (two numbers per table). */
 const RANGES_PER_COMMAND = 512;
-/** L2 tables held at once while they are compared. */
+/** L2 tables read at once to be compared (parsed into BigInts: about 150 MiB of heap at most). */
 const BATCH_BYTES = 32 * 1024 * 1024;
 /** QEMU's own cap on the snapshot table (QCOW_MAX_SNAPSHOTS_SIZE). */
 const MAX_SNAPSHOT_TABLE = 64 * 1024 * 1024;

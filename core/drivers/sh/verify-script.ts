@@ -19,6 +19,7 @@ const MiB = 1024 * 1024;
  */
 export const VERIFY_SCRIPT = [
   HASH_FUNCTION,
+  'ddok=""',
   'while [ "$#" -ge 3 ]; do',
   "  f=$1 b=$2 n=$3; shift 3",
   '  if [ -f "$f" ] && [ ! -L "$f" ] && size=$(wc -c < "$f"); then',
@@ -29,7 +30,9 @@ export const VERIFY_SCRIPT = [
   '      out="$out',
   'W ${s%% *}"',
   "    else",
-  "      i=0",
+  // A dd without these flags would hash nothing and call every chunk damaged: refuse instead.
+  '      [ -n "$ddok" ] || dd if=/dev/null of=/dev/null iflag=skip_bytes,count_bytes,fullblock count=0 2>/dev/null || { echo "snapkeep: this dd cannot read byte ranges (GNU coreutils or BusyBox dd is needed)" >&2; exit 2; }',
+  "      ddok=1 i=0",
   '      while [ "$i" -lt "$n" ]; do',
   '        s=$(dd if="$f" iflag=skip_bytes,count_bytes,fullblock skip=$((i * b)) count="$b" bs=64K 2>/dev/null | h)',
   '        out="$out',
@@ -68,7 +71,10 @@ export function verifyArgs(entries: readonly VerifyEntry[]): string[] {
         e.chunks > 0 &&
         (!Number.isSafeInteger(e.chunkBytes * e.chunks) || e.chunkBytes % MiB !== 0 || e.chunkBytes <= 0)
       ) {
-        throw new SnapkeepError("INVALID_INPUT", `A chunk of ${e.chunkBytes} bytes is not whole MiB.`);
+        throw new SnapkeepError(
+          "INVALID_INPUT",
+          `${e.chunks} chunks of ${e.chunkBytes} bytes are not whole MiB inside a size a shell can count.`,
+        );
       }
       return [e.path, String(bytes), String(e.chunks)];
     }),
@@ -92,8 +98,8 @@ export function parseVerify(output: string, entries: readonly VerifyEntry[]): Ve
       at++;
       return undefined;
     }
-    const size = /^S (\d{1,15})$/.exec(lines[at] ?? "")?.[1];
-    if (size === undefined) {
+    const size = /^S (\d{1,16})$/.exec(lines[at] ?? "")?.[1];
+    if (size === undefined || !Number.isSafeInteger(Number(size))) {
       throw bad();
     }
     at++;

@@ -95,24 +95,6 @@ export class RemoteFs {
   }
 
   /**
-   * SHA-256 of each path that is a regular file and not a symbolic link; undefined for anything
-   * else (missing, a link, a device, a folder). For files on a target, which Snapkeep does not trust.
-   */
-  async sha256Regular(paths: readonly string[], signal?: AbortSignal): Promise<(string | undefined)[]> {
-    if (paths.length === 0) {
-      return [];
-    }
-    const argv = ["sh", "-c", REGULAR_HASH_SCRIPT, "snapkeep-hash", ...paths];
-    const result = await this.runner.run(argv, { timeoutMs: HASH_MS, ...(signal ? { signal } : {}) });
-    checkResult(this.label, argv, result, "Hashing");
-    const lines = result.stdout.split("\n").filter((l) => l.length > 0);
-    if (lines.length !== paths.length || lines.some((l) => l !== "-" && !/^[0-9a-f]{64}$/.test(l))) {
-      throw new SnapkeepError("UNEXPECTED_OUTPUT", `Hashing on ${this.label} printed something unexpected.`);
-    }
-    return lines.map((l) => (l === "-" ? undefined : l));
-  }
-
-  /**
    * Each file hashed for a verify, whole or chunk by chunk (drivers/sh/verify-script.ts), in one
    * command; undefined for anything that is not a regular file.
    */
@@ -193,14 +175,6 @@ export class RemoteFs {
     return this.runner.run(argv, options);
   }
 }
-
-/** One line per path: its SHA-256, or "-" when it is not a regular file (links included). */
-const REGULAR_HASH_SCRIPT = [
-  HASH_FUNCTION,
-  "for f; do",
-  '  if [ -f "$f" ] && [ ! -L "$f" ] && s=$(h "$f"); then printf \'%s\\n\' "${s%% *}"; else echo -; fi',
-  "done",
-].join("\n");
 
 /**
  * Removes one export folder from a target: `<root>/<vmFolder>/<name>`, where both names are ones

@@ -40,6 +40,7 @@ import {
   parseExportHeader,
   type ExportImageHeader,
 } from "../../drivers/qemu-img/qcow2-export-image.js";
+import { checkFile } from "../../drivers/bundle/chunks.js";
 import { parseTable } from "../../drivers/qemu-img/qcow2-tables.js";
 import { layoutImage, type ImageLayout } from "../../drivers/qemu-img/qcow2-writer.js";
 import {
@@ -342,11 +343,12 @@ async function writeMerged(
 
 /** Each layer's image must still be what its manifest says: a merge starts from known-good data. */
 async function checkLayers(ctx: MergeContext, layers: readonly Layer[]): Promise<void> {
-  const sums = await ctx.fs.sha256Regular(
-    layers.map((l) => l.file),
+  // Whole: which file is damaged is all a merge needs to know (a verify says where).
+  const found = await ctx.fs.verifyFiles(
+    layers.map((l) => ({ path: l.file, chunkBytes: 0, chunks: 0 })),
     ctx.signal,
   );
-  const bad = layers.filter((l, i) => sums[i] !== l.disk.sha256);
+  const bad = layers.filter((l, i) => !checkFile({ size: l.disk.size, sha256: l.disk.sha256 }, found[i]).ok);
   if (bad.length > 0) {
     throw new SnapkeepError(
       "VERIFY_FAILED",

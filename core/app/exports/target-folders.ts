@@ -9,7 +9,7 @@ import { SnapkeepError } from "../../errors.js";
 import type { Target } from "../../domain/settings.js";
 import { markBrokenChains } from "../../domain/plans/chain-plan.js";
 import { SCAN_SCRIPT, parseScan, type ExportEntry } from "../../drivers/bundle/bundle.js";
-import { CLAIM_SCRIPT, parseSpace, spaceArgs } from "../../drivers/sh/export-scripts.js";
+import { parseSpace, spaceArgs } from "../../drivers/sh/export-scripts.js";
 import { writeFailure, type RemoteFs } from "../../infra/remote-fs.js";
 
 const QUICK_MS = 60_000;
@@ -53,24 +53,9 @@ export async function scanExports(
 }
 
 /**
- * Makes a new export's folder, refusing a name that anything on the target already has: a folder
- * planted there (with links inside) is not one Snapkeep made, and nothing is written into it.
- */
-export async function claimExportFolder(dest: RemoteFs, vmFolder: string, name: string): Promise<void> {
-  const result = await dest.run(["sh", "-c", CLAIM_SCRIPT, "snapkeep-claim", vmFolder, name], {
-    timeoutMs: QUICK_MS,
-  });
-  if (result.code === 3) {
-    throw nameTaken(dest, vmFolder, name);
-  }
-  if (result.code !== 0) {
-    throw writeFailure(dest.label, posix.join(vmFolder, name), result.stderr);
-  }
-}
-
-/**
  * Before an export's images are sent: claims its folder (`claim`; undefined when it resumes one
- * of its own), writes its small files, and reads the free space there and the size of each image
+ * of its own), refusing a name that anything on the target already has (a folder planted there,
+ * with links inside, is not one Snapkeep made), writes its small files, and reads the free space there and the size of each image
  * an earlier attempt left (`present`), in one command on the target.
  */
 export async function prepareExportFolder(
@@ -82,18 +67,14 @@ export async function prepareExportFolder(
 ): Promise<{ freeBytes: number; sizes: (number | undefined)[] }> {
   const result = await dest.run(spaceArgs(dir, present, files, claim), { timeoutMs: QUICK_MS });
   if (result.code === 3 && claim !== undefined) {
-    throw nameTaken(dest, claim.vmFolder, claim.name);
+    throw new SnapkeepError(
+      "ALREADY_EXISTS",
+      `${posix.join(claim.vmFolder, claim.name)} already exists on ${dest.label} but is not an export Snapkeep can resume; nothing was written.`,
+      { hint: "Look at it on the target and remove it if nobody needs it, then export again." },
+    );
   }
   if (result.code !== 0) {
     throw writeFailure(dest.label, dir, result.stderr);
   }
   return parseSpace(result.stdout, present.length);
-}
-
-function nameTaken(dest: RemoteFs, vmFolder: string, name: string): SnapkeepError {
-  return new SnapkeepError(
-    "ALREADY_EXISTS",
-    `${posix.join(vmFolder, name)} already exists on ${dest.label} but is not an export Snapkeep can resume; nothing was written.`,
-    { hint: "Look at it on the target and remove it if nobody needs it, then export again." },
-  );
 }

@@ -136,8 +136,20 @@ export function parseSnapshotsNow(output: string): ImageState[] {
 }
 
 /**
- * Target, once the images are ready on the source: a new export's folder claimed (as CLAIM_SCRIPT
- * does, exit 3: the name is taken), the export's own small files written (its job record first of
+ * Target: claims the folder a new export writes into. A plain mkdir, inside the real VM folder,
+ * fails when anything already has that name (a folder, a file, a link someone planted): a new
+ * export never writes into a folder it did not make. Exit 3: the name is taken.
+ * Arguments: VM-FOLDER NAME
+ */
+export const CLAIM_SCRIPT = [
+  "umask 077",
+  'cd -P -- "$1" || exit 1',
+  'mkdir -- "$2" 2>/dev/null || exit 3',
+].join("\n");
+
+/**
+ * Target, once the images are ready on the source: a new export's folder claimed (CLAIM_SCRIPT,
+ * in a subshell; exit 3: the name is taken), the export's own small files written (its job record first of
  * all, so the folder is recognised as an unfinished export from then on), then the size of any
  * image an earlier attempt left there, then the free space. One command, because every command on
  * an SSH target is a session of its own, and a session costs what the account's shell costs to
@@ -148,7 +160,7 @@ export const SPACE_SCRIPT = [
   // Whole VM disks and their definitions: readable by the owner only, on any target.
   "umask 077",
   'if [ -n "$1" ]; then',
-  '  (cd -P -- "$1" || exit 1; mkdir -- "$2" 2>/dev/null || exit 3) || exit',
+  `  (${CLAIM_SCRIPT.split("\n").join("; ")}) || exit`,
   "fi",
   "dir=$3 n=$4; shift 4",
   'sizes=""',
@@ -209,18 +221,6 @@ export function parseSpace(
     }),
   };
 }
-
-/**
- * Target: claims the folder a new export writes into. A plain mkdir, inside the real VM folder,
- * fails when anything already has that name (a folder, a file, a link someone planted): a new
- * export never writes into a folder it did not make. Exit 3: the name is taken.
- * Arguments: VM-FOLDER NAME
- */
-export const CLAIM_SCRIPT = [
-  "umask 077",
-  'cd -P -- "$1" || exit 1',
-  'mkdir -- "$2" 2>/dev/null || exit 3',
-].join("\n");
 
 /**
  * Small files written whole: each to a temporary name, then renamed, its folder made first.

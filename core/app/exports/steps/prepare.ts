@@ -33,9 +33,9 @@ import { runChecked } from "../../../infra/runner/checked.js";
 import type { CommandRunner } from "../../../infra/runner/types.js";
 import type { ExportRequest } from "../exports.js";
 import { ProgressMeter } from "../progress.js";
-import { claimExportFolder, scanExports } from "../target-folders.js";
+import { prepareExportFolder, scanExports } from "../target-folders.js";
 
-import { QUICK_MS, type ExportRun, type PreparedExport } from "./context.js";
+import { QUICK_MS, claimOf, type ExportRun, type PreparedExport } from "./context.js";
 
 export interface ExportStart {
   readonly target: Target;
@@ -160,10 +160,7 @@ export async function prepareExport(run: ExportRun): Promise<PreparedExport> {
   // they go with the space check once the images are ready (transfer.ts), and a streamed export
   // writes them once it knows what it builds on (stream.ts).
   if (direct && run.engine === "convert") {
-    if (resumable === undefined) {
-      await claimExportFolder(run.dest, vmFolder, `${id}${PARTIAL_SUFFIX}`);
-    }
-    await run.dest.writeFiles(prepared.smallFiles);
+    await prepareExportFolder(run.dest, claimOf(prepared), partial, [], prepared.smallFiles);
   }
   if (sourceState.stagingError !== null) {
     throw writeFailure(run.source.label, staging, sourceState.stagingError);

@@ -124,8 +124,13 @@ EOF
 # First boot of a fresh `up`: the LVM layout and the inner domains Snapkeep's tests start from.
 set -eu
 export LVM_SUPPRESS_FD_WARNINGS=1
+# Each step on the console (the unit sends output there too), so a boot that never gets ready
+# shows in the host's console log which step it stopped at.
+step() { echo "sk-lvm-setup: $* (uptime $(cut -d' ' -f1 /proc/uptime) s)"; }
+step "loading device-mapper modules"
 modprobe -a dm_mod dm_snapshot dm_thin_pool
 if ! vgs vgsk >/dev/null 2>&1; then
+  step "making volume group vgsk and its volumes"
   pvcreate -q /dev/vdb
   vgcreate -q vgsk /dev/vdb
   lvcreate -q -y -L 64m -n vm1-root vgsk
@@ -136,9 +141,11 @@ if ! vgs vgsk >/dev/null 2>&1; then
 fi
 [ -f /var/lib/libvirt/images/sk-lvm-mixed.qcow2 ] || qemu-img create -q -f qcow2 /var/lib/libvirt/images/sk-lvm-mixed.qcow2 16M
 for xml in /usr/local/share/sk-lvm/*.xml; do
+  step "defining $(basename "$xml" .xml)"
   virsh -q -c qemu:///system define "$xml" >/dev/null
 done
 touch /run/sk-lvm-ready
+step "ready"
 EOF
   chmod 755 "$root/usr/local/sbin/sk-lvm-setup"
   cat >"$root/etc/systemd/system/sk-lvm-setup.service" <<'EOF'
@@ -150,6 +157,8 @@ Wants=libvirtd.service
 Type=oneshot
 RemainAfterExit=yes
 ExecStart=/usr/local/sbin/sk-lvm-setup
+StandardOutput=journal+console
+StandardError=journal+console
 [Install]
 WantedBy=multi-user.target
 EOF
@@ -286,42 +295,65 @@ guest_ssh() {
     -o ConnectTimeout=5 -p "$port" root@127.0.0.1 "$@"
 }
 
+# What the guest was doing when it did not get ready: the domain's state, the console's last lines
+# and, when sshd still answers, the setup unit, the boot's journal and the processes (each bounded,
+# so a hung guest cannot hang this).
+diagnose() {
+  local port="$1"
+  log "state: $(virsh -q -c "$URI" domstate --reason "$DOMAIN" 2>&1 || true)"
+  log "last console lines:"
+  tail -25 "$RUN_DIR/console.log" >&2 || true
+  log "inside the guest (if sshd answers):"
+  timeout 30 "$SELF" guest-diagnose "$port" >&2 || log "(no answer from the guest's sshd)"
+}
+
+# Boots the guest and waits for its setup unit. On a KVM host that hides CPU features (nested,
+# restricted CPUID: this project's CI machines) a Linux guest can hang before printing its first
+# line, so KVM gets a grace period before software emulation (TCG) takes over. Under TCG a boot
+# has been seen to stall for good with setup half done (10 minutes, where 40 s is usual), so a boot
+# that is not ready within its time is diagnosed, destroyed and tried again on fresh overlays.
 up() {
   build
   down
-  local dir port type started=$SECONDS
+  local dir port type started=$SECONDS attempt attempts limit deadline
   dir="$(image_dir)"
-  port="$(free_port)"
   type="$(accel)"
+  attempts="${SNAPKEEP_LVM_BOOT_ATTEMPTS:-3}"
+  limit="${SNAPKEEP_LVM_BOOT_TIMEOUT:-240}"
   mkdir -p "$RUN_DIR"
-  start_domain "$dir" "$port" "$type"
-  # On some KVM hosts (nested, restricted CPUID: this project's CI machines) a Linux guest hangs
-  # before printing its first line while a BIOS-only VM runs fine. Software emulation is slower
-  # but boots; it is chosen when the kernel has said nothing within the grace period.
-  if [ "$type" = kvm ] && [ -z "${SNAPKEEP_LVM_ACCEL:-}" ] && ! kernel_speaks 30; then
-    log "no kernel output under KVM within 30 s; booting with software emulation (TCG) instead"
-    virsh -q -c "$URI" destroy "$DOMAIN" >/dev/null 2>&1 || true
-    type=qemu
+  for attempt in $(seq 1 "$attempts"); do
+    port="$(free_port)"
     start_domain "$dir" "$port" "$type"
-  fi
-  local deadline=$((SECONDS + ${SNAPKEEP_LVM_BOOT_TIMEOUT:-600}))
-  until guest_ssh "$port" test -e /run/sk-lvm-ready 2>/dev/null; do
-    if [ $SECONDS -ge $deadline ]; then
-      log "the guest did not get ready in time; last console lines:"
-      tail -20 "$RUN_DIR/console.log" >&2 || true
-      exit 1
+    if [ "$type" = kvm ] && [ -z "${SNAPKEEP_LVM_ACCEL:-}" ] && ! kernel_speaks 30; then
+      log "no kernel output under KVM within 30 s; booting with software emulation (TCG) instead"
+      down
+      type=qemu
+      start_domain "$dir" "$port" "$type"
     fi
-    if ! virsh -q -c "$URI" domstate "$DOMAIN" 2>/dev/null | grep -q running; then
-      log "$DOMAIN stopped while booting; console:"
-      tail -20 "$RUN_DIR/console.log" >&2 || true
-      exit 1
-    fi
-    sleep 2
-  done
-  cat >"$RUN_DIR/guest.json" <<EOF
+    deadline=$((SECONDS + limit))
+    until guest_ssh "$port" test -e /run/sk-lvm-ready 2>/dev/null; do
+      if ! virsh -q -c "$URI" domstate "$DOMAIN" 2>/dev/null | grep -qx running; then
+        log "$DOMAIN is not running while booting (attempt $attempt of $attempts)"
+        break
+      fi
+      if [ $SECONDS -ge $deadline ]; then
+        log "$DOMAIN did not get ready within $limit s (attempt $attempt of $attempts)"
+        break
+      fi
+      sleep 2
+    done
+    if guest_ssh "$port" test -e /run/sk-lvm-ready 2>/dev/null; then
+      cat >"$RUN_DIR/guest.json" <<JSON
 {"domain":"$DOMAIN","host":"127.0.0.1","port":$port,"user":"root","identityFile":"$dir/keys/id_ed25519","hostFingerprint":"$(cat "$dir/host-fingerprint")","accel":"$type"}
-EOF
-  log "$DOMAIN ready in $((SECONDS - started)) s"
+JSON
+      log "$DOMAIN ready in $((SECONDS - started)) s (attempt $attempt, $type)"
+      return 0
+    fi
+    diagnose "$port"
+    down
+  done
+  log "$DOMAIN did not get ready in $attempts attempts ($((SECONDS - started)) s)"
+  exit 1
 }
 
 down() {
@@ -341,13 +373,19 @@ case "${1:-}" in
     ;;
   up) up ;;
   down) down ;;
+  guest-diagnose)
+    # Run by diagnose (under `timeout`): the setup unit, the boot's journal and what runs.
+    guest_ssh "$2" 'systemctl status --no-pager -l sk-lvm-setup libvirtd 2>&1 | tail -30;
+      journalctl -b --no-pager -o short-monotonic 2>&1 | tail -40;
+      ps -eo pid,stat,etime,wchan:24,args --sort=start_time 2>&1 | tail -30'
+    ;;
   ssh)
     shift
     port="$(sed -n 's/.*"port":\([0-9]*\).*/\1/p' "$RUN_DIR/guest.json")"
     guest_ssh "$port" "$@"
     ;;
   *)
-    echo "usage: $0 build|rootfs|up|down|ssh [CMD...]" >&2
+    echo "usage: $0 build|rootfs|up|down|ssh [CMD...]|guest-diagnose PORT" >&2
     exit 2
     ;;
 esac

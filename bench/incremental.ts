@@ -31,6 +31,7 @@
  * Usage: npm run bench:export   (as root; prepares the test host like the integration tests do)
  *        npx tsx bench/incremental.ts
  *        BENCH_INCR_SIZES_GIB="0.25,0.0625" for a quick check (default "4,1")
+ *        BENCH_TIMELINE=1 also prints each command's start and end within each export
  */
 import { execFile, execFileSync, spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -39,6 +40,7 @@ import {
   mkdirSync,
   mkdtempSync,
   readdirSync,
+  readFileSync,
   rmSync,
   rmdirSync,
   statSync,
@@ -261,6 +263,8 @@ interface Command {
   /** "source" (this computer, the VM's host) or "target" (the SSH target). */
   readonly side: "source" | "target";
   readonly argv: readonly string[];
+  /** When it started (performance.now()). */
+  readonly at: number;
   readonly ms: number;
 }
 
@@ -286,7 +290,7 @@ class TimingRunner implements CommandRunner {
     try {
       return await this.inner.run(argv, options);
     } finally {
-      commands.push({ side: this.side, argv: [...argv], ms: performance.now() - start });
+      commands.push({ side: this.side, argv: [...argv], at: start, ms: performance.now() - start });
     }
   }
 
@@ -318,6 +322,29 @@ function describeCommands(run: readonly Command[]): string {
     return `${side} ${mine.length} commands (${seconds(mine.reduce((sum, c) => sum + c.ms, 0))} s; slowest ${slow.join(", ")})`;
   });
   return parts.join(" | ");
+}
+
+/** BENCH_TIMELINE=1: each command's start and end from the export's start, to see where time goes. */
+function timeline(run: readonly Command[], startedAt: number, totalMs: number): string {
+  const lines = [...run]
+    .sort((a, b) => a.at - b.at)
+    .map(
+      (c) =>
+        `      ${seconds(c.at - startedAt).padStart(6)} → ${seconds(c.at - startedAt + c.ms).padStart(6)}  ${c.side.padEnd(6)} ${commandName(c.argv)}`,
+    );
+  return [...lines, `      ${seconds(totalMs).padStart(6)}    the export returns`].join("\n");
+}
+
+/** CPU time the machine has spent busy (not idle or waiting for I/O) since boot, ms. */
+function machineBusyMs(): number {
+  const fields = (readFileSync("/proc/stat", "utf8").split("\n")[0] ?? "")
+    .trim()
+    .split(/\s+/)
+    .slice(1)
+    .map(Number);
+  const [user = 0, nice = 0, system = 0, , , irq = 0, softirq = 0] = fields;
+  // /proc/stat counts in USER_HZ, 100 on every Linux architecture.
+  return ((user + nice + system + irq + softirq) / 100) * 1000;
 }
 
 // ---- the disk ----------------------------------------------------------------------------------
@@ -416,6 +443,12 @@ interface ExportRun {
   readonly allocated: number;
   /** The commands it ran. */
   readonly commands: readonly Command[];
+  /** When it started (performance.now()). */
+  readonly startedAt: number;
+  /** CPU time this process used meanwhile (all its threads), ms. */
+  readonly cpuMs: number;
+  /** CPU time the whole machine used meanwhile (/proc/stat, all processes), ms. */
+  readonly machineCpuMs: number;
 }
 
 interface PlainRun {
@@ -425,6 +458,8 @@ interface PlainRun {
   readonly wire: number;
   readonly temp: number;
   readonly allocated: number;
+  /** CPU time the whole machine used meanwhile (/proc/stat, all processes), ms. */
+  readonly machineCpuMs: number;
 }
 
 interface SizeResult {
@@ -487,6 +522,7 @@ async function plainCopy(b: Bench, disk: string, snapshot: Snapshot, allocated: 
   const file = join(stage, "vda.qcow2");
   settle();
   const start = performance.now();
+  const machineCpu = machineBusyMs();
   await sh(["qemu-img", "convert", "-l", `snapshot.name=${snapshot.tag}`, "-O", "qcow2", disk, file]);
   const converted = performance.now();
   const out = await sh([
@@ -499,6 +535,7 @@ async function plainCopy(b: Bench, disk: string, snapshot: Snapshot, allocated: 
     `${b.targetUser}@${b.sshd.host}:${landed}/`,
   ]);
   const end = performance.now();
+  const machineCpuMs = machineBusyMs() - machineCpu;
   const stats = parseStats(out);
   if (stats === undefined) {
     throw new Error(`no statistics from rsync:\n${out}`);
@@ -513,6 +550,7 @@ async function plainCopy(b: Bench, disk: string, snapshot: Snapshot, allocated: 
     wire: stats.bytesSent,
     temp,
     allocated,
+    machineCpuMs,
   };
 }
 
@@ -531,6 +569,8 @@ async function snapkeepExport(
       const poll = await pollPeak(b.staging);
       const first = commands.length;
       const start = performance.now();
+      const cpu = process.cpuUsage();
+      const machineCpu = machineBusyMs();
       let tempPeak = 0;
       let ms = 0;
       let result: ExportResult;
@@ -548,7 +588,17 @@ async function snapkeepExport(
         // Stopped in any case, so a failed export leaves no poller running.
         tempPeak = await poll.stop();
       }
-      return { result, ms, tempPeak, allocated, commands: commands.slice(first) };
+      const used = process.cpuUsage(cpu);
+      return {
+        result,
+        ms,
+        tempPeak,
+        allocated,
+        commands: commands.slice(first),
+        startedAt: start,
+        cpuMs: (used.user + used.system) / 1000,
+        machineCpuMs: machineBusyMs() - machineCpu,
+      };
     },
     reset,
   );
@@ -594,7 +644,7 @@ async function benchSize(b: Bench, sizeMiB: number, owner: string): Promise<Size
     if (step === "first") {
       plain = await plainCopy(b, disk, snapshot, allocated);
       console.log(
-        `  ${STEP_LABEL[step]}: qemu-img convert + rsync -e ssh ${seconds(plain.ms)} s (convert ${seconds(plain.convertMs)} s, rsync ${seconds(plain.rsyncMs)} s), sent ${mib(plain.wire)} MiB`,
+        `  ${STEP_LABEL[step]}: qemu-img convert + rsync -e ssh ${seconds(plain.ms)} s (convert ${seconds(plain.convertMs)} s, rsync ${seconds(plain.rsyncMs)} s), sent ${mib(plain.wire)} MiB, ${seconds(plain.machineCpuMs)} s of CPU on the whole machine`,
       );
     }
     for (const engine of ENGINES) {
@@ -605,6 +655,12 @@ async function benchSize(b: Bench, sizeMiB: number, owner: string): Promise<Size
         `  ${STEP_LABEL[step]}: ${ENGINE_LABEL[engine]} ${seconds(run.ms)} s, read ${r.bytesRead === null ? "whole snapshot" : `${mib(r.bytesRead)} MiB`}, sent ${mib(r.bytesSent)} MiB, staged ${mib(run.tempPeak)} MiB, basis ${r.basis ?? "none"}${r.notes.length === 0 ? "" : ` | ${r.notes.join("; ")}`}`,
       );
       console.log(`    ${describeCommands(run.commands)}`);
+      console.log(
+        `    CPU: ${seconds(run.cpuMs)} s in this process (hashing, SSH), ${seconds(run.machineCpuMs)} s on the whole machine`,
+      );
+      if (process.env["BENCH_TIMELINE"] === "1") {
+        console.log(timeline(run.commands, run.startedAt, run.ms));
+      }
       checkRun(b, label, step, engine, run);
     }
   }

@@ -718,6 +718,16 @@ export interface ExportRemoval {
   readonly dryRun: boolean;
 }
 
+/** What a prune did, or would do: an ExportRemoval, and the abandoned attempts it cleared. */
+export interface ExportPrune extends ExportRemoval {
+  readonly kept: readonly string[];
+  /**
+   * Unfinished exports that a newer verified export of the VM superseded and that nothing wrote to
+   * for a day: they would never be resumed, so they go too (with why, in words).
+   */
+  readonly abandoned: readonly { readonly folder: string; readonly reason: string }[];
+}
+
 export interface TargetExports {
   readonly target: string;
   readonly exports: readonly ExportEntry[];
@@ -885,7 +895,7 @@ export interface Results {
   "exports.start": JobViewOf<"export">;
   "exports.verify": JobViewOf<"verify">;
   "exports.remove": ExportRemoval;
-  "exports.prune": ExportRemoval & { readonly kept: readonly string[] };
+  "exports.prune": ExportPrune;
   "exports.planRestore": RestorePlan;
   "exports.restore": JobViewOf<"restore">;
 

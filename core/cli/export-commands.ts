@@ -284,15 +284,30 @@ export function registerExportCommands(
   list
     .command("prune <target>")
     .description(
-      "remove older verified exports beyond --keep per VM (the newest always stays); one that a kept export is built on is merged into it first",
+      "remove older verified exports beyond --keep per VM (the newest always stays); one that a kept export is built on is merged into it first. Unfinished exports that a newer verified one superseded go too, once nothing wrote to them for --quiet-hours",
     )
     .option("--keep <n>", "exports to keep per VM (default: the target's setting)", keepOption)
+    .option(
+      "--quiet-hours <n>",
+      "an unfinished export a newer one superseded goes when nothing wrote to it for this many hours (0: at once)",
+      numberOption("--quiet-hours", { min: 0, fraction: true }),
+      24,
+    )
     .option("--dry-run", "only say what would be removed and merged")
     .option("--json", "machine-readable output")
-    .action(async (targetName: string, opts: { keep?: number; dryRun?: boolean; json?: boolean }) => {
-      const result = await exports().prune(targetName, { keep: opts.keep, dryRun: opts.dryRun === true });
-      print(result, opts.json, () => removalText(result));
-    });
+    .action(
+      async (
+        targetName: string,
+        opts: { keep?: number; quietHours: number; dryRun?: boolean; json?: boolean },
+      ) => {
+        const result = await exports().prune(targetName, {
+          keep: opts.keep,
+          quietMs: opts.quietHours * 3600_000,
+          dryRun: opts.dryRun === true,
+        });
+        print(result, opts.json, () => abandonedText(result) + removalText(result));
+      },
+    );
   list
     .command("remove <target> <ids...>")
     .description(
@@ -508,9 +523,23 @@ function formatEta(seconds: number): string {
   return s < 60 ? `${s}s` : `${Math.floor(s / 60)}m${String(s % 60).padStart(2, "0")}s`;
 }
 
+/** The unfinished exports a prune removed (or would), with why; empty when there were none. */
+function abandonedText(result: {
+  abandoned: readonly { folder: string; reason: string }[];
+  dryRun: boolean;
+}): string {
+  if (result.abandoned.length === 0) {
+    return "";
+  }
+  const lines = result.abandoned.map((a) => `  ${a.folder} (${a.reason})\n`).join("");
+  return `${result.dryRun ? "Would remove" : "Removed"} unfinished exports that will never be resumed:\n${lines}`;
+}
+
 /** What prune and remove did (or would do): merges first, then removals, then what stays. */
 function removalText(result: {
   removed: readonly string[];
+  /** A prune's abandoned attempts (abandonedText says them): when there were some, something went. */
+  abandoned?: readonly unknown[];
   held: readonly { folder: string; reason: string }[];
   merged: readonly { into: string; from: readonly string[]; bytesWritten: number | null }[];
   dryRun: boolean;
@@ -524,7 +553,9 @@ function removalText(result: {
       ? ""
       : `${result.dryRun ? "Would merge, so that what stays still restores" : "Merged, so that what stays still restores"}:\n${merged.join("")}`) +
     (result.removed.length === 0
-      ? "Nothing to remove.\n"
+      ? (result.abandoned?.length ?? 0) > 0
+        ? ""
+        : "Nothing to remove.\n"
       : `${result.dryRun ? "Would remove" : "Removed"}:\n${result.removed.map((f) => `  ${f}\n`).join("")}`) +
     (result.held.length === 0
       ? ""

@@ -3,6 +3,7 @@ import { useEffect, useId, useRef, useState } from "react";
 import type {
   DrillRecord,
   ExportEntry,
+  ExportPrune,
   ExportRemoval,
   JobView,
   ListedHost,
@@ -57,7 +58,7 @@ export function ExportsView({
   /** Removes exports, or (dryRun) says what that would do; null when the call failed. */
   onRemove: (target: string, ids: readonly string[], dryRun: boolean) => Promise<ExportRemoval | null>;
   /** Keeps the newest `keep` exports of each VM on the target, or (dryRun) says what that would do. */
-  onPrune: (target: string, keep: number, dryRun: boolean) => Promise<ExportRemoval | null>;
+  onPrune: (target: string, keep: number, dryRun: boolean) => Promise<ExportPrune | null>;
   onAddTarget: () => void;
   /** The app's jobs: a verify that ends reloads the list, so its result shows on its row. */
   jobs: Readonly<Record<string, JobView>>;
@@ -231,22 +232,23 @@ function PruneDialog({
   onClose,
 }: {
   target: string;
-  onPlan: (keep: number) => Promise<ExportRemoval | null>;
+  onPlan: (keep: number) => Promise<ExportPrune | null>;
   onPrune: (keep: number) => Promise<void>;
   onClose: () => void;
 }) {
   const id = useId();
   const [keep, setKeep] = useState("3");
-  const [plan, setPlan] = useState<{ keep: number; result: ExportRemoval } | null>(null);
+  const [plan, setPlan] = useState<{ keep: number; result: ExportPrune } | null>(null);
   const count = Number(keep);
   const valid = Number.isInteger(count) && count >= 1 && count <= 1000;
+  const goes = plan === null ? 0 : plan.result.removed.length + plan.result.abandoned.length;
   return (
     <Modal
       labelledBy={`${id}-title`}
       onClose={onClose}
       onSubmit={(e) => {
         e.preventDefault();
-        if (plan !== null && plan.keep === count && plan.result.removed.length > 0) {
+        if (plan !== null && plan.keep === count && goes > 0) {
           void onPrune(count);
         } else if (valid) {
           void onPlan(count).then((result) => setPlan(result === null ? null : { keep: count, result }));
@@ -272,12 +274,19 @@ function PruneDialog({
       </p>
       {plan !== null && plan.keep === count && (
         <div role="status" aria-label="What pruning does">
-          {plan.result.removed.length === 0 ? (
+          {goes === 0 ? (
             <p>Nothing to remove: no VM has more than {count} here.</p>
-          ) : (
+          ) : plan.result.removed.length > 0 ? (
             <p>
               Removes {plan.result.removed.length} {plan.result.removed.length === 1 ? "export" : "exports"}:{" "}
               {plan.result.removed.join(", ")}.
+            </p>
+          ) : null}
+          {plan.result.abandoned.length > 0 && (
+            <p>
+              {plan.result.removed.length > 0 ? "And" : "Removes"} {plan.result.abandoned.length} unfinished{" "}
+              {plan.result.abandoned.length === 1 ? "export" : "exports"} that will never be resumed:{" "}
+              {plan.result.abandoned.map((a) => `${a.folder} (${a.reason})`).join("; ")}.
             </p>
           )}
           <MergesAndHolds plan={plan.result} />
@@ -285,11 +294,11 @@ function PruneDialog({
       )}
       <div className="buttons">
         <button type="button" onClick={onClose}>
-          {plan !== null && plan.result.removed.length === 0 ? "Close" : "Cancel"}
+          {plan !== null && goes === 0 ? "Close" : "Cancel"}
         </button>
-        {plan !== null && plan.keep === count && plan.result.removed.length > 0 ? (
+        {plan !== null && plan.keep === count && goes > 0 ? (
           <button type="submit" className="danger">
-            Remove {plan.result.removed.length} {plan.result.removed.length === 1 ? "export" : "exports"}
+            Remove {goes} {goes === 1 ? "export" : "exports"}
           </button>
         ) : (
           <button type="submit" className="primary" disabled={!valid}>

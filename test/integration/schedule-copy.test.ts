@@ -390,5 +390,42 @@ describe("schedules that copy off the host", () => {
     expect(existsSync(oldest[0] ?? "?")).toBe(false);
     const twinFolder = readdirSync(folder).find((f) => f.startsWith(`${vmName}-z-`)) ?? "?";
     expect(existsSync(join(folder, twinFolder, id, "manifest.json"))).toBe(true);
+
+    // Copies of this schedule interrupted long ago, superseded by the kept copy: the schedule's
+    // retention clears its own abandoned attempt, and leaves one made by hand to `exports prune`.
+    const vmFolder = join(oldest[0] ?? "?", "..");
+    const abandoned = (name: string, scheduleId: string | undefined): string => {
+      const dir = join(vmFolder, `20200101T00000${name.length}Z-${name}.partial`);
+      mkdirSync(dir);
+      const job = {
+        format: "snapkeep-export",
+        id: `20200101T00000${name.length}Z-${name}`,
+        startedAt: "2020-01-01T00:00:00.000Z",
+        host: "local",
+        vmUuid,
+        vmName,
+        snapshotTag: name,
+        disks: ["vda"],
+        ...(scheduleId === undefined ? {} : { scheduleId }),
+      };
+      writeFileSync(join(dir, "job.json"), JSON.stringify(job));
+      writeFileSync(join(dir, "vda.qcow2"), "the first part of an image");
+      execFileSync("find", [dir, "-exec", "touch", "-d", "2 days ago", "{}", "+"]);
+      return dir;
+    };
+    const mine = abandoned("scheduled", schedule.id);
+    const byHand = abandoned("by-hand", undefined);
+    const swept = await exports.pruneCopies(
+      "nas",
+      { id: schedule.id, vmUuid },
+      { keepLast: 1 },
+      { dryRun: false },
+    );
+    expect(swept.abandoned.map((a) => a.folder)).toEqual([relative(folder, mine)]);
+    expect(existsSync(mine)).toBe(false);
+    expect(existsSync(byHand)).toBe(true);
+    const byPrune = await exports.prune("nas", { vmUuid, keep: 100, dryRun: false });
+    expect(byPrune.abandoned.map((a) => a.folder)).toEqual([relative(folder, byHand)]);
+    expect(existsSync(byHand)).toBe(false);
   }, 300_000);
 });

@@ -474,4 +474,59 @@ describe("streamed, incremental exports", () => {
     expect(existsSync(pair.lower.folder)).toBe(true);
     expect(readFileSync(join(pair.upper.folder, "manifest.json"), "utf8")).toContain(pair.lower.id);
   }, 120_000);
+
+  it("prunes an unfinished export a newer one superseded, once nothing has written to it for a day", async () => {
+    const s = subjects[1] as Subject;
+    change(s, 30);
+    // Enough change that the copy, held to 4 MiB/s, is still running when it is cancelled.
+    write(s, 0x5a, 40 * MiB, "8M");
+    await app.snapshots.create("local", s.vm, { name: "abandoned" });
+    const stop = new AbortController();
+    const error = await failure(
+      exports.export({
+        host: "local",
+        vm: s.vm,
+        snapshot: "abandoned",
+        target: s.target,
+        bwlimitKiB: 4096,
+        signal: stop.signal,
+        onProgress: (p) => (p.phase === "transfer" && p.bytesDone > 2 * MiB ? stop.abort() : undefined),
+      }),
+    );
+    expect(error.code).toBe("CANCELLED");
+    const partials = async (): Promise<string[]> =>
+      ((await exports.list(s.target))[0]?.exports ?? [])
+        .filter((e) => e.state === "partial" && e.vmUuid === s.uuid)
+        .map((e) => e.folder);
+    const [partial] = await partials();
+    if (partial === undefined) {
+      throw new Error("the cancelled export left no unfinished folder");
+    }
+    const folder = join(work, "folder", partial);
+    change(s, 31);
+    const newer = await snapshotAndExport(s, "supersedes");
+    const prune = (dryRun: boolean): ReturnType<Exports["prune"]> =>
+      exports.prune(s.target, { vmUuid: s.uuid, keep: 100, dryRun });
+
+    // Written a moment ago: an export may still be at work on it.
+    expect((await prune(true)).abandoned).toEqual([]);
+    // Nothing written to it for two days.
+    execFileSync("find", [folder, "-exec", "touch", "-h", "-d", "2 days ago", "{}", "+"]);
+    const planned = await prune(true);
+    expect(planned.abandoned).toEqual([
+      {
+        folder: partial,
+        reason: expect.stringMatching(
+          new RegExp(`superseded by ${newer.id}, nothing written to it for 24 h$`),
+        ),
+      },
+    ]);
+    expect(existsSync(folder)).toBe(true);
+    const done = await prune(false);
+    expect(done.abandoned.map((a) => a.folder)).toEqual([partial]);
+    expect(existsSync(folder)).toBe(false);
+    expect(await partials()).toEqual([]);
+    const listed = (await exports.list(s.target))[0]?.exports ?? [];
+    expect(listed.find((e) => e.id === newer.id)?.state).toBe("verified");
+  }, 180_000);
 });

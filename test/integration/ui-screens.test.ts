@@ -6,7 +6,7 @@
  * window, and never a native dialog. Screenshots of each view go to artifacts/screenshots/.
  */
 import { execFileSync, type ChildProcess } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -307,6 +307,26 @@ describe("the everyday screens at real size", () => {
     const newer = page.getByRole("row", { name: new RegExp(`${busy}.*burst-3`) });
     await newer.getByText("good").waitFor();
     const olderId = (await older.locator(".mono").textContent()) ?? "";
+    // An export of the VM interrupted long ago that nothing will resume: newer ones supersede it.
+    const vmFolder = readdirSync(exportDir).find((d) => existsSync(join(exportDir, d, olderId))) ?? "";
+    expect(vmFolder).not.toBe("");
+    const stale = join(exportDir, vmFolder, "20200101T000000Z-stale.partial");
+    mkdirSync(stale);
+    writeFileSync(
+      join(stale, "job.json"),
+      JSON.stringify({
+        format: "snapkeep-export",
+        id: "20200101T000000Z-stale",
+        startedAt: "2020-01-01T00:00:00.000Z",
+        host: "local",
+        vmUuid: "5e1f0000-0000-4000-8000-000000000000",
+        vmName: busy,
+        snapshotTag: "stale",
+        disks: ["vda"],
+      }),
+    );
+    writeFileSync(join(stale, "vda.qcow2"), "the first part of an image");
+    execFileSync("find", [stale, "-exec", "touch", "-d", "2 days ago", "{}", "+"]);
     await page.getByRole("region", { name: "shelf" }).getByRole("button", { name: "Prune…" }).click();
     const dialog = page.getByRole("dialog", { name: "Prune exports on shelf" });
     await dialog.getByLabel("Verified exports to keep per VM").fill("1");
@@ -314,11 +334,15 @@ describe("the everyday screens at real size", () => {
     const plan = dialog.getByRole("status", { name: "What pruning does" });
     await expect.poll(() => plan.textContent()).toMatch(new RegExp(`Removes 1 export: .*${olderId}`));
     expect(await plan.textContent()).toMatch(/takes in/);
+    expect(await plan.textContent()).toMatch(
+      /And 1 unfinished export that will never be resumed: .*20200101T000000Z-stale\.partial \(unfinished since 2020-01-01 00:00 UTC, superseded by \S+-burst-3, nothing written to it for 24 h\)/,
+    );
     await page.screenshot({ path: join(shots, "screen-exports-prune.png") });
     // Nothing went yet: the plan was a dry run.
     expect(cli("exports", "list", "--target", "shelf")).toContain(olderId);
-    await dialog.getByRole("button", { name: "Remove 1 export" }).click();
+    await dialog.getByRole("button", { name: "Remove 2 exports" }).click();
     await dialog.waitFor({ state: "detached" });
+    expect(existsSync(stale)).toBe(false);
     await older.waitFor({ state: "detached" });
     expect(cli("exports", "list", "--target", "shelf")).not.toContain(olderId);
     await newer.getByText("good").waitFor();

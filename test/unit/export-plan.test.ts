@@ -7,6 +7,7 @@ import {
   findResumable,
   newestVerified,
   planExportDisks,
+  supersededPartials,
   writesIntoTarget,
 } from "../../core/domain/plans/export-plan.js";
 import type { Disk, LvSnapshot, Snapshot, VmWithSnapshots } from "../../core/domain/types.js";
@@ -120,6 +121,35 @@ describe("the export plan", () => {
     expect(findResumable(existing, { ...wanted, snapshotTag: "other" })).toBeUndefined();
     expect(newestVerified(existing)?.id).toBe("f");
     expect(newestVerified([])).toBeUndefined();
+  });
+
+  it("finds the unfinished exports a newer verified export of the same VM superseded", () => {
+    const at = (day: number): string => `2026-12-0${day}T02:00:00.000Z`;
+    const entry = (id: string, vmFolder: string, state: string, day: number, job: unknown = null) => ({
+      id,
+      folder: `${vmFolder}/${id}${state === "partial" ? ".partial" : ""}`,
+      vmFolder,
+      state,
+      createdAt: at(day),
+      job,
+    });
+    const job = { snapshotTag: "t" };
+    const entries = [
+      entry("v1", "web", "verified", 1),
+      entry("p2", "web", "partial", 2, job),
+      entry("v3", "web", "verified", 3),
+      // Started after the newest verified one: it may be running, or resumed next.
+      entry("p4", "web", "partial", 4, job),
+      // No job record: not Snapkeep's to judge.
+      entry("p1", "web", "partial", 1),
+      // Another VM's newer export supersedes nothing here.
+      entry("q2", "db", "partial", 2, job),
+      entry("d5", "db", "corrupt", 5),
+      entry("u5", "db", "unverified", 5),
+      entry("v5", "mail", "verified", 5),
+    ];
+    expect(supersededPartials(entries).map((c) => [c.export.id, c.by.id])).toEqual([["p2", "v3"]]);
+    expect(supersededPartials([])).toEqual([]);
   });
 
   it("compresses with zstd from QEMU 5.1 on, else (or when unknown) with zlib", () => {

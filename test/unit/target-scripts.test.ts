@@ -1,6 +1,16 @@
-import { describe, expect, it } from "vitest";
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
 
-import { folderProbeArgs, parseFolderProbe } from "../../core/drivers/sh/target-scripts.js";
+import { LocalRunner } from "../../core/infra/runner/local.js";
+import {
+  folderProbeArgs,
+  parseFolderProbe,
+  parseQuiet,
+  quietArgs,
+} from "../../core/drivers/sh/target-scripts.js";
 
 describe("a target folder's probe", () => {
   it("passes the path as an argument, never inside the script", () => {
@@ -43,5 +53,52 @@ describe("a target folder's probe", () => {
       /on nas printed something unexpected/,
     );
     expect(() => parseFolderProbe("", "nas")).toThrow(/unexpected/);
+  });
+});
+
+describe("which unfinished export folders nothing wrote to lately", () => {
+  const root = mkdtempSync(join(tmpdir(), "snapkeep-quiet-"));
+  const runner = new LocalRunner();
+  afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+  function folder(name: string, files: readonly string[], age: string | null): void {
+    const dir = join(root, name);
+    mkdirSync(dir, { recursive: true });
+    for (const file of files) {
+      writeFileSync(join(dir, file), "x");
+    }
+    if (age !== null) {
+      execFileSync("find", [dir, "-exec", "touch", "-h", "-d", age, "{}", "+"]);
+    }
+  }
+
+  it("says quiet only when nothing in the folder, itself included, was written within the time", async () => {
+    folder("vm-1/old.partial", ["vda.qcow2", "job.json"], "2 days ago");
+    folder("vm-1/new.partial", ["vda.qcow2"], null);
+    folder("vm-1/one-new-file.partial", ["vda.qcow2", "job.json"], "2 days ago");
+    writeFileSync(join(root, "vm-1/one-new-file.partial/.vda.qcow2.Xy12"), "rsync at work");
+    folder("vm-1/-rf $(touch pwned).partial", [], "2 days ago");
+    symlinkSync(join(root, "vm-1/old.partial"), join(root, "vm-1/link.partial"));
+    const asked = [
+      "vm-1/old.partial",
+      "vm-1/new.partial",
+      "vm-1/one-new-file.partial",
+      "vm-1/-rf $(touch pwned).partial",
+      "vm-1/link.partial",
+      "vm-1/gone.partial",
+    ];
+    const result = await runner.run(quietArgs(root, 24 * 60, asked));
+    expect(result.code).toBe(0);
+    expect(parseQuiet(result.stdout, asked.length, "nas")).toEqual([true, false, false, true, false, false]);
+    expect(result.stdout.split("\n")).toEqual(["quiet", "busy", "busy", "quiet", "-", "-", ""]);
+    expect(existsSync(join(root, "pwned"))).toBe(false);
+    expect(existsSync("pwned")).toBe(false);
+  });
+
+  it("refuses a quiet time that is not whole minutes, and answers it does not know", () => {
+    expect(() => quietArgs(root, 0, ["a"])).toThrow(/at least 1/);
+    expect(() => quietArgs(root, 1.5, ["a"])).toThrow(/whole number/);
+    expect(() => parseQuiet("quiet\n", 2, "nas")).toThrow(/2 folders on nas/);
+    expect(() => parseQuiet("quiet\nmaybe\n", 2, "nas")).toThrow(/maybe/);
   });
 });

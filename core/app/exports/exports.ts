@@ -41,6 +41,7 @@ import {
 } from "../../drivers/bundle/bundle.js";
 import { RemoteFs } from "../../infra/remote-fs.js";
 import { checkFile, type ChunkSums } from "../../drivers/bundle/chunks.js";
+import { DEFAULT_ABANDONED_QUIET_MS, sweepAbandoned, type AbandonedExport } from "./abandoned.js";
 import { finishPendingMerges } from "./merge.js";
 import { retireExports, type MergeReport, type Retired } from "./retire.js";
 import { cleanStaging, type CleanResult } from "./staging.js";
@@ -133,6 +134,8 @@ export interface VerifyResult {
 export interface PruneResult {
   readonly removed: readonly string[];
   readonly kept: readonly string[];
+  /** Unfinished exports a newer verified one superseded, untouched for the quiet time (abandoned.ts). */
+  readonly abandoned: readonly AbandonedExport[];
   /** Exports retention would remove but an unverified or unfinished one is built on: "base of …". */
   readonly held: readonly { folder: string; reason: string }[];
   /** Kept exports that took in the data of removed ones they were built on. */
@@ -380,10 +383,17 @@ export class Exports {
    * export of a VM is never removed, whatever `keep` says, and neither is anything that is not
    * verified (a partial one may be resumed; a corrupt one is evidence the person should see).
    * Only exports made by hand count: a schedule's copies are kept by the schedule (pruneCopies).
+   * Unfinished exports that a newer verified one superseded go too, once nothing has written to
+   * them for `quietMs` (default a day): they would never be resumed (abandoned.ts).
    */
   async prune(
     targetName: string,
-    options: { vmUuid?: string | undefined; keep?: number | undefined; dryRun: boolean },
+    options: {
+      vmUuid?: string | undefined;
+      keep?: number | undefined;
+      quietMs?: number | undefined;
+      dryRun: boolean;
+    },
   ): Promise<PruneResult> {
     const target = this.#deps.targets.get(targetName);
     const keep = options.keep ?? target.keep;
@@ -393,7 +403,19 @@ export class Exports {
         `Say how many exports per VM to keep (--keep N, at least 1) or set it on ${targetName}.`,
       );
     }
-    const all = await this.#scanSettled(target);
+    const swept = await sweepAbandoned(
+      this.#deps.targets.fsOf(target),
+      target,
+      await this.#scanSettled(target),
+      {
+        vmUuid: options.vmUuid,
+        scheduleId: null,
+        quietMs: options.quietMs ?? DEFAULT_ABANDONED_QUIET_MS,
+        dryRun: options.dryRun,
+      },
+    );
+    // Planned without them: what they were built on is no longer held for them.
+    const all = swept.rest;
     const entries = all.filter(
       (e) =>
         e.state === "verified" &&
@@ -417,6 +439,7 @@ export class Exports {
     return {
       removed: retired.removed.map((e) => e.folder),
       kept,
+      abandoned: swept.removed,
       held: retired.held,
       merged: retired.merged,
       dryRun: options.dryRun,
@@ -468,12 +491,25 @@ export class Exports {
   ): Promise<{
     removed: readonly string[];
     kept: readonly KeptCopy[];
+    abandoned: readonly AbandonedExport[];
     held: readonly { folder: string; reason: string }[];
     merged: readonly MergeReport[];
     dryRun: boolean;
   }> {
     const target = this.#deps.targets.get(targetName);
-    const entries = await this.#scanSettled(target);
+    // The VM's abandoned attempts go first, so that what they were built on is not held for them.
+    const swept = await sweepAbandoned(
+      this.#deps.targets.fsOf(target),
+      target,
+      await this.#scanSettled(target),
+      {
+        vmUuid: owner.vmUuid,
+        scheduleId: owner.id,
+        quietMs: DEFAULT_ABANDONED_QUIET_MS,
+        dryRun: options.dryRun,
+      },
+    );
+    const entries = swept.rest;
     const copies = entries.map(targetCopyOf);
     const wanted = applyTargetRetention(copies, policy, owner, this.#deps.now());
     // Back from copy to entry by the object itself: ids repeat across VM folders, so an id could
@@ -490,6 +526,7 @@ export class Exports {
     return {
       removed: retired.removed.map((e) => e.folder),
       kept: wanted.keep,
+      abandoned: swept.removed,
       held: retired.held,
       merged: retired.merged,
       dryRun: options.dryRun,

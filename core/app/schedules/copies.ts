@@ -227,7 +227,8 @@ export class ScheduleCopies {
       .pruneCopies(policy.target, { id: schedule.id, vmUuid: schedule.vmUuid }, policy.retention, {
         dryRun: false,
       })
-      .then((r) => ({ removed: r.removed, error: null }))
+      // An abandoned attempt the sweep removed is named with the copies it removed.
+      .then((r) => ({ removed: [...r.removed, ...r.abandoned.map((a) => a.folder)], error: null }))
       .catch((error: unknown) => ({ removed: [] as readonly string[], error: describeError(error) }));
     const reverified = await this.#reverifyOne(schedule, signal);
     return {

@@ -140,3 +140,38 @@ export function writesIntoTarget(run: {
 }): boolean {
   return run.streamed || (run.sourceIsLocal && run.targetKind === "dir" && run.bwlimitKiB === undefined);
 }
+
+/** An unfinished export on a target, with the VM folder it is in and when it started. */
+export interface UnfinishedOnTarget {
+  readonly id: string;
+  readonly folder: string;
+  readonly vmFolder: string;
+  readonly state: string;
+  readonly createdAt: string;
+  readonly job: unknown;
+}
+
+/**
+ * Unfinished exports nothing will finish: made by Snapkeep (they have its job record) and started
+ * before a verified export of the same VM. A nightly copy exports newer snapshots, so it never
+ * resumes such a copy, which still holds its space and keeps retention from removing the export it
+ * builds on. Each comes with the newest verified export that supersedes it. Whether something still
+ * writes to them (an export running now) is for the caller to check on the target.
+ */
+export function supersededPartials<E extends UnfinishedOnTarget>(
+  entries: readonly E[],
+): { readonly export: E; readonly by: E }[] {
+  const newest = new Map<string, E>();
+  for (const e of entries) {
+    const seen = newest.get(e.vmFolder);
+    if (e.state === "verified" && (seen === undefined || e.createdAt > seen.createdAt)) {
+      newest.set(e.vmFolder, e);
+    }
+  }
+  return entries.flatMap((e) => {
+    const by = newest.get(e.vmFolder);
+    return e.state === "partial" && e.job !== null && by !== undefined && e.createdAt < by.createdAt
+      ? [{ export: e, by }]
+      : [];
+  });
+}

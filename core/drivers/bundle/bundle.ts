@@ -174,6 +174,14 @@ export const jobSchema = z.object({
   disks: z.array(z.string()).min(1),
   /** The export a streamed one builds on (kept by retention while this one is written). */
   basis: z.string().regex(ID_PATTERN).optional(),
+  /**
+   * The schedule whose copy this is; absent when made by hand (or by a Snapkeep before 2026-12):
+   * an abandoned attempt is cleared by the retention of whoever made it (app/exports/abandoned.ts).
+   */
+  scheduleId: z
+    .string()
+    .regex(/^[a-z0-9]{8}$/)
+    .optional(),
 });
 export type ExportJob = z.infer<typeof jobSchema>;
 

@@ -63,3 +63,43 @@ export function parseFolderProbe(output: string, label: string): FolderProbe {
     freeBytes: Number(fields[1]) * 1024,
   };
 }
+
+/**
+ * Arguments: ROOT MINUTES FOLDER... (folders relative to ROOT, as the target's scan named them).
+ * Prints a line per folder: "quiet" when nothing in it (itself included) was written within the
+ * last MINUTES minutes, "busy" when something was or find failed, "-" when it is not a plain
+ * folder. `find -mmin` is in GNU findutils and BusyBox alike; no name from the target is printed.
+ */
+export const QUIET_SCRIPT = [
+  'cd -P -- "$1" || exit 1',
+  "m=$2; shift 2",
+  'for d in "$@"; do',
+  '  if [ -d "./$d" ] && [ ! -L "./$d" ]; then',
+  '    if found=$(find "./$d" -mmin "-$m" 2>/dev/null) && [ -z "$found" ]; then echo quiet; else echo busy; fi',
+  "  else",
+  "    echo -",
+  "  fi",
+  "done",
+].join("\n");
+
+export function quietArgs(root: string, minutes: number, folders: readonly string[]): string[] {
+  if (!Number.isInteger(minutes) || minutes < 1) {
+    throw new SnapkeepError(
+      "INVALID_INPUT",
+      `A quiet time of ${minutes} minutes is not a whole number of at least 1.`,
+    );
+  }
+  return ["sh", "-c", QUIET_SCRIPT, "snapkeep-quiet", root, String(minutes), ...folders];
+}
+
+/** QUIET_SCRIPT's answer: for each folder asked about, whether nothing wrote to it lately. */
+export function parseQuiet(output: string, count: number, label: string): boolean[] {
+  const lines = output.split("\n").filter((line) => line !== "");
+  if (lines.length !== count || lines.some((line) => line !== "quiet" && line !== "busy" && line !== "-")) {
+    throw new SnapkeepError(
+      "UNEXPECTED_OUTPUT",
+      `Checking when ${count === 1 ? "a folder" : `${count} folders`} on ${label} were last written printed "${output.slice(0, 120)}".`,
+    );
+  }
+  return lines.map((line) => line === "quiet");
+}

@@ -217,6 +217,7 @@ export function jobFile(
     snapshotTag: run.snapshot.tag,
     disks: run.disks.map((d) => d.target),
     ...(basis === undefined ? {} : { basis }),
+    ...(run.request.scheduleId === undefined ? {} : { scheduleId: run.request.scheduleId }),
   };
   return { path: posix.join(partial, "job.json"), content: `${JSON.stringify(job, null, 2)}\n` };
 }

@@ -13,10 +13,10 @@ import { formatBytes } from "../domain/bytes.js";
 import type { GuestExtent } from "../domain/plans/stream-plan.js";
 import type { LogicalVolume } from "../drivers/lvm/parse.js";
 import {
-  parseThinDelta,
-  parseThinDump,
   thinDeltaArgs,
   thinDumpArgs,
+  ThinReport,
+  ThinReportSink,
   ThinUnsupported,
   type ThinRanges,
 } from "../drivers/lvm/thin.js";
@@ -79,8 +79,13 @@ export async function thinChanges(
     throw new ThinUnsupported(`its thin pool ${b.vg}/${b.pool ?? "?"} is not listed`);
   }
   const argv = a === null ? thinDumpArgs(pool.dmPath, idOf(b)) : thinDeltaArgs(pool.dmPath, idOf(a), idOf(b));
+  // Read as it arrives: a fragmented volume's report is too long to hold as one string.
+  const report = new ThinReportSink(
+    new ThinReport(a === null ? { dump: idOf(b) } : { delta: [idOf(a), idOf(b)] }),
+  );
   const result = await runner.run(argv, {
     timeoutMs: THIN_TOOL_MS,
+    stdoutTo: report,
     ...(signal === undefined ? {} : { signal }),
   });
   if (result.code !== 0) {
@@ -88,8 +93,7 @@ export async function thinChanges(
       result.stderr.trim().split("\n").at(-1) || `thin_${argv[5] ?? "tools"} exited with ${result.code}`;
     throw new ThinUnsupported(said.replace(/^snapkeep: /, ""));
   }
-  const ranges =
-    a === null ? parseThinDump(result.stdout, idOf(b)) : parseThinDelta(result.stdout, idOf(a), idOf(b));
+  const ranges = report.result();
   return { clusterSize: THIN_CLUSTER, virtualSize: b.size, extents: extentsOf(ranges, b.size), commands: 2 };
 }
 

@@ -3,8 +3,16 @@
  * LVM test guest): the ranges a streamed export reads from a thin snapshot, and refusals of
  * anything else. test/lvm/lvm.test.ts runs the tools for real.
  */
+import { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
 import { describe, expect, it } from "vitest";
-import { parseThinDelta, parseThinDump, ThinUnsupported } from "../../core/drivers/lvm/thin.js";
+import {
+  parseThinDelta,
+  parseThinDump,
+  ThinReport,
+  ThinReportSink,
+  ThinUnsupported,
+} from "../../core/drivers/lvm/thin.js";
 import { extentsOf, externalOrigin } from "../../core/hypervisor/lvm-thin.js";
 import type { LogicalVolume } from "../../core/drivers/lvm/parse.js";
 
@@ -94,6 +102,61 @@ describe("thin_dump's report", () => {
         3,
       ),
     ).toThrow(/did not list device 3/);
+  });
+});
+
+describe("a report read as it arrives", () => {
+  /** The text in pieces of `size` bytes, through a real stream pipeline into the sink. */
+  async function streamed(text: string, size: number, report: ThinReport): Promise<ThinReportSink> {
+    const bytes = Buffer.from(text);
+    const pieces: Buffer[] = [];
+    for (let at = 0; at < bytes.length; at += size) {
+      pieces.push(bytes.subarray(at, at + size));
+    }
+    const sink = new ThinReportSink(report);
+    await pipeline(Readable.from(pieces), sink);
+    return sink;
+  }
+
+  it("gives what the whole text gives, however the output is cut", async () => {
+    for (const size of [1, 7, 64, 100_000]) {
+      expect((await streamed(DUMP, size, new ThinReport({ dump: 3 }))).result()).toEqual(
+        parseThinDump(DUMP, 3),
+      );
+      expect((await streamed(DELTA, size, new ThinReport({ delta: [2, 3] }))).result()).toEqual(
+        parseThinDelta(DELTA, 2, 3),
+      );
+    }
+  });
+
+  it("reads a fragmented volume's long report into few ranges, and sorts one out of order", async () => {
+    // 200,000 single blocks, every other one mapped, then the gaps filled from the end backwards.
+    const mappings: string[] = [];
+    for (let block = 0; block < 200_000; block += 2) {
+      mappings.push(`<single_mapping origin_block="${block}" data_block="${block}" time="1"/>`);
+    }
+    const text = (extra: readonly string[]): string =>
+      DUMP.replace(
+        /<single_mapping[^\n]*\n[^\n]*<range_mapping[^\n]*\n/,
+        `${[...mappings, ...extra].join("\n")}\n`,
+      );
+    const gappy = (await streamed(text([]), 65536, new ThinReport({ dump: 3 }))).result();
+    expect(gappy.ranges).toHaveLength(100_000);
+    const filled: string[] = [];
+    for (let block = 199_999; block > 0; block -= 2) {
+      filled.push(`<single_mapping origin_block="${block}" data_block="${block}" time="1"/>`);
+    }
+    const whole = (await streamed(text(filled), 65536, new ThinReport({ dump: 3 }))).result();
+    expect(whole.ranges).toEqual([{ offset: 0, length: 200_000 * 64 * KiB }]);
+  });
+
+  it("keeps a refusal as the answer and reads the rest, so the tool never waits on a full pipe", async () => {
+    const bad = DUMP.replace("<single_mapping", '<ref name="13"/>\n<single_mapping') + "x".repeat(1_000_000);
+    const sink = await streamed(bad, 4096, new ThinReport({ dump: 3 }));
+    expect(() => sink.result()).toThrow(/does not understand: <ref name="13"\/>/);
+    const long = `${DUMP.slice(0, 20)}${"y".repeat(10_000)}`;
+    const refused = await streamed(long, 1000, new ThinReport({ dump: 3 }));
+    expect(() => refused.result()).toThrow(/longer than any of its reports/);
   });
 });
 

@@ -13,6 +13,8 @@
  * else the tool's own status. A reservation left by a reader that was killed outright is
  * recognised by the root recorded beside the lock and released by the next reader.
  */
+import { Writable } from "node:stream";
+
 import { SnapkeepError } from "../../errors.js";
 
 export const THIN_MAPPINGS_SCRIPT = [
@@ -86,92 +88,175 @@ export class ThinUnsupported extends SnapkeepError {
 const ATTRS = String.raw`(?:\s+[a-z_]+="[^"<>]*")*`;
 const SUPERBLOCK = new RegExp(String.raw`^<superblock${ATTRS}>$`);
 const NUMBER = String.raw`"(\d{1,15})"`;
+const DIFF = new RegExp(`^<diff left=${NUMBER} right=${NUMBER}>$`);
+const DIFFERS = new RegExp(`^<(?:left_only|right_only|different) begin=${NUMBER} length=${NUMBER}/>$`);
+const SAME = /^<same begin="\d+" length="\d+"\/>$/;
+const DEVICE = new RegExp(`^<device dev_id=${NUMBER}${ATTRS}>$`);
+const SINGLE = new RegExp(`^<single_mapping origin_block=${NUMBER}${ATTRS}/>$`);
+const RANGE = new RegExp(
+  `^<range_mapping origin_begin=${NUMBER} data_begin="\\d+" length=${NUMBER}${ATTRS}/>$`,
+);
+/** Longer than any line the tools print; a longer one is not their report. */
+const MAX_LINE = 4096;
 
 /**
- * `thin_delta` between devices `older` and `newer` (thin-provisioning-tools 0.9, not verbose).
- * Every kind of difference counts as a changed range, read from the newer device: a block only the
- * older one maps (discarded since) reads as zeros there, so nothing depends on the tool telling
- * the kinds apart correctly.
+ * Reads `thin_delta` between devices `older` and `newer` (thin-provisioning-tools 0.9, not
+ * verbose), or `thin_dump --dev-id device`, a line at a time: the report of a large, fragmented
+ * volume runs to millions of lines, more than one string may hold, so it is never kept whole.
+ *
+ * thin_delta: every kind of difference counts as a changed range, read from the newer device: a
+ * block only the older one maps (discarded since) reads as zeros there, so nothing depends on the
+ * tool telling the kinds apart correctly. thin_dump: the device's mapped blocks (where their data
+ * lies is not needed).
  */
-export function parseThinDelta(text: string, older: number, newer: number): ThinRanges {
-  const blocks: { begin: number; length: number }[] = [];
-  let blockBytes: number | null = null;
-  let diffs = 0;
-  for (const line of lines(text)) {
-    let m: RegExpExecArray | null;
+export class ThinReport {
+  readonly #blocks = new BlockRanges();
+  #blockBytes: number | null = null;
+  #sections = 0;
+
+  constructor(
+    private readonly asked: { readonly delta: readonly [number, number] } | { readonly dump: number },
+  ) {}
+
+  /** One line of the report (surrounding space is ignored, blank lines too). */
+  line(raw: string): void {
+    const line = raw.trim();
+    if (line === "") {
+      return;
+    }
     if (SUPERBLOCK.test(line)) {
-      blockBytes = blockSize(line, blockBytes);
-    } else if ((m = new RegExp(`^<diff left=${NUMBER} right=${NUMBER}>$`).exec(line)) !== null) {
+      this.#blockBytes = blockSize(line, this.#blockBytes);
+      return;
+    }
+    if (
+      "delta" in this.asked ? this.#deltaLine(line, this.asked.delta) : this.#dumpLine(line, this.asked.dump)
+    ) {
+      return;
+    }
+    if (line !== "</superblock>") {
+      throw new ThinUnsupported(
+        `${"delta" in this.asked ? "thin_delta" : "thin_dump"} printed a line Snapkeep does not understand: ${line.slice(0, 120)}`,
+      );
+    }
+  }
+
+  /** The ranges, once every line was read; refuses a report that is not whole. */
+  finish(): ThinRanges {
+    if ("delta" in this.asked) {
+      if (this.#blockBytes === null || this.#sections !== 1) {
+        throw new ThinUnsupported("thin_delta's report is incomplete");
+      }
+    } else if (this.#blockBytes === null || this.#sections !== 1) {
+      throw new ThinUnsupported(
+        this.#sections === 0
+          ? `thin_dump did not list device ${this.asked.dump}`
+          : "thin_dump's report is incomplete",
+      );
+    }
+    return { blockBytes: this.#blockBytes, ranges: this.#blocks.ranges(this.#blockBytes) };
+  }
+
+  #deltaLine(line: string, [older, newer]: readonly [number, number]): boolean {
+    let m: RegExpExecArray | null;
+    if ((m = DIFF.exec(line)) !== null) {
       if (Number(m[1]) !== older || Number(m[2]) !== newer) {
         throw new ThinUnsupported(
           `thin_delta compared devices ${m[1]} and ${m[2]}, not ${older} and ${newer}`,
         );
       }
-      diffs++;
-    } else if (
-      (m = new RegExp(`^<(?:left_only|right_only|different) begin=${NUMBER} length=${NUMBER}/>$`).exec(
-        line,
-      )) !== null
-    ) {
-      blocks.push({ begin: Number(m[1]), length: Number(m[2]) });
-    } else if (
-      !/^<same begin="\d+" length="\d+"\/>$/.test(line) &&
-      line !== "</diff>" &&
-      line !== "</superblock>"
-    ) {
-      throw new ThinUnsupported(
-        `thin_delta printed a line Snapkeep does not understand: ${line.slice(0, 120)}`,
-      );
+      this.#sections++;
+    } else if ((m = DIFFERS.exec(line)) !== null) {
+      this.#blocks.add(Number(m[1]), Number(m[2]));
+    } else {
+      return SAME.test(line) || line === "</diff>";
     }
+    return true;
   }
-  if (blockBytes === null || diffs !== 1) {
-    throw new ThinUnsupported("thin_delta's report is incomplete");
-  }
-  return { blockBytes, ranges: merge(blocks, blockBytes) };
-}
 
-/** `thin_dump --dev-id device`: the device's mapped blocks (where their data lies is not needed). */
-export function parseThinDump(text: string, device: number): ThinRanges {
-  const blocks: { begin: number; length: number }[] = [];
-  let blockBytes: number | null = null;
-  let devices = 0;
-  for (const line of lines(text)) {
+  #dumpLine(line: string, device: number): boolean {
     let m: RegExpExecArray | null;
-    if (SUPERBLOCK.test(line)) {
-      blockBytes = blockSize(line, blockBytes);
-    } else if ((m = new RegExp(`^<device dev_id=${NUMBER}${ATTRS}>$`).exec(line)) !== null) {
+    if ((m = DEVICE.exec(line)) !== null) {
       if (Number(m[1]) !== device) {
         throw new ThinUnsupported(`thin_dump listed device ${m[1]}, not ${device}`);
       }
-      devices++;
-    } else if ((m = new RegExp(`^<single_mapping origin_block=${NUMBER}${ATTRS}/>$`).exec(line)) !== null) {
-      blocks.push({ begin: Number(m[1]), length: 1 });
-    } else if (
-      (m = new RegExp(
-        `^<range_mapping origin_begin=${NUMBER} data_begin="\\d+" length=${NUMBER}${ATTRS}/>$`,
-      ).exec(line)) !== null
-    ) {
-      blocks.push({ begin: Number(m[1]), length: Number(m[2]) });
-    } else if (line !== "</device>" && line !== "</superblock>") {
+      this.#sections++;
+    } else if ((m = SINGLE.exec(line)) !== null) {
+      this.#blocks.add(Number(m[1]), 1);
+    } else if ((m = RANGE.exec(line)) !== null) {
+      this.#blocks.add(Number(m[1]), Number(m[2]));
+    } else {
       // <def>/<ref> (shared subtrees) and anything newer: not understood, so not trusted.
-      throw new ThinUnsupported(
-        `thin_dump printed a line Snapkeep does not understand: ${line.slice(0, 120)}`,
-      );
+      return line === "</device>";
     }
+    return true;
   }
-  if (blockBytes === null || devices !== 1) {
-    throw new ThinUnsupported(
-      devices === 0 ? `thin_dump did not list device ${device}` : "thin_dump's report is incomplete",
-    );
-  }
-  return { blockBytes, ranges: merge(blocks, blockBytes) };
 }
 
-function lines(text: string): string[] {
-  return text
-    .split("\n")
-    .map((l) => l.trim())
-    .filter((l) => l !== "");
+/**
+ * Feeds a command's output to a ThinReport line by line, as it arrives (the runner's stdoutTo).
+ * A line the report refuses is kept as the answer and the rest of the output is read and dropped:
+ * a sink that failed would leave the tool blocked on a full pipe until its timeout.
+ */
+export class ThinReportSink extends Writable {
+  readonly #report: ThinReport;
+  #rest = "";
+  #failure: unknown = null;
+
+  constructor(report: ThinReport) {
+    super();
+    this.#report = report;
+  }
+
+  /** The ranges, or the report's refusal; once the command has ended. */
+  result(): ThinRanges {
+    if (this.#failure !== null) {
+      throw this.#failure;
+    }
+    return this.#report.finish();
+  }
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, done: () => void): void {
+    this.#take(() => {
+      const lines = (this.#rest + chunk.toString("latin1")).split("\n");
+      this.#rest = lines.pop() ?? "";
+      if (this.#rest.length > MAX_LINE) {
+        throw new ThinUnsupported("the tool printed a line longer than any of its reports has");
+      }
+      lines.forEach((line) => this.#report.line(line));
+    });
+    done();
+  }
+
+  override _final(done: () => void): void {
+    this.#take(() => this.#report.line(this.#rest));
+    this.#rest = "";
+    done();
+  }
+
+  #take(read: () => void): void {
+    if (this.#failure !== null) {
+      return;
+    }
+    try {
+      read();
+    } catch (error) {
+      this.#failure = error;
+    }
+  }
+}
+
+/** thin_delta's whole report, read at once (tests, small reports). */
+export function parseThinDelta(text: string, older: number, newer: number): ThinRanges {
+  const report = new ThinReport({ delta: [older, newer] });
+  text.split("\n").forEach((line) => report.line(line));
+  return report.finish();
+}
+
+/** thin_dump's whole report, read at once (tests, small reports). */
+export function parseThinDump(text: string, device: number): ThinRanges {
+  const report = new ThinReport({ dump: device });
+  text.split("\n").forEach((line) => report.line(line));
+  return report.finish();
 }
 
 /** data_block_size is in 512-byte sectors; one per report. */
@@ -183,21 +268,47 @@ function blockSize(line: string, seen: number | null): number {
   return Number(m[1]) * 512;
 }
 
-function merge(blocks: { begin: number; length: number }[], blockBytes: number): ThinRanges["ranges"] {
-  const sorted = blocks.filter((b) => b.length > 0).sort((a, b) => a.begin - b.begin);
-  const out: { offset: number; length: number }[] = [];
-  for (const b of sorted) {
-    const offset = b.begin * blockBytes;
-    const length = b.length * blockBytes;
-    const last = out.at(-1);
-    if (last !== undefined && offset <= last.offset + last.length) {
-      last.length = Math.max(last.length, offset + length - last.offset);
+/**
+ * Block ranges as they are listed, merged on the way while they come in order (the tools walk
+ * their trees in block order), so a fragmented volume's millions of lines make few ranges; out of
+ * order they are kept and sorted at the end.
+ */
+class BlockRanges {
+  readonly #merged: { begin: number; end: number }[] = [];
+  #sorted = true;
+
+  add(begin: number, length: number): void {
+    if (length <= 0) {
+      return;
+    }
+    const end = begin + length;
+    const last = this.#merged.at(-1);
+    if (last === undefined || begin > last.end) {
+      this.#merged.push({ begin, end });
+    } else if (begin >= last.begin) {
+      last.end = Math.max(last.end, end);
     } else {
-      out.push({ offset, length });
+      this.#sorted = false;
+      this.#merged.push({ begin, end });
     }
   }
-  if (out.some((r) => !Number.isSafeInteger(r.offset + r.length))) {
-    throw new ThinUnsupported("a range lies beyond any disk");
+
+  ranges(blockBytes: number): ThinRanges["ranges"] {
+    const blocks = this.#sorted ? this.#merged : [...this.#merged].sort((a, b) => a.begin - b.begin);
+    const out: { offset: number; length: number }[] = [];
+    for (const b of blocks) {
+      const offset = b.begin * blockBytes;
+      const length = (b.end - b.begin) * blockBytes;
+      const last = out.at(-1);
+      if (last !== undefined && offset <= last.offset + last.length) {
+        last.length = Math.max(last.length, offset + length - last.offset);
+      } else {
+        out.push({ offset, length });
+      }
+    }
+    if (out.some((r) => !Number.isSafeInteger(r.offset + r.length))) {
+      throw new ThinUnsupported("a range lies beyond any disk");
+    }
+    return out;
   }
-  return out;
 }

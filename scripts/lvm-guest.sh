@@ -268,13 +268,14 @@ domain_xml() {
 EOF
 }
 
+# Each step checked by hand: called as an `if` condition, the function runs without `set -e`.
 start_domain() {
   local dir="$1" port="$2" type="$3"
-  qemu-img create -q -f qcow2 -F qcow2 -b "$dir/root.qcow2" "$RUN_DIR/root.qcow2"
-  qemu-img create -q -f qcow2 "$RUN_DIR/lvm.qcow2" 2G
-  : >"$RUN_DIR/console.log"
-  domain_xml "$dir" "$port" "$type" >"$RUN_DIR/domain.xml"
-  virsh -q -c "$URI" create "$RUN_DIR/domain.xml" >/dev/null
+  qemu-img create -q -f qcow2 -F qcow2 -b "$dir/root.qcow2" "$RUN_DIR/root.qcow2" || return 1
+  qemu-img create -q -f qcow2 "$RUN_DIR/lvm.qcow2" 2G || return 1
+  : >"$RUN_DIR/console.log" || return 1
+  domain_xml "$dir" "$port" "$type" >"$RUN_DIR/domain.xml" || return 1
+  virsh -q -c "$URI" create "$RUN_DIR/domain.xml" >/dev/null || return 1
   log "booting $DOMAIN ($type), sshd forwarded to 127.0.0.1:$port"
 }
 
@@ -290,9 +291,16 @@ kernel_speaks() {
 guest_ssh() {
   local port="$1"
   shift
+  # ConnectTimeout covers the TCP connect only, which QEMU's port forward accepts at once even when
+  # the guest is stalled: the keepalives end a login that hangs half way.
   ssh -q -i "$(image_dir)/keys/id_ed25519" -o IdentitiesOnly=yes -o BatchMode=yes \
     -o HostKeyAlias=sk-lvm-guest -o UserKnownHostsFile="$(image_dir)/known_hosts" -o StrictHostKeyChecking=yes \
-    -o ConnectTimeout=5 -p "$port" root@127.0.0.1 "$@"
+    -o ConnectTimeout=5 -o ServerAliveInterval=5 -o ServerAliveCountMax=3 -p "$port" root@127.0.0.1 "$@"
+}
+
+# Whether the guest's setup unit has finished: one probe, never longer than 30 s.
+guest_ready() {
+  timeout 30 "$SELF" ssh-port "$1" test -e /run/sk-lvm-ready 2>/dev/null
 }
 
 # What the guest was doing when it did not get ready: the domain's state, the console's last lines
@@ -304,7 +312,7 @@ diagnose() {
   log "last console lines:"
   tail -25 "$RUN_DIR/console.log" >&2 || true
   log "inside the guest (if sshd answers):"
-  timeout 30 "$SELF" guest-diagnose "$port" >&2 || log "(no answer from the guest's sshd)"
+  timeout 30 "$SELF" guest-diagnose "$port" >&2 || log "(the guest's sshd did not answer in full within 30 s)"
 }
 
 # Boots the guest and waits for its setup unit. On a KVM host that hides CPU features (nested,
@@ -321,17 +329,27 @@ up() {
   attempts="${SNAPKEEP_LVM_BOOT_ATTEMPTS:-3}"
   limit="${SNAPKEEP_LVM_BOOT_TIMEOUT:-240}"
   mkdir -p "$RUN_DIR"
+  rm -f "$RUN_DIR"/console-attempt-*.log
   for attempt in $(seq 1 "$attempts"); do
     port="$(free_port)"
-    start_domain "$dir" "$port" "$type"
+    # A start that fails (the port taken meanwhile, a domain left over) is an attempt too.
+    if ! start_domain "$dir" "$port" "$type"; then
+      log "$DOMAIN did not start (attempt $attempt of $attempts)"
+      down
+      continue
+    fi
     if [ "$type" = kvm ] && [ -z "${SNAPKEEP_LVM_ACCEL:-}" ] && ! kernel_speaks 30; then
       log "no kernel output under KVM within 30 s; booting with software emulation (TCG) instead"
       down
       type=qemu
-      start_domain "$dir" "$port" "$type"
+      if ! start_domain "$dir" "$port" "$type"; then
+        log "$DOMAIN did not start under TCG (attempt $attempt of $attempts)"
+        down
+        continue
+      fi
     fi
     deadline=$((SECONDS + limit))
-    until guest_ssh "$port" test -e /run/sk-lvm-ready 2>/dev/null; do
+    until guest_ready "$port"; do
       if ! virsh -q -c "$URI" domstate "$DOMAIN" 2>/dev/null | grep -qx running; then
         log "$DOMAIN is not running while booting (attempt $attempt of $attempts)"
         break
@@ -342,7 +360,7 @@ up() {
       fi
       sleep 2
     done
-    if guest_ssh "$port" test -e /run/sk-lvm-ready 2>/dev/null; then
+    if guest_ready "$port"; then
       cat >"$RUN_DIR/guest.json" <<JSON
 {"domain":"$DOMAIN","host":"127.0.0.1","port":$port,"user":"root","identityFile":"$dir/keys/id_ed25519","hostFingerprint":"$(cat "$dir/host-fingerprint")","accel":"$type"}
 JSON
@@ -350,6 +368,8 @@ JSON
       return 0
     fi
     diagnose "$port"
+    # Kept for whoever reads a CI log after the run: `down` removes the console of the attempt.
+    cp "$RUN_DIR/console.log" "$RUN_DIR/console-attempt-$attempt.log" 2>/dev/null || true
     down
   done
   log "$DOMAIN did not get ready in $attempts attempts ($((SECONDS - started)) s)"
@@ -373,9 +393,15 @@ case "${1:-}" in
     ;;
   up) up ;;
   down) down ;;
+  ssh-port)
+    # Run by guest_ready (under `timeout`): a command in the guest reached on the given port.
+    port="$2"
+    shift 2
+    guest_ssh "$port" "$@" </dev/null
+    ;;
   guest-diagnose)
     # Run by diagnose (under `timeout`): the setup unit, the boot's journal and what runs.
-    guest_ssh "$2" 'systemctl status --no-pager -l sk-lvm-setup libvirtd 2>&1 | tail -30;
+    guest_ssh "$2" </dev/null 'systemctl status --no-pager -l sk-lvm-setup libvirtd 2>&1 | tail -30;
       journalctl -b --no-pager -o short-monotonic 2>&1 | tail -40;
       ps -eo pid,stat,etime,wchan:24,args --sort=start_time 2>&1 | tail -30'
     ;;
@@ -385,7 +411,7 @@ case "${1:-}" in
     guest_ssh "$port" "$@"
     ;;
   *)
-    echo "usage: $0 build|rootfs|up|down|ssh [CMD...]|guest-diagnose PORT" >&2
+    echo "usage: $0 build|rootfs|up|down|ssh [CMD...]|ssh-port PORT [CMD...]|guest-diagnose PORT" >&2
     exit 2
     ;;
 esac

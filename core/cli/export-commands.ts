@@ -289,8 +289,8 @@ export function registerExportCommands(
     .option("--keep <n>", "exports to keep per VM (default: the target's setting)", keepOption)
     .option(
       "--quiet-hours <n>",
-      "an unfinished export a newer one superseded goes when nothing wrote to it for this many hours (0: at once)",
-      numberOption("--quiet-hours", { min: 0, fraction: true }),
+      "an unfinished export a newer one superseded goes when nothing wrote to it for this many hours (at least 1)",
+      numberOption("--quiet-hours", { min: 1, fraction: true }),
       24,
     )
     .option("--dry-run", "only say what would be removed and merged")

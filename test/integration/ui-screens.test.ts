@@ -6,7 +6,15 @@
  * window, and never a native dialog. Screenshots of each view go to artifacts/screenshots/.
  */
 import { execFileSync, type ChildProcess } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -319,7 +327,11 @@ describe("the everyday screens at real size", () => {
         id: "20200101T000000Z-stale",
         startedAt: "2020-01-01T00:00:00.000Z",
         host: "local",
-        vmUuid: "5e1f0000-0000-4000-8000-000000000000",
+        vmUuid: (
+          JSON.parse(readFileSync(join(exportDir, vmFolder, olderId, "manifest.json"), "utf8")) as {
+            source: { vm: { uuid: string } };
+          }
+        ).source.vm.uuid,
         vmName: busy,
         snapshotTag: "stale",
         disks: ["vda"],

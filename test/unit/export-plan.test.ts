@@ -123,32 +123,54 @@ describe("the export plan", () => {
     expect(newestVerified([])).toBeUndefined();
   });
 
-  it("finds the unfinished exports a newer verified export of the same VM superseded", () => {
+  it("finds the unfinished exports a later verified export of the same VM, snapshot and disks supersedes", () => {
     const at = (day: number): string => `2026-12-0${day}T02:00:00.000Z`;
-    const entry = (id: string, vmFolder: string, state: string, day: number, job: unknown = null) => ({
+    const entry = (
+      id: string,
+      state: string,
+      day: number,
+      more: {
+        vmFolder?: string;
+        vmUuid?: string;
+        snapshotDay?: number;
+        disks?: string[];
+        ours?: boolean;
+      } = {},
+    ) => ({
       id,
-      folder: `${vmFolder}/${id}${state === "partial" ? ".partial" : ""}`,
-      vmFolder,
+      vmFolder: more.vmFolder ?? "web",
+      vmUuid: more.vmUuid ?? "u-web",
       state,
-      createdAt: at(day),
-      job,
+      startedAt: at(day),
+      snapshotAt: at(more.snapshotDay ?? day),
+      disks: more.disks ?? ["vda", "vdb"],
+      ours: more.ours ?? state === "partial",
     });
-    const job = { snapshotTag: "t" };
     const entries = [
-      entry("v1", "web", "verified", 1),
-      entry("p2", "web", "partial", 2, job),
-      entry("v3", "web", "verified", 3),
+      entry("v1", "verified", 1),
+      entry("p2", "partial", 2),
+      entry("v3", "verified", 3),
+      entry("v4", "verified", 4),
       // Started after the newest verified one: it may be running, or resumed next.
-      entry("p4", "web", "partial", 4, job),
+      entry("p5", "partial", 5),
       // No job record: not Snapkeep's to judge.
-      entry("p1", "web", "partial", 1),
-      // Another VM's newer export supersedes nothing here.
-      entry("q2", "db", "partial", 2, job),
-      entry("d5", "db", "corrupt", 5),
-      entry("u5", "db", "unverified", 5),
-      entry("v5", "mail", "verified", 5),
+      entry("p1", "partial", 1, { ours: false }),
+      // Another VM's exports, in its folder and under another UUID in this one.
+      entry("q2", "partial", 2, { vmFolder: "db", vmUuid: "u-db" }),
+      entry("d5", "corrupt", 5, { vmFolder: "db", vmUuid: "u-db" }),
+      entry("u5", "unverified", 5, { vmFolder: "db", vmUuid: "u-db" }),
+      entry("x3", "partial", 3, { vmUuid: "u-other" }),
+      entry("m5", "verified", 5, { vmFolder: "mail", vmUuid: "u-mail" }),
     ];
-    expect(supersededPartials(entries).map((c) => [c.export.id, c.by.id])).toEqual([["p2", "v3"]]);
+    expect(supersededPartials(entries).map((c) => [c.export.id, c.by.id])).toEqual([["p2", "v4"]]);
+    // A later export of an older snapshot, or of fewer disks, supersedes nothing.
+    const older = [
+      entry("p2", "partial", 2, { snapshotDay: 2 }),
+      entry("v3", "verified", 3, { snapshotDay: 1 }),
+    ];
+    expect(supersededPartials(older)).toEqual([]);
+    const fewer = [entry("p2", "partial", 2), entry("v3", "verified", 3, { disks: ["vda"] })];
+    expect(supersededPartials(fewer)).toEqual([]);
     expect(supersededPartials([])).toEqual([]);
   });
 

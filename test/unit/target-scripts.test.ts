@@ -8,8 +8,8 @@ import { LocalRunner } from "../../core/infra/runner/local.js";
 import {
   folderProbeArgs,
   parseFolderProbe,
-  parseQuiet,
-  quietArgs,
+  parseSweep,
+  sweepArgs,
 } from "../../core/drivers/sh/target-scripts.js";
 
 describe("a target folder's probe", () => {
@@ -56,8 +56,8 @@ describe("a target folder's probe", () => {
   });
 });
 
-describe("which unfinished export folders nothing wrote to lately", () => {
-  const root = mkdtempSync(join(tmpdir(), "snapkeep-quiet-"));
+describe("abandoned export folders, checked and removed in one command", () => {
+  const root = mkdtempSync(join(tmpdir(), "snapkeep-sweep-"));
   const runner = new LocalRunner();
   afterAll(() => rmSync(root, { recursive: true, force: true }));
 
@@ -72,33 +72,59 @@ describe("which unfinished export folders nothing wrote to lately", () => {
     }
   }
 
-  it("says quiet only when nothing in the folder, itself included, was written within the time", async () => {
+  it("removes only plain folders nothing in which was written within the time, links never followed", async () => {
     folder("vm-1/old.partial", ["vda.qcow2", "job.json"], "2 days ago");
     folder("vm-1/new.partial", ["vda.qcow2"], null);
     folder("vm-1/one-new-file.partial", ["vda.qcow2", "job.json"], "2 days ago");
     writeFileSync(join(root, "vm-1/one-new-file.partial/.vda.qcow2.Xy12"), "rsync at work");
     folder("vm-1/-rf $(touch pwned).partial", [], "2 days ago");
+    folder("elsewhere/kept.partial", ["vda.qcow2"], "2 days ago");
     symlinkSync(join(root, "vm-1/old.partial"), join(root, "vm-1/link.partial"));
+    symlinkSync(join(root, "elsewhere"), join(root, "vm-link"));
     const asked = [
-      "vm-1/old.partial",
-      "vm-1/new.partial",
-      "vm-1/one-new-file.partial",
-      "vm-1/-rf $(touch pwned).partial",
-      "vm-1/link.partial",
-      "vm-1/gone.partial",
+      { vmFolder: "vm-1", name: "old.partial" },
+      { vmFolder: "vm-1", name: "new.partial" },
+      { vmFolder: "vm-1", name: "one-new-file.partial" },
+      { vmFolder: "vm-1", name: "-rf $(touch pwned).partial" },
+      { vmFolder: "vm-1", name: "link.partial" },
+      { vmFolder: "vm-link", name: "kept.partial" },
+      { vmFolder: "vm-1", name: "gone.partial" },
     ];
-    const result = await runner.run(quietArgs(root, 24 * 60, asked));
-    expect(result.code).toBe(0);
-    expect(parseQuiet(result.stdout, asked.length, "nas")).toEqual([true, false, false, true, false, false]);
-    expect(result.stdout.split("\n")).toEqual(["quiet", "busy", "busy", "quiet", "-", "-", ""]);
+    const checked = await runner.run(sweepArgs(root, 24 * 60, "check", asked));
+    expect(checked.code).toBe(0);
+    expect(parseSweep(checked.stdout, asked.length, "nas")).toEqual([
+      "quiet",
+      "busy",
+      "busy",
+      "quiet",
+      "-",
+      "-",
+      "-",
+    ]);
+    expect(existsSync(join(root, "vm-1/old.partial"))).toBe(true);
+
+    const removed = await runner.run(sweepArgs(root, 24 * 60, "remove", asked));
+    expect(parseSweep(removed.stdout, asked.length, "nas")).toEqual([
+      "removed",
+      "busy",
+      "busy",
+      "removed",
+      "-",
+      "-",
+      "-",
+    ]);
+    expect(existsSync(join(root, "vm-1/old.partial"))).toBe(false);
+    expect(existsSync(join(root, "vm-1/new.partial/vda.qcow2"))).toBe(true);
+    expect(existsSync(join(root, "vm-1/one-new-file.partial/job.json"))).toBe(true);
+    expect(existsSync(join(root, "elsewhere/kept.partial/vda.qcow2"))).toBe(true);
     expect(existsSync(join(root, "pwned"))).toBe(false);
     expect(existsSync("pwned")).toBe(false);
   });
 
   it("refuses a quiet time that is not whole minutes, and answers it does not know", () => {
-    expect(() => quietArgs(root, 0, ["a"])).toThrow(/at least 1/);
-    expect(() => quietArgs(root, 1.5, ["a"])).toThrow(/whole number/);
-    expect(() => parseQuiet("quiet\n", 2, "nas")).toThrow(/2 folders on nas/);
-    expect(() => parseQuiet("quiet\nmaybe\n", 2, "nas")).toThrow(/maybe/);
+    expect(() => sweepArgs(root, 0, "check", [])).toThrow(/at least 1/);
+    expect(() => sweepArgs(root, 1.5, "check", [])).toThrow(/whole number/);
+    expect(() => parseSweep("quiet\n", 2, "nas")).toThrow(/2 unfinished exports on nas/);
+    expect(() => parseSweep("quiet\nmaybe\n", 2, "nas")).toThrow(/maybe/);
   });
 });

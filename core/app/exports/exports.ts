@@ -41,7 +41,7 @@ import {
 } from "../../drivers/bundle/bundle.js";
 import { RemoteFs } from "../../infra/remote-fs.js";
 import { checkFile, type ChunkSums } from "../../drivers/bundle/chunks.js";
-import { DEFAULT_ABANDONED_QUIET_MS, sweepAbandoned, type AbandonedExport } from "./abandoned.js";
+import { DEFAULT_ABANDONED_QUIET_MS, sweepAbandoned, type AbandonedExport, type Swept } from "./abandoned.js";
 import { finishPendingMerges } from "./merge.js";
 import { retireExports, type MergeReport, type Retired } from "./retire.js";
 import { cleanStaging, type CleanResult } from "./staging.js";
@@ -168,6 +168,8 @@ export class Exports {
   readonly #deps: ExportsDeps;
 
   #key: Uint8Array | undefined;
+  /** Exports under way in this process, per target and VM: a prune leaves their folders alone. */
+  readonly #exporting = new Map<string, number>();
 
   constructor(deps: ExportsDeps) {
     this.#deps = deps;
@@ -203,11 +205,25 @@ export class Exports {
       sleep: this.#deps.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms))),
       sealKey: () => this.#sealKey(),
     };
-    const { prepared, landed } = await land(request, start);
-    const manifest = exportManifest(prepared, landed.disks);
-    const folder = await finishExport(prepared, landed.disks, manifest).finally(() =>
-      prepared.progress.stop(),
-    );
+    const under = `${target.name}\0${vm.uuid}`;
+    this.#exporting.set(under, (this.#exporting.get(under) ?? 0) + 1);
+    let folder: string;
+    let prepared: PreparedExport;
+    let landed: Landed & { bytesRead: number | null };
+    let manifest: Manifest;
+    try {
+      ({ prepared, landed } = await land(request, start));
+      manifest = exportManifest(prepared, landed.disks);
+      const finishing = prepared;
+      folder = await finishExport(prepared, landed.disks, manifest).finally(() => finishing.progress.stop());
+    } finally {
+      const left = (this.#exporting.get(under) ?? 1) - 1;
+      if (left === 0) {
+        this.#exporting.delete(under);
+      } else {
+        this.#exporting.set(under, left);
+      }
+    }
     // The staged images are not needed any more; older exports beyond `keep` go at the same time.
     const keep = request.scheduleId === undefined ? (request.keep ?? target.keep) : undefined;
     const [, pruned] = await Promise.all([
@@ -403,17 +419,12 @@ export class Exports {
         `Say how many exports per VM to keep (--keep N, at least 1) or set it on ${targetName}.`,
       );
     }
-    const swept = await sweepAbandoned(
-      this.#deps.targets.fsOf(target),
-      target,
-      await this.#scanSettled(target),
-      {
-        vmUuid: options.vmUuid,
-        scheduleId: null,
-        quietMs: options.quietMs ?? DEFAULT_ABANDONED_QUIET_MS,
-        dryRun: options.dryRun,
-      },
-    );
+    const swept = await this.#sweep(target, {
+      vmUuid: options.vmUuid,
+      scheduleId: null,
+      quietMs: options.quietMs ?? DEFAULT_ABANDONED_QUIET_MS,
+      dryRun: options.dryRun,
+    });
     // Planned without them: what they were built on is no longer held for them.
     const all = swept.rest;
     const entries = all.filter(
@@ -440,7 +451,7 @@ export class Exports {
       removed: retired.removed.map((e) => e.folder),
       kept,
       abandoned: swept.removed,
-      held: retired.held,
+      held: [...swept.failed, ...retired.held],
       merged: retired.merged,
       dryRun: options.dryRun,
     };
@@ -498,17 +509,12 @@ export class Exports {
   }> {
     const target = this.#deps.targets.get(targetName);
     // The VM's abandoned attempts go first, so that what they were built on is not held for them.
-    const swept = await sweepAbandoned(
-      this.#deps.targets.fsOf(target),
-      target,
-      await this.#scanSettled(target),
-      {
-        vmUuid: owner.vmUuid,
-        scheduleId: owner.id,
-        quietMs: DEFAULT_ABANDONED_QUIET_MS,
-        dryRun: options.dryRun,
-      },
-    );
+    const swept = await this.#sweep(target, {
+      vmUuid: owner.vmUuid,
+      scheduleId: owner.id,
+      quietMs: DEFAULT_ABANDONED_QUIET_MS,
+      dryRun: options.dryRun,
+    });
     const entries = swept.rest;
     const copies = entries.map(targetCopyOf);
     const wanted = applyTargetRetention(copies, policy, owner, this.#deps.now());
@@ -527,13 +533,30 @@ export class Exports {
       removed: retired.removed.map((e) => e.folder),
       kept: wanted.keep,
       abandoned: swept.removed,
-      held: retired.held,
+      held: [...swept.failed, ...retired.held],
       merged: retired.merged,
       dryRun: options.dryRun,
     };
   }
 
   // ---- internals ---------------------------------------------------------------------------------
+
+  /** The target's exports, less the abandoned attempts cleared (abandoned.ts). */
+  async #sweep(
+    target: Target,
+    options: { vmUuid: string | undefined; scheduleId: string | null; quietMs: number; dryRun: boolean },
+  ): Promise<Swept> {
+    const exporting = new Set(
+      [...this.#exporting.keys()].flatMap((key) => {
+        const [name, uuid] = key.split("\0");
+        return name === target.name && uuid !== undefined ? [uuid] : [];
+      }),
+    );
+    return sweepAbandoned(this.#deps.targets.fsOf(target), target, await this.#scanSettled(target), {
+      ...options,
+      exporting,
+    });
+  }
 
   /** The exports, after finishing any merge an interruption left half renamed. */
   async #scanSettled(target: Target): Promise<ExportEntry[]> {

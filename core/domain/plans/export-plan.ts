@@ -141,37 +141,50 @@ export function writesIntoTarget(run: {
   return run.streamed || (run.sourceIsLocal && run.targetKind === "dir" && run.bwlimitKiB === undefined);
 }
 
-/** An unfinished export on a target, with the VM folder it is in and when it started. */
-export interface UnfinishedOnTarget {
+/** An export on a target as the sweep of abandoned attempts sees it (app/exports/abandoned.ts). */
+export interface SweptExport {
   readonly id: string;
-  readonly folder: string;
   readonly vmFolder: string;
+  readonly vmUuid: string;
   readonly state: string;
-  readonly createdAt: string;
-  readonly job: unknown;
+  /** When the export started. */
+  readonly startedAt: string;
+  /** When its snapshot was taken (the start, when an old job record does not say). */
+  readonly snapshotAt: string;
+  readonly disks: readonly string[];
+  /** Made by Snapkeep: an unfinished one has Snapkeep's job record. */
+  readonly ours: boolean;
 }
 
 /**
- * Unfinished exports nothing will finish: made by Snapkeep (they have its job record) and started
- * before a verified export of the same VM. A nightly copy exports newer snapshots, so it never
- * resumes such a copy, which still holds its space and keeps retention from removing the export it
- * builds on. Each comes with the newest verified export that supersedes it. Whether something still
- * writes to them (an export running now) is for the caller to check on the target.
+ * Unfinished exports nothing will finish: Snapkeep's, with a verified export of the same VM that
+ * started later, of the same or a newer snapshot, holding at least the same disks. A nightly copy
+ * exports newer snapshots, so it never resumes such an attempt, which still holds its space and
+ * keeps retention from removing the export it builds on. Each comes with the newest verified export
+ * that supersedes it. Whether something still writes to them (an export running now) is for the
+ * caller to check on the target.
  */
-export function supersededPartials<E extends UnfinishedOnTarget>(
+export function supersededPartials<E extends SweptExport>(
   entries: readonly E[],
 ): { readonly export: E; readonly by: E }[] {
-  const newest = new Map<string, E>();
-  for (const e of entries) {
-    const seen = newest.get(e.vmFolder);
-    if (e.state === "verified" && (seen === undefined || e.createdAt > seen.createdAt)) {
-      newest.set(e.vmFolder, e);
-    }
-  }
+  const verified = entries.filter((e) => e.state === "verified");
   return entries.flatMap((e) => {
-    const by = newest.get(e.vmFolder);
-    return e.state === "partial" && e.job !== null && by !== undefined && e.createdAt < by.createdAt
-      ? [{ export: e, by }]
-      : [];
+    if (e.state !== "partial" || !e.ours) {
+      return [];
+    }
+    const by = verified
+      .filter(
+        (v) =>
+          v.vmFolder === e.vmFolder &&
+          v.vmUuid === e.vmUuid &&
+          v.startedAt > e.startedAt &&
+          v.snapshotAt >= e.snapshotAt &&
+          e.disks.every((d) => v.disks.includes(d)),
+      )
+      .reduce<E | undefined>(
+        (newest, v) => (newest === undefined || v.startedAt > newest.startedAt ? v : newest),
+        undefined,
+      );
+    return by === undefined ? [] : [{ export: e, by }];
   });
 }

@@ -171,6 +171,8 @@ export const jobSchema = z.object({
   vmUuid: z.string(),
   vmName: z.string(),
   snapshotTag: z.string(),
+  /** When the snapshot was taken (absent from job records before 2026-12). */
+  snapshotCreatedAt: z.string().optional(),
   disks: z.array(z.string()).min(1),
   /** The export a streamed one builds on (kept by retention while this one is written). */
   basis: z.string().regex(ID_PATTERN).optional(),

@@ -65,41 +65,66 @@ export function parseFolderProbe(output: string, label: string): FolderProbe {
 }
 
 /**
- * Arguments: ROOT MINUTES FOLDER... (folders relative to ROOT, as the target's scan named them).
- * Prints a line per folder: "quiet" when nothing in it (itself included) was written within the
- * last MINUTES minutes, "busy" when something was or find failed, "-" when it is not a plain
- * folder. `find -mmin` is in GNU findutils and BusyBox alike; no name from the target is printed.
+ * Unfinished export folders checked for writes and, in "remove" mode, removed in the same command
+ * (no window between the check and the removal for an export to start writing there again).
+ * Arguments: ROOT MINUTES MODE [VM-FOLDER NAME]... with MODE "check" or "remove", the names as the
+ * target's scan gave them (Snapkeep's own patterns). A line per folder: "-" when either part is not
+ * a plain folder (a link is never followed); "busy" when something in it, itself included, was
+ * written within MINUTES minutes or find failed; else "quiet" (check), "removed" or "failed" (its
+ * error on stderr). `find -mmin` is in GNU findutils and BusyBox alike; no name is printed.
  */
-export const QUIET_SCRIPT = [
+export const SWEEP_SCRIPT = [
   'cd -P -- "$1" || exit 1',
-  "m=$2; shift 2",
-  'for d in "$@"; do',
-  '  if [ -d "./$d" ] && [ ! -L "./$d" ]; then',
-  '    if found=$(find "./$d" -mmin "-$m" 2>/dev/null) && [ -z "$found" ]; then echo quiet; else echo busy; fi',
+  "m=$2 mode=$3; shift 3",
+  'while [ "$#" -ge 2 ]; do',
+  '  d="./$1/$2"; shift 2',
+  '  if [ -d "${d%/*}" ] && [ ! -L "${d%/*}" ] && [ -d "$d" ] && [ ! -L "$d" ]; then',
+  '    if found=$(find "$d" -mmin "-$m" 2>/dev/null) && [ -z "$found" ]; then',
+  '      if [ "$mode" != remove ]; then echo quiet; elif rm -rf -- "$d"; then echo removed; else echo failed; fi',
+  "    else",
+  "      echo busy",
+  "    fi",
   "  else",
   "    echo -",
   "  fi",
   "done",
 ].join("\n");
 
-export function quietArgs(root: string, minutes: number, folders: readonly string[]): string[] {
+export type SweepAnswer = "quiet" | "busy" | "-" | "removed" | "failed";
+
+export function sweepArgs(
+  root: string,
+  minutes: number,
+  mode: "check" | "remove",
+  folders: readonly { readonly vmFolder: string; readonly name: string }[],
+): string[] {
   if (!Number.isInteger(minutes) || minutes < 1) {
     throw new SnapkeepError(
       "INVALID_INPUT",
       `A quiet time of ${minutes} minutes is not a whole number of at least 1.`,
     );
   }
-  return ["sh", "-c", QUIET_SCRIPT, "snapkeep-quiet", root, String(minutes), ...folders];
+  return [
+    "sh",
+    "-c",
+    SWEEP_SCRIPT,
+    "snapkeep-sweep",
+    root,
+    String(minutes),
+    mode,
+    ...folders.flatMap((f) => [f.vmFolder, f.name]),
+  ];
 }
 
-/** QUIET_SCRIPT's answer: for each folder asked about, whether nothing wrote to it lately. */
-export function parseQuiet(output: string, count: number, label: string): boolean[] {
+/** SWEEP_SCRIPT's answer, a word per folder asked about; anything else is refused. */
+export function parseSweep(output: string, count: number, label: string): SweepAnswer[] {
+  const words = new Set<string>(["quiet", "busy", "-", "removed", "failed"]);
   const lines = output.split("\n").filter((line) => line !== "");
-  if (lines.length !== count || lines.some((line) => line !== "quiet" && line !== "busy" && line !== "-")) {
+  if (lines.length !== count || lines.some((line) => !words.has(line))) {
     throw new SnapkeepError(
       "UNEXPECTED_OUTPUT",
-      `Checking when ${count === 1 ? "a folder" : `${count} folders`} on ${label} were last written printed "${output.slice(0, 120)}".`,
+      `Checking ${count === 1 ? "an unfinished export" : `${count} unfinished exports`} on ${label} printed "${output.slice(0, 120)}".`,
     );
   }
-  return lines.map((line) => line === "quiet");
+  return lines as SweepAnswer[];
 }

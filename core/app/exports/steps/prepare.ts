@@ -215,6 +215,7 @@ export function jobFile(
     vmUuid: run.vm.uuid,
     vmName: run.vm.name,
     snapshotTag: run.snapshot.tag,
+    snapshotCreatedAt: run.snapshot.createdAt,
     disks: run.disks.map((d) => d.target),
     ...(basis === undefined ? {} : { basis }),
     ...(run.request.scheduleId === undefined ? {} : { scheduleId: run.request.scheduleId }),

@@ -726,6 +726,8 @@ export interface ExportPrune extends ExportRemoval {
    * for a day: they would never be resumed, so they go too (with why, in words).
    */
   readonly abandoned: readonly { readonly folder: string; readonly reason: string }[];
+  /** Such exports the target could not check or remove: they stay, with why. */
+  readonly abandonedKept: readonly { readonly folder: string; readonly reason: string }[];
 }
 
 export interface TargetExports {

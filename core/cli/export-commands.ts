@@ -523,16 +523,22 @@ function formatEta(seconds: number): string {
   return s < 60 ? `${s}s` : `${Math.floor(s / 60)}m${String(s % 60).padStart(2, "0")}s`;
 }
 
-/** The unfinished exports a prune removed (or would), with why; empty when there were none. */
+/** The unfinished exports a prune removed (or would), and those it had to leave, with why. */
 function abandonedText(result: {
   abandoned: readonly { folder: string; reason: string }[];
+  abandonedKept: readonly { folder: string; reason: string }[];
   dryRun: boolean;
 }): string {
-  if (result.abandoned.length === 0) {
-    return "";
-  }
-  const lines = result.abandoned.map((a) => `  ${a.folder} (${a.reason})\n`).join("");
-  return `${result.dryRun ? "Would remove" : "Removed"} unfinished exports that will never be resumed:\n${lines}`;
+  const lines = (list: readonly { folder: string; reason: string }[]): string =>
+    list.map((a) => `  ${a.folder} (${a.reason})\n`).join("");
+  return (
+    (result.abandoned.length === 0
+      ? ""
+      : `${result.dryRun ? "Would remove" : "Removed"} unfinished exports that will never be resumed:\n${lines(result.abandoned)}`) +
+    (result.abandonedKept.length === 0
+      ? ""
+      : `Unfinished exports that will never be resumed, left where they are:\n${lines(result.abandonedKept)}`)
+  );
 }
 
 /** What prune and remove did (or would do): merges first, then removals, then what stays. */

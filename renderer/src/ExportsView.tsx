@@ -289,6 +289,13 @@ function PruneDialog({
               {plan.result.abandoned.map((a) => `${a.folder} (${a.reason})`).join("; ")}.
             </p>
           )}
+          {plan.result.abandonedKept.length > 0 && (
+            <p>
+              Cannot clear {plan.result.abandonedKept.length} unfinished{" "}
+              {plan.result.abandonedKept.length === 1 ? "export" : "exports"} that will never be resumed:{" "}
+              {plan.result.abandonedKept.map((a) => `${a.folder} (${a.reason})`).join("; ")}.
+            </p>
+          )}
           <MergesAndHolds plan={plan.result} />
         </div>
       )}

@@ -89,7 +89,7 @@ describe("clearing abandoned unfinished exports", () => {
 
     // This process exporting the VM to the target now: its attempts are not judged at all.
     const busy = await sweepAbandoned(fs, target, entries, { ...options, exporting: new Set([UUID]) });
-    expect(busy).toMatchObject({ removed: [], failed: [] });
+    expect(busy).toMatchObject({ removed: [], kept: [] });
     expect(existsSync(join(root, VM, "20261202T020000Z-old.partial"))).toBe(true);
 
     const done = await sweepAbandoned(fs, target, entries, options);
@@ -120,16 +120,18 @@ describe("clearing abandoned unfinished exports", () => {
     const lost = failing(() => Promise.reject(new Error("connection lost")));
     const gone = await sweepAbandoned(lost, target, entries, options);
     expect(gone.removed).toEqual([]);
-    expect(gone.failed).toEqual([
+    expect(gone.kept).toEqual([
       {
         folder: `${VM}/20261202T020000Z-kept.partial`,
-        reason: "abandoned, but it could not be removed: Error: connection lost",
+        reason: "it could not be checked: connection lost",
       },
     ]);
     expect(gone.rest).toHaveLength(3);
     const noise = failing(async () => ({ code: 0, stdout: "Welcome to the NAS\nremoved\n", stderr: "" }));
     expect((await sweepAbandoned(noise, target, entries, options)).removed).toEqual([]);
-    expect((await sweepAbandoned(noise, target, entries, { ...options, dryRun: true })).failed).toEqual([]);
+    // A dry run says so too: the person deciding sees that these could not be judged.
+    const dry = await sweepAbandoned(noise, target, entries, { ...options, dryRun: true });
+    expect(dry.kept.map((k) => k.reason)).toEqual(["it could not be checked: the target did not say why"]);
     expect(existsSync(join(root, VM, "20261202T020000Z-kept.partial"))).toBe(true);
   });
 });

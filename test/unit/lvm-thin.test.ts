@@ -73,7 +73,7 @@ describe("thin_delta's report", () => {
     ).toThrow(ThinUnsupported);
     expect(() =>
       parseThinDelta(DELTA.replace("</diff>", '</diff>\n<diff left="2" right="3">'), 2, 3),
-    ).toThrow(/incomplete/);
+    ).toThrow(/incomplete|out of its place/);
     expect(() => parseThinDelta("", 2, 3)).toThrow(/incomplete/);
     expect(() => parseThinDelta(DELTA.replace('begin="100"', 'begin="-1"'), 2, 3)).toThrow(
       /does not understand/,
@@ -94,6 +94,11 @@ describe("thin_dump's report", () => {
     expect(() =>
       parseThinDump(DUMP.replace("<single_mapping", '<ref name="13"/>\n<single_mapping'), 3),
     ).toThrow(/does not understand: <ref name="13"\/>/);
+    const noDevice = DUMP.split("\n")
+      .filter((l) => l.includes("superblock"))
+      .join("\n");
+    expect(() => parseThinDump(noDevice, 3)).toThrow(/did not list device 3/);
+    // Mappings outside a device, or a second superblock: not a report Snapkeep knows.
     expect(() =>
       parseThinDump(
         DUMP.split("\n")
@@ -101,7 +106,19 @@ describe("thin_dump's report", () => {
           .join("\n"),
         3,
       ),
-    ).toThrow(/did not list device 3/);
+    ).toThrow(/out of its place/);
+    expect(() => parseThinDump(`${DUMP}${DUMP}`, 3)).toThrow(/out of its place|given twice/);
+  });
+
+  it("refuses a report cut short, at any line: it would be fewer ranges, a wrong backup", () => {
+    const lines = DUMP.trimEnd().split("\n");
+    for (let n = 1; n < lines.length; n++) {
+      expect(() => parseThinDump(lines.slice(0, n).join("\n"), 3)).toThrow(ThinUnsupported);
+    }
+    const delta = DELTA.trimEnd().split("\n");
+    for (let n = 1; n < delta.length; n++) {
+      expect(() => parseThinDelta(delta.slice(0, n).join("\n"), 2, 3)).toThrow(ThinUnsupported);
+    }
   });
 });
 

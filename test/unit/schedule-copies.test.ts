@@ -73,7 +73,7 @@ describe("a schedule's copies, with the export engine stood in for", () => {
         events.push(`end ${request.vm}`);
         return { id: `export-${request.vm}`, bytesSent: 0 };
       },
-      pruneCopies: async () => ({ removed: [], kept: [], abandoned: [], dryRun: false }),
+      pruneCopies: async () => ({ removed: [], kept: [], abandoned: [], abandonedKept: [], dryRun: false }),
       copiesOn: async () => [],
       verify: async () => {
         throw new Error("nothing to verify");

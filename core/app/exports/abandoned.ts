@@ -10,6 +10,7 @@
  * The quiet time is at least an hour: an export that converts before it sends (the compressed
  * engine) claims its folder and may then not write there for as long as the conversion takes.
  */
+import { describeError } from "../../errors.js";
 import { supersededPartials, type SweptExport } from "../../domain/plans/export-plan.js";
 import type { Target } from "../../domain/settings.js";
 import type { ExportEntry } from "../../drivers/bundle/bundle.js";
@@ -30,8 +31,8 @@ export interface AbandonedExport {
 export interface Swept {
   /** Removed (or, in a dry run, to be removed). */
   readonly removed: AbandonedExport[];
-  /** Abandoned, but the target would not remove them: "could not be removed: …". */
-  readonly failed: { readonly folder: string; readonly reason: string }[];
+  /** Abandoned, but left where they are: the target could not check or remove them, and why. */
+  readonly kept: AbandonedExport[];
   /** The entries that stay, for the rest of the retention to plan with. */
   readonly rest: ExportEntry[];
 }
@@ -62,7 +63,7 @@ export async function sweepAbandoned(
       (c.export.entry.job?.scheduleId ?? null) === options.scheduleId,
   );
   if (candidates.length === 0) {
-    return { removed: [], failed: [], rest: [...entries] };
+    return { removed: [], kept: [], rest: [...entries] };
   }
   const minutes = Math.ceil(Math.max(MIN_QUIET_MS, options.quietMs) / 60_000);
   const folders = candidates.map((c) => ({
@@ -71,18 +72,20 @@ export async function sweepAbandoned(
   }));
   const answer = await fs
     .run(sweepArgs(target.path, minutes, options.dryRun ? "check" : "remove", folders), {
-      timeoutMs: QUICK_MS * 5,
+      // A removal deletes up to a disk image per folder.
+      timeoutMs: QUICK_MS * (5 + candidates.length),
     })
-    .catch((error: unknown) => ({ code: 1, stdout: "", stderr: String(error) }));
+    .catch((error: unknown) => ({ code: 1, stdout: "", stderr: describeError(error) }));
   let words: SweepAnswer[];
   try {
-    words = answer.code === 0 ? parseSweep(answer.stdout, candidates.length, fs.label) : [];
+    // Words printed before a failure stand: each folder's is printed once it is done.
+    words = parseSweep(answer.stdout, candidates.length, fs.label);
   } catch {
     words = [];
   }
-  const why = answer.stderr.trim().split("\n").at(-1) ?? "";
+  const why = answer.stderr.trim().split("\n").at(-1) || "the target did not say why";
   const removed: AbandonedExport[] = [];
-  const failed: { folder: string; reason: string }[] = [];
+  const kept: AbandonedExport[] = [];
   const gone = new Set<string>();
   for (const [i, c] of candidates.entries()) {
     const word = words[i];
@@ -93,14 +96,13 @@ export async function sweepAbandoned(
         folder,
         reason: `unfinished since ${startedAt(c.export.startedAt)}, superseded by ${c.by.id}, nothing written to it for ${describeQuiet(minutes)}`,
       });
-    } else if (word === "failed" || (word === undefined && !options.dryRun)) {
-      failed.push({
-        folder,
-        reason: `abandoned, but it could not be removed: ${why || "the target did not say why"}`,
-      });
+    } else if (word === "failed") {
+      kept.push({ folder, reason: `it could not be removed: ${why}` });
+    } else if (word === undefined) {
+      kept.push({ folder, reason: `it could not be checked: ${why}` });
     }
   }
-  return { removed, failed, rest: entries.filter((e) => !gone.has(e.folder)) };
+  return { removed, kept, rest: entries.filter((e) => !gone.has(e.folder)) };
 }
 
 type Viewed = SweptExport & { readonly entry: ExportEntry };

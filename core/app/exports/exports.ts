@@ -136,6 +136,8 @@ export interface PruneResult {
   readonly kept: readonly string[];
   /** Unfinished exports a newer verified one superseded, untouched for the quiet time (abandoned.ts). */
   readonly abandoned: readonly AbandonedExport[];
+  /** Such exports the target could not check or remove: they stay, and why. */
+  readonly abandonedKept: readonly AbandonedExport[];
   /** Exports retention would remove but an unverified or unfinished one is built on: "base of …". */
   readonly held: readonly { folder: string; reason: string }[];
   /** Kept exports that took in the data of removed ones they were built on. */
@@ -451,7 +453,8 @@ export class Exports {
       removed: retired.removed.map((e) => e.folder),
       kept,
       abandoned: swept.removed,
-      held: [...swept.failed, ...retired.held],
+      abandonedKept: swept.kept,
+      held: retired.held,
       merged: retired.merged,
       dryRun: options.dryRun,
     };
@@ -503,6 +506,7 @@ export class Exports {
     removed: readonly string[];
     kept: readonly KeptCopy[];
     abandoned: readonly AbandonedExport[];
+    abandonedKept: readonly AbandonedExport[];
     held: readonly { folder: string; reason: string }[];
     merged: readonly MergeReport[];
     dryRun: boolean;
@@ -533,7 +537,8 @@ export class Exports {
       removed: retired.removed.map((e) => e.folder),
       kept: wanted.keep,
       abandoned: swept.removed,
-      held: [...swept.failed, ...retired.held],
+      abandonedKept: swept.kept,
+      held: retired.held,
       merged: retired.merged,
       dryRun: options.dryRun,
     };
@@ -546,16 +551,15 @@ export class Exports {
     target: Target,
     options: { vmUuid: string | undefined; scheduleId: string | null; quietMs: number; dryRun: boolean },
   ): Promise<Swept> {
+    const entries = await this.#scanSettled(target);
+    // Taken after the scan: an export that started meanwhile may be resuming one of these folders.
     const exporting = new Set(
       [...this.#exporting.keys()].flatMap((key) => {
         const [name, uuid] = key.split("\0");
         return name === target.name && uuid !== undefined ? [uuid] : [];
       }),
     );
-    return sweepAbandoned(this.#deps.targets.fsOf(target), target, await this.#scanSettled(target), {
-      ...options,
-      exporting,
-    });
+    return sweepAbandoned(this.#deps.targets.fsOf(target), target, entries, { ...options, exporting });
   }
 
   /** The exports, after finishing any merge an interruption left half renamed. */

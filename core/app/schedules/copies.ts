@@ -227,8 +227,15 @@ export class ScheduleCopies {
       .pruneCopies(policy.target, { id: schedule.id, vmUuid: schedule.vmUuid }, policy.retention, {
         dryRun: false,
       })
-      // An abandoned attempt the sweep removed is named with the copies it removed.
-      .then((r) => ({ removed: [...r.removed, ...r.abandoned.map((a) => a.folder)], error: null }))
+      // An abandoned attempt the sweep removed is named with the copies it removed; one it could
+      // not remove is a pruning failure: it keeps its space until someone looks.
+      .then((r) => ({
+        removed: [...r.removed, ...r.abandoned.map((a) => a.folder)],
+        error:
+          r.abandonedKept.length === 0
+            ? null
+            : `an abandoned unfinished copy stays: ${r.abandonedKept.map((a) => `${a.folder} (${a.reason})`).join("; ")}`,
+      }))
       .catch((error: unknown) => ({ removed: [] as readonly string[], error: describeError(error) }));
     const reverified = await this.#reverifyOne(schedule, signal);
     return {

@@ -109,14 +109,22 @@ const MAX_LINE = 4096;
  * tool telling the kinds apart correctly. thin_dump: the device's mapped blocks (where their data
  * lies is not needed).
  */
+type Place = "start" | "superblock" | "section" | "end";
+
 export class ThinReport {
   readonly #blocks = new BlockRanges();
   #blockBytes: number | null = null;
   #sections = 0;
+  /** Where in the report: before it, in the superblock, in a diff or device, after it. */
+  #at: Place = "start";
 
   constructor(
     private readonly asked: { readonly delta: readonly [number, number] } | { readonly dump: number },
   ) {}
+
+  get #tool(): string {
+    return "delta" in this.asked ? "thin_delta" : "thin_dump";
+  }
 
   /** One line of the report (surrounding space is ignored, blank lines too). */
   line(raw: string): void {
@@ -125,35 +133,41 @@ export class ThinReport {
       return;
     }
     if (SUPERBLOCK.test(line)) {
+      this.#move("start", "superblock", line);
       this.#blockBytes = blockSize(line, this.#blockBytes);
-      return;
-    }
-    if (
-      "delta" in this.asked ? this.#deltaLine(line, this.asked.delta) : this.#dumpLine(line, this.asked.dump)
+    } else if (line === "</superblock>") {
+      this.#move("superblock", "end", line);
+    } else if (
+      !("delta" in this.asked
+        ? this.#deltaLine(line, this.asked.delta)
+        : this.#dumpLine(line, this.asked.dump))
     ) {
-      return;
-    }
-    if (line !== "</superblock>") {
       throw new ThinUnsupported(
-        `${"delta" in this.asked ? "thin_delta" : "thin_dump"} printed a line Snapkeep does not understand: ${line.slice(0, 120)}`,
+        `${this.#tool} printed a line Snapkeep does not understand: ${line.slice(0, 120)}`,
       );
     }
   }
 
-  /** The ranges, once every line was read; refuses a report that is not whole. */
+  /**
+   * The ranges, once every line was read; refuses a report that is not whole (one section, every
+   * element closed): a report cut short would be fewer ranges, and so a wrong backup.
+   */
   finish(): ThinRanges {
-    if ("delta" in this.asked) {
-      if (this.#blockBytes === null || this.#sections !== 1) {
-        throw new ThinUnsupported("thin_delta's report is incomplete");
-      }
-    } else if (this.#blockBytes === null || this.#sections !== 1) {
+    if (this.#blockBytes === null || this.#sections !== 1 || this.#at !== "end") {
       throw new ThinUnsupported(
-        this.#sections === 0
+        !("delta" in this.asked) && this.#sections === 0 && this.#at === "end"
           ? `thin_dump did not list device ${this.asked.dump}`
-          : "thin_dump's report is incomplete",
+          : `${this.#tool}'s report is incomplete`,
       );
     }
     return { blockBytes: this.#blockBytes, ranges: this.#blocks.ranges(this.#blockBytes) };
+  }
+
+  #move(from: Place, to: Place, line: string): void {
+    if (this.#at !== from) {
+      throw new ThinUnsupported(`${this.#tool} printed ${line.slice(0, 60)} out of its place in the report`);
+    }
+    this.#at = to;
   }
 
   #deltaLine(line: string, [older, newer]: readonly [number, number]): boolean {
@@ -164,11 +178,17 @@ export class ThinReport {
           `thin_delta compared devices ${m[1]} and ${m[2]}, not ${older} and ${newer}`,
         );
       }
+      this.#move("superblock", "section", line);
       this.#sections++;
     } else if ((m = DIFFERS.exec(line)) !== null) {
+      this.#move("section", "section", line);
       this.#blocks.add(Number(m[1]), Number(m[2]));
+    } else if (SAME.test(line)) {
+      this.#move("section", "section", line);
+    } else if (line === "</diff>") {
+      this.#move("section", "superblock", line);
     } else {
-      return SAME.test(line) || line === "</diff>";
+      return false;
     }
     return true;
   }
@@ -179,14 +199,19 @@ export class ThinReport {
       if (Number(m[1]) !== device) {
         throw new ThinUnsupported(`thin_dump listed device ${m[1]}, not ${device}`);
       }
+      this.#move("superblock", "section", line);
       this.#sections++;
     } else if ((m = SINGLE.exec(line)) !== null) {
+      this.#move("section", "section", line);
       this.#blocks.add(Number(m[1]), 1);
     } else if ((m = RANGE.exec(line)) !== null) {
+      this.#move("section", "section", line);
       this.#blocks.add(Number(m[1]), Number(m[2]));
+    } else if (line === "</device>") {
+      this.#move("section", "superblock", line);
     } else {
       // <def>/<ref> (shared subtrees) and anything newer: not understood, so not trusted.
-      return line === "</device>";
+      return false;
     }
     return true;
   }
@@ -207,8 +232,14 @@ export class ThinReportSink extends Writable {
     this.#report = report;
   }
 
-  /** The ranges, or the report's refusal; once the command has ended. */
+  /**
+   * The ranges, or the report's refusal; once the command has ended. A last line without its
+   * newline is read here when the stream's own end has not come yet (the runner may settle first);
+   * a report cut short lacks its closing elements and is refused by finish().
+   */
   result(): ThinRanges {
+    this.#take(() => this.#report.line(this.#rest));
+    this.#rest = "";
     if (this.#failure !== null) {
       throw this.#failure;
     }

@@ -68,25 +68,29 @@ export function parseFolderProbe(output: string, label: string): FolderProbe {
  * Unfinished export folders checked for writes and, in "remove" mode, removed in the same command
  * (no window between the check and the removal for an export to start writing there again).
  * Arguments: ROOT MINUTES MODE [VM-FOLDER NAME]... with MODE "check" or "remove", the names as the
- * target's scan gave them (Snapkeep's own patterns). A line per folder: "-" when either part is not
- * a plain folder (a link is never followed); "busy" when something in it, itself included, was
- * written within MINUTES minutes or find failed; else "quiet" (check), "removed" or "failed" (its
- * error on stderr). `find -mmin` is in GNU findutils and BusyBox alike; no name is printed.
+ * target's scan gave them (Snapkeep's own patterns). A line per folder, printed as each is done:
+ * "-" when either part is not a plain folder (each is entered with `cd -P` after the check, so a
+ * link swapped in meanwhile is not followed out of the target); "busy" when something in it,
+ * itself included, was written within MINUTES minutes or find failed; else "quiet" (check),
+ * "removed" or "failed" (rm's error on stderr). The job record goes last: a removal cut short
+ * leaves a folder still recognised as Snapkeep's unfinished export, which the next sweep takes.
+ * `find -mmin` is in GNU findutils and BusyBox alike; no name is printed.
  */
 export const SWEEP_SCRIPT = [
   'cd -P -- "$1" || exit 1',
   "m=$2 mode=$3; shift 3",
   'while [ "$#" -ge 2 ]; do',
-  '  d="./$1/$2"; shift 2',
-  '  if [ -d "${d%/*}" ] && [ ! -L "${d%/*}" ] && [ -d "$d" ] && [ ! -L "$d" ]; then',
-  '    if found=$(find "$d" -mmin "-$m" 2>/dev/null) && [ -z "$found" ]; then',
-  '      if [ "$mode" != remove ]; then echo quiet; elif rm -rf -- "$d"; then echo removed; else echo failed; fi',
+  "  (",
+  '    { [ -d "$1" ] && [ ! -L "$1" ] && cd -P -- "$1" && [ -d "$2" ] && [ ! -L "$2" ]; } || { echo -; exit 0; }',
+  '    if ! found=$(find "./$2" -mmin "-$m" 2>/dev/null) || [ -n "$found" ]; then echo busy; exit 0; fi',
+  '    [ "$mode" = remove ] || { echo quiet; exit 0; }',
+  `    if find "./$2" -mindepth 1 -maxdepth 1 ! -name job.json -exec rm -rf -- {} + && rm -f -- "./$2/job.json" && rmdir -- "./$2"; then`,
+  "      echo removed",
   "    else",
-  "      echo busy",
+  "      echo failed",
   "    fi",
-  "  else",
-  "    echo -",
-  "  fi",
+  "  )",
+  "  shift 2",
   "done",
 ].join("\n");
 
@@ -116,11 +120,15 @@ export function sweepArgs(
   ];
 }
 
-/** SWEEP_SCRIPT's answer, a word per folder asked about; anything else is refused. */
+/**
+ * SWEEP_SCRIPT's answer, a word per folder asked about, in order. A command cut short answers for
+ * the first folders only: those words stand, the rest are unknown (absent). Anything else is
+ * refused.
+ */
 export function parseSweep(output: string, count: number, label: string): SweepAnswer[] {
   const words = new Set<string>(["quiet", "busy", "-", "removed", "failed"]);
   const lines = output.split("\n").filter((line) => line !== "");
-  if (lines.length !== count || lines.some((line) => !words.has(line))) {
+  if (lines.length > count || lines.some((line) => !words.has(line))) {
     throw new SnapkeepError(
       "UNEXPECTED_OUTPUT",
       `Checking ${count === 1 ? "an unfinished export" : `${count} unfinished exports`} on ${label} printed "${output.slice(0, 120)}".`,

@@ -207,25 +207,18 @@ export class Exports {
       sleep: this.#deps.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms))),
       sealKey: () => this.#sealKey(),
     };
-    const under = `${target.name}\0${vm.uuid}`;
-    this.#exporting.set(under, (this.#exporting.get(under) ?? 0) + 1);
-    let folder: string;
-    let prepared: PreparedExport;
-    let landed: Landed & { bytesRead: number | null };
-    let manifest: Manifest;
-    try {
-      ({ prepared, landed } = await land(request, start));
-      manifest = exportManifest(prepared, landed.disks);
-      const finishing = prepared;
-      folder = await finishExport(prepared, landed.disks, manifest).finally(() => finishing.progress.stop());
-    } finally {
-      const left = (this.#exporting.get(under) ?? 1) - 1;
-      if (left === 0) {
-        this.#exporting.delete(under);
-      } else {
-        this.#exporting.set(under, left);
-      }
-    }
+    const { prepared, landed, manifest, folder } = await this.#whileExporting(
+      target.name,
+      vm.uuid,
+      async () => {
+        const { prepared, landed } = await land(request, start);
+        const manifest = exportManifest(prepared, landed.disks);
+        const folder = await finishExport(prepared, landed.disks, manifest).finally(() =>
+          prepared.progress.stop(),
+        );
+        return { prepared, landed, manifest, folder };
+      },
+    );
     // The staged images are not needed any more; older exports beyond `keep` go at the same time.
     const keep = request.scheduleId === undefined ? (request.keep ?? target.keep) : undefined;
     const [, pruned] = await Promise.all([
@@ -545,6 +538,22 @@ export class Exports {
   }
 
   // ---- internals ---------------------------------------------------------------------------------
+
+  /** Runs `work` counted as an export of the VM to the target under way (a prune leaves it alone). */
+  async #whileExporting<T>(targetName: string, vmUuid: string, work: () => Promise<T>): Promise<T> {
+    const key = `${targetName}\0${vmUuid}`;
+    this.#exporting.set(key, (this.#exporting.get(key) ?? 0) + 1);
+    try {
+      return await work();
+    } finally {
+      const left = (this.#exporting.get(key) ?? 1) - 1;
+      if (left === 0) {
+        this.#exporting.delete(key);
+      } else {
+        this.#exporting.set(key, left);
+      }
+    }
+  }
 
   /** The target's exports, less the abandoned attempts cleared (abandoned.ts). */
   async #sweep(
